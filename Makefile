@@ -1,0 +1,57 @@
+# Two commands matter: `make demo` and `make test`. Both run `make setup` first when needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_BIN := node_modules/@foundry-rs
+FORGE := $(NODE_BIN)/forge-linux-amd64/bin/forge
+export PATH := $(CURDIR)/$(NODE_BIN)/forge-linux-amd64/bin:$(CURDIR)/$(NODE_BIN)/anvil-linux-amd64/bin:$(CURDIR)/$(NODE_BIN)/cast-linux-amd64/bin:$(PATH)
+DATA ?= ../shared/data
+FOUNDRY_PROFILE ?= default
+export FOUNDRY_PROFILE
+
+.PHONY: setup test test-py test-forge lint format demo bench backtest gas clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy risk_engine
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test-forge: setup
+	$(FORGE) test
+
+test-py: setup
+	$(VENV)/bin/pytest -q
+
+test: lint test-forge test-py
+
+demo: setup
+	$(PY) -m scripts.demo
+
+bench: setup
+	$(PY) -m risk_engine.bench
+
+backtest: setup
+	$(PY) -m risk_engine.backtest --data $(DATA)
+
+gas: setup
+	$(FORGE) snapshot --match-path 'tests/contracts/gas/*'
+
+clean:
+	rm -rf out cache
