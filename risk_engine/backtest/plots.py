@@ -1,0 +1,51 @@
+"""Loss against IM over time, one figure per underlying (matplotlib, Agg backend: files only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: the backtest runs headless
+import matplotlib.pyplot as plt  # noqa: E402
+
+from risk_engine.backtest.results import CRASH_DAYS, BookSeries  # noqa: E402
+
+__all__ = ["plot_loss_vs_im"]
+
+
+def plot_loss_vs_im(series: Sequence[BookSeries], underlying: str, path: Path) -> Path:
+    """One panel per book: daily loss and IM, both as a fraction of gross notional.
+
+    Dividing by gross notional keeps 2017 and 2024 on one scale. IM exceedances are
+    marked in red; the crash days are dotted vertical lines.
+    """
+    rows = [s for s in series if s.underlying == underlying]
+    if not rows:
+        raise ValueError(f"no series for underlying {underlying!r}")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 2.2 * len(rows)), sharex=True)
+    axes_list = list(axes) if len(rows) > 1 else [axes]
+    for ax, s in zip(axes_list, rows, strict=True):
+        loss = 100.0 * s.loss / s.gross_notional
+        im = 100.0 * s.im / s.gross_notional
+        mm = 100.0 * s.mm / s.gross_notional
+        ax.plot(s.dates, loss, lw=0.5, color="tab:blue", label="loss next day")
+        ax.plot(s.dates, im, lw=0.9, color="tab:orange", label="IM")
+        ax.plot(s.dates, mm, lw=0.6, color="tab:green", ls="--", label="MM")
+        hit = s.loss > s.im
+        ax.scatter(s.dates[hit], loss[hit], s=12, color="red", zorder=3, label="IM exceeded")
+        for day in CRASH_DAYS:
+            ax.axvline(day, color="grey", lw=0.6, ls=":")
+        ax.set_ylabel("% of gross")
+        ax.set_title(
+            f"{s.underlying} {s.book}: {int(hit.sum())} IM exceedances / {s.dates.size} days",
+            fontsize=9,
+        )
+        ax.grid(alpha=0.3)
+    axes_list[0].legend(loc="upper left", fontsize=7, ncol=4)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
