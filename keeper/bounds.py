@@ -1,0 +1,285 @@
+"""The running bounds and liquidation numbers of docs/protocol.md §5-§6, in integer math.
+
+A reference of what the vault computes on chain (``libraries/MarginBounds.sol``), used by
+the keeper (to predict whether a withdrawal, trade or liquidation will pass) and by the
+shared vectors (``tests/vectors/bounds.json``). Rounding goes against the account: lower
+bounds toward -inf, upper bounds toward +inf, amounts an account pays up.
+
+All values are Python ints in the chain's units (WAD = 1e18 unless said otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+WAD = 10**18
+#: "cannot be liquidated on this leaf": a trivially valid upper bound (protocol §5).
+UNBOUNDED = 10**36
+
+
+def div_down(a: int, b: int) -> int:
+    """floor(a / b) for b > 0 (toward -inf, also for negative a)."""
+    return a // b
+
+
+def div_up(a: int, b: int) -> int:
+    """ceil(a / b) for b > 0 (toward +inf)."""
+    return -((-a) // b)
+
+
+def mul_wad_down(a: int, b: int) -> int:
+    return div_down(a * b, WAD)
+
+
+def mul_wad_up(a: int, b: int) -> int:
+    return div_up(a * b, WAD)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """``lo <= change of (equity - requirement) <= hi`` of one action, WAD USD."""
+
+    lo: int
+    hi: int
+
+
+def token_value_down(amount: int, price: int, decimals: int) -> int:
+    """``amount * price / 10**decimals`` rounded down (WAD USD)."""
+    return div_down(amount * price, 10**decimals)
+
+
+def token_value_up(amount: int, price: int, decimals: int) -> int:
+    """``amount * price / 10**decimals`` rounded up (WAD USD)."""
+    return div_up(amount * price, 10**decimals)
+
+
+def haircut_value_down(amount: int, price: int, decimals: int, down: int) -> int:
+    """``v * (1 - down)``: the value rounded down, then the haircut rounded down, in two
+    steps exactly as ``MarginBounds.haircutValueDown`` (each step rounds the same way, so
+    the result is still a lower bound)."""
+    return mul_wad_down(token_value_down(amount, price, decimals), WAD - down)
+
+
+def shocked_value_up(amount: int, price: int, decimals: int, up: int) -> int:
+    """``v * (1 + up)``, both steps rounded up (``MarginBounds.shockedValueUp``)."""
+    return mul_wad_up(token_value_up(amount, price, decimals), WAD + up)
+
+
+def deposit_bound(amount: int, price: int, decimals: int, down: int, up: int) -> Bound:
+    """Deposit of ``amount`` (token units) worth ``price`` (WAD USD per whole token)."""
+    return Bound(
+        lo=haircut_value_down(amount, price, decimals, down),
+        hi=shocked_value_up(amount, price, decimals, up),
+    )
+
+
+def withdraw_bound(amount: int, price: int, decimals: int, down: int, up: int) -> Bound:
+    """Withdrawal of ``amount``: the deposit bound mirrored."""
+    return Bound(
+        lo=-shocked_value_up(amount, price, decimals, up),
+        hi=-haircut_value_down(amount, price, decimals, down),
+    )
+
+
+def cash_bound(delta: int) -> Bound:
+    """Deposit (``delta > 0``) or withdrawal of cash, WAD USD: exact."""
+    return Bound(lo=delta, hi=delta)
+
+
+def trade_cash(size: int, price: int) -> int:
+    """Cash change of the account that gets ``size`` at ``price``: ``-size*price``, the
+    magnitude rounded up (against the buyer; the seller receives the same amount, which is
+    what keeps cash conserved)."""
+    amount = mul_wad_up(abs(size), price)
+    return -amount if size > 0 else amount
+
+
+def trade_bound(size: int, price: int, mark: int, loss_long: int, loss_short: int) -> Bound:
+    """Trade leg: the account gets ``size`` (signed, WAD units) at ``price``."""
+    cash = trade_cash(size, price)
+    loss_same, loss_opp = (loss_long, loss_short) if size > 0 else (loss_short, loss_long)
+    return Bound(
+        lo=mul_wad_down(size, mark) + cash - mul_wad_up(loss_same, abs(size)),
+        hi=mul_wad_up(size, mark) + cash + mul_wad_up(loss_opp, abs(size)),
+    )
+
+
+def im_surplus_lo(equity: int, im: int, leaf_cum_lo: int, cum_lo_now: int) -> int:
+    return (equity - im) + (cum_lo_now - leaf_cum_lo)
+
+
+def mm_surplus_hi(equity: int, mm: int, leaf_cum_hi: int, cum_hi_now: int) -> int:
+    return (equity - mm) + (cum_hi_now - leaf_cum_hi)
+
+
+def unattested_surplus_lo(
+    cash: int, balances: list[tuple[int, int, int, int]]
+) -> int:
+    """IM lower bound of an account without positions: ``cash + sum(x*p*(1-down))``.
+
+    ``balances`` = ``[(amount, price, decimals, down_shock), ...]``; each term rounds down.
+    """
+    return cash + sum(haircut_value_down(x, p, dec, down) for x, p, dec, down in balances)
+
+
+@dataclass(frozen=True)
+class Liquidation:
+    """The numbers of one liquidation (protocol §6), WAD USD."""
+
+    eq_lo: int
+    eq_hi: int
+    penalty: int
+    pay: int
+    fee: int
+    shortfall: int
+    covered: int
+    uncovered: int
+    net_cash_paid: int
+
+
+def liquidation(
+    *,
+    equity: int,
+    mm: int,
+    leaf_cum_lo: int,
+    leaf_cum_hi: int,
+    cum_lo_now: int,
+    cum_hi_now: int,
+    liquidation_penalty: int,
+    insurance_share: int,
+    insurance_fund: int,
+) -> Liquidation:
+    """Payment, fee and bad debt of liquidating an account with this leaf (protocol §6)."""
+    eq_lo = equity + (cum_lo_now - leaf_cum_lo)
+    eq_hi = equity + (cum_hi_now - leaf_cum_hi)
+    penalty = mul_wad_up(mm, liquidation_penalty)
+    pay = max(0, eq_lo - penalty)
+    fee = mul_wad_down(min(penalty, max(eq_lo, 0)), insurance_share)
+    shortfall = max(0, -eq_hi)
+    covered = min(shortfall, insurance_fund)
+    return Liquidation(
+        eq_lo=eq_lo,
+        eq_hi=eq_hi,
+        penalty=penalty,
+        pay=pay,
+        fee=fee,
+        shortfall=shortfall,
+        covered=covered,
+        uncovered=shortfall - covered,
+        net_cash_paid=pay + fee - covered,
+    )
+
+
+# ---------------------------------------------------------------------- shared vectors
+
+
+def _s(v: int) -> str:
+    return str(v)
+
+
+_TOKEN_CASES = [
+    # (amount, price, decimals, down, up)
+    (10**18, 3_000 * WAD, 18, 15 * 10**16, 20 * 10**16),
+    (123_456_789, 60_000 * WAD, 8, 12 * 10**16, 15 * 10**16),
+    (1, 3_333_333_333_333_333_333, 18, 333_333_333_333_333_333, 1),
+    (7, 1, 6, 0, 0),
+    (5 * 10**17, 1_000_000_000_000_000_001, 18, WAD, 3 * WAD),
+]
+_TRADE_CASES = [
+    # (size, price, mark, lossLong, lossShort)
+    (WAD, 60_000 * WAD, 60_100 * WAD, 9_000 * WAD, 9_600 * WAD),
+    (-(2 * WAD), 120 * WAD, 118 * WAD, 118 * WAD, 700 * WAD),
+    (3, 1, 2, 5, 7),
+    (-7, 333_333_333_333_333_333, 333_333_333_333_333_334, 1, 10**17 + 1),
+    (1_234_567_890_123_456_789, 2_999_999_999_999_999_999, 3_000 * WAD, 450 * WAD, 0),
+]
+_LIQ_CASES = [
+    # (equity, mm, leafCumLo, leafCumHi, cumLoNow, cumHiNow, penalty, share, fund)
+    (1_000 * WAD, 1_200 * WAD, 0, 0, -50 * WAD, 10 * WAD, 5 * 10**16, 5 * 10**17, 0),
+    (-500 * WAD, 800 * WAD, 5 * WAD, 9 * WAD, 5 * WAD, 9 * WAD, 10**17, 3 * 10**17, 200 * WAD),
+    (-500 * WAD, 800 * WAD, 0, 0, -7, 3, 10**17, 3 * 10**17, 10_000 * WAD),
+    (30 * WAD, 100 * WAD, 0, 0, 0, 0, 5 * 10**17, 10**17, 1),
+    (3, 7, 1, 2, 0, 5, 333_333_333_333_333_333, 666_666_666_666_666_667, 0),
+]
+
+
+def vector_cases() -> dict[str, Any]:
+    """The cases of ``tests/vectors/bounds.json``: inputs and expected outputs."""
+    tokens = []
+    for amount, price, dec, down, up in _TOKEN_CASES:
+        d = deposit_bound(amount, price, dec, down, up)
+        w = withdraw_bound(amount, price, dec, down, up)
+        tokens.append(
+            {
+                "amount": _s(amount),
+                "price": _s(price),
+                "decimals": _s(dec),
+                "downShock": _s(down),
+                "upShock": _s(up),
+                "depositLo": _s(d.lo),
+                "depositHi": _s(d.hi),
+                "withdrawLo": _s(w.lo),
+                "withdrawHi": _s(w.hi),
+            }
+        )
+    trades = []
+    for size, price, mark, ll, ls in _TRADE_CASES:
+        b = trade_bound(size, price, mark, ll, ls)
+        trades.append(
+            {
+                "size": _s(size),
+                "price": _s(price),
+                "mark": _s(mark),
+                "lossPerUnitLong": _s(ll),
+                "lossPerUnitShort": _s(ls),
+                "cash": _s(trade_cash(size, price)),
+                "lo": _s(b.lo),
+                "hi": _s(b.hi),
+            }
+        )
+    liqs = []
+    for eq, mm, lcl, lch, cl, ch, pen, share, fund in _LIQ_CASES:
+        r = liquidation(
+            equity=eq,
+            mm=mm,
+            leaf_cum_lo=lcl,
+            leaf_cum_hi=lch,
+            cum_lo_now=cl,
+            cum_hi_now=ch,
+            liquidation_penalty=pen,
+            insurance_share=share,
+            insurance_fund=fund,
+        )
+        liqs.append(
+            {
+                "equity": _s(eq),
+                "mm": _s(mm),
+                "leafCumLo": _s(lcl),
+                "leafCumHi": _s(lch),
+                "cumLoNow": _s(cl),
+                "cumHiNow": _s(ch),
+                "liquidationPenalty": _s(pen),
+                "insuranceShare": _s(share),
+                "insuranceFund": _s(fund),
+                "mmSurplusHi": _s(mm_surplus_hi(eq, mm, lch, ch)),
+                "eqLo": _s(r.eq_lo),
+                "eqHi": _s(r.eq_hi),
+                "penalty": _s(r.penalty),
+                "pay": _s(r.pay),
+                "fee": _s(r.fee),
+                "covered": _s(r.covered),
+                "uncovered": _s(r.uncovered),
+                "netCashPaid": _s(r.net_cash_paid),
+            }
+        )
+    return {
+        "WAD": _s(WAD),
+        "UNBOUNDED": _s(UNBOUNDED),
+        "nTokens": _s(len(tokens)),
+        "tokens": tokens,
+        "nTrades": _s(len(trades)),
+        "trades": trades,
+        "nLiquidations": _s(len(liqs)),
+        "liquidations": liqs,
+    }
