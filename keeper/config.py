@@ -1,0 +1,558 @@
+"""Typed keeper configuration: a TOML file plus environment overrides.
+
+The file holds everything that may be committed (URLs, intervals, fee caps, ports). Keys
+never come from a file: they come from ``PM_SIGNER_KEYS`` (comma-separated hex private
+keys) or from encrypted eth-account keystores (``PM_KEYSTORE``, comma-separated paths,
+decrypted with ``PM_KEYSTORE_PASSWORD``). A ``keys`` entry in the TOML file is an error,
+so that a key pasted into a committed file is refused rather than used.
+
+Environment overrides (each wins over the file):
+
+=========================  ===================================================
+``PM_RPC_URL``             ``chain.rpc_url``
+``PM_CHAIN_ID``            ``chain.chain_id``
+``PM_VAULT_ADDRESS``       ``chain.vault_address``
+``PM_DEPLOYMENTS_FILE``    ``chain.deployments_file``
+``PM_CONFIRMATIONS``       ``chain.confirmations``
+``PM_START_BLOCK``         ``chain.start_block``
+``PM_INTERVAL_SECONDS``    ``keeper.interval_seconds``
+``PM_EPOCH_MAX_AGE``       ``keeper.epoch_max_age_seconds``
+``PM_DATA_DIR``            ``keeper.data_dir``
+``PM_SIGNER_MODE``         ``signers.mode`` (``local`` / ``remote``)
+``PM_SIGNER_URLS``         ``signers.remote_urls`` (comma-separated)
+``PM_SIGNER_KEYS``         signer private keys (comma-separated hex)
+``PM_KEYSTORE``            keystore JSON paths (comma-separated)
+``PM_KEYSTORE_PASSWORD``   password of those keystores
+``PM_SENDER_KEY``          key that sends transactions (default: first signer key)
+``PM_MAX_FEE_GWEI``        ``fees.max_fee_gwei``
+``PM_API_HOST``            ``api.host``
+``PM_API_PORT``            ``api.port``
+``PM_FEED_KIND``           ``feed.kind`` (``sim`` / ``replay``)
+``PM_FEED_SEED``           ``feed.seed``
+``PM_FEED_PATH``           ``feed.path``
+``PM_METRICS_PORT``        ``metrics_port``
+=========================  ===================================================
+
+``load_config(path, env)`` returns a frozen :class:`Config` or raises
+:class:`~keeper.exceptions.ConfigError` naming the first bad field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from eth_account import Account
+from eth_utils import is_hex_address, to_checksum_address
+
+from keeper.exceptions import ConfigError
+
+__all__ = [
+    "ApiConfig",
+    "ChainConfig",
+    "Config",
+    "FeedConfig",
+    "FeesConfig",
+    "KeeperConfig",
+    "SignersConfig",
+    "load_config",
+    "parse_private_key",
+]
+
+SignerMode = Literal["local", "remote"]
+FeedKind = Literal["sim", "replay"]
+
+ANVIL_CHAIN_ID = 31337
+
+_SECTIONS = {"chain", "keeper", "signers", "fees", "api", "feed", "metrics_port"}
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Where the vault lives.
+
+    ``vault_address`` (checksummed) wins; otherwise ``deployments_file`` is a JSON file
+    written by the deploy script holding the address under ``"vault"`` or
+    ``"MarginVault"`` (top level or inside ``"contracts"``).
+    ``confirmations`` is the depth below the head at which the keeper reads state (0 on
+    Anvil, where blocks are final); ``start_block`` is where event indexing starts when the
+    deployments file does not say.
+    """
+
+    rpc_url: str
+    chain_id: int
+    vault_address: str | None = None
+    deployments_file: Path | None = None
+    confirmations: int = 0
+    start_block: int = 0
+
+    def resolve_vault_address(self) -> str:
+        """The vault address, from the config or the deployments file (checksummed)."""
+        if self.vault_address is not None:
+            return self.vault_address
+        if self.deployments_file is None:
+            raise ConfigError("chain.vault_address", "neither vault_address nor deployments_file")
+        try:
+            data = json.loads(self.deployments_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError("chain.deployments_file", f"cannot read: {exc}") from exc
+        for scope in (data, data.get("contracts", {}) if isinstance(data, dict) else {}):
+            if not isinstance(scope, dict):
+                continue
+            for name in ("vault", "MarginVault", "marginVault"):
+                value = scope.get(name)
+                if isinstance(value, dict):
+                    value = value.get("address")
+                if isinstance(value, str) and is_hex_address(value):
+                    return to_checksum_address(value)
+        raise ConfigError("chain.deployments_file", "no vault address ('vault' or 'MarginVault')")
+
+
+@dataclass(frozen=True)
+class KeeperConfig:
+    """Epoch loop: job interval (seconds), the oldest epoch the keeper tolerates before it
+    considers itself late (seconds, should be below the vault's ``maxAge``), and the data
+    directory (sqlite store, per-epoch JSON files)."""
+
+    interval_seconds: float = 1.0
+    epoch_max_age_seconds: int = 300
+    data_dir: Path = Path("var/keeper")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "keeper.sqlite"
+
+    @property
+    def epochs_dir(self) -> Path:
+        return self.data_dir / "epochs"
+
+
+@dataclass(frozen=True)
+class SignersConfig:
+    """Who signs epochs.
+
+    ``local``: this process holds the quorum's keys (``keys``, hex ``0x`` + 64).
+    ``remote``: separate signer processes at ``remote_urls`` sign and an aggregator here
+    collects their signatures; ``keys`` may be empty. ``sender_key`` pays for and sends
+    the transactions (defaults to the first signer key). Keys never appear in ``repr``.
+    """
+
+    mode: SignerMode = "local"
+    keys: tuple[str, ...] = field(default=(), repr=False)
+    remote_urls: tuple[str, ...] = ()
+    sender_key: str | None = field(default=None, repr=False)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Checksummed addresses of ``keys``, in the order given."""
+        return tuple(Account.from_key(k).address for k in self.keys)
+
+
+@dataclass(frozen=True)
+class FeesConfig:
+    """EIP-1559 fee policy. ``max_fee_gwei`` caps ``maxFeePerGas`` (the keeper refuses to
+    pay more); ``priority_fee_gwei`` is the tip; a transaction pending longer than
+    ``stuck_after_seconds`` is replaced with both fees raised by ``replacement_bump_pct``
+    percent (>= 10, the EIP-1559 replacement rule of geth and Anvil)."""
+
+    max_fee_gwei: float = 200.0
+    priority_fee_gwei: float = 1.0
+    replacement_bump_pct: float = 12.5
+    stuck_after_seconds: float = 30.0
+    receipt_timeout_seconds: float = 180.0
+
+    @property
+    def max_fee_wei(self) -> int:
+        return int(self.max_fee_gwei * 10**9)
+
+    @property
+    def priority_fee_wei(self) -> int:
+        return int(self.priority_fee_gwei * 10**9)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Proof API listen address (``port = 0`` picks a free port)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9545
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """Market feed: ``sim`` (seeded simulator, ``seed``) or ``replay`` (CSV directory in
+    the ../shared/data layout at ``path``). ``time_scale`` speeds up the simulator's
+    market clock (simulated seconds per clock second)."""
+
+    kind: FeedKind = "sim"
+    seed: int = 0
+    path: Path | None = None
+    time_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole keeper configuration. Build it with :func:`load_config`."""
+
+    chain: ChainConfig
+    keeper: KeeperConfig = KeeperConfig()
+    signers: SignersConfig = SignersConfig()
+    fees: FeesConfig = FeesConfig()
+    api: ApiConfig = ApiConfig()
+    feed: FeedConfig = FeedConfig()
+    metrics_port: int = 9108
+
+    @property
+    def sender_key(self) -> str:
+        """Private key that sends transactions: ``PM_SENDER_KEY`` or the first signer key."""
+        if self.signers.sender_key is not None:
+            return self.signers.sender_key
+        if not self.signers.keys:
+            raise ConfigError("signers.sender_key", "no sender key (set PM_SENDER_KEY)")
+        return self.signers.keys[0]
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_private_key(value: str, field_name: str) -> str:
+    """Normalise a hex private key to ``0x`` + 64 lowercase hex digits, or raise."""
+    text = value.strip().lower()
+    if text.startswith("0x"):
+        text = text[2:]
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        # Never echo the value: it may be a real key with a typo.
+        raise ConfigError(field_name, "not a 32-byte hex private key")
+    if int(text, 16) == 0:
+        raise ConfigError(field_name, "private key is zero")
+    return "0x" + text
+
+
+def _int(raw: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(raw, bool):
+        raise ConfigError(name, f"expected an integer, got {raw!r}")
+    if isinstance(raw, str):
+        try:
+            raw = int(raw.strip(), 0)
+        except ValueError:
+            raise ConfigError(name, f"expected an integer, got {raw!r}") from None
+    if not isinstance(raw, int):
+        raise ConfigError(name, f"expected an integer, got {raw!r}")
+    if minimum is not None and raw < minimum:
+        raise ConfigError(name, f"must be >= {minimum}, got {raw}")
+    if maximum is not None and raw > maximum:
+        raise ConfigError(name, f"must be <= {maximum}, got {raw}")
+    return raw
+
+
+def _float(
+    raw: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict_min: bool = False,
+) -> float:
+    if isinstance(raw, bool):
+        raise ConfigError(name, f"expected a number, got {raw!r}")
+    if isinstance(raw, str):
+        try:
+            raw = float(raw.strip())
+        except ValueError:
+            raise ConfigError(name, f"expected a number, got {raw!r}") from None
+    if not isinstance(raw, int | float):
+        raise ConfigError(name, f"expected a number, got {raw!r}")
+    value = float(raw)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(name, "must be finite")
+    if minimum is not None and (value <= minimum if strict_min else value < minimum):
+        raise ConfigError(name, f"must be {'>' if strict_min else '>='} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, f"must be <= {maximum}, got {value}")
+    return value
+
+
+def _str(raw: Any, name: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(name, f"expected a non-empty string, got {raw!r}")
+    return raw.strip()
+
+
+def _url(raw: Any, name: str, schemes: tuple[str, ...] = ("http", "https", "ws", "wss")) -> str:
+    text = _str(raw, name)
+    parsed = urlparse(text)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise ConfigError(name, f"expected a {'/'.join(schemes)} URL, got {text!r}")
+    return text
+
+
+def _address(raw: Any, name: str) -> str:
+    text = _str(raw, name)
+    if not is_hex_address(text):
+        raise ConfigError(name, f"not an address: {text!r}")
+    return to_checksum_address(text)
+
+
+def _port(raw: Any, name: str) -> int:
+    return _int(raw, name, minimum=0, maximum=65535)
+
+
+def _csv(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(name, "expected a table")
+    return dict(value)
+
+
+def _reject_unknown(table: Mapping[str, Any], section: str, known: set[str]) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                f"{section}.{key}", f"unknown key (known: {', '.join(sorted(known))})"
+            )
+
+
+def _load_keystores(paths: list[str], password: str | None) -> list[str]:
+    if password is None:
+        raise ConfigError("PM_KEYSTORE_PASSWORD", "PM_KEYSTORE is set but its password is not")
+    keys = []
+    for path in paths:
+        try:
+            blob = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError("PM_KEYSTORE", f"cannot read keystore {path}: {exc}") from exc
+        try:
+            raw = Account.decrypt(blob, password)
+        except ValueError as exc:
+            # eth-account raises ValueError("MAC mismatch") on a wrong password.
+            raise ConfigError("PM_KEYSTORE", f"cannot decrypt {path}: {exc}") from exc
+        keys.append("0x" + bytes(raw).hex())
+    return keys
+
+
+def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (TOML; optional) and apply the ``PM_*`` variables of ``env``.
+
+    ``env`` defaults to ``os.environ``; tests pass a dict. Raises
+    :class:`~keeper.exceptions.ConfigError` naming the first invalid field.
+    """
+    env = dict(os.environ if env is None else env)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
+    _reject_unknown(data, "config", _SECTIONS)
+
+    chain_t = _section(data, "chain")
+    keeper_t = _section(data, "keeper")
+    signers_t = _section(data, "signers")
+    fees_t = _section(data, "fees")
+    api_t = _section(data, "api")
+    feed_t = _section(data, "feed")
+
+    if "keys" in signers_t or "sender_key" in signers_t:
+        raise ConfigError(
+            "signers.keys",
+            "private keys are never read from a file; use PM_SIGNER_KEYS or PM_KEYSTORE",
+        )
+    _reject_unknown(
+        chain_t,
+        "chain",
+        {
+            "rpc_url",
+            "chain_id",
+            "vault_address",
+            "deployments_file",
+            "confirmations",
+            "start_block",
+        },
+    )
+    _reject_unknown(keeper_t, "keeper", {"interval_seconds", "epoch_max_age_seconds", "data_dir"})
+    _reject_unknown(signers_t, "signers", {"mode", "remote_urls"})
+    _reject_unknown(
+        fees_t,
+        "fees",
+        {
+            "max_fee_gwei",
+            "priority_fee_gwei",
+            "replacement_bump_pct",
+            "stuck_after_seconds",
+            "receipt_timeout_seconds",
+        },
+    )
+    _reject_unknown(api_t, "api", {"host", "port"})
+    _reject_unknown(feed_t, "feed", {"kind", "seed", "path", "time_scale"})
+
+    def pick(table: dict[str, Any], key: str, var: str) -> Any:
+        return env[var] if var in env else table.get(key)
+
+    # chain
+    rpc = pick(chain_t, "rpc_url", "PM_RPC_URL")
+    if rpc is None:
+        raise ConfigError("chain.rpc_url", "required (file or PM_RPC_URL)")
+    chain_id_raw = pick(chain_t, "chain_id", "PM_CHAIN_ID")
+    vault_raw = pick(chain_t, "vault_address", "PM_VAULT_ADDRESS")
+    dep_raw = pick(chain_t, "deployments_file", "PM_DEPLOYMENTS_FILE")
+    chain = ChainConfig(
+        rpc_url=_url(rpc, "chain.rpc_url"),
+        chain_id=_int(
+            ANVIL_CHAIN_ID if chain_id_raw is None else chain_id_raw, "chain.chain_id", minimum=1
+        ),
+        vault_address=None
+        if vault_raw in (None, "")
+        else _address(vault_raw, "chain.vault_address"),
+        deployments_file=None
+        if dep_raw in (None, "")
+        else Path(_str(dep_raw, "chain.deployments_file")),
+        confirmations=_int(
+            pick(chain_t, "confirmations", "PM_CONFIRMATIONS") or 0,
+            "chain.confirmations",
+            minimum=0,
+            maximum=1000,
+        ),
+        start_block=_int(
+            pick(chain_t, "start_block", "PM_START_BLOCK") or 0, "chain.start_block", minimum=0
+        ),
+    )
+
+    # keeper
+    interval = pick(keeper_t, "interval_seconds", "PM_INTERVAL_SECONDS")
+    max_age = pick(keeper_t, "epoch_max_age_seconds", "PM_EPOCH_MAX_AGE")
+    data_dir = pick(keeper_t, "data_dir", "PM_DATA_DIR")
+    keeper = KeeperConfig(
+        interval_seconds=_float(
+            1.0 if interval is None else interval,
+            "keeper.interval_seconds",
+            minimum=0.0,
+            maximum=86400.0,
+            strict_min=True,
+        ),
+        epoch_max_age_seconds=_int(
+            300 if max_age is None else max_age, "keeper.epoch_max_age_seconds", minimum=1
+        ),
+        data_dir=Path(_str(data_dir, "keeper.data_dir"))
+        if data_dir is not None
+        else KeeperConfig.data_dir,
+    )
+
+    # signers
+    mode = pick(signers_t, "mode", "PM_SIGNER_MODE") or "local"
+    if mode not in ("local", "remote"):
+        raise ConfigError("signers.mode", f"expected 'local' or 'remote', got {mode!r}")
+    urls_raw = env.get("PM_SIGNER_URLS")
+    urls_list: list[Any] = (
+        _csv(urls_raw) if urls_raw is not None else list(signers_t.get("remote_urls", []))
+    )
+    urls = tuple(
+        _url(u, f"signers.remote_urls[{i}]", ("http", "https")) for i, u in enumerate(urls_list)
+    )
+    keys: list[str] = []
+    if env.get("PM_SIGNER_KEYS"):
+        keys += [
+            parse_private_key(k, f"PM_SIGNER_KEYS[{i}]")
+            for i, k in enumerate(_csv(env["PM_SIGNER_KEYS"]))
+        ]
+    if env.get("PM_KEYSTORE"):
+        keys += _load_keystores(_csv(env["PM_KEYSTORE"]), env.get("PM_KEYSTORE_PASSWORD"))
+    addresses = [Account.from_key(k).address for k in keys]
+    if len(set(addresses)) != len(addresses):
+        raise ConfigError("signers.keys", "the same signer key is given twice")
+    if mode == "local" and not keys:
+        raise ConfigError("signers.keys", "mode 'local' needs keys (PM_SIGNER_KEYS or PM_KEYSTORE)")
+    if mode == "remote" and not urls:
+        raise ConfigError("signers.remote_urls", "mode 'remote' needs at least one signer URL")
+    sender = env.get("PM_SENDER_KEY")
+    signers = SignersConfig(
+        mode=mode,
+        keys=tuple(keys),
+        remote_urls=urls,
+        sender_key=parse_private_key(sender, "PM_SENDER_KEY") if sender else None,
+    )
+
+    # fees
+    max_fee = pick(fees_t, "max_fee_gwei", "PM_MAX_FEE_GWEI")
+    fees = FeesConfig(
+        max_fee_gwei=_float(
+            200.0 if max_fee is None else max_fee, "fees.max_fee_gwei", minimum=0.0, strict_min=True
+        ),
+        priority_fee_gwei=_float(
+            fees_t.get("priority_fee_gwei", 1.0), "fees.priority_fee_gwei", minimum=0.0
+        ),
+        # Below 10 % geth and Anvil reject the replacement ("replacement transaction underpriced").
+        replacement_bump_pct=_float(
+            fees_t.get("replacement_bump_pct", 12.5),
+            "fees.replacement_bump_pct",
+            minimum=10.0,
+            maximum=1000.0,
+        ),
+        stuck_after_seconds=_float(
+            fees_t.get("stuck_after_seconds", 30.0),
+            "fees.stuck_after_seconds",
+            minimum=0.0,
+            strict_min=True,
+        ),
+        receipt_timeout_seconds=_float(
+            fees_t.get("receipt_timeout_seconds", 180.0),
+            "fees.receipt_timeout_seconds",
+            minimum=0.0,
+            strict_min=True,
+        ),
+    )
+    if fees.priority_fee_gwei > fees.max_fee_gwei:
+        raise ConfigError("fees.priority_fee_gwei", "above fees.max_fee_gwei")
+
+    # api, feed, metrics
+    api_port = pick(api_t, "port", "PM_API_PORT")
+    api = ApiConfig(
+        host=_str(pick(api_t, "host", "PM_API_HOST") or ApiConfig.host, "api.host"),
+        port=_port(ApiConfig.port if api_port is None else api_port, "api.port"),
+    )
+    kind = pick(feed_t, "kind", "PM_FEED_KIND") or "sim"
+    if kind not in ("sim", "replay"):
+        raise ConfigError("feed.kind", f"expected 'sim' or 'replay', got {kind!r}")
+    seed = pick(feed_t, "seed", "PM_FEED_SEED")
+    feed_path = pick(feed_t, "path", "PM_FEED_PATH")
+    feed = FeedConfig(
+        kind=kind,
+        seed=_int(0 if seed is None else seed, "feed.seed", minimum=0),
+        path=None if feed_path in (None, "") else Path(_str(feed_path, "feed.path")),
+        time_scale=_float(
+            feed_t.get("time_scale", 1.0), "feed.time_scale", minimum=0.0, strict_min=True
+        ),
+    )
+    if feed.kind == "replay":
+        if feed.path is None:
+            raise ConfigError("feed.path", "feed kind 'replay' needs a data directory")
+        if not feed.path.is_dir():
+            raise ConfigError("feed.path", f"not a directory: {feed.path}")
+    metrics_raw = env.get("PM_METRICS_PORT", data.get("metrics_port", 9108))
+    metrics_port = _port(metrics_raw, "metrics_port")
+    if chain.vault_address is None and chain.deployments_file is None:
+        raise ConfigError(
+            "chain.vault_address",
+            "required: vault_address or deployments_file (or PM_VAULT_ADDRESS)",
+        )
+    return Config(
+        chain=chain,
+        keeper=keeper,
+        signers=signers,
+        fees=fees,
+        api=api,
+        feed=feed,
+        metrics_port=metrics_port,
+    )

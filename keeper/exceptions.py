@@ -1,0 +1,131 @@
+"""Errors of the keeper's infrastructure (config, feeds, store, transactions).
+
+All derive from :class:`keeper.errors.KeeperError`, the one root of every keeper error, so
+a caller can catch the whole keeper with one ``except``. Each error carries the value
+that failed (the field name, the epoch, the transaction hash) as attributes, not only in
+its message, so that a caller can branch on it and a log line can quote it.
+"""
+
+from __future__ import annotations
+
+from keeper.errors import KeeperError
+
+__all__ = [
+    "ChainMismatchError",
+    "ConfigError",
+    "EpochConflictError",
+    "FeeCapExceededError",
+    "FeedError",
+    "KeeperError",
+    "NonceError",
+    "RpcUnavailableError",
+    "SimulationError",
+    "StoreError",
+    "TxError",
+    "TxRevertedError",
+    "TxTimeoutError",
+]
+
+
+class ConfigError(KeeperError):
+    """A configuration value is missing or invalid; ``field`` names it (``chain.rpc_url``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class FeedError(KeeperError):
+    """The market feed cannot give a usable state.
+
+    ``field`` names the offending value (``BTC.spot``, ``ETH.smiles[0].atm_vol``,
+    ``tokens.GOV``) when one value is at fault, or ``None`` when the feed as a whole failed
+    (data exhausted, provider down). The keeper refuses the epoch and keeps the last good
+    one (DESIGN §7).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class StoreError(KeeperError):
+    """The sqlite store refused an operation or holds inconsistent data."""
+
+
+class EpochConflictError(StoreError):
+    """A second, different root was offered for an epoch number that already has one.
+
+    Posting two roots for one epoch would let two different sets of leaves be valid; the
+    store refuses the second one for ever (DESIGN §3, issue 5).
+    """
+
+    def __init__(self, epoch: int, stored_root: str, offered_root: str) -> None:
+        self.epoch = epoch
+        self.stored_root = stored_root
+        self.offered_root = offered_root
+        super().__init__(
+            f"epoch {epoch} already has root {stored_root}; refusing a different root {offered_root}"
+        )
+
+
+class ChainMismatchError(StoreError):
+    """The store belongs to another chain (other chain id, genesis block or vault).
+
+    Typically Anvil was restarted with an empty chain: the stored epochs and cursor no
+    longer describe this chain, and the keeper must not silently post over them.
+    """
+
+
+class TxError(KeeperError):
+    """A transaction could not be simulated, sent or confirmed."""
+
+
+class RpcUnavailableError(TxError):
+    """The RPC endpoint stayed unreachable after every retry of the backoff policy."""
+
+
+class SimulationError(TxError):
+    """``eth_call`` / ``eth_estimateGas`` says the transaction would revert; it was not sent.
+
+    ``data`` is the raw revert data (hex string, may be ``None``) for decoding against the
+    vault's ABI.
+    """
+
+    def __init__(self, message: str, *, data: str | None = None) -> None:
+        self.data = data
+        super().__init__(message)
+
+
+class TxRevertedError(TxError):
+    """The transaction was mined with status 0."""
+
+    def __init__(self, tx_hash: str, gas_used: int) -> None:
+        self.tx_hash = tx_hash
+        self.gas_used = gas_used
+        super().__init__(f"transaction {tx_hash} reverted (gas used {gas_used})")
+
+
+class TxTimeoutError(TxError):
+    """No receipt within the timeout; the transaction may still be pending under ``tx_hash``."""
+
+    def __init__(self, tx_hash: str, nonce: int, waited_seconds: float) -> None:
+        self.tx_hash = tx_hash
+        self.nonce = nonce
+        self.waited_seconds = waited_seconds
+        super().__init__(
+            f"transaction {tx_hash} (nonce {nonce}) not mined after {waited_seconds:.1f} s"
+        )
+
+
+class FeeCapExceededError(TxError):
+    """The fee the network needs is above the configured cap; nothing was sent."""
+
+    def __init__(self, needed_wei: int, cap_wei: int) -> None:
+        self.needed_wei = needed_wei
+        self.cap_wei = cap_wei
+        super().__init__(f"max fee per gas needed {needed_wei} wei is above the cap {cap_wei} wei")
+
+
+class NonceError(TxError):
+    """The node rejected our nonce even after a resync."""
