@@ -64,10 +64,90 @@ class VaultRevert(KeeperError):
 
 # What each vault error means, in words a trader or an operator can act on. Unit hints:
 # parameters listed in _WAD_PARAMS are printed as USD / WAD amounts next to the raw value.
-ERROR_DESCRIPTIONS: dict[str, str] = {}
+ERROR_DESCRIPTIONS: dict[str, str] = {
+    # configuration
+    "ZeroAddress": "an address argument is zero",
+    "InvalidQuorum": "quorum must be between 1 and the number of signers",
+    "TooManySigners": "the signer set is larger than the vault accepts",
+    "InvalidSignerSet": "a signer is the zero address or listed twice",
+    "InvalidRiskConfig": "risk config out of range (maxAge > 0, penalty and share <= 100%)",
+    "TokenAlreadyRegistered": "this token is already registered as collateral",
+    "TooManyTokens": "the collateral token table is full",
+    "InvalidToken": "token cannot be collateral (settlement token or unsupported decimals)",
+    "InvalidInstrument": "instrument spec invalid (perp: no strike/expiry; option: strike > 0 "
+    "and future expiry)",
+    # lookups
+    "UnknownToken": "token is not registered collateral",
+    "UnknownInstrument": "no instrument with this id",
+    "TokenNotPriced": "the current epoch has no price for this token",
+    # amounts
+    "ZeroAmount": "amount must be > 0",
+    "InsufficientBalance": "account holds less of the token than asked",
+    "InsufficientInsurance": "insurance fund holds less than asked",
+    # margin
+    "SafeMode": "no fresh attestation (older than maxAge): only deposits, repayments, "
+    "settlement and flat-account withdrawals work",
+    "InsufficientMargin": "IM surplus lower bound would be negative after this action",
+    "LeafAccountMismatch": "the ACCOUNT leaf is for another account",
+    "StaleStateNonce": "the ACCOUNT leaf is from before the account's last liquidation; "
+    "wait for the next epoch's leaf",
+    "InvalidAccountProof": "ACCOUNT leaf/proof does not verify against the current root "
+    "(wrong epoch?)",
+    "InvalidInstrumentProof": "INSTRUMENT leaf/proof does not verify against the current root",
+    "InstrumentLeafMismatch": "the INSTRUMENT leaf is for another instrument than the leg",
+    "TooManyPositions": "account has the maximum number of open positions",
+    # attestation
+    "InvalidSignature": "epoch signature at this index is malformed",
+    "UnknownSigner": "epoch signed by an address outside the current signer set",
+    "DuplicateSigner": "the same signer signed twice",
+    "SignersNotSorted": "epoch signatures must be sorted by signer address, strictly ascending",
+    "BelowQuorum": "fewer valid signatures than the quorum",
+    "WrongConfigVersion": "epoch signed for another signer-set version",
+    "EpochNotIncreasing": "epoch number must be greater than the last posted",
+    "InvalidSnapshotBlock": "snapshot block must be < the current block and >= the last "
+    "epoch's",
+    "TimestampBeforeLast": "epoch timestamp is before the last epoch's",
+    "TimestampInFuture": "epoch timestamp is too far ahead of the block time",
+    "StaleTimestamp": "epoch timestamp is older than maxAge",
+    "TokenTableMismatch": "epoch token table must list every registered token in "
+    "registration order",
+    "TokenCountMismatch": "epoch token table must have one entry per registered token",
+    "InvalidTokenPrice": "token price must be > 0 and downShock <= 100%",
+    "NotAPerp": "funding update for an instrument that is not a perp",
+    "NotAnOption": "settlement for an instrument that is not an option",
+    "NotExpired": "settlement for an option that has not expired at the epoch timestamp",
+    "SettlementAlreadySet": "settlement price already posted (it is final)",
+    "EmptyRoot": "epoch root is zero",
+    # quotes
+    "QuoteExpired": "quote deadline has passed",
+    "WrongTaker": "quote is reserved for another taker",
+    "SelfTrade": "maker and taker are the same account",
+    "NonceUsed": "quote nonce already filled or cancelled",
+    "InvalidQuoteSignature": "quote not signed by its maker",
+    "InvalidLegs": "need at least one leg and one INSTRUMENT proof per leg",
+    "ZeroSize": "a leg has size 0",
+    "InstrumentExpired": "cannot trade an expired option",
+    # settlement
+    "SettlementPriceNotSet": "option settlement price not posted yet",
+    "NoPosition": "account has no position in this instrument",
+    # liquidation
+    "SelfLiquidation": "an account cannot liquidate itself",
+    "AccountHealthy": "MM surplus upper bound is >= 0: the account is not liquidatable",
+    "LiquidationCostTooHigh": "liquidation would cost more net cash than maxCashOut",
+}
 
 #: Parameter names whose value is a WAD (1e18) fixed-point number (USD, price or fraction).
-_WAD_PARAMS: set[str] = set()
+_WAD_PARAMS: set[str] = {
+    "imSurplusLo",
+    "mmSurplusHi",
+    "netCashPaid",
+    "maxCashOut",
+    "price",
+    "downShock",
+    "strike",
+    "liquidationPenalty",
+    "insuranceShare",
+}
 
 _PANIC_CODES = {
     0x00: "generic compiler panic",
