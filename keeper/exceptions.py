@@ -65,7 +65,8 @@ class EpochConflictError(StoreError):
         self.stored_root = stored_root
         self.offered_root = offered_root
         super().__init__(
-            f"epoch {epoch} already has root {stored_root}; refusing a different root {offered_root}"
+            f"epoch {epoch} already has root {stored_root}; "
+            f"refusing a different root {offered_root}"
         )
 
 

@@ -1,0 +1,687 @@
+"""The keeper's durable state: one sqlite file (WAL mode) that survives restarts.
+
+What it holds and why:
+
+- ``epochs``: one row per epoch number with its ONE root. :meth:`Store.reserve_epoch`
+  is the only way to create it and refuses a different root for an existing number
+  (:class:`~keeper.exceptions.EpochConflictError`), inside an ``IMMEDIATE`` transaction
+  so that two keeper processes cannot race. Status moves forward only:
+  ``built -> signed -> sent -> mined``, and ``failed`` from any non-final state (a failed
+  epoch may be sent again with the same root: ``failed -> sent``).
+- ``market_snapshots``: the market JSON each epoch was computed from (``keeper verify``
+  recomputes the root from it).
+- ``leaves``: per epoch, each ACCOUNT / INSTRUMENT leaf's fields, hash and proof.
+- ``transactions``: every transaction sent (hash, nonce, fees, status, ``replaced_by``).
+- ``cursors``: the event indexer's last block and its hash (reorg detection).
+- ``chain_binding``: chain id, genesis hash and vault this store belongs to; a different
+  chain (Anvil restarted empty) raises :class:`~keeper.exceptions.ChainMismatchError`.
+
+Integers above 2**63 (WAD amounts, int256) are stored and served as decimal strings.
+The schema version is sqlite's ``user_version``; :data:`MIGRATIONS` upgrades an older
+file in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from keeper.exceptions import ChainMismatchError, EpochConflictError, StoreError
+
+__all__ = [
+    "EPOCH_STATUSES",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "TX_STATUSES",
+    "Cursor",
+    "EpochRecord",
+    "LeafRecord",
+    "Store",
+    "TxRecord",
+]
+
+EpochStatus = Literal["built", "signed", "sent", "mined", "failed"]
+TxStatus = Literal["pending", "mined", "reverted", "replaced", "dropped"]
+LeafKind = Literal["account", "instrument"]
+
+EPOCH_STATUSES: tuple[str, ...] = ("built", "signed", "sent", "mined", "failed")
+TX_STATUSES: tuple[str, ...] = ("pending", "mined", "reverted", "replaced", "dropped")
+
+#: Allowed epoch status transitions (same status again is a no-op, always allowed).
+_EPOCH_NEXT: dict[str, set[str]] = {
+    "built": {"signed", "failed"},
+    "signed": {"sent", "failed"},
+    "sent": {"mined", "failed"},
+    "failed": {"sent", "signed"},
+    "mined": set(),  # final: the root is on chain
+}
+
+MIGRATIONS: tuple[str, ...] = (
+    # v1
+    """
+    CREATE TABLE epochs (
+        number          INTEGER PRIMARY KEY,
+        root            TEXT    NOT NULL,
+        snapshot_block  INTEGER NOT NULL,
+        timestamp       INTEGER NOT NULL,
+        status          TEXT    NOT NULL CHECK (status IN
+                                ('built','signed','sent','mined','failed')),
+        tx_hash         TEXT,
+        header_json     TEXT,
+        signatures_json TEXT,
+        reason          TEXT,
+        created_at      REAL    NOT NULL,
+        updated_at      REAL    NOT NULL
+    );
+    CREATE TABLE market_snapshots (
+        epoch INTEGER PRIMARY KEY REFERENCES epochs(number),
+        json  TEXT NOT NULL
+    );
+    CREATE TABLE leaves (
+        epoch       INTEGER NOT NULL REFERENCES epochs(number),
+        kind        TEXT    NOT NULL CHECK (kind IN ('account','instrument')),
+        key         TEXT    NOT NULL,
+        fields_json TEXT    NOT NULL,
+        leaf_hash   TEXT    NOT NULL,
+        proof_json  TEXT    NOT NULL,
+        PRIMARY KEY (epoch, kind, key)
+    );
+    CREATE TABLE transactions (
+        hash                     TEXT PRIMARY KEY,
+        sender                   TEXT    NOT NULL,
+        nonce                    INTEGER NOT NULL,
+        purpose                  TEXT    NOT NULL,
+        epoch                    INTEGER,
+        max_fee_per_gas          TEXT    NOT NULL,
+        max_priority_fee_per_gas TEXT    NOT NULL,
+        gas_limit                INTEGER NOT NULL,
+        status                   TEXT    NOT NULL CHECK (status IN
+                                 ('pending','mined','reverted','replaced','dropped')),
+        replaced_by              TEXT,
+        block_number             INTEGER,
+        gas_used                 INTEGER,
+        effective_gas_price      TEXT,
+        error                    TEXT,
+        created_at               REAL    NOT NULL,
+        updated_at               REAL    NOT NULL
+    );
+    CREATE INDEX transactions_by_sender_nonce ON transactions (sender, nonce);
+    CREATE TABLE cursors (
+        name         TEXT PRIMARY KEY,
+        block_number INTEGER NOT NULL,
+        block_hash   TEXT    NOT NULL,
+        updated_at   REAL    NOT NULL
+    );
+    CREATE TABLE chain_binding (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        chain_id     INTEGER NOT NULL,
+        genesis_hash TEXT    NOT NULL,
+        vault        TEXT    NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _norm_hex(value: str, name: str) -> str:
+    text = value.lower()
+    if not text.startswith("0x"):
+        text = "0x" + text
+    try:
+        int(text, 16)
+    except ValueError:
+        raise StoreError(f"{name} is not hex: {value!r}") from None
+    return text
+
+
+def _jsonable(value: Any) -> Any:
+    """Ints become decimal strings (full precision for any JSON client)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One stored epoch. ``root`` and hashes are lowercase ``0x`` hex."""
+
+    number: int
+    root: str
+    snapshot_block: int
+    timestamp: int
+    status: str
+    tx_hash: str | None
+    header: Mapping[str, Any] | None
+    signatures: tuple[str, ...]
+    reason: str | None
+    created_at: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.number,
+            "root": self.root,
+            "snapshotBlock": self.snapshot_block,
+            "timestamp": self.timestamp,
+            "status": self.status,
+            "txHash": self.tx_hash,
+            "header": self.header,
+            "signatures": list(self.signatures),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class LeafRecord:
+    """One leaf of an epoch's tree.
+
+    ``kind`` is ``"account"`` (``key`` = lowercase address) or ``"instrument"`` (``key`` =
+    the instrument id in decimal). ``fields`` are the leaf's values by protocol name
+    (``stateNonce``, ``cumLo``, ``equity``...; integers as ``int`` or decimal strings),
+    ``leaf_hash`` the double-hashed leaf and ``proof`` the sibling hashes, all ``0x`` hex.
+    """
+
+    kind: str
+    key: str
+    fields: Mapping[str, Any]
+    leaf_hash: str
+    proof: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "fields": _jsonable(dict(self.fields)),
+            "leaf": self.leaf_hash,
+            "proof": list(self.proof),
+        }
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    """One transaction as sent. Fees in wei."""
+
+    hash: str
+    sender: str
+    nonce: int
+    purpose: str
+    epoch: int | None
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    gas_limit: int
+    status: str = "pending"
+    replaced_by: str | None = None
+    block_number: int | None = None
+    gas_used: int | None = None
+    effective_gas_price: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Indexer position: last processed block and its hash (to detect a reorg)."""
+
+    name: str
+    block_number: int
+    block_hash: str
+
+
+class Store:
+    """sqlite store; thread-safe (one connection, one lock), usable as a context manager.
+
+    Parameters
+    ----------
+    path : Path
+        The sqlite file (created with its parent directory).
+    epochs_dir : Path, optional
+        Where ``<n>.json`` epoch files go; defaults to ``<path's dir>/epochs``.
+    """
+
+    def __init__(self, path: Path | str, *, epochs_dir: Path | str | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.epochs_dir = Path(epochs_dir) if epochs_dir else self.path.parent / "epochs"
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+
+    # ---------------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; BEGIN IMMEDIATE takes the write lock up front so that the
+        read-check-write of :meth:`reserve_epoch` is atomic across processes."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._db.execute(sql, args))
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema v{version}, newer than this keeper "
+                f"(v{SCHEMA_VERSION}); upgrade the keeper"
+            )
+        for v in range(version, SCHEMA_VERSION):
+            with self._tx() as db:
+                for statement in MIGRATIONS[v].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {v + 1}")
+
+    # ---------------------------------------------------------------- chain binding
+
+    def bind_chain(self, chain_id: int, genesis_hash: str, vault: str) -> None:
+        """Record which chain this store describes, or check that it still does.
+
+        Raises :class:`ChainMismatchError` when the stored binding differs (for instance
+        Anvil restarted with an empty chain: the genesis hash or the vault changed).
+        """
+        genesis = _norm_hex(genesis_hash, "genesis_hash")
+        vault_l = _norm_hex(vault, "vault")
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM chain_binding WHERE id = 1").fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO chain_binding VALUES (1, ?, ?, ?)", (chain_id, genesis, vault_l)
+                )
+                return
+            stored = (row["chain_id"], row["genesis_hash"], row["vault"])
+            if stored != (chain_id, genesis, vault_l):
+                raise ChainMismatchError(
+                    f"store {self.path} belongs to chain {stored[0]} genesis {stored[1]} vault "
+                    f"{stored[2]}, but the node reports chain {chain_id} genesis {genesis} vault "
+                    f"{vault_l}; the chain was reset or the config points elsewhere. Refusing to "
+                    "post over it: move the data directory away to start afresh."
+                )
+
+    # ---------------------------------------------------------------- epochs
+
+    def reserve_epoch(
+        self, number: int, root: str, *, snapshot_block: int, timestamp: int
+    ) -> EpochRecord:
+        """Create epoch ``number`` with ``root`` (status ``built``), or return it if it
+        already exists with the same root.
+
+        Raises :class:`EpochConflictError` if it exists with a different root: one epoch
+        number has one root for ever, whatever happened to the first attempt. Also
+        refuses a number not above an epoch that is already mined (the vault would reject
+        it as out of order).
+        """
+        if number < 0:
+            raise StoreError(f"epoch number must be >= 0, got {number}")
+        root_l = _norm_hex(root, "root")
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM epochs WHERE number = ?", (number,)).fetchone()
+            if row is not None:
+                if row["root"] != root_l:
+                    raise EpochConflictError(number, row["root"], root_l)
+                return _epoch(row)
+            mined = db.execute("SELECT MAX(number) FROM epochs WHERE status = 'mined'").fetchone()[
+                0
+            ]
+            if mined is not None and number <= mined:
+                raise StoreError(f"epoch {number} is not above the last mined epoch {mined}")
+            db.execute(
+                "INSERT INTO epochs (number, root, snapshot_block, timestamp, status, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'built', ?, ?)",
+                (number, root_l, snapshot_block, timestamp, now, now),
+            )
+            return _epoch(db.execute("SELECT * FROM epochs WHERE number = ?", (number,)).fetchone())
+
+    def set_epoch_status(
+        self,
+        number: int,
+        status: EpochStatus,
+        *,
+        tx_hash: str | None = None,
+        reason: str | None = None,
+        header: Mapping[str, Any] | None = None,
+        signatures: Sequence[str] | None = None,
+    ) -> EpochRecord:
+        """Move epoch ``number`` to ``status`` (see the module docstring for the allowed
+        moves); optionally record the tx hash, the failure reason, the signed header and
+        the signatures. Raises :class:`StoreError` on an unknown epoch or a backward move."""
+        if status not in EPOCH_STATUSES:
+            raise StoreError(f"unknown epoch status {status!r}")
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM epochs WHERE number = ?", (number,)).fetchone()
+            if row is None:
+                raise StoreError(f"no epoch {number}")
+            current = row["status"]
+            if status != current and status not in _EPOCH_NEXT[current]:
+                raise StoreError(f"epoch {number}: cannot go from {current} to {status}")
+            db.execute(
+                "UPDATE epochs SET status = ?, tx_hash = COALESCE(?, tx_hash), "
+                "reason = ?, header_json = COALESCE(?, header_json), "
+                "signatures_json = COALESCE(?, signatures_json), updated_at = ? "
+                "WHERE number = ?",
+                (
+                    status,
+                    _norm_hex(tx_hash, "tx_hash") if tx_hash else None,
+                    reason,
+                    json.dumps(_jsonable(dict(header))) if header is not None else None,
+                    json.dumps(list(signatures)) if signatures is not None else None,
+                    time.time(),
+                    number,
+                ),
+            )
+            return _epoch(db.execute("SELECT * FROM epochs WHERE number = ?", (number,)).fetchone())
+
+    def get_epoch(self, number: int) -> EpochRecord | None:
+        rows = self._query("SELECT * FROM epochs WHERE number = ?", (number,))
+        return _epoch(rows[0]) if rows else None
+
+    def latest_epoch(self, *, status: EpochStatus | None = None) -> EpochRecord | None:
+        """Highest-numbered epoch, optionally only with ``status`` (``"mined"``: the one
+        the vault holds)."""
+        if status is None:
+            rows = self._query("SELECT * FROM epochs ORDER BY number DESC LIMIT 1")
+        else:
+            rows = self._query(
+                "SELECT * FROM epochs WHERE status = ? ORDER BY number DESC LIMIT 1", (status,)
+            )
+        return _epoch(rows[0]) if rows else None
+
+    def list_epochs(self, *, limit: int = 100) -> list[EpochRecord]:
+        """Most recent first."""
+        return [
+            _epoch(r)
+            for r in self._query("SELECT * FROM epochs ORDER BY number DESC LIMIT ?", (limit,))
+        ]
+
+    # ---------------------------------------------------------------- market snapshots
+
+    def save_market_snapshot(self, epoch: int, market_json: str) -> None:
+        """Store the market JSON (``MarketState.to_json()``) of ``epoch``; idempotent, but a
+        different snapshot for the same epoch is refused (it would change the root)."""
+        json.loads(market_json)  # must be JSON
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT json FROM market_snapshots WHERE epoch = ?", (epoch,)
+            ).fetchone()
+            if row is not None:
+                if row["json"] != market_json:
+                    raise StoreError(f"epoch {epoch} already has a different market snapshot")
+                return
+            try:
+                db.execute("INSERT INTO market_snapshots VALUES (?, ?)", (epoch, market_json))
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"no epoch {epoch} reserved: {exc}") from exc
+
+    def get_market_snapshot(self, epoch: int) -> str | None:
+        rows = self._query("SELECT json FROM market_snapshots WHERE epoch = ?", (epoch,))
+        return rows[0]["json"] if rows else None
+
+    # ---------------------------------------------------------------- leaves
+
+    def save_leaves(self, epoch: int, leaves: Sequence[LeafRecord]) -> Path:
+        """Store every leaf of ``epoch`` with its proof, then write ``<epochs_dir>/<n>.json``.
+
+        Idempotent: saving the same leaves again is a no-op, a different set is refused.
+        Returns the path of the epoch file.
+        """
+        rows = []
+        for leaf in leaves:
+            if leaf.kind not in ("account", "instrument"):
+                raise StoreError(f"unknown leaf kind {leaf.kind!r}")
+            key = _norm_hex(leaf.key, "account") if leaf.kind == "account" else str(int(leaf.key))
+            rows.append(
+                (
+                    epoch,
+                    leaf.kind,
+                    key,
+                    json.dumps(_jsonable(dict(leaf.fields)), sort_keys=True),
+                    _norm_hex(leaf.leaf_hash, "leaf_hash"),
+                    json.dumps([_norm_hex(p, "proof") for p in leaf.proof]),
+                )
+            )
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM epochs WHERE number = ?", (epoch,)).fetchone() is None:
+                raise StoreError(f"no epoch {epoch} reserved")
+            existing = db.execute(
+                "SELECT epoch, kind, key, fields_json, leaf_hash, proof_json FROM leaves "
+                "WHERE epoch = ? ORDER BY kind, key",
+                (epoch,),
+            ).fetchall()
+            if existing:
+                if [tuple(r) for r in existing] != sorted(rows, key=lambda r: (r[1], r[2])):
+                    raise StoreError(f"epoch {epoch} already has different leaves")
+            else:
+                db.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return self.write_epoch_file(epoch)
+
+    def get_leaf(self, epoch: int, kind: LeafKind, key: str) -> LeafRecord | None:
+        """The leaf of ``key`` (an address, or an instrument id) in ``epoch``."""
+        key_n = _norm_hex(key, "account") if kind == "account" else str(int(key))
+        rows = self._query(
+            "SELECT * FROM leaves WHERE epoch = ? AND kind = ? AND key = ?", (epoch, kind, key_n)
+        )
+        return _leaf(rows[0]) if rows else None
+
+    def get_leaves(self, epoch: int, kind: LeafKind | None = None) -> list[LeafRecord]:
+        if kind is None:
+            rows = self._query("SELECT * FROM leaves WHERE epoch = ? ORDER BY kind, key", (epoch,))
+        else:
+            rows = self._query(
+                "SELECT * FROM leaves WHERE epoch = ? AND kind = ? ORDER BY key", (epoch, kind)
+            )
+        return [_leaf(r) for r in rows]
+
+    def epoch_file_path(self, epoch: int) -> Path:
+        return self.epochs_dir / f"{epoch}.json"
+
+    def write_epoch_file(self, epoch: int) -> Path:
+        """Write (atomically: temp file + rename) the epoch header, market snapshot and
+        every leaf with its proof to ``<epochs_dir>/<n>.json``."""
+        record = self.get_epoch(epoch)
+        if record is None:
+            raise StoreError(f"no epoch {epoch}")
+        market = self.get_market_snapshot(epoch)
+        doc = record.to_dict()
+        doc["market"] = json.loads(market) if market is not None else None
+        doc["leaves"] = [leaf.to_dict() for leaf in self.get_leaves(epoch)]
+        self.epochs_dir.mkdir(parents=True, exist_ok=True)
+        path = self.epoch_file_path(epoch)
+        tmp = path.with_suffix(f".json.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+        return path
+
+    # ---------------------------------------------------------------- transactions
+
+    def record_tx(self, tx: TxRecord) -> None:
+        """Insert a sent transaction (hash unique; re-recording the same hash is a no-op)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO transactions (hash, sender, nonce, purpose, epoch, "
+                "max_fee_per_gas, max_priority_fee_per_gas, gas_limit, status, replaced_by, "
+                "block_number, gas_used, effective_gas_price, error, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _norm_hex(tx.hash, "hash"),
+                    _norm_hex(tx.sender, "sender"),
+                    tx.nonce,
+                    tx.purpose,
+                    tx.epoch,
+                    str(tx.max_fee_per_gas),
+                    str(tx.max_priority_fee_per_gas),
+                    tx.gas_limit,
+                    tx.status,
+                    tx.replaced_by,
+                    tx.block_number,
+                    tx.gas_used,
+                    None if tx.effective_gas_price is None else str(tx.effective_gas_price),
+                    tx.error,
+                    now,
+                    now,
+                ),
+            )
+
+    def update_tx(
+        self,
+        tx_hash: str,
+        status: TxStatus,
+        *,
+        replaced_by: str | None = None,
+        block_number: int | None = None,
+        gas_used: int | None = None,
+        effective_gas_price: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        if status not in TX_STATUSES:
+            raise StoreError(f"unknown tx status {status!r}")
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE transactions SET status = ?, replaced_by = COALESCE(?, replaced_by), "
+                "block_number = COALESCE(?, block_number), gas_used = COALESCE(?, gas_used), "
+                "effective_gas_price = COALESCE(?, effective_gas_price), "
+                "error = COALESCE(?, error), updated_at = ? WHERE hash = ?",
+                (
+                    status,
+                    _norm_hex(replaced_by, "replaced_by") if replaced_by else None,
+                    block_number,
+                    gas_used,
+                    None if effective_gas_price is None else str(effective_gas_price),
+                    error,
+                    time.time(),
+                    _norm_hex(tx_hash, "hash"),
+                ),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no transaction {tx_hash}")
+
+    def get_tx(self, tx_hash: str) -> TxRecord | None:
+        rows = self._query(
+            "SELECT * FROM transactions WHERE hash = ?", (_norm_hex(tx_hash, "hash"),)
+        )
+        return _txrec(rows[0]) if rows else None
+
+    def txs(
+        self, *, sender: str | None = None, status: TxStatus | None = None, epoch: int | None = None
+    ) -> list[TxRecord]:
+        """Transactions filtered by sender / status / epoch, oldest first."""
+        sql, args = "SELECT * FROM transactions WHERE 1=1", []
+        if sender is not None:
+            sql, args = sql + " AND sender = ?", [*args, _norm_hex(sender, "sender")]
+        if status is not None:
+            sql, args = sql + " AND status = ?", [*args, status]
+        if epoch is not None:
+            sql, args = sql + " AND epoch = ?", [*args, epoch]
+        return [_txrec(r) for r in self._query(sql + " ORDER BY nonce, created_at", args)]
+
+    # ---------------------------------------------------------------- cursors
+
+    def get_cursor(self, name: str = "vault") -> Cursor | None:
+        rows = self._query("SELECT * FROM cursors WHERE name = ?", (name,))
+        if not rows:
+            return None
+        return Cursor(rows[0]["name"], rows[0]["block_number"], rows[0]["block_hash"])
+
+    def set_cursor(self, block_number: int, block_hash: str, name: str = "vault") -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "block_number = excluded.block_number, block_hash = excluded.block_hash, "
+                "updated_at = excluded.updated_at",
+                (name, block_number, _norm_hex(block_hash, "block_hash"), time.time()),
+            )
+
+    def delete_cursor(self, name: str = "vault") -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM cursors WHERE name = ?", (name,))
+
+
+def _epoch(row: sqlite3.Row) -> EpochRecord:
+    return EpochRecord(
+        number=row["number"],
+        root=row["root"],
+        snapshot_block=row["snapshot_block"],
+        timestamp=row["timestamp"],
+        status=row["status"],
+        tx_hash=row["tx_hash"],
+        header=json.loads(row["header_json"]) if row["header_json"] else None,
+        signatures=tuple(json.loads(row["signatures_json"])) if row["signatures_json"] else (),
+        reason=row["reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _leaf(row: sqlite3.Row) -> LeafRecord:
+    return LeafRecord(
+        kind=row["kind"],
+        key=row["key"],
+        fields=json.loads(row["fields_json"]),
+        leaf_hash=row["leaf_hash"],
+        proof=tuple(json.loads(row["proof_json"])),
+    )
+
+
+def _txrec(row: sqlite3.Row) -> TxRecord:
+    egp = row["effective_gas_price"]
+    return TxRecord(
+        hash=row["hash"],
+        sender=row["sender"],
+        nonce=row["nonce"],
+        purpose=row["purpose"],
+        epoch=row["epoch"],
+        max_fee_per_gas=int(row["max_fee_per_gas"]),
+        max_priority_fee_per_gas=int(row["max_priority_fee_per_gas"]),
+        gas_limit=row["gas_limit"],
+        status=row["status"],
+        replaced_by=row["replaced_by"],
+        block_number=row["block_number"],
+        gas_used=row["gas_used"],
+        effective_gas_price=None if egp is None else int(egp),
+        error=row["error"],
+    )
