@@ -1,0 +1,484 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+
+import {
+    IMarginVault,
+    AccountState,
+    Epoch,
+    Instrument,
+    InstrumentKind,
+    InstrumentProof,
+    LiquidationQuote,
+    MarginProof,
+    Quote,
+    TokenPrice
+} from "./interfaces/IMarginVault.sol";
+import {FixedPoint} from "./libraries/FixedPoint.sol";
+import {MarginBounds} from "./libraries/MarginBounds.sol";
+import {TypedDataHashing} from "./libraries/TypedDataHashing.sol";
+import {LiquidationLib} from "./libraries/LiquidationLib.sol";
+import {Errors} from "./libraries/Errors.sol";
+import {Events} from "./libraries/Events.sol";
+import {VaultBase} from "./modules/VaultBase.sol";
+import {EpochModule} from "./modules/EpochModule.sol";
+import {ExchangeModule} from "./modules/ExchangeModule.sol";
+
+/// @title MarginVault
+/// @notice The portfolio-margin core: state (in `VaultBase`) and entry points; the math lives
+/// in `libraries/`. `postEpoch`, `executeQuote` and `liquidate` run in two modules that the
+/// vault deploys itself and delegatecalls, to keep its code under the EIP-170 limit.
+/// See `IMarginVault` for the natspec of every entry point and docs/protocol.md for the rules.
+contract MarginVault is IMarginVault, VaultBase {
+    using SafeERC20 for IERC20;
+
+    uint256 internal constant DEFAULT_LIQUIDATION_PENALTY = 0.3e18; // of MM
+    uint256 internal constant DEFAULT_INSURANCE_SHARE = 0.5e18; // of the penalty
+    uint8 internal constant MAX_TOKEN_DECIMALS = 36;
+
+    address public immutable settlementToken;
+    /// @dev 10**(18 - settlement token decimals): settlement token units -> WAD cash.
+    uint256 internal immutable CASH_SCALE;
+    /// @notice Code of `postEpoch`.
+    address public immutable epochModule;
+    /// @notice Code of `executeQuote` and `liquidate`.
+    address public immutable exchangeModule;
+
+    /* CONSTRUCTOR */
+
+    constructor(address owner_, address settlementToken_, uint64 maxAge_, uint64 futureTolerance_) VaultBase(owner_) {
+        if (settlementToken_ == address(0)) revert Errors.ZeroAddress();
+        uint8 dec = IERC20Metadata(settlementToken_).decimals();
+        if (dec > 18) revert Errors.InvalidToken(settlementToken_);
+        settlementToken = settlementToken_;
+        CASH_SCALE = 10 ** (18 - dec);
+        epochModule = address(new EpochModule());
+        exchangeModule = address(new ExchangeModule());
+        _setRiskConfig(maxAge_, futureTolerance_, DEFAULT_LIQUIDATION_PENALTY, DEFAULT_INSURANCE_SHARE);
+    }
+
+    /* GOVERNANCE */
+
+    function registerToken(address token) external onlyOwner {
+        if (token == address(0)) revert Errors.ZeroAddress();
+        if (token == settlementToken) revert Errors.InvalidToken(token); // it is cash, not collateral
+        if (_tokenConfig[token].registered) revert Errors.TokenAlreadyRegistered(token);
+        if (_tokens.length >= MAX_TOKENS) revert Errors.TooManyTokens(MAX_TOKENS);
+        uint8 dec = IERC20Metadata(token).decimals();
+        if (dec > MAX_TOKEN_DECIMALS) revert Errors.InvalidToken(token);
+        uint8 index = uint8(_tokens.length);
+        _tokens.push(token);
+        _tokenConfig[token] = TokenConfig({registered: true, index: index, decimals: dec});
+        emit Events.TokenRegistered(token, index, dec);
+    }
+
+    function registerInstrument(uint8 kind, bytes32 underlying, uint256 strike, uint64 expiry)
+        external
+        onlyOwner
+        returns (uint32 id)
+    {
+        bool valid = kind == uint8(InstrumentKind.PERP)
+            ? strike == 0 && expiry == 0
+            : kind <= uint8(InstrumentKind.PUT) && strike > 0 && expiry > block.timestamp;
+        if (!valid || underlying == bytes32(0)) revert Errors.InvalidInstrument(kind, strike, expiry);
+        id = ++_instrumentCount;
+        _instruments[id] = Instrument(InstrumentKind(kind), underlying, strike, expiry);
+        emit Events.InstrumentRegistered(id, InstrumentKind(kind), underlying, strike, expiry);
+    }
+
+    function setSigners(address[] calldata newSigners, uint8 newQuorum) external onlyOwner {
+        if (newSigners.length > MAX_SIGNERS) revert Errors.TooManySigners(newSigners.length, MAX_SIGNERS);
+        if (newQuorum == 0 || newQuorum > newSigners.length) {
+            revert Errors.InvalidQuorum(newQuorum, newSigners.length);
+        }
+        for (uint256 i; i < _signers.length; ++i) {
+            _isSigner[_signers[i]] = false;
+        }
+        delete _signers;
+        for (uint256 i; i < newSigners.length; ++i) {
+            address s = newSigners[i];
+            if (s == address(0) || _isSigner[s]) revert Errors.InvalidSignerSet(s);
+            _isSigner[s] = true;
+            _signers.push(s);
+        }
+        _quorum = newQuorum;
+        // Signatures carry the config version: those of the replaced set can no longer count.
+        emit Events.SignersSet(newSigners, newQuorum, ++_configVersion);
+    }
+
+    function setRiskConfig(
+        uint64 newMaxAge,
+        uint64 newFutureTolerance,
+        uint256 newLiquidationPenalty,
+        uint256 newInsuranceShare
+    ) external onlyOwner {
+        _setRiskConfig(newMaxAge, newFutureTolerance, newLiquidationPenalty, newInsuranceShare);
+    }
+
+    function withdrawInsurance(uint256 amount6, address to) external onlyOwner nonReentrant {
+        if (to == address(0)) revert Errors.ZeroAddress();
+        uint256 amount = amount6 * CASH_SCALE;
+        if (amount > _insuranceFund) revert Errors.InsufficientInsurance(_insuranceFund, amount);
+        _insuranceFund -= amount;
+        emit Events.InsuranceWithdrawn(to, amount6, _insuranceFund);
+        IERC20(settlementToken).safeTransfer(to, amount6);
+    }
+
+    /* COLLATERAL AND CASH */
+
+    function deposit(address token, uint256 amount) external nonReentrant {
+        TokenConfig memory c = _requireToken(token);
+        if (amount == 0) revert Errors.ZeroAmount();
+        Account storage a = _accounts[msg.sender];
+        a.collateral[token] += amount;
+        (int256 lo, int256 hi) = _collateralBounds(c, token, amount, true);
+        _addBounds(msg.sender, a, lo, hi);
+        emit Events.CollateralUpdated(msg.sender, token, a.collateral[token]);
+        emit Events.Deposited(msg.sender, token, amount);
+        IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    function withdraw(address token, uint256 amount, MarginProof calldata mp) external nonReentrant {
+        TokenConfig memory c = _requireToken(token);
+        if (amount == 0) revert Errors.ZeroAmount();
+        Account storage a = _accounts[msg.sender];
+        uint256 balance = a.collateral[token];
+        if (amount > balance) revert Errors.InsufficientBalance(msg.sender, token, balance, amount);
+        a.collateral[token] = balance - amount;
+        (int256 lo, int256 hi) = _collateralBounds(c, token, amount, false);
+        _addBounds(msg.sender, a, lo, hi);
+        _requireImSurplus(msg.sender, a, mp);
+        emit Events.CollateralUpdated(msg.sender, token, balance - amount);
+        emit Events.Withdrawn(msg.sender, token, amount);
+        IERC20(token).safeTransfer(msg.sender, amount);
+    }
+
+    function depositCash(uint256 amount6) external nonReentrant {
+        if (amount6 == 0) revert Errors.ZeroAmount();
+        Account storage a = _accounts[msg.sender];
+        int256 c = FixedPoint.toInt(amount6 * CASH_SCALE);
+        a.cash += c;
+        _addBounds(msg.sender, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
+        emit Events.CashDeposited(msg.sender, amount6);
+        IERC20(settlementToken).safeTransferFrom(msg.sender, address(this), amount6);
+    }
+
+    function withdrawCash(uint256 amount6, MarginProof calldata mp) external nonReentrant {
+        if (amount6 == 0) revert Errors.ZeroAmount();
+        Account storage a = _accounts[msg.sender];
+        int256 c = -FixedPoint.toInt(amount6 * CASH_SCALE);
+        a.cash += c;
+        _addBounds(msg.sender, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
+        _requireImSurplus(msg.sender, a, mp);
+        emit Events.CashWithdrawn(msg.sender, amount6);
+        IERC20(settlementToken).safeTransfer(msg.sender, amount6);
+    }
+
+    function depositInsurance(uint256 amount6) external nonReentrant {
+        if (amount6 == 0) revert Errors.ZeroAmount();
+        _insuranceFund += amount6 * CASH_SCALE;
+        emit Events.InsuranceDeposited(msg.sender, amount6, _insuranceFund);
+        IERC20(settlementToken).safeTransferFrom(msg.sender, address(this), amount6);
+    }
+
+    /* TRADING */
+
+    function executeQuote(
+        Quote calldata,
+        bytes calldata,
+        InstrumentProof[] calldata,
+        MarginProof calldata,
+        MarginProof calldata
+    ) external nonReentrant {
+        _delegate(exchangeModule);
+    }
+
+    function cancelQuote(uint256 nonce) external {
+        if (_nonceUsed[msg.sender][nonce]) revert Errors.NonceUsed(msg.sender, nonce);
+        _nonceUsed[msg.sender][nonce] = true;
+        emit Events.QuoteCancelled(msg.sender, nonce);
+    }
+
+    function applyFunding(address account) external nonReentrant {
+        Account storage a = _accounts[account];
+        _applyAllFunding(account, a);
+        _emitAccount(account, a);
+    }
+
+    function settle(address account, uint32 id) external nonReentrant {
+        Instrument storage ins = _requireInstrument(id);
+        if (ins.kind == InstrumentKind.PERP) revert Errors.NotAnOption(id);
+        InstrumentState storage st = _instrumentState[id];
+        if (!st.settled) revert Errors.SettlementPriceNotSet(id);
+        Account storage a = _accounts[account];
+        int256 size = a.positions[id].size;
+        if (size == 0) revert Errors.NoPosition(account, id);
+        uint256 payoff = ins.kind == InstrumentKind.CALL
+            ? FixedPoint.positivePart(FixedPoint.toInt(st.settlementPrice) - FixedPoint.toInt(ins.strike))
+            : FixedPoint.positivePart(FixedPoint.toInt(ins.strike) - FixedPoint.toInt(st.settlementPrice));
+        int256 cashDelta = FixedPoint.mulWadFloor(size, FixedPoint.toInt(payoff)); // against the account
+        a.cash += cashDelta;
+        _setSize(account, a, id, 0);
+        _addBounds(account, a, MarginBounds.roundingLo(), 0);
+        emit Events.OptionSettled(account, id, size, st.settlementPrice, cashDelta);
+    }
+
+    /* ATTESTATION */
+
+    function postEpoch(Epoch calldata, bytes[] calldata) external nonReentrant {
+        _delegate(epochModule);
+    }
+
+    /* LIQUIDATION */
+
+    function liquidate(address, MarginProof calldata, MarginProof calldata, int256) external nonReentrant {
+        _delegate(exchangeModule);
+    }
+
+    /* VIEWS */
+
+    function checkLiquidation(address account, MarginProof calldata mp)
+        external
+        view
+        returns (bool liquidatable, int256 mmSurplusHi_, uint256 pay, uint256 fee, uint256 covered, uint256 uncovered)
+    {
+        _requireNotSafeMode();
+        Account storage a = _accounts[account];
+        _requireAccountLeaf(account, a, mp);
+        // Count the 1-wei rounding that applying pending funding would add first.
+        int256 cumLoNow = a.cumLo - FixedPoint.toInt(_pendingFundingCount(a));
+        LiquidationQuote memory r = LiquidationLib.quote(mp.leaf, cumLoNow, a.cumHi, _liquidationParams());
+        return (r.liquidatable, r.mmSurplusHi, r.pay, r.fee, r.covered, r.uncovered);
+    }
+
+    function imSurplusLo(address account, MarginProof calldata mp) external view returns (int256) {
+        _requireNotSafeMode();
+        return _imSurplusLo(account, _accounts[account], mp);
+    }
+
+    function mmSurplusHi(address account, MarginProof calldata mp) external view returns (int256) {
+        _requireNotSafeMode();
+        Account storage a = _accounts[account];
+        _requireAccountLeaf(account, a, mp);
+        return MarginBounds.mmSurplusHi(mp.leaf, a.cumHi);
+    }
+
+    function isSafeMode() external view returns (bool) {
+        return _isSafeMode();
+    }
+
+    function accountState(address account)
+        external
+        view
+        returns (
+            int256 cash,
+            uint64 stateNonce,
+            int256 cumLo,
+            int256 cumHi,
+            uint32[] memory instruments,
+            int256[] memory sizes,
+            int256[] memory fundingIndexAtLastUpdate,
+            uint256[] memory collateralBalances
+        )
+    {
+        AccountState memory s = _accountState(account);
+        return (
+            s.cash,
+            s.stateNonce,
+            s.cumLo,
+            s.cumHi,
+            s.instruments,
+            s.sizes,
+            s.fundingIndexAtLastUpdate,
+            s.collateralBalances
+        );
+    }
+
+    function accountStates(address[] calldata accounts) external view returns (AccountState[] memory states) {
+        states = new AccountState[](accounts.length);
+        for (uint256 i; i < accounts.length; ++i) {
+            states[i] = _accountState(accounts[i]);
+        }
+    }
+
+    function position(address account, uint32 id) external view returns (int256 size, int256 fundingIndex) {
+        Position storage p = _accounts[account].positions[id];
+        return (p.size, p.fundingIndex);
+    }
+
+    function collateralBalance(address account, address token) external view returns (uint256) {
+        return _accounts[account].collateral[token];
+    }
+
+    function instrument(uint32 id) external view returns (Instrument memory) {
+        return _requireInstrument(id);
+    }
+
+    function tokens() external view returns (address[] memory) {
+        return _tokens;
+    }
+
+    function tokenInfo(address token)
+        external
+        view
+        returns (bool registered, uint8 index, uint8 decimals, TokenPrice memory price)
+    {
+        TokenConfig memory c = _tokenConfig[token];
+        if (c.registered && c.index < _prices.length) price = _prices[c.index];
+        return (c.registered, c.index, c.decimals, price);
+    }
+
+    function tokenPrices() external view returns (TokenPrice[] memory) {
+        return _prices;
+    }
+
+    function currentEpoch() external view returns (uint64, uint64, uint64, bytes32) {
+        return (_epoch, _snapshotBlock, _timestamp, _root);
+    }
+
+    function cumFunding(uint32 id) external view returns (int256) {
+        return _instrumentState[id].cumFunding;
+    }
+
+    function settlementPrice(uint32 id) external view returns (uint256 price, bool isSet) {
+        InstrumentState storage st = _instrumentState[id];
+        return (st.settlementPrice, st.settled);
+    }
+
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    function hashEpoch(Epoch calldata header) external view returns (bytes32) {
+        return _hashTypedDataV4(TypedDataHashing.hashEpoch(header));
+    }
+
+    function hashQuote(Quote calldata q) external view returns (bytes32) {
+        return _hashTypedDataV4(TypedDataHashing.hashQuote(q));
+    }
+
+    function signers() external view returns (address[] memory) {
+        return _signers;
+    }
+
+    function isSigner(address signer) external view returns (bool) {
+        return _isSigner[signer];
+    }
+
+    function quorum() external view returns (uint8) {
+        return _quorum;
+    }
+
+    function configVersion() external view returns (uint64) {
+        return _configVersion;
+    }
+
+    function nonceUsed(address maker, uint256 nonce) external view returns (bool) {
+        return _nonceUsed[maker][nonce];
+    }
+
+    function instrumentCount() external view returns (uint32) {
+        return _instrumentCount;
+    }
+
+    function insuranceFund() external view returns (uint256) {
+        return _insuranceFund;
+    }
+
+    function badDebt() external view returns (uint256) {
+        return _badDebt;
+    }
+
+    function maxAge() external view returns (uint64) {
+        return _maxAge;
+    }
+
+    function futureTolerance() external view returns (uint64) {
+        return _futureTolerance;
+    }
+
+    function liquidationPenalty() external view returns (uint256) {
+        return _liquidationPenalty;
+    }
+
+    function insuranceShare() external view returns (uint256) {
+        return _insuranceShare;
+    }
+
+    /* INTERNAL: CONFIGURATION AND LOOKUPS */
+
+    function _setRiskConfig(uint64 maxAge_, uint64 futureTolerance_, uint256 penalty, uint256 share) internal {
+        if (maxAge_ == 0 || penalty > WAD || share > WAD) revert Errors.InvalidRiskConfig(maxAge_, penalty, share);
+        _maxAge = maxAge_;
+        _futureTolerance = futureTolerance_;
+        _liquidationPenalty = penalty;
+        _insuranceShare = share;
+        emit Events.RiskConfigSet(maxAge_, futureTolerance_, penalty, share);
+    }
+
+    /* INTERNAL: BOUNDS AND MARGIN */
+
+    /// @dev Without a fresh price (safe mode, or a token registered after the current epoch)
+    /// a deposit adds (0, UNBOUNDED) and a withdrawal (-UNBOUNDED, 0): always valid, since a
+    /// token's haircut is at most its value (downShock <= 1).
+    function _collateralBounds(TokenConfig memory c, address token, uint256 amount, bool isDeposit)
+        internal
+        view
+        returns (int256 lo, int256 hi)
+    {
+        if (_isSafeMode() || c.index >= _prices.length) {
+            return isDeposit ? (int256(0), MarginBounds.UNBOUNDED) : (-MarginBounds.UNBOUNDED, int256(0));
+        }
+        TokenPrice memory p = _prices[c.index];
+        assert(p.token == token);
+        if (isDeposit) {
+            return (MarginBounds.depositLo(amount, p, c.decimals), MarginBounds.depositHi(amount, p, c.decimals));
+        }
+        return (MarginBounds.withdrawLo(amount, p, c.decimals), MarginBounds.withdrawHi(amount, p, c.decimals));
+    }
+
+    /* INTERNAL */
+
+    /// @dev Runs the same call in `module`'s code on this vault's storage, bubbling up its
+    /// revert data (the module's custom errors are declared in this vault's ABI too).
+    function _delegate(address module) internal {
+        (bool ok, bytes memory ret) = module.delegatecall(msg.data);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
+    }
+
+    function _pendingFundingCount(Account storage a) internal view returns (uint256 n) {
+        for (uint256 i; i < a.instruments.length; ++i) {
+            uint32 id = a.instruments[i];
+            if (_instruments[id].kind != InstrumentKind.PERP) continue;
+            if (a.positions[id].fundingIndex != _instrumentState[id].cumFunding) ++n;
+        }
+    }
+
+    function _accountState(address account) internal view returns (AccountState memory s) {
+        Account storage a = _accounts[account];
+        s.cash = a.cash;
+        s.stateNonce = a.stateNonce;
+        s.cumLo = a.cumLo;
+        s.cumHi = a.cumHi;
+        uint256 n = a.instruments.length;
+        s.instruments = a.instruments;
+        s.sizes = new int256[](n);
+        s.fundingIndexAtLastUpdate = new int256[](n);
+        for (uint256 i; i < n; ++i) {
+            Position storage p = a.positions[s.instruments[i]];
+            s.sizes[i] = p.size;
+            s.fundingIndexAtLastUpdate[i] = p.fundingIndex;
+        }
+        s.collateralBalances = new uint256[](_tokens.length);
+        for (uint256 i; i < _tokens.length; ++i) {
+            s.collateralBalances[i] = a.collateral[_tokens[i]];
+        }
+    }
+}

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// Units (docs/protocol.md §1): every USD amount is WAD (1e18 = $1); cash is signed. Token
+/// balances are in the token's own decimals; `amount6` is in the settlement token's decimals
+/// (6 for USDC). Position sizes are signed WAD units of the instrument. Times are unix seconds.
+
+/// @notice Kind of a registered instrument. PERP = 0, CALL = 1, PUT = 2.
+enum InstrumentKind {
+    PERP,
+    CALL,
+    PUT
+}
+
+/// @notice A registered instrument. A perp has `strike == 0` and `expiry == 0`.
+struct Instrument {
+    InstrumentKind kind;
+    bytes32 underlying; // e.g. bytes32("BTC"), right-padded
+    uint256 strike; // WAD USD per unit, 0 for a perp
+    uint64 expiry; // unix seconds, 0 for a perp
+}
+
+/// @notice ACCOUNT leaf of the attested tree (docs/protocol.md §3).
+struct AccountLeaf {
+    address account;
+    uint64 stateNonce;
+    int256 cumLo; // the account's cumLo at snapshotBlock
+    int256 cumHi; // the account's cumHi at snapshotBlock
+    int256 equity; // WAD USD, rounded down
+    uint256 im; // WAD USD, rounded up
+    uint256 mm; // WAD USD, rounded up
+}
+
+/// @notice INSTRUMENT leaf of the attested tree (docs/protocol.md §3).
+struct InstrumentLeaf {
+    uint32 instrument;
+    uint256 mark; // WAD USD per unit
+    uint256 lossPerUnitLong; // WAD USD per unit, rounded up
+    uint256 lossPerUnitShort; // WAD USD per unit, rounded up
+}
+
+/// @notice An ACCOUNT leaf with its Merkle proof against the current root.
+struct MarginProof {
+    AccountLeaf leaf;
+    bytes32[] proof;
+}
+
+/// @notice An INSTRUMENT leaf with its Merkle proof against the current root.
+struct InstrumentProof {
+    InstrumentLeaf leaf;
+    bytes32[] proof;
+}
+
+/// @notice Per-collateral-token price and shocks of an epoch (EIP-712 `TokenPrice`).
+struct TokenPrice {
+    address token;
+    uint256 price; // WAD USD per whole token
+    uint256 downShock; // WAD fraction, <= 1e18
+    uint256 upShock; // WAD fraction
+}
+
+/// @notice New cumulative funding index of a perp (EIP-712 `FundingUpdate`).
+struct FundingUpdate {
+    uint32 instrument;
+    int256 cumFunding; // WAD USD per unit
+}
+
+/// @notice Final settlement price of an expired option (EIP-712 `Settlement`).
+struct Settlement {
+    uint32 instrument;
+    uint256 price; // WAD USD per unit of underlying
+}
+
+/// @notice The attested epoch header (EIP-712 `Epoch`), signed by a quorum of signers.
+struct Epoch {
+    uint64 epoch;
+    uint64 snapshotBlock;
+    uint64 timestamp;
+    bytes32 root;
+    uint64 configVersion;
+    TokenPrice[] tokens;
+    FundingUpdate[] funding;
+    Settlement[] settlements;
+}
+
+/// @notice One leg of a quote, from the maker's side: the maker gets `+size` at `price`.
+struct Leg {
+    uint32 instrument;
+    int256 size; // WAD units, != 0
+    uint256 price; // WAD USD per unit
+}
+
+/// @notice An RFQ quote (EIP-712 `Quote`), signed by `maker`, filled whole or not at all.
+struct Quote {
+    address maker;
+    address taker; // address(0): anyone may take it
+    Leg[] legs;
+    uint256 nonce;
+    uint64 deadline; // last valid block.timestamp
+}
+
+/// @notice A full account snapshot, as returned by `accountStates`.
+struct AccountState {
+    int256 cash;
+    uint64 stateNonce;
+    int256 cumLo;
+    int256 cumHi;
+    uint32[] instruments;
+    int256[] sizes;
+    int256[] fundingIndexAtLastUpdate;
+    uint256[] collateralBalances; // in registered token order
+}
+
+/// @notice Amounts of a liquidation as `checkLiquidation` and `liquidate` compute them.
+struct LiquidationQuote {
+    bool liquidatable;
+    int256 mmSurplusHi; // upper bound of the account's MM surplus now
+    int256 imSurplusLo; // lower bound of the account's IM surplus now
+    int256 equityLo; // lower bound of the account's equity now
+    int256 equityHi; // upper bound of the account's equity now
+    uint256 penalty; // mulWadUp(leaf.mm, liquidationPenalty)
+    uint256 pay; // cash the liquidator pays the account
+    uint256 fee; // cash the liquidator pays the insurance fund
+    uint256 covered; // cash the insurance fund pays the liquidator (bad debt covered)
+    uint256 uncovered; // bad debt the fund could not cover, added to `badDebt`
+    int256 netCashPaid; // pay + fee - covered, checked against `maxCashOut`
+}
+
+/// @title IMarginVault
+/// @notice Portfolio-margin vault: holds collateral, records cash and positions, verifies
+/// attested margin (one signed Merkle root per epoch) and gates withdrawals, trades and
+/// liquidations on the running bounds of docs/protocol.md §5.
+/// @dev Warning: the vault trusts a quorum of attestation signers for marks, losses per unit,
+/// token prices and shocks, funding indices and settlement prices. A quorum that signs wrong
+/// numbers can let accounts withdraw against value that is not there, or liquidate healthy
+/// accounts. Everything else (replay, domain, order, staleness, sizes summing to zero, cash
+/// conservation) is enforced on chain.
+/// @dev Warning: tokens must be plain ERC20s (no fee on transfer, no rebasing, no hooks).
+interface IMarginVault {
+    /* GOVERNANCE */
+
+    /// @notice Registers `token` as collateral (at most 16). Its decimals are read once.
+    /// @dev Warning: the next epoch must list the token with a price; until then it counts
+    /// for nothing in on-chain valuations and cannot be withdrawn by an account that needs
+    /// a margin check.
+    function registerToken(address token) external;
+
+    /// @notice Registers an instrument and returns its id (numbered from 1).
+    /// @param kind 0 = PERP (strike and expiry 0), 1 = CALL, 2 = PUT (strike > 0, future expiry).
+    function registerInstrument(uint8 kind, bytes32 underlying, uint256 strike, uint64 expiry)
+        external
+        returns (uint32 id);
+
+    /// @notice Replaces the attestation signer set and quorum and increments `configVersion`,
+    /// which kills every signature of the previous set.
+    function setSigners(address[] calldata signers, uint8 quorum) external;
+
+    /// @notice Sets the staleness limits and liquidation parameters.
+    /// @param maxAge seconds after the epoch timestamp before the vault enters safe mode.
+    /// @param futureTolerance seconds an epoch timestamp may be ahead of the block.
+    /// @param liquidationPenalty WAD fraction of the account's MM kept from the account.
+    /// @param insuranceShare WAD fraction of the penalty paid to the insurance fund.
+    function setRiskConfig(uint64 maxAge, uint64 futureTolerance, uint256 liquidationPenalty, uint256 insuranceShare)
+        external;
+
+    /// @notice Moves `amount6` settlement tokens out of the insurance fund to `to`.
+    /// @dev Warning: the only owner action that moves tokens out of the vault. It can only
+    /// take what the insurance fund holds, never user balances.
+    function withdrawInsurance(uint256 amount6, address to) external;
+
+    /* COLLATERAL AND CASH */
+
+    /// @notice Deposits `amount` of registered collateral `token` for msg.sender. Works in
+    /// safe mode.
+    function deposit(address token, uint256 amount) external;
+
+    /// @notice Withdraws `amount` of `token`, if msg.sender's IM surplus lower bound stays >= 0.
+    /// @param mp msg.sender's ACCOUNT leaf in the current root; ignored (may be empty) for an
+    /// account with no open positions, which is valued on chain.
+    function withdraw(address token, uint256 amount, MarginProof calldata mp) external;
+
+    /// @notice Deposits `amount6` settlement tokens as cash (`cash += amount6 * 1e12` for
+    /// 6 decimals): a repayment if cash is negative. Works in safe mode.
+    function depositCash(uint256 amount6) external;
+
+    /// @notice Withdraws `amount6` settlement tokens from cash; cash may go negative if the
+    /// IM surplus lower bound stays >= 0.
+    function withdrawCash(uint256 amount6, MarginProof calldata mp) external;
+
+    /// @notice Adds `amount6` settlement tokens to the insurance fund (anyone).
+    function depositInsurance(uint256 amount6) external;
+
+    /* TRADING */
+
+    /// @notice Fills quote `q` whole, msg.sender being the taker. Each leg gives the maker
+    /// `+size` and the taker `-size`; the buyer pays `mulWadUp(|size|, price)` cash, the
+    /// seller receives the same amount. Both accounts must keep IM surplus lower bound >= 0.
+    /// @param signature the maker's ECDSA signature over `hashQuote(q)`.
+    /// @param legProofs one INSTRUMENT leaf per leg, same order.
+    /// @dev Warning: the maker trusts the taker only within the quote's legs; the taker trusts
+    /// nothing of the maker beyond the margin check.
+    function executeQuote(
+        Quote calldata q,
+        bytes calldata signature,
+        InstrumentProof[] calldata legProofs,
+        MarginProof calldata makerProof,
+        MarginProof calldata takerProof
+    ) external;
+
+    /// @notice Marks msg.sender's quote nonce used, so no quote with it can be filled.
+    function cancelQuote(uint256 nonce) external;
+
+    /// @notice Applies pending perp funding to every position of `account` (anyone).
+    function applyFunding(address account) external;
+
+    /// @notice Settles an expired option position of `account` into cash at its payoff,
+    /// once the settlement price is posted (anyone; works in safe mode).
+    function settle(address account, uint32 instrument) external;
+
+    /* ATTESTATION */
+
+    /// @notice Posts a new epoch signed by at least `quorum` current signers, sorted by
+    /// signer address ascending.
+    /// @dev Warning: anyone may post; the signatures are what is trusted.
+    function postEpoch(Epoch calldata header, bytes[] calldata signatures) external;
+
+    /* LIQUIDATION */
+
+    /// @notice Takes over ALL positions, collateral and cash of `account` (whose MM surplus
+    /// upper bound is < 0) into msg.sender's account, paying it `pay` and the insurance fund
+    /// `fee`, receiving `covered` from the fund if the equity is negative.
+    /// @param target `account`'s ACCOUNT leaf in the current root.
+    /// @param liquidatorProof msg.sender's leaf (ignored if it has no open positions).
+    /// @param maxCashOut the most net cash (pay + fee - covered, WAD) msg.sender accepts to pay.
+    function liquidate(
+        address account,
+        MarginProof calldata target,
+        MarginProof calldata liquidatorProof,
+        int256 maxCashOut
+    ) external;
+
+    /* VIEWS */
+
+    /// @notice Whether and at what price `account` can be liquidated now (pending funding
+    /// counted as `applyFunding` would).
+    function checkLiquidation(address account, MarginProof calldata mp)
+        external
+        view
+        returns (bool liquidatable, int256 mmSurplusHi, uint256 pay, uint256 fee, uint256 covered, uint256 uncovered);
+
+    /// @notice Lower bound of `account`'s IM surplus now (on-chain valuation if it has no
+    /// open positions). Reverts in safe mode or on an invalid leaf.
+    function imSurplusLo(address account, MarginProof calldata mp) external view returns (int256);
+
+    /// @notice Upper bound of `account`'s MM surplus now, from its leaf.
+    function mmSurplusHi(address account, MarginProof calldata mp) external view returns (int256);
+
+    /// @notice True when no epoch is younger than `maxAge` (or none was ever posted).
+    function isSafeMode() external view returns (bool);
+
+    function accountState(address account)
+        external
+        view
+        returns (
+            int256 cash,
+            uint64 stateNonce,
+            int256 cumLo,
+            int256 cumHi,
+            uint32[] memory instruments,
+            int256[] memory sizes,
+            int256[] memory fundingIndexAtLastUpdate,
+            uint256[] memory collateralBalances
+        );
+
+    function accountStates(address[] calldata accounts) external view returns (AccountState[] memory);
+
+    function position(address account, uint32 instrument) external view returns (int256 size, int256 fundingIndex);
+
+    function collateralBalance(address account, address token) external view returns (uint256);
+
+    function instrument(uint32 id) external view returns (Instrument memory);
+
+    function instrumentCount() external view returns (uint32);
+
+    /// @notice Registered collateral tokens, in registration order.
+    function tokens() external view returns (address[] memory);
+
+    /// @notice Registration record and the current epoch's price of `token` (price 0 if the
+    /// current epoch does not price it).
+    function tokenInfo(address token)
+        external
+        view
+        returns (bool registered, uint8 index, uint8 decimals, TokenPrice memory price);
+
+    /// @notice The current epoch's token table, in registration order.
+    function tokenPrices() external view returns (TokenPrice[] memory);
+
+    function currentEpoch() external view returns (uint64 epoch, uint64 snapshotBlock, uint64 timestamp, bytes32 root);
+
+    function cumFunding(uint32 instrument) external view returns (int256);
+
+    /// @notice Settlement price of an option (0 and false until posted).
+    function settlementPrice(uint32 instrument) external view returns (uint256 price, bool isSet);
+
+    function domainSeparator() external view returns (bytes32);
+
+    /// @notice EIP-712 digest of an epoch header (what signers sign).
+    function hashEpoch(Epoch calldata header) external view returns (bytes32);
+
+    /// @notice EIP-712 digest of a quote (what the maker signs).
+    function hashQuote(Quote calldata q) external view returns (bytes32);
+
+    function insuranceFund() external view returns (uint256);
+
+    function badDebt() external view returns (uint256);
+
+    function quorum() external view returns (uint8);
+
+    function configVersion() external view returns (uint64);
+
+    function isSigner(address signer) external view returns (bool);
+
+    function signers() external view returns (address[] memory);
+
+    function nonceUsed(address maker, uint256 nonce) external view returns (bool);
+
+    function settlementToken() external view returns (address);
+
+    function maxAge() external view returns (uint64);
+
+    function futureTolerance() external view returns (uint64);
+
+    function liquidationPenalty() external view returns (uint256);
+
+    function insuranceShare() external view returns (uint256);
+}

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+import {Epoch, FundingUpdate, Settlement, TokenPrice, Instrument, InstrumentKind} from "../interfaces/IMarginVault.sol";
+import {TypedDataHashing} from "../libraries/TypedDataHashing.sol";
+import {Errors} from "../libraries/Errors.sol";
+import {Events} from "../libraries/Events.sol";
+import {VaultModule} from "./VaultBase.sol";
+
+/// @title EpochModule
+/// @notice `postEpoch`: verifies an attested epoch (docs/protocol.md §4) and stores its root,
+/// token table, funding indices and settlement prices. Delegatecalled by `MarginVault`.
+contract EpochModule is VaultModule {
+    function postEpoch(Epoch calldata header, bytes[] calldata signatures) external onlyDelegated {
+        _checkHeader(header);
+        _checkSignatures(_hashTypedDataV4(TypedDataHashing.hashEpoch(header)), signatures);
+        _epoch = header.epoch;
+        _snapshotBlock = header.snapshotBlock;
+        _timestamp = header.timestamp;
+        _root = header.root;
+        _storePrices(header);
+        _storeFunding(header);
+        _storeSettlements(header);
+        emit Events.EpochPosted(header.epoch, header.snapshotBlock, header.timestamp, header.root, _configVersion);
+    }
+
+    function _checkHeader(Epoch calldata h) internal view {
+        // Signatures of a rotated-out signer set carry an older config version.
+        if (h.configVersion != _configVersion) revert Errors.WrongConfigVersion(_configVersion, h.configVersion);
+        if (h.epoch <= _epoch) revert Errors.EpochNotIncreasing(_epoch, h.epoch);
+        // The snapshot must be history (not the current block) and not older than the last one.
+        if (h.snapshotBlock >= block.number || h.snapshotBlock < _snapshotBlock) {
+            revert Errors.InvalidSnapshotBlock(h.snapshotBlock, _snapshotBlock, block.number);
+        }
+        if (h.timestamp < _timestamp) revert Errors.TimestampBeforeLast(_timestamp, h.timestamp);
+        if (h.timestamp > block.timestamp + _futureTolerance) {
+            revert Errors.TimestampInFuture(h.timestamp, block.timestamp);
+        }
+        if (uint256(h.timestamp) + _maxAge < block.timestamp) {
+            revert Errors.StaleTimestamp(h.timestamp, block.timestamp);
+        }
+        if (h.root == bytes32(0)) revert Errors.EmptyRoot();
+    }
+
+    /// @dev Signatures sorted by signer, strictly ascending: a duplicate fails the order check
+    /// without a set in memory.
+    function _checkSignatures(bytes32 digest, bytes[] calldata signatures) internal view {
+        // quorum == 0 means no signer set yet: nothing can be attested.
+        if (_quorum == 0 || signatures.length < _quorum) revert Errors.BelowQuorum(signatures.length, _quorum);
+        address previous;
+        for (uint256 i; i < signatures.length; ++i) {
+            (address s, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signatures[i]);
+            if (err != ECDSA.RecoverError.NoError) revert Errors.InvalidSignature(i);
+            if (!_isSigner[s]) revert Errors.UnknownSigner(s);
+            if (s == previous) revert Errors.DuplicateSigner(s);
+            if (s < previous) revert Errors.SignersNotSorted(previous, s);
+            previous = s;
+        }
+    }
+
+    function _storePrices(Epoch calldata h) internal {
+        uint256 n = _tokens.length;
+        if (h.tokens.length != n) revert Errors.TokenCountMismatch(n, h.tokens.length);
+        for (uint256 i; i < n; ++i) {
+            TokenPrice calldata t = h.tokens[i];
+            if (t.token != _tokens[i]) revert Errors.TokenTableMismatch(i, _tokens[i], t.token);
+            // A zero price would value collateral at nothing and a shock above 100% below zero.
+            if (t.price == 0 || t.downShock > WAD) revert Errors.InvalidTokenPrice(t.token, t.price, t.downShock);
+            if (i < _prices.length) _prices[i] = t;
+            else _prices.push(t);
+            emit Events.TokenPriceSet(h.epoch, t.token, t.price, t.downShock, t.upShock);
+        }
+    }
+
+    function _storeFunding(Epoch calldata h) internal {
+        for (uint256 i; i < h.funding.length; ++i) {
+            FundingUpdate calldata f = h.funding[i];
+            if (_requireInstrument(f.instrument).kind != InstrumentKind.PERP) revert Errors.NotAPerp(f.instrument);
+            _instrumentState[f.instrument].cumFunding = f.cumFunding;
+            emit Events.FundingIndexSet(h.epoch, f.instrument, f.cumFunding);
+        }
+    }
+
+    function _storeSettlements(Epoch calldata h) internal {
+        for (uint256 i; i < h.settlements.length; ++i) {
+            Settlement calldata s = h.settlements[i];
+            Instrument storage ins = _requireInstrument(s.instrument);
+            if (ins.kind == InstrumentKind.PERP) revert Errors.NotAnOption(s.instrument);
+            if (ins.expiry > h.timestamp) revert Errors.NotExpired(s.instrument, ins.expiry, h.timestamp);
+            InstrumentState storage st = _instrumentState[s.instrument];
+            if (st.settled) revert Errors.SettlementAlreadySet(s.instrument); // a settlement price is final
+            st.settlementPrice = s.price;
+            st.settled = true;
+            emit Events.SettlementPriceSet(h.epoch, s.instrument, s.price);
+        }
+    }
+}

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+
+import {
+    Instrument,
+    InstrumentKind,
+    InstrumentLeaf,
+    InstrumentProof,
+    MarginProof,
+    TokenPrice,
+    LiquidationQuote
+} from "../interfaces/IMarginVault.sol";
+import {FixedPoint} from "../libraries/FixedPoint.sol";
+import {MarginBounds} from "../libraries/MarginBounds.sol";
+import {Leaves} from "../libraries/Leaves.sol";
+import {LiquidationLib} from "../libraries/LiquidationLib.sol";
+import {Errors} from "../libraries/Errors.sol";
+import {Events} from "../libraries/Events.sol";
+
+/// @title VaultBase
+/// @notice The vault's storage and the internal steps that more than one entry point uses
+/// (lookups, the running bounds, the IM gate, leaf checks, positions and funding).
+/// @dev `MarginVault` and its modules all inherit exactly this contract and declare no other
+/// storage, so a module delegatecalled by the vault reads and writes the vault's state. Add
+/// state only here, only at the end.
+abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Events {
+    using FixedPoint for uint256;
+
+    /* CONSTANTS */
+
+    uint256 internal constant WAD = 1e18;
+    uint256 internal constant MAX_TOKENS = 16;
+    uint256 internal constant MAX_POSITIONS = 64;
+    uint256 internal constant MAX_SIGNERS = 32;
+    uint256 internal constant MAX_LEGS = 8;
+
+    /* STORAGE TYPES */
+
+    struct TokenConfig {
+        bool registered;
+        uint8 index;
+        uint8 decimals;
+    }
+
+    struct Position {
+        int256 size; // WAD units
+        int256 fundingIndex; // perps: cumulative funding index at the last update
+        uint8 slot; // 1-based index in Account.instruments, 0 when closed
+    }
+
+    struct Account {
+        int256 cash; // WAD USD
+        int256 cumLo; // running lower bound, docs/protocol.md §5
+        int256 cumHi; // running upper bound
+        uint64 stateNonce; // bumped on liquidation: kills the account's older leaves
+        uint32[] instruments; // open positions, at most MAX_POSITIONS
+        mapping(uint32 => Position) positions;
+        mapping(address => uint256) collateral; // token's own decimals
+    }
+
+    struct InstrumentState {
+        int256 cumFunding; // perps: latest attested cumulative funding index
+        uint256 settlementPrice; // options: final once set
+        bool settled;
+    }
+
+    /* STATE */
+
+    uint64 internal _maxAge;
+    uint64 internal _futureTolerance;
+    uint256 internal _liquidationPenalty; // WAD fraction of MM
+    uint256 internal _insuranceShare; // WAD fraction of the penalty
+    uint256 internal _insuranceFund; // WAD USD, backed by settlement tokens held
+    uint256 internal _badDebt; // WAD USD, cumulative shortfall the fund could not cover
+
+    address[] internal _signers;
+    mapping(address => bool) internal _isSigner;
+    uint8 internal _quorum;
+    uint64 internal _configVersion;
+
+    uint64 internal _epoch;
+    uint64 internal _snapshotBlock;
+    uint64 internal _timestamp;
+    bytes32 internal _root;
+
+    address[] internal _tokens;
+    mapping(address => TokenConfig) internal _tokenConfig;
+    TokenPrice[] internal _prices; // current epoch's table, in registration order
+
+    uint32 internal _instrumentCount;
+    mapping(uint32 => Instrument) internal _instruments;
+    mapping(uint32 => InstrumentState) internal _instrumentState;
+
+    mapping(address => Account) internal _accounts;
+    mapping(address => mapping(uint256 => bool)) internal _nonceUsed;
+
+    constructor(address owner_) Ownable(owner_) EIP712("PortfolioMarginVault", "1") {}
+
+    /* LOOKUPS */
+
+    function _isSafeMode() internal view returns (bool) {
+        return _epoch == 0 || block.timestamp > uint256(_timestamp) + _maxAge;
+    }
+
+    function _requireNotSafeMode() internal view {
+        if (_isSafeMode()) revert Errors.SafeMode();
+    }
+
+    function _requireToken(address token) internal view returns (TokenConfig memory c) {
+        c = _tokenConfig[token];
+        if (!c.registered) revert Errors.UnknownToken(token);
+    }
+
+    function _requireInstrument(uint32 id) internal view returns (Instrument storage) {
+        if (id == 0 || id > _instrumentCount) revert Errors.UnknownInstrument(id);
+        return _instruments[id];
+    }
+
+    function _liquidationParams() internal view returns (LiquidationLib.Params memory) {
+        return LiquidationLib.Params(_liquidationPenalty, _insuranceShare, _insuranceFund);
+    }
+
+    /* BOUNDS AND THE IM GATE */
+
+    function _addBounds(address account, Account storage a, int256 lo, int256 hi) internal {
+        a.cumLo += lo;
+        a.cumHi += hi;
+        _emitAccount(account, a);
+    }
+
+    function _emitAccount(address account, Account storage a) internal {
+        emit Events.AccountUpdated(account, a.cash, a.cumLo, a.cumHi, a.stateNonce);
+    }
+
+    /// @dev The IM gate of withdrawals and trades (docs/protocol.md §5).
+    function _requireImSurplus(address account, Account storage a, MarginProof calldata mp) internal view {
+        // No position and no debt: the account owns everything it holds, nothing to secure.
+        if (a.instruments.length == 0 && a.cash >= 0) return;
+        _requireNotSafeMode();
+        int256 s = _imSurplusLo(account, a, mp);
+        if (s < 0) revert Errors.InsufficientMargin(account, s);
+    }
+
+    function _imSurplusLo(address account, Account storage a, MarginProof calldata mp) internal view returns (int256) {
+        if (a.instruments.length == 0) return _onChainSurplusLo(a);
+        _requireAccountLeaf(account, a, mp);
+        return MarginBounds.imSurplusLo(mp.leaf, a.cumLo);
+    }
+
+    /// @dev cash + sum(haircut collateral): a lower bound of the IM surplus of an account with
+    /// no positions (subadditivity). A token the current epoch does not price counts nothing.
+    function _onChainSurplusLo(Account storage a) internal view returns (int256 s) {
+        s = a.cash;
+        for (uint256 i; i < _prices.length; ++i) {
+            address token = _tokens[i];
+            uint256 balance = a.collateral[token];
+            if (balance == 0) continue;
+            s += FixedPoint.toInt(MarginBounds.haircutValueDown(balance, _prices[i], _tokenConfig[token].decimals));
+        }
+    }
+
+    function _requireAccountLeaf(address account, Account storage a, MarginProof calldata mp) internal view {
+        if (mp.leaf.account != account) revert Errors.LeafAccountMismatch(account, mp.leaf.account);
+        // A liquidated account's older leaves describe a portfolio it no longer holds.
+        if (mp.leaf.stateNonce != a.stateNonce) {
+            revert Errors.StaleStateNonce(account, a.stateNonce, mp.leaf.stateNonce);
+        }
+        if (!MerkleProof.verifyCalldata(mp.proof, _root, Leaves.hashAccount(mp.leaf))) {
+            revert Errors.InvalidAccountProof(account);
+        }
+    }
+
+    function _requireInstrumentLeaf(InstrumentProof calldata ip, uint32 id) internal view {
+        if (ip.leaf.instrument != id) revert Errors.InstrumentLeafMismatch(id, ip.leaf.instrument);
+        if (!MerkleProof.verifyCalldata(ip.proof, _root, Leaves.hashInstrument(ip.leaf))) {
+            revert Errors.InvalidInstrumentProof(id);
+        }
+    }
+
+    /* POSITIONS AND FUNDING */
+
+    /// @dev Keeps `instruments` equal to the set of non-zero positions (swap and pop).
+    function _setSize(address account, Account storage a, uint32 id, int256 newSize) internal {
+        Position storage p = a.positions[id];
+        if (p.slot == 0 && newSize != 0) {
+            if (a.instruments.length >= MAX_POSITIONS) revert Errors.TooManyPositions(account, MAX_POSITIONS);
+            a.instruments.push(id);
+            p.slot = uint8(a.instruments.length);
+        } else if (p.slot != 0 && newSize == 0) {
+            uint32 last = a.instruments[a.instruments.length - 1];
+            a.instruments[p.slot - 1] = last;
+            a.positions[last].slot = p.slot;
+            a.instruments.pop();
+            p.slot = 0;
+        }
+        p.size = newSize;
+        emit Events.PositionUpdated(account, id, newSize, p.fundingIndex);
+    }
+
+    /// @dev Charges `size * (F_now - F_last)` rounded against the account, then moves the
+    /// position's index to F_now (also for a fresh position, which pays nothing). The leaf
+    /// already counts pending funding: only the 1-wei rounding goes into cumLo.
+    function _applyFunding(address account, Account storage a, uint32 id) internal {
+        if (_instruments[id].kind != InstrumentKind.PERP) return;
+        Position storage p = a.positions[id];
+        int256 f = _instrumentState[id].cumFunding;
+        int256 last = p.fundingIndex;
+        if (last == f) return;
+        p.fundingIndex = f;
+        if (p.size == 0) return;
+        int256 payment = FixedPoint.mulWadCeil(p.size, f - last);
+        a.cash -= payment;
+        a.cumLo += MarginBounds.roundingLo();
+        emit Events.FundingApplied(account, id, payment, f);
+        emit Events.PositionUpdated(account, id, p.size, f);
+    }
+
+    function _applyAllFunding(address account, Account storage a) internal {
+        for (uint256 i; i < a.instruments.length; ++i) {
+            _applyFunding(account, a, a.instruments[i]);
+        }
+    }
+}
+
+/// @title VaultModule
+/// @notice Base of the code that `MarginVault` delegatecalls to stay under the EIP-170 size
+/// limit (as Euler's modules). Called directly, a module would only touch its own empty
+/// storage; `onlyDelegated` refuses it anyway so that nobody mistakes it for the vault.
+abstract contract VaultModule is VaultBase {
+    address private immutable _self = address(this);
+
+    constructor() VaultBase(msg.sender) {}
+
+    modifier onlyDelegated() {
+        if (address(this) == _self) revert Errors.NotDelegated();
+        _;
+    }
+}
