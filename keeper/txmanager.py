@@ -1,0 +1,683 @@
+"""Sending transactions: simulate, price (EIP-1559, capped), nonce, send, wait, replace.
+
+One :class:`TxManager` per sending account. Every transaction goes
+
+    simulate (eth_call + eth_estimateGas) -> fees (GasStrategy, capped) -> sign with the
+    local nonce -> record in the store -> broadcast -> poll receipt -> if pending longer
+    than ``stuck_after``: re-sign the SAME nonce with both fees raised by ``bump_pct``
+    (>= 10 %, the EIP-1559 replacement rule) -> ... -> receipt or timeout.
+
+Nonces are kept locally (so that back-to-back sends do not wait for the node) and
+resynced from the node's pending count on start and after an error that leaves them in
+doubt. RPC calls that fail with a connection error or a timeout are retried with
+exponential backoff (:class:`RetryPolicy`) before :class:`RpcUnavailableError`.
+
+What the caller must trust: a :class:`TxTimeoutError` means the transaction may still
+be mined later under one of the recorded hashes (the store has them all, with
+``replaced_by`` links); the nonce stays taken.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NewType, TypeVar
+
+import requests
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    ProviderConnectionError,
+    TransactionNotFound,
+    Web3RPCError,
+)
+
+from keeper.errors import revert_data_of
+from keeper.exceptions import (
+    FeeCapExceededError,
+    NonceError,
+    RpcUnavailableError,
+    SimulationError,
+    TxError,
+    TxRevertedError,
+    TxTimeoutError,
+)
+from keeper.store import Store, TxRecord
+
+__all__ = [
+    "MIN_REPLACEMENT_BUMP_PCT",
+    "Fees",
+    "FeeHistoryStrategy",
+    "FixedFeeStrategy",
+    "GasStrategy",
+    "PendingTx",
+    "RetryPolicy",
+    "SentAttempt",
+    "TxManager",
+    "TxRequest",
+    "TxResult",
+    "Wei",
+    "call_with_retry",
+    "is_transient",
+]
+
+log = logging.getLogger("keeper.tx")
+
+Wei = NewType("Wei", int)
+T = TypeVar("T")
+
+#: geth and Anvil refuse a same-nonce replacement unless both fees rise by >= 10 %.
+MIN_REPLACEMENT_BUMP_PCT = 10.0
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: the node is unreachable or slow, not a refusal."""
+    if isinstance(
+        exc,
+        requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout
+        | ProviderConnectionError
+        | ConnectionError
+        | TimeoutError,
+    ):
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: delays ``base * 2**k`` capped at ``max_delay`` seconds, for at
+    most ``max_attempts`` attempts and ``deadline_seconds`` in total."""
+
+    max_attempts: int = 10
+    base_delay: float = 0.25
+    max_delay: float = 5.0
+    deadline_seconds: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
+        return min(self.max_delay, self.base_delay * 2**attempt)
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    what: str = "rpc",
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[BaseException, int], None] | None = None,
+) -> T:
+    """Call ``fn``; on a transient error wait and retry per ``policy``.
+
+    Non-transient errors propagate at once. After the last attempt or past the deadline
+    raises :class:`RpcUnavailableError` chained to the last error.
+    """
+    start = clock()
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            delay = policy.delay(attempt - 1)
+            if attempt >= policy.max_attempts or clock() - start + delay > policy.deadline_seconds:
+                raise RpcUnavailableError(
+                    f"{what}: RPC unreachable after {attempt} attempts in "
+                    f"{clock() - start:.1f} s: {exc}"
+                ) from exc
+            log.warning(
+                "rpc retry",
+                extra={"what": what, "attempt": attempt, "delay": delay, "error": str(exc)},
+            )
+            if on_retry is not None:
+                on_retry(exc, attempt)
+            sleep(delay)
+
+
+# --------------------------------------------------------------------------- fees
+
+
+@dataclass(frozen=True)
+class Fees:
+    """EIP-1559 fees in wei per gas."""
+
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+    def __post_init__(self) -> None:
+        if self.max_priority_fee_per_gas < 0 or self.max_fee_per_gas <= 0:
+            raise TxError(f"invalid fees {self}")
+        if self.max_priority_fee_per_gas > self.max_fee_per_gas:
+            raise TxError(f"priority fee above max fee: {self}")
+
+    def bumped(self, pct: float) -> Fees:
+        """Both fees raised by ``pct`` percent, rounded UP and by at least 1 wei, so the
+        replacement always clears the node's >= 10 % rule."""
+
+        def up(x: int) -> int:
+            return max(x + 1, math.ceil(x * (100.0 + pct) / 100.0))
+
+        return Fees(up(self.max_fee_per_gas), up(self.max_priority_fee_per_gas))
+
+    def at_least(self, other: Fees) -> Fees:
+        """Component-wise maximum."""
+        return Fees(
+            max(self.max_fee_per_gas, other.max_fee_per_gas),
+            max(self.max_priority_fee_per_gas, other.max_priority_fee_per_gas),
+        )
+
+
+class GasStrategy(abc.ABC):
+    """Chooses the fees of a new transaction and of a replacement."""
+
+    @abc.abstractmethod
+    def fees(self, w3: Web3) -> Fees:
+        """Fees for a new transaction now."""
+
+    def replacement(self, previous: Fees, w3: Web3, bump_pct: float) -> Fees:
+        """Fees for replacing a transaction sent with ``previous``: at least ``bump_pct``
+        above it on both fees, and at least what a new transaction would get now."""
+        return previous.bumped(bump_pct).at_least(self.fees(w3))
+
+
+@dataclass(frozen=True)
+class FixedFeeStrategy(GasStrategy):
+    """Always the same fees (tests, private chains); replacements still bump."""
+
+    fixed: Fees
+
+    def fees(self, w3: Web3) -> Fees:
+        return self.fixed
+
+    def replacement(self, previous: Fees, w3: Web3, bump_pct: float) -> Fees:
+        return previous.bumped(bump_pct)
+
+
+@dataclass(frozen=True)
+class FeeHistoryStrategy(GasStrategy):
+    """Fees from ``eth_feeHistory``: tip = max(``priority_fee_wei``, the ``percentile``
+    reward of the last ``blocks`` blocks); max fee = ``base_fee_multiplier`` x the next
+    block's base fee + tip (room for the base fee to rise for a few full blocks)."""
+
+    priority_fee_wei: int
+    base_fee_multiplier: float = 2.0
+    blocks: int = 5
+    percentile: float = 50.0
+
+    def fees(self, w3: Web3) -> Fees:
+        hist = w3.eth.fee_history(self.blocks, "latest", [self.percentile])
+        next_base = int(hist["baseFeePerGas"][-1])
+        rewards = sorted(int(r[0]) for r in hist.get("reward", []) if r)
+        median_reward = rewards[len(rewards) // 2] if rewards else 0
+        tip = max(self.priority_fee_wei, median_reward)
+        return Fees(math.ceil(next_base * self.base_fee_multiplier) + tip, tip)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class TxRequest:
+    """What to send. ``gas`` None = estimate x ``gas_margin``; ``purpose`` and ``epoch``
+    are recorded in the store (``"postEpoch"``, ``"liquidate"``...)."""
+
+    to: str
+    data: bytes = b""
+    value: int = 0
+    gas: int | None = None
+    purpose: str = "tx"
+    epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class SentAttempt:
+    tx_hash: str
+    fees: Fees
+    sent_at: float
+
+
+@dataclass
+class PendingTx:
+    """A transaction in flight: its nonce and every attempt (original, replacements)."""
+
+    request: TxRequest
+    nonce: int
+    gas_limit: int
+    attempts: list[SentAttempt] = field(default_factory=list)
+    #: Highest fees tried, including a replacement the node refused.
+    last_fees: Fees | None = None
+    cap_reached: bool = False
+
+    @property
+    def tx_hash(self) -> str:
+        """Hash of the latest attempt."""
+        return self.attempts[-1].tx_hash
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction. ``replaced``: hashes of the attempts that did not get mined."""
+
+    tx_hash: str
+    nonce: int
+    block_number: int
+    gas_used: int
+    effective_gas_price: int
+    replaced: tuple[str, ...]
+    receipt: Any = field(repr=False)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+        err = exc.rpc_response.get("error")
+        if isinstance(err, dict):
+            return str(err.get("message", exc))
+    return str(exc)
+
+
+def _hex(h: Any) -> str:
+    text = h.hex() if isinstance(h, bytes | bytearray) else str(h)
+    return text if text.startswith("0x") else "0x" + text
+
+
+# --------------------------------------------------------------------------- manager
+
+
+class TxManager:
+    """Sends transactions for one account (see the module docstring).
+
+    Parameters
+    ----------
+    w3 : Web3
+    account : LocalAccount
+        The sender (``Account.from_key``).
+    gas : GasStrategy
+    fee_cap_wei : int
+        Hard cap on ``maxFeePerGas``; a new transaction needing more raises
+        :class:`FeeCapExceededError`, a replacement that would exceed it is not sent (the
+        pending one keeps waiting).
+    store : Store, optional
+        Where every attempt and outcome is recorded.
+    bump_pct : float
+        Replacement fee increase, >= 10.
+    stuck_after : float
+        Seconds pending before a replacement.
+    receipt_timeout : float
+        Seconds :meth:`wait` waits before :class:`TxTimeoutError`.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        *,
+        gas: GasStrategy,
+        fee_cap_wei: int,
+        store: Store | None = None,
+        chain_id: int | None = None,
+        bump_pct: float = 12.5,
+        stuck_after: float = 30.0,
+        receipt_timeout: float = 180.0,
+        poll_interval: float = 0.25,
+        gas_margin: float = 1.2,
+        retry: RetryPolicy = RetryPolicy(),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if bump_pct < MIN_REPLACEMENT_BUMP_PCT:
+            raise TxError(f"bump_pct {bump_pct} below the {MIN_REPLACEMENT_BUMP_PCT} % rule")
+        self.w3 = w3
+        self.account = account
+        self.gas = gas
+        self.fee_cap_wei = fee_cap_wei
+        self.store = store
+        self._chain_id = chain_id
+        self.bump_pct = bump_pct
+        self.stuck_after = stuck_after
+        self.receipt_timeout = receipt_timeout
+        self.poll_interval = poll_interval
+        self.gas_margin = gas_margin
+        self.retry = retry
+        self._clock = clock
+        self._sleep = sleep
+        self._nonce: int | None = None
+        self._lock = threading.RLock()
+        #: Count of RPC retries (for metrics).
+        self.rpc_retries = 0
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    @property
+    def next_nonce(self) -> int | None:
+        """The nonce the next transaction will use (None until synced)."""
+        return self._nonce
+
+    def _rpc(self, fn: Callable[[], T], what: str) -> T:
+        def count(_: BaseException, __: int) -> None:
+            self.rpc_retries += 1
+
+        return call_with_retry(
+            fn, self.retry, what=what, clock=self._clock, sleep=self._sleep, on_retry=count
+        )
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self._rpc(lambda: self.w3.eth.chain_id, "chain_id"))
+        return self._chain_id
+
+    # ---------------------------------------------------------------- nonce
+
+    def sync_nonce(self) -> int:
+        """Take the node's pending transaction count as the next nonce."""
+        with self._lock:
+            self._nonce = int(
+                self._rpc(
+                    lambda: self.w3.eth.get_transaction_count(self.account.address, "pending"),
+                    "get_transaction_count",
+                )
+            )
+            log.info("nonce synced", extra={"sender": self.address, "nonce": self._nonce})
+            return self._nonce
+
+    # ---------------------------------------------------------------- simulate
+
+    def _call_params(self, req: TxRequest) -> dict[str, Any]:
+        return {
+            "from": self.account.address,
+            "to": Web3.to_checksum_address(req.to),
+            "data": Web3.to_hex(req.data),
+            "value": req.value,
+        }
+
+    def simulate(self, req: TxRequest) -> int:
+        """``eth_call`` then ``eth_estimateGas`` at the latest block; returns the estimate.
+
+        Raises :class:`SimulationError` (with the revert data) if the call would revert.
+        """
+        params = self._call_params(req)
+        try:
+            self._rpc(lambda: self.w3.eth.call(params, "latest"), "eth_call")
+            return int(
+                self._rpc(lambda: self.w3.eth.estimate_gas(params, "latest"), "estimate_gas")
+            )
+        except (ContractLogicError, ContractCustomError, ContractPanicError, Web3RPCError) as exc:
+            data = revert_data_of(exc)
+            raise SimulationError(
+                f"{req.purpose}: simulation reverted: {_message(exc)}",
+                data=None if data is None else "0x" + data.hex(),
+            ) from exc
+
+    # ---------------------------------------------------------------- fees
+
+    def _capped(self, fees: Fees) -> Fees:
+        if fees.max_fee_per_gas <= self.fee_cap_wei:
+            return fees
+        # Only the headroom above the base fee is cut; below base + tip it cannot be mined.
+        base_plus_tip = fees.max_fee_per_gas
+        if isinstance(self.gas, FeeHistoryStrategy):
+            base_plus_tip = (
+                math.ceil(
+                    (fees.max_fee_per_gas - fees.max_priority_fee_per_gas)
+                    / self.gas.base_fee_multiplier
+                )
+                + fees.max_priority_fee_per_gas
+            )
+        if base_plus_tip > self.fee_cap_wei:
+            raise FeeCapExceededError(base_plus_tip, self.fee_cap_wei)
+        return Fees(self.fee_cap_wei, min(fees.max_priority_fee_per_gas, self.fee_cap_wei))
+
+    def current_fees(self) -> Fees:
+        """Fees a new transaction would get now, after the cap."""
+        return self._capped(self._rpc(lambda: self.gas.fees(self.w3), "fee_history"))
+
+    # ---------------------------------------------------------------- send
+
+    def _sign(self, pending: PendingTx, fees: Fees) -> tuple[str, bytes]:
+        tx = {
+            "type": 2,
+            "chainId": self.chain_id,
+            "nonce": pending.nonce,
+            "to": Web3.to_checksum_address(pending.request.to),
+            "data": pending.request.data,
+            "value": pending.request.value,
+            "gas": pending.gas_limit,
+            "maxFeePerGas": fees.max_fee_per_gas,
+            "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+        }
+        signed = self.account.sign_transaction(tx)
+        return _hex(signed.hash), bytes(signed.raw_transaction)
+
+    def _record(self, pending: PendingTx, tx_hash: str, fees: Fees) -> None:
+        if self.store is not None:
+            self.store.record_tx(
+                TxRecord(
+                    hash=tx_hash,
+                    sender=self.address,
+                    nonce=pending.nonce,
+                    purpose=pending.request.purpose,
+                    epoch=pending.request.epoch,
+                    max_fee_per_gas=fees.max_fee_per_gas,
+                    max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+                    gas_limit=pending.gas_limit,
+                )
+            )
+
+    def _update(self, tx_hash: str, status: Any, **kw: Any) -> None:
+        if self.store is not None:
+            self.store.update_tx(tx_hash, status, **kw)
+
+    def _broadcast(self, tx_hash: str, raw: bytes) -> None:
+        """Send ``raw``; a retry after a lost response may find it already known: fine."""
+        try:
+            self._rpc(lambda: self.w3.eth.send_raw_transaction(raw), "send_raw_transaction")
+        except Web3RPCError as exc:
+            msg = _message(exc).lower()
+            if "already known" in msg or "already imported" in msg or "already exists" in msg:
+                return
+            if "nonce too low" in msg and self._known(tx_hash):
+                return  # ours, and already mined while we retried
+            raise
+
+    def _known(self, tx_hash: str) -> bool:
+        try:
+            self._rpc(lambda: self.w3.eth.get_transaction(tx_hash), "get_transaction")
+            return True
+        except TransactionNotFound:
+            return False
+
+    def submit(self, req: TxRequest, *, simulate: bool = True) -> PendingTx:
+        """Simulate, price, sign with the next nonce, record and broadcast. Returns the
+        :class:`PendingTx` to :meth:`poll` or :meth:`wait` on."""
+        with self._lock:
+            gas_limit = req.gas
+            if simulate or gas_limit is None:
+                estimate = self.simulate(req)
+                gas_limit = gas_limit or math.ceil(estimate * self.gas_margin)
+            fees = self.current_fees()
+            if self._nonce is None:
+                self.sync_nonce()
+            for attempt in range(2):
+                assert self._nonce is not None
+                pending = PendingTx(req, self._nonce, gas_limit, last_fees=fees)
+                tx_hash, raw = self._sign(pending, fees)
+                self._record(pending, tx_hash, fees)
+                try:
+                    self._broadcast(tx_hash, raw)
+                except Web3RPCError as exc:
+                    msg = _message(exc).lower()
+                    self._update(tx_hash, "dropped", error=_message(exc))
+                    # Our local nonce disagrees with the node (another process used the
+                    # key, or a tx was dropped): resync once and re-sign.
+                    if attempt == 0 and ("nonce" in msg or "underpriced" in msg):
+                        log.warning("nonce resync", extra={"error": _message(exc)})
+                        self.sync_nonce()
+                        continue
+                    if "nonce" in msg:
+                        raise NonceError(f"{req.purpose}: {_message(exc)}") from exc
+                    raise TxError(
+                        f"{req.purpose}: node refused the transaction: {_message(exc)}"
+                    ) from exc
+                except RpcUnavailableError:
+                    self._update(tx_hash, "dropped", error="rpc unavailable while sending")
+                    self._nonce = None  # unknown whether it arrived: ask the node next time
+                    raise
+                pending.attempts.append(SentAttempt(tx_hash, fees, self._clock()))
+                self._nonce += 1
+                log.info(
+                    "tx sent",
+                    extra={
+                        "purpose": req.purpose,
+                        "hash": tx_hash,
+                        "nonce": pending.nonce,
+                        "max_fee": fees.max_fee_per_gas,
+                        "tip": fees.max_priority_fee_per_gas,
+                        "gas": gas_limit,
+                    },
+                )
+                return pending
+            raise NonceError(f"{req.purpose}: could not find a usable nonce")  # pragma: no cover
+
+    def replace(self, pending: PendingTx) -> str | None:
+        """Re-send ``pending``'s nonce with fees bumped by ``bump_pct``; returns the new
+        hash, or None if the cap forbids it or the node refused (the old one stays)."""
+        with self._lock:
+            previous = pending.last_fees or pending.attempts[-1].fees
+            try:
+                fees = self.gas.replacement(previous, self.w3, self.bump_pct)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                fees = previous.bumped(self.bump_pct)
+            if fees.max_fee_per_gas > self.fee_cap_wei:
+                if not pending.cap_reached:
+                    log.warning(
+                        "replacement above fee cap; waiting",
+                        extra={
+                            "hash": pending.tx_hash,
+                            "needed": fees.max_fee_per_gas,
+                            "cap": self.fee_cap_wei,
+                        },
+                    )
+                pending.cap_reached = True
+                return None
+            tx_hash, raw = self._sign(pending, fees)
+            self._record(pending, tx_hash, fees)
+            pending.last_fees = fees
+            try:
+                self._broadcast(tx_hash, raw)
+            except Web3RPCError as exc:
+                # e.g. "replacement transaction underpriced": next time bump from here.
+                self._update(tx_hash, "dropped", error=_message(exc))
+                log.warning("replacement refused", extra={"hash": tx_hash, "error": _message(exc)})
+                return None
+            except RpcUnavailableError:
+                self._update(tx_hash, "dropped", error="rpc unavailable while replacing")
+                return None
+            old = pending.tx_hash
+            self._update(old, "replaced", replaced_by=tx_hash)
+            pending.attempts.append(SentAttempt(tx_hash, fees, self._clock()))
+            log.info(
+                "tx replaced",
+                extra={
+                    "old": old,
+                    "new": tx_hash,
+                    "nonce": pending.nonce,
+                    "max_fee": fees.max_fee_per_gas,
+                    "tip": fees.max_priority_fee_per_gas,
+                },
+            )
+            return tx_hash
+
+    def _receipt(self, tx_hash: str) -> Any | None:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+
+    def poll(self, pending: PendingTx) -> TxResult | None:
+        """One check: the receipt of any attempt (newest first), else replace if stuck.
+
+        Returns the :class:`TxResult` once mined; raises :class:`TxRevertedError` if the
+        mined attempt reverted. A transient RPC error counts as "not yet".
+        """
+        try:
+            for attempt in reversed(pending.attempts):
+                receipt = self._receipt(attempt.tx_hash)
+                if receipt is not None:
+                    return self._finish(pending, attempt.tx_hash, receipt)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return None
+        if self._clock() - pending.attempts[-1].sent_at >= self.stuck_after:
+            self.replace(pending)
+        return None
+
+    def _finish(self, pending: PendingTx, mined_hash: str, receipt: Any) -> TxResult:
+        others = tuple(a.tx_hash for a in pending.attempts if a.tx_hash != mined_hash)
+        gas_used = int(receipt["gasUsed"])
+        egp = int(receipt.get("effectiveGasPrice", 0))
+        block = int(receipt["blockNumber"])
+        later = False
+        for a in pending.attempts:
+            if a.tx_hash == mined_hash:
+                later = True
+            elif later:
+                # A later replacement lost to an earlier attempt that got mined.
+                self._update(a.tx_hash, "dropped")
+        if int(receipt["status"]) != 1:
+            self._update(
+                mined_hash,
+                "reverted",
+                block_number=block,
+                gas_used=gas_used,
+                effective_gas_price=egp,
+            )
+            raise TxRevertedError(mined_hash, gas_used)
+        self._update(
+            mined_hash, "mined", block_number=block, gas_used=gas_used, effective_gas_price=egp
+        )
+        log.info(
+            "tx mined",
+            extra={
+                "hash": mined_hash,
+                "block": block,
+                "gas_used": gas_used,
+                "replaced": len(others),
+            },
+        )
+        return TxResult(mined_hash, pending.nonce, block, gas_used, egp, others, receipt)
+
+    def wait(self, pending: PendingTx, *, timeout: float | None = None) -> TxResult:
+        """Poll until mined (replacing when stuck) or ``timeout`` (default
+        ``receipt_timeout``) seconds, then :class:`TxTimeoutError`."""
+        limit = self.receipt_timeout if timeout is None else timeout
+        start = self._clock()
+        while True:
+            result = self.poll(pending)
+            if result is not None:
+                return result
+            if self._clock() - start >= limit:
+                raise TxTimeoutError(pending.tx_hash, pending.nonce, self._clock() - start)
+            self._sleep(self.poll_interval)
+
+    def send(self, req: TxRequest, *, simulate: bool = True) -> TxResult:
+        """:meth:`submit` then :meth:`wait`."""
+        return self.wait(self.submit(req, simulate=simulate))
