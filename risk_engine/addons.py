@@ -1,0 +1,77 @@
+"""Add-ons on top of the scan loss.
+
+* Short option minimum: ``sum_i m_i * max(0, -x_i)`` with ``m_i = rate * spot`` per unit
+  short option. Convex and positively homogeneous, hence subadditive.
+* Concentration: ``sum_u k_u * max(0, |D_u(X)| - T_u)`` with ``D_u`` the account's net
+  delta notional (USD) on underlying ``u``. It is SUPERadditive (two books each under the
+  threshold can sum above it), so it cannot rely on subadditivity. Instead its slope is
+  capped: along instrument ``i`` it changes by at most ``k_u * |d_i|`` per unit, where
+  ``d_i`` is the instrument's delta notional per unit. That slope is folded into the
+  instrument's published loss per unit (leaves.py), which keeps docs/protocol.md §5
+  sound for the whole requirement. For the liquidator takeover check
+  ``req(L + A) <= req(L) + im_A`` the concentration term can exceed the sum by at most
+  ``k_u * T_u`` per underlying (:func:`takeover_gap_bound`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._typing import Float64Array, Int64Array
+
+
+def short_option_minimum(
+    data: Float64Array,
+    indices: Int64Array,
+    account_of_nnz: Int64Array,
+    charge: Float64Array,
+    n: int,
+) -> Float64Array:
+    """Per-account short option minimum.
+
+    Parameters
+    ----------
+    data, indices : the CSR data and column indices of the positions
+    account_of_nnz : account (row) of each stored entry
+    charge : Float64Array, shape (n_instruments,), USD per unit short (0 if not an option)
+    n : number of accounts
+    """
+    w = np.maximum(-data, 0.0) * charge[indices]
+    out: Float64Array = np.bincount(account_of_nnz, weights=w, minlength=n).astype(np.float64)
+    return out
+
+
+def concentration_charge(
+    delta_notional: Float64Array, rate: Float64Array, threshold: Float64Array
+) -> Float64Array:
+    """``sum_u rate_u * max(0, |D_au| - T_u)``.
+
+    Parameters
+    ----------
+    delta_notional : Float64Array, shape (n_accounts, n_underlyings), USD
+    rate, threshold : Float64Array, shape (n_underlyings,)
+    """
+    excess = np.maximum(np.abs(delta_notional) - threshold[None, :], 0.0)
+    out: Float64Array = excess @ rate
+    return out
+
+
+def concentration_slope(
+    delta_per_unit: Float64Array, rate_of_instrument: Float64Array
+) -> Float64Array:
+    """Steepest marginal concentration charge per unit of each instrument (USD per unit)."""
+    out: Float64Array = rate_of_instrument * np.abs(delta_per_unit)
+    return out
+
+
+def takeover_gap_bound(rate: Float64Array, threshold: Float64Array) -> float:
+    """Largest ``conc(A + B) - conc(A) - conc(B)`` (USD): ``sum_u rate_u * T_u``."""
+    return float(np.sum(rate * threshold))
+
+
+__all__ = [
+    "concentration_charge",
+    "concentration_slope",
+    "short_option_minimum",
+    "takeover_gap_bound",
+]

@@ -1,0 +1,153 @@
+"""The scenario template shared by every underlying.
+
+Scenario ``s`` moves underlying ``u`` by ``fraction[s] * range[u]`` (a simple return,
+floored at ``-max_down_move``), shocks implied vols by ``vol_state[s]`` (-1 down, 0 none,
++1 up, tenor-scaled), advances time by the liquidation horizon, and counts its P&L at
+``cover[s]`` (1, or ``extreme_cover`` for the fat-tail moves beyond the range).
+
+Because every underlying uses the same template, a JOINT scenario of a cluster of
+underlyings is "all members at template ``s``": a co-move of ``fraction[s]`` of each
+member's own range (so a pair is beta-matched when its notionals are in inverse
+proportion to the ranges). See correlation.py for how clusters are weighted.
+
+Ordering: scenario 0 is "no move, vol unchanged"; the first ``n_mm`` scenarios are the
+MM grid (``|fraction| <= mm_range_fraction``, no extremes); the IM grid is all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._typing import Float64Array, Int8Array
+from .correlation import ewma_volatility
+from .market import MarketSnapshot
+from .params import RiskParams, VolShockParams
+
+_VOL_WORD = {-1: "vol down", 0: "vol unchanged", 1: "vol up"}
+
+
+@dataclass(frozen=True)
+class ScenarioSet:
+    """Template scenarios and per-underlying ranges.
+
+    Attributes
+    ----------
+    fraction : Float64Array, shape (n_scenarios,)
+        Price move in multiples of the underlying's scan range.
+    vol_state : Int8Array, shape (n_scenarios,)
+    cover : Float64Array, shape (n_scenarios,)
+    n_mm : int
+        The first ``n_mm`` scenarios form the MM grid.
+    underlyings : tuple[str, ...]
+    ranges : Float64Array, shape (n_underlyings,)
+        Scan range per underlying (fraction of price).
+    moves : Float64Array, shape (n_underlyings, n_scenarios)
+        Price move per underlying and scenario (simple return, >= -max_down_move).
+    horizon_days : float
+    """
+
+    fraction: Float64Array
+    vol_state: Int8Array
+    cover: Float64Array
+    n_mm: int
+    underlyings: tuple[str, ...]
+    ranges: Float64Array
+    moves: Float64Array
+    horizon_days: float
+
+    @property
+    def n_scenarios(self) -> int:
+        return int(self.fraction.shape[0])
+
+    def words(self, s: int, underlyings: tuple[int, ...] | None = None) -> str:
+        """Describe scenario ``s`` (for the given underlying indices, default all)."""
+        idx = range(len(self.underlyings)) if underlyings is None else underlyings
+        moves = ", ".join(f"{self.underlyings[u]} {self.moves[u, s]:+.1%}" for u in idx)
+        kind = "extreme " if abs(self.fraction[s]) > 1.0 + 1e-12 else ""
+        cover = f" at {self.cover[s]:.0%} cover" if self.cover[s] != 1.0 else ""
+        vol = _VOL_WORD[int(self.vol_state[s])]
+        return (
+            f"{kind}price {self.fraction[s]:+.2f}x range ({moves}), {vol}, "
+            f"+{self.horizon_days:g}d{cover}"
+        )
+
+    def all_words(self) -> tuple[str, ...]:
+        """:meth:`words` of every scenario."""
+        return tuple(self.words(s) for s in range(self.n_scenarios))
+
+
+def scan_ranges(market: MarketSnapshot, params: RiskParams) -> Float64Array:
+    """Per-underlying scan range: ``min(max_range, max(scan_range_u, k * vol_u * sqrt(h)))``."""
+    vol = ewma_volatility(market.returns, params.correlation.ewma_lambda)
+    floor = np.array([params.underlying(u).scan_range for u in market.underlyings])
+    scaled = params.scan.range_vol_multiple * vol * np.sqrt(params.horizon_days)
+    out: Float64Array = np.minimum(params.scan.max_range, np.maximum(floor, scaled))
+    return out
+
+
+def build_scenarios(market: MarketSnapshot, params: RiskParams) -> ScenarioSet:
+    """The template and per-underlying moves for this market (market must be valid)."""
+    sp = params.scan
+    half = (sp.price_points - 1) // 2
+    grid = np.arange(-half, half + 1, dtype=np.float64) / half
+    states = (0, -1, 1)
+    mm: list[tuple[float, int, float]] = []
+    rest: list[tuple[float, int, float]] = []
+    for f in sorted(grid.tolist(), key=lambda x: (abs(x), x)):
+        for v in states:
+            (mm if abs(f) <= sp.mm_range_fraction + 1e-12 else rest).append((f, v, 1.0))
+    for f in sp.extreme_moves:
+        for v in states:
+            rest.append((f, v, sp.extreme_cover))
+    rows = mm + rest
+    fraction = np.array([r[0] for r in rows], dtype=np.float64)
+    vol_state = np.array([r[1] for r in rows], dtype=np.int8)
+    cover = np.array([r[2] for r in rows], dtype=np.float64)
+    ranges = scan_ranges(market, params)
+    moves = np.maximum(ranges[:, None] * fraction[None, :], -sp.max_down_move)
+    return ScenarioSet(
+        fraction=fraction,
+        vol_state=vol_state,
+        cover=cover,
+        n_mm=len(mm),
+        underlyings=market.underlyings,
+        ranges=ranges,
+        moves=moves,
+        horizon_days=params.horizon_days,
+    )
+
+
+def vol_shock_multiplier(tenor_years: Float64Array, vol: VolShockParams) -> Float64Array:
+    """Tenor scaling ``(ref / max(T, min))^p``, ``p`` short below ``ref`` days, long above."""
+    days = np.maximum(tenor_years * 365.0, vol.min_tenor_days)
+    p = np.where(days <= vol.reference_days, vol.exponent_short, vol.exponent_long)
+    out: Float64Array = (vol.reference_days / days) ** p
+    return out
+
+
+def shocked_vols(
+    sigma: Float64Array, tenor_years: Float64Array, vol_state: Int8Array, vol: VolShockParams
+) -> Float64Array:
+    """Shocked vols, shape (n_options, n_scenarios): up ``1 + up*mult``, down ``1 - down*mult``.
+
+    Floored at ``vol.floor``.
+    """
+    mult = vol_shock_multiplier(tenor_years, vol)[:, None]
+    factor = np.where(
+        vol_state[None, :] > 0,
+        1.0 + vol.up * mult,
+        np.where(vol_state[None, :] < 0, 1.0 - vol.down * mult, 1.0),
+    )
+    out: Float64Array = np.maximum(sigma[:, None] * factor, vol.floor)
+    return out
+
+
+__all__ = [
+    "ScenarioSet",
+    "build_scenarios",
+    "scan_ranges",
+    "shocked_vols",
+    "vol_shock_multiplier",
+]
