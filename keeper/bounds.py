@@ -113,9 +113,7 @@ def mm_surplus_hi(equity: int, mm: int, leaf_cum_hi: int, cum_hi_now: int) -> in
     return (equity - mm) + (cum_hi_now - leaf_cum_hi)
 
 
-def unattested_surplus_lo(
-    cash: int, balances: list[tuple[int, int, int, int]]
-) -> int:
+def unattested_surplus_lo(cash: int, balances: list[tuple[int, int, int, int]]) -> int:
     """IM lower bound of an account without positions: ``cash + sum(x*p*(1-down))``.
 
     ``balances`` = ``[(amount, price, decimals, down_shock), ...]``; each term rounds down.

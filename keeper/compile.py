@@ -164,7 +164,9 @@ def _result(output: dict[str, Any], key: str, from_cache: bool) -> CompileResult
             )
             contracts[name] = c
             qualified[f"{unit}:{name}"] = c
-    return CompileResult(contracts=contracts, qualified=qualified, cache_key=key, from_cache=from_cache)
+    return CompileResult(
+        contracts=contracts, qualified=qualified, cache_key=key, from_cache=from_cache
+    )
 
 
 def compile_contracts(

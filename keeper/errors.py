@@ -76,6 +76,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "InvalidToken": "token cannot be collateral (settlement token or unsupported decimals)",
     "InvalidInstrument": "instrument spec invalid (perp: no strike/expiry; option: strike > 0 "
     "and future expiry)",
+    "NotDelegated": "a vault module was called directly; call the vault",
     # lookups
     "UnknownToken": "token is not registered collateral",
     "UnknownInstrument": "no instrument with this id",
@@ -104,8 +105,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "BelowQuorum": "fewer valid signatures than the quorum",
     "WrongConfigVersion": "epoch signed for another signer-set version",
     "EpochNotIncreasing": "epoch number must be greater than the last posted",
-    "InvalidSnapshotBlock": "snapshot block must be < the current block and >= the last "
-    "epoch's",
+    "InvalidSnapshotBlock": "snapshot block must be < the current block and >= the last epoch's",
     "TimestampBeforeLast": "epoch timestamp is before the last epoch's",
     "TimestampInFuture": "epoch timestamp is too far ahead of the block time",
     "StaleTimestamp": "epoch timestamp is older than maxAge",
@@ -180,9 +180,7 @@ def error_signature(entry: Mapping[str, Any]) -> str:
 
 def error_selectors(abi: Iterable[Mapping[str, Any]]) -> dict[bytes, Mapping[str, Any]]:
     """4-byte selector -> ABI entry for every ``error`` in ``abi``."""
-    return {
-        keccak(text=error_signature(e))[:4]: e for e in abi if e.get("type") == "error"
-    }
+    return {keccak(text=error_signature(e))[:4]: e for e in abi if e.get("type") == "error"}
 
 
 def _wad(value: int) -> str:
@@ -190,7 +188,12 @@ def _wad(value: int) -> str:
     return f"{d.normalize():f}" if d == d.to_integral_value() else f"{d:.6f}".rstrip("0")
 
 
-def _fmt(name: str, typ: str, value: Any) -> str:
+#: Per-error WAD parameters whose names are ambiguous elsewhere (``amount`` is in token
+#: units in ``InsufficientBalance``, in WAD USD here).
+_WAD_PARAMS_BY_ERROR: dict[str, set[str]] = {"InsufficientInsurance": {"fund", "amount"}}
+
+
+def _fmt(name: str, typ: str, value: Any, wad: bool = False) -> str:
     if typ == "address":
         return to_checksum_address(value)
     if isinstance(value, bytes):
@@ -201,7 +204,7 @@ def _fmt(name: str, typ: str, value: Any) -> str:
         return "0x" + value.hex()
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, int) and name in _WAD_PARAMS:
+    if isinstance(value, int) and (wad or name in _WAD_PARAMS):
         return f"{_wad(value)} [{value}]"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_fmt(name, typ.rstrip("[]"), v) for v in value) + "]"
@@ -252,13 +255,12 @@ def decode_revert_data(data: bytes | str | None, abi: Iterable[Mapping[str, Any]
     try:
         values = abi_decode([_canonical_type(p) for p in inputs], body)
     except DecodingError:
-        return DecodedRevert(
-            name, (), f"{name}: <undecodable arguments 0x{body.hex()}>", selector
-        )
+        return DecodedRevert(name, (), f"{name}: <undecodable arguments 0x{body.hex()}>", selector)
     names = [str(p.get("name") or f"arg{i}") for i, p in enumerate(inputs)]
     args = tuple(zip(names, values, strict=True))
     shown = ", ".join(
-        f"{n}={_fmt(n, str(p['type']), v)}" for n, p, v in zip(names, inputs, values, strict=True)
+        f"{n}={_fmt(n, str(p['type']), v, n in _WAD_PARAMS_BY_ERROR.get(name, set()))}"
+        for n, p, v in zip(names, inputs, values, strict=True)
     )
     what = ERROR_DESCRIPTIONS.get(name)
     message = f"{name}({shown})" + (f": {what}" if what else "")

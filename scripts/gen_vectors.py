@@ -153,9 +153,15 @@ EPOCHS = [
         funding=(FundingUpdate(1, -1_234_567_890_123), FundingUpdate(4, 5 * WAD)),
         settlements=(Settlement(2, 2_950 * WAD), Settlement(3, 1)),
     ),
-    Epoch(UINT64_MAX, UINT64_MAX, UINT64_MAX, b"\xff" * 32, UINT64_MAX,
-          tokens=(TokenPrice(TOKENS[0], UINT256_MAX, WAD, UINT256_MAX),),
-          funding=(FundingUpdate(2**32 - 1, INT256_MIN),)),
+    Epoch(
+        UINT64_MAX,
+        UINT64_MAX,
+        UINT64_MAX,
+        b"\xff" * 32,
+        UINT64_MAX,
+        tokens=(TokenPrice(TOKENS[0], UINT256_MAX, WAD, UINT256_MAX),),
+        funding=(FundingUpdate(2**32 - 1, INT256_MIN),),
+    ),
 ]
 SIGNER_LABELS = ("signer-0", "signer-1", "signer-2")
 QUOTES = [
@@ -254,7 +260,8 @@ GENERATORS = {
 def render() -> dict[str, str]:
     """File name -> exact file content."""
     return {
-        name: json.dumps(gen(), indent=2, sort_keys=False) + "\n" for name, gen in GENERATORS.items()
+        name: json.dumps(gen(), indent=2, sort_keys=False) + "\n"
+        for name, gen in GENERATORS.items()
     }
 
 
@@ -274,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         stale = [
-            n for n, t in render().items() if not (VECTORS_DIR / n).is_file()
-            or (VECTORS_DIR / n).read_text() != t
+            n
+            for n, t in render().items()
+            if not (VECTORS_DIR / n).is_file() or (VECTORS_DIR / n).read_text() != t
         ]
         if stale:
             print(f"stale vectors: {', '.join(stale)}; run python -m scripts.gen_vectors")

@@ -162,9 +162,7 @@ EPOCH_T = (
     + TOKEN_PRICE_T
 )
 LEG_T = "Leg(uint32 instrument,int256 size,uint256 price)"
-QUOTE_T = (
-    "Quote(address maker,address taker,Leg[] legs,uint256 nonce,uint64 deadline)" + LEG_T
-)
+QUOTE_T = "Quote(address maker,address taker,Leg[] legs,uint256 nonce,uint64 deadline)" + LEG_T
 DOMAIN_T = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 
 

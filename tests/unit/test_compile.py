@@ -53,7 +53,9 @@ def test_compiles_the_project_vault_and_mock() -> None:
 def test_every_error_of_errors_sol_is_in_the_vault_abi() -> None:
     # decode_revert works from the vault's ABI: an error missing there would print as unknown.
     declared = set(
-        re.findall(r"^\s*error\s+(\w+)\s*\(", (CONTRACTS_DIR / "libraries/Errors.sol").read_text(), re.M)
+        re.findall(
+            r"^\s*error\s+(\w+)\s*\(", (CONTRACTS_DIR / "libraries/Errors.sol").read_text(), re.M
+        )
     )
     in_abi = {e["name"] for e in compile_contracts()["MarginVault"].errors()}
     assert declared <= in_abi, f"declared but never used by the vault: {sorted(declared - in_abi)}"

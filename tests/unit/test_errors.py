@@ -51,7 +51,9 @@ def _data(sig: str, types: list[str], values: list[object]) -> bytes:
 
 
 def test_decodes_custom_error_with_wad_values_and_description() -> None:
-    data = _data("InsufficientMargin(address,int256)", ["address", "int256"], [ACCOUNT, -12_5 * 10**17])
+    data = _data(
+        "InsufficientMargin(address,int256)", ["address", "int256"], [ACCOUNT, -12_5 * 10**17]
+    )
     msg = decode_revert(data, ABI)
     assert msg == (
         f"InsufficientMargin(account={ACCOUNT}, imSurplusLo=-12.5 [-12500000000000000000]): "
@@ -71,7 +73,9 @@ def test_non_wad_integers_print_raw() -> None:
 
 def test_unnamed_parameter_and_bytes32_text() -> None:
     data = _data("Custom(bytes32)", ["bytes32"], [b"BTC".ljust(32, b"\0")])
-    assert decode_revert(data, ABI) == "Custom(arg0=0x" + b"BTC".ljust(32, b"\0").hex() + " ('BTC'))"
+    assert (
+        decode_revert(data, ABI) == "Custom(arg0=0x" + b"BTC".ljust(32, b"\0").hex() + " ('BTC'))"
+    )
 
 
 def test_error_string_and_panic() -> None:
