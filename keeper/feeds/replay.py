@@ -228,7 +228,8 @@ class ReplayFeed(MarketFeed):
             if j >= 0 and self._times[i] - times[j] <= self.config.dvol_max_age_days * _DAY:
                 return float(vols[j]), "dvol"
         closes = self._close[i - self.config.rv_window : i + 1, col]
-        rets = np.diff(np.log(closes))
+        with np.errstate(invalid="ignore", divide="ignore"):  # bad closes -> NaN -> refused
+            rets = np.diff(np.log(closes))
         rv = float(np.std(rets, ddof=1)) * math.sqrt(SECONDS_PER_YEAR / self.interval_seconds)
         return rv * self.config.iv_premium, "realized"
 

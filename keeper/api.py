@@ -1,0 +1,255 @@
+"""Read-only HTTP API serving epochs, leaves and Merkle proofs from the store.
+
+Standard library only (``ThreadingHTTPServer`` in a daemon thread); every response is
+JSON except ``/metrics``. Integers of leaves are decimal strings (full precision).
+
+=====================================  =====================================================
+``GET /health``                        ``{"status": "ok"|"degraded", "latestEpoch",
+                                       "latestMinedEpoch", "lastMinedTimestamp",
+                                       "ageSeconds", ...}``; 503 when degraded
+``GET /epoch/latest``                  the last MINED epoch (the root the vault holds)
+``GET /epoch/<n>``                     epoch ``n`` in any status
+``GET /account/<address>[?epoch=n]``   ``{"epoch", "root", "leaf": {kind, key, fields, leaf,
+                                       proof}}`` in the last mined epoch (or ``n``)
+``GET /instrument/<id>[?epoch=n]``     same for an instrument
+``GET /metrics``                       Prometheus text, when metrics are attached
+=====================================  =====================================================
+
+Errors: 400 (malformed address / id / epoch), 404 (no such epoch or leaf), 405 (not GET).
+An account without open positions has no leaf (the vault values it alone): 404 says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from keeper.metrics import KeeperMetrics
+from keeper.store import EpochRecord, Store
+
+__all__ = ["ProofApi"]
+
+log = logging.getLogger("keeper.api")
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_UINT = re.compile(r"^[0-9]{1,10}$")
+
+
+class _HttpError(Exception):
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ProofApi:
+    """The proof API over a :class:`Store`.
+
+    Parameters
+    ----------
+    store : Store
+    host, port : str, int
+        Listen address; ``port=0`` takes a free port (see :attr:`port` after :meth:`start`).
+    health : callable, optional
+        Extra health fields (e.g. ``{"rpc": "ok", "lastError": ...}``); a key ``"ok"`` set
+        to False marks the keeper degraded.
+    max_epoch_age : float, optional
+        Seconds; a last mined epoch older than this marks the keeper degraded.
+    metrics : KeeperMetrics, optional
+        Also serve ``/metrics`` here.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        health: Callable[[], Mapping[str, Any]] | None = None,
+        max_epoch_age: float | None = None,
+        metrics: KeeperMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.host = host
+        self._port = port
+        self._health = health
+        self.max_epoch_age = max_epoch_age
+        self.metrics = metrics
+        self._clock = clock
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self._port  # type: ignore[return-value]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> int:
+        """Bind and serve in a daemon thread; returns the port."""
+        if self._server is not None:
+            return self.port
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "pm-keeper"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                api._handle(self)
+
+            def _refuse(self) -> None:
+                api._send(self, HTTPStatus.METHOD_NOT_ALLOWED, {"error": "read-only API: GET"})
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                log.debug("http %s", format % args)
+
+        self._server = ThreadingHTTPServer((self.host, self._port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="proof-api", daemon=True
+        )
+        self._thread.start()
+        log.info("api listening", extra={"url": self.url})
+        return self.port
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> ProofApi:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- routing
+
+    def _send(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: HTTPStatus,
+        body: Any,
+        content_type: str = "application/json",
+    ) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body, sort_keys=True).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(len(data)))
+        h.send_header("Cache-Control", "no-store")
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        url = urlparse(h.path)
+        parts = [p for p in url.path.split("/") if p]
+        query = parse_qs(url.query)
+        try:
+            if parts == ["metrics"] and self.metrics is not None:
+                self._send(h, HTTPStatus.OK, self.metrics.render(), "text/plain; version=0.0.4")
+                return
+            status, body = self._route(parts, query)
+        except _HttpError as exc:
+            status, body = exc.status, {"error": str(exc)}
+        except Exception as exc:  # the API must answer, never kill its thread
+            log.exception("api error")
+            status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": type(exc).__name__}
+        self._send(h, status, body)
+
+    def _route(self, parts: list[str], query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
+        if parts == ["health"]:
+            return self._health_body()
+        if len(parts) == 2 and parts[0] == "epoch":
+            if parts[1] == "latest":
+                rec = self.store.latest_epoch(status="mined")
+                if rec is None:
+                    raise _HttpError(HTTPStatus.NOT_FOUND, "no epoch mined yet")
+            else:
+                rec = self.store.get_epoch(self._uint(parts[1], "epoch"))
+                if rec is None:
+                    raise _HttpError(HTTPStatus.NOT_FOUND, f"no epoch {parts[1]}")
+            return HTTPStatus.OK, self._epoch_body(rec)
+        if len(parts) == 2 and parts[0] in ("account", "instrument"):
+            kind = parts[0]
+            if kind == "account" and not _ADDRESS.match(parts[1]):
+                raise _HttpError(HTTPStatus.BAD_REQUEST, f"not an address: {parts[1]!r}")
+            key = parts[1] if kind == "account" else str(self._uint(parts[1], "instrument"))
+            rec = self._epoch_from_query(query)
+            leaf = self.store.get_leaf(rec.number, kind, key)  # type: ignore[arg-type]
+            if leaf is None:
+                hint = (
+                    " (an account without open positions needs no leaf)"
+                    if kind == "account"
+                    else ""
+                )
+                raise _HttpError(
+                    HTTPStatus.NOT_FOUND,
+                    f"no {kind} leaf for {parts[1]} in epoch {rec.number}{hint}",
+                )
+            return HTTPStatus.OK, {"epoch": rec.number, "root": rec.root, "leaf": leaf.to_dict()}
+        raise _HttpError(HTTPStatus.NOT_FOUND, f"no route /{'/'.join(parts)}")
+
+    @staticmethod
+    def _uint(text: str, name: str) -> int:
+        if not _UINT.match(text):
+            raise _HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be a non-negative integer")
+        return int(text)
+
+    def _epoch_from_query(self, query: dict[str, list[str]]) -> EpochRecord:
+        if "epoch" in query:
+            n = self._uint(query["epoch"][0], "epoch")
+            rec = self.store.get_epoch(n)
+            if rec is None:
+                raise _HttpError(HTTPStatus.NOT_FOUND, f"no epoch {n}")
+            return rec
+        rec = self.store.latest_epoch(status="mined")
+        if rec is None:
+            raise _HttpError(HTTPStatus.NOT_FOUND, "no epoch mined yet")
+        return rec
+
+    def _epoch_body(self, rec: EpochRecord) -> dict[str, Any]:
+        body = rec.to_dict()
+        body["accounts"] = len(self.store.get_leaves(rec.number, "account"))
+        body["instruments"] = len(self.store.get_leaves(rec.number, "instrument"))
+        return body
+
+    def _health_body(self) -> tuple[HTTPStatus, dict[str, Any]]:
+        latest = self.store.latest_epoch()
+        mined = self.store.latest_epoch(status="mined")
+        body: dict[str, Any] = {
+            "latestEpoch": latest.number if latest else None,
+            "latestEpochStatus": latest.status if latest else None,
+            "latestMinedEpoch": mined.number if mined else None,
+            "lastMinedTimestamp": mined.timestamp if mined else None,
+            "ageSeconds": (self._clock() - mined.timestamp) if mined else None,
+        }
+        ok = True
+        if self._health is not None:
+            extra = dict(self._health())
+            ok = bool(extra.pop("ok", True))
+            body.update(extra)
+        if self.max_epoch_age is not None and (
+            mined is None or body["ageSeconds"] > self.max_epoch_age
+        ):
+            ok = False
+            body["reason"] = body.get("reason") or "no recent mined epoch"
+        body["status"] = "ok" if ok else "degraded"
+        return (HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE), body
