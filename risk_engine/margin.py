@@ -40,7 +40,7 @@ from .units import Wad
 ACCOUNT_PAD_REL = 1e-12
 """Relative pad (of gross notional + |cash|) applied when posting account numbers."""
 
-DEFAULT_CHUNK = 8192
+DEFAULT_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -155,27 +155,42 @@ def scan_from_losses(
     -------
     scan : Float64Array, shape (n,)
     node_max : Float64Array, shape (n, n_nodes), ``max(0, max_s sum_{u in c} L_u)``
+        (0 for nodes of weight 0).
+    """
+    node_max, _ = _node_maxima(losses, arrays, n_columns, n_columns)
+    scan: Float64Array = node_max @ arrays.tree.weight
+    return scan, node_max
+
+
+def _node_maxima(
+    losses: Float64Array, arrays: RiskArrays, n_im: int, n_mm: int
+) -> tuple[Float64Array, Float64Array]:
+    """Per-cluster worst losses on the IM grid (first ``n_im``) and MM grid (first ``n_mm``).
+
+    Cluster sums are built bottom-up (a parent's scenario losses are the sum of its two
+    children's), so each cluster costs one addition and two reductions.
     """
     tree = arrays.tree
     n = losses.shape[0]
-    node_max = np.zeros((n, len(tree.members)))
+    n_nodes = len(tree.members)
+    node_im = np.zeros((n, n_nodes))
+    node_mm = np.zeros((n, n_nodes))
     sums: dict[int, Float64Array] = {}
-    n_u = arrays.n_underlyings
-    for c in range(len(tree.members)):
+    for c in range(n_nodes):
         ch = tree.children[c]
         if ch is None:
-            s = losses[:, c, :n_columns]
+            s = losses[:, c, :n_im]
         else:
-            s = sums[ch[0]] + sums[ch[1]]
+            s = sums.pop(ch[0]) + sums.pop(ch[1])
         sums[c] = s
-        if c >= n_u:
-            # children are never needed again once merged
-            sums.pop(ch[0]) if ch is not None else None
-            sums.pop(ch[1]) if ch is not None else None
         if tree.weight[c] > 0:
-            node_max[:, c] = np.maximum(s.max(axis=1), 0.0)
-    scan: Float64Array = node_max @ tree.weight
-    return scan, node_max
+            mm = s[:, :n_mm].max(axis=1)
+            node_mm[:, c] = np.maximum(mm, 0.0)
+            if n_im > n_mm:
+                node_im[:, c] = np.maximum(np.maximum(mm, s[:, n_mm:n_im].max(axis=1)), 0.0)
+            else:
+                node_im[:, c] = node_mm[:, c]
+    return node_im, node_mm
 
 
 def _aggregate(
@@ -184,8 +199,9 @@ def _aggregate(
     n = positions.shape[0]
     n_t = arrays.n_scenarios
     g = per_underlying(positions, arrays)
-    scan_im, _ = scan_from_losses(g, arrays, n_t)
-    scan_mm, _ = scan_from_losses(g, arrays, arrays.scenarios.n_mm)
+    node_im, node_mm = _node_maxima(g, arrays, n_t, arrays.scenarios.n_mm)
+    scan_im = node_im @ arrays.tree.weight
+    scan_mm = node_mm @ arrays.tree.weight
     joint = g[:, :, :n_t].sum(axis=1)
     worst = joint.argmax(axis=1).astype(np.int64)
     bu = g[:, :, arrays.col_basis_up]
