@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from scipy.special import ndtr
+
+from risk_engine.pricing import black76_delta
 
 __all__ = [
     "BOOKS",
@@ -182,10 +183,10 @@ class Book:
     hedged: bool
 
 
-def _call_delta(spot: float, strike: float, vol: float, years: float) -> float:
-    """Black-76 call delta with the forward at spot (zero rate and basis), per unit."""
-    d1 = (np.log(spot / strike) + 0.5 * vol * vol * years) / (vol * np.sqrt(years))
-    return float(ndtr(d1))
+def _option_delta(spot: float, leg: Leg, vol: float) -> float:
+    """Black-76 delta per unit with the forward at spot (zero rate and basis)."""
+    is_call = leg.kind is LegKind.CALL
+    return float(black76_delta(spot, leg.strike, leg.expiry_years, vol, 0.0, is_call))
 
 
 def build_book(
@@ -241,15 +242,11 @@ def build_book(
         sigma = vol.get(underlying)
         if sigma is None or not np.isfinite(sigma) or sigma <= 0.0:
             raise ValueError(f"vol[{underlying!r}]={sigma} must be a finite number > 0")
-        delta = 0.0
-        for leg_ in legs:
-            if leg_.kind in (LegKind.CALL, LegKind.PUT):
-                call_delta = _call_delta(s0, leg_.strike, sigma, leg_.expiry_years)
-                delta += leg_.quantity * (
-                    call_delta if leg_.kind is LegKind.CALL else call_delta - 1.0
-                )
-            else:
-                delta += leg_.quantity
+        delta = sum(
+            leg_.quantity
+            * (_option_delta(s0, leg_, sigma) if leg_.kind in (LegKind.CALL, LegKind.PUT) else 1.0)
+            for leg_ in legs
+        )
         legs.append(Leg(kind=LegKind.PERP, underlying=underlying, quantity=-delta))
     label = f"{underlying}/{second}" if spec.pair else underlying
     return Book(name=spec.name, underlying=label, legs=tuple(legs), hedged=spec.hedged)
