@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from risk_engine import RiskParams, black76
+from risk_engine import MarginResult, RiskParams, black76
 from risk_engine.backtest._typing import BoolArray, DateArray, Float64Array
 from risk_engine.backtest.accounts import margin_books
 from risk_engine.backtest.data import MarketHistory, align_to_calendar
@@ -34,7 +34,18 @@ from risk_engine.backtest.vol import VolRule, vol_path
 from risk_engine.books import BOOKS, PAIR_UNDERLYINGS, Book, BookSpec, LegKind, build_book
 from risk_engine.correlation import ewma_covariance
 
-__all__ = ["BacktestConfig", "BacktestResult", "Calendar", "build_calendar", "run_backtest"]
+__all__ = [
+    "BacktestConfig",
+    "BacktestResult",
+    "Calendar",
+    "GroupDay",
+    "book_groups",
+    "build_calendar",
+    "margin_group_day",
+    "run_backtest",
+    "horizon_whole_days",
+    "usable_days",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +142,7 @@ class BacktestResult:
     series: tuple[BookSeries, ...]
     calendar: Calendar
     horizon_days: int
+    config: BacktestConfig
 
 
 @dataclass
@@ -143,7 +155,7 @@ class _Accumulator:
     source: list[int] = field(default_factory=list)
 
 
-def _horizon_days(params: RiskParams) -> int:
+def horizon_whole_days(params: RiskParams) -> int:
     h = params.horizon_days
     if h < 1 or abs(h - round(h)) > 1e-9:
         raise ValueError(f"params.horizon_days={h}: the daily backtest needs whole days >= 1")
@@ -178,29 +190,70 @@ def _pair_beta(returns: Float64Array, lam: float) -> float:
     return float(cov[0, 1] / cov[1, 1])
 
 
-def run_backtest(
-    history: MarketHistory, params: RiskParams, config: BacktestConfig | None = None
-) -> BacktestResult:
-    """Replay ``history`` with ``params``; one :class:`BookSeries` per book and underlying."""
-    config = config or BacktestConfig()
-    h = _horizon_days(params)
-    underlyings = config.underlyings or tuple(sorted(history.closes))
-    cal = build_calendar(history, underlyings, config.vol_rule)
-    min_obs = params.correlation.min_observations
-    floor = params.vol.floor
-    specs = [BOOKS[name] for name in config.books]
-    singles = [s for s in specs if not s.pair]
-    pairs = [s for s in specs if s.pair]
-    has_pair = bool(pairs) and all(u in underlyings for u in PAIR_UNDERLYINGS)
+@dataclass(frozen=True)
+class GroupDay:
+    """The books of one group opened at day t, their margin and their loss to t + h."""
 
+    books: tuple[Book, ...]
+    margin: MarginResult
+    loss: Float64Array  # shape (n_books,), USD, positive = loss
+
+
+def margin_group_day(
+    cal: Calendar,
+    t: int,
+    group: tuple[str, ...],
+    specs: Sequence[BookSpec],
+    params: RiskParams,
+    horizon_days: int,
+    history_days: int,
+) -> GroupDay:
+    """Open ``specs`` on ``group`` at day ``t``, margin them, and measure the loss to t + h.
+
+    Only rows ``<= t`` of the calendar enter the margin; row ``t + h`` enters the loss.
+    The caller checks that the day is usable (closes, vols and history present).
+    """
+    cols = [cal.column(u) for u in group]
+    timestamp = int(
+        (cal.dates[t] + np.timedelta64(1, "D")).astype("datetime64[s]").astype(np.int64)
+    )
+    length = int(min(history_days, cal.run[t, cols].min()))
+    returns = np.ascontiguousarray(cal.log_return[t - length + 1 : t + 1][:, cols])
+    spot = {u: float(cal.close[t, c]) for u, c in zip(group, cols, strict=True)}
+    vol = {u: float(cal.vol[t, c]) for u, c in zip(group, cols, strict=True)}
+    beta = _pair_beta(returns, params.correlation.ewma_lambda) if len(group) > 1 else 1.0
+    books = tuple(build_book(s, group[0], spot=spot, vol=vol, beta=beta) for s in specs)
+    margin = margin_books(
+        books,
+        params,
+        timestamp=timestamp,
+        spot=spot,
+        vol=vol,
+        returns=returns,
+        underlyings=group,
+    )
+    h = horizon_days
+    spot_after = {u: float(cal.close[t + h, c]) for u, c in zip(group, cols, strict=True)}
+    vol_after = {u: float(cal.vol[t + h, c]) for u, c in zip(group, cols, strict=True)}
+    after = np.array(
+        [_value_after(b, spot_after, vol_after, h / 365.0, params.vol.floor) for b in books]
+    )
+    return GroupDay(books=books, margin=margin, loss=margin.equity - after)
+
+
+def usable_days(
+    cal: Calendar, params: RiskParams, horizon_days: int, config: BacktestConfig
+) -> BoolArray:
+    """``ok[t, j]``: underlying j can be margined at t and its loss to t + h measured."""
+    h = horizon_days
     n = cal.dates.size
-    ok: BoolArray = np.zeros((n, len(underlyings)), dtype=np.bool_)
+    ok: BoolArray = np.zeros((n, len(cal.underlyings)), dtype=np.bool_)
     ok[: n - h] = (
         np.isfinite(cal.close[: n - h])
         & np.isfinite(cal.close[h:])
         & np.isfinite(cal.vol[: n - h])
         & np.isfinite(cal.vol[h:])
-        & (cal.run[: n - h] >= min_obs)
+        & (cal.run[: n - h] >= params.correlation.min_observations)
     )
     in_range = np.ones(n, dtype=np.bool_)
     if config.start is not None:
@@ -208,47 +261,49 @@ def run_backtest(
     if config.end is not None:
         in_range &= cal.dates <= config.end
     ok &= in_range[:, None]
+    return ok
 
-    groups: list[tuple[tuple[str, ...], Sequence[BookSpec]]] = [
-        ((u,), singles) for u in underlyings
-    ]
-    if has_pair:
+
+def book_groups(
+    config: BacktestConfig, underlyings: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], tuple[BookSpec, ...]]]:
+    """Groups margined together: each underlying with the single-underlying books, and
+    the BTC/ETH pair with the pair books (when both underlyings are replayed)."""
+    specs = [BOOKS[name] for name in config.books]
+    singles = tuple(s for s in specs if not s.pair)
+    pairs = tuple(s for s in specs if s.pair)
+    groups: list[tuple[tuple[str, ...], tuple[BookSpec, ...]]] = (
+        [((u,), singles) for u in underlyings] if singles else []
+    )
+    if pairs and all(u in underlyings for u in PAIR_UNDERLYINGS):
         groups.append((PAIR_UNDERLYINGS, pairs))
+    return groups
+
+
+def run_backtest(
+    history: MarketHistory, params: RiskParams, config: BacktestConfig | None = None
+) -> BacktestResult:
+    """Replay ``history`` with ``params``; one :class:`BookSeries` per book and underlying."""
+    config = config or BacktestConfig()
+    h = horizon_whole_days(params)
+    underlyings = config.underlyings or tuple(sorted(history.closes))
+    cal = build_calendar(history, underlyings, config.vol_rule)
+    ok = usable_days(cal, params, h, config)
+    groups = book_groups(config, underlyings)
     acc: dict[tuple[str, str], _Accumulator] = {}
-    elapsed = h / 365.0
     for t in np.flatnonzero(ok.any(axis=1)).tolist():
-        timestamp = int(
-            (cal.dates[t] + np.timedelta64(1, "D")).astype("datetime64[s]").astype(np.int64)
-        )
         for group, group_specs in groups:
             cols = [cal.column(u) for u in group]
             if not group_specs or not ok[t, cols].all():
                 continue
-            length = int(min(config.history_days, cal.run[t, cols].min()))
-            returns = np.ascontiguousarray(cal.log_return[t - length + 1 : t + 1][:, cols])
-            spot = {u: float(cal.close[t, c]) for u, c in zip(group, cols, strict=True)}
-            vol = {u: float(cal.vol[t, c]) for u, c in zip(group, cols, strict=True)}
-            beta = _pair_beta(returns, params.correlation.ewma_lambda) if len(group) > 1 else 1.0
-            books = [build_book(s, group[0], spot=spot, vol=vol, beta=beta) for s in group_specs]
-            result = margin_books(
-                books,
-                params,
-                timestamp=timestamp,
-                spot=spot,
-                vol=vol,
-                returns=returns,
-                underlyings=group,
-            )
-            spot_after = {u: float(cal.close[t + h, c]) for u, c in zip(group, cols, strict=True)}
-            vol_after = {u: float(cal.vol[t + h, c]) for u, c in zip(group, cols, strict=True)}
-            for i, book in enumerate(books):
-                after = _value_after(book, spot_after, vol_after, elapsed, floor)
+            day = margin_group_day(cal, t, group, group_specs, params, h, config.history_days)
+            for i, book in enumerate(day.books):
                 a = acc.setdefault((book.name, book.underlying), _Accumulator())
                 a.dates.append(cal.dates[t])
-                a.loss.append(float(result.equity[i]) - after)
-                a.im.append(float(result.im[i]))
-                a.mm.append(float(result.mm[i]))
-                a.gross.append(float(result.gross_notional[i]))
+                a.loss.append(float(day.loss[i]))
+                a.im.append(float(day.margin.im[i]))
+                a.mm.append(float(day.margin.mm[i]))
+                a.gross.append(float(day.margin.gross_notional[i]))
                 a.source.append(int(cal.vol_source[t, cols[0]]))
     series = tuple(
         BookSeries(
@@ -266,4 +321,4 @@ def run_backtest(
             acc.items(), key=lambda kv: (kv[0][1], config.books.index(kv[0][0]))
         )
     )
-    return BacktestResult(series=series, calendar=cal, horizon_days=h)
+    return BacktestResult(series=series, calendar=cal, horizon_days=h, config=config)
