@@ -117,8 +117,12 @@ class ProofApi:
 
         self._server = ThreadingHTTPServer((self.host, self._port), Handler)
         self._server.daemon_threads = True
+        server = self._server
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="proof-api", daemon=True
+            # A short poll interval makes stop() return quickly.
+            target=lambda: server.serve_forever(poll_interval=0.05),
+            name="proof-api",
+            daemon=True,
         )
         self._thread.start()
         log.info("api listening", extra={"url": self.url})

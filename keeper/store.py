@@ -16,7 +16,9 @@ What it holds and why:
 - ``chain_binding``: chain id, genesis hash and vault this store belongs to; a different
   chain (Anvil restarted empty) raises :class:`~keeper.exceptions.ChainMismatchError`.
 
-Integers above 2**63 (WAD amounts, int256) are stored and served as decimal strings.
+Integers (WAD amounts, int256) are kept exact: Python ints in the records this module
+returns, decimal strings in ``to_dict()`` (the API and the epoch files), so that a
+JavaScript client does not lose precision.
 The schema version is sqlite's ``user_version``; :data:`MIGRATIONS` upgrades an older
 file in place.
 """
@@ -179,7 +181,7 @@ class EpochRecord:
             "timestamp": self.timestamp,
             "status": self.status,
             "txHash": self.tx_hash,
-            "header": self.header,
+            "header": _jsonable(self.header) if self.header is not None else None,
             "signatures": list(self.signatures),
             "reason": self.reason,
         }
@@ -191,7 +193,7 @@ class LeafRecord:
 
     ``kind`` is ``"account"`` (``key`` = lowercase address) or ``"instrument"`` (``key`` =
     the instrument id in decimal). ``fields`` are the leaf's values by protocol name
-    (``stateNonce``, ``cumLo``, ``equity``...; integers as ``int`` or decimal strings),
+    (``stateNonce``, ``cumLo``, ``equity``...; ``int`` values, or ``str`` for addresses),
     ``leaf_hash`` the double-hashed leaf and ``proof`` the sibling hashes, all ``0x`` hex.
     """
 
@@ -408,7 +410,7 @@ class Store:
                     status,
                     _norm_hex(tx_hash, "tx_hash") if tx_hash else None,
                     reason,
-                    json.dumps(_jsonable(dict(header))) if header is not None else None,
+                    json.dumps(dict(header)) if header is not None else None,
                     json.dumps(list(signatures)) if signatures is not None else None,
                     time.time(),
                     number,
@@ -479,7 +481,7 @@ class Store:
                     epoch,
                     leaf.kind,
                     key,
-                    json.dumps(_jsonable(dict(leaf.fields)), sort_keys=True),
+                    json.dumps(dict(leaf.fields), sort_keys=True),
                     _norm_hex(leaf.leaf_hash, "leaf_hash"),
                     json.dumps([_norm_hex(p, "proof") for p in leaf.proof]),
                 )

@@ -1,0 +1,143 @@
+"""TxManager pieces without a node: fee bumps, cap, retry/backoff with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from eth_account import Account
+
+from keeper.exceptions import FeeCapExceededError, RpcUnavailableError, TxError
+from keeper.txmanager import (
+    FeeHistoryStrategy,
+    Fees,
+    FixedFeeStrategy,
+    RetryPolicy,
+    TxManager,
+    call_with_retry,
+    is_transient,
+)
+
+GWEI = 10**9
+
+
+class FakeEth:
+    def __init__(self, base: int, rewards: list[int]) -> None:
+        self.base = base
+        self.rewards = rewards
+
+    def fee_history(self, n, block, pct):
+        return {"baseFeePerGas": [self.base] * (n + 1), "reward": [[r] for r in self.rewards]}
+
+
+class FakeW3:
+    def __init__(self, base: int, rewards: list[int] | None = None) -> None:
+        self.eth = FakeEth(base, rewards or [])
+
+
+def test_bump_isAtLeastTenPercentOnBothFees_roundedUp():
+    f = Fees(100, 3)
+    b = f.bumped(10.0)
+    assert b == Fees(110, 4)  # 3.3 -> 4, never rounded down
+    assert Fees(1, 0).bumped(10.0) == Fees(2, 1)  # at least +1 wei
+    with pytest.raises(TxError):
+        Fees(5, 6)
+    with pytest.raises(TxError):
+        Fees(0, 0)
+
+
+def test_feeHistory_tipIsMaxOfConfigAndMedianReward():
+    s = FeeHistoryStrategy(priority_fee_wei=GWEI)
+    assert s.fees(FakeW3(10 * GWEI)) == Fees(21 * GWEI, GWEI)  # type: ignore[arg-type]
+    assert s.fees(FakeW3(10 * GWEI, [1, 3 * GWEI, 5 * GWEI])) == Fees(23 * GWEI, 3 * GWEI)  # type: ignore[arg-type]
+    # A replacement is bumped AND at least the current market.
+    prev = Fees(12 * GWEI, GWEI)
+    rep = s.replacement(prev, FakeW3(10 * GWEI), 12.5)  # type: ignore[arg-type]
+    assert rep == Fees(21 * GWEI, 1_125_000_000)
+    assert FixedFeeStrategy(prev).replacement(prev, None, 12.5) == prev.bumped(12.5)  # type: ignore[arg-type]
+
+
+def manager(w3, cap: int, gas=None) -> TxManager:
+    return TxManager(
+        w3,
+        Account.create(),
+        gas=gas or FeeHistoryStrategy(priority_fee_wei=GWEI),
+        fee_cap_wei=cap,
+        chain_id=1,
+    )
+
+
+def test_cap_clampsHeadroom_butRefusesBelowBaseFee():
+    w3 = FakeW3(10 * GWEI)
+    assert manager(w3, 100 * GWEI).current_fees() == Fees(21 * GWEI, GWEI)
+    assert manager(w3, 15 * GWEI).current_fees() == Fees(15 * GWEI, GWEI)  # clamped
+    with pytest.raises(FeeCapExceededError) as exc:
+        manager(w3, 10 * GWEI).current_fees()  # base + tip = 11 gwei > cap
+    assert exc.value.needed_wei == 11 * GWEI
+    fixed = FixedFeeStrategy(Fees(20 * GWEI, GWEI))
+    with pytest.raises(FeeCapExceededError):
+        manager(w3, 19 * GWEI, fixed).current_fees()
+
+
+def test_bumpBelowTenPercent_refused():
+    with pytest.raises(TxError):
+        TxManager(
+            FakeW3(1),
+            Account.create(),
+            gas=FixedFeeStrategy(Fees(2, 1)),
+            fee_cap_wei=10,  # type: ignore[arg-type]
+            bump_pct=5.0,
+        )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += s
+
+
+def test_retry_backsOffExponentially_thenSucceeds():
+    clock = Clock()
+    failures = iter([requests.exceptions.ConnectionError("refused")] * 4)
+
+    def fn() -> str:
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        return "ok"
+
+    policy = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0, deadline_seconds=60)
+    assert call_with_retry(fn, policy, clock=clock.now, sleep=clock.sleep) == "ok"
+    assert clock.sleeps == [0.5, 1.0, 2.0, 3.0]
+
+
+def test_retry_givesUpAtDeadline_andDoesNotRetryRefusals():
+    clock = Clock()
+
+    def down() -> None:
+        raise requests.exceptions.Timeout("slow")
+
+    with pytest.raises(RpcUnavailableError):
+        call_with_retry(
+            down,
+            RetryPolicy(base_delay=1, max_delay=1, deadline_seconds=5),
+            clock=clock.now,
+            sleep=clock.sleep,
+        )
+    assert sum(clock.sleeps) <= 5
+    calls = []
+
+    def refused() -> None:
+        calls.append(1)
+        raise ValueError("execution reverted")
+
+    with pytest.raises(ValueError):
+        call_with_retry(refused, RetryPolicy(), clock=clock.now, sleep=clock.sleep)
+    assert len(calls) == 1
+    assert is_transient(ConnectionRefusedError()) and not is_transient(ValueError())
