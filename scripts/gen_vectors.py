@@ -86,6 +86,8 @@ INSTRUMENT_LEAVES = [
 
 def leaves_vectors() -> dict[str, Any]:
     return {
+        "nAccount": _s(len(ACCOUNT_LEAVES)),
+        "nInstrument": _s(len(INSTRUMENT_LEAVES)),
         "account": [
             {
                 "account": x.account,
@@ -132,7 +134,7 @@ def merkle_vectors() -> dict[str, Any]:
                 "proofs": [[_h(p) for p in tree.proof(h)] for h in hashes],
             }
         )
-    return {"cases": cases}
+    return {"nCases": _s(len(cases)), "cases": cases}
 
 
 # ------------------------------------------------------------------------------ EIP-712
@@ -237,7 +239,9 @@ def eip712_vectors() -> dict[str, Any]:
         "vault": VAULT,
         "domainSeparator": _h(domain.separator()),
         "signers": signers,
+        "nEpochs": _s(len(epochs)),
         "epochs": epochs,
+        "nQuotes": _s(len(quotes)),
         "quotes": quotes,
     }
 
