@@ -28,12 +28,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from keeper.exceptions import FeedError
+
+if TYPE_CHECKING:
+    from risk_engine import MarketSnapshot
 
 __all__ = [
     "SECONDS_PER_YEAR",
@@ -257,6 +260,77 @@ class MarketState:
             return self.returns[:, self.return_symbols.index(symbol)]
         except ValueError:
             raise FeedError("no return history", field=f"returns.{symbol}") from None
+
+    # ---------------------------------------------------------------- engine
+
+    def daily_returns(self, symbols: Sequence[str] | None = None) -> Float64Array:
+        """Log returns per UTC-day-length interval, shape (n_days, len(symbols)).
+
+        The engine's correlation and haircuts expect daily returns. Returns over a shorter
+        interval that divides a day (4 h, 1 h) are summed in consecutive groups, newest
+        group last, an incomplete oldest group dropped; a longer or non-dividing interval
+        raises :class:`FeedError`.
+        """
+        cols = [self.return_symbols.index(s) for s in (symbols or self.return_symbols)]
+        r = self.returns[:, cols]
+        day = 86_400
+        if self.return_interval_seconds == day:
+            return np.array(r, dtype=np.float64)
+        if day % self.return_interval_seconds:
+            raise FeedError(
+                f"cannot aggregate {self.return_interval_seconds} s returns into days",
+                field="return_interval_seconds",
+            )
+        k = day // self.return_interval_seconds
+        n = (r.shape[0] // k) * k
+        if n < 2 * k:
+            raise FeedError("fewer than 2 days of returns", field="returns")
+        out: Float64Array = r[r.shape[0] - n :].reshape(n // k, k, -1).sum(axis=1)
+        return out
+
+    def to_snapshot(
+        self,
+        symbols: Sequence[str] | None = None,
+        *,
+        expiries: Mapping[str, Sequence[int]] | None = None,
+    ) -> MarketSnapshot:
+        """The risk engine's :class:`risk_engine.MarketSnapshot` of this state.
+
+        ``symbols``: the engine's underlyings in order (default: all of this state's,
+        which for the simulator includes collateral-only GOV with ``perp_mark = spot``).
+        ``expiries``: per underlying, the exact option expiries the instruments need; each
+        slice comes from :meth:`UnderlyingState.smile_at` (interpolated when the feed did
+        not quote that expiry). Without it, the quoted smiles are passed as they are.
+        Units are the same on both sides (USD, annual decimal vols, unix seconds).
+        """
+        from risk_engine import MarketSnapshot, VolSurface
+
+        names = tuple(symbols or self.symbols)
+        unds = [self.underlying(s) for s in names]
+        slices: list[tuple[str, Smile]] = []
+        for u in unds:
+            if expiries is not None:
+                wanted = sorted(set(int(e) for e in expiries.get(u.symbol, ())))
+                slices += [(u.symbol, u.smile_at(e, self.timestamp)) for e in wanted]
+            else:
+                slices += [(u.symbol, sm) for sm in u.smiles]
+        surface = VolSurface(
+            underlying=tuple(s for s, _ in slices),
+            expiry=np.array([sm.expiry for _, sm in slices], dtype=np.int64),
+            forward=np.array([sm.forward for _, sm in slices], dtype=np.float64),
+            atm_vol=np.array([sm.atm_vol for _, sm in slices], dtype=np.float64),
+            skew=np.array([sm.skew for _, sm in slices], dtype=np.float64),
+            curvature=np.array([sm.curvature for _, sm in slices], dtype=np.float64),
+        )
+        return MarketSnapshot(
+            timestamp=int(self.timestamp),
+            underlyings=names,
+            spot=np.array([u.spot for u in unds], dtype=np.float64),
+            perp_mark=np.array([u.perp_mark for u in unds], dtype=np.float64),
+            rate=float(self.rate),
+            surface=surface,
+            returns=self.daily_returns(names),
+        )
 
     # ---------------------------------------------------------------- JSON
 

@@ -14,7 +14,10 @@ The model (all rates annual, time in years of the simulated market clock):
   curvature steeper in the stressed regime; a vol spike from :meth:`SimulatedFeed.push_shock`
   decays with ``spike_half_life_days``;
 - the perp basis is an Ornstein-Uhlenbeck process around a regime-dependent mean; forwards
-  carry at ``rate + carry`` (annualised).
+  carry at ``rate + carry`` (annualised);
+- every symbol is an underlying of the emitted state; one that is not in
+  ``derivative_symbols`` (GOV) has ``perp_mark = spot`` and no smile, as the engine expects
+  of a collateral-only asset.
 
 Time: the simulator has no clock of its own. :meth:`tick` receives the caller's ``now``
 (unix seconds); ``time_scale`` multiplies the elapsed seconds to get the market time that
@@ -344,9 +347,12 @@ class SimulatedFeed(MarketFeed):
             return faults.get(path, value)
 
         underlyings = []
-        for sym in cfg.derivative_symbols:
-            i = cfg.symbols.index(sym)
+        for i, sym in enumerate(cfg.symbols):
             spot = f(f"{sym}.spot", float(prices[i]))
+            if sym not in cfg.derivative_symbols:
+                # Collateral-only asset: no perp, no options (the engine's convention).
+                underlyings.append(UnderlyingState(sym, spot, spot, (), iv_source="none"))
+                continue
             smiles = []
             for e in self._expiries:
                 t = (e - now) / SECONDS_PER_YEAR
