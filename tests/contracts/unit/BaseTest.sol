@@ -62,6 +62,7 @@ abstract contract BaseTest is Test {
     bytes32[] internal treeLeaves;
     mapping(address => AccountLeaf) internal lastAccountLeaf;
     mapping(address => bool) internal inTree;
+    address[] internal treeAccounts;
     uint64 internal nextEpoch = 1;
 
     function setUp() public virtual {
@@ -255,6 +256,10 @@ abstract contract BaseTest is Test {
     function _buildEpoch(AccountLeaf[] memory accounts) internal returns (Epoch memory e) {
         uint32 n = vault.instrumentCount();
         delete treeLeaves;
+        for (uint256 i; i < treeAccounts.length; ++i) {
+            inTree[treeAccounts[i]] = false;
+        }
+        delete treeAccounts;
         for (uint32 id = 1; id <= n; ++id) {
             if (instLeaf[id].instrument == id) treeLeaves.push(_hashInstrumentLeaf(instLeaf[id]));
         }
@@ -262,6 +267,7 @@ abstract contract BaseTest is Test {
             treeLeaves.push(_hashAccountLeaf(accounts[i]));
             lastAccountLeaf[accounts[i].account] = accounts[i];
             inTree[accounts[i].account] = true;
+            treeAccounts.push(accounts[i].account);
         }
         e = _header(_merkleRoot(treeLeaves));
     }
