@@ -89,7 +89,7 @@ class ProofApi:
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1] if self._server else self._port  # type: ignore[return-value]
+        return int(self._server.server_address[1]) if self._server else self._port
 
     @property
     def url(self) -> str:

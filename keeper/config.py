@@ -49,7 +49,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from eth_account import Account
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils.address import is_hex_address, to_checksum_address
 
 from keeper.exceptions import ConfigError
 
@@ -478,7 +478,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         raise ConfigError("signers.remote_urls", "mode 'remote' needs at least one signer URL")
     sender = env.get("PM_SENDER_KEY")
     signers = SignersConfig(
-        mode=mode,
+        mode="local" if mode == "local" else "remote",
         keys=tuple(keys),
         remote_urls=urls,
         sender_key=parse_private_key(sender, "PM_SENDER_KEY") if sender else None,
@@ -528,7 +528,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     seed = pick(feed_t, "seed", "PM_FEED_SEED")
     feed_path = pick(feed_t, "path", "PM_FEED_PATH")
     feed = FeedConfig(
-        kind=kind,
+        kind="sim" if kind == "sim" else "replay",
         seed=_int(0 if seed is None else seed, "feed.seed", minimum=0),
         path=None if feed_path in (None, "") else Path(_str(feed_path, "feed.path")),
         time_scale=_float(

@@ -242,15 +242,15 @@ class Lifecycle:
                 self._stop.set()
 
             for sig in (signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.signal(sig, handler)
+                previous[int(sig)] = signal.signal(sig, handler)
         try:
             self.start()
             while not self._stop.wait(0.2):
                 pass
         finally:
             self.stop()
-            for sig, old in previous.items():
-                signal.signal(sig, old)
+            for signum, old in previous.items():
+                signal.signal(signum, old)
 
 
 def _expected(exc: BaseException) -> bool:

@@ -612,7 +612,7 @@ class Store:
         self, *, sender: str | None = None, status: TxStatus | None = None, epoch: int | None = None
     ) -> list[TxRecord]:
         """Transactions filtered by sender / status / epoch, oldest first."""
-        sql, args = "SELECT * FROM transactions WHERE 1=1", []
+        sql, args = "SELECT * FROM transactions WHERE 1=1", list[Any]()
         if sender is not None:
             sql, args = sql + " AND sender = ?", [*args, _norm_hex(sender, "sender")]
         if status is not None:

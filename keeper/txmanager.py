@@ -26,10 +26,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NewType, TypeVar
+from typing import Any, NewType, TypeVar, cast
 
 import requests
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import (
     ContractCustomError,
@@ -39,7 +41,9 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
+from web3.types import TxParams
 
+from keeper.config import Config
 from keeper.errors import revert_data_of
 from keeper.exceptions import (
     FeeCapExceededError,
@@ -107,7 +111,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
-        return min(self.max_delay, self.base_delay * 2**attempt)
+        return float(min(self.max_delay, self.base_delay * 2.0**attempt))
 
 
 def call_with_retry(
@@ -359,6 +363,27 @@ class TxManager:
         #: Count of RPC retries (for metrics).
         self.rpc_retries = 0
 
+    @classmethod
+    def from_config(
+        cls, w3: Web3, config: Config, *, store: Store | None = None, **overrides: Any
+    ) -> TxManager:
+        """A manager for ``config.sender_key`` with the ``[fees]`` policy:
+        :class:`FeeHistoryStrategy` (tip ``priority_fee_gwei``), cap ``max_fee_gwei``,
+        bump ``replacement_bump_pct``, ``stuck_after_seconds``, ``receipt_timeout_seconds``.
+        Keyword ``overrides`` go to the constructor."""
+        fees = config.fees
+        opts: dict[str, Any] = {
+            "gas": FeeHistoryStrategy(priority_fee_wei=fees.priority_fee_wei),
+            "fee_cap_wei": fees.max_fee_wei,
+            "store": store,
+            "chain_id": config.chain.chain_id,
+            "bump_pct": fees.replacement_bump_pct,
+            "stuck_after": fees.stuck_after_seconds,
+            "receipt_timeout": fees.receipt_timeout_seconds,
+        }
+        opts.update(overrides)
+        return cls(w3, Account.from_key(config.sender_key), **opts)
+
     @property
     def address(self) -> str:
         return str(self.account.address)
@@ -398,12 +423,12 @@ class TxManager:
 
     # ---------------------------------------------------------------- simulate
 
-    def _call_params(self, req: TxRequest) -> dict[str, Any]:
+    def _call_params(self, req: TxRequest) -> TxParams:
         return {
             "from": self.account.address,
             "to": Web3.to_checksum_address(req.to),
-            "data": Web3.to_hex(req.data),
-            "value": req.value,
+            "data": HexStr(Web3.to_hex(req.data)),
+            "value": cast(Any, req.value),
         }
 
     def simulate(self, req: TxRequest) -> int:
@@ -461,7 +486,7 @@ class TxManager:
             "maxFeePerGas": fees.max_fee_per_gas,
             "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
         }
-        signed = self.account.sign_transaction(tx)
+        signed = self.account.sign_transaction(cast(Any, tx))
         return _hex(signed.hash), bytes(signed.raw_transaction)
 
     def _record(self, pending: PendingTx, tx_hash: str, fees: Fees) -> None:
@@ -497,7 +522,7 @@ class TxManager:
 
     def _known(self, tx_hash: str) -> bool:
         try:
-            self._rpc(lambda: self.w3.eth.get_transaction(tx_hash), "get_transaction")
+            self._rpc(lambda: self.w3.eth.get_transaction(HexStr(tx_hash)), "get_transaction")
             return True
         except TransactionNotFound:
             return False

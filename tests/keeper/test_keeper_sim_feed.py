@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from keeper.exceptions import FeedError
 from keeper.feeds import SimConfig, SimulatedFeed, default_expiries
 
 T0 = 1_780_000_000
+REPO = Path(__file__).resolve().parents[2]
 DAY = 86_400
 
 
@@ -153,3 +155,19 @@ def test_badConfig_refused():
         SimConfig(correlation=tuple(tuple(r) for r in bad))
     with pytest.raises(FeedError):
         dataclasses.replace(SimConfig(), derivative_symbols=("XRP",))
+
+
+def test_buildFeed_fromConfig(tmp_path):
+    from keeper.config import FeedConfig
+    from keeper.feeds import ReplayFeed, build_feed
+
+    a = build_feed(FeedConfig(kind="sim", seed=3, time_scale=60.0), start_time=T0)
+    b = build_feed(FeedConfig(kind="sim", seed=3, time_scale=60.0), start_time=T0)
+    assert isinstance(a, SimulatedFeed) and a.config.time_scale == 60.0
+    assert a.tick(T0 + 5).to_json() == b.tick(T0 + 5).to_json()
+    with pytest.raises(FeedError):
+        build_feed(FeedConfig(kind="replay", path=None), start_time=T0)
+    with pytest.raises(FeedError):
+        build_feed(FeedConfig(kind="replay", path=tmp_path), start_time=T0)  # no CSVs there
+    data = REPO.parent / "shared" / "data"
+    assert isinstance(build_feed(FeedConfig(kind="replay", path=data), start_time=T0), ReplayFeed)

@@ -141,3 +141,25 @@ def test_retry_givesUpAtDeadline_andDoesNotRetryRefusals():
         call_with_retry(refused, RetryPolicy(), clock=clock.now, sleep=clock.sleep)
     assert len(calls) == 1
     assert is_transient(ConnectionRefusedError()) and not is_transient(ValueError())
+
+
+def test_fromConfig_appliesFeePolicy():
+    from eth_utils import keccak
+
+    from keeper.config import load_config
+
+    key = "0x" + keccak(text="txmanager from_config").hex()
+    cfg = load_config(
+        None,
+        {
+            "PM_RPC_URL": "http://x:1",
+            "PM_VAULT_ADDRESS": "0x" + "11" * 20,
+            "PM_SIGNER_KEYS": key,
+            "PM_MAX_FEE_GWEI": "50",
+        },
+    )
+    tm = TxManager.from_config(FakeW3(10 * GWEI), cfg, stuck_after=5.0)  # type: ignore[arg-type]
+    assert tm.address == Account.from_key(key).address
+    assert tm.fee_cap_wei == 50 * GWEI and tm.bump_pct == cfg.fees.replacement_bump_pct
+    assert tm.stuck_after == 5.0 and tm.chain_id == 31337
+    assert tm.current_fees() == Fees(21 * GWEI, GWEI)
