@@ -7,8 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from risk_engine.backtest.results import BookSummary, Exceedance
+from risk_engine.backtest.what_if import CrashCover
 
-__all__ = ["crash_table", "exceedance_table", "summary_table", "target_failures"]
+__all__ = [
+    "crash_cover_table",
+    "crash_table",
+    "exceedance_table",
+    "sensitivity_table",
+    "summary_table",
+    "target_failures",
+]
 
 
 def _day(d: np.datetime64) -> str:
@@ -94,3 +102,54 @@ def target_failures(summaries: Sequence[BookSummary], *, coverage: float = 0.99)
                 f" LR {s.kupiec.lr:.2f}, p {s.kupiec.p_value:.3f})"
             )
     return failures
+
+
+def crash_cover_table(covers: Sequence[CrashCover]) -> str:
+    """Crash days that broke MM, and the one-parameter change that would have covered them."""
+    rows = [
+        "| crash day | group | books whose loss broke MM (loss > MM, USD) | parameter "
+        "| default | needed | mean IM/gross of the group: default -> needed |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for c in covers:
+        books = "; ".join(
+            f"{name} {loss:,.2f} > {mm:,.2f} (by {loss - mm:,.2f}, {loss / mm - 1:+.0%})"
+            for name, loss, mm in c.breaches
+        )
+        if c.needed is None or c.cost_needed is None:
+            needed, cost = f"not reached at {c.searched_to:g}", "-"
+        else:
+            needed = f"{c.needed:.3f}"
+            change = c.cost_needed / c.cost_default - 1.0
+            cost = f"{_pct(c.cost_default)} -> {_pct(c.cost_needed)} ({change:+.0%})"
+        rows.append(
+            f"| {_day(c.date)} | {c.group} | {books} | `{c.parameter}` | {c.default:g}"
+            f" | {needed} | {cost} |"
+        )
+    if len(rows) == 2:
+        rows.append("| (none) | | | | | | |")
+    return "\n".join(rows)
+
+
+def sensitivity_table(
+    base: Sequence[BookSummary], scaled: Sequence[tuple[float, Sequence[BookSummary]]]
+) -> str:
+    """Coverage against cost with every scan range scaled: 'IM exc. / coverage / IM/gross'."""
+    factors = [1.0] + [f for f, _ in scaled]
+    by_factor = [{(s.underlying, s.book): s for s in base}] + [
+        {(s.underlying, s.book): s for s in summaries} for _, summaries in scaled
+    ]
+    head = " | ".join(f"ranges x{f:g}" for f in factors)
+    rows = [f"| underlying | book | {head} |", "|---|---|" + "---|" * len(factors)]
+    for s in base:
+        cells = []
+        for table in by_factor:
+            other = table.get((s.underlying, s.book))
+            cells.append(
+                "-"
+                if other is None
+                else f"{len(other.im_exceedances)} / {_pct(other.im_coverage)}"
+                f" / {_pct(other.mean_im_over_gross, 1)} / {other.kupiec.verdict}"
+            )
+        rows.append(f"| {s.underlying} | {s.book} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
