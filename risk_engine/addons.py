@@ -52,7 +52,9 @@ def concentration_charge(
     rate, threshold : Float64Array, shape (n_underlyings,)
     """
     excess = np.maximum(np.abs(delta_notional) - threshold[None, :], 0.0)
-    out: Float64Array = excess @ rate
+    out: Float64Array = np.zeros(delta_notional.shape[0])
+    for u in range(rate.shape[0]):  # fixed order: same bits for any number of accounts
+        out += rate[u] * excess[:, u]
     return out
 
 

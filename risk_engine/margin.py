@@ -158,8 +158,21 @@ def scan_from_losses(
         (0 for nodes of weight 0).
     """
     node_max, _ = _node_maxima(losses, arrays, n_columns, n_columns)
-    scan: Float64Array = node_max @ arrays.tree.weight
-    return scan, node_max
+    return weighted_sum(node_max, arrays.tree.weight), node_max
+
+
+def weighted_sum(columns: Float64Array, weight: Float64Array) -> Float64Array:
+    """``sum_c weight[c] * columns[:, c]`` in a fixed order, element by element.
+
+    Not a BLAS product on purpose: a BLAS kernel may sum in a different order for a
+    different number of rows, and a verifier recomputing ONE account must get the same
+    bits as the keeper computing all of them (the leaf hash depends on them).
+    """
+    out = np.zeros(columns.shape[0])
+    for c in range(columns.shape[1]):
+        if weight[c] != 0.0:
+            out += weight[c] * columns[:, c]
+    return out
 
 
 def _node_maxima(
@@ -200,17 +213,19 @@ def _aggregate(
     n_t = arrays.n_scenarios
     g = per_underlying(positions, arrays)
     node_im, node_mm = _node_maxima(g, arrays, n_t, arrays.scenarios.n_mm)
-    scan_im = node_im @ arrays.tree.weight
-    scan_mm = node_mm @ arrays.tree.weight
-    joint = g[:, :, :n_t].sum(axis=1)
+    scan_im = weighted_sum(node_im, arrays.tree.weight)
+    scan_mm = weighted_sum(node_mm, arrays.tree.weight)
+    joint = g[:, 0, :n_t].copy()
+    for u in range(1, arrays.n_underlyings):
+        joint += g[:, u, :n_t]
     worst = joint.argmax(axis=1).astype(np.int64)
     bu = g[:, :, arrays.col_basis_up]
     bd = g[:, :, arrays.col_basis_down]
-    basis = np.maximum(np.maximum(bu, bd), 0.0).sum(axis=1)
+    basis = weighted_sum(np.maximum(np.maximum(bu, bd), 0.0), np.ones(arrays.n_underlyings))
     conc = concentration_charge(
         g[:, :, arrays.col_delta], arrays.concentration_rate, arrays.concentration_threshold
     )
-    equity = cash + g[:, :, arrays.col_mark].sum(axis=1)
+    equity = cash + weighted_sum(g[:, :, arrays.col_mark], np.ones(arrays.n_underlyings))
     acc = np.repeat(np.arange(n, dtype=np.int64), np.diff(positions.indptr))
     som = short_option_minimum(
         positions.data, positions.indices, acc, arrays.short_option_charge, n
@@ -288,6 +303,11 @@ def compute_margin(
         validate_portfolios(portfolios, arrays.n_instruments)
     n = portfolios.n_accounts
     pos = portfolios.positions
+    if not pos.has_canonical_format:
+        # sorted, duplicate-free rows: the float sums then do not depend on how the
+        # caller built the matrix, so anyone recomputing an account gets the same bits
+        pos = pos.copy()
+        pos.sum_duplicates()
     parts: list[dict[str, Float64Array | Int64Array]] = []
     for start in range(0, max(n, 1), chunk_size):
         stop = min(start + chunk_size, n)

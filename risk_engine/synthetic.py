@@ -20,6 +20,31 @@ DEFAULT_ATM = {"BTC": 0.55, "ETH": 0.65, "SOL": 0.85, "GOV": 1.2, "USDC": 0.05}
 EXPIRY_DAYS = (1, 2, 7, 14, 21, 30, 60, 90, 180, 365)
 
 
+def returns_with_correlation(
+    rng: np.random.Generator,
+    correlation: Float64Array,
+    daily_vol: Float64Array,
+    n_observations: int,
+    lam: float,
+) -> Float64Array:
+    """Returns whose zero-mean EWMA (decay ``lam``) covariance is EXACTLY
+    ``correlation * outer(daily_vol, daily_vol)`` (up to float rounding).
+
+    The columns of a random matrix are orthonormalised in the EWMA-weighted inner product,
+    then coloured with the Cholesky factor of the target (``correlation`` must be positive
+    definite, or positive semi-definite with a usable Cholesky after a tiny jitter).
+    """
+    n_u = correlation.shape[0]
+    w = lam ** np.arange(n_observations - 1, -1, -1, dtype=np.float64)
+    w = w / w.sum()
+    z = rng.standard_normal((n_observations, n_u))
+    q, _ = np.linalg.qr(np.sqrt(w)[:, None] * z)
+    white = q / np.sqrt(w)[:, None]
+    chol = np.linalg.cholesky(correlation + 1e-15 * np.eye(n_u))
+    out: Float64Array = (white @ chol.T) * daily_vol[None, :]
+    return out
+
+
 def synthetic_market(
     rng: np.random.Generator,
     *,
@@ -155,4 +180,9 @@ def random_portfolios(
     return Portfolios(instruments, pos, cash)
 
 
-__all__ = ["random_portfolios", "synthetic_instruments", "synthetic_market"]
+__all__ = [
+    "random_portfolios",
+    "returns_with_correlation",
+    "synthetic_instruments",
+    "synthetic_market",
+]

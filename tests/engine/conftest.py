@@ -1,0 +1,101 @@
+"""Shared fixtures and builders for the engine tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from types import MappingProxyType
+
+import numpy as np
+import pytest
+
+from risk_engine import (
+    InstrumentKind,
+    InstrumentTable,
+    MarketSnapshot,
+    RiskParams,
+    VolSurface,
+    load_params,
+)
+from risk_engine.params import UnderlyingParams
+from risk_engine.synthetic import returns_with_correlation, synthetic_instruments, synthetic_market
+
+TS = 1_719_792_000
+DAY = 86400
+
+
+@pytest.fixture(scope="session")
+def params() -> RiskParams:
+    return load_params()
+
+
+def tight_params(base: RiskParams) -> RiskParams:
+    """Defaults with low concentration thresholds, so the superadditive add-on is active."""
+    unders = {
+        name: dataclasses.replace(
+            u, concentration_threshold_usd=u.concentration_threshold_usd / 50.0
+        )
+        for name, u in base.underlyings.items()
+    }
+    return dataclasses.replace(base, underlyings=MappingProxyType(unders))
+
+
+def small_universe(
+    seed: int,
+    *,
+    rho: float | None = None,
+    expiry_days: Sequence[float] = (2.0 / 24.0, 7.0, 45.0),
+    strikes: int = 4,
+) -> tuple[MarketSnapshot, InstrumentTable]:
+    """BTC, ETH (options, perps, tokens) and GOV (token only); an expiry within the horizon."""
+    rng = np.random.default_rng(seed)
+    corr = None
+    if rho is not None:
+        corr = np.array([[1.0, rho, 0.3], [rho, 1.0, 0.3], [0.3, 0.3, 1.0]])
+    market = synthetic_market(
+        rng,
+        timestamp=TS,
+        underlyings=("BTC", "ETH", "GOV"),
+        option_underlyings=("BTC", "ETH"),
+        expiry_days=expiry_days,
+        correlation=corr,
+        n_observations=120,
+    )
+    ins = synthetic_instruments(market, strikes_per_expiry=strikes, perp_underlyings=("BTC", "ETH"))
+    return market, ins
+
+
+def pair_market(
+    rho: float, *, params: RiskParams, vols: tuple[float, float] = (0.01, 0.012)
+) -> tuple[MarketSnapshot, InstrumentTable]:
+    """BTC/ETH perps and tokens; returns with EWMA correlation exactly ``rho``."""
+    corr = np.array([[1.0, rho], [rho, 1.0]])
+    ret = returns_with_correlation(
+        np.random.default_rng(7), corr, np.array(vols), 60, params.correlation.ewma_lambda
+    )
+    market = MarketSnapshot(
+        timestamp=TS,
+        underlyings=("BTC", "ETH"),
+        spot=np.array([60000.0, 3000.0]),
+        perp_mark=np.array([60000.0, 3000.0]),
+        rate=0.0,
+        surface=VolSurface.empty(),
+        returns=ret,
+    )
+    ins = InstrumentTable.build(
+        [InstrumentKind.PERP, InstrumentKind.PERP, InstrumentKind.SPOT, InstrumentKind.SPOT],
+        ["BTC", "ETH", "BTC", "ETH"],
+        [0, 0, 0, 0],
+        [0, 0, 0, 0],
+    )
+    return market, ins
+
+
+__all__ = [
+    "DAY",
+    "TS",
+    "UnderlyingParams",
+    "pair_market",
+    "small_universe",
+    "tight_params",
+]
