@@ -20,6 +20,7 @@ be mined later under one of the recorded hashes (the store has them all, with
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 import math
 import threading
@@ -54,6 +55,7 @@ from keeper.exceptions import (
     TxRevertedError,
     TxTimeoutError,
 )
+from keeper.metrics import KeeperMetrics
 from keeper.store import Store, TxRecord
 
 __all__ = [
@@ -322,6 +324,8 @@ class TxManager:
         Seconds pending before a replacement.
     receipt_timeout : float
         Seconds :meth:`wait` waits before :class:`TxTimeoutError`.
+    metrics : KeeperMetrics, optional
+        Counts outcomes (``tx_total{purpose,outcome}``), gas and RPC retries.
     """
 
     def __init__(
@@ -341,6 +345,7 @@ class TxManager:
         retry: RetryPolicy = RetryPolicy(),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        metrics: KeeperMetrics | None = None,
     ) -> None:
         if bump_pct < MIN_REPLACEMENT_BUMP_PCT:
             raise TxError(f"bump_pct {bump_pct} below the {MIN_REPLACEMENT_BUMP_PCT} % rule")
@@ -360,7 +365,8 @@ class TxManager:
         self._sleep = sleep
         self._nonce: int | None = None
         self._lock = threading.RLock()
-        #: Count of RPC retries (for metrics).
+        self.metrics = metrics
+        #: Count of RPC retries (also in ``pm_keeper_rpc_retries_total``).
         self.rpc_retries = 0
 
     @classmethod
@@ -396,6 +402,8 @@ class TxManager:
     def _rpc(self, fn: Callable[[], T], what: str) -> T:
         def count(_: BaseException, __: int) -> None:
             self.rpc_retries += 1
+            if self.metrics is not None:
+                self.metrics.rpc_retries.inc()
 
         return call_with_retry(
             fn, self.retry, what=what, clock=self._clock, sleep=self._sleep, on_retry=count
@@ -508,6 +516,10 @@ class TxManager:
         if self.store is not None:
             self.store.update_tx(tx_hash, status, **kw)
 
+    def _count(self, purpose: str, outcome: str, gas_used: int = 0) -> None:
+        if self.metrics is not None:
+            self.metrics.tx_outcome(purpose, outcome, gas_used)
+
     def _broadcast(self, tx_hash: str, raw: bytes) -> None:
         """Send ``raw``; a retry after a lost response may find it already known: fine."""
         try:
@@ -559,9 +571,11 @@ class TxManager:
                     raise TxError(
                         f"{req.purpose}: node refused the transaction: {_message(exc)}"
                     ) from exc
-                except RpcUnavailableError:
-                    self._update(tx_hash, "dropped", error="rpc unavailable while sending")
-                    self._nonce = None  # unknown whether it arrived: ask the node next time
+                except Exception as exc:
+                    # Unknown whether it arrived (RPC gave up, provider error): record it
+                    # and ask the node for the nonce next time.
+                    self._update(tx_hash, "dropped", error=f"{type(exc).__name__}: {exc}")
+                    self._nonce = None
                     raise
                 pending.attempts.append(SentAttempt(tx_hash, fees, self._clock()))
                 self._nonce += 1
@@ -615,8 +629,12 @@ class TxManager:
             except RpcUnavailableError:
                 self._update(tx_hash, "dropped", error="rpc unavailable while replacing")
                 return None
+            except Exception as exc:
+                self._update(tx_hash, "dropped", error=f"{type(exc).__name__}: {exc}")
+                raise
             old = pending.tx_hash
             self._update(old, "replaced", replaced_by=tx_hash)
+            self._count(pending.request.purpose, "replaced")
             pending.attempts.append(SentAttempt(tx_hash, fees, self._clock()))
             log.info(
                 "tx replaced",
@@ -675,10 +693,12 @@ class TxManager:
                 gas_used=gas_used,
                 effective_gas_price=egp,
             )
+            self._count(pending.request.purpose, "reverted", gas_used)
             raise TxRevertedError(mined_hash, gas_used)
         self._update(
             mined_hash, "mined", block_number=block, gas_used=gas_used, effective_gas_price=egp
         )
+        self._count(pending.request.purpose, "mined", gas_used)
         log.info(
             "tx mined",
             extra={
@@ -700,8 +720,75 @@ class TxManager:
             if result is not None:
                 return result
             if self._clock() - start >= limit:
+                self._count(pending.request.purpose, "timeout")
                 raise TxTimeoutError(pending.tx_hash, pending.nonce, self._clock() - start)
             self._sleep(self.poll_interval)
+
+    def resume_pending(self) -> list[PendingTx]:
+        """After a restart, take back the transactions a previous run left in flight.
+
+        For every nonce of this sender whose latest attempt the store holds as
+        ``pending``: an attempt already mined is recorded (``mined`` / ``reverted``) and
+        not returned; an attempt the node no longer knows is marked ``dropped``; the
+        others become a :class:`PendingTx` (request rebuilt from the node's copy) that the
+        caller should :meth:`wait` on (replacing when stuck) before sending anything new,
+        since a stuck low nonce blocks every later one.
+        """
+        if self.store is None:
+            return []
+        nonces = sorted({r.nonce for r in self.store.txs(sender=self.address, status="pending")})
+        resumed: list[PendingTx] = []
+        for nonce in nonces:
+            records = [
+                r
+                for r in self.store.txs(sender=self.address)
+                if r.nonce == nonce and r.status in ("pending", "replaced")
+            ]
+            pending: PendingTx | None = None
+            finished = False
+            for rec in records:
+                receipt = self._rpc(functools.partial(self._receipt, rec.hash), "get_receipt")
+                try:
+                    node_tx: Any = self._rpc(
+                        functools.partial(self.w3.eth.get_transaction, HexStr(rec.hash)), "get_tx"
+                    )
+                except TransactionNotFound:
+                    node_tx = None
+                if receipt is None and node_tx is None:
+                    self._update(rec.hash, "dropped", error="unknown to the node after restart")
+                    continue
+                fees = Fees(rec.max_fee_per_gas, rec.max_priority_fee_per_gas)
+                if pending is None:
+                    src: Any = node_tx if node_tx is not None else {}
+                    request = TxRequest(
+                        to=str(src.get("to") or "0x" + "00" * 20),
+                        data=bytes(src.get("input", b"")),
+                        value=int(src.get("value", 0)),
+                        gas=rec.gas_limit,
+                        purpose=rec.purpose,
+                        epoch=rec.epoch,
+                    )
+                    pending = PendingTx(request, nonce, rec.gas_limit)
+                pending.attempts.append(SentAttempt(rec.hash, fees, self._clock()))
+                pending.last_fees = fees
+                if receipt is not None:
+                    try:
+                        self._finish(pending, rec.hash, receipt)
+                    except TxRevertedError:
+                        pass  # recorded as reverted; nothing left to wait for
+                    finished = True
+                    break
+            if pending is not None and not finished:
+                resumed.append(pending)
+                log.info(
+                    "tx resumed",
+                    extra={
+                        "hash": pending.tx_hash,
+                        "nonce": nonce,
+                        "purpose": pending.request.purpose,
+                    },
+                )
+        return resumed
 
     def send(self, req: TxRequest, *, simulate: bool = True) -> TxResult:
         """:meth:`submit` then :meth:`wait`."""

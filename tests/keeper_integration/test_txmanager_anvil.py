@@ -221,3 +221,46 @@ def test_unfundedSender_isRefusedByNode(w3, store):
     with pytest.raises(Exception) as exc:  # simulation or node: insufficient funds
         tm.send(transfer(value=10**18))
     assert "fund" in str(exc.value).lower()
+
+
+def test_afterRestart_pendingTxIsResumedAndMined_unknownOneDropped(w3, sender, store):
+    from keeper.store import TxRecord
+
+    rpc(w3, "evm_setAutomine", False)
+    first = manager(w3, sender, store)
+    pending = first.submit(TxRequest(to=SINK, value=7, purpose="postEpoch", epoch=3))
+    # A record whose transaction the node never saw (e.g. lost in a crash).
+    ghost = "0x" + "77" * 32
+    store.record_tx(
+        TxRecord(ghost, sender.address, pending.nonce + 1, "postEpoch", 4, 10, 1, 21_000)
+    )
+    # "Restart": a fresh manager over the same store.
+    second = manager(w3, sender, store)
+    resumed = second.resume_pending()
+    assert [p.tx_hash for p in resumed] == [pending.tx_hash]
+    again = resumed[0]
+    assert again.nonce == pending.nonce and again.request.value == 7
+    assert again.request.purpose == "postEpoch" and again.request.epoch == 3
+    assert store.get_tx(ghost).status == "dropped"  # type: ignore[union-attr]
+    rpc(w3, "evm_mine")
+    result = second.wait(again)
+    assert result.tx_hash == pending.tx_hash
+    assert store.get_tx(pending.tx_hash).status == "mined"  # type: ignore[union-attr]
+    assert second.resume_pending() == []  # nothing left in flight
+
+
+def test_metrics_countOutcomesGasAndRetries(w3, sender, store, anvil_node):
+    from keeper.metrics import KeeperMetrics
+
+    m = KeeperMetrics()
+    tm = manager(
+        w3, sender, store, metrics=m, retry=RetryPolicy(base_delay=0.05, deadline_seconds=0.3)
+    )
+    tm.send(transfer())
+    text = m.render().decode()
+    assert 'pm_keeper_tx_total{outcome="mined",purpose="transfer"} 1.0' in text
+    assert 'pm_keeper_gas_used_total{purpose="transfer"} 21000.0' in text
+    anvil_node.stop()
+    with pytest.raises(RpcUnavailableError):
+        tm.send(transfer())
+    assert "pm_keeper_rpc_retries_total 0.0" not in m.render().decode()
