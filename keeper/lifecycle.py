@@ -224,7 +224,18 @@ class Lifecycle:
         self._stopped = True
         self._stop.set()
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)  # a running job finishes its epoch
+            # A running job finishes its epoch, but a job hung on I/O must not keep the
+            # process alive for ever: give up waiting after ``shutdown_timeout``.
+            waiter = threading.Thread(
+                target=self._scheduler.shutdown, kwargs={"wait": True}, daemon=True
+            )
+            waiter.start()
+            waiter.join(self.shutdown_timeout)
+            if waiter.is_alive():
+                log.error(
+                    "job still running at shutdown; not waiting longer",
+                    extra={"timeout": self.shutdown_timeout},
+                )
         for fn in reversed(self._shutdown):
             try:
                 fn()

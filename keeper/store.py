@@ -7,7 +7,10 @@ What it holds and why:
   (:class:`~keeper.exceptions.EpochConflictError`), inside an ``IMMEDIATE`` transaction
   so that two keeper processes cannot race. Status moves forward only:
   ``built -> signed -> sent -> mined``, and ``failed`` from any non-final state (a failed
-  epoch may be sent again with the same root: ``failed -> sent``).
+  epoch may be sent again with the same root: ``failed -> sent``). An epoch that cannot
+  be posted any more (its snapshot too old) is left ``failed`` and the next number is
+  used: the vault needs increasing, not contiguous, epoch numbers; the abandoned root
+  stays on record.
 - ``market_snapshots``: the market JSON each epoch was computed from (``keeper verify``
   recomputes the root from it).
 - ``leaves``: per epoch, each ACCOUNT / INSTRUMENT leaf's fields, hash and proof.
@@ -432,6 +435,11 @@ class Store:
                 "SELECT * FROM epochs WHERE status = ? ORDER BY number DESC LIMIT 1", (status,)
             )
         return _epoch(rows[0]) if rows else None
+
+    def max_epoch_number(self) -> int | None:
+        """Highest epoch number ever reserved, in any status (None if none)."""
+        value = self._query("SELECT MAX(number) FROM epochs")[0][0]
+        return None if value is None else int(value)
 
     def list_epochs(self, *, limit: int = 100) -> list[EpochRecord]:
         """Most recent first."""

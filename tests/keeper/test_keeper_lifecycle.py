@@ -92,6 +92,24 @@ def test_callbacks_order_andDuplicateJobRefused():
     assert not life.running
 
 
+def test_hungJob_doesNotBlockShutdownForever():
+    release = threading.Event()
+    started = threading.Event()
+
+    def hung() -> None:
+        started.set()
+        release.wait(10)
+
+    life = Lifecycle(shutdown_timeout=0.3)
+    life.every(60, hung, name="epoch")
+    life.start()
+    assert started.wait(5)
+    t0 = time.monotonic()
+    life.stop()
+    assert time.monotonic() - t0 < 2.0
+    release.set()
+
+
 _DAEMON = """
 import sys, time
 from keeper.lifecycle import Lifecycle, configure_logging

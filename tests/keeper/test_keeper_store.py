@@ -40,6 +40,11 @@ def store(tmp_path):
     s.close()
 
 
+def test_emptyStore_hasNoEpochs(store):
+    assert store.max_epoch_number() is None and store.latest_epoch() is None
+    assert store.list_epochs() == []
+
+
 def test_schema_isVersioned_andWal(store, tmp_path):
     assert store.schema_version == SCHEMA_VERSION
     mode = sqlite3.connect(tmp_path / "k.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
@@ -94,6 +99,7 @@ def test_epochStatus_movesForwardOnly(store):
     with pytest.raises(StoreError, match="not above"):
         store.reserve_epoch(1 - 1, ROOT_B, snapshot_block=5, timestamp=50)
     assert store.latest_epoch(status="mined").number == 1  # type: ignore[union-attr]
+    assert store.max_epoch_number() == 1
 
 
 def test_leaves_storedWithProofs_andEpochFileWritten(store):
