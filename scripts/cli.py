@@ -1,0 +1,545 @@
+"""``pm``: the command-line tool of every role (trader, market maker, deployer, keeper operator).
+
+Each command is a thin wrapper: options -> :func:`scripts.client.open_session` -> one flow
+function (``scripts.funds``, ``scripts.trading``, ``scripts.faucet``, ``scripts.margin_view``,
+``scripts.report``, ``scripts.protocol_deploy``). Every state change is build -> simulate ->
+send, and ``--dry-run`` stops after the simulation. Any failure a user can cause ends with
+one line on stderr (``error: ...``) and exit code 1; set ``PM_DEBUG=1`` to see the traceback.
+``pm keeper ...`` is the keeper's own command group (``keeper.cli``), mounted lazily.
+docs/cli.md lists the commands per role.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_utils import is_hex_address, to_checksum_address
+from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+from keeper.errors import KeeperError
+from risk_engine import RiskEngineError
+from scripts import client
+from scripts.client import (
+    LOCAL_CHAIN_IDS,
+    WAD,
+    CliError,
+    KeeperApi,
+    api_option,
+    dry_run_option,
+    key_options,
+    network_options,
+    open_session,
+)
+
+__all__ = ["main", "pm"]
+
+
+class _PmGroup(click.Group):
+    """Mounts ``keeper`` (``keeper.cli.keeper_cli``) on first use, so that ``pm --help`` and
+    every trader command work without importing the keeper daemon."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "keeper"})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "keeper":
+            try:
+                from keeper.cli import keeper_cli  # type: ignore[attr-defined]
+            except ImportError as exc:
+                return _missing_keeper_cli(str(exc))
+            return keeper_cli  # type: ignore[no-any-return]
+        return super().get_command(ctx, name)
+
+
+def _missing_keeper_cli(reason: str) -> click.Command:
+    @click.command("keeper", help="Keeper daemon commands (keeper.cli; not available here).")
+    def keeper_missing() -> None:
+        raise CliError(
+            f"the keeper command group (keeper.cli.keeper_cli) is not available: {reason}"
+        )
+
+    return keeper_missing
+
+
+@click.group(cls=_PmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def pm() -> None:
+    """Portfolio-margin protocol: deploy, fund, trade, withdraw, inspect margin.
+
+    Keys come from an environment variable (--key-env, default PM_PRIVATE_KEY) or an
+    encrypted keystore (--keystore + --password-env), never from the command line."""
+
+
+# ----------------------------------------------------------------------------- deployer
+
+
+@pm.command()
+@click.option("--rpc-url", default=client.DEFAULT_RPC_URL, show_default=True, envvar="PM_RPC_URL")
+@key_options
+@click.option(
+    "--signer",
+    "signers",
+    multiple=True,
+    help="Attestation signer address (repeat). Default: the addresses of $PM_SIGNER_KEYS, or "
+    "on a local chain the deployer.",
+)
+@click.option("--quorum", type=int, default=None, help="Signatures needed (default: majority).")
+@click.option(
+    "--max-age", type=int, default=3600, show_default=True, help="Seconds before safe mode."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Deployment file (default: deployments/<chainId>.json).",
+)
+@dry_run_option
+def deploy(
+    rpc_url: str,
+    key_env: str,
+    keystore: Path | None,
+    password_env: str,
+    signers: tuple[str, ...],
+    quorum: int | None,
+    max_age: int,
+    out: Path | None,
+    dry_run: bool,
+    max_fee_gwei: float,
+) -> None:
+    """Deploy mock tokens (USDC 6, WETH 18, WBTC 8, GOV 18), the vault, the default
+    instruments (perps BTC/ETH/SOL, calls and puts on BTC/ETH) and the signer set; write
+    deployments/<chainId>.json. On a local chain without a key, the node's first unlocked
+    account deploys."""
+    from keeper.compile import compile_contracts
+    from scripts.protocol_deploy import default_instruments, deploy_protocol, write_deployment
+
+    w3 = client.connect(rpc_url)
+    chain_id = int(w3.eth.chain_id)
+    local = chain_id in LOCAL_CHAIN_IDS
+    if keystore is not None or os.environ.get(key_env):
+        account = client.load_key(key_env, keystore, password_env)
+        owner = account.address
+        w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+    elif local:
+        owner = w3.eth.accounts[0]
+    else:
+        raise CliError(
+            f"chain {chain_id} is not local: set ${key_env} or pass --keystore to deploy"
+        )
+    signer_list = [_address(s, "--signer") for s in signers]
+    if not signer_list and os.environ.get("PM_SIGNER_KEYS"):
+        from eth_account import Account
+
+        from keeper.config import parse_private_key
+
+        signer_list = [
+            Account.from_key(parse_private_key(k, "PM_SIGNER_KEYS")).address
+            for k in os.environ["PM_SIGNER_KEYS"].split(",")
+            if k.strip()
+        ]
+    if not signer_list:
+        if not local:
+            raise CliError("no signers: pass --signer ADDRESS (repeat) or set PM_SIGNER_KEYS")
+        signer_list = [owner]
+    q = quorum if quorum is not None else len(signer_list) // 2 + 1
+    if not 1 <= q <= len(signer_list):
+        raise CliError(f"--quorum must be between 1 and {len(signer_list)}, got {q}")
+    balance = int(w3.eth.get_balance(owner))
+    if balance == 0:
+        raise CliError(f"deployer {owner} has no ETH for gas on chain {chain_id}")
+    compiled = compile_contracts()
+    if dry_run:
+        art = compiled["MockERC20"]
+        factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        gas = factory.constructor("USD Coin (mock)", "USDC", 6).estimate_gas({"from": owner})
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        click.echo(f"dry run: chain {chain_id}, deployer {owner} ({balance / WAD:.4f} ETH)")
+        click.echo(f"  would deploy USDC/WETH/WBTC/GOV mocks (first: gas {gas}) and the vault")
+        for spec in default_instruments(now):
+            click.echo(
+                f"  would register instrument kind {spec.kind} {spec.underlying} "
+                f"strike {spec.strike // WAD} expiry {spec.expiry}"
+            )
+        click.echo(f"  would set signers {', '.join(signer_list)} with quorum {q}; nothing sent")
+        return
+    dep = deploy_protocol(
+        w3, owner=owner, signers=signer_list, quorum=q, max_age=max_age, compiled=compiled
+    )
+    path = write_deployment(dep, out)
+    click.echo(f"vault      {dep.vault}")
+    for t in dep.tokens:
+        click.echo(f"{t.symbol:<10} {t.address} ({t.decimals} decimals)")
+    for i in dep.instruments:
+        click.echo(f"instrument {i.id}: {i.name}")
+    click.echo(f"signers    {', '.join(dep.signers)} (quorum {dep.quorum})")
+    click.echo(f"wrote {path}")
+
+
+# ----------------------------------------------------------------------------- trader
+
+
+def _session(kw: dict[str, Any], *, need_key: bool = True) -> client.Session:
+    return open_session(
+        kw["rpc_url"],
+        kw["deployment_file"],
+        key_env=kw.get("key_env"),
+        keystore=kw.get("keystore"),
+        password_env=kw.get("password_env", "PM_KEYSTORE_PASSWORD"),
+        dry_run=kw.get("dry_run", False),
+        max_fee_gwei=kw.get("max_fee_gwei", 200.0),
+        need_key=need_key,
+    )
+
+
+def _address(text: str, what: str) -> str:
+    if not is_hex_address(text):
+        raise CliError(f"{what} {text!r} is not an address")
+    return to_checksum_address(text)
+
+
+@pm.command()
+@network_options
+@key_options
+@dry_run_option
+@click.option("--to", default=None, help="Recipient (default: the key's address).")
+def faucet(to: str | None, **kw: Any) -> None:
+    """Mint the mock tokens of a test deployment (and gas ETH on a local chain)."""
+    from scripts.faucet import drip
+
+    drip(_session(kw), _address(to, "--to") if to else None)
+
+
+@pm.command()
+@network_options
+@key_options
+@dry_run_option
+@click.argument("token")
+@click.argument("amount")
+def deposit(token: str, amount: str, **kw: Any) -> None:
+    """Deposit AMOUNT of collateral TOKEN (symbol or address; approves the vault first)."""
+    from scripts.funds import deposit as run
+
+    run(_session(kw), token, amount)
+
+
+@pm.command("deposit-cash")
+@network_options
+@key_options
+@dry_run_option
+@click.argument("amount")
+def deposit_cash(amount: str, **kw: Any) -> None:
+    """Deposit AMOUNT of the settlement token (USDC) as cash; repays debt if cash < 0."""
+    from scripts.funds import deposit_cash as run
+
+    run(_session(kw), amount)
+
+
+@pm.command()
+@network_options
+@key_options
+@dry_run_option
+@api_option
+@click.argument("token")
+@click.argument("amount")
+def withdraw(token: str, amount: str, api_url: str, **kw: Any) -> None:
+    """Withdraw AMOUNT of collateral TOKEN; with open positions the account's leaf and proof
+    come from the keeper API and the vault checks the IM surplus lower bound."""
+    from scripts.funds import withdraw as run
+
+    run(_session(kw), KeeperApi(api_url), token, amount)
+
+
+@pm.command("withdraw-cash")
+@network_options
+@key_options
+@dry_run_option
+@api_option
+@click.argument("amount")
+def withdraw_cash(amount: str, api_url: str, **kw: Any) -> None:
+    """Withdraw AMOUNT of USDC from cash (cash may go negative if the margin allows)."""
+    from scripts.funds import withdraw_cash as run
+
+    run(_session(kw), KeeperApi(api_url), amount)
+
+
+# ----------------------------------------------------------------------------- market maker
+
+
+@pm.command()
+@network_options
+@key_options
+@click.option(
+    "--leg",
+    "legs",
+    multiple=True,
+    required=True,
+    help="INSTRUMENT:SIZE:PRICE from the maker's side (+ buys, - sells), instrument id or "
+    "name, e.g. --leg BTC-PERP:-0.5:65000. Repeat for a multi-leg quote.",
+)
+@click.option("--taker", default=None, help="Only this address may fill (default: anyone).")
+@click.option("--nonce", type=int, default=None, help="Quote nonce (default: random 64-bit).")
+@click.option("--ttl", type=int, default=300, show_default=True, help="Seconds the quote is valid.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Quote file."
+)
+def quote(
+    legs: tuple[str, ...], taker: str | None, nonce: int | None, ttl: int, out: Path, **kw: Any
+) -> None:
+    """Sign a (multi-leg) RFQ quote as the maker and write it to a JSON file. Sends nothing."""
+    from scripts.trading import make_quote
+
+    make_quote(
+        _session(kw),
+        list(legs),
+        taker=_address(taker, "--taker") if taker else None,
+        nonce=nonce,
+        ttl_seconds=ttl,
+        out=out,
+    )
+
+
+@pm.command()
+@network_options
+@key_options
+@dry_run_option
+@api_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def trade(file: Path, api_url: str, **kw: Any) -> None:
+    """Fill the quote in FILE as the taker (proofs of both accounts and every leg come from
+    the keeper API)."""
+    from scripts.trading import take_quote
+
+    take_quote(_session(kw), KeeperApi(api_url), file)
+
+
+@pm.command()
+@network_options
+@key_options
+@dry_run_option
+@click.argument("nonce", type=int)
+def cancel(nonce: int, **kw: Any) -> None:
+    """Cancel your quote NONCE on chain: no quote with it can be filled afterwards."""
+    from scripts.trading import cancel as run
+
+    run(_session(kw), nonce)
+
+
+# ----------------------------------------------------------------------------- inspection
+
+
+def _inspect_options(fn: Any) -> Any:
+    fn = click.option(
+        "--market",
+        "market_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="MarketState JSON (or a keeper epoch file) to price the account in.",
+    )(fn)
+    fn = click.option(
+        "--keeper-data",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Keeper data dir holding epochs/<n>.json (default $PM_DATA_DIR or var/keeper).",
+    )(fn)
+    fn = click.option(
+        "--params",
+        "params_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Risk parameter TOML (default: the shipped risk_engine/params/default.toml).",
+    )(fn)
+    return fn
+
+
+def _view(account: str, api_url: str, kw: dict[str, Any]) -> tuple[client.Session, Any]:
+    from scripts.margin_view import margin_view
+
+    addr = _address(account, "account")
+    session = _session(kw, need_key=False)
+    st = session.account_state(addr)
+    if (
+        int(st["cash"]) == 0
+        and not st["instruments"]
+        and not any(int(b) for b in st["coll"])
+        and int(st["stateNonce"]) == 0
+    ):
+        raise CliError(
+            f"unknown account {addr}: it holds nothing in vault {session.deployment.vault}"
+        )
+    view = margin_view(
+        session,
+        KeeperApi(api_url),
+        addr,
+        market_file=kw["market_file"],
+        keeper_data=kw["keeper_data"],
+        params_file=kw["params_file"],
+    )
+    return session, view
+
+
+def _fmt_wad(x: int | None) -> str:
+    return "n/a" if x is None else f"{x / WAD:>16,.2f}"
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:>16,.2f}"
+
+
+@pm.command()
+@network_options
+@api_option
+@_inspect_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("account")
+def margin(account: str, api_url: str, as_json: bool, **kw: Any) -> None:
+    """Equity, IM, MM, surplus, worst scenario and the risk array of ACCOUNT.
+
+    Attested numbers: the keeper API's ACCOUNT leaf of the epoch the vault holds. Bounds
+    now: the vault's imSurplusLo / mmSurplusHi views with that leaf. Engine now: the
+    risk engine's explain on the account's current positions in that epoch's market."""
+    _, v = _view(account, api_url, kw)
+    rep = v.report
+    leaf = v.leaf
+    if as_json:
+        doc = {
+            "account": v.account,
+            "epoch": v.epoch,
+            "safeMode": v.safe_mode,
+            "attested": None if leaf is None else {k: str(x) for k, x in leaf.items()},
+            "imSurplusLo": None if v.im_surplus_lo is None else str(v.im_surplus_lo),
+            "mmSurplusHi": None if v.mm_surplus_hi is None else str(v.mm_surplus_hi),
+            "engine": None
+            if rep is None
+            else {
+                "equity": rep.equity,
+                "im": rep.im,
+                "mm": rep.mm,
+                "worstScenario": rep.worst_words,
+                "breakdown": rep.breakdown,
+            },
+            "positions": [
+                {"name": p.name, "kind": p.kind, "size": p.size, "mark": p.mark}
+                for p in v.positions
+            ],
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(
+        f"account {v.account}   vault epoch {v.epoch} (snapshot block {v.snapshot_block})"
+        f"   safe mode: {'YES' if v.safe_mode else 'no'}"
+    )
+    click.echo(f"{'USD':<18}{'attested leaf':>16}  {'engine now':>16}")
+
+    def row(name: str, a: int | None, b: float | None) -> None:
+        click.echo(f"{name:<18}{_fmt_wad(a)}  {_fmt(b)}")
+
+    row("equity", leaf["equity"] if leaf else None, rep.equity if rep else None)
+    row("IM", leaf["im"] if leaf else None, rep.im if rep else None)
+    row("MM", leaf["mm"] if leaf else None, rep.mm if rep else None)
+    row(
+        "surplus (eq - IM)",
+        leaf["equity"] - leaf["im"] if leaf else None,
+        rep.equity - rep.im if rep else None,
+    )
+    row(
+        "surplus (eq - MM)",
+        leaf["equity"] - leaf["mm"] if leaf else None,
+        rep.equity - rep.mm if rep else None,
+    )
+    click.echo(
+        f"bounds now (vault): IM surplus lower bound {_fmt_wad(v.im_surplus_lo).strip()}, "
+        f"MM surplus upper bound {_fmt_wad(v.mm_surplus_hi).strip()}"
+        + (f"  [{v.bounds_note}]" if v.bounds_note else "")
+    )
+    click.echo("positions:")
+    for p in v.positions:
+        mark = "n/a" if p.mark is None else f"{p.mark:,.2f}"
+        click.echo(f"  {p.name:<24} {p.kind:<10} {p.size:>14,.6g}  mark {mark}")
+    click.echo(f"  {'cash':<24} {'USD':<10} {v.cash:>14,.2f}")
+    if rep is None or v.grid is None:
+        click.echo(f"risk array unavailable: {v.engine_note}")
+        return
+    click.echo(f"worst scenario: {rep.worst_words}")
+    click.echo("IM breakdown: " + ", ".join(f"{k} {x:,.2f}" for k, x in rep.breakdown.items()))
+    g = v.grid
+    click.echo(
+        "risk array, P&L USD (columns: price move x scan range "
+        + ", ".join(f"{u} {r:.1%}" for u, r in g.ranges.items())
+        + "; * extreme):"
+    )
+    click.echo(
+        f"{'':>10}"
+        + "".join(
+            f"{f'{f:+.2f}' + ('*' if e else ''):>12}"
+            for f, e in zip(g.fractions, g.extreme, strict=True)
+        )
+    )
+    names = {-1: "vol down", 0: "vol flat", 1: "vol up"}
+    for r, state in enumerate(g.vol_states):
+        cells = "".join(f"{x:>12,.0f}" for x in g.pnl[r])
+        click.echo(f"{names[state]:>10}{cells}")
+    click.echo(f"(engine: {v.engine_note})")
+
+
+@pm.command()
+@network_options
+@api_option
+@_inspect_options
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="HTML file."
+)
+@click.option("--history", type=int, default=50, show_default=True, help="Epochs of history.")
+@click.argument("account")
+def report(account: str, api_url: str, out: Path, history: int, **kw: Any) -> None:
+    """Write a self-contained HTML risk report of ACCOUNT: risk array heat map (price x vol),
+    margin history, positions."""
+    from scripts.margin_view import margin_history
+    from scripts.report import write_report
+
+    _, v = _view(account, api_url, kw)
+    hist = margin_history(KeeperApi(api_url), v.account, v.epoch, history) if v.epoch else []
+    path = write_report(v, hist, out)
+    click.echo(f"wrote {path} ({len(hist)} epochs of history)")
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``pm``; every error ends as one line on stderr and a non-zero exit code."""
+    try:
+        rv = pm.main(args=argv, prog_name="pm", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except CliError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except (KeeperError, RiskEngineError) as exc:
+        if os.environ.get("PM_DEBUG"):
+            raise
+        click.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0]}", err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the promise: never a traceback for a user
+        if os.environ.get("PM_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0][:300]
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {first} (PM_DEBUG=1 shows the traceback)",
+            err=True,
+        )
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""One account's margin, from three sources, each number labelled with where it comes from.
+
+1. **Attested** (the keeper API, ``GET /account/<addr>``): the ACCOUNT leaf of the epoch the
+   vault holds: equity, IM, MM at that epoch's ``snapshotBlock`` (WAD; equity rounded
+   down, requirements up). This is what the vault trusts.
+2. **Bounds now** (the vault's views ``imSurplusLo`` / ``mmSurplusHi`` with that leaf): the
+   IM surplus lower bound and the MM surplus upper bound after everything the account did
+   since the snapshot (docs/protocol.md §5). A withdrawal or trade needs the first >= 0; a
+   liquidation needs the second < 0. For an account without positions the vault values
+   the IM bound on chain (haircut collateral + cash) and needs no leaf.
+3. **Engine now** (``risk_engine.explain``): the account's CURRENT chain positions,
+   collateral and cash, in the epoch's market snapshot (the MarketState JSON the keeper
+   stored with the epoch: ``--market FILE``, or ``<keeper data dir>/epochs/<n>.json``). It
+   gives the worst scenario, the IM breakdown and the risk array (P&L per price x vol
+   scenario). Pending perp funding is not counted here (the leaf counts it), so the engine
+   equity can differ from the attested one by the funding accrued since the last update.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keeper.exceptions import FeedError
+from keeper.feeds.base import MarketState
+from risk_engine import (
+    AccountReport,
+    InstrumentTable,
+    Portfolios,
+    RiskEngineError,
+    build_risk_arrays,
+    explain,
+    load_params,
+)
+from risk_engine.instruments import InstrumentKind
+from scripts.client import (
+    WAD,
+    CliError,
+    KeeperApi,
+    LeafWithProof,
+    Session,
+    TokenInfo,
+    current_root,
+    empty_margin_proof,
+)
+from scripts.protocol_deploy import instrument_name
+
+__all__ = [
+    "HistoryPoint",
+    "MarginView",
+    "PositionLine",
+    "RiskGrid",
+    "margin_history",
+    "margin_view",
+]
+
+
+@dataclass(frozen=True)
+class PositionLine:
+    """One holding: an instrument position (size in units) or a collateral balance (whole
+    tokens), with the mark from the attested INSTRUMENT leaf (USD, ``None`` if unknown)."""
+
+    name: str
+    kind: str  # "perp", "call", "put", "collateral"
+    size: float
+    mark: float | None
+
+    @property
+    def value(self) -> float | None:
+        return None if self.mark is None else self.size * self.mark
+
+
+@dataclass(frozen=True)
+class RiskGrid:
+    """The risk array as a price x vol grid: ``pnl[v, p]`` USD (scenario covers applied,
+    all underlyings together) for vol state ``vol_states[v]`` (-1 down, 0, +1 up) and price
+    move ``fractions[p]`` (multiples of each underlying's scan range ``ranges``)."""
+
+    fractions: tuple[float, ...]
+    vol_states: tuple[int, ...]
+    pnl: np.ndarray
+    extreme: tuple[bool, ...]
+    ranges: dict[str, float]
+
+
+@dataclass(frozen=True)
+class MarginView:
+    account: str
+    epoch: int
+    snapshot_block: int
+    epoch_timestamp: int
+    safe_mode: bool
+    cash: float  # USD, chain now
+    leaf: dict[str, int] | None  # attested equity/im/mm (WAD) or None without a leaf
+    im_surplus_lo: int | None  # WAD, the vault's view now
+    mm_surplus_hi: int | None
+    bounds_note: str
+    positions: tuple[PositionLine, ...]
+    report: AccountReport | None
+    grid: RiskGrid | None
+    engine_note: str
+
+
+def _leaf_numbers(leaf: LeafWithProof | None) -> dict[str, int] | None:
+    if leaf is None:
+        return None
+    f = leaf.fields
+    return {k: int(f[k]) for k in ("equity", "im", "mm", "stateNonce", "cumLo", "cumHi")}
+
+
+def _load_market(
+    epoch: int, market_file: Path | None, keeper_data: Path | None
+) -> tuple[MarketState | None, str]:
+    if market_file is not None:
+        path = market_file
+    else:
+        data_dir = keeper_data or Path(os.environ.get("PM_DATA_DIR", "var/keeper"))
+        path = data_dir / "epochs" / f"{epoch}.json"
+        if not path.is_file():
+            return None, (
+                f"no market snapshot for epoch {epoch} (looked for {path}; pass --market FILE "
+                "or --keeper-data DIR)"
+            )
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read market snapshot {path}: {exc}") from None
+    if isinstance(doc, dict) and "market" in doc:
+        if doc.get("epoch") not in (None, epoch, str(epoch)):
+            return None, f"{path} is epoch {doc.get('epoch')}, the vault holds epoch {epoch}"
+        doc = doc["market"]
+    if doc is None:
+        return None, f"{path} holds no market snapshot"
+    try:
+        return MarketState.from_json(json.dumps(doc)), f"market of epoch {epoch} from {path}"
+    except FeedError as exc:
+        raise CliError(f"market snapshot {path} is invalid: {exc}") from None
+
+
+def collateral_order(session: Session) -> list[TokenInfo]:
+    """The deployment's collateral tokens in the vault's registration order (the order of
+    ``accountState``'s balances)."""
+    return [session.deployment.token(a) for a in session.vault.functions.tokens().call()]
+
+
+def _engine(
+    session: Session, state: dict[str, Any], market: MarketState, params_file: Path | None
+) -> tuple[AccountReport, RiskGrid]:
+    """Engine inputs from chain state: held instruments + collateral tokens as SPOT."""
+    kinds: list[int] = []
+    unds: list[str] = []
+    strikes: list[float] = []
+    expiries: list[int] = []
+    sizes: list[float] = []
+    for iid, size in zip(state["instruments"], state["sizes"], strict=True):
+        k, und_b, strike, expiry = session.vault.functions.instrument(iid).call()
+        kinds.append(int(k))
+        unds.append(bytes(und_b).rstrip(b"\0").decode())
+        strikes.append(strike / WAD)
+        expiries.append(int(expiry))
+        sizes.append(int(size) / WAD)
+    for tok, bal in zip(collateral_order(session), state["coll"], strict=True):
+        if int(bal) == 0:
+            continue
+        kinds.append(int(InstrumentKind.SPOT))
+        unds.append(str(tok.underlying))
+        strikes.append(0.0)
+        expiries.append(0)
+        sizes.append(int(bal) / 10**tok.decimals)
+    symbols = tuple(dict.fromkeys(unds))
+    opt_exp: dict[str, list[int]] = {}
+    for k, u, e in zip(kinds, unds, expiries, strict=True):
+        if k in (InstrumentKind.CALL, InstrumentKind.PUT):
+            opt_exp.setdefault(u, []).append(e)
+    try:
+        snap = market.to_snapshot(symbols, expiries=opt_exp)
+    except FeedError as exc:
+        raise CliError(f"the epoch's market cannot price this account: {exc}") from None
+    table = InstrumentTable.build(kinds, unds, strikes, expiries)
+    ports = Portfolios.from_dense(table, [sizes], [int(state["cash"]) / WAD])
+    try:
+        params = load_params(params_file)
+        arrays = build_risk_arrays(table, snap, params)
+        rep = explain(ports, snap, params, 0, arrays=arrays)
+    except (RiskEngineError, OSError) as exc:
+        raise CliError(f"risk engine refused the account: {exc}") from None
+    scen = arrays.scenarios
+    n = scen.n_scenarios
+    fractions = tuple(sorted(set(float(f) for f in scen.fraction)))
+    states = (-1, 0, 1)
+    pnl = np.full((len(states), len(fractions)), np.nan)
+    for s in range(n):
+        pnl[states.index(int(scen.vol_state[s])), fractions.index(float(scen.fraction[s]))] = (
+            rep.lines[s].pnl
+        )
+    grid = RiskGrid(
+        fractions=fractions,
+        vol_states=states,
+        pnl=pnl,
+        extreme=tuple(abs(f) > 1.0 + 1e-12 for f in fractions),
+        ranges={u: float(r) for u, r in zip(scen.underlyings, scen.ranges, strict=True)},
+    )
+    return rep, grid
+
+
+def _positions(session: Session, api: KeeperApi, state: dict[str, Any]) -> list[PositionLine]:
+    out: list[PositionLine] = []
+    for iid, size in zip(state["instruments"], state["sizes"], strict=True):
+        k, und_b, strike, expiry = session.vault.functions.instrument(iid).call()
+        und = bytes(und_b).rstrip(b"\0").decode()
+        lp = api.instrument(int(iid))
+        mark = int(lp.fields["mark"]) / WAD if lp is not None else None
+        out.append(
+            PositionLine(
+                instrument_name(int(k), und, int(strike), int(expiry)),
+                ("perp", "call", "put")[int(k)],
+                int(size) / WAD,
+                mark,
+            )
+        )
+    prices = {p[0]: p[1] for p in session.vault.functions.tokenPrices().call()}
+    for tok, bal in zip(collateral_order(session), state["coll"], strict=True):
+        if int(bal):
+            price = prices.get(tok.address)
+            out.append(
+                PositionLine(
+                    tok.symbol,
+                    "collateral",
+                    int(bal) / 10**tok.decimals,
+                    price / WAD if price else None,
+                )
+            )
+    return out
+
+
+def margin_view(
+    session: Session,
+    api: KeeperApi,
+    account: str,
+    *,
+    market_file: Path | None = None,
+    keeper_data: Path | None = None,
+    params_file: Path | None = None,
+) -> MarginView:
+    """Collect the three views of ``account`` (see the module docstring)."""
+    vault = session.vault
+    state = session.account_state(account)
+    epoch, _ = current_root(session)
+    _, snap_block, ts, _ = vault.functions.currentEpoch().call()
+    safe = bool(vault.functions.isSafeMode().call())
+    leaf = api.account(account) if epoch > 0 else None
+    if leaf is not None and leaf.epoch != epoch:
+        raise CliError(
+            f"the keeper API serves epoch {leaf.epoch} but the vault holds epoch {epoch}: "
+            "wait for the keeper, or check --api-url"
+        )
+    has_positions = bool(state["instruments"])
+    im_lo = mm_hi = None
+    note = ""
+    if safe:
+        note = "safe mode: the vault evaluates no bound until a fresh epoch"
+    elif has_positions and leaf is None:
+        note = f"no ACCOUNT leaf in epoch {epoch}: bounds unavailable"
+    else:
+        mp = leaf.margin_proof() if leaf is not None else empty_margin_proof()
+        try:
+            im_lo = int(vault.functions.imSurplusLo(account, mp.to_abi()).call())
+            if has_positions:
+                mm_hi = int(vault.functions.mmSurplusHi(account, mp.to_abi()).call())
+        except Exception as exc:  # noqa: BLE001 - a reverted view: report, do not fail
+            note = f"the vault's bound views reverted: {str(exc).splitlines()[0][:120]}"
+        if not has_positions and not note:
+            note = "no open positions: IM bound valued on chain (haircut collateral + cash)"
+    report = grid = None
+    engine_note = ""
+    if epoch == 0:
+        engine_note = "no epoch posted yet: nothing to price against"
+    elif not has_positions and not any(int(b) for b in state["coll"]):
+        engine_note = "the account holds no positions and no collateral: nothing at risk"
+    else:
+        market, engine_note = _load_market(epoch, market_file, keeper_data)
+        if market is not None:
+            report, grid = _engine(session, state, market, params_file)
+    return MarginView(
+        account=account,
+        epoch=epoch,
+        snapshot_block=int(snap_block),
+        epoch_timestamp=int(ts),
+        safe_mode=safe,
+        cash=int(state["cash"]) / WAD,
+        leaf=_leaf_numbers(leaf),
+        im_surplus_lo=im_lo,
+        mm_surplus_hi=mm_hi,
+        bounds_note=note,
+        positions=tuple(_positions(session, api, state)),
+        report=report,
+        grid=grid,
+        engine_note=engine_note,
+    )
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    epoch: int
+    timestamp: int
+    equity: float
+    im: float
+    mm: float
+
+
+def margin_history(
+    api: KeeperApi, account: str, last_epoch: int, limit: int = 50
+) -> list[HistoryPoint]:
+    """The account's attested equity / IM / MM in the last ``limit`` epochs (API)."""
+    out: list[HistoryPoint] = []
+    for n in range(max(1, last_epoch - limit + 1), last_epoch + 1):
+        leaf = api.account(account, epoch=n)
+        if leaf is None:
+            continue
+        ep = api.epoch(n)
+        ts = int(ep["timestamp"]) if ep else 0
+        f = leaf.fields
+        out.append(
+            HistoryPoint(n, ts, int(f["equity"]) / WAD, int(f["im"]) / WAD, int(f["mm"]) / WAD)
+        )
+    return out

@@ -1,0 +1,207 @@
+"""The whole deployment ``pm deploy`` runs, on top of :func:`scripts.deploy.deploy`.
+
+``scripts.deploy.deploy`` puts the settlement mock (USDC, 6 decimals), the collateral mocks
+and the vault on chain and registers the collateral. This module adds what a usable market
+needs and writes the deployment file every other command reads:
+
+1. the default instrument set: perps on BTC, ETH, SOL and four options (a call and a put on
+   BTC and on ETH, expiring on the Friday 08:00 UTC four weeks out, the simulator's
+   expiry grid);
+2. the attestation signer set and quorum (``setSigners``);
+3. ``deployments/<chainId>.json`` (:class:`scripts.client.DeploymentInfo`): addresses,
+   the block the deployment started at (where the keeper's event index starts), the ABI
+   hash, tokens with decimals and the underlying each is priced as, instruments with their
+   names, the faucet amounts, the signers.
+
+Runnable on its own: ``python -m scripts.protocol_deploy --rpc-url URL`` (the node's first
+unlocked account deploys); ``pm deploy`` adds keys from the environment or a keystore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from eth_utils import to_checksum_address
+from web3 import Web3
+
+from keeper.compile import CompileResult, compile_contracts
+from keeper.feeds.sim import default_expiries
+from scripts.client import (
+    WAD,
+    DeploymentInfo,
+    InstrumentInfo,
+    TokenInfo,
+    abi_hash,
+    deployments_dir,
+)
+from scripts.deploy import DEFAULT_FUTURE_TOLERANCE, DEFAULT_MAX_AGE, deploy, send, vault_at
+
+__all__ = [
+    "COLLATERAL",
+    "DEFAULT_OPTIONS",
+    "FAUCET_AMOUNTS",
+    "PERP_UNDERLYINGS",
+    "InstrumentSpec",
+    "default_instruments",
+    "deploy_protocol",
+    "instrument_name",
+    "write_deployment",
+]
+
+#: Collateral mocks: (symbol, decimals, underlying it is priced as).
+COLLATERAL: tuple[tuple[str, int, str], ...] = (
+    ("WETH", 18, "ETH"),
+    ("WBTC", 8, "BTC"),
+    ("GOV", 18, "GOV"),
+)
+PERP_UNDERLYINGS: tuple[str, ...] = ("BTC", "ETH", "SOL")
+#: (kind 1 CALL / 2 PUT, underlying, strike USD): around the simulator's start prices
+#: (BTC 65,000, ETH 3,500), so that the demo books have at- and out-of-the-money legs.
+DEFAULT_OPTIONS: tuple[tuple[int, str, int], ...] = (
+    (1, "BTC", 70_000),
+    (2, "BTC", 60_000),
+    (1, "ETH", 3_800),
+    (2, "ETH", 3_200),
+)
+#: What one `pm faucet` call mints, in whole tokens.
+FAUCET_AMOUNTS: dict[str, str] = {
+    "USDC": "100000",
+    "WETH": "10",
+    "WBTC": "1",
+    "GOV": "10000",
+}
+OPTION_EXPIRY_WEEKS_INDEX = 3  # default_expiries(now)[3]: the Friday four weeks out
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    kind: int
+    underlying: str
+    strike: int  # WAD USD per unit
+    expiry: int  # unix seconds
+
+
+def instrument_name(kind: int, underlying: str, strike: int, expiry: int) -> str:
+    """``BTC-PERP`` or ``ETH-C-3800-20261225`` (strike in whole USD, expiry date UTC)."""
+    if kind == 0:
+        return f"{underlying}-PERP"
+    day = datetime.fromtimestamp(expiry, tz=UTC).strftime("%Y%m%d")
+    k = strike // WAD if strike % WAD == 0 else strike / WAD
+    return f"{underlying}-{'C' if kind == 1 else 'P'}-{k}-{day}"
+
+
+def default_instruments(now: int) -> tuple[InstrumentSpec, ...]:
+    expiry = default_expiries(now)[OPTION_EXPIRY_WEEKS_INDEX]
+    perps = tuple(InstrumentSpec(0, u, 0, 0) for u in PERP_UNDERLYINGS)
+    options = tuple(InstrumentSpec(k, u, s * WAD, expiry) for k, u, s in DEFAULT_OPTIONS)
+    return perps + options
+
+
+def _bytes32(text: str) -> bytes:
+    return text.encode().ljust(32, b"\0")
+
+
+def deploy_protocol(
+    w3: Web3,
+    *,
+    owner: str,
+    signers: Sequence[str],
+    quorum: int,
+    max_age: int = DEFAULT_MAX_AGE,
+    future_tolerance: int = DEFAULT_FUTURE_TOLERANCE,
+    instruments: Sequence[InstrumentSpec] | None = None,
+    compiled: CompileResult | None = None,
+) -> DeploymentInfo:
+    """Deploy tokens + vault (``scripts.deploy.deploy``), register ``instruments`` (default
+    :func:`default_instruments`), set the signers. ``owner`` must be able to send through
+    ``w3`` (an unlocked node account, or a local key behind web3's signing middleware)."""
+    compiled = compiled or compile_contracts()
+    owner = to_checksum_address(owner)
+    start_block = int(w3.eth.block_number) + 1
+    d = deploy(
+        w3,
+        owner=owner,
+        max_age=max_age,
+        future_tolerance=future_tolerance,
+        collateral=tuple((s, dec) for s, dec, _ in COLLATERAL),
+        compiled=compiled,
+    )
+    vault = vault_at(w3, d.vault, compiled)
+    abi = list(compiled["MarginVault"].abi)
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    specs = tuple(instruments) if instruments is not None else default_instruments(now)
+    infos: list[InstrumentInfo] = []
+    for spec in specs:
+        send(
+            vault.functions.registerInstrument(
+                spec.kind, _bytes32(spec.underlying), spec.strike, spec.expiry
+            ),
+            owner,
+            abi,
+        )
+        iid = int(vault.functions.instrumentCount().call())
+        infos.append(
+            InstrumentInfo(
+                iid,
+                spec.kind,
+                spec.underlying,
+                spec.strike,
+                spec.expiry,
+                instrument_name(spec.kind, spec.underlying, spec.strike, spec.expiry),
+            )
+        )
+    signer_list = [to_checksum_address(s) for s in signers]
+    if signer_list:
+        send(vault.functions.setSigners(signer_list, quorum), owner, abi)
+    tokens = [TokenInfo("USDC", d.settlement_token, 6, None)]
+    tokens += [TokenInfo(sym, d.collateral[sym], dec, und) for sym, dec, und in COLLATERAL]
+    return DeploymentInfo(
+        chain_id=d.chain_id,
+        owner=owner,
+        vault=d.vault,
+        settlement_token=d.settlement_token,
+        collateral=dict(d.collateral),
+        block=start_block,
+        tokens=tuple(tokens),
+        instruments=tuple(infos),
+        abi_hash=abi_hash(abi),
+        faucet=dict(FAUCET_AMOUNTS),
+        signers=tuple(signer_list),
+        quorum=quorum if signer_list else 0,
+    )
+
+
+def write_deployment(dep: DeploymentInfo, out: Path | None = None) -> Path:
+    """Write ``dep`` to ``out`` (default ``<deployments dir>/<chainId>.json``) atomically."""
+    path = out or deployments_dir() / f"{dep.chain_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(dep.to_json())
+    tmp.replace(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Deploy the vault, mocks and instruments.")
+    parser.add_argument("--rpc-url", default="http://127.0.0.1:8545")
+    parser.add_argument("--signer", action="append", default=[], help="signer address")
+    parser.add_argument("--quorum", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    w3 = Web3(Web3.HTTPProvider(args.rpc_url))
+    owner = w3.eth.accounts[0]
+    signers = args.signer or [owner]
+    dep = deploy_protocol(
+        w3, owner=owner, signers=signers, quorum=args.quorum or len(signers) // 2 + 1
+    )
+    print(f"wrote {write_deployment(dep, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

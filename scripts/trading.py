@@ -1,0 +1,240 @@
+"""RFQ between two accounts: the maker signs a quote to a file, the taker submits it.
+
+Quote file (JSON, every integer a decimal string so that no JSON reader rounds it)::
+
+    {"format": "pm-quote/1", "chainId": "31337", "vault": "0x..",
+     "quote": {"maker": "0x..", "taker": "0x00..", "nonce": "..", "deadline": "..",
+               "legs": [{"instrument": "1", "size": "500000000000000000",
+                         "price": "65000000000000000000000", "name": "BTC-PERP"}]},
+     "signature": "0x..", "digest": "0x.."}
+
+``size`` is from the maker's side (docs/protocol.md §7): the maker gets ``+size`` at
+``price`` (WAD), the taker ``-size``. The taker re-checks everything that does not need
+the chain (domain, signature, deadline) before asking the keeper API for both parties'
+ACCOUNT leaves and each leg's INSTRUMENT leaf, then simulates ``executeQuote``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from keeper.attestation import (
+    ZERO_ADDRESS,
+    Domain,
+    Leg,
+    Quote,
+    quote_digest,
+    recover_signer,
+    sign_quote,
+)
+from keeper.errors import AttestationError
+from scripts.client import (
+    WAD,
+    CliError,
+    KeeperApi,
+    Session,
+    account_proof,
+    check_fresh,
+    current_root,
+    format_units,
+    parse_units,
+    require_not_safe_mode,
+)
+
+__all__ = ["QUOTE_FORMAT", "cancel", "load_quote", "make_quote", "parse_leg", "take_quote"]
+
+QUOTE_FORMAT = "pm-quote/1"
+MAX_LEGS = 8  # keep in line with the vault's MAX_LEGS; the vault has the last word
+
+
+def parse_leg(session: Session, text: str) -> tuple[Leg, str]:
+    """``INSTRUMENT:SIZE:PRICE`` (instrument id or name, size signed from the maker's side in
+    units, price in USD per unit) -> (Leg in WAD, instrument name)."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise CliError(
+            f"leg {text!r} must look like INSTRUMENT:SIZE:PRICE (e.g. BTC-PERP:0.5:65000)"
+        )
+    info = session.deployment.instrument(parts[0])
+    size = parse_units(parts[1], 18, f"leg size {parts[1]!r}")
+    price = parse_units(parts[2], 18, f"leg price {parts[2]!r}")
+    if size == 0:
+        raise CliError(f"leg {text!r}: size must not be 0")
+    if price < 0:
+        raise CliError(f"leg {text!r}: price must be >= 0")
+    if info.expiry and info.expiry <= int(time.time()):
+        raise CliError(f"leg {text!r}: {info.name} has expired")
+    return Leg(info.id, size, price), info.name
+
+
+def _domain(session: Session) -> Domain:
+    return Domain(session.deployment.chain_id, session.deployment.vault)
+
+
+def make_quote(
+    session: Session,
+    legs: list[str],
+    *,
+    taker: str | None,
+    nonce: int | None,
+    ttl_seconds: int,
+    out: Path,
+) -> dict[str, Any]:
+    """Sign a quote of ``legs`` with the session's key (the maker) and write it to ``out``.
+    Nothing is sent: a quote is an off-chain promise until a taker fills it."""
+    if not legs:
+        raise CliError("a quote needs at least one --leg")
+    if len(legs) > MAX_LEGS:
+        raise CliError(f"a quote has at most {MAX_LEGS} legs, got {len(legs)}")
+    if ttl_seconds <= 0:
+        raise CliError("--ttl must be > 0 seconds")
+    parsed = [parse_leg(session, text) for text in legs]
+    maker = session.address
+    nonce = secrets.randbits(64) if nonce is None else nonce
+    if nonce < 0:
+        raise CliError("--nonce must be >= 0")
+    if session.vault.functions.nonceUsed(maker, nonce).call():
+        raise CliError(f"nonce {nonce} of {maker} is already used or cancelled")
+    chain_now = int(session.w3.eth.get_block("latest")["timestamp"])
+    quote = Quote(
+        maker=maker,
+        taker=to_checksum_address(taker) if taker else ZERO_ADDRESS,
+        legs=tuple(leg for leg, _ in parsed),
+        nonce=nonce,
+        deadline=max(chain_now, int(time.time())) + ttl_seconds,
+    )
+    if quote.taker == maker:
+        raise CliError("the taker cannot be the maker (self-trade)")
+    assert session.account is not None
+    sig = sign_quote(quote, session.account, _domain(session))
+    doc = {
+        "format": QUOTE_FORMAT,
+        "chainId": str(session.deployment.chain_id),
+        "vault": session.deployment.vault,
+        "quote": {
+            "maker": quote.maker,
+            "taker": quote.taker,
+            "nonce": str(quote.nonce),
+            "deadline": str(quote.deadline),
+            "legs": [
+                {
+                    "instrument": str(leg.instrument),
+                    "size": str(leg.size),
+                    "price": str(leg.price),
+                    "name": name,
+                }
+                for leg, name in parsed
+            ],
+        },
+        "signature": "0x" + sig.hex(),
+        "digest": "0x" + quote_digest(quote, _domain(session)).hex(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    for leg, name in parsed:
+        side = "buys" if leg.size > 0 else "sells"
+        session.echo(
+            f"  maker {side} {format_units(abs(leg.size), 18)} {name} at "
+            f"{format_units(leg.price, 18)} USD"
+        )
+    session.echo(f"quote nonce {nonce} signed by {maker}, valid until {quote.deadline}: {out}")
+    return doc
+
+
+def load_quote(session: Session, path: Path) -> tuple[Quote, bytes]:
+    """Read and check a quote file against this chain and vault; verify the signature."""
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise CliError(f"cannot read quote file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise CliError(f"quote file {path} is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != QUOTE_FORMAT:
+        raise CliError(f"{path} is not a {QUOTE_FORMAT} quote file")
+    dep = session.deployment
+    if str(doc.get("chainId")) != str(dep.chain_id):
+        raise CliError(
+            f"wrong chain: the quote is for chain {doc.get('chainId')}, "
+            f"the RPC is chain {dep.chain_id}"
+        )
+    if str(doc.get("vault", "")).lower() != dep.vault.lower():
+        raise CliError(
+            f"the quote is for vault {doc.get('vault')}, this deployment's is {dep.vault}"
+        )
+    try:
+        q = doc["quote"]
+        quote = Quote(
+            maker=q["maker"],
+            taker=q["taker"],
+            legs=tuple(
+                Leg(int(x["instrument"]), int(x["size"]), int(x["price"])) for x in q["legs"]
+            ),
+            nonce=int(q["nonce"]),
+            deadline=int(q["deadline"]),
+        )
+        sig = bytes.fromhex(str(doc["signature"]).removeprefix("0x"))
+    except (KeyError, TypeError, ValueError, AttestationError) as exc:
+        raise CliError(f"quote file {path} is malformed: {exc}") from None
+    try:
+        signer = recover_signer(quote_digest(quote, _domain(session)), sig)
+    except Exception:  # noqa: BLE001 - eth-keys raises several types on a bad signature
+        signer = None
+    if signer != quote.maker:
+        raise CliError(f"the quote's signature is not the maker's ({quote.maker}): file altered?")
+    return quote, sig
+
+
+def take_quote(session: Session, api: KeeperApi, path: Path) -> None:
+    """Fill the quote in ``path`` as the session's account (the taker)."""
+    quote, sig = load_quote(session, path)
+    taker = session.address
+    if quote.taker not in (ZERO_ADDRESS, taker):
+        raise CliError(f"the quote is reserved for taker {quote.taker}, not {taker}")
+    if quote.maker == taker:
+        raise CliError("you are the maker of this quote (self-trade)")
+    chain_now = int(session.w3.eth.get_block("latest")["timestamp"])
+    if quote.deadline < chain_now:
+        raise CliError(f"the quote expired at {quote.deadline} (chain time {chain_now})")
+    if session.vault.functions.nonceUsed(quote.maker, quote.nonce).call():
+        raise CliError(f"quote nonce {quote.nonce} of {quote.maker} is already filled or cancelled")
+    require_not_safe_mode(session, "trade")
+    legs = []
+    for leg in quote.legs:
+        lp = api.instrument(leg.instrument)
+        if lp is None:
+            epoch, _ = current_root(session)
+            raise CliError(
+                f"the keeper API has no INSTRUMENT leaf for {leg.instrument} in epoch {epoch}"
+            )
+        check_fresh(session, lp, f"leaf of instrument {leg.instrument}")
+        legs.append(lp.instrument_proof())
+    # After the fill both accounts hold positions, so both need a leaf of the current root.
+    maker_mp = account_proof(session, api, quote.maker, required=True)
+    taker_mp = account_proof(session, api, taker, required=True)
+    notional = sum(abs(leg.size) * leg.price for leg in quote.legs) // WAD
+    session.send(
+        session.vault.functions.executeQuote(
+            quote.to_abi(),
+            sig,
+            [p.to_abi() for p in legs],
+            maker_mp.to_abi(),
+            taker_mp.to_abi(),
+        ),
+        f"trade quote {quote.nonce} of {quote.maker} ({len(quote.legs)} legs, "
+        f"{format_units(notional, 18, 2)} USD notional)",
+    )
+
+
+def cancel(session: Session, nonce: int) -> None:
+    """Mark the session account's quote nonce used: no quote with it can be filled."""
+    if nonce < 0:
+        raise CliError("nonce must be >= 0")
+    if session.vault.functions.nonceUsed(session.address, nonce).call():
+        raise CliError(f"nonce {nonce} of {session.address} is already filled or cancelled")
+    session.send(session.vault.functions.cancelQuote(nonce), f"cancel quote nonce {nonce}")
