@@ -38,10 +38,13 @@ __all__ = [
     "BacktestConfig",
     "BacktestResult",
     "Calendar",
+    "DayMarket",
     "GroupDay",
     "book_groups",
     "build_calendar",
+    "day_market",
     "margin_group_day",
+    "open_books",
     "run_backtest",
     "horizon_whole_days",
     "usable_days",
@@ -199,6 +202,66 @@ class GroupDay:
     loss: Float64Array  # shape (n_books,), USD, positive = loss
 
 
+@dataclass(frozen=True)
+class DayMarket:
+    """What is known at the close of day t for one group of underlyings.
+
+    Attributes
+    ----------
+    timestamp : int
+        Unix seconds of the close (00:00 UTC of the next day).
+    spot, vol : dict[str, float]
+        Close (USD per unit) and the vol rule's value (annualised fraction).
+    returns : Float64Array, shape (n_observations, len(group))
+        Daily log returns ending at t, at most ``history_days``.
+    beta : float
+        Pair hedge ratio of the first underlying on the second (1.0 for one underlying).
+    """
+
+    group: tuple[str, ...]
+    timestamp: int
+    spot: dict[str, float]
+    vol: dict[str, float]
+    returns: Float64Array
+    beta: float
+
+
+def day_market(
+    cal: Calendar, t: int, group: tuple[str, ...], params: RiskParams, history_days: int
+) -> DayMarket:
+    """The market of ``group`` at the close of day ``t``: only rows ``<= t`` are read."""
+    cols = [cal.column(u) for u in group]
+    timestamp = int(
+        (cal.dates[t] + np.timedelta64(1, "D")).astype("datetime64[s]").astype(np.int64)
+    )
+    length = int(min(history_days, cal.run[t, cols].min()))
+    returns = np.ascontiguousarray(cal.log_return[t - length + 1 : t + 1][:, cols])
+    spot = {u: float(cal.close[t, c]) for u, c in zip(group, cols, strict=True)}
+    vol = {u: float(cal.vol[t, c]) for u, c in zip(group, cols, strict=True)}
+    beta = _pair_beta(returns, params.correlation.ewma_lambda) if len(group) > 1 else 1.0
+    return DayMarket(group, timestamp, spot, vol, returns, beta)
+
+
+def open_books(
+    market: DayMarket, specs: Sequence[BookSpec], params: RiskParams
+) -> tuple[tuple[Book, ...], MarginResult]:
+    """Open ``specs`` in ``market`` and margin them as one account each (one call)."""
+    books = tuple(
+        build_book(s, market.group[0], spot=market.spot, vol=market.vol, beta=market.beta)
+        for s in specs
+    )
+    margin = margin_books(
+        books,
+        params,
+        timestamp=market.timestamp,
+        spot=market.spot,
+        vol=market.vol,
+        returns=market.returns,
+        underlyings=market.group,
+    )
+    return books, margin
+
+
 def margin_group_day(
     cal: Calendar,
     t: int,
@@ -214,24 +277,7 @@ def margin_group_day(
     The caller checks that the day is usable (closes, vols and history present).
     """
     cols = [cal.column(u) for u in group]
-    timestamp = int(
-        (cal.dates[t] + np.timedelta64(1, "D")).astype("datetime64[s]").astype(np.int64)
-    )
-    length = int(min(history_days, cal.run[t, cols].min()))
-    returns = np.ascontiguousarray(cal.log_return[t - length + 1 : t + 1][:, cols])
-    spot = {u: float(cal.close[t, c]) for u, c in zip(group, cols, strict=True)}
-    vol = {u: float(cal.vol[t, c]) for u, c in zip(group, cols, strict=True)}
-    beta = _pair_beta(returns, params.correlation.ewma_lambda) if len(group) > 1 else 1.0
-    books = tuple(build_book(s, group[0], spot=spot, vol=vol, beta=beta) for s in specs)
-    margin = margin_books(
-        books,
-        params,
-        timestamp=timestamp,
-        spot=spot,
-        vol=vol,
-        returns=returns,
-        underlyings=group,
-    )
+    books, margin = open_books(day_market(cal, t, group, params, history_days), specs, params)
     h = horizon_days
     spot_after = {u: float(cal.close[t + h, c]) for u, c in zip(group, cols, strict=True)}
     vol_after = {u: float(cal.vol[t + h, c]) for u, c in zip(group, cols, strict=True)}

@@ -60,7 +60,7 @@ def test_crash_covers_neededValueIsTheSmallestThatCovers(data_dir: Path) -> None
             names: list[str] = names,
             make=make,
             t: int = t,
-        ) -> bool:  # noqa: ANN001
+        ) -> bool:
             day = margin_group_day(cal, t, group, groups[group], make(value), h, cfg.history_days)
             idx = [i for i, b in enumerate(day.books) if b.name in names]
             return bool(np.all(day.margin.mm[idx] >= day.loss[idx]))
