@@ -1,0 +1,550 @@
+"""The keeper's view of the chain: contract handles, the event indexer and snapshots.
+
+:class:`ChainAdapter` wraps one vault on one node (web3.py, HTTP):
+
+- **binding** (:meth:`ChainAdapter.connect`): chain id, genesis hash and vault address are
+  recorded in the store on first use and checked on every start; the vault must have code.
+  A chain that was reset (Anvil restarted empty) raises :class:`ChainResetError` with what
+  changed, instead of posting epochs over a chain the store does not describe.
+- **indexer** (:meth:`ChainAdapter.index`): the vault's account events
+  (``AccountUpdated``, ``PositionUpdated``, ``CollateralUpdated``) are scanned from the
+  deployment block up to ``head - confirmations``, incrementally, in block ranges. The
+  indexer only needs the SET of accounts (their state is read with ``accountStates`` at
+  the snapshot block, exactly what the contract will judge). On start it rebuilds that set
+  from the deployment block (cheap: one ``eth_getLogs`` per range, topics only). Each scan
+  remembers the hash of the last block it read; if that hash changed (a reorg), the
+  indexer walks back to the newest remembered block whose hash still matches (the safe
+  block), forgets accounts first seen after it, and re-reads from there; if none match, it
+  rebuilds from the deployment block.
+- **snapshot** (:meth:`ChainAdapter.snapshot`): every known account's state at one block
+  via ``accountStates`` in batches, plus the instruments, tokens, funding indices,
+  settlement prices and the current epoch at that same block.
+
+Every RPC call goes through :func:`keeper.txmanager.call_with_retry`: a node unreachable
+for a few seconds is waited for (exponential backoff), longer raises
+:class:`~keeper.exceptions.RpcUnavailableError` and the epoch job simply runs again at its
+next tick.
+
+Units are the chain's (docs/protocol.md §1): WAD ints, token balances in token decimals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+
+from keeper.compile import CompileResult, compile_contracts
+from keeper.exceptions import ChainMismatchError
+from keeper.store import Store
+from keeper.txmanager import RetryPolicy, call_with_retry
+
+__all__ = [
+    "ACCOUNT_EVENTS",
+    "AccountState",
+    "ChainAdapter",
+    "ChainResetError",
+    "ChainSnapshot",
+    "EpochOnChain",
+    "InstrumentInfo",
+    "Position",
+    "TokenInfo",
+    "load_deployment",
+]
+
+log = logging.getLogger("keeper.chain")
+T = TypeVar("T")
+
+#: Events whose first indexed topic is an account whose state changed.
+ACCOUNT_EVENTS: tuple[str, ...] = (
+    "AccountUpdated(address,int256,int256,int256,uint64)",
+    "PositionUpdated(address,uint32,int256,int256)",
+    "CollateralUpdated(address,address,uint256)",
+)
+_ACCOUNT_TOPICS = ["0x" + keccak(text=sig).hex() for sig in ACCOUNT_EVENTS]
+_EPOCH_POSTED_TOPIC = "0x" + keccak(text="EpochPosted(uint64,uint64,uint64,bytes32,uint64)").hex()
+
+#: RPC retries of reads: a node gone for up to ~30 s is waited for.
+DEFAULT_READ_RETRY = RetryPolicy(max_attempts=8, deadline_seconds=30.0)
+
+#: Remembered (block, hash) checkpoints for reorg recovery; one per scan.
+_CHECKPOINTS = 256
+
+
+class ChainResetError(ChainMismatchError):
+    """The node no longer holds the chain the store describes (reset, or wrong node)."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class InstrumentInfo:
+    """A registered instrument. ``kind`` 0 PERP, 1 CALL, 2 PUT; ``strike`` WAD USD per
+    unit (0 for a perp); ``expiry`` unix seconds (0 for a perp); ``underlying`` decoded
+    from the right-padded bytes32 (``"ETH"``)."""
+
+    id: int
+    kind: int
+    underlying: str
+    strike: int
+    expiry: int
+
+    @property
+    def is_option(self) -> bool:
+        return self.kind in (1, 2)
+
+    def expired(self, timestamp: int) -> bool:
+        """True for an option with ``expiry <= timestamp`` (the vault's settlement rule)."""
+        return self.is_option and self.expiry <= timestamp
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A registered collateral token, in registration order (``index``)."""
+
+    address: str
+    symbol: str
+    decimals: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Position:
+    """One open position: ``size`` WAD units (signed), ``funding_index`` WAD USD per unit
+    (the perp's cumulative funding at the position's last update)."""
+
+    instrument: int
+    size: int
+    funding_index: int
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """An account as the vault stores it at the snapshot block.
+
+    ``cash``, ``cum_lo``, ``cum_hi``: int256 WAD USD; ``collateral``: balances in each
+    token's decimals, in registered token order.
+    """
+
+    address: str
+    cash: int
+    state_nonce: int
+    cum_lo: int
+    cum_hi: int
+    positions: tuple[Position, ...]
+    collateral: tuple[int, ...]
+
+    @property
+    def has_positions(self) -> bool:
+        return any(p.size != 0 for p in self.positions)
+
+
+@dataclass(frozen=True)
+class EpochOnChain:
+    """The vault's current epoch (0 and zero root before the first)."""
+
+    epoch: int
+    snapshot_block: int
+    timestamp: int
+    root: bytes
+
+
+@dataclass(frozen=True)
+class ChainSnapshot:
+    """Everything the epoch pipeline reads from the chain, at one block.
+
+    ``cum_funding``: perp id -> cumulative funding index (WAD); ``settlements``: option id
+    -> settlement price (WAD) for the options whose price is already set.
+    """
+
+    block: int
+    block_hash: str
+    block_timestamp: int
+    chain_id: int
+    vault: str
+    accounts: tuple[AccountState, ...]
+    instruments: tuple[InstrumentInfo, ...]
+    tokens: tuple[TokenInfo, ...]
+    cum_funding: Mapping[int, int]
+    settlements: Mapping[int, int]
+    current_epoch: EpochOnChain
+    config_version: int
+    quorum: int
+    signers: tuple[str, ...]
+    max_age: int
+    future_tolerance: int
+
+    def instrument(self, instrument_id: int) -> InstrumentInfo:
+        return self.instruments[instrument_id - 1]
+
+
+def _decode_bytes32(raw: bytes) -> str:
+    return bytes(raw).rstrip(b"\0").decode("utf-8", errors="replace")
+
+
+def _hex(value: Any) -> str:
+    text = value.hex() if isinstance(value, bytes | bytearray) else str(value)
+    return (text if text.startswith("0x") else "0x" + text).lower()
+
+
+def load_deployment(path: Path | str) -> dict[str, Any]:
+    """Read a deployments file written by ``scripts/deploy.py`` (``vault``, ``block``...)."""
+    data: dict[str, Any] = json.loads(Path(path).read_text())
+    return data
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+@dataclass
+class _IndexState:
+    accounts: dict[str, int] = field(default_factory=dict)  # address -> first block seen
+    last_block: int | None = None
+    checkpoints: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=_CHECKPOINTS))
+
+
+class ChainAdapter:
+    """One vault on one node (see the module docstring).
+
+    Parameters
+    ----------
+    w3 : Web3
+    vault : str
+        The vault address.
+    store : Store, optional
+        Holds the chain binding and the indexer cursor (the last block read and its hash).
+    deployment_block : int
+        First block to index (the vault's deployment block).
+    confirmations : int
+        Depth below the head at which the keeper reads state (0 on Anvil).
+    compiled : CompileResult, optional
+        ABI source; compiled (cached) when omitted.
+    batch_size : int
+        Accounts per ``accountStates`` call (one ``eth_call``; bounded by the node's call
+        gas limit, ~25k gas per account with two tokens).
+    log_range : int
+        Blocks per ``eth_getLogs`` request.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        vault: str,
+        *,
+        store: Store | None = None,
+        deployment_block: int = 0,
+        confirmations: int = 0,
+        compiled: CompileResult | None = None,
+        batch_size: int = 200,
+        log_range: int = 5_000,
+        retry: RetryPolicy = DEFAULT_READ_RETRY,
+    ) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(vault)
+        self.store = store
+        self.deployment_block = deployment_block
+        self.confirmations = confirmations
+        self.batch_size = batch_size
+        self.log_range = log_range
+        self.retry = retry
+        compiled = compiled or compile_contracts()
+        self.abi = list(compiled["MarginVault"].abi)
+        self.vault: Contract = w3.eth.contract(address=self.address, abi=self.abi)
+        self._erc20_abi = list(compiled["MockERC20"].abi)
+        self._index = _IndexState()
+        self._instruments: dict[int, InstrumentInfo] = {}  # immutable once registered
+        self._tokens: dict[str, TokenInfo] = {}
+        self._chain_id: int | None = None
+        self.rpc_retries = 0
+
+    # ---------------------------------------------------------------- plumbing
+
+    def rpc(self, fn: Callable[[], T], what: str) -> T:
+        """Call ``fn`` with the adapter's retry policy (transient errors only)."""
+
+        def count(_: BaseException, __: int) -> None:
+            self.rpc_retries += 1
+
+        return call_with_retry(fn, self.retry, what=what, on_retry=count)
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.rpc(lambda: self.w3.eth.chain_id, "chain_id"))
+        return self._chain_id
+
+    def head(self) -> int:
+        return int(self.rpc(lambda: self.w3.eth.block_number, "block_number"))
+
+    def safe_head(self) -> int:
+        """The newest block read as final: ``head - confirmations``."""
+        return max(0, self.head() - self.confirmations)
+
+    def block(self, number: int | str) -> Any:
+        return self.rpc(lambda: self.w3.eth.get_block(number), f"get_block({number})")
+
+    # ---------------------------------------------------------------- binding
+
+    def connect(self) -> None:
+        """Check (and on first use record) that the node holds this store's chain and that
+        the vault has code. Raises :class:`ChainResetError` otherwise."""
+        genesis = _hex(self.block(0)["hash"])
+        self.check_deployed()
+        if self.store is not None:
+            try:
+                self.store.bind_chain(self.chain_id, genesis, self.address)
+            except ChainMismatchError as exc:
+                raise ChainResetError(str(exc)) from exc
+
+    def check_deployed(self, block: int | str = "latest") -> None:
+        code = self.rpc(lambda: self.w3.eth.get_code(self.address, block), "get_code")
+        if len(code) == 0:
+            raise ChainResetError(
+                f"no contract at vault address {self.address} on chain {self.chain_id} "
+                f"(block {block}): the chain was reset (Anvil restarted empty?) or the config "
+                "points at the wrong node. Refusing to post; redeploy and start with a fresh "
+                "data directory."
+            )
+
+    # ---------------------------------------------------------------- indexer
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        """Known accounts, in first-seen order."""
+        return tuple(self._index.accounts)
+
+    @property
+    def indexed_block(self) -> int | None:
+        return self._index.last_block
+
+    def rebuild(self) -> int:
+        """Forget everything and re-read from the deployment block; returns accounts known."""
+        self._index = _IndexState()
+        self.index()
+        return len(self._index.accounts)
+
+    def rebuild_to(self, block: int) -> int:
+        """A fresh index of the accounts seen up to ``block`` only (``keeper verify``); the
+        store's cursor is left alone."""
+        self._index = _IndexState()
+        self.index(to_block=block, record=False)
+        return len(self._index.accounts)
+
+    def _hash_of(self, number: int) -> str | None:
+        try:
+            blk = self.block(number)
+        except Exception as exc:  # block not found after a reset: treated as a mismatch
+            if type(exc).__name__ == "BlockNotFound":
+                return None
+            raise
+        return _hex(blk["hash"])
+
+    def _check_reorg(self) -> None:
+        st = self._index
+        if st.last_block is None or not st.checkpoints:
+            return
+        number, stored = st.checkpoints[-1]
+        if self._hash_of(number) == stored:
+            return
+        self.check_deployed()  # a reset chain is not a reorg: say so
+        safe: tuple[int, str] | None = None
+        while st.checkpoints:
+            n, h = st.checkpoints.pop()
+            if self._hash_of(n) == h:
+                safe = (n, h)
+                break
+        if safe is None:
+            log.warning(
+                "reorg below every checkpoint; rebuilding the index", extra={"block": number}
+            )
+            self._index = _IndexState()
+            return
+        st.checkpoints.append(safe)
+        st.last_block = safe[0]
+        dropped = [a for a, first in st.accounts.items() if first > safe[0]]
+        for a in dropped:
+            del st.accounts[a]
+        log.warning(
+            "reorg detected; re-reading from the safe block",
+            extra={"was": number, "safe_block": safe[0], "dropped_accounts": len(dropped)},
+        )
+
+    def index(self, to_block: int | None = None, *, record: bool = True) -> int:
+        """Scan account events up to ``to_block`` (default: ``head - confirmations``).
+
+        Returns the number of accounts known. Incremental: only blocks after the last scan
+        are read, after checking that the last scanned block is still on the chain.
+        """
+        self._check_reorg()
+        target = self.safe_head() if to_block is None else to_block
+        st = self._index
+        start = self.deployment_block if st.last_block is None else st.last_block + 1
+        if start > target:
+            return len(st.accounts)
+        lo = start
+        while lo <= target:
+            hi = min(lo + self.log_range - 1, target)
+            params = {
+                "address": self.address,
+                "fromBlock": lo,
+                "toBlock": hi,
+                "topics": [_ACCOUNT_TOPICS],
+            }
+            logs = self.rpc(lambda p=params: self.w3.eth.get_logs(p), "get_logs")  # type: ignore[misc]
+            for entry in logs:
+                topic = bytes(entry["topics"][1])
+                addr = to_checksum_address(topic[-20:])
+                if addr not in st.accounts:
+                    st.accounts[addr] = int(entry["blockNumber"])
+            lo = hi + 1
+        block_hash = self._hash_of(target)
+        if block_hash is None:
+            self.check_deployed()
+            raise ChainResetError(f"block {target} vanished while indexing")
+        st.last_block = target
+        st.checkpoints.append((target, block_hash))
+        if self.store is not None and record:
+            self.store.set_cursor(target, block_hash)
+        return len(st.accounts)
+
+    # ---------------------------------------------------------------- reads
+
+    def _call(self, fn: Any, block: int | str, what: str) -> Any:
+        return self.rpc(lambda: fn.call(block_identifier=block), what)
+
+    def instruments(self, block: int | str = "latest") -> tuple[InstrumentInfo, ...]:
+        """Every registered instrument at ``block`` (ids 1..count)."""
+        count = int(self._call(self.vault.functions.instrumentCount(), block, "instrumentCount"))
+        out = []
+        for i in range(1, count + 1):
+            if i not in self._instruments:
+                kind, und, strike, expiry = self._call(
+                    self.vault.functions.instrument(i), block, "instrument"
+                )
+                self._instruments[i] = InstrumentInfo(
+                    i, int(kind), _decode_bytes32(und), int(strike), int(expiry)
+                )
+            out.append(self._instruments[i])
+        return tuple(out)
+
+    def tokens(self, block: int | str = "latest") -> tuple[TokenInfo, ...]:
+        """Registered collateral tokens at ``block``, in registration order."""
+        addresses = self._call(self.vault.functions.tokens(), block, "tokens")
+        out = []
+        for i, raw in enumerate(addresses):
+            addr = to_checksum_address(raw)
+            if addr not in self._tokens:
+                erc20 = self.w3.eth.contract(address=addr, abi=self._erc20_abi)
+                symbol = str(self._call(erc20.functions.symbol(), block, "symbol"))
+                decimals = int(self._call(erc20.functions.decimals(), block, "decimals"))
+                self._tokens[addr] = TokenInfo(addr, symbol, decimals, i)
+            out.append(self._tokens[addr])
+        return tuple(out)
+
+    def current_epoch(self, block: int | str = "latest") -> EpochOnChain:
+        e, snap, ts, root = self._call(self.vault.functions.currentEpoch(), block, "currentEpoch")
+        return EpochOnChain(int(e), int(snap), int(ts), bytes(root))
+
+    def account_states(
+        self, accounts: Sequence[str], block: int | str = "latest"
+    ) -> tuple[AccountState, ...]:
+        """``accountStates`` in batches of ``batch_size``, all at ``block``."""
+        out: list[AccountState] = []
+        for start in range(0, len(accounts), self.batch_size):
+            chunk = [to_checksum_address(a) for a in accounts[start : start + self.batch_size]]
+            rows = self._call(self.vault.functions.accountStates(chunk), block, "accountStates")
+            for addr, row in zip(chunk, rows, strict=True):
+                cash, nonce, lo, hi, ids, sizes, findex, coll = row
+                out.append(
+                    AccountState(
+                        address=addr,
+                        cash=int(cash),
+                        state_nonce=int(nonce),
+                        cum_lo=int(lo),
+                        cum_hi=int(hi),
+                        positions=tuple(
+                            Position(int(i), int(s), int(f))
+                            for i, s, f in zip(ids, sizes, findex, strict=True)
+                        ),
+                        collateral=tuple(int(c) for c in coll),
+                    )
+                )
+        return tuple(out)
+
+    def snapshot(self, block: int, accounts: Iterable[str] | None = None) -> ChainSnapshot:
+        """Everything the pipeline needs, read at ``block`` (see :class:`ChainSnapshot`).
+
+        ``accounts`` defaults to every indexed account; the caller must have indexed up to
+        ``block`` at least.
+        """
+        self.check_deployed(block)
+        blk = self.block(block)
+        instruments = self.instruments(block)
+        cum_funding: dict[int, int] = {}
+        settlements: dict[int, int] = {}
+        for ins in instruments:
+            if ins.kind == 0:
+                cum_funding[ins.id] = int(
+                    self._call(self.vault.functions.cumFunding(ins.id), block, "cumFunding")
+                )
+            else:
+                price, is_set = self._call(
+                    self.vault.functions.settlementPrice(ins.id), block, "settlementPrice"
+                )
+                if is_set:
+                    settlements[ins.id] = int(price)
+        f = self.vault.functions
+        return ChainSnapshot(
+            block=block,
+            block_hash=_hex(blk["hash"]),
+            block_timestamp=int(blk["timestamp"]),
+            chain_id=self.chain_id,
+            vault=self.address,
+            accounts=self.account_states(
+                list(self.accounts if accounts is None else accounts), block
+            ),
+            instruments=instruments,
+            tokens=self.tokens(block),
+            cum_funding=cum_funding,
+            settlements=settlements,
+            current_epoch=self.current_epoch(block),
+            config_version=int(self._call(f.configVersion(), block, "configVersion")),
+            quorum=int(self._call(f.quorum(), block, "quorum")),
+            signers=tuple(
+                to_checksum_address(s) for s in self._call(f.signers(), block, "signers")
+            ),
+            max_age=int(self._call(f.maxAge(), block, "maxAge")),
+            future_tolerance=int(self._call(f.futureTolerance(), block, "futureTolerance")),
+        )
+
+    def epoch_posted_root(self, epoch: int, from_block: int | None = None) -> bytes | None:
+        """Root of ``EpochPosted(epoch)`` on chain, or None if that epoch was never posted."""
+        params = {
+            "address": self.address,
+            "fromBlock": self.deployment_block if from_block is None else from_block,
+            "toBlock": "latest",
+            "topics": [_EPOCH_POSTED_TOPIC, "0x" + epoch.to_bytes(32, "big").hex()],
+        }
+        logs = self.rpc(lambda: self.w3.eth.get_logs(params), "get_logs(EpochPosted)")  # type: ignore[arg-type]
+        if not logs:
+            return None
+        data = bytes(logs[-1]["data"])
+        return data[64:96]  # (snapshotBlock, timestamp, root, configVersion)
+
+    def wait_for_block(self, number: int, timeout: float = 10.0) -> None:
+        """Wait until the head reaches ``number`` (tests, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while self.head() < number:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"block {number} not reached")
+            time.sleep(0.05)

@@ -1,0 +1,181 @@
+"""Command line: ``keeper run``, ``keeper verify --epoch N``, ``keeper signer --port P``.
+
+The click group is :data:`keeper_cli`; :func:`main` is the console entry point.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from keeper.exceptions import ConfigError
+
+__all__ = ["keeper_cli", "main"]
+
+_HELP = """Portfolio-margin keeper: attests every account's margin once per epoch.
+
+\b
+Configuration: a TOML file (--config, see keeper.example.toml) plus PM_* environment
+variables, which win over the file. The important ones:
+  PM_RPC_URL            node URL (chain.rpc_url)
+  PM_VAULT_ADDRESS      the vault (or chain.deployments_file / PM_DEPLOYMENTS_FILE)
+  PM_DATA_DIR           sqlite store and epochs/<n>.json (keeper.data_dir)
+  PM_INTERVAL_SECONDS   epoch period (keeper.interval_seconds, 1 s default)
+  PM_SIGNER_MODE        local (keys here) or remote (PM_SIGNER_URLS, comma-separated)
+  PM_FEED_KIND          sim (PM_FEED_SEED) or replay (PM_FEED_PATH)
+  PM_API_PORT, PM_METRICS_PORT
+
+\b
+Keys never come from a file:
+  PM_SIGNER_KEYS        comma-separated hex private keys of the signers (local mode)
+  PM_KEYSTORE           comma-separated encrypted keystore JSON paths, with
+  PM_KEYSTORE_PASSWORD  their password
+  PM_SENDER_KEY         the key that pays for postEpoch (default: first signer key)
+A `keys` entry in the TOML file is refused.
+"""
+
+
+@click.group(help=_HELP)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML configuration file (optional; PM_* variables override it).",
+)
+@click.option("--log-format", type=click.Choice(["json", "kv"]), default="json", show_default=True)
+@click.option("--log-level", default="INFO", show_default=True)
+@click.pass_context
+def keeper_cli(
+    ctx: click.Context, config_path: Path | None, log_format: str, log_level: str
+) -> None:
+    from keeper.lifecycle import configure_logging
+
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    configure_logging(log_level.upper(), log_format)  # type: ignore[arg-type]
+
+
+def _config(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from keeper.config import load_config
+
+    try:
+        return load_config(ctx.obj["config_path"])
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+
+
+@keeper_cli.command(help="Run the daemon: epochs every interval, proof API, metrics.")
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    from keeper.chain import ChainResetError
+    from keeper.daemon import EXIT_CHAIN_RESET, build_keeper
+
+    keeper = build_keeper(_config(ctx))
+    try:
+        code = keeper.run()
+    except ChainResetError as exc:
+        click.echo(f"chain reset detected, refusing to post: {exc}", err=True)
+        sys.exit(EXIT_CHAIN_RESET)
+    if code == EXIT_CHAIN_RESET:
+        click.echo("chain reset detected, refusing to post (see the log)", err=True)
+    sys.exit(code)
+
+
+@keeper_cli.command(help="Recompute epoch N's root from chain state and the stored market.")
+@click.option("--epoch", "number", type=int, required=True, help="Epoch number.")
+@click.pass_context
+def verify(ctx: click.Context, number: int) -> None:
+    from web3 import Web3
+
+    from keeper.chain import ChainAdapter
+    from keeper.store import Store
+    from keeper.verify import verify_epoch
+    from risk_engine import load_params
+
+    config = _config(ctx)
+    store = Store(config.keeper.db_path, epochs_dir=config.keeper.epochs_dir)
+    try:
+        chain = ChainAdapter(
+            Web3(Web3.HTTPProvider(config.chain.rpc_url, request_kwargs={"timeout": 30})),
+            config.chain.resolve_vault_address(),
+            store=store,
+            deployment_block=config.chain.start_block,
+            confirmations=config.chain.confirmations,
+        )
+        result = verify_epoch(chain, store, number, load_params())
+    finally:
+        store.close()
+    click.echo(result.render())
+    sys.exit(0 if result.match else 1)
+
+
+@keeper_cli.command(help="Run one signer service (its key from PM_SIGNER_KEYS / PM_KEYSTORE).")
+@click.option("--port", type=int, required=True, help="Listen port.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--chain-id", type=int, default=None, help="Only sign for this chain id.")
+@click.option("--vault", default=None, help="Only sign for this vault address.")
+@click.option("--max-future", type=int, default=60, show_default=True, help="Seconds.")
+@click.option("--max-past", type=int, default=600, show_default=True, help="Seconds.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON file of signed (epoch, root), kept across restarts.",
+)
+def signer(
+    port: int,
+    host: str,
+    chain_id: int | None,
+    vault: str | None,
+    max_future: int,
+    max_past: int,
+    state: Path | None,
+) -> None:
+    import os
+    import signal
+    import threading
+
+    from keeper.config import _load_keystores, parse_private_key
+    from keeper.signers import SignerPolicy, SignerService
+
+    keys: list[str] = []
+    if os.environ.get("PM_SIGNER_KEYS"):
+        keys = [
+            parse_private_key(k, "PM_SIGNER_KEYS")
+            for k in os.environ["PM_SIGNER_KEYS"].split(",")
+            if k.strip()
+        ]
+    elif os.environ.get("PM_KEYSTORE"):
+        keys = _load_keystores(
+            [p for p in os.environ["PM_KEYSTORE"].split(",") if p.strip()],
+            os.environ.get("PM_KEYSTORE_PASSWORD"),
+        )
+    if len(keys) != 1:
+        raise click.ClickException("a signer service holds exactly one key (PM_SIGNER_KEYS)")
+    service = SignerService(
+        keys[0],
+        SignerPolicy(
+            chain_id=chain_id, vault=vault, max_future_seconds=max_future, max_past_seconds=max_past
+        ),
+        host=host,
+        port=port,
+        state_path=state,
+    )
+    service.start()
+    click.echo(f"signer {service.address} listening on {service.url}")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    service.stop()
+
+
+def main() -> None:
+    keeper_cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

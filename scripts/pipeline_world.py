@@ -1,0 +1,274 @@
+"""A deployed market for the keeper pipeline (tests, benchmark, demos).
+
+``build_world(w3)`` deploys the mocks and the vault (USDC cash, WETH and WBTC collateral),
+registers an ETH perp, a BTC perp, an ETH call and an ETH put, sets 3 signers with quorum
+2, and funds a keeper sender. ``make_pipeline(world, store)`` returns an
+:class:`~keeper.pipeline.EpochPipeline` on a seeded simulator whose prices start where the
+instruments were struck. Keys are derived from labels (test keys, never real ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
+from web3.contract import Contract
+from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+from keeper.attestation import Domain, Leg, MarginProof, Quote, sign_quote
+from keeper.chain import ChainAdapter
+from keeper.compile import CompileResult, compile_contracts
+from keeper.feeds import SimConfig, SimulatedFeed
+from keeper.metrics import KeeperMetrics
+from keeper.pipeline import EpochPipeline, Hook, instrument_proof_from_json, margin_proof_from_json
+from keeper.signers import EpochSigner, LocalSigner
+from keeper.store import Store
+from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from risk_engine import load_params
+from scripts.deploy import Deployment, deploy, send, token_at, vault_at
+
+WAD = 10**18
+USDC6 = 10**6
+ETH = b"ETH".ljust(32, b"\0")
+BTC = b"BTC".ljust(32, b"\0")
+#: Prices the simulator starts at (USD) and the strikes are set around.
+START_PRICES = {"BTC": 65_000.0, "ETH": 3_500.0, "SOL": 150.0, "GOV": 2.0}
+
+
+def test_key(label: str) -> LocalAccount:
+    acct: LocalAccount = Account.from_key(keccak(text=f"portfolio-margin keeper world {label}"))
+    return acct
+
+
+@dataclass
+class World:
+    w3: Web3
+    compiled: CompileResult
+    deployment: Deployment
+    vault: Contract
+    usdc: Contract
+    tokens: dict[str, Contract]
+    owner: str
+    signer_keys: list[str]
+    sender: LocalAccount
+    instruments: dict[str, int]
+    expiry: int
+    actors: dict[str, LocalAccount] = field(default_factory=dict)
+
+    @property
+    def abi(self) -> list[dict[str, Any]]:
+        return list(self.compiled["MarginVault"].abi)
+
+    @property
+    def domain(self) -> Domain:
+        return Domain(self.w3.eth.chain_id, self.vault.address)
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def tx(self, fn: Any, sender: str | LocalAccount) -> Any:
+        who = sender.address if isinstance(sender, LocalAccount) else sender
+        return send(fn, who, self.abi)
+
+    def actor(self, label: str) -> LocalAccount:
+        """A funded account whose transactions the Web3 middleware signs."""
+        if label not in self.actors:
+            acct = test_key(label)
+            self.w3.provider.make_request(  # type: ignore[attr-defined]
+                "anvil_setBalance", [acct.address, hex(100 * WAD)]
+            )
+            self.w3.middleware_onion.inject(
+                SignAndSendRawMiddlewareBuilder.build([acct]), name=f"sign-{label}", layer=0
+            )
+            self.actors[label] = acct
+        return self.actors[label]
+
+    def fund_cash(self, who: LocalAccount, usd: int) -> None:
+        amount6 = usd * USDC6
+        self.tx(self.usdc.functions.mint(who.address, amount6), who)
+        self.tx(self.usdc.functions.approve(self.vault.address, 2**256 - 1), who)
+        self.tx(self.vault.functions.depositCash(amount6), who)
+
+    def fund_token(self, who: LocalAccount, symbol: str, amount: int) -> None:
+        t = self.tokens[symbol]
+        self.tx(t.functions.mint(who.address, amount), who)
+        self.tx(t.functions.approve(self.vault.address, 2**256 - 1), who)
+        self.tx(self.vault.functions.deposit(t.address, amount), who)
+
+    def state(self, who: str | LocalAccount) -> dict[str, Any]:
+        addr = who.address if isinstance(who, LocalAccount) else who
+        r = self.vault.functions.accountState(addr).call()
+        keys = ("cash", "stateNonce", "cumLo", "cumHi", "instruments", "sizes", "funding", "coll")
+        return dict(zip(keys, r, strict=True))
+
+    def quote(
+        self,
+        maker: LocalAccount,
+        taker: LocalAccount,
+        legs: Sequence[tuple[str, float, float]],
+        *,
+        nonce: int = 1,
+    ) -> tuple[Quote, bytes]:
+        """A maker-signed quote; legs are ``(instrument name, maker size, price)`` (floats,
+        converted exactly enough for tests)."""
+        q = Quote(
+            maker=maker.address,
+            taker=taker.address,
+            legs=tuple(
+                Leg(self.instruments[n], int(round(size * WAD)), int(round(price * WAD)))
+                for n, size, price in legs
+            ),
+            nonce=nonce,
+            deadline=self.now() + 3600,
+        )
+        return q, sign_quote(q, maker, self.domain)
+
+    def execute(
+        self,
+        q: Quote,
+        sig: bytes,
+        taker: LocalAccount,
+        leaves: dict[str, Any],
+    ) -> Any:
+        """Fill ``q`` with proofs taken from ``leaves`` (``{"instrument:<id>": leafjson,
+        "account:<addr lowercase>": leafjson}`` as served by the API); a missing account
+        leaf is an empty proof (an account with no positions)."""
+        legs = [
+            instrument_proof_from_json(leaves[f"instrument:{leg.instrument}"]).to_abi()
+            for leg in q.legs
+        ]
+        return self.tx(
+            self.vault.functions.executeQuote(
+                q.to_abi(),
+                sig,
+                legs,
+                self.margin_proof(leaves, q.maker).to_abi(),
+                self.margin_proof(leaves, taker.address).to_abi(),
+            ),
+            taker,
+        )
+
+    @staticmethod
+    def margin_proof(leaves: dict[str, Any], address: str) -> MarginProof:
+        key = f"account:{address.lower()}"
+        if key in leaves:
+            return margin_proof_from_json(leaves[key])
+        from keeper.attestation import AccountLeaf
+
+        return MarginProof(AccountLeaf(address, 0, 0, 0, 0, 0, 0))
+
+
+def leaves_from_store(store: Store, epoch: int) -> dict[str, Any]:
+    """``{"account:<addr>"|"instrument:<id>": leaf JSON}`` of an epoch, as the API serves."""
+    return {f"{r.kind}:{r.key}": r.to_dict() for r in store.get_leaves(epoch)}
+
+
+def build_world(
+    w3: Web3,
+    *,
+    compiled: CompileResult | None = None,
+    expiry_days: int = 30,
+    max_age: int = 3600,
+    collateral: Sequence[tuple[str, int]] = (("WETH", 18), ("WBTC", 8)),
+) -> World:
+    compiled = compiled or compile_contracts()
+    owner = w3.eth.accounts[0]
+    d = deploy(
+        w3,
+        owner=owner,
+        max_age=max_age,
+        future_tolerance=60,
+        collateral=collateral,
+        compiled=compiled,
+    )
+    vault = vault_at(w3, d.vault, compiled)
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    expiry = now + expiry_days * 86_400
+    instruments: dict[str, int] = {}
+    for name, args in (
+        ("ETH-PERP", (0, ETH, 0, 0)),
+        ("BTC-PERP", (0, BTC, 0, 0)),
+        ("ETH-C-3500", (1, ETH, 3_500 * WAD, expiry)),
+        ("ETH-P-3000", (2, ETH, 3_000 * WAD, expiry)),
+    ):
+        send(vault.functions.registerInstrument(*args), owner, list(compiled["MarginVault"].abi))
+        instruments[name] = len(instruments) + 1
+    signer_keys = ["0x" + keccak(text=f"keeper world signer {i}").hex() for i in range(3)]
+    send(
+        vault.functions.setSigners([Account.from_key(k).address for k in signer_keys], 2),
+        owner,
+        list(compiled["MarginVault"].abi),
+    )
+    sender = test_key("keeper sender")
+    w3.provider.make_request("anvil_setBalance", [sender.address, hex(10_000 * WAD)])  # type: ignore[attr-defined]
+    return World(
+        w3=w3,
+        compiled=compiled,
+        deployment=d,
+        vault=vault,
+        usdc=token_at(w3, d.settlement_token, compiled),
+        tokens={s: token_at(w3, a, compiled) for s, a in d.collateral.items()},
+        owner=owner,
+        signer_keys=signer_keys,
+        sender=sender,
+        instruments=instruments,
+        expiry=expiry,
+    )
+
+
+def make_feed(world: World, *, seed: int = 7, time_scale: float = 1.0) -> SimulatedFeed:
+    cfg = SimConfig(
+        initial_prices=tuple(START_PRICES[s] for s in SimConfig().symbols),
+        time_scale=time_scale,
+    )
+    return SimulatedFeed(
+        cfg, np.random.default_rng(seed), start_time=world.now(), expiries=[world.expiry]
+    )
+
+
+def make_pipeline(
+    world: World,
+    store: Store,
+    *,
+    w3: Web3 | None = None,
+    feed: SimulatedFeed | None = None,
+    signer: EpochSigner | None = None,
+    send_tx: bool = True,
+    hook: Hook | None = None,
+    metrics: KeeperMetrics | None = None,
+    batch_size: int = 200,
+) -> EpochPipeline:
+    """A pipeline on ``world`` (``w3`` may be another connection, e.g. through a proxy)."""
+    w3 = w3 or world.w3
+    chain = ChainAdapter(
+        w3, world.vault.address, store=store, compiled=world.compiled, batch_size=batch_size
+    )
+    tx = (
+        TxManager(
+            w3,
+            world.sender,
+            gas=FixedFeeStrategy(Fees(20 * 10**9, 10**9)),
+            fee_cap_wei=500 * 10**9,
+            store=store,
+            receipt_timeout=30.0,
+            poll_interval=0.05,
+        )
+        if send_tx
+        else None
+    )
+    return EpochPipeline(
+        chain,
+        feed or make_feed(world),
+        store,
+        signer or LocalSigner(world.signer_keys),
+        load_params(),
+        tx=tx,
+        metrics=metrics,
+        hook=hook,
+    )
