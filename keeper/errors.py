@@ -256,6 +256,10 @@ def decode_revert_data(data: bytes | str | None, abi: Iterable[Mapping[str, Any]
         values = abi_decode([_canonical_type(p) for p in inputs], body)
     except DecodingError:
         return DecodedRevert(name, (), f"{name}: <undecodable arguments 0x{body.hex()}>", selector)
+    values = tuple(
+        to_checksum_address(v) if p["type"] == "address" else v
+        for p, v in zip(inputs, values, strict=True)
+    )
     names = [str(p.get("name") or f"arg{i}") for i, p in enumerate(inputs)]
     args = tuple(zip(names, values, strict=True))
     shown = ", ".join(

@@ -102,15 +102,29 @@ def _eth_tester_chain() -> Chain:
     return Chain("eth-tester", Web3(provider), provider.ethereum_tester)
 
 
+@pytest.fixture(scope="session")
+def _chains() -> dict[str, Chain]:
+    return {}
+
+
+def _get_chain(kind: str, request: pytest.FixtureRequest, chains: dict[str, Chain]) -> Chain:
+    """One chain of each kind per session (one eth-tester, one Anvil process)."""
+    if kind not in chains:
+        if kind == "anvil":
+            node: AnvilNode = request.getfixturevalue("anvil_node")
+            chains[kind] = Chain("anvil", node.web3())
+        else:
+            chains[kind] = _eth_tester_chain()
+    return chains[kind]
+
+
 @pytest.fixture(
     scope="session",
     params=["eth-tester", pytest.param("anvil", marks=pytest.mark.anvil)],
 )
-def chain(request: pytest.FixtureRequest) -> Chain:
-    if request.param == "anvil":
-        node: AnvilNode = request.getfixturevalue("anvil_node")
-        return Chain("anvil", node.web3())
-    return _eth_tester_chain()
+def chain(request: pytest.FixtureRequest, _chains: dict[str, Chain]) -> Chain:
+    """Each test using it runs on both chains: in process, and on the session's Anvil."""
+    return _get_chain(request.param, request, _chains)
 
 
 # ------------------------------------------------------------------------------ vault
@@ -164,6 +178,14 @@ class Market:
             send(fn, who, self.abi)
         return info.value
 
+    def revert_of_call(self, fn: Any) -> VaultRevert:
+        """``eth_call`` ``fn`` (a view) expecting a revert; return the decoded revert."""
+        with pytest.raises(Exception) as info:  # noqa: PT011 - web3 / eth-tester types differ
+            fn.call()
+        decoded = as_vault_revert(info.value, self.abi)
+        assert decoded is not None, f"no revert data in {info.value!r}"
+        return decoded
+
     def state(self, who: str | LocalAccount) -> dict[str, Any]:
         addr = who.address if isinstance(who, LocalAccount) else who
         r = self.vault.functions.accountState(addr).call()
@@ -208,11 +230,14 @@ class Market:
             settlements=settlements,
         )
 
-    def post(self, header: Epoch, keys: list[LocalAccount] | None = None) -> Any:
-        # Anvil simulates (estimateGas) in the context of the latest block, so the vault's
-        # `snapshotBlock < block.number` holds in simulation only once a block was mined on top.
+    def ready(self, header: Epoch) -> None:
+        """Mine a block on top of the snapshot if needed: Anvil simulates (estimateGas) in the
+        context of the latest block, where `snapshotBlock < block.number` must already hold."""
         if self.w3.eth.block_number <= header.snapshot_block:
             self.chain.advance(1)
+
+    def post(self, header: Epoch, keys: list[LocalAccount] | None = None) -> Any:
+        self.ready(header)
         sigs = sign_epoch(header, keys if keys is not None else self.signers[:2], self.domain)
         receipt = self.tx(
             self.vault.functions.postEpoch(header.to_abi(), sigs), self.owner, "postEpoch"
@@ -279,15 +304,13 @@ def _market_cache() -> dict[str, tuple[Market, Any]]:
     return {}
 
 
-@pytest.fixture
-def market(
-    chain: Chain, compiled: CompileResult, _market_cache: dict[str, tuple[Market, Any]]
+def _use_market(
+    chain: Chain, compiled: CompileResult, cache: dict[str, tuple[Market, Any]]
 ) -> Iterator[Market]:
-    """A fresh deployed market per test: deployed once per chain, then reset by snapshot."""
-    if chain.kind not in _market_cache:
+    if chain.kind not in cache:
         m = _build_market(chain, compiled)
-        _market_cache[chain.kind] = (m, chain.snapshot())
-    m, snap = _market_cache[chain.kind]
+        cache[chain.kind] = (m, chain.snapshot())
+    m, snap = cache[chain.kind]
     m.epoch, m.tree, m.gas = 0, None, {}
     try:
         yield m
@@ -295,7 +318,38 @@ def market(
         chain.revert(snap)
         if chain.kind == "anvil":
             # evm_revert consumes the snapshot on Anvil: take a new one at the same state.
-            _market_cache[chain.kind] = (m, chain.snapshot())
+            cache[chain.kind] = (m, chain.snapshot())
+
+
+@pytest.fixture
+def market(
+    chain: Chain, compiled: CompileResult, _market_cache: dict[str, tuple[Market, Any]]
+) -> Iterator[Market]:
+    """A fresh deployed market per test, on each chain: deployed once per chain, then reset
+    to the deployed state by a chain snapshot after every test."""
+    yield from _use_market(chain, compiled, _market_cache)
+
+
+@pytest.fixture
+def anvil_market(
+    request: pytest.FixtureRequest,
+    compiled: CompileResult,
+    _chains: dict[str, Chain],
+    _market_cache: dict[str, tuple[Market, Any]],
+) -> Iterator[Market]:
+    """The market on Anvil only (mark the test ``@pytest.mark.anvil``)."""
+    yield from _use_market(_get_chain("anvil", request, _chains), compiled, _market_cache)
+
+
+@pytest.fixture
+def tester_market(
+    request: pytest.FixtureRequest,
+    compiled: CompileResult,
+    _chains: dict[str, Chain],
+    _market_cache: dict[str, tuple[Market, Any]],
+) -> Iterator[Market]:
+    """The market on eth-tester only."""
+    yield from _use_market(_get_chain("eth-tester", request, _chains), compiled, _market_cache)
 
 
 RevertCheck = Callable[[Market], VaultRevert]
