@@ -105,8 +105,16 @@ class MarginResult:
         )
 
 
-def _check_arrays(arrays: RiskArrays, market: MarketSnapshot, portfolios: Portfolios) -> None:
-    """Cheap consistency checks of shared arrays against the call's inputs."""
+def _check_arrays(
+    arrays: RiskArrays, market: MarketSnapshot, params: RiskParams, portfolios: Portfolios
+) -> None:
+    """Cheap consistency checks of shared arrays against the call's inputs.
+
+    The market is matched by timestamp and underlyings only: the caller must pass the
+    arrays built from THIS snapshot (two snapshots with one timestamp are not told apart).
+    """
+    if arrays.params is not params and arrays.params != params:
+        raise InvalidInputError("arrays", "built with other risk parameters")
     if arrays.timestamp != int(market.timestamp):
         raise InvalidInputError(
             "arrays", f"built for timestamp {arrays.timestamp}, market is {market.timestamp}"
@@ -299,7 +307,7 @@ def compute_margin(
         validate_portfolios(portfolios, portfolios.instruments.n_instruments)
         arrays = build_risk_arrays(portfolios.instruments, market, params)
     else:
-        _check_arrays(arrays, market, portfolios)
+        _check_arrays(arrays, market, params, portfolios)
         validate_portfolios(portfolios, arrays.n_instruments)
     n = portfolios.n_accounts
     pos = portfolios.positions
@@ -308,23 +316,29 @@ def compute_margin(
         # caller built the matrix, so anyone recomputing an account gets the same bits
         pos = pos.copy()
         pos.sum_duplicates()
-    parts: list[dict[str, Float64Array | Int64Array]] = []
-    for start in range(0, max(n, 1), chunk_size):
-        stop = min(start + chunk_size, n)
-        block = pos[start:stop] if (start, stop) != (0, n) else pos
-        parts.append(_aggregate(sp.csr_array(block), portfolios.cash[start:stop], arrays))
-    out = {f: np.concatenate([p[f] for p in parts]) for f in _FIELDS}
+    if n <= chunk_size:
+        out = _aggregate(pos, portfolios.cash, arrays)
+    else:
+        parts = [
+            _aggregate(
+                sp.csr_array(pos[start : start + chunk_size]),
+                portfolios.cash[start : start + chunk_size],
+                arrays,
+            )
+            for start in range(0, n, chunk_size)
+        ]
+        out = {f: np.concatenate([p[f] for p in parts]) for f in _FIELDS}
     return MarginResult(
-        equity=out["equity"].astype(np.float64),
-        im=out["im"].astype(np.float64),
-        mm=out["mm"].astype(np.float64),
-        scan_im=out["scan_im"].astype(np.float64),
-        scan_mm=out["scan_mm"].astype(np.float64),
-        basis=out["basis"].astype(np.float64),
-        short_option=out["short_option"].astype(np.float64),
-        concentration=out["concentration"].astype(np.float64),
-        worst_scenario=out["worst_scenario"].astype(np.int64),
-        gross_notional=out["gross_notional"].astype(np.float64),
+        equity=np.asarray(out["equity"], dtype=np.float64),
+        im=np.asarray(out["im"], dtype=np.float64),
+        mm=np.asarray(out["mm"], dtype=np.float64),
+        scan_im=np.asarray(out["scan_im"], dtype=np.float64),
+        scan_mm=np.asarray(out["scan_mm"], dtype=np.float64),
+        basis=np.asarray(out["basis"], dtype=np.float64),
+        short_option=np.asarray(out["short_option"], dtype=np.float64),
+        concentration=np.asarray(out["concentration"], dtype=np.float64),
+        worst_scenario=np.asarray(out["worst_scenario"], dtype=np.int64),
+        gross_notional=np.asarray(out["gross_notional"], dtype=np.float64),
         cash=np.asarray(portfolios.cash, dtype=np.float64),
         arrays=arrays,
     )

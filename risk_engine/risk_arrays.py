@@ -56,6 +56,8 @@ class RiskArrays:
     mm_scale : float
     leaves : InstrumentLeaves
     tokens : TokenTable
+    params : RiskParams
+        The parameters they were built with.
     """
 
     timestamp: int
@@ -76,6 +78,7 @@ class RiskArrays:
     mm_scale: float
     leaves: InstrumentLeaves
     tokens: TokenTable
+    params: RiskParams
 
     @property
     def n_instruments(self) -> int:
@@ -254,6 +257,7 @@ def build_risk_arrays(
         mm_scale=params.mm_scale,
         leaves=leaves,
         tokens=tokens,
+        params=params,
     )
 
 

@@ -189,3 +189,20 @@ def test_core_has_no_clock_files_or_global_random() -> None:
         mods = _imports(ENGINE_DIR / f"{name}.py")
         assert not mods & {"time", "datetime", "os", "random", "pathlib", "io"}, (name, mods)
         assert "open(" not in src and "np.random" not in src, name
+
+
+def test_empty_and_cash_only_accounts() -> None:
+    params = load_params()
+    market, ins = small_universe(1)
+    empty = compute_margin(
+        Portfolios(ins, sp.csr_array((0, ins.n_instruments)), np.zeros(0)), market, params
+    )
+    assert empty.n_accounts == 0
+    cash_only = compute_margin(
+        Portfolios.from_dense(ins, np.zeros((2, ins.n_instruments)), [100.0, -5.0]),
+        market,
+        params,
+    )
+    np.testing.assert_array_equal(cash_only.im, [0.0, 0.0])
+    np.testing.assert_array_equal(cash_only.mm, [0.0, 0.0])
+    np.testing.assert_array_equal(cash_only.equity, [100.0, -5.0])

@@ -197,6 +197,10 @@ def test_bad_portfolios(
     with pytest.raises(InvalidInputError) as e:
         compute_margin(good, later, params, arrays=arrays)
     assert e.value.field == "arrays"
+    other_params = dataclasses.replace(params, mm_scale=0.5)
+    with pytest.raises(InvalidInputError, match="parameters") as e:
+        compute_margin(good, market, other_params, arrays=arrays)
+    assert e.value.field == "arrays"
     other = InstrumentTable.build([InstrumentKind.SPOT] * n, ["BTC"] * n, [0.0] * n, [0] * n)
     with pytest.raises(InvalidInputError) as e:
         compute_margin(

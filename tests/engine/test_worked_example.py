@@ -41,9 +41,7 @@ def test_worked_example() -> None:
     assert r.mm[0] == pytest.approx(7535.808, rel=1e-12)
     assert r.im[1] == pytest.approx(10200.0, rel=1e-12)
     assert r.im[2] == pytest.approx(11400.0, rel=1e-12)
-    assert r.worst_words(0) == (
-        "price +1.00x range (BTC +16.0%, ETH +18.0%), vol unchanged, +1d"
-    )
+    assert r.worst_words(0) == ("price +1.00x range (BTC +16.0%, ETH +18.0%), vol unchanged, +1d")
     rep = explain(pf, market, params, 0, arrays=arrays)
     assert [round(c.worst_loss_im, 6) for c in rep.clusters] == [9600.0, 10800.0, 1200.0]
 
