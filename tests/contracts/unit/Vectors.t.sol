@@ -7,6 +7,9 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
+import {Leaves} from "../../../contracts/libraries/Leaves.sol";
+import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
+import {LiquidationLib} from "../../../contracts/libraries/LiquidationLib.sol";
 import {
     AccountLeaf,
     InstrumentLeaf,
@@ -18,37 +21,12 @@ import {
     Quote,
     LiquidationQuote
 } from "../../../contracts/interfaces/IMarginVault.sol";
-import {Leaves} from "../../../contracts/libraries/Leaves.sol";
-import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
-import {LiquidationLib} from "../../../contracts/libraries/LiquidationLib.sol";
-import {FixedPoint} from "../../../contracts/libraries/FixedPoint.sol";
 
-/// @notice Checks the Solidity side against the shared vectors of `tests/vectors/*.json`, which
-/// `scripts/gen_vectors.py` writes from the keeper's Python encoding (pytest checks the Python
-/// side against the same files): leaf encodings and hashes, Merkle roots and proofs, the
-/// vault's EIP-712 digests (`hashEpoch`, `hashQuote`) at the vectors' fixed vault address and
-/// chain id, epoch signatures, and the bounds / liquidation numbers of docs/protocol.md §5-6.
+/// @notice The shared vectors of tests/vectors/*.json (written by scripts/gen_vectors.py from
+/// the Python side): the contracts must produce the same leaf hashes, Merkle proofs, EIP-712
+/// digests, signatures, bounds and liquidation amounts as the keeper.
 contract VectorsTest is Test {
-    using FixedPoint for uint256;
-
-    string internal leavesJson;
-    string internal merkleJson;
-    string internal eip712Json;
-    string internal boundsJson;
-
-    function setUp() public {
-        string memory root = vm.projectRoot();
-        leavesJson = vm.readFile(string.concat(root, "/tests/vectors/leaves.json"));
-        merkleJson = vm.readFile(string.concat(root, "/tests/vectors/merkle.json"));
-        eip712Json = vm.readFile(string.concat(root, "/tests/vectors/eip712.json"));
-        boundsJson = vm.readFile(string.concat(root, "/tests/vectors/bounds.json"));
-    }
-
-    /* HELPERS */
-
-    function _key(string memory prefix, uint256 i, string memory field) internal pure returns (string memory) {
-        return string.concat(prefix, "[", vm.toString(i), "].", field);
-    }
+    string internal constant DIR = "tests/vectors/";
 
     function _u(string memory json, string memory key) internal pure returns (uint256) {
         return vm.parseJsonUint(json, key);
@@ -58,259 +36,228 @@ contract VectorsTest is Test {
         return vm.parseJsonInt(json, key);
     }
 
-    /* LEAVES */
-
-    function test_vectors_accountLeafEncodingAndHash() public view {
-        uint256 n = _u(leavesJson, ".nAccount");
-        assertGt(n, 0);
-        for (uint256 i; i < n; ++i) {
-            string memory p = ".account";
-            AccountLeaf memory l = AccountLeaf({
-                account: vm.parseJsonAddress(leavesJson, _key(p, i, "account")),
-                stateNonce: uint64(_u(leavesJson, _key(p, i, "stateNonce"))),
-                cumLo: _i(leavesJson, _key(p, i, "cumLo")),
-                cumHi: _i(leavesJson, _key(p, i, "cumHi")),
-                equity: _i(leavesJson, _key(p, i, "equity")),
-                im: _u(leavesJson, _key(p, i, "im")),
-                mm: _u(leavesJson, _key(p, i, "mm"))
-            });
-            bytes memory encoded =
-                abi.encode(Leaves.ACCOUNT, l.account, l.stateNonce, l.cumLo, l.cumHi, l.equity, l.im, l.mm);
-            assertEq(encoded, vm.parseJsonBytes(leavesJson, _key(p, i, "encoded")), "account encoding");
-            assertEq(Leaves.hashAccount(l), vm.parseJsonBytes32(leavesJson, _key(p, i, "hash")), "account hash");
-        }
+    function _at(string memory prefix, uint256 i, string memory field) internal pure returns (string memory) {
+        return string.concat(prefix, "[", vm.toString(i), "]", field);
     }
 
-    function test_vectors_instrumentLeafEncodingAndHash() public view {
-        uint256 n = _u(leavesJson, ".nInstrument");
+    /* LEAVES */
+
+    function test_vectors_leafHashes() public view {
+        string memory json = vm.readFile(string.concat(DIR, "leaves.json"));
+        uint256 n = _u(json, ".nAccount");
         assertGt(n, 0);
         for (uint256 i; i < n; ++i) {
-            string memory p = ".instrument";
-            InstrumentLeaf memory l = InstrumentLeaf({
-                instrument: uint32(_u(leavesJson, _key(p, i, "instrument"))),
-                mark: _u(leavesJson, _key(p, i, "mark")),
-                lossPerUnitLong: _u(leavesJson, _key(p, i, "lossPerUnitLong")),
-                lossPerUnitShort: _u(leavesJson, _key(p, i, "lossPerUnitShort"))
-            });
-            bytes memory encoded =
-                abi.encode(Leaves.INSTRUMENT, l.instrument, l.mark, l.lossPerUnitLong, l.lossPerUnitShort);
-            assertEq(encoded, vm.parseJsonBytes(leavesJson, _key(p, i, "encoded")), "instrument encoding");
-            assertEq(Leaves.hashInstrument(l), vm.parseJsonBytes32(leavesJson, _key(p, i, "hash")), "instrument hash");
+            string memory p = _at(".account", i, "");
+            AccountLeaf memory l = AccountLeaf(
+                vm.parseJsonAddress(json, string.concat(p, ".account")),
+                uint64(_u(json, string.concat(p, ".stateNonce"))),
+                _i(json, string.concat(p, ".cumLo")),
+                _i(json, string.concat(p, ".cumHi")),
+                _i(json, string.concat(p, ".equity")),
+                _u(json, string.concat(p, ".im")),
+                _u(json, string.concat(p, ".mm"))
+            );
+            assertEq(Leaves.hashAccount(l), vm.parseJsonBytes32(json, string.concat(p, ".hash")), p);
+        }
+        n = _u(json, ".nInstrument");
+        assertGt(n, 0);
+        for (uint256 i; i < n; ++i) {
+            string memory p = _at(".instrument", i, "");
+            InstrumentLeaf memory l = InstrumentLeaf(
+                uint32(_u(json, string.concat(p, ".instrument"))),
+                _u(json, string.concat(p, ".mark")),
+                _u(json, string.concat(p, ".lossPerUnitLong")),
+                _u(json, string.concat(p, ".lossPerUnitShort"))
+            );
+            assertEq(Leaves.hashInstrument(l), vm.parseJsonBytes32(json, string.concat(p, ".hash")), p);
         }
     }
 
     /* MERKLE */
 
-    function test_vectors_merkleProofsVerifyAgainstRoot() public view {
-        uint256 cases = _u(merkleJson, ".nCases");
+    function test_vectors_merkleProofsVerify() public view {
+        string memory json = vm.readFile(string.concat(DIR, "merkle.json"));
+        uint256 cases = _u(json, ".nCases");
         assertGt(cases, 0);
         for (uint256 c; c < cases; ++c) {
-            string memory p = string.concat(".cases[", vm.toString(c), "]");
-            bytes32 root = vm.parseJsonBytes32(merkleJson, string.concat(p, ".root"));
-            bytes32[] memory leaves = vm.parseJsonBytes32Array(merkleJson, string.concat(p, ".leaves"));
-            assertEq(leaves.length, _u(merkleJson, string.concat(p, ".n")));
-            for (uint256 j; j < leaves.length; ++j) {
-                bytes32[] memory proof =
-                    vm.parseJsonBytes32Array(merkleJson, string.concat(p, ".proofs[", vm.toString(j), "]"));
-                assertTrue(MerkleProof.verify(proof, root, leaves[j]), "proof must verify");
-                // a different leaf with the same proof must not
-                assertFalse(MerkleProof.verify(proof, root, keccak256(abi.encode(leaves[j]))), "forged leaf");
+            string memory p = _at(".cases", c, "");
+            bytes32 root = vm.parseJsonBytes32(json, string.concat(p, ".root"));
+            bytes32[] memory leaves = vm.parseJsonBytes32Array(json, string.concat(p, ".leaves"));
+            for (uint256 i; i < leaves.length; ++i) {
+                bytes32[] memory proof = vm.parseJsonBytes32Array(json, _at(string.concat(p, ".proofs"), i, ""));
+                assertTrue(MerkleProof.verify(proof, root, leaves[i]), p);
+                // A proof does not verify another leaf.
+                assertFalse(MerkleProof.verify(proof, root, keccak256(abi.encode(leaves[i]))));
             }
         }
     }
 
     /* EIP-712 */
 
-    function _vault() internal returns (MarginVault v) {
-        assertEq(block.chainid, _u(eip712Json, ".chainId"), "vectors assume chain id 31337");
-        address at = vm.parseJsonAddress(eip712Json, ".vault");
+    function _vaultAt(string memory json) internal returns (MarginVault v) {
+        vm.chainId(_u(json, ".chainId"));
+        address at = vm.parseJsonAddress(json, ".vault");
         MockERC20 usdc = new MockERC20("USD Coin", "USDC", 6);
-        deployCodeTo(
-            "MarginVault.sol:MarginVault", abi.encode(address(this), address(usdc), uint64(3600), uint64(60)), at
-        );
+        deployCodeTo("MarginVault.sol:MarginVault", abi.encode(address(this), address(usdc), 3600, 60), at);
         v = MarginVault(at);
     }
 
-    function _epoch(uint256 i) internal view returns (Epoch memory e) {
-        string memory p = string.concat(".epochs[", vm.toString(i), "]");
-        e.epoch = uint64(_u(eip712Json, string.concat(p, ".epoch")));
-        e.snapshotBlock = uint64(_u(eip712Json, string.concat(p, ".snapshotBlock")));
-        e.timestamp = uint64(_u(eip712Json, string.concat(p, ".timestamp")));
-        e.root = vm.parseJsonBytes32(eip712Json, string.concat(p, ".root"));
-        e.configVersion = uint64(_u(eip712Json, string.concat(p, ".configVersion")));
-        e.tokens = new TokenPrice[](_u(eip712Json, string.concat(p, ".nTokens")));
-        for (uint256 k; k < e.tokens.length; ++k) {
-            string memory t = string.concat(p, ".tokens");
-            e.tokens[k] = TokenPrice({
-                token: vm.parseJsonAddress(eip712Json, _key(t, k, "token")),
-                price: _u(eip712Json, _key(t, k, "price")),
-                downShock: _u(eip712Json, _key(t, k, "downShock")),
-                upShock: _u(eip712Json, _key(t, k, "upShock"))
-            });
+    function _epoch(string memory json, uint256 k) internal pure returns (Epoch memory e) {
+        string memory p = _at(".epochs", k, "");
+        e.epoch = uint64(_u(json, string.concat(p, ".epoch")));
+        e.snapshotBlock = uint64(_u(json, string.concat(p, ".snapshotBlock")));
+        e.timestamp = uint64(_u(json, string.concat(p, ".timestamp")));
+        e.root = vm.parseJsonBytes32(json, string.concat(p, ".root"));
+        e.configVersion = uint64(_u(json, string.concat(p, ".configVersion")));
+        e.tokens = new TokenPrice[](_u(json, string.concat(p, ".nTokens")));
+        for (uint256 i; i < e.tokens.length; ++i) {
+            string memory t = _at(string.concat(p, ".tokens"), i, "");
+            e.tokens[i] = TokenPrice(
+                vm.parseJsonAddress(json, string.concat(t, ".token")),
+                _u(json, string.concat(t, ".price")),
+                _u(json, string.concat(t, ".downShock")),
+                _u(json, string.concat(t, ".upShock"))
+            );
         }
-        e.funding = new FundingUpdate[](_u(eip712Json, string.concat(p, ".nFunding")));
-        for (uint256 k; k < e.funding.length; ++k) {
-            string memory f = string.concat(p, ".funding");
-            e.funding[k] = FundingUpdate({
-                instrument: uint32(_u(eip712Json, _key(f, k, "instrument"))),
-                cumFunding: _i(eip712Json, _key(f, k, "cumFunding"))
-            });
+        e.funding = new FundingUpdate[](_u(json, string.concat(p, ".nFunding")));
+        for (uint256 i; i < e.funding.length; ++i) {
+            string memory t = _at(string.concat(p, ".funding"), i, "");
+            e.funding[i] =
+                FundingUpdate(uint32(_u(json, string.concat(t, ".instrument"))), _i(json, string.concat(t, ".cumFunding")));
         }
-        e.settlements = new Settlement[](_u(eip712Json, string.concat(p, ".nSettlements")));
-        for (uint256 k; k < e.settlements.length; ++k) {
-            string memory s = string.concat(p, ".settlements");
-            e.settlements[k] = Settlement({
-                instrument: uint32(_u(eip712Json, _key(s, k, "instrument"))), price: _u(eip712Json, _key(s, k, "price"))
-            });
+        e.settlements = new Settlement[](_u(json, string.concat(p, ".nSettlements")));
+        for (uint256 i; i < e.settlements.length; ++i) {
+            string memory t = _at(string.concat(p, ".settlements"), i, "");
+            e.settlements[i] =
+                Settlement(uint32(_u(json, string.concat(t, ".instrument"))), _u(json, string.concat(t, ".price")));
         }
     }
 
-    function _quote(uint256 i) internal view returns (Quote memory q) {
-        string memory p = string.concat(".quotes[", vm.toString(i), "]");
-        q.maker = vm.parseJsonAddress(eip712Json, string.concat(p, ".maker"));
-        q.taker = vm.parseJsonAddress(eip712Json, string.concat(p, ".taker"));
-        q.nonce = _u(eip712Json, string.concat(p, ".nonce"));
-        q.deadline = uint64(_u(eip712Json, string.concat(p, ".deadline")));
-        q.legs = new Leg[](_u(eip712Json, string.concat(p, ".nLegs")));
-        for (uint256 k; k < q.legs.length; ++k) {
-            string memory l = string.concat(p, ".legs");
-            q.legs[k] = Leg({
-                instrument: uint32(_u(eip712Json, _key(l, k, "instrument"))),
-                size: _i(eip712Json, _key(l, k, "size")),
-                price: _u(eip712Json, _key(l, k, "price"))
-            });
+    function _quote(string memory json, uint256 k) internal pure returns (Quote memory q) {
+        string memory p = _at(".quotes", k, "");
+        q.maker = vm.parseJsonAddress(json, string.concat(p, ".maker"));
+        q.taker = vm.parseJsonAddress(json, string.concat(p, ".taker"));
+        q.legs = new Leg[](_u(json, string.concat(p, ".nLegs")));
+        for (uint256 i; i < q.legs.length; ++i) {
+            string memory t = _at(string.concat(p, ".legs"), i, "");
+            q.legs[i] = Leg(
+                uint32(_u(json, string.concat(t, ".instrument"))),
+                _i(json, string.concat(t, ".size")),
+                _u(json, string.concat(t, ".price"))
+            );
         }
+        q.nonce = _u(json, string.concat(p, ".nonce"));
+        q.deadline = uint64(_u(json, string.concat(p, ".deadline")));
     }
 
-    function test_vectors_domainSeparator() public {
-        MarginVault v = _vault();
-        assertEq(v.domainSeparator(), vm.parseJsonBytes32(eip712Json, ".domainSeparator"));
-    }
-
-    function test_vectors_hashEpochAndSignatures() public {
-        MarginVault v = _vault();
-        address[] memory signers = vm.parseJsonAddressArray(eip712Json, ".signers");
-        uint256 n = _u(eip712Json, ".nEpochs");
+    function test_vectors_eip712DigestsAndSignatures() public {
+        string memory json = vm.readFile(string.concat(DIR, "eip712.json"));
+        MarginVault v = _vaultAt(json);
+        assertEq(v.domainSeparator(), vm.parseJsonBytes32(json, ".domainSeparator"));
+        address[] memory signers = vm.parseJsonAddressArray(json, ".signers");
+        uint256 n = _u(json, ".nEpochs");
         assertGt(n, 0);
-        for (uint256 i; i < n; ++i) {
-            string memory p = string.concat(".epochs[", vm.toString(i), "]");
-            bytes32 digest = v.hashEpoch(_epoch(i));
-            assertEq(digest, vm.parseJsonBytes32(eip712Json, string.concat(p, ".digest")), "hashEpoch");
-            bytes32 structHash = vm.parseJsonBytes32(eip712Json, string.concat(p, ".structHash"));
-            assertEq(digest, keccak256(abi.encodePacked("\x19\x01", v.domainSeparator(), structHash)), "struct hash");
-            for (uint256 k; k < signers.length; ++k) {
-                bytes memory sig = vm.parseJsonBytes(eip712Json, string.concat(p, ".signatures[", vm.toString(k), "]"));
-                // signatures come sorted by signer address ascending, as postEpoch requires
-                assertEq(ECDSA.recover(digest, sig), signers[k], "epoch signer");
-                if (k > 0) assertLt(uint160(signers[k - 1]), uint160(signers[k]));
+        for (uint256 k; k < n; ++k) {
+            Epoch memory e = _epoch(json, k);
+            string memory p = _at(".epochs", k, "");
+            bytes32 digest = v.hashEpoch(e);
+            assertEq(digest, vm.parseJsonBytes32(json, string.concat(p, ".digest")), p);
+            bytes32 structHash = vm.parseJsonBytes32(json, string.concat(p, ".structHash"));
+            assertEq(digest, keccak256(abi.encodePacked(hex"1901", v.domainSeparator(), structHash)));
+            bytes[] memory sigs = vm.parseJsonBytesArray(json, string.concat(p, ".signatures"));
+            for (uint256 i; i < sigs.length; ++i) {
+                assertEq(ECDSA.recover(digest, sigs[i]), signers[i], "signature order = signer order");
+                if (i > 0) assertLt(uint160(signers[i - 1]), uint160(signers[i]));
             }
         }
-    }
-
-    function test_vectors_hashQuoteAndMakerSignature() public {
-        MarginVault v = _vault();
-        uint256 n = _u(eip712Json, ".nQuotes");
+        n = _u(json, ".nQuotes");
         assertGt(n, 0);
-        for (uint256 i; i < n; ++i) {
-            string memory p = string.concat(".quotes[", vm.toString(i), "]");
-            Quote memory q = _quote(i);
+        for (uint256 k; k < n; ++k) {
+            Quote memory q = _quote(json, k);
+            string memory p = _at(".quotes", k, "");
             bytes32 digest = v.hashQuote(q);
-            assertEq(digest, vm.parseJsonBytes32(eip712Json, string.concat(p, ".digest")), "hashQuote");
-            bytes memory sig = vm.parseJsonBytes(eip712Json, string.concat(p, ".signature"));
-            assertEq(ECDSA.recover(digest, sig), q.maker, "quote maker");
+            assertEq(digest, vm.parseJsonBytes32(json, string.concat(p, ".digest")), p);
+            bytes memory sig = vm.parseJsonBytes(json, string.concat(p, ".signature"));
+            assertEq(ECDSA.recover(digest, sig), q.maker);
         }
     }
 
-    function test_vectors_hashEpoch_changesWithTheVaultAddress() public {
-        // the digest is bound to the vault: the same header hashed by another vault differs
-        MarginVault v = _vault();
-        MockERC20 usdc = new MockERC20("USD Coin", "USDC", 6);
-        MarginVault other = new MarginVault(address(this), address(usdc), 3600, 60);
-        Epoch memory e = _epoch(1);
-        assertTrue(v.hashEpoch(e) != other.hashEpoch(e));
-    }
+    /* BOUNDS AND LIQUIDATION */
 
-    /* BOUNDS (docs/protocol.md §5) */
-
-    function test_vectors_collateralBounds() public view {
-        assertEq(uint256(MarginBounds.UNBOUNDED), _u(boundsJson, ".UNBOUNDED"));
-        uint256 n = _u(boundsJson, ".nTokens");
-        assertGt(n, 0);
-        for (uint256 i; i < n; ++i) {
-            string memory p = ".tokens";
-            TokenPrice memory tp = TokenPrice({
-                token: address(0),
-                price: _u(boundsJson, _key(p, i, "price")),
-                downShock: _u(boundsJson, _key(p, i, "downShock")),
-                upShock: _u(boundsJson, _key(p, i, "upShock"))
-            });
-            uint256 amount = _u(boundsJson, _key(p, i, "amount"));
-            uint8 dec = uint8(_u(boundsJson, _key(p, i, "decimals")));
-            assertEq(MarginBounds.depositLo(amount, tp, dec), _i(boundsJson, _key(p, i, "depositLo")), "depositLo");
-            assertEq(MarginBounds.depositHi(amount, tp, dec), _i(boundsJson, _key(p, i, "depositHi")), "depositHi");
-            assertEq(MarginBounds.withdrawLo(amount, tp, dec), _i(boundsJson, _key(p, i, "withdrawLo")), "withdrawLo");
-            assertEq(MarginBounds.withdrawHi(amount, tp, dec), _i(boundsJson, _key(p, i, "withdrawHi")), "withdrawHi");
+    function test_vectors_bounds() public view {
+        string memory json = vm.readFile(string.concat(DIR, "bounds.json"));
+        assertEq(_i(json, ".UNBOUNDED"), MarginBounds.UNBOUNDED);
+        uint256 n = _u(json, ".nTokens");
+        for (uint256 k; k < n; ++k) {
+            string memory p = _at(".tokens", k, "");
+            TokenPrice memory t = TokenPrice(
+                address(0),
+                _u(json, string.concat(p, ".price")),
+                _u(json, string.concat(p, ".downShock")),
+                _u(json, string.concat(p, ".upShock"))
+            );
+            uint256 amount = _u(json, string.concat(p, ".amount"));
+            uint8 dec = uint8(_u(json, string.concat(p, ".decimals")));
+            assertEq(MarginBounds.depositLo(amount, t, dec), _i(json, string.concat(p, ".depositLo")), p);
+            assertEq(MarginBounds.depositHi(amount, t, dec), _i(json, string.concat(p, ".depositHi")), p);
+            assertEq(MarginBounds.withdrawLo(amount, t, dec), _i(json, string.concat(p, ".withdrawLo")), p);
+            assertEq(MarginBounds.withdrawHi(amount, t, dec), _i(json, string.concat(p, ".withdrawHi")), p);
+        }
+        n = _u(json, ".nTrades");
+        for (uint256 k; k < n; ++k) {
+            string memory p = _at(".trades", k, "");
+            int256 size = _i(json, string.concat(p, ".size"));
+            uint256 price = _u(json, string.concat(p, ".price"));
+            InstrumentLeaf memory l = InstrumentLeaf(
+                1,
+                _u(json, string.concat(p, ".mark")),
+                _u(json, string.concat(p, ".lossPerUnitLong")),
+                _u(json, string.concat(p, ".lossPerUnitShort"))
+            );
+            // The vault's cash for the leg: the buyer pays mulWadUp(|size|, price).
+            uint256 absSize = uint256(size > 0 ? size : -size);
+            int256 amount = int256((absSize * price + 1e18 - 1) / 1e18);
+            int256 cash = size > 0 ? -amount : amount;
+            assertEq(cash, _i(json, string.concat(p, ".cash")), p);
+            assertEq(MarginBounds.legLo(size, cash, l), _i(json, string.concat(p, ".lo")), p);
+            assertEq(MarginBounds.legHi(size, cash, l), _i(json, string.concat(p, ".hi")), p);
         }
     }
 
-    function test_vectors_tradeLegBounds() public view {
-        uint256 n = _u(boundsJson, ".nTrades");
+    function test_vectors_liquidationQuotes() public view {
+        string memory json = vm.readFile(string.concat(DIR, "bounds.json"));
+        uint256 n = _u(json, ".nLiquidations");
         assertGt(n, 0);
-        for (uint256 i; i < n; ++i) {
-            string memory p = ".trades";
-            int256 q = _i(boundsJson, _key(p, i, "size"));
-            uint256 price = _u(boundsJson, _key(p, i, "price"));
-            InstrumentLeaf memory l = InstrumentLeaf({
-                instrument: 1,
-                mark: _u(boundsJson, _key(p, i, "mark")),
-                lossPerUnitLong: _u(boundsJson, _key(p, i, "lossPerUnitLong")),
-                lossPerUnitShort: _u(boundsJson, _key(p, i, "lossPerUnitShort"))
-            });
-            // cash as the vault's executeQuote computes it: the buyer pays mulWadUp(|q|, price)
-            uint256 amount = FixedPoint.abs(q).mulWadUp(price);
-            int256 cashDelta = q > 0 ? -FixedPoint.toInt(amount) : FixedPoint.toInt(amount);
-            assertEq(cashDelta, _i(boundsJson, _key(p, i, "cash")), "trade cash");
-            assertEq(MarginBounds.legLo(q, cashDelta, l), _i(boundsJson, _key(p, i, "lo")), "legLo");
-            assertEq(MarginBounds.legHi(q, cashDelta, l), _i(boundsJson, _key(p, i, "hi")), "legHi");
-        }
-    }
-
-    /* LIQUIDATION (docs/protocol.md §6) */
-
-    function test_vectors_liquidationQuote() public view {
-        uint256 n = _u(boundsJson, ".nLiquidations");
-        assertGt(n, 0);
-        for (uint256 i; i < n; ++i) {
-            string memory p = ".liquidations";
-            AccountLeaf memory leaf = AccountLeaf({
-                account: address(1),
-                stateNonce: 0,
-                cumLo: _i(boundsJson, _key(p, i, "leafCumLo")),
-                cumHi: _i(boundsJson, _key(p, i, "leafCumHi")),
-                equity: _i(boundsJson, _key(p, i, "equity")),
-                im: _u(boundsJson, _key(p, i, "mm")),
-                mm: _u(boundsJson, _key(p, i, "mm"))
-            });
+        for (uint256 k; k < n; ++k) {
+            string memory p = _at(".liquidations", k, "");
+            AccountLeaf memory leaf = AccountLeaf(
+                address(1),
+                0,
+                _i(json, string.concat(p, ".leafCumLo")),
+                _i(json, string.concat(p, ".leafCumHi")),
+                _i(json, string.concat(p, ".equity")),
+                0,
+                _u(json, string.concat(p, ".mm"))
+            );
             LiquidationQuote memory r = LiquidationLib.quote(
                 leaf,
-                _i(boundsJson, _key(p, i, "cumLoNow")),
-                _i(boundsJson, _key(p, i, "cumHiNow")),
-                LiquidationLib.Params({
-                    liquidationPenalty: _u(boundsJson, _key(p, i, "liquidationPenalty")),
-                    insuranceShare: _u(boundsJson, _key(p, i, "insuranceShare")),
-                    insuranceFund: _u(boundsJson, _key(p, i, "insuranceFund"))
-                })
+                _i(json, string.concat(p, ".cumLoNow")),
+                _i(json, string.concat(p, ".cumHiNow")),
+                LiquidationLib.Params(
+                    _u(json, string.concat(p, ".liquidationPenalty")),
+                    _u(json, string.concat(p, ".insuranceShare")),
+                    _u(json, string.concat(p, ".insuranceFund"))
+                )
             );
-            assertEq(r.mmSurplusHi, _i(boundsJson, _key(p, i, "mmSurplusHi")), "mmSurplusHi");
-            assertEq(r.liquidatable, r.mmSurplusHi < 0);
-            assertEq(r.equityLo, _i(boundsJson, _key(p, i, "eqLo")), "eqLo");
-            assertEq(r.equityHi, _i(boundsJson, _key(p, i, "eqHi")), "eqHi");
-            assertEq(r.penalty, _u(boundsJson, _key(p, i, "penalty")), "penalty");
-            assertEq(r.pay, _u(boundsJson, _key(p, i, "pay")), "pay");
-            assertEq(r.fee, _u(boundsJson, _key(p, i, "fee")), "fee");
-            assertEq(r.covered, _u(boundsJson, _key(p, i, "covered")), "covered");
-            assertEq(r.uncovered, _u(boundsJson, _key(p, i, "uncovered")), "uncovered");
-            assertEq(r.netCashPaid, _i(boundsJson, _key(p, i, "netCashPaid")), "netCashPaid");
+            assertEq(r.mmSurplusHi, _i(json, string.concat(p, ".mmSurplusHi")), p);
+            assertEq(r.equityLo, _i(json, string.concat(p, ".eqLo")), p);
+            assertEq(r.equityHi, _i(json, string.concat(p, ".eqHi")), p);
+            assertEq(r.penalty, _u(json, string.concat(p, ".penalty")), p);
+            assertEq(r.pay, _u(json, string.concat(p, ".pay")), p);
+            assertEq(r.fee, _u(json, string.concat(p, ".fee")), p);
+            assertEq(r.covered, _u(json, string.concat(p, ".covered")), p);
+            assertEq(r.uncovered, _u(json, string.concat(p, ".uncovered")), p);
+            assertEq(r.netCashPaid, _i(json, string.concat(p, ".netCashPaid")), p);
         }
     }
 }
