@@ -16,6 +16,7 @@ from scenario import (
     SHARE,
     UP,
     alice_quote,
+    execute_args,
     fund_all,
     leg_bounds,
     post_epoch_1,
@@ -31,6 +32,8 @@ from keeper.attestation import (
     Settlement,
     epoch_digest,
     quote_digest,
+    sign_epoch,
+    sign_quote,
 )
 
 # ------------------------------------------------------------------------------ tests
@@ -255,3 +258,41 @@ def test_funding_and_settlement_flow(market: Market) -> None:
     assert m.size(m.bob, m.call) == 0 and m.size(m.alice, m.call) == 0
     assert m.vault.functions.settlementPrice(m.call).call() == [3_200 * WAD, True]
     assert t.quote.nonce == 1
+
+
+def test_cancelled_quote_cannot_be_filled(market: Market) -> None:
+    m = market
+    fund_all(m)
+    alice, bob, _ = post_epoch_1(m)
+    q = alice_quote(m, nonce=9)
+    args = execute_args(m, q, sign_quote(q, m.alice, m.domain), alice, bob)
+    receipt = m.tx(m.vault.functions.cancelQuote(9), m.alice)
+    ev = m.vault.events.QuoteCancelled().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    assert (ev["maker"], ev["nonce"]) == (m.alice.address, 9)
+    r = m.revert_of(m.vault.functions.executeQuote(*args), m.bob)
+    assert r.name == "NonceUsed" and r.args_by_name == {"maker": m.alice.address, "nonce": 9}
+    assert m.size(m.bob, m.perp) == 0
+
+
+def test_rotated_signer_set_kills_old_signatures(market: Market) -> None:
+    m = market
+    fund_all(m)
+    post_epoch_1(m)
+    new_set = sorted(m.signers[1:], key=lambda a: int(a.address, 16))
+    m.tx(m.vault.functions.setSigners([a.address for a in new_set], 2), m.owner)
+    assert m.vault.functions.configVersion().call() == 2
+    assert not m.vault.functions.isSigner(m.signers[0].address).call()
+    # a header of the old version, even signed by signers still in the set, is dead
+    old = m.header([PERP_LEAF], config_version=1)
+    m.ready(old)
+    sigs = sign_epoch(old, new_set, m.domain)
+    r = m.revert_of(m.vault.functions.postEpoch(old.to_abi(), sigs), m.owner)
+    assert r.name == "WrongConfigVersion"
+    # the new version signed with the removed signer among the two: unknown signer
+    header = m.header([PERP_LEAF])
+    m.ready(header)
+    sigs = sign_epoch(header, [m.signers[0], new_set[0]], m.domain)
+    r = m.revert_of(m.vault.functions.postEpoch(header.to_abi(), sigs), m.owner)
+    assert r.name == "UnknownSigner" and r.args_by_name["signer"] == m.signers[0].address
+    m.post(header, new_set)
+    assert m.vault.functions.currentEpoch().call()[0] == 2
