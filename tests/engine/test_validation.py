@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from risk_engine import (
     InstrumentKind,
@@ -20,6 +22,7 @@ from risk_engine import (
     RiskParams,
     build_risk_arrays,
     compute_margin,
+    load_params,
 )
 
 from .conftest import TS, small_universe
@@ -225,3 +228,34 @@ def test_nothing_half_computed(
         result = compute_margin(pf, bad, params)
     assert result is None
     np.testing.assert_array_equal(market.spot, spot_before)
+
+
+_FIELDS = {
+    "market.spot": lambda m, a: dataclasses.replace(m, spot=a),
+    "market.perp_mark": lambda m, a: dataclasses.replace(m, perp_mark=a),
+    "market.surface.forward": lambda m, a: _surf(m, forward=a),
+    "market.surface.atm_vol": lambda m, a: _surf(m, atm_vol=a),
+}
+
+
+def _get(m: MarketSnapshot, field: str) -> np.ndarray:
+    obj: Any = m
+    for part in field.split(".")[1:]:
+        obj = getattr(obj, part)
+    return np.asarray(obj)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(sorted(_FIELDS)),
+    st.integers(0, 10_000),
+    st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -1.0, -1e-300]),
+)
+def test_any_bad_value_anywhere_is_named(field: str, where: int, value: float) -> None:
+    market, ins = small_universe(3)
+    arr = _get(market, field)
+    i = where % arr.size
+    bad = _FIELDS[field](market, _with(arr, i, value))
+    with pytest.raises(InvalidInputError) as e:
+        build_risk_arrays(ins, bad, load_params())
+    assert e.value.field == f"{field}[{i}]"
