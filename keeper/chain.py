@@ -265,6 +265,7 @@ class ChainAdapter:
         self._instruments: dict[int, InstrumentInfo] = {}  # immutable once registered
         self._tokens: dict[str, TokenInfo] = {}
         self._chain_id: int | None = None
+        self._genesis: str | None = None
         self.rpc_retries = 0
 
     # ---------------------------------------------------------------- plumbing
@@ -300,11 +301,26 @@ class ChainAdapter:
         the vault has code. Raises :class:`ChainResetError` otherwise."""
         genesis = _hex(self.block(0)["hash"])
         self.check_deployed()
+        self._genesis = genesis
         if self.store is not None:
             try:
                 self.store.bind_chain(self.chain_id, genesis, self.address)
             except ChainMismatchError as exc:
                 raise ChainResetError(str(exc)) from exc
+
+    def check_binding(self) -> None:
+        """Per-epoch check that the node still holds the chain :meth:`connect` saw: the
+        vault has code and the genesis block is the same. Raises :class:`ChainResetError`."""
+        if self._genesis is None:
+            self.connect()
+            return
+        self.check_deployed()
+        genesis = _hex(self.block(0)["hash"])
+        if genesis != self._genesis:
+            raise ChainResetError(
+                f"the node's genesis block changed from {self._genesis} to {genesis}: the "
+                "chain was reset under the keeper. Refusing to post over it."
+            )
 
     def check_deployed(self, block: int | str = "latest") -> None:
         code = self.rpc(lambda: self.w3.eth.get_code(self.address, block), "get_code")

@@ -612,6 +612,8 @@ class EpochPipeline:
         timings: dict[str, float] = {}
         if not self._started:
             self.startup()
+        else:
+            self.chain.check_binding()
         if self.metrics is not None:
             self.metrics.update_lag()
         resumed = self._resume(timings)
@@ -834,26 +836,21 @@ class EpochPipeline:
             onchain = self.chain.epoch_posted_root(number)
             if onchain == header.root:
                 log.info("resumed epoch found on chain", extra={"epoch": number})
-                self._mined(number, header, rec.tx_hash, accounts)
+                mined_hash = self._reconcile_txs(number) or rec.tx_hash
+                self._mined(number, header, mined_hash, accounts)
                 return EpochResult(
-                    "mined", epoch=number, root=rec.root, resumed=True, tx_hash=rec.tx_hash
+                    "mined", epoch=number, root=rec.root, resumed=True, tx_hash=mined_hash
                 )
             return self._abandon(
                 number, f"the vault is at epoch {latest.epoch} with another root", timings
             )
         if rec.status == "sent":
-            # Was any of its transactions mined while we were away?
-            for t in self.store.txs(epoch=number):
-                receipt = self._receipt(t.hash)
-                if receipt is not None and int(receipt["status"]) == 1:
-                    self.store.update_tx(
-                        t.hash,
-                        "mined",
-                        block_number=int(receipt["blockNumber"]),
-                        gas_used=int(receipt["gasUsed"]),
-                    )
-                    self._mined(number, header, t.hash, accounts)
-                    return EpochResult("mined", epoch=number, root=rec.root, resumed=True)
+            mined_hash = self._reconcile_txs(number)
+            if mined_hash is not None:
+                self._mined(number, header, mined_hash, accounts)
+                return EpochResult(
+                    "mined", epoch=number, root=rec.root, resumed=True, tx_hash=mined_hash
+                )
         if not self.store.get_leaves(number) or self.store.get_market_snapshot(number) is None:
             return self._abandon(number, "leaves or market snapshot missing", timings)
         head_ts = int(self.chain.block("latest")["timestamp"])
@@ -870,6 +867,27 @@ class EpochPipeline:
         return self._sign_and_post(
             number, header, rec.signatures, timings, quorum, signers, accounts, resumed=True
         )
+
+    def _reconcile_txs(self, number: int) -> str | None:
+        """Record the outcome of the epoch's pending transactions (sent by a process that
+        died before it saw the receipt); returns the hash of the one mined, if any."""
+        mined: str | None = None
+        for t in self.store.txs(epoch=number, status="pending"):
+            receipt = self._receipt(t.hash)
+            if receipt is None:
+                continue
+            ok = int(receipt["status"]) == 1
+            self.store.update_tx(
+                t.hash,
+                "mined" if ok else "reverted",
+                block_number=int(receipt["blockNumber"]),
+                gas_used=int(receipt["gasUsed"]),
+                effective_gas_price=int(receipt.get("effectiveGasPrice", 0)),
+            )
+            if ok:
+                mined = t.hash
+                self._tx_outcome("mined", int(receipt["gasUsed"]))
+        return mined
 
     def _receipt(self, tx_hash: str) -> Any | None:
         try:

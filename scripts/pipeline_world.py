@@ -164,6 +164,11 @@ class World:
         return MarginProof(AccountLeaf(address, 0, 0, 0, 0, 0, 0))
 
 
+def signer_keys(n: int = 3) -> list[str]:
+    """The world's signer keys (derived from labels: test keys only)."""
+    return ["0x" + keccak(text=f"keeper world signer {i}").hex() for i in range(n)]
+
+
 def leaves_from_store(store: Store, epoch: int) -> dict[str, Any]:
     """``{"account:<addr>"|"instrument:<id>": leaf JSON}`` of an epoch, as the API serves."""
     return {f"{r.kind}:{r.key}": r.to_dict() for r in store.get_leaves(epoch)}
@@ -199,9 +204,9 @@ def build_world(
     ):
         send(vault.functions.registerInstrument(*args), owner, list(compiled["MarginVault"].abi))
         instruments[name] = len(instruments) + 1
-    signer_keys = ["0x" + keccak(text=f"keeper world signer {i}").hex() for i in range(3)]
+    keys = signer_keys()
     send(
-        vault.functions.setSigners([Account.from_key(k).address for k in signer_keys], 2),
+        vault.functions.setSigners([Account.from_key(k).address for k in keys], 2),
         owner,
         list(compiled["MarginVault"].abi),
     )
@@ -215,21 +220,28 @@ def build_world(
         usdc=token_at(w3, d.settlement_token, compiled),
         tokens={s: token_at(w3, a, compiled) for s, a in d.collateral.items()},
         owner=owner,
-        signer_keys=signer_keys,
+        signer_keys=keys,
         sender=sender,
         instruments=instruments,
         expiry=expiry,
     )
 
 
-def make_feed(world: World, *, seed: int = 7, time_scale: float = 1.0) -> SimulatedFeed:
+def make_feed_at(
+    start_time: int, *, seed: int = 7, time_scale: float = 1.0, expiries: Sequence[int] = ()
+) -> SimulatedFeed:
+    """The seeded simulator starting at :data:`START_PRICES` at ``start_time``."""
     cfg = SimConfig(
         initial_prices=tuple(START_PRICES[s] for s in SimConfig().symbols),
         time_scale=time_scale,
     )
     return SimulatedFeed(
-        cfg, np.random.default_rng(seed), start_time=world.now(), expiries=[world.expiry]
+        cfg, np.random.default_rng(seed), start_time=start_time, expiries=list(expiries) or None
     )
+
+
+def make_feed(world: World, *, seed: int = 7, time_scale: float = 1.0) -> SimulatedFeed:
+    return make_feed_at(world.now(), seed=seed, time_scale=time_scale, expiries=[world.expiry])
 
 
 def make_pipeline(

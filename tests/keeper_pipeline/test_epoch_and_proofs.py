@@ -70,7 +70,9 @@ def test_epoch_posted_then_verify_matches(world: World, store: Store, tmp_path: 
     assert doc["root"] == r3.root and len(doc["leaves"]) == 2 + 4
     # recomputed from chain state at snapshotBlock + the stored market snapshot
     res = verify_epoch(
-        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled), store, 3,
+        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+        store,
+        3,
         load_params(),
     )
     assert res.match and res.onchain_root == r3.root, res.render()
@@ -105,7 +107,9 @@ def test_verify_names_the_first_differing_leaf(world: World, store: Store) -> No
     db.commit()
     db.close()
     res = verify_epoch(
-        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled), store, 1,
+        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+        store,
+        1,
         load_params(),
     )
     assert not res.match
@@ -129,8 +133,9 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
         leaves = api_leaves(api, world, everyone)
         # withdraw: alice takes 1 WETH out with her proof from the API
         mp = margin_proof_from_json(leaves[f"account:{alice.address.lower()}"])
-        world.tx(world.vault.functions.withdraw(world.tokens["WETH"].address, WAD, mp.to_abi()),
-                 alice)
+        world.tx(
+            world.vault.functions.withdraw(world.tokens["WETH"].address, WAD, mp.to_abi()), alice
+        )
         assert world.state(alice)["coll"][0] == 4 * WAD
         # trade: carol buys 12 ETH perps from bob (leveraged ~4x), proofs from the API
         q, sig = world.quote(bob, carol, [("ETH-PERP", -12, 3_500)])
@@ -168,7 +173,9 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
         r = feed_pipeline.run_epoch()
         assert r.status == "mined"
         res = verify_epoch(
-            ChainAdapter(world.w3, world.vault.address, compiled=world.compiled), store,
-            r.epoch or 0, load_params(),
+            ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+            store,
+            r.epoch or 0,
+            load_params(),
         )
         assert res.match, res.render()
