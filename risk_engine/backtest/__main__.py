@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sensitivity",
         type=_parse_factors,
-        default=(0.5, 0.75),
+        default=(0.35, 0.5, 0.75),
         help="scan-range factors to rerun with (comma list; '' for none)",
     )
     args = parser.parse_args(argv)

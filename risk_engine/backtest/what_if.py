@@ -7,7 +7,8 @@ on the frozen ``RiskParams``); nothing here changes the defaults.
   smallest change of one parameter that would have made MM cover every such book of
   that group that day (bisection; MM is monotone in the parameter), and the capital it
   costs: mean IM / gross notional of the group's books over the whole history, before
-  and after. Single underlying: ``underlying.<U>.scan_range`` (the floor of the price
+  and after (both on every ``COST_SAMPLE_DAYS``-th day, to keep the rerun short).
+  Single underlying: ``underlying.<U>.scan_range`` (the floor of the price
   scan range). Pair: ``correlation.credit_factor`` (less offset credit).
 - :func:`range_sensitivity`: every scan range (per-underlying floors and the vol
   multiple) scaled by a factor, to show what coverage costs per point of IM.
@@ -45,6 +46,7 @@ __all__ = [
 
 MAX_SCAN_RANGE = 0.95  # a scan range beyond the largest scenario fall the engine allows
 TOLERANCE = 0.0025  # bisection stops when the bracket is this narrow (parameter units)
+COST_SAMPLE_DAYS = 3  # the capital-cost rerun margins every 3rd day: a mean, not a count
 
 
 def with_scan_range(params: RiskParams, underlyings: Sequence[str], value: float) -> RiskParams:
@@ -99,8 +101,13 @@ class CrashCover:
     cost_needed: float | None
 
 
-def _mean_im_over_gross(series: Sequence[BookSeries]) -> float:
-    return float(np.mean([np.mean(s.im / s.gross_notional) for s in series]))
+def _mean_im_over_gross(series: Sequence[BookSeries], every_days: int) -> float:
+    """Mean over books of the mean IM/gross on the days the replay with ``every_days`` keeps."""
+    means = []
+    for s in series:
+        keep = s.dates.astype(np.int64) % every_days == 0
+        means.append(np.mean(s.im[keep] / s.gross_notional[keep]))
+    return float(np.mean(means))
 
 
 def _bisect(covers: Callable[[float], bool], good: float, bad: float) -> float:
@@ -164,9 +171,16 @@ def _cover_day(
         rerun = run_backtest(
             history,
             make(needed),
-            replace(config, underlyings=group, books=tuple(s.name for s in specs)),
+            replace(
+                config,
+                underlyings=group,
+                books=tuple(s.name for s in specs),
+                every_days=COST_SAMPLE_DAYS,
+            ),
         )
-        cost_needed = _mean_im_over_gross([s for s in rerun.series if s.underlying == label])
+        cost_needed = _mean_im_over_gross(
+            [s for s in rerun.series if s.underlying == label], COST_SAMPLE_DAYS
+        )
     return CrashCover(
         date=cal.dates[t] + np.timedelta64(h, "D"),
         group=label,
@@ -178,7 +192,9 @@ def _cover_day(
         default=default,
         needed=needed,
         searched_to=end,
-        cost_default=_mean_im_over_gross([s for s in result.series if s.underlying == label]),
+        cost_default=_mean_im_over_gross(
+            [s for s in result.series if s.underlying == label], COST_SAMPLE_DAYS
+        ),
         cost_needed=cost_needed,
     )
 

@@ -185,3 +185,15 @@ def test_main_writesReportAndPlots(
         "backtest-ETH.png",
         "backtest-SOL.png",
     ]
+
+
+def test_run_backtest_everyDaysKeepsAFixedPhase(data_dir: Path) -> None:
+    history = load_market_history(data_dir)
+    full = _by_key(run_backtest(history, PARAMS).series)
+    sampled = run_backtest(history, PARAMS, BacktestConfig(every_days=3, underlyings=("SOL",)))
+    for s in sampled.series:
+        assert np.all(s.dates.astype(np.int64) % 3 == 0)
+        f = full[(s.book, s.underlying)]
+        np.testing.assert_array_equal(s.im, f.im[np.isin(f.dates, s.dates)])
+    with pytest.raises(ValueError, match="every_days"):
+        BacktestConfig(every_days=0)
