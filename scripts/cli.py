@@ -22,7 +22,6 @@ from eth_utils import is_hex_address, to_checksum_address
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from keeper.errors import KeeperError
-from risk_engine import RiskEngineError
 from scripts import client
 from scripts.client import (
     LOCAL_CHAIN_IDS,
@@ -524,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    except (KeeperError, RiskEngineError) as exc:
+    except KeeperError as exc:
         if os.environ.get("PM_DEBUG"):
             raise
         click.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0]}", err=True)
@@ -532,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the promise: never a traceback for a user
         if os.environ.get("PM_DEBUG"):
             raise
+        if type(exc).__module__.startswith("risk_engine"):  # not imported unless needed
+            click.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0]}", err=True)
+            return 1
         first = (str(exc).splitlines() or [""])[0][:300]
         click.echo(
             f"error: unexpected {type(exc).__name__}: {first} (PM_DEBUG=1 shows the traceback)",

@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from keeper.exceptions import FeedError
+from keeper.chain import InstrumentInfo as ChainInstrument
 from keeper.feeds.base import MarketState
+from keeper.pipeline import _engine_market  # the keeper's feed -> engine mapping
 from risk_engine import (
     AccountReport,
     InstrumentTable,
@@ -172,14 +174,22 @@ def _engine(
         strikes.append(0.0)
         expiries.append(0)
         sizes.append(int(bal) / 10**tok.decimals)
-    symbols = tuple(dict.fromkeys(unds))
-    opt_exp: dict[str, list[int]] = {}
-    for k, u, e in zip(kinds, unds, expiries, strict=True):
-        if k in (InstrumentKind.CALL, InstrumentKind.PUT):
-            opt_exp.setdefault(u, []).append(e)
+    # The keeper's own mapping (feed underlyings + token-only underlyings at the token price,
+    # one smile slice per live option expiry), so that both sides price the same inputs.
+    derivs = set(market.symbols)
+    token_unds = {str(t.underlying) for t in session.deployment.tokens if t.underlying}
+    underlyings = sorted(derivs | token_unds | set(unds), key=lambda u: (u not in derivs, u))
+    options = [
+        ChainInstrument(0, k, u, 0, e)
+        for k, u, e in zip(kinds, unds, expiries, strict=True)
+        if k in (InstrumentKind.CALL, InstrumentKind.PUT)
+    ]
+    token_symbol_of = {
+        str(t.underlying): t.symbol for t in session.deployment.tokens if t.underlying
+    }
     try:
-        snap = market.to_snapshot(symbols, expiries=opt_exp)
-    except FeedError as exc:
+        snap = _engine_market(market, underlyings, options, token_symbol_of)
+    except (FeedError, KeyError) as exc:
         raise CliError(f"the epoch's market cannot price this account: {exc}") from None
     table = InstrumentTable.build(kinds, unds, strikes, expiries)
     ports = Portfolios.from_dense(table, [sizes], [int(state["cash"]) / WAD])

@@ -1,0 +1,351 @@
+"""Every ``pm`` command against a real Anvil, through a subprocess, with its failure messages.
+
+The module is one story, in file order: deploy (fixture) -> help -> bad input on every
+plumbing layer -> faucet and deposits -> safe mode before the first epoch -> keeper epochs
+-> a two-leg RFQ -> withdrawals with proofs -> margin and report -> cancel -> a stale
+attestation at the end (time jumps past maxAge, so it must stay last).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_support import WAD, CliEnv, KeeperHandle, key
+from click.testing import CliRunner
+
+from scripts.cli import pm
+
+pytestmark = pytest.mark.anvil
+
+MAKER = key("maker")
+TAKER = key("taker")
+FLAT = key("flat")
+USDC6 = 10**6
+
+
+def _vault(ce: CliEnv):  # type: ignore[no-untyped-def]
+    from keeper.compile import compile_contracts
+
+    abi = compile_contracts()["MarginVault"].abi
+    return ce.w3.eth.contract(address=ce.deployment["vault"], abi=abi)
+
+
+def _state(ce: CliEnv, who: str) -> tuple:  # type: ignore[type-arg]
+    return tuple(_vault(ce).functions.accountState(who).call())
+
+
+# ------------------------------------------------------------------ deploy and help
+
+
+def test_deploy_wrote_the_deployment_file(cli_env: CliEnv) -> None:
+    d = cli_env.deployment
+    assert d["chain_id"] == 31337
+    assert [t["symbol"] for t in d["tokens"]] == ["USDC", "WETH", "WBTC", "GOV"]
+    assert [t["decimals"] for t in d["tokens"]] == [6, 18, 8, 18]
+    names = [i["name"] for i in d["instruments"]]
+    assert names[:3] == ["BTC-PERP", "ETH-PERP", "SOL-PERP"]
+    assert len(names) == 7 and names[3].startswith("BTC-C-70000-")
+    assert d["abi_hash"].startswith("sha256:") and len(d["abi_hash"]) == 71
+    assert d["block"] >= 1
+    vault = _vault(cli_env)
+    assert vault.functions.instrumentCount().call() == 7
+    assert vault.functions.signers().call() == list(d["signers"])
+    assert vault.functions.quorum().call() == 1
+
+
+def test_help_on_every_command() -> None:
+    runner = CliRunner()
+    top = runner.invoke(pm, ["--help"])
+    assert top.exit_code == 0
+    for name in (
+        "deploy",
+        "faucet",
+        "deposit",
+        "deposit-cash",
+        "withdraw",
+        "withdraw-cash",
+        "quote",
+        "trade",
+        "cancel",
+        "margin",
+        "report",
+        "keeper",
+    ):
+        assert name in top.output
+        r = runner.invoke(pm, [name, "--help"])
+        assert r.exit_code == 0, (name, r.output)
+        assert "Usage: pm" in r.output or "Usage:" in r.output
+
+
+def test_help_through_the_entry_point(cli_env: CliEnv) -> None:
+    r = cli_env.ok("--help")
+    assert "deposit-cash" in r.out
+
+
+# ------------------------------------------------------------------ plumbing failures
+
+
+def test_unreachable_rpc(cli_env: CliEnv) -> None:
+    cli_env.fails(
+        "deposit",
+        "WETH",
+        "1",
+        "--rpc-url",
+        "http://127.0.0.1:9",
+        key=MAKER,
+        match="RPC unreachable at http://127.0.0.1:9",
+    )
+
+
+def test_no_deployment_file(cli_env: CliEnv, tmp_path: Path) -> None:
+    cli_env.fails(
+        "faucet", key=MAKER, env={"PM_DEPLOYMENTS_DIR": str(tmp_path)}, match="no deployment file"
+    )
+
+
+def test_wrong_chain(cli_env: CliEnv, tmp_path: Path) -> None:
+    d = cli_env.deployment
+    d["chain_id"] = 11155111
+    f = tmp_path / "other.json"
+    f.write_text(json.dumps(d))
+    cli_env.fails("faucet", "--deployment", str(f), key=MAKER, match="wrong chain")
+
+
+def test_stale_deployment_file(cli_env: CliEnv, tmp_path: Path) -> None:
+    d = cli_env.deployment
+    d["vault"] = "0x" + "12" * 20
+    f = tmp_path / "stale.json"
+    f.write_text(json.dumps(d))
+    cli_env.fails("faucet", "--deployment", str(f), key=MAKER, match="no vault code")
+
+
+def test_bad_key_and_no_key(cli_env: CliEnv) -> None:
+    r = cli_env.fails("faucet", env={"PM_PRIVATE_KEY": "0x1234"}, sub=True, match="bad key")
+    assert "0x1234" not in r.err  # a key, even a broken one, is never echoed
+    cli_env.fails("faucet", match="no key")
+    cli_env.fails(
+        "faucet",
+        "--keystore",
+        "/nonexistent.json",
+        env={"PM_KEYSTORE_PASSWORD": "x"},
+        match="cannot read keystore",
+    )
+
+
+def test_keystore_key(cli_env: CliEnv, tmp_path: Path) -> None:
+    from eth_account import Account
+
+    who = key("keystore")
+    ks = tmp_path / "ks.json"
+    ks.write_text(json.dumps(Account.encrypt(who.key, "pw", iterations=2)))
+    cli_env.fails(
+        "faucet",
+        "--keystore",
+        str(ks),
+        env={"PM_KEYSTORE_PASSWORD": "wrong"},
+        match="cannot decrypt keystore",
+    )
+    r = cli_env.ok("faucet", "--keystore", str(ks), env={"PM_KEYSTORE_PASSWORD": "pw"})
+    assert who.address in r.out
+
+
+# ------------------------------------------------------------------ faucet, deposits
+
+
+def test_faucet_and_deposits(cli_env: CliEnv) -> None:
+    cli_env.ok("faucet", key=MAKER)
+    for who in (TAKER, FLAT):
+        r = cli_env.inproc("faucet", key=who)
+        assert r.code == 0, r.err
+    weth = cli_env.deployment["collateral"]["WETH"]
+    before = _state(cli_env, MAKER.address)
+    r = cli_env.ok("deposit", "WETH", "2", "--dry-run", key=MAKER)
+    assert "dry run" in r.out and "nothing sent" in r.out
+    assert _state(cli_env, MAKER.address) == before  # the dry run changed nothing
+    cli_env.ok("deposit", "WETH", "5", key=MAKER)
+    cli_env.ok("deposit-cash", "50000", key=MAKER)
+    for args, who in (
+        (("deposit-cash", "50000"), TAKER),
+        (("deposit", "WBTC", "0.5"), TAKER),
+        (("deposit-cash", "1000"), FLAT),
+    ):
+        assert cli_env.inproc(*args, key=who).code == 0
+    vault = _vault(cli_env)
+    assert vault.functions.collateralBalance(MAKER.address, weth).call() == 5 * WAD
+    assert _state(cli_env, MAKER.address)[0] == 50_000 * WAD
+    assert _state(cli_env, TAKER.address)[0] == 50_000 * WAD
+
+
+def test_deposit_bad_input(cli_env: CliEnv) -> None:
+    cli_env.fails("deposit", "WETH", "1000", key=FLAT, sub=True, match="too little WETH in wallet")
+    cli_env.fails("deposit", "DOGE", "1", key=FLAT, match="unknown token 'DOGE'")
+    cli_env.fails("deposit", "USDC", "1", key=FLAT, match="use `pm deposit-cash`")
+    cli_env.fails("deposit", "WBTC", "0.000000001", key=FLAT, match="more than 8 decimals")
+    cli_env.fails("deposit", "WETH", "abc", key=FLAT, match="is not a number")
+    cli_env.fails("deposit-cash", "0", key=FLAT, match="amount must be > 0")
+
+
+def test_flat_withdrawals_need_no_keeper(cli_env: CliEnv) -> None:
+    # No positions and no debt: the vault needs no leaf and no fresh epoch.
+    cli_env.ok("withdraw-cash", "100", key=FLAT, env={"PM_API_URL": "http://127.0.0.1:9"})
+    assert _state(cli_env, FLAT.address)[0] == 900 * WAD
+    cli_env.fails("withdraw", "WETH", "1", key=FLAT, match="too little WETH in the vault")
+
+
+# ------------------------------------------------------------------ safe mode (no epoch yet)
+
+
+def test_safe_mode_before_the_first_epoch(cli_env: CliEnv, tmp_path: Path) -> None:
+    before = _state(cli_env, FLAT.address)
+    cli_env.fails("withdraw-cash", "5000", key=FLAT, sub=True, match="safe mode")
+    q = tmp_path / "q.json"
+    cli_env.ok("quote", "--leg", "ETH-PERP:1:3500", "--out", str(q), key=MAKER)
+    cli_env.fails("trade", str(q), key=TAKER, match="safe mode")
+    assert _state(cli_env, FLAT.address) == before
+
+
+def test_margin_of_unknown_account(cli_env: CliEnv) -> None:
+    cli_env.fails("margin", key("nobody").address, sub=True, match="unknown account")
+    cli_env.fails("margin", "alice", match="is not an address")
+
+
+# ------------------------------------------------------------------ keeper: trade, withdraw
+
+
+def _two_leg_quote(ce: CliEnv, out: Path, **extra: str) -> dict:  # type: ignore[type-arg]
+    args = ["quote", "--leg", "ETH-PERP:-1:3500", "--leg", "ETH-C-3800:2:60", "--out", str(out)]
+    # the option leg is given by its name without the date: resolve it first
+    name = next(i["name"] for i in ce.deployment["instruments"] if i["name"].startswith("ETH-C-"))
+    args[4] = f"{name}:2:60"
+    for k, v in extra.items():
+        args += [f"--{k}", v]
+    ce.ok(*args, key=MAKER)
+    return dict(json.loads(out.read_text()))
+
+
+def test_quote_bad_legs(cli_env: CliEnv, tmp_path: Path) -> None:
+    q = str(tmp_path / "bad.json")
+    cli_env.fails(
+        "quote", "--leg", "XRP-PERP:1:1", "--out", q, key=MAKER, match="unknown instrument"
+    )
+    cli_env.fails("quote", "--leg", "1:1", "--out", q, key=MAKER, match="INSTRUMENT:SIZE:PRICE")
+    cli_env.fails("quote", "--leg", "1:0:100", "--out", q, key=MAKER, match="size must not be 0")
+
+
+def test_trade_two_legs(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
+    keeper.epoch()
+    q = tmp_path / "q2.json"
+    doc = _two_leg_quote(cli_env, q)
+    assert len(doc["quote"]["legs"]) == 2
+    before_maker = _state(cli_env, MAKER.address)
+    r = cli_env.ok("trade", str(q), "--dry-run", key=TAKER)
+    assert "simulates fine" in r.out
+    assert _state(cli_env, MAKER.address) == before_maker
+    cli_env.ok("trade", str(q), key=TAKER)
+    vault = _vault(cli_env)
+    call_id = next(
+        i["id"] for i in cli_env.deployment["instruments"] if i["name"].startswith("ETH-C-")
+    )
+    assert vault.functions.position(MAKER.address, 2).call()[0] == -1 * WAD
+    assert vault.functions.position(TAKER.address, 2).call()[0] == 1 * WAD
+    assert vault.functions.position(MAKER.address, call_id).call()[0] == 2 * WAD
+    # the same file again: the nonce is used
+    cli_env.fails("trade", str(q), key=TAKER, sub=True, match="already filled or cancelled")
+
+
+def test_trade_bad_files(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
+    q = tmp_path / "q3.json"
+    doc = _two_leg_quote(cli_env, q, taker=FLAT.address)
+    cli_env.fails("trade", str(q), key=TAKER, match="reserved for taker")
+    cli_env.fails("trade", str(q), key=MAKER, match="reserved for taker")
+    doc["quote"]["legs"][0]["price"] = str(1 * WAD)  # a cheaper price than the maker signed
+    (tmp_path / "altered.json").write_text(json.dumps(doc))
+    cli_env.fails(
+        "trade", str(tmp_path / "altered.json"), key=FLAT, match="signature is not the maker"
+    )
+    doc["chainId"] = "1"
+    (tmp_path / "chain.json").write_text(json.dumps(doc))
+    cli_env.fails("trade", str(tmp_path / "chain.json"), key=FLAT, match="wrong chain")
+    (tmp_path / "junk.json").write_text("{")
+    cli_env.fails("trade", str(tmp_path / "junk.json"), key=FLAT, match="not JSON")
+    cli_env.fails("trade", str(tmp_path / "missing.json"), key=FLAT, match="cannot read quote file")
+
+
+def test_cancel(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
+    q = tmp_path / "q4.json"
+    _two_leg_quote(cli_env, q, nonce="777")
+    cli_env.ok("cancel", "777", key=MAKER)
+    assert _vault(cli_env).functions.nonceUsed(MAKER.address, 777).call()
+    cli_env.fails("trade", str(q), key=TAKER, match="already filled or cancelled")
+    cli_env.fails("cancel", "777", key=MAKER, match="already filled or cancelled")
+
+
+def test_withdraw_with_positions_uses_the_keeper_proof(
+    cli_env: CliEnv, keeper: KeeperHandle
+) -> None:
+    # The leaf of the epoch before the trade is for the old state (cumLo/cumHi moved) but
+    # still valid: the bound accounts for the trade. A fresh epoch re-nets everything.
+    keeper.epoch()
+    weth = cli_env.deployment["collateral"]["WETH"]
+    vault = _vault(cli_env)
+    cli_env.ok("withdraw", "WETH", "0.1", key=MAKER)
+    assert vault.functions.collateralBalance(MAKER.address, weth).call() == 49 * WAD // 10
+    before = _state(cli_env, TAKER.address)
+    cli_env.fails("withdraw-cash", "90000", key=TAKER, sub=True, match="InsufficientMargin")
+    assert _state(cli_env, TAKER.address) == before
+    cli_env.fails(
+        "withdraw",
+        "WETH",
+        "0.1",
+        key=MAKER,
+        env={"PM_API_URL": "http://127.0.0.1:9"},
+        match="keeper API unreachable",
+    )
+
+
+def test_margin_and_report(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
+    r = cli_env.ok("margin", MAKER.address, "--json")
+    doc = json.loads(r.out)
+    leaf = keeper.keeper.store.get_leaf(doc["epoch"], "account", MAKER.address.lower())
+    assert int(doc["attested"]["im"]) == leaf.fields["im"] > 0
+    assert int(doc["attested"]["equity"]) == leaf.fields["equity"]
+    assert doc["engine"]["im"] > 0 and doc["engine"]["worstScenario"]
+    assert (
+        int(doc["imSurplusLo"])
+        <= int(doc["attested"]["equity"]) - int(doc["attested"]["im"]) + 10**15
+    )
+    names = {p["name"] for p in doc["positions"]}
+    assert "ETH-PERP" in names and "WETH" in names
+    r = cli_env.ok("margin", MAKER.address)
+    for word in (
+        "attested leaf",
+        "engine now",
+        "IM surplus lower bound",
+        "worst scenario",
+        "risk array",
+        "vol up",
+        "vol down",
+    ):
+        assert word in r.out, word
+    out = tmp_path / "maker.html"
+    r = cli_env.ok("report", MAKER.address, "--out", str(out))
+    html = out.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "</html>" in html
+    assert html.count("<svg") == 2  # heat map and history
+    assert "Risk array" in html and "ETH-PERP" in html and "Margin history" in html
+    assert "http" not in html.replace("http://www.w3.org/2000/svg", "")  # self-contained
+
+
+def test_stale_attestation_is_safe_mode(cli_env: CliEnv, keeper: KeeperHandle) -> None:
+    """Last test: moves chain time past maxAge."""
+    w3 = cli_env.w3
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    w3.provider.make_request("evm_mine", [now + 3601 + 60])  # type: ignore[attr-defined]
+    before = _state(cli_env, MAKER.address)
+    cli_env.fails("withdraw", "WETH", "0.1", key=MAKER, match="safe mode")
+    assert _state(cli_env, MAKER.address) == before
+    r = cli_env.ok("margin", MAKER.address)
+    assert "safe mode: YES" in r.out
+    cli_env.ok("deposit-cash", "10", key=MAKER)  # deposits still work in safe mode
