@@ -1,0 +1,690 @@
+"""The liquidator bot: finds accounts below maintenance and takes them over, never a healthy one.
+
+Each :meth:`LiquidatorBot.tick` (a :class:`~keeper.lifecycle.Lifecycle` job):
+
+1. **epoch**: the vault's current epoch and root (``currentEpoch``); nothing in safe mode.
+2. **accounts**: the vault's accounts (the keeper's event indexer, incremental) and their
+   state now (``accountStates`` at one block): positions, ``cumLo``, ``cumHi``,
+   ``stateNonce``.
+3. **leaves**: the ACCOUNT leaves of THAT root, from a :class:`LeafSource` (the keeper's
+   proof API or its sqlite store). Every proof is checked locally against the on-chain root,
+   and a leaf whose ``stateNonce`` is not the account's is dropped (liquidated since).
+4. **bound**: for every account with positions, the MM surplus upper bound exactly as the
+   contract computes it (docs/protocol.md §5):
+   ``mmSurplusHi = (leaf.equity - leaf.mm) + (cumHi_now - leaf.cumHi)``. Only accounts with
+   ``mmSurplusHi < 0`` are candidates, most negative first.
+5. **view**: ``checkLiquidation(account, leaf)`` at the latest block is authoritative: an
+   account it calls healthy is skipped (``view_healthy``), whatever the bound said.
+6. **cost**: ``netCashPaid = pay + fee - covered`` from the view; the limit sent is
+   ``maxCashOut = netCashPaid + max(slippage_usd, slippage_fraction * |netCashPaid|)``, so a
+   state change between the decision and the mining cannot cost more (the contract reverts
+   with ``LiquidationCostTooHigh``). Expected profit, at worst, = the equity taken (its
+   lower bound ``eqLo = leaf.equity + (cumLo_now - leaf.cumLo)``) minus ``maxCashOut``;
+   below ``min_profit_usd`` the account is skipped (``unprofitable``).
+7. **headroom**: the bot's own IM surplus lower bound (``imSurplusLo`` view: its leaf, or
+   the on-chain valuation when it holds no positions) plus the account's
+   ``imSurplusLo`` minus ``maxCashOut`` must stay ``>= min_headroom_usd`` (the contract's
+   check is ``>= 0``, docs/protocol.md §6); otherwise ``insufficient_headroom``.
+8. **send**: build -> simulate (``eth_call`` + ``estimateGas`` in
+   :class:`~keeper.txmanager.TxManager`) -> send -> wait. The ``Liquidated`` event gives
+   the amounts actually paid; the profit is logged and exported.
+
+What the caller must trust: the leaves come from the keeper's signed root, checked here by
+Merkle proof; the contract re-checks everything. Between the view and the mining the
+account may change (a deposit): the transaction then reverts (``AccountHealthy`` or
+``LiquidationCostTooHigh``) and costs gas only. ``min_profit_usd = None`` turns the bot into
+a backstop that also takes accounts whose equity is below what it pays (bad debt).
+
+Units: WAD USD ints (docs/protocol.md §1) everywhere; USD floats only in settings, logs and
+metrics.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import requests
+from eth_utils.address import to_checksum_address
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from web3.logs import DISCARD
+
+from keeper.attestation import AccountLeaf, MarginProof, MerkleTree
+from keeper.bounds import im_surplus_lo, mm_surplus_hi
+from keeper.chain import AccountState, ChainAdapter
+from keeper.errors import KeeperError, as_vault_revert, decode_revert
+from keeper.exceptions import (
+    SimulationError,
+    TxError,
+    TxRevertedError,
+    TxTimeoutError,
+)
+from keeper.pipeline import margin_proof_from_json
+from keeper.store import Store
+from keeper.txmanager import PendingTx, TxManager, TxRequest, TxResult
+
+__all__ = [
+    "ApiLeafSource",
+    "Candidate",
+    "LeafSource",
+    "LeafSourceError",
+    "LiquidatorBot",
+    "LiquidatorMetrics",
+    "LiquidatorSettings",
+    "Outcome",
+    "StoreLeafSource",
+    "TickReport",
+    "empty_proof",
+    "wad_to_usd",
+]
+
+log = logging.getLogger("keeper.liquidator")
+
+WAD = 10**18
+
+OutcomeStatus = Literal["liquidated", "skipped", "reverted", "pending", "failed", "simulated"]
+#: A test or a script may observe (and act at) these points of one liquidation attempt.
+Stage = Literal["bound", "checked", "sent"]
+Hook = Callable[[str, str], None]
+
+
+def wad_to_usd(value: int) -> float:
+    """WAD USD -> float USD (logs and metrics only, never for a decision)."""
+    return value / WAD
+
+
+def _usd_to_wad_down(usd: float) -> int:
+    return int(usd * WAD)
+
+
+def empty_proof(account: str) -> MarginProof:
+    """The proof to pass for an account without a leaf: the vault ignores it when the account
+    holds no positions (it is valued on chain)."""
+    return MarginProof(AccountLeaf(account, 0, 0, 0, 0, 0, 0))
+
+
+class LeafSourceError(KeeperError):
+    """The leaf source cannot serve the epoch the vault holds (lagging, unreachable)."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class LiquidatorSettings:
+    """What the bot accepts. USD amounts are floats here and converted (down) to WAD.
+
+    ``slippage_usd`` / ``slippage_fraction``: ``maxCashOut`` is the view's net cash plus the
+    larger of the two (absolute USD, fraction of ``|netCashPaid|``); ``min_profit_usd``:
+    skip a liquidation expected to earn less (``None``: take losses too, a backstop);
+    ``min_headroom_usd``: IM surplus the bot keeps after a takeover; ``max_per_tick``: most
+    liquidations sent per tick (most under-margined first); ``dry_run``: simulate only.
+    """
+
+    slippage_usd: float = 10.0
+    slippage_fraction: float = 0.01
+    min_profit_usd: float | None = 0.0
+    min_headroom_usd: float = 0.0
+    max_per_tick: int = 5
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.slippage_usd < 0 or self.slippage_fraction < 0:
+            raise ValueError("slippage must be >= 0")
+        if self.min_headroom_usd < 0:
+            raise ValueError("min_headroom_usd must be >= 0")
+        if self.max_per_tick < 1:
+            raise ValueError("max_per_tick must be >= 1")
+
+    def max_cash_out(self, net_cash_paid: int) -> int:
+        """``netCashPaid`` + slippage (WAD): the limit passed to ``liquidate``."""
+        slip = max(
+            _usd_to_wad_down(self.slippage_usd),
+            abs(net_cash_paid) * int(self.slippage_fraction * 1_000_000) // 1_000_000,
+        )
+        return net_cash_paid + slip
+
+
+# --------------------------------------------------------------------------- leaf sources
+
+
+class LeafSource(abc.ABC):
+    """Where the bot reads the ACCOUNT leaves of an epoch."""
+
+    @abc.abstractmethod
+    def account_leaves(
+        self, epoch: int, root: bytes, accounts: Sequence[str]
+    ) -> dict[str, MarginProof]:
+        """Leaves of ``accounts`` in ``epoch`` (whose root must be ``root``), keyed by
+        lowercase address; accounts without a leaf are absent. Raises
+        :class:`LeafSourceError` if the source does not hold that epoch with that root."""
+
+
+class StoreLeafSource(LeafSource):
+    """The keeper's sqlite store (same machine; sqlite WAL allows a reader beside the keeper)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def account_leaves(
+        self, epoch: int, root: bytes, accounts: Sequence[str]
+    ) -> dict[str, MarginProof]:
+        rec = self.store.get_epoch(epoch)
+        if rec is None or rec.root.lower() != "0x" + root.hex():
+            raise LeafSourceError(f"store has no epoch {epoch} with root 0x{root.hex()}")
+        wanted = {a.lower() for a in accounts}
+        return {
+            r.key: margin_proof_from_json(r.to_dict())
+            for r in self.store.get_leaves(epoch, "account")
+            if r.key in wanted
+        }
+
+
+class ApiLeafSource(LeafSource):
+    """The keeper's proof API (``GET /account/<address>?epoch=n``), one request per account
+    that needs a leaf (only accounts with positions, and the bot itself)."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+
+    def _get(self, path: str) -> requests.Response:
+        try:
+            return self._session.get(f"{self.url}{path}", timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise LeafSourceError(f"proof API {self.url} unreachable: {exc}") from exc
+
+    def account_leaves(
+        self, epoch: int, root: bytes, accounts: Sequence[str]
+    ) -> dict[str, MarginProof]:
+        r = self._get(f"/epoch/{epoch}")
+        if r.status_code != 200:
+            raise LeafSourceError(f"proof API has no epoch {epoch} ({r.status_code})")
+        if str(r.json().get("root", "")).lower() != "0x" + root.hex():
+            raise LeafSourceError(f"proof API epoch {epoch} has another root")
+        out: dict[str, MarginProof] = {}
+        for a in accounts:
+            r = self._get(f"/account/{to_checksum_address(a)}?epoch={epoch}")
+            if r.status_code == 404:
+                continue
+            if r.status_code != 200:
+                raise LeafSourceError(f"proof API: {r.status_code} for {a}: {r.text[:200]}")
+            out[a.lower()] = margin_proof_from_json(r.json()["leaf"])
+        return out
+
+    def close(self) -> None:
+        self._session.close()
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class LiquidatorMetrics:
+    """Prometheus metrics of the bot (prefix ``pm_liquidator_``), on ``registry``.
+
+    ``ticks_total``, ``tick_seconds`` (histogram), ``last_epoch`` (epoch seen by the last
+    tick), ``candidates`` (accounts with a negative bound in the last tick),
+    ``outcomes_total{status,reason}``, ``liquidations_total``, ``profit_usd`` (cumulative,
+    may go down), ``cash_paid_usd`` (cumulative net cash paid), ``gas_used_total``.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.ticks = Counter("pm_liquidator_ticks", "Bot ticks", registry=r)
+        self.tick_seconds = Histogram(
+            "pm_liquidator_tick_seconds",
+            "Time per tick",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.last_epoch = Gauge(
+            "pm_liquidator_last_epoch", "Epoch seen by the last tick", registry=r
+        )
+        self.candidates = Gauge(
+            "pm_liquidator_candidates", "Accounts with MM upper bound < 0", registry=r
+        )
+        self.outcomes = Counter(
+            "pm_liquidator_outcomes",
+            "Liquidation attempts by status and reason",
+            ["status", "reason"],
+            registry=r,
+        )
+        self.liquidations = Counter("pm_liquidator_liquidations", "Liquidations mined", registry=r)
+        self.profit_usd = Gauge(
+            "pm_liquidator_profit_usd",
+            "Cumulative profit (equity taken - cash paid), USD",
+            registry=r,
+        )
+        self.cash_paid_usd = Gauge(
+            "pm_liquidator_cash_paid_usd", "Cumulative net cash paid, USD", registry=r
+        )
+        self.gas_used = Counter("pm_liquidator_gas_used", "Gas of liquidation txs", registry=r)
+
+    def outcome(self, o: Outcome) -> None:
+        reason = (o.reason or "").split(":", 1)[0] or "-"
+        self.outcomes.labels(status=o.status, reason=reason).inc()
+        if o.gas_used:
+            self.gas_used.inc(o.gas_used)
+        if o.status == "liquidated":
+            self.liquidations.inc()
+            if o.profit is not None:
+                self.profit_usd.inc(wad_to_usd(o.profit))
+            if o.net_cash_paid is not None:
+                self.cash_paid_usd.inc(wad_to_usd(o.net_cash_paid))
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An account whose MM surplus upper bound (WAD, as the contract computes it) is < 0."""
+
+    account: str
+    proof: MarginProof
+    state: AccountState
+    mm_surplus_hi: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One liquidation attempt. WAD USD ints.
+
+    ``equity_taken``: the account's equity lower bound ``eqLo`` (what the contract pays
+    from); ``net_cash_paid``: ``pay + fee - covered`` (from the view when skipped or
+    simulated, from the ``Liquidated`` event when mined); ``profit = equity_taken -
+    net_cash_paid``. ``reason`` starts with a short tag (``view_healthy``,
+    ``insufficient_headroom``, ``unprofitable``, ``simulation_reverted``, ``reverted``...).
+    """
+
+    account: str
+    status: OutcomeStatus
+    mm_surplus_hi: int
+    reason: str | None = None
+    net_cash_paid: int | None = None
+    max_cash_out: int | None = None
+    equity_taken: int | None = None
+    profit: int | None = None
+    headroom: int | None = None
+    tx_hash: str | None = None
+    block: int | None = None
+    gas_used: int = 0
+
+    def log_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"account": self.account, "status": self.status}
+        if self.reason:
+            out["reason"] = self.reason
+        for name in (
+            "mm_surplus_hi",
+            "net_cash_paid",
+            "max_cash_out",
+            "equity_taken",
+            "profit",
+            "headroom",
+        ):
+            v = getattr(self, name)
+            if v is not None:
+                out[f"{name}_usd"] = round(wad_to_usd(v), 6)
+        if self.tx_hash:
+            out.update(tx=self.tx_hash, block=self.block, gas=self.gas_used)
+        return out
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one tick saw and did. ``skipped``: why the whole tick did nothing (safe mode,
+    no epoch, leaves unavailable), else None."""
+
+    epoch: int
+    block: int
+    accounts_with_positions: int
+    candidates: tuple[Candidate, ...] = ()
+    outcomes: tuple[Outcome, ...] = ()
+    skipped: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def liquidated(self) -> tuple[str, ...]:
+        return tuple(o.account for o in self.outcomes if o.status == "liquidated")
+
+
+@dataclass
+class _Inflight:
+    pending: PendingTx
+    outcome: Outcome
+
+
+# --------------------------------------------------------------------------- the bot
+
+
+class LiquidatorBot:
+    """Liquidates what the bound allows (see the module docstring).
+
+    Parameters
+    ----------
+    chain : ChainAdapter
+        The vault and the account index (the bot indexes events itself).
+    tx : TxManager
+        Sends from the liquidator's key; its address is the liquidator account.
+    source : LeafSource
+    settings : LiquidatorSettings
+    metrics : LiquidatorMetrics, optional
+    hook : callable, optional
+        ``hook(stage, account)`` at ``"bound"`` (bound < 0, before the view), ``"checked"``
+        (view, cost and headroom passed, before sending) and ``"sent"`` (broadcast, before
+        the receipt): tests and benchmarks act there to race the bot.
+    """
+
+    def __init__(
+        self,
+        chain: ChainAdapter,
+        tx: TxManager,
+        source: LeafSource,
+        *,
+        settings: LiquidatorSettings = LiquidatorSettings(),
+        metrics: LiquidatorMetrics | None = None,
+        hook: Hook | None = None,
+    ) -> None:
+        self.chain = chain
+        self.tx = tx
+        self.source = source
+        self.settings = settings
+        self.metrics = metrics
+        self.hook = hook
+        self.address = to_checksum_address(tx.address)
+        self._started = False
+        self._inflight: dict[str, _Inflight] = {}
+        self.last_report: TickReport | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def startup(self) -> None:
+        """Check the vault has code, index the accounts from the deployment block, sync the
+        nonce and take back liquidations a previous run left in flight."""
+        self.chain.check_deployed()
+        self.chain.rebuild()
+        self.tx.sync_nonce()
+        for p in self.tx.resume_pending():
+            if p.request.purpose != "liquidate":
+                continue
+            account: str
+            try:
+                _, args = self.chain.vault.decode_function_input(p.request.data)
+                account = to_checksum_address(args["account"])
+            except Exception:  # an unreadable request: wait on it under its hash
+                account = p.tx_hash
+            self._inflight[account] = _Inflight(p, Outcome(account, "pending", 0))
+        self._started = True
+        log.info(
+            "liquidator started",
+            extra={"liquidator": self.address, "inflight": len(self._inflight)},
+        )
+
+    def _fire(self, stage: Stage, account: str) -> None:
+        if self.hook is not None:
+            self.hook(stage, account)
+
+    # ---------------------------------------------------------------- the tick
+
+    def tick(self) -> TickReport:
+        """One pass over the latest epoch's leaves (see the module docstring)."""
+        start = time.perf_counter()
+        if not self._started:
+            self.startup()
+        report = self._tick()
+        report = replace(report, seconds=time.perf_counter() - start)
+        self.last_report = report
+        if self.metrics is not None:
+            self.metrics.ticks.inc()
+            self.metrics.tick_seconds.observe(report.seconds)
+            self.metrics.last_epoch.set(report.epoch)
+            self.metrics.candidates.set(len(report.candidates))
+        if report.skipped:
+            log.info("tick skipped", extra={"why": report.skipped, "epoch": report.epoch})
+        return report
+
+    def _tick(self) -> TickReport:
+        chain = self.chain
+        v = chain.vault.functions
+        block = chain.head()
+        finished = self._poll_inflight()
+        epoch = chain.current_epoch(block)
+        if chain.rpc(lambda: v.isSafeMode().call(block_identifier=block), "isSafeMode"):
+            return TickReport(epoch.epoch, block, 0, outcomes=finished, skipped="safe_mode")
+        if epoch.epoch == 0:
+            return TickReport(0, block, 0, outcomes=finished, skipped="no_epoch")
+        chain.index(to_block=block)
+        states = chain.account_states(list(chain.accounts), block)
+        mine = next((s for s in states if s.address == self.address), None)
+        with_positions = [s for s in states if s.has_positions and s.address != self.address]
+        try:
+            proofs = self.source.account_leaves(
+                epoch.epoch, epoch.root, [s.address for s in with_positions] + [self.address]
+            )
+        except LeafSourceError as exc:
+            return TickReport(
+                epoch.epoch, block, len(with_positions), outcomes=finished, skipped=f"leaves: {exc}"
+            )
+        candidates: list[Candidate] = []
+        for s in with_positions:
+            proof = proofs.get(s.address.lower())
+            if proof is None:
+                continue  # positions opened after the snapshot: no leaf, cannot be liquidated
+            if proof.leaf.state_nonce != s.state_nonce or proof.leaf.account != s.address:
+                continue  # liquidated since the snapshot: its leaves are dead
+            if not MerkleTree.verify(epoch.root, proof.leaf, proof.proof):
+                log.warning("leaf proof invalid; ignored", extra={"account": s.address})
+                continue
+            hi = mm_surplus_hi(proof.leaf.equity, proof.leaf.mm, proof.leaf.cum_hi, s.cum_hi)
+            if hi < 0:
+                candidates.append(Candidate(s.address, proof, s, hi))
+        candidates.sort(key=lambda c: c.mm_surplus_hi)
+        own = proofs.get(self.address.lower())
+        own_proof = (
+            own
+            if own is not None and mine is not None and (own.leaf.state_nonce == mine.state_nonce)
+            else empty_proof(self.address)
+        )
+        outcomes = list(finished)
+        for c in candidates[: self.settings.max_per_tick]:
+            if c.account in self._inflight:
+                continue  # a liquidation of it is still in flight
+            o = self._attempt(c, own_proof)
+            outcomes.append(o)
+            self._record(o)
+        return TickReport(
+            epoch.epoch,
+            block,
+            len(with_positions),
+            candidates=tuple(candidates),
+            outcomes=tuple(outcomes),
+        )
+
+    # ---------------------------------------------------------------- one account
+
+    def _pending_funding(self, state: AccountState) -> int:
+        """Perp positions with funding pending: ``liquidate`` applies it first, which takes
+        1 wei per position off ``cumLo`` (protocol §5, rounding of funding)."""
+        n = 0
+        for p in state.positions:
+            ins = self.chain.instruments()[p.instrument - 1]
+            if ins.kind != 0 or p.size == 0:
+                continue
+            fn = self.chain.vault.functions.cumFunding(p.instrument)
+            now = int(self.chain.rpc(fn.call, "cumFunding"))
+            n += int(p.funding_index != now)
+        return n
+
+    def _skip(self, c: Candidate, reason: str, **kw: Any) -> Outcome:
+        return Outcome(c.account, "skipped", c.mm_surplus_hi, reason=reason, **kw)
+
+    def _attempt(self, c: Candidate, own_proof: MarginProof) -> Outcome:
+        v = self.chain.vault.functions
+        self._fire("bound", c.account)
+        # -- the view is authoritative
+        try:
+            liquidatable, view_hi, pay, fee, covered, _uncovered = self.chain.rpc(
+                lambda: v.checkLiquidation(c.account, c.proof.to_abi()).call(), "checkLiquidation"
+            )
+        except Exception as exc:
+            decoded = as_vault_revert(exc, self.chain.abi)
+            if decoded is None:
+                raise
+            return self._skip(c, f"view_reverted: {decoded}")
+        if not liquidatable:
+            return Outcome(
+                c.account,
+                "skipped",
+                int(view_hi),
+                reason="view_healthy: checkLiquidation says healthy",
+            )
+        net = int(pay) + int(fee) - int(covered)
+        max_out = self.settings.max_cash_out(net)
+        # -- equity taken and the account's IM surplus, from its state now
+        (now,) = self.chain.account_states([c.account], "latest")
+        leaf = c.proof.leaf
+        funding_wei = self._pending_funding(now)
+        eq_lo = leaf.equity + (now.cum_lo - funding_wei - leaf.cum_lo)
+        im_lo_target = im_surplus_lo(leaf.equity, leaf.im, leaf.cum_lo, now.cum_lo - funding_wei)
+        profit = eq_lo - max_out
+        base: dict[str, Any] = dict(net_cash_paid=net, max_cash_out=max_out, equity_taken=eq_lo)
+        min_profit = self.settings.min_profit_usd
+        if min_profit is not None and profit < _usd_to_wad_down(min_profit):
+            return self._skip(
+                c,
+                f"unprofitable: expected {wad_to_usd(profit):.2f} USD < {min_profit} USD",
+                profit=profit,
+                **base,
+            )
+        # -- the bot's own IM headroom after taking the account over
+        try:
+            own_lo = int(
+                self.chain.rpc(
+                    lambda: v.imSurplusLo(self.address, own_proof.to_abi()).call(), "imSurplusLo"
+                )
+            )
+        except Exception as exc:
+            decoded = as_vault_revert(exc, self.chain.abi)
+            if decoded is None:
+                raise
+            return self._skip(c, f"own_leaf_unavailable: {decoded}", **base)
+        (me,) = self.chain.account_states([self.address], "latest")
+        own_lo -= self._pending_funding(me)
+        headroom = own_lo + im_lo_target - max_out
+        if headroom < _usd_to_wad_down(self.settings.min_headroom_usd):
+            return self._skip(
+                c,
+                f"insufficient_headroom: own IM surplus {wad_to_usd(own_lo):.2f} + account "
+                f"{wad_to_usd(im_lo_target):.2f} - cost {wad_to_usd(max_out):.2f} = "
+                f"{wad_to_usd(headroom):.2f} USD < {self.settings.min_headroom_usd} USD",
+                headroom=headroom,
+                **base,
+            )
+        base.update(headroom=headroom)
+        self._fire("checked", c.account)
+        # -- build -> simulate -> send
+        data = self.chain.vault.encode_abi(
+            "liquidate", [c.account, c.proof.to_abi(), own_proof.to_abi(), max_out]
+        )
+        req = TxRequest(to=self.chain.address, data=bytes.fromhex(data[2:]), purpose="liquidate")
+        try:
+            if self.settings.dry_run:
+                self.tx.simulate(req)
+                return Outcome(
+                    c.account, "simulated", c.mm_surplus_hi, "dry_run", profit=profit, **base
+                )
+            pending = self.tx.submit(req)
+        except SimulationError as exc:
+            why = decode_revert(exc.data, self.chain.abi) if exc.data else str(exc)
+            return self._skip(c, f"simulation_reverted: {why}", **base)
+        except TxError as exc:
+            return Outcome(c.account, "failed", c.mm_surplus_hi, f"send_failed: {exc}", **base)
+        self._fire("sent", c.account)
+        outcome = Outcome(c.account, "pending", c.mm_surplus_hi, tx_hash=pending.tx_hash, **base)
+        return self._wait(pending, outcome)
+
+    def _wait(
+        self, pending: PendingTx, outcome: Outcome, *, timeout: float | None = None
+    ) -> Outcome:
+        try:
+            mined = self.tx.wait(pending, timeout=timeout)
+        except TxRevertedError as exc:
+            return replace(
+                outcome,
+                status="reverted",
+                reason=f"reverted: {self._why_now(pending.request)}",
+                tx_hash=exc.tx_hash,
+                gas_used=exc.gas_used,
+            )
+        except TxTimeoutError as exc:
+            self._inflight[outcome.account] = _Inflight(pending, outcome)
+            return replace(outcome, status="pending", reason=f"timeout: {exc}")
+        self._inflight.pop(outcome.account, None)
+        return self._mined(outcome, mined)
+
+    def _why_now(self, req: TxRequest) -> str:
+        """The revert reason the same call gives now (a receipt carries none)."""
+        try:
+            self.tx.simulate(req)
+        except SimulationError as exc:
+            return decode_revert(exc.data, self.chain.abi) if exc.data else str(exc)
+        return "state changed before mining (the call succeeds now)"
+
+    def _mined(self, outcome: Outcome, mined: TxResult) -> Outcome:
+        events = self.chain.vault.events.Liquidated().process_receipt(mined.receipt, errors=DISCARD)
+        net = outcome.net_cash_paid
+        for ev in events:
+            a = ev["args"]
+            net = int(a["pay"]) + int(a["fee"]) - int(a["covered"])
+        eq = outcome.equity_taken
+        return replace(
+            outcome,
+            status="liquidated",
+            reason=None,
+            net_cash_paid=net,
+            profit=None if eq is None or net is None else eq - net,
+            tx_hash=mined.tx_hash,
+            block=mined.block_number,
+            gas_used=mined.gas_used,
+        )
+
+    def _poll_inflight(self) -> tuple[Outcome, ...]:
+        """Outcomes of liquidations sent by an earlier tick that were not mined then."""
+        done: list[Outcome] = []
+        for account, fl in list(self._inflight.items()):
+            try:
+                result = self.tx.poll(fl.pending)
+            except TxRevertedError as exc:
+                self._inflight.pop(account)
+                o = replace(fl.outcome, status="reverted", reason="reverted", tx_hash=exc.tx_hash)
+                done.append(o)
+                self._record(o)
+                continue
+            if result is not None:
+                self._inflight.pop(account)
+                o = self._mined(fl.outcome, result)
+                done.append(o)
+                self._record(o)
+        return tuple(done)
+
+    def _record(self, o: Outcome) -> None:
+        level = logging.INFO
+        msg = {
+            "liquidated": "liquidation mined",
+            "skipped": "liquidation skipped",
+            "reverted": "liquidation reverted",
+            "pending": "liquidation pending",
+            "failed": "liquidation failed",
+            "simulated": "liquidation simulated (dry run)",
+        }[o.status]
+        if o.status in ("reverted", "failed"):
+            level = logging.WARNING
+        log.log(level, msg, extra=o.log_fields())
+        if self.metrics is not None:
+            self.metrics.outcome(o)

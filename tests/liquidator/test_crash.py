@@ -1,0 +1,90 @@
+"""After a crash the bot liquidates the under-margined account within 3 epochs, and never a
+healthy one (a hedged book, a book just above maintenance)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from keeper.api import ProofApi
+from keeper.liquidator import ApiLeafSource
+
+from .conftest import WAD, Crash
+
+pytestmark = pytest.mark.anvil
+
+
+def test_bound_is_the_contracts_number_and_nothing_is_sent_before_the_crash(crash: Crash) -> None:
+    bot = crash.bot()
+    report = bot.tick()
+    assert report.skipped is None and report.accounts_with_positions == 4  # 3 books + maker
+    assert report.candidates == () and report.outcomes == ()
+    # the bot's bound equals the vault's mmSurplusHi for every account with positions
+    e = report.epoch
+    for who in (crash.victim, crash.hedged, crash.edge, crash.maker):
+        proof = crash.leaf(who, e)
+        state = crash.world.state(who)
+        mine = proof.leaf.equity - proof.leaf.mm + (state["cumHi"] - proof.leaf.cum_hi)
+        assert mine == crash.bound(who, e) > 0
+    assert crash.liquidation_txs() == []
+
+
+def test_crash_liquidates_the_naked_short_put_only(
+    crash: Crash, caplog: pytest.LogCaptureFixture
+) -> None:
+    with ProofApi(crash.store, port=0) as api:
+        bot = crash.bot(source=ApiLeafSource(api.url))
+        assert bot.tick().outcomes == ()
+        cash_before = crash.world.state(crash.liquidator)["cash"]
+        crash.shock()
+        liquidated_at = None
+        with caplog.at_level(logging.INFO, logger="keeper.liquidator"):
+            for n in range(1, 4):
+                e = crash.epoch()
+                if n == 1:
+                    # the crash epoch: the edge book is below MM too; its owner tops it up
+                    # to +5 USD above (by the contract's bound) before the bot looks
+                    assert crash.bound(crash.edge, e) < 0
+                    assert 5 * WAD <= crash.lift_edge(e) < 5 * WAD + 10**12
+                    assert crash.bound(crash.hedged, e) > 1_000 * WAD
+                report = bot.tick()
+                assert set(report.liquidated) <= {crash.victim.address}
+                if report.liquidated:
+                    liquidated_at = n
+                    break
+        assert liquidated_at is not None and liquidated_at <= 3
+        (o,) = [x for x in report.outcomes if x.status == "liquidated"]
+        # the victim's whole book moved to the liquidator; the healthy ones kept theirs
+        assert crash.positions(crash.victim) == []
+        assert crash.world.state(crash.liquidator)["sizes"] == [-10 * WAD]
+        assert sorted(crash.positions(crash.hedged)) == [-10 * WAD, -5 * WAD]
+        assert crash.positions(crash.edge) == [-10 * WAD]
+        # profit = equity taken - cash paid, and the cash paid is what left the bot's cash
+        assert o.profit is not None and o.equity_taken is not None and o.net_cash_paid is not None
+        assert o.profit == o.equity_taken - o.net_cash_paid and o.profit > 0
+        assert o.net_cash_paid <= (o.max_cash_out or 0)
+        assert o.equity_taken > 0  # below maintenance, not bankrupt
+        # the bot's cash: + the victim's cash - what it paid (the put's value came with it)
+        victim_cash = 8_000 * WAD + 10 * 100 * WAD
+        assert crash.world.state(crash.liquidator)["cash"] == (
+            cash_before + victim_cash - o.net_cash_paid
+        )
+        # one liquidation sent, for the victim only; the edge and hedged books never
+        txs = crash.liquidation_txs()
+        assert len(txs) == 1 and txs[0].status == "mined"
+        # two more epochs and ticks: still nothing sent for the healthy books
+        for _ in range(2):
+            crash.epoch()
+            r = bot.tick()
+            assert r.outcomes == () and r.candidates == ()
+        assert len(crash.liquidation_txs()) == 1
+        assert crash.positions(crash.edge) == [-10 * WAD]
+        # structured log and metrics
+        mined = [r for r in caplog.records if r.getMessage() == "liquidation mined"]
+        assert len(mined) == 1 and mined[0].account == crash.victim.address  # type: ignore[attr-defined]
+        assert mined[0].profit_usd == pytest.approx(o.profit / WAD)  # type: ignore[attr-defined]
+        m = bot.metrics
+        assert m is not None
+        assert m.liquidations._value.get() == 1
+        assert m.profit_usd._value.get() == pytest.approx(o.profit / WAD)
