@@ -21,7 +21,7 @@ import {
 /// @notice Shared fixture for the vault's forge tests (unit and invariant): deploys the mock
 /// tokens (USDC 6, WETH 18, WBTC 8, GOV 18) and the vault, registers the tokens and four
 /// instruments, sets 3 signers with quorum 2, and offers helpers to build a Merkle tree of
-/// leaves (sorted-pair hashing, as docs/protocol.md §3), post signed epochs and sign quotes.
+/// leaves (OpenZeppelin StandardMerkleTree layout, docs/protocol.md §3), post signed epochs and sign quotes.
 /// Leaves are hashed here from the spec's formula, not through `Leaves`, so that the tests
 /// check the vault's encoding instead of reusing it.
 abstract contract BaseTest is Test {
@@ -137,7 +137,9 @@ abstract contract BaseTest is Test {
 
     function _hashAccountLeaf(AccountLeaf memory l) internal pure returns (bytes32) {
         return keccak256(
-            bytes.concat(keccak256(abi.encode(uint8(1), l.account, l.stateNonce, l.cumLo, l.cumHi, l.equity, l.im, l.mm)))
+            bytes.concat(
+                keccak256(abi.encode(uint8(1), l.account, l.stateNonce, l.cumLo, l.cumHi, l.equity, l.im, l.mm))
+            )
         );
     }
 
@@ -164,38 +166,46 @@ abstract contract BaseTest is Test {
         return a;
     }
 
-    /// @notice Root of a tree over the sorted leaves, pairs hashed sorted, odd node promoted.
-    function _merkleRoot(bytes32[] memory leaves) internal pure returns (bytes32) {
-        bytes32[] memory level = _sort(leaves);
-        while (level.length > 1) {
-            bytes32[] memory next = new bytes32[]((level.length + 1) / 2);
-            for (uint256 i; i < next.length; ++i) {
-                next[i] = 2 * i + 1 < level.length ? _hashPair(level[2 * i], level[2 * i + 1]) : level[2 * i];
-            }
-            level = next;
+    /// @notice The tree as OpenZeppelin's StandardMerkleTree lays it out (docs/protocol.md §3):
+    /// leaf hashes sorted ascending, stored at the end of a `2n - 1` array in reverse order,
+    /// node i = hashPair(node 2i+1, node 2i+2).
+    function _merkleTree(bytes32[] memory leaves) internal pure returns (bytes32[] memory tree) {
+        require(leaves.length > 0, "empty tree");
+        bytes32[] memory sorted = _sort(_copy(leaves));
+        uint256 n = sorted.length;
+        tree = new bytes32[](2 * n - 1);
+        for (uint256 i; i < n; ++i) {
+            tree[tree.length - 1 - i] = sorted[i];
         }
-        return level[0];
+        for (uint256 i = n - 1; i > 0; --i) {
+            tree[i - 1] = _hashPair(tree[2 * i - 1], tree[2 * i]);
+        }
     }
 
-    /// @notice Proof of `leaf` in the tree that `_merkleRoot(leaves)` builds.
-    function _merkleProof(bytes32[] memory leaves, bytes32 leaf) internal pure returns (bytes32[] memory proof) {
-        bytes32[] memory level = _sort(leaves);
-        uint256 idx = type(uint256).max;
-        for (uint256 i; i < level.length; ++i) {
-            if (level[i] == leaf) idx = i;
+    function _copy(bytes32[] memory a) internal pure returns (bytes32[] memory b) {
+        b = new bytes32[](a.length);
+        for (uint256 i; i < a.length; ++i) {
+            b[i] = a[i];
         }
-        require(idx != type(uint256).max, "leaf not in tree");
+    }
+
+    function _merkleRoot(bytes32[] memory leaves) internal pure returns (bytes32) {
+        return _merkleTree(leaves)[0];
+    }
+
+    /// @notice Proof of `leaf` in `_merkleTree(leaves)`: the siblings from the leaf up.
+    function _merkleProof(bytes32[] memory leaves, bytes32 leaf) internal pure returns (bytes32[] memory proof) {
+        bytes32[] memory tree = _merkleTree(leaves);
+        uint256 j = type(uint256).max;
+        for (uint256 i = leaves.length - 1; i < tree.length; ++i) {
+            if (tree[i] == leaf) j = i;
+        }
+        require(j != type(uint256).max, "leaf not in tree");
         bytes32[] memory buf = new bytes32[](64);
         uint256 n;
-        while (level.length > 1) {
-            uint256 sib = idx ^ 1;
-            if (sib < level.length) buf[n++] = level[sib];
-            bytes32[] memory next = new bytes32[]((level.length + 1) / 2);
-            for (uint256 i; i < next.length; ++i) {
-                next[i] = 2 * i + 1 < level.length ? _hashPair(level[2 * i], level[2 * i + 1]) : level[2 * i];
-            }
-            level = next;
-            idx /= 2;
+        while (j > 0) {
+            buf[n++] = tree[j % 2 == 1 ? j + 1 : j - 1];
+            j = (j - 1) / 2;
         }
         proof = new bytes32[](n);
         for (uint256 i; i < n; ++i) {

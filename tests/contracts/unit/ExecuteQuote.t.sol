@@ -5,7 +5,12 @@ import {BaseTest} from "./BaseTest.sol";
 import {Errors} from "../../../contracts/libraries/Errors.sol";
 import {Events} from "../../../contracts/libraries/Events.sol";
 import {
-    AccountLeaf, InstrumentLeaf, InstrumentProof, MarginProof, Quote, Leg
+    AccountLeaf,
+    InstrumentLeaf,
+    InstrumentProof,
+    MarginProof,
+    Quote,
+    Leg
 } from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice executeQuote / cancelQuote: fills, replay, cancel, expiry, taker restriction,

@@ -217,7 +217,9 @@ contract LiquidateTest is BaseTest {
         _crash(4000e18);
         MarginProof memory t = _mp(alice);
         vm.prank(carol);
-        vm.expectRevert(abi.encodeWithSelector(Errors.LiquidationCostTooHigh.selector, int256(3280e18), int256(3000e18)));
+        vm.expectRevert(
+            abi.encodeWithSelector(Errors.LiquidationCostTooHigh.selector, int256(3280e18), int256(3000e18))
+        );
         vault.liquidate(alice, t, _emptyProof(), 3000e18);
         vm.prank(carol);
         vault.liquidate(alice, t, _emptyProof(), 3280e18); // exactly the limit
@@ -250,9 +252,8 @@ contract LiquidateTest is BaseTest {
         _crash(4000e18);
         MarginProof memory t = _mp(alice);
         vm.prank(carol);
-        (bool ok, bytes memory ret) = vault.exchangeModule().call(
-            abi.encodeCall(vault.liquidate, (alice, t, _emptyProof(), type(int256).max))
-        );
+        (bool ok, bytes memory ret) =
+            vault.exchangeModule().call(abi.encodeCall(vault.liquidate, (alice, t, _emptyProof(), type(int256).max)));
         assertFalse(ok);
         assertEq(bytes4(ret), Errors.NotDelegated.selector);
     }

@@ -5,7 +5,10 @@ import {Test} from "forge-std/Test.sol";
 import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
 import {LiquidationLib} from "../../../contracts/libraries/LiquidationLib.sol";
 import {
-    AccountLeaf, InstrumentLeaf, TokenPrice, LiquidationQuote
+    AccountLeaf,
+    InstrumentLeaf,
+    TokenPrice,
+    LiquidationQuote
 } from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice MarginBounds (docs/protocol.md §5) and LiquidationLib (§6): each bound brackets the

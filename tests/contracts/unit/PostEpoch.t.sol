@@ -6,7 +6,11 @@ import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {Errors} from "../../../contracts/libraries/Errors.sol";
 import {Events} from "../../../contracts/libraries/Events.sol";
 import {
-    AccountLeaf, Epoch, FundingUpdate, Settlement, TokenPrice
+    AccountLeaf,
+    Epoch,
+    FundingUpdate,
+    Settlement,
+    TokenPrice
 } from "../../../contracts/interfaces/IMarginVault.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 
@@ -222,7 +226,9 @@ contract PostEpochTest is BaseTest {
         older.snapshotBlock = uint64(block.number - 3);
         bytes[] memory sigs_217 = _signEpoch(older, _keys(0, 1));
         vm.expectRevert(
-            abi.encodeWithSelector(Errors.InvalidSnapshotBlock.selector, block.number - 3, block.number - 2, block.number)
+            abi.encodeWithSelector(
+                Errors.InvalidSnapshotBlock.selector, block.number - 3, block.number - 2, block.number
+            )
         );
         vault.postEpoch(older, sigs_217);
     }

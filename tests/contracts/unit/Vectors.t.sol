@@ -122,8 +122,9 @@ contract VectorsTest is Test {
         e.funding = new FundingUpdate[](_u(json, string.concat(p, ".nFunding")));
         for (uint256 i; i < e.funding.length; ++i) {
             string memory t = _at(string.concat(p, ".funding"), i, "");
-            e.funding[i] =
-                FundingUpdate(uint32(_u(json, string.concat(t, ".instrument"))), _i(json, string.concat(t, ".cumFunding")));
+            e.funding[i] = FundingUpdate(
+                uint32(_u(json, string.concat(t, ".instrument"))), _i(json, string.concat(t, ".cumFunding"))
+            );
         }
         e.settlements = new Settlement[](_u(json, string.concat(p, ".nSettlements")));
         for (uint256 i; i < e.settlements.length; ++i) {

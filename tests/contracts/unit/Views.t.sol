@@ -78,6 +78,27 @@ contract ViewsTest is BaseTest {
         assertEq(vault.imSurplusLo(alice, _emptyProof()), 100e18 + 2400e18 + 51_000e18 + 500e18);
     }
 
+    /// The fixture's tree builder (used by every test and the invariant suite) gives the same
+    /// roots and proofs as the keeper's (tests/vectors/merkle.json).
+    function test_merkleHelper_matchesSharedVectors() public view {
+        string memory json = vm.readFile("tests/vectors/merkle.json");
+        uint256 cases = vm.parseJsonUint(json, ".nCases");
+        for (uint256 c; c < cases; ++c) {
+            string memory p = string.concat(".cases[", vm.toString(c), "]");
+            bytes32[] memory leaves = vm.parseJsonBytes32Array(json, string.concat(p, ".leaves"));
+            assertEq(_merkleRoot(leaves), vm.parseJsonBytes32(json, string.concat(p, ".root")), p);
+            for (uint256 i; i < leaves.length; ++i) {
+                bytes32[] memory want =
+                    vm.parseJsonBytes32Array(json, string.concat(p, ".proofs[", vm.toString(i), "]"));
+                bytes32[] memory got = _merkleProof(leaves, leaves[i]);
+                assertEq(got.length, want.length, p);
+                for (uint256 k; k < got.length; ++k) {
+                    assertEq(got[k], want[k], p);
+                }
+            }
+        }
+    }
+
     /* REENTRANCY */
 
     function test_deposit_revertsWhenTokenReenters() public {
