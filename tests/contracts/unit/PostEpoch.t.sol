@@ -160,9 +160,9 @@ contract PostEpochTest is BaseTest {
         fresh[1] = signerAddrs[2];
         vault.setSigners(fresh, 2);
         Epoch memory e = _fresh();
-        bytes[] memory sigs_157 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.UnknownSigner.selector, signerAddrs[0]));
-        vault.postEpoch(e, sigs_157);
+        vault.postEpoch(e, signed1);
     }
 
     function test_postEpoch_revertsWhenEpochRepeatedOrOld() public {
@@ -176,9 +176,9 @@ contract PostEpochTest is BaseTest {
         _postHeader(_fresh());
         Epoch memory old = _fresh();
         old.epoch = 4;
-        bytes[] memory sigs_172 = _signEpoch(old, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(old, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.EpochNotIncreasing.selector, 5, 4));
-        vault.postEpoch(old, sigs_172);
+        vault.postEpoch(old, signed1);
     }
 
     function test_postEpoch_revertsWhenTimestampStale() public {
@@ -210,35 +210,35 @@ contract PostEpochTest is BaseTest {
         vm.warp(block.timestamp + 10);
         Epoch memory e = _fresh();
         e.timestamp = uint64(block.timestamp - 11);
-        bytes[] memory sigs_205 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.TimestampBeforeLast.selector, block.timestamp - 10, e.timestamp));
-        vault.postEpoch(e, sigs_205);
+        vault.postEpoch(e, signed1);
     }
 
     function test_postEpoch_revertsWhenSnapshotBlockInvalid() public {
         Epoch memory e = _fresh();
         e.snapshotBlock = uint64(block.number); // not yet history
-        bytes[] memory sigs_212 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidSnapshotBlock.selector, block.number, 0, block.number));
-        vault.postEpoch(e, sigs_212);
+        vault.postEpoch(e, signed1);
         _post(); // snapshot = block.number - 1
         Epoch memory older = _fresh();
         older.snapshotBlock = uint64(block.number - 3);
-        bytes[] memory sigs_217 = _signEpoch(older, _keys(0, 1));
+        bytes[] memory signed2 = _signEpoch(older, _keys(0, 1));
         vm.expectRevert(
             abi.encodeWithSelector(
                 Errors.InvalidSnapshotBlock.selector, block.number - 3, block.number - 2, block.number
             )
         );
-        vault.postEpoch(older, sigs_217);
+        vault.postEpoch(older, signed2);
     }
 
     function test_postEpoch_revertsWhenRootEmpty() public {
         Epoch memory e = _fresh();
         e.root = bytes32(0);
-        bytes[] memory sigs_226 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(Errors.EmptyRoot.selector);
-        vault.postEpoch(e, sigs_226);
+        vault.postEpoch(e, signed1);
     }
 
     function test_postEpoch_revertsWhenTokenTableWrong() public {
@@ -247,27 +247,27 @@ contract PostEpochTest is BaseTest {
         t[0] = prices[0];
         t[1] = prices[1];
         e.tokens = t;
-        bytes[] memory sigs_236 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.TokenCountMismatch.selector, 3, 2));
-        vault.postEpoch(e, sigs_236);
+        vault.postEpoch(e, signed1);
 
         e = _fresh();
         (e.tokens[0], e.tokens[1]) = (e.tokens[1], e.tokens[0]);
-        bytes[] memory sigs_241 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed2 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.TokenTableMismatch.selector, 0, address(weth), address(wbtc)));
-        vault.postEpoch(e, sigs_241);
+        vault.postEpoch(e, signed2);
 
         e = _fresh();
         e.tokens[2].price = 0;
-        bytes[] memory sigs_246 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed3 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidTokenPrice.selector, address(gov), 0, 0.5e18));
-        vault.postEpoch(e, sigs_246);
+        vault.postEpoch(e, signed3);
 
         e = _fresh();
         e.tokens[2].downShock = 1e18 + 1;
-        bytes[] memory sigs_251 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed4 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidTokenPrice.selector, address(gov), 1e18, 1e18 + 1));
-        vault.postEpoch(e, sigs_251);
+        vault.postEpoch(e, signed4);
     }
 
     function test_postEpoch_setsFundingIndex() public {
@@ -284,13 +284,13 @@ contract PostEpochTest is BaseTest {
         Epoch memory e = _fresh();
         e.funding = new FundingUpdate[](1);
         e.funding[0] = FundingUpdate(btcCall, 1);
-        bytes[] memory sigs_269 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.NotAPerp.selector, btcCall));
-        vault.postEpoch(e, sigs_269);
+        vault.postEpoch(e, signed1);
         e.funding[0] = FundingUpdate(99, 1);
-        bytes[] memory sigs_272 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed2 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.UnknownInstrument.selector, 99));
-        vault.postEpoch(e, sigs_272);
+        vault.postEpoch(e, signed2);
     }
 
     function test_postEpoch_setsSettlementPriceOnceAfterExpiry() public {
@@ -306,31 +306,31 @@ contract PostEpochTest is BaseTest {
         Epoch memory again = _fresh();
         again.settlements = new Settlement[](1);
         again.settlements[0] = Settlement(btcCall, 70_000e18);
-        bytes[] memory sigs_289 = _signEpoch(again, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(again, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.SettlementAlreadySet.selector, btcCall));
-        vault.postEpoch(again, sigs_289);
+        vault.postEpoch(again, signed1);
     }
 
     function test_postEpoch_revertsWhenSettlingBeforeExpiryOrAPerp() public {
         Epoch memory e = _fresh();
         e.settlements = new Settlement[](1);
         e.settlements[0] = Settlement(btcCall, 65_000e18);
-        bytes[] memory sigs_297 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.NotExpired.selector, btcCall, EXPIRY, e.timestamp));
-        vault.postEpoch(e, sigs_297);
+        vault.postEpoch(e, signed1);
         e.settlements[0] = Settlement(btcPerp, 65_000e18);
-        bytes[] memory sigs_300 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed2 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.NotAnOption.selector, btcPerp));
-        vault.postEpoch(e, sigs_300);
+        vault.postEpoch(e, signed2);
     }
 
     function test_postEpoch_newTokenNeedsAPrice() public {
         MockERC20 sol = new MockERC20("SOL", "SOL", 9);
         vault.registerToken(address(sol));
         Epoch memory e = _fresh();
-        bytes[] memory sigs_308 = _signEpoch(e, _keys(0, 1));
+        bytes[] memory signed1 = _signEpoch(e, _keys(0, 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.TokenCountMismatch.selector, 4, 3));
-        vault.postEpoch(e, sigs_308);
+        vault.postEpoch(e, signed1);
         prices.push(TokenPrice(address(sol), 150e18, 0.3e18, 0.3e18));
         _post();
         assertEq(vault.tokenPrices().length, 4);
