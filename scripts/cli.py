@@ -48,10 +48,10 @@ class _PmGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name == "keeper":
             try:
-                from keeper.cli import keeper_cli  # type: ignore[attr-defined]
+                from keeper.cli import keeper_cli
             except ImportError as exc:
                 return _missing_keeper_cli(str(exc))
-            return keeper_cli  # type: ignore[no-any-return]
+            return keeper_cli
         return super().get_command(ctx, name)
 
 

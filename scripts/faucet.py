@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping
 
 from eth_utils import to_checksum_address
+from web3.types import RPCEndpoint
 
 from scripts.client import (
     LOCAL_CHAIN_IDS,
@@ -46,8 +47,8 @@ def top_up_gas(session: Session, to: str) -> bool:
     if session.dry_run:
         session.echo(f"dry run: would set the ETH balance of {to} to {GAS_TOP_UP_ETH} ETH")
         return False
-    session.w3.provider.make_request(  # type: ignore[attr-defined]
-        "anvil_setBalance", [to, hex(GAS_TOP_UP_ETH * WAD)]
+    session.w3.provider.make_request(
+        RPCEndpoint("anvil_setBalance"), [to, hex(GAS_TOP_UP_ETH * WAD)]
     )
     session.echo(f"gas: set the ETH balance of {to} to {GAS_TOP_UP_ETH} ETH (local chain)")
     return True

@@ -79,10 +79,10 @@ def heatmap_svg(grid: RiskGrid) -> str:
                 f'text-anchor="middle">{txt}</text>'
             )
     for c, f in enumerate(grid.fractions):
-        x = left + c * cell_w + cell_w / 2
+        xc = left + c * cell_w + cell_w / 2
         mark = "*" if grid.extreme[c] else ""
         parts.append(
-            f'<text x="{x}" y="{top + rows * cell_h + 16}" text-anchor="middle">'
+            f'<text x="{xc}" y="{top + rows * cell_h + 16}" text-anchor="middle">'
             f"{f:+.2f}x{mark}</text>"
         )
     parts.append(

@@ -15,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -45,19 +46,18 @@ def seed_account(session: Session, plan: SeedPlan) -> None:
         mint = dict(session.deployment.faucet)
         # Mint at least what the plan deposits, so any plan can be seeded.
         for sym, amt in plan.deposit.items():
-            mint[session.deployment.token(sym).symbol] = _max(mint.get(sym, "0"), amt)
+            canonical = session.deployment.token(sym).symbol
+            mint[canonical] = _max(mint.get(canonical, "0"), amt)
         usdc = session.deployment.settlement.symbol
         mint[usdc] = _max(mint.get(usdc, "0"), plan.cash)
     drip(session, None, mint)
     for symbol, amount in plan.deposit.items():
         deposit(session, symbol, amount)
-    if plan.cash not in ("0", "", "0.0"):
+    if Decimal(plan.cash or "0") > 0:
         deposit_cash(session, plan.cash)
 
 
 def _max(a: str, b: str) -> str:
-    from decimal import Decimal
-
     return a if Decimal(a) >= Decimal(b) else b
 
 
