@@ -534,14 +534,22 @@ class ChainAdapter:
             cum_funding=cum_funding,
             settlements=settlements,
             current_epoch=self.current_epoch(block),
-            config_version=int(self._call(f.configVersion(), block, "configVersion")),
-            quorum=int(self._call(f.quorum(), block, "quorum")),
-            signers=tuple(
-                to_checksum_address(s) for s in self._call(f.signers(), block, "signers")
-            ),
+            **self.governance(block),
             max_age=int(self._call(f.maxAge(), block, "maxAge")),
             future_tolerance=int(self._call(f.futureTolerance(), block, "futureTolerance")),
         )
+
+    def governance(self, block: int | str = "latest") -> dict[str, Any]:
+        """``config_version``, ``quorum`` and ``signers`` at ``block`` (the
+        :class:`ChainSnapshot` field names)."""
+        f = self.vault.functions
+        return {
+            "config_version": int(self._call(f.configVersion(), block, "configVersion")),
+            "quorum": int(self._call(f.quorum(), block, "quorum")),
+            "signers": tuple(
+                to_checksum_address(s) for s in self._call(f.signers(), block, "signers")
+            ),
+        }
 
     def epoch_posted_root(self, epoch: int, from_block: int | None = None) -> bytes | None:
         """Root of ``EpochPosted(epoch)`` on chain, or None if that epoch was never posted."""

@@ -98,7 +98,11 @@ class Keeper:
 
     def run(self, *, install_signals: bool = True) -> int:
         """Block until stopped; returns the process exit code."""
-        self.lifecycle.run(install_signals=install_signals)
+        try:
+            self.lifecycle.run(install_signals=install_signals)
+        except ChainResetError as exc:  # at startup: the store's chain is gone
+            self.exit_code = EXIT_CHAIN_RESET
+            log.critical("chain reset detected at startup; not starting", extra={"why": str(exc)})
         return self.exit_code
 
     def close(self) -> None:

@@ -41,6 +41,7 @@ token) raises :class:`EpochRefusedError`; :meth:`EpochPipeline.run_epoch` turns 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -642,6 +643,9 @@ class EpochPipeline:
             latest = chain.current_epoch("latest")
         with self._stage("snapshot", timings):
             snap = chain.snapshot(snapshot_block)
+            # Who signs is checked when the epoch is POSTED: take the signer set, quorum and
+            # configVersion of the latest block, not of the snapshot block.
+            snap = dataclasses.replace(snap, **chain.governance("latest"))
         if snapshot_block < latest.snapshot_block:
             return self._refuse(
                 "chain", f"snapshot block {snapshot_block} below {latest.snapshot_block}", timings
@@ -862,8 +866,8 @@ class EpochPipeline:
         log.info("resuming epoch", extra={"epoch": number, "status": rec.status})
         if rec.status == "sent":
             self.store.set_epoch_status(number, "failed", reason="re-sending after restart")
-        quorum = int(self.chain.vault.functions.quorum().call())
-        signers = list(self.chain.vault.functions.signers().call())
+        gov = self.chain.governance("latest")
+        quorum, signers = gov["quorum"], gov["signers"]
         return self._sign_and_post(
             number, header, rec.signatures, timings, quorum, signers, accounts, resumed=True
         )

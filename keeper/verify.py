@@ -13,6 +13,7 @@ leaves by id) with both values, or the first differing header field.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -135,7 +136,10 @@ def verify_epoch(
     market = MarketState.from_json(market_json)
     chain.connect()
     chain.rebuild_to(rec.snapshot_block)
-    snapshot = chain.snapshot(rec.snapshot_block)
+    # configVersion names the signer set at POST time, not a margin input: take the stored one.
+    snapshot = dataclasses.replace(
+        chain.snapshot(rec.snapshot_block), config_version=int(rec.header["configVersion"])
+    )
     build = compute_epoch(
         snapshot,
         market,
