@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sensitivity",
         type=_parse_factors,
-        default=(0.35, 0.5, 0.75),
+        default=(0.35, 0.5),
         help="scan-range factors to rerun with (comma list; '' for none)",
     )
     args = parser.parse_args(argv)
@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params_label=label,
         command=command.strip(),
         config=BacktestConfig(),
-        sensitivity=args.sensitivity,
+        sensitivity=sorted(args.sensitivity),
         plots_dir=args.plots,
     )
     report += f"\nRun time: {time.perf_counter() - started:.1f} s.\n"

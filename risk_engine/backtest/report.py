@@ -139,7 +139,7 @@ def sensitivity_table(
     by_factor = [{(s.underlying, s.book): s for s in base}] + [
         {(s.underlying, s.book): s for s in summaries} for _, summaries in scaled
     ]
-    head = " | ".join(f"ranges x{f:g}" for f in factors)
+    head = " | ".join(f"ranges x{f:g}" + (" (defaults)" if f == 1.0 else "") for f in factors)
     rows = [f"| underlying | book | {head} |", "|---|---|" + "---|" * len(factors)]
     for s in base:
         cells = []
