@@ -21,7 +21,6 @@ interface Errors {
     /* LOOKUPS */
     error UnknownToken(address token);
     error UnknownInstrument(uint32 instrument);
-    error TokenNotPriced(address token);
 
     /* AMOUNTS */
     error ZeroAmount();
