@@ -1,0 +1,156 @@
+"""Time from a market shock to the liquidation being mined, keeper and bot running as daemons.
+
+Each run: a fresh Anvil and world (scripts/pipeline_world.py), a maker, a naked short put
+book (10 ETH-P-3000 on 8,000 USD, the victim), a hedged book and a liquidator with
+200,000 USD; the keeper's epoch job and the liquidator's job run in one
+:class:`~keeper.lifecycle.Lifecycle` (their own intervals, never overlapping). After a few
+calm epochs the simulator gets ``BTC, ETH -30 %`` with a +40 vol-point spike; the main
+thread watches the chain (every 20 ms) and records:
+
+- ``epochs``: epochs mined from the shock to the one whose leaf the liquidation used
+  (1 = the first epoch after the shock);
+- ``shock->epoch s``: wall time from ``push_shock`` to that first epoch on chain;
+- ``epoch->liquidation s``: from there to the liquidation mined (the bot's latency);
+- ``shock->liquidation s``: the total.
+
+Usage: ``python -m scripts.bench_liquidation [--runs 5] [--keeper-interval 1]
+[--bot-interval 1]``; prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from keeper.chain import ChainAdapter
+from keeper.lifecycle import Lifecycle
+from keeper.liquidator import LiquidatorBot, LiquidatorSettings, StoreLeafSource
+from keeper.store import Store
+from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from scripts.anvil import start_anvil
+from scripts.pipeline_world import build_world, leaves_from_store, make_feed, make_pipeline
+
+WAD = 10**18
+
+
+@dataclass(frozen=True)
+class Run:
+    epochs: int
+    shock_to_epoch: float
+    epoch_to_liquidation: float
+    shock_to_liquidation: float
+    gas: int
+
+
+def one_run(keeper_interval: float, bot_interval: float, seed: int) -> Run:
+    node = start_anvil()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-liq-"))
+    store = Store(tmp / "keeper.sqlite", epochs_dir=tmp / "epochs")
+    life: Lifecycle | None = None
+    try:
+        world = build_world(node.web3())
+        feed = make_feed(world, seed=seed)
+        pipeline = make_pipeline(world, store, feed=feed)
+        maker, victim, hedged, liq = (
+            world.actor(n) for n in ("maker", "victim", "hedged", "liquidator")
+        )
+        for who, usd in ((maker, 1_000_000), (victim, 8_000), (hedged, 9_000), (liq, 200_000)):
+            world.fund_cash(who, usd)
+        assert pipeline.run_epoch().status == "mined"
+        leaves = leaves_from_store(store, 1)
+        for n, (who, legs) in enumerate(
+            (
+                (victim, [("ETH-P-3000", 10, 100)]),
+                (hedged, [("ETH-P-3000", 10, 100), ("ETH-PERP", 5, 3_500)]),
+            ),
+            start=1,
+        ):
+            q, sig = world.quote(maker, who, legs, nonce=n)
+            world.execute(q, sig, who, leaves)
+        w3_bot = node.web3()
+        bot = LiquidatorBot(
+            ChainAdapter(w3_bot, world.vault.address, compiled=world.compiled),
+            TxManager(
+                w3_bot,
+                liq,
+                gas=FixedFeeStrategy(Fees(20 * 10**9, 10**9)),
+                fee_cap_wei=500 * 10**9,
+                store=store,
+                receipt_timeout=30.0,
+                poll_interval=0.02,
+            ),
+            StoreLeafSource(store),
+            settings=LiquidatorSettings(),
+        )
+        life = Lifecycle()
+        life.on_startup(bot.startup)
+        life.every(keeper_interval, pipeline.run_epoch, name="epoch")
+        life.every(bot_interval, bot.tick, name="liquidator")
+        life.start()
+        vault = world.vault.functions
+        while int(vault.currentEpoch().call()[0]) < 4:  # calm epochs carrying the books
+            time.sleep(0.05)
+        assert vault.accountState(victim.address).call()[5], "victim lost its book before"
+        e0 = int(vault.currentEpoch().call()[0])
+        t0 = time.monotonic()
+        feed.push_shock({"BTC": -0.30, "ETH": -0.30}, vol_spike=0.4)
+        t_epoch: float | None = None
+        deadline = t0 + 120
+        while time.monotonic() < deadline:
+            if t_epoch is None and int(vault.currentEpoch().call()[0]) > e0:
+                t_epoch = time.monotonic()
+            if not vault.accountState(victim.address).call()[5]:
+                break
+            time.sleep(0.02)
+        else:
+            raise RuntimeError("no liquidation within 120 s")
+        t1 = time.monotonic()
+        t_epoch = t_epoch or t1
+        (tx,) = [t for t in store.txs() if t.purpose == "liquidate" and t.status == "mined"]
+        assert tx.block_number is not None
+        used = int(vault.currentEpoch().call(block_identifier=tx.block_number)[0])
+        assert vault.accountState(hedged.address).call()[5], "the hedged book was liquidated"
+        return Run(used - e0, t_epoch - t0, t1 - t_epoch, t1 - t0, int(tx.gas_used or 0))
+    finally:
+        if life is not None:
+            life.stop()
+        store.close()
+        node.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--keeper-interval", type=float, default=1.0, help="seconds")
+    ap.add_argument("--bot-interval", type=float, default=1.0, help="seconds")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    runs = [one_run(args.keeper_interval, args.bot_interval, seed=7 + i) for i in range(args.runs)]
+    print(
+        f"keeper interval {args.keeper_interval} s, bot interval {args.bot_interval} s, "
+        f"{args.runs} runs\n"
+    )
+    print("| run | epochs | shock->epoch s | epoch->liquidation s | shock->liquidation s | gas |")
+    print("|---|---|---|---|---|---|")
+    for i, r in enumerate(runs, 1):
+        print(
+            f"| {i} | {r.epochs} | {r.shock_to_epoch:.2f} | {r.epoch_to_liquidation:.2f} | "
+            f"{r.shock_to_liquidation:.2f} | {r.gas:,} |"
+        )
+    med = statistics.median
+    print(
+        f"| median | {med(r.epochs for r in runs)} | {med(r.shock_to_epoch for r in runs):.2f} | "
+        f"{med(r.epoch_to_liquidation for r in runs):.2f} | "
+        f"{med(r.shock_to_liquidation for r in runs):.2f} | {med(r.gas for r in runs):,.0f} |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
