@@ -24,7 +24,7 @@ def plot_loss_vs_im(series: Sequence[BookSeries], underlying: str, path: Path) -
     rows = [s for s in series if s.underlying == underlying]
     if not rows:
         raise ValueError(f"no series for underlying {underlying!r}")
-    fig, axes = plt.subplots(len(rows), 1, figsize=(11, 2.2 * len(rows)), sharex=True)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, max(3.2, 2.2 * len(rows))), sharex=True)
     axes_list = list(axes) if len(rows) > 1 else [axes]
     for ax, s in zip(axes_list, rows, strict=True):
         loss = 100.0 * s.loss / s.gross_notional
