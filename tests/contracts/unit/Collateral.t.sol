@@ -83,6 +83,18 @@ contract CollateralTest is BaseTest {
         assertEq(hi, hi0 - 2400e18);
     }
 
+    function test_withdraw_revertsWhenZeroOrUnknownToken() public {
+        _deposit(alice, weth, 1e18);
+        vm.startPrank(alice);
+        vm.expectRevert(Errors.ZeroAmount.selector);
+        vault.withdraw(address(weth), 0, _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.UnknownToken.selector, address(usdc)));
+        vault.withdraw(address(usdc), 1, _emptyProof());
+        vm.expectRevert(Errors.ZeroAmount.selector);
+        vault.withdrawCash(0, _emptyProof());
+        vm.stopPrank();
+    }
+
     function test_withdraw_revertsWhenOverBalance() public {
         _deposit(alice, weth, 1e18);
         vm.prank(alice);

@@ -79,6 +79,16 @@ contract LiquidateTest is BaseTest {
         assertEq(hi, 100_000e18 + UNBOUNDED);
     }
 
+    function test_liquidate_accountStartsOverWithNextLeaf() public {
+        _crash(4000e18);
+        _liquidate(carol, type(int256).max);
+        // The next epoch attests alice at nonce 1; her new leaf works again.
+        _post3(_leaf(alice, 2560e18, 0, 0), _leaf(bob, 106_000e18, 6000e18, 4800e18), _leaf(carol, 50_000e18, 0, 0));
+        assertEq(_mp(alice).leaf.stateNonce, 1);
+        _fill(_quote(bob, alice, ethPerp, -0.1e18, 3000e18, 9), bobKey, alice);
+        assertEq(_size(alice, ethPerp), 0.1e18);
+    }
+
     function test_liquidate_mergesIntoLiquidatorPositions() public {
         // carol is short 0.5 BTC already; she must show her own leaf.
         _post3(_leaf(alice, 10_000e18, 0, 0), _leaf(bob, 100_000e18, 0, 0), _leaf(carol, 100_000e18, 0, 0));
