@@ -41,8 +41,11 @@ def test_help_explains_config_and_keys() -> None:
 
 
 def _config(world: World, anvil: AnvilNode, tmp_path: Path):  # type: ignore[no-untyped-def]
+    toml = tmp_path / "keeper.toml"
+    # short receipt wait: a node that vanishes mid-wait is given up on quickly
+    toml.write_text("[fees]\nreceipt_timeout_seconds = 5.0\nstuck_after_seconds = 2.0\n")
     return load_config(
-        None,
+        toml,
         env={
             "PM_RPC_URL": anvil.url,
             "PM_VAULT_ADDRESS": world.vault.address,
