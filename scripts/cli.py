@@ -381,11 +381,11 @@ def _view(account: str, api_url: str, kw: dict[str, Any]) -> tuple[client.Sessio
 
 
 def _fmt_wad(x: int | None) -> str:
-    return "n/a" if x is None else f"{x / WAD:>16,.2f}"
+    return f"{'n/a':>16}" if x is None else f"{x / WAD:>16,.2f}"
 
 
 def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:>16,.2f}"
+    return f"{'n/a':>16}" if x is None else f"{x:>16,.2f}"
 
 
 @pm.command()

@@ -270,9 +270,13 @@ def connect(rpc_url: str) -> Web3:
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": HTTP_TIMEOUT}))
     try:
         w3.eth.chain_id  # noqa: B018 - the cheapest call that proves the node answers
-    except Exception as exc:  # noqa: BLE001 - requests, web3 and the OS raise many types
+    except requests.exceptions.ConnectionError:
+        raise CliError(f"RPC unreachable at {rpc_url}: connection refused") from None
+    except requests.exceptions.Timeout:
+        raise CliError(f"RPC unreachable at {rpc_url}: no answer in {HTTP_TIMEOUT:g} s") from None
+    except Exception as exc:  # noqa: BLE001 - web3 and the OS raise many types
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CliError(f"RPC unreachable at {rpc_url}: {reason[:160]}") from None
+        raise CliError(f"RPC unreachable at {rpc_url}: {reason[:120]}") from None
     return w3
 
 
