@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from keeper.exceptions import FeedError
 from keeper.chain import InstrumentInfo as ChainInstrument
+from keeper.exceptions import FeedError
 from keeper.feeds.base import MarketState
 from keeper.pipeline import _engine_market  # the keeper's feed -> engine mapping
 from risk_engine import (
