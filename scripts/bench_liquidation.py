@@ -64,10 +64,23 @@ def one_run(keeper_interval: float, bot_interval: float, seed: int) -> Run:
             world.fund_cash(who, usd)
         assert pipeline.run_epoch().status == "mined"
         leaves = leaves_from_store(store, 1)
+
+        def field(name: str, key: str) -> float:
+            leaf = leaves[f"instrument:{world.instruments[name]}"]
+            return int(leaf["fields"][key]) / WAD
+
+        # trade at the attested marks; top the cash up to what the trade's IM bound needs
+        # (the seed's market sets the loss per unit) when 8,000 / 9,000 are not enough
+        put, perp = round(field("ETH-P-3000", "mark"), 2), round(field("ETH-PERP", "mark"), 2)
+        need_put = 10 * field("ETH-P-3000", "lossPerUnitShort")
+        need_perp = 5 * field("ETH-PERP", "lossPerUnitShort")
+        for who, have, need in ((victim, 8_000, need_put), (hedged, 9_000, need_put + need_perp)):
+            if 1.1 * need > have:
+                world.fund_cash(who, int(1.1 * need) - have + 1)
         for n, (who, legs) in enumerate(
             (
-                (victim, [("ETH-P-3000", 10, 100)]),
-                (hedged, [("ETH-P-3000", 10, 100), ("ETH-PERP", 5, 3_500)]),
+                (victim, [("ETH-P-3000", 10, put)]),
+                (hedged, [("ETH-P-3000", 10, put), ("ETH-PERP", 5, perp)]),
             ),
             start=1,
         ):
@@ -86,7 +99,7 @@ def one_run(keeper_interval: float, bot_interval: float, seed: int) -> Run:
                 poll_interval=0.02,
             ),
             StoreLeafSource(store),
-            settings=LiquidatorSettings(),
+            settings=LiquidatorSettings(min_profit_usd=None),  # also if the crash bankrupts it
         )
         life = Lifecycle()
         life.on_startup(bot.startup)
@@ -112,11 +125,12 @@ def one_run(keeper_interval: float, bot_interval: float, seed: int) -> Run:
             raise RuntimeError("no liquidation within 120 s")
         t1 = time.monotonic()
         t_epoch = t_epoch or t1
-        (tx,) = [t for t in store.txs() if t.purpose == "liquidate" and t.status == "mined"]
-        assert tx.block_number is not None
-        used = int(vault.currentEpoch().call(block_identifier=tx.block_number)[0])
+        (ev,) = world.vault.events.Liquidated().get_logs(from_block=0)
+        assert ev["args"]["account"] == victim.address
+        receipt = world.w3.eth.get_transaction_receipt(ev["transactionHash"])
+        used = int(vault.currentEpoch().call(block_identifier=ev["blockNumber"])[0])
         assert vault.accountState(hedged.address).call()[5], "the hedged book was liquidated"
-        return Run(used - e0, t_epoch - t0, t1 - t_epoch, t1 - t0, int(tx.gas_used or 0))
+        return Run(used - e0, t_epoch - t0, t1 - t_epoch, t1 - t0, int(receipt["gasUsed"]))
     finally:
         if life is not None:
             life.stop()
