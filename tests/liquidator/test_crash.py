@@ -88,3 +88,46 @@ def test_crash_liquidates_the_naked_short_put_only(
         assert m is not None
         assert m.liquidations._value.get() == 1
         assert m.profit_usd._value.get() == pytest.approx(o.profit / WAD)
+
+
+def test_two_books_below_maintenance_in_one_tick_or_one_per_tick(crash: Crash) -> None:
+    crash.shock()
+    e = crash.epoch()  # the edge book is not topped up: it is below MM like the victim
+    assert crash.bound(crash.victim, e) < 0 and crash.bound(crash.edge, e) < 0
+    bot = crash.bot(max_per_tick=1)
+    r1 = bot.tick()
+    assert len(r1.candidates) == 2 and len(r1.liquidated) == 1
+    # the most under-margined first
+    assert r1.liquidated[0] == min(r1.candidates, key=lambda c: c.mm_surplus_hi).account
+    # the second one in the next tick, same epoch: the bot now holds positions, so its own
+    # leaf (and the cumLo the first takeover added) carries its IM check
+    r2 = bot.tick()
+    assert r2.epoch == r1.epoch and len(r2.liquidated) == 1
+    assert {r1.liquidated[0], r2.liquidated[0]} == {crash.victim.address, crash.edge.address}
+    assert crash.world.state(crash.liquidator)["sizes"] == [-20 * WAD]
+    assert sorted(crash.positions(crash.hedged)) == [-10 * WAD, -5 * WAD]
+
+
+def test_bankrupt_book_skipped_as_unprofitable_but_taken_by_a_backstop(crash: Crash) -> None:
+    w = crash.world
+    e = crash.pipeline.last_result.epoch  # type: ignore[union-attr]
+    leaf = crash.leaf(crash.victim, e)
+    # the victim takes out what its IM surplus allows: the crash then leaves it bankrupt
+    w.tx(w.vault.functions.withdrawCash(4_500 * 10**6, leaf.to_abi()), crash.victim)
+    w.tx(w.usdc.functions.mint(crash.maker.address, 300 * 10**6), crash.maker)
+    w.tx(w.vault.functions.depositInsurance(300 * 10**6), crash.maker)
+    crash.shock()
+    e = crash.epoch()
+    crash.lift_edge(e)
+    assert crash.leaf(crash.victim, e).leaf.equity < 0
+    (o,) = crash.bot().tick().outcomes
+    assert o.status == "skipped" and (o.reason or "").startswith("unprofitable")
+    assert crash.liquidation_txs() == []
+    (o,) = crash.bot(min_profit_usd=None).tick().outcomes
+    assert o.status == "liquidated" and o.equity_taken is not None and o.equity_taken < 0
+    # nothing paid to the bankrupt account, the fund covered what it held, the rest recorded
+    assert o.net_cash_paid == -300 * WAD
+    assert o.profit == o.equity_taken + 300 * WAD
+    assert w.vault.functions.insuranceFund().call() == 0
+    assert w.vault.functions.badDebt().call() > 0
+    assert crash.positions(crash.edge) == [-10 * WAD]
