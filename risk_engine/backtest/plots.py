@@ -36,7 +36,8 @@ def plot_loss_vs_im(series: Sequence[BookSeries], underlying: str, path: Path) -
         hit = s.loss > s.im
         ax.scatter(s.dates[hit], loss[hit], s=12, color="red", zorder=3, label="IM exceeded")
         for day in CRASH_DAYS:
-            ax.axvline(day, color="grey", lw=0.6, ls=":")
+            if s.dates[0] <= day <= s.dates[-1]:  # keep the axis to the series' own range
+                ax.axvline(day, color="grey", lw=0.6, ls=":")
         ax.set_ylabel("% of gross")
         ax.set_title(
             f"{s.underlying} {s.book}: {int(hit.sum())} IM exceedances / {s.dates.size} days",
