@@ -215,10 +215,17 @@ class DeploymentInfo:
         return TokenInfo("USDC", self.settlement_token, 6, None)
 
     def instrument(self, name: str) -> InstrumentInfo:
-        """Instrument by id (``"3"``) or name (``"BTC-PERP"``, case-insensitive)."""
+        """Instrument by id (``"3"``) or name (``"BTC-PERP"``, case-insensitive); an option
+        name without its date (``"ETH-C-3800"``) works while only one expiry has it."""
         for i in self.instruments:
             if name.strip().isdigit() and int(name) == i.id or i.name.lower() == name.lower():
                 return i
+        prefixed = [i for i in self.instruments if i.name.lower().startswith(name.lower() + "-")]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if len(prefixed) > 1:
+            names = ", ".join(i.name for i in prefixed)
+            raise CliError(f"instrument {name!r} is ambiguous ({names}): give the full name or id")
         known = ", ".join(f"{i.id}={i.name}" for i in self.instruments)
         raise CliError(f"unknown instrument {name!r} (known: {known or 'none'})")
 

@@ -259,10 +259,8 @@ def test_margin_of_unknown_account(cli_env: CliEnv) -> None:
 
 
 def _two_leg_quote(ce: CliEnv, out: Path, **extra: str) -> dict:  # type: ignore[type-arg]
+    # "ETH-C-3800": an option name without its date resolves while only one expiry has it
     args = ["quote", "--leg", "ETH-PERP:-1:3500", "--leg", "ETH-C-3800:2:60", "--out", str(out)]
-    # the option leg is given by its name without the date: resolve it first
-    name = next(i["name"] for i in ce.deployment["instruments"] if i["name"].startswith("ETH-C-"))
-    args[4] = f"{name}:2:60"
     for k, v in extra.items():
         args += [f"--{k}", v]
     ce.ok(*args, key=MAKER)
@@ -275,6 +273,7 @@ def test_quote_bad_legs(cli_env: CliEnv, tmp_path: Path) -> None:
         "quote", "--leg", "XRP-PERP:1:1", "--out", q, key=MAKER, match="unknown instrument"
     )
     cli_env.fails("quote", "--leg", "1:1", "--out", q, key=MAKER, match="INSTRUMENT:SIZE:PRICE")
+    cli_env.fails("quote", "--leg", "BTC:1:1", "--out", q, key=MAKER, match="is ambiguous")
     cli_env.fails("quote", "--leg", "1:0:100", "--out", q, key=MAKER, match="size must not be 0")
 
 
