@@ -79,7 +79,7 @@ from keeper.feeds.base import MarketFeed, MarketState
 from keeper.metrics import KeeperMetrics
 from keeper.signers import EpochSigner, header_from_json, header_to_json
 from keeper.store import LeafRecord, Store
-from keeper.txmanager import TxManager, TxRequest
+from keeper.txmanager import PendingTx, TxManager, TxRequest
 from risk_engine import (
     InstrumentKind,
     InstrumentTable,
@@ -553,6 +553,9 @@ class EpochPipeline:
         self.max_attempts = max_attempts
         self.hook = hook
         self._attempts: dict[int, int] = {}
+        #: postEpoch transactions still in flight, by epoch number (waited on, never re-sent
+        #: under a new nonce while they may still be mined).
+        self._pending: dict[int, PendingTx] = {}
         self.last_result: EpochResult | None = None
         self.last_refusal: str | None = None
         self._started = False
@@ -583,6 +586,10 @@ class EpochPipeline:
         deployment block. Called by the first :meth:`run_epoch` when not called before."""
         self.chain.connect()
         self.chain.rebuild()
+        if self.tx is not None:
+            for pending in self.tx.resume_pending():
+                if pending.request.epoch is not None:
+                    self._pending[pending.request.epoch] = pending
         self._started = True
 
     def _epoch_timestamp(self, latest_epoch_ts: int, future_tolerance: int) -> int:
@@ -768,6 +775,7 @@ class EpochPipeline:
                 return self._abandon(number, f"postEpoch reverted in {exc.tx_hash}", timings)
             except TxTimeoutError as exc:
                 self._tx_outcome("timeout", 0)
+                self._pending[number] = pending
                 return EpochResult("pending", reason=str(exc), timings=dict(timings), **base)  # type: ignore[arg-type]
         self._mined(number, header, mined.tx_hash, accounts)
         self._tx_outcome("mined", mined.gas_used)
@@ -838,6 +846,7 @@ class EpochPipeline:
         latest = self.chain.current_epoch("latest")
         if latest.epoch >= number:
             onchain = self.chain.epoch_posted_root(number)
+            self._pending.pop(number, None)
             if onchain == header.root:
                 log.info("resumed epoch found on chain", extra={"epoch": number})
                 mined_hash = self._reconcile_txs(number) or rec.tx_hash
@@ -847,6 +856,21 @@ class EpochPipeline:
                 )
             return self._abandon(
                 number, f"the vault is at epoch {latest.epoch} with another root", timings
+            )
+        in_flight = self._pending.pop(number, None)
+        if in_flight is not None and self.tx is not None:
+            log.info("waiting for the epoch's transaction in flight", extra={"epoch": number})
+            try:
+                done = self.tx.wait(in_flight)
+            except TxTimeoutError as exc:
+                self._pending[number] = in_flight
+                return EpochResult("pending", epoch=number, reason=str(exc), resumed=True)
+            except TxRevertedError as exc:
+                return self._abandon(number, f"postEpoch reverted in {exc.tx_hash}", timings)
+            self._mined(number, header, done.tx_hash, accounts)
+            self._tx_outcome("mined", done.gas_used)
+            return EpochResult(
+                "mined", epoch=number, root=rec.root, resumed=True, tx_hash=done.tx_hash
             )
         if rec.status == "sent":
             mined_hash = self._reconcile_txs(number)

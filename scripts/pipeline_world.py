@@ -255,6 +255,8 @@ def make_pipeline(
     hook: Hook | None = None,
     metrics: KeeperMetrics | None = None,
     batch_size: int = 200,
+    receipt_timeout: float = 30.0,
+    stuck_after: float = 30.0,
 ) -> EpochPipeline:
     """A pipeline on ``world`` (``w3`` may be another connection, e.g. through a proxy)."""
     w3 = w3 or world.w3
@@ -268,7 +270,8 @@ def make_pipeline(
             gas=FixedFeeStrategy(Fees(20 * 10**9, 10**9)),
             fee_cap_wei=500 * 10**9,
             store=store,
-            receipt_timeout=30.0,
+            receipt_timeout=receipt_timeout,
+            stuck_after=stuck_after,
             poll_interval=0.05,
         )
         if send_tx

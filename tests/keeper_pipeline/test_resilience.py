@@ -241,3 +241,25 @@ def test_instrument_on_an_unknown_underlying_refuses_the_epoch(world: World, sto
     r = p.run_epoch()
     assert r.status == "refused" and "DOGE" in (r.reason or "")
     assert world.vault.functions.currentEpoch().call()[0] == 0
+
+
+def test_epoch_tx_not_mined_in_time_is_waited_on_not_sent_again(world: World, store: Store) -> None:
+    seed_accounts(world)
+    p = make_pipeline(world, store, receipt_timeout=1.0, stuck_after=60.0)
+    assert p.run_epoch().status == "mined"
+    world.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        r = p.run_epoch()
+        assert r.status == "pending" and r.epoch == 2
+        assert store.get_epoch(2).status == "sent"  # type: ignore[union-attr]
+        again = p.run_epoch()  # still not mined: waits on the same tx, sends nothing new
+        assert again.status == "pending" and again.epoch == 2 and again.resumed
+        assert len(store.txs(epoch=2)) == 1
+    finally:
+        world.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    world.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    done = p.run_epoch()
+    assert done.status == "mined" and done.epoch == 2 and done.resumed
+    assert [t.status for t in store.txs(epoch=2)] == ["mined"]
+    assert [e for e, _ in posted(world)] == [1, 2]
+    assert p.run_epoch().epoch == 3
