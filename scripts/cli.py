@@ -5,12 +5,14 @@ function (``scripts.funds``, ``scripts.trading``, ``scripts.faucet``, ``scripts.
 ``scripts.report``, ``scripts.protocol_deploy``). Every state change is build -> simulate ->
 send, and ``--dry-run`` stops after the simulation. Any failure a user can cause ends with
 one line on stderr (``error: ...``) and exit code 1; set ``PM_DEBUG=1`` to see the traceback.
-``pm keeper ...`` is the keeper's own command group (``keeper.cli``), mounted lazily.
+``pm keeper ...`` and ``pm liquidator ...`` are the keeper package's own command groups
+(``keeper.cli``, ``keeper.liquidator_cli``), mounted lazily.
 docs/cli.md lists the commands per role.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -38,31 +40,38 @@ from scripts.client import (
 __all__ = ["main", "pm"]
 
 
+#: Subgroups owned by the keeper package, imported on first use: ``pm --help`` and every
+#: trader command then work without importing the daemons.
+_MOUNTED: dict[str, tuple[str, str]] = {
+    "keeper": ("keeper.cli", "keeper_cli"),
+    "liquidator": ("keeper.liquidator_cli", "liquidator_cli"),
+}
+
+
 class _PmGroup(click.Group):
-    """Mounts ``keeper`` (``keeper.cli.keeper_cli``) on first use, so that ``pm --help`` and
-    every trader command work without importing the keeper daemon."""
+    """Mounts ``keeper`` (``keeper.cli.keeper_cli``) and ``liquidator``
+    (``keeper.liquidator_cli.liquidator_cli``) lazily."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), "keeper"})
+        return sorted({*super().list_commands(ctx), *_MOUNTED})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name == "keeper":
+        if name in _MOUNTED:
+            module, attr = _MOUNTED[name]
             try:
-                from keeper.cli import keeper_cli
-            except ImportError as exc:
-                return _missing_keeper_cli(str(exc))
-            return keeper_cli
+                cmd = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                return _missing(name, f"{module}.{attr}", str(exc))
+            return cmd if isinstance(cmd, click.Command) else None
         return super().get_command(ctx, name)
 
 
-def _missing_keeper_cli(reason: str) -> click.Command:
-    @click.command("keeper", help="Keeper daemon commands (keeper.cli; not available here).")
-    def keeper_missing() -> None:
-        raise CliError(
-            f"the keeper command group (keeper.cli.keeper_cli) is not available: {reason}"
-        )
+def _missing(name: str, where: str, reason: str) -> click.Command:
+    @click.command(name, help=f"({where} is not available in this checkout.)")
+    def missing() -> None:
+        raise CliError(f"the {name} command group ({where}) is not available: {reason}")
 
-    return keeper_missing
+    return missing
 
 
 @click.group(cls=_PmGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -72,6 +72,7 @@ def test_help_on_every_command() -> None:
         "margin",
         "report",
         "keeper",
+        "liquidator",
     ):
         assert name in top.output
         r = runner.invoke(pm, [name, "--help"])
@@ -380,6 +381,25 @@ def test_margin_and_report(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path
     assert html.count("<svg") == 2  # heat map and history
     assert "Risk array" in html and "ETH-PERP" in html and "Margin history" in html
     assert "http" not in html.replace("http://www.w3.org/2000/svg", "")  # self-contained
+
+
+def test_liquidator_run_once_takes_no_healthy_account(
+    cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path
+) -> None:
+    liq = key("liquidator")
+    env = {
+        "PM_DEPLOYMENTS_FILE": str(cli_env.deployments / "31337.json"),
+        "PM_LIQUIDATOR_KEY": "0x" + bytes(liq.key).hex(),
+        "PM_LIQUIDATOR_API_URL": keeper.url,
+        "PM_DATA_DIR": str(tmp_path / "liq"),
+    }
+    r = cli_env.ok("liquidator", "--log-level", "WARNING", "run", "--once", env=env)
+    report = json.loads(r.out[r.out.index("{") :])
+    assert report["accountsWithPositions"] >= 2  # maker and taker
+    assert report["outcomes"] == [] and report["candidates"] == []
+    r = cli_env.fails(
+        "liquidator", "run", "--once", env={**env, "PM_LIQUIDATOR_KEY": "0x12"}, match="key"
+    )
 
 
 def test_stale_attestation_is_safe_mode(cli_env: CliEnv, keeper: KeeperHandle) -> None:
