@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 FOUNDRY_PROFILE ?= default
 export FOUNDRY_PROFILE
 
-.PHONY: setup test test-py test-forge lint format demo bench backtest gas clean
+.PHONY: setup test test-py test-forge lint format demo bench backtest efficiency gas clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -49,6 +49,9 @@ bench: setup
 
 backtest: setup
 	$(PY) -m risk_engine.backtest --data $(DATA)
+
+efficiency: setup
+	$(PY) -m risk_engine.efficiency --data $(DATA)
 
 gas: setup
 	$(FORGE) snapshot --match-path 'tests/contracts/gas/*'

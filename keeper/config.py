@@ -70,7 +70,8 @@ FeedKind = Literal["sim", "replay"]
 
 ANVIL_CHAIN_ID = 31337
 
-_SECTIONS = {"chain", "keeper", "signers", "fees", "api", "feed", "metrics_port"}
+# `liquidator` is read by keeper/liquidator_cli.py from the same file; the keeper ignores it.
+_SECTIONS = {"chain", "keeper", "signers", "fees", "api", "feed", "metrics_port", "liquidator"}
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ reads the keeper's sqlite store at ``<keeper.data_dir>/keeper.sqlite`` (same mac
 ``api`` asks the keeper's proof API. The bot's own transactions are recorded in
 ``<data_dir>/liquidator.sqlite`` (so that a restart takes back a liquidation in flight).
 
-Note: the keeper's own ``load_config`` does not know the ``[liquidator]`` table; until it
-does, keep the table in a copy of the file for the bot (see docs/operations.md).
+The keeper's ``load_config`` accepts the ``[liquidator]`` table and ignores it, so the keeper and
+the bot can share one file.
 """
 
 from __future__ import annotations
