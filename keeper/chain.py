@@ -361,6 +361,12 @@ class ChainAdapter:
         """Known accounts, in first-seen order."""
         return tuple(self._index.accounts)
 
+    def accounts_at(self, block: int) -> list[str]:
+        """Known accounts first seen at or before ``block`` (an account seen later has no
+        state there; leaving it out keeps a snapshot independent of how far the index ran,
+        so ``keeper verify`` rebuilds the same leaf set)."""
+        return [a for a, first in self._index.accounts.items() if first <= block]
+
     @property
     def indexed_block(self) -> int | None:
         return self._index.last_block
@@ -527,8 +533,8 @@ class ChainAdapter:
     def snapshot(self, block: int, accounts: Iterable[str] | None = None) -> ChainSnapshot:
         """Everything the pipeline needs, read at ``block`` (see :class:`ChainSnapshot`).
 
-        ``accounts`` defaults to every indexed account; the caller must have indexed up to
-        ``block`` at least.
+        ``accounts`` defaults to every indexed account first seen at or before ``block``;
+        the caller must have indexed up to ``block`` at least.
         """
         self.check_deployed(block)
         blk = self.block(block)
@@ -554,7 +560,7 @@ class ChainAdapter:
             chain_id=self.chain_id,
             vault=self.address,
             accounts=self.account_states(
-                list(self.accounts if accounts is None else accounts), block
+                self.accounts_at(block) if accounts is None else list(accounts), block
             ),
             instruments=instruments,
             tokens=self.tokens(block),

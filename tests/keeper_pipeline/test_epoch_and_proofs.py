@@ -93,16 +93,16 @@ def test_verify_names_the_first_differing_leaf(world: World, store: Store) -> No
     world.fund_cash(alice, 10_000)
     world.fund_cash(bob, 10_000)
     assert p.run_epoch().status == "mined"
-    # tamper with bob's stored equity behind the store's back
+    # tamper with alice's stored equity behind the store's back
     db = sqlite3.connect(store.path)
     row = db.execute(
-        "SELECT fields_json FROM leaves WHERE epoch = 1 AND key = ?", (bob.address.lower(),)
+        "SELECT fields_json FROM leaves WHERE epoch = 1 AND key = ?", (alice.address.lower(),)
     ).fetchone()
     fields = json.loads(row[0])
     fields["equity"] += 1
     db.execute(
         "UPDATE leaves SET fields_json = ? WHERE epoch = 1 AND key = ?",
-        (json.dumps(fields), bob.address.lower()),
+        (json.dumps(fields), alice.address.lower()),
     )
     db.commit()
     db.close()
@@ -113,7 +113,7 @@ def test_verify_names_the_first_differing_leaf(world: World, store: Store) -> No
         load_params(),
     )
     assert not res.match
-    assert res.first_difference is not None and bob.address.lower() in res.first_difference
+    assert res.first_difference is not None and alice.address.lower() in res.first_difference
     assert "equity" in res.first_difference
     assert "MISMATCH" in res.render()
 
@@ -179,3 +179,24 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
             load_params(),
         )
         assert res.match, res.render()
+
+
+def test_account_seen_after_the_snapshot_block_waits_for_the_next_epoch(
+    world: World, store: Store
+) -> None:
+    alice, carol = world.actor("alice"), world.actor("carol")
+    world.fund_cash(alice, 1_000)
+    world.fund_cash(carol, 1_000)  # its deposit is in the head block, after the snapshot
+    p = make_pipeline(world, store)
+    r = p.run_epoch()  # startup indexed up to the head, carol included
+    assert r.status == "mined" and carol.address in p.chain.accounts
+    assert store.get_leaf(1, "account", carol.address) is None
+    res = verify_epoch(
+        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+        store,
+        1,
+        load_params(),
+    )
+    assert res.match, res.render()
+    assert p.run_epoch().status == "mined"
+    assert store.get_leaf(2, "account", carol.address) is not None
