@@ -127,6 +127,7 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
     world.fund_cash(bob, 200_000)
     world.fund_cash(carol, 10_000)
     world.fund_cash(dave, 300_000)
+    feed_pipeline.run_epoch()  # dave's deposit is in the head block: the next epoch has it
     assert feed_pipeline.run_epoch().status == "mined"
     with ProofApi(store, port=0) as api:
         everyone = [a.address for a in (alice, bob, carol, dave)]
