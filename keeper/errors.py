@@ -80,7 +80,6 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     # lookups
     "UnknownToken": "token is not registered collateral",
     "UnknownInstrument": "no instrument with this id",
-    "TokenNotPriced": "the current epoch has no price for this token",
     # amounts
     "ZeroAmount": "amount must be > 0",
     "InsufficientBalance": "account holds less of the token than asked",
