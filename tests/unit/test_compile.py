@@ -13,6 +13,7 @@ from keeper.errors import CompileError, KeeperError
 from keeper.toolchain import CONTRACTS_DIR
 
 EIP170_MAX_RUNTIME = 24_576
+EIP3860_MAX_INITCODE = 49_152
 
 TINY = """// SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
@@ -65,6 +66,12 @@ def test_vault_runtime_fits_eip170() -> None:
     # Anvil, eth-tester and every public chain refuse to deploy runtime code above 24,576 bytes.
     size = len(compile_contracts()["MarginVault"].deployed_bytecode) // 2
     assert size <= EIP170_MAX_RUNTIME, f"MarginVault runtime is {size} bytes"
+
+
+def test_vault_creation_code_fits_eip3860() -> None:
+    # The constructor deploys both modules, so their code is inside the vault's initcode.
+    size = len(compile_contracts()["MarginVault"].bytecode) // 2
+    assert size <= EIP3860_MAX_INITCODE, f"MarginVault initcode is {size} bytes"
 
 
 def test_second_call_reads_the_cache(tmp_path: Path) -> None:
