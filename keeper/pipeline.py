@@ -169,9 +169,19 @@ class EpochBuild:
     instrument_leaves: tuple[InstrumentLeaf, ...]
     market: MarketState
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: Leaf hashes, account leaves then instrument leaves (computed once: ABI-encoding
+    #: 10,000 leaves is most of the tree's cost).
+    hashes: tuple[bytes, ...] = ()
+
+    def _hashes(self) -> list[bytes]:
+        if self.hashes:
+            return list(self.hashes)
+        return [leaf.hash() for leaf in (*self.account_leaves, *self.instrument_leaves)]
 
     def leaf_records(self) -> list[LeafRecord]:
         """Every leaf with its proof, in the store's format."""
+        hashes = self._hashes()
+        n = len(self.account_leaves)
         out = [
             LeafRecord(
                 kind="account",
@@ -185,10 +195,10 @@ class EpochBuild:
                     "im": leaf.im,
                     "mm": leaf.mm,
                 },
-                leaf_hash="0x" + leaf.hash().hex(),
-                proof=tuple("0x" + p.hex() for p in self.tree.proof(leaf)),
+                leaf_hash="0x" + h.hex(),
+                proof=tuple("0x" + p.hex() for p in self.tree.proof(h)),
             )
-            for leaf in self.account_leaves
+            for leaf, h in zip(self.account_leaves, hashes[:n], strict=True)
         ]
         out += [
             LeafRecord(
@@ -200,10 +210,10 @@ class EpochBuild:
                     "lossPerUnitLong": leaf.loss_per_unit_long,
                     "lossPerUnitShort": leaf.loss_per_unit_short,
                 },
-                leaf_hash="0x" + leaf.hash().hex(),
-                proof=tuple("0x" + p.hex() for p in self.tree.proof(leaf)),
+                leaf_hash="0x" + h.hex(),
+                proof=tuple("0x" + p.hex() for p in self.tree.proof(h)),
             )
-            for leaf in self.instrument_leaves
+            for leaf, h in zip(self.instrument_leaves, hashes[n:], strict=True)
         ]
         return out
 
@@ -451,7 +461,8 @@ def compute_epoch(
         if t.price == 0 or t.down_shock > WAD:
             raise EpochRefusedError(f"token table entry the vault would refuse: {t}")
     t1 = time.perf_counter()
-    tree = MerkleTree([*account_leaves, *instrument_leaves])
+    hashes = tuple(leaf.hash() for leaf in (*account_leaves, *instrument_leaves))
+    tree = MerkleTree(hashes)
     header = Epoch(
         epoch=epoch,
         snapshot_block=snapshot.block,
@@ -470,6 +481,7 @@ def compute_epoch(
         instrument_leaves=instrument_leaves,
         market=market,
         timings={"compute": t1 - t0, "tree": t2 - t1},
+        hashes=hashes,
     )
 
 
@@ -777,7 +789,8 @@ class EpochPipeline:
                 self._tx_outcome("timeout", 0)
                 self._pending[number] = pending
                 return EpochResult("pending", reason=str(exc), timings=dict(timings), **base)  # type: ignore[arg-type]
-        self._mined(number, header, mined.tx_hash, accounts)
+        with self._stage("store", timings):  # the epoch file is rewritten with its status
+            self._mined(number, header, mined.tx_hash, accounts)
         self._tx_outcome("mined", mined.gas_used)
         for _ in mined.replaced:
             self._tx_outcome("replaced", 0)
