@@ -68,12 +68,13 @@ def _config(ctx: click.Context):  # type: ignore[no-untyped-def]
 
 
 @keeper_cli.command(help="Run the daemon: epochs every interval, proof API, metrics.")
+@click.option("--dry-run", is_flag=True, help="Build, store and sign every epoch; send nothing.")
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, dry_run: bool) -> None:
     from keeper.chain import ChainResetError
     from keeper.daemon import EXIT_CHAIN_RESET, build_keeper
 
-    keeper = build_keeper(_config(ctx))
+    keeper = build_keeper(_config(ctx), dry_run=dry_run)
     try:
         code = keeper.run()
     except ChainResetError as exc:

@@ -120,8 +120,10 @@ def build_keeper(
     signer: EpochSigner | None = None,
     w3: Web3 | None = None,
     serve_metrics: bool = True,
+    dry_run: bool = False,
 ) -> Keeper:
-    """Assemble a :class:`Keeper` from ``config``; any part can be passed in instead."""
+    """Assemble a :class:`Keeper` from ``config``; any part can be passed in instead.
+    ``dry_run``: build, store and sign every epoch, send nothing."""
     w3 = w3 or Web3(Web3.HTTPProvider(config.chain.rpc_url, request_kwargs={"timeout": 10}))
     store = Store(config.keeper.db_path, epochs_dir=config.keeper.epochs_dir)
     chain = ChainAdapter(
@@ -151,7 +153,7 @@ def build_keeper(
         store,
         signer or build_signer(config),
         params or load_params(),
-        tx=tx,
+        tx=None if dry_run else tx,
         metrics=metrics,
     )
     lifecycle = Lifecycle(metrics=metrics)

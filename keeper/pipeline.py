@@ -755,7 +755,9 @@ class EpochPipeline:
             accounts=accounts,
             resumed=resumed,
         )
-        if self.tx is None:
+        if self.tx is None:  # dry run: built, stored and signed; never sent, never resumed
+            self.store.set_epoch_status(number, "failed", reason="abandoned: dry run, not sent")
+            log.info("epoch built (dry run, not sent)", extra={"epoch": number, "root": root})
             return EpochResult("built", timings=dict(timings), **base)  # type: ignore[arg-type]
         self._attempts[number] = self._attempts.get(number, 0) + 1
         data = self.chain.vault.encode_abi(

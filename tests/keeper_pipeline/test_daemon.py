@@ -160,3 +160,15 @@ def test_funding_and_settlement_reach_the_chain(world: World, store: Store) -> N
     # and epochs go on after expiry
     world.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     assert p.run_epoch().status == "mined"
+
+
+def test_dry_run_builds_and_signs_but_sends_nothing(world: World, store: Store) -> None:
+    alice = world.actor("alice")
+    world.fund_cash(alice, 1_000)
+    p = make_pipeline(world, store, send_tx=False)
+    first, second = p.run_epoch(), p.run_epoch()
+    assert (first.status, first.epoch, second.status, second.epoch) == ("built", 1, "built", 2)
+    rec = store.get_epoch(1)
+    assert rec is not None and len(rec.signatures) == 3 and "dry run" in (rec.reason or "")
+    assert store.get_leaves(1) and store.txs() == []
+    assert world.vault.functions.currentEpoch().call()[0] == 0
