@@ -152,6 +152,7 @@ def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
         world.fund_cash(maker, 10**9)
         t0 = time.perf_counter()
         accts = setup_accounts(world, node.url, n)
+        _rpc_batch(node.url, [("evm_mine", [])])  # the last deposits below the snapshot
         setup_s = time.perf_counter() - t0
         store = Store(data_dir / f"bench-{n}.sqlite")
         p = make_pipeline(world, store, batch_size=200)
@@ -167,6 +168,8 @@ def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
             results.append(r)
         timed = results[1:]  # the first one still had the trade blocks to index
         with_positions = sum(1 for a in p.chain.account_states(p.chain.accounts) if a.has_positions)
+        if with_positions != n + 1:
+            raise RuntimeError(f"only {with_positions} of {n + 1} accounts hold positions")
         fresh = ChainAdapter(w3, world.vault.address, compiled=world.compiled)
         t0 = time.perf_counter()
         fresh.rebuild()
