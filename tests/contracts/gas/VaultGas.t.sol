@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {Vm} from "forge-std/Vm.sol";
+import {console2} from "forge-std/console2.sol";
+
+import {BaseTest} from "../unit/BaseTest.sol";
+import {
+    AccountLeaf,
+    Epoch,
+    FundingUpdate,
+    InstrumentLeaf,
+    InstrumentProof,
+    Leg,
+    MarginProof,
+    Quote
+} from "../../../contracts/interfaces/IMarginVault.sol";
+
+/// @notice Shared fixture of the gas tests (docs/gas.md). Every measured test does its
+/// preparation in `setUp`, so that the test's own figure in `.gas-snapshot` (`make gas`) is the
+/// vault call plus a small, fixed harness cost; the exact call figure is logged. Each figure is the execution gas of
+/// the one vault call (`vm.lastCallGas().gasTotalUsed`, with the vault's and tokens' storage
+/// made cold first, as in a fresh transaction) plus, for the transaction total, 21,000 and the calldata cost (4 gas per zero
+/// byte, 16 per non-zero byte). Trees are built here over N filler accounts plus the real
+/// ones; the vault only ever sees a root and log2(N) proof elements.
+abstract contract GasBase is BaseTest {
+    uint256 internal constant TREE_ACCOUNTS = 10_000; // proof depth 14 for withdrawals/trades
+    uint32 internal constant EXTRA_PERPS = 16; // instruments 5..20: room for 20 positions
+
+    struct Tree {
+        bytes32[][] levels; // levels[0] = leaves, last = [root]
+    }
+
+    function setUp() public virtual override {
+        super.setUp();
+        for (uint32 i; i < EXTRA_PERPS; ++i) {
+            uint32 id = vault.registerInstrument(0, bytes32(bytes.concat("P", bytes(vm.toString(i)))), 0, 0);
+            instLeaf[id] = InstrumentLeaf(id, 100e18, 10e18, 10e18);
+        }
+        _depositCash(alice, 1_000_000e6);
+        _depositCash(bob, 1_000_000e6);
+        _depositCash(carol, 5_000_000e6);
+        vm.prank(carol);
+        vault.depositInsurance(1_000_000e6);
+        _post3(_leaf(alice, 1_000_000e18, 0, 0), _leaf(bob, 1_000_000e18, 0, 0), _leaf(carol, 5_000_000e18, 0, 0));
+    }
+
+    /* TREES OVER MANY ACCOUNTS */
+
+    function _fillerLeaf(uint256 i) internal pure returns (bytes32) {
+        return _hashAccountLeaf(AccountLeaf(address(uint160(0x1000000 + i)), 0, 0, 0, 1e18, 0, 0));
+    }
+
+    /// @dev Leaves: every instrument, then `real`, then `fillers` filler accounts. Pairs are
+    /// hashed sorted (as MerkleProof verifies), odd nodes promoted.
+    function _tree(AccountLeaf[] memory real, uint256 fillers) internal view returns (Tree memory t) {
+        uint32 n = vault.instrumentCount();
+        bytes32[] memory leaves = new bytes32[](n + real.length + fillers);
+        for (uint32 id = 1; id <= n; ++id) {
+            leaves[id - 1] = _hashInstrumentLeaf(instLeaf[id]);
+        }
+        for (uint256 i; i < real.length; ++i) {
+            leaves[n + i] = _hashAccountLeaf(real[i]);
+        }
+        for (uint256 i; i < fillers; ++i) {
+            leaves[n + real.length + i] = _fillerLeaf(i);
+        }
+        uint256 depth;
+        for (uint256 w = leaves.length; w > 1; w = (w + 1) / 2) {
+            ++depth;
+        }
+        t.levels = new bytes32[][](depth + 1);
+        t.levels[0] = leaves;
+        for (uint256 d = 1; d <= depth; ++d) {
+            bytes32[] memory prev = t.levels[d - 1];
+            bytes32[] memory next = new bytes32[]((prev.length + 1) / 2);
+            for (uint256 i; i < next.length; ++i) {
+                next[i] = 2 * i + 1 < prev.length ? _hashPair(prev[2 * i], prev[2 * i + 1]) : prev[2 * i];
+            }
+            t.levels[d] = next;
+        }
+    }
+
+    /// @dev Root only, hashing in place (for the 100,000-account tree: no proof needed).
+    function _rootOver(uint256 fillers) internal view returns (bytes32) {
+        uint32 n = vault.instrumentCount();
+        bytes32[] memory a = new bytes32[](n + fillers);
+        for (uint32 id = 1; id <= n; ++id) {
+            a[id - 1] = _hashInstrumentLeaf(instLeaf[id]);
+        }
+        for (uint256 i; i < fillers; ++i) {
+            uint256 fmp;
+            assembly ("memory-safe") {
+                fmp := mload(0x40)
+            }
+            a[n + i] = _fillerLeaf(i);
+            assembly ("memory-safe") {
+                mstore(0x40, fmp) // drop the encoding scratch: 100,000 leaves would not fit
+            }
+        }
+        for (uint256 w = a.length; w > 1; w = (w + 1) / 2) {
+            for (uint256 i; i < (w + 1) / 2; ++i) {
+                a[i] = 2 * i + 1 < w ? _hashPair(a[2 * i], a[2 * i + 1]) : a[2 * i];
+            }
+        }
+        return a[0];
+    }
+
+    function _root(Tree memory t) internal pure returns (bytes32) {
+        return t.levels[t.levels.length - 1][0];
+    }
+
+    function _proofAt(Tree memory t, uint256 idx) internal pure returns (bytes32[] memory proof) {
+        bytes32[] memory buf = new bytes32[](t.levels.length);
+        uint256 k;
+        for (uint256 d; d + 1 < t.levels.length; ++d) {
+            uint256 sib = idx ^ 1;
+            if (sib < t.levels[d].length) buf[k++] = t.levels[d][sib];
+            idx /= 2;
+        }
+        proof = new bytes32[](k);
+        for (uint256 i; i < k; ++i) {
+            proof[i] = buf[i];
+        }
+    }
+
+    /// @dev `real[i]`'s proof (account leaves sit after the instrument leaves).
+    function _accountProof(Tree memory t, AccountLeaf[] memory real, uint256 i)
+        internal
+        view
+        returns (MarginProof memory)
+    {
+        return MarginProof(real[i], _proofAt(t, vault.instrumentCount() + i));
+    }
+
+    function _instrumentProof(Tree memory t, uint32 id) internal view returns (InstrumentProof memory) {
+        return InstrumentProof(instLeaf[id], _proofAt(t, id - 1));
+    }
+
+    /// @dev Posts `root` with funding updates for `perps` (index moved by `df`).
+    function _postRoot(bytes32 root, uint32[] memory perps, int256 df) internal returns (uint256 gasUsed) {
+        vm.roll(block.number + 1);
+        vm.warp(block.timestamp + 12);
+        Epoch memory e = _header(root);
+        e.funding = new FundingUpdate[](perps.length);
+        for (uint256 i; i < perps.length; ++i) {
+            e.funding[i] = FundingUpdate(perps[i], df * int256(uint256(nextEpoch)));
+        }
+        // a new price every epoch, as in production
+        for (uint256 i; i < prices.length; ++i) {
+            prices[i].price += 1e18;
+        }
+        e.tokens = prices;
+        bytes[] memory sigs = _signEpoch(e, _quorumKeys());
+        if (_measuring) _cool();
+        vault.postEpoch(e, sigs);
+        gasUsed = _report("postEpoch", abi.encodeCall(vault.postEpoch, (e, sigs)));
+        nextEpoch = e.epoch + 1;
+    }
+
+    /// @dev False during setUp: `vm.cool` there would corrupt the accounts for the test's
+    /// transaction (forge 1.7); the test body starts cold anyway and cools before each call.
+    bool internal _measuring;
+
+    /// @dev Keeps proofs for the test body (memory does not survive setUp).
+    mapping(address => MarginProof) internal _mpStore;
+    mapping(uint32 => bytes32[]) internal _ipStore;
+
+    function _storeProofs(Tree memory t, AccountLeaf[] memory real) internal {
+        for (uint256 i; i < real.length; ++i) {
+            MarginProof memory m = _accountProof(t, real, i);
+            _mpStore[real[i].account].leaf = m.leaf;
+            _mpStore[real[i].account].proof = m.proof;
+        }
+        for (uint32 id = 1; id <= vault.instrumentCount(); ++id) {
+            _ipStore[id] = _proofAt(t, id - 1);
+        }
+    }
+
+    function _ipStored(uint32 id) internal view returns (InstrumentProof memory) {
+        return InstrumentProof(instLeaf[id], _ipStore[id]);
+    }
+
+    function _twoPerps() internal view returns (uint32[] memory p) {
+        p = new uint32[](2);
+        p[0] = btcPerp;
+        p[1] = ethPerp;
+    }
+
+    /* REPORTING */
+
+    /// @dev Storage of the vault and tokens cold again, as at the start of a transaction (the
+    /// test runs as one transaction, which would warm every slot it touched before).
+    function _cool() internal {
+        address[7] memory a = [
+            address(vault),
+            vault.epochModule(),
+            vault.exchangeModule(),
+            address(usdc),
+            address(weth),
+            address(wbtc),
+            address(gov)
+        ];
+        for (uint256 i; i < a.length; ++i) {
+            // Load the account first: `cool` on an account not yet loaded in this transaction
+            // would replace it with an empty one (forge 1.7).
+            require(a[i].code.length > 0, "no code");
+            vm.cool(a[i]);
+        }
+    }
+
+    function _calldataGas(bytes memory data) internal pure returns (uint256 g) {
+        for (uint256 i; i < data.length; ++i) {
+            g += data[i] == 0 ? 4 : 16;
+        }
+    }
+
+    /// @dev Logs execution gas of the last call and the transaction estimate; returns the
+    /// execution gas.
+    function _report(string memory what, bytes memory data) internal view returns (uint256 exec) {
+        Vm.Gas memory g = vm.lastCallGas();
+        exec = g.gasTotalUsed;
+        console2.log(
+            string.concat(
+                what,
+                ": execution ",
+                vm.toString(exec),
+                ", calldata bytes ",
+                vm.toString(data.length),
+                ", tx total ~",
+                vm.toString(21_000 + _calldataGas(data) + exec)
+            )
+        );
+    }
+}
+
+/// @notice postEpoch over 10, 1,000 and 100,000 accounts: the same header shape (3 tokens, 2
+/// funding updates, 2-of-3 signatures), only the root differs, so the gas is the same.
+contract EpochGasTest is GasBase {
+    bytes32 internal root10;
+    bytes32 internal root1k;
+    bytes32 internal root100k;
+
+    function setUp() public override {
+        super.setUp();
+        root10 = _rootOver(10);
+        root1k = _rootOver(1000);
+        root100k = _rootOver(100_000);
+        // warm-up (another root): every later post overwrites non-zero slots with new values
+        _postRoot(_rootOver(11), _twoPerps(), 1e18);
+    }
+
+    function test_gas_postEpoch_10accounts() public {
+        _measuring = true;
+        _postRoot(root10, _twoPerps(), 1e18);
+    }
+
+    function test_gas_postEpoch_1000accounts() public {
+        _measuring = true;
+        _postRoot(root1k, _twoPerps(), 1e18);
+    }
+
+    function test_gas_postEpoch_100000accounts() public {
+        _measuring = true;
+        _postRoot(root100k, _twoPerps(), 1e18);
+    }
+
+    /// @notice The claim itself: three posts in a row, equal gas.
+    function test_gas_postEpoch_constantInAccounts() public {
+        _measuring = true;
+        uint256 g10 = _postRoot(root10, _twoPerps(), 1e18);
+        uint256 g1k = _postRoot(root1k, _twoPerps(), 1e18);
+        uint256 g100k = _postRoot(root100k, _twoPerps(), 1e18);
+        console2.log("postEpoch over 10 / 1,000 / 100,000 accounts:", g10, g1k, g100k);
+        assertEq(g10, g1k, "posting gas grew with the number of accounts");
+        assertEq(g1k, g100k, "posting gas grew with the number of accounts");
+    }
+}
+
+contract CollateralGasTest is GasBase {
+    function setUp() public override {
+        super.setUp();
+        _deposit(bob, weth, 1e18);
+    }
+
+    function test_gas_deposit_firstOfToken() public {
+        _cool();
+        vm.prank(alice);
+        vault.deposit(address(weth), 1e18);
+        _report("deposit (first of the token)", abi.encodeCall(vault.deposit, (address(weth), 1e18)));
+    }
+
+    function test_gas_deposit_again() public {
+        _cool();
+        vm.prank(bob);
+        vault.deposit(address(weth), 1e18);
+        _report("deposit (token already held)", abi.encodeCall(vault.deposit, (address(weth), 1e18)));
+    }
+
+    function test_gas_depositCash() public {
+        _cool();
+        vm.prank(alice);
+        vault.depositCash(1000e6);
+        _report("depositCash", abi.encodeCall(vault.depositCash, (1000e6)));
+    }
+
+    function test_gas_withdraw_noPositionsNoProof() public {
+        _cool();
+        vm.prank(bob);
+        vault.withdraw(address(weth), 0.5e18, _emptyProof());
+        _report("withdraw (no positions, no proof)", abi.encodeCall(vault.withdraw, (address(weth), 0.5e18, _emptyProof())));
+    }
+}
+
+/// @notice alice holds a BTC perp (so she needs her leaf) in a tree of 10,000 accounts: proof
+/// depth 14.
+contract ProofGasTest is GasBase {
+    function setUp() public override {
+        super.setUp();
+        _fill(_quote(alice, bob, btcPerp, 1e18, 60_000e18, 1), aliceKey, bob);
+        _deposit(alice, weth, 10e18);
+        AccountLeaf[] memory real = new AccountLeaf[](3);
+        real[0] = _leaf(alice, 1_030_000e18, 6000e18, 3000e18);
+        real[1] = _leaf(bob, 1_000_000e18, 6000e18, 3000e18);
+        real[2] = _leaf(carol, 5_000_000e18, 0, 0);
+        Tree memory t = _tree(real, TREE_ACCOUNTS);
+        _postRoot(_root(t), _twoPerps(), 1e18);
+        _storeProofs(t, real);
+        assertEq(_mpStore[alice].proof.length, 14);
+    }
+
+    function test_gas_withdraw_withProof10kAccounts() public {
+        MarginProof memory mp = _mpStore[alice];
+        _cool();
+        vm.prank(alice);
+        vault.withdraw(address(weth), 1e18, mp);
+        _report("withdraw (proof depth 14)", abi.encodeCall(vault.withdraw, (address(weth), 1e18, mp)));
+    }
+
+    function test_gas_withdrawCash_withProof10kAccounts() public {
+        MarginProof memory mp = _mpStore[alice];
+        _cool();
+        vm.prank(alice);
+        vault.withdrawCash(1000e6, mp);
+        _report("withdrawCash (proof depth 14)", abi.encodeCall(vault.withdrawCash, (1000e6, mp)));
+    }
+
+    function test_gas_executeQuote_twoLegs() public {
+        Quote memory q;
+        q.maker = alice;
+        q.taker = bob;
+        q.legs = new Leg[](2);
+        q.legs[0] = Leg(btcPerp, 0.5e18, 60_000e18);
+        q.legs[1] = Leg(ethPerp, -5e18, 3000e18);
+        q.nonce = 7;
+        q.deadline = uint64(block.timestamp + 600);
+        bytes memory sig = _signQuote(q, aliceKey);
+        InstrumentProof[] memory ips = new InstrumentProof[](2);
+        ips[0] = _ipStored(btcPerp);
+        ips[1] = _ipStored(ethPerp);
+        MarginProof memory mpA = _mpStore[alice];
+        MarginProof memory mpB = _mpStore[bob];
+        _cool();
+        vm.prank(bob);
+        vault.executeQuote(q, sig, ips, mpA, mpB);
+        _report("executeQuote (2 legs, proof depth 14)", abi.encodeCall(vault.executeQuote, (q, sig, ips, mpA, mpB)));
+    }
+}
+
+/// @notice alice opens `n` positions (one per instrument, perps then options) against bob; the
+/// next epoch (10,000 accounts, funding moved on every perp) puts her below MM; carol
+/// liquidates her whole account.
+abstract contract LiquidationGasBase is GasBase {
+    function _positions() internal pure virtual returns (uint256);
+
+    function setUp() public override {
+        super.setUp();
+        uint256 n = _positions();
+        uint32[] memory ids = new uint32[](n);
+        uint256 k;
+        for (uint32 id = 1; id <= vault.instrumentCount() && k < n; ++id) {
+            if (id != btcCall && id != btcPut) ids[k++] = id;
+        }
+        if (k < n) ids[k++] = btcCall;
+        if (k < n) ids[k++] = btcPut;
+        for (uint256 start; start < n; start += 8) {
+            uint256 m = n - start < 8 ? n - start : 8;
+            Quote memory q;
+            q.maker = alice;
+            q.taker = bob;
+            q.legs = new Leg[](m);
+            for (uint256 i; i < m; ++i) {
+                uint32 id = ids[start + i];
+                q.legs[i] = Leg(id, 1e18, instLeaf[id].mark);
+            }
+            q.nonce = start;
+            q.deadline = uint64(block.timestamp + 600);
+            _fill(q, aliceKey, bob);
+        }
+        uint32[] memory perps = new uint32[](vault.instrumentCount() - 2);
+        k = 0;
+        for (uint32 id = 1; id <= vault.instrumentCount(); ++id) {
+            if (id != btcCall && id != btcPut) perps[k++] = id;
+        }
+        AccountLeaf[] memory real = new AccountLeaf[](2);
+        real[0] = _leaf(alice, 10_000e18, 150_000e18, 100_000e18); // below MM
+        real[1] = _leaf(carol, 5_000_000e18, 0, 0);
+        Tree memory t = _tree(real, TREE_ACCOUNTS);
+        _postRoot(_root(t), perps, 1e15);
+        _storeProofs(t, real);
+    }
+
+    function _liquidateAlice() internal {
+        MarginProof memory mpA = _mpStore[alice];
+        MarginProof memory mpC = _mpStore[carol];
+        _cool();
+        vm.prank(carol);
+        vault.liquidate(alice, mpA, mpC, type(int256).max);
+        _report(
+            string.concat("liquidate (", vm.toString(_positions()), " positions, funding due on each perp)"),
+            abi.encodeCall(vault.liquidate, (alice, mpA, mpC, type(int256).max))
+        );
+        (,,,, uint32[] memory left,,,) = vault.accountState(alice);
+        assertEq(left.length, 0);
+        (,,,, uint32[] memory took,,,) = vault.accountState(carol);
+        assertEq(took.length, _positions());
+    }
+}
+
+contract Liquidation1GasTest is LiquidationGasBase {
+    function _positions() internal pure override returns (uint256) {
+        return 1;
+    }
+
+    function test_gas_liquidate_1position() public {
+        _liquidateAlice();
+    }
+}
+
+contract Liquidation5GasTest is LiquidationGasBase {
+    function _positions() internal pure override returns (uint256) {
+        return 5;
+    }
+
+    function test_gas_liquidate_5positions() public {
+        _liquidateAlice();
+    }
+}
+
+contract Liquidation20GasTest is LiquidationGasBase {
+    function _positions() internal pure override returns (uint256) {
+        return 20;
+    }
+
+    function test_gas_liquidate_20positions() public {
+        _liquidateAlice();
+    }
+}
