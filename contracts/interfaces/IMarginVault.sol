@@ -140,9 +140,10 @@ interface IMarginVault {
     /* GOVERNANCE */
 
     /// @notice Registers `token` as collateral (at most 16). Its decimals are read once.
-    /// @dev Warning: the next epoch must list the token with a price; until then it counts
-    /// for nothing in on-chain valuations and cannot be withdrawn by an account that needs
-    /// a margin check.
+    /// @dev Warning: the next epoch must list the token with a price (postEpoch rejects a table
+    /// without it). Until then the token counts for nothing in on-chain valuations, a deposit
+    /// of it adds (0, UNBOUNDED) to the running bounds and a withdrawal (-UNBOUNDED, 0), which
+    /// blocks leaf-based checks of that account until its next leaf.
     function registerToken(address token) external;
 
     /// @notice Registers an instrument and returns its id (numbered from 1).
@@ -242,7 +243,8 @@ interface IMarginVault {
     /* VIEWS */
 
     /// @notice Whether and at what price `account` can be liquidated now (pending funding
-    /// counted as `applyFunding` would).
+    /// counted as `applyFunding` would). Reverts like `liquidate` would on a bad leaf
+    /// (`LeafAccountMismatch`, `StaleStateNonce`, `InvalidAccountProof`) or in safe mode.
     function checkLiquidation(address account, MarginProof calldata mp)
         external
         view
