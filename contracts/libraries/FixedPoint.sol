@@ -48,6 +48,8 @@ library FixedPoint {
     /// @notice |x|; reverts for type(int256).min, which has no positive counterpart in int256
     /// and would break every later `toInt`.
     function abs(int256 x) internal pure returns (uint256) {
+        // Both casts follow a sign check; -x reverts (checked) for type(int256).min.
+        // forge-lint: disable-next-line(unsafe-typecast)
         return x >= 0 ? uint256(x) : uint256(-x);
     }
 
@@ -66,6 +68,7 @@ library FixedPoint {
 
     /// @notice max(x, 0) as uint256.
     function positivePart(int256 x) internal pure returns (uint256) {
-        return x > 0 ? uint256(x) : 0;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return x > 0 ? uint256(x) : 0; // x > 0 fits
     }
 }
