@@ -172,3 +172,18 @@ def test_dry_run_builds_and_signs_but_sends_nothing(world: World, store: Store) 
     assert rec is not None and len(rec.signatures) == 3 and "dry run" in (rec.reason or "")
     assert store.get_leaves(1) and store.txs() == []
     assert world.vault.functions.currentEpoch().call()[0] == 0
+
+
+def test_signer_command_needs_exactly_one_key() -> None:
+    out = CliRunner().invoke(
+        keeper_cli,
+        ["signer", "--port", "0"],
+        env={"PM_SIGNER_KEYS": "", "PM_KEYSTORE": ""},
+        obj={},
+    )
+    assert out.exit_code == 1 and "exactly one key" in out.output
+    two = ",".join("0x" + f"{i:064x}" for i in (1, 2))
+    out = CliRunner().invoke(
+        keeper_cli, ["signer", "--port", "0"], env={"PM_SIGNER_KEYS": two}, obj={}
+    )
+    assert out.exit_code == 1 and "exactly one key" in out.output
