@@ -103,6 +103,7 @@ class Settings:
     stack: StackSettings = field(default_factory=StackSettings)
     calm_epochs: int = 4  # epochs shown between the books being ready and the crash
     after_epochs: int = 2  # epochs watched after the liquidation
+    liquidation_epochs: int = 6  # the naked book must be liquidated within this many epochs
     shock: Mapping[str, float] = field(default_factory=lambda: {"BTC": -0.30, "ETH": -0.30})
     vol_spike: float = 0.40  # ATM vol points added to every shocked underlying
     capital_multiple: Decimal = Decimal(2)  # equity each cash book keeps, x its portfolio IM
@@ -445,7 +446,7 @@ class Liquidation:
 class CrashResult:
     calm_epoch: int  # last epoch before the shock (the capital table's)
     shock_epoch: int  # first epoch priced after the shock
-    liquidation: Liquidation
+    liquidation: Liquidation | None  # of the naked book; None: not liquidated (a failure)
     last_epoch: int
 
 
@@ -518,18 +519,28 @@ def run_crash(stack: Stack, participants: Participants, settings: Settings) -> C
             return True
         return False
 
-    stack.wait(gone, "the naked book's liquidation")
-    liq = _liquidation(stack, naked.address, t_shock, seen[0])
-    stack.narrator.step(
-        f"the bot liquidated {naked.label} in block {liq.block} (tx {liq.tx_hash[:12]}..) on "
-        f"the leaf of epoch {liq.epoch}, {liq.seconds_after_shock:.1f} s after the shock"
+    last = before + s.liquidation_epochs
+    stack.wait(
+        lambda: gone() or stack.synced_epoch() >= last,
+        f"the naked book's liquidation (at most {s.liquidation_epochs} epochs)",
     )
-    target = max(liq.epoch, stack.vault_epoch()) + s.after_epochs
+    liq = _liquidation(stack, naked.address, t_shock, seen[0]) if seen else None
+    if liq is not None:
+        stack.narrator.step(
+            f"the bot liquidated {naked.label} in block {liq.block} (tx {liq.tx_hash[:12]}..) "
+            f"on the leaf of epoch {liq.epoch}, {liq.seconds_after_shock:.1f} s after the shock"
+        )
+    else:
+        stack.narrator.step(
+            f"{naked.label} was NOT liquidated within {s.liquidation_epochs} epochs of the crash"
+        )
+    target = max(liq.epoch if liq else 0, stack.vault_epoch()) + s.after_epochs
     stack.wait(
         lambda: stack.synced_epoch() >= target, f"{s.after_epochs} epochs after the liquidation"
     )
+    end = liq.epoch if liq else stack.synced_epoch()
     shock_epoch = next(
-        (e for e in range(before + 1, liq.epoch + 1) if _shocked(stack, e, calm)), before + 1
+        (e for e in range(before + 1, end + 1) if _shocked(stack, e, calm)), before + 1
     )
     return CrashResult(calm, shock_epoch, liq, stack.synced_epoch())
 
@@ -768,8 +779,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     stack.stop(keep_chain=args.keep)
     liq = result.liquidation
-    say.step(f"liquidation tx {liq.tx_hash} block {liq.block} gas {liq.gas_used:,}")
-    say.detail(repr(liq))
+    if liq is not None:
+        say.step(f"liquidation tx {liq.tx_hash} block {liq.block} gas {liq.gas_used:,}")
     for row in rows:
         say.detail(repr(row))
     for c in checks:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -35,6 +36,7 @@ from scripts.crash import (
     Check,
     CrashResult,
     EpochRow,
+    Liquidation,
     Participants,
     Settings,
     capital_table,
@@ -116,6 +118,22 @@ class Printer:
             )
 
 
+def _print_liquidation(liq: Liquidation) -> None:
+    print(f"  tx {liq.tx_hash}")
+    print(
+        f"  block {liq.block}, gas {liq.gas_used:,}, sent by the bot {liq.liquidator} with the "
+        f"leaf of epoch {liq.epoch} (MM surplus upper bound {liq.mm_surplus_hi:+,.2f} USD)"
+    )
+    moved = [f"{size:+g} {name}" for name, size in liq.positions_moved.items()]
+    moved += [f"{amt:g} {sym}" for sym, amt in liq.collateral_moved.items()]
+    moved.append(f"cash {_usd(liq.cash_before)} USD")
+    print(f"  moved to the liquidator in one transaction: {', '.join(moved)}")
+    print(
+        f"  paid to the account: {_usd(liq.pay)} USD (equity less the penalty); insurance fee "
+        f"{_usd(liq.fee)}; bad debt covered {_usd(liq.covered)}, uncovered {_usd(liq.uncovered)}"
+    )
+
+
 def _summary(
     p: Printer,
     stack: Stack,
@@ -127,21 +145,25 @@ def _summary(
     calm = next((r for r in p.rows if r.epoch == result.calm_epoch), None)
     last = p.rows[-1] if p.rows else None
     liq = result.liquidation
+    liquidated = {
+        ev["args"]["account"]: ev
+        for ev in stack.vault.events.Liquidated().get_logs(from_block=stack.deployment.block)
+    }
     p.section("summary")
     print(f"{'book':<11} {'hedged':<7} {'equity before':>14} {'equity after':>13}  outcome")
     for book in parts.books:
         before = calm.leaves.get(book.label) if calm else None
         after = last.leaves.get(book.label) if last else None
-        if book.spec.hedged:
+        ev = liquidated.get(book.address)
+        if ev is not None:
+            secs = f", {liq.seconds_after_shock:.1f} s after the shock" if liq else ""
+            outcome = f"LIQUIDATED in block {ev['blockNumber']}{secs}"
+        elif after and last:
             outcome = (
-                f"survived: MM surplus {after[0] - after[2]:+,.2f} USD at epoch {last.epoch}"
-                if after and last
-                else "survived"
+                f"not liquidated: MM surplus {after[0] - after[2]:+,.2f} USD at epoch {last.epoch}"
             )
         else:
-            outcome = (
-                f"LIQUIDATED in block {liq.block}, {liq.seconds_after_shock:.1f} s after the shock"
-            )
+            outcome = "not liquidated"
         eq0 = _usd(before[0]) if before else "n/a"
         eq1 = _usd(after[0]) if after else "n/a"
         hedged = "yes" if book.spec.hedged else "no"
@@ -174,19 +196,10 @@ def _summary(
     if mismatch:
         print(f"note: the recomputed IM differs from the posted leaf for {', '.join(mismatch)}")
     print("\nLiquidation transaction")
-    print(f"  tx {liq.tx_hash}")
-    print(
-        f"  block {liq.block}, gas {liq.gas_used:,}, sent by the bot {liq.liquidator} with the "
-        f"leaf of epoch {liq.epoch} (MM surplus upper bound {liq.mm_surplus_hi:+,.2f} USD)"
-    )
-    moved = [f"{size:+g} {name}" for name, size in liq.positions_moved.items()]
-    moved += [f"{amt:g} {sym}" for sym, amt in liq.collateral_moved.items()]
-    moved.append(f"cash {_usd(liq.cash_before)} USD")
-    print(f"  moved to the liquidator in one transaction: {', '.join(moved)}")
-    print(
-        f"  paid to the account: {_usd(liq.pay)} USD (equity less the penalty); insurance fee "
-        f"{_usd(liq.fee)}; bad debt covered {_usd(liq.covered)}, uncovered {_usd(liq.uncovered)}"
-    )
+    if liq is None:
+        print("  none: the naked book was not liquidated")
+    else:
+        _print_liquidation(liq)
     print("\nOn-chain checks")
     for c in checks:
         print(f"  [{'ok' if c.ok else 'FAIL'}] {c.text}")
@@ -248,7 +261,7 @@ def _json_summary(
             "calmEpoch": result.calm_epoch,
             "shockEpoch": result.shock_epoch,
             "lastEpoch": result.last_epoch,
-            "liquidation": asdict(result.liquidation),
+            "liquidation": asdict(result.liquidation) if result.liquidation else None,
         },
         "capital": [
             {**asdict(r), "isolated_im": r.isolated_im, "extra": r.extra, "ratio": r.ratio}
@@ -344,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         reason = "interrupted"
         code = 130
+    except Exception as exc:  # a bug or an unexpected node failure: one line + the log
+        logging.getLogger("scripts.demo").exception("demo failed")
+        reason = f"{type(exc).__name__}: {exc} (traceback in {stack.log_file})"
     finally:
         stack.stop(keep_chain=args.keep)
     wall = p.elapsed()
