@@ -79,6 +79,25 @@ contract LiquidateTest is BaseTest {
         assertEq(hi, 100_000e18 + UNBOUNDED);
     }
 
+    function test_liquidate_emitsEnoughForAnIndexer() public {
+        _deposit(alice, weth, 1e18);
+        _crash(4000e18);
+        MarginProof memory t = _mp(alice);
+        (int256 aliceLo, int256 aliceHi) = _cum(alice); // unchanged by the liquidation
+        vm.expectEmit(address(vault));
+        emit Events.PositionUpdated(alice, btcPerp, 0, 0);
+        vm.expectEmit(address(vault));
+        emit Events.PositionUpdated(carol, btcPerp, 1e18, 0);
+        vm.expectEmit(address(vault));
+        emit Events.CollateralUpdated(alice, address(weth), 0);
+        vm.expectEmit(address(vault));
+        emit Events.CollateralUpdated(carol, address(weth), 1e18);
+        vm.expectEmit(address(vault));
+        emit Events.AccountUpdated(alice, 2560e18, aliceLo, aliceHi, 1);
+        vm.prank(carol);
+        vault.liquidate(alice, t, _emptyProof(), type(int256).max);
+    }
+
     function test_liquidate_accountStartsOverWithNextLeaf() public {
         _crash(4000e18);
         _liquidate(carol, type(int256).max);
