@@ -57,7 +57,7 @@ contract ScenariosTest is InvariantBase {
     }
 
     function test_fundingAndSettlement_keepCashConserved() public {
-        // alice buys 10 of the 2-hour BTC call (id 5) from bob, then funding moves on a perp.
+        // alice buys 10 of the 1-hour BTC call (id 5) from bob, then funding moves on a perp.
         trades.trade(ALICE, TO_BOB, 4, 20e18, AT_MARK, false);
         trades.trade(ALICE, TO_CAROL, 0, 2e18 + 1, AT_MARK, false); // alice short 1 BTC perp
         market.moveMarketAndPost(1.1e18, 1e18, 1e18, 100e18, 0);

@@ -38,7 +38,7 @@ contract VaultModel is BaseTest {
     /// @notice Wei of rounding the posted leaf may cost an account (one per rounded term,
     /// rounded against the account, docs/protocol.md §1); ghost checks allow it, no more.
     int256 public constant DUST = 100;
-    uint256 internal constant SHORT_EXPIRY_DELAY = 2 hours;
+    uint256 internal constant SHORT_EXPIRY_DELAY = 1 hours;
 
     address[] internal _actors;
     mapping(address => uint256) public keyOf;
