@@ -308,7 +308,9 @@ contract CollateralGasTest is GasBase {
         _cool();
         vm.prank(bob);
         vault.withdraw(address(weth), 0.5e18, _emptyProof());
-        _report("withdraw (no positions, no proof)", abi.encodeCall(vault.withdraw, (address(weth), 0.5e18, _emptyProof())));
+        _report(
+            "withdraw (no positions, no proof)", abi.encodeCall(vault.withdraw, (address(weth), 0.5e18, _emptyProof()))
+        );
     }
 }
 

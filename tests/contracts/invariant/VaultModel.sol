@@ -355,21 +355,6 @@ contract VaultModel is BaseTest {
         return _truthOf(vault.accountStates(one)[0], up);
     }
 
-    /// @notice The truth of every actor (in `actors()` order), in one call.
-    function truthAll(bool generous)
-        external
-        view
-        returns (int256[] memory equity, uint256[] memory im, uint256[] memory mm)
-    {
-        AccountState[] memory st = vault.accountStates(_actors);
-        equity = new int256[](st.length);
-        im = new uint256[](st.length);
-        mm = new uint256[](st.length);
-        for (uint256 i; i < st.length; ++i) {
-            (equity[i], im[i], mm[i]) = _truthOf(st[i], generous);
-        }
-    }
-
     function _truthOf(AccountState memory st, bool up) internal view returns (int256 equity, uint256 im, uint256 mm) {
         equity = st.cash;
         for (uint256 i; i < st.instruments.length; ++i) {

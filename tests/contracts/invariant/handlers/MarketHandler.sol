@@ -15,9 +15,7 @@ contract MarketHandler is HandlerBase {
 
     /// @notice Each price moves by up to +-20% (BTC, ETH) / +-40% (GOV); each perp's funding
     /// index by up to 0.2% of a typical spot.
-    function moveMarketAndPost(uint256 btcMove, uint256 ethMove, uint256 govMove, int256 btcF, int256 ethF)
-        external
-    {
+    function moveMarketAndPost(uint256 btcMove, uint256 ethMove, uint256 govMove, int256 btcF, int256 ethF) external {
         model.moveMarket(
             _bound(btcMove, 0.8e18, 1.2e18),
             _bound(ethMove, 0.8e18, 1.2e18),
