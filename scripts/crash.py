@@ -48,6 +48,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from keeper.chain import AccountState, ChainAdapter
+from keeper.errors import decode_revert
 from keeper.feeds.base import SECONDS_PER_YEAR, MarketState
 from keeper.pipeline import compute_epoch
 from risk_engine import black76_delta, load_params
@@ -577,7 +578,9 @@ def _liquidation_view(stack: Stack, address: str) -> tuple[int, bool, int]:
                 address, leaf.margin_proof().to_abi()
             ).call()
         except Exception as exc:  # noqa: BLE001 - a stale proof reverts; retried above
-            raise CliError(f"checkLiquidation reverted: {exc}") from None
+            data = getattr(exc, "data", None)
+            why = decode_revert(data, stack.vault.abi) if isinstance(data, str) else str(exc)
+            raise CliError(f"checkLiquidation reverted: {why}") from None
         return leaf.epoch, bool(ok), int(mm_hi)
 
     return stack.retrying(f"checkLiquidation of {address}", call)
@@ -620,14 +623,28 @@ def verify_outcome(stack: Stack, participants: Participants) -> list[Check]:
                 )
             )
             continue
-        checks.append(Check(book.address not in liquidated, f"{book.label}: no Liquidated event"))
+        ev = liquidated.get(book.address)
+        checks.append(
+            Check(
+                ev is None,
+                f"{book.label}: no Liquidated event"
+                if ev is None
+                else f"{book.label}: LIQUIDATED in tx 0x{bytes(ev['transactionHash']).hex()}",
+            )
+        )
         checks.append(
             Check(
                 held == opened,
                 f"{book.label}: still holds the {len(opened)} position(s) it opened",
             )
         )
-        epoch, liquidatable, mm_hi = _liquidation_view(stack, book.address)
+        if ev is not None:
+            continue  # its old leaves are dead (stateNonce moved): no view to ask
+        try:
+            epoch, liquidatable, mm_hi = _liquidation_view(stack, book.address)
+        except ScenarioError as exc:
+            checks.append(Check(False, f"{book.label}: {exc}"))
+            continue
         checks.append(
             Check(
                 not liquidatable and mm_hi >= 0,

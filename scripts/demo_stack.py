@@ -337,6 +337,7 @@ def start_stack(settings: StackSettings, out_dir: Path, narrator: Narrator) -> S
             },
         )
         bot = build_liquidator(bot_config, serve_metrics=False)
+        _after_next_epoch(KeeperApi(keeper.api.url), settings.stage_timeout)
         bot.lifecycle.start()
         narrator.step(
             f"liquidator bot {liq.address}: a tick every {settings.bot_interval:g} s, "
@@ -367,6 +368,27 @@ def start_stack(settings: StackSettings, out_dir: Path, narrator: Narrator) -> S
         node.stop()
         logging.getLogger().removeHandler(handler)
         raise
+
+
+def _after_next_epoch(api: KeeperApi, timeout: float) -> None:
+    """Return right after the API starts serving a new epoch.
+
+    Why: the keeper and the bot run on the same period; started in the same instant, every
+    bot tick would overlap the keeper's next post, and the bot's leaves would always be one
+    root old when its transaction lands (``InvalidAccountProof``, skipped, forever). Started
+    just after a post, each tick runs in the quiet part of the keeper's period.
+    """
+    deadline = time.monotonic() + timeout
+
+    def latest() -> int:
+        doc = api.latest_epoch()
+        return int(doc["epoch"]) if doc else 0
+
+    seen = latest()
+    while latest() == seen:
+        if time.monotonic() > deadline:
+            raise ScenarioError(f"the keeper posted no epoch within {timeout:.0f} s")
+        time.sleep(0.01)
 
 
 def _rng(seed: int) -> np.random.Generator:

@@ -170,3 +170,19 @@ def test_demo_fails_when_a_hedged_book_is_taken_down_too(tmp_path: Path) -> None
     assert (
         not Path(f"/proc/{pid}").exists() or "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
     )
+
+
+def test_demo_fails_when_the_naked_book_survives(tmp_path: Path) -> None:
+    """With 4x its IM the naked book absorbs the crash: nothing to liquidate, and the demo
+    must say that its point was not made instead of exiting 0."""
+    out = tmp_path / "demo-rich"
+    r = _run_demo("--fast", "--capital-multiple", "4", "--out", str(out))
+    assert r.returncode == 1, r.stdout[-3000:]
+    assert "Traceback" not in r.stderr
+    failed = [ln for ln in r.stderr.splitlines() if ln.startswith("DEMO FAILED")]
+    assert len(failed) == 1, r.stderr
+    assert "naked: Liquidated event MISSING" in failed[0]
+    assert "options-mm" not in failed[0] and "carry" not in failed[0]
+    assert "none: the naked book was not liquidated" in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ok"] is False and summary["crash"]["liquidation"] is None
