@@ -105,11 +105,11 @@ class Printer:
                 continue
             eq, im, mm = nums
             flag = ""
-            if im > 0:
+            if im >= 0.005:
                 self._had_im.add(label)
             if eq - mm < 0:
                 flag = "  <- below maintenance"
-            elif im == 0 and label in self._had_im:
+            elif im < 0.005 and label in self._had_im:  # IM rounds up: a flat book shows a few wei
                 flag = "  <- flat: taken over by the liquidator"
             print(
                 f"{lead}  {label:<11}{eq:>11,.2f} {im:>10,.2f} {mm:>10,.2f} "
