@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -765,10 +767,20 @@ def default_out_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="pm-crash-"))
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so that the cleanup stops
+    Anvil, the keeper and the bot instead of leaving an orphaned node."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m scripts.crash",
-        description="The crash scenario on a private Anvil: three books, BTC and ETH -30 %% "
+        description="The crash scenario on a private Anvil: three books, BTC and ETH -30 % "
         "with a vol spike; exits 0 only if the naked book was liquidated and the hedged "
         "books were not (checked on chain).",
     )
@@ -777,11 +789,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output directory (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="leave Anvil running at the end")
     args = ap.parse_args(argv)
+    _stop_on_sigterm()
     out = args.out or default_out_dir()
     say = Terse()
     settings = Settings(StackSettings(seed=args.seed), calm_epochs=args.calm_epochs)
     try:
         stack = start_stack(settings.stack, out, say)
+    except KeyboardInterrupt:
+        return 130
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback
         print(f"crash scenario failed to start: {exc}", file=sys.stderr)
         return 1
@@ -790,18 +805,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_crash(stack, parts, settings)
         checks = verify_outcome(stack, parts)
         rows = capital_table(stack, parts, result.calm_epoch)
-    except ScenarioError as exc:
+    except Exception as exc:  # noqa: BLE001 - one line; the traceback goes to the log
+        if not isinstance(exc, ScenarioError):
+            log.exception("crash scenario failed")
         print(f"crash scenario failed: {exc}", file=sys.stderr)
-        stack.stop(keep_chain=args.keep)
         return 1
-    stack.stop(keep_chain=args.keep)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        stack.stop(keep_chain=args.keep)  # also on Ctrl-C: no Anvil left behind
     liq = result.liquidation
     if liq is not None:
         say.step(f"liquidation tx {liq.tx_hash} block {liq.block} gas {liq.gas_used:,}")
     for row in rows:
-        say.detail(repr(row))
+        say.detail(
+            f"{row.label}: portfolio IM {row.portfolio_im:,.2f} USD, isolated IM "
+            f"{row.isolated_im:,.2f} USD ({row.ratio:.1f}x)"
+        )
     for c in checks:
         say.detail(f"[{'ok' if c.ok else 'FAIL'}] {c.text}")
+    if args.keep:
+        say.step(f"Anvil left running at {stack.node.url} (pid {stack.node.process.pid})")
     return 0 if all(c.ok for c in checks) else 1
 
 

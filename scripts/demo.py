@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from scripts.crash import (
@@ -279,7 +281,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m scripts.demo",
         description="Portfolio margin end to end on a private Anvil: three books (a delta-hedged "
         "options market maker, a cash-and-carry trader, a naked short-put seller), a per-epoch "
-        "margin table, a BTC/ETH -30%% crash with a vol spike, the naked book liquidated by the "
+        "margin table, a BTC/ETH -30% crash with a vol spike, the naked book liquidated by the "
         "bot, the hedged books surviving, and portfolio vs isolated margin side by side. "
         "Exits 0 only if the naked book was liquidated and the hedged books were not (checked "
         "on chain).",
@@ -306,8 +308,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so that the cleanup stops
+    Anvil, the keeper and the bot instead of leaving an orphaned node."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    _stop_on_sigterm()
     p = Printer()
     out = args.out or Path(tempfile.mkdtemp(prefix="pm-demo-"))
     settings = Settings(
