@@ -517,6 +517,22 @@ def report(account: str, api_url: str, out: Path, history: int, **kw: Any) -> No
 # ----------------------------------------------------------------------------- entry point
 
 
+# ----------------------------------------------------------------------------- demo
+
+
+@pm.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """The end-to-end demo on a private Anvil (same as `make demo`); options as
+    `python -m scripts.demo --help` (--fast, --out DIR, --keep, --seed N, ...)."""
+    from scripts.demo import main as demo_main  # imported on use: starts no daemon at import
+
+    ctx.exit(demo_main(list(ctx.args)))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``pm``; every error ends as one line on stderr and a non-zero exit code."""
     try:
