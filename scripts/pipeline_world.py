@@ -41,7 +41,7 @@ BTC = b"BTC".ljust(32, b"\0")
 START_PRICES = {"BTC": 65_000.0, "ETH": 3_500.0, "SOL": 150.0, "GOV": 2.0}
 
 
-def test_key(label: str) -> LocalAccount:
+def labelled_key(label: str) -> LocalAccount:
     acct: LocalAccount = Account.from_key(keccak(text=f"portfolio-margin keeper world {label}"))
     return acct
 
@@ -79,7 +79,7 @@ class World:
     def actor(self, label: str) -> LocalAccount:
         """A funded account whose transactions the Web3 middleware signs."""
         if label not in self.actors:
-            acct = test_key(label)
+            acct = labelled_key(label)
             self.w3.provider.make_request(  # type: ignore[attr-defined]
                 "anvil_setBalance", [acct.address, hex(100 * WAD)]
             )
@@ -210,7 +210,7 @@ def build_world(
         owner,
         list(compiled["MarginVault"].abi),
     )
-    sender = test_key("keeper sender")
+    sender = labelled_key("keeper sender")
     w3.provider.make_request("anvil_setBalance", [sender.address, hex(10_000 * WAD)])  # type: ignore[attr-defined]
     return World(
         w3=w3,

@@ -19,7 +19,7 @@ from keeper.signers import LocalSigner
 from keeper.store import Store
 from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
 from risk_engine import load_params
-from scripts.pipeline_world import make_feed_at, signer_keys, test_key
+from scripts.pipeline_world import make_feed_at, signer_keys, labelled_key
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
         load_params(),
         tx=TxManager(
             w3,
-            test_key("keeper sender"),
+            labelled_key("keeper sender"),
             gas=FixedFeeStrategy(Fees(20 * 10**9, 10**9)),
             fee_cap_wei=500 * 10**9,
             store=store,
