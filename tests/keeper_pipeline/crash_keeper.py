@@ -19,7 +19,7 @@ from keeper.signers import LocalSigner
 from keeper.store import Store
 from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
 from risk_engine import load_params
-from scripts.pipeline_world import make_feed_at, signer_keys, labelled_key
+from scripts.pipeline_world import labelled_key, make_feed_at, signer_keys
 
 
 def main() -> None:
