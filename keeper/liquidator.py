@@ -29,6 +29,20 @@ Each :meth:`LiquidatorBot.tick` (a :class:`~keeper.lifecycle.Lifecycle` job):
    :class:`~keeper.txmanager.TxManager`) -> send -> wait. The ``Liquidated`` event gives
    the amounts actually paid; the profit is logged and exported.
 
+**Root moved**: the vault holds one root, so a proof read at the tick's block is dead once
+the keeper posts the next epoch. If the view, the bot's own ``imSurplusLo`` or the simulation
+reverts with a proof error (``InvalidAccountProof``, ``InvalidInstrumentProof``,
+``StaleStateNonce``) AND the vault's epoch is now newer than the one the tick read, the bot
+re-reads steps 1-4 at the new head (at most ``max_rereads`` times per tick, logged with
+``reason=root_moved`` and counted in ``pm_liquidator_root_moved_total``) and goes on with
+the accounts not yet decided in this tick. A leaf source that does not serve the new epoch
+yet is polled for up to ``reread_wait_seconds``; after that (or when the re-reads are spent)
+the account is skipped with ``root_moved: ...`` and the next tick takes it. The view and
+the simulation stay at ``latest``: a view pinned to the tick's block would miss a deposit
+made since (the view must see it to refuse a healthy account) and the transaction is mined
+on top of ``latest`` anyway, so pinning would only move the dead-root failure to the
+simulation. Every guard runs again on the re-read state; ``maxCashOut`` still caps the send.
+
 What the caller must trust: the leaves come from the keeper's signed root, checked here by
 Merkle proof; the contract re-checks everything. Between the view and the mining the
 account may change (a deposit): the transaction then reverts (``AccountHealthy`` or
@@ -55,8 +69,8 @@ from web3.logs import DISCARD
 
 from keeper.attestation import AccountLeaf, MarginProof, MerkleTree
 from keeper.bounds import im_surplus_lo, mm_surplus_hi
-from keeper.chain import AccountState, ChainAdapter
-from keeper.errors import KeeperError, as_vault_revert, decode_revert
+from keeper.chain import AccountState, ChainAdapter, EpochOnChain
+from keeper.errors import KeeperError, as_vault_revert, decode_revert, decode_revert_data
 from keeper.exceptions import (
     SimulationError,
     TxError,
@@ -85,6 +99,11 @@ __all__ = [
 log = logging.getLogger("keeper.liquidator")
 
 WAD = 10**18
+
+#: Vault errors a proof read against an older root gives once the keeper posts a new epoch.
+ROOT_ERRORS = frozenset({"InvalidAccountProof", "InvalidInstrumentProof", "StaleStateNonce"})
+#: How often a lagging leaf source is asked again for the new epoch after a root move.
+_REREAD_POLL_SECONDS = 0.1
 
 OutcomeStatus = Literal["liquidated", "skipped", "reverted", "pending", "failed", "simulated"]
 #: A test or a script may observe (and act at) these points of one liquidation attempt.
@@ -122,7 +141,11 @@ class LiquidatorSettings:
     larger of the two (absolute USD, fraction of ``|netCashPaid|``); ``min_profit_usd``:
     skip a liquidation expected to earn less (``None``: take losses too, a backstop);
     ``min_headroom_usd``: IM surplus the bot keeps after a takeover; ``max_per_tick``: most
-    liquidations sent per tick (most under-margined first); ``dry_run``: simulate only.
+    liquidations sent per tick (most under-margined first); ``dry_run``: simulate only;
+    ``max_rereads``: re-reads of the epoch and leaves per tick after the vault's root moved
+    under an attempt (0: leave it to the next tick); ``reread_wait_seconds``: how long a
+    re-read waits for a leaf source that does not serve the new epoch yet (about one keeper
+    interval; the API publishes an epoch once it is mined).
     """
 
     slippage_usd: float = 10.0
@@ -131,6 +154,8 @@ class LiquidatorSettings:
     min_headroom_usd: float = 0.0
     max_per_tick: int = 5
     dry_run: bool = False
+    max_rereads: int = 2
+    reread_wait_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.slippage_usd < 0 or self.slippage_fraction < 0:
@@ -139,6 +164,10 @@ class LiquidatorSettings:
             raise ValueError("min_headroom_usd must be >= 0")
         if self.max_per_tick < 1:
             raise ValueError("max_per_tick must be >= 1")
+        if self.max_rereads < 0:
+            raise ValueError("max_rereads must be >= 0")
+        if self.reread_wait_seconds < 0:
+            raise ValueError("reread_wait_seconds must be >= 0")
 
     def max_cash_out(self, net_cash_paid: int) -> int:
         """``netCashPaid`` + slippage (WAD): the limit passed to ``liquidate``."""
@@ -230,7 +259,9 @@ class LiquidatorMetrics:
     ``ticks_total``, ``tick_seconds`` (histogram), ``last_epoch`` (epoch seen by the last
     tick), ``candidates`` (accounts with a negative bound in the last tick),
     ``outcomes_total{status,reason}``, ``liquidations_total``, ``profit_usd`` (cumulative,
-    may go down), ``cash_paid_usd`` (cumulative net cash paid), ``gas_used_total``.
+    may go down), ``cash_paid_usd`` (cumulative net cash paid), ``gas_used_total``,
+    ``root_moved_total{stage}`` (re-reads after the root moved under an attempt at
+    ``view``, ``own_view`` or ``simulation``).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -265,6 +296,12 @@ class LiquidatorMetrics:
             "pm_liquidator_cash_paid_usd", "Cumulative net cash paid, USD", registry=r
         )
         self.gas_used = Counter("pm_liquidator_gas_used", "Gas of liquidation txs", registry=r)
+        self.root_moved = Counter(
+            "pm_liquidator_root_moved",
+            "Re-reads of the epoch and leaves after the vault's root moved during a tick",
+            ["stage"],
+            registry=r,
+        )
 
     def outcome(self, o: Outcome) -> None:
         reason = (o.reason or "").split(":", 1)[0] or "-"
@@ -339,7 +376,8 @@ class Outcome:
 @dataclass(frozen=True)
 class TickReport:
     """What one tick saw and did. ``skipped``: why the whole tick did nothing (safe mode,
-    no epoch, leaves unavailable), else None."""
+    no epoch, leaves unavailable), else None. ``epoch``, ``block``, ``candidates``: of the
+    last read; ``rereads``: reads after the root moved under an attempt."""
 
     epoch: int
     block: int
@@ -348,6 +386,7 @@ class TickReport:
     outcomes: tuple[Outcome, ...] = ()
     skipped: str | None = None
     seconds: float = 0.0
+    rereads: int = 0
 
     @property
     def liquidated(self) -> tuple[str, ...]:
@@ -358,6 +397,32 @@ class TickReport:
 class _Inflight:
     pending: PendingTx
     outcome: Outcome
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One read of the vault at ``block``: its epoch, the candidates and the bot's own proof."""
+
+    epoch: EpochOnChain
+    block: int
+    accounts_with_positions: int
+    candidates: tuple[Candidate, ...]
+    own_proof: MarginProof
+    leaves_error: str | None = None  # the leaf source does not serve this epoch
+
+
+class _RootMoved(Exception):
+    """An attempt failed on a proof error and the vault's epoch is newer than the one read."""
+
+    def __init__(
+        self, candidate: Candidate, stage: str, error: str, epoch_read: int, epoch_now: int
+    ) -> None:
+        super().__init__(f"{stage}: {error}")
+        self.candidate = candidate
+        self.stage = stage
+        self.error = error
+        self.epoch_read = epoch_read
+        self.epoch_now = epoch_now
 
 
 # --------------------------------------------------------------------------- the bot
@@ -450,15 +515,75 @@ class LiquidatorBot:
         return report
 
     def _tick(self) -> TickReport:
-        chain = self.chain
-        v = chain.vault.functions
-        block = chain.head()
+        block = self.chain.head()
         finished = self._poll_inflight()
-        epoch = chain.current_epoch(block)
-        if chain.rpc(lambda: v.isSafeMode().call(block_identifier=block), "isSafeMode"):
+        epoch = self.chain.current_epoch(block)
+        if self._safe_mode(block):
             return TickReport(epoch.epoch, block, 0, outcomes=finished, skipped="safe_mode")
         if epoch.epoch == 0:
             return TickReport(0, block, 0, outcomes=finished, skipped="no_epoch")
+        read = self._read(epoch, block)
+        if read.leaves_error is not None:
+            return TickReport(
+                epoch.epoch,
+                block,
+                read.accounts_with_positions,
+                outcomes=finished,
+                skipped=f"leaves: {read.leaves_error}",
+            )
+        outcomes = list(finished)
+        decided: set[str] = set()  # accounts with an outcome in this tick: not tried again
+        rereads = 0
+        while True:
+            try:
+                for c in read.candidates[: self.settings.max_per_tick]:
+                    if len(decided) >= self.settings.max_per_tick:
+                        break
+                    if c.account in decided or c.account in self._inflight:
+                        continue  # decided in this tick, or a liquidation of it is in flight
+                    o = self._attempt(c, read.own_proof, read.epoch.epoch)
+                    decided.add(c.account)
+                    outcomes.append(o)
+                    self._record(o)
+                break
+            except _RootMoved as moved:
+                if rereads < self.settings.max_rereads:
+                    rereads += 1
+                    self._log_root_moved(moved, rereads)
+                    again = self._reread()
+                    if isinstance(again, _Read):
+                        read = again
+                        continue
+                    why = again
+                else:
+                    why = f"{rereads} re-read(s) spent in this tick; next tick"
+                # the other candidates' proofs are as dead: the next tick reads afresh
+                o = self._skip(
+                    moved.candidate,
+                    f"root_moved: epoch {moved.epoch_read} -> {moved.epoch_now} under the "
+                    f"{moved.stage} ({moved.error}); {why}",
+                )
+                outcomes.append(o)
+                self._record(o)
+                break
+        return TickReport(
+            read.epoch.epoch,
+            read.block,
+            read.accounts_with_positions,
+            candidates=read.candidates,
+            outcomes=tuple(outcomes),
+            rereads=rereads,
+        )
+
+    def _safe_mode(self, block: int) -> bool:
+        v = self.chain.vault.functions
+        return bool(
+            self.chain.rpc(lambda: v.isSafeMode().call(block_identifier=block), "isSafeMode")
+        )
+
+    def _read(self, epoch: EpochOnChain, block: int) -> _Read:
+        """Steps 2-4 at ``block``, whose epoch is ``epoch``: states, leaves, candidates."""
+        chain = self.chain
         chain.index(to_block=block)
         states = chain.account_states(list(chain.accounts), block)
         mine = next((s for s in states if s.address == self.address), None)
@@ -468,9 +593,7 @@ class LiquidatorBot:
                 epoch.epoch, epoch.root, [s.address for s in with_positions] + [self.address]
             )
         except LeafSourceError as exc:
-            return TickReport(
-                epoch.epoch, block, len(with_positions), outcomes=finished, skipped=f"leaves: {exc}"
-            )
+            return _Read(epoch, block, len(with_positions), (), empty_proof(self.address), str(exc))
         candidates: list[Candidate] = []
         for s in with_positions:
             proof = proofs.get(s.address.lower())
@@ -491,20 +614,61 @@ class LiquidatorBot:
             if own is not None and mine is not None and (own.leaf.state_nonce == mine.state_nonce)
             else empty_proof(self.address)
         )
-        outcomes = list(finished)
-        for c in candidates[: self.settings.max_per_tick]:
-            if c.account in self._inflight:
-                continue  # a liquidation of it is still in flight
-            o = self._attempt(c, own_proof)
-            outcomes.append(o)
-            self._record(o)
-        return TickReport(
-            epoch.epoch,
-            block,
-            len(with_positions),
-            candidates=tuple(candidates),
-            outcomes=tuple(outcomes),
+        return _Read(epoch, block, len(with_positions), tuple(candidates), own_proof)
+
+    def _reread(self) -> _Read | str:
+        """Read the new epoch at the new head; a leaf source that does not serve it yet is
+        asked again for up to ``reread_wait_seconds``. A string says why not (the account is
+        then left to the next tick)."""
+        deadline = time.monotonic() + self.settings.reread_wait_seconds
+        while True:
+            block = self.chain.head()
+            epoch = self.chain.current_epoch(block)
+            if self._safe_mode(block):
+                return "safe mode since; next tick"
+            read = self._read(epoch, block)
+            if read.leaves_error is None:
+                return read
+            if time.monotonic() >= deadline:
+                log.info(
+                    "root moved; leaves of the new epoch not served yet, next tick",
+                    extra={
+                        "reason": "root_moved",
+                        "epoch_now": epoch.epoch,
+                        "waited_s": self.settings.reread_wait_seconds,
+                        "error": read.leaves_error,
+                    },
+                )
+                return (
+                    f"leaves of epoch {epoch.epoch} not served within "
+                    f"{self.settings.reread_wait_seconds:g} s ({read.leaves_error}); next tick"
+                )
+            time.sleep(_REREAD_POLL_SECONDS)
+
+    def _log_root_moved(self, moved: _RootMoved, reread: int) -> None:
+        log.info(
+            "root moved; re-reading epoch and leaves",
+            extra={
+                "reason": "root_moved",
+                "stage": moved.stage,
+                "account": moved.candidate.account,
+                "error": moved.error,
+                "epoch_read": moved.epoch_read,
+                "epoch_now": moved.epoch_now,
+                "reread": reread,
+            },
         )
+        if self.metrics is not None:
+            self.metrics.root_moved.labels(stage=moved.stage).inc()
+
+    def _check_root(self, c: Candidate, stage: str, error: str, name: str, epoch: int) -> None:
+        """Raise :class:`_RootMoved` if ``error`` is a proof error and the vault's epoch is no
+        longer the one read (the proof was against a dead root, not a wrong one)."""
+        if name not in ROOT_ERRORS:
+            return
+        now = self.chain.current_epoch("latest").epoch
+        if now > epoch:
+            raise _RootMoved(c, stage, error, epoch, now)
 
     # ---------------------------------------------------------------- one account
 
@@ -524,7 +688,9 @@ class LiquidatorBot:
     def _skip(self, c: Candidate, reason: str, **kw: Any) -> Outcome:
         return Outcome(c.account, "skipped", c.mm_surplus_hi, reason=reason, **kw)
 
-    def _attempt(self, c: Candidate, own_proof: MarginProof) -> Outcome:
+    def _attempt(self, c: Candidate, own_proof: MarginProof, epoch: int) -> Outcome:
+        """One account, against the leaves of ``epoch``. Raises :class:`_RootMoved` when a
+        proof error shows the vault moved past ``epoch`` (the caller re-reads)."""
         v = self.chain.vault.functions
         self._fire("bound", c.account)
         # -- the view is authoritative
@@ -536,6 +702,7 @@ class LiquidatorBot:
             decoded = as_vault_revert(exc, self.chain.abi)
             if decoded is None:
                 raise
+            self._check_root(c, "view", str(decoded), decoded.name, epoch)
             return self._skip(c, f"view_reverted: {decoded}")
         if not liquidatable:
             return Outcome(
@@ -573,6 +740,7 @@ class LiquidatorBot:
             decoded = as_vault_revert(exc, self.chain.abi)
             if decoded is None:
                 raise
+            self._check_root(c, "own_view", str(decoded), decoded.name, epoch)
             return self._skip(c, f"own_leaf_unavailable: {decoded}", **base)
         (me,) = self.chain.account_states([self.address], "latest")
         own_lo -= self._pending_funding(me)
@@ -601,7 +769,12 @@ class LiquidatorBot:
                 )
             pending = self.tx.submit(req)
         except SimulationError as exc:
-            why = decode_revert(exc.data, self.chain.abi) if exc.data else str(exc)
+            if exc.data:
+                dec = decode_revert_data(exc.data, self.chain.abi)
+                self._check_root(c, "simulation", dec.message, dec.name, epoch)
+                why = dec.message
+            else:
+                why = str(exc)
             return self._skip(c, f"simulation_reverted: {why}", **base)
         except TxError as exc:
             return Outcome(c.account, "failed", c.mm_surplus_hi, f"send_failed: {exc}", **base)
