@@ -897,7 +897,7 @@ class EpochPipeline:
         if not self.store.get_leaves(number) or self.store.get_market_snapshot(number) is None:
             return self._abandon(number, "leaves or market snapshot missing", timings)
         head_ts = int(self.chain.block("latest")["timestamp"])
-        max_age = int(self.chain.vault.functions.maxAge().call())
+        max_age = int(self.chain.rpc(self.chain.vault.functions.maxAge().call, "maxAge"))
         if header.timestamp + max_age <= max(head_ts, int(self.clock())) + 5:
             return self._abandon(number, "its timestamp is stale now", timings)
         if self._attempts.get(number, 0) >= self.max_attempts:
