@@ -118,6 +118,11 @@ contract MarginVault is IMarginVault, VaultBase {
         _setRiskConfig(newMaxAge, newFutureTolerance, newLiquidationPenalty, newInsuranceShare);
     }
 
+    function setTakeoverBuffer(uint256 newTakeoverBuffer) external onlyOwner {
+        _takeoverBuffer = newTakeoverBuffer;
+        emit Events.TakeoverBufferSet(newTakeoverBuffer);
+    }
+
     function withdrawInsurance(uint256 amount6, address to) external onlyOwner nonReentrant {
         if (to == address(0)) revert Errors.ZeroAddress();
         uint256 amount = amount6 * CASH_SCALE;
@@ -406,6 +411,10 @@ contract MarginVault is IMarginVault, VaultBase {
 
     function insuranceShare() external view returns (uint256) {
         return _insuranceShare;
+    }
+
+    function takeoverBuffer() external view returns (uint256) {
+        return _takeoverBuffer;
     }
 
     /* INTERNAL: CONFIGURATION AND LOOKUPS */

@@ -121,6 +121,29 @@ def unattested_surplus_lo(cash: int, balances: list[tuple[int, int, int, int]]) 
     return cash + sum(haircut_value_down(x, p, dec, down) for x, p, dec, down in balances)
 
 
+def first_trade_surplus_lo(on_chain_before: int, legs_lo: int) -> int:
+    """IM lower bound after a trade of a side that held no position before it (protocol §5):
+    ``onChainSurplusLo(before) + (cumLo_after - cumLo_before)``.
+
+    ``on_chain_before`` is :func:`unattested_surplus_lo` of the account before the fill,
+    ``legs_lo`` the sum of its legs' :func:`trade_bound` ``lo``. No leaf is involved."""
+    return on_chain_before + legs_lo
+
+
+def takeover_lo(im_surplus_lo_account: int, net_cash_paid: int, takeover_buffer: int) -> int:
+    """What a takeover adds to the liquidator's ``cumLo`` and its IM check (protocol §6):
+    ``imSurplusLo(A) - netCashPaid - takeoverBuffer`` (``MarginBounds.takeoverLo``)."""
+    return im_surplus_lo_account - net_cash_paid - takeover_buffer
+
+
+def liquidator_surplus_after(
+    own_im_surplus_lo: int, im_surplus_lo_account: int, net_cash_paid: int, takeover_buffer: int
+) -> int:
+    """The liquidator's IM lower bound after taking account A over; ``liquidate`` requires
+    it ``>= 0`` (``InsufficientMargin(liquidator, value)`` otherwise)."""
+    return own_im_surplus_lo + takeover_lo(im_surplus_lo_account, net_cash_paid, takeover_buffer)
+
+
 @dataclass(frozen=True)
 class Liquidation:
     """The numbers of one liquidation (protocol §6), WAD USD."""
@@ -200,6 +223,8 @@ _LIQ_CASES = [
     (30 * WAD, 100 * WAD, 0, 0, 0, 0, 5 * 10**17, 10**17, 1),
     (3, 7, 1, 2, 0, 5, 333_333_333_333_333_333, 666_666_666_666_666_667, 0),
 ]
+#: ``takeoverBuffer`` of each liquidation case (its ``takeoverLo`` uses the leaf's im = 0).
+_TAKEOVER_BUFFERS = [0, 202_500 * WAD, 1, 10**36, 7]
 
 
 def vector_cases() -> dict[str, Any]:
@@ -237,7 +262,9 @@ def vector_cases() -> dict[str, Any]:
             }
         )
     liqs = []
-    for eq, mm, lcl, lch, cl, ch, pen, share, fund in _LIQ_CASES:
+    for (eq, mm, lcl, lch, cl, ch, pen, share, fund), buf in zip(
+        _LIQ_CASES, _TAKEOVER_BUFFERS, strict=True
+    ):
         r = liquidation(
             equity=eq,
             mm=mm,
@@ -269,6 +296,8 @@ def vector_cases() -> dict[str, Any]:
                 "covered": _s(r.covered),
                 "uncovered": _s(r.uncovered),
                 "netCashPaid": _s(r.net_cash_paid),
+                "takeoverBuffer": _s(buf),
+                "takeoverLo": _s(takeover_lo(im_surplus_lo(eq, 0, lcl, cl), r.net_cash_paid, buf)),
             }
         )
     return {

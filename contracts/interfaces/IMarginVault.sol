@@ -164,6 +164,17 @@ interface IMarginVault {
     function setRiskConfig(uint64 maxAge, uint64 futureTolerance, uint256 liquidationPenalty, uint256 insuranceShare)
         external;
 
+    /// @notice Sets `takeoverBuffer` (WAD USD, default 0): what the liquidator's IM check at a
+    /// takeover subtracts on top of `imSurplusLo(L) + imSurplusLo(A) - netCashPaid`, and what
+    /// its `cumLo` loses with it. It covers the superadditive part of the engine's
+    /// requirement (the concentration add-on: `req(L + A) <= req(L) + im_A + sum_u
+    /// concentration_rate_u * threshold_u`, `risk_engine.addons.takeover_gap_bound`).
+    /// @dev Warning: owner-trusted like the other risk parameters. Too small a buffer lets a
+    /// liquidator's IM lower bound overstate its surplus by the gap until the next epoch; a
+    /// buffer above every liquidator's surplus stops liquidations (above 2**255 - 1 every
+    /// `liquidate` reverts on the cast).
+    function setTakeoverBuffer(uint256 takeoverBuffer) external;
+
     /// @notice Moves `amount6` settlement tokens out of the insurance fund to `to`.
     /// @dev Warning: the only owner action that moves tokens out of the vault. It can only
     /// take what the insurance fund holds, never user balances.
@@ -195,7 +206,10 @@ interface IMarginVault {
 
     /// @notice Fills quote `q` whole, msg.sender being the taker. Each leg gives the maker
     /// `+size` and the taker `-size`; the buyer pays `mulWadUp(|size|, price)` cash, the
-    /// seller receives the same amount. Both accounts must keep IM surplus lower bound >= 0.
+    /// seller receives the same amount. Both accounts must keep IM surplus lower bound >= 0:
+    /// an account with no open positions before the fill is bounded by its on-chain value
+    /// before (cash + haircut collateral) plus the legs' lower bounds, and needs no leaf (its
+    /// proof may be empty); any other account by its leaf after the fill (docs/protocol.md §5).
     /// @param signature the maker's ECDSA signature over `hashQuote(q)`.
     /// @param legProofs one INSTRUMENT leaf per leg, same order.
     /// @dev Warning: the maker trusts the taker only within the quote's legs; the taker trusts
@@ -231,6 +245,8 @@ interface IMarginVault {
     /// upper bound is < 0) into msg.sender's account, paying it `pay` and the insurance fund
     /// `fee`, receiving `covered` from the fund if the equity is negative.
     /// @param target `account`'s ACCOUNT leaf in the current root.
+    /// msg.sender must keep `imSurplusLo(L) + imSurplusLo(A) - netCashPaid - takeoverBuffer
+    /// >= 0`, and that amount is added to its `cumLo`.
     /// @param liquidatorProof msg.sender's leaf (ignored if it has no open positions).
     /// @param maxCashOut the most net cash (pay + fee - covered, WAD) msg.sender accepts to pay.
     function liquidate(
@@ -335,4 +351,8 @@ interface IMarginVault {
     function liquidationPenalty() external view returns (uint256);
 
     function insuranceShare() external view returns (uint256);
+
+    /// @notice WAD USD subtracted from the liquidator's IM surplus at a takeover (see
+    /// `setTakeoverBuffer`).
+    function takeoverBuffer() external view returns (uint256);
 }

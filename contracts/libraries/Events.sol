@@ -17,6 +17,7 @@ interface Events {
     );
     event SignersSet(address[] signers, uint8 quorum, uint64 configVersion);
     event RiskConfigSet(uint64 maxAge, uint64 futureTolerance, uint256 liquidationPenalty, uint256 insuranceShare);
+    event TakeoverBufferSet(uint256 takeoverBuffer);
     event InsuranceDeposited(address indexed from, uint256 amount6, uint256 insuranceFund);
     event InsuranceWithdrawn(address indexed to, uint256 amount6, uint256 insuranceFund);
 

@@ -27,6 +27,9 @@ import {VaultModule} from "./VaultBase.sol";
 contract ExchangeModule is VaultModule {
     using FixedPoint for uint256;
 
+    /// @dev "this side held positions before the trade": below any real base (|base| <= ~1e36).
+    int256 private constant NO_BASE = type(int256).min;
+
     /* TRADING */
 
     function executeQuote(
@@ -39,12 +42,37 @@ contract ExchangeModule is VaultModule {
         _requireNotSafeMode(); // marks and losses per unit come from the current root
         bytes32 digest = _validateQuote(q, signature, legProofs.length);
         _nonceUsed[q.maker][q.nonce] = true;
+        Account storage m = _accounts[q.maker];
+        Account storage t = _accounts[msg.sender];
+        int256 makerBase = _flatBase(m);
+        int256 takerBase = _flatBase(t);
         for (uint256 i; i < q.legs.length; ++i) {
             _executeLeg(q.maker, q.legs[i], legProofs[i], digest);
         }
-        _requireImSurplus(q.maker, _accounts[q.maker], makerProof);
-        _requireImSurplus(msg.sender, _accounts[msg.sender], takerProof);
+        _requireTradeMargin(q.maker, m, makerProof, makerBase);
+        _requireTradeMargin(msg.sender, t, takerProof, takerBase);
         emit Events.QuoteExecuted(digest, q.maker, msg.sender, q.nonce);
+    }
+
+    /// @dev For an account with no open positions before the trade: its on-chain IM surplus
+    /// lower bound (cash + haircut collateral) minus its cumLo, so that after the legs
+    /// `base + cumLo = onChainSurplusLo(before) + (cumLo_after - cumLo_before)` (docs/protocol.md
+    /// §5): no leaf needed. `NO_BASE` for an account with positions (its leaf is the base).
+    function _flatBase(Account storage a) internal view returns (int256) {
+        if (a.instruments.length != 0) return NO_BASE;
+        return _onChainSurplusLo(a) - a.cumLo;
+    }
+
+    /// @dev The IM gate of one side of a trade. An account that was flat before and holds
+    /// positions now is bounded from its pre-trade on-chain value plus the legs' lower bounds;
+    /// any other account goes through the gate of every action (its leaf, or flat after).
+    function _requireTradeMargin(address account, Account storage a, MarginProof calldata mp, int256 base)
+        internal
+        view
+    {
+        if (base == NO_BASE || a.instruments.length == 0) return _requireImSurplus(account, a, mp);
+        int256 s = base + a.cumLo;
+        if (s < 0) revert Errors.InsufficientMargin(account, s);
     }
 
     function _validateQuote(Quote calldata q, bytes calldata signature, uint256 proofCount)
@@ -110,12 +138,16 @@ contract ExchangeModule is VaultModule {
         // Only when even the upper bound of the MM surplus is negative: never a healthy account.
         if (!r.liquidatable) revert Errors.AccountHealthy(account, r.mmSurplusHi);
         if (r.netCashPaid > maxCashOut) revert Errors.LiquidationCostTooHigh(r.netCashPaid, maxCashOut);
-        // req(L + A) <= req(L) + im_A: the liquidator carries A's IM out of its own surplus.
-        int256 after_ =
-            _imSurplusLo(msg.sender, l, liquidatorProof) + MarginBounds.takeoverLo(r.imSurplusLo, r.netCashPaid);
+        // req(L + A) <= req(L) + im_A + takeoverBuffer: the liquidator carries A's IM, and the
+        // superadditive concentration gap, out of its own surplus.
+        int256 after_ = _imSurplusLo(msg.sender, l, liquidatorProof) + _takeoverLo(r);
         if (after_ < 0) revert Errors.InsufficientMargin(msg.sender, after_);
         _moveAccount(account, a, msg.sender, l);
         _settleLiquidation(account, a, msg.sender, l, r);
+    }
+
+    function _takeoverLo(LiquidationQuote memory r) internal view returns (int256) {
+        return MarginBounds.takeoverLo(r.imSurplusLo, r.netCashPaid, _takeoverBuffer);
     }
 
     /// @dev Moves every position (funding already applied on both sides) and every collateral
@@ -160,7 +192,7 @@ contract ExchangeModule is VaultModule {
         }
         ++a.stateNonce; // the account's leaves in this root describe what it no longer holds
         _emitAccount(account, a);
-        _addBounds(liquidator, l, MarginBounds.takeoverLo(r.imSurplusLo, r.netCashPaid), MarginBounds.UNBOUNDED);
+        _addBounds(liquidator, l, _takeoverLo(r), MarginBounds.UNBOUNDED);
         emit Events.Liquidated(account, liquidator, r.mmSurplusHi, r.pay, r.fee, r.covered, r.uncovered, _insuranceFund);
     }
 }

@@ -99,6 +99,8 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     mapping(address => Account) internal _accounts;
     mapping(address => mapping(uint256 => bool)) internal _nonceUsed;
 
+    uint256 internal _takeoverBuffer; // WAD USD the liquidator's IM check adds, docs/protocol.md §6
+
     constructor(address owner_) Ownable(owner_) EIP712("PortfolioMarginVault", "1") {}
 
     /* LOOKUPS */

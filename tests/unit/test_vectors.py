@@ -177,6 +177,10 @@ def test_liquidation_cases() -> None:
         got = (r.eq_lo, r.eq_hi, r.penalty, r.pay, r.fee, r.covered, r.uncovered, r.net_cash_paid)
         keys = ("eqLo", "eqHi", "penalty", "pay", "fee", "covered", "uncovered", "netCashPaid")
         assert got == tuple(int(x[k]) for k in keys)
+        im_lo = bounds.im_surplus_lo(int(x["equity"]), 0, int(x["leafCumLo"]), int(x["cumLoNow"]))
+        buf = int(x["takeoverBuffer"])
+        assert bounds.takeover_lo(im_lo, r.net_cash_paid, buf) == int(x["takeoverLo"])
+        assert int(x["takeoverLo"]) == im_lo - r.net_cash_paid - buf
 
 
 @pytest.mark.parametrize(

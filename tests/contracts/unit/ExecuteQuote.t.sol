@@ -322,7 +322,9 @@ contract ExecuteQuoteTest is BaseTest {
     /* THE IM GATE */
 
     function test_executeQuote_revertsWhenMakerOverTheBound() public {
-        // alice's leaf says IM surplus 5000; a 1 BTC long costs 6000 of bound at mark.
+        // alice holds a position (so her leaf, not her cash, bounds her): the leaf says IM
+        // surplus 5000; a 1 BTC long costs 6000 of bound at mark.
+        _fill(_quote(carol, alice, ethPerp, -0.1e18, 3000e18, 50), carolKey, alice);
         _post3(_leaf(alice, 100_000e18, 95_000e18, 90_000e18), _leaf(bob, 100_000e18, 0, 0), _leaf(carol, 0, 0, 0));
         Quote memory q = _quote(alice, bob, btcPerp, 1e18, 60_000e18, 1);
         bytes memory sig = _signQuote(q, aliceKey);
@@ -338,6 +340,7 @@ contract ExecuteQuoteTest is BaseTest {
     }
 
     function test_executeQuote_revertsWhenTakerOverTheBound() public {
+        _fill(_quote(carol, bob, ethPerp, -0.1e18, 3000e18, 50), carolKey, bob); // bob holds a position
         _post3(_leaf(alice, 100_000e18, 0, 0), _leaf(bob, 100_000e18, 99_000e18, 90_000e18), _leaf(carol, 0, 0, 0));
         Quote memory q = _quote(alice, bob, btcPerp, 1e18, 60_000e18, 1);
         bytes memory sig = _signQuote(q, aliceKey);
@@ -349,17 +352,131 @@ contract ExecuteQuoteTest is BaseTest {
         vault.executeQuote(q, sig, ips, a, b);
     }
 
-    function test_executeQuote_revertsWhenTakerHasNoLeaf() public {
-        address dave = makeAddr("dave");
-        _fund(dave);
-        _depositCash(dave, 100_000e6);
+    /* FIRST TRADE WITHOUT A LEAF (docs/protocol.md §5) */
+
+    /// @dev A fresh account (deposited after the current epoch's snapshot: no ACCOUNT leaf),
+    /// with `cash6` cash and `wethAmount` WETH (haircut value 2400 per WETH).
+    function _freshAccount(string memory name, uint256 cash6, uint256 wethAmount)
+        internal
+        returns (address who, uint256 key)
+    {
+        (who, key) = makeAddrAndKey(name);
+        _fund(who);
+        if (cash6 > 0) _depositCash(who, cash6);
+        if (wethAmount > 0) _deposit(who, weth, wethAmount);
+        assertFalse(inTree[who]);
+    }
+
+    function _execEmpty(Quote memory q, bytes memory sig, address taker) internal {
+        InstrumentProof[] memory ips = _legProofs(q);
+        vm.prank(taker);
+        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+    }
+
+    /// @dev Maker gets +1 BTC perp at 61k and -1 BTC put at 1400.
+    /// maker lo: (60k - 61k - 6000) + (-1500 + 1400 - 8000) = -15,100
+    /// taker lo: (-60k + 61k - 6000) + (1500 - 1400 - 1500) = -6,400
+    function _twoLegQuote(address maker, address taker, uint256 nonce) internal view returns (Quote memory q) {
+        q = _quote(maker, taker, btcPerp, 1e18, 61_000e18, nonce);
+        Leg[] memory legs = new Leg[](2);
+        legs[0] = q.legs[0];
+        legs[1] = Leg(btcPut, -1e18, 1400e18);
+        q.legs = legs;
+    }
+
+    function test_executeQuote_freshTakerNeedsNoLeaf() public {
+        (address dave,) = _freshAccount("dave", 10_000e6, 0);
         Quote memory q = _quote(alice, dave, btcPerp, 1e18, 60_000e18, 1);
+        bytes memory sig = _signQuote(q, aliceKey);
+        InstrumentProof[] memory ips = _legProofs(q);
+        MarginProof memory a = _mp(alice);
+        vm.prank(dave);
+        vault.executeQuote(q, sig, ips, a, _emptyProof());
+        assertEq(_size(dave, btcPerp), -1e18);
+        // dave: on-chain 10,000 + leg lo (-60k + 60k - 6000) = 4000
+        (int256 lo,) = _cum(dave);
+        assertEq(lo, 10_000e18 - 6000e18);
+    }
+
+    function test_executeQuote_freshMakerAndTakerTwoLegsNeedNoLeaf() public {
+        (address dave, uint256 daveKey) = _freshAccount("dave", 20_000e6, 1e18);
+        (address erin,) = _freshAccount("erin", 10_000e6, 0);
+        _execEmpty(_twoLegQuote(dave, erin, 1), _signQuote(_twoLegQuote(dave, erin, 1), daveKey), erin);
+        assertEq(_size(dave, btcPerp), 1e18);
+        assertEq(_size(dave, btcPut), -1e18);
+        assertEq(_size(erin, btcPerp), -1e18);
+        assertEq(_size(erin, btcPut), 1e18);
+        assertEq(_cash(dave), 20_000e18 - 61_000e18 + 1400e18);
+        assertEq(_cash(erin), 10_000e18 + 61_000e18 - 1400e18);
+        (int256 lo,) = _cum(dave);
+        assertEq(lo, 20_000e18 + 2400e18 - 15_100e18);
+        (lo,) = _cum(erin);
+        assertEq(lo, 10_000e18 - 6400e18);
+    }
+
+    function test_executeQuote_revertsWhenFreshMakerOverOnChainCapacity() public {
+        // 15,000 cash + 1 WETH (2400 haircut) - 15,100 of leg bound = 2300: passes; without the
+        // WETH it is -100.
+        (address dave, uint256 daveKey) = _freshAccount("dave", 15_000e6, 0);
+        (address erin,) = _freshAccount("erin", 10_000e6, 0);
+        Quote memory q = _twoLegQuote(dave, erin, 1);
+        bytes memory sig = _signQuote(q, daveKey);
+        InstrumentProof[] memory ips = _legProofs(q);
+        vm.prank(erin);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, dave, -int256(100e18)));
+        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        _deposit(dave, weth, 1e18);
+        _execEmpty(q, sig, erin);
+        assertEq(_size(dave, btcPut), -1e18);
+    }
+
+    function test_executeQuote_revertsWhenFreshTakerOverOnChainCapacity() public {
+        // erin: 1000 cash + 1 WETH (2400) - 6400 = -3000.
+        (address dave, uint256 daveKey) = _freshAccount("dave", 20_000e6, 0);
+        (address erin,) = _freshAccount("erin", 1000e6, 1e18);
+        Quote memory q = _twoLegQuote(dave, erin, 1);
+        bytes memory sig = _signQuote(q, daveKey);
+        InstrumentProof[] memory ips = _legProofs(q);
+        vm.prank(erin);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, erin, -int256(3000e18)));
+        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        // One leg alone (-5000 on the perp short, at 61k) is still over: 3400 - 5000.
+        q = _quote(dave, erin, btcPerp, 1e18, 61_000e18, 2);
+        sig = _signQuote(q, daveKey);
+        ips = _legProofs(q);
+        vm.prank(erin);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, erin, -int256(1600e18)));
+        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+    }
+
+    function test_executeQuote_secondTradeOfFreshAccountNeedsLeaf() public {
+        (address dave,) = _freshAccount("dave", 100_000e6, 0);
+        Quote memory q = _quote(alice, dave, btcPerp, 1e18, 60_000e18, 1);
+        _exec(q, _signQuote(q, aliceKey), dave); // _mp(dave) is empty: dave is not in the tree
+        // Now dave holds a position: the same epoch has no leaf for it.
+        q = _quote(alice, dave, ethPerp, 1e18, 3000e18, 2);
         bytes memory sig = _signQuote(q, aliceKey);
         InstrumentProof[] memory ips = _legProofs(q);
         MarginProof memory a = _mp(alice);
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(Errors.LeafAccountMismatch.selector, dave, address(0)));
         vault.executeQuote(q, sig, ips, a, _emptyProof());
+        // With its leaf in the next epoch it trades.
+        _post2(_leaf(alice, 100_000e18, 0, 0), _leaf(dave, 100_000e18, 6000e18, 4800e18));
+        _exec(q, sig, dave);
+        assertEq(_size(dave, ethPerp), -1e18);
+    }
+
+    function test_executeQuote_freshAccountInSafeModeReverts() public {
+        (address dave,) = _freshAccount("dave", 100_000e6, 0);
+        Quote memory q = _quote(alice, dave, btcPerp, 1e18, 60_000e18, 1);
+        q.deadline = uint64(block.timestamp + 2 hours);
+        bytes memory sig = _signQuote(q, aliceKey);
+        vm.warp(block.timestamp + MAX_AGE + 1);
+        InstrumentProof[] memory ips = _legProofs(q);
+        vm.prank(dave);
+        vm.expectRevert(Errors.SafeMode.selector);
+        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
     }
 
     function test_executeQuote_revertsInSafeMode() public {

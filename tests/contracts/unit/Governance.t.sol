@@ -183,6 +183,25 @@ contract GovernanceTest is BaseTest {
         vault.setRiskConfig(600, 5, 0, 0);
     }
 
+    /* TAKEOVER BUFFER */
+
+    function test_setTakeoverBuffer_storesValueAndEmits() public {
+        assertEq(vault.takeoverBuffer(), 0); // default: no buffer
+        vm.expectEmit(address(vault));
+        emit Events.TakeoverBufferSet(202_500e18);
+        vault.setTakeoverBuffer(202_500e18);
+        assertEq(vault.takeoverBuffer(), 202_500e18);
+        vault.setTakeoverBuffer(0);
+        assertEq(vault.takeoverBuffer(), 0);
+    }
+
+    function test_setTakeoverBuffer_revertsWhenNotOwner() public {
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
+        vault.setTakeoverBuffer(1);
+        assertEq(vault.takeoverBuffer(), 0);
+    }
+
     /* INSURANCE */
 
     function test_withdrawInsurance_movesOnlyTheFund() public {

@@ -233,13 +233,16 @@ contract LiquidateTest is BaseTest {
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.StaleStateNonce.selector, alice, 1, 0));
         vault.liquidate(alice, old, b, type(int256).max);
-        // Nor can alice use it to open a position before the next epoch.
+        // Flat after the takeover, alice trades on her on-chain value (2560 cash), leaf ignored;
+        this.fillExternal(bob, alice, 9);
+        assertEq(_size(alice, ethPerp), 0.1e18);
+        // holding a position again, her old leaf cannot bound her before the next epoch.
         vm.expectRevert(abi.encodeWithSelector(Errors.StaleStateNonce.selector, alice, 1, 0));
-        this.fillExternal(bob, alice);
+        this.fillExternal(bob, alice, 10);
     }
 
-    function fillExternal(address maker, address taker) external {
-        _fill(_quote(maker, taker, ethPerp, -0.1e18, 3000e18, 9), bobKey, taker);
+    function fillExternal(address maker, address taker, uint256 nonce) external {
+        _fill(_quote(maker, taker, ethPerp, -0.1e18, 3000e18, nonce), bobKey, taker);
     }
 
     function test_liquidate_revertsWhenCostAboveMaxCashOut() public {
@@ -264,6 +267,28 @@ contract LiquidateTest is BaseTest {
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, dave, -int256(280e18)));
         vault.liquidate(alice, t, _emptyProof(), type(int256).max);
+    }
+
+    function test_liquidate_revertsWhenTakeoverBufferExceedsLiquidatorSurplus() public {
+        address dave = makeAddr("dave");
+        _fund(dave);
+        _depositCash(dave, 5300e6);
+        _crash(4000e18);
+        // dave: 5300 + imSurplusLo(alice) (-2000) - netCashPaid (3280) = 20, minus the buffer.
+        vault.setTakeoverBuffer(100e18);
+        MarginProof memory t = _mp(alice);
+        vm.prank(dave);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, dave, -int256(80e18)));
+        vault.liquidate(alice, t, _emptyProof(), type(int256).max);
+        // The same takeover passes without the buffer's last 80, leaving dave exactly at 0.
+        vault.setTakeoverBuffer(20e18);
+        vm.prank(dave);
+        vault.liquidate(alice, t, _emptyProof(), type(int256).max);
+        assertEq(_size(dave, btcPerp), 1e18);
+        // cumLo(L) += imSurplusLo(A) - netCashPaid - takeoverBuffer
+        (int256 lo, int256 hi) = _cum(dave);
+        assertEq(lo, 5300e18 - 2000e18 - 3280e18 - 20e18);
+        assertEq(hi, 5300e18 + UNBOUNDED);
     }
 
     function test_liquidate_revertsInSafeMode() public {

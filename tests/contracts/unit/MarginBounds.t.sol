@@ -123,7 +123,10 @@ contract MarginBoundsTest is Test {
         assertEq(MarginBounds.mmSurplusHi(leaf, cumHi), int256(equity) - int256(uint256(mm)) + dHi);
         assertEq(MarginBounds.equityLo(leaf, cumLo), int256(equity) + dLo);
         assertEq(MarginBounds.equityHi(leaf, cumHi), int256(equity) + dHi);
-        assertEq(MarginBounds.takeoverLo(dLo, dHi), int256(dLo) - dHi);
+        assertEq(MarginBounds.takeoverLo(dLo, dHi, 0), int256(dLo) - dHi);
+        assertEq(
+            MarginBounds.takeoverLo(dLo, dHi, uint128(leafLo)), int256(dLo) - dHi - int256(uint256(uint128(leafLo)))
+        );
     }
 
     /* LIQUIDATION AMOUNTS */

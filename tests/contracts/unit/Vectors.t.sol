@@ -259,6 +259,12 @@ contract VectorsTest is Test {
             assertEq(r.covered, _u(json, string.concat(p, ".covered")), p);
             assertEq(r.uncovered, _u(json, string.concat(p, ".uncovered")), p);
             assertEq(r.netCashPaid, _i(json, string.concat(p, ".netCashPaid")), p);
+            uint256 buffer = _u(json, string.concat(p, ".takeoverBuffer"));
+            assertEq(
+                MarginBounds.takeoverLo(r.imSurplusLo, r.netCashPaid, buffer),
+                _i(json, string.concat(p, ".takeoverLo")),
+                p
+            );
         }
     }
 }
