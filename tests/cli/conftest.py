@@ -10,10 +10,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from cli_support import SIGNER, WAD, CliEnv, KeeperHandle
 
 from keeper.toolchain import REPO_ROOT
 from scripts.anvil import start_anvil
+
+from .cli_support import SIGNER, WAD, CliEnv, KeeperHandle
 
 
 @pytest.fixture(scope="session")

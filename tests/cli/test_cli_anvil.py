@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import SIGNER, WAD, CliEnv, KeeperHandle, key
 from click.testing import CliRunner
 
 from scripts.cli import pm
+
+from .cli_support import SIGNER, WAD, CliEnv, KeeperHandle, key
 
 pytestmark = pytest.mark.anvil
 
@@ -53,6 +54,8 @@ def test_deploy_wrote_the_deployment_file(cli_env: CliEnv) -> None:
     assert vault.functions.instrumentCount().call() == 7
     assert vault.functions.signers().call() == list(d["signers"])
     assert vault.functions.quorum().call() == 1
+    # sum_u concentration_rate_u * threshold_u over BTC, ETH, SOL, GOV (params/default.toml)
+    assert vault.functions.takeoverBuffer().call() == 202_500 * WAD
 
 
 def test_help_on_every_command() -> None:
