@@ -8,7 +8,11 @@ needs and writes the deployment file every other command reads:
    BTC and on ETH, expiring on the Friday 08:00 UTC four weeks out, the simulator's
    expiry grid);
 2. the attestation signer set and quorum (``setSigners``);
-3. ``deployments/<chainId>.json`` (:class:`scripts.client.DeploymentInfo`): addresses,
+3. the liquidator takeover buffer (``setTakeoverBuffer``, docs/protocol.md §6): the largest
+   superadditive gap of the engine's concentration add-on over the deployment's underlyings,
+   ``sum_u concentration_rate_u * threshold_u`` from the engine's default parameters
+   (:func:`default_takeover_buffer`, rounded up to WAD);
+4. ``deployments/<chainId>.json`` (:class:`scripts.client.DeploymentInfo`): addresses,
    the block the deployment started at (where the keeper's event index starts), the ABI
    hash, tokens with decimals and the underlying each is priced as, instruments with their
    names, the faucet amounts, the signers.
@@ -26,11 +30,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from eth_utils import to_checksum_address
 from web3 import Web3
 
 from keeper.compile import CompileResult, compile_contracts
 from keeper.feeds.sim import default_expiries
+from risk_engine.addons import takeover_gap_bound
+from risk_engine.params import RiskParams, load_params
+from risk_engine.units import to_wad_up
 from scripts.client import (
     WAD,
     DeploymentInfo,
@@ -48,6 +56,8 @@ __all__ = [
     "PERP_UNDERLYINGS",
     "InstrumentSpec",
     "default_instruments",
+    "default_takeover_buffer",
+    "deployment_underlyings",
     "deploy_protocol",
     "instrument_name",
     "write_deployment",
@@ -102,6 +112,24 @@ def default_instruments(now: int) -> tuple[InstrumentSpec, ...]:
     return perps + options
 
 
+def deployment_underlyings(instruments: Sequence[InstrumentSpec]) -> tuple[str, ...]:
+    """Every underlying the engine scans for this deployment: the instruments' and the
+    collateral tokens' (sorted, each once)."""
+    return tuple(sorted({i.underlying for i in instruments} | {u for _, _, u in COLLATERAL}))
+
+
+def default_takeover_buffer(underlyings: Sequence[str], params: RiskParams | None = None) -> int:
+    """``takeoverBuffer`` (WAD USD, rounded up) covering the concentration add-on's largest
+    superadditive gap over ``underlyings`` (``risk_engine.addons.takeover_gap_bound``):
+    ``sum_u concentration_rate_u * concentration_threshold_u``, default parameters unless
+    ``params`` is given. $202,500 for BTC, ETH, SOL, GOV with ``params/default.toml``."""
+    p = params if params is not None else load_params()
+    up = [p.underlying(u) for u in underlyings]
+    rate = np.array([x.concentration_rate for x in up], dtype=np.float64)
+    threshold = np.array([x.concentration_threshold_usd for x in up], dtype=np.float64)
+    return int(to_wad_up(takeover_gap_bound(rate, threshold), field="takeoverBuffer"))
+
+
 def _bytes32(text: str) -> bytes:
     return text.encode().ljust(32, b"\0")
 
@@ -116,10 +144,13 @@ def deploy_protocol(
     future_tolerance: int = DEFAULT_FUTURE_TOLERANCE,
     instruments: Sequence[InstrumentSpec] | None = None,
     compiled: CompileResult | None = None,
+    takeover_buffer: int | None = None,
 ) -> DeploymentInfo:
     """Deploy tokens + vault (``scripts.deploy.deploy``), register ``instruments`` (default
-    :func:`default_instruments`), set the signers. ``owner`` must be able to send through
-    ``w3`` (an unlocked node account, or a local key behind web3's signing middleware)."""
+    :func:`default_instruments`), set the signers and the takeover buffer (WAD USD; default
+    :func:`default_takeover_buffer` over the deployment's underlyings). ``owner`` must be
+    able to send through ``w3`` (an unlocked node account, or a local key behind web3's
+    signing middleware)."""
     compiled = compiled or compile_contracts()
     owner = to_checksum_address(owner)
     start_block = int(w3.eth.block_number) + 1
@@ -158,6 +189,13 @@ def deploy_protocol(
     signer_list = [to_checksum_address(s) for s in signers]
     if signer_list:
         send(vault.functions.setSigners(signer_list, quorum), owner, abi)
+    buffer = (
+        takeover_buffer
+        if takeover_buffer is not None
+        else default_takeover_buffer(deployment_underlyings(specs))
+    )
+    if buffer:
+        send(vault.functions.setTakeoverBuffer(buffer), owner, abi)
     tokens = [TokenInfo("USDC", d.settlement_token, 6, None)]
     tokens += [TokenInfo(sym, d.collateral[sym], dec, und) for sym, dec, und in COLLATERAL]
     return DeploymentInfo(

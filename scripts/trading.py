@@ -10,8 +10,9 @@ Quote file (JSON, every integer a decimal string so that no JSON reader rounds i
 
 ``size`` is from the maker's side (docs/protocol.md §7): the maker gets ``+size`` at
 ``price`` (WAD), the taker ``-size``. The taker re-checks everything that does not need
-the chain (domain, signature, deadline) before asking the keeper API for both parties'
-ACCOUNT leaves and each leg's INSTRUMENT leaf, then simulates ``executeQuote``.
+the chain (domain, signature, deadline) before asking the keeper API for the ACCOUNT leaf
+of each party that holds positions (a party without any needs none: the vault values it on
+chain) and each leg's INSTRUMENT leaf, then simulates ``executeQuote``.
 """
 
 from __future__ import annotations
@@ -214,9 +215,11 @@ def take_quote(session: Session, api: KeeperApi, path: Path) -> None:
             )
         check_fresh(session, lp, f"leaf of instrument {leg.instrument}")
         legs.append(lp.instrument_proof())
-    # After the fill both accounts hold positions, so both need a leaf of the current root.
-    maker_mp = account_proof(session, api, quote.maker, required=True)
-    taker_mp = account_proof(session, api, taker, required=True)
+    # A side that holds positions needs its leaf of the current root; a side without any is
+    # valued on chain before the fill plus the legs' bounds (docs/protocol.md §5): no leaf,
+    # so an account funded after the epoch's snapshot can trade at once.
+    maker_mp = account_proof(session, api, quote.maker, required=session.has_positions(quote.maker))
+    taker_mp = account_proof(session, api, taker, required=session.has_positions(taker))
     notional = sum(abs(leg.size) * leg.price for leg in quote.legs) // WAD
     session.send(
         session.vault.functions.executeQuote(
