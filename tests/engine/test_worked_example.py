@@ -17,7 +17,7 @@ def test_worked_example() -> None:
     market, ins = pair_market(0.8, params=params, vols=(0.01, 0.012))
     arrays = build_risk_arrays(ins, market, params)
     np.testing.assert_allclose(arrays.correlation[0, 1], 0.8, rtol=1e-12)
-    np.testing.assert_allclose(arrays.scenarios.ranges, [0.16, 0.18])
+    np.testing.assert_allclose(arrays.scenarios.ranges, [0.17, 0.18])
     np.testing.assert_allclose(arrays.tree.weight, [0.36, 0.36, 0.64], rtol=1e-12)
     assert arrays.n_scenarios == 69 and arrays.scenarios.n_mm == 51
 
@@ -33,17 +33,17 @@ def test_worked_example() -> None:
 
     # account A
     assert r.equity[0] == pytest.approx(20000.0, abs=1e-9)
-    assert r.scan_im[0] == pytest.approx(0.36 * (9600 + 10800) + 0.64 * 1200, rel=1e-12)  # 8112
-    assert r.scan_im[0] == pytest.approx(8112.0, rel=1e-12)
+    assert r.scan_im[0] == pytest.approx(0.36 * (10200 + 10800) + 0.64 * 600, rel=1e-12)  # 7944
+    assert r.scan_im[0] == pytest.approx(7944.0, rel=1e-12)
     assert r.basis[0] == pytest.approx(1200.0, rel=1e-12)
-    assert r.im[0] == pytest.approx(9312.0, rel=1e-12)
-    assert r.scan_mm[0] == pytest.approx(6489.6, rel=1e-12)
-    assert r.mm[0] == pytest.approx(7535.808, rel=1e-12)
-    assert r.im[1] == pytest.approx(10200.0, rel=1e-12)
+    assert r.im[0] == pytest.approx(9144.0, rel=1e-12)
+    assert r.scan_mm[0] == pytest.approx(6355.2, rel=1e-12)
+    assert r.mm[0] == pytest.approx(7404.096, rel=1e-12)
+    assert r.im[1] == pytest.approx(10800.0, rel=1e-12)
     assert r.im[2] == pytest.approx(11400.0, rel=1e-12)
-    assert r.worst_words(0) == ("price +1.00x range (BTC +16.0%, ETH +18.0%), vol unchanged, +1d")
+    assert r.worst_words(0) == ("price +1.00x range (BTC +17.0%, ETH +18.0%), vol unchanged, +1d")
     rep = explain(pf, market, params, 0, arrays=arrays)
-    assert [round(c.worst_loss_im, 6) for c in rep.clusters] == [9600.0, 10800.0, 1200.0]
+    assert [round(c.worst_loss_im, 6) for c in rep.clusters] == [10200.0, 10800.0, 600.0]
 
     # account B
     assert r.im[3] == pytest.approx(300.0, rel=1e-12)
@@ -51,7 +51,7 @@ def test_worked_example() -> None:
 
     # leaves (before the 1e-9 float pad) and the token table
     leaves = arrays.leaves
-    assert leaves.loss_long[PERP_BTC] == pytest.approx(11400.0, rel=2e-9)
+    assert leaves.loss_long[PERP_BTC] == pytest.approx(12000.0, rel=2e-9)
     assert leaves.loss_short[PERP_ETH] == pytest.approx(630.0, rel=2e-9)
     t = list(arrays.tokens.instrument_index).index(TOKEN_ETH)
     assert arrays.tokens.down_shock[t] == pytest.approx(0.20, rel=2e-9)
