@@ -23,8 +23,10 @@ Each :meth:`LiquidatorBot.tick` (a :class:`~keeper.lifecycle.Lifecycle` job):
    below ``min_profit_usd`` the account is skipped (``unprofitable``).
 7. **headroom**: the bot's own IM surplus lower bound (``imSurplusLo`` view: its leaf, or
    the on-chain valuation when it holds no positions) plus the account's
-   ``imSurplusLo`` minus ``maxCashOut`` must stay ``>= min_headroom_usd`` (the contract's
-   check is ``>= 0``, docs/protocol.md §6); otherwise ``insufficient_headroom``.
+   ``imSurplusLo`` minus ``maxCashOut`` minus the vault's ``takeoverBuffer`` (the
+   concentration add-on's superadditive gap) must stay ``>= min_headroom_usd`` (the
+   contract's check is the same sum with ``netCashPaid`` ``>= 0``, docs/protocol.md §6);
+   otherwise ``insufficient_headroom``.
 8. **send**: build -> simulate (``eth_call`` + ``estimateGas`` in
    :class:`~keeper.txmanager.TxManager`) -> send -> wait. The ``Liquidated`` event gives
    the amounts actually paid; the profit is logged and exported.
@@ -68,7 +70,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from web3.logs import DISCARD
 
 from keeper.attestation import AccountLeaf, MarginProof, MerkleTree
-from keeper.bounds import im_surplus_lo, mm_surplus_hi
+from keeper.bounds import im_surplus_lo, liquidator_surplus_after, mm_surplus_hi
 from keeper.chain import AccountState, ChainAdapter, EpochOnChain
 from keeper.errors import KeeperError, as_vault_revert, decode_revert, decode_revert_data
 from keeper.exceptions import (
@@ -744,12 +746,14 @@ class LiquidatorBot:
             return self._skip(c, f"own_leaf_unavailable: {decoded}", **base)
         (me,) = self.chain.account_states([self.address], "latest")
         own_lo -= self._pending_funding(me)
-        headroom = own_lo + im_lo_target - max_out
+        buffer = int(self.chain.rpc(lambda: v.takeoverBuffer().call(), "takeoverBuffer"))
+        headroom = liquidator_surplus_after(own_lo, im_lo_target, max_out, buffer)
         if headroom < _usd_to_wad_down(self.settings.min_headroom_usd):
             return self._skip(
                 c,
                 f"insufficient_headroom: own IM surplus {wad_to_usd(own_lo):.2f} + account "
-                f"{wad_to_usd(im_lo_target):.2f} - cost {wad_to_usd(max_out):.2f} = "
+                f"{wad_to_usd(im_lo_target):.2f} - cost {wad_to_usd(max_out):.2f} - takeover "
+                f"buffer {wad_to_usd(buffer):.2f} = "
                 f"{wad_to_usd(headroom):.2f} USD < {self.settings.min_headroom_usd} USD",
                 headroom=headroom,
                 **base,

@@ -84,6 +84,34 @@ def test_not_enough_im_headroom_is_skipped_with_a_logged_reason(
     assert o.headroom is not None and o.headroom > 0
 
 
+def test_takeover_buffer_read_from_the_vault_counts_against_the_headroom(crash: Crash) -> None:
+    _crashed(crash)
+    (o,) = crash.bot(dry_run=True).tick().outcomes  # buffer 0: the takeover fits
+    assert o.status == "simulated" and o.headroom is not None and o.headroom > 0
+    assert o.max_cash_out is not None and o.net_cash_paid is not None
+    # 1 USD more than the contract's margin (which counts netCashPaid, not maxCashOut)
+    buffer = o.headroom + (o.max_cash_out - o.net_cash_paid) + WAD
+    w = crash.world
+    w.tx(w.vault.functions.setTakeoverBuffer(buffer), w.owner)
+    (o2,) = crash.bot().tick().outcomes
+    assert o2.status == "skipped" and (o2.reason or "").startswith("insufficient_headroom")
+    assert "takeover buffer" in (o2.reason or "")
+    assert o2.headroom == o.headroom - buffer  # the same sum, less the buffer
+    assert crash.liquidation_txs() == [] and crash.positions(crash.victim) == [-10 * WAD]
+    # the contract agrees: sent anyway (at the bot's own limit), it reverts on the IM check
+    from keeper.liquidator import empty_proof
+
+    leaf = crash.leaf(crash.victim, crash.pipeline.last_result.epoch)  # type: ignore[union-attr]
+    fn = w.vault.functions.liquidate(
+        crash.victim.address,
+        leaf.to_abi(),
+        empty_proof(crash.liquidator.address).to_abi(),
+        o2.max_cash_out,
+    )
+    with pytest.raises(Exception, match="InsufficientMargin"):
+        w.tx(fn, crash.liquidator)
+
+
 def test_state_change_between_decision_and_mining_is_capped_by_max_cash_out(
     crash: Crash,
 ) -> None:
