@@ -11,10 +11,17 @@ thread watches the chain (every 20 ms) and records:
   (1 = the first epoch after the shock);
 - ``shock->epoch s``: wall time from ``push_shock`` to that first epoch on chain;
 - ``epoch->liquidation s``: from there to the liquidation mined (the bot's latency);
-- ``shock->liquidation s``: the total.
+- ``shock->liquidation s``: the total;
+- ``re-reads``: times the bot re-read the epoch and leaves because the keeper posted under
+  one of its attempts (``pm_liquidator_root_moved_total``, the whole run).
+
+``--bot-phase S`` delays each bot tick by ``S`` seconds after its scheduled instant (both jobs
+are scheduled from the same start): a sweep of ``S`` puts the bot's read just before the
+keeper's post, where the root moves between the read and the view; ``--max-rereads 0``
+turns the bot's re-read off (the behaviour before it existed).
 
 Usage: ``python -m scripts.bench_liquidation [--runs 5] [--keeper-interval 1]
-[--bot-interval 1]``; prints a markdown table.
+[--bot-interval 1] [--bot-phase 0] [--max-rereads 2]``; prints a markdown table.
 """
 
 from __future__ import annotations
@@ -30,7 +37,12 @@ from pathlib import Path
 
 from keeper.chain import ChainAdapter
 from keeper.lifecycle import Lifecycle
-from keeper.liquidator import LiquidatorBot, LiquidatorSettings, StoreLeafSource
+from keeper.liquidator import (
+    LiquidatorBot,
+    LiquidatorMetrics,
+    LiquidatorSettings,
+    StoreLeafSource,
+)
 from keeper.store import Store
 from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
 from scripts.anvil import start_anvil
@@ -46,9 +58,16 @@ class Run:
     epoch_to_liquidation: float
     shock_to_liquidation: float
     gas: int
+    rereads: int
 
 
-def one_run(keeper_interval: float, bot_interval: float, seed: int) -> Run:
+def one_run(
+    keeper_interval: float,
+    bot_interval: float,
+    seed: int,
+    bot_phase: float = 0.0,
+    max_rereads: int = LiquidatorSettings.max_rereads,
+) -> Run:
     node = start_anvil()
     tmp = Path(tempfile.mkdtemp(prefix="bench-liq-"))
     store = Store(tmp / "keeper.sqlite", epochs_dir=tmp / "epochs")
@@ -87,6 +106,7 @@ def one_run(keeper_interval: float, bot_interval: float, seed: int) -> Run:
             q, sig = world.quote(maker, who, legs, nonce=n)
             world.execute(q, sig, who, leaves)
         w3_bot = node.web3()
+        metrics = LiquidatorMetrics()
         bot = LiquidatorBot(
             ChainAdapter(w3_bot, world.vault.address, compiled=world.compiled),
             TxManager(
@@ -99,12 +119,19 @@ def one_run(keeper_interval: float, bot_interval: float, seed: int) -> Run:
                 poll_interval=0.02,
             ),
             StoreLeafSource(store),
-            settings=LiquidatorSettings(min_profit_usd=None),  # also if the crash bankrupts it
+            # min_profit_usd=None: liquidate also if the crash bankrupts the book
+            settings=LiquidatorSettings(min_profit_usd=None, max_rereads=max_rereads),
+            metrics=metrics,
         )
         life = Lifecycle()
         life.on_startup(bot.startup)
         life.every(keeper_interval, pipeline.run_epoch, name="epoch")
-        life.every(bot_interval, bot.tick, name="liquidator")
+
+        def tick() -> object:
+            time.sleep(bot_phase)
+            return bot.tick()
+
+        life.every(bot_interval, tick, name="liquidator")
         life.start()
         vault = world.vault.functions
         while int(vault.currentEpoch().call()[0]) < 4:  # calm epochs carrying the books
@@ -130,7 +157,18 @@ def one_run(keeper_interval: float, bot_interval: float, seed: int) -> Run:
         receipt = world.w3.eth.get_transaction_receipt(ev["transactionHash"])
         used = int(vault.currentEpoch().call(block_identifier=ev["blockNumber"])[0])
         assert vault.accountState(hedged.address).call()[5], "the hedged book was liquidated"
-        return Run(used - e0, t_epoch - t0, t1 - t_epoch, t1 - t0, int(receipt["gasUsed"]))
+        rereads = sum(
+            metrics.registry.get_sample_value("pm_liquidator_root_moved_total", {"stage": s}) or 0
+            for s in ("view", "own_view", "simulation")
+        )
+        return Run(
+            used - e0,
+            t_epoch - t0,
+            t1 - t_epoch,
+            t1 - t0,
+            int(receipt["gasUsed"]),
+            int(rereads),
+        )
     finally:
         if life is not None:
             life.stop()
@@ -143,25 +181,44 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keeper-interval", type=float, default=1.0, help="seconds")
     ap.add_argument("--bot-interval", type=float, default=1.0, help="seconds")
+    ap.add_argument(
+        "--bot-phase", type=float, default=0.0, help="seconds each bot tick waits (< interval)"
+    )
+    ap.add_argument("--max-rereads", type=int, default=LiquidatorSettings.max_rereads)
     args = ap.parse_args(argv)
+    if not 0 <= args.bot_phase < args.bot_interval:
+        ap.error("--bot-phase must be in [0, --bot-interval)")
     logging.basicConfig(level=logging.ERROR)
-    runs = [one_run(args.keeper_interval, args.bot_interval, seed=7 + i) for i in range(args.runs)]
+    runs = [
+        one_run(
+            args.keeper_interval,
+            args.bot_interval,
+            seed=7 + i,
+            bot_phase=args.bot_phase,
+            max_rereads=args.max_rereads,
+        )
+        for i in range(args.runs)
+    ]
     print(
         f"keeper interval {args.keeper_interval} s, bot interval {args.bot_interval} s, "
-        f"{args.runs} runs\n"
+        f"bot phase {args.bot_phase} s, max re-reads {args.max_rereads}, {args.runs} runs\n"
     )
-    print("| run | epochs | shock->epoch s | epoch->liquidation s | shock->liquidation s | gas |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| run | epochs | shock->epoch s | epoch->liquidation s | shock->liquidation s | gas "
+        "| re-reads |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for i, r in enumerate(runs, 1):
         print(
             f"| {i} | {r.epochs} | {r.shock_to_epoch:.2f} | {r.epoch_to_liquidation:.2f} | "
-            f"{r.shock_to_liquidation:.2f} | {r.gas:,} |"
+            f"{r.shock_to_liquidation:.2f} | {r.gas:,} | {r.rereads} |"
         )
     med = statistics.median
     print(
         f"| median | {med(r.epochs for r in runs)} | {med(r.shock_to_epoch for r in runs):.2f} | "
         f"{med(r.epoch_to_liquidation for r in runs):.2f} | "
-        f"{med(r.shock_to_liquidation for r in runs):.2f} | {med(r.gas for r in runs):,.0f} |"
+        f"{med(r.shock_to_liquidation for r in runs):.2f} | {med(r.gas for r in runs):,.0f} "
+        f"| {sum(r.rereads for r in runs)} (total) |"
     )
     return 0
 
