@@ -28,7 +28,9 @@ from keeper import bounds
 from keeper.attestation import (
     AccountLeaf,
     FundingUpdate,
+    Leg,
     MarginProof,
+    Quote,
     Settlement,
     epoch_digest,
     quote_digest,
@@ -99,6 +101,55 @@ def test_rfq_two_legs_moves_positions_cash_and_bounds(market: Market) -> None:
     assert executed[0]["args"]["taker"] == m.bob.address
 
 
+def test_first_trade_without_positions_needs_no_leaf(market: Market) -> None:
+    """protocol §5: a side with no positions before the fill is valued on chain before it,
+    plus its legs' lower bounds; no leaf. Its next trade needs one."""
+    m = market
+    fund_all(m)
+    m.post(m.header([PERP_LEAF, CALL_LEAF]))  # no ACCOUNT leaf at all in this epoch
+    m.fund_weth(m.bob, WAD)  # after the snapshot
+    assert m.tree is not None
+    tree = m.tree
+
+    def args(q: Quote) -> list[object]:
+        sig = sign_quote(q, m.alice, m.domain)
+        leaves = {m.perp: PERP_LEAF, m.call: CALL_LEAF}
+        ips = [tree.instrument_proof(leaves[leg.instrument]).to_abi() for leg in q.legs]
+        empty = [
+            MarginProof(AccountLeaf(w.address, 0, 0, 0, 0, 0, 0)).to_abi() for w in (m.alice, m.bob)
+        ]
+        return [q.to_abi(), sig, ips, *empty]
+
+    def on_chain(who: object) -> int:
+        s = m.state(who)  # type: ignore[arg-type]
+        return bounds.unattested_surplus_lo(s["cash"], [(s["coll"][0], 3_000 * WAD, 18, DOWN)])
+
+    alice0, bob0 = m.state(m.alice), m.state(m.bob)
+    # 50 times the covered call: over alice's on-chain capacity (20k cash + 10 WETH haircut)
+    big = Quote(
+        maker=m.alice.address,
+        taker=m.bob.address,
+        legs=(Leg(m.perp, 50 * WAD, 3_010 * WAD), Leg(m.call, -50 * WAD, 155 * WAD)),
+        nonce=1,
+        deadline=m.chain.now() + 600,
+    )
+    want = bounds.first_trade_surplus_lo(on_chain(m.alice), leg_bounds(big, +1)[0])
+    assert want < 0
+    r = m.revert_of(m.vault.functions.executeQuote(*args(big)), m.bob)
+    assert r.name == "InsufficientMargin"
+    assert r.args_by_name == {"account": m.alice.address, "imSurplusLo": want}
+    # the 2-unit quote fits both sides, both with empty proofs
+    q = alice_quote(m, nonce=2)
+    m.tx(m.vault.functions.executeQuote(*args(q)), m.bob)
+    alice, bob = m.state(m.alice), m.state(m.bob)
+    assert alice["cumLo"] == alice0["cumLo"] + leg_bounds(q, +1)[0]
+    assert bob["cumLo"] == bob0["cumLo"] + leg_bounds(q, -1)[0]
+    assert m.size(m.bob, m.perp) == -2 * WAD
+    # both now hold positions: the empty proofs no longer do (the maker is checked first)
+    r = m.revert_of(m.vault.functions.executeQuote(*args(alice_quote(m, nonce=3))), m.bob)
+    assert (r.name, r.args_by_name) == ("InvalidAccountProof", {"account": m.alice.address})
+
+
 def test_withdraw_with_proof_checks_the_im_bound(market: Market) -> None:
     m = market
     t = trade(m)
@@ -165,6 +216,8 @@ def test_liquidation_moves_the_whole_account(market: Market) -> None:
         m.bob.address, m.tree.margin_proof(bob).to_abi()
     ).call()[0]
 
+    buffer = 12_345 * WAD  # the liquidator carries it on top of alice's IM (protocol §6)
+    m.tx(m.vault.functions.setTakeoverBuffer(buffer), m.owner)
     carol_before = m.state(m.carol)
     liq_proof = m.tree.margin_proof(carol).to_abi()
     receipt = m.tx(
@@ -181,7 +234,9 @@ def test_liquidation_moves_the_whole_account(market: Market) -> None:
     assert c["coll"] == [10 * WAD]
     assert c["cash"] == carol_before["cash"] + s["cash"] - expected.net_cash_paid
     im_lo_a = bounds.im_surplus_lo(alice.equity, alice.im, alice.cum_lo, s["cumLo"])
-    assert c["cumLo"] == carol_before["cumLo"] + im_lo_a - expected.net_cash_paid
+    takeover = bounds.takeover_lo(im_lo_a, expected.net_cash_paid, buffer)
+    assert takeover == im_lo_a - expected.net_cash_paid - buffer
+    assert c["cumLo"] == carol_before["cumLo"] + takeover
     assert c["cumHi"] == carol_before["cumHi"] + bounds.UNBOUNDED
     for ins in (m.perp, m.call):
         assert sum(m.size(x, ins) for x in (m.alice, m.bob, m.carol)) == 0
