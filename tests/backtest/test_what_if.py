@@ -29,7 +29,7 @@ def test_with_scan_range_setsFloorAndRaisesCap() -> None:
 
 def test_with_range_scale_scalesFloorsAndVolMultiple() -> None:
     p = with_range_scale(PARAMS, 0.5)
-    assert p.underlying("BTC").scan_range == pytest.approx(0.08)
+    assert p.underlying("BTC").scan_range == pytest.approx(0.085)  # 0.5 x 0.17
     assert p.scan.range_vol_multiple == pytest.approx(0.5 * PARAMS.scan.range_vol_multiple)
     assert with_credit_factor(PARAMS, 0.1).correlation.credit_factor == 0.1
 
