@@ -1,4 +1,4 @@
-"""Command line: ``keeper run``, ``keeper verify --epoch N``, ``keeper signer --port P``.
+"""Command line: ``keeper run``, ``keeper verify --epoch N``, ``keeper signer --port P ...``.
 
 The click group is :data:`keeper_cli`; :func:`main` is the console entry point.
 """
@@ -113,34 +113,62 @@ def verify(ctx: click.Context, number: int) -> None:
     sys.exit(0 if result.match else 1)
 
 
-@keeper_cli.command(help="Run one signer service (its key from PM_SIGNER_KEYS / PM_KEYSTORE).")
+@keeper_cli.command(
+    help="Run one signer service (its key from PM_SIGNER_KEYS / PM_KEYSTORE). Before signing "
+    "it recomputes the epoch from its own node (--rpc-url) and the market snapshot sent with "
+    "the header, and it answers only the keepers given with --allow-keeper."
+)
 @click.option("--port", type=int, required=True, help="Listen port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--chain-id", type=int, default=None, help="Only sign for this chain id.")
-@click.option("--vault", default=None, help="Only sign for this vault address.")
+@click.option("--rpc-url", required=True, help="This service's OWN node (not the keeper's).")
+@click.option("--chain-id", type=int, required=True, help="Only sign for this chain id.")
+@click.option("--vault", required=True, help="Only sign for this vault address.")
+@click.option(
+    "--allow-keeper",
+    "allow_keeper",
+    multiple=True,
+    required=True,
+    help="Keeper sender address whose signed requests are accepted (repeatable).",
+)
+@click.option("--start-block", type=int, default=0, show_default=True, help="Vault deployment.")
 @click.option("--max-future", type=int, default=60, show_default=True, help="Seconds.")
 @click.option("--max-past", type=int, default=600, show_default=True, help="Seconds.")
+@click.option("--max-request-age", type=int, default=60, show_default=True, help="Seconds.")
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
+    required=True,
     help="JSON file of signed (epoch, root), kept across restarts.",
 )
 def signer(
     port: int,
     host: str,
-    chain_id: int | None,
-    vault: str | None,
+    rpc_url: str,
+    chain_id: int,
+    vault: str,
+    allow_keeper: tuple[str, ...],
+    start_block: int,
     max_future: int,
     max_past: int,
-    state: Path | None,
+    max_request_age: int,
+    state: Path,
 ) -> None:
     import os
     import signal
     import threading
 
+    from eth_utils import is_address, to_checksum_address
+    from web3 import Web3
+
+    from keeper.chain import ChainAdapter
     from keeper.config import _load_keystores, parse_private_key
+    from keeper.epoch_check import EpochRecomputer
     from keeper.signers import SignerPolicy, SignerService
+    from risk_engine import load_params
+
+    for a in (vault, *allow_keeper):
+        if not is_address(a):
+            raise click.ClickException(f"not an address: {a}")
 
     keys: list[str] = []
     if os.environ.get("PM_SIGNER_KEYS"):
@@ -156,11 +184,24 @@ def signer(
         )
     if len(keys) != 1:
         raise click.ClickException("a signer service holds exactly one key (PM_SIGNER_KEYS)")
+    chain = ChainAdapter(
+        Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30})),
+        vault,
+        deployment_block=start_block,
+    )
+    if chain.chain_id != chain_id:
+        raise click.ClickException(f"--rpc-url serves chain {chain.chain_id}, not {chain_id}")
     service = SignerService(
         keys[0],
         SignerPolicy(
-            chain_id=chain_id, vault=vault, max_future_seconds=max_future, max_past_seconds=max_past
+            chain_id=chain_id,
+            vault=vault,
+            max_future_seconds=max_future,
+            max_past_seconds=max_past,
+            allowed_keepers=tuple(to_checksum_address(a) for a in allow_keeper),
+            max_request_age_seconds=max_request_age,
         ),
+        checker=EpochRecomputer(chain, load_params()),
         host=host,
         port=port,
         state_path=state,

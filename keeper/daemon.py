@@ -56,7 +56,8 @@ def build_feed(config: Config, *, start_time: int | None = None) -> MarketFeed:
 
 def build_signer(config: Config) -> EpochSigner:
     if config.signers.mode == "remote":
-        return RemoteSigners(config.signers.remote_urls)
+        # Requests are signed with the sender key: the services accept only that keeper.
+        return RemoteSigners(config.signers.remote_urls, auth_key=config.sender_key)
     return LocalSigner(config.signers.keys)
 
 

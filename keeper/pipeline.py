@@ -702,7 +702,8 @@ class EpochPipeline:
                 timestamp=header.timestamp,
             )
             self.store.set_epoch_status(number, "built", header=header_to_json(header))
-            self.store.save_market_snapshot(number, market.to_json())
+            market_json = market.to_json()
+            self.store.save_market_snapshot(number, market_json)
             self.store.save_leaves(number, build.leaf_records())
         log.info(
             "epoch built",
@@ -716,7 +717,14 @@ class EpochPipeline:
         )
         self._fire("built", number)
         return self._sign_and_post(
-            number, header, (), timings, snap.quorum, snap.signers, len(build.account_leaves)
+            number,
+            header,
+            (),
+            timings,
+            snap.quorum,
+            snap.signers,
+            len(build.account_leaves),
+            market=market_json,
         )
 
     def _quote_expiries(self, snap: ChainSnapshot, ts: int) -> None:
@@ -739,12 +747,17 @@ class EpochPipeline:
         signers: Sequence[str],
         accounts: int,
         *,
+        market: str | None = None,
         resumed: bool = False,
     ) -> EpochResult:
+        """Sign (unless ``signatures`` are stored) and post. ``market`` is the stored
+        market snapshot, sent to remote signers so that each recomputes the epoch."""
         root = "0x" + header.root.hex()
         if not signatures:
             with self._stage("sign", timings):
-                sigs = self.signer.sign(header, self.domain, quorum=quorum, signers=signers)
+                sigs = self.signer.sign(
+                    header, self.domain, quorum=quorum, signers=signers, market=market
+                )
             signatures = ["0x" + s.hex() for s in sigs]
             self.store.set_epoch_status(number, "signed", signatures=signatures)
             self._fire("signed", number)
@@ -908,7 +921,15 @@ class EpochPipeline:
         gov = self.chain.governance("latest")
         quorum, signers = gov["quorum"], gov["signers"]
         return self._sign_and_post(
-            number, header, rec.signatures, timings, quorum, signers, accounts, resumed=True
+            number,
+            header,
+            rec.signatures,
+            timings,
+            quorum,
+            signers,
+            accounts,
+            market=self.store.get_market_snapshot(number),
+            resumed=True,
         )
 
     def _reconcile_txs(self, number: int) -> str | None:

@@ -10,16 +10,30 @@ address ascending (what ``postEpoch`` requires, docs/protocol.md §4):
   that each returned signature recovers to a current vault signer, and keeps those.
 
 A signer service (:class:`SignerService`) does not trust the keeper that calls it. Before
-signing it checks the header against its own rules (:class:`SignerPolicy`): the domain is
-the vault and chain it was started for, the timestamp is close to its own clock, and it
-never signs two different roots for one epoch number, nor an epoch number below one it
-already signed (its record survives restarts when ``state_path`` is set). It does NOT
-recompute the root (that needs the chain and the market); an operator who wants that runs
-``keeper verify`` beside it.
+signing it checks, in this order:
 
-Wire format (JSON): ``POST /sign`` with ``{"chainId", "verifyingContract", "header"}``
-(``header`` as :func:`header_to_json`), answer ``{"signer", "signature"}`` (hex) or
-``{"error"}`` with status 403 (refused) / 400 (malformed). ``GET /health`` gives the
+1. the caller: the request body is signed by one of the keeper addresses it was started
+   with (``allowed_keepers``), and its ``timestamp`` is within ``max_request_age_seconds``
+   of the service's clock (:func:`request_signature`);
+2. the header against its own rules (:class:`SignerPolicy`): the domain is the vault and
+   chain it was started for, the timestamp is close to its own clock, and it never signs
+   two different roots for one epoch number, nor an epoch number below one it already
+   signed (its record survives restarts when ``state_path`` is set);
+3. the header's content (``checker``, :class:`keeper.epoch_check.EpochRecomputer` in
+   ``keeper signer``): the epoch is recomputed from the service's OWN node at
+   ``snapshotBlock`` and the market snapshot sent with the header; the root, token table,
+   funding updates and settlements must equal the header's.
+
+What the service still takes on trust is the market snapshot itself (prices, vols,
+returns): a keeper that lies about the market consistently in the snapshot and the header
+gets a signature (docs/security.md, finding 1).
+
+Wire format (JSON): ``POST /sign`` with ``{"chainId", "verifyingContract", "header",
+"market", "timestamp"}`` (``header`` as :func:`header_to_json`, ``market`` the
+``MarketState.to_json()`` text the root was computed from, ``timestamp`` the request time
+in unix seconds) and the header ``X-PM-Keeper-Signature`` (:func:`request_signature` of the
+exact body bytes). Answer ``{"signer", "signature"}`` (hex) or ``{"error"}`` with status
+401 (caller not authenticated) / 403 (refused) / 400 (malformed). ``GET /health`` gives the
 signer's address.
 """
 
@@ -40,8 +54,9 @@ from typing import Any
 
 import requests
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from keeper.attestation import (
     Domain,
@@ -56,6 +71,8 @@ from keeper.attestation import (
 from keeper.errors import KeeperError
 
 __all__ = [
+    "AUTH_HEADER",
+    "EpochCheck",
     "EpochSigner",
     "LocalSigner",
     "RemoteSigners",
@@ -65,6 +82,8 @@ __all__ = [
     "SignerService",
     "header_from_json",
     "header_to_json",
+    "request_signature",
+    "request_signer",
 ]
 
 log = logging.getLogger("keeper.signers")
@@ -76,6 +95,31 @@ class SignerError(KeeperError):
 
 class SignerRefusedError(SignerError):
     """A signer service refused the header under its own rules."""
+
+
+class _UnauthenticatedError(SignerRefusedError):
+    """The request is not signed by an allowed keeper (HTTP 401)."""
+
+
+#: HTTP header carrying the keeper's signature of the request body.
+AUTH_HEADER = "X-PM-Keeper-Signature"
+
+#: ``check(header, market_json)``: raises :class:`SignerRefusedError` unless ``header`` is
+#: what the service itself computes from its own chain view and ``market_json``.
+EpochCheck = Callable[[Epoch, "str | None"], None]
+
+
+def request_signature(body: bytes, key: str | bytes) -> str:
+    """The keeper's signature of a request: EIP-191 ``personal_sign`` (eth-account
+    ``encode_defunct``) of ``keccak256(body)``, hex with ``0x``."""
+    msg = encode_defunct(primitive=keccak(body))
+    return "0x" + bytes(Account.sign_message(msg, key).signature).hex()
+
+
+def request_signer(body: bytes, signature: str) -> str:
+    """The checksummed address that produced ``signature`` over ``body``."""
+    msg = encode_defunct(primitive=keccak(body))
+    return to_checksum_address(Account.recover_message(msg, signature=signature))
 
 
 # --------------------------------------------------------------------------- wire format
@@ -119,10 +163,18 @@ class EpochSigner(abc.ABC):
 
     @abc.abstractmethod
     def sign(
-        self, header: Epoch, domain: Domain, *, quorum: int, signers: Sequence[str]
+        self,
+        header: Epoch,
+        domain: Domain,
+        *,
+        quorum: int,
+        signers: Sequence[str],
+        market: str | None = None,
     ) -> list[bytes]:
         """Signatures (65 bytes each) by at least ``quorum`` of ``signers`` (the vault's
-        current set), sorted by signer address ascending. Raises :class:`SignerError`."""
+        current set), sorted by signer address ascending. ``market``: the
+        ``MarketState.to_json()`` text the header was computed from (remote services
+        recompute the epoch from it). Raises :class:`SignerError`."""
 
 
 def _sorted(pairs: Mapping[str, bytes]) -> list[bytes]:
@@ -146,7 +198,13 @@ class LocalSigner(EpochSigner):
         return tuple(a.address for a in self.accounts)
 
     def sign(
-        self, header: Epoch, domain: Domain, *, quorum: int, signers: Sequence[str]
+        self,
+        header: Epoch,
+        domain: Domain,
+        *,
+        quorum: int,
+        signers: Sequence[str],
+        market: str | None = None,
     ) -> list[bytes]:
         allowed = {to_checksum_address(s) for s in signers}
         usable = sorted(
@@ -164,31 +222,59 @@ class LocalSigner(EpochSigner):
 
 
 class RemoteSigners(EpochSigner):
-    """Aggregator over signer services at ``urls`` (queried in parallel)."""
+    """Aggregator over signer services at ``urls`` (queried in parallel).
 
-    def __init__(self, urls: Sequence[str], *, timeout: float = 5.0) -> None:
+    ``auth_key``: the keeper's sender key; every request body is signed with it
+    (:func:`request_signature`) and the services accept only their configured keeper
+    addresses. ``timeout``: seconds per service (a service recomputes the epoch before it
+    answers: allow for that).
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        auth_key: str | bytes | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not urls:
             raise SignerError("no signer URL")
         self.urls = tuple(u.rstrip("/") for u in urls)
+        self.auth_key = auth_key
         self.timeout = timeout
+        self._clock = clock
         self.last_errors: dict[str, str] = {}
 
-    def _ask(self, url: str, body: dict[str, Any]) -> tuple[str, bytes]:
-        r = requests.post(f"{url}/sign", json=body, timeout=self.timeout)
+    def _ask(self, url: str, body: bytes) -> tuple[str, bytes]:
+        headers = {"Content-Type": "application/json"}
+        if self.auth_key is not None:
+            headers[AUTH_HEADER] = request_signature(body, self.auth_key)
+        r = requests.post(f"{url}/sign", data=body, headers=headers, timeout=self.timeout)
         data = r.json()
         if r.status_code != 200:
             raise SignerRefusedError(f"{url}: {data.get('error', r.status_code)}")
         return to_checksum_address(data["signer"]), bytes.fromhex(data["signature"][2:])
 
     def sign(
-        self, header: Epoch, domain: Domain, *, quorum: int, signers: Sequence[str]
+        self,
+        header: Epoch,
+        domain: Domain,
+        *,
+        quorum: int,
+        signers: Sequence[str],
+        market: str | None = None,
     ) -> list[bytes]:
         allowed = {to_checksum_address(s) for s in signers}
-        body = {
-            "chainId": domain.chain_id,
-            "verifyingContract": domain.verifying_contract,
-            "header": header_to_json(header),
-        }
+        body = json.dumps(
+            {
+                "chainId": domain.chain_id,
+                "verifyingContract": domain.verifying_contract,
+                "header": header_to_json(header),
+                "market": market,
+                "timestamp": int(self._clock()),
+            }
+        ).encode()
         digest = epoch_digest(header, domain)
         got: dict[str, bytes] = {}
         errors: dict[str, str] = {}
@@ -226,18 +312,26 @@ class RemoteSigners(EpochSigner):
 
 @dataclass(frozen=True)
 class SignerPolicy:
-    """What a signer service accepts. ``chain_id`` / ``vault`` None = any (tests only).
+    """What a signer service accepts. ``chain_id`` / ``vault`` None = any, and
+    ``allowed_keepers`` empty = any caller: tests only (``keeper signer`` requires all
+    three).
 
     ``max_future_seconds`` / ``max_past_seconds``: the header's timestamp must be within
     ``[now - max_past, now + max_future]`` of the service's own clock, so that a
     compromised keeper cannot get a signature for a far-future epoch (which would stay
     valid and block every honest epoch with a lower timestamp) or replay an old market.
+    ``allowed_keepers``: addresses whose signature of the request body is accepted;
+    ``max_request_age_seconds``: the request's own ``timestamp`` must be this close to the
+    service's clock (a captured request replays only within that window, and then only
+    gets the signature its keeper already asked for).
     """
 
     chain_id: int | None = None
     vault: str | None = None
     max_future_seconds: int = 60
     max_past_seconds: int = 600
+    allowed_keepers: tuple[str, ...] = ()
+    max_request_age_seconds: int = 60
 
 
 class SignerService:
@@ -250,6 +344,9 @@ class SignerService:
     state_path : Path, optional
         JSON file of ``{epoch: root}`` already signed, so that the no-two-roots rule
         survives a restart.
+    checker : EpochCheck, optional
+        Recomputes the epoch (:class:`keeper.epoch_check.EpochRecomputer`); None = the
+        header's content is not checked (tests of the other rules only).
     """
 
     def __init__(
@@ -257,6 +354,7 @@ class SignerService:
         key: str | bytes,
         policy: SignerPolicy = SignerPolicy(),
         *,
+        checker: EpochCheck | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         state_path: Path | None = None,
@@ -264,6 +362,8 @@ class SignerService:
     ) -> None:
         self.account: LocalAccount = Account.from_key(key)
         self.policy = policy
+        self.checker = checker
+        self._allowed = frozenset(to_checksum_address(a) for a in policy.allowed_keepers)
         self.host = host
         self._port = port
         self.state_path = state_path
@@ -314,10 +414,33 @@ class SignerService:
                 f"epoch {header.epoch} is below the last signed epoch {max(self.signed)}"
             )
 
-    def sign(self, header: Epoch, domain: Domain) -> bytes:
-        """Check, record, then sign (the record is written before the signature leaves)."""
+    def authenticate(self, body: bytes, signature: str | None, timestamp: int) -> str | None:
+        """The allowed keeper that signed ``body``; raises :class:`SignerRefusedError`
+        (HTTP 401) otherwise. Returns None when no keeper is configured (tests only)."""
+        if not self._allowed:
+            return None
+        if not signature:
+            raise _UnauthenticatedError(f"no {AUTH_HEADER} header")
+        try:
+            caller = request_signer(body, signature)
+        except Exception as exc:  # malformed signature bytes
+            raise _UnauthenticatedError(f"bad request signature: {exc}") from exc
+        if caller not in self._allowed:
+            raise _UnauthenticatedError(f"caller {caller} is not an allowed keeper")
+        age = self._clock() - timestamp
+        if abs(age) > self.policy.max_request_age_seconds:
+            raise _UnauthenticatedError(
+                f"request timestamp {timestamp} is {age:.0f} s from this service's clock"
+            )
+        return caller
+
+    def sign(self, header: Epoch, domain: Domain, market: str | None = None) -> bytes:
+        """Check the rules, recompute the epoch (``checker``), record, then sign (the
+        record is written before the signature leaves)."""
         with self._lock:
             self.check(header, domain)
+            if self.checker is not None:
+                self.checker(header, market)
             root = "0x" + header.root.hex()
             if self.signed.get(header.epoch) != root:
                 self.signed[header.epoch] = root
@@ -355,16 +478,27 @@ class SignerService:
                     return
                 try:
                     n = int(self.headers.get("Content-Length", "0"))
-                    if n > 1_000_000:
+                    if n > 20_000_000:  # a market snapshot with its returns history
                         raise ValueError("body too large")
-                    body = json.loads(self.rfile.read(n))
+                    raw = self.rfile.read(n)
+                    body = json.loads(raw)
                     domain = Domain(int(body["chainId"]), str(body["verifyingContract"]))
                     header = header_from_json(body["header"])
+                    market = body.get("market")
+                    if market is not None and not isinstance(market, str):
+                        raise TypeError("market must be the MarketState JSON text")
+                    timestamp = int(body.get("timestamp", 0))
                 except (ValueError, KeyError, TypeError, KeeperError) as exc:
                     self._send(HTTPStatus.BAD_REQUEST, {"error": f"malformed request: {exc}"})
                     return
                 try:
-                    sig = service.sign(header, domain)
+                    service.authenticate(raw, self.headers.get(AUTH_HEADER), timestamp)
+                except SignerRefusedError as exc:
+                    log.warning("caller refused", extra={"why": str(exc)})
+                    self._send(HTTPStatus.UNAUTHORIZED, {"error": str(exc)})
+                    return
+                try:
+                    sig = service.sign(header, domain, market)
                 except SignerRefusedError as exc:
                     log.warning("signing refused", extra={"epoch": header.epoch, "why": str(exc)})
                     self._send(HTTPStatus.FORBIDDEN, {"error": str(exc)})

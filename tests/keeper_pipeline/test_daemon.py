@@ -174,16 +174,26 @@ def test_dry_run_builds_and_signs_but_sends_nothing(world: World, store: Store) 
     assert world.vault.functions.currentEpoch().call()[0] == 0
 
 
-def test_signer_command_needs_exactly_one_key() -> None:
+def test_signer_command_needs_exactly_one_key(tmp_path: Path) -> None:
+    args = [
+        "signer",
+        "--port",
+        "0",
+        "--rpc-url",
+        "http://127.0.0.1:1",
+        "--chain-id",
+        "31337",
+        "--vault",
+        "0x" + "11" * 20,
+        "--allow-keeper",
+        "0x" + "22" * 20,
+        "--state",
+        str(tmp_path / "signed.json"),
+    ]
     out = CliRunner().invoke(
-        keeper_cli,
-        ["signer", "--port", "0"],
-        env={"PM_SIGNER_KEYS": "", "PM_KEYSTORE": ""},
-        obj={},
+        keeper_cli, args, env={"PM_SIGNER_KEYS": "", "PM_KEYSTORE": ""}, obj={}
     )
     assert out.exit_code == 1 and "exactly one key" in out.output
     two = ",".join("0x" + f"{i:064x}" for i in (1, 2))
-    out = CliRunner().invoke(
-        keeper_cli, ["signer", "--port", "0"], env={"PM_SIGNER_KEYS": two}, obj={}
-    )
+    out = CliRunner().invoke(keeper_cli, args, env={"PM_SIGNER_KEYS": two}, obj={})
     assert out.exit_code == 1 and "exactly one key" in out.output

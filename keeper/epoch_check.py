@@ -1,0 +1,152 @@
+"""A signer service's own recomputation of an epoch before it signs (audit finding 1).
+
+:class:`EpochRecomputer` is the ``checker`` of :class:`keeper.signers.SignerService` in
+``keeper signer``. Given a header and the market snapshot the keeper says it computed the
+header from, it:
+
+1. parses and validates the market (``MarketState.from_json``: the feed bounds) and
+   requires ``market.timestamp == header.timestamp`` (the pipeline's rule);
+2. reads the vault's state at ``header.snapshotBlock`` through its OWN
+   :class:`~keeper.chain.ChainAdapter` (the service's node, never the keeper's), with the
+   accounts first seen up to that block (the same leaf set ``keeper verify`` rebuilds);
+3. requires ``header.epoch`` above the vault's current epoch and ``header.configVersion``
+   equal to the vault's (both at the service's latest block: what ``postEpoch`` checks);
+4. runs the same :func:`keeper.pipeline.compute_epoch` and requires the token table, the
+   funding updates, the settlements and the root to equal the header's, refusing with the
+   first difference.
+
+So a keeper can no longer get a root with a made-up leaf, token table, funding index or
+settlement price signed. What remains trusted is the market snapshot itself: a keeper that
+lies in the snapshot and the header consistently still gets its signature (the optional
+check of the market against the service's own feed is not implemented).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from keeper.attestation import Epoch
+from keeper.chain import ChainAdapter
+from keeper.exceptions import FeedError
+from keeper.feeds.base import MarketState
+from keeper.pipeline import (
+    DEFAULT_FUNDING_RULE,
+    DEFAULT_TOKEN_UNDERLYINGS,
+    EpochRefusedError,
+    FundingRule,
+    compute_epoch,
+)
+from keeper.signers import SignerRefusedError, header_to_json
+from risk_engine import RiskParams
+
+__all__ = ["EpochRecomputer", "first_header_difference"]
+
+
+def first_header_difference(header: Epoch, recomputed: Epoch) -> str | None:
+    """The first field where ``header`` differs from ``recomputed`` (token table, funding,
+    settlements, then root; entries named by position and address/instrument), or None."""
+    mine, theirs = header_to_json(recomputed), header_to_json(header)
+    for name in ("epoch", "snapshotBlock", "timestamp", "configVersion"):
+        if mine[name] != theirs[name]:
+            return f"header.{name}: header {theirs[name]} recomputed {mine[name]}"
+    for name in ("tokens", "funding", "settlements"):
+        a, b = theirs[name], mine[name]
+        for i in range(max(len(a), len(b))):
+            x = a[i] if i < len(a) else None
+            y = b[i] if i < len(b) else None
+            if x != y:
+                return f"header.{name}[{i}]: header {x} recomputed {y}"
+    if mine["root"] != theirs["root"]:
+        return f"header.root: header {theirs['root']} recomputed {mine['root']}"
+    return None
+
+
+class EpochRecomputer:
+    """Recomputes an epoch from the service's own node (see the module docstring).
+
+    Parameters
+    ----------
+    chain : ChainAdapter
+        On the service's own node and the vault it signs for; its account index is kept
+        between calls (incremental, ``record=False``).
+    params : RiskParams
+        The same risk parameters as the keeper (the root depends on them).
+    token_underlyings, funding_rule
+        The same as the keeper's pipeline.
+    """
+
+    def __init__(
+        self,
+        chain: ChainAdapter,
+        params: RiskParams,
+        *,
+        token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
+        funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
+    ) -> None:
+        self.chain = chain
+        self.params = params
+        self.token_underlyings = token_underlyings
+        self.funding_rule = funding_rule
+        self._lock = threading.Lock()
+
+    def __call__(self, header: Epoch, market_json: str | None) -> None:
+        """Raise :class:`~keeper.signers.SignerRefusedError` unless ``header`` is the epoch
+        this service computes from its own chain view and ``market_json``."""
+        if market_json is None:
+            raise SignerRefusedError("no market snapshot sent with the header: cannot recompute")
+        try:
+            market = MarketState.from_json(market_json)
+        except (FeedError, ValueError, KeyError, TypeError) as exc:
+            raise SignerRefusedError(f"market snapshot rejected: {exc}") from exc
+        if int(market.timestamp) != header.timestamp:
+            raise SignerRefusedError(
+                f"market timestamp {market.timestamp} is not the header's {header.timestamp}"
+            )
+        with self._lock:
+            state = self._read(header.snapshot_block)
+        latest_epoch, config_version = state["latest_epoch"], state["config_version"]
+        if header.epoch <= latest_epoch:
+            raise SignerRefusedError(
+                f"epoch {header.epoch} is not above the vault's epoch {latest_epoch}"
+            )
+        if header.config_version != config_version:
+            raise SignerRefusedError(
+                f"configVersion {header.config_version} is not the vault's {config_version}"
+            )
+        snapshot = dataclasses.replace(state["snapshot"], config_version=config_version)
+        try:
+            build = compute_epoch(
+                snapshot,
+                market,
+                self.params,
+                epoch=header.epoch,
+                token_underlyings=self.token_underlyings,
+                funding_rule=self.funding_rule,
+            )
+        except EpochRefusedError as exc:
+            raise SignerRefusedError(f"recomputation refused the epoch: {exc}") from exc
+        diff = first_header_difference(header, build.header)
+        if diff is not None:
+            raise SignerRefusedError(f"header differs from this service's recomputation: {diff}")
+
+    def _read(self, block: int) -> dict[str, Any]:
+        chain = self.chain
+        try:
+            head = chain.head()
+            if block > head:
+                raise SignerRefusedError(f"snapshot block {block} is above this node's head {head}")
+            chain.index(to_block=max(block, chain.indexed_block or 0), record=False)
+            return {
+                "snapshot": chain.snapshot(block),
+                "latest_epoch": chain.current_epoch("latest").epoch,
+                "config_version": chain.governance("latest")["config_version"],
+            }
+        except SignerRefusedError:
+            raise
+        except Exception as exc:  # node down, pruned state, wrong vault: refuse, do not sign
+            raise SignerRefusedError(
+                f"cannot read the vault's state at block {block}: {type(exc).__name__}: {exc}"
+            ) from exc
