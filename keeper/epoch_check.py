@@ -17,15 +17,21 @@ header from, it:
 
 So a keeper can no longer get a root with a made-up leaf, token table, funding index or
 settlement price signed. What remains trusted is the market snapshot itself: a keeper that
-lies in the snapshot and the header consistently still gets its signature (the optional
-check of the market against the service's own feed is not implemented).
+lies in the snapshot and the header consistently still gets its signature, unless the
+service is given a ``reference`` market of its own (``reference(timestamp) ->
+MarketState``): then every spot, perp mark and token price of the snapshot must be within
+``max_price_deviation`` (relative, default 2 %) of the reference's, and a symbol the
+reference does not quote is refused. Vols, smiles and the returns history are not compared.
+``keeper signer`` has no production feed to pass as a reference yet (the project's feeds
+are the simulator and a historical replay), so from the command line the market stays
+trusted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from keeper.attestation import Epoch
@@ -42,7 +48,32 @@ from keeper.pipeline import (
 from keeper.signers import SignerRefusedError, header_to_json
 from risk_engine import RiskParams
 
-__all__ = ["EpochRecomputer", "first_header_difference"]
+__all__ = ["EpochRecomputer", "first_header_difference", "market_deviation"]
+
+
+def market_deviation(
+    market: MarketState, reference: MarketState, max_deviation: float
+) -> str | None:
+    """The first price of ``market`` (underlying spot and perp mark, then token prices)
+    further than ``max_deviation`` (relative to the reference) from ``reference``'s, or
+    one ``reference`` does not quote; None if every price is within the tolerance."""
+    own = {u: reference.underlying(u) for u in reference.symbols}
+    prices: list[tuple[str, float, float | None]] = []
+    for sym in market.symbols:
+        u, r = market.underlying(sym), own.get(sym)
+        prices.append((f"{sym} spot", u.spot, None if r is None else r.spot))
+        prices.append((f"{sym} perp mark", u.perp_mark, None if r is None else r.perp_mark))
+    for tok, price in sorted(market.token_prices.items()):
+        prices.append((f"token {tok}", price, reference.token_prices.get(tok)))
+    for name, got, ref in prices:
+        if ref is None:
+            return f"{name}: this service's feed does not quote it"
+        if not abs(got - ref) <= max_deviation * abs(ref):  # also refuses NaN
+            return (
+                f"{name} {got} deviates {abs(got - ref) / abs(ref):.2%} from this service's "
+                f"feed {ref} (max {max_deviation:.2%})"
+            )
+    return None
 
 
 def first_header_difference(header: Epoch, recomputed: Epoch) -> str | None:
@@ -76,6 +107,11 @@ class EpochRecomputer:
         The same risk parameters as the keeper (the root depends on them).
     token_underlyings, funding_rule
         The same as the keeper's pipeline.
+    reference : callable, optional
+        ``reference(timestamp)``: the service's own market at the header's timestamp;
+        None = the market snapshot is trusted.
+    max_price_deviation : float
+        Largest relative difference of a price from the reference's (0.02 = 2 %).
     """
 
     def __init__(
@@ -85,7 +121,13 @@ class EpochRecomputer:
         *,
         token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
         funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
+        reference: Callable[[int], MarketState] | None = None,
+        max_price_deviation: float = 0.02,
     ) -> None:
+        if not 0 <= max_price_deviation < 1:
+            raise ValueError(f"max_price_deviation {max_price_deviation} not in [0, 1)")
+        self.reference = reference
+        self.max_price_deviation = max_price_deviation
         self.chain = chain
         self.params = params
         self.token_underlyings = token_underlyings
@@ -105,6 +147,14 @@ class EpochRecomputer:
             raise SignerRefusedError(
                 f"market timestamp {market.timestamp} is not the header's {header.timestamp}"
             )
+        if self.reference is not None:
+            try:
+                own = self.reference(header.timestamp)
+            except Exception as exc:  # no own price = no signature
+                raise SignerRefusedError(f"this service's feed failed: {exc}") from exc
+            deviation = market_deviation(market, own, self.max_price_deviation)
+            if deviation is not None:
+                raise SignerRefusedError(f"market snapshot refused: {deviation}")
         with self._lock:
             state = self._read(header.snapshot_block)
         latest_epoch, config_version = state["latest_epoch"], state["config_version"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from keeper.attestation import (
 from keeper.chain import ChainAdapter
 from keeper.cli import keeper_cli
 from keeper.epoch_check import EpochRecomputer
+from keeper.exceptions import FeedError
 from keeper.feeds.base import MarketState
 from keeper.signers import (
     AUTH_HEADER,
@@ -325,3 +327,56 @@ def test_cli_signer_refuses_a_bad_address_and_a_node_of_another_chain(
     assert r.exit_code == 1 and "not an address: 0x1234" in r.output
     r = CliRunner().invoke(keeper_cli, args(world.vault.address, 1), env=env, obj={})
     assert r.exit_code == 1 and "serves chain 31337, not 1" in r.output
+
+
+def test_service_with_own_feed_refuses_a_market_that_deviates(world: World, store: Store) -> None:
+    header, market, domain = built_epoch(world, store)
+
+    def shifted(symbol: str, factor: float) -> MarketState:
+        m = json.loads(market)
+        next(u for u in m["underlyings"] if u["symbol"] == symbol)["spot"] *= factor
+        return MarketState.from_json(json.dumps(m))
+
+    def with_reference(reference: Callable[[int], MarketState]) -> SignerService:
+        chain = ChainAdapter(world.w3, world.vault.address, compiled=world.compiled)
+        checker = EpochRecomputer(chain, load_params(), reference=reference)
+        return SignerService(
+            world.signer_keys[0],
+            SignerPolicy(chain_id=domain.chain_id, vault=domain.verifying_contract),
+            checker=checker,
+        )
+
+    asked: list[int] = []
+
+    def five_pct_above(ts: int) -> MarketState:
+        asked.append(ts)
+        return shifted("ETH", 1.05)
+
+    with pytest.raises(SignerRefusedError, match=r"ETH spot .* deviates 4\.76% .*max 2\.00%"):
+        with_reference(five_pct_above).sign(header, domain, market)
+    assert asked == [header.timestamp]
+    m = json.loads(market)
+    assert m["token_prices"], "the world's market prices a token-only underlying"
+    tok = sorted(m["token_prices"])[0]
+    del m["token_prices"][tok]
+    without_token = MarketState.from_json(json.dumps(m))
+    with pytest.raises(SignerRefusedError, match=f"token {tok}: this service's feed does not"):
+        with_reference(lambda ts: without_token).sign(header, domain, market)
+
+    def down(ts: int) -> MarketState:
+        raise FeedError("source unreachable")
+
+    with pytest.raises(SignerRefusedError, match="feed failed: source unreachable"):
+        with_reference(down).sign(header, domain, market)
+    with pytest.raises(ValueError, match="max_price_deviation"):
+        EpochRecomputer(
+            ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+            load_params(),
+            max_price_deviation=1.0,
+        )
+    # within 2 % (1.5 % off): signs
+    sig = with_reference(lambda ts: shifted("ETH", 1.015)).sign(header, domain, market)
+    assert (
+        recover_signer(epoch_digest(header, domain), sig)
+        == Account.from_key(world.signer_keys[0]).address
+    )
