@@ -156,6 +156,7 @@ abstract contract GasBase is BaseTest {
         vault.postEpoch(e, sigs);
         gasUsed = _report("postEpoch", abi.encodeCall(vault.postEpoch, (e, sigs)));
         nextEpoch = e.epoch + 1;
+        vm.roll(block.number + 1); // accounts act in later blocks than the post
     }
 
     /// @dev False during setUp: `vm.cool` there would corrupt the accounts for the test's
