@@ -38,6 +38,13 @@ contract MarginVault is IMarginVault, VaultBase {
     uint256 internal constant DEFAULT_LIQUIDATION_PENALTY = 0.3e18; // of MM
     uint256 internal constant DEFAULT_INSURANCE_SHARE = 0.5e18; // of the penalty
     uint8 internal constant MAX_TOKEN_DECIMALS = 36;
+    /// @dev Longer would let a stale price table drive the IM gate for days (finding 4).
+    uint64 internal constant MAX_MAX_AGE = 1 days;
+    /// @dev A header timestamp ahead of the chain extends its own validity by as much (finding 7).
+    uint64 internal constant MAX_FUTURE_TOLERANCE = 5 minutes;
+    /// @dev 1e9 USD (WAD): far above the engine's gap bound (~2e5 USD by default) and far below
+    /// where it would overflow `toInt`; a larger buffer would only stop every liquidation.
+    uint256 internal constant MAX_TAKEOVER_BUFFER = 1e27;
 
     address public immutable settlementToken;
     /// @dev 10**(18 - settlement token decimals): settlement token units -> WAD cash.
@@ -119,8 +126,16 @@ contract MarginVault is IMarginVault, VaultBase {
     }
 
     function setTakeoverBuffer(uint256 newTakeoverBuffer) external onlyOwner {
+        if (newTakeoverBuffer > MAX_TAKEOVER_BUFFER) {
+            revert Errors.InvalidTakeoverBuffer(newTakeoverBuffer, MAX_TAKEOVER_BUFFER);
+        }
         _takeoverBuffer = newTakeoverBuffer;
         emit Events.TakeoverBufferSet(newTakeoverBuffer);
+    }
+
+    /// @dev Disabled: a vault without an owner could never rotate a compromised signer set.
+    function renounceOwnership() public view override onlyOwner {
+        revert Errors.RenounceOwnershipDisabled();
     }
 
     function withdrawInsurance(uint256 amount6, address to) external onlyOwner nonReentrant {
@@ -227,7 +242,10 @@ contract MarginVault is IMarginVault, VaultBase {
         int256 cashDelta = FixedPoint.mulWadFloor(size, FixedPoint.toInt(payoff)); // against the account
         a.cash += cashDelta;
         _setSize(account, a, id, 0);
-        _addBounds(account, a, MarginBounds.roundingLo(), 0);
+        // Price-free (the payoff is exact): not a bound change, so anyone's settle call
+        // cannot hold back the account's withdrawals (docs/protocol.md §5).
+        a.cumLo += MarginBounds.roundingLo();
+        _emitAccount(account, a);
         emit Events.OptionSettled(account, id, size, st.settlementPrice, cashDelta);
     }
 
@@ -256,6 +274,8 @@ contract MarginVault is IMarginVault, VaultBase {
         // Count the 1-wei rounding that applying pending funding would add first.
         int256 cumLoNow = a.cumLo - FixedPoint.toInt(_pendingFundingCount(a));
         LiquidationQuote memory r = LiquidationLib.quote(mp.leaf, cumLoNow, a.cumHi, _liquidationParams());
+        // As `liquidate`: no position and no debt is never liquidatable.
+        if (a.instruments.length == 0 && a.cash >= 0) r.liquidatable = false;
         return (r.liquidatable, r.mmSurplusHi, r.pay, r.fee, r.covered, r.uncovered);
     }
 
@@ -417,10 +437,23 @@ contract MarginVault is IMarginVault, VaultBase {
         return _takeoverBuffer;
     }
 
+    function boundChange(address account)
+        external
+        view
+        returns (uint64 lastBlock, uint64 lastEpoch, uint64 taintedEpoch)
+    {
+        Account storage a = _accounts[account];
+        return (a.boundBlock, a.boundEpoch, a.taintedEpoch);
+    }
+
     /* INTERNAL: CONFIGURATION AND LOOKUPS */
 
     function _setRiskConfig(uint64 maxAge_, uint64 futureTolerance_, uint256 penalty, uint256 share) internal {
-        if (maxAge_ == 0 || penalty > WAD || share > WAD) revert Errors.InvalidRiskConfig(maxAge_, penalty, share);
+        if (maxAge_ == 0 || maxAge_ > MAX_MAX_AGE || penalty > WAD || share > WAD) {
+            revert Errors.InvalidRiskConfig(maxAge_, penalty, share);
+        }
+        uint64 maxTolerance = maxAge_ < MAX_FUTURE_TOLERANCE ? maxAge_ : MAX_FUTURE_TOLERANCE;
+        if (futureTolerance_ > maxTolerance) revert Errors.InvalidFutureTolerance(futureTolerance_, maxTolerance);
         _maxAge = maxAge_;
         _futureTolerance = futureTolerance_;
         _liquidationPenalty = penalty;

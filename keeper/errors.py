@@ -70,7 +70,12 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "InvalidQuorum": "quorum must be between 1 and the number of signers",
     "TooManySigners": "the signer set is larger than the vault accepts",
     "InvalidSignerSet": "a signer is the zero address or listed twice",
-    "InvalidRiskConfig": "risk config out of range (maxAge > 0, penalty and share <= 100%)",
+    "InvalidRiskConfig": "risk config out of range (0 < maxAge <= 1 day, penalty and share "
+    "<= 100%)",
+    "InvalidFutureTolerance": "futureTolerance must be <= 5 minutes and <= maxAge",
+    "InvalidTakeoverBuffer": "takeoverBuffer above its bound (1e9 USD)",
+    "RenounceOwnershipDisabled": "renounceOwnership is disabled: without an owner the signer "
+    "set could never be rotated",
     "TokenAlreadyRegistered": "this token is already registered as collateral",
     "TooManyTokens": "the collateral token table is full",
     "InvalidToken": "token cannot be collateral (settlement token or unsupported decimals)",
@@ -96,6 +101,8 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "InvalidInstrumentProof": "INSTRUMENT leaf/proof does not verify against the current root",
     "InstrumentLeafMismatch": "the INSTRUMENT leaf is for another instrument than the leg",
     "TooManyPositions": "account has the maximum number of open positions",
+    "BoundsFromPreviousPrices": "account changed between the current epoch's snapshot and its "
+    "post (bounds at the previous prices): withdrawals and trades wait for epoch untilEpoch",
     # attestation
     "InvalidSignature": "epoch signature at this index is malformed",
     "UnknownSigner": "epoch signed by an address outside the current signer set",
@@ -132,11 +139,13 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     # liquidation
     "SelfLiquidation": "an account cannot liquidate itself",
     "AccountHealthy": "MM surplus upper bound is >= 0: the account is not liquidatable",
+    "NothingToLiquidate": "account has no position and no debt: it is never liquidatable",
     "LiquidationCostTooHigh": "liquidation would cost more net cash than maxCashOut",
 }
 
 #: Parameter names whose value is a WAD (1e18) fixed-point number (USD, price or fraction).
 _WAD_PARAMS: set[str] = {
+    "takeoverBuffer",
     "imSurplusLo",
     "mmSurplusHi",
     "netCashPaid",

@@ -13,6 +13,9 @@ interface Errors {
     error TooManySigners(uint256 count, uint256 max);
     error InvalidSignerSet(address signer); // zero or duplicate
     error InvalidRiskConfig(uint64 maxAge, uint256 liquidationPenalty, uint256 insuranceShare);
+    error InvalidFutureTolerance(uint64 futureTolerance, uint64 max);
+    error InvalidTakeoverBuffer(uint256 takeoverBuffer, uint256 max);
+    error RenounceOwnershipDisabled();
     error TokenAlreadyRegistered(address token);
     error TooManyTokens(uint256 max);
     error InvalidToken(address token); // settlement token or unsupported decimals
@@ -36,6 +39,7 @@ interface Errors {
     error InvalidInstrumentProof(uint32 instrument);
     error InstrumentLeafMismatch(uint32 expected, uint32 leafInstrument);
     error TooManyPositions(address account, uint256 max);
+    error BoundsFromPreviousPrices(address account, uint64 untilEpoch);
 
     /* ATTESTATION */
     error InvalidSignature(uint256 index);
@@ -76,5 +80,6 @@ interface Errors {
     /* LIQUIDATION */
     error SelfLiquidation(address account);
     error AccountHealthy(address account, int256 mmSurplusHi);
+    error NothingToLiquidate(address account);
     error LiquidationCostTooHigh(int256 netCashPaid, int256 maxCashOut);
 }

@@ -88,7 +88,9 @@ contract EpochModule is VaultModule {
             Settlement calldata s = h.settlements[i];
             Instrument storage ins = _requireInstrument(s.instrument);
             if (ins.kind == InstrumentKind.PERP) revert Errors.NotAnOption(s.instrument);
-            if (ins.expiry > h.timestamp) revert Errors.NotExpired(s.instrument, ins.expiry, h.timestamp);
+            // Both clocks: a header timestamp may run up to futureTolerance ahead of the chain.
+            uint64 t = h.timestamp < block.timestamp ? h.timestamp : uint64(block.timestamp);
+            if (ins.expiry > t) revert Errors.NotExpired(s.instrument, ins.expiry, t);
             InstrumentState storage st = _instrumentState[s.instrument];
             if (st.settled) revert Errors.SettlementAlreadySet(s.instrument); // a settlement price is final
             st.settlementPrice = s.price;

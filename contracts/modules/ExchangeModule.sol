@@ -130,6 +130,8 @@ contract ExchangeModule is VaultModule {
         if (account == msg.sender) revert Errors.SelfLiquidation(account);
         _requireNotSafeMode();
         Account storage a = _accounts[account];
+        // No position and no debt owes nothing: no leaf, honest or not, can make it liquidatable.
+        if (a.instruments.length == 0 && a.cash >= 0) revert Errors.NothingToLiquidate(account);
         Account storage l = _accounts[msg.sender];
         _applyAllFunding(account, a);
         _applyAllFunding(msg.sender, l);

@@ -58,6 +58,9 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         int256 cumLo; // running lower bound, docs/protocol.md §5
         int256 cumHi; // running upper bound
         uint64 stateNonce; // bumped on liquidation: kills the account's older leaves
+        uint64 boundBlock; // block of the last bound change (docs/protocol.md §5)
+        uint64 boundEpoch; // the epoch current at that change: whose prices it used
+        uint64 taintedEpoch; // an epoch whose leaf misses a change priced by an older epoch
         uint32[] instruments; // open positions, at most MAX_POSITIONS
         mapping(uint32 => Position) positions;
         mapping(address => uint256) collateral; // token's own decimals
@@ -129,7 +132,14 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
 
     /* BOUNDS AND THE IM GATE */
 
+    /// @dev Also records when the change happened. A change priced by an older epoch but mined
+    /// after the current epoch's snapshot (the snapshot-to-post window) is missing from the
+    /// current leaf, which `imSurplusLo` would then combine with old-price bounds: the account's
+    /// leaf-based value-out actions wait for the next epoch (`taintedEpoch`, finding 3).
     function _addBounds(address account, Account storage a, int256 lo, int256 hi) internal {
+        if (a.boundEpoch < _epoch && a.boundBlock > _snapshotBlock) a.taintedEpoch = _epoch;
+        a.boundBlock = uint64(block.number);
+        a.boundEpoch = _epoch;
         a.cumLo += lo;
         a.cumHi += hi;
         _emitAccount(account, a);
@@ -144,6 +154,10 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         // No position and no debt: the account owns everything it holds, nothing to secure.
         if (a.instruments.length == 0 && a.cash >= 0) return;
         _requireNotSafeMode();
+        // Old-price bounds carried onto the current leaf can overstate the surplus (finding 3).
+        if (a.instruments.length != 0 && a.taintedEpoch == _epoch) {
+            revert Errors.BoundsFromPreviousPrices(account, _epoch + 1);
+        }
         int256 s = _imSurplusLo(account, a, mp);
         if (s < 0) revert Errors.InsufficientMargin(account, s);
     }

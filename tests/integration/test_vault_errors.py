@@ -113,6 +113,23 @@ def _(m: Market) -> Result:
     return r, {"maxAge": 0}
 
 
+@scenario("InvalidFutureTolerance")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.setRiskConfig(3_600, 301, 0, 0), m.owner)
+    return r, {"futureTolerance": 301, "max": 300}
+
+
+@scenario("InvalidTakeoverBuffer")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.setTakeoverBuffer(10**27 + 1), m.owner)
+    return r, {"takeoverBuffer": 10**27 + 1, "max": 10**27}
+
+
+@scenario("RenounceOwnershipDisabled")
+def _(m: Market) -> Result:
+    return m.revert_of(m.vault.functions.renounceOwnership(), m.owner), {}
+
+
 @scenario("TokenAlreadyRegistered")
 def _(m: Market) -> Result:
     r = m.revert_of(m.vault.functions.registerToken(m.weth.address), m.owner)
@@ -197,6 +214,20 @@ def _(m: Market) -> Result:
     return m.revert_of(fn, m.bob), {"account": m.bob.address, "imSurplusLo": expected}
 
 
+@scenario("BoundsFromPreviousPrices")
+def _(m: Market) -> Result:
+    t = trade(m)
+    # epoch 2's snapshot is taken now; bob deposits before it is posted (epoch 1's prices)
+    bob = m.leaf(m.bob, equity=t.bob_leaf.equity, im=t.bob_leaf.im, mm=t.bob_leaf.mm)
+    header = m.header([t.alice_leaf, bob, PERP_LEAF, CALL_LEAF])
+    m.chain.advance(1)
+    m.fund_usdc(m.bob, 1_000 * USDC6)
+    m.post(header)
+    assert m.tree is not None
+    fn = m.vault.functions.withdrawCash(1_000 * USDC6, m.tree.margin_proof(bob).to_abi())
+    return m.revert_of(fn, m.bob), {"account": m.bob.address, "untilEpoch": 3}
+
+
 @scenario("LeafAccountMismatch")
 def _(m: Market) -> Result:
     t = trade(m)
@@ -268,6 +299,23 @@ def _(m: Market) -> Result:
         10**30,
     )
     return m.revert_of(fn, m.carol), {"account": m.bob.address, "mmSurplusHi": expected}
+
+
+@scenario("NothingToLiquidate")
+def _(m: Market) -> Result:
+    fund_all(m)  # alice: 10 WETH and 20k cash, no position
+    # a lying leaf: alice holds no position and owes nothing, yet mm is huge
+    alice = m.leaf(m.alice, equity=0, im=10**30, mm=10**30)
+    carol = m.leaf(m.carol, equity=100_000 * WAD, im=0, mm=0)
+    m.post(m.header([alice, carol, PERP_LEAF, CALL_LEAF]))
+    assert m.tree is not None
+    fn = m.vault.functions.liquidate(
+        m.alice.address,
+        m.tree.margin_proof(alice).to_abi(),
+        m.tree.margin_proof(carol).to_abi(),
+        10**30,
+    )
+    return m.revert_of(fn, m.carol), {"account": m.alice.address}
 
 
 @scenario("SelfLiquidation")

@@ -4,7 +4,9 @@ pragma solidity 0.8.28;
 import {BaseTest} from "./BaseTest.sol";
 import {Errors} from "../../../contracts/libraries/Errors.sol";
 import {Events} from "../../../contracts/libraries/Events.sol";
-import {Epoch, FundingUpdate, Settlement, AccountLeaf} from "../../../contracts/interfaces/IMarginVault.sol";
+import {
+    Epoch, FundingUpdate, Settlement, AccountLeaf, Quote, InstrumentProof, MarginProof
+} from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice applyFunding and settle: funding per position index, payoff at settlement, rounding
 /// against the account, safe-mode behaviour.
@@ -132,6 +134,36 @@ contract FundingSettlementTest is BaseTest {
         assertEq(lo, lo0 - 1);
         (,,,, uint32[] memory ids,,,) = vault.accountState(alice);
         assertEq(ids.length, 0);
+    }
+
+    function test_postEpoch_revertsWhenSettlementBeforeExpiryOnChain() public {
+        vm.warp(EXPIRY - 30);
+        vm.roll(block.number + 1);
+        Epoch memory e = _buildEpoch(new AccountLeaf[](0));
+        e.timestamp = EXPIRY + 30; // past expiry, within futureTolerance of the chain
+        e.settlements = new Settlement[](1);
+        e.settlements[0] = Settlement(btcCall, 70_000e18);
+        bytes[] memory sigs = _signEpoch(e, _quorumKeys());
+        vm.expectRevert(abi.encodeWithSelector(Errors.NotExpired.selector, btcCall, EXPIRY, EXPIRY - 30));
+        vault.postEpoch(e, sigs);
+        vm.warp(EXPIRY); // the chain reaches expiry: the same header is accepted
+        _postHeader(e);
+        (uint256 price, bool isSet) = vault.settlementPrice(btcCall);
+        assertTrue(isSet);
+        assertEq(price, 70_000e18);
+    }
+
+    function test_executeQuote_revertsWhenOptionSettled() public {
+        vm.warp(EXPIRY);
+        _postSettlement(btcCall, 70_000e18); // the call's INSTRUMENT leaf is still in the root
+        Quote memory q = _quote(alice, bob, btcCall, 1e18, 2000e18, 7);
+        bytes memory sig = _signQuote(q, aliceKey);
+        InstrumentProof[] memory ips = _legProofs(q);
+        MarginProof memory none = _emptyProof();
+        // settled implies expired on chain (settlement needs expiry <= block.timestamp)
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InstrumentExpired.selector, btcCall, EXPIRY));
+        vault.executeQuote(q, sig, ips, none, none);
     }
 
     function test_settle_putPaysMaxKMinusS() public {

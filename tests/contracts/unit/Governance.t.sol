@@ -183,6 +183,21 @@ contract GovernanceTest is BaseTest {
         vault.setRiskConfig(600, 5, 0, 0);
     }
 
+    function test_setRiskConfig_revertsWhenOutOfBounds() public {
+        vault.setRiskConfig(1 days, 5 minutes, 0, 0); // both at their bounds
+        assertEq(vault.maxAge(), 1 days);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidRiskConfig.selector, 1 days + 1, 0, 0));
+        vault.setRiskConfig(1 days + 1, 60, 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidFutureTolerance.selector, 5 minutes + 1, 5 minutes));
+        vault.setRiskConfig(1 days, 5 minutes + 1, 0, 0);
+        // never more ahead than an epoch may be old
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidFutureTolerance.selector, 61, 60));
+        vault.setRiskConfig(60, 61, 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidFutureTolerance.selector, 5 minutes + 1, 5 minutes));
+        new MarginVault(owner, address(usdc), MAX_AGE, 5 minutes + 1);
+        assertEq(vault.futureTolerance(), 5 minutes);
+    }
+
     /* TAKEOVER BUFFER */
 
     function test_setTakeoverBuffer_storesValueAndEmits() public {
@@ -200,6 +215,13 @@ contract GovernanceTest is BaseTest {
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
         vault.setTakeoverBuffer(1);
         assertEq(vault.takeoverBuffer(), 0);
+    }
+
+    function test_setTakeoverBuffer_revertsWhenAboveOneBillionUsd() public {
+        vault.setTakeoverBuffer(1e27);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidTakeoverBuffer.selector, 1e27 + 1, 1e27));
+        vault.setTakeoverBuffer(1e27 + 1);
+        assertEq(vault.takeoverBuffer(), 1e27);
     }
 
     /* INSURANCE */
@@ -224,6 +246,15 @@ contract GovernanceTest is BaseTest {
     }
 
     /* OWNERSHIP */
+
+    function test_renounceOwnership_reverts() public {
+        vm.expectRevert(Errors.RenounceOwnershipDisabled.selector);
+        vault.renounceOwnership();
+        assertEq(vault.owner(), owner);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
+        vault.renounceOwnership();
+    }
 
     function test_transferOwnership_isTwoStep() public {
         vault.transferOwnership(alice);

@@ -203,6 +203,38 @@ contract LiquidateTest is BaseTest {
         vault.liquidate(alice, t, _emptyProof(), type(int256).max);
     }
 
+    function test_liquidate_revertsWhenFlatAndDebtFreeEvenOnALyingLeaf() public {
+        _deposit(carol, weth, 100e18);
+        // a quorum signs a leaf that puts carol (no position, no debt) far below maintenance
+        _post2(_leaf(carol, 0, 1e30, 1e30), _leaf(bob, 106_000e18, 6000e18, 4800e18));
+        (bool ok,,,,,) = vault.checkLiquidation(carol, _mp(carol));
+        assertFalse(ok);
+        MarginProof memory t = _mp(carol);
+        MarginProof memory l = _mp(bob);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(Errors.NothingToLiquidate.selector, carol));
+        vault.liquidate(carol, t, l, type(int256).max);
+        assertEq(vault.collateralBalance(carol, address(weth)), 100e18);
+    }
+
+    function test_liquidate_flatAccountWithDebtStaysLiquidatable() public {
+        _deposit(carol, weth, 10e18);
+        vm.prank(carol);
+        vault.withdrawCash(120_000e6, _emptyProof()); // cash -20k against 24k of haircut WETH
+        _post2(_leaf(carol, 10_000e18, 12_000e18, 11_000e18), _leaf(bob, 106_000e18, 6000e18, 4800e18));
+        (bool ok,,,,,) = vault.checkLiquidation(carol, _mp(carol));
+        assertTrue(ok);
+        _liquidateBy(bob, carol);
+        assertEq(vault.collateralBalance(bob, address(weth)), 10e18);
+    }
+
+    function _liquidateBy(address by, address who) internal {
+        MarginProof memory t = _mp(who);
+        MarginProof memory l = _mp(by);
+        vm.prank(by);
+        vault.liquidate(who, t, l, type(int256).max);
+    }
+
     function test_liquidate_revertsWhenSelf() public {
         _crash(4000e18);
         MarginProof memory t = _mp(alice);
@@ -230,12 +262,16 @@ contract LiquidateTest is BaseTest {
         _liquidate(carol, type(int256).max);
         // Her old (nonce 0) leaf described the portfolio carol now holds: it is dead.
         MarginProof memory b = _mp(bob);
+        // Flat and debt-free after the takeover: refused before any leaf is read.
         vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(Errors.StaleStateNonce.selector, alice, 1, 0));
+        vm.expectRevert(abi.encodeWithSelector(Errors.NothingToLiquidate.selector, alice));
         vault.liquidate(alice, old, b, type(int256).max);
         // Flat after the takeover, alice trades on her on-chain value (2560 cash), leaf ignored;
         this.fillExternal(bob, alice, 9);
         assertEq(_size(alice, ethPerp), 0.1e18);
+        vm.prank(carol);
+        vm.expectRevert(abi.encodeWithSelector(Errors.StaleStateNonce.selector, alice, 1, 0));
+        vault.liquidate(alice, old, _mp(carol), type(int256).max);
         // holding a position again, her old leaf cannot bound her before the next epoch.
         vm.expectRevert(abi.encodeWithSelector(Errors.StaleStateNonce.selector, alice, 1, 0));
         this.fillExternal(bob, alice, 10);
