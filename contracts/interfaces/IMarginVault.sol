@@ -154,13 +154,18 @@ interface IMarginVault {
 
     /// @notice Replaces the attestation signer set and quorum and increments `configVersion`,
     /// which kills every signature of the previous set.
+    /// @dev Warning: effective at once, no delay: the owner is trusted as much as the quorum
+    /// (use a multisig behind a timelock). `renounceOwnership` is disabled
+    /// (`RenounceOwnershipDisabled`) so that a compromised signer set can always be rotated.
     function setSigners(address[] calldata signers, uint8 quorum) external;
 
     /// @notice Sets the staleness limits and liquidation parameters.
-    /// @param maxAge seconds after the epoch timestamp before the vault enters safe mode.
-    /// @param futureTolerance seconds an epoch timestamp may be ahead of the block.
-    /// @param liquidationPenalty WAD fraction of the account's MM kept from the account.
-    /// @param insuranceShare WAD fraction of the penalty paid to the insurance fund.
+    /// @param maxAge seconds after the epoch timestamp before the vault enters safe mode;
+    /// 0 < maxAge <= 1 day (`InvalidRiskConfig`).
+    /// @param futureTolerance seconds an epoch timestamp may be ahead of the block;
+    /// <= min(5 minutes, maxAge) (`InvalidFutureTolerance`).
+    /// @param liquidationPenalty WAD fraction of the account's MM kept from the account (<= 1e18).
+    /// @param insuranceShare WAD fraction of the penalty paid to the insurance fund (<= 1e18).
     function setRiskConfig(uint64 maxAge, uint64 futureTolerance, uint256 liquidationPenalty, uint256 insuranceShare)
         external;
 
@@ -171,8 +176,8 @@ interface IMarginVault {
     /// concentration_rate_u * threshold_u`, `risk_engine.addons.takeover_gap_bound`).
     /// @dev Warning: owner-trusted like the other risk parameters. Too small a buffer lets a
     /// liquidator's IM lower bound overstate its surplus by the gap until the next epoch; a
-    /// buffer above every liquidator's surplus stops liquidations (above 2**255 - 1 every
-    /// `liquidate` reverts on the cast).
+    /// buffer above every liquidator's surplus stops liquidations. At most 1e27 (1e9 USD,
+    /// `InvalidTakeoverBuffer`).
     function setTakeoverBuffer(uint256 takeoverBuffer) external;
 
     /// @notice Moves `amount6` settlement tokens out of the insurance fund to `to`.
@@ -189,6 +194,9 @@ interface IMarginVault {
     /// @notice Withdraws `amount` of `token`, if msg.sender's IM surplus lower bound stays >= 0.
     /// @param mp msg.sender's ACCOUNT leaf in the current root; ignored (may be empty) for an
     /// account with no open positions, which is valued on chain.
+    /// @dev An account with positions whose bounds changed after the current epoch's snapshot
+    /// at the previous epoch's prices reverts `BoundsFromPreviousPrices` until the next epoch
+    /// (as `withdrawCash` and `executeQuote`; docs/protocol.md §5, `boundChange`).
     function withdraw(address token, uint256 amount, MarginProof calldata mp) external;
 
     /// @notice Deposits `amount6` settlement tokens as cash (`cash += amount6 * 1e12` for
@@ -235,14 +243,16 @@ interface IMarginVault {
     /* ATTESTATION */
 
     /// @notice Posts a new epoch signed by at least `quorum` current signers, sorted by
-    /// signer address ascending.
+    /// signer address ascending. A settlement needs `expiry <= min(header.timestamp,
+    /// block.timestamp)`, so a settled option can no longer trade.
     /// @dev Warning: anyone may post; the signatures are what is trusted.
     function postEpoch(Epoch calldata header, bytes[] calldata signatures) external;
 
     /* LIQUIDATION */
 
     /// @notice Takes over ALL positions, collateral and cash of `account` (whose MM surplus
-    /// upper bound is < 0) into msg.sender's account, paying it `pay` and the insurance fund
+    /// upper bound is < 0; never an account with no position and cash >= 0,
+    /// `NothingToLiquidate`) into msg.sender's account, paying it `pay` and the insurance fund
     /// `fee`, receiving `covered` from the fund if the equity is negative.
     /// @param target `account`'s ACCOUNT leaf in the current root.
     /// msg.sender must keep `imSurplusLo(L) + imSurplusLo(A) - netCashPaid - takeoverBuffer
@@ -261,6 +271,7 @@ interface IMarginVault {
     /// @notice Whether and at what price `account` can be liquidated now (pending funding
     /// counted as `applyFunding` would). Reverts like `liquidate` would on a bad leaf
     /// (`LeafAccountMismatch`, `StaleStateNonce`, `InvalidAccountProof`) or in safe mode.
+    /// `liquidatable` is false for an account with no position and cash >= 0.
     function checkLiquidation(address account, MarginProof calldata mp)
         external
         view
@@ -355,4 +366,13 @@ interface IMarginVault {
     /// @notice WAD USD subtracted from the liquidator's IM surplus at a takeover (see
     /// `setTakeoverBuffer`).
     function takeoverBuffer() external view returns (uint256);
+
+    /// @notice Block and epoch of `account`'s last bound change, and the epoch (if it is the
+    /// current one) in which its leaf-based withdrawals and trades revert
+    /// `BoundsFromPreviousPrices`: set when a change priced by an older epoch was mined after
+    /// the current epoch's snapshot (docs/protocol.md §5).
+    function boundChange(address account)
+        external
+        view
+        returns (uint64 lastBlock, uint64 lastEpoch, uint64 taintedEpoch);
 }

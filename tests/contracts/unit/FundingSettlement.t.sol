@@ -5,7 +5,13 @@ import {BaseTest} from "./BaseTest.sol";
 import {Errors} from "../../../contracts/libraries/Errors.sol";
 import {Events} from "../../../contracts/libraries/Events.sol";
 import {
-    Epoch, FundingUpdate, Settlement, AccountLeaf, Quote, InstrumentProof, MarginProof
+    Epoch,
+    FundingUpdate,
+    Settlement,
+    AccountLeaf,
+    Quote,
+    InstrumentProof,
+    MarginProof
 } from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice applyFunding and settle: funding per position index, payoff at settlement, rounding
