@@ -130,6 +130,16 @@ def first_trade_surplus_lo(on_chain_before: int, legs_lo: int) -> int:
     return on_chain_before + legs_lo
 
 
+def bounds_from_previous_prices(
+    last_block: int, last_epoch: int, tainted_epoch: int, epoch: int, snapshot_block: int
+) -> bool:
+    """Whether an account with positions is refused leaf-based withdrawals and trades now
+    (``BoundsFromPreviousPrices``, protocol §5), from ``boundChange(account)`` and the current
+    epoch's number and ``snapshotBlock``: tainted for this epoch, or its last bound change
+    was priced by an older epoch and mined after this epoch's snapshot (the window)."""
+    return tainted_epoch == epoch or (last_epoch < epoch and last_block > snapshot_block)
+
+
 def takeover_lo(im_surplus_lo_account: int, net_cash_paid: int, takeover_buffer: int) -> int:
     """What a takeover adds to the liquidator's ``cumLo`` and its IM check (protocol §6):
     ``imSurplusLo(A) - netCashPaid - takeoverBuffer`` (``MarginBounds.takeoverLo``)."""

@@ -224,6 +224,12 @@ def _(m: Market) -> Result:
     m.fund_usdc(m.bob, 1_000 * USDC6)
     m.post(header)
     assert m.tree is not None
+    epoch, snapshot, _, _ = m.vault.functions.currentEpoch().call()
+    last_block, last_epoch, tainted = m.vault.functions.boundChange(m.bob.address).call()
+    assert (last_epoch, tainted) == (1, 0)  # the taint is set by bob's next change
+    assert bounds.bounds_from_previous_prices(last_block, last_epoch, tainted, epoch, snapshot)
+    a = m.vault.functions.boundChange(m.alice.address).call()
+    assert not bounds.bounds_from_previous_prices(*a, epoch, snapshot)  # alice: no change since
     fn = m.vault.functions.withdrawCash(1_000 * USDC6, m.tree.margin_proof(bob).to_abi())
     return m.revert_of(fn, m.bob), {"account": m.bob.address, "untilEpoch": 3}
 
