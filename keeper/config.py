@@ -341,6 +341,91 @@ def _load_keystores(paths: list[str], password: str | None) -> list[str]:
     return keys
 
 
+def _pick(table: Mapping[str, Any], key: str, var: str, env: Mapping[str, str]) -> Any:
+    """The value of ``var`` in ``env`` if set, else ``table[key]`` (None when neither)."""
+    return env[var] if var in env else table.get(key)
+
+
+def parse_chain_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ChainConfig:
+    """The ``[chain]`` table with its ``PM_*`` overrides (shared by the keeper and the
+    liquidator). Does not check that a vault is named; the callers do."""
+    rpc = _pick(table, "rpc_url", "PM_RPC_URL", env)
+    if rpc is None:
+        raise ConfigError("chain.rpc_url", "required (file or PM_RPC_URL)")
+    chain_id_raw = _pick(table, "chain_id", "PM_CHAIN_ID", env)
+    vault_raw = _pick(table, "vault_address", "PM_VAULT_ADDRESS", env)
+    dep_raw = _pick(table, "deployments_file", "PM_DEPLOYMENTS_FILE", env)
+    return ChainConfig(
+        rpc_url=_url(rpc, "chain.rpc_url"),
+        chain_id=_int(
+            ANVIL_CHAIN_ID if chain_id_raw is None else chain_id_raw, "chain.chain_id", minimum=1
+        ),
+        vault_address=None
+        if vault_raw in (None, "")
+        else _address(vault_raw, "chain.vault_address"),
+        deployments_file=None
+        if dep_raw in (None, "")
+        else Path(_str(dep_raw, "chain.deployments_file")),
+        confirmations=_int(
+            _pick(table, "confirmations", "PM_CONFIRMATIONS", env) or 0,
+            "chain.confirmations",
+            minimum=0,
+            maximum=1000,
+        ),
+        start_block=_int(
+            _pick(table, "start_block", "PM_START_BLOCK", env) or 0,
+            "chain.start_block",
+            minimum=0,
+        ),
+    )
+
+
+def parse_fees_section(table: Mapping[str, Any], env: Mapping[str, str]) -> FeesConfig:
+    """The ``[fees]`` table (``PM_MAX_FEE_GWEI`` overrides ``max_fee_gwei``), shared by the
+    keeper and the liquidator."""
+    max_fee = _pick(table, "max_fee_gwei", "PM_MAX_FEE_GWEI", env)
+    fees = FeesConfig(
+        max_fee_gwei=_float(
+            200.0 if max_fee is None else max_fee, "fees.max_fee_gwei", minimum=0.0, strict_min=True
+        ),
+        priority_fee_gwei=_float(
+            table.get("priority_fee_gwei", 1.0), "fees.priority_fee_gwei", minimum=0.0
+        ),
+        # Below 10 % geth and Anvil reject the replacement ("replacement transaction underpriced").
+        replacement_bump_pct=_float(
+            table.get("replacement_bump_pct", 12.5),
+            "fees.replacement_bump_pct",
+            minimum=10.0,
+            maximum=1000.0,
+        ),
+        stuck_after_seconds=_float(
+            table.get("stuck_after_seconds", 30.0),
+            "fees.stuck_after_seconds",
+            minimum=0.0,
+            strict_min=True,
+        ),
+        receipt_timeout_seconds=_float(
+            table.get("receipt_timeout_seconds", 180.0),
+            "fees.receipt_timeout_seconds",
+            minimum=0.0,
+            strict_min=True,
+        ),
+    )
+    if fees.priority_fee_gwei > fees.max_fee_gwei:
+        raise ConfigError("fees.priority_fee_gwei", "above fees.max_fee_gwei")
+    return fees
+
+
+def parse_api_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiConfig:
+    """The ``[api]`` table with ``PM_API_HOST`` / ``PM_API_PORT``, shared by the keeper and
+    the liquidator (which derives its default ``api_url`` from it)."""
+    port = _pick(table, "port", "PM_API_PORT", env)
+    return ApiConfig(
+        host=_str(_pick(table, "host", "PM_API_HOST", env) or ApiConfig.host, "api.host"),
+        port=_port(ApiConfig.port if port is None else port, "api.port"),
+    )
+
+
 def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read ``path`` (TOML; optional) and apply the ``PM_*`` variables of ``env``.
 
@@ -400,36 +485,9 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     _reject_unknown(feed_t, "feed", {"kind", "seed", "path", "time_scale"})
 
     def pick(table: dict[str, Any], key: str, var: str) -> Any:
-        return env[var] if var in env else table.get(key)
+        return _pick(table, key, var, env)
 
-    # chain
-    rpc = pick(chain_t, "rpc_url", "PM_RPC_URL")
-    if rpc is None:
-        raise ConfigError("chain.rpc_url", "required (file or PM_RPC_URL)")
-    chain_id_raw = pick(chain_t, "chain_id", "PM_CHAIN_ID")
-    vault_raw = pick(chain_t, "vault_address", "PM_VAULT_ADDRESS")
-    dep_raw = pick(chain_t, "deployments_file", "PM_DEPLOYMENTS_FILE")
-    chain = ChainConfig(
-        rpc_url=_url(rpc, "chain.rpc_url"),
-        chain_id=_int(
-            ANVIL_CHAIN_ID if chain_id_raw is None else chain_id_raw, "chain.chain_id", minimum=1
-        ),
-        vault_address=None
-        if vault_raw in (None, "")
-        else _address(vault_raw, "chain.vault_address"),
-        deployments_file=None
-        if dep_raw in (None, "")
-        else Path(_str(dep_raw, "chain.deployments_file")),
-        confirmations=_int(
-            pick(chain_t, "confirmations", "PM_CONFIRMATIONS") or 0,
-            "chain.confirmations",
-            minimum=0,
-            maximum=1000,
-        ),
-        start_block=_int(
-            pick(chain_t, "start_block", "PM_START_BLOCK") or 0, "chain.start_block", minimum=0
-        ),
-    )
+    chain = parse_chain_section(chain_t, env)
 
     # keeper
     interval = pick(keeper_t, "interval_seconds", "PM_INTERVAL_SECONDS")
@@ -485,44 +543,10 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         sender_key=parse_private_key(sender, "PM_SENDER_KEY") if sender else None,
     )
 
-    # fees
-    max_fee = pick(fees_t, "max_fee_gwei", "PM_MAX_FEE_GWEI")
-    fees = FeesConfig(
-        max_fee_gwei=_float(
-            200.0 if max_fee is None else max_fee, "fees.max_fee_gwei", minimum=0.0, strict_min=True
-        ),
-        priority_fee_gwei=_float(
-            fees_t.get("priority_fee_gwei", 1.0), "fees.priority_fee_gwei", minimum=0.0
-        ),
-        # Below 10 % geth and Anvil reject the replacement ("replacement transaction underpriced").
-        replacement_bump_pct=_float(
-            fees_t.get("replacement_bump_pct", 12.5),
-            "fees.replacement_bump_pct",
-            minimum=10.0,
-            maximum=1000.0,
-        ),
-        stuck_after_seconds=_float(
-            fees_t.get("stuck_after_seconds", 30.0),
-            "fees.stuck_after_seconds",
-            minimum=0.0,
-            strict_min=True,
-        ),
-        receipt_timeout_seconds=_float(
-            fees_t.get("receipt_timeout_seconds", 180.0),
-            "fees.receipt_timeout_seconds",
-            minimum=0.0,
-            strict_min=True,
-        ),
-    )
-    if fees.priority_fee_gwei > fees.max_fee_gwei:
-        raise ConfigError("fees.priority_fee_gwei", "above fees.max_fee_gwei")
+    fees = parse_fees_section(fees_t, env)
 
     # api, feed, metrics
-    api_port = pick(api_t, "port", "PM_API_PORT")
-    api = ApiConfig(
-        host=_str(pick(api_t, "host", "PM_API_HOST") or ApiConfig.host, "api.host"),
-        port=_port(ApiConfig.port if api_port is None else api_port, "api.port"),
-    )
+    api = parse_api_section(api_t, env)
     kind = pick(feed_t, "kind", "PM_FEED_KIND") or "sim"
     if kind not in ("sim", "replay"):
         raise ConfigError("feed.kind", f"expected 'sim' or 'replay', got {kind!r}")

@@ -47,10 +47,8 @@ from typing import Any, Literal
 import click
 
 from keeper.config import (
-    ANVIL_CHAIN_ID,
     ChainConfig,
     FeesConfig,
-    _address,
     _float,
     _int,
     _load_keystores,
@@ -58,6 +56,9 @@ from keeper.config import (
     _section,
     _str,
     _url,
+    parse_api_section,
+    parse_chain_section,
+    parse_fees_section,
     parse_private_key,
 )
 from keeper.exceptions import ConfigError
@@ -169,59 +170,19 @@ def load_liquidator_config(
     def pick(table: Mapping[str, Any], key: str, var: str) -> Any:
         return env[var] if var in env else table.get(key)
 
-    rpc = pick(chain_t, "rpc_url", "PM_RPC_URL")
-    if rpc is None:
-        raise ConfigError("chain.rpc_url", "required (file or PM_RPC_URL)")
-    chain_id = pick(chain_t, "chain_id", "PM_CHAIN_ID")
-    vault = pick(chain_t, "vault_address", "PM_VAULT_ADDRESS")
-    dep = pick(chain_t, "deployments_file", "PM_DEPLOYMENTS_FILE")
-    chain = ChainConfig(
-        rpc_url=_url(rpc, "chain.rpc_url"),
-        chain_id=_int(
-            ANVIL_CHAIN_ID if chain_id is None else chain_id, "chain.chain_id", minimum=1
-        ),
-        vault_address=None if vault in (None, "") else _address(vault, "chain.vault_address"),
-        deployments_file=None if dep in (None, "") else Path(_str(dep, "chain.deployments_file")),
-        confirmations=_int(
-            pick(chain_t, "confirmations", "PM_CONFIRMATIONS") or 0,
-            "chain.confirmations",
-            minimum=0,
-        ),
-        start_block=_int(
-            pick(chain_t, "start_block", "PM_START_BLOCK") or 0, "chain.start_block", minimum=0
-        ),
-    )
+    chain = parse_chain_section(chain_t, env)
     if chain.vault_address is None and chain.deployments_file is None:
         raise ConfigError("chain.vault_address", "required: vault_address or deployments_file")
-    max_fee = pick(fees_t, "max_fee_gwei", "PM_MAX_FEE_GWEI")
-    fees = FeesConfig(
-        max_fee_gwei=_float(
-            200.0 if max_fee is None else max_fee, "fees.max_fee_gwei", minimum=0.0, strict_min=True
-        ),
-        priority_fee_gwei=_float(
-            fees_t.get("priority_fee_gwei", 1.0), "fees.priority_fee_gwei", minimum=0.0
-        ),
-        replacement_bump_pct=_float(
-            fees_t.get("replacement_bump_pct", 12.5), "fees.replacement_bump_pct", minimum=10.0
-        ),
-        stuck_after_seconds=_float(
-            fees_t.get("stuck_after_seconds", 30.0),
-            "fees.stuck_after_seconds",
-            minimum=0.0,
-            strict_min=True,
-        ),
-    )
+    fees = parse_fees_section(fees_t, env)
     keeper_dir_raw = pick(keeper_t, "data_dir", "PM_DATA_DIR")
     keeper_dir = (
         Path(_str(keeper_dir_raw, "keeper.data_dir")) if keeper_dir_raw else Path("var/keeper")
     )
-    host = _str(pick(api_t, "host", "PM_API_HOST") or "127.0.0.1", "api.host")
-    port_raw = pick(api_t, "port", "PM_API_PORT")
-    port = _port(9545 if port_raw is None else port_raw, "api.port")
+    api = parse_api_section(api_t, env)
     source = pick(liq, "source", "PM_LIQUIDATOR_SOURCE") or "api"
     if source not in ("api", "store"):
         raise ConfigError("liquidator.source", f"expected 'api' or 'store', got {source!r}")
-    api_url = pick(liq, "api_url", "PM_LIQUIDATOR_API_URL") or f"http://{host}:{port}"
+    api_url = pick(liq, "api_url", "PM_LIQUIDATOR_API_URL") or f"http://{api.host}:{api.port}"
     data_dir = pick(liq, "data_dir", "PM_LIQUIDATOR_DATA_DIR")
     interval = pick(liq, "interval_seconds", "PM_LIQUIDATOR_INTERVAL_SECONDS")
     metrics_port = pick(liq, "metrics_port", "PM_LIQUIDATOR_METRICS_PORT")
