@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from keeper._click import common_group_options, setup_logging
 from keeper.exceptions import ConfigError
 
 __all__ = ["keeper_cli", "main"]
@@ -38,24 +39,14 @@ A `keys` entry in the TOML file is refused.
 
 
 @click.group(help=_HELP)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TOML configuration file (optional; PM_* variables override it).",
-)
-@click.option("--log-format", type=click.Choice(["json", "kv"]), default="json", show_default=True)
-@click.option("--log-level", default="INFO", show_default=True)
+@common_group_options("TOML configuration file (optional; PM_* variables override it).")
 @click.pass_context
 def keeper_cli(
     ctx: click.Context, config_path: Path | None, log_format: str, log_level: str
 ) -> None:
-    from keeper.lifecycle import configure_logging
-
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
-    configure_logging(log_level.upper(), log_format)  # type: ignore[arg-type]
+    setup_logging(log_format, log_level)
 
 
 def _config(ctx: click.Context):  # type: ignore[no-untyped-def]

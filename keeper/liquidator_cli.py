@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import click
 
+from keeper._click import common_group_options, setup_logging
 from keeper.config import (
     ChainConfig,
     FeesConfig,
@@ -368,23 +369,13 @@ class _Opts:
 
 
 @click.group(help=_HELP)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TOML configuration file (the keeper's; PM_* variables override it).",
-)
-@click.option("--log-format", type=click.Choice(["json", "kv"]), default="json", show_default=True)
-@click.option("--log-level", default="INFO", show_default=True)
+@common_group_options("TOML configuration file (the keeper's; PM_* variables override it).")
 @click.pass_context
 def liquidator_cli(
     ctx: click.Context, config_path: Path | None, log_format: str, log_level: str
 ) -> None:
-    from keeper.lifecycle import configure_logging
-
     ctx.obj = _Opts(config_path)
-    configure_logging(log_level.upper(), log_format)  # type: ignore[arg-type]
+    setup_logging(log_format, log_level)
 
 
 @liquidator_cli.command(help="Run the bot (a tick every interval) until SIGTERM / SIGINT.")
