@@ -426,6 +426,20 @@ def parse_api_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiCo
     )
 
 
+def read_toml(path: Path | str | None) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict (empty when ``path`` is None). Raises
+    :class:`~keeper.exceptions.ConfigError` (field ``config``) when it cannot be read or parsed."""
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
+
+
 def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read ``path`` (TOML; optional) and apply the ``PM_*`` variables of ``env``.
 
@@ -433,15 +447,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     :class:`~keeper.exceptions.ConfigError` naming the first invalid field.
     """
     env = dict(os.environ if env is None else env)
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError("config", f"cannot read {path}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
+    data = read_toml(path)
     _reject_unknown(data, "config", _SECTIONS)
 
     chain_t = _section(data, "chain")

@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +60,7 @@ from keeper.config import (
     parse_chain_section,
     parse_fees_section,
     parse_private_key,
+    read_toml,
 )
 from keeper.exceptions import ConfigError
 
@@ -143,15 +143,7 @@ def load_liquidator_config(
     Raises :class:`~keeper.exceptions.ConfigError` naming the first bad field.
     """
     env = dict(os.environ if env is None else env)
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError("config", f"cannot read {path}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
+    data = read_toml(path)
     chain_t = _section(data, "chain")
     keeper_t = _section(data, "keeper")
     fees_t = _section(data, "fees")
