@@ -295,7 +295,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--keep",
         action="store_true",
-        help="leave Anvil running at the end (its URL and pid are printed and in summary.json)",
+        help="leave Anvil running after a successful run (its URL and pid are printed and in "
+        "summary.json); a failed run stops it",
     )
     ap.add_argument("--seed", type=int, default=7, help="seed of the simulated market (default 7)")
     ap.add_argument(
@@ -374,7 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("scripts.demo").exception("demo failed")
         reason = f"{type(exc).__name__}: {exc} (traceback in {stack.log_file})"
     finally:
-        stack.stop(keep_chain=args.keep)
+        # A failed run stops its Anvil too: nothing else would (the summary may not exist).
+        kept = args.keep and code == 0
+        stack.stop(keep_chain=kept)
     wall = p.elapsed()
     if parts is not None:
         doc = _json_summary(
@@ -388,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reports,
             ok=code == 0,
             reason=reason,
-            kept=args.keep,
+            kept=kept,
             wall=wall,
         )
         (out / "summary.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
@@ -396,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, path in reports.items():
         print(f"HTML report ({label}): {path}")
     print(f"JSON summary: {out / 'summary.json'}")
-    if args.keep:
+    if kept:
         pid = stack.node.process.pid
         print(f"Anvil left running at {stack.node.url} (pid {pid}); stop it with: kill {pid}")
     else:
