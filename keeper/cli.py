@@ -152,7 +152,7 @@ def signer(
     from web3 import Web3
 
     from keeper.chain import ChainAdapter
-    from keeper.config import _load_keystores, parse_private_key
+    from keeper.config import load_keystores, parse_private_key
     from keeper.epoch_check import EpochRecomputer
     from keeper.signers import SignerPolicy, SignerService
     from risk_engine import load_params
@@ -169,7 +169,7 @@ def signer(
             if k.strip()
         ]
     elif os.environ.get("PM_KEYSTORE"):
-        keys = _load_keystores(
+        keys = load_keystores(
             [p for p in os.environ["PM_KEYSTORE"].split(",") if p.strip()],
             os.environ.get("PM_KEYSTORE_PASSWORD"),
         )

@@ -62,7 +62,19 @@ __all__ = [
     "KeeperConfig",
     "SignersConfig",
     "load_config",
+    "load_keystores",
+    "parse_api_section",
+    "parse_chain_section",
+    "parse_fees_section",
+    "parse_float",
+    "parse_int",
+    "parse_port",
     "parse_private_key",
+    "parse_str",
+    "parse_url",
+    "pick_setting",
+    "read_toml",
+    "section_table",
 ]
 
 SignerMode = Literal["local", "remote"]
@@ -235,7 +247,9 @@ def parse_private_key(value: str, field_name: str) -> str:
     return "0x" + text
 
 
-def _int(raw: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def parse_int(
+    raw: Any, name: str, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     if isinstance(raw, bool):
         raise ConfigError(name, f"expected an integer, got {raw!r}")
     if isinstance(raw, str):
@@ -252,7 +266,7 @@ def _int(raw: Any, name: str, *, minimum: int | None = None, maximum: int | None
     return raw
 
 
-def _float(
+def parse_float(
     raw: Any,
     name: str,
     *,
@@ -279,14 +293,16 @@ def _float(
     return value
 
 
-def _str(raw: Any, name: str) -> str:
+def parse_str(raw: Any, name: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise ConfigError(name, f"expected a non-empty string, got {raw!r}")
     return raw.strip()
 
 
-def _url(raw: Any, name: str, schemes: tuple[str, ...] = ("http", "https", "ws", "wss")) -> str:
-    text = _str(raw, name)
+def parse_url(
+    raw: Any, name: str, schemes: tuple[str, ...] = ("http", "https", "ws", "wss")
+) -> str:
+    text = parse_str(raw, name)
     parsed = urlparse(text)
     if parsed.scheme not in schemes or not parsed.netloc:
         raise ConfigError(name, f"expected a {'/'.join(schemes)} URL, got {text!r}")
@@ -294,21 +310,21 @@ def _url(raw: Any, name: str, schemes: tuple[str, ...] = ("http", "https", "ws",
 
 
 def _address(raw: Any, name: str) -> str:
-    text = _str(raw, name)
+    text = parse_str(raw, name)
     if not is_hex_address(text):
         raise ConfigError(name, f"not an address: {text!r}")
     return to_checksum_address(text)
 
 
-def _port(raw: Any, name: str) -> int:
-    return _int(raw, name, minimum=0, maximum=65535)
+def parse_port(raw: Any, name: str) -> int:
+    return parse_int(raw, name, minimum=0, maximum=65535)
 
 
 def _csv(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+def section_table(data: Mapping[str, Any], name: str) -> dict[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, dict):
         raise ConfigError(name, "expected a table")
@@ -323,7 +339,7 @@ def _reject_unknown(table: Mapping[str, Any], section: str, known: set[str]) -> 
             )
 
 
-def _load_keystores(paths: list[str], password: str | None) -> list[str]:
+def load_keystores(paths: list[str], password: str | None) -> list[str]:
     if password is None:
         raise ConfigError("PM_KEYSTORE_PASSWORD", "PM_KEYSTORE is set but its password is not")
     keys = []
@@ -341,7 +357,7 @@ def _load_keystores(paths: list[str], password: str | None) -> list[str]:
     return keys
 
 
-def _pick(table: Mapping[str, Any], key: str, var: str, env: Mapping[str, str]) -> Any:
+def pick_setting(table: Mapping[str, Any], key: str, var: str, env: Mapping[str, str]) -> Any:
     """The value of ``var`` in ``env`` if set, else ``table[key]`` (None when neither)."""
     return env[var] if var in env else table.get(key)
 
@@ -349,15 +365,15 @@ def _pick(table: Mapping[str, Any], key: str, var: str, env: Mapping[str, str]) 
 def parse_chain_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ChainConfig:
     """The ``[chain]`` table with its ``PM_*`` overrides (shared by the keeper and the
     liquidator). Does not check that a vault is named; the callers do."""
-    rpc = _pick(table, "rpc_url", "PM_RPC_URL", env)
+    rpc = pick_setting(table, "rpc_url", "PM_RPC_URL", env)
     if rpc is None:
         raise ConfigError("chain.rpc_url", "required (file or PM_RPC_URL)")
-    chain_id_raw = _pick(table, "chain_id", "PM_CHAIN_ID", env)
-    vault_raw = _pick(table, "vault_address", "PM_VAULT_ADDRESS", env)
-    dep_raw = _pick(table, "deployments_file", "PM_DEPLOYMENTS_FILE", env)
+    chain_id_raw = pick_setting(table, "chain_id", "PM_CHAIN_ID", env)
+    vault_raw = pick_setting(table, "vault_address", "PM_VAULT_ADDRESS", env)
+    dep_raw = pick_setting(table, "deployments_file", "PM_DEPLOYMENTS_FILE", env)
     return ChainConfig(
-        rpc_url=_url(rpc, "chain.rpc_url"),
-        chain_id=_int(
+        rpc_url=parse_url(rpc, "chain.rpc_url"),
+        chain_id=parse_int(
             ANVIL_CHAIN_ID if chain_id_raw is None else chain_id_raw, "chain.chain_id", minimum=1
         ),
         vault_address=None
@@ -365,15 +381,15 @@ def parse_chain_section(table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
         else _address(vault_raw, "chain.vault_address"),
         deployments_file=None
         if dep_raw in (None, "")
-        else Path(_str(dep_raw, "chain.deployments_file")),
-        confirmations=_int(
-            _pick(table, "confirmations", "PM_CONFIRMATIONS", env) or 0,
+        else Path(parse_str(dep_raw, "chain.deployments_file")),
+        confirmations=parse_int(
+            pick_setting(table, "confirmations", "PM_CONFIRMATIONS", env) or 0,
             "chain.confirmations",
             minimum=0,
             maximum=1000,
         ),
-        start_block=_int(
-            _pick(table, "start_block", "PM_START_BLOCK", env) or 0,
+        start_block=parse_int(
+            pick_setting(table, "start_block", "PM_START_BLOCK", env) or 0,
             "chain.start_block",
             minimum=0,
         ),
@@ -383,28 +399,28 @@ def parse_chain_section(table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
 def parse_fees_section(table: Mapping[str, Any], env: Mapping[str, str]) -> FeesConfig:
     """The ``[fees]`` table (``PM_MAX_FEE_GWEI`` overrides ``max_fee_gwei``), shared by the
     keeper and the liquidator."""
-    max_fee = _pick(table, "max_fee_gwei", "PM_MAX_FEE_GWEI", env)
+    max_fee = pick_setting(table, "max_fee_gwei", "PM_MAX_FEE_GWEI", env)
     fees = FeesConfig(
-        max_fee_gwei=_float(
+        max_fee_gwei=parse_float(
             200.0 if max_fee is None else max_fee, "fees.max_fee_gwei", minimum=0.0, strict_min=True
         ),
-        priority_fee_gwei=_float(
+        priority_fee_gwei=parse_float(
             table.get("priority_fee_gwei", 1.0), "fees.priority_fee_gwei", minimum=0.0
         ),
         # Below 10 % geth and Anvil reject the replacement ("replacement transaction underpriced").
-        replacement_bump_pct=_float(
+        replacement_bump_pct=parse_float(
             table.get("replacement_bump_pct", 12.5),
             "fees.replacement_bump_pct",
             minimum=10.0,
             maximum=1000.0,
         ),
-        stuck_after_seconds=_float(
+        stuck_after_seconds=parse_float(
             table.get("stuck_after_seconds", 30.0),
             "fees.stuck_after_seconds",
             minimum=0.0,
             strict_min=True,
         ),
-        receipt_timeout_seconds=_float(
+        receipt_timeout_seconds=parse_float(
             table.get("receipt_timeout_seconds", 180.0),
             "fees.receipt_timeout_seconds",
             minimum=0.0,
@@ -419,10 +435,12 @@ def parse_fees_section(table: Mapping[str, Any], env: Mapping[str, str]) -> Fees
 def parse_api_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiConfig:
     """The ``[api]`` table with ``PM_API_HOST`` / ``PM_API_PORT``, shared by the keeper and
     the liquidator (which derives its default ``api_url`` from it)."""
-    port = _pick(table, "port", "PM_API_PORT", env)
+    port = pick_setting(table, "port", "PM_API_PORT", env)
     return ApiConfig(
-        host=_str(_pick(table, "host", "PM_API_HOST", env) or ApiConfig.host, "api.host"),
-        port=_port(ApiConfig.port if port is None else port, "api.port"),
+        host=parse_str(
+            pick_setting(table, "host", "PM_API_HOST", env) or ApiConfig.host, "api.host"
+        ),
+        port=parse_port(ApiConfig.port if port is None else port, "api.port"),
     )
 
 
@@ -450,12 +468,12 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     data = read_toml(path)
     _reject_unknown(data, "config", _SECTIONS)
 
-    chain_t = _section(data, "chain")
-    keeper_t = _section(data, "keeper")
-    signers_t = _section(data, "signers")
-    fees_t = _section(data, "fees")
-    api_t = _section(data, "api")
-    feed_t = _section(data, "feed")
+    chain_t = section_table(data, "chain")
+    keeper_t = section_table(data, "keeper")
+    signers_t = section_table(data, "signers")
+    fees_t = section_table(data, "fees")
+    api_t = section_table(data, "api")
+    feed_t = section_table(data, "feed")
 
     if "keys" in signers_t or "sender_key" in signers_t:
         raise ConfigError(
@@ -491,7 +509,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     _reject_unknown(feed_t, "feed", {"kind", "seed", "path", "time_scale"})
 
     def pick(table: dict[str, Any], key: str, var: str) -> Any:
-        return _pick(table, key, var, env)
+        return pick_setting(table, key, var, env)
 
     chain = parse_chain_section(chain_t, env)
 
@@ -500,17 +518,17 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     max_age = pick(keeper_t, "epoch_max_age_seconds", "PM_EPOCH_MAX_AGE")
     data_dir = pick(keeper_t, "data_dir", "PM_DATA_DIR")
     keeper = KeeperConfig(
-        interval_seconds=_float(
+        interval_seconds=parse_float(
             1.0 if interval is None else interval,
             "keeper.interval_seconds",
             minimum=0.0,
             maximum=86400.0,
             strict_min=True,
         ),
-        epoch_max_age_seconds=_int(
+        epoch_max_age_seconds=parse_int(
             300 if max_age is None else max_age, "keeper.epoch_max_age_seconds", minimum=1
         ),
-        data_dir=Path(_str(data_dir, "keeper.data_dir"))
+        data_dir=Path(parse_str(data_dir, "keeper.data_dir"))
         if data_dir is not None
         else KeeperConfig.data_dir,
     )
@@ -524,7 +542,8 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         _csv(urls_raw) if urls_raw is not None else list(signers_t.get("remote_urls", []))
     )
     urls = tuple(
-        _url(u, f"signers.remote_urls[{i}]", ("http", "https")) for i, u in enumerate(urls_list)
+        parse_url(u, f"signers.remote_urls[{i}]", ("http", "https"))
+        for i, u in enumerate(urls_list)
     )
     keys: list[str] = []
     if env.get("PM_SIGNER_KEYS"):
@@ -533,7 +552,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
             for i, k in enumerate(_csv(env["PM_SIGNER_KEYS"]))
         ]
     if env.get("PM_KEYSTORE"):
-        keys += _load_keystores(_csv(env["PM_KEYSTORE"]), env.get("PM_KEYSTORE_PASSWORD"))
+        keys += load_keystores(_csv(env["PM_KEYSTORE"]), env.get("PM_KEYSTORE_PASSWORD"))
     addresses = [Account.from_key(k).address for k in keys]
     if len(set(addresses)) != len(addresses):
         raise ConfigError("signers.keys", "the same signer key is given twice")
@@ -560,9 +579,9 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     feed_path = pick(feed_t, "path", "PM_FEED_PATH")
     feed = FeedConfig(
         kind="sim" if kind == "sim" else "replay",
-        seed=_int(0 if seed is None else seed, "feed.seed", minimum=0),
-        path=None if feed_path in (None, "") else Path(_str(feed_path, "feed.path")),
-        time_scale=_float(
+        seed=parse_int(0 if seed is None else seed, "feed.seed", minimum=0),
+        path=None if feed_path in (None, "") else Path(parse_str(feed_path, "feed.path")),
+        time_scale=parse_float(
             feed_t.get("time_scale", 1.0), "feed.time_scale", minimum=0.0, strict_min=True
         ),
     )
@@ -572,7 +591,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         if not feed.path.is_dir():
             raise ConfigError("feed.path", f"not a directory: {feed.path}")
     metrics_raw = env.get("PM_METRICS_PORT", data.get("metrics_port", 9108))
-    metrics_port = _port(metrics_raw, "metrics_port")
+    metrics_port = parse_port(metrics_raw, "metrics_port")
     if chain.vault_address is None and chain.deployments_file is None:
         raise ConfigError(
             "chain.vault_address",

@@ -49,18 +49,19 @@ from keeper._click import common_group_options, setup_logging
 from keeper.config import (
     ChainConfig,
     FeesConfig,
-    _float,
-    _int,
-    _load_keystores,
-    _port,
-    _section,
-    _str,
-    _url,
+    load_keystores,
     parse_api_section,
     parse_chain_section,
     parse_fees_section,
+    parse_float,
+    parse_int,
+    parse_port,
     parse_private_key,
+    parse_str,
+    parse_url,
+    pick_setting,
     read_toml,
+    section_table,
 )
 from keeper.exceptions import ConfigError
 
@@ -128,7 +129,7 @@ def _liquidator_key(env: Mapping[str, str]) -> str:
         return parse_private_key(env["PM_LIQUIDATOR_KEY"], "PM_LIQUIDATOR_KEY")
     if env.get("PM_LIQUIDATOR_KEYSTORE"):
         password = env.get("PM_LIQUIDATOR_KEYSTORE_PASSWORD", env.get("PM_KEYSTORE_PASSWORD"))
-        (key,) = _load_keystores([env["PM_LIQUIDATOR_KEYSTORE"]], password)
+        (key,) = load_keystores([env["PM_LIQUIDATOR_KEYSTORE"]], password)
         return key
     raise ConfigError(
         "PM_LIQUIDATOR_KEY", "the liquidator key is required (PM_LIQUIDATOR_KEY or a keystore)"
@@ -144,11 +145,11 @@ def load_liquidator_config(
     """
     env = dict(os.environ if env is None else env)
     data = read_toml(path)
-    chain_t = _section(data, "chain")
-    keeper_t = _section(data, "keeper")
-    fees_t = _section(data, "fees")
-    api_t = _section(data, "api")
-    liq = _section(data, "liquidator")
+    chain_t = section_table(data, "chain")
+    keeper_t = section_table(data, "keeper")
+    fees_t = section_table(data, "fees")
+    api_t = section_table(data, "api")
+    liq = section_table(data, "liquidator")
     if "key" in liq or "keystore" in liq:
         raise ConfigError(
             "liquidator.key",
@@ -161,7 +162,7 @@ def load_liquidator_config(
             )
 
     def pick(table: Mapping[str, Any], key: str, var: str) -> Any:
-        return env[var] if var in env else table.get(key)
+        return pick_setting(table, key, var, env)
 
     chain = parse_chain_section(chain_t, env)
     if chain.vault_address is None and chain.deployments_file is None:
@@ -169,7 +170,7 @@ def load_liquidator_config(
     fees = parse_fees_section(fees_t, env)
     keeper_dir_raw = pick(keeper_t, "data_dir", "PM_DATA_DIR")
     keeper_dir = (
-        Path(_str(keeper_dir_raw, "keeper.data_dir")) if keeper_dir_raw else Path("var/keeper")
+        Path(parse_str(keeper_dir_raw, "keeper.data_dir")) if keeper_dir_raw else Path("var/keeper")
     )
     api = parse_api_section(api_t, env)
     source = pick(liq, "source", "PM_LIQUIDATOR_SOURCE") or "api"
@@ -186,28 +187,30 @@ def load_liquidator_config(
         fees=fees,
         key=_liquidator_key(env),
         source="api" if source == "api" else "store",
-        api_url=_url(api_url, "liquidator.api_url", ("http", "https")),
+        api_url=parse_url(api_url, "liquidator.api_url", ("http", "https")),
         keeper_db=keeper_dir / "keeper.sqlite",
-        data_dir=Path(_str(data_dir, "liquidator.data_dir"))
+        data_dir=Path(parse_str(data_dir, "liquidator.data_dir"))
         if data_dir
         else keeper_dir / "liquidator",
-        interval_seconds=_float(
+        interval_seconds=parse_float(
             1.0 if interval is None else interval,
             "liquidator.interval_seconds",
             minimum=0.0,
             strict_min=True,
         ),
-        metrics_port=_port(
+        metrics_port=parse_port(
             9109 if metrics_port is None else metrics_port, "liquidator.metrics_port"
         ),
-        receipt_timeout_seconds=_float(
+        receipt_timeout_seconds=parse_float(
             liq.get("receipt_timeout_seconds", 30.0),
             "liquidator.receipt_timeout_seconds",
             minimum=0.0,
             strict_min=True,
         ),
-        slippage_usd=_float(liq.get("slippage_usd", 10.0), "liquidator.slippage_usd", minimum=0.0),
-        slippage_fraction=_float(
+        slippage_usd=parse_float(
+            liq.get("slippage_usd", 10.0), "liquidator.slippage_usd", minimum=0.0
+        ),
+        slippage_fraction=parse_float(
             liq.get("slippage_fraction", 0.01),
             "liquidator.slippage_fraction",
             minimum=0.0,
@@ -215,11 +218,11 @@ def load_liquidator_config(
         ),
         min_profit_usd=None
         if backstop
-        else _float(liq.get("min_profit_usd", 0.0), "liquidator.min_profit_usd"),
-        min_headroom_usd=_float(
+        else parse_float(liq.get("min_profit_usd", 0.0), "liquidator.min_profit_usd"),
+        min_headroom_usd=parse_float(
             liq.get("min_headroom_usd", 0.0), "liquidator.min_headroom_usd", minimum=0.0
         ),
-        max_per_tick=_int(liq.get("max_per_tick", 5), "liquidator.max_per_tick", minimum=1),
+        max_per_tick=parse_int(liq.get("max_per_tick", 5), "liquidator.max_per_tick", minimum=1),
         dry_run=False if dry_run is None else _bool(dry_run, "liquidator.dry_run"),
     )
     if cfg.source == "store" and not cfg.keeper_db.is_file():
