@@ -6,11 +6,17 @@ in ``tests/vectors/`` pin both halves to the same bytes.
 
 Every integer is in the chain's fixed point (docs/protocol.md §1): USD values and prices
 in WAD (1e18), sizes in WAD units, shocks in WAD fractions. Nothing here rounds.
+
+The wire codec (``to_json`` / ``from_json``) sits beside each type: the ONE JSON shape of a
+leaf (its ``fields`` by protocol name), a proof (``{"fields", "proof"}``) and a header,
+as the keeper stores, serves and sends them. Writers emit ints as ints (Python's json
+keeps them exact; the store's ``to_dict`` turns them into decimal strings for
+JavaScript); readers accept either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +62,21 @@ def _address(name: str, value: str) -> str:
         return to_checksum_address(value)
     except (ValueError, TypeError) as exc:
         raise AttestationError(f"{name} is not an address: {value!r}") from exc
+
+
+def hash_to_json(value: bytes) -> str:
+    """A 32-byte hash on the wire: lowercase hex with ``0x``."""
+    return "0x" + value.hex()
+
+
+def proof_to_json(proof: Iterable[bytes]) -> list[str]:
+    """Merkle sibling hashes on the wire, leaf to root."""
+    return [hash_to_json(p) for p in proof]
+
+
+def proof_from_json(proof: Iterable[str]) -> tuple[bytes, ...]:
+    """Inverse of :func:`proof_to_json`."""
+    return tuple(bytes.fromhex(p[2:]) for p in proof)
 
 
 # ----------------------------------------------------------------------------- leaves
@@ -108,6 +129,32 @@ class AccountLeaf:
         """``keccak256(bytes.concat(keccak256(abi.encode(uint8(1), ...))))``."""
         return keccak(keccak(self.encode()))
 
+    def to_json(self) -> dict[str, Any]:
+        """The leaf's ``fields`` on the wire, by protocol name."""
+        return {
+            "account": self.account,
+            "stateNonce": self.state_nonce,
+            "cumLo": self.cum_lo,
+            "cumHi": self.cum_hi,
+            "equity": self.equity,
+            "im": self.im,
+            "mm": self.mm,
+        }
+
+    @classmethod
+    def from_json(cls, fields: Mapping[str, Any]) -> AccountLeaf:
+        """Inverse of :meth:`to_json`; ints as ints or decimal strings."""
+        f = fields
+        return cls(
+            str(f["account"]),
+            int(f["stateNonce"]),
+            int(f["cumLo"]),
+            int(f["cumHi"]),
+            int(f["equity"]),
+            int(f["im"]),
+            int(f["mm"]),
+        )
+
 
 @dataclass(frozen=True)
 class InstrumentLeaf:
@@ -141,6 +188,26 @@ class InstrumentLeaf:
         """``keccak256(bytes.concat(keccak256(abi.encode(uint8(2), ...))))``."""
         return keccak(keccak(self.encode()))
 
+    def to_json(self) -> dict[str, Any]:
+        """The leaf's ``fields`` on the wire, by protocol name."""
+        return {
+            "instrument": self.instrument,
+            "mark": self.mark,
+            "lossPerUnitLong": self.loss_per_unit_long,
+            "lossPerUnitShort": self.loss_per_unit_short,
+        }
+
+    @classmethod
+    def from_json(cls, fields: Mapping[str, Any]) -> InstrumentLeaf:
+        """Inverse of :meth:`to_json`; ints as ints or decimal strings."""
+        f = fields
+        return cls(
+            int(f["instrument"]),
+            int(f["mark"]),
+            int(f["lossPerUnitLong"]),
+            int(f["lossPerUnitShort"]),
+        )
+
 
 Leaf = AccountLeaf | InstrumentLeaf
 
@@ -159,26 +226,56 @@ def instrument_leaf_hash(
     return InstrumentLeaf(instrument, mark, loss_per_unit_long, loss_per_unit_short).hash()
 
 
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
 @dataclass(frozen=True)
 class MarginProof:
-    """An ACCOUNT leaf with its Merkle proof (Solidity ``MarginProof``)."""
+    """An ACCOUNT leaf with its Merkle proof (Solidity ``MarginProof``).
+
+    Wire shape: ``{"fields": <AccountLeaf.to_json()>, "proof": ["0x..", ...]}``; a
+    stored leaf record (``kind``, ``key``, ``leaf`` hash besides) reads the same way.
+    """
 
     leaf: AccountLeaf
     proof: tuple[bytes, ...] = ()
 
+    @classmethod
+    def empty(cls, account: str = ZERO_ADDRESS) -> MarginProof:
+        """The all-zero leaf without a proof: what an account without open positions
+        passes (the vault values it on chain and ignores the proof)."""
+        return cls(AccountLeaf(account, 0, 0, 0, 0, 0, 0), ())
+
     def to_abi(self) -> tuple[Any, ...]:
         return (self.leaf.to_abi(), list(self.proof))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fields": self.leaf.to_json(), "proof": proof_to_json(self.proof)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> MarginProof:
+        """Inverse of :meth:`to_json` (extra keys, as a stored record's, are ignored)."""
+        return cls(AccountLeaf.from_json(d["fields"]), proof_from_json(d["proof"]))
 
 
 @dataclass(frozen=True)
 class InstrumentProof:
-    """An INSTRUMENT leaf with its Merkle proof (Solidity ``InstrumentProof``)."""
+    """An INSTRUMENT leaf with its Merkle proof (Solidity ``InstrumentProof``); on the
+    wire as :class:`MarginProof`, with :meth:`InstrumentLeaf.to_json` fields."""
 
     leaf: InstrumentLeaf
     proof: tuple[bytes, ...] = ()
 
     def to_abi(self) -> tuple[Any, ...]:
         return (self.leaf.to_abi(), list(self.proof))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fields": self.leaf.to_json(), "proof": proof_to_json(self.proof)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> InstrumentProof:
+        """Inverse of :meth:`to_json` (extra keys, as a stored record's, are ignored)."""
+        return cls(InstrumentLeaf.from_json(d["fields"]), proof_from_json(d["proof"]))
 
 
 # ------------------------------------------------------------------------------ merkle
@@ -369,6 +466,38 @@ class Epoch:
             "settlements": [s.to_eip712() for s in self.settlements],
         }
 
+    def to_json(self) -> dict[str, Any]:
+        """The header on the wire (store, epoch file, signer requests): the token table,
+        funding and settlements as arrays in :meth:`to_abi` order."""
+        return {
+            "epoch": self.epoch,
+            "snapshotBlock": self.snapshot_block,
+            "timestamp": self.timestamp,
+            "root": hash_to_json(self.root),
+            "configVersion": self.config_version,
+            "tokens": [[t.token, t.price, t.down_shock, t.up_shock] for t in self.tokens],
+            "funding": [[f.instrument, f.cum_funding] for f in self.funding],
+            "settlements": [[s.instrument, s.price] for s in self.settlements],
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Epoch:
+        """Inverse of :meth:`to_json`; ints as ints or decimal strings, root with or
+        without ``0x``."""
+        root = str(d["root"])
+        return cls(
+            epoch=int(d["epoch"]),
+            snapshot_block=int(d["snapshotBlock"]),
+            timestamp=int(d["timestamp"]),
+            root=bytes.fromhex(root[2:] if root.startswith("0x") else root),
+            config_version=int(d["configVersion"]),
+            tokens=tuple(
+                TokenPrice(str(a), int(p), int(dn), int(up)) for a, p, dn, up in d["tokens"]
+            ),
+            funding=tuple(FundingUpdate(int(i), int(c)) for i, c in d["funding"]),
+            settlements=tuple(Settlement(int(i), int(p)) for i, p in d["settlements"]),
+        )
+
 
 @dataclass(frozen=True)
 class Leg:
@@ -388,9 +517,6 @@ class Leg:
 
     def to_eip712(self) -> dict[str, Any]:
         return {"instrument": self.instrument, "size": self.size, "price": self.price}
-
-
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 @dataclass(frozen=True)
