@@ -11,7 +11,7 @@ header from, it:
    accounts first seen up to that block (the same leaf set ``keeper verify`` rebuilds);
 3. requires ``header.epoch`` above the vault's current epoch and ``header.configVersion``
    equal to the vault's (both at the service's latest block: what ``postEpoch`` checks);
-4. runs the same :func:`keeper.pipeline.compute_epoch` and requires the token table, the
+4. runs the same :func:`keeper.epoch_build.compute_epoch` and requires the token table, the
    funding updates, the settlements and the root to equal the header's, refusing with the
    first difference.
 
@@ -36,16 +36,16 @@ from typing import Any
 
 from keeper.attestation import Epoch
 from keeper.chain import ChainAdapter
-from keeper.exceptions import FeedError
-from keeper.feeds.base import MarketState
-from keeper.pipeline import (
+from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,
     EpochRefusedError,
     FundingRule,
     compute_epoch,
 )
-from keeper.signers import SignerRefusedError, header_to_json
+from keeper.exceptions import FeedError
+from keeper.feeds.base import MarketState
+from keeper.signers import SignerRefusedError
 from risk_engine import RiskParams
 
 __all__ = ["EpochRecomputer", "first_header_difference", "market_deviation"]
@@ -79,7 +79,7 @@ def market_deviation(
 def first_header_difference(header: Epoch, recomputed: Epoch) -> str | None:
     """The first field where ``header`` differs from ``recomputed`` (token table, funding,
     settlements, then root; entries named by position and address/instrument), or None."""
-    mine, theirs = header_to_json(recomputed), header_to_json(header)
+    mine, theirs = recomputed.to_json(), header.to_json()
     for name in ("epoch", "snapshotBlock", "timestamp", "configVersion"):
         if mine[name] != theirs[name]:
             return f"header.{name}: header {theirs[name]} recomputed {mine[name]}"

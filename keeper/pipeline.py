@@ -1,42 +1,14 @@
-"""One epoch, end to end: index -> snapshot -> market -> engine -> tree -> sign -> post -> store.
+"""One epoch, end to end: index -> snapshot -> market -> build -> store -> sign -> post.
 
-Two layers:
+The build itself is pure and lives in ``keeper/epoch_build.py``
+(:func:`~keeper.epoch_build.compute_epoch`: chain snapshot + market in, leaves, tree and
+header out). :class:`EpochPipeline` does the I/O around it, idempotently across crashes
+(see :meth:`EpochPipeline.run_epoch`): it reads the chain and the feed, stores the build,
+has the quorum sign it and posts it, and on restart finishes an unfinished epoch with
+its own header and signatures.
 
-- :func:`compute_epoch` is the pure part: a :class:`~keeper.chain.ChainSnapshot` and a
-  validated :class:`~keeper.feeds.MarketState` in, an :class:`EpochBuild` (header without
-  signatures, tree, leaves) out. ``keeper verify`` calls the same function on the stored
-  market snapshot, so a posted root can be recomputed by anyone from public data.
-- :class:`EpochPipeline` does the I/O around it, idempotently (see :meth:`run_epoch`).
-
-From chain state to engine portfolios (docs/protocol.md §3):
-
-- positions: one engine column per live (not expired) chain instrument; sizes WAD -> float;
-- collateral: one SPOT column per registered token (its underlying from
-  ``token_underlyings``, ``WETH -> ETH``), balance in whole tokens, so spot collateral nets
-  against derivatives on the same underlying;
-- cash: the vault's cash, plus the pending funding of every perp position up to the index
-  this epoch posts (``-mulWadCeil(size, F_new - F_last)``, rounded against the account as
-  the vault will charge it), plus every expired option at its payoff from the settlement
-  price (already on chain, or posted by this epoch), ``mulWadFloor(size, payoff)`` as
-  ``settle`` will pay it. Those options leave the risk computation (no risk left);
-- an ACCOUNT leaf for EVERY indexed account, also those without positions: the vault
-  values a flat account on chain for a withdrawal, but a trade checks the account after
-  the fill, when it holds positions, against its leaf; so an account's first trade needs
-  a leaf that exists already (an empty account's leaf is all zeros, which with the
-  running bounds is exact);
-- an INSTRUMENT leaf for every live instrument; the token table for every token.
-
-Funding rule (simple, documented in docs/operations.md): per perp,
-``F_new = F_prev + clamp(perp_mark - spot, +-cap * spot) * dt / period`` with ``dt`` the
-seconds since the previous epoch's timestamp (capped at ``max_elapsed_seconds``, 0 for the
-first epoch): longs pay shorts when the perp trades above its index.
-
-Settlement rule: an option with ``expiry <= header.timestamp`` and no settlement price yet
-gets the underlying's spot of this epoch's market (rounded down to WAD).
-
-Bad input (NaN, non-positive or absurd prices and vols, an unknown instrument underlying or
-token) raises :class:`EpochRefusedError`; :meth:`EpochPipeline.run_epoch` turns it into a
-``refused`` result with the reason logged, stores nothing, and the last good epoch stays.
+Bad input (:class:`~keeper.epoch_build.EpochRefusedError`) gives a ``refused`` result
+with the reason logged; nothing is stored and the last good epoch stays.
 """
 
 from __future__ import annotations
@@ -49,24 +21,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-
-from keeper.attestation import (
-    AccountLeaf,
-    Domain,
-    Epoch,
-    FundingUpdate,
-    InstrumentLeaf,
-    InstrumentProof,
-    MarginProof,
-    MerkleTree,
-    Settlement,
-    TokenPrice,
+from keeper.attestation import Domain, Epoch
+from keeper.chain import ChainAdapter, ChainSnapshot
+from keeper.epoch_build import (
+    DEFAULT_FUNDING_RULE,
+    DEFAULT_TOKEN_UNDERLYINGS,
+    EpochRefusedError,
+    FundingRule,
+    compute_epoch,
 )
-from keeper.bounds import mul_wad_down, mul_wad_up
-from keeper.chain import AccountState, ChainAdapter, ChainSnapshot, InstrumentInfo
-from keeper.errors import KeeperError, decode_revert
+from keeper.errors import decode_revert
 from keeper.exceptions import (
     FeedError,
     RpcUnavailableError,
@@ -75,414 +39,18 @@ from keeper.exceptions import (
     TxRevertedError,
     TxTimeoutError,
 )
-from keeper.feeds.base import MarketFeed, MarketState
+from keeper.feeds.base import MarketFeed
 from keeper.metrics import KeeperMetrics
-from keeper.signers import EpochSigner, header_from_json, header_to_json
-from keeper.store import LeafRecord, Store
+from keeper.signers import EpochSigner
+from keeper.store import Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest
-from risk_engine import (
-    InstrumentKind,
-    InstrumentTable,
-    MarketSnapshot,
-    Portfolios,
-    RiskEngineError,
-    RiskParams,
-    VolSurface,
-    compute_margin,
-    to_signed_wad_down,
-    to_wad_down,
-)
+from risk_engine import RiskParams
 
-__all__ = [
-    "DEFAULT_FUNDING_RULE",
-    "DEFAULT_TOKEN_UNDERLYINGS",
-    "STAGES",
-    "EpochBuild",
-    "EpochPipeline",
-    "EpochRefusedError",
-    "EpochResult",
-    "FundingRule",
-    "compute_epoch",
-    "instrument_proof_from_json",
-    "margin_proof_from_json",
-]
+__all__ = ["STAGES", "EpochPipeline", "EpochResult", "Hook"]
 
 log = logging.getLogger("keeper.pipeline")
 
-WAD = 10**18
 STAGES = ("index", "snapshot", "market", "compute", "tree", "store", "sign", "post")
-
-#: Collateral token symbol -> the underlying it is priced and shocked as.
-DEFAULT_TOKEN_UNDERLYINGS: Mapping[str, str] = {
-    "WETH": "ETH",
-    "WBTC": "BTC",
-    "WSOL": "SOL",
-    "GOV": "GOV",
-}
-
-
-class EpochRefusedError(KeeperError):
-    """The epoch's inputs are unusable; ``reason`` is a short tag (``feed``, ``input``)."""
-
-    def __init__(self, message: str, *, reason: str = "input") -> None:
-        self.reason = reason
-        super().__init__(message)
-
-
-# --------------------------------------------------------------------------- rules
-
-
-@dataclass(frozen=True)
-class FundingRule:
-    """``F_new = F_prev + clamp(mark - spot, +-cap*spot) * min(dt, max_elapsed) / period``.
-
-    ``period_seconds``: the premium is paid in full over this period (8 h, as most venues);
-    ``cap``: the largest premium counted, fraction of spot per period (0.5 %);
-    ``max_elapsed_seconds``: an outage does not charge more than this many seconds at once.
-    """
-
-    period_seconds: int = 8 * 3600
-    cap: float = 0.005
-    max_elapsed_seconds: int = 3600
-
-    def next_index(self, previous: int, perp_mark: float, spot: float, elapsed: int) -> int:
-        """The new cumulative index (WAD USD per unit), rounded down (deterministic)."""
-        dt = max(0, min(int(elapsed), self.max_elapsed_seconds))
-        if dt == 0:
-            return previous
-        premium = max(-self.cap * spot, min(self.cap * spot, perp_mark - spot))
-        return previous + int(to_signed_wad_down(premium * dt / self.period_seconds))
-
-
-DEFAULT_FUNDING_RULE = FundingRule()
-
-# --------------------------------------------------------------------------- build
-
-
-@dataclass(frozen=True)
-class EpochBuild:
-    """Everything of one epoch except the signatures."""
-
-    header: Epoch
-    tree: MerkleTree
-    account_leaves: tuple[AccountLeaf, ...]
-    instrument_leaves: tuple[InstrumentLeaf, ...]
-    market: MarketState
-    timings: Mapping[str, float] = field(default_factory=dict)
-    #: Leaf hashes, account leaves then instrument leaves (computed once: ABI-encoding
-    #: 10,000 leaves is most of the tree's cost).
-    hashes: tuple[bytes, ...] = ()
-
-    def _hashes(self) -> list[bytes]:
-        if self.hashes:
-            return list(self.hashes)
-        return [leaf.hash() for leaf in (*self.account_leaves, *self.instrument_leaves)]
-
-    def leaf_records(self) -> list[LeafRecord]:
-        """Every leaf with its proof, in the store's format."""
-        hashes = self._hashes()
-        n = len(self.account_leaves)
-        out = [
-            LeafRecord(
-                kind="account",
-                key=leaf.account.lower(),
-                fields={
-                    "account": leaf.account,
-                    "stateNonce": leaf.state_nonce,
-                    "cumLo": leaf.cum_lo,
-                    "cumHi": leaf.cum_hi,
-                    "equity": leaf.equity,
-                    "im": leaf.im,
-                    "mm": leaf.mm,
-                },
-                leaf_hash="0x" + h.hex(),
-                proof=tuple("0x" + p.hex() for p in self.tree.proof(h)),
-            )
-            for leaf, h in zip(self.account_leaves, hashes[:n], strict=True)
-        ]
-        out += [
-            LeafRecord(
-                kind="instrument",
-                key=str(leaf.instrument),
-                fields={
-                    "instrument": leaf.instrument,
-                    "mark": leaf.mark,
-                    "lossPerUnitLong": leaf.loss_per_unit_long,
-                    "lossPerUnitShort": leaf.loss_per_unit_short,
-                },
-                leaf_hash="0x" + h.hex(),
-                proof=tuple("0x" + p.hex() for p in self.tree.proof(h)),
-            )
-            for leaf, h in zip(self.instrument_leaves, hashes[n:], strict=True)
-        ]
-        return out
-
-
-def margin_proof_from_json(leaf: Mapping[str, Any]) -> MarginProof:
-    """An ACCOUNT leaf as the API / epoch file serves it (``{"fields", "proof"}``, ints as
-    decimal strings or ints) -> :class:`MarginProof` for a contract call."""
-    f = leaf["fields"]
-    return MarginProof(
-        AccountLeaf(
-            str(f["account"]),
-            int(f["stateNonce"]),
-            int(f["cumLo"]),
-            int(f["cumHi"]),
-            int(f["equity"]),
-            int(f["im"]),
-            int(f["mm"]),
-        ),
-        tuple(bytes.fromhex(p[2:]) for p in leaf["proof"]),
-    )
-
-
-def instrument_proof_from_json(leaf: Mapping[str, Any]) -> InstrumentProof:
-    """An INSTRUMENT leaf as the API serves it -> :class:`InstrumentProof`."""
-    f = leaf["fields"]
-    return InstrumentProof(
-        InstrumentLeaf(
-            int(f["instrument"]),
-            int(f["mark"]),
-            int(f["lossPerUnitLong"]),
-            int(f["lossPerUnitShort"]),
-        ),
-        tuple(bytes.fromhex(p[2:]) for p in leaf["proof"]),
-    )
-
-
-def _payoff(ins: InstrumentInfo, price: int) -> int:
-    """Option payoff per unit at settlement ``price`` (WAD), as the vault's ``settle``."""
-    if ins.kind == 1:
-        return max(price - ins.strike, 0)
-    return max(ins.strike - price, 0)
-
-
-def _mul_wad_floor(x: int, y: int) -> int:
-    """Signed ``x*y/1e18`` toward -inf (FixedPoint.mulWadFloor)."""
-    if (x < 0) != (y < 0):
-        return -mul_wad_up(abs(x), abs(y))
-    return mul_wad_down(abs(x), abs(y))
-
-
-def _mul_wad_ceil(x: int, y: int) -> int:
-    """Signed ``x*y/1e18`` toward +inf (FixedPoint.mulWadCeil)."""
-    if (x < 0) != (y < 0):
-        return -mul_wad_down(abs(x), abs(y))
-    return mul_wad_up(abs(x), abs(y))
-
-
-def _engine_market(
-    market: MarketState,
-    underlyings: Sequence[str],
-    live_options: Sequence[InstrumentInfo],
-    token_symbol_of: Mapping[str, str],
-) -> MarketSnapshot:
-    """Engine snapshot of ``underlyings``: derivative underlyings from the feed, token-only
-    underlyings (GOV) from the token price with ``perp_mark = spot``."""
-    spot, perp, returns = [], [], []
-    derivs = set(market.symbols)
-    for u in underlyings:
-        if u in derivs:
-            us = market.underlying(u)
-            spot.append(us.spot)
-            perp.append(us.perp_mark)
-        else:
-            price = market.token_price(token_symbol_of[u])
-            spot.append(price)
-            perp.append(price)
-        returns.append(market.returns_of(u))
-    slices: dict[tuple[str, int], Any] = {}
-    for ins in live_options:
-        key = (ins.underlying, ins.expiry)
-        if key not in slices:
-            slices[key] = market.underlying(ins.underlying).smile_at(ins.expiry, market.timestamp)
-    keys = sorted(slices)
-    surface = (
-        VolSurface(
-            underlying=tuple(k[0] for k in keys),
-            expiry=np.array([k[1] for k in keys], dtype=np.int64),
-            forward=np.array([slices[k].forward for k in keys], dtype=np.float64),
-            atm_vol=np.array([slices[k].atm_vol for k in keys], dtype=np.float64),
-            skew=np.array([slices[k].skew for k in keys], dtype=np.float64),
-            curvature=np.array([slices[k].curvature for k in keys], dtype=np.float64),
-        )
-        if keys
-        else VolSurface.empty()
-    )
-    return MarketSnapshot(
-        timestamp=int(market.timestamp),
-        underlyings=tuple(underlyings),
-        spot=np.array(spot, dtype=np.float64),
-        perp_mark=np.array(perp, dtype=np.float64),
-        rate=float(market.rate),
-        surface=surface,
-        returns=np.column_stack(returns).astype(np.float64),
-    )
-
-
-def compute_epoch(
-    snapshot: ChainSnapshot,
-    market: MarketState,
-    params: RiskParams,
-    *,
-    epoch: int,
-    token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
-    funding_rule: FundingRule = FundingRule(),
-) -> EpochBuild:
-    """The epoch of ``snapshot`` in ``market`` (see the module docstring). Pure.
-
-    The header's ``timestamp`` is ``market.timestamp``. Raises :class:`EpochRefusedError`.
-    """
-    t0 = time.perf_counter()
-    ts = int(market.timestamp)
-    derivs = set(market.symbols)
-    # -- tokens: each must map to a known underlying
-    token_und: list[str] = []
-    token_symbol_of: dict[str, str] = {}
-    for tok in snapshot.tokens:
-        u = token_underlyings.get(tok.symbol)
-        if u is None:
-            raise EpochRefusedError(f"token {tok.symbol} ({tok.address}) has no underlying mapping")
-        if u not in derivs and tok.symbol not in market.token_prices:
-            raise EpochRefusedError(f"no market price for token {tok.symbol}", reason="feed")
-        token_und.append(u)
-        token_symbol_of.setdefault(u, tok.symbol)
-    # -- instruments: live ones are priced, expired ones settle into cash
-    live: list[InstrumentInfo] = []
-    settle_now: dict[int, int] = {}
-    settle_price: dict[int, int] = dict(snapshot.settlements)
-    for ins in snapshot.instruments:
-        if ins.underlying not in derivs:
-            raise EpochRefusedError(
-                f"instrument {ins.id} has underlying {ins.underlying!r} unknown to the feed",
-                reason="feed",
-            )
-        if ins.expired(ts):
-            if ins.id not in settle_price:
-                price = to_wad_down(market.underlying(ins.underlying).spot)
-                settle_now[ins.id] = price
-                settle_price[ins.id] = price
-        else:
-            live.append(ins)
-    if not live:
-        raise EpochRefusedError("no live instrument registered: nothing to attest")
-    underlyings = sorted(derivs | set(token_und), key=lambda u: (u not in derivs, u))
-    # -- funding indices this epoch posts
-    prev = snapshot.current_epoch
-    elapsed = ts - prev.timestamp if prev.epoch > 0 else 0
-    funding: dict[int, int] = {}
-    for ins in snapshot.instruments:
-        if ins.kind == int(InstrumentKind.PERP):
-            us = market.underlying(ins.underlying)
-            funding[ins.id] = funding_rule.next_index(
-                snapshot.cum_funding.get(ins.id, 0), us.perp_mark, us.spot, elapsed
-            )
-    # -- engine instrument table: live instruments, then one SPOT per token
-    col_of = {ins.id: j for j, ins in enumerate(live)}
-    n_live = len(live)
-    table = InstrumentTable.build(
-        kind=[ins.kind for ins in live] + [int(InstrumentKind.SPOT)] * len(token_und),
-        underlying=[ins.underlying for ins in live] + token_und,
-        strike=[ins.strike / WAD for ins in live] + [0.0] * len(token_und),
-        expiry=[ins.expiry if ins.is_option else 0 for ins in live] + [0] * len(token_und),
-    )
-    # -- portfolios of the accounts that need a leaf
-    by_id = {ins.id: ins for ins in snapshot.instruments}
-    leaf_accounts: list[AccountState] = []
-    rows: list[int] = []
-    cols: list[int] = []
-    data: list[float] = []
-    cash: list[float] = []
-    decimals = [10**t.decimals for t in snapshot.tokens]
-    for a in snapshot.accounts:
-        r = len(leaf_accounts)
-        leaf_accounts.append(a)
-        c = a.cash
-        for p in a.positions:
-            if p.size == 0:
-                continue
-            ins = by_id[p.instrument]
-            if ins.kind == int(InstrumentKind.PERP):
-                c -= _mul_wad_ceil(p.size, funding[ins.id] - p.funding_index)
-            if ins.id in col_of:
-                rows.append(r)
-                cols.append(col_of[ins.id])
-                data.append(p.size / WAD)
-            else:  # expired option: its payoff in cash, no risk left
-                c += _mul_wad_floor(p.size, _payoff(ins, settle_price[ins.id]))
-        for k, bal in enumerate(a.collateral):
-            if bal:
-                rows.append(r)
-                cols.append(n_live + k)
-                data.append(bal / decimals[k])
-        cash.append(c / WAD)
-    portfolios = Portfolios(
-        table,
-        sp.csr_array(
-            (np.array(data, dtype=np.float64), (np.array(rows), np.array(cols))),
-            shape=(len(leaf_accounts), table.n_instruments),
-        ),
-        np.array(cash, dtype=np.float64),
-    )
-    try:
-        engine_market = _engine_market(
-            market, underlyings, [i for i in live if i.is_option], token_symbol_of
-        )
-        result = compute_margin(portfolios, engine_market, params)
-        wad_leaves = result.leaves.to_wad()
-        wad_tokens = result.tokens.to_wad()
-        account_leaves = []
-        for r, a in enumerate(leaf_accounts):
-            equity, im, mm = result.to_wad(r)
-            account_leaves.append(
-                AccountLeaf(a.address, a.state_nonce, a.cum_lo, a.cum_hi, equity, im, mm)
-            )
-    except RiskEngineError as exc:
-        raise EpochRefusedError(f"risk engine refused the input: {exc}") from exc
-    except FeedError as exc:
-        raise EpochRefusedError(str(exc), reason="feed") from exc
-    instrument_leaves = tuple(
-        InstrumentLeaf(live[j].id, mark, lo, ls)
-        for j, mark, lo, ls in zip(
-            wad_leaves.instrument_index,
-            wad_leaves.mark,
-            wad_leaves.loss_long,
-            wad_leaves.loss_short,
-            strict=True,
-        )
-    )
-    tokens = tuple(
-        TokenPrice(snapshot.tokens[k].address, price, down, up)
-        for k, (price, down, up) in enumerate(
-            zip(wad_tokens.price, wad_tokens.down_shock, wad_tokens.up_shock, strict=True)
-        )
-    )
-    for t in tokens:
-        if t.price == 0 or t.down_shock > WAD:
-            raise EpochRefusedError(f"token table entry the vault would refuse: {t}")
-    t1 = time.perf_counter()
-    hashes = tuple(leaf.hash() for leaf in (*account_leaves, *instrument_leaves))
-    tree = MerkleTree(hashes)
-    header = Epoch(
-        epoch=epoch,
-        snapshot_block=snapshot.block,
-        timestamp=ts,
-        root=tree.root,
-        config_version=snapshot.config_version,
-        tokens=tokens,
-        funding=tuple(FundingUpdate(i, f) for i, f in sorted(funding.items())),
-        settlements=tuple(Settlement(i, p) for i, p in sorted(settle_now.items())),
-    )
-    t2 = time.perf_counter()
-    return EpochBuild(
-        header=header,
-        tree=tree,
-        account_leaves=tuple(account_leaves),
-        instrument_leaves=instrument_leaves,
-        market=market,
-        timings={"compute": t1 - t0, "tree": t2 - t1},
-        hashes=hashes,
-    )
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -548,7 +116,7 @@ class EpochPipeline:
         metrics: KeeperMetrics | None = None,
         clock: Callable[[], float] = time.time,
         token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
-        funding_rule: FundingRule = FundingRule(),
+        funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
         max_attempts: int = 3,
         hook: Hook | None = None,
     ) -> None:
@@ -701,7 +269,7 @@ class EpochPipeline:
                 snapshot_block=header.snapshot_block,
                 timestamp=header.timestamp,
             )
-            self.store.set_epoch_status(number, "built", header=header_to_json(header))
+            self.store.set_epoch_status(number, "built", header=header.to_json())
             market_json = market.to_json()
             self.store.save_market_snapshot(number, market_json)
             self.store.save_leaves(number, build.leaf_records())
@@ -870,7 +438,7 @@ class EpochPipeline:
             return self._abandon(
                 number, "stored without a header (crashed while building)", timings
             )
-        header = header_from_json(rec.header)
+        header = Epoch.from_json(rec.header)
         latest = self.chain.current_epoch("latest")
         if latest.epoch >= number:
             onchain = self.chain.epoch_posted_root(number)

@@ -3,7 +3,7 @@
 The inputs are exactly what anyone can get: the chain state at the epoch's
 ``snapshotBlock`` (read through a fresh index rebuilt up to that block) and the market
 snapshot the keeper published with the epoch (the store, or the ``market`` entry of the
-epoch JSON file). The same :func:`keeper.pipeline.compute_epoch` the daemon runs
+epoch JSON file). The same :func:`keeper.epoch_build.compute_epoch` the daemon runs
 recomputes every leaf; the result is compared with the stored header and leaves and with
 the root the vault recorded in ``EpochPosted``.
 
@@ -18,17 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from keeper.attestation import Epoch
 from keeper.chain import ChainAdapter
-from keeper.errors import KeeperError
-from keeper.feeds.base import MarketState
-from keeper.pipeline import (
+from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,
     EpochBuild,
     FundingRule,
     compute_epoch,
 )
-from keeper.signers import header_from_json, header_to_json
+from keeper.errors import KeeperError
+from keeper.feeds.base import MarketState
 from keeper.store import Store
 from risk_engine import RiskParams
 
@@ -83,8 +83,8 @@ def _leaf_key(kind: str, key: str) -> tuple[int, str]:
 def _first_difference(
     build: EpochBuild, stored_header: Mapping[str, Any], stored: Mapping[tuple[int, str], Any]
 ) -> str | None:
-    mine = header_to_json(build.header)
-    theirs = header_to_json(header_from_json(stored_header))
+    mine = build.header.to_json()
+    theirs = Epoch.from_json(stored_header).to_json()
     for name in (
         "epoch",
         "snapshotBlock",

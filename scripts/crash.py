@@ -50,9 +50,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from keeper.chain import AccountState, ChainAdapter
+from keeper.epoch_build import compute_epoch
 from keeper.errors import decode_revert
 from keeper.feeds.base import SECONDS_PER_YEAR, MarketState
-from keeper.pipeline import compute_epoch
 from risk_engine import black76_delta, load_params
 from scripts.client import WAD, CliError, InstrumentInfo, Session, format_units
 from scripts.demo_stack import (
@@ -690,7 +690,7 @@ class CapitalRow:
 
 def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[CapitalRow]:
     """Portfolio vs isolated IM of each book at ``epoch``: the keeper's own
-    :func:`~keeper.pipeline.compute_epoch` on that epoch's snapshot block and published
+    :func:`~keeper.epoch_build.compute_epoch` on that epoch's snapshot block and published
     market, once with the books as they are and once with every leg as its own account."""
     rec = stack.api.epoch(epoch)
     if rec is None:

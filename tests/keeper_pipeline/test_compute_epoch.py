@@ -1,4 +1,4 @@
-"""compute_epoch (pure): chain state + market -> leaves, funding, settlements."""
+"""compute_epoch (keeper/epoch_build.py, pure): chain state + market -> leaves, funding."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from keeper.chain import (
     Position,
     TokenInfo,
 )
+from keeper.epoch_build import EpochRefusedError, FundingRule, compute_epoch
 from keeper.feeds import MarketState, SimConfig, SimulatedFeed
-from keeper.pipeline import EpochRefusedError, FundingRule, compute_epoch
 from risk_engine import load_params, to_wad_down
 
 WAD = 10**18

@@ -1,0 +1,205 @@
+"""Chain state + market feed -> the risk engine's input, one mapping for every caller.
+
+The epoch build (``keeper/epoch_build.py``) prices every indexed account with it, and
+``scripts/margin_view.py`` prices one account's current chain state in an epoch's stored
+market with the same function, so both sides value the same inputs (docs/protocol.md §3):
+
+- one engine column per chain instrument given (the build gives the live ones), sizes
+  WAD -> units; one smile slice per (underlying, expiry) of those options;
+- one SPOT column per registered collateral token, its underlying from the token's
+  symbol (``WETH -> ETH``), balance in whole tokens, so spot collateral nets against
+  derivatives on the same underlying;
+- underlyings: the feed's (sorted), then token-only ones (GOV) priced at the token price
+  with ``perp_mark = spot``;
+- cash: WAD USD per account as the caller settles it (the build adds pending funding and
+  expired options' payoffs first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from keeper.chain import AccountState, InstrumentInfo, TokenInfo
+from keeper.feeds.base import MarketState
+from risk_engine import (
+    InstrumentKind,
+    InstrumentTable,
+    MarketSnapshot,
+    Portfolios,
+    VolSurface,
+)
+
+__all__ = [
+    "EngineInput",
+    "engine_input",
+    "engine_market",
+    "engine_market_of",
+    "engine_portfolios",
+]
+
+WAD = 10**18
+
+
+@dataclass(frozen=True)
+class EngineInput:
+    """The risk engine's input: portfolios (their instrument table inside) and market."""
+
+    portfolios: Portfolios
+    market: MarketSnapshot
+
+
+def _engine_underlyings(
+    market: MarketState,
+    instruments: Sequence[InstrumentInfo],
+    token_und: Sequence[str],
+) -> list[str]:
+    """Feed underlyings first (sorted), then token-only ones (GOV)."""
+    derivs = set(market.symbols)
+    wanted = derivs | set(token_und) | {ins.underlying for ins in instruments}
+    return sorted(wanted, key=lambda u: (u not in derivs, u))
+
+
+def engine_portfolios(
+    accounts: Sequence[AccountState],
+    instruments: Sequence[InstrumentInfo],
+    tokens: Sequence[TokenInfo],
+    token_und: Sequence[str],
+    cash: Sequence[int],
+) -> Portfolios:
+    """One row per account; one column per instrument of ``instruments`` (sizes WAD ->
+    units), then one SPOT column per token (balances in whole tokens). A position in an
+    instrument not among the columns is left out (an expired option: its payoff is in
+    ``cash``, WAD USD per account)."""
+    n_ins = len(instruments)
+    table = InstrumentTable.build(
+        kind=[ins.kind for ins in instruments] + [int(InstrumentKind.SPOT)] * len(token_und),
+        underlying=[ins.underlying for ins in instruments] + list(token_und),
+        strike=[ins.strike / WAD for ins in instruments] + [0.0] * len(token_und),
+        expiry=[ins.expiry if ins.is_option else 0 for ins in instruments] + [0] * len(token_und),
+    )
+    col_of = {ins.id: j for j, ins in enumerate(instruments)}
+    decimals = [10**t.decimals for t in tokens]
+    rows: list[int] = []
+    cols: list[int] = []
+    data: list[float] = []
+    for r, a in enumerate(accounts):
+        for p in a.positions:
+            if p.size != 0 and p.instrument in col_of:
+                rows.append(r)
+                cols.append(col_of[p.instrument])
+                data.append(p.size / WAD)
+        for k, bal in enumerate(a.collateral):
+            if bal:
+                rows.append(r)
+                cols.append(n_ins + k)
+                data.append(bal / decimals[k])
+    return Portfolios(
+        table,
+        sp.csr_array(
+            (np.array(data, dtype=np.float64), (np.array(rows), np.array(cols))),
+            shape=(len(accounts), table.n_instruments),
+        ),
+        np.array([c / WAD for c in cash], dtype=np.float64),
+    )
+
+
+def engine_market(
+    market: MarketState,
+    underlyings: Sequence[str],
+    live_options: Sequence[InstrumentInfo],
+    token_symbol_of: Mapping[str, str],
+) -> MarketSnapshot:
+    """Engine snapshot of ``underlyings``: derivative underlyings from the feed, token-only
+    underlyings (GOV) from the token price with ``perp_mark = spot``; one smile slice per
+    (underlying, expiry) of ``live_options``. Raises :class:`~keeper.exceptions.FeedError`
+    (an underlying or expiry the market does not quote)."""
+    spot, perp, returns = [], [], []
+    derivs = set(market.symbols)
+    for u in underlyings:
+        if u in derivs:
+            us = market.underlying(u)
+            spot.append(us.spot)
+            perp.append(us.perp_mark)
+        else:
+            price = market.token_price(token_symbol_of[u])
+            spot.append(price)
+            perp.append(price)
+        returns.append(market.returns_of(u))
+    slices: dict[tuple[str, int], Any] = {}
+    for ins in live_options:
+        key = (ins.underlying, ins.expiry)
+        if key not in slices:
+            slices[key] = market.underlying(ins.underlying).smile_at(ins.expiry, market.timestamp)
+    keys = sorted(slices)
+    surface = (
+        VolSurface(
+            underlying=tuple(k[0] for k in keys),
+            expiry=np.array([k[1] for k in keys], dtype=np.int64),
+            forward=np.array([slices[k].forward for k in keys], dtype=np.float64),
+            atm_vol=np.array([slices[k].atm_vol for k in keys], dtype=np.float64),
+            skew=np.array([slices[k].skew for k in keys], dtype=np.float64),
+            curvature=np.array([slices[k].curvature for k in keys], dtype=np.float64),
+        )
+        if keys
+        else VolSurface.empty()
+    )
+    return MarketSnapshot(
+        timestamp=int(market.timestamp),
+        underlyings=tuple(underlyings),
+        spot=np.array(spot, dtype=np.float64),
+        perp_mark=np.array(perp, dtype=np.float64),
+        rate=float(market.rate),
+        surface=surface,
+        returns=np.column_stack(returns).astype(np.float64),
+    )
+
+
+def engine_market_of(
+    market: MarketState,
+    instruments: Sequence[InstrumentInfo],
+    tokens: Sequence[TokenInfo],
+    token_und: Sequence[str],
+) -> MarketSnapshot:
+    """:func:`engine_market` of ``instruments`` (their options' smiles) and ``tokens``
+    (``token_und``: each token's underlying, in token order; a token-only underlying is
+    priced by the first token that maps to it)."""
+    token_symbol_of: dict[str, str] = {}
+    for tok, u in zip(tokens, token_und, strict=True):
+        token_symbol_of.setdefault(u, tok.symbol)
+    return engine_market(
+        market,
+        _engine_underlyings(market, instruments, token_und),
+        [ins for ins in instruments if ins.is_option],
+        token_symbol_of,
+    )
+
+
+def engine_input(
+    market: MarketState,
+    instruments: Sequence[InstrumentInfo],
+    tokens: Sequence[TokenInfo],
+    accounts: Sequence[AccountState],
+    *,
+    token_underlyings: Mapping[str, str],
+    cash: Sequence[int] | None = None,
+) -> EngineInput:
+    """The chain state -> engine mapping of the epoch build, for one set of accounts:
+    columns ``instruments`` then one SPOT per token (``token_underlyings``: symbol ->
+    underlying, a missing symbol raises ``KeyError``), the market as the build maps it.
+    ``cash``: WAD USD per account, default each account's own (no funding or settlement
+    adjustment). Raises :class:`~keeper.exceptions.FeedError` (a price the market lacks)
+    and :class:`~risk_engine.RiskEngineError`."""
+    token_und = [token_underlyings[t.symbol] for t in tokens]
+    ports = engine_portfolios(
+        accounts,
+        instruments,
+        tokens,
+        token_und,
+        [a.cash for a in accounts] if cash is None else cash,
+    )
+    return EngineInput(ports, engine_market_of(market, instruments, tokens, token_und))

@@ -1,0 +1,453 @@
+"""The pure epoch build: chain state + market -> leaves, tree and header (no I/O).
+
+:func:`compute_epoch` takes a :class:`~keeper.chain.ChainSnapshot` and a validated
+:class:`~keeper.feeds.MarketState` and returns an :class:`EpochBuild` (header without
+signatures, tree, leaves). The keeper's pipeline (``keeper/pipeline.py``), ``keeper
+verify`` and every signer's recomputation (``keeper/epoch_check.py``) call this same
+function, so a posted root can be recomputed by anyone from public data. It is made of
+named steps, each a function of this module:
+
+1. :func:`chain_inputs` -- which tokens and instruments the epoch prices, and the
+   settlement prices it posts;
+2. :func:`funding_indices` -- the cumulative funding index of every perp;
+3. :func:`account_cash` -- each account's cash after pending funding and settlements;
+4. :func:`~keeper.engine_input.engine_portfolios` and
+   :func:`~keeper.engine_input.engine_market_of` -- the risk engine's input, mapped by
+   ``keeper/engine_input.py`` (shared with ``scripts/margin_view.py``);
+5. :func:`margin_leaves`, :func:`instrument_leaves` and :func:`token_table` -- the
+   engine's result in WAD;
+6. :func:`epoch_header` -- the Merkle tree's root and the header the signers sign.
+
+From chain state to engine portfolios (docs/protocol.md §3; columns, collateral and
+underlyings as ``keeper/engine_input.py`` maps them):
+
+- positions: one engine column per live (not expired) chain instrument;
+- cash: the vault's cash, plus the pending funding of every perp position up to the index
+  this epoch posts (``-mulWadCeil(size, F_new - F_last)``, rounded against the account as
+  the vault will charge it), plus every expired option at its payoff from the settlement
+  price (already on chain, or posted by this epoch), ``mulWadFloor(size, payoff)`` as
+  ``settle`` will pay it. Those options leave the risk computation (no risk left);
+- an ACCOUNT leaf for EVERY indexed account, also those without positions: the vault
+  values a flat account on chain for a withdrawal, but a trade checks the account after
+  the fill, when it holds positions, against its leaf; so an account's first trade needs
+  a leaf that exists already (an empty account's leaf is all zeros, which with the
+  running bounds is exact);
+- an INSTRUMENT leaf for every live instrument; the token table for every token.
+
+Funding rule (simple, documented in docs/operations.md): per perp,
+``F_new = F_prev + clamp(perp_mark - spot, +-cap * spot) * dt / period`` with ``dt`` the
+seconds since the previous epoch's timestamp (capped at ``max_elapsed_seconds``, 0 for the
+first epoch): longs pay shorts when the perp trades above its index.
+
+Settlement rule: an option with ``expiry <= header.timestamp`` and no settlement price yet
+gets the underlying's spot of this epoch's market (rounded down to WAD).
+
+Bad input (NaN, non-positive or absurd prices and vols, an unknown instrument underlying or
+token) raises :class:`EpochRefusedError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from keeper.attestation import (
+    AccountLeaf,
+    Epoch,
+    FundingUpdate,
+    InstrumentLeaf,
+    InstrumentProof,
+    Leaf,
+    MarginProof,
+    MerkleTree,
+    Settlement,
+    TokenPrice,
+    hash_to_json,
+)
+from keeper.bounds import mul_wad_down, mul_wad_up
+from keeper.chain import AccountState, ChainSnapshot, InstrumentInfo, TokenInfo
+from keeper.engine_input import engine_market_of, engine_portfolios
+from keeper.errors import KeeperError
+from keeper.exceptions import FeedError
+from keeper.feeds.base import MarketState
+from keeper.store import LeafRecord
+from risk_engine import (
+    InstrumentKind,
+    MarginResult,
+    RiskEngineError,
+    RiskParams,
+    compute_margin,
+    to_signed_wad_down,
+    to_wad_down,
+)
+
+__all__ = [
+    "DEFAULT_FUNDING_RULE",
+    "DEFAULT_TOKEN_UNDERLYINGS",
+    "ChainInputs",
+    "EpochBuild",
+    "EpochRefusedError",
+    "FundingRule",
+    "account_cash",
+    "chain_inputs",
+    "compute_epoch",
+    "epoch_header",
+    "funding_indices",
+    "margin_leaves",
+    "token_table",
+]
+
+WAD = 10**18
+
+#: Collateral token symbol -> the underlying it is priced and shocked as.
+DEFAULT_TOKEN_UNDERLYINGS: Mapping[str, str] = {
+    "WETH": "ETH",
+    "WBTC": "BTC",
+    "WSOL": "SOL",
+    "GOV": "GOV",
+}
+
+
+class EpochRefusedError(KeeperError):
+    """The epoch's inputs are unusable; ``reason`` is a short tag (``feed``, ``input``)."""
+
+    def __init__(self, message: str, *, reason: str = "input") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class FundingRule:
+    """``F_new = F_prev + clamp(mark - spot, +-cap*spot) * min(dt, max_elapsed) / period``.
+
+    ``period_seconds``: the premium is paid in full over this period (8 h, as most venues);
+    ``cap``: the largest premium counted, fraction of spot per period (0.5 %);
+    ``max_elapsed_seconds``: an outage does not charge more than this many seconds at once.
+    """
+
+    period_seconds: int = 8 * 3600
+    cap: float = 0.005
+    max_elapsed_seconds: int = 3600
+
+    def next_index(self, previous: int, perp_mark: float, spot: float, elapsed: int) -> int:
+        """The new cumulative index (WAD USD per unit), rounded down (deterministic)."""
+        dt = max(0, min(int(elapsed), self.max_elapsed_seconds))
+        if dt == 0:
+            return previous
+        premium = max(-self.cap * spot, min(self.cap * spot, perp_mark - spot))
+        return previous + int(to_signed_wad_down(premium * dt / self.period_seconds))
+
+
+DEFAULT_FUNDING_RULE = FundingRule()
+
+
+def _payoff(ins: InstrumentInfo, price: int) -> int:
+    """Option payoff per unit at settlement ``price`` (WAD), as the vault's ``settle``."""
+    if ins.kind == 1:
+        return max(price - ins.strike, 0)
+    return max(ins.strike - price, 0)
+
+
+def _mul_wad_floor(x: int, y: int) -> int:
+    """Signed ``x*y/1e18`` toward -inf (FixedPoint.mulWadFloor)."""
+    if (x < 0) != (y < 0):
+        return -mul_wad_up(abs(x), abs(y))
+    return mul_wad_down(abs(x), abs(y))
+
+
+def _mul_wad_ceil(x: int, y: int) -> int:
+    """Signed ``x*y/1e18`` toward +inf (FixedPoint.mulWadCeil)."""
+    if (x < 0) != (y < 0):
+        return -mul_wad_down(abs(x), abs(y))
+    return mul_wad_up(abs(x), abs(y))
+
+
+# --------------------------------------------------------------------------- 1. chain state
+
+
+@dataclass(frozen=True)
+class ChainInputs:
+    """What of the chain state the epoch prices.
+
+    ``token_underlyings``: the underlying of each snapshot token, in token order;
+    ``live``: the instruments priced (not expired), in snapshot order;
+    ``settle_now``: settlement prices this epoch posts (WAD, rounded down), by instrument;
+    ``settle_price``: every settlement price known, on chain or posted now.
+    """
+
+    token_underlyings: tuple[str, ...]
+    live: tuple[InstrumentInfo, ...]
+    settle_now: Mapping[int, int]
+    settle_price: Mapping[int, int]
+
+
+def chain_inputs(
+    snapshot: ChainSnapshot, market: MarketState, token_underlyings: Mapping[str, str]
+) -> ChainInputs:
+    """Tokens mapped to underlyings the market prices; live instruments; the settlement
+    price of every option that expired without one. Raises :class:`EpochRefusedError`."""
+    ts = int(market.timestamp)
+    derivs = set(market.symbols)
+    token_und: list[str] = []
+    for tok in snapshot.tokens:
+        u = token_underlyings.get(tok.symbol)
+        if u is None:
+            raise EpochRefusedError(f"token {tok.symbol} ({tok.address}) has no underlying mapping")
+        if u not in derivs and tok.symbol not in market.token_prices:
+            raise EpochRefusedError(f"no market price for token {tok.symbol}", reason="feed")
+        token_und.append(u)
+    live: list[InstrumentInfo] = []
+    settle_now: dict[int, int] = {}
+    settle_price: dict[int, int] = dict(snapshot.settlements)
+    for ins in snapshot.instruments:
+        if ins.underlying not in derivs:
+            raise EpochRefusedError(
+                f"instrument {ins.id} has underlying {ins.underlying!r} unknown to the feed",
+                reason="feed",
+            )
+        if ins.expired(ts):
+            if ins.id not in settle_price:
+                price = to_wad_down(market.underlying(ins.underlying).spot)
+                settle_now[ins.id] = price
+                settle_price[ins.id] = price
+        else:
+            live.append(ins)
+    if not live:
+        raise EpochRefusedError("no live instrument registered: nothing to attest")
+    return ChainInputs(tuple(token_und), tuple(live), settle_now, settle_price)
+
+
+# --------------------------------------------------------------------------- 2. funding
+
+
+def funding_indices(
+    snapshot: ChainSnapshot, market: MarketState, rule: FundingRule
+) -> dict[int, int]:
+    """The cumulative funding index (WAD USD per unit) this epoch posts for every perp,
+    over the seconds since the previous epoch (none before the first)."""
+    prev = snapshot.current_epoch
+    elapsed = int(market.timestamp) - prev.timestamp if prev.epoch > 0 else 0
+    funding: dict[int, int] = {}
+    for ins in snapshot.instruments:
+        if ins.kind == int(InstrumentKind.PERP):
+            us = market.underlying(ins.underlying)
+            funding[ins.id] = rule.next_index(
+                snapshot.cum_funding.get(ins.id, 0), us.perp_mark, us.spot, elapsed
+            )
+    return funding
+
+
+# --------------------------------------------------------------------------- 3. cash
+
+
+def account_cash(
+    accounts: Sequence[AccountState],
+    instruments: Sequence[InstrumentInfo],
+    live: Sequence[InstrumentInfo],
+    funding: Mapping[int, int],
+    settle_price: Mapping[int, int],
+) -> list[int]:
+    """Each account's cash (WAD USD) as the vault will hold it once this epoch is posted:
+    pending perp funding charged (rounded against the account), expired options paid at
+    their settlement price (rounded down), as ``settle`` will."""
+    by_id = {ins.id: ins for ins in instruments}
+    live_ids = {ins.id for ins in live}
+    out: list[int] = []
+    for a in accounts:
+        c = a.cash
+        for p in a.positions:
+            if p.size == 0:
+                continue
+            ins = by_id[p.instrument]
+            if ins.kind == int(InstrumentKind.PERP):
+                c -= _mul_wad_ceil(p.size, funding[ins.id] - p.funding_index)
+            if ins.id not in live_ids:  # expired option: its payoff in cash, no risk left
+                c += _mul_wad_floor(p.size, _payoff(ins, settle_price[ins.id]))
+        out.append(c)
+    return out
+
+
+# --------------------------------------------------------------------------- 4. engine input
+
+
+# --------------------------------------------------------------------------- 5. leaves
+
+
+def margin_leaves(
+    accounts: Sequence[AccountState], result: MarginResult
+) -> tuple[AccountLeaf, ...]:
+    """One ACCOUNT leaf per account: its chain counters and the engine's numbers in WAD
+    (equity rounded down, requirements up)."""
+    out = []
+    for r, a in enumerate(accounts):
+        equity, im, mm = result.to_wad(r)
+        out.append(AccountLeaf(a.address, a.state_nonce, a.cum_lo, a.cum_hi, equity, im, mm))
+    return tuple(out)
+
+
+def instrument_leaves(
+    live: Sequence[InstrumentInfo], result: MarginResult
+) -> tuple[InstrumentLeaf, ...]:
+    """One INSTRUMENT leaf per live instrument the engine values (WAD, losses up)."""
+    wad = result.leaves.to_wad()
+    return tuple(
+        InstrumentLeaf(live[j].id, mark, lo, ls)
+        for j, mark, lo, ls in zip(
+            wad.instrument_index, wad.mark, wad.loss_long, wad.loss_short, strict=True
+        )
+    )
+
+
+def token_table(tokens: Sequence[TokenInfo], result: MarginResult) -> tuple[TokenPrice, ...]:
+    """The header's token table (WAD price down, shocks up). Refuses an entry that
+    ``postEpoch`` would revert on (``InvalidTokenPrice``), before anyone signs it."""
+    wad = result.tokens.to_wad()
+    out = tuple(
+        TokenPrice(tokens[k].address, price, down, up)
+        for k, (price, down, up) in enumerate(
+            zip(wad.price, wad.down_shock, wad.up_shock, strict=True)
+        )
+    )
+    for t in out:
+        if t.price == 0 or t.down_shock > WAD:
+            raise EpochRefusedError(f"token table entry the vault would refuse: {t}")
+    return out
+
+
+# --------------------------------------------------------------------------- 6. header
+
+
+def epoch_header(
+    snapshot: ChainSnapshot,
+    *,
+    epoch: int,
+    timestamp: int,
+    tree: MerkleTree,
+    tokens: Sequence[TokenPrice],
+    funding: Mapping[int, int],
+    settle_now: Mapping[int, int],
+) -> Epoch:
+    """The header the signers sign: funding and settlements by instrument id."""
+    return Epoch(
+        epoch=epoch,
+        snapshot_block=snapshot.block,
+        timestamp=timestamp,
+        root=tree.root,
+        config_version=snapshot.config_version,
+        tokens=tuple(tokens),
+        funding=tuple(FundingUpdate(i, f) for i, f in sorted(funding.items())),
+        settlements=tuple(Settlement(i, p) for i, p in sorted(settle_now.items())),
+    )
+
+
+@dataclass(frozen=True)
+class EpochBuild:
+    """Everything of one epoch except the signatures."""
+
+    header: Epoch
+    tree: MerkleTree
+    account_leaves: tuple[AccountLeaf, ...]
+    instrument_leaves: tuple[InstrumentLeaf, ...]
+    market: MarketState
+    timings: Mapping[str, float] = field(default_factory=dict)
+    #: Leaf hashes, account leaves then instrument leaves (computed once: ABI-encoding
+    #: 10,000 leaves is most of the tree's cost).
+    hashes: tuple[bytes, ...] = ()
+
+    def _hashes(self) -> list[bytes]:
+        if self.hashes:
+            return list(self.hashes)
+        leaves: tuple[Leaf, ...] = (*self.account_leaves, *self.instrument_leaves)
+        return [leaf.hash() for leaf in leaves]
+
+    def leaf_records(self) -> list[LeafRecord]:
+        """Every leaf with its proof, in the store's format (the proof's wire codec)."""
+        hashes = self._hashes()
+        n = len(self.account_leaves)
+        out = []
+        for leaf, h in zip(self.account_leaves, hashes[:n], strict=True):
+            wire = MarginProof(leaf, self.tree.proof(h)).to_json()
+            out.append(
+                LeafRecord(
+                    "account",
+                    leaf.account.lower(),
+                    wire["fields"],
+                    hash_to_json(h),
+                    tuple(wire["proof"]),
+                )
+            )
+        for ileaf, h in zip(self.instrument_leaves, hashes[n:], strict=True):
+            wire = InstrumentProof(ileaf, self.tree.proof(h)).to_json()
+            out.append(
+                LeafRecord(
+                    "instrument",
+                    str(ileaf.instrument),
+                    wire["fields"],
+                    hash_to_json(h),
+                    tuple(wire["proof"]),
+                )
+            )
+        return out
+
+
+# --------------------------------------------------------------------------- the build
+
+
+def compute_epoch(
+    snapshot: ChainSnapshot,
+    market: MarketState,
+    params: RiskParams,
+    *,
+    epoch: int,
+    token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
+    funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
+) -> EpochBuild:
+    """The epoch of ``snapshot`` in ``market`` (see the module docstring). Pure.
+
+    The header's ``timestamp`` is ``market.timestamp``. Raises :class:`EpochRefusedError`.
+    """
+    t0 = time.perf_counter()
+    inputs = chain_inputs(snapshot, market, token_underlyings)
+    funding = funding_indices(snapshot, market, funding_rule)
+    accounts = snapshot.accounts
+    cash = account_cash(accounts, snapshot.instruments, inputs.live, funding, inputs.settle_price)
+    portfolios = engine_portfolios(
+        accounts, inputs.live, snapshot.tokens, inputs.token_underlyings, cash
+    )
+    try:
+        engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
+        result = compute_margin(portfolios, engine, params)
+        account_leaves = margin_leaves(accounts, result)
+        ileaves = instrument_leaves(inputs.live, result)
+        tokens = token_table(snapshot.tokens, result)
+    except RiskEngineError as exc:
+        raise EpochRefusedError(f"risk engine refused the input: {exc}") from exc
+    except FeedError as exc:
+        raise EpochRefusedError(str(exc), reason="feed") from exc
+    t1 = time.perf_counter()
+    leaves: tuple[Leaf, ...] = (*account_leaves, *ileaves)
+    hashes = tuple(leaf.hash() for leaf in leaves)
+    tree = MerkleTree(hashes)
+    header = epoch_header(
+        snapshot,
+        epoch=epoch,
+        timestamp=int(market.timestamp),
+        tree=tree,
+        tokens=tokens,
+        funding=funding,
+        settle_now=inputs.settle_now,
+    )
+    t2 = time.perf_counter()
+    return EpochBuild(
+        header=header,
+        tree=tree,
+        account_leaves=account_leaves,
+        instrument_leaves=ileaves,
+        market=market,
+        timings={"compute": t1 - t0, "tree": t2 - t1},
+        hashes=hashes,
+    )
