@@ -69,7 +69,7 @@ from eth_utils.address import to_checksum_address
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from web3.logs import DISCARD
 
-from keeper.attestation import AccountLeaf, MarginProof, MerkleTree
+from keeper.attestation import MarginProof, MerkleTree
 from keeper.bounds import im_surplus_lo, liquidator_surplus_after, mm_surplus_hi
 from keeper.chain import AccountState, ChainAdapter, EpochOnChain
 from keeper.errors import KeeperError, as_vault_revert, decode_revert, decode_revert_data
@@ -79,7 +79,6 @@ from keeper.exceptions import (
     TxRevertedError,
     TxTimeoutError,
 )
-from keeper.pipeline import margin_proof_from_json
 from keeper.store import Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest, TxResult
 
@@ -125,7 +124,7 @@ def _usd_to_wad_down(usd: float) -> int:
 def empty_proof(account: str) -> MarginProof:
     """The proof to pass for an account without a leaf: the vault ignores it when the account
     holds no positions (it is valued on chain)."""
-    return MarginProof(AccountLeaf(account, 0, 0, 0, 0, 0, 0))
+    return MarginProof.empty(account)
 
 
 class LeafSourceError(KeeperError):
@@ -209,7 +208,7 @@ class StoreLeafSource(LeafSource):
             raise LeafSourceError(f"store has no epoch {epoch} with root 0x{root.hex()}")
         wanted = {a.lower() for a in accounts}
         return {
-            r.key: margin_proof_from_json(r.to_dict())
+            r.key: MarginProof.from_json(r.to_dict())
             for r in self.store.get_leaves(epoch, "account")
             if r.key in wanted
         }
@@ -245,7 +244,7 @@ class ApiLeafSource(LeafSource):
                 continue
             if r.status_code != 200:
                 raise LeafSourceError(f"proof API: {r.status_code} for {a}: {r.text[:200]}")
-            out[a.lower()] = margin_proof_from_json(r.json()["leaf"])
+            out[a.lower()] = MarginProof.from_json(r.json()["leaf"])
         return out
 
     def close(self) -> None:

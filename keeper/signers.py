@@ -29,7 +29,7 @@ returns): a keeper that lies about the market consistently in the snapshot and t
 gets a signature (docs/security.md, finding 1).
 
 Wire format (JSON): ``POST /sign`` with ``{"chainId", "verifyingContract", "header",
-"market", "timestamp"}`` (``header`` as :func:`header_to_json`, ``market`` the
+"market", "timestamp"}`` (``header`` as :meth:`Epoch.to_json`, ``market`` the
 ``MarketState.to_json()`` text the root was computed from, ``timestamp`` the request time
 in unix seconds) and the header ``X-PM-Keeper-Signature`` (:func:`request_signature` of the
 exact body bytes). Answer ``{"signer", "signature"}`` (hex) or ``{"error"}`` with status
@@ -61,9 +61,6 @@ from eth_utils import keccak, to_checksum_address
 from keeper.attestation import (
     Domain,
     Epoch,
-    FundingUpdate,
-    Settlement,
-    TokenPrice,
     epoch_digest,
     epoch_typed_data,
     recover_signer,
@@ -80,8 +77,6 @@ __all__ = [
     "SignerPolicy",
     "SignerRefusedError",
     "SignerService",
-    "header_from_json",
-    "header_to_json",
     "request_signature",
     "request_signer",
 ]
@@ -120,39 +115,6 @@ def request_signer(body: bytes, signature: str) -> str:
     """The checksummed address that produced ``signature`` over ``body``."""
     msg = encode_defunct(primitive=keccak(body))
     return to_checksum_address(Account.recover_message(msg, signature=signature))
-
-
-# --------------------------------------------------------------------------- wire format
-
-
-def header_to_json(header: Epoch) -> dict[str, Any]:
-    """The header as a JSON-able dict (ints as ints: Python's json keeps them exact)."""
-    return {
-        "epoch": header.epoch,
-        "snapshotBlock": header.snapshot_block,
-        "timestamp": header.timestamp,
-        "root": "0x" + header.root.hex(),
-        "configVersion": header.config_version,
-        "tokens": [[t.token, t.price, t.down_shock, t.up_shock] for t in header.tokens],
-        "funding": [[f.instrument, f.cum_funding] for f in header.funding],
-        "settlements": [[s.instrument, s.price] for s in header.settlements],
-    }
-
-
-def header_from_json(d: Mapping[str, Any]) -> Epoch:
-    """Inverse of :func:`header_to_json`; also accepts decimal strings for the ints (the
-    store's ``to_dict`` form)."""
-    root = str(d["root"])
-    return Epoch(
-        epoch=int(d["epoch"]),
-        snapshot_block=int(d["snapshotBlock"]),
-        timestamp=int(d["timestamp"]),
-        root=bytes.fromhex(root[2:] if root.startswith("0x") else root),
-        config_version=int(d["configVersion"]),
-        tokens=tuple(TokenPrice(str(a), int(p), int(dn), int(up)) for a, p, dn, up in d["tokens"]),
-        funding=tuple(FundingUpdate(int(i), int(c)) for i, c in d["funding"]),
-        settlements=tuple(Settlement(int(i), int(p)) for i, p in d["settlements"]),
-    )
 
 
 # --------------------------------------------------------------------------- interface
@@ -270,7 +232,7 @@ class RemoteSigners(EpochSigner):
             {
                 "chainId": domain.chain_id,
                 "verifyingContract": domain.verifying_contract,
-                "header": header_to_json(header),
+                "header": header.to_json(),
                 "market": market,
                 "timestamp": int(self._clock()),
             }
@@ -483,7 +445,7 @@ class SignerService:
                     raw = self.rfile.read(n)
                     body = json.loads(raw)
                     domain = Domain(int(body["chainId"]), str(body["verifyingContract"]))
-                    header = header_from_json(body["header"])
+                    header = Epoch.from_json(body["header"])
                     market = body.get("market")
                     if market is not None and not isinstance(market, str):
                         raise TypeError("market must be the MarketState JSON text")

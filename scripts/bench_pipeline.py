@@ -30,6 +30,7 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_utils import function_abi_to_4byte_selector, get_abi_input_types, keccak
 
+from keeper.attestation import InstrumentProof
 from keeper.chain import ChainAdapter
 from keeper.pipeline import STAGES, EpochResult
 from keeper.store import Store
@@ -138,9 +139,7 @@ def trade_all(world: World, url: str, accts: list[Any], maker: Any, epoch_leaves
 
 
 def world_proof(leaves: dict, key: str) -> Any:
-    from keeper.pipeline import instrument_proof_from_json
-
-    return instrument_proof_from_json(leaves[key]).to_abi()
+    return InstrumentProof.from_json(leaves[key]).to_abi()
 
 
 def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:

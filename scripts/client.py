@@ -40,11 +40,11 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
 from keeper.attestation import (
-    ZERO_ADDRESS,
     AccountLeaf,
     InstrumentLeaf,
     InstrumentProof,
     MarginProof,
+    proof_from_json,
 )
 from keeper.compile import CompileResult, compile_contracts
 from keeper.config import parse_private_key
@@ -70,7 +70,6 @@ __all__ = [
     "connect",
     "deployments_dir",
     "dry_run_option",
-    "empty_margin_proof",
     "format_units",
     "key_options",
     "load_deployment",
@@ -426,11 +425,6 @@ class Session:
         return bool(self.account_state(address)["instruments"])
 
 
-def empty_margin_proof() -> MarginProof:
-    """The proof an account without open positions passes (the vault ignores it)."""
-    return MarginProof(AccountLeaf(ZERO_ADDRESS, 0, 0, 0, 0, 0, 0), ())
-
-
 # ------------------------------------------------------------------------------ keeper API
 
 
@@ -444,27 +438,10 @@ class LeafWithProof:
     proof: tuple[bytes, ...]
 
     def margin_proof(self) -> MarginProof:
-        f = self.fields
-        leaf = AccountLeaf(
-            f["account"],
-            int(f["stateNonce"]),
-            int(f["cumLo"]),
-            int(f["cumHi"]),
-            int(f["equity"]),
-            int(f["im"]),
-            int(f["mm"]),
-        )
-        return MarginProof(leaf, self.proof)
+        return MarginProof(AccountLeaf.from_json(self.fields), self.proof)
 
     def instrument_proof(self) -> InstrumentProof:
-        f = self.fields
-        leaf = InstrumentLeaf(
-            int(f["instrument"]),
-            int(f["mark"]),
-            int(f["lossPerUnitLong"]),
-            int(f["lossPerUnitShort"]),
-        )
-        return InstrumentProof(leaf, self.proof)
+        return InstrumentProof(InstrumentLeaf.from_json(self.fields), self.proof)
 
 
 class KeeperApi:
@@ -517,7 +494,7 @@ class KeeperApi:
             epoch=int(body["epoch"]),
             root=str(body["root"]).lower(),
             fields=dict(leaf["fields"]),
-            proof=tuple(bytes.fromhex(p[2:]) for p in leaf["proof"]),
+            proof=proof_from_json(leaf["proof"]),
         )
 
     def account(self, address: str, epoch: int | None = None) -> LeafWithProof | None:
@@ -569,7 +546,7 @@ def account_proof(session: Session, api: KeeperApi, address: str, *, required: b
                 f"epoch {epoch}; an account with open positions needs one (wait for the next "
                 "epoch)"
             )
-        return empty_margin_proof()
+        return MarginProof.empty()
     check_fresh(session, leaf, f"leaf of {to_checksum_address(address)}")
     return leaf.margin_proof()
 

@@ -17,7 +17,6 @@ from scripts.client import (
     Session,
     TokenInfo,
     account_proof,
-    empty_margin_proof,
     format_units,
     parse_units,
     require_not_safe_mode,
@@ -145,6 +144,6 @@ def _proof_if_needed(
     positions = bool(state["instruments"])
     check = (positions or int(state["cash"]) < 0) if needs_check is None else needs_check
     if not check:
-        return empty_margin_proof()
+        return MarginProof.empty()
     require_not_safe_mode(session, action)
     return account_proof(session, api, session.address, required=positions)

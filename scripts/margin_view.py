@@ -26,20 +26,20 @@ from typing import Any
 
 import numpy as np
 
+from keeper.attestation import MarginProof
+from keeper.chain import AccountState, Position
 from keeper.chain import InstrumentInfo as ChainInstrument
+from keeper.chain import TokenInfo as ChainToken
+from keeper.engine_input import engine_input
 from keeper.exceptions import FeedError
 from keeper.feeds.base import MarketState
-from keeper.pipeline import _engine_market  # the keeper's feed -> engine mapping
 from risk_engine import (
     AccountReport,
-    InstrumentTable,
-    Portfolios,
     RiskEngineError,
     build_risk_arrays,
     explain,
     load_params,
 )
-from risk_engine.instruments import InstrumentKind
 from scripts.client import (
     WAD,
     CliError,
@@ -48,7 +48,6 @@ from scripts.client import (
     Session,
     TokenInfo,
     current_root,
-    empty_margin_proof,
 )
 from scripts.protocol_deploy import instrument_name
 
@@ -153,46 +152,37 @@ def collateral_order(session: Session) -> list[TokenInfo]:
 def _engine(
     session: Session, state: dict[str, Any], market: MarketState, params_file: Path | None
 ) -> tuple[AccountReport, RiskGrid]:
-    """Engine inputs from chain state: held instruments + collateral tokens as SPOT."""
-    kinds: list[int] = []
-    unds: list[str] = []
-    strikes: list[float] = []
-    expiries: list[int] = []
-    sizes: list[float] = []
-    for iid, size in zip(state["instruments"], state["sizes"], strict=True):
+    """Engine inputs from chain state: held instruments + collateral tokens as SPOT, mapped
+    by the keeper's own :func:`keeper.engine_input.engine_input` (feed underlyings +
+    token-only underlyings at the token price, one smile slice per held option expiry), so
+    that both sides price the same inputs."""
+    held: list[ChainInstrument] = []
+    positions: list[Position] = []
+    for iid, size, funding in zip(
+        state["instruments"], state["sizes"], state["funding"], strict=True
+    ):
         k, und_b, strike, expiry = session.vault.functions.instrument(iid).call()
-        kinds.append(int(k))
-        unds.append(bytes(und_b).rstrip(b"\0").decode())
-        strikes.append(strike / WAD)
-        expiries.append(int(expiry))
-        sizes.append(int(size) / WAD)
-    for tok, bal in zip(collateral_order(session), state["coll"], strict=True):
-        if int(bal) == 0:
-            continue
-        kinds.append(int(InstrumentKind.SPOT))
-        unds.append(str(tok.underlying))
-        strikes.append(0.0)
-        expiries.append(0)
-        sizes.append(int(bal) / 10**tok.decimals)
-    # The keeper's own mapping (feed underlyings + token-only underlyings at the token price,
-    # one smile slice per live option expiry), so that both sides price the same inputs.
-    derivs = set(market.symbols)
-    token_unds = {str(t.underlying) for t in session.deployment.tokens if t.underlying}
-    underlyings = sorted(derivs | token_unds | set(unds), key=lambda u: (u not in derivs, u))
-    options = [
-        ChainInstrument(0, k, u, 0, e)
-        for k, u, e in zip(kinds, unds, expiries, strict=True)
-        if k in (InstrumentKind.CALL, InstrumentKind.PUT)
-    ]
-    token_symbol_of = {
-        str(t.underlying): t.symbol for t in session.deployment.tokens if t.underlying
-    }
+        und = bytes(und_b).rstrip(b"\0").decode()
+        held.append(ChainInstrument(int(iid), int(k), und, int(strike), int(expiry)))
+        positions.append(Position(int(iid), int(size), int(funding)))
+    collateral = collateral_order(session)
+    tokens = [ChainToken(t.address, t.symbol, t.decimals, k) for k, t in enumerate(collateral)]
+    account = AccountState(
+        "0x" + "00" * 20,  # not a leaf: the engine needs only positions, collateral, cash
+        int(state["cash"]),
+        0,
+        0,
+        0,
+        tuple(positions),
+        tuple(int(b) for b in state["coll"]),
+    )
+    token_underlyings = {t.symbol: str(t.underlying) for t in collateral if t.underlying}
     try:
-        snap = _engine_market(market, underlyings, options, token_symbol_of)
+        inputs = engine_input(market, held, tokens, [account], token_underlyings=token_underlyings)
     except (FeedError, KeyError) as exc:
         raise CliError(f"the epoch's market cannot price this account: {exc}") from None
-    table = InstrumentTable.build(kinds, unds, strikes, expiries)
-    ports = Portfolios.from_dense(table, [sizes], [int(state["cash"]) / WAD])
+    ports, snap = inputs.portfolios, inputs.market
+    table = ports.instruments
     try:
         params = load_params(params_file)
         arrays = build_risk_arrays(table, snap, params)
@@ -277,7 +267,7 @@ def margin_view(
     elif has_positions and leaf is None:
         note = f"no ACCOUNT leaf in epoch {epoch}: bounds unavailable"
     else:
-        mp = leaf.margin_proof() if leaf is not None else empty_margin_proof()
+        mp = leaf.margin_proof() if leaf is not None else MarginProof.empty()
         try:
             im_lo = int(vault.functions.imSurplusLo(account, mp.to_abi()).call())
             if has_positions:

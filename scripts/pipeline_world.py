@@ -21,12 +21,12 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-from keeper.attestation import Domain, Leg, MarginProof, Quote, sign_quote
+from keeper.attestation import Domain, InstrumentProof, Leg, MarginProof, Quote, sign_quote
 from keeper.chain import ChainAdapter
 from keeper.compile import CompileResult, compile_contracts
 from keeper.feeds import SimConfig, SimulatedFeed
 from keeper.metrics import KeeperMetrics
-from keeper.pipeline import EpochPipeline, Hook, instrument_proof_from_json, margin_proof_from_json
+from keeper.pipeline import EpochPipeline, Hook
 from keeper.signers import EpochSigner, LocalSigner
 from keeper.store import Store
 from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
@@ -140,7 +140,7 @@ class World:
         "account:<addr lowercase>": leafjson}`` as served by the API); a missing account
         leaf is an empty proof (an account with no positions)."""
         legs = [
-            instrument_proof_from_json(leaves[f"instrument:{leg.instrument}"]).to_abi()
+            InstrumentProof.from_json(leaves[f"instrument:{leg.instrument}"]).to_abi()
             for leg in q.legs
         ]
         return self.tx(
@@ -158,10 +158,8 @@ class World:
     def margin_proof(leaves: dict[str, Any], address: str) -> MarginProof:
         key = f"account:{address.lower()}"
         if key in leaves:
-            return margin_proof_from_json(leaves[key])
-        from keeper.attestation import AccountLeaf
-
-        return MarginProof(AccountLeaf(address, 0, 0, 0, 0, 0, 0))
+            return MarginProof.from_json(leaves[key])
+        return MarginProof.empty(address)
 
 
 def signer_keys(n: int = 3) -> list[str]:

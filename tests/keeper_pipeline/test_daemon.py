@@ -11,11 +11,11 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from keeper.attestation import Epoch
 from keeper.chain import ChainAdapter
 from keeper.cli import keeper_cli
 from keeper.config import load_config
 from keeper.daemon import EXIT_CHAIN_RESET, build_keeper
-from keeper.signers import header_from_json
 from keeper.store import Store
 from keeper.verify import verify_epoch
 from risk_engine import load_params
@@ -131,7 +131,7 @@ def test_funding_and_settlement_reach_the_chain(world: World, store: Store) -> N
     world.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     r = p.run_epoch()
     assert r.status == "mined"
-    header = header_from_json(store.get_epoch(r.epoch or 0).header or {})  # type: ignore[union-attr]
+    header = Epoch.from_json(store.get_epoch(r.epoch or 0).header or {})  # type: ignore[union-attr]
     f_eth = dict((f.instrument, f.cum_funding) for f in header.funding)[1]
     assert f_eth != 0 and world.vault.functions.cumFunding(1).call() == f_eth
     cash = world.state(alice)["cash"]
@@ -142,7 +142,7 @@ def test_funding_and_settlement_reach_the_chain(world: World, store: Store) -> N
     world.w3.provider.make_request("evm_mine", [world.expiry + 10])  # type: ignore[arg-type]
     r = p.run_epoch()
     assert r.status == "mined", r
-    header = header_from_json(store.get_epoch(r.epoch or 0).header or {})  # type: ignore[union-attr]
+    header = Epoch.from_json(store.get_epoch(r.epoch or 0).header or {})  # type: ignore[union-attr]
     assert {s.instrument for s in header.settlements} == {3, 4}
     price, is_set = world.vault.functions.settlementPrice(3).call()
     assert is_set and price == dict((s.instrument, s.price) for s in header.settlements)[3]

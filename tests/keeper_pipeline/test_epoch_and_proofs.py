@@ -13,10 +13,9 @@ import requests
 from click.testing import CliRunner
 
 from keeper.api import ProofApi
+from keeper.attestation import Epoch, MarginProof
 from keeper.chain import ChainAdapter
 from keeper.cli import keeper_cli
-from keeper.pipeline import margin_proof_from_json
-from keeper.signers import header_from_json
 from keeper.store import Store
 from keeper.verify import verify_epoch
 from risk_engine import load_params
@@ -58,7 +57,7 @@ def test_epoch_posted_then_verify_matches(world: World, store: Store, tmp_path: 
     assert (epoch, "0x" + root.hex()) == (3, r3.root)
     rec = store.get_epoch(3)
     assert rec is not None and rec.status == "mined"
-    header = header_from_json(rec.header or {})
+    header = Epoch.from_json(rec.header or {})
     assert [t.token for t in header.tokens] == [t.address for t in world.tokens.values()]
     assert {f.instrument for f in header.funding} == {1, 2}
     # alice's leaf carries her positions: IM well above the ~0 of a flat account
@@ -133,7 +132,7 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
         everyone = [a.address for a in (alice, bob, carol, dave)]
         leaves = api_leaves(api, world, everyone)
         # withdraw: alice takes 1 WETH out with her proof from the API
-        mp = margin_proof_from_json(leaves[f"account:{alice.address.lower()}"])
+        mp = MarginProof.from_json(leaves[f"account:{alice.address.lower()}"])
         world.tx(
             world.vault.functions.withdraw(world.tokens["WETH"].address, WAD, mp.to_abi()), alice
         )
@@ -145,7 +144,7 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
         feed_pipeline.run_epoch()
         assert feed_pipeline.run_epoch().status == "mined"
         leaves = api_leaves(api, world, everyone)
-        cp = margin_proof_from_json(leaves[f"account:{carol.address.lower()}"])
+        cp = MarginProof.from_json(leaves[f"account:{carol.address.lower()}"])
         assert cp.leaf.im > 0
         view = world.vault.functions.checkLiquidation(carol.address, cp.to_abi()).call()
         assert view[0] is False  # healthy: not liquidatable
@@ -154,15 +153,15 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
         r = feed_pipeline.run_epoch()
         assert r.status == "mined", r
         leaves = api_leaves(api, world, everyone)
-        cp = margin_proof_from_json(leaves[f"account:{carol.address.lower()}"])
-        dp = margin_proof_from_json(leaves[f"account:{dave.address.lower()}"])
+        cp = MarginProof.from_json(leaves[f"account:{carol.address.lower()}"])
+        dp = MarginProof.from_json(leaves[f"account:{dave.address.lower()}"])
         assert cp.leaf.equity < cp.leaf.mm
         liquidatable, mm_hi, pay, fee, covered, _ = world.vault.functions.checkLiquidation(
             carol.address, cp.to_abi()
         ).call()
         assert liquidatable and mm_hi < 0
         # a healthy account is refused by the same view
-        bp = margin_proof_from_json(leaves[f"account:{bob.address.lower()}"])
+        bp = MarginProof.from_json(leaves[f"account:{bob.address.lower()}"])
         assert world.vault.functions.checkLiquidation(bob.address, bp.to_abi()).call()[0] is False
         world.tx(
             world.vault.functions.liquidate(carol.address, cp.to_abi(), dp.to_abi(), 10**30), dave

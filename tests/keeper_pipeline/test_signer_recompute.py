@@ -37,8 +37,6 @@ from keeper.signers import (
     SignerPolicy,
     SignerRefusedError,
     SignerService,
-    header_from_json,
-    header_to_json,
     request_signature,
 )
 from keeper.store import Store
@@ -76,35 +74,17 @@ def built_epoch(world: World, store: Store) -> tuple[Epoch, str, Domain]:
     assert rec is not None and rec.header is not None
     market = store.get_market_snapshot(1)
     assert market is not None
-    return header_from_json(rec.header), market, p.domain
+    return Epoch.from_json(rec.header), market, p.domain
 
 
 def lying_root(store: Store, raise_equity: int) -> bytes:
     """The root over the stored leaves with the first account's equity raised."""
     leaves: list[AccountLeaf | InstrumentLeaf] = []
     for r in store.get_leaves(1):
-        f = r.fields
         if r.kind == "account":
-            leaves.append(
-                AccountLeaf(
-                    str(f["account"]),
-                    int(f["stateNonce"]),
-                    int(f["cumLo"]),
-                    int(f["cumHi"]),
-                    int(f["equity"]),
-                    int(f["im"]),
-                    int(f["mm"]),
-                )
-            )
+            leaves.append(AccountLeaf.from_json(r.fields))
         else:
-            leaves.append(
-                InstrumentLeaf(
-                    int(f["instrument"]),
-                    int(f["mark"]),
-                    int(f["lossPerUnitLong"]),
-                    int(f["lossPerUnitShort"]),
-                )
-            )
+            leaves.append(InstrumentLeaf.from_json(r.fields))
     honest = MerkleTree(leaves).root
     first = next(i for i, x in enumerate(leaves) if isinstance(x, AccountLeaf))
     a = leaves[first]
@@ -190,7 +170,7 @@ def test_service_refuses_an_epoch_the_vault_already_has(world: World, store: Sto
     assert rec is not None and rec.header is not None and market is not None
     s = service(world, world.signer_keys[0])
     with pytest.raises(SignerRefusedError, match="not above the vault's epoch 1"):
-        s.sign(header_from_json(rec.header), p.domain, market)
+        s.sign(Epoch.from_json(rec.header), p.domain, market)
 
 
 def test_service_authenticates_the_keeper(world: World, store: Store) -> None:
@@ -213,7 +193,7 @@ def test_service_authenticates_the_keeper(world: World, store: Store) -> None:
             {
                 "chainId": domain.chain_id,
                 "verifyingContract": domain.verifying_contract,
-                "header": header_to_json(header),
+                "header": header.to_json(),
                 "market": market,
                 "timestamp": int(time.time()),
             }

@@ -17,8 +17,6 @@ from keeper.signers import (
     SignerPolicy,
     SignerRefusedError,
     SignerService,
-    header_from_json,
-    header_to_json,
 )
 from keeper.store import Store
 from scripts.pipeline_world import World, make_pipeline, signer_keys
@@ -44,9 +42,9 @@ def addresses(keys: list[str]) -> list[str]:
 
 def test_header_json_round_trip() -> None:
     h = header()
-    assert header_from_json(header_to_json(h)) == h
-    as_strings = {k: (str(v) if isinstance(v, int) else v) for k, v in header_to_json(h).items()}
-    assert header_from_json(as_strings) == h
+    assert Epoch.from_json(h.to_json()) == h
+    as_strings = {k: (str(v) if isinstance(v, int) else v) for k, v in h.to_json().items()}
+    assert Epoch.from_json(as_strings) == h
 
 
 def test_local_signer_sorts_and_needs_quorum_of_the_vault_set() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from keeper.attestation import MarginProof
 from keeper.chain import ChainAdapter
 from keeper.feeds import SimulatedFeed
 from keeper.liquidator import (
@@ -33,7 +34,7 @@ from keeper.liquidator import (
     LiquidatorSettings,
     StoreLeafSource,
 )
-from keeper.pipeline import EpochPipeline, margin_proof_from_json
+from keeper.pipeline import EpochPipeline
 from keeper.store import Store
 from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
 from scripts.anvil import AnvilNode, start_anvil
@@ -76,7 +77,7 @@ class Crash:
         return list(self.world.state(who)["sizes"])
 
     def leaf(self, who: LocalAccount, epoch: int) -> Any:
-        return margin_proof_from_json(
+        return MarginProof.from_json(
             leaves_from_store(self.store, epoch)[f"account:{who.address.lower()}"]
         )
 
