@@ -84,34 +84,20 @@ INSTRUMENT_LEAVES = [
 ]
 
 
+def _wire(leaf: AccountLeaf | InstrumentLeaf) -> dict[str, str]:
+    """The leaf's wire fields (``to_json``) with every int as a decimal string."""
+    return {k: v if isinstance(v, str) else _s(v) for k, v in leaf.to_json().items()}
+
+
 def leaves_vectors() -> dict[str, Any]:
     return {
         "nAccount": _s(len(ACCOUNT_LEAVES)),
         "nInstrument": _s(len(INSTRUMENT_LEAVES)),
         "account": [
-            {
-                "account": x.account,
-                "stateNonce": _s(x.state_nonce),
-                "cumLo": _s(x.cum_lo),
-                "cumHi": _s(x.cum_hi),
-                "equity": _s(x.equity),
-                "im": _s(x.im),
-                "mm": _s(x.mm),
-                "encoded": _h(x.encode()),
-                "hash": _h(x.hash()),
-            }
-            for x in ACCOUNT_LEAVES
+            {**_wire(x), "encoded": _h(x.encode()), "hash": _h(x.hash())} for x in ACCOUNT_LEAVES
         ],
         "instrument": [
-            {
-                "instrument": _s(x.instrument),
-                "mark": _s(x.mark),
-                "lossPerUnitLong": _s(x.loss_per_unit_long),
-                "lossPerUnitShort": _s(x.loss_per_unit_short),
-                "encoded": _h(x.encode()),
-                "hash": _h(x.hash()),
-            }
-            for x in INSTRUMENT_LEAVES
+            {**_wire(x), "encoded": _h(x.encode()), "hash": _h(x.hash())} for x in INSTRUMENT_LEAVES
         ],
     }
 

@@ -16,9 +16,17 @@ from keeper.chain import (
     Position,
     TokenInfo,
 )
-from keeper.epoch_build import EpochRefusedError, FundingRule, compute_epoch
+from keeper.engine_input import engine_input
+from keeper.epoch_build import (
+    EpochRefusedError,
+    FundingRule,
+    account_cash,
+    chain_inputs,
+    compute_epoch,
+    funding_indices,
+)
 from keeper.feeds import MarketState, SimConfig, SimulatedFeed
-from risk_engine import load_params, to_wad_down
+from risk_engine import InstrumentKind, compute_margin, load_params, to_wad_down
 
 WAD = 10**18
 T0 = 1_800_000_000
@@ -174,3 +182,76 @@ def test_same_inputs_same_root() -> None:
         compute_epoch(snap, m, PARAMS, epoch=2).header
         == compute_epoch(snap, again, PARAMS, epoch=2).header
     )
+
+
+# --------------------------------------------------------------------------- named steps
+
+
+def test_chain_inputs_prices_live_instruments_and_settles_expired_ones_at_spot() -> None:
+    m = market()
+    inputs = chain_inputs(snapshot((), put_expiry=T0 - 10), m, {"WETH": "ETH", "WBTC": "BTC"})
+    assert inputs.token_underlyings == ("ETH", "BTC")
+    assert [i.id for i in inputs.live] == [1, 2]
+    spot = to_wad_down(m.underlying("ETH").spot)
+    assert dict(inputs.settle_now) == {3: spot} == dict(inputs.settle_price)
+
+
+def test_chain_inputs_refuses_when_nothing_is_live() -> None:
+    snap = snapshot(())
+    expired = dataclasses.replace(snap, instruments=(InstrumentInfo(2, 1, "ETH", WAD, T0 - 1),))
+    with pytest.raises(EpochRefusedError, match="no live instrument"):
+        chain_inputs(expired, market(), {"WETH": "ETH", "WBTC": "BTC"})
+
+
+def test_funding_indices_start_at_zero_elapsed_on_the_first_epoch() -> None:
+    m = market()
+    first = dataclasses.replace(
+        snapshot((), cum_funding=11), current_epoch=EpochOnChain(0, 0, 0, b"\0" * 32)
+    )
+    assert funding_indices(first, m, FundingRule()) == {1: 11}
+    eth = m.underlying("ETH")
+    later = funding_indices(snapshot((), cum_funding=11), m, FundingRule())
+    assert later == {1: FundingRule().next_index(11, eth.perp_mark, eth.spot, 60)}
+
+
+def test_account_cash_rounds_funding_against_the_account_and_payoffs_down() -> None:
+    snap = snapshot((), put_expiry=T0 - 10)
+    perp = snap.instruments[0]  # the put (id 3) expired: not live
+    a = account(ALICE, Position(1, 3, 0), Position(3, 7, 0), cash=100)  # sizes in wei
+    funding = {1: WAD // 2 + 1}  # the long pays 3 * (0.5 + 1e-18) wei = 1.5.. -> 2 (up)
+    settle = {3: 4_000 * WAD - WAD // 3}  # the put pays 7 * 0.333.. wei = 2.33.. -> 2 (down)
+    charged, paid = 2, 2
+    assert account_cash([a], snap.instruments, [perp], funding, settle) == [100 - charged + paid]
+
+
+def test_engine_input_columns_are_the_instruments_then_one_spot_per_token() -> None:
+    snap = snapshot(())
+    a = account(ALICE, Position(2, 2 * WAD, 0), Position(3, -WAD, 0))
+    inputs = engine_input(
+        market(),
+        snap.instruments[:2],
+        snap.tokens,
+        [a],
+        token_underlyings={"WETH": "ETH", "WBTC": "BTC"},
+    )
+    table = inputs.portfolios.instruments
+    assert list(table.kind) == [0, 1, int(InstrumentKind.SPOT), int(InstrumentKind.SPOT)]
+    assert table.underlying == ("ETH", "ETH", "ETH", "BTC")
+    # the put (not a column) is left out; WBTC has 8 decimals: 10**7 = 0.1 BTC
+    assert inputs.portfolios.positions.toarray().tolist() == [[0.0, 2.0, 1.0, 0.1]]
+    assert inputs.portfolios.cash.tolist() == [10_000.0]
+    assert inputs.market.underlyings[: len(market().symbols)] == tuple(sorted(market().symbols))
+
+
+def test_engine_input_of_one_account_prices_it_as_the_epoch_build_does() -> None:
+    """The mapping ``scripts/margin_view.py`` uses gives the attested numbers when no
+    funding or settlement is pending."""
+    a = account(ALICE, Position(2, 2 * WAD, 0), Position(3, -WAD, 0))
+    snap = snapshot((a,))
+    m = market()
+    leaf = compute_epoch(snap, m, PARAMS, epoch=2).account_leaves[0]
+    inputs = engine_input(
+        m, snap.instruments, snap.tokens, [a], token_underlyings={"WETH": "ETH", "WBTC": "BTC"}
+    )
+    result = compute_margin(inputs.portfolios, inputs.market, PARAMS)
+    assert result.to_wad(0) == (leaf.equity, leaf.im, leaf.mm)

@@ -50,27 +50,14 @@ def test_account_leaves() -> None:
     v = _load("leaves.json")
     assert int(v["nAccount"]) == len(v["account"]) >= 4
     for x in v["account"]:
-        leaf = AccountLeaf(
-            x["account"],
-            int(x["stateNonce"]),
-            int(x["cumLo"]),
-            int(x["cumHi"]),
-            int(x["equity"]),
-            int(x["im"]),
-            int(x["mm"]),
-        )
+        leaf = AccountLeaf.from_json(x)  # the wire fields, ints as decimal strings
         assert leaf.encode() == _b(x["encoded"]) and leaf.hash() == _b(x["hash"])
 
 
 def test_instrument_leaves() -> None:
     v = _load("leaves.json")
     for x in v["instrument"]:
-        leaf = InstrumentLeaf(
-            int(x["instrument"]),
-            int(x["mark"]),
-            int(x["lossPerUnitLong"]),
-            int(x["lossPerUnitShort"]),
-        )
+        leaf = InstrumentLeaf.from_json(x)
         assert leaf.encode() == _b(x["encoded"]) and leaf.hash() == _b(x["hash"])
 
 
