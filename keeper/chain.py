@@ -4,8 +4,9 @@
 
 - **binding** (:meth:`ChainAdapter.connect`): chain id, genesis hash and vault address are
   recorded in the store on first use and checked on every start; the vault must have code.
-  A chain that was reset (Anvil restarted empty) raises :class:`ChainResetError` with what
-  changed, instead of posting epochs over a chain the store does not describe.
+  A chain that was reset (Anvil restarted empty) raises
+  :class:`~keeper.errors.ChainResetError` with what changed, instead of posting epochs over
+  a chain the store does not describe.
 - **indexer** (:meth:`ChainAdapter.index`): the vault's account events
   (``AccountUpdated``, ``PositionUpdated``, ``CollateralUpdated``) are scanned from the
   deployment block up to ``head - confirmations``, incrementally, in block ranges. The
@@ -22,7 +23,7 @@
 
 Every RPC call goes through :func:`keeper.txmanager.call_with_retry`: a node unreachable
 for a few seconds is waited for (exponential backoff), longer raises
-:class:`~keeper.exceptions.RpcUnavailableError` and the epoch job simply runs again at its
+:class:`~keeper.errors.RpcUnavailableError` and the epoch job simply runs again at its
 next tick.
 
 Units are the chain's (docs/protocol.md §1): WAD ints, token balances in token decimals.
@@ -45,8 +46,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from keeper.compile import CompileResult, compile_contracts
-from keeper.errors import KeeperError
-from keeper.exceptions import ChainMismatchError
+from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
 from keeper.store import Store
 from keeper.txmanager import RetryPolicy, call_with_retry
 
@@ -54,9 +54,7 @@ __all__ = [
     "ACCOUNT_EVENTS",
     "ACCOUNT_STATES_TYPE",
     "AccountState",
-    "ChainCallError",
     "ChainAdapter",
-    "ChainResetError",
     "ChainSnapshot",
     "EpochOnChain",
     "InstrumentInfo",
@@ -86,14 +84,6 @@ ACCOUNT_STATES_TYPE = "(int256,uint64,int256,int256,uint32[],int256[],int256[],u
 
 #: Remembered (block, hash) checkpoints for reorg recovery; one per scan.
 _CHECKPOINTS = 256
-
-
-class ChainCallError(KeeperError):
-    """The node answered a read with an error (not a connection problem)."""
-
-
-class ChainResetError(ChainMismatchError):
-    """The node no longer holds the chain the store describes (reset, or wrong node)."""
 
 
 # --------------------------------------------------------------------------- records

@@ -24,8 +24,9 @@ from eth_account import Account
 from web3 import Web3
 
 from keeper.api import ProofApi
-from keeper.chain import ChainAdapter, ChainResetError
+from keeper.chain import ChainAdapter
 from keeper.config import Config
+from keeper.errors import ChainResetError
 from keeper.feeds import MarketFeed, ReplayFeed, SimConfig, SimulatedFeed
 from keeper.lifecycle import Lifecycle
 from keeper.metrics import KeeperMetrics

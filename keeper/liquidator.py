@@ -72,14 +72,9 @@ from web3.logs import DISCARD
 from keeper.attestation import AccountLeaf, MarginProof, MerkleTree
 from keeper.bounds import im_surplus_lo, liquidator_surplus_after, mm_surplus_hi
 from keeper.chain import AccountState, ChainAdapter, EpochOnChain
-from keeper.errors import KeeperError, as_vault_revert, decode_revert, decode_revert_data
-from keeper.exceptions import (
-    SimulationError,
-    TxError,
-    TxRevertedError,
-    TxTimeoutError,
-)
+from keeper.errors import LeafSourceError, SimulationError, TxError, TxRevertedError, TxTimeoutError
 from keeper.pipeline import margin_proof_from_json
+from keeper.revert import as_vault_revert, decode_revert, decode_revert_data
 from keeper.store import Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest, TxResult
 
@@ -87,7 +82,6 @@ __all__ = [
     "ApiLeafSource",
     "Candidate",
     "LeafSource",
-    "LeafSourceError",
     "LiquidatorBot",
     "LiquidatorMetrics",
     "LiquidatorSettings",
@@ -126,10 +120,6 @@ def empty_proof(account: str) -> MarginProof:
     """The proof to pass for an account without a leaf: the vault ignores it when the account
     holds no positions (it is valued on chain)."""
     return MarginProof(AccountLeaf(account, 0, 0, 0, 0, 0, 0))
-
-
-class LeafSourceError(KeeperError):
-    """The leaf source cannot serve the epoch the vault holds (lagging, unreachable)."""
 
 
 # --------------------------------------------------------------------------- settings

@@ -63,7 +63,7 @@ from keeper.config import (
     read_toml,
     section_table,
 )
-from keeper.exceptions import ConfigError
+from keeper.errors import ConfigError
 
 __all__ = [
     "LiquidatorConfig",
@@ -141,7 +141,7 @@ def load_liquidator_config(
 ) -> LiquidatorConfig:
     """Read ``path`` (the keeper's TOML, optional) and ``env`` (default ``os.environ``).
 
-    Raises :class:`~keeper.exceptions.ConfigError` naming the first bad field.
+    Raises :class:`~keeper.errors.ConfigError` naming the first bad field.
     """
     env = dict(os.environ if env is None else env)
     data = read_toml(path)

@@ -45,8 +45,7 @@ from web3.exceptions import (
 from web3.types import TxParams
 
 from keeper.config import Config
-from keeper.errors import revert_data_of
-from keeper.exceptions import (
+from keeper.errors import (
     FeeCapExceededError,
     NonceError,
     RpcUnavailableError,
@@ -56,6 +55,7 @@ from keeper.exceptions import (
     TxTimeoutError,
 )
 from keeper.metrics import KeeperMetrics
+from keeper.revert import revert_data_of
 from keeper.store import Store, TxRecord
 
 __all__ = [

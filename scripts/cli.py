@@ -28,7 +28,6 @@ from scripts import client
 from scripts.client import (
     LOCAL_CHAIN_IDS,
     WAD,
-    CliError,
     KeeperApi,
     api_option,
     dry_run_option,
@@ -36,6 +35,7 @@ from scripts.client import (
     network_options,
     open_session,
 )
+from scripts.errors import CliError, ScriptError
 
 __all__ = ["main", "pm"]
 
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    except KeeperError as exc:
+    except (KeeperError, ScriptError) as exc:  # DeploymentError, AnvilError: as keeper errors
         if os.environ.get("PM_DEBUG"):
             raise
         click.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0]}", err=True)

@@ -10,7 +10,7 @@ below, shared by all commands) and talks to the chain only through it:
   never from a command-line argument (it would end up in the shell history);
 - :meth:`Session.send` is build -> simulate (``eth_call`` + ``eth_estimateGas``) -> send
   through :class:`keeper.txmanager.TxManager`; a revert in simulation is decoded with
-  :func:`keeper.errors.decode_revert` and nothing is sent; ``--dry-run`` stops after the
+  :func:`keeper.revert.decode_revert` and nothing is sent; ``--dry-run`` stops after the
   simulation;
 - :class:`KeeperApi` fetches ACCOUNT / INSTRUMENT leaves with their proofs and checks that
   they belong to the root the vault holds now.
@@ -48,17 +48,17 @@ from keeper.attestation import (
 )
 from keeper.compile import CompileResult, compile_contracts
 from keeper.config import parse_private_key
-from keeper.errors import KeeperError, decode_revert
-from keeper.exceptions import ConfigError, SimulationError, TxError
+from keeper.errors import ConfigError, KeeperError, SimulationError, TxError
+from keeper.revert import decode_revert
 from keeper.toolchain import REPO_ROOT
 from keeper.txmanager import FeeHistoryStrategy, RetryPolicy, TxManager, TxRequest, TxResult
+from scripts.errors import CliError
 
 __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_RPC_URL",
     "LOCAL_CHAIN_IDS",
     "WAD",
-    "CliError",
     "DeploymentInfo",
     "InstrumentInfo",
     "KeeperApi",
@@ -90,10 +90,6 @@ CLI_RETRY = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=1.0, deadline_
 HTTP_TIMEOUT = 10.0  # seconds, per RPC / API request
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CliError(Exception):
-    """A user-facing failure: ``str(exc)`` is the one-line reason printed on stderr."""
 
 
 # ------------------------------------------------------------------------------ units

@@ -50,19 +50,13 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from keeper.chain import AccountState, ChainAdapter
-from keeper.errors import decode_revert
 from keeper.feeds.base import SECONDS_PER_YEAR, MarketState
 from keeper.pipeline import compute_epoch
+from keeper.revert import decode_revert
 from risk_engine import black76_delta, load_params
-from scripts.client import WAD, CliError, InstrumentInfo, Session, format_units
-from scripts.demo_stack import (
-    ScenarioError,
-    Stack,
-    StackSettings,
-    Terse,
-    demo_key,
-    start_stack,
-)
+from scripts.client import WAD, InstrumentInfo, Session, format_units
+from scripts.demo_stack import Stack, StackSettings, Terse, demo_key, start_stack
+from scripts.errors import CliError, ScenarioError
 from scripts.funds import deposit_cash, withdraw_cash
 from scripts.seed import SeedPlan, seed_account
 from scripts.trading import make_quote, take_quote

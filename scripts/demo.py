@@ -48,7 +48,8 @@ from scripts.crash import (
     verify_outcome,
     write_reports,
 )
-from scripts.demo_stack import ScenarioError, Stack, StackSettings, start_stack
+from scripts.demo_stack import Stack, StackSettings, start_stack
+from scripts.errors import ScenarioError
 
 RULE = "-" * 104
 

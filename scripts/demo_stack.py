@@ -45,8 +45,9 @@ from keeper.feeds.sim import default_expiries
 from keeper.lifecycle import configure_logging
 from keeper.liquidator_cli import LiquidatorService, build_liquidator, load_liquidator_config
 from scripts.anvil import AnvilNode, start_anvil
-from scripts.client import WAD, CliError, DeploymentInfo, KeeperApi, load_deployment
+from scripts.client import WAD, DeploymentInfo, KeeperApi, load_deployment
 from scripts.deploy import send, vault_at
+from scripts.errors import CliError, ScenarioError
 from scripts.protocol_deploy import (
     OPTION_EXPIRY_WEEKS_INDEX,
     InstrumentSpec,
@@ -58,7 +59,6 @@ from scripts.protocol_deploy import (
 __all__ = [
     "EXTRA_OPTIONS",
     "Narrator",
-    "ScenarioError",
     "Stack",
     "StackSettings",
     "Terse",
@@ -75,10 +75,6 @@ SIGNER_LABELS = ("signer-1", "signer-2", "signer-3")
 QUORUM = 2
 #: The default instruments of ``pm deploy`` plus the at-the-money BTC pair of the straddle.
 EXTRA_OPTIONS: tuple[tuple[int, str, int], ...] = ((1, "BTC", 65_000), (2, "BTC", 65_000))
-
-
-class ScenarioError(Exception):
-    """The scenario could not go on, or its outcome is wrong: ``str(exc)`` says why."""
 
 
 def demo_key(label: str) -> LocalAccount:

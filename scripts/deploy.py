@@ -23,8 +23,9 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
 from keeper.compile import CompileResult, compile_contracts
-from keeper.errors import DeploymentError, as_vault_revert
+from keeper.revert import as_vault_revert
 from keeper.toolchain import REPO_ROOT
+from scripts.errors import DeploymentError
 
 #: Collateral mocks of the local deployment: symbol -> decimals.
 DEFAULT_COLLATERAL: tuple[tuple[str, int], ...] = (("WETH", 18), ("WBTC", 8))

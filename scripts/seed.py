@@ -21,7 +21,8 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from keeper.compile import compile_contracts
-from scripts.client import CliError, Session, connect, load_deployment
+from scripts.client import Session, connect, load_deployment
+from scripts.errors import CliError
 from scripts.faucet import drip
 from scripts.funds import deposit, deposit_cash
 

@@ -32,7 +32,8 @@ from keeper.attestation import (
     sign_epoch,
 )
 from keeper.compile import CompileResult, compile_contracts
-from keeper.errors import VaultRevert, as_vault_revert
+from keeper.errors import VaultRevert
+from keeper.revert import as_vault_revert
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.deploy import deploy, send, token_at, vault_at
 

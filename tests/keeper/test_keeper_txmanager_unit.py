@@ -6,7 +6,7 @@ import pytest
 import requests
 from eth_account import Account
 
-from keeper.exceptions import FeeCapExceededError, RpcUnavailableError, TxError
+from keeper.errors import FeeCapExceededError, RpcUnavailableError, TxError
 from keeper.txmanager import (
     FeeHistoryStrategy,
     Fees,

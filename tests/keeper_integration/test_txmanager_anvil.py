@@ -11,7 +11,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from keeper.exceptions import (
+from keeper.errors import (
     FeeCapExceededError,
     RpcUnavailableError,
     SimulationError,

@@ -28,14 +28,12 @@ from keeper.attestation import (
 from keeper.chain import ChainAdapter
 from keeper.cli import keeper_cli
 from keeper.epoch_check import EpochRecomputer
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError, SignerError, SignerRefusedError
 from keeper.feeds.base import MarketState
 from keeper.signers import (
     AUTH_HEADER,
     RemoteSigners,
-    SignerError,
     SignerPolicy,
-    SignerRefusedError,
     SignerService,
     header_from_json,
     header_to_json,

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from eth_account import Account
 
-from keeper.exceptions import ConfigError
+from keeper.errors import ConfigError
 from keeper.liquidator_cli import build_liquidator, liquidator_cli, load_liquidator_config
 
 from .conftest import WAD, Crash

@@ -11,7 +11,8 @@ import pytest
 from web3 import Web3
 
 from keeper.attestation import MarginProof
-from keeper.liquidator import LeafSource, LeafSourceError, StoreLeafSource
+from keeper.errors import LeafSourceError
+from keeper.liquidator import LeafSource, StoreLeafSource
 
 from .conftest import WAD, Crash
 

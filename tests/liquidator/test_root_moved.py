@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from keeper.attestation import MarginProof
-from keeper.liquidator import LeafSourceError, LiquidatorBot, StoreLeafSource
+from keeper.errors import LeafSourceError
+from keeper.liquidator import LiquidatorBot, StoreLeafSource
 
 from .conftest import WAD, Crash
 
