@@ -21,7 +21,7 @@
   via ``accountStates`` in batches, plus the instruments, tokens, funding indices,
   settlement prices and the current epoch at that same block.
 
-Every RPC call goes through :func:`keeper.txmanager.call_with_retry`: a node unreachable
+Every RPC call goes through :func:`keeper.retry.call_with_retry`: a node unreachable
 for a few seconds is waited for (exponential backoff), longer raises
 :class:`~keeper.errors.RpcUnavailableError` and the epoch job simply runs again at its
 next tick.
@@ -47,8 +47,8 @@ from web3.contract import Contract
 
 from keeper.compile import CompileResult, compile_contracts
 from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
+from keeper.retry import RetryPolicy, call_with_retry
 from keeper.store import Store
-from keeper.txmanager import RetryPolicy, call_with_retry
 
 __all__ = [
     "ACCOUNT_EVENTS",

@@ -265,6 +265,7 @@ def build_liquidator(
     from web3 import Web3
 
     from keeper.chain import ChainAdapter
+    from keeper.gas import FeeHistoryStrategy
     from keeper.lifecycle import Lifecycle
     from keeper.liquidator import (
         ApiLeafSource,
@@ -275,7 +276,7 @@ def build_liquidator(
         StoreLeafSource,
     )
     from keeper.store import Store
-    from keeper.txmanager import FeeHistoryStrategy, TxManager
+    from keeper.txmanager import TxManager
 
     w3 = w3 or Web3(Web3.HTTPProvider(config.chain.rpc_url, request_kwargs={"timeout": 10}))
     config.data_dir.mkdir(parents=True, exist_ok=True)

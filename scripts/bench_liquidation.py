@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keeper.chain import ChainAdapter
+from keeper.gas import Fees, FixedFeeStrategy
 from keeper.lifecycle import Lifecycle
 from keeper.liquidator import (
     LiquidatorBot,
@@ -44,7 +45,7 @@ from keeper.liquidator import (
     StoreLeafSource,
 )
 from keeper.store import Store
-from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from keeper.txmanager import TxManager
 from scripts.anvil import start_anvil
 from scripts.pipeline_world import build_world, leaves_from_store, make_feed, make_pipeline
 

@@ -49,9 +49,11 @@ from keeper.attestation import (
 from keeper.compile import CompileResult, compile_contracts
 from keeper.config import parse_private_key
 from keeper.errors import ConfigError, KeeperError, SimulationError, TxError
+from keeper.gas import FeeHistoryStrategy
+from keeper.retry import RetryPolicy
 from keeper.revert import decode_revert
 from keeper.toolchain import REPO_ROOT
-from keeper.txmanager import FeeHistoryStrategy, RetryPolicy, TxManager, TxRequest, TxResult
+from keeper.txmanager import TxManager, TxRequest, TxResult
 from scripts.errors import CliError
 
 __all__ = [

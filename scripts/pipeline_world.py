@@ -25,11 +25,12 @@ from keeper.attestation import Domain, Leg, MarginProof, Quote, sign_quote
 from keeper.chain import ChainAdapter
 from keeper.compile import CompileResult, compile_contracts
 from keeper.feeds import SimConfig, SimulatedFeed
+from keeper.gas import Fees, FixedFeeStrategy
 from keeper.metrics import KeeperMetrics
 from keeper.pipeline import EpochPipeline, Hook, instrument_proof_from_json, margin_proof_from_json
 from keeper.signers import EpochSigner, LocalSigner
 from keeper.store import Store
-from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from keeper.txmanager import TxManager
 from risk_engine import load_params
 from scripts.deploy import Deployment, deploy, send, token_at, vault_at
 

@@ -7,15 +7,9 @@ import requests
 from eth_account import Account
 
 from keeper.errors import FeeCapExceededError, RpcUnavailableError, TxError
-from keeper.txmanager import (
-    FeeHistoryStrategy,
-    Fees,
-    FixedFeeStrategy,
-    RetryPolicy,
-    TxManager,
-    call_with_retry,
-    is_transient,
-)
+from keeper.gas import FeeHistoryStrategy, Fees, FixedFeeStrategy
+from keeper.retry import RetryPolicy, call_with_retry, is_transient
+from keeper.txmanager import TxManager
 
 GWEI = 10**9
 

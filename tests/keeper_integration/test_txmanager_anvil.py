@@ -18,15 +18,10 @@ from keeper.errors import (
     TxRevertedError,
     TxTimeoutError,
 )
+from keeper.gas import FeeHistoryStrategy, Fees, FixedFeeStrategy
+from keeper.retry import RetryPolicy
 from keeper.store import Store
-from keeper.txmanager import (
-    FeeHistoryStrategy,
-    Fees,
-    FixedFeeStrategy,
-    RetryPolicy,
-    TxManager,
-    TxRequest,
-)
+from keeper.txmanager import TxManager, TxRequest
 
 pytestmark = pytest.mark.anvil
 

@@ -26,6 +26,7 @@ from eth_account.signers.local import LocalAccount
 
 from keeper.chain import ChainAdapter
 from keeper.feeds import SimulatedFeed
+from keeper.gas import Fees, FixedFeeStrategy
 from keeper.liquidator import (
     LeafSource,
     LiquidatorBot,
@@ -35,7 +36,7 @@ from keeper.liquidator import (
 )
 from keeper.pipeline import EpochPipeline, margin_proof_from_json
 from keeper.store import Store
-from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from keeper.txmanager import TxManager
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.pipeline_world import (
     USDC6,
