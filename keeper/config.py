@@ -82,7 +82,7 @@ FeedKind = Literal["sim", "replay"]
 
 ANVIL_CHAIN_ID = 31337
 
-# `liquidator` is read by keeper/liquidator_cli.py from the same file; the keeper ignores it.
+# `liquidator` is read by keeper/liquidator/config.py from the same file; the keeper ignores it.
 _SECTIONS = {"chain", "keeper", "signers", "fees", "api", "feed", "metrics_port", "liquidator"}
 
 

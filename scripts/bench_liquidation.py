@@ -38,12 +38,10 @@ from pathlib import Path
 from keeper.chain import ChainAdapter
 from keeper.gas import Fees, FixedFeeStrategy
 from keeper.lifecycle import Lifecycle
-from keeper.liquidator import (
-    LiquidatorBot,
-    LiquidatorMetrics,
-    LiquidatorSettings,
-    StoreLeafSource,
-)
+from keeper.liquidator.bot import LiquidatorBot
+from keeper.liquidator.config import LiquidatorSettings
+from keeper.liquidator.metrics import LiquidatorMetrics
+from keeper.liquidator.sources import StoreLeafSource
 from keeper.store import Store
 from keeper.txmanager import TxManager
 from scripts.anvil import start_anvil

@@ -6,7 +6,7 @@ function (``scripts.funds``, ``scripts.trading``, ``scripts.faucet``, ``scripts.
 send, and ``--dry-run`` stops after the simulation. Any failure a user can cause ends with
 one line on stderr (``error: ...``) and exit code 1; set ``PM_DEBUG=1`` to see the traceback.
 ``pm keeper ...`` and ``pm liquidator ...`` are the keeper package's own command groups
-(``keeper.cli``, ``keeper.liquidator_cli``), mounted lazily.
+(``keeper.cli``, ``keeper.liquidator.cli``), mounted lazily.
 docs/cli.md lists the commands per role.
 """
 
@@ -44,13 +44,13 @@ __all__ = ["main", "pm"]
 #: trader command then work without importing the daemons.
 _MOUNTED: dict[str, tuple[str, str]] = {
     "keeper": ("keeper.cli", "keeper_cli"),
-    "liquidator": ("keeper.liquidator_cli", "liquidator_cli"),
+    "liquidator": ("keeper.liquidator.cli", "liquidator_cli"),
 }
 
 
 class _PmGroup(click.Group):
     """Mounts ``keeper`` (``keeper.cli.keeper_cli``) and ``liquidator``
-    (``keeper.liquidator_cli.liquidator_cli``) lazily."""
+    (``keeper.liquidator.cli.liquidator_cli``) lazily."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_MOUNTED})

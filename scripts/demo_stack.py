@@ -9,7 +9,7 @@ process, started together and stopped together (scripts/crash.py and scripts/dem
 - the keeper (:func:`keeper.daemon.build_keeper` on a :func:`keeper.config.load_config` of
   ``PM_*`` variables): epoch pipeline, proof API on a free port, and the seeded simulated
   feed handed in, so that the scenario can push a shock into it; data in ``<out>/keeper``;
-- the bot (:func:`keeper.liquidator_cli.build_liquidator` on ``<out>/liquidator.toml``):
+- the bot (:func:`keeper.liquidator.daemon.build_liquidator` on ``<out>/liquidator.toml``):
   leaves from the keeper's proof API, ``backstop = true``;
 - the keeper and the bot each run on their own :class:`~keeper.lifecycle.Lifecycle`
   (APScheduler threads); :meth:`Stack.stop` stops the bot, the keeper, then Anvil.
@@ -43,7 +43,8 @@ from keeper.feeds import SimConfig, SimulatedFeed
 from keeper.feeds.base import MarketState
 from keeper.feeds.sim import default_expiries
 from keeper.lifecycle import configure_logging
-from keeper.liquidator_cli import LiquidatorService, build_liquidator, load_liquidator_config
+from keeper.liquidator.config import load_liquidator_config
+from keeper.liquidator.daemon import LiquidatorService, build_liquidator
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.client import WAD, DeploymentInfo, KeeperApi, load_deployment
 from scripts.deploy import send, vault_at

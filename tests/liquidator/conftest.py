@@ -27,13 +27,10 @@ from eth_account.signers.local import LocalAccount
 from keeper.chain import ChainAdapter
 from keeper.feeds import SimulatedFeed
 from keeper.gas import Fees, FixedFeeStrategy
-from keeper.liquidator import (
-    LeafSource,
-    LiquidatorBot,
-    LiquidatorMetrics,
-    LiquidatorSettings,
-    StoreLeafSource,
-)
+from keeper.liquidator.bot import LiquidatorBot
+from keeper.liquidator.config import LiquidatorSettings
+from keeper.liquidator.metrics import LiquidatorMetrics
+from keeper.liquidator.sources import LeafSource, StoreLeafSource
 from keeper.pipeline import EpochPipeline, margin_proof_from_json
 from keeper.store import Store
 from keeper.txmanager import TxManager

@@ -13,7 +13,8 @@ import pytest
 
 from keeper.attestation import MarginProof
 from keeper.errors import LeafSourceError
-from keeper.liquidator import LiquidatorBot, StoreLeafSource
+from keeper.liquidator.bot import LiquidatorBot
+from keeper.liquidator.sources import StoreLeafSource
 
 from .conftest import WAD, Crash
 
