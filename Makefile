@@ -38,7 +38,9 @@ test-forge: setup
 
 # Tests run in a random order (pytest-randomly) so that no test leans on another's leftovers;
 # the seed is printed, and `make test-py SEED=N` replays an order.
-SEED ?= $(shell echo $$RANDOM)
+ifndef SEED
+SEED := $(shell echo $$RANDOM)
+endif
 test-py: setup
 	@echo "pytest random order: --randomly-seed=$(SEED) (replay with make test-py SEED=$(SEED))"
 	$(VENV)/bin/pytest -q -p randomly --randomly-seed=$(SEED)
