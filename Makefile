@@ -36,8 +36,14 @@ format: setup
 test-forge: setup
 	$(FORGE) test
 
+# Tests run in a random order (pytest-randomly) so that no test leans on another's leftovers;
+# the seed is printed, and `make test-py SEED=N` replays an order.
+ifndef SEED
+SEED := $(shell echo $$RANDOM)
+endif
 test-py: setup
-	$(VENV)/bin/pytest -q
+	@echo "pytest random order: --randomly-seed=$(SEED) (replay with make test-py SEED=$(SEED))"
+	$(VENV)/bin/pytest -q -p randomly --randomly-seed=$(SEED)
 
 test: lint test-forge test-py
 
