@@ -194,7 +194,7 @@ class Participants:
 
 
 def _session(stack: Stack, account: LocalAccount, echo: Callable[[str], None]) -> Session:
-    return Session(stack.w3, stack.deployment, stack.compiled, account, echo=echo)
+    return Session(stack.w3, stack.deployment, account, echo=echo)
 
 
 def _wad(value: Decimal) -> int:
@@ -458,7 +458,7 @@ def _names(stack: Stack) -> dict[int, str]:
 
 
 def _state(stack: Stack, address: str, block: int | str = "latest") -> AccountState:
-    chain = ChainAdapter(stack.w3, stack.deployment.vault, compiled=stack.compiled)
+    chain = ChainAdapter(stack.w3, stack.deployment.vault)
     (state,) = chain.account_states([address], block)
     return state
 
@@ -695,7 +695,7 @@ def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[
     rec = stack.api.epoch(epoch)
     if rec is None:
         raise ScenarioError(f"the keeper API has no epoch {epoch}")
-    chain = ChainAdapter(stack.w3, stack.deployment.vault, compiled=stack.compiled)
+    chain = ChainAdapter(stack.w3, stack.deployment.vault)
     snap = chain.snapshot(int(rec["snapshotBlock"]), [b.address for b in participants.books])
     names = _names(stack)
     symbols = [t.symbol for t in stack.deployment.tokens if t.underlying]
@@ -747,7 +747,7 @@ def write_reports(stack: Stack, participants: Participants, out_dir: Path) -> di
     from scripts.margin_view import margin_history, margin_view
     from scripts.report import write_report
 
-    reader = Session(stack.w3, stack.deployment, stack.compiled, None, echo=lambda _t: None)
+    reader = Session(stack.w3, stack.deployment, None, echo=lambda _t: None)
     last = stack.vault_epoch()
     out: dict[str, Path] = {}
     for book in participants.books:

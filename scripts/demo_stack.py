@@ -36,7 +36,6 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 
-from keeper.compile import CompileResult, compile_contracts
 from keeper.config import load_config
 from keeper.daemon import Keeper, build_keeper
 from keeper.feeds import SimConfig, SimulatedFeed
@@ -46,7 +45,7 @@ from keeper.lifecycle import configure_logging
 from keeper.liquidator_cli import LiquidatorService, build_liquidator, load_liquidator_config
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.client import WAD, CliError, DeploymentInfo, KeeperApi, load_deployment
-from scripts.deploy import send, vault_at
+from scripts.deploy import send, token_at, vault_at
 from scripts.protocol_deploy import (
     OPTION_EXPIRY_WEEKS_INDEX,
     InstrumentSpec,
@@ -54,6 +53,7 @@ from scripts.protocol_deploy import (
     deploy_protocol,
     write_deployment,
 )
+from scripts.toolchain.compile import compile_contracts
 
 __all__ = [
     "EXTRA_OPTIONS",
@@ -133,7 +133,6 @@ class Stack:
     out_dir: Path
     node: AnvilNode
     w3: Web3
-    compiled: CompileResult
     deployment: DeploymentInfo
     deployment_file: Path
     expiry: int
@@ -149,7 +148,7 @@ class Stack:
 
     @property
     def vault(self) -> Contract:
-        return vault_at(self.w3, self.deployment.vault, self.compiled)
+        return vault_at(self.w3, self.deployment.vault)
 
     @property
     def data_dir(self) -> Path:
@@ -292,9 +291,9 @@ def start_stack(settings: StackSettings, out_dir: Path, narrator: Narrator) -> S
         )
         dep_file = write_deployment(dep, out_dir / "deployments" / f"{dep.chain_id}.json")
         dep = load_deployment(w3, dep_file)
-        vault = vault_at(w3, dep.vault, compiled)
-        usdc = w3.eth.contract(address=dep.settlement_token, abi=compiled["MockERC20"].abi)
-        abi = list(compiled["MarginVault"].abi)
+        vault = vault_at(w3, dep.vault)
+        usdc = token_at(w3, dep.settlement_token)
+        abi = vault.abi
         send(usdc.functions.mint(owner, INSURANCE_USD * USDC6), owner)
         send(usdc.functions.approve(dep.vault, INSURANCE_USD * USDC6), owner)
         send(vault.functions.depositInsurance(INSURANCE_USD * USDC6), owner, abi)
@@ -365,7 +364,6 @@ def start_stack(settings: StackSettings, out_dir: Path, narrator: Narrator) -> S
             out_dir=out_dir,
             node=node,
             w3=w3,
-            compiled=compiled,
             deployment=dep,
             deployment_file=dep_file,
             expiry=expiry,

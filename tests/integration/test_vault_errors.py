@@ -42,9 +42,9 @@ from keeper.attestation import (
     sign_epoch,
     sign_quote,
 )
-from keeper.compile import CompileResult
 from keeper.errors import ERROR_DESCRIPTIONS, VaultRevert, decode_revert
 from scripts.deploy import deploy_contract
+from scripts.toolchain.compile import CompileResult
 
 ZERO = "0x0000000000000000000000000000000000000000"
 ETH = b"ETH".ljust(32, b"\0")

@@ -19,7 +19,7 @@ from keeper.errors import (
     error_signature,
     revert_data_of,
 )
-from keeper.toolchain import CONTRACTS_DIR
+from scripts.toolchain.paths import CONTRACTS_DIR
 
 ABI = [
     {
