@@ -2,7 +2,7 @@
 
 1. Anvil on a free port; the vault, mock tokens, instruments and a 2-of-3 signer set
    deployed; the keeper (epoch pipeline on the seeded simulated feed, proof API) and the
-   liquidator bot started in this process (scripts/crash.py :func:`start_stack`).
+   liquidator bot started in this process (:func:`scripts.demo_stack.start_stack`).
 2. Three traders open their books with signed RFQ quotes from a dealer: a delta-hedged
    options market maker, a cash-and-carry trader and a naked short-put seller; the cash
    books then keep twice their portfolio IM (:func:`scripts.crash.open_books`).

@@ -1,5 +1,6 @@
 """The demo's local stack: Anvil, the deployment, the keeper and the liquidator bot, in one
-process, started together and stopped together (scripts/crash.py and scripts/demo.py).
+process, started together and stopped together (the scenario of scripts/crash.py, run by
+scripts/demo.py).
 
 - Anvil: a child process on a free port (:func:`scripts.anvil.start_anvil`);
 - the deployment ``pm deploy`` makes (:func:`scripts.protocol_deploy.deploy_protocol`: mock
@@ -61,7 +62,6 @@ __all__ = [
     "ScenarioError",
     "Stack",
     "StackSettings",
-    "Terse",
     "demo_key",
     "start_stack",
 ]
@@ -107,22 +107,6 @@ class Narrator(Protocol):
     def detail(self, text: str) -> None: ...
 
     def epoch(self, stack: Stack, number: int) -> None: ...
-
-
-class Terse:
-    """Steps on stdout, nothing per epoch."""
-
-    def __init__(self, t0: float | None = None) -> None:
-        self.t0 = time.perf_counter() if t0 is None else t0
-
-    def step(self, text: str) -> None:
-        print(f"[{time.perf_counter() - self.t0:6.1f}s] {text}", flush=True)
-
-    def detail(self, text: str) -> None:
-        print(f"{'':10}{text}", flush=True)
-
-    def epoch(self, stack: Stack, number: int) -> None:
-        return None
 
 
 @dataclass
