@@ -38,6 +38,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
@@ -48,6 +49,7 @@ from keeper.feeds.base import SECONDS_PER_YEAR, MarketState
 from keeper.pipeline import compute_epoch
 from risk_engine import black76_spot_delta, load_params
 from risk_engine.books import hedge_size
+from risk_engine.isolated import IsolatedMargin
 from scripts.client import WAD, CliError, InstrumentInfo, Session, format_units
 from scripts.demo_stack import (
     ScenarioError,
@@ -674,18 +676,10 @@ class CapitalRow:
     portfolio_im: float
     recomputed_im: float  # the engine on the whole book again: equals the leaf's IM
     legs: tuple[tuple[str, float], ...]  # (position, its isolated IM)
-
-    @property
-    def isolated_im(self) -> float:
-        return sum(im for _, im in self.legs)
-
-    @property
-    def extra(self) -> float:
-        return self.isolated_im - self.portfolio_im
-
-    @property
-    def ratio(self) -> float:
-        return self.isolated_im / self.portfolio_im if self.portfolio_im else float("nan")
+    # risk_engine.isolated.IsolatedMargin's figures for this book
+    isolated_im: float
+    extra: float
+    ratio: float
 
 
 def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[CapitalRow]:
@@ -716,23 +710,33 @@ def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[
         replace(snap, accounts=tuple(accounts)), stack.market(epoch), load_params(), epoch=epoch
     )
     ims = [leaf.im / WAD for leaf in build.account_leaves]
-    rows = []
-    for i, book in enumerate(participants.books):
+    leaves = []
+    for book in participants.books:
         nums = _leaf_numbers(stack, book.address, epoch)
         if nums is None:
             raise ScenarioError(f"no leaf of {book.label} in epoch {epoch}")
-        legs = tuple(
-            (name, ims[len(snap.accounts) + j]) for j, (o, name) in enumerate(owners) if o == i
-        )
+        leaves.append(nums)
+    n = len(snap.accounts)
+    isolated = IsolatedMargin(
+        np.array([im / WAD for _, im, _ in leaves]),
+        np.array(ims[n:]),
+        np.array([o for o, _ in owners], dtype=np.int64),
+    )
+    rows = []
+    for i, book in enumerate(participants.books):
+        legs = tuple((name, ims[n + j]) for j, (o, name) in enumerate(owners) if o == i)
         rows.append(
             CapitalRow(
                 book.label,
                 book.spec.title,
                 book.spec.hedged,
-                nums[0] / WAD,
-                nums[1] / WAD,
+                leaves[i][0] / WAD,
+                leaves[i][1] / WAD,
                 ims[i],
                 legs,
+                float(isolated.isolated_im[i]),
+                float(isolated.extra[i]),
+                float(isolated.ratio[i]),
             )
         )
     return rows

@@ -265,10 +265,7 @@ def _json_summary(
             "lastEpoch": result.last_epoch,
             "liquidation": asdict(result.liquidation) if result.liquidation else None,
         },
-        "capital": [
-            {**asdict(r), "isolated_im": r.isolated_im, "extra": r.extra, "ratio": r.ratio}
-            for r in capital
-        ],
+        "capital": [asdict(r) for r in capital],
         "checks": [asdict(c) for c in checks],
         "epochs": [asdict(r) for r in rows],
         "reports": {k: str(v) for k, v in reports.items()},
