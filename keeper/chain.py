@@ -210,7 +210,7 @@ def _hex(value: Any) -> str:
 
 
 def load_deployment(path: Path | str) -> dict[str, Any]:
-    """Read a deployments file written by ``scripts/deploy.py`` (``vault``, ``block``...)."""
+    """Read a deployments file written by ``pm deploy`` (``vault``, ``block``...)."""
     data: dict[str, Any] = json.loads(Path(path).read_text())
     return data
 

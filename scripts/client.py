@@ -153,9 +153,9 @@ class InstrumentInfo:
 
 @dataclass(frozen=True)
 class DeploymentInfo:
-    """``deployments/<chainId>.json``: what ``pm deploy`` wrote (a superset of
-    ``scripts.deploy.Deployment``: ``vault``, ``settlement_token``, ``collateral``,
-    ``block`` keep their names so that ``keeper.config`` reads the same file)."""
+    """``deployments/<chainId>.json``: what ``pm deploy`` wrote
+    (:func:`scripts.protocol_deploy.deploy_protocol`; ``vault``, ``settlement_token``,
+    ``collateral``, ``block`` are the names ``keeper.config`` reads)."""
 
     chain_id: int
     owner: str
