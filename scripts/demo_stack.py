@@ -37,6 +37,7 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 
+from keeper.abi import vault_abi
 from keeper.config import load_config
 from keeper.daemon import Keeper, build_keeper
 from keeper.feeds import SimConfig, SimulatedFeed
@@ -277,7 +278,7 @@ def start_stack(settings: StackSettings, out_dir: Path, narrator: Narrator) -> S
         dep = load_deployment(w3, dep_file)
         vault = vault_at(w3, dep.vault)
         usdc = token_at(w3, dep.settlement_token)
-        abi = vault.abi
+        abi = vault_abi()
         send(usdc.functions.mint(owner, INSURANCE_USD * USDC6), owner)
         send(usdc.functions.approve(dep.vault, INSURANCE_USD * USDC6), owner)
         send(vault.functions.depositInsurance(INSURANCE_USD * USDC6), owner, abi)
