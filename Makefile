@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 FOUNDRY_PROFILE ?= default
 export FOUNDRY_PROFILE
 
-.PHONY: setup test test-py test-forge lint format demo bench backtest efficiency gas clean
+.PHONY: setup abi test test-py test-forge lint format demo bench backtest efficiency gas clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -23,6 +23,12 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+# The ABIs the keeper and `pm` load (keeper/abi/*.json, committed): re-export after changing
+# contracts/. tests/unit/test_abi.py fails while they are stale; the demo re-exports first
+# (--quiet: a line only when a file changed).
+abi: setup
+	$(PY) -m scripts.toolchain.abi
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -48,6 +54,7 @@ test-py: setup
 test: lint test-forge test-py
 
 demo: setup
+	@$(PY) -m scripts.toolchain.abi --quiet
 	$(PY) -m scripts.demo
 
 bench: setup

@@ -45,7 +45,7 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from keeper.compile import CompileResult, compile_contracts
+from keeper.abi import erc20_abi, vault_abi
 from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
 from keeper.retry import RetryPolicy, call_with_retry
 from keeper.store import Store
@@ -200,7 +200,7 @@ def _hex(value: Any) -> str:
 
 
 def load_deployment(path: Path | str) -> dict[str, Any]:
-    """Read a deployments file written by ``scripts/deploy.py`` (``vault``, ``block``...)."""
+    """Read a deployments file written by ``pm deploy`` (``vault``, ``block``...)."""
     data: dict[str, Any] = json.loads(Path(path).read_text())
     return data
 
@@ -275,8 +275,6 @@ class ChainAdapter:
         First block to index (the vault's deployment block).
     confirmations : int
         Depth below the head at which the keeper reads state (0 on Anvil).
-    compiled : CompileResult, optional
-        ABI source; compiled (cached) when omitted.
     batch_size : int
         Accounts per ``accountStates`` call (one ``eth_call``; bounded by the node's call
         gas limit, ~25k gas per account with two tokens).
@@ -292,7 +290,6 @@ class ChainAdapter:
         store: Store | None = None,
         deployment_block: int = 0,
         confirmations: int = 0,
-        compiled: CompileResult | None = None,
         batch_size: int = 200,
         log_range: int = 5_000,
         retry: RetryPolicy = DEFAULT_READ_RETRY,
@@ -305,10 +302,10 @@ class ChainAdapter:
         self.batch_size = batch_size
         self.log_range = log_range
         self.retry = retry
-        compiled = compiled or compile_contracts()
-        self.abi = list(compiled["MarginVault"].abi)
+        # The exported ABIs (keeper/abi/, `make abi`): the daemon never compiles.
+        self.abi = vault_abi()
         self.vault: Contract = w3.eth.contract(address=self.address, abi=self.abi)
-        self._erc20_abi = list(compiled["MockERC20"].abi)
+        self._erc20_abi = erc20_abi()
         self._index = _IndexState()
         self._instruments: dict[int, InstrumentInfo] = {}  # immutable once registered
         self._tokens: dict[str, TokenInfo] = {}

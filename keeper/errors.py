@@ -19,7 +19,6 @@ __all__ = [
     "ChainCallError",
     "ChainMismatchError",
     "ChainResetError",
-    "CompileError",
     "ConfigError",
     "EpochConflictError",
     "EpochRefusedError",
@@ -33,7 +32,6 @@ __all__ = [
     "SignerRefusedError",
     "SimulationError",
     "StoreError",
-    "ToolchainError",
     "TxError",
     "TxRevertedError",
     "TxTimeoutError",
@@ -45,17 +43,6 @@ __all__ = [
 
 class KeeperError(Exception):
     """Root of every error raised by ``keeper``."""
-
-
-# --------------------------------------------------------------------------- build tools
-
-
-class ToolchainError(KeeperError):
-    """A pinned tool (solc shim, anvil, forge) is missing: run ``make setup``."""
-
-
-class CompileError(KeeperError):
-    """The contracts do not compile, or a requested contract does not exist."""
 
 
 # --------------------------------------------------------------------------- config, feeds

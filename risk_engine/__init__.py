@@ -22,7 +22,7 @@ from .leaves import InstrumentLeaves, TokenTable, WadInstrumentLeaves, WadTokenT
 from .margin import MarginResult, compute_margin
 from .market import MarketSnapshot, VolSurface
 from .params import RiskParams, load_params, params_from_dict, parse_params
-from .pricing import black76, black76_delta
+from .pricing import black76, black76_delta, black76_spot_delta
 from .report import AccountReport, explain
 from .risk_arrays import RiskArrays, build_risk_arrays
 from .scenarios import ScenarioSet
@@ -56,6 +56,7 @@ __all__ = [
     "WadTokenTable",
     "black76",
     "black76_delta",
+    "black76_spot_delta",
     "build_risk_arrays",
     "compute_margin",
     "explain",

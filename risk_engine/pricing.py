@@ -79,4 +79,22 @@ def black76_delta(
     return out
 
 
-__all__ = ["black76", "black76_delta"]
+def black76_spot_delta(
+    spot: Float64Array | float,
+    forward: Float64Array | float,
+    strike: Float64Array | float,
+    tenor: Float64Array | float,
+    vol: Float64Array | float,
+    rate: float,
+    is_call: BoolArray | bool,
+) -> Float64Array:
+    """``dV/dS`` per unit: :func:`black76_delta` (``dV/dF``) times ``dF/dS = F/S`` (the
+    forward moves with spot at a fixed basis). What a perp on spot hedges."""
+    d = black76_delta(forward, strike, tenor, vol, rate, is_call)
+    out: Float64Array = (
+        d * np.asarray(forward, dtype=np.float64) / np.asarray(spot, dtype=np.float64)
+    )
+    return out
+
+
+__all__ = ["black76", "black76_delta", "black76_spot_delta"]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from keeper import toolchain
 from scripts.errors import AnvilError
+from scripts.toolchain import paths as toolchain
 
 ANVIL_CHAIN_ID = 31337
 

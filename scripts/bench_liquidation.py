@@ -107,7 +107,7 @@ def one_run(
         w3_bot = node.web3()
         metrics = LiquidatorMetrics()
         bot = LiquidatorBot(
-            ChainAdapter(w3_bot, world.vault.address, compiled=world.compiled),
+            ChainAdapter(w3_bot, world.vault.address),
             TxManager(
                 w3_bot,
                 liq,

@@ -122,8 +122,8 @@ def deploy(
     instruments (perps BTC/ETH/SOL, calls and puts on BTC/ETH) and the signer set; write
     deployments/<chainId>.json. On a local chain without a key, the node's first unlocked
     account deploys."""
-    from keeper.compile import compile_contracts
     from scripts.protocol_deploy import default_instruments, deploy_protocol, write_deployment
+    from scripts.toolchain.compile import compile_contracts
 
     w3 = client.connect(rpc_url)
     chain_id = int(w3.eth.chain_id)

@@ -7,7 +7,16 @@ Errors of the keeper machinery the scripts call stay keeper errors
 
 from __future__ import annotations
 
-__all__ = ["AnvilError", "CliError", "DeploymentError", "ScenarioError", "ScriptError"]
+__all__ = [
+    "AnvilError",
+    "BuildError",
+    "CliError",
+    "CompileError",
+    "DeploymentError",
+    "ScenarioError",
+    "ScriptError",
+    "ToolchainError",
+]
 
 
 class ScriptError(Exception):
@@ -28,3 +37,18 @@ class AnvilError(ScriptError):
 
 class ScenarioError(ScriptError):
     """The scenario could not go on, or its outcome is wrong: ``str(exc)`` says why."""
+
+
+# --------------------------------------------------------------------------- build side
+
+
+class BuildError(ScriptError):
+    """Root of the build side's errors (``scripts/toolchain``: compile, ABI export)."""
+
+
+class ToolchainError(BuildError):
+    """A pinned tool (solc shim, anvil, forge) is missing: run ``make setup``."""
+
+
+class CompileError(BuildError):
+    """The contracts do not compile, or a requested contract does not exist."""

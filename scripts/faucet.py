@@ -66,7 +66,7 @@ def drip(
         token = dep.token(symbol)
         units = parse_units(whole, token.decimals, f"faucet amount of {symbol}")
         session.send(
-            session.token(token.address).functions.mint(recipient, units),
+            session.mock_token(token.address).functions.mint(recipient, units),
             f"faucet {format_units(units, token.decimals)} {token.symbol} to {recipient}",
         )
         minted[token.symbol] = units

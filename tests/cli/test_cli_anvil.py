@@ -29,10 +29,9 @@ USDC6 = 10**6
 
 
 def _vault(ce: CliEnv):  # type: ignore[no-untyped-def]
-    from keeper.compile import compile_contracts
+    from keeper.abi import vault_abi
 
-    abi = compile_contracts()["MarginVault"].abi
-    return ce.w3.eth.contract(address=ce.deployment["vault"], abi=abi)
+    return ce.w3.eth.contract(address=ce.deployment["vault"], abi=vault_abi())
 
 
 def _state(ce: CliEnv, who: str) -> tuple:  # type: ignore[type-arg]
@@ -215,13 +214,12 @@ def test_deploy_with_a_key_and_dry_run(cli_env: CliEnv, tmp_path: Path) -> None:
 
 
 def test_seed_account_flow(cli_env: CliEnv) -> None:
-    from keeper.compile import compile_contracts
     from scripts.client import Session, load_deployment
     from scripts.seed import SeedPlan, seed_account
 
     who = key("seeded")
     dep = load_deployment(cli_env.w3, cli_env.deployments / "31337.json")
-    session = Session(cli_env.w3, dep, compile_contracts(), who, echo=lambda _: None)
+    session = Session(cli_env.w3, dep, who, echo=lambda _: None)
     seed_account(session, SeedPlan(deposit={"WETH": "1.5", "GOV": "20000"}, cash="2500"))
     vault = _vault(cli_env)
     assert vault.functions.collateralBalance(who.address, dep.token("WETH").address).call() == (

@@ -42,10 +42,10 @@ from keeper.attestation import (
     sign_epoch,
     sign_quote,
 )
-from keeper.compile import CompileResult
 from keeper.errors import VaultRevert
 from keeper.revert import ERROR_DESCRIPTIONS, decode_revert
 from scripts.deploy import deploy_contract
+from scripts.toolchain.compile import CompileResult
 
 ZERO = "0x0000000000000000000000000000000000000000"
 ETH = b"ETH".ljust(32, b"\0")

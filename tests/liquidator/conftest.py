@@ -104,7 +104,7 @@ class Crash:
     ) -> LiquidatorBot:
         who = who or self.liquidator
         w = self.world
-        chain = ChainAdapter(w.w3, w.vault.address, compiled=w.compiled)
+        chain = ChainAdapter(w.w3, w.vault.address)
         tx = TxManager(
             w.w3,
             who,

@@ -18,7 +18,7 @@ from keeper.revert import (
     error_signature,
     revert_data_of,
 )
-from keeper.toolchain import CONTRACTS_DIR
+from scripts.toolchain.paths import CONTRACTS_DIR
 
 ABI = [
     {
