@@ -10,23 +10,36 @@ Columns of ``RiskArrays.loss`` (USD per unit LONG, positive = loss):
 ``col_basis_up``, ``col_basis_down`` (basis shock losses), ``col_delta`` (delta notional,
 USD per unit) and ``col_mark`` (mark), so that one product gives every per-underlying
 quantity of every account.
+
+``RiskArrays.pad`` (USD per unit LONG, one column per segment of the continuous scan range,
+``ScenarioSet.interval_lo/hi``) bounds how far a long option's loss rises above the chord
+between the segment's ends; with it the requirement covers every move in the range, not
+only the grid points (docs/margin-method.md §3, proof in §6).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from ._typing import Float64Array, Int64Array
+from ._typing import BoolArray, Float64Array, Int64Array
 from .addons import concentration_slope
 from .correlation import CorrelationTree, correlation_tree, ewma_correlation, ewma_volatility
 from .instruments import InstrumentKind, InstrumentTable
 from .leaves import InstrumentLeaves, TokenTable, pad_loss, token_table
 from .market import MarketSnapshot, smile_vol, validate_market
 from .params import RiskParams
-from .pricing import black76, black76_delta
-from .scenarios import ScenarioSet, build_scenarios, shocked_vols
+from .pricing import black76, black76_delta, black76_delta_one_sided
+from .scenarios import (
+    CappedValue,
+    ScenarioSet,
+    build_scenarios,
+    scan_ranges_capped,
+    shocked_vols,
+    token_vol_haircuts_capped,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,13 @@ class RiskArrays:
     short_option_charge : Float64Array, shape (n_instruments,), USD per unit short
     concentration_rate, concentration_threshold : Float64Array, shape (n_underlyings,)
     concentration_slope : Float64Array, shape (n_instruments,), USD per unit
+    pad : Float64Array, shape (n_instruments, n_intervals), C-contiguous
+        Continuous-range pad per unit LONG on each segment (>= 0; 0 for SPOT/PERP).
+    minimum_charge : Float64Array, shape (n_instruments,)
+        Minimum charge per unit of ``|size|`` (USD): ``minimum_charge.rate`` x spot.
+    capped : tuple[CappedValue, ...]
+        Values the engine capped for this market (vol-scaled scan ranges, token vol
+        haircuts above ``scan.max_range``); empty in normal markets.
     mm_scale : float
     leaves : InstrumentLeaves
     tokens : TokenTable
@@ -75,6 +95,9 @@ class RiskArrays:
     concentration_rate: Float64Array
     concentration_threshold: Float64Array
     concentration_slope: Float64Array
+    pad: Float64Array
+    minimum_charge: Float64Array
+    capped: tuple[CappedValue, ...]
     mm_scale: float
     leaves: InstrumentLeaves
     tokens: TokenTable
@@ -113,6 +136,12 @@ class RiskArrays:
         """Joint scenarios evaluated per account: template size x clusters with weight > 0."""
         return self.n_scenarios * int(np.count_nonzero(self.tree.weight > 0))
 
+    @cached_property
+    def has_pad(self) -> BoolArray:
+        """Instruments with a non-zero continuous-range pad (options), shape (n_instruments,)."""
+        out: BoolArray = np.any(self.pad > 0.0, axis=1)
+        return out
+
     @property
     def delta_notional(self) -> Float64Array:
         """Delta notional per unit (USD), shape (n_instruments,)."""
@@ -130,7 +159,9 @@ def build_risk_arrays(
     InvalidInputError
         Any bad market or instrument field (see :func:`risk_engine.market.validate_market`).
     UnsoundBoundError
-        A token's required downShock exceeds 100 %.
+        A token's required downShock exceeds 100 %: unreachable with parameters that passed
+        :func:`risk_engine.params.params_from_dict` (it bounds every term below 1); a crash
+        caps the vol-scaled terms instead and lists them in ``capped``.
     """
     res = validate_market(market, instruments, min_observations=params.correlation.min_observations)
     n = instruments.n_instruments
@@ -149,6 +180,8 @@ def build_risk_arrays(
     basis_up = np.zeros(n)
     basis_dn = np.zeros(n)
     moves = scen.moves[und]  # (n, n_t)
+    lo_s, hi_s = scen.interval_lo, scen.interval_hi
+    pad = np.zeros((n, scen.n_intervals))
 
     is_spot = kind == InstrumentKind.SPOT
     is_perp = kind == InstrumentKind.PERP
@@ -182,13 +215,10 @@ def build_risk_arrays(
         delta[o] = black76_delta(fwd, k, t, sig, market.rate, call) * fwd
         sig_s = shocked_vols(sig, t, scen.vol_state, params.vol)
         t_s = np.maximum(t - horizon, 0.0)
-        value[o] = black76(
-            fwd[:, None] * (1.0 + moves[o]),
-            k[:, None],
-            t_s[:, None],
-            sig_s,
-            market.rate,
-            call[:, None],
+        f_s = fwd[:, None] * (1.0 + moves[o])
+        value[o] = black76(f_s, k[:, None], t_s[:, None], sig_s, market.rate, call[:, None])
+        pad[o] = _long_option_pad(
+            value[o], m, fwd, k, t_s, sig_s, f_s, call, market.rate, scen, und[o]
         )
         b = params.basis.forward_per_sqrt_year * np.sqrt(t)
         basis_up[o] = m - black76(fwd * (1.0 + b), k, t, sig, market.rate, call)
@@ -207,21 +237,28 @@ def build_risk_arrays(
     conc_thr = np.array([p.concentration_threshold_usd for p in upar])
     slope = concentration_slope(delta, conc_rate[und])
     som = np.where(is_opt, params.addons.short_option_minimum * spot_i, 0.0)
+    minimum = params.minimum.rate * spot_i
+    pad = np.ascontiguousarray(pad)
 
     corr = ewma_correlation(market.returns, params.correlation.ewma_lambda)
     tree = correlation_tree(corr, params.correlation.credit_factor)
     dvol = ewma_volatility(market.returns, params.correlation.ewma_lambda)
 
     # standalone IM of +-1 unit: the tree weights along a path sum to 1, so the scan of a
-    # single instrument is its own worst case; plus basis, short minimum, conc. slope.
+    # single instrument is its own worst case (a long one's includes the segment pads, a
+    # short one has none); plus basis, short minimum, minimum charge, conc. slope.
     scen_loss = loss[:, :n_t]
-    sub_long = np.maximum(scen_loss.max(axis=1), 0.0) + np.maximum(
-        np.maximum(basis_up, basis_dn), 0.0
+    seg_long = np.maximum(scen_loss[:, lo_s], scen_loss[:, hi_s]) + pad
+    sub_long = (
+        np.maximum(np.maximum(scen_loss.max(axis=1), seg_long.max(axis=1, initial=0.0)), 0.0)
+        + np.maximum(np.maximum(basis_up, basis_dn), 0.0)
+        + minimum
     )
     sub_short = (
         np.maximum((-scen_loss).max(axis=1), 0.0)
         + np.maximum(np.maximum(-basis_up, -basis_dn), 0.0)
         + som
+        + minimum
     )
     loss_long = pad_loss(sub_long + slope, spot_i)
     loss_short = pad_loss(sub_short + slope, spot_i)
@@ -229,13 +266,17 @@ def build_risk_arrays(
 
     tok = np.flatnonzero(is_spot)
     tok_und = und[tok]
+    _, capped_ranges = scan_ranges_capped(market, params)
+    vol_haircut, capped_tokens = token_vol_haircuts_capped(
+        market, params, frozenset(tok_und.tolist())
+    )
     tokens: TokenTable = token_table(
         instrument_index=tok.astype(np.int64),
         underlying=tuple(market.underlyings[u] for u in tok_und.tolist()),
         price=mark[tok],
         loss_long=loss_long[tok],
         loss_short=loss_short[tok],
-        vol_haircut=params.tokens.vol_multiple * dvol[tok_und] * np.sqrt(params.horizon_days),
+        vol_haircut=vol_haircut[tok_und],
         floor=np.array([upar[u].token_haircut_floor for u in tok_und.tolist()]),
     )
     return RiskArrays(
@@ -254,11 +295,68 @@ def build_risk_arrays(
         concentration_rate=conc_rate,
         concentration_threshold=conc_thr,
         concentration_slope=slope,
+        pad=pad,
+        minimum_charge=minimum,
+        capped=capped_ranges + capped_tokens,
         mm_scale=params.mm_scale,
         leaves=leaves,
         tokens=tokens,
         params=params,
     )
+
+
+def _long_option_pad(
+    value: Float64Array,
+    mark: Float64Array,
+    fwd: Float64Array,
+    strike: Float64Array,
+    tenor_after: Float64Array,
+    sigma: Float64Array,
+    f_s: Float64Array,
+    call: BoolArray,
+    rate: float,
+    scen: ScenarioSet,
+    und: Int64Array,
+) -> Float64Array:
+    """Per unit long option, the most its loss can exceed the chord on each segment.
+
+    With the vol state and the time step fixed, an option's value is convex in the move
+    ``m`` (Black-76 is convex in ``F``, ``F = fwd (1 + m)``, sticky-strike vols do not
+    depend on ``F``), so a long option's loss ``g(m) = mark - V`` is concave. A concave
+    ``g`` on ``[a, b]`` (``h = b - a``) lies under its tangents at ``a`` (right slope
+    ``p``) and ``b`` (left slope ``q``); above the chord (slope ``c``) they meet at height
+    ``h p' q' / (p' + q')`` with ``p' = p - c >= 0``, ``q' = c - q >= 0``, the tight
+    bound (exact for an expired option's kinked payoff). And ``g <= mark`` (``V >= 0``)
+    while the chord is ``>= min(g(a), g(b))``, so the excess is also ``<= max(V(a), V(b))``.
+
+    Parameters
+    ----------
+    value : Float64Array, shape (n_options, n_scenarios), scenario values
+    mark, fwd, strike, tenor_after : shape (n_options,)
+    sigma, f_s : shape (n_options, n_scenarios), shocked vols and scenario forwards
+    call : BoolArray, shape (n_options,)
+    und : Int64Array, shape (n_options,), underlying index
+
+    Returns
+    -------
+    Float64Array, shape (n_options, n_intervals), USD per unit long, >= 0
+    """
+    lo, hi = scen.interval_lo, scen.interval_hi
+    h = (scen.fraction[hi] - scen.fraction[lo])[None, :] * scen.ranges[und][:, None]
+    kk, tt, cc = strike[:, None], tenor_after[:, None], call[:, None]
+    d_lo = black76_delta_one_sided(f_s[:, lo], kk, tt, sigma[:, lo], rate, cc, right=True)
+    d_hi = black76_delta_one_sided(f_s[:, hi], kk, tt, sigma[:, hi], rate, cc, right=False)
+    g_lo = mark[:, None] - value[:, lo]
+    g_hi = mark[:, None] - value[:, hi]
+    slope_p = -fwd[:, None] * d_lo  # dg/dm = -fwd * dV/dF
+    slope_q = -fwd[:, None] * d_hi
+    chord = (g_hi - g_lo) / h
+    p = np.maximum(slope_p - chord, 0.0)
+    q = np.maximum(chord - slope_q, 0.0)
+    denom = p + q
+    tangent = np.where(denom > 0.0, h * p * q / np.where(denom > 0.0, denom, 1.0), 0.0)
+    out: Float64Array = np.minimum(tangent, np.maximum(value[:, lo], value[:, hi]))
+    return out
 
 
 __all__ = ["RiskArrays", "build_risk_arrays"]
