@@ -130,7 +130,8 @@ def compute_margin_reference(
     segs = list(zip(scen.interval_lo.tolist(), scen.interval_hi.tolist(), strict=True))
     n_seg = len(segs)
     n_seg_mm = scen.n_mm_intervals
-    extremes = [s for s in range(n_t) if abs(frac[s]) > 1.0 + 1e-12]
+    n_mm = scen.n_mm
+    boundary = scen.mm_boundary.tolist()
 
     def segment_pad(
         g: list[float],
@@ -160,7 +161,9 @@ def compute_margin_reference(
     pos = portfolios.positions
     for a in rows:
         loss = [[0.0] * n_t for _ in range(n_u)]
-        pads = [[0.0] * n_seg for _ in range(n_u)]
+        # per-point pads of long options: MM columns (MM segments only) and full (all)
+        pad_mm = [[0.0] * n_t for _ in range(n_u)]
+        pad_full = [[0.0] * n_t for _ in range(n_u)]
         minimum = 0.0
         b_up = [0.0] * n_u
         b_dn = [0.0] * n_u
@@ -213,31 +216,41 @@ def compute_margin_reference(
                 loss[u][s] += x * (mark - vals[s]) * covers[s]
             if x > 0:
                 g_unit = [(mark - vals[s]) * covers[s] for s in range(n_t)]
+                unit_mm = [0.0] * n_t
+                unit_full = [0.0] * n_t
                 for j in range(n_seg):
                     c = segment_pad(g_unit, vals, f, k, t_s, sigs, fwds, call, segs[j], ranges[u])
-                    pads[u][j] += x * c
+                    for end in segs[j]:
+                        unit_full[end] = max(unit_full[end], c)
+                        if j < n_seg_mm:
+                            unit_mm[end] = max(unit_mm[end], c)
+                for s in range(n_t):
+                    pad_mm[u][s] += x * unit_mm[s]
+                    pad_full[u][s] += x * unit_full[s]
             bshift = params.basis.forward_per_sqrt_year * math.sqrt(t)
             b_up[u] += x * (mark - black76_scalar(f * (1.0 + bshift), k, t, sig, r, call))
             b_dn[u] += x * (mark - black76_scalar(f * (1.0 - bshift), k, t, sig, r, call))
             if x < 0:
                 som += -x * params.addons.short_option_minimum * spot[u]
 
-        def scan(im: bool, loss: list[list[float]] = loss, pads: list[list[float]] = pads) -> float:
+        def scan(
+            im: bool,
+            loss: list[list[float]] = loss,
+            pad_mm: list[list[float]] = pad_mm,
+            pad_full: list[list[float]] = pad_full,
+        ) -> float:
             total = 0.0
             for c, members in enumerate(tree.members):
                 w = float(tree.weight[c])
                 if w <= 0.0:
                     continue
                 worst = 0.0
-                for s in range(n_t if im else scen.n_mm):
-                    worst = max(worst, sum(loss[u][s] for u in members))
-                for j in range(n_seg if im else n_seg_mm):
-                    a, b = segs[j]
-                    ends = max(sum(loss[u][a] for u in members), sum(loss[u][b] for u in members))
-                    worst = max(worst, ends + sum(pads[u][j] for u in members))
+                for s in range(n_t if im else n_mm):
+                    pad = pad_mm if s < n_mm else pad_full
+                    worst = max(worst, sum(loss[u][s] + pad[u][s] for u in members))
                 if im:
-                    for s in extremes:
-                        worst = max(worst, sum(loss[u][s] for u in members))
+                    for s in boundary:
+                        worst = max(worst, sum(loss[u][s] + pad_full[u][s] for u in members))
                 total += w * worst
             return total
 

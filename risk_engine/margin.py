@@ -5,12 +5,12 @@ For an account X (sizes x_i) and the shared :class:`RiskArrays`:
 * ``L_u(X, s) = sum_{i on u} x_i * loss[i, s]``: per-underlying scenario loss, for all
   accounts at once with ONE sparse product ``Y @ loss`` where ``Y`` has a row per
   (account, underlying) (built from the CSR arrays without sorting).
-* ``P_u(X, j) = sum_{i on u} max(x_i, 0) * pad[i, j]``: the continuous-range pad of
-  segment ``j`` (long options only), a second sparse product.
-* per cluster ``c`` of the correlation tree, the worst loss over the CONTINUOUS range:
-  ``J_c = max(0, max_j [max(L_c(lo_j), L_c(hi_j)) + P_c(j)], max_{extremes} L_c(s))``
-  with ``L_c = sum_{u in c} L_u``, ``P_c = sum_{u in c} P_u``; ``scan = sum_c weight[c] J_c``
-  over every segment (IM) or the first ``n_mm_intervals`` and no extremes (MM).
+  The scan columns add the continuous-range pad of long positions,
+  ``sum_{i on u} max(x_i, 0) * pad[i, k]``, in the same product (rows ``n_i + i`` of
+  ``RiskArrays.stacked``).
+* per cluster ``c`` of the correlation tree, ``J_c = max(0, max_k sum_{u in c} L_u(X, k))``
+  over every scan column (IM) or the MM columns (MM): at least the worst loss of a co-move
+  anywhere in the continuous range (docs/margin-method.md §6); ``scan = sum_c weight[c] J_c``.
 * ``basis(X) = sum_u max(0, B_u^up(X), B_u^down(X))``.
 * ``short_option(X) = sum_i m_i max(0, -x_i)``; ``minimum(X) = sum_i n_i |x_i|``.
 * ``concentration(X) = sum_u k_u max(0, |D_u(X)| - T_u)``.
@@ -142,88 +142,76 @@ def _check_arrays(
         raise InvalidInputError("portfolios.instruments", "differ from the arrays' instruments")
 
 
-def per_underlying(positions: sp.csr_array, arrays: RiskArrays) -> Float64Array:
+def per_underlying(
+    positions: sp.csr_array, arrays: RiskArrays, *, padded: bool = True
+) -> Float64Array:
     """``positions`` aggregated per (account, underlying): shape (n, n_u, n_columns).
 
-    Column layout as ``RiskArrays.loss``. One sparse product over the stored entries; no
-    Python loop per position.
+    Column layout as ``RiskArrays.loss``. With ``padded`` (what the requirement uses) the
+    scan columns are ``L_u(X, k) + sum_{i on u} max(x_i, 0) pad[i, k]``; without, the plain
+    scenario losses (for reports). One sparse product over the stored entries (plus the
+    long positions in padded instruments); no Python loop per position.
     """
     n = positions.shape[0]
     n_u = arrays.n_underlyings
-    indptr = positions.indptr
+    n_i = arrays.n_instruments
     indices = positions.indices
-    acc = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    acc = np.repeat(np.arange(n, dtype=np.int64), np.diff(positions.indptr))
     rows = acc * n_u + arrays.underlying_index[indices]
-    y = sp.coo_array((positions.data, (rows, indices)), shape=(n * n_u, arrays.n_instruments))
-    g = y @ arrays.loss
+    if padded:
+        long = (positions.data > 0) & arrays.has_pad[indices]
+        y = sp.coo_array(
+            (
+                np.concatenate([positions.data, positions.data[long]]),
+                (
+                    np.concatenate([rows, rows[long]]),
+                    np.concatenate([indices, indices[long] + n_i]),
+                ),
+            ),
+            shape=(n * n_u, 2 * n_i),
+        )
+        g = y @ arrays.stacked
+    else:
+        g = sp.coo_array((positions.data, (rows, indices)), shape=(n * n_u, n_i)) @ arrays.loss
     out: Float64Array = np.asarray(g).reshape(n, n_u, arrays.loss.shape[1])
     return out
 
 
-def per_underlying_pads(positions: sp.csr_array, arrays: RiskArrays) -> Float64Array:
-    """``P_u(X, j) = sum_{i on u} max(x_i, 0) pad[i, j]``: shape (n, n_u, n_intervals).
-
-    Only long positions in instruments with a pad (options) enter the product.
-    """
-    n = positions.shape[0]
-    n_u = arrays.n_underlyings
-    acc = np.repeat(np.arange(n, dtype=np.int64), np.diff(positions.indptr))
-    keep = (positions.data > 0) & arrays.has_pad[positions.indices]
-    cols = positions.indices[keep]
-    rows = acc[keep] * n_u + arrays.underlying_index[cols]
-    y = sp.coo_array((positions.data[keep], (rows, cols)), shape=(n * n_u, arrays.n_instruments))
-    g = y @ arrays.pad
-    out: Float64Array = np.asarray(g).reshape(n, n_u, arrays.pad.shape[1])
-    return out
-
-
-def cluster_worst(
-    losses: Float64Array, pads: Float64Array, arrays: RiskArrays
-) -> tuple[Float64Array, Float64Array]:
+def cluster_worst(losses: Float64Array, arrays: RiskArrays) -> tuple[Float64Array, Float64Array]:
     """Per-cluster worst losses over the continuous IM and MM ranges.
 
     Parameters
     ----------
-    losses : Float64Array, shape (n, n_u, >= n_scenarios), from :func:`per_underlying`
-    pads : Float64Array, shape (n, n_u, n_intervals), from :func:`per_underlying_pads`
+    losses : Float64Array, shape (n, n_u, >= n_scan_columns), from :func:`per_underlying`
+        (padded).
 
     Returns
     -------
     node_im, node_mm : Float64Array, shape (n, n_nodes)
-        ``J_c`` on the IM range (with the extremes) and on the MM range; 0 for nodes of
-        weight 0.
+        ``max(0, max_k sum_{u in c} L_u(X, k))`` over every scan column (IM) or the MM
+        columns (the first ``n_mm``); 0 for nodes of weight 0. Cluster sums are built
+        bottom-up (a parent's columns are the sum of its two children's), so each cluster
+        costs one addition and two reductions.
     """
-    scen = arrays.scenarios
     tree = arrays.tree
     n = losses.shape[0]
-    n_t, n_mm = scen.n_scenarios, scen.n_mm
-    n_seg_mm = scen.n_mm_intervals
-    lo, hi = scen.interval_lo, scen.interval_hi
+    n_im = arrays.n_scan_columns
+    n_mm = arrays.scenarios.n_mm
     n_nodes = len(tree.members)
     node_im = np.zeros((n, n_nodes))
     node_mm = np.zeros((n, n_nodes))
-    sums: dict[int, tuple[Float64Array, Float64Array]] = {}
+    sums: dict[int, Float64Array] = {}
     for c in range(n_nodes):
         ch = tree.children[c]
         if ch is None:
-            s, p = losses[:, c, :n_t], pads[:, c, :]
+            s = losses[:, c, :n_im]
         else:
-            (s0, p0), (s1, p1) = sums.pop(ch[0]), sums.pop(ch[1])
-            s, p = s0 + s1, p0 + p1
-        sums[c] = (s, p)
+            s = sums.pop(ch[0]) + sums.pop(ch[1])
+        sums[c] = s
         if tree.weight[c] > 0:
-            # cluster sums are built bottom-up: one addition per cluster; the segment bound
-            # max(ends) + pad >= both ends, so it is all the in-range points need
-            seg = np.maximum(s[:, lo], s[:, hi])
-            seg += p
             mm = s[:, :n_mm].max(axis=1)
-            if n_seg_mm:
-                mm = np.maximum(mm, seg[:, :n_seg_mm].max(axis=1))
-            im = np.maximum(mm, s[:, n_mm:].max(axis=1)) if n_t > n_mm else mm
-            if seg.shape[1] > n_seg_mm:
-                im = np.maximum(im, seg[:, n_seg_mm:].max(axis=1))
             node_mm[:, c] = np.maximum(mm, 0.0)
-            node_im[:, c] = np.maximum(im, 0.0)
+            node_im[:, c] = np.maximum(np.maximum(mm, s[:, n_mm:n_im].max(axis=1)), 0.0)
     return node_im, node_mm
 
 
@@ -245,9 +233,9 @@ def _aggregate(
     positions: sp.csr_array, cash: Float64Array, arrays: RiskArrays
 ) -> dict[str, Float64Array | Int64Array]:
     n = positions.shape[0]
-    n_t = arrays.n_scenarios
+    n_t = arrays.n_scenarios  # worst_scenario: the template point with the largest padded loss
     g = per_underlying(positions, arrays)
-    node_im, node_mm = cluster_worst(g, per_underlying_pads(positions, arrays), arrays)
+    node_im, node_mm = cluster_worst(g, arrays)
     scan_im = weighted_sum(node_im, arrays.tree.weight)
     scan_mm = weighted_sum(node_mm, arrays.tree.weight)
     joint = g[:, 0, :n_t].copy()
@@ -381,5 +369,4 @@ __all__ = [
     "cluster_worst",
     "compute_margin",
     "per_underlying",
-    "per_underlying_pads",
 ]

@@ -13,7 +13,6 @@ from .margin import (
     cluster_worst,
     compute_margin,
     per_underlying,
-    per_underlying_pads,
 )
 from .market import MarketSnapshot
 from .params import RiskParams
@@ -79,11 +78,11 @@ def explain(
     one = portfolios.select([account])
     res: MarginResult = compute_margin(one, market, params, arrays=arrays)
     arr = res.arrays
-    g = per_underlying(one.positions, arr)
+    g = per_underlying(one.positions, arr, padded=False)
     n_t = arr.n_scenarios
     scen = arr.scenarios
     pnl = -g[0, :, :n_t]
-    node_im, node_mm = cluster_worst(g, per_underlying_pads(one.positions, arr), arr)
+    node_im, node_mm = cluster_worst(per_underlying(one.positions, arr), arr)
     lines = tuple(
         ScenarioLine(
             index=s,

@@ -7,14 +7,17 @@ own positions: pass it to ``compute_margin(..., arrays=...)`` on any worker.
 
 Columns of ``RiskArrays.loss`` (USD per unit LONG, positive = loss):
 ``[0, n_scenarios)`` scenario losses (times the scenario's cover), then
-``col_basis_up``, ``col_basis_down`` (basis shock losses), ``col_delta`` (delta notional,
-USD per unit) and ``col_mark`` (mark), so that one product gives every per-underlying
-quantity of every account.
+``[n_scenarios, n_scan_columns)`` the losses of the ``mm_boundary`` points again (their
+IM-padded copies), then ``col_basis_up``, ``col_basis_down`` (basis shock losses),
+``col_delta`` (delta notional, USD per unit) and ``col_mark`` (mark), so that one product
+gives every per-underlying quantity of every account.
 
-``RiskArrays.pad`` (USD per unit LONG, one column per segment of the continuous scan range,
-``ScenarioSet.interval_lo/hi``) bounds how far a long option's loss rises above the chord
-between the segment's ends; with it the requirement covers every move in the range, not
-only the grid points (docs/margin-method.md §3, proof in §6).
+``RiskArrays.pad`` (same columns, USD per unit LONG, 0 outside the scan columns) is the
+continuous-range pad of each grid point: the largest of the pads of the segments the point
+ends (MM segments only for an MM column), where a segment's pad bounds how far a long
+option's loss rises above the chord between the segment's ends. A column's bound for a book
+is ``sum_i x_i loss[i, k] + sum_i max(x_i, 0) pad[i, k]``; the largest of them covers every
+move of the continuous range (docs/margin-method.md §3, proof in §6).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class RiskArrays:
         Spot of the instrument's underlying (USD): gross notional of one unit.
     vol : Float64Array, shape (n_instruments,)
         Smile vol at the base (NaN for SPOT/PERP).
-    loss : Float64Array, shape (n_instruments, n_scenarios + 4), C-contiguous
+    loss : Float64Array, shape (n_instruments, n_scan_columns + 4), C-contiguous
         See the module docstring for the column layout.
     scenarios : ScenarioSet
     correlation : Float64Array, shape (n_underlyings, n_underlyings), EWMA estimate
@@ -66,8 +69,9 @@ class RiskArrays:
     short_option_charge : Float64Array, shape (n_instruments,), USD per unit short
     concentration_rate, concentration_threshold : Float64Array, shape (n_underlyings,)
     concentration_slope : Float64Array, shape (n_instruments,), USD per unit
-    pad : Float64Array, shape (n_instruments, n_intervals), C-contiguous
-        Continuous-range pad per unit LONG on each segment (>= 0; 0 for SPOT/PERP).
+    pad : Float64Array, shape (n_instruments, n_scan_columns + 4), C-contiguous
+        Continuous-range pad per unit LONG of each scan column (>= 0; 0 for SPOT/PERP,
+        for the extremes and outside the scan columns).
     minimum_charge : Float64Array, shape (n_instruments,)
         Minimum charge per unit of ``|size|`` (USD): ``minimum_charge.rate`` x spot.
     capped : tuple[CappedValue, ...]
@@ -116,20 +120,31 @@ class RiskArrays:
         return self.scenarios.n_scenarios
 
     @property
+    def n_scan_columns(self) -> int:
+        return self.scenarios.n_scan_columns
+
+    @property
     def col_basis_up(self) -> int:
-        return self.n_scenarios
+        return self.n_scan_columns
 
     @property
     def col_basis_down(self) -> int:
-        return self.n_scenarios + 1
+        return self.n_scan_columns + 1
 
     @property
     def col_delta(self) -> int:
-        return self.n_scenarios + 2
+        return self.n_scan_columns + 2
 
     @property
     def col_mark(self) -> int:
-        return self.n_scenarios + 3
+        return self.n_scan_columns + 3
+
+    @cached_property
+    def stacked(self) -> Float64Array:
+        """``[loss; pad]``, shape (2 n_instruments, n_columns): the right-hand side of the
+        one sparse product that gives signed losses plus long-position pads."""
+        out: Float64Array = np.ascontiguousarray(np.vstack([self.loss, self.pad]))
+        return out
 
     @property
     def n_joint_scenarios(self) -> int:
@@ -180,8 +195,8 @@ def build_risk_arrays(
     basis_up = np.zeros(n)
     basis_dn = np.zeros(n)
     moves = scen.moves[und]  # (n, n_t)
-    lo_s, hi_s = scen.interval_lo, scen.interval_hi
-    pad = np.zeros((n, scen.n_intervals))
+    n_scan = scen.n_scan_columns
+    pad = np.zeros((n, n_scan + 4))
 
     is_spot = kind == InstrumentKind.SPOT
     is_perp = kind == InstrumentKind.PERP
@@ -217,19 +232,21 @@ def build_risk_arrays(
         t_s = np.maximum(t - horizon, 0.0)
         f_s = fwd[:, None] * (1.0 + moves[o])
         value[o] = black76(f_s, k[:, None], t_s[:, None], sig_s, market.rate, call[:, None])
-        pad[o] = _long_option_pad(
+        seg_pad = _segment_pad(
             value[o], m, fwd, k, t_s, sig_s, f_s, call, market.rate, scen, und[o]
         )
+        pad[o, :n_scan] = _point_pad(seg_pad, scen)
         b = params.basis.forward_per_sqrt_year * np.sqrt(t)
         basis_up[o] = m - black76(fwd * (1.0 + b), k, t, sig, market.rate, call)
         basis_dn[o] = m - black76(fwd * (1.0 - b), k, t, sig, market.rate, call)
 
-    loss = np.empty((n, n_t + 4))
+    loss = np.empty((n, n_scan + 4))
     loss[:, :n_t] = (mark[:, None] - value) * scen.cover[None, :]
-    loss[:, n_t] = basis_up
-    loss[:, n_t + 1] = basis_dn
-    loss[:, n_t + 2] = delta
-    loss[:, n_t + 3] = mark
+    loss[:, n_t:n_scan] = loss[:, scen.mm_boundary]
+    loss[:, n_scan] = basis_up
+    loss[:, n_scan + 1] = basis_dn
+    loss[:, n_scan + 2] = delta
+    loss[:, n_scan + 3] = mark
     loss = np.ascontiguousarray(loss)
 
     upar = [params.underlying(u) for u in market.underlyings]
@@ -245,12 +262,11 @@ def build_risk_arrays(
     dvol = ewma_volatility(market.returns, params.correlation.ewma_lambda)
 
     # standalone IM of +-1 unit: the tree weights along a path sum to 1, so the scan of a
-    # single instrument is its own worst case (a long one's includes the segment pads, a
-    # short one has none); plus basis, short minimum, minimum charge, conc. slope.
-    scen_loss = loss[:, :n_t]
-    seg_long = np.maximum(scen_loss[:, lo_s], scen_loss[:, hi_s]) + pad
+    # single instrument is its own worst case (a long one's includes the pads, a short one
+    # has none); plus basis, short minimum, minimum charge, conc. slope.
+    scen_loss = loss[:, :n_scan]
     sub_long = (
-        np.maximum(np.maximum(scen_loss.max(axis=1), seg_long.max(axis=1, initial=0.0)), 0.0)
+        np.maximum((scen_loss + pad[:, :n_scan]).max(axis=1), 0.0)
         + np.maximum(np.maximum(basis_up, basis_dn), 0.0)
         + minimum
     )
@@ -305,7 +321,30 @@ def build_risk_arrays(
     )
 
 
-def _long_option_pad(
+def _point_pad(seg_pad: Float64Array, scen: ScenarioSet) -> Float64Array:
+    """Pad of each scan column from the segment pads, shape (n, n_scan_columns).
+
+    An MM column takes the largest pad of the MM segments its point ends, any other
+    in-range column (and the IM copy of an ``mm_boundary`` point) the largest of all the
+    segments its point ends; extremes get none. Then ``max_k (L(k) + pad(k)) >=
+    max(L(a), L(b)) + pad(segment)`` for every segment ``[a, b]`` (margin-method §6).
+    """
+    n_t, n_mm, n_seg_mm = scen.n_scenarios, scen.n_mm, scen.n_mm_intervals
+    out = np.zeros((seg_pad.shape[0], scen.n_scan_columns))
+    full = np.zeros((seg_pad.shape[0], n_t))
+    for j, (a, b) in enumerate(
+        zip(scen.interval_lo.tolist(), scen.interval_hi.tolist(), strict=True)
+    ):
+        for k in (a, b):
+            full[:, k] = np.maximum(full[:, k], seg_pad[:, j])
+            if j < n_seg_mm:
+                out[:, k] = np.maximum(out[:, k], seg_pad[:, j])
+    out[:, n_mm:n_t] = full[:, n_mm:]
+    out[:, n_t:] = full[:, scen.mm_boundary]
+    return out
+
+
+def _segment_pad(
     value: Float64Array,
     mark: Float64Array,
     fwd: Float64Array,

@@ -15,8 +15,10 @@ MM grid (``|fraction| <= mm_range_fraction``, no extremes); the IM grid is all o
 
 Intervals: for each vol state, consecutive in-range grid points ``(interval_lo[j],
 interval_hi[j])`` (scenario indices) bound a segment of the CONTINUOUS scan range; the
-first ``n_mm_intervals`` lie inside the MM range. risk_arrays.py pads each segment so that
-the requirement covers every move in it, not only its ends (docs/margin-method.md §3).
+first ``n_mm_intervals`` lie inside the MM range. risk_arrays.py pads each grid point by
+the pads of its segments so that the requirement covers every move of the range, not only
+the points (docs/margin-method.md §3). The MM points that end a segment outside the MM
+range (``mm_boundary``) get a second, IM-only column with the outer segment's pad.
 """
 
 from __future__ import annotations
@@ -77,6 +79,20 @@ class ScenarioSet:
     @property
     def n_intervals(self) -> int:
         return int(self.interval_lo.shape[0])
+
+    @property
+    def mm_boundary(self) -> Int64Array:
+        """MM-grid points that end a segment outside the MM range (scenario indices)."""
+        outer = np.concatenate(
+            [self.interval_lo[self.n_mm_intervals :], self.interval_hi[self.n_mm_intervals :]]
+        )
+        out: Int64Array = np.unique(outer[outer < self.n_mm]).astype(np.int64)
+        return out
+
+    @property
+    def n_scan_columns(self) -> int:
+        """Scan columns of the risk arrays: the template, then the IM copies of ``mm_boundary``."""
+        return self.n_scenarios + int(self.mm_boundary.shape[0])
 
     @property
     def extremes(self) -> Int64Array:
