@@ -6,8 +6,8 @@ For an account X (sizes x_i) and the shared :class:`RiskArrays`:
   accounts at once with ONE sparse product ``Y @ loss`` where ``Y`` has a row per
   (account, underlying) (built from the CSR arrays without sorting).
   The scan columns add the continuous-range pad of long positions,
-  ``sum_{i on u} max(x_i, 0) * pad[i, k]``, in the same product (rows ``n_i + i`` of
-  ``RiskArrays.stacked``).
+  ``sum_{i on u} max(x_i, 0) * pad[i, k]``, in the same product (a long position in a
+  padded instrument reads row ``n_i + i`` of ``RiskArrays.stacked = [loss; loss + pad]``).
 * per cluster ``c`` of the correlation tree, ``J_c = max(0, max_k sum_{u in c} L_u(X, k))``
   over every scan column (IM) or the MM columns (MM): at least the worst loss of a co-move
   anywhere in the continuous range (docs/margin-method.md §6); ``scan = sum_c weight[c] J_c``.
@@ -159,17 +159,10 @@ def per_underlying(
     acc = np.repeat(np.arange(n, dtype=np.int64), np.diff(positions.indptr))
     rows = acc * n_u + arrays.underlying_index[indices]
     if padded:
-        long = (positions.data > 0) & arrays.has_pad[indices]
-        y = sp.coo_array(
-            (
-                np.concatenate([positions.data, positions.data[long]]),
-                (
-                    np.concatenate([rows, rows[long]]),
-                    np.concatenate([indices, indices[long] + n_i]),
-                ),
-            ),
-            shape=(n * n_u, 2 * n_i),
-        )
+        # a long position in a padded instrument reads row n_i + i of [loss; loss + pad]:
+        # the same entries as the plain product, so the padding costs no extra work
+        cols = indices + n_i * ((positions.data > 0) & arrays.has_pad[indices])
+        y = sp.coo_array((positions.data, (rows, cols)), shape=(n * n_u, 2 * n_i))
         g = y @ arrays.stacked
     else:
         g = sp.coo_array((positions.data, (rows, indices)), shape=(n * n_u, n_i)) @ arrays.loss

@@ -141,9 +141,10 @@ class RiskArrays:
 
     @cached_property
     def stacked(self) -> Float64Array:
-        """``[loss; pad]``, shape (2 n_instruments, n_columns): the right-hand side of the
-        one sparse product that gives signed losses plus long-position pads."""
-        out: Float64Array = np.ascontiguousarray(np.vstack([self.loss, self.pad]))
+        """``[loss; loss + pad]``, shape (2 n_instruments, n_columns): the right-hand side of
+        the one sparse product that gives signed losses plus long-position pads (a long
+        position in a padded instrument reads the second half)."""
+        out: Float64Array = np.ascontiguousarray(np.vstack([self.loss, self.loss + self.pad]))
         return out
 
     @property

@@ -24,6 +24,7 @@ range (``mm_boundary``) get a second, IM-only column with the outer segment's pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class ScenarioSet:
     def n_intervals(self) -> int:
         return int(self.interval_lo.shape[0])
 
-    @property
+    @cached_property
     def mm_boundary(self) -> Int64Array:
         """MM-grid points that end a segment outside the MM range (scenario indices)."""
         outer = np.concatenate(
