@@ -116,7 +116,7 @@ def engine_market(
 ) -> MarketSnapshot:
     """Engine snapshot of ``underlyings``: derivative underlyings from the feed, token-only
     underlyings (GOV) from the token price with ``perp_mark = spot``; one smile slice per
-    (underlying, expiry) of ``live_options``. Raises :class:`~keeper.exceptions.FeedError`
+    (underlying, expiry) of ``live_options``. Raises :class:`~keeper.errors.FeedError`
     (an underlying or expiry the market does not quote)."""
     spot, perp, returns = [], [], []
     derivs = set(market.symbols)
@@ -192,7 +192,7 @@ def engine_input(
     columns ``instruments`` then one SPOT per token (``token_underlyings``: symbol ->
     underlying, a missing symbol raises ``KeyError``), the market as the build maps it.
     ``cash``: WAD USD per account, default each account's own (no funding or settlement
-    adjustment). Raises :class:`~keeper.exceptions.FeedError` (a price the market lacks)
+    adjustment). Raises :class:`~keeper.errors.FeedError` (a price the market lacks)
     and :class:`~risk_engine.RiskEngineError`."""
     token_und = [token_underlyings[t.symbol] for t in tokens]
     ports = engine_portfolios(

@@ -43,7 +43,7 @@ Settlement rule: an option with ``expiry <= header.timestamp`` and no settlement
 gets the underlying's spot of this epoch's market (rounded down to WAD).
 
 Bad input (NaN, non-positive or absurd prices and vols, an unknown instrument underlying or
-token) raises :class:`EpochRefusedError`.
+token) raises :class:`~keeper.errors.EpochRefusedError`.
 """
 
 from __future__ import annotations
@@ -68,8 +68,7 @@ from keeper.attestation import (
 from keeper.bounds import mul_wad_down, mul_wad_up
 from keeper.chain import AccountState, ChainSnapshot, InstrumentInfo, TokenInfo
 from keeper.engine_input import engine_market_of, engine_portfolios
-from keeper.errors import KeeperError
-from keeper.exceptions import FeedError
+from keeper.errors import EpochRefusedError, FeedError
 from keeper.feeds.base import MarketState
 from keeper.store import LeafRecord
 from risk_engine import (
@@ -87,7 +86,6 @@ __all__ = [
     "DEFAULT_TOKEN_UNDERLYINGS",
     "ChainInputs",
     "EpochBuild",
-    "EpochRefusedError",
     "FundingRule",
     "account_cash",
     "chain_inputs",
@@ -107,14 +105,6 @@ DEFAULT_TOKEN_UNDERLYINGS: Mapping[str, str] = {
     "WSOL": "SOL",
     "GOV": "GOV",
 }
-
-
-class EpochRefusedError(KeeperError):
-    """The epoch's inputs are unusable; ``reason`` is a short tag (``feed``, ``input``)."""
-
-    def __init__(self, message: str, *, reason: str = "input") -> None:
-        self.reason = reason
-        super().__init__(message)
 
 
 # --------------------------------------------------------------------------- rules
@@ -189,7 +179,8 @@ def chain_inputs(
     snapshot: ChainSnapshot, market: MarketState, token_underlyings: Mapping[str, str]
 ) -> ChainInputs:
     """Tokens mapped to underlyings the market prices; live instruments; the settlement
-    price of every option that expired without one. Raises :class:`EpochRefusedError`."""
+    price of every option that expired without one. Raises
+    :class:`~keeper.errors.EpochRefusedError`."""
     ts = int(market.timestamp)
     derivs = set(market.symbols)
     token_und: list[str] = []
@@ -408,7 +399,8 @@ def compute_epoch(
 ) -> EpochBuild:
     """The epoch of ``snapshot`` in ``market`` (see the module docstring). Pure.
 
-    The header's ``timestamp`` is ``market.timestamp``. Raises :class:`EpochRefusedError`.
+    The header's ``timestamp`` is ``market.timestamp``. Raises
+    :class:`~keeper.errors.EpochRefusedError`.
     """
     t0 = time.perf_counter()
     inputs = chain_inputs(snapshot, market, token_underlyings)

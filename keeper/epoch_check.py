@@ -39,13 +39,11 @@ from keeper.chain import ChainAdapter
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,
-    EpochRefusedError,
     FundingRule,
     compute_epoch,
 )
-from keeper.exceptions import FeedError
+from keeper.errors import EpochRefusedError, FeedError, SignerRefusedError
 from keeper.feeds.base import MarketState
-from keeper.signers import SignerRefusedError
 from risk_engine import RiskParams
 
 __all__ = ["EpochRecomputer", "first_header_difference", "market_deviation"]

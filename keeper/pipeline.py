@@ -7,7 +7,7 @@ header out). :class:`EpochPipeline` does the I/O around it, idempotently across 
 has the quorum sign it and posts it, and on restart finishes an unfinished epoch with
 its own header and signatures.
 
-Bad input (:class:`~keeper.epoch_build.EpochRefusedError`) gives a ``refused`` result
+Bad input (:class:`~keeper.errors.EpochRefusedError`) gives a ``refused`` result
 with the reason logged; nothing is stored and the last good epoch stays.
 """
 
@@ -26,12 +26,11 @@ from keeper.chain import ChainAdapter, ChainSnapshot
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,
-    EpochRefusedError,
     FundingRule,
     compute_epoch,
 )
-from keeper.errors import decode_revert
-from keeper.exceptions import (
+from keeper.errors import (
+    EpochRefusedError,
     FeedError,
     RpcUnavailableError,
     SimulationError,
@@ -41,6 +40,7 @@ from keeper.exceptions import (
 )
 from keeper.feeds.base import MarketFeed
 from keeper.metrics import KeeperMetrics
+from keeper.revert import decode_revert
 from keeper.signers import EpochSigner
 from keeper.store import Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest

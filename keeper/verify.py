@@ -27,16 +27,12 @@ from keeper.epoch_build import (
     FundingRule,
     compute_epoch,
 )
-from keeper.errors import KeeperError
+from keeper.errors import VerifyError
 from keeper.feeds.base import MarketState
 from keeper.store import Store
 from risk_engine import RiskParams
 
-__all__ = ["VerifyError", "VerifyResult", "verify_epoch"]
-
-
-class VerifyError(KeeperError):
-    """The epoch cannot be verified (unknown epoch, no market snapshot)."""
+__all__ = ["VerifyResult", "verify_epoch"]
 
 
 @dataclass(frozen=True)

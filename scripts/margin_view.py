@@ -31,7 +31,7 @@ from keeper.chain import AccountState, Position
 from keeper.chain import InstrumentInfo as ChainInstrument
 from keeper.chain import TokenInfo as ChainToken
 from keeper.engine_input import engine_input
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 from keeper.feeds.base import MarketState
 from risk_engine import (
     AccountReport,
@@ -42,13 +42,13 @@ from risk_engine import (
 )
 from scripts.client import (
     WAD,
-    CliError,
     KeeperApi,
     LeafWithProof,
     Session,
     TokenInfo,
     current_root,
 )
+from scripts.errors import CliError
 from scripts.protocol_deploy import instrument_name
 
 __all__ = [

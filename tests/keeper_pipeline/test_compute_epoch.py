@@ -18,13 +18,13 @@ from keeper.chain import (
 )
 from keeper.engine_input import engine_input
 from keeper.epoch_build import (
-    EpochRefusedError,
     FundingRule,
     account_cash,
     chain_inputs,
     compute_epoch,
     funding_indices,
 )
+from keeper.errors import EpochRefusedError
 from keeper.feeds import MarketState, SimConfig, SimulatedFeed
 from risk_engine import InstrumentKind, compute_margin, load_params, to_wad_down
 

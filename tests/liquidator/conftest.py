@@ -27,16 +27,14 @@ from eth_account.signers.local import LocalAccount
 from keeper.attestation import MarginProof
 from keeper.chain import ChainAdapter
 from keeper.feeds import SimulatedFeed
-from keeper.liquidator import (
-    LeafSource,
-    LiquidatorBot,
-    LiquidatorMetrics,
-    LiquidatorSettings,
-    StoreLeafSource,
-)
+from keeper.gas import Fees, FixedFeeStrategy
+from keeper.liquidator.bot import LiquidatorBot
+from keeper.liquidator.config import LiquidatorSettings
+from keeper.liquidator.metrics import LiquidatorMetrics
+from keeper.liquidator.sources import LeafSource, StoreLeafSource
 from keeper.pipeline import EpochPipeline
 from keeper.store import Store
-from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from keeper.txmanager import TxManager
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.pipeline_world import (
     USDC6,
@@ -107,7 +105,7 @@ class Crash:
     ) -> LiquidatorBot:
         who = who or self.liquidator
         w = self.world
-        chain = ChainAdapter(w.w3, w.vault.address, compiled=w.compiled)
+        chain = ChainAdapter(w.w3, w.vault.address)
         tx = TxManager(
             w.w3,
             who,
