@@ -23,7 +23,7 @@ import numpy as np
 from ._typing import Float64Array, Int8Array
 from .correlation import ewma_volatility
 from .market import MarketSnapshot
-from .params import RiskParams, VolShockParams
+from .params import AntiProcyclicalityParams, RiskParams, VolShockParams
 
 _VOL_WORD = {-1: "vol down", 0: "vol unchanged", 1: "vol up"}
 
@@ -78,12 +78,37 @@ class ScenarioSet:
         return tuple(self.words(s) for s in range(self.n_scenarios))
 
 
+def apc_buffer_factor(
+    short_vol: Float64Array, long_vol: Float64Array, apc: AntiProcyclicalityParams
+) -> Float64Array:
+    """``1 + buffer * (1 - released)`` per underlying (EMIR RTS 153/2013 art. 28(1)(a)).
+
+    ``released = clip((short/long - 1) / (stress_ratio - 1), 0, 1)``: the whole buffer
+    while the EWMA vol is at or below the long-run vol (calm), none of it from
+    ``stress_ratio`` times the long-run vol on (stress), linear in between. The buffer
+    is built in calm markets and spent when the range would jump, so the range rises
+    less in a crash than the vol does.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(long_vol > 0.0, short_vol / long_vol, 1.0)
+    released = np.clip((ratio - 1.0) / (apc.stress_ratio - 1.0), 0.0, 1.0)
+    out: Float64Array = 1.0 + apc.buffer * (1.0 - released)
+    return out
+
+
 def scan_ranges(market: MarketSnapshot, params: RiskParams) -> Float64Array:
-    """Per-underlying scan range: ``min(max_range, max(scan_range_u, k * vol_u * sqrt(h)))``."""
+    """Per-underlying scan range (fraction of price).
+
+    ``min(max_range, max(scan_range_u, k * vol_u * sqrt(h)) * apc_buffer_factor)`` with
+    ``vol_u`` the EWMA daily vol; the buffer factor (>= 1) compares it with the long-run
+    (equally weighted) vol of the same returns (docs/margin-method.md, anti-procyclicality).
+    """
     vol = ewma_volatility(market.returns, params.correlation.ewma_lambda)
+    long_vol = np.sqrt(np.mean(market.returns * market.returns, axis=0))
     floor = np.array([params.underlying(u).scan_range for u in market.underlyings])
     scaled = params.scan.range_vol_multiple * vol * np.sqrt(params.horizon_days)
-    out: Float64Array = np.minimum(params.scan.max_range, np.maximum(floor, scaled))
+    buffered = np.maximum(floor, scaled) * apc_buffer_factor(vol, long_vol, params.apc)
+    out: Float64Array = np.minimum(params.scan.max_range, buffered)
     return out
 
 
@@ -146,6 +171,7 @@ def shocked_vols(
 
 __all__ = [
     "ScenarioSet",
+    "apc_buffer_factor",
     "build_scenarios",
     "scan_ranges",
     "shocked_vols",
