@@ -31,7 +31,7 @@ whole horizon (as the engine's scenarios do).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +52,7 @@ __all__ = [
     "Windows",
     "horizon_windows",
     "intraday_series",
+    "remargin",
     "summarize_intraday",
 ]
 
@@ -137,6 +138,9 @@ class IntradaySeries:
     opened : DateArray, shape (n,)
         The daily close whose margin (scaled to the start price) applies.
     loss, im, mm, gross_notional : Float64Array, shape (n,)
+    scale : Float64Array, shape (n,)
+        Start price over the close of ``opened`` (first underlying): the factor from the
+        daily margin to the window's.
     worst_at : ndarray of int8, shape (n,)
         Where the loss was taken: index into ``EXTREME_NAMES``.
     """
@@ -151,6 +155,7 @@ class IntradaySeries:
     im: Float64Array
     mm: Float64Array
     gross_notional: Float64Array
+    scale: Float64Array
     worst_at: np.ndarray[tuple[int], np.dtype[np.int8]]
 
 
@@ -268,7 +273,7 @@ def intraday_series(
         pos_ok = np.minimum(pos, dates.size - 1)
         keep = (pos < dates.size) & (dates[pos_ok] == opened_all)
         acc: dict[str, dict[str, list[Float64Array]]] = {
-            s.book: {k: [] for k in ("start", "loss", "im", "mm", "gross", "at", "opened")}
+            s.book: {k: [] for k in ("start", "loss", "im", "mm", "gross", "scale", "at", "opened")}
             for s in series
         }
         kept = np.flatnonzero(keep)
@@ -303,6 +308,7 @@ def intraday_series(
                 a["im"].append(s.im[i] * scale)
                 a["mm"].append(s.mm[i] * scale)
                 a["gross"].append(s.gross_notional[i] * scale)
+                a["scale"].append(scale)
                 a["at"].append(at.astype(np.float64))
         for s in series:
             a = acc[s.book]
@@ -321,9 +327,45 @@ def intraday_series(
                     im=np.concatenate(a["im"]),
                     mm=np.concatenate(a["mm"]),
                     gross_notional=np.concatenate(a["gross"]),
+                    scale=np.concatenate(a["scale"]),
                     worst_at=np.concatenate(a["at"]).astype(np.int8),
                 )
             )
+    return tuple(out)
+
+
+def remargin(
+    series: Sequence[IntradaySeries], daily: Sequence[BookSeries]
+) -> tuple[IntradaySeries, ...]:
+    """The same windows and losses with the margin of another daily replay.
+
+    The losses do not depend on the risk parameters, so a parameter scan replays the
+    days and rescales; windows whose opening day ``daily`` lacks (a subsampled replay)
+    are dropped.
+    """
+    by_key = {(d.book, d.underlying): d for d in daily}
+    out: list[IntradaySeries] = []
+    for s in series:
+        d = by_key.get((s.book, s.underlying))
+        if d is None:
+            continue
+        pos = np.searchsorted(d.dates, s.opened)
+        pos_ok = np.minimum(pos, d.dates.size - 1)
+        keep = (pos < d.dates.size) & (d.dates[pos_ok] == s.opened)
+        i = pos[keep]
+        out.append(
+            replace(
+                s,
+                start=s.start[keep],
+                opened=s.opened[keep],
+                loss=s.loss[keep],
+                im=d.im[i] * s.scale[keep],
+                mm=d.mm[i] * s.scale[keep],
+                gross_notional=d.gross_notional[i] * s.scale[keep],
+                scale=s.scale[keep],
+                worst_at=s.worst_at[keep],
+            )
+        )
     return tuple(out)
 
 
