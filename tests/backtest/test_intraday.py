@@ -24,6 +24,8 @@ from risk_engine.backtest.replay import (
     open_books,
     run_backtest,
 )
+from risk_engine.backtest.report import coverage_table, intraday_crash_table
+from risk_engine.backtest.results import summarize
 from risk_engine.books import BOOKS
 
 from .conftest import write_data_dir
@@ -193,3 +195,20 @@ def test_summary_counts_exceedances_and_runs_both_kupiec_readings(tmp_path: Path
         assert m.kupiec_phase.n_days == int(hour.sum())
         assert m.kupiec_phase.n_exceedances == int(np.count_nonzero((s.loss > s.im)[hour]))
         assert m.im_coverage == pytest.approx(1.0 - x / s.start.size)
+
+
+def test_coverage_and_crash_tables_show_both_readings_per_series(tmp_path: Path) -> None:
+    root = write_data_dir(tmp_path / "data")
+    _write_bars(root)
+    history = load_market_history(root)
+    result = run_backtest(history, PARAMS)
+    daily = [summarize(s) for s in result.series]
+    intraday = [summarize_intraday(s) for s in intraday_series(result, history.intraday, PARAMS)]
+    rows = coverage_table(daily, intraday).splitlines()
+    assert len(rows) == 2 + len(daily)
+    assert len({r.count("|") for r in rows}) == 1
+    assert all("(4 h)" in r for r in rows[2:])
+    crash = intraday_crash_table(intraday).splitlines()
+    # the synthetic history holds one crash day (2021-05-19), every series sees it
+    assert len(crash) == 2 + len(intraday)
+    assert all(r.startswith("| 2021-05-19 |") for r in crash[2:])
