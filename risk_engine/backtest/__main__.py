@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from risk_engine import RiskParams, load_params
 from risk_engine.backtest.calibrate import (
     BUFFERS,
@@ -41,7 +43,7 @@ from risk_engine.backtest.report import (
     summary_table,
     target_failures,
 )
-from risk_engine.backtest.results import summarize
+from risk_engine.backtest.results import CRASH_DAYS, summarize
 from risk_engine.backtest.vol import VolRule
 from risk_engine.backtest.what_if import crash_covers, range_sensitivity
 
@@ -246,7 +248,9 @@ def build_calibration_report(
         " `needed` is the smallest floor for which IM covers the worst window (bisection).",
         "",
     ]
-    full = run_backtest(history, params, BacktestConfig())
+    # the windows holding part of a crash day d open at the closes of d - 2 and d - 1
+    crash_opening = tuple(d - np.timedelta64(k, "D") for d in CRASH_DAYS for k in (1, 2))
+    full = run_backtest(history, params, BacktestConfig(only_days=crash_opening))
     intraday = [summarize_intraday(s) for s in intraday_series(full, history.intraday, params)]
     parts.append(crash_explanation_table(crash_explanations(params, full, intraday)))
     if plots_dir is not None:

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import MappingProxyType
+
 import numpy as np
 import pytest
 
-from risk_engine import Portfolios, build_risk_arrays, compute_margin, explain, load_params
+from risk_engine import (
+    Portfolios,
+    RiskParams,
+    build_risk_arrays,
+    compute_margin,
+    explain,
+    load_params,
+)
+from risk_engine.params import NO_APC
 
 from .conftest import pair_market
 
 PERP_BTC, PERP_ETH, TOKEN_BTC, TOKEN_ETH = 0, 1, 2, 3
 
 
+def worked_example_params() -> RiskParams:
+    """The defaults with the example's floors (BTC 17 %, ETH 18 %) and no APC buffer."""
+    base = load_params()
+    unders = dict(base.underlyings)
+    unders["BTC"] = replace(unders["BTC"], scan_range=0.17)
+    unders["ETH"] = replace(unders["ETH"], scan_range=0.18)
+    return replace(base, underlyings=MappingProxyType(unders), apc=NO_APC)
+
+
 def test_worked_example() -> None:
-    params = load_params()
+    params = worked_example_params()
     market, ins = pair_market(0.8, params=params, vols=(0.01, 0.012))
     arrays = build_risk_arrays(ins, market, params)
     np.testing.assert_allclose(arrays.correlation[0, 1], 0.8, rtol=1e-12)
