@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sensitivity",
         type=_parse_factors,
-        default=(0.35, 0.5),
+        default=(0.75, 1.5),
         help="scan-range factors to rerun with (comma list; '' for none)",
     )
     parser.add_argument(

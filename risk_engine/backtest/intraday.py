@@ -7,12 +7,11 @@ of the liquidation horizon starts at the bar's open; the book is opened there an
 loss is taken at the worst point of the window:
 
 - one-underlying books are repriced at the window's extreme low, its extreme high and
-  its end (bar highs and lows): a monotone book loses most at one of the two extremes;
-  an option book's value is convex or concave in the price, so its worst lies at one
-  of the three as well (between two prices the Black-76 value of a one-strike book
-  does not go below both ends for a long convex book, and the short books we replay are
-  monotone or peak at the strike, which the end and the extremes bracket - the bound
-  is the one the reviewer asked for, not a proof for any book);
+  its end (bar lows and highs). At a fixed repricing time and vol the value of every
+  such book replayed is monotone in the price (covered call, naked put, long call, cash
+  and carry) or has a single peak (the delta-hedged straddle is concave; the calendar
+  spread's value peaks near the strike), so its minimum over the window's price range
+  lies at the low or the high; the end is taken as well;
 - the BTC/ETH pair (two underlyings whose highs and lows need not coincide) is valued
   at every bar close of the window and at its end.
 
