@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 FOUNDRY_PROFILE ?= default
 export FOUNDRY_PROFILE
 
-.PHONY: setup test test-py test-forge lint format demo bench backtest calibrate efficiency gas clean
+.PHONY: setup abi test test-py test-forge lint format demo bench backtest calibrate efficiency gas clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -24,6 +24,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# The ABIs the keeper and `pm` load (keeper/abi/*.json, committed): re-export after changing
+# contracts/. tests/unit/test_abi.py fails while they are stale; the demo re-exports first
+# (--quiet: a line only when a file changed).
+abi: setup
+	$(PY) -m scripts.toolchain.abi
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -36,12 +42,19 @@ format: setup
 test-forge: setup
 	$(FORGE) test
 
+# Tests run in a random order (pytest-randomly) so that no test leans on another's leftovers;
+# the seed is printed, and `make test-py SEED=N` replays an order.
+ifndef SEED
+SEED := $(shell echo $$RANDOM)
+endif
 test-py: setup
-	$(VENV)/bin/pytest -q
+	@echo "pytest random order: --randomly-seed=$(SEED) (replay with make test-py SEED=$(SEED))"
+	$(VENV)/bin/pytest -q -p randomly --randomly-seed=$(SEED)
 
 test: lint test-forge test-py
 
 demo: setup
+	@$(PY) -m scripts.toolchain.abi --quiet
 	$(PY) -m scripts.demo
 
 bench: setup

@@ -4,8 +4,9 @@
 
 - **binding** (:meth:`ChainAdapter.connect`): chain id, genesis hash and vault address are
   recorded in the store on first use and checked on every start; the vault must have code.
-  A chain that was reset (Anvil restarted empty) raises :class:`ChainResetError` with what
-  changed, instead of posting epochs over a chain the store does not describe.
+  A chain that was reset (Anvil restarted empty) raises
+  :class:`~keeper.errors.ChainResetError` with what changed, instead of posting epochs over
+  a chain the store does not describe.
 - **indexer** (:meth:`ChainAdapter.index`): the vault's account events
   (``AccountUpdated``, ``PositionUpdated``, ``CollateralUpdated``) are scanned from the
   deployment block up to ``head - confirmations``, incrementally, in block ranges. The
@@ -20,9 +21,9 @@
   via ``accountStates`` in batches, plus the instruments, tokens, funding indices,
   settlement prices and the current epoch at that same block.
 
-Every RPC call goes through :func:`keeper.txmanager.call_with_retry`: a node unreachable
+Every RPC call goes through :func:`keeper.retry.call_with_retry`: a node unreachable
 for a few seconds is waited for (exponential backoff), longer raises
-:class:`~keeper.exceptions.RpcUnavailableError` and the epoch job simply runs again at its
+:class:`~keeper.errors.RpcUnavailableError` and the epoch job simply runs again at its
 next tick.
 
 Units are the chain's (docs/protocol.md §1): WAD ints, token balances in token decimals.
@@ -44,19 +45,16 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from keeper.compile import CompileResult, compile_contracts
-from keeper.errors import KeeperError
-from keeper.exceptions import ChainMismatchError
+from keeper.abi import erc20_abi, vault_abi
+from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
+from keeper.retry import RetryPolicy, call_with_retry
 from keeper.store import Store
-from keeper.txmanager import RetryPolicy, call_with_retry
 
 __all__ = [
     "ACCOUNT_EVENTS",
     "ACCOUNT_STATES_TYPE",
     "AccountState",
-    "ChainCallError",
     "ChainAdapter",
-    "ChainResetError",
     "ChainSnapshot",
     "EpochOnChain",
     "InstrumentInfo",
@@ -86,14 +84,6 @@ ACCOUNT_STATES_TYPE = "(int256,uint64,int256,int256,uint32[],int256[],int256[],u
 
 #: Remembered (block, hash) checkpoints for reorg recovery; one per scan.
 _CHECKPOINTS = 256
-
-
-class ChainCallError(KeeperError):
-    """The node answered a read with an error (not a connection problem)."""
-
-
-class ChainResetError(ChainMismatchError):
-    """The node no longer holds the chain the store describes (reset, or wrong node)."""
 
 
 # --------------------------------------------------------------------------- records
@@ -210,7 +200,7 @@ def _hex(value: Any) -> str:
 
 
 def load_deployment(path: Path | str) -> dict[str, Any]:
-    """Read a deployments file written by ``scripts/deploy.py`` (``vault``, ``block``...)."""
+    """Read a deployments file written by ``pm deploy`` (``vault``, ``block``...)."""
     data: dict[str, Any] = json.loads(Path(path).read_text())
     return data
 
@@ -285,8 +275,6 @@ class ChainAdapter:
         First block to index (the vault's deployment block).
     confirmations : int
         Depth below the head at which the keeper reads state (0 on Anvil).
-    compiled : CompileResult, optional
-        ABI source; compiled (cached) when omitted.
     batch_size : int
         Accounts per ``accountStates`` call (one ``eth_call``; bounded by the node's call
         gas limit, ~25k gas per account with two tokens).
@@ -302,7 +290,6 @@ class ChainAdapter:
         store: Store | None = None,
         deployment_block: int = 0,
         confirmations: int = 0,
-        compiled: CompileResult | None = None,
         batch_size: int = 200,
         log_range: int = 5_000,
         retry: RetryPolicy = DEFAULT_READ_RETRY,
@@ -315,10 +302,10 @@ class ChainAdapter:
         self.batch_size = batch_size
         self.log_range = log_range
         self.retry = retry
-        compiled = compiled or compile_contracts()
-        self.abi = list(compiled["MarginVault"].abi)
+        # The exported ABIs (keeper/abi/, `make abi`): the daemon never compiles.
+        self.abi = vault_abi()
         self.vault: Contract = w3.eth.contract(address=self.address, abi=self.abi)
-        self._erc20_abi = list(compiled["MockERC20"].abi)
+        self._erc20_abi = erc20_abi()
         self._index = _IndexState()
         self._instruments: dict[int, InstrumentInfo] = {}  # immutable once registered
         self._tokens: dict[str, TokenInfo] = {}

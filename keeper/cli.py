@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from keeper._click import common_group_options, setup_logging
-from keeper.exceptions import ConfigError
+from keeper.errors import ConfigError
 
 __all__ = ["keeper_cli", "main"]
 
@@ -62,8 +62,8 @@ def _config(ctx: click.Context):  # type: ignore[no-untyped-def]
 @click.option("--dry-run", is_flag=True, help="Build, store and sign every epoch; send nothing.")
 @click.pass_context
 def run(ctx: click.Context, dry_run: bool) -> None:
-    from keeper.chain import ChainResetError
     from keeper.daemon import EXIT_CHAIN_RESET, build_keeper
+    from keeper.errors import ChainResetError
 
     keeper = build_keeper(_config(ctx), dry_run=dry_run)
     try:

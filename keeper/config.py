@@ -34,7 +34,7 @@ Environment overrides (each wins over the file):
 =========================  ===================================================
 
 ``load_config(path, env)`` returns a frozen :class:`Config` or raises
-:class:`~keeper.exceptions.ConfigError` naming the first bad field.
+:class:`~keeper.errors.ConfigError` naming the first bad field.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from urllib.parse import urlparse
 from eth_account import Account
 from eth_utils.address import is_hex_address, to_checksum_address
 
-from keeper.exceptions import ConfigError
+from keeper.errors import ConfigError
 
 __all__ = [
     "ApiConfig",
@@ -82,7 +82,7 @@ FeedKind = Literal["sim", "replay"]
 
 ANVIL_CHAIN_ID = 31337
 
-# `liquidator` is read by keeper/liquidator_cli.py from the same file; the keeper ignores it.
+# `liquidator` is read by keeper/liquidator/config.py from the same file; the keeper ignores it.
 _SECTIONS = {"chain", "keeper", "signers", "fees", "api", "feed", "metrics_port", "liquidator"}
 
 
@@ -446,7 +446,7 @@ def parse_api_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiCo
 
 def read_toml(path: Path | str | None) -> dict[str, Any]:
     """The TOML file at ``path`` as a dict (empty when ``path`` is None). Raises
-    :class:`~keeper.exceptions.ConfigError` (field ``config``) when it cannot be read or parsed."""
+    :class:`~keeper.errors.ConfigError` (field ``config``) when it cannot be read or parsed."""
     if path is None:
         return {}
     try:
@@ -462,7 +462,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     """Read ``path`` (TOML; optional) and apply the ``PM_*`` variables of ``env``.
 
     ``env`` defaults to ``os.environ``; tests pass a dict. Raises
-    :class:`~keeper.exceptions.ConfigError` naming the first invalid field.
+    :class:`~keeper.errors.ConfigError` naming the first invalid field.
     """
     env = dict(os.environ if env is None else env)
     data = read_toml(path)

@@ -24,15 +24,17 @@ from eth_account import Account
 from web3 import Web3
 
 from keeper.api import ProofApi
-from keeper.chain import ChainAdapter, ChainResetError
+from keeper.chain import ChainAdapter
 from keeper.config import Config
+from keeper.errors import ChainResetError
 from keeper.feeds import MarketFeed, ReplayFeed, SimConfig, SimulatedFeed
+from keeper.gas import FeeHistoryStrategy
 from keeper.lifecycle import Lifecycle
 from keeper.metrics import KeeperMetrics
 from keeper.pipeline import EpochPipeline, EpochResult
 from keeper.signers import EpochSigner, LocalSigner, RemoteSigners
 from keeper.store import Store
-from keeper.txmanager import FeeHistoryStrategy, TxManager
+from keeper.txmanager import TxManager
 from risk_engine import RiskParams, load_params
 
 __all__ = ["EXIT_CHAIN_RESET", "Keeper", "build_feed", "build_keeper", "build_signer"]

@@ -36,16 +36,15 @@ from typing import Any
 
 from keeper.attestation import Epoch
 from keeper.chain import ChainAdapter
-from keeper.exceptions import FeedError
+from keeper.errors import EpochRefusedError, FeedError, SignerRefusedError
 from keeper.feeds.base import MarketState
 from keeper.pipeline import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,
-    EpochRefusedError,
     FundingRule,
     compute_epoch,
 )
-from keeper.signers import SignerRefusedError, header_to_json
+from keeper.signers import header_to_json
 from risk_engine import RiskParams
 
 __all__ = ["EpochRecomputer", "first_header_difference", "market_deviation"]

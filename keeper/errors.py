@@ -1,334 +1,217 @@
-"""Errors of the keeper side, under one root, and readable decoding of vault reverts.
+"""Every error the keeper raises, under one root: :class:`KeeperError`.
 
-``decode_revert(data, abi)`` turns the raw revert data of any vault call into one line:
-the custom error's name, what it means, and its arguments with their units
-(``InsufficientMargin: IM surplus lower bound would be negative (account=0xAb..,
-imSurplusLo=-12.5 USD [-12500000000000000000])``). ``Error(string)`` and ``Panic(uint256)``
-are decoded too; unknown selectors are reported as such, never guessed.
+A caller catches the whole keeper with one ``except KeeperError``. Each error carries the
+value that failed (the field name, the epoch, the transaction hash) as attributes, not only
+in its message, so that a caller can branch on it and a log line can quote it. The classes
+are grouped by the module that raises them; the decoding of vault reverts into a
+:class:`VaultRevert` is in ``keeper/revert.py``.
 """
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
-from eth_utils import keccak, to_checksum_address
+if TYPE_CHECKING:
+    from keeper.revert import DecodedRevert
+
+__all__ = [
+    "AttestationError",
+    "ChainCallError",
+    "ChainMismatchError",
+    "ChainResetError",
+    "ConfigError",
+    "EpochConflictError",
+    "EpochRefusedError",
+    "FeeCapExceededError",
+    "FeedError",
+    "KeeperError",
+    "LeafSourceError",
+    "NonceError",
+    "RpcUnavailableError",
+    "SignerError",
+    "SignerRefusedError",
+    "SimulationError",
+    "StoreError",
+    "TxError",
+    "TxRevertedError",
+    "TxTimeoutError",
+    "UnauthenticatedError",
+    "VaultRevert",
+    "VerifyError",
+]
 
 
 class KeeperError(Exception):
     """Root of every error raised by ``keeper``."""
 
 
-class ToolchainError(KeeperError):
-    """A pinned tool (solc shim, anvil, forge) is missing: run ``make setup``."""
+# --------------------------------------------------------------------------- config, feeds
 
 
-class CompileError(KeeperError):
-    """The contracts do not compile, or a requested contract does not exist."""
+class ConfigError(KeeperError):
+    """A configuration value is missing or invalid; ``field`` names it (``chain.rpc_url``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class FeedError(KeeperError):
+    """The market feed cannot give a usable state.
+
+    ``field`` names the offending value (``BTC.spot``, ``ETH.smiles[0].atm_vol``,
+    ``tokens.GOV``) when one value is at fault, or ``None`` when the feed as a whole failed
+    (data exhausted, provider down). The keeper refuses the epoch and keeps the last good
+    one (DESIGN §7).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+# --------------------------------------------------------------------------- store, chain
+
+
+class StoreError(KeeperError):
+    """The sqlite store refused an operation or holds inconsistent data."""
+
+
+class EpochConflictError(StoreError):
+    """A second, different root was offered for an epoch number that already has one.
+
+    Posting two roots for one epoch would let two different sets of leaves be valid; the
+    store refuses the second one for ever (DESIGN §3, issue 5).
+    """
+
+    def __init__(self, epoch: int, stored_root: str, offered_root: str) -> None:
+        self.epoch = epoch
+        self.stored_root = stored_root
+        self.offered_root = offered_root
+        super().__init__(
+            f"epoch {epoch} already has root {stored_root}; "
+            f"refusing a different root {offered_root}"
+        )
+
+
+class ChainMismatchError(StoreError):
+    """The store belongs to another chain (other chain id, genesis block or vault).
+
+    Typically Anvil was restarted with an empty chain: the stored epochs and cursor no
+    longer describe this chain, and the keeper must not silently post over them.
+    """
+
+
+class ChainResetError(ChainMismatchError):
+    """The node no longer holds the chain the store describes (reset, or wrong node)."""
+
+
+class ChainCallError(KeeperError):
+    """The node answered a read with an error (not a connection problem)."""
+
+
+# --------------------------------------------------------------------------- transactions
+
+
+class TxError(KeeperError):
+    """A transaction could not be simulated, sent or confirmed."""
+
+
+class RpcUnavailableError(TxError):
+    """The RPC endpoint stayed unreachable after every retry of the backoff policy."""
+
+
+class SimulationError(TxError):
+    """``eth_call`` / ``eth_estimateGas`` says the transaction would revert; it was not sent.
+
+    ``data`` is the raw revert data (hex string, may be ``None``) for decoding against the
+    vault's ABI.
+    """
+
+    def __init__(self, message: str, *, data: str | None = None) -> None:
+        self.data = data
+        super().__init__(message)
+
+
+class TxRevertedError(TxError):
+    """The transaction was mined with status 0."""
+
+    def __init__(self, tx_hash: str, gas_used: int) -> None:
+        self.tx_hash = tx_hash
+        self.gas_used = gas_used
+        super().__init__(f"transaction {tx_hash} reverted (gas used {gas_used})")
+
+
+class TxTimeoutError(TxError):
+    """No receipt within the timeout; the transaction may still be pending under ``tx_hash``."""
+
+    def __init__(self, tx_hash: str, nonce: int, waited_seconds: float) -> None:
+        self.tx_hash = tx_hash
+        self.nonce = nonce
+        self.waited_seconds = waited_seconds
+        super().__init__(
+            f"transaction {tx_hash} (nonce {nonce}) not mined after {waited_seconds:.1f} s"
+        )
+
+
+class FeeCapExceededError(TxError):
+    """The fee the network needs is above the configured cap; nothing was sent."""
+
+    def __init__(self, needed_wei: int, cap_wei: int) -> None:
+        self.needed_wei = needed_wei
+        self.cap_wei = cap_wei
+        super().__init__(f"max fee per gas needed {needed_wei} wei is above the cap {cap_wei} wei")
+
+
+class NonceError(TxError):
+    """The node rejected our nonce even after a resync."""
+
+
+class VaultRevert(KeeperError):
+    """A vault call reverted; ``str(exc)`` is the readable message (``keeper/revert.py``
+    decodes it)."""
+
+    def __init__(self, decoded: DecodedRevert, data: bytes) -> None:
+        super().__init__(decoded.message)
+        self.decoded = decoded
+        self.name = decoded.name
+        self.args_by_name: dict[str, Any] = dict(decoded.args)
+        self.data = data
+
+
+# --------------------------------------------------------------------------- epochs
 
 
 class AttestationError(KeeperError):
     """A leaf, tree, epoch or quote is malformed, or cannot be signed as asked."""
 
 
-class DeploymentError(KeeperError):
-    """A deployment or setup transaction failed."""
+class EpochRefusedError(KeeperError):
+    """The epoch's inputs are unusable; ``reason`` is a short tag (``feed``, ``input``)."""
+
+    def __init__(self, message: str, *, reason: str = "input") -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
-@dataclass(frozen=True)
-class DecodedRevert:
-    """A decoded revert: ``name`` of the error, its ``args`` by parameter name, and the
-    one-line readable ``message``."""
-
-    name: str
-    args: tuple[tuple[str, Any], ...]
-    message: str
-    selector: bytes
+class SignerError(KeeperError):
+    """Not enough valid signatures for the quorum (the reasons are in the message)."""
 
 
-class VaultRevert(KeeperError):
-    """A vault call reverted; ``str(exc)`` is the readable message."""
-
-    def __init__(self, decoded: DecodedRevert, data: bytes) -> None:
-        super().__init__(decoded.message)
-        self.decoded = decoded
-        self.name = decoded.name
-        self.args_by_name = dict(decoded.args)
-        self.data = data
+class SignerRefusedError(SignerError):
+    """A signer service refused the header under its own rules."""
 
 
-# What each vault error means, in words a trader or an operator can act on. Unit hints:
-# parameters listed in _WAD_PARAMS are printed as USD / WAD amounts next to the raw value.
-ERROR_DESCRIPTIONS: dict[str, str] = {
-    # configuration
-    "ZeroAddress": "an address argument is zero",
-    "InvalidQuorum": "quorum must be between 1 and the number of signers",
-    "TooManySigners": "the signer set is larger than the vault accepts",
-    "InvalidSignerSet": "a signer is the zero address or listed twice",
-    "InvalidRiskConfig": "risk config out of range (0 < maxAge <= 1 day, penalty and share "
-    "<= 100%)",
-    "InvalidFutureTolerance": "futureTolerance must be <= 5 minutes and <= maxAge",
-    "InvalidTakeoverBuffer": "takeoverBuffer above its bound (1e9 USD)",
-    "RenounceOwnershipDisabled": "renounceOwnership is disabled: without an owner the signer "
-    "set could never be rotated",
-    "TokenAlreadyRegistered": "this token is already registered as collateral",
-    "TooManyTokens": "the collateral token table is full",
-    "InvalidToken": "token cannot be collateral (settlement token or unsupported decimals)",
-    "InvalidInstrument": "instrument spec invalid (perp: no strike/expiry; option: strike > 0 "
-    "and future expiry)",
-    "NotDelegated": "a vault module was called directly; call the vault",
-    # lookups
-    "UnknownToken": "token is not registered collateral",
-    "UnknownInstrument": "no instrument with this id",
-    # amounts
-    "ZeroAmount": "amount must be > 0",
-    "InsufficientBalance": "account holds less of the token than asked",
-    "InsufficientInsurance": "insurance fund holds less than asked",
-    # margin
-    "SafeMode": "no fresh attestation (older than maxAge): only deposits, repayments, "
-    "settlement and flat-account withdrawals work",
-    "InsufficientMargin": "IM surplus lower bound would be negative after this action",
-    "LeafAccountMismatch": "the ACCOUNT leaf is for another account",
-    "StaleStateNonce": "the ACCOUNT leaf is from before the account's last liquidation; "
-    "wait for the next epoch's leaf",
-    "InvalidAccountProof": "ACCOUNT leaf/proof does not verify against the current root "
-    "(wrong epoch?)",
-    "InvalidInstrumentProof": "INSTRUMENT leaf/proof does not verify against the current root",
-    "InstrumentLeafMismatch": "the INSTRUMENT leaf is for another instrument than the leg",
-    "TooManyPositions": "account has the maximum number of open positions",
-    "BoundsFromPreviousPrices": "account changed between the current epoch's snapshot and its "
-    "post (bounds at the previous prices): withdrawals and trades wait for epoch untilEpoch",
-    # attestation
-    "InvalidSignature": "epoch signature at this index is malformed",
-    "UnknownSigner": "epoch signed by an address outside the current signer set",
-    "DuplicateSigner": "the same signer signed twice",
-    "SignersNotSorted": "epoch signatures must be sorted by signer address, strictly ascending",
-    "BelowQuorum": "fewer valid signatures than the quorum",
-    "WrongConfigVersion": "epoch signed for another signer-set version",
-    "EpochNotIncreasing": "epoch number must be greater than the last posted",
-    "InvalidSnapshotBlock": "snapshot block must be < the current block and >= the last epoch's",
-    "TimestampBeforeLast": "epoch timestamp is before the last epoch's",
-    "TimestampInFuture": "epoch timestamp is too far ahead of the block time",
-    "StaleTimestamp": "epoch timestamp is older than maxAge",
-    "TokenTableMismatch": "epoch token table must list every registered token in "
-    "registration order",
-    "TokenCountMismatch": "epoch token table must have one entry per registered token",
-    "InvalidTokenPrice": "token price must be > 0 and downShock <= 100%",
-    "NotAPerp": "funding update for an instrument that is not a perp",
-    "NotAnOption": "settlement for an instrument that is not an option",
-    "NotExpired": "settlement for an option that has not expired at the epoch timestamp",
-    "SettlementAlreadySet": "settlement price already posted (it is final)",
-    "EmptyRoot": "epoch root is zero",
-    # quotes
-    "QuoteExpired": "quote deadline has passed",
-    "WrongTaker": "quote is reserved for another taker",
-    "SelfTrade": "maker and taker are the same account",
-    "NonceUsed": "quote nonce already filled or cancelled",
-    "InvalidQuoteSignature": "quote not signed by its maker",
-    "InvalidLegs": "need at least one leg and one INSTRUMENT proof per leg",
-    "ZeroSize": "a leg has size 0",
-    "InstrumentExpired": "cannot trade an expired option",
-    # settlement
-    "SettlementPriceNotSet": "option settlement price not posted yet",
-    "NoPosition": "account has no position in this instrument",
-    # liquidation
-    "SelfLiquidation": "an account cannot liquidate itself",
-    "AccountHealthy": "MM surplus upper bound is >= 0: the account is not liquidatable",
-    "NothingToLiquidate": "account has no position and no debt: it is never liquidatable",
-    "LiquidationCostTooHigh": "liquidation would cost more net cash than maxCashOut",
-}
-
-#: Parameter names whose value is a WAD (1e18) fixed-point number (USD, price or fraction).
-_WAD_PARAMS: set[str] = {
-    "takeoverBuffer",
-    "imSurplusLo",
-    "mmSurplusHi",
-    "netCashPaid",
-    "maxCashOut",
-    "price",
-    "downShock",
-    "strike",
-    "liquidationPenalty",
-    "insuranceShare",
-}
-
-_PANIC_CODES = {
-    0x00: "generic compiler panic",
-    0x01: "assert failed",
-    0x11: "arithmetic overflow or underflow",
-    0x12: "division or modulo by zero",
-    0x21: "invalid enum value",
-    0x22: "bad storage byte array encoding",
-    0x31: "pop on an empty array",
-    0x32: "array index out of bounds",
-    0x41: "out of memory",
-    0x51: "call to an uninitialised internal function",
-}
-_ERROR_STRING = keccak(text="Error(string)")[:4]
-_PANIC = keccak(text="Panic(uint256)")[:4]
+class UnauthenticatedError(SignerRefusedError):
+    """The request is not signed by an allowed keeper (HTTP 401)."""
 
 
-def _canonical_type(param: Mapping[str, Any]) -> str:
-    t = str(param["type"])
-    if t.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in param["components"])
-        return f"({inner}){t[len('tuple') :]}"
-    return t
+class VerifyError(KeeperError):
+    """The epoch cannot be verified (unknown epoch, no market snapshot)."""
 
 
-def error_signature(entry: Mapping[str, Any]) -> str:
-    """``Name(type1,type2)`` of an ABI ``error`` entry."""
-    return f"{entry['name']}({','.join(_canonical_type(p) for p in entry.get('inputs', []))})"
+# --------------------------------------------------------------------------- liquidator
 
 
-def error_selectors(abi: Iterable[Mapping[str, Any]]) -> dict[bytes, Mapping[str, Any]]:
-    """4-byte selector -> ABI entry for every ``error`` in ``abi``."""
-    return {keccak(text=error_signature(e))[:4]: e for e in abi if e.get("type") == "error"}
-
-
-def _wad(value: int) -> str:
-    d = Decimal(value) / Decimal(10**18)
-    return f"{d.normalize():f}" if d == d.to_integral_value() else f"{d:.6f}".rstrip("0")
-
-
-#: Per-error WAD parameters whose names are ambiguous elsewhere (``amount`` is in token
-#: units in ``InsufficientBalance``, in WAD USD here).
-_WAD_PARAMS_BY_ERROR: dict[str, set[str]] = {"InsufficientInsurance": {"fund", "amount"}}
-
-
-def _fmt(name: str, typ: str, value: Any, wad: bool = False) -> str:
-    if typ == "address":
-        return to_checksum_address(value)
-    if isinstance(value, bytes):
-        if typ == "bytes32" and value[:28] != bytes(28) and value.rstrip(b"\0").isascii():
-            text = value.rstrip(b"\0").decode()
-            if text.isprintable() and text:
-                return f"0x{value.hex()} ({text!r})"
-        return "0x" + value.hex()
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int) and (wad or name in _WAD_PARAMS):
-        return f"{_wad(value)} [{value}]"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_fmt(name, typ.rstrip("[]"), v) for v in value) + "]"
-    return str(value)
-
-
-def _as_bytes(data: bytes | str | None) -> bytes:
-    if data is None:
-        return b""
-    if isinstance(data, str):
-        s = data[2:] if data.startswith(("0x", "0X")) else data
-        try:
-            return bytes.fromhex(s)
-        except ValueError:
-            return b""
-    return bytes(data)
-
-
-def decode_revert_data(data: bytes | str | None, abi: Iterable[Mapping[str, Any]]) -> DecodedRevert:
-    """Decode revert ``data`` against the custom errors of ``abi`` (see :func:`decode_revert`)."""
-    raw = _as_bytes(data)
-    if not raw:
-        return DecodedRevert("", (), "reverted without data (out of gas, or a bare revert)", b"")
-    selector, body = raw[:4], raw[4:]
-    if selector == _ERROR_STRING:
-        try:
-            (reason,) = abi_decode(["string"], body)
-        except DecodingError:
-            reason = f"<undecodable 0x{body.hex()}>"
-        return DecodedRevert("Error", (("reason", reason),), f"Error: {reason}", selector)
-    if selector == _PANIC:
-        try:
-            (code,) = abi_decode(["uint256"], body)
-        except DecodingError:
-            code = -1
-        what = _PANIC_CODES.get(code, "unknown panic code")
-        return DecodedRevert("Panic", (("code", code),), f"Panic(0x{code:02x}): {what}", selector)
-    entry = error_selectors(abi).get(selector)
-    if entry is None:
-        return DecodedRevert(
-            "",
-            (),
-            f"unknown error selector 0x{selector.hex()} (data 0x{raw.hex()})",
-            selector,
-        )
-    inputs = list(entry.get("inputs", []))
-    name = str(entry["name"])
-    try:
-        values = abi_decode([_canonical_type(p) for p in inputs], body)
-    except DecodingError:
-        return DecodedRevert(name, (), f"{name}: <undecodable arguments 0x{body.hex()}>", selector)
-    values = tuple(
-        to_checksum_address(v) if p["type"] == "address" else v
-        for p, v in zip(inputs, values, strict=True)
-    )
-    names = [str(p.get("name") or f"arg{i}") for i, p in enumerate(inputs)]
-    args = tuple(zip(names, values, strict=True))
-    shown = ", ".join(
-        f"{n}={_fmt(n, str(p['type']), v, n in _WAD_PARAMS_BY_ERROR.get(name, set()))}"
-        for n, p, v in zip(names, inputs, values, strict=True)
-    )
-    what = ERROR_DESCRIPTIONS.get(name)
-    message = f"{name}({shown})" + (f": {what}" if what else "")
-    return DecodedRevert(name, args, message, selector)
-
-
-def decode_revert(data: bytes | str | None, abi: Iterable[Mapping[str, Any]]) -> str:
-    """One readable line for revert ``data`` (bytes or 0x-hex) of a contract with ``abi``."""
-    return decode_revert_data(data, abi).message
-
-
-def _data_in(exc: BaseException) -> bytes | None:
-    for candidate in (getattr(exc, "data", None), *getattr(exc, "args", ())):
-        if isinstance(candidate, dict):
-            candidate = candidate.get("data")
-        if isinstance(candidate, bytes | bytearray) and candidate:
-            return bytes(candidate)
-        if not isinstance(candidate, str):
-            continue
-        if candidate.startswith("0x") and len(candidate) >= 10:
-            try:
-                return bytes.fromhex(candidate[2:])
-            except ValueError:
-                continue
-        # web3's eth-tester provider re-raises with the bytes' repr in the message.
-        prefix = "execution reverted: b"
-        if candidate.startswith(prefix):
-            try:
-                value = ast.literal_eval(candidate[len("execution reverted: ") :])
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(value, bytes) and value:
-                return value
-    return None
-
-
-def revert_data_of(exc: BaseException) -> bytes | None:
-    """The raw revert data carried by a web3 (Anvil) or eth-tester exception, if any.
-
-    Follows the exception chain: web3's eth-tester provider re-raises eth-tester's
-    ``TransactionFailed`` (which holds the bytes) inside its ``except`` block.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        data = _data_in(current)
-        if data is not None:
-            return data
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def as_vault_revert(exc: BaseException, abi: Iterable[Mapping[str, Any]]) -> VaultRevert | None:
-    """A :class:`VaultRevert` for a web3 exception that carries revert data, else ``None``."""
-    data = revert_data_of(exc)
-    if data is None:
-        return None
-    return VaultRevert(decode_revert_data(data, abi), data)
+class LeafSourceError(KeeperError):
+    """The leaf source cannot serve the epoch the vault holds (lagging, unreachable)."""

@@ -66,8 +66,8 @@ from keeper.attestation import (
 )
 from keeper.bounds import mul_wad_down, mul_wad_up
 from keeper.chain import AccountState, ChainAdapter, ChainSnapshot, InstrumentInfo
-from keeper.errors import KeeperError, decode_revert
-from keeper.exceptions import (
+from keeper.errors import (
+    EpochRefusedError,
     FeedError,
     RpcUnavailableError,
     SimulationError,
@@ -77,6 +77,7 @@ from keeper.exceptions import (
 )
 from keeper.feeds.base import MarketFeed, MarketState
 from keeper.metrics import KeeperMetrics
+from keeper.revert import decode_revert
 from keeper.signers import EpochSigner, header_from_json, header_to_json
 from keeper.store import LeafRecord, Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest
@@ -99,7 +100,6 @@ __all__ = [
     "STAGES",
     "EpochBuild",
     "EpochPipeline",
-    "EpochRefusedError",
     "EpochResult",
     "FundingRule",
     "compute_epoch",
@@ -119,14 +119,6 @@ DEFAULT_TOKEN_UNDERLYINGS: Mapping[str, str] = {
     "WSOL": "SOL",
     "GOV": "GOV",
 }
-
-
-class EpochRefusedError(KeeperError):
-    """The epoch's inputs are unusable; ``reason`` is a short tag (``feed``, ``input``)."""
-
-    def __init__(self, message: str, *, reason: str = "input") -> None:
-        self.reason = reason
-        super().__init__(message)
 
 
 # --------------------------------------------------------------------------- rules

@@ -68,7 +68,12 @@ from keeper.attestation import (
     epoch_typed_data,
     recover_signer,
 )
-from keeper.errors import KeeperError
+from keeper.errors import (
+    KeeperError,
+    SignerError,
+    SignerRefusedError,
+    UnauthenticatedError,
+)
 
 __all__ = [
     "AUTH_HEADER",
@@ -76,9 +81,7 @@ __all__ = [
     "EpochSigner",
     "LocalSigner",
     "RemoteSigners",
-    "SignerError",
     "SignerPolicy",
-    "SignerRefusedError",
     "SignerService",
     "header_from_json",
     "header_to_json",
@@ -87,18 +90,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("keeper.signers")
-
-
-class SignerError(KeeperError):
-    """Not enough valid signatures for the quorum (the reasons are in the message)."""
-
-
-class SignerRefusedError(SignerError):
-    """A signer service refused the header under its own rules."""
-
-
-class _UnauthenticatedError(SignerRefusedError):
-    """The request is not signed by an allowed keeper (HTTP 401)."""
 
 
 #: HTTP header carrying the keeper's signature of the request body.
@@ -420,16 +411,16 @@ class SignerService:
         if not self._allowed:
             return None
         if not signature:
-            raise _UnauthenticatedError(f"no {AUTH_HEADER} header")
+            raise UnauthenticatedError(f"no {AUTH_HEADER} header")
         try:
             caller = request_signer(body, signature)
         except Exception as exc:  # malformed signature bytes
-            raise _UnauthenticatedError(f"bad request signature: {exc}") from exc
+            raise UnauthenticatedError(f"bad request signature: {exc}") from exc
         if caller not in self._allowed:
-            raise _UnauthenticatedError(f"caller {caller} is not an allowed keeper")
+            raise UnauthenticatedError(f"caller {caller} is not an allowed keeper")
         age = self._clock() - timestamp
         if abs(age) > self.policy.max_request_age_seconds:
-            raise _UnauthenticatedError(
+            raise UnauthenticatedError(
                 f"request timestamp {timestamp} is {age:.0f} s from this service's clock"
             )
         return caller

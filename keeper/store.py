@@ -4,7 +4,7 @@ What it holds and why:
 
 - ``epochs``: one row per epoch number with its ONE root. :meth:`Store.reserve_epoch`
   is the only way to create it and refuses a different root for an existing number
-  (:class:`~keeper.exceptions.EpochConflictError`), inside an ``IMMEDIATE`` transaction
+  (:class:`~keeper.errors.EpochConflictError`), inside an ``IMMEDIATE`` transaction
   so that two keeper processes cannot race. Status moves forward only:
   ``built -> signed -> sent -> mined``, and ``failed`` from any non-final state (a failed
   epoch may be sent again with the same root: ``failed -> sent``). An epoch that cannot
@@ -17,7 +17,7 @@ What it holds and why:
 - ``transactions``: every transaction sent (hash, nonce, fees, status, ``replaced_by``).
 - ``cursors``: the event indexer's last block and its hash (reorg detection).
 - ``chain_binding``: chain id, genesis hash and vault this store belongs to; a different
-  chain (Anvil restarted empty) raises :class:`~keeper.exceptions.ChainMismatchError`.
+  chain (Anvil restarted empty) raises :class:`~keeper.errors.ChainMismatchError`.
 
 Integers (WAD amounts, int256) are kept exact: Python ints in the records this module
 returns, decimal strings in ``to_dict()`` (the API and the epoch files), so that a
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from keeper.exceptions import ChainMismatchError, EpochConflictError, StoreError
+from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
 
 __all__ = [
     "EPOCH_STATUSES",

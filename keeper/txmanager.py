@@ -10,7 +10,9 @@ One :class:`TxManager` per sending account. Every transaction goes
 Nonces are kept locally (so that back-to-back sends do not wait for the node) and
 resynced from the node's pending count on start and after an error that leaves them in
 doubt. RPC calls that fail with a connection error or a timeout are retried with
-exponential backoff (:class:`RetryPolicy`) before :class:`RpcUnavailableError`.
+exponential backoff (:class:`~keeper.retry.RetryPolicy`) before
+:class:`~keeper.errors.RpcUnavailableError`. The fees come from a
+:class:`~keeper.gas.GasStrategy` (``keeper/gas.py``).
 
 What the caller must trust: a :class:`TxTimeoutError` means the transaction may still
 be mined later under one of the recorded hashes (the store has them all, with
@@ -19,7 +21,6 @@ be mined later under one of the recorded hashes (the store has them all, with
 
 from __future__ import annotations
 
-import abc
 import functools
 import logging
 import math
@@ -27,9 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NewType, TypeVar, cast
+from typing import Any, TypeVar, cast
 
-import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
@@ -38,15 +38,13 @@ from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
     ContractPanicError,
-    ProviderConnectionError,
     TransactionNotFound,
     Web3RPCError,
 )
 from web3.types import TxParams
 
 from keeper.config import Config
-from keeper.errors import revert_data_of
-from keeper.exceptions import (
+from keeper.errors import (
     FeeCapExceededError,
     NonceError,
     RpcUnavailableError,
@@ -55,182 +53,25 @@ from keeper.exceptions import (
     TxRevertedError,
     TxTimeoutError,
 )
+from keeper.gas import MIN_REPLACEMENT_BUMP_PCT, FeeHistoryStrategy, Fees, GasStrategy
 from keeper.metrics import KeeperMetrics
+from keeper.retry import RetryPolicy, call_with_retry, is_transient
+from keeper.revert import revert_data_of
 from keeper.store import Store, TxRecord
 
 __all__ = [
-    "MIN_REPLACEMENT_BUMP_PCT",
-    "Fees",
-    "FeeHistoryStrategy",
-    "FixedFeeStrategy",
-    "GasStrategy",
     "PendingTx",
-    "RetryPolicy",
     "SentAttempt",
     "TxManager",
     "TxRequest",
     "TxResult",
-    "Wei",
-    "call_with_retry",
-    "is_transient",
 ]
 
 log = logging.getLogger("keeper.tx")
 
-Wei = NewType("Wei", int)
 T = TypeVar("T")
 
-#: geth and Anvil refuse a same-nonce replacement unless both fees rise by >= 10 %.
-MIN_REPLACEMENT_BUMP_PCT = 10.0
-
-
-# --------------------------------------------------------------------------- retries
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying: the node is unreachable or slow, not a refusal."""
-    if isinstance(
-        exc,
-        requests.exceptions.ConnectionError
-        | requests.exceptions.Timeout
-        | ProviderConnectionError
-        | ConnectionError
-        | TimeoutError,
-    ):
-        return True
-    return False
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff: delays ``base * 2**k`` capped at ``max_delay`` seconds, for at
-    most ``max_attempts`` attempts and ``deadline_seconds`` in total."""
-
-    max_attempts: int = 10
-    base_delay: float = 0.25
-    max_delay: float = 5.0
-    deadline_seconds: float = 60.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
-        return float(min(self.max_delay, self.base_delay * 2.0**attempt))
-
-
-def call_with_retry(
-    fn: Callable[[], T],
-    policy: RetryPolicy,
-    *,
-    what: str = "rpc",
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    on_retry: Callable[[BaseException, int], None] | None = None,
-) -> T:
-    """Call ``fn``; on a transient error wait and retry per ``policy``.
-
-    Non-transient errors propagate at once. After the last attempt or past the deadline
-    raises :class:`RpcUnavailableError` chained to the last error.
-    """
-    start = clock()
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            attempt += 1
-            delay = policy.delay(attempt - 1)
-            if attempt >= policy.max_attempts or clock() - start + delay > policy.deadline_seconds:
-                raise RpcUnavailableError(
-                    f"{what}: RPC unreachable after {attempt} attempts in "
-                    f"{clock() - start:.1f} s: {exc}"
-                ) from exc
-            log.warning(
-                "rpc retry",
-                extra={"what": what, "attempt": attempt, "delay": delay, "error": str(exc)},
-            )
-            if on_retry is not None:
-                on_retry(exc, attempt)
-            sleep(delay)
-
-
-# --------------------------------------------------------------------------- fees
-
-
-@dataclass(frozen=True)
-class Fees:
-    """EIP-1559 fees in wei per gas."""
-
-    max_fee_per_gas: int
-    max_priority_fee_per_gas: int
-
-    def __post_init__(self) -> None:
-        if self.max_priority_fee_per_gas < 0 or self.max_fee_per_gas <= 0:
-            raise TxError(f"invalid fees {self}")
-        if self.max_priority_fee_per_gas > self.max_fee_per_gas:
-            raise TxError(f"priority fee above max fee: {self}")
-
-    def bumped(self, pct: float) -> Fees:
-        """Both fees raised by ``pct`` percent, rounded UP and by at least 1 wei, so the
-        replacement always clears the node's >= 10 % rule."""
-
-        def up(x: int) -> int:
-            return max(x + 1, math.ceil(x * (100.0 + pct) / 100.0))
-
-        return Fees(up(self.max_fee_per_gas), up(self.max_priority_fee_per_gas))
-
-    def at_least(self, other: Fees) -> Fees:
-        """Component-wise maximum."""
-        return Fees(
-            max(self.max_fee_per_gas, other.max_fee_per_gas),
-            max(self.max_priority_fee_per_gas, other.max_priority_fee_per_gas),
-        )
-
-
-class GasStrategy(abc.ABC):
-    """Chooses the fees of a new transaction and of a replacement."""
-
-    @abc.abstractmethod
-    def fees(self, w3: Web3) -> Fees:
-        """Fees for a new transaction now."""
-
-    def replacement(self, previous: Fees, w3: Web3, bump_pct: float) -> Fees:
-        """Fees for replacing a transaction sent with ``previous``: at least ``bump_pct``
-        above it on both fees, and at least what a new transaction would get now."""
-        return previous.bumped(bump_pct).at_least(self.fees(w3))
-
-
-@dataclass(frozen=True)
-class FixedFeeStrategy(GasStrategy):
-    """Always the same fees (tests, private chains); replacements still bump."""
-
-    fixed: Fees
-
-    def fees(self, w3: Web3) -> Fees:
-        return self.fixed
-
-    def replacement(self, previous: Fees, w3: Web3, bump_pct: float) -> Fees:
-        return previous.bumped(bump_pct)
-
-
-@dataclass(frozen=True)
-class FeeHistoryStrategy(GasStrategy):
-    """Fees from ``eth_feeHistory``: tip = max(``priority_fee_wei``, the ``percentile``
-    reward of the last ``blocks`` blocks); max fee = ``base_fee_multiplier`` x the next
-    block's base fee + tip (room for the base fee to rise for a few full blocks)."""
-
-    priority_fee_wei: int
-    base_fee_multiplier: float = 2.0
-    blocks: int = 5
-    percentile: float = 50.0
-
-    def fees(self, w3: Web3) -> Fees:
-        hist = w3.eth.fee_history(self.blocks, "latest", [self.percentile])
-        next_base = int(hist["baseFeePerGas"][-1])
-        rewards = sorted(int(r[0]) for r in hist.get("reward", []) if r)
-        median_reward = rewards[len(rewards) // 2] if rewards else 0
-        tip = max(self.priority_fee_wei, median_reward)
-        return Fees(math.ceil(next_base * self.base_fee_multiplier) + tip, tip)
+_DEFAULT_RETRY = RetryPolicy()  # frozen: safe to share as a default
 
 
 # --------------------------------------------------------------------------- requests
@@ -342,7 +183,7 @@ class TxManager:
         receipt_timeout: float = 180.0,
         poll_interval: float = 0.25,
         gas_margin: float = 1.2,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = _DEFAULT_RETRY,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         metrics: KeeperMetrics | None = None,

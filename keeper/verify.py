@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keeper.chain import ChainAdapter
-from keeper.errors import KeeperError
+from keeper.errors import VerifyError
 from keeper.feeds.base import MarketState
 from keeper.pipeline import (
     DEFAULT_FUNDING_RULE,
@@ -32,11 +32,7 @@ from keeper.signers import header_from_json, header_to_json
 from keeper.store import Store
 from risk_engine import RiskParams
 
-__all__ = ["VerifyError", "VerifyResult", "verify_epoch"]
-
-
-class VerifyError(KeeperError):
-    """The epoch cannot be verified (unknown epoch, no market snapshot)."""
+__all__ = ["VerifyResult", "verify_epoch"]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ Typical use::
     result.im, result.mm, result.equity                      # per account (USD floats)
     result.leaves.to_wad(), result.tokens.to_wad()           # chain numbers (WAD ints)
     result.to_wad(account)                                   # (equity down, im up, mm up)
+    arrays.capped                                            # values capped in a crash (log them)
 
 The method is in docs/margin-method.md, the parameters in docs/risk-parameters.md.
 """
@@ -22,10 +23,10 @@ from .leaves import InstrumentLeaves, TokenTable, WadInstrumentLeaves, WadTokenT
 from .margin import MarginResult, compute_margin
 from .market import MarketSnapshot, VolSurface
 from .params import RiskParams, load_params, params_from_dict, parse_params
-from .pricing import black76, black76_delta
+from .pricing import black76, black76_delta, black76_spot_delta
 from .report import AccountReport, explain
 from .risk_arrays import RiskArrays, build_risk_arrays
-from .scenarios import ScenarioSet
+from .scenarios import CappedValue, ScenarioSet
 from .units import (
     WAD,
     to_signed_wad_down,
@@ -37,6 +38,7 @@ from .units import (
 __all__ = [
     "WAD",
     "AccountReport",
+    "CappedValue",
     "InstrumentKind",
     "InstrumentLeaves",
     "InstrumentTable",
@@ -56,6 +58,7 @@ __all__ = [
     "WadTokenTable",
     "black76",
     "black76_delta",
+    "black76_spot_delta",
     "build_risk_arrays",
     "compute_margin",
     "explain",

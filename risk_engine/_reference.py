@@ -31,6 +31,7 @@ class ReferenceResult:
     scan_mm: list[float]
     basis: list[float]
     short_option: list[float]
+    minimum: list[float]
     concentration: list[float]
 
 
@@ -51,8 +52,13 @@ def black76_scalar(f: float, k: float, t: float, vol: float, r: float, call: boo
     return df * max(k * _ncdf(-d2) - f * _ncdf(-d1), 0.0)
 
 
-def _delta_scalar(f: float, k: float, t: float, vol: float, r: float, call: bool) -> float:
+def _delta_scalar(
+    f: float, k: float, t: float, vol: float, r: float, call: bool, *, right: bool = False
+) -> float:
+    """dV/dF; for an expired option at its strike, the right or left derivative."""
     if t <= 0.0 or vol <= 0.0:
+        if f == k:
+            return (1.0 if right else 0.0) if call else (0.0 if right else -1.0)
         if call:
             return 1.0 if f > k else 0.0
         return -1.0 if f < k else 0.0
@@ -119,11 +125,46 @@ def compute_margin_reference(
         p = vp.exponent_short if days <= vp.reference_days else vp.exponent_long
         return float((vp.reference_days / days) ** p)
 
-    out = ReferenceResult([], [], [], [], [], [], [], [])
+    frac = scen.fraction.tolist()
+    ranges = scen.ranges.tolist()
+    segs = list(zip(scen.interval_lo.tolist(), scen.interval_hi.tolist(), strict=True))
+    n_seg = len(segs)
+    n_seg_mm = scen.n_mm_intervals
+    n_mm = scen.n_mm
+    boundary = scen.mm_boundary.tolist()
+
+    def segment_pad(
+        g: list[float],
+        v: list[float],
+        f: float,
+        k: float,
+        t_s: float,
+        sig: list[float],
+        fs: list[float],
+        call: bool,
+        seg: tuple[int, int],
+        rng: float,
+    ) -> float:
+        """Most a long option's loss g (concave in the move) exceeds its chord on a segment."""
+        a, b = seg
+        h = (frac[b] - frac[a]) * rng
+        p_slope = -f * _delta_scalar(fs[a], k, t_s, sig[a], r, call, right=True)
+        q_slope = -f * _delta_scalar(fs[b], k, t_s, sig[b], r, call, right=False)
+        chord = (g[b] - g[a]) / h
+        p = max(p_slope - chord, 0.0)
+        q = max(chord - q_slope, 0.0)
+        tangent = h * p * q / (p + q) if p + q > 0.0 else 0.0
+        return min(tangent, max(v[a], v[b]))
+
+    out = ReferenceResult([], [], [], [], [], [], [], [], [])
     rows = range(portfolios.n_accounts) if accounts is None else accounts
     pos = portfolios.positions
     for a in rows:
         loss = [[0.0] * n_t for _ in range(n_u)]
+        # per-point pads of long options: MM columns (MM segments only) and full (all)
+        pad_mm = [[0.0] * n_t for _ in range(n_u)]
+        pad_full = [[0.0] * n_t for _ in range(n_u)]
+        minimum = 0.0
         b_up = [0.0] * n_u
         b_dn = [0.0] * n_u
         delta = [0.0] * n_u
@@ -135,6 +176,7 @@ def compute_margin_reference(
             x = float(pos.data[nz])
             u = int(res.underlying_index[i])
             kind = int(ins.kind[i])
+            minimum += abs(x) * params.minimum.rate * spot[u]
             if kind in (InstrumentKind.SPOT, InstrumentKind.PERP):
                 price = spot[u] if kind == InstrumentKind.SPOT else perp[u]
                 equity += x * price
@@ -162,28 +204,53 @@ def compute_margin_reference(
             delta[u] += x * _delta_scalar(f, k, t, sig, r, call) * f
             mult = vol_mult(t)
             t_s = max(t - h_years, 0.0)
+            vals: list[float] = []
+            sigs: list[float] = []
+            fwds: list[float] = []
             for s in range(n_t):
                 st = states[s]
                 factor = 1.0 + vp.up * mult if st > 0 else (1.0 - vp.down * mult if st < 0 else 1.0)
-                v = black76_scalar(
-                    f * (1.0 + moves[u][s]), k, t_s, max(sig * factor, vp.floor), r, call
-                )
-                loss[u][s] += x * (mark - v) * covers[s]
+                sigs.append(max(sig * factor, vp.floor))
+                fwds.append(f * (1.0 + moves[u][s]))
+                vals.append(black76_scalar(fwds[s], k, t_s, sigs[s], r, call))
+                loss[u][s] += x * (mark - vals[s]) * covers[s]
+            if x > 0:
+                g_unit = [(mark - vals[s]) * covers[s] for s in range(n_t)]
+                unit_mm = [0.0] * n_t
+                unit_full = [0.0] * n_t
+                for j in range(n_seg):
+                    c = segment_pad(g_unit, vals, f, k, t_s, sigs, fwds, call, segs[j], ranges[u])
+                    for end in segs[j]:
+                        unit_full[end] = max(unit_full[end], c)
+                        if j < n_seg_mm:
+                            unit_mm[end] = max(unit_mm[end], c)
+                for s in range(n_t):
+                    pad_mm[u][s] += x * unit_mm[s]
+                    pad_full[u][s] += x * unit_full[s]
             bshift = params.basis.forward_per_sqrt_year * math.sqrt(t)
             b_up[u] += x * (mark - black76_scalar(f * (1.0 + bshift), k, t, sig, r, call))
             b_dn[u] += x * (mark - black76_scalar(f * (1.0 - bshift), k, t, sig, r, call))
             if x < 0:
                 som += -x * params.addons.short_option_minimum * spot[u]
 
-        def scan(n_cols: int, loss: list[list[float]] = loss) -> float:
+        def scan(
+            im: bool,
+            loss: list[list[float]] = loss,
+            pad_mm: list[list[float]] = pad_mm,
+            pad_full: list[list[float]] = pad_full,
+        ) -> float:
             total = 0.0
             for c, members in enumerate(tree.members):
                 w = float(tree.weight[c])
                 if w <= 0.0:
                     continue
                 worst = 0.0
-                for s in range(n_cols):
-                    worst = max(worst, sum(loss[u][s] for u in members))
+                for s in range(n_t if im else n_mm):
+                    pad = pad_mm if s < n_mm else pad_full
+                    worst = max(worst, sum(loss[u][s] + pad[u][s] for u in members))
+                if im:
+                    for s in boundary:
+                        worst = max(worst, sum(loss[u][s] + pad_full[u][s] for u in members))
                 total += w * worst
             return total
 
@@ -193,16 +260,17 @@ def compute_margin_reference(
             * max(0.0, abs(delta[u]) - upar[u].concentration_threshold_usd)
             for u in range(n_u)
         )
-        s_im = scan(n_t)
-        s_mm = scan(scen.n_mm)
-        add = basis + som + conc
+        s_im = scan(True)
+        s_mm = scan(False)
+        add = basis + som + minimum + conc
         out.equity.append(equity)
         out.im.append(s_im + add)
-        out.mm.append(params.mm_scale * (s_mm + add))
+        out.mm.append(s_mm + params.mm_scale * add)
         out.scan_im.append(s_im)
         out.scan_mm.append(s_mm)
         out.basis.append(basis)
         out.short_option.append(som)
+        out.minimum.append(minimum)
         out.concentration.append(conc)
     return out
 

@@ -2,6 +2,9 @@
 
 * Short option minimum: ``sum_i m_i * max(0, -x_i)`` with ``m_i = rate * spot`` per unit
   short option. Convex and positively homogeneous, hence subadditive.
+* Minimum charge: ``sum_i n_i * |x_i|`` with ``n_i = minimum_charge.rate * spot`` per unit
+  of every instrument: no book with a position is at zero margin (a perfect hedge
+  included). Convex and positively homogeneous, hence subadditive.
 * Concentration: ``sum_u k_u * max(0, |D_u(X)| - T_u)`` with ``D_u`` the account's net
   delta notional (USD) on underlying ``u``. It is SUPERadditive (two books each under the
   threshold can sum above it), so it cannot rely on subadditivity. Instead its slope is
@@ -41,6 +44,20 @@ def short_option_minimum(
     return out
 
 
+def minimum_charge(
+    data: Float64Array,
+    indices: Int64Array,
+    account_of_nnz: Int64Array,
+    charge: Float64Array,
+    n: int,
+) -> Float64Array:
+    """Per-account minimum charge ``sum_i charge_i |x_i|`` (arguments as
+    :func:`short_option_minimum`; ``charge`` is USD per unit of ``|size|``)."""
+    w = np.abs(data) * charge[indices]
+    out: Float64Array = np.bincount(account_of_nnz, weights=w, minlength=n).astype(np.float64)
+    return out
+
+
 def concentration_charge(
     delta_notional: Float64Array, rate: Float64Array, threshold: Float64Array
 ) -> Float64Array:
@@ -74,6 +91,7 @@ def takeover_gap_bound(rate: Float64Array, threshold: Float64Array) -> float:
 __all__ = [
     "concentration_charge",
     "concentration_slope",
+    "minimum_charge",
     "short_option_minimum",
     "takeover_gap_bound",
 ]

@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"universe: {instruments.n_instruments} instruments ({n_opt} options, 3 perps, "
         f"{arrays.tokens.instrument_index.size} tokens), {market.n_underlyings} underlyings; "
-        f"{arrays.n_scenarios} template scenarios x {market.n_underlyings} underlyings = "
-        f"{arrays.n_scenarios * market.n_underlyings} scenario columns; "
+        f"{arrays.n_scenarios} template scenarios ({arrays.n_scan_columns} padded scan "
+        f"columns) x {market.n_underlyings} underlyings = "
+        f"{arrays.n_scan_columns * market.n_underlyings} scan columns; "
         f"{arrays.n_joint_scenarios} joint (cluster) scenarios per account"
     )
     print(f"book: {book.n_accounts} accounts, {book.positions.nnz} positions")

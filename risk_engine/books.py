@@ -20,7 +20,7 @@ constant-maturity book), so each day's loss is that of the same shape of risk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -38,6 +38,7 @@ __all__ = [
     "PAIR_UNDERLYINGS",
     "build_book",
     "gross_notional",
+    "hedge_size",
 ]
 
 DAYS_PER_YEAR = 365.0
@@ -189,6 +190,13 @@ def _option_delta(spot: float, leg: Leg, vol: float) -> float:
     return float(black76_delta(spot, leg.strike, leg.expiry_years, vol, 0.0, is_call))
 
 
+def hedge_size(legs: Iterable[tuple[float, float]]) -> float:
+    """Units of the perp that flatten a book's delta: ``-sum(quantity * delta)`` over the
+    ``(quantity, delta per unit)`` of its legs (units of the underlying; a perp or a token
+    has delta 1, an option :func:`~risk_engine.pricing.black76_spot_delta`)."""
+    return -sum(q * d for q, d in legs)
+
+
 def build_book(
     spec: BookSpec,
     underlying: str,
@@ -242,12 +250,14 @@ def build_book(
         sigma = vol.get(underlying)
         if sigma is None or not np.isfinite(sigma) or sigma <= 0.0:
             raise ValueError(f"vol[{underlying!r}]={sigma} must be a finite number > 0")
-        delta = sum(
-            leg_.quantity
-            * (_option_delta(s0, leg_, sigma) if leg_.kind in (LegKind.CALL, LegKind.PUT) else 1.0)
+        size = hedge_size(
+            (
+                leg_.quantity,
+                _option_delta(s0, leg_, sigma) if leg_.kind in (LegKind.CALL, LegKind.PUT) else 1.0,
+            )
             for leg_ in legs
         )
-        legs.append(Leg(kind=LegKind.PERP, underlying=underlying, quantity=-delta))
+        legs.append(Leg(kind=LegKind.PERP, underlying=underlying, quantity=size))
     label = f"{underlying}/{second}" if spec.pair else underlying
     return Book(name=spec.name, underlying=label, legs=tuple(legs), hedged=spec.hedged)
 

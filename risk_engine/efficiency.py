@@ -33,6 +33,7 @@ from risk_engine.backtest.replay import (
     day_market,
     open_books,
 )
+from risk_engine.isolated import IsolatedMargin
 
 __all__ = ["GROSS_RULE_RATE", "EfficiencyRow", "efficiency_table", "format_table", "main"]
 
@@ -101,7 +102,7 @@ def efficiency_table(
             returns=market.returns,
             underlyings=group,
         )
-        isolated_sum = np.bincount(owner, weights=isolated.im, minlength=len(books))
+        isolated_sum = IsolatedMargin(margin.im, isolated.im, np.asarray(owner)).isolated_im
         for i, book in enumerate(books):
             gross = float(margin.gross_notional[i])
             rows.append(

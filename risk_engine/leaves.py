@@ -4,18 +4,21 @@ Per instrument ``i`` (docs/protocol.md §3, §5):
 
 * ``mark``: the value per unit the equity uses.
 * ``loss_long`` = ``sub(+e_i) + slope_i`` and ``loss_short`` = ``sub(-e_i) + slope_i``,
-  where ``sub`` is the subadditive part of the IM (scan + basis + short option minimum,
-  see margin.py) of one unit alone and ``slope_i`` the concentration slope cap. Then for
-  every book X and size q, with ``req`` = IM or MM:
+  where ``sub`` is the subadditive part of the IM (scan over the continuous range, i.e.
+  with a long unit's pads, + basis + short option minimum + minimum charge, see margin.py)
+  of one unit alone and ``slope_i`` the concentration slope cap. Then for every book X and
+  size q, with ``req`` = IM or MM (docs/margin-method.md §6, trade-leg bound):
   ``req(X + q e_i) <= req(X) + |q| loss(side of q)`` and
   ``req(X + q e_i) >= req(X) - |q| loss(opposite side)``.
   Both losses are padded by ``LOSS_PAD_REL`` (relative) and ``LOSS_PAD_SPOT`` x spot
   (absolute) to cover float rounding in the engine.
 
 Per collateral token (a SPOT instrument): ``price``, and ``down_shock`` / ``up_shock`` as
-fractions: ``max(vol_multiple * daily vol * sqrt(horizon), liquidity floor,
-loss_long / price)`` (down) and the same with ``loss_short`` (up), so a deposit or a
-withdrawal of value v changes the requirement by at most ``v * down`` / ``v * up``.
+fractions: ``max(min(max_range, vol_multiple * daily vol * sqrt(horizon)), liquidity
+floor, loss_long / price)`` (down) and the same with ``loss_short`` (up), so a deposit or a
+withdrawal of value v changes the requirement by at most ``v * down`` / ``v * up``. With
+validated parameters every ``down < 1`` whatever the market (the vol term is capped by the
+caller, scenarios.py; the loss term is bounded by params.py).
 
 WAD conversion: losses and shocks round up; the mark rounds down (its rounding error,
 at most 1 wei per unit, is inside the loss pad).
@@ -129,7 +132,8 @@ def token_table(
     ------
     UnsoundBoundError
         A required ``down_shock`` exceeds 100 % (the contract rejects it and clipping it
-        would break the deposit bound): the parameters are too wide for this token.
+        would break the deposit bound): only with parameters that skipped validation
+        (``params_from_dict`` bounds every term below 1) or an uncapped ``vol_haircut``.
     """
     base = np.maximum(vol_haircut, floor)
     down = np.maximum(base, loss_long / price)

@@ -5,19 +5,22 @@ For an account X (sizes x_i) and the shared :class:`RiskArrays`:
 * ``L_u(X, s) = sum_{i on u} x_i * loss[i, s]``: per-underlying scenario loss, for all
   accounts at once with ONE sparse product ``Y @ loss`` where ``Y`` has a row per
   (account, underlying) (built from the CSR arrays without sorting).
-* ``scan(X, S) = sum_nodes weight[c] * max(0, max_{s in S} sum_{u in c} L_u(X, s))`` over
-  the correlation tree's clusters (correlation.py), with S = all scenarios (IM) or the
-  first ``n_mm`` (MM).
+  The scan columns add the continuous-range pad of long positions,
+  ``sum_{i on u} max(x_i, 0) * pad[i, k]``, in the same product (a long position in a
+  padded instrument reads row ``n_i + i`` of ``RiskArrays.stacked = [loss; loss + pad]``).
+* per cluster ``c`` of the correlation tree, ``J_c = max(0, max_k sum_{u in c} L_u(X, k))``
+  over every scan column (IM) or the MM columns (MM): at least the worst loss of a co-move
+  anywhere in the continuous range (docs/margin-method.md §6); ``scan = sum_c weight[c] J_c``.
 * ``basis(X) = sum_u max(0, B_u^up(X), B_u^down(X))``.
-* ``short_option(X) = sum_i m_i max(0, -x_i)``.
+* ``short_option(X) = sum_i m_i max(0, -x_i)``; ``minimum(X) = sum_i n_i |x_i|``.
 * ``concentration(X) = sum_u k_u max(0, |D_u(X)| - T_u)``.
-* ``IM = scan(X, all) + basis + short_option + concentration``
-* ``MM = mm_scale * (scan(X, MM grid) + basis + short_option + concentration)``
+* ``add = basis + short_option + minimum + concentration``
+* ``IM = scan(X, IM) + add`` and ``MM = scan(X, MM) + mm_scale * add``
 
-Every term except concentration is a positive combination of maxima of linear functions
-of X over a set fixed by (market, params): subadditive and positively homogeneous.
-Since the MM grid is a subset of the IM grid and ``mm_scale < 1``: ``MM <= mm_scale * IM
-< IM`` whenever IM > 0.
+Every term except concentration is a positive combination of maxima of sublinear functions
+of X over a set fixed by (market, params): subadditive and positively homogeneous. The MM
+segments are a subset of the IM segments and ``mm_scale < 1``, and ``add >= minimum > 0``
+for any book with a position: ``MM < IM`` whenever IM > 0 (docs/margin-method.md §6).
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._typing import Float64Array, Int64Array
-from .addons import concentration_charge, short_option_minimum
+from .addons import concentration_charge, minimum_charge, short_option_minimum
 from .errors import InvalidInputError
 from .instruments import Portfolios, validate_portfolios
 from .leaves import InstrumentLeaves, TokenTable, wad_account_values
 from .market import MarketSnapshot
 from .params import RiskParams
 from .risk_arrays import RiskArrays, build_risk_arrays
+from .scenarios import CappedValue
 from .units import Wad
 
 ACCOUNT_PAD_REL = 1e-12
@@ -52,7 +56,7 @@ class MarginResult:
     equity : cash + sum(size * mark)
     im, mm : initial and maintenance requirement
     scan_im, scan_mm : the scan terms of IM and of MM (before ``mm_scale``)
-    basis, short_option, concentration : the add-ons (same in IM and, scaled, in MM)
+    basis, short_option, minimum, concentration : the add-ons (in IM; MM has mm_scale x them)
     worst_scenario : Int64Array
         Template scenario with the largest all-underlyings co-move loss.
     gross_notional : sum_i |x_i| * spot of its underlying (USD)
@@ -67,6 +71,7 @@ class MarginResult:
     scan_mm: Float64Array
     basis: Float64Array
     short_option: Float64Array
+    minimum: Float64Array
     concentration: Float64Array
     worst_scenario: Int64Array
     gross_notional: Float64Array
@@ -86,6 +91,11 @@ class MarginResult:
     def tokens(self) -> TokenTable:
         """The epoch's token table."""
         return self.arrays.tokens
+
+    @property
+    def capped(self) -> tuple[CappedValue, ...]:
+        """Values capped for this market instead of refusing the epoch (``RiskArrays.capped``)."""
+        return self.arrays.capped
 
     def worst_words(self, account: int) -> str:
         """Words of the account's worst scenario."""
@@ -132,41 +142,70 @@ def _check_arrays(
         raise InvalidInputError("portfolios.instruments", "differ from the arrays' instruments")
 
 
-def per_underlying(positions: sp.csr_array, arrays: RiskArrays) -> Float64Array:
+def per_underlying(
+    positions: sp.csr_array, arrays: RiskArrays, *, padded: bool = True
+) -> Float64Array:
     """``positions`` aggregated per (account, underlying): shape (n, n_u, n_columns).
 
-    Column layout as ``RiskArrays.loss``. One sparse product over the stored entries; no
-    Python loop per position.
+    Column layout as ``RiskArrays.loss``. With ``padded`` (what the requirement uses) the
+    scan columns are ``L_u(X, k) + sum_{i on u} max(x_i, 0) pad[i, k]``; without, the plain
+    scenario losses (for reports). One sparse product over the stored entries (plus the
+    long positions in padded instruments); no Python loop per position.
     """
     n = positions.shape[0]
     n_u = arrays.n_underlyings
-    indptr = positions.indptr
+    n_i = arrays.n_instruments
     indices = positions.indices
-    acc = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    acc = np.repeat(np.arange(n, dtype=np.int64), np.diff(positions.indptr))
     rows = acc * n_u + arrays.underlying_index[indices]
-    y = sp.coo_array((positions.data, (rows, indices)), shape=(n * n_u, arrays.n_instruments))
-    g = y @ arrays.loss
+    if padded:
+        # a long position in a padded instrument reads row n_i + i of [loss; loss + pad]:
+        # the same entries as the plain product, so the padding costs no extra work
+        cols = indices + n_i * ((positions.data > 0) & arrays.has_pad[indices])
+        y = sp.coo_array((positions.data, (rows, cols)), shape=(n * n_u, 2 * n_i))
+        g = y @ arrays.stacked
+    else:
+        g = sp.coo_array((positions.data, (rows, indices)), shape=(n * n_u, n_i)) @ arrays.loss
     out: Float64Array = np.asarray(g).reshape(n, n_u, arrays.loss.shape[1])
     return out
 
 
-def scan_from_losses(
-    losses: Float64Array, arrays: RiskArrays, n_columns: int
-) -> tuple[Float64Array, Float64Array]:
-    """Correlation-tree scan over the first ``n_columns`` scenarios.
+def cluster_worst(losses: Float64Array, arrays: RiskArrays) -> tuple[Float64Array, Float64Array]:
+    """Per-cluster worst losses over the continuous IM and MM ranges.
 
     Parameters
     ----------
-    losses : Float64Array, shape (n, n_u, >= n_columns)
+    losses : Float64Array, shape (n, n_u, >= n_scan_columns), from :func:`per_underlying`
+        (padded).
 
     Returns
     -------
-    scan : Float64Array, shape (n,)
-    node_max : Float64Array, shape (n, n_nodes), ``max(0, max_s sum_{u in c} L_u)``
-        (0 for nodes of weight 0).
+    node_im, node_mm : Float64Array, shape (n, n_nodes)
+        ``max(0, max_k sum_{u in c} L_u(X, k))`` over every scan column (IM) or the MM
+        columns (the first ``n_mm``); 0 for nodes of weight 0. Cluster sums are built
+        bottom-up (a parent's columns are the sum of its two children's), so each cluster
+        costs one addition and two reductions.
     """
-    node_max, _ = _node_maxima(losses, arrays, n_columns, n_columns)
-    return weighted_sum(node_max, arrays.tree.weight), node_max
+    tree = arrays.tree
+    n = losses.shape[0]
+    n_im = arrays.n_scan_columns
+    n_mm = arrays.scenarios.n_mm
+    n_nodes = len(tree.members)
+    node_im = np.zeros((n, n_nodes))
+    node_mm = np.zeros((n, n_nodes))
+    sums: dict[int, Float64Array] = {}
+    for c in range(n_nodes):
+        ch = tree.children[c]
+        if ch is None:
+            s = losses[:, c, :n_im]
+        else:
+            s = sums.pop(ch[0]) + sums.pop(ch[1])
+        sums[c] = s
+        if tree.weight[c] > 0:
+            mm = s[:, :n_mm].max(axis=1)
+            node_mm[:, c] = np.maximum(mm, 0.0)
+            node_im[:, c] = np.maximum(np.maximum(mm, s[:, n_mm:n_im].max(axis=1)), 0.0)
+    return node_im, node_mm
 
 
 def weighted_sum(columns: Float64Array, weight: Float64Array) -> Float64Array:
@@ -183,44 +222,13 @@ def weighted_sum(columns: Float64Array, weight: Float64Array) -> Float64Array:
     return out
 
 
-def _node_maxima(
-    losses: Float64Array, arrays: RiskArrays, n_im: int, n_mm: int
-) -> tuple[Float64Array, Float64Array]:
-    """Per-cluster worst losses on the IM grid (first ``n_im``) and MM grid (first ``n_mm``).
-
-    Cluster sums are built bottom-up (a parent's scenario losses are the sum of its two
-    children's), so each cluster costs one addition and two reductions.
-    """
-    tree = arrays.tree
-    n = losses.shape[0]
-    n_nodes = len(tree.members)
-    node_im = np.zeros((n, n_nodes))
-    node_mm = np.zeros((n, n_nodes))
-    sums: dict[int, Float64Array] = {}
-    for c in range(n_nodes):
-        ch = tree.children[c]
-        if ch is None:
-            s = losses[:, c, :n_im]
-        else:
-            s = sums.pop(ch[0]) + sums.pop(ch[1])
-        sums[c] = s
-        if tree.weight[c] > 0:
-            mm = s[:, :n_mm].max(axis=1)
-            node_mm[:, c] = np.maximum(mm, 0.0)
-            if n_im > n_mm:
-                node_im[:, c] = np.maximum(np.maximum(mm, s[:, n_mm:n_im].max(axis=1)), 0.0)
-            else:
-                node_im[:, c] = node_mm[:, c]
-    return node_im, node_mm
-
-
 def _aggregate(
     positions: sp.csr_array, cash: Float64Array, arrays: RiskArrays
 ) -> dict[str, Float64Array | Int64Array]:
     n = positions.shape[0]
-    n_t = arrays.n_scenarios
+    n_t = arrays.n_scenarios  # worst_scenario: the template point with the largest padded loss
     g = per_underlying(positions, arrays)
-    node_im, node_mm = _node_maxima(g, arrays, n_t, arrays.scenarios.n_mm)
+    node_im, node_mm = cluster_worst(g, arrays)
     scan_im = weighted_sum(node_im, arrays.tree.weight)
     scan_mm = weighted_sum(node_mm, arrays.tree.weight)
     joint = g[:, 0, :n_t].copy()
@@ -238,21 +246,23 @@ def _aggregate(
     som = short_option_minimum(
         positions.data, positions.indices, acc, arrays.short_option_charge, n
     )
+    minimum = minimum_charge(positions.data, positions.indices, acc, arrays.minimum_charge, n)
     gross = np.bincount(
         acc,
         weights=np.abs(positions.data) * arrays.unit_notional[positions.indices],
         minlength=n,
     ).astype(np.float64)
-    addons = basis + som + conc
+    addons = basis + som + minimum + conc
     return {
         "equity": equity,
         "scan_im": scan_im,
         "scan_mm": scan_mm,
         "basis": basis,
         "short_option": som,
+        "minimum": minimum,
         "concentration": conc,
         "im": scan_im + addons,
-        "mm": arrays.mm_scale * (scan_mm + addons),
+        "mm": scan_mm + arrays.mm_scale * addons,
         "worst_scenario": worst,
         "gross_notional": gross,
     }
@@ -266,6 +276,7 @@ _FIELDS = (
     "scan_mm",
     "basis",
     "short_option",
+    "minimum",
     "concentration",
     "worst_scenario",
     "gross_notional",
@@ -336,6 +347,7 @@ def compute_margin(
         scan_mm=np.asarray(out["scan_mm"], dtype=np.float64),
         basis=np.asarray(out["basis"], dtype=np.float64),
         short_option=np.asarray(out["short_option"], dtype=np.float64),
+        minimum=np.asarray(out["minimum"], dtype=np.float64),
         concentration=np.asarray(out["concentration"], dtype=np.float64),
         worst_scenario=np.asarray(out["worst_scenario"], dtype=np.int64),
         gross_notional=np.asarray(out["gross_notional"], dtype=np.float64),
@@ -347,7 +359,7 @@ def compute_margin(
 __all__ = [
     "ACCOUNT_PAD_REL",
     "MarginResult",
+    "cluster_worst",
     "compute_margin",
     "per_underlying",
-    "scan_from_losses",
 ]

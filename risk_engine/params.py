@@ -63,6 +63,17 @@ class AddOnParams:
 
 
 @dataclass(frozen=True)
+class MinimumChargeParams:
+    """Floor of the requirement: ``rate`` x gross notional of every position (USD per USD).
+
+    Charged on top of the scan so that no book with positions (a perfect hedge included)
+    is at zero margin; MM charges ``mm_scale`` of it (docs/risk-parameters.md).
+    """
+
+    rate: float
+
+
+@dataclass(frozen=True)
 class CorrelationParams:
     """EWMA correlation used for cross-underlying offsets."""
 
@@ -118,6 +129,7 @@ class RiskParams:
     correlation: CorrelationParams
     tokens: TokenParams
     underlyings: Mapping[str, UnderlyingParams]
+    minimum: MinimumChargeParams
     apc: AntiProcyclicalityParams = NO_APC
 
     def underlying(self, name: str) -> UnderlyingParams:
@@ -193,7 +205,17 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
         With ``field`` = the dotted TOML key of the first bad value.
     """
     # [apc] is optional (absent = no buffer) so that older parameter files stay valid
-    top = {"general", "scan", "vol", "basis", "addons", "correlation", "tokens", "underlying"}
+    top = {
+        "general",
+        "scan",
+        "vol",
+        "basis",
+        "addons",
+        "correlation",
+        "tokens",
+        "underlying",
+        "minimum_charge",
+    }
     _check_keys({k: v for k, v in d.items() if k != "apc"}, top, "")
     g = _section(d, "general", "")
     _check_keys(g, {"horizon_days", "mm_scale"}, "general.")
@@ -232,7 +254,11 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
     cover = _num(s, "extreme_cover", w, lo=0.0, hi=1.0)
     max_down = _num(s, "max_down_move", w, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     rvm = _num(s, "range_vol_multiple", w, lo=0.0)
-    max_range = _num(s, "max_range", w, lo=0.0, hi=1.0, lo_open=True)
+    max_range = _num(s, "max_range", w, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    if max_range > max_down:
+        # inside the range no move is floored, so its grid points are evenly spaced and
+        # the continuous-range pads of docs/margin-method.md §3 hold on every segment
+        raise InvalidParamsError(w + "max_range", f"must be <= max_down_move ({max_down})")
     scan = ScanParams(points, mm_frac, tuple(ext), cover, max_down, rvm, max_range)
 
     v = _section(d, "vol", "")
@@ -284,6 +310,10 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
     _check_keys(t, {"vol_multiple"}, "tokens.")
     tokens = TokenParams(_num(t, "vol_multiple", "tokens.", lo=0.0))
 
+    m = _section(d, "minimum_charge", "")
+    _check_keys(m, {"rate"}, "minimum_charge.")
+    minimum = MinimumChargeParams(_num(m, "rate", "minimum_charge.", lo=0.0, hi=0.1, lo_open=True))
+
     u = _section(d, "underlying", "")
     if "default" not in u:
         raise InvalidParamsError("underlying.default", "missing section")
@@ -308,6 +338,18 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
             concentration_rate=_num(sec, "concentration_rate", w, lo=0.0, hi=0.5),
             token_haircut_floor=_num(sec, "token_haircut_floor", w, lo=0.0, hi=1.0),
         )
+        # a token's required downShock is at most its worst in-range or extreme loss per
+        # unit of price plus the per-unit add-ons (concentration slope, minimum charge):
+        # keeping that below 1 means a crash only ever CAPS the vol terms (scenarios.py),
+        # it never makes the token table unpublishable
+        worst = max(max_range, cover * max_down)
+        total = worst + unders[name].concentration_rate + minimum.rate
+        if total >= 1.0 - 1e-6:
+            raise InvalidParamsError(
+                w + "concentration_rate",
+                f"max(scan.max_range, extreme_cover * max_down_move) + concentration_rate + "
+                f"minimum_charge.rate = {total} must be < 1 (token downShock)",
+            )
     apc = NO_APC
     if "apc" in d:
         ap = _section(d, "apc", "")
@@ -326,6 +368,7 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
         correlation=corr,
         tokens=tokens,
         underlyings=MappingProxyType(unders),
+        minimum=minimum,
         apc=apc,
     )
 
@@ -356,6 +399,7 @@ __all__ = [
     "AntiProcyclicalityParams",
     "BasisParams",
     "CorrelationParams",
+    "MinimumChargeParams",
     "RiskParams",
     "ScanParams",
     "TokenParams",

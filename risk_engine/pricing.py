@@ -79,4 +79,50 @@ def black76_delta(
     return out
 
 
-__all__ = ["black76", "black76_delta"]
+def black76_spot_delta(
+    spot: Float64Array | float,
+    forward: Float64Array | float,
+    strike: Float64Array | float,
+    tenor: Float64Array | float,
+    vol: Float64Array | float,
+    rate: float,
+    is_call: BoolArray | bool,
+) -> Float64Array:
+    """``dV/dS`` per unit: :func:`black76_delta` (``dV/dF``) times ``dF/dS = F/S`` (the
+    forward moves with spot at a fixed basis). What a perp on spot hedges."""
+    d = black76_delta(forward, strike, tenor, vol, rate, is_call)
+    out: Float64Array = (
+        d * np.asarray(forward, dtype=np.float64) / np.asarray(spot, dtype=np.float64)
+    )
+    return out
+
+
+def black76_delta_one_sided(
+    forward: Float64Array | float,
+    strike: Float64Array | float,
+    tenor: Float64Array | float,
+    vol: Float64Array | float,
+    rate: float,
+    is_call: BoolArray | bool,
+    *,
+    right: bool,
+) -> Float64Array:
+    """Right (``right=True``) or left derivative ``dV/dF`` of :func:`black76` in ``F``.
+
+    Equal to :func:`black76_delta` except for an expired option exactly at its strike,
+    where the payoff has a kink: right derivative 1 (call) / 0 (put), left 0 / -1. The
+    continuous-range pad needs the one-sided slopes (risk_arrays.py).
+    """
+    out = black76_delta(forward, strike, tenor, vol, rate, is_call)
+    f = np.asarray(forward, dtype=np.float64)
+    k = np.asarray(strike, dtype=np.float64)
+    t = np.asarray(tenor, dtype=np.float64)
+    v = np.asarray(vol, dtype=np.float64)
+    c = np.asarray(is_call, dtype=np.bool_)
+    kink = ~((t > 0) & (v > 0)) & (f == k)
+    side = np.where(c, 1.0, 0.0) if right else np.where(c, 0.0, -1.0)
+    res: Float64Array = np.where(kink, side, out)
+    return res
+
+
+__all__ = ["black76", "black76_delta", "black76_delta_one_sided", "black76_spot_delta"]

@@ -8,7 +8,12 @@ import numpy as np
 
 from ._typing import Float64Array
 from .instruments import Portfolios
-from .margin import MarginResult, compute_margin, per_underlying, scan_from_losses
+from .margin import (
+    MarginResult,
+    cluster_worst,
+    compute_margin,
+    per_underlying,
+)
 from .market import MarketSnapshot
 from .params import RiskParams
 from .risk_arrays import RiskArrays
@@ -27,7 +32,8 @@ class ScenarioLine:
 
 @dataclass(frozen=True)
 class ClusterLine:
-    """One correlation cluster: its weight and worst co-move loss (IM and MM grids)."""
+    """One correlation cluster: its weight and worst co-move loss over the continuous IM and
+    MM ranges (grid points plus the segment pads, margin.py)."""
 
     underlyings: tuple[str, ...]
     weight: float
@@ -72,12 +78,11 @@ def explain(
     one = portfolios.select([account])
     res: MarginResult = compute_margin(one, market, params, arrays=arrays)
     arr = res.arrays
-    g = per_underlying(one.positions, arr)
+    g = per_underlying(one.positions, arr, padded=False)
     n_t = arr.n_scenarios
     scen = arr.scenarios
     pnl = -g[0, :, :n_t]
-    _, node_im = scan_from_losses(g, arr, n_t)
-    _, node_mm = scan_from_losses(g, arr, scen.n_mm)
+    node_im, node_mm = cluster_worst(per_underlying(one.positions, arr), arr)
     lines = tuple(
         ScenarioLine(
             index=s,
@@ -109,6 +114,7 @@ def explain(
             "scan": float(res.scan_im[0]),
             "basis": float(res.basis[0]),
             "short_option": float(res.short_option[0]),
+            "minimum": float(res.minimum[0]),
             "concentration": float(res.concentration[0]),
         },
         underlyings=scen.underlyings,

@@ -12,15 +12,23 @@ proportion to the ranges). See correlation.py for how clusters are weighted.
 
 Ordering: scenario 0 is "no move, vol unchanged"; the first ``n_mm`` scenarios are the
 MM grid (``|fraction| <= mm_range_fraction``, no extremes); the IM grid is all of them.
+
+Intervals: for each vol state, consecutive in-range grid points ``(interval_lo[j],
+interval_hi[j])`` (scenario indices) bound a segment of the CONTINUOUS scan range; the
+first ``n_mm_intervals`` lie inside the MM range. risk_arrays.py pads each grid point by
+the pads of its segments so that the requirement covers every move of the range, not only
+the points (docs/margin-method.md §3). The MM points that end a segment outside the MM
+range (``mm_boundary``) get a second, IM-only column with the outer segment's pad.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from ._typing import Float64Array, Int8Array
+from ._typing import Float64Array, Int8Array, Int64Array
 from .correlation import ewma_volatility
 from .market import MarketSnapshot
 from .params import AntiProcyclicalityParams, RiskParams, VolShockParams
@@ -46,6 +54,11 @@ class ScenarioSet:
     moves : Float64Array, shape (n_underlyings, n_scenarios)
         Price move per underlying and scenario (simple return, >= -max_down_move).
     horizon_days : float
+    interval_lo, interval_hi : Int64Array, shape (n_intervals,)
+        Scenario indices of the two ends of each segment of the continuous range (same vol
+        state, consecutive grid fractions, ``fraction[lo] < fraction[hi]``).
+    n_mm_intervals : int
+        The first ``n_mm_intervals`` segments have both ends in the MM grid.
     """
 
     fraction: Float64Array
@@ -56,10 +69,37 @@ class ScenarioSet:
     ranges: Float64Array
     moves: Float64Array
     horizon_days: float
+    interval_lo: Int64Array
+    interval_hi: Int64Array
+    n_mm_intervals: int
 
     @property
     def n_scenarios(self) -> int:
         return int(self.fraction.shape[0])
+
+    @property
+    def n_intervals(self) -> int:
+        return int(self.interval_lo.shape[0])
+
+    @cached_property
+    def mm_boundary(self) -> Int64Array:
+        """MM-grid points that end a segment outside the MM range (scenario indices)."""
+        outer = np.concatenate(
+            [self.interval_lo[self.n_mm_intervals :], self.interval_hi[self.n_mm_intervals :]]
+        )
+        out: Int64Array = np.unique(outer[outer < self.n_mm]).astype(np.int64)
+        return out
+
+    @property
+    def n_scan_columns(self) -> int:
+        """Scan columns of the risk arrays: the template, then the IM copies of ``mm_boundary``."""
+        return self.n_scenarios + int(self.mm_boundary.shape[0])
+
+    @property
+    def extremes(self) -> Int64Array:
+        """Scenario indices of the extreme moves (beyond the range), IM grid only."""
+        out: Int64Array = np.flatnonzero(np.abs(self.fraction) > 1.0 + 1e-12).astype(np.int64)
+        return out
 
     def words(self, s: int, underlyings: tuple[int, ...] | None = None) -> str:
         """Describe scenario ``s`` (for the given underlying indices, default all)."""
@@ -76,6 +116,42 @@ class ScenarioSet:
     def all_words(self) -> tuple[str, ...]:
         """:meth:`words` of every scenario."""
         return tuple(self.words(s) for s in range(self.n_scenarios))
+
+
+@dataclass(frozen=True)
+class CappedValue:
+    """A number the engine capped instead of refusing the epoch (the keeper logs and counts it).
+
+    Attributes
+    ----------
+    name : str
+        What was capped, with the underlying: ``"scan_range[GOV]"`` (the vol-scaled scan
+        range) or ``"token_vol_haircut[BTC]"`` (the token's vol-scaled shock term).
+    raw : float
+        The value before the cap (fraction of price).
+    capped : float
+        The value used (``scan.max_range``).
+    """
+
+    name: str
+    raw: float
+    capped: float
+
+
+def _cap(
+    name: str,
+    underlyings: tuple[str, ...],
+    raw: Float64Array,
+    cap: float,
+    report: frozenset[int] | None = None,
+) -> tuple[Float64Array, tuple[CappedValue, ...]]:
+    out: Float64Array = np.minimum(raw, cap)
+    hit = tuple(
+        CappedValue(f"{name}[{underlyings[u]}]", float(raw[u]), cap)
+        for u in np.flatnonzero(raw > cap).tolist()
+        if report is None or u in report
+    )
+    return out, hit
 
 
 def apc_buffer_factor(
@@ -96,20 +172,41 @@ def apc_buffer_factor(
     return out
 
 
-def scan_ranges(market: MarketSnapshot, params: RiskParams) -> Float64Array:
-    """Per-underlying scan range (fraction of price).
+def scan_ranges_capped(
+    market: MarketSnapshot, params: RiskParams
+) -> tuple[Float64Array, tuple[CappedValue, ...]]:
+    """Per-underlying scan range
+    ``min(max_range, max(scan_range_u, k * vol_u * sqrt(h)) * apc_buffer_factor)`` and the
+    ranges the cap cut (a crash day makes ``k * vol_u`` exceed 100 %).
 
-    ``min(max_range, max(scan_range_u, k * vol_u * sqrt(h)) * apc_buffer_factor)`` with
-    ``vol_u`` the EWMA daily vol; the buffer factor (>= 1) compares it with the long-run
-    (equally weighted) vol of the same returns (docs/margin-method.md, anti-procyclicality).
+    ``vol_u`` is the EWMA daily vol; the anti-procyclicality factor (>= 1) compares it with
+    the long-run (equally weighted) vol of the same returns (docs/margin-method.md §3).
     """
     vol = ewma_volatility(market.returns, params.correlation.ewma_lambda)
     long_vol = np.sqrt(np.mean(market.returns * market.returns, axis=0))
     floor = np.array([params.underlying(u).scan_range for u in market.underlyings])
     scaled = params.scan.range_vol_multiple * vol * np.sqrt(params.horizon_days)
     buffered = np.maximum(floor, scaled) * apc_buffer_factor(vol, long_vol, params.apc)
-    out: Float64Array = np.minimum(params.scan.max_range, buffered)
-    return out
+    return _cap("scan_range", market.underlyings, buffered, params.scan.max_range)
+
+
+def scan_ranges(market: MarketSnapshot, params: RiskParams) -> Float64Array:
+    """Per-underlying scan range (:func:`scan_ranges_capped` without the capped list)."""
+    return scan_ranges_capped(market, params)[0]
+
+
+def token_vol_haircuts_capped(
+    market: MarketSnapshot, params: RiskParams, with_token: frozenset[int]
+) -> tuple[Float64Array, tuple[CappedValue, ...]]:
+    """Per-underlying ``min(max_range, vol_multiple * vol_u * sqrt(h))`` and the capped ones
+    among the underlyings ``with_token`` (indices; the others publish no token shock).
+
+    The cap keeps the token shock below 100 % (params.py validates ``max_range`` plus every
+    per-unit add-on < 1), so a crash day yields a capped number instead of a refused epoch.
+    """
+    vol = ewma_volatility(market.returns, params.correlation.ewma_lambda)
+    raw = params.tokens.vol_multiple * vol * np.sqrt(params.horizon_days)
+    return _cap("token_vol_haircut", market.underlyings, raw, params.scan.max_range, with_token)
 
 
 def build_scenarios(market: MarketSnapshot, params: RiskParams) -> ScenarioSet:
@@ -130,8 +227,17 @@ def build_scenarios(market: MarketSnapshot, params: RiskParams) -> ScenarioSet:
     fraction = np.array([r[0] for r in rows], dtype=np.float64)
     vol_state = np.array([r[1] for r in rows], dtype=np.int8)
     cover = np.array([r[2] for r in rows], dtype=np.float64)
-    ranges = scan_ranges(market, params)
+    ranges, _ = scan_ranges_capped(market, params)
     moves = np.maximum(ranges[:, None] * fraction[None, :], -sp.max_down_move)
+    where = {(f, v): i for i, (f, v, c) in enumerate(rows) if c == 1.0}
+    pts = sorted(grid.tolist())
+    seg_mm: list[tuple[int, int]] = []
+    seg_rest: list[tuple[int, int]] = []
+    for v in states:
+        for lo, hi in zip(pts[:-1], pts[1:], strict=True):
+            inside = max(abs(lo), abs(hi)) <= sp.mm_range_fraction + 1e-12
+            (seg_mm if inside else seg_rest).append((where[(lo, v)], where[(hi, v)]))
+    segs = seg_mm + seg_rest
     return ScenarioSet(
         fraction=fraction,
         vol_state=vol_state,
@@ -141,6 +247,9 @@ def build_scenarios(market: MarketSnapshot, params: RiskParams) -> ScenarioSet:
         ranges=ranges,
         moves=moves,
         horizon_days=params.horizon_days,
+        interval_lo=np.array([a for a, _ in segs], dtype=np.int64),
+        interval_hi=np.array([b for _, b in segs], dtype=np.int64),
+        n_mm_intervals=len(seg_mm),
     )
 
 
@@ -170,10 +279,13 @@ def shocked_vols(
 
 
 __all__ = [
-    "ScenarioSet",
     "apc_buffer_factor",
+    "CappedValue",
+    "ScenarioSet",
     "build_scenarios",
     "scan_ranges",
+    "scan_ranges_capped",
+    "token_vol_haircuts_capped",
     "shocked_vols",
     "vol_shock_multiplier",
 ]

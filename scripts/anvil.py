@@ -15,14 +15,10 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from keeper import toolchain
-from keeper.errors import KeeperError
+from scripts.errors import AnvilError
+from scripts.toolchain import paths as toolchain
 
 ANVIL_CHAIN_ID = 31337
-
-
-class AnvilError(KeeperError):
-    """Anvil did not start or did not answer RPC in time."""
 
 
 def free_port() -> int:

@@ -36,15 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keeper.chain import ChainAdapter
+from keeper.gas import Fees, FixedFeeStrategy
 from keeper.lifecycle import Lifecycle
-from keeper.liquidator import (
-    LiquidatorBot,
-    LiquidatorMetrics,
-    LiquidatorSettings,
-    StoreLeafSource,
-)
+from keeper.liquidator.bot import LiquidatorBot
+from keeper.liquidator.config import LiquidatorSettings
+from keeper.liquidator.metrics import LiquidatorMetrics
+from keeper.liquidator.sources import StoreLeafSource
 from keeper.store import Store
-from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from keeper.txmanager import TxManager
 from scripts.anvil import start_anvil
 from scripts.pipeline_world import build_world, leaves_from_store, make_feed, make_pipeline
 
@@ -108,7 +107,7 @@ def one_run(
         w3_bot = node.web3()
         metrics = LiquidatorMetrics()
         bot = LiquidatorBot(
-            ChainAdapter(w3_bot, world.vault.address, compiled=world.compiled),
+            ChainAdapter(w3_bot, world.vault.address),
             TxManager(
                 w3_bot,
                 liq,

@@ -170,7 +170,7 @@ def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
         with_positions = sum(1 for a in p.chain.account_states(p.chain.accounts) if a.has_positions)
         if with_positions != n + 1:
             raise RuntimeError(f"only {with_positions} of {n + 1} accounts hold positions")
-        fresh = ChainAdapter(w3, world.vault.address, compiled=world.compiled)
+        fresh = ChainAdapter(w3, world.vault.address)
         t0 = time.perf_counter()
         fresh.rebuild()
         rebuild_s = time.perf_counter() - t0

@@ -6,7 +6,7 @@ function (``scripts.funds``, ``scripts.trading``, ``scripts.faucet``, ``scripts.
 send, and ``--dry-run`` stops after the simulation. Any failure a user can cause ends with
 one line on stderr (``error: ...``) and exit code 1; set ``PM_DEBUG=1`` to see the traceback.
 ``pm keeper ...`` and ``pm liquidator ...`` are the keeper package's own command groups
-(``keeper.cli``, ``keeper.liquidator_cli``), mounted lazily.
+(``keeper.cli``, ``keeper.liquidator.cli``), mounted lazily.
 docs/cli.md lists the commands per role.
 """
 
@@ -28,7 +28,6 @@ from scripts import client
 from scripts.client import (
     LOCAL_CHAIN_IDS,
     WAD,
-    CliError,
     KeeperApi,
     api_option,
     dry_run_option,
@@ -36,6 +35,7 @@ from scripts.client import (
     network_options,
     open_session,
 )
+from scripts.errors import CliError, ScriptError
 
 __all__ = ["main", "pm"]
 
@@ -44,13 +44,13 @@ __all__ = ["main", "pm"]
 #: trader command then work without importing the daemons.
 _MOUNTED: dict[str, tuple[str, str]] = {
     "keeper": ("keeper.cli", "keeper_cli"),
-    "liquidator": ("keeper.liquidator_cli", "liquidator_cli"),
+    "liquidator": ("keeper.liquidator.cli", "liquidator_cli"),
 }
 
 
 class _PmGroup(click.Group):
     """Mounts ``keeper`` (``keeper.cli.keeper_cli``) and ``liquidator``
-    (``keeper.liquidator_cli.liquidator_cli``) lazily."""
+    (``keeper.liquidator.cli.liquidator_cli``) lazily."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_MOUNTED})
@@ -122,8 +122,8 @@ def deploy(
     instruments (perps BTC/ETH/SOL, calls and puts on BTC/ETH) and the signer set; write
     deployments/<chainId>.json. On a local chain without a key, the node's first unlocked
     account deploys."""
-    from keeper.compile import compile_contracts
     from scripts.protocol_deploy import default_instruments, deploy_protocol, write_deployment
+    from scripts.toolchain.compile import compile_contracts
 
     w3 = client.connect(rpc_url)
     chain_id = int(w3.eth.chain_id)
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    except KeeperError as exc:
+    except (KeeperError, ScriptError) as exc:  # DeploymentError, AnvilError: as keeper errors
         if os.environ.get("PM_DEBUG"):
             raise
         click.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0]}", err=True)

@@ -10,7 +10,7 @@ below, shared by all commands) and talks to the chain only through it:
   never from a command-line argument (it would end up in the shell history);
 - :meth:`Session.send` is build -> simulate (``eth_call`` + ``eth_estimateGas``) -> send
   through :class:`keeper.txmanager.TxManager`; a revert in simulation is decoded with
-  :func:`keeper.errors.decode_revert` and nothing is sent; ``--dry-run`` stops after the
+  :func:`keeper.revert.decode_revert` and nothing is sent; ``--dry-run`` stops after the
   simulation;
 - :class:`KeeperApi` fetches ACCOUNT / INSTRUMENT leaves with their proofs and checks that
   they belong to the root the vault holds now.
@@ -39,6 +39,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 
+from keeper.abi import erc20_abi, mock_erc20_abi, vault_abi
 from keeper.attestation import (
     ZERO_ADDRESS,
     AccountLeaf,
@@ -46,19 +47,20 @@ from keeper.attestation import (
     InstrumentProof,
     MarginProof,
 )
-from keeper.compile import CompileResult, compile_contracts
 from keeper.config import parse_private_key
-from keeper.errors import KeeperError, decode_revert
-from keeper.exceptions import ConfigError, SimulationError, TxError
-from keeper.toolchain import REPO_ROOT
-from keeper.txmanager import FeeHistoryStrategy, RetryPolicy, TxManager, TxRequest, TxResult
+from keeper.errors import ConfigError, SimulationError, TxError
+from keeper.gas import FeeHistoryStrategy
+from keeper.retry import RetryPolicy
+from keeper.revert import decode_revert
+from keeper.txmanager import TxManager, TxRequest, TxResult
+from scripts.errors import CliError
+from scripts.toolchain.paths import REPO_ROOT
 
 __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_RPC_URL",
     "LOCAL_CHAIN_IDS",
     "WAD",
-    "CliError",
     "DeploymentInfo",
     "InstrumentInfo",
     "KeeperApi",
@@ -90,10 +92,6 @@ CLI_RETRY = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=1.0, deadline_
 HTTP_TIMEOUT = 10.0  # seconds, per RPC / API request
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CliError(Exception):
-    """A user-facing failure: ``str(exc)`` is the one-line reason printed on stderr."""
 
 
 # ------------------------------------------------------------------------------ units
@@ -153,9 +151,9 @@ class InstrumentInfo:
 
 @dataclass(frozen=True)
 class DeploymentInfo:
-    """``deployments/<chainId>.json``: what ``pm deploy`` wrote (a superset of
-    ``scripts.deploy.Deployment``: ``vault``, ``settlement_token``, ``collateral``,
-    ``block`` keep their names so that ``keeper.config`` reads the same file)."""
+    """``deployments/<chainId>.json``: what ``pm deploy`` wrote
+    (:func:`scripts.protocol_deploy.deploy_protocol`; ``vault``, ``settlement_token``,
+    ``collateral``, ``block`` are the names ``keeper.config`` reads)."""
 
     chain_id: int
     owner: str
@@ -328,12 +326,12 @@ def _message_of(exc: BaseException) -> str:
 
 @dataclass
 class Session:
-    """One command's connection: web3, the deployment, the compiled ABIs and (for state
-    changes) the sender's key. ``dry_run``: :meth:`send` simulates and stops."""
+    """One command's connection: web3, the deployment and (for state changes) the sender's
+    key; the ABIs are the exported ones (:mod:`keeper.abi`). ``dry_run``: :meth:`send`
+    simulates and stops."""
 
     w3: Web3
     deployment: DeploymentInfo
-    compiled: CompileResult
     account: LocalAccount | None = None
     dry_run: bool = False
     max_fee_gwei: float = 200.0
@@ -342,18 +340,19 @@ class Session:
 
     @property
     def vault(self) -> Contract:
-        return self.w3.eth.contract(
-            address=self.deployment.vault, abi=self.compiled["MarginVault"].abi
-        )
+        return self.w3.eth.contract(address=self.deployment.vault, abi=vault_abi())
 
     @property
     def vault_abi(self) -> list[dict[str, Any]]:
-        return list(self.compiled["MarginVault"].abi)
+        return vault_abi()
 
     def token(self, address: str) -> Contract:
-        return self.w3.eth.contract(
-            address=to_checksum_address(address), abi=self.compiled["MockERC20"].abi
-        )
+        """Any ERC20 of the deployment (balance, allowance, approve)."""
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=erc20_abi())
+
+    def mock_token(self, address: str) -> Contract:
+        """A test token of a mock deployment, with its ``mint`` (the faucet's)."""
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=mock_erc20_abi())
 
     @property
     def address(self) -> str:
@@ -675,8 +674,4 @@ def open_session(
     account = None
     if need_key:
         account = load_key(key_env or "PM_PRIVATE_KEY", keystore, password_env)
-    try:
-        compiled = compile_contracts()
-    except KeeperError as exc:
-        raise CliError(f"cannot load the contract ABIs: {_message_of(exc)}") from None
-    return Session(w3, dep, compiled, account, dry_run=dry_run, max_fee_gwei=max_fee_gwei)
+    return Session(w3, dep, account, dry_run=dry_run, max_fee_gwei=max_fee_gwei)

@@ -24,45 +24,35 @@ still hold what they opened and which ``checkLiquidation`` (with their leaf of t
 epoch) calls not liquidatable.
 
 Anvil, the keeper and the bot run in this process (scripts/demo_stack.py); the traders act
-through the same flows as the ``pm`` commands (scripts/seed.py, funds.py, trading.py).
-
-Runnable on its own (terse; ``scripts/demo.py`` narrates the same flow)::
-
-    python -m scripts.crash [--seed 7] [--calm-epochs 3] [--out DIR] [--keep]
+through the same flows as the ``pm`` commands (scripts/seed.py, funds.py, trading.py). The
+one entry point that runs the scenario is ``scripts/demo.py`` (``make demo``, ``pm demo``).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
+from keeper.bounds import trade_bound, unattested_surplus_lo
 from keeper.chain import AccountState, ChainAdapter
-from keeper.errors import decode_revert
 from keeper.feeds.base import SECONDS_PER_YEAR, MarketState
 from keeper.pipeline import compute_epoch
-from risk_engine import black76_delta, load_params
-from scripts.client import WAD, CliError, InstrumentInfo, Session, format_units
-from scripts.demo_stack import (
-    ScenarioError,
-    Stack,
-    StackSettings,
-    Terse,
-    demo_key,
-    start_stack,
-)
+from keeper.revert import decode_revert
+from risk_engine import black76_spot_delta, load_params
+from risk_engine.books import hedge_size
+from risk_engine.isolated import IsolatedMargin
+from scripts.client import WAD, InstrumentInfo, Session, format_units
+from scripts.demo_stack import Stack, StackSettings, demo_key
+from scripts.errors import CliError, ScenarioError
 from scripts.funds import deposit_cash, withdraw_cash
 from scripts.seed import SeedPlan, seed_account
 from scripts.trading import make_quote, take_quote
@@ -80,7 +70,6 @@ __all__ = [
     "Settings",
     "capital_table",
     "epoch_row",
-    "main",
     "open_books",
     "run_crash",
     "verify_outcome",
@@ -194,7 +183,7 @@ class Participants:
 
 
 def _session(stack: Stack, account: LocalAccount, echo: Callable[[str], None]) -> Session:
-    return Session(stack.w3, stack.deployment, stack.compiled, account, echo=echo)
+    return Session(stack.w3, stack.deployment, account, echo=echo)
 
 
 def _wad(value: Decimal) -> int:
@@ -209,12 +198,16 @@ def _instrument_leaf(stack: Stack, ins: InstrumentInfo) -> Mapping[str, Any]:
 
 
 def _delta(market: MarketState, ins: InstrumentInfo) -> float:
-    """dV/dS per unit of an option (Black-76 on the attested smile, times dF/dS)."""
+    """dV/dS per unit of an option on the attested smile (the engine's Black-76)."""
     smile = market.underlying(ins.underlying).smile_at(ins.expiry, market.timestamp)
     strike = ins.strike / WAD
     tenor = (ins.expiry - market.timestamp) / SECONDS_PER_YEAR
-    d = black76_delta(smile.forward, strike, tenor, smile.vol(strike), market.rate, ins.kind == 1)
-    return float(d) * smile.forward / market.underlying(ins.underlying).spot
+    spot = market.underlying(ins.underlying).spot
+    return float(
+        black76_spot_delta(
+            spot, smile.forward, strike, tenor, smile.vol(strike), market.rate, ins.kind == 1
+        )
+    )
 
 
 def _legs(stack: Stack, spec: BookSpec) -> list[tuple[InstrumentInfo, Decimal]]:
@@ -227,28 +220,33 @@ def _legs(stack: Stack, spec: BookSpec) -> list[tuple[InstrumentInfo, Decimal]]:
     except CliError as exc:
         raise ScenarioError(str(exc)) from None
     market = stack.market(stack.synced_epoch())
-    delta = sum(float(size) * _delta(market, ins) for ins, size in legs if ins.kind != 0)
-    size = Decimal(-delta).quantize(Decimal("0.001"))
+    units = hedge_size((float(size), _delta(market, ins)) for ins, size in legs if ins.kind != 0)
+    size = Decimal(units).quantize(Decimal("0.001"))
     return legs + ([(hedge, size)] if size else [])
 
 
 def _opening_cash_usd(
     stack: Stack, spec: BookSpec, legs: Sequence[tuple[InstrumentInfo, Decimal]]
 ) -> int:
-    """Cash that lets the fill pass the IM lower bound: OPENING_MARGIN x the legs' losses
-    per unit (docs/protocol.md §5), less the haircut value of the book's collateral, in
-    whole thousands of USD (rounded up)."""
-    need = Decimal(0)
+    """Cash that lets the fill pass the vault's IM lower bound of a first trade
+    (docs/protocol.md §5; :func:`keeper.bounds.trade_bound` of each leg at its mark plus
+    :func:`keeper.bounds.unattested_surplus_lo` of the book's collateral), times
+    OPENING_MARGIN, in whole thousands of USD (rounded up)."""
+    legs_lo = 0
     for ins, size in legs:
         f = _instrument_leaf(stack, ins)
-        loss = int(f["lossPerUnitShort"] if size < 0 else f["lossPerUnitLong"])
-        need += Decimal(loss) / WAD * abs(size)
+        mark = int(f["mark"])  # the dealer quotes at the mark
+        long_, short = int(f["lossPerUnitLong"]), int(f["lossPerUnitShort"])
+        legs_lo += trade_bound(_wad(size), mark, mark, long_, short).lo
     prices = {to_checksum_address(t[0]): t for t in stack.vault.functions.tokenPrices().call()}
+    balances = []
     for sym, whole in spec.collateral.items():
         tok = stack.deployment.token(sym)
         _, price, down, _up = prices[tok.address]
-        need -= Decimal(whole) * Decimal(price) / WAD * (1 - Decimal(down) / WAD)
-    cash = max(Decimal(0), need * OPENING_MARGIN)
+        amount = int(Decimal(whole) * 10**tok.decimals)  # token units
+        balances.append((amount, price, tok.decimals, down))
+    need = -(unattested_surplus_lo(0, balances) + legs_lo)  # WAD USD the cash must cover
+    cash = max(Decimal(0), Decimal(need) / WAD * OPENING_MARGIN)
     return int((cash / 1000).to_integral_value(ROUND_CEILING)) * 1000
 
 
@@ -458,7 +456,7 @@ def _names(stack: Stack) -> dict[int, str]:
 
 
 def _state(stack: Stack, address: str, block: int | str = "latest") -> AccountState:
-    chain = ChainAdapter(stack.w3, stack.deployment.vault, compiled=stack.compiled)
+    chain = ChainAdapter(stack.w3, stack.deployment.vault)
     (state,) = chain.account_states([address], block)
     return state
 
@@ -674,18 +672,10 @@ class CapitalRow:
     portfolio_im: float
     recomputed_im: float  # the engine on the whole book again: equals the leaf's IM
     legs: tuple[tuple[str, float], ...]  # (position, its isolated IM)
-
-    @property
-    def isolated_im(self) -> float:
-        return sum(im for _, im in self.legs)
-
-    @property
-    def extra(self) -> float:
-        return self.isolated_im - self.portfolio_im
-
-    @property
-    def ratio(self) -> float:
-        return self.isolated_im / self.portfolio_im if self.portfolio_im else float("nan")
+    # risk_engine.isolated.IsolatedMargin's figures for this book
+    isolated_im: float
+    extra: float
+    ratio: float
 
 
 def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[CapitalRow]:
@@ -695,7 +685,7 @@ def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[
     rec = stack.api.epoch(epoch)
     if rec is None:
         raise ScenarioError(f"the keeper API has no epoch {epoch}")
-    chain = ChainAdapter(stack.w3, stack.deployment.vault, compiled=stack.compiled)
+    chain = ChainAdapter(stack.w3, stack.deployment.vault)
     snap = chain.snapshot(int(rec["snapshotBlock"]), [b.address for b in participants.books])
     names = _names(stack)
     symbols = [t.symbol for t in stack.deployment.tokens if t.underlying]
@@ -716,23 +706,33 @@ def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[
         replace(snap, accounts=tuple(accounts)), stack.market(epoch), load_params(), epoch=epoch
     )
     ims = [leaf.im / WAD for leaf in build.account_leaves]
-    rows = []
-    for i, book in enumerate(participants.books):
+    leaves = []
+    for book in participants.books:
         nums = _leaf_numbers(stack, book.address, epoch)
         if nums is None:
             raise ScenarioError(f"no leaf of {book.label} in epoch {epoch}")
-        legs = tuple(
-            (name, ims[len(snap.accounts) + j]) for j, (o, name) in enumerate(owners) if o == i
-        )
+        leaves.append(nums)
+    n = len(snap.accounts)
+    isolated = IsolatedMargin(
+        np.array([im / WAD for _, im, _ in leaves]),
+        np.array(ims[n:]),
+        np.array([o for o, _ in owners], dtype=np.int64),
+    )
+    rows = []
+    for i, book in enumerate(participants.books):
+        legs = tuple((name, ims[n + j]) for j, (o, name) in enumerate(owners) if o == i)
         rows.append(
             CapitalRow(
                 book.label,
                 book.spec.title,
                 book.spec.hedged,
-                nums[0] / WAD,
-                nums[1] / WAD,
+                leaves[i][0] / WAD,
+                leaves[i][1] / WAD,
                 ims[i],
                 legs,
+                float(isolated.isolated_im[i]),
+                float(isolated.extra[i]),
+                float(isolated.ratio[i]),
             )
         )
     return rows
@@ -747,7 +747,7 @@ def write_reports(stack: Stack, participants: Participants, out_dir: Path) -> di
     from scripts.margin_view import margin_history, margin_view
     from scripts.report import write_report
 
-    reader = Session(stack.w3, stack.deployment, stack.compiled, None, echo=lambda _t: None)
+    reader = Session(stack.w3, stack.deployment, None, echo=lambda _t: None)
     last = stack.vault_epoch()
     out: dict[str, Path] = {}
     for book in participants.books:
@@ -758,77 +758,3 @@ def write_reports(stack: Stack, participants: Participants, out_dir: Path) -> di
         history = margin_history(stack.api, book.address, last, limit=200)
         out[book.label] = write_report(view, history, out_dir / f"report-{book.label}.html")
     return out
-
-
-# --------------------------------------------------------------------------- main
-
-
-def default_out_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="pm-crash-"))
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so that the cleanup stops
-    Anvil, the keeper and the bot instead of leaving an orphaned node."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m scripts.crash",
-        description="The crash scenario on a private Anvil: three books, BTC and ETH -30 % "
-        "with a vol spike; exits 0 only if the naked book was liquidated and the hedged "
-        "books were not (checked on chain).",
-    )
-    ap.add_argument("--seed", type=int, default=7, help="simulator seed")
-    ap.add_argument("--calm-epochs", type=int, default=2, help="epochs before the crash")
-    ap.add_argument("--out", type=Path, default=None, help="output directory (default: a temp dir)")
-    ap.add_argument("--keep", action="store_true", help="leave Anvil running at the end")
-    args = ap.parse_args(argv)
-    _stop_on_sigterm()
-    out = args.out or default_out_dir()
-    say = Terse()
-    settings = Settings(StackSettings(seed=args.seed), calm_epochs=args.calm_epochs)
-    try:
-        stack = start_stack(settings.stack, out, say)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
-        print(f"crash scenario failed to start: {exc}", file=sys.stderr)
-        return 1
-    try:
-        parts = open_books(stack, settings)
-        result = run_crash(stack, parts, settings)
-        checks = verify_outcome(stack, parts)
-        rows = capital_table(stack, parts, result.calm_epoch)
-    except Exception as exc:  # noqa: BLE001 - one line; the traceback goes to the log
-        if not isinstance(exc, ScenarioError):
-            log.exception("crash scenario failed")
-        print(f"crash scenario failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        stack.stop(keep_chain=args.keep)  # also on Ctrl-C: no Anvil left behind
-    liq = result.liquidation
-    if liq is not None:
-        say.step(f"liquidation tx {liq.tx_hash} block {liq.block} gas {liq.gas_used:,}")
-    for row in rows:
-        say.detail(
-            f"{row.label}: portfolio IM {row.portfolio_im:,.2f} USD, isolated IM "
-            f"{row.isolated_im:,.2f} USD ({row.ratio:.1f}x)"
-        )
-    for c in checks:
-        say.detail(f"[{'ok' if c.ok else 'FAIL'}] {c.text}")
-    if args.keep:
-        say.step(f"Anvil left running at {stack.node.url} (pid {stack.node.process.pid})")
-    return 0 if all(c.ok for c in checks) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

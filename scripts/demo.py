@@ -2,7 +2,7 @@
 
 1. Anvil on a free port; the vault, mock tokens, instruments and a 2-of-3 signer set
    deployed; the keeper (epoch pipeline on the seeded simulated feed, proof API) and the
-   liquidator bot started in this process (scripts/crash.py :func:`start_stack`).
+   liquidator bot started in this process (:func:`scripts.demo_stack.start_stack`).
 2. Three traders open their books with signed RFQ quotes from a dealer: a delta-hedged
    options market maker, a cash-and-carry trader and a naked short-put seller; the cash
    books then keep twice their portfolio IM (:func:`scripts.crash.open_books`).
@@ -48,7 +48,8 @@ from scripts.crash import (
     verify_outcome,
     write_reports,
 )
-from scripts.demo_stack import ScenarioError, Stack, StackSettings, start_stack
+from scripts.demo_stack import Stack, StackSettings, start_stack
+from scripts.errors import ScenarioError
 
 RULE = "-" * 104
 
@@ -265,10 +266,7 @@ def _json_summary(
             "lastEpoch": result.last_epoch,
             "liquidation": asdict(result.liquidation) if result.liquidation else None,
         },
-        "capital": [
-            {**asdict(r), "isolated_im": r.isolated_im, "extra": r.extra, "ratio": r.ratio}
-            for r in capital
-        ],
+        "capital": [asdict(r) for r in capital],
         "checks": [asdict(c) for c in checks],
         "epochs": [asdict(r) for r in rows],
         "reports": {k: str(v) for k, v in reports.items()},

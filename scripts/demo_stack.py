@@ -1,5 +1,6 @@
 """The demo's local stack: Anvil, the deployment, the keeper and the liquidator bot, in one
-process, started together and stopped together (scripts/crash.py and scripts/demo.py).
+process, started together and stopped together (the scenario of scripts/crash.py, run by
+scripts/demo.py).
 
 - Anvil: a child process on a free port (:func:`scripts.anvil.start_anvil`);
 - the deployment ``pm deploy`` makes (:func:`scripts.protocol_deploy.deploy_protocol`: mock
@@ -9,7 +10,7 @@ process, started together and stopped together (scripts/crash.py and scripts/dem
 - the keeper (:func:`keeper.daemon.build_keeper` on a :func:`keeper.config.load_config` of
   ``PM_*`` variables): epoch pipeline, proof API on a free port, and the seeded simulated
   feed handed in, so that the scenario can push a shock into it; data in ``<out>/keeper``;
-- the bot (:func:`keeper.liquidator_cli.build_liquidator` on ``<out>/liquidator.toml``):
+- the bot (:func:`keeper.liquidator.daemon.build_liquidator` on ``<out>/liquidator.toml``):
   leaves from the keeper's proof API, ``backstop = true``;
 - the keeper and the bot each run on their own :class:`~keeper.lifecycle.Lifecycle`
   (APScheduler threads); :meth:`Stack.stop` stops the bot, the keeper, then Anvil.
@@ -36,17 +37,19 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 
-from keeper.compile import CompileResult, compile_contracts
+from keeper.abi import vault_abi
 from keeper.config import load_config
 from keeper.daemon import Keeper, build_keeper
 from keeper.feeds import SimConfig, SimulatedFeed
 from keeper.feeds.base import MarketState
 from keeper.feeds.sim import default_expiries
 from keeper.lifecycle import configure_logging
-from keeper.liquidator_cli import LiquidatorService, build_liquidator, load_liquidator_config
+from keeper.liquidator.config import load_liquidator_config
+from keeper.liquidator.daemon import LiquidatorService, build_liquidator
 from scripts.anvil import AnvilNode, start_anvil
-from scripts.client import WAD, CliError, DeploymentInfo, KeeperApi, load_deployment
-from scripts.deploy import send, vault_at
+from scripts.client import WAD, DeploymentInfo, KeeperApi, load_deployment
+from scripts.deploy import send, token_at, vault_at
+from scripts.errors import CliError, ScenarioError
 from scripts.protocol_deploy import (
     OPTION_EXPIRY_WEEKS_INDEX,
     InstrumentSpec,
@@ -54,14 +57,13 @@ from scripts.protocol_deploy import (
     deploy_protocol,
     write_deployment,
 )
+from scripts.toolchain.compile import compile_contracts
 
 __all__ = [
     "EXTRA_OPTIONS",
     "Narrator",
-    "ScenarioError",
     "Stack",
     "StackSettings",
-    "Terse",
     "demo_key",
     "start_stack",
 ]
@@ -75,10 +77,6 @@ SIGNER_LABELS = ("signer-1", "signer-2", "signer-3")
 QUORUM = 2
 #: The default instruments of ``pm deploy`` plus the at-the-money BTC pair of the straddle.
 EXTRA_OPTIONS: tuple[tuple[int, str, int], ...] = ((1, "BTC", 65_000), (2, "BTC", 65_000))
-
-
-class ScenarioError(Exception):
-    """The scenario could not go on, or its outcome is wrong: ``str(exc)`` says why."""
 
 
 def demo_key(label: str) -> LocalAccount:
@@ -109,22 +107,6 @@ class Narrator(Protocol):
     def epoch(self, stack: Stack, number: int) -> None: ...
 
 
-class Terse:
-    """Steps on stdout, nothing per epoch."""
-
-    def __init__(self, t0: float | None = None) -> None:
-        self.t0 = time.perf_counter() if t0 is None else t0
-
-    def step(self, text: str) -> None:
-        print(f"[{time.perf_counter() - self.t0:6.1f}s] {text}", flush=True)
-
-    def detail(self, text: str) -> None:
-        print(f"{'':10}{text}", flush=True)
-
-    def epoch(self, stack: Stack, number: int) -> None:
-        return None
-
-
 @dataclass
 class Stack:
     """Anvil + deployment + keeper + bot, started by :func:`start_stack`."""
@@ -133,7 +115,6 @@ class Stack:
     out_dir: Path
     node: AnvilNode
     w3: Web3
-    compiled: CompileResult
     deployment: DeploymentInfo
     deployment_file: Path
     expiry: int
@@ -149,7 +130,7 @@ class Stack:
 
     @property
     def vault(self) -> Contract:
-        return vault_at(self.w3, self.deployment.vault, self.compiled)
+        return vault_at(self.w3, self.deployment.vault)
 
     @property
     def data_dir(self) -> Path:
@@ -292,9 +273,9 @@ def start_stack(settings: StackSettings, out_dir: Path, narrator: Narrator) -> S
         )
         dep_file = write_deployment(dep, out_dir / "deployments" / f"{dep.chain_id}.json")
         dep = load_deployment(w3, dep_file)
-        vault = vault_at(w3, dep.vault, compiled)
-        usdc = w3.eth.contract(address=dep.settlement_token, abi=compiled["MockERC20"].abi)
-        abi = list(compiled["MarginVault"].abi)
+        vault = vault_at(w3, dep.vault)
+        usdc = token_at(w3, dep.settlement_token)
+        abi = vault_abi()
         send(usdc.functions.mint(owner, INSURANCE_USD * USDC6), owner)
         send(usdc.functions.approve(dep.vault, INSURANCE_USD * USDC6), owner)
         send(vault.functions.depositInsurance(INSURANCE_USD * USDC6), owner, abi)
@@ -365,7 +346,6 @@ def start_stack(settings: StackSettings, out_dir: Path, narrator: Narrator) -> S
             out_dir=out_dir,
             node=node,
             w3=w3,
-            compiled=compiled,
             deployment=dep,
             deployment_file=dep_file,
             expiry=expiry,

@@ -20,15 +20,8 @@ from collections.abc import Mapping
 from eth_utils import to_checksum_address
 from web3.types import RPCEndpoint
 
-from scripts.client import (
-    LOCAL_CHAIN_IDS,
-    WAD,
-    CliError,
-    Session,
-    format_units,
-    open_session,
-    parse_units,
-)
+from scripts.client import LOCAL_CHAIN_IDS, WAD, Session, format_units, open_session, parse_units
+from scripts.errors import CliError
 
 __all__ = ["GAS_TOP_UP_ETH", "MIN_GAS_ETH", "drip", "top_up_gas"]
 
@@ -73,7 +66,7 @@ def drip(
         token = dep.token(symbol)
         units = parse_units(whole, token.decimals, f"faucet amount of {symbol}")
         session.send(
-            session.token(token.address).functions.mint(recipient, units),
+            session.mock_token(token.address).functions.mint(recipient, units),
             f"faucet {format_units(units, token.decimals)} {token.symbol} to {recipient}",
         )
         minted[token.symbol] = units

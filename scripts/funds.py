@@ -12,7 +12,6 @@ from web3.contract import Contract
 
 from keeper.attestation import MarginProof
 from scripts.client import (
-    CliError,
     KeeperApi,
     Session,
     TokenInfo,
@@ -22,6 +21,7 @@ from scripts.client import (
     parse_units,
     require_not_safe_mode,
 )
+from scripts.errors import CliError
 
 __all__ = ["deposit", "deposit_cash", "ensure_allowance", "withdraw", "withdraw_cash"]
 

@@ -39,7 +39,7 @@ from keeper.attestation import (
     sign_epoch,
     sign_quote,
 )
-from keeper.toolchain import REPO_ROOT
+from scripts.toolchain.paths import REPO_ROOT
 
 VECTORS_DIR = REPO_ROOT / "tests" / "vectors"
 CHAIN_ID = 31337

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from keeper.chain import InstrumentInfo as ChainInstrument
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 from keeper.feeds.base import MarketState
 from keeper.pipeline import _engine_market  # the keeper's feed -> engine mapping
 from risk_engine import (
@@ -42,7 +42,6 @@ from risk_engine import (
 from risk_engine.instruments import InstrumentKind
 from scripts.client import (
     WAD,
-    CliError,
     KeeperApi,
     LeafWithProof,
     Session,
@@ -50,6 +49,7 @@ from scripts.client import (
     current_root,
     empty_margin_proof,
 )
+from scripts.errors import CliError
 from scripts.protocol_deploy import instrument_name
 
 __all__ = [

@@ -21,22 +21,24 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
+from keeper.abi import vault_abi
 from keeper.attestation import Domain, Leg, MarginProof, Quote, sign_quote
 from keeper.chain import ChainAdapter
-from keeper.compile import CompileResult, compile_contracts
 from keeper.feeds import SimConfig, SimulatedFeed
+from keeper.gas import Fees, FixedFeeStrategy
 from keeper.metrics import KeeperMetrics
 from keeper.pipeline import EpochPipeline, Hook, instrument_proof_from_json, margin_proof_from_json
 from keeper.signers import EpochSigner, LocalSigner
 from keeper.store import Store
-from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from keeper.txmanager import TxManager
 from risk_engine import load_params
-from scripts.deploy import Deployment, deploy, send, token_at, vault_at
+from scripts.client import DeploymentInfo
+from scripts.deploy import send, token_at, vault_at
+from scripts.protocol_deploy import CollateralSpec, InstrumentSpec, deploy_protocol
+from scripts.toolchain.compile import CompileResult
 
 WAD = 10**18
 USDC6 = 10**6
-ETH = b"ETH".ljust(32, b"\0")
-BTC = b"BTC".ljust(32, b"\0")
 #: Prices the simulator starts at (USD) and the strikes are set around.
 START_PRICES = {"BTC": 65_000.0, "ETH": 3_500.0, "SOL": 150.0, "GOV": 2.0}
 
@@ -49,8 +51,7 @@ def labelled_key(label: str) -> LocalAccount:
 @dataclass
 class World:
     w3: Web3
-    compiled: CompileResult
-    deployment: Deployment
+    deployment: DeploymentInfo
     vault: Contract
     usdc: Contract
     tokens: dict[str, Contract]
@@ -63,7 +64,7 @@ class World:
 
     @property
     def abi(self) -> list[dict[str, Any]]:
-        return list(self.compiled["MarginVault"].abi)
+        return vault_abi()
 
     @property
     def domain(self) -> Domain:
@@ -174,55 +175,57 @@ def leaves_from_store(store: Store, epoch: int) -> dict[str, Any]:
     return {f"{r.kind}:{r.key}": r.to_dict() for r in store.get_leaves(epoch)}
 
 
+#: The world's instruments: (name, kind 0 PERP / 1 CALL / 2 PUT, underlying, strike USD);
+#: the options expire ``expiry_days`` after the deployment.
+WORLD_INSTRUMENTS: tuple[tuple[str, int, str, int], ...] = (
+    ("ETH-PERP", 0, "ETH", 0),
+    ("BTC-PERP", 0, "BTC", 0),
+    ("ETH-C-3500", 1, "ETH", 3_500),
+    ("ETH-P-3000", 2, "ETH", 3_000),
+)
+
+
 def build_world(
     w3: Web3,
     *,
     compiled: CompileResult | None = None,
     expiry_days: int = 30,
     max_age: int = 3600,
-    collateral: Sequence[tuple[str, int]] = (("WETH", 18), ("WBTC", 8)),
+    collateral: Sequence[CollateralSpec] = (("WETH", 18, "ETH"), ("WBTC", 8, "BTC")),
 ) -> World:
-    compiled = compiled or compile_contracts()
+    """Deploy the world through :func:`scripts.protocol_deploy.deploy_protocol` (the one
+    deployment of ``pm deploy``, the demo and the tests): its instruments, 3 signers with
+    quorum 2, no takeover buffer."""
     owner = w3.eth.accounts[0]
-    d = deploy(
+    expiry = int(w3.eth.get_block("latest")["timestamp"]) + expiry_days * 86_400
+    keys = signer_keys()
+    d = deploy_protocol(
         w3,
         owner=owner,
+        signers=[Account.from_key(k).address for k in keys],
+        quorum=2,
+        collateral=collateral,
+        instruments=[
+            InstrumentSpec(kind, u, strike * WAD, expiry if kind else 0)
+            for _, kind, u, strike in WORLD_INSTRUMENTS
+        ],
         max_age=max_age,
         future_tolerance=60,
-        collateral=collateral,
+        takeover_buffer=0,
         compiled=compiled,
-    )
-    vault = vault_at(w3, d.vault, compiled)
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    expiry = now + expiry_days * 86_400
-    instruments: dict[str, int] = {}
-    for name, args in (
-        ("ETH-PERP", (0, ETH, 0, 0)),
-        ("BTC-PERP", (0, BTC, 0, 0)),
-        ("ETH-C-3500", (1, ETH, 3_500 * WAD, expiry)),
-        ("ETH-P-3000", (2, ETH, 3_000 * WAD, expiry)),
-    ):
-        send(vault.functions.registerInstrument(*args), owner, list(compiled["MarginVault"].abi))
-        instruments[name] = len(instruments) + 1
-    keys = signer_keys()
-    send(
-        vault.functions.setSigners([Account.from_key(k).address for k in keys], 2),
-        owner,
-        list(compiled["MarginVault"].abi),
     )
     sender = labelled_key("keeper sender")
     w3.provider.make_request("anvil_setBalance", [sender.address, hex(10_000 * WAD)])  # type: ignore[attr-defined]
     return World(
         w3=w3,
-        compiled=compiled,
         deployment=d,
-        vault=vault,
-        usdc=token_at(w3, d.settlement_token, compiled),
-        tokens={s: token_at(w3, a, compiled) for s, a in d.collateral.items()},
+        vault=vault_at(w3, d.vault),
+        usdc=token_at(w3, d.settlement_token),
+        tokens={s: token_at(w3, a) for s, a in d.collateral.items()},
         owner=owner,
         signer_keys=keys,
         sender=sender,
-        instruments=instruments,
+        instruments={w[0]: i.id for w, i in zip(WORLD_INSTRUMENTS, d.instruments, strict=True)},
         expiry=expiry,
     )
 
@@ -260,9 +263,7 @@ def make_pipeline(
 ) -> EpochPipeline:
     """A pipeline on ``world`` (``w3`` may be another connection, e.g. through a proxy)."""
     w3 = w3 or world.w3
-    chain = ChainAdapter(
-        w3, world.vault.address, store=store, compiled=world.compiled, batch_size=batch_size
-    )
+    chain = ChainAdapter(w3, world.vault.address, store=store, batch_size=batch_size)
     tx = (
         TxManager(
             w3,

@@ -1,12 +1,13 @@
-"""The whole deployment ``pm deploy`` runs, on top of :func:`scripts.deploy.deploy`.
+"""The protocol's deployment: one function, :func:`deploy_protocol`, for ``pm deploy``, the
+demo, the benchmark world (scripts/pipeline_world.py) and the test fixtures (tests/conftest.py).
 
-``scripts.deploy.deploy`` puts the settlement mock (USDC, 6 decimals), the collateral mocks
-and the vault on chain and registers the collateral. This module adds what a usable market
-needs and writes the deployment file every other command reads:
+It puts the settlement mock (USDC, 6 decimals), the collateral mocks and the vault on chain
+(bytecode from a fresh compile, :mod:`scripts.toolchain`), registers the collateral, then
+adds what a usable market needs and returns what the deployment file holds:
 
-1. the default instrument set: perps on BTC, ETH, SOL and four options (a call and a put on
-   BTC and on ETH, expiring on the Friday 08:00 UTC four weeks out, the simulator's
-   expiry grid);
+1. the instruments, by default the set of ``pm deploy``: perps on BTC, ETH, SOL and four
+   options (a call and a put on BTC and on ETH, expiring on the Friday 08:00 UTC four weeks
+   out, the simulator's expiry grid);
 2. the attestation signer set and quorum (``setSigners``);
 3. the liquidator takeover buffer (``setTakeoverBuffer``, docs/protocol.md §6): the largest
    superadditive gap of the engine's concentration add-on over the deployment's underlyings,
@@ -34,7 +35,6 @@ import numpy as np
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from keeper.compile import CompileResult, compile_contracts
 from keeper.feeds.sim import default_expiries
 from risk_engine.addons import takeover_gap_bound
 from risk_engine.params import RiskParams, load_params
@@ -47,10 +47,17 @@ from scripts.client import (
     abi_hash,
     deployments_dir,
 )
-from scripts.deploy import DEFAULT_FUTURE_TOLERANCE, DEFAULT_MAX_AGE, deploy, send, vault_at
+from scripts.deploy import (
+    DEFAULT_FUTURE_TOLERANCE,
+    DEFAULT_MAX_AGE,
+    deploy_contract,
+    send,
+)
+from scripts.toolchain.compile import CompileResult, compile_contracts
 
 __all__ = [
     "COLLATERAL",
+    "CollateralSpec",
     "DEFAULT_OPTIONS",
     "FAUCET_AMOUNTS",
     "PERP_UNDERLYINGS",
@@ -63,8 +70,9 @@ __all__ = [
     "write_deployment",
 ]
 
-#: Collateral mocks: (symbol, decimals, underlying it is priced as).
-COLLATERAL: tuple[tuple[str, int, str], ...] = (
+#: A collateral mock: (symbol, decimals, underlying it is priced as).
+CollateralSpec = tuple[str, int, str]
+COLLATERAL: tuple[CollateralSpec, ...] = (
     ("WETH", 18, "ETH"),
     ("WBTC", 8, "BTC"),
     ("GOV", 18, "GOV"),
@@ -112,10 +120,12 @@ def default_instruments(now: int) -> tuple[InstrumentSpec, ...]:
     return perps + options
 
 
-def deployment_underlyings(instruments: Sequence[InstrumentSpec]) -> tuple[str, ...]:
+def deployment_underlyings(
+    instruments: Sequence[InstrumentSpec], collateral: Sequence[CollateralSpec] = COLLATERAL
+) -> tuple[str, ...]:
     """Every underlying the engine scans for this deployment: the instruments' and the
     collateral tokens' (sorted, each once)."""
-    return tuple(sorted({i.underlying for i in instruments} | {u for _, _, u in COLLATERAL}))
+    return tuple(sorted({i.underlying for i in instruments} | {u for _, _, u in collateral}))
 
 
 def default_takeover_buffer(underlyings: Sequence[str], params: RiskParams | None = None) -> int:
@@ -140,30 +150,37 @@ def deploy_protocol(
     owner: str,
     signers: Sequence[str],
     quorum: int,
+    collateral: Sequence[CollateralSpec] = COLLATERAL,
+    instruments: Sequence[InstrumentSpec] | None = None,
     max_age: int = DEFAULT_MAX_AGE,
     future_tolerance: int = DEFAULT_FUTURE_TOLERANCE,
-    instruments: Sequence[InstrumentSpec] | None = None,
-    compiled: CompileResult | None = None,
     takeover_buffer: int | None = None,
+    compiled: CompileResult | None = None,
 ) -> DeploymentInfo:
-    """Deploy tokens + vault (``scripts.deploy.deploy``), register ``instruments`` (default
-    :func:`default_instruments`), set the signers and the takeover buffer (WAD USD; default
-    :func:`default_takeover_buffer` over the deployment's underlyings). ``owner`` must be
-    able to send through ``w3`` (an unlocked node account, or a local key behind web3's
-    signing middleware)."""
+    """Deploy the settlement mock (USDC, 6 decimals), one mock per ``collateral`` entry and
+    the vault owned by ``owner``; register the collateral in order, the ``instruments``
+    (default :func:`default_instruments`), the signers with ``quorum`` (none when
+    ``signers`` is empty) and the takeover buffer (WAD USD; default
+    :func:`default_takeover_buffer` over the deployment's underlyings, 0 sets none).
+
+    ``owner`` must be able to send through ``w3`` (an unlocked node account, or a local key
+    behind web3's signing middleware). ``compiled`` gives the bytecode (default: compile,
+    cached on disk)."""
     compiled = compiled or compile_contracts()
     owner = to_checksum_address(owner)
     start_block = int(w3.eth.block_number) + 1
-    d = deploy(
-        w3,
-        owner=owner,
-        max_age=max_age,
-        future_tolerance=future_tolerance,
-        collateral=tuple((s, dec) for s, dec, _ in COLLATERAL),
-        compiled=compiled,
+    usdc = deploy_contract(w3, compiled, "MockERC20", ["USD Coin (mock)", "USDC", 6], owner)
+    vault = deploy_contract(
+        w3, compiled, "MarginVault", [owner, usdc.address, max_age, future_tolerance], owner
     )
-    vault = vault_at(w3, d.vault, compiled)
     abi = list(compiled["MarginVault"].abi)
+    tokens = [TokenInfo("USDC", usdc.address, 6, None)]
+    for symbol, decimals, underlying in collateral:
+        t = deploy_contract(
+            w3, compiled, "MockERC20", [f"{symbol} (mock)", symbol, decimals], owner
+        )
+        send(vault.functions.registerToken(t.address), owner, abi)
+        tokens.append(TokenInfo(symbol, t.address, decimals, underlying))
     now = int(w3.eth.get_block("latest")["timestamp"])
     specs = tuple(instruments) if instruments is not None else default_instruments(now)
     infos: list[InstrumentInfo] = []
@@ -192,23 +209,22 @@ def deploy_protocol(
     buffer = (
         takeover_buffer
         if takeover_buffer is not None
-        else default_takeover_buffer(deployment_underlyings(specs))
+        else default_takeover_buffer(deployment_underlyings(specs, collateral))
     )
     if buffer:
         send(vault.functions.setTakeoverBuffer(buffer), owner, abi)
-    tokens = [TokenInfo("USDC", d.settlement_token, 6, None)]
-    tokens += [TokenInfo(sym, d.collateral[sym], dec, und) for sym, dec, und in COLLATERAL]
+    symbols = {t.symbol for t in tokens}
     return DeploymentInfo(
-        chain_id=d.chain_id,
+        chain_id=int(w3.eth.chain_id),
         owner=owner,
-        vault=d.vault,
-        settlement_token=d.settlement_token,
-        collateral=dict(d.collateral),
+        vault=vault.address,
+        settlement_token=usdc.address,
+        collateral={t.symbol: t.address for t in tokens[1:]},
         block=start_block,
         tokens=tuple(tokens),
         instruments=tuple(infos),
         abi_hash=abi_hash(abi),
-        faucet=dict(FAUCET_AMOUNTS),
+        faucet={s: amount for s, amount in FAUCET_AMOUNTS.items() if s in symbols},
         signers=tuple(signer_list),
         quorum=quorum if signer_list else 0,
     )

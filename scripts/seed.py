@@ -20,8 +20,8 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from keeper.compile import compile_contracts
-from scripts.client import CliError, Session, connect, load_deployment
+from scripts.client import Session, connect, load_deployment
+from scripts.errors import CliError
 from scripts.faucet import drip
 from scripts.funds import deposit, deposit_cash
 
@@ -70,9 +70,8 @@ def seed_accounts(
     """Seed each ``(account, plan)`` on the chain at ``rpc_url``."""
     w3 = connect(rpc_url)
     dep = load_deployment(w3, deployment_file)
-    compiled = compile_contracts()
     for account, plan in accounts:
-        seed_account(Session(w3, dep, compiled, account), plan)
+        seed_account(Session(w3, dep, account), plan)
 
 
 def _pairs(items: Sequence[str], what: str) -> dict[str, str]:

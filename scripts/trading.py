@@ -37,7 +37,6 @@ from keeper.attestation import (
 from keeper.errors import AttestationError
 from scripts.client import (
     WAD,
-    CliError,
     KeeperApi,
     Session,
     account_proof,
@@ -47,6 +46,7 @@ from scripts.client import (
     parse_units,
     require_not_safe_mode,
 )
+from scripts.errors import CliError
 
 __all__ = ["QUOTE_FORMAT", "cancel", "load_quote", "make_quote", "parse_leg", "take_quote"]
 

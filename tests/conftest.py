@@ -31,10 +31,12 @@ from keeper.attestation import (
     TokenPrice,
     sign_epoch,
 )
-from keeper.compile import CompileResult, compile_contracts
-from keeper.errors import VaultRevert, as_vault_revert
+from keeper.errors import VaultRevert
+from keeper.revert import as_vault_revert
 from scripts.anvil import AnvilNode, start_anvil
-from scripts.deploy import deploy, send, token_at, vault_at
+from scripts.deploy import send, token_at, vault_at
+from scripts.protocol_deploy import InstrumentSpec, deploy_protocol
+from scripts.toolchain.compile import CompileResult, compile_contracts
 
 WAD = 10**18
 USDC6 = 10**6
@@ -158,7 +160,7 @@ class Market:
 
     @property
     def abi(self) -> list[dict[str, Any]]:
-        return list(self.compiled["MarginVault"].abi)
+        return list(self.vault.abi)
 
     @property
     def domain(self) -> Domain:
@@ -269,34 +271,36 @@ def _build_market(chain: Chain, compiled: CompileResult) -> Market:
     for a in actors.values():
         tx = w3.eth.send_transaction({"from": funder, "to": a.address, "value": 100 * WAD})
         w3.eth.wait_for_transaction_receipt(tx)
-    d = deploy(
+    call_expiry = chain.now() + 30 * 86_400
+    d = deploy_protocol(
         w3,
         owner=funder,
+        signers=[s.address for s in signers],
+        quorum=2,
+        collateral=(("WETH", 18, "ETH"),),
+        instruments=(
+            InstrumentSpec(0, "ETH", 0, 0),
+            InstrumentSpec(1, "ETH", 3_000 * WAD, call_expiry),
+        ),
         max_age=MAX_AGE,
         future_tolerance=FUTURE_TOLERANCE,
-        collateral=(("WETH", 18),),
+        takeover_buffer=0,
         compiled=compiled,
     )
-    vault = vault_at(w3, d.vault, compiled)
-    m = Market(
+    perp, call = (i.id for i in d.instruments)
+    return Market(
         chain=chain,
         compiled=compiled,
-        vault=vault,
-        usdc=token_at(w3, d.settlement_token, compiled),
-        weth=token_at(w3, d.collateral["WETH"], compiled),
+        vault=vault_at(w3, d.vault),
+        usdc=token_at(w3, d.settlement_token),
+        weth=token_at(w3, d.collateral["WETH"]),
         owner=funder,
         signers=signers,
-        perp=0,
-        call=0,
-        call_expiry=chain.now() + 30 * 86_400,
+        perp=perp,
+        call=call,
+        call_expiry=call_expiry,
         **actors,
     )
-    eth = b"ETH".ljust(32, b"\0")
-    m.tx(vault.functions.registerInstrument(0, eth, 0, 0), funder)
-    m.tx(vault.functions.registerInstrument(1, eth, 3_000 * WAD, m.call_expiry), funder)
-    m.perp, m.call = 1, 2
-    m.tx(vault.functions.setSigners([s.address for s in signers], 2), funder)
-    return m
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ def build_feed(
         rng = np.random.default_rng(config.seed)
         return SimulatedFeed(sim, rng, start_time=start_time, expiries=expiries)
     if config.path is None:
-        from keeper.exceptions import FeedError
+        from keeper.errors import FeedError
 
         raise FeedError("replay feed needs a data directory", field="feed.path")
     return ReplayFeed(config.path, ReplayConfig(), expiries=expiries)

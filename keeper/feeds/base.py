@@ -2,7 +2,7 @@
 
 Every feed (the seeded simulator, the CSV replay, a real provider) returns a
 :class:`MarketState`. Its constructor validates every number and raises
-:class:`~keeper.exceptions.FeedError` naming the field (``BTC.spot``,
+:class:`~keeper.errors.FeedError` naming the field (``BTC.spot``,
 ``ETH.smiles[1].atm_vol``, ``tokens.GOV``, ``returns``) on NaN, infinity, a non-positive
 price or vol, or a value outside :class:`FeedBounds`. So a bad tick never reaches the
 engine: the keeper refuses the epoch, logs the reason and keeps the last good state
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 
 if TYPE_CHECKING:
     from risk_engine import MarketSnapshot
@@ -494,8 +494,8 @@ class MarketFeed(abc.ABC):
       underlying from the exchange index, the vol surface fitted to the listed options as
       ``Smile`` per expiry, the rate, the token prices, and the rolling return history
       kept by the adapter) and must not return quotes older than its own staleness
-      limit: it raises :class:`~keeper.exceptions.FeedError` instead.
-    - It raises :class:`~keeper.exceptions.FeedError` (and never another exception type)
+      limit: it raises :class:`~keeper.errors.FeedError` instead.
+    - It raises :class:`~keeper.errors.FeedError` (and never another exception type)
       when the data is unavailable, stale, exhausted or invalid; ``MarketState``'s own
       validation raises it for NaN, non-positive or absurd values. The keeper then skips
       the epoch and keeps the last good one.

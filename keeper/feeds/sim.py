@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 from keeper.feeds.base import (
     DEFAULT_BOUNDS,
     SECONDS_PER_YEAR,

@@ -23,8 +23,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
 
-from keeper.toolchain import REPO_ROOT
 from scripts.anvil import AnvilNode
+from scripts.toolchain.paths import REPO_ROOT
 
 WAD = 10**18
 

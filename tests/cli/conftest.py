@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from keeper.toolchain import REPO_ROOT
 from scripts.anvil import start_anvil
+from scripts.toolchain.paths import REPO_ROOT
 
 from .cli_support import SIGNER, WAD, CliEnv, KeeperHandle
 

@@ -1,9 +1,10 @@
 """Every ``pm`` command against a real Anvil, through a subprocess, with its failure messages.
 
-The module is one story, in file order: deploy (fixture) -> help -> bad input on every
-plumbing layer -> faucet and deposits -> safe mode before the first epoch -> keeper epochs
--> a two-leg RFQ -> withdrawals with proofs -> margin and report -> cancel -> a stale
-attestation at the end (time jumps past maxAge, so it must stay last).
+Every test passes alone and in any order: a test that needs funded accounts, positions or
+an epoch asks for the session fixture that makes them (``funded``, ``traded``) or funds
+accounts of its own (``_fund``) when it asserts exact balances; a test that needs a vault
+before its first epoch deploys one of its own; the stale-attestation test moves chain time
+inside an Anvil snapshot and reverts it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from eth_account.signers.local import LocalAccount
 
 from scripts.cli import pm
 
@@ -27,14 +29,46 @@ USDC6 = 10**6
 
 
 def _vault(ce: CliEnv):  # type: ignore[no-untyped-def]
-    from keeper.compile import compile_contracts
+    from keeper.abi import vault_abi
 
-    abi = compile_contracts()["MarginVault"].abi
-    return ce.w3.eth.contract(address=ce.deployment["vault"], abi=abi)
+    return ce.w3.eth.contract(address=ce.deployment["vault"], abi=vault_abi())
 
 
 def _state(ce: CliEnv, who: str) -> tuple:  # type: ignore[type-arg]
     return tuple(_vault(ce).functions.accountState(who).call())
+
+
+def _fund(
+    ce: CliEnv, who: LocalAccount, *deposits: tuple[str, ...], deployment: Path | None = None
+) -> None:
+    """Faucet to ``who`` and the given deposits (``("deposit", "WETH", "5")``,
+    ``("deposit-cash", "1000")``), in process: the CLI's own code path, without the
+    interpreter start of a subprocess. ``deployment``: another deployment file."""
+    where = ("--deployment", str(deployment)) if deployment is not None else ()
+    for args in (("faucet",), *deposits):
+        r = ce.inproc(*args, *where, key=who)
+        assert r.code == 0, (args, r.err)
+
+
+@pytest.fixture(scope="session")
+def funded(cli_env: CliEnv) -> None:
+    """MAKER (5 WETH, 50,000 cash), TAKER (50,000 cash, 0.5 WBTC) and FLAT (1,000 cash)."""
+    _fund(cli_env, MAKER, ("deposit", "WETH", "5"), ("deposit-cash", "50000"))
+    _fund(cli_env, TAKER, ("deposit-cash", "50000"), ("deposit", "WBTC", "0.5"))
+    _fund(cli_env, FLAT, ("deposit-cash", "1000"))
+
+
+@pytest.fixture(scope="session")
+def traded(
+    cli_env: CliEnv, keeper: KeeperHandle, funded: None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """MAKER short 1 ETH-PERP and long 2 ETH calls against TAKER, with an epoch after it."""
+    keeper.epoch()
+    q = tmp_path_factory.mktemp("traded") / "q.json"
+    _two_leg_quote(cli_env, q)
+    r = cli_env.inproc("trade", str(q), key=TAKER)
+    assert r.code == 0, r.err
+    keeper.epoch()
 
 
 # ------------------------------------------------------------------ deploy and help
@@ -180,13 +214,12 @@ def test_deploy_with_a_key_and_dry_run(cli_env: CliEnv, tmp_path: Path) -> None:
 
 
 def test_seed_account_flow(cli_env: CliEnv) -> None:
-    from keeper.compile import compile_contracts
     from scripts.client import Session, load_deployment
     from scripts.seed import SeedPlan, seed_account
 
     who = key("seeded")
     dep = load_deployment(cli_env.w3, cli_env.deployments / "31337.json")
-    session = Session(cli_env.w3, dep, compile_contracts(), who, echo=lambda _: None)
+    session = Session(cli_env.w3, dep, who, echo=lambda _: None)
     seed_account(session, SeedPlan(deposit={"WETH": "1.5", "GOV": "20000"}, cash="2500"))
     vault = _vault(cli_env)
     assert vault.functions.collateralBalance(who.address, dep.token("WETH").address).call() == (
@@ -203,27 +236,24 @@ def test_seed_account_flow(cli_env: CliEnv) -> None:
 
 
 def test_faucet_and_deposits(cli_env: CliEnv) -> None:
-    cli_env.ok("faucet", key=MAKER)
-    for who in (TAKER, FLAT):
-        r = cli_env.inproc("faucet", key=who)
-        assert r.code == 0, r.err
+    alice, bob = key("deposits alice"), key("deposits bob")
+    cli_env.ok("faucet", key=alice)
+    assert cli_env.inproc("faucet", key=bob).code == 0
     weth = cli_env.deployment["collateral"]["WETH"]
-    before = _state(cli_env, MAKER.address)
-    r = cli_env.ok("deposit", "WETH", "2", "--dry-run", key=MAKER)
+    wbtc = cli_env.deployment["collateral"]["WBTC"]
+    before = _state(cli_env, alice.address)
+    r = cli_env.ok("deposit", "WETH", "2", "--dry-run", key=alice)
     assert "dry run" in r.out and "nothing sent" in r.out
-    assert _state(cli_env, MAKER.address) == before  # the dry run changed nothing
-    cli_env.ok("deposit", "WETH", "5", key=MAKER)
-    cli_env.ok("deposit-cash", "50000", key=MAKER)
-    for args, who in (
-        (("deposit-cash", "50000"), TAKER),
-        (("deposit", "WBTC", "0.5"), TAKER),
-        (("deposit-cash", "1000"), FLAT),
-    ):
-        assert cli_env.inproc(*args, key=who).code == 0
+    assert _state(cli_env, alice.address) == before  # the dry run changed nothing
+    cli_env.ok("deposit", "WETH", "5", key=alice)
+    cli_env.ok("deposit-cash", "50000", key=alice)
+    for args in (("deposit-cash", "1000"), ("deposit", "WBTC", "0.5")):
+        assert cli_env.inproc(*args, key=bob).code == 0
     vault = _vault(cli_env)
-    assert vault.functions.collateralBalance(MAKER.address, weth).call() == 5 * WAD
-    assert _state(cli_env, MAKER.address)[0] == 50_000 * WAD
-    assert _state(cli_env, TAKER.address)[0] == 50_000 * WAD
+    assert vault.functions.collateralBalance(alice.address, weth).call() == 5 * WAD
+    assert vault.functions.collateralBalance(bob.address, wbtc).call() == 10**8 // 2  # 8 decimals
+    assert _state(cli_env, alice.address)[0] == 50_000 * WAD
+    assert _state(cli_env, bob.address)[0] == 1_000 * WAD
 
 
 def test_deposit_bad_input(cli_env: CliEnv) -> None:
@@ -237,21 +267,33 @@ def test_deposit_bad_input(cli_env: CliEnv) -> None:
 
 def test_flat_withdrawals_need_no_keeper(cli_env: CliEnv) -> None:
     # No positions and no debt: the vault needs no leaf and no fresh epoch.
-    cli_env.ok("withdraw-cash", "100", key=FLAT, env={"PM_API_URL": "http://127.0.0.1:9"})
-    assert _state(cli_env, FLAT.address)[0] == 900 * WAD
-    cli_env.fails("withdraw", "WETH", "1", key=FLAT, match="too little WETH in the vault")
+    flat = key("flat withdrawer")
+    _fund(cli_env, flat, ("deposit-cash", "1000"))
+    cli_env.ok("withdraw-cash", "100", key=flat, env={"PM_API_URL": "http://127.0.0.1:9"})
+    assert _state(cli_env, flat.address)[0] == 900 * WAD
+    cli_env.fails("withdraw", "WETH", "1", key=flat, match="too little WETH in the vault")
 
 
 # ------------------------------------------------------------------ safe mode (no epoch yet)
 
 
 def test_safe_mode_before_the_first_epoch(cli_env: CliEnv, tmp_path: Path) -> None:
-    before = _state(cli_env, FLAT.address)
-    cli_env.fails("withdraw-cash", "5000", key=FLAT, sub=True, match="safe mode")
+    # A vault of its own: the shared one may have epochs already.
+    fresh = tmp_path / "fresh.json"
+    cli_env.ok("deploy", "--out", str(fresh), "--signer", SIGNER.address, "--quorum", "1")
+    vault = cli_env.w3.eth.contract(
+        address=json.loads(fresh.read_text())["vault"], abi=_vault(cli_env).abi
+    )
+    flat, maker, taker = key("safe flat"), key("safe maker"), key("safe taker")
+    for who in (flat, taker):
+        _fund(cli_env, who, ("deposit-cash", "1000"), deployment=fresh)
+    before = tuple(vault.functions.accountState(flat.address).call())
+    where = ("--deployment", str(fresh))
+    cli_env.fails("withdraw-cash", "5000", *where, key=flat, sub=True, match="safe mode")
     q = tmp_path / "q.json"
-    cli_env.ok("quote", "--leg", "ETH-PERP:1:3500", "--out", str(q), key=MAKER)
-    cli_env.fails("trade", str(q), key=TAKER, match="safe mode")
-    assert _state(cli_env, FLAT.address) == before
+    cli_env.ok("quote", "--leg", "ETH-PERP:1:3500", "--out", str(q), *where, key=maker)
+    cli_env.fails("trade", str(q), *where, key=taker, match="safe mode")
+    assert tuple(vault.functions.accountState(flat.address).call()) == before
 
 
 def test_margin_of_unknown_account(cli_env: CliEnv) -> None:
@@ -262,12 +304,12 @@ def test_margin_of_unknown_account(cli_env: CliEnv) -> None:
 # ------------------------------------------------------------------ keeper: trade, withdraw
 
 
-def _two_leg_quote(ce: CliEnv, out: Path, **extra: str) -> dict:  # type: ignore[type-arg]
+def _two_leg_quote(ce: CliEnv, out: Path, maker: LocalAccount = MAKER, **extra: str) -> dict:  # type: ignore[type-arg]
     # "ETH-C-3800": an option name without its date resolves while only one expiry has it
     args = ["quote", "--leg", "ETH-PERP:-1:3500", "--leg", "ETH-C-3800:2:60", "--out", str(out)]
     for k, v in extra.items():
         args += [f"--{k}", v]
-    ce.ok(*args, key=MAKER)
+    ce.ok(*args, key=maker)
     return dict(json.loads(out.read_text()))
 
 
@@ -282,27 +324,32 @@ def test_quote_bad_legs(cli_env: CliEnv, tmp_path: Path) -> None:
 
 
 def test_trade_two_legs(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
+    maker, taker = key("two-leg maker"), key("two-leg taker")
+    _fund(cli_env, maker, ("deposit", "WETH", "5"), ("deposit-cash", "50000"))
+    _fund(cli_env, taker, ("deposit-cash", "50000"))
     keeper.epoch()
     q = tmp_path / "q2.json"
-    doc = _two_leg_quote(cli_env, q)
+    doc = _two_leg_quote(cli_env, q, maker=maker)
     assert len(doc["quote"]["legs"]) == 2
-    before_maker = _state(cli_env, MAKER.address)
-    r = cli_env.ok("trade", str(q), "--dry-run", key=TAKER)
+    before_maker = _state(cli_env, maker.address)
+    r = cli_env.ok("trade", str(q), "--dry-run", key=taker)
     assert "simulates fine" in r.out
-    assert _state(cli_env, MAKER.address) == before_maker
-    cli_env.ok("trade", str(q), key=TAKER)
+    assert _state(cli_env, maker.address) == before_maker
+    cli_env.ok("trade", str(q), key=taker)
     vault = _vault(cli_env)
     call_id = next(
         i["id"] for i in cli_env.deployment["instruments"] if i["name"].startswith("ETH-C-")
     )
-    assert vault.functions.position(MAKER.address, 2).call()[0] == -1 * WAD
-    assert vault.functions.position(TAKER.address, 2).call()[0] == 1 * WAD
-    assert vault.functions.position(MAKER.address, call_id).call()[0] == 2 * WAD
+    assert vault.functions.position(maker.address, 2).call()[0] == -1 * WAD
+    assert vault.functions.position(taker.address, 2).call()[0] == 1 * WAD
+    assert vault.functions.position(maker.address, call_id).call()[0] == 2 * WAD
     # the same file again: the nonce is used
-    cli_env.fails("trade", str(q), key=TAKER, sub=True, match="already filled or cancelled")
+    cli_env.fails("trade", str(q), key=taker, sub=True, match="already filled or cancelled")
 
 
-def test_trade_bad_files(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
+def test_trade_bad_files(
+    cli_env: CliEnv, keeper: KeeperHandle, funded: None, tmp_path: Path
+) -> None:
     q = tmp_path / "q3.json"
     doc = _two_leg_quote(cli_env, q, taker=FLAT.address)
     cli_env.fails("trade", str(q), key=TAKER, match="reserved for taker")
@@ -320,7 +367,7 @@ def test_trade_bad_files(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) 
     cli_env.fails("trade", str(tmp_path / "missing.json"), key=FLAT, match="cannot read quote file")
 
 
-def test_cancel(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
+def test_cancel(cli_env: CliEnv, keeper: KeeperHandle, funded: None, tmp_path: Path) -> None:
     q = tmp_path / "q4.json"
     _two_leg_quote(cli_env, q, nonce="777")
     cli_env.ok("cancel", "777", key=MAKER)
@@ -330,15 +377,14 @@ def test_cancel(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
 
 
 def test_withdraw_with_positions_uses_the_keeper_proof(
-    cli_env: CliEnv, keeper: KeeperHandle
+    cli_env: CliEnv, keeper: KeeperHandle, traded: None
 ) -> None:
-    # The leaf of the epoch before the trade is for the old state (cumLo/cumHi moved) but
-    # still valid: the bound accounts for the trade. A fresh epoch re-nets everything.
     keeper.epoch()
     weth = cli_env.deployment["collateral"]["WETH"]
     vault = _vault(cli_env)
+    held = vault.functions.collateralBalance(MAKER.address, weth).call()
     cli_env.ok("withdraw", "WETH", "0.1", key=MAKER)
-    assert vault.functions.collateralBalance(MAKER.address, weth).call() == 49 * WAD // 10
+    assert vault.functions.collateralBalance(MAKER.address, weth).call() == held - WAD // 10
     before = _state(cli_env, TAKER.address)
     cli_env.fails("withdraw-cash", "90000", key=TAKER, sub=True, match="InsufficientMargin")
     assert _state(cli_env, TAKER.address) == before
@@ -352,7 +398,9 @@ def test_withdraw_with_positions_uses_the_keeper_proof(
     )
 
 
-def test_margin_and_report(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -> None:
+def test_margin_and_report(
+    cli_env: CliEnv, keeper: KeeperHandle, traded: None, tmp_path: Path
+) -> None:
     r = cli_env.ok("margin", MAKER.address, "--json")
     doc = json.loads(r.out)
     leaf = keeper.keeper.store.get_leaf(doc["epoch"], "account", MAKER.address.lower())
@@ -387,7 +435,7 @@ def test_margin_and_report(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path
 
 
 def test_liquidator_run_once_takes_no_healthy_account(
-    cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path
+    cli_env: CliEnv, keeper: KeeperHandle, traded: None, tmp_path: Path
 ) -> None:
     liq = key("liquidator")
     env = {
@@ -405,14 +453,21 @@ def test_liquidator_run_once_takes_no_healthy_account(
     )
 
 
-def test_stale_attestation_is_safe_mode(cli_env: CliEnv, keeper: KeeperHandle) -> None:
-    """Last test: moves chain time past maxAge."""
+def test_stale_attestation_is_safe_mode(
+    cli_env: CliEnv, keeper: KeeperHandle, traded: None
+) -> None:
+    """Moves chain time past maxAge inside an Anvil snapshot, and reverts it after."""
     w3 = cli_env.w3
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    w3.provider.make_request("evm_mine", [now + 3601 + 60])  # type: ignore[attr-defined]
-    before = _state(cli_env, MAKER.address)
-    cli_env.fails("withdraw", "WETH", "0.1", key=MAKER, match="safe mode")
-    assert _state(cli_env, MAKER.address) == before
-    r = cli_env.ok("margin", MAKER.address)
-    assert "safe mode: YES" in r.out
-    cli_env.ok("deposit-cash", "10", key=MAKER)  # deposits still work in safe mode
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[attr-defined]
+    try:
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        w3.provider.make_request("evm_mine", [now + 3601 + 60])  # type: ignore[attr-defined]
+        before = _state(cli_env, MAKER.address)
+        cli_env.fails("withdraw", "WETH", "0.1", key=MAKER, match="safe mode")
+        assert _state(cli_env, MAKER.address) == before
+        r = cli_env.ok("margin", MAKER.address)
+        assert "safe mode: YES" in r.out
+        cli_env.ok("deposit-cash", "10", key=MAKER)  # deposits still work in safe mode
+    finally:
+        reverted = w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[attr-defined]
+        assert reverted["result"] is True

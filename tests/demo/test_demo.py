@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from keeper.compile import compile_contracts
-from keeper.toolchain import REPO_ROOT
+from keeper.abi import vault_abi
+from scripts.toolchain.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
@@ -106,7 +106,7 @@ def test_demo_liquidates_the_naked_book_and_not_the_hedged_ones(tmp_path: Path) 
 def _check_on_chain(summary: dict[str, Any], stdout: str) -> None:
     w3 = Web3(Web3.HTTPProvider(summary["rpcUrl"], request_kwargs={"timeout": 10}))
     assert w3.eth.chain_id == summary["chainId"]
-    vault = w3.eth.contract(address=summary["vault"], abi=compile_contracts()["MarginVault"].abi)
+    vault = w3.eth.contract(address=summary["vault"], abi=vault_abi())
     books = summary["books"]
     liquidated = {
         ev["args"]["account"]: ev

@@ -60,9 +60,10 @@ def test_perfectly_correlated_beta_matched_pair_needs_its_residual_risk() -> Non
         params, correlation=dataclasses.replace(params.correlation, credit_factor=1.0)
     )
     r = _pair_books(full_credit, 1.0)
-    # scan residual is ~0 (beta-matched); what is left are the two perp basis shocks
+    # scan residual is ~0 (beta-matched); what is left are the two perp basis shocks and
+    # the minimum charge on the gross notional
     assert r.scan_im[2] <= 1e-6 * r.scan_im[:2].sum()
-    assert r.im[2] == pytest.approx(r.basis[2], rel=1e-9)
+    assert r.im[2] == pytest.approx(r.basis[2] + r.minimum[2], rel=1e-9)
     assert r.im[2] <= 0.1 * r.im[:2].sum()
 
 
@@ -77,3 +78,21 @@ def test_cash_and_carry_eth_collateral_short_perp() -> None:
     r = compute_margin(Portfolios.from_dense(ins, rows, np.zeros(3)), market, params)
     assert r.im[2] <= 0.3 * (r.im[0] + r.im[1])
     assert r.im[2] <= 0.05 * (r.im[0] + r.im[1])  # in fact: only the 1 % basis shock is left
+
+
+def test_a_perfect_hedge_is_never_at_zero_margin() -> None:
+    """Without basis shocks, token + short perp has no scenario loss at all: the minimum
+    charge (0.1 % of gross notional) is what it pays, and MM stays strictly below IM."""
+    params = load_params()
+    no_basis = dataclasses.replace(
+        params, basis=dataclasses.replace(params.basis, perp=0.0, forward_per_sqrt_year=0.0)
+    )
+    market, ins = pair_market(0.5, params=no_basis)
+    rows = np.zeros((1, 4))
+    rows[0, TOKEN_ETH] = 100.0
+    rows[0, PERP_ETH] = -100.0
+    r = compute_margin(Portfolios.from_dense(ins, rows, np.zeros(1)), market, no_basis)
+    assert r.scan_im[0] == 0.0 and r.basis[0] == 0.0
+    gross = 2 * 100.0 * float(market.spot[1])
+    assert r.im[0] == pytest.approx(no_basis.minimum.rate * gross, rel=1e-12)
+    assert 0.0 < r.mm[0] < r.im[0]

@@ -62,6 +62,12 @@ BAD: list[tuple[str, Any, str]] = [
     ("underlying.BTC.scan_range", 0.9, "underlying.BTC.scan_range"),  # above max_range
     ("underlying.ETH.concentration_rate", 0.9, "underlying.ETH.concentration_rate"),
     ("underlying.GOV.token_haircut_floor", 1.5, "underlying.GOV.token_haircut_floor"),
+    ("scan.max_range", 1.0, "scan.max_range"),  # a 100 % range prices at zero
+    ("scan.max_range", 0.96, "scan.max_range"),  # above max_down_move: floored in-range moves
+    ("minimum_charge.rate", 0.0, "minimum_charge.rate"),  # a perfect hedge at zero margin
+    ("minimum_charge.rate", "0.001", "minimum_charge.rate"),
+    # max_range + rate + minimum >= 1: a crash could not be capped below a 100 % downShock
+    ("underlying.GOV.concentration_rate", 0.3, "underlying.GOV.concentration_rate"),
 ]
 
 

@@ -7,10 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from vollib.black import black
 
-from risk_engine import black76, black76_delta
+from risk_engine import black76, black76_delta, black76_spot_delta
 from risk_engine._reference import black76_scalar
+from risk_engine.books import hedge_size
 
 HOUR = 1.0 / (365.0 * 24.0)
 FORWARDS = (100.0, 3000.0, 60000.0)
@@ -86,3 +89,42 @@ def test_scalar_reference_pricer_agrees() -> None:
         a = black76_scalar(f, k, t, v, r, c)
         b = float(black76(f, k, t, v, r, c))
         assert a == pytest.approx(b, rel=1e-9, abs=1e-200)
+
+
+@given(
+    spot=st.floats(100.0, 100_000.0),
+    basis=st.floats(0.9, 1.1),
+    moneyness=st.floats(0.5, 2.0),
+    tenor=st.floats(1 / 365, 2.0),
+    vol=st.floats(0.1, 1.5),
+    is_call=st.booleans(),
+)
+def test_spot_delta_is_the_derivative_in_spot_at_a_fixed_basis(
+    spot: float, basis: float, moneyness: float, tenor: float, vol: float, is_call: bool
+) -> None:
+    strike = spot * moneyness
+    h = spot * 1e-5
+
+    def value(s: float) -> float:
+        return float(black76(s * basis, strike, tenor, vol, 0.01, is_call))
+
+    fd = (value(spot + h) - value(spot - h)) / (2 * h)
+    got = float(black76_spot_delta(spot, spot * basis, strike, tenor, vol, 0.01, is_call))
+    assert got == pytest.approx(fd, abs=1e-5)
+
+
+@given(
+    qty=st.lists(st.floats(-50.0, 50.0), min_size=1, max_size=6),
+    spot=st.floats(100.0, 100_000.0),
+    moneyness=st.lists(st.floats(0.5, 2.0), min_size=6, max_size=6),
+)
+def test_a_book_plus_its_hedge_size_of_perp_has_no_delta(
+    qty: list[float], spot: float, moneyness: list[float]
+) -> None:
+    deltas = [
+        float(black76_spot_delta(spot, spot, spot * m, 0.1, 0.6, 0.0, i % 2 == 0))
+        for i, m in enumerate(moneyness[: len(qty)])
+    ]
+    legs = list(zip(qty, deltas, strict=True))
+    hedge = hedge_size(legs)
+    assert sum(q * d for q, d in legs) + hedge * 1.0 == pytest.approx(0.0, abs=1e-9)

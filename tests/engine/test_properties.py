@@ -123,14 +123,20 @@ def test_mm_below_im_and_requirements_cover_their_grid(ws: int, s: int, tight: b
     assert risky.any()
     assert np.all(r.mm[risky] < r.im[risky])
     assert np.all(r.mm >= 0) and np.all(r.im >= 0)
-    assert np.all(r.mm <= params.mm_scale * r.im + _tol(r))
+    # IM - MM = (scan_im - scan_mm) + (1 - mm_scale) * add-ons, and the add-ons include the
+    # minimum charge, > 0 for every book with a position
+    addons = r.im - r.scan_im
+    assert np.all(r.mm <= r.scan_im + params.mm_scale * addons + _tol(r))
+    assert np.all((addons >= r.minimum - _tol(r))[risky])
+    assert np.all(r.minimum[risky] > 0)
     # every joint scenario of the grid (all underlyings at template s) is covered
     g = per_underlying(pf.positions, arrays)
     joint = g[:, :, : arrays.n_scenarios].sum(axis=1)
     assert np.all(joint.max(axis=1) <= r.scan_im + _tol(r))
     assert np.all(joint.max(axis=1) <= r.im + _tol(r))
     mm_joint = joint[:, : arrays.scenarios.n_mm].max(axis=1)
-    assert np.all(params.mm_scale * mm_joint <= r.mm + _tol(r))
+    assert np.all(mm_joint <= r.scan_mm + _tol(r))
+    assert np.all(mm_joint <= r.mm + _tol(r))
     # each underlying's own worst case is covered at least at its (1 - rho) weight
     single = np.maximum(g[:, :, : arrays.n_scenarios].max(axis=2), 0.0)  # (n, n_u)
     leaf_w = arrays.tree.weight[: arrays.n_underlyings]

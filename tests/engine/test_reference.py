@@ -13,7 +13,17 @@ from risk_engine.synthetic import random_portfolios
 
 from .conftest import small_universe, tight_params
 
-FIELDS = ("equity", "im", "mm", "scan_im", "scan_mm", "basis", "short_option", "concentration")
+FIELDS = (
+    "equity",
+    "im",
+    "mm",
+    "scan_im",
+    "scan_mm",
+    "basis",
+    "short_option",
+    "minimum",
+    "concentration",
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from types import MappingProxyType
-
 import numpy as np
 import pytest
 
-from risk_engine import (
-    Portfolios,
-    RiskParams,
-    build_risk_arrays,
-    compute_margin,
-    explain,
-    load_params,
-)
-from risk_engine.params import NO_APC
+from risk_engine import Portfolios, build_risk_arrays, compute_margin, explain, load_params
 
-from .conftest import pair_market
+from .conftest import pair_market, static_floor_params
 
 PERP_BTC, PERP_ETH, TOKEN_BTC, TOKEN_ETH = 0, 1, 2, 3
 
 
-def worked_example_params() -> RiskParams:
-    """The defaults with the example's floors (BTC 17 %, ETH 18 %) and no APC buffer."""
-    base = load_params()
-    unders = dict(base.underlyings)
-    unders["BTC"] = replace(unders["BTC"], scan_range=0.17)
-    unders["ETH"] = replace(unders["ETH"], scan_range=0.18)
-    return replace(base, underlyings=MappingProxyType(unders), apc=NO_APC)
-
-
 def test_worked_example() -> None:
-    params = worked_example_params()
+    # the example's floors (BTC 17 %, ETH 18 %), no APC buffer: docs/margin-method.md §7
+    params = static_floor_params(load_params(), BTC=0.17, ETH=0.18)
     market, ins = pair_market(0.8, params=params, vols=(0.01, 0.012))
     arrays = build_risk_arrays(ins, market, params)
     np.testing.assert_allclose(arrays.correlation[0, 1], 0.8, rtol=1e-12)
@@ -56,23 +37,24 @@ def test_worked_example() -> None:
     assert r.scan_im[0] == pytest.approx(0.36 * (10200 + 10800) + 0.64 * 600, rel=1e-12)  # 7944
     assert r.scan_im[0] == pytest.approx(7944.0, rel=1e-12)
     assert r.basis[0] == pytest.approx(1200.0, rel=1e-12)
-    assert r.im[0] == pytest.approx(9144.0, rel=1e-12)
+    assert r.minimum[0] == pytest.approx(120.0, rel=1e-12)  # 0.1 % of 60,000 + 60,000
+    assert r.im[0] == pytest.approx(9264.0, rel=1e-12)
     assert r.scan_mm[0] == pytest.approx(6355.2, rel=1e-12)
-    assert r.mm[0] == pytest.approx(7404.096, rel=1e-12)
-    assert r.im[1] == pytest.approx(10800.0, rel=1e-12)
-    assert r.im[2] == pytest.approx(11400.0, rel=1e-12)
+    assert r.mm[0] == pytest.approx(6355.2 + 0.98 * 1320.0, rel=1e-12)  # 7,648.8
+    assert r.im[1] == pytest.approx(10860.0, rel=1e-12)
+    assert r.im[2] == pytest.approx(11460.0, rel=1e-12)
     assert r.worst_words(0) == ("price +1.00x range (BTC +17.0%, ETH +18.0%), vol unchanged, +1d")
     rep = explain(pf, market, params, 0, arrays=arrays)
     assert [round(c.worst_loss_im, 6) for c in rep.clusters] == [10200.0, 10800.0, 600.0]
 
     # account B
-    assert r.im[3] == pytest.approx(300.0, rel=1e-12)
-    assert r.im[4] == pytest.approx(5400.0, rel=1e-12)
+    assert r.im[3] == pytest.approx(360.0, rel=1e-12)
+    assert r.im[4] == pytest.approx(5430.0, rel=1e-12)
 
     # leaves (before the 1e-9 float pad) and the token table
     leaves = arrays.leaves
-    assert leaves.loss_long[PERP_BTC] == pytest.approx(12000.0, rel=2e-9)
-    assert leaves.loss_short[PERP_ETH] == pytest.approx(630.0, rel=2e-9)
+    assert leaves.loss_long[PERP_BTC] == pytest.approx(12060.0, rel=2e-9)
+    assert leaves.loss_short[PERP_ETH] == pytest.approx(633.0, rel=2e-9)
     t = list(arrays.tokens.instrument_index).index(TOKEN_ETH)
-    assert arrays.tokens.down_shock[t] == pytest.approx(0.20, rel=2e-9)
-    assert arrays.tokens.up_shock[t] == pytest.approx(0.20, rel=2e-9)
+    assert arrays.tokens.down_shock[t] == pytest.approx(0.201, rel=2e-9)
+    assert arrays.tokens.up_shock[t] == pytest.approx(0.201, rel=2e-9)

@@ -1,5 +1,5 @@
 """Every custom error of the vault, tripped by a real call on chain, decoded by
-keeper.errors.decode_revert into its readable one-line message with its values.
+keeper.revert.decode_revert into its readable one-line message with its values.
 
 One scenario per error: it sets the state up, sends the failing call (simulated by the node,
 as every transaction is before sending) and returns the decoded revert plus the argument
@@ -42,9 +42,10 @@ from keeper.attestation import (
     sign_epoch,
     sign_quote,
 )
-from keeper.compile import CompileResult
-from keeper.errors import ERROR_DESCRIPTIONS, VaultRevert, decode_revert
+from keeper.errors import VaultRevert
+from keeper.revert import ERROR_DESCRIPTIONS, decode_revert
 from scripts.deploy import deploy_contract
+from scripts.toolchain.compile import CompileResult
 
 ZERO = "0x0000000000000000000000000000000000000000"
 ETH = b"ETH".ljust(32, b"\0")

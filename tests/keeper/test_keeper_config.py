@@ -10,7 +10,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from keeper.config import Config, load_config
-from keeper.exceptions import ConfigError
+from keeper.errors import ConfigError
 
 KEY1 = "0x" + keccak(text="config test key 1").hex()
 KEY2 = "0x" + keccak(text="config test key 2").hex()

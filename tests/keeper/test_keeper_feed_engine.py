@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 from keeper.feeds import SimConfig, SimulatedFeed
 from risk_engine import InstrumentKind, InstrumentTable, Portfolios, compute_margin, load_params
 from risk_engine.market import validate_market

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 from keeper.feeds import MarketState, Smile, UnderlyingState
 from keeper.feeds.base import SECONDS_PER_YEAR
 

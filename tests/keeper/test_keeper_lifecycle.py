@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 from keeper.lifecycle import JsonFormatter, KeyValueFormatter, Lifecycle, configure_logging
 from keeper.metrics import KeeperMetrics
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 from keeper.feeds import ReplayConfig, ReplayFeed
 from keeper.feeds.base import SECONDS_PER_YEAR
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError
 from keeper.feeds import SimConfig, SimulatedFeed, default_expiries
 
 T0 = 1_780_000_000

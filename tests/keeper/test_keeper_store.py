@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from keeper.exceptions import ChainMismatchError, EpochConflictError, StoreError
+from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
 from keeper.store import SCHEMA_VERSION, LeafRecord, Store, TxRecord
 
 ROOT_A = "0x" + "aa" * 32

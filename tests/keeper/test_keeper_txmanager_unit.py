@@ -1,21 +1,14 @@
-"""TxManager pieces without a node: fee bumps, cap, retry/backoff with a fake clock."""
+"""TxManager pieces without a node: fee bumps (keeper/gas.py), the fee cap, from_config.
+The retry/backoff policy is tested in test_keeper_retry.py."""
 
 from __future__ import annotations
 
 import pytest
-import requests
 from eth_account import Account
 
-from keeper.exceptions import FeeCapExceededError, RpcUnavailableError, TxError
-from keeper.txmanager import (
-    FeeHistoryStrategy,
-    Fees,
-    FixedFeeStrategy,
-    RetryPolicy,
-    TxManager,
-    call_with_retry,
-    is_transient,
-)
+from keeper.errors import FeeCapExceededError, TxError
+from keeper.gas import FeeHistoryStrategy, Fees, FixedFeeStrategy
+from keeper.txmanager import TxManager
 
 GWEI = 10**9
 
@@ -87,60 +80,6 @@ def test_bumpBelowTenPercent_refused():
             fee_cap_wei=10,  # type: ignore[arg-type]
             bump_pct=5.0,
         )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
-
-
-def test_retry_backsOffExponentially_thenSucceeds():
-    clock = Clock()
-    failures = iter([requests.exceptions.ConnectionError("refused")] * 4)
-
-    def fn() -> str:
-        exc = next(failures, None)
-        if exc is not None:
-            raise exc
-        return "ok"
-
-    policy = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0, deadline_seconds=60)
-    assert call_with_retry(fn, policy, clock=clock.now, sleep=clock.sleep) == "ok"
-    assert clock.sleeps == [0.5, 1.0, 2.0, 3.0]
-
-
-def test_retry_givesUpAtDeadline_andDoesNotRetryRefusals():
-    clock = Clock()
-
-    def down() -> None:
-        raise requests.exceptions.Timeout("slow")
-
-    with pytest.raises(RpcUnavailableError):
-        call_with_retry(
-            down,
-            RetryPolicy(base_delay=1, max_delay=1, deadline_seconds=5),
-            clock=clock.now,
-            sleep=clock.sleep,
-        )
-    assert sum(clock.sleeps) <= 5
-    calls = []
-
-    def refused() -> None:
-        calls.append(1)
-        raise ValueError("execution reverted")
-
-    with pytest.raises(ValueError):
-        call_with_retry(refused, RetryPolicy(), clock=clock.now, sleep=clock.sleep)
-    assert len(calls) == 1
-    assert is_transient(ConnectionRefusedError()) and not is_transient(ValueError())
 
 
 def test_fromConfig_appliesFeePolicy():

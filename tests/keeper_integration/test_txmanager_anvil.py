@@ -11,22 +11,17 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from keeper.exceptions import (
+from keeper.errors import (
     FeeCapExceededError,
     RpcUnavailableError,
     SimulationError,
     TxRevertedError,
     TxTimeoutError,
 )
+from keeper.gas import FeeHistoryStrategy, Fees, FixedFeeStrategy
+from keeper.retry import RetryPolicy
 from keeper.store import Store
-from keeper.txmanager import (
-    FeeHistoryStrategy,
-    Fees,
-    FixedFeeStrategy,
-    RetryPolicy,
-    TxManager,
-    TxRequest,
-)
+from keeper.txmanager import TxManager, TxRequest
 
 pytestmark = pytest.mark.anvil
 

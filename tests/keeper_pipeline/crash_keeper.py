@@ -14,10 +14,11 @@ from pathlib import Path
 from web3 import Web3
 
 from keeper.chain import ChainAdapter
+from keeper.gas import Fees, FixedFeeStrategy
 from keeper.pipeline import EpochPipeline
 from keeper.signers import LocalSigner
 from keeper.store import Store
-from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from keeper.txmanager import TxManager
 from risk_engine import load_params
 from scripts.pipeline_world import labelled_key, make_feed_at, signer_keys
 

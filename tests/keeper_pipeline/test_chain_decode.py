@@ -7,7 +7,8 @@ from eth_abi import decode, encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keeper.chain import ACCOUNT_STATES_TYPE, ChainCallError, decode_account_states
+from keeper.chain import ACCOUNT_STATES_TYPE, decode_account_states
+from keeper.errors import ChainCallError
 
 i256 = st.integers(min_value=-(2**255), max_value=2**255 - 1)
 u256 = st.integers(min_value=0, max_value=2**256 - 1)

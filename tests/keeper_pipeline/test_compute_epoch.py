@@ -16,8 +16,9 @@ from keeper.chain import (
     Position,
     TokenInfo,
 )
+from keeper.errors import EpochRefusedError
 from keeper.feeds import MarketState, SimConfig, SimulatedFeed
-from keeper.pipeline import EpochRefusedError, FundingRule, compute_epoch
+from keeper.pipeline import FundingRule, compute_epoch
 from risk_engine import load_params, to_wad_down
 
 WAD = 10**18

@@ -148,7 +148,7 @@ def test_funding_and_settlement_reach_the_chain(world: World, store: Store) -> N
     assert is_set and price == dict((s.instrument, s.price) for s in header.settlements)[3]
     assert 3 not in [int(leaf.key) for leaf in store.get_leaves(r.epoch or 0, "instrument")]
     res = verify_epoch(
-        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+        ChainAdapter(world.w3, world.vault.address),
         store,
         r.epoch or 0,
         load_params(),

@@ -70,7 +70,7 @@ def test_epoch_posted_then_verify_matches(world: World, store: Store, tmp_path: 
     assert doc["root"] == r3.root and len(doc["leaves"]) == 2 + 4
     # recomputed from chain state at snapshotBlock + the stored market snapshot
     res = verify_epoch(
-        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+        ChainAdapter(world.w3, world.vault.address),
         store,
         3,
         load_params(),
@@ -107,7 +107,7 @@ def test_verify_names_the_first_differing_leaf(world: World, store: Store) -> No
     db.commit()
     db.close()
     res = verify_epoch(
-        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+        ChainAdapter(world.w3, world.vault.address),
         store,
         1,
         load_params(),
@@ -174,7 +174,7 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
         r = feed_pipeline.run_epoch()
         assert r.status == "mined"
         res = verify_epoch(
-            ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+            ChainAdapter(world.w3, world.vault.address),
             store,
             r.epoch or 0,
             load_params(),
@@ -193,7 +193,7 @@ def test_account_seen_after_the_snapshot_block_waits_for_the_next_epoch(
     assert r.status == "mined" and carol.address in p.chain.accounts
     assert store.get_leaf(1, "account", carol.address) is None
     res = verify_epoch(
-        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+        ChainAdapter(world.w3, world.vault.address),
         store,
         1,
         load_params(),

@@ -17,7 +17,7 @@ def rpc(world: World, method: str, *params: object) -> object:
 
 def test_incremental_index_and_reorg_recovery(world: World, store: Store) -> None:
     alice, carol, dave = (world.actor(n) for n in ("alice", "carol", "dave"))
-    chain = ChainAdapter(world.w3, world.vault.address, store=store, compiled=world.compiled)
+    chain = ChainAdapter(world.w3, world.vault.address, store=store)
     world.fund_cash(alice, 100)
     assert chain.index() == 1 and chain.accounts == (alice.address,)
     safe = chain.indexed_block
@@ -40,7 +40,7 @@ def test_reorg_below_every_checkpoint_rebuilds(world: World) -> None:
     alice, carol = world.actor("alice"), world.actor("carol")
     snap = rpc(world, "evm_snapshot")
     world.fund_cash(alice, 100)
-    chain = ChainAdapter(world.w3, world.vault.address, compiled=world.compiled)
+    chain = ChainAdapter(world.w3, world.vault.address)
     assert chain.index() == 1
     assert rpc(world, "evm_revert", snap)  # below the only checkpoint
     world.fund_cash(carol, 100)

@@ -16,7 +16,7 @@ import pytest
 from eth_utils import keccak
 from web3 import Web3
 
-from keeper.chain import ChainResetError
+from keeper.errors import ChainResetError
 from keeper.pipeline import EpochResult
 from keeper.store import Store
 from scripts.anvil import AnvilNode, start_anvil

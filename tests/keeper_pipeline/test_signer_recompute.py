@@ -28,14 +28,12 @@ from keeper.attestation import (
 from keeper.chain import ChainAdapter
 from keeper.cli import keeper_cli
 from keeper.epoch_check import EpochRecomputer
-from keeper.exceptions import FeedError
+from keeper.errors import FeedError, SignerError, SignerRefusedError
 from keeper.feeds.base import MarketState
 from keeper.signers import (
     AUTH_HEADER,
     RemoteSigners,
-    SignerError,
     SignerPolicy,
-    SignerRefusedError,
     SignerService,
     header_from_json,
     header_to_json,
@@ -51,9 +49,7 @@ pytestmark = pytest.mark.anvil
 
 def recomputer(world: World) -> EpochRecomputer:
     """A checker on its own adapter (its own index), as ``keeper signer`` builds one."""
-    return EpochRecomputer(
-        ChainAdapter(world.w3, world.vault.address, compiled=world.compiled), load_params()
-    )
+    return EpochRecomputer(ChainAdapter(world.w3, world.vault.address), load_params())
 
 
 def service(world: World, key: str, **policy: object) -> SignerService:
@@ -338,7 +334,7 @@ def test_service_with_own_feed_refuses_a_market_that_deviates(world: World, stor
         return MarketState.from_json(json.dumps(m))
 
     def with_reference(reference: Callable[[int], MarketState]) -> SignerService:
-        chain = ChainAdapter(world.w3, world.vault.address, compiled=world.compiled)
+        chain = ChainAdapter(world.w3, world.vault.address)
         checker = EpochRecomputer(chain, load_params(), reference=reference)
         return SignerService(
             world.signer_keys[0],
@@ -370,7 +366,7 @@ def test_service_with_own_feed_refuses_a_market_that_deviates(world: World, stor
         with_reference(down).sign(header, domain, market)
     with pytest.raises(ValueError, match="max_price_deviation"):
         EpochRecomputer(
-            ChainAdapter(world.w3, world.vault.address, compiled=world.compiled),
+            ChainAdapter(world.w3, world.vault.address),
             load_params(),
             max_price_deviation=1.0,
         )

@@ -10,12 +10,11 @@ import requests
 from eth_account import Account
 
 from keeper.attestation import Domain, Epoch, TokenPrice, epoch_digest, recover_signer
+from keeper.errors import SignerError, SignerRefusedError
 from keeper.signers import (
     LocalSigner,
     RemoteSigners,
-    SignerError,
     SignerPolicy,
-    SignerRefusedError,
     SignerService,
     header_from_json,
     header_to_json,

@@ -26,16 +26,14 @@ from eth_account.signers.local import LocalAccount
 
 from keeper.chain import ChainAdapter
 from keeper.feeds import SimulatedFeed
-from keeper.liquidator import (
-    LeafSource,
-    LiquidatorBot,
-    LiquidatorMetrics,
-    LiquidatorSettings,
-    StoreLeafSource,
-)
+from keeper.gas import Fees, FixedFeeStrategy
+from keeper.liquidator.bot import LiquidatorBot
+from keeper.liquidator.config import LiquidatorSettings
+from keeper.liquidator.metrics import LiquidatorMetrics
+from keeper.liquidator.sources import LeafSource, StoreLeafSource
 from keeper.pipeline import EpochPipeline, margin_proof_from_json
 from keeper.store import Store
-from keeper.txmanager import Fees, FixedFeeStrategy, TxManager
+from keeper.txmanager import TxManager
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.pipeline_world import (
     USDC6,
@@ -106,7 +104,7 @@ class Crash:
     ) -> LiquidatorBot:
         who = who or self.liquidator
         w = self.world
-        chain = ChainAdapter(w.w3, w.vault.address, compiled=w.compiled)
+        chain = ChainAdapter(w.w3, w.vault.address)
         tx = TxManager(
             w.w3,
             who,

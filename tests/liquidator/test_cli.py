@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 from eth_account import Account
 
-from keeper.exceptions import ConfigError
-from keeper.liquidator_cli import build_liquidator, liquidator_cli, load_liquidator_config
+from keeper.errors import ConfigError
+from keeper.liquidator.cli import liquidator_cli
+from keeper.liquidator.config import load_liquidator_config
+from keeper.liquidator.daemon import build_liquidator
 
 from .conftest import WAD, Crash
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from keeper.api import ProofApi
-from keeper.liquidator import ApiLeafSource
+from keeper.liquidator.sources import ApiLeafSource
 
 from .conftest import WAD, Crash
 

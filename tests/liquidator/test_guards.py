@@ -11,7 +11,8 @@ import pytest
 from web3 import Web3
 
 from keeper.attestation import MarginProof
-from keeper.liquidator import LeafSource, LeafSourceError, StoreLeafSource
+from keeper.errors import LeafSourceError
+from keeper.liquidator.sources import LeafSource, StoreLeafSource
 
 from .conftest import WAD, Crash
 
@@ -70,7 +71,7 @@ def test_not_enough_im_headroom_is_skipped_with_a_logged_reason(
     assert rec.account == crash.victim.address  # type: ignore[attr-defined]
     # the contract agrees: the same liquidation sent anyway reverts on the IM check
     leaf = crash.leaf(crash.victim, crash.pipeline.last_result.epoch)  # type: ignore[union-attr]
-    from keeper.liquidator import empty_proof
+    from keeper.liquidator.sources import empty_proof
 
     fn = crash.world.vault.functions.liquidate(
         crash.victim.address, leaf.to_abi(), empty_proof(crash.pauper.address).to_abi(), 10**30
@@ -99,7 +100,7 @@ def test_takeover_buffer_read_from_the_vault_counts_against_the_headroom(crash: 
     assert o2.headroom == o.headroom - buffer  # the same sum, less the buffer
     assert crash.liquidation_txs() == [] and crash.positions(crash.victim) == [-10 * WAD]
     # the contract agrees: sent anyway (at the bot's own limit), it reverts on the IM check
-    from keeper.liquidator import empty_proof
+    from keeper.liquidator.sources import empty_proof
 
     leaf = crash.leaf(crash.victim, crash.pipeline.last_result.epoch)  # type: ignore[union-attr]
     fn = w.vault.functions.liquidate(

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from keeper.attestation import MarginProof
-from keeper.liquidator import LeafSourceError, LiquidatorBot, StoreLeafSource
+from keeper.errors import LeafSourceError
+from keeper.liquidator.bot import LiquidatorBot
+from keeper.liquidator.sources import StoreLeafSource
 
 from .conftest import WAD, Crash
 

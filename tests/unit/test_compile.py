@@ -1,4 +1,4 @@
-"""keeper.compile: compiles contracts/ without forge, caches on disk, fails loudly."""
+"""scripts.toolchain.compile: compiles contracts/ without forge, caches on disk, fails loudly."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from keeper.compile import SETTINGS, collect_sources, compile_contracts
-from keeper.errors import CompileError, KeeperError
-from keeper.toolchain import CONTRACTS_DIR
+from scripts.errors import BuildError, CompileError
+from scripts.toolchain.compile import SETTINGS, collect_sources, compile_contracts
+from scripts.toolchain.paths import CONTRACTS_DIR
 
 EIP170_MAX_RUNTIME = 24_576
 EIP3860_MAX_INITCODE = 49_152
@@ -131,5 +131,5 @@ def test_missing_import_and_unknown_contract_raise_keeper_errors(tmp_path: Path)
         compile_contracts(contracts_dir=root / "contracts", root=root, cache_dir=None)
     with pytest.raises(CompileError, match="no .sol files"):
         compile_contracts(contracts_dir=tmp_path / "empty", root=root, cache_dir=None)
-    with pytest.raises(KeeperError, match="no contract named 'Nope'"):
+    with pytest.raises(BuildError, match="no contract named 'Nope'"):
         compile_contracts()["Nope"]

@@ -1,8 +1,10 @@
-"""Command line of the liquidator bot: ``liquidator run`` (mounted as ``pm liquidator run``).
+"""Configuration of the liquidator bot: what it decides with, and what its process needs.
 
-Configuration is the keeper's TOML file plus ``PM_*`` environment (same ``[chain]``,
-``[fees]``, ``[api]``, ``[keeper]`` tables and variables, see :mod:`keeper.config`), and a
-``[liquidator]`` table:
+:class:`LiquidatorSettings` are the bot's decision limits (USD floats, converted DOWN to
+WAD); :class:`LiquidatorConfig` is everything the process needs, from
+:func:`load_liquidator_config`. Configuration is the keeper's TOML file plus ``PM_*``
+environment (same ``[chain]``, ``[fees]``, ``[api]``, ``[keeper]`` tables and variables, see
+:mod:`keeper.config`), and a ``[liquidator]`` table:
 
 =============================  ==================================  ===========================
 ``[liquidator]`` key           environment                         default
@@ -35,17 +37,12 @@ the bot can share one file.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import click
-
-from keeper._click import common_group_options, setup_logging
 from keeper.config import (
     ChainConfig,
     FeesConfig,
@@ -63,16 +60,80 @@ from keeper.config import (
     read_toml,
     section_table,
 )
-from keeper.exceptions import ConfigError
+from keeper.errors import ConfigError
 
 __all__ = [
+    "WAD",
     "LiquidatorConfig",
-    "LiquidatorService",
-    "build_liquidator",
-    "liquidator_cli",
+    "LiquidatorSettings",
     "load_liquidator_config",
-    "main",
+    "usd_to_wad_down",
+    "wad_to_usd",
 ]
+
+WAD = 10**18
+
+
+def wad_to_usd(value: int) -> float:
+    """WAD USD -> float USD (logs and metrics only, never for a decision)."""
+    return value / WAD
+
+
+def usd_to_wad_down(usd: float) -> int:
+    """A USD float setting -> WAD USD, truncated toward zero (settings are >= 0: down)."""
+    return int(usd * WAD)
+
+
+# --------------------------------------------------------------------------- bot settings
+
+
+@dataclass(frozen=True)
+class LiquidatorSettings:
+    """What the bot accepts. USD amounts are floats here and converted (down) to WAD.
+
+    ``slippage_usd`` / ``slippage_fraction``: ``maxCashOut`` is the view's net cash plus the
+    larger of the two (absolute USD, fraction of ``|netCashPaid|``); ``min_profit_usd``:
+    skip a liquidation expected to earn less (``None``: take losses too, a backstop);
+    ``min_headroom_usd``: IM surplus the bot keeps after a takeover; ``max_per_tick``: most
+    liquidations sent per tick (most under-margined first); ``dry_run``: simulate only;
+    ``max_rereads``: re-reads of the epoch and leaves per tick after the vault's root moved
+    under an attempt (0: leave it to the next tick); ``reread_wait_seconds``: how long a
+    re-read waits for a leaf source that does not serve the new epoch yet (about one keeper
+    interval; the API publishes an epoch once it is mined).
+    """
+
+    slippage_usd: float = 10.0
+    slippage_fraction: float = 0.01
+    min_profit_usd: float | None = 0.0
+    min_headroom_usd: float = 0.0
+    max_per_tick: int = 5
+    dry_run: bool = False
+    max_rereads: int = 2
+    reread_wait_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.slippage_usd < 0 or self.slippage_fraction < 0:
+            raise ValueError("slippage must be >= 0")
+        if self.min_headroom_usd < 0:
+            raise ValueError("min_headroom_usd must be >= 0")
+        if self.max_per_tick < 1:
+            raise ValueError("max_per_tick must be >= 1")
+        if self.max_rereads < 0:
+            raise ValueError("max_rereads must be >= 0")
+        if self.reread_wait_seconds < 0:
+            raise ValueError("reread_wait_seconds must be >= 0")
+
+    def max_cash_out(self, net_cash_paid: int) -> int:
+        """``netCashPaid`` + slippage (WAD): the limit passed to ``liquidate``."""
+        slip = max(
+            usd_to_wad_down(self.slippage_usd),
+            abs(net_cash_paid) * int(self.slippage_fraction * 1_000_000) // 1_000_000,
+        )
+        return net_cash_paid + slip
+
+
+# --------------------------------------------------------------------------- process config
+
 
 SourceKind = Literal["api", "store"]
 
@@ -141,7 +202,7 @@ def load_liquidator_config(
 ) -> LiquidatorConfig:
     """Read ``path`` (the keeper's TOML, optional) and ``env`` (default ``os.environ``).
 
-    Raises :class:`~keeper.exceptions.ConfigError` naming the first bad field.
+    Raises :class:`~keeper.errors.ConfigError` naming the first bad field.
     """
     env = dict(os.environ if env is None else env)
     data = read_toml(path)
@@ -230,190 +291,3 @@ def load_liquidator_config(
             "liquidator.source", f"source 'store' but no keeper store at {cfg.keeper_db}"
         )
     return cfg
-
-
-# --------------------------------------------------------------------------- wiring
-
-
-@dataclass
-class LiquidatorService:
-    """A wired bot: its lifecycle runs ``bot.tick`` every ``interval_seconds``."""
-
-    config: LiquidatorConfig
-    bot: Any  # keeper.liquidator.LiquidatorBot (imported lazily: --help stays fast)
-    lifecycle: Any
-    metrics: Any
-    closers: list[Any] = field(default_factory=list)
-
-    def run(self, *, install_signals: bool = True) -> int:
-        self.lifecycle.run(install_signals=install_signals)
-        return 0
-
-    def close(self) -> None:
-        for fn in reversed(self.closers):
-            fn()
-
-
-def build_liquidator(
-    config: LiquidatorConfig, *, w3: Any = None, serve_metrics: bool = True
-) -> LiquidatorService:
-    """Assemble the bot from ``config`` (chain adapter, TxManager on the liquidator key, the
-    leaf source, metrics, a :class:`~keeper.lifecycle.Lifecycle` with the ``liquidator``
-    job)."""
-    from eth_account import Account
-    from prometheus_client import start_http_server
-    from web3 import Web3
-
-    from keeper.chain import ChainAdapter
-    from keeper.lifecycle import Lifecycle
-    from keeper.liquidator import (
-        ApiLeafSource,
-        LeafSource,
-        LiquidatorBot,
-        LiquidatorMetrics,
-        LiquidatorSettings,
-        StoreLeafSource,
-    )
-    from keeper.store import Store
-    from keeper.txmanager import FeeHistoryStrategy, TxManager
-
-    w3 = w3 or Web3(Web3.HTTPProvider(config.chain.rpc_url, request_kwargs={"timeout": 10}))
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    own = Store(config.data_dir / "liquidator.sqlite")
-    closers: list[Any] = [own.close]
-    source: LeafSource
-    if config.source == "store":
-        keeper_store = Store(config.keeper_db)
-        closers.append(keeper_store.close)
-        source = StoreLeafSource(keeper_store)
-    else:
-        api = ApiLeafSource(config.api_url)
-        closers.append(api.close)
-        source = api
-    chain = ChainAdapter(
-        w3,
-        config.chain.resolve_vault_address(),
-        deployment_block=config.chain.start_block,
-        confirmations=config.chain.confirmations,
-    )
-    tx = TxManager(
-        w3,
-        Account.from_key(config.key),
-        gas=FeeHistoryStrategy(priority_fee_wei=config.fees.priority_fee_wei),
-        fee_cap_wei=config.fees.max_fee_wei,
-        store=own,
-        chain_id=config.chain.chain_id,
-        bump_pct=config.fees.replacement_bump_pct,
-        stuck_after=config.fees.stuck_after_seconds,
-        receipt_timeout=config.receipt_timeout_seconds,
-    )
-    metrics = LiquidatorMetrics()
-    bot = LiquidatorBot(
-        chain,
-        tx,
-        source,
-        settings=LiquidatorSettings(
-            slippage_usd=config.slippage_usd,
-            slippage_fraction=config.slippage_fraction,
-            min_profit_usd=config.min_profit_usd,
-            min_headroom_usd=config.min_headroom_usd,
-            max_per_tick=config.max_per_tick,
-            dry_run=config.dry_run,
-        ),
-        metrics=metrics,
-    )
-    lifecycle = Lifecycle()
-    service = LiquidatorService(config, bot, lifecycle, metrics, closers)
-    lifecycle.on_startup(bot.startup)
-    if serve_metrics:
-
-        def serve() -> None:
-            server, _ = start_http_server(
-                config.metrics_port, addr="127.0.0.1", registry=metrics.registry
-            )
-            closers.append(server.shutdown)
-
-        lifecycle.on_startup(serve)
-    lifecycle.every(config.interval_seconds, bot.tick, name="liquidator")
-    lifecycle.on_shutdown(service.close)
-    return service
-
-
-# --------------------------------------------------------------------------- click
-
-_HELP = """Liquidator bot: takes over accounts whose MM upper bound is below zero.
-
-\b
-Configuration: the keeper's TOML file (--config) plus PM_* variables ([chain], [fees],
-[api], [keeper] as for the keeper) and a [liquidator] table (interval_seconds, source =
-"api"|"store", api_url, slippage_usd, slippage_fraction, min_profit_usd, backstop,
-min_headroom_usd, max_per_tick, receipt_timeout_seconds, dry_run, metrics_port, data_dir).
-
-\b
-The key never comes from a file:
-  PM_LIQUIDATOR_KEY               hex private key of the liquidating account, or
-  PM_LIQUIDATOR_KEYSTORE          an encrypted keystore JSON, with
-  PM_LIQUIDATOR_KEYSTORE_PASSWORD its password (or PM_KEYSTORE_PASSWORD)
-The account needs cash (or collateral) in the vault: it carries the IM of what it takes.
-"""
-
-
-@dataclass
-class _Opts:
-    config_path: Path | None
-
-
-@click.group(help=_HELP)
-@common_group_options("TOML configuration file (the keeper's; PM_* variables override it).")
-@click.pass_context
-def liquidator_cli(
-    ctx: click.Context, config_path: Path | None, log_format: str, log_level: str
-) -> None:
-    ctx.obj = _Opts(config_path)
-    setup_logging(log_format, log_level)
-
-
-@liquidator_cli.command(help="Run the bot (a tick every interval) until SIGTERM / SIGINT.")
-@click.option("--once", is_flag=True, help="One tick, print its report as JSON, exit.")
-@click.option("--dry-run", is_flag=True, help="Simulate liquidations, send nothing.")
-@click.pass_context
-def run(ctx: click.Context, once: bool, dry_run: bool) -> None:
-    from dataclasses import replace
-
-    opts: _Opts = ctx.obj
-    try:
-        config = load_liquidator_config(opts.config_path)
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from exc
-    if dry_run:
-        config = replace(config, dry_run=True)
-    service = build_liquidator(config, serve_metrics=not once)
-    if not once:
-        sys.exit(service.run())
-    try:
-        report = service.bot.tick()
-    finally:
-        service.close()
-    click.echo(json.dumps(_report_json(report), indent=2))
-
-
-def _report_json(report: Any) -> dict[str, Any]:
-    return {
-        "epoch": report.epoch,
-        "block": report.block,
-        "skipped": report.skipped,
-        "accountsWithPositions": report.accounts_with_positions,
-        "candidates": [
-            {"account": c.account, "mmSurplusHi": str(c.mm_surplus_hi)} for c in report.candidates
-        ],
-        "outcomes": [o.log_fields() for o in report.outcomes],
-        "seconds": round(report.seconds, 4),
-    }
-
-
-def main() -> None:
-    liquidator_cli()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,8 @@
 """Compile ``contracts/**/*.sol`` from Python, without forge, with an on-disk cache.
 
-The keeper and the scripts deploy and call the vault from the ABI and bytecode produced
-here, so they never need forge at run time. The compiler is the pinned solcjs 0.8.28
+Deployment, the demo stack and the tests take bytecode from here, and ``make abi`` exports
+the ABIs the keeper loads (:mod:`scripts.toolchain.abi`); nothing needs forge at run time,
+and the keeper daemon never compiles. The compiler is the pinned solcjs 0.8.28
 behind the ``tools/solc`` shim, driven through py-solc-x's standard-JSON interface.
 
 Import resolution is done here, not by the compiler: every source unit reachable from
@@ -25,8 +26,8 @@ from typing import Any
 import solcx
 from solcx.exceptions import SolcError
 
-from keeper import toolchain
-from keeper.errors import CompileError
+from scripts.errors import CompileError
+from scripts.toolchain import paths as toolchain
 
 #: Import prefix -> folder (relative to the repository root), as in foundry.toml.
 REMAPPINGS: dict[str, str] = {"@openzeppelin/contracts/": "node_modules/@openzeppelin/contracts/"}
@@ -179,7 +180,7 @@ def compile_contracts(
 
     The compiler output is cached in ``cache_dir/<sha256>.json`` (``cache_dir=None``
     disables the cache); a second call with unchanged sources reads that file and does not
-    start the compiler. Raises :class:`~keeper.errors.CompileError` with the compiler's
+    start the compiler. Raises :class:`~scripts.errors.CompileError` with the compiler's
     messages on a compile error.
     """
     sources = collect_sources(contracts_dir, root)

@@ -57,342 +57,41 @@ metrics.
 
 from __future__ import annotations
 
-import abc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import requests
 from eth_utils.address import to_checksum_address
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from web3.logs import DISCARD
 
-from keeper.attestation import AccountLeaf, MarginProof, MerkleTree
+from keeper.attestation import MarginProof, MerkleTree
 from keeper.bounds import im_surplus_lo, liquidator_surplus_after, mm_surplus_hi
 from keeper.chain import AccountState, ChainAdapter, EpochOnChain
-from keeper.errors import KeeperError, as_vault_revert, decode_revert, decode_revert_data
-from keeper.exceptions import (
-    SimulationError,
-    TxError,
-    TxRevertedError,
-    TxTimeoutError,
-)
-from keeper.pipeline import margin_proof_from_json
-from keeper.store import Store
+from keeper.errors import LeafSourceError, SimulationError, TxError, TxRevertedError, TxTimeoutError
+from keeper.liquidator.config import LiquidatorSettings, usd_to_wad_down, wad_to_usd
+from keeper.liquidator.metrics import LiquidatorMetrics
+from keeper.liquidator.outcome import Candidate, Outcome, TickReport
+from keeper.liquidator.sources import LeafSource, empty_proof
+from keeper.revert import as_vault_revert, decode_revert, decode_revert_data
 from keeper.txmanager import PendingTx, TxManager, TxRequest, TxResult
 
-__all__ = [
-    "ApiLeafSource",
-    "Candidate",
-    "LeafSource",
-    "LeafSourceError",
-    "LiquidatorBot",
-    "LiquidatorMetrics",
-    "LiquidatorSettings",
-    "Outcome",
-    "StoreLeafSource",
-    "TickReport",
-    "empty_proof",
-    "wad_to_usd",
-]
+__all__ = ["ROOT_ERRORS", "Hook", "LiquidatorBot", "Stage"]
 
+# The logger operators and tests filter on (it predates the package split).
 log = logging.getLogger("keeper.liquidator")
-
-WAD = 10**18
 
 #: Vault errors a proof read against an older root gives once the keeper posts a new epoch.
 ROOT_ERRORS = frozenset({"InvalidAccountProof", "InvalidInstrumentProof", "StaleStateNonce"})
 #: How often a lagging leaf source is asked again for the new epoch after a root move.
 _REREAD_POLL_SECONDS = 0.1
 
-OutcomeStatus = Literal["liquidated", "skipped", "reverted", "pending", "failed", "simulated"]
 #: A test or a script may observe (and act at) these points of one liquidation attempt.
 Stage = Literal["bound", "checked", "sent"]
 Hook = Callable[[str, str], None]
 
-
-def wad_to_usd(value: int) -> float:
-    """WAD USD -> float USD (logs and metrics only, never for a decision)."""
-    return value / WAD
-
-
-def _usd_to_wad_down(usd: float) -> int:
-    return int(usd * WAD)
-
-
-def empty_proof(account: str) -> MarginProof:
-    """The proof to pass for an account without a leaf: the vault ignores it when the account
-    holds no positions (it is valued on chain)."""
-    return MarginProof(AccountLeaf(account, 0, 0, 0, 0, 0, 0))
-
-
-class LeafSourceError(KeeperError):
-    """The leaf source cannot serve the epoch the vault holds (lagging, unreachable)."""
-
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class LiquidatorSettings:
-    """What the bot accepts. USD amounts are floats here and converted (down) to WAD.
-
-    ``slippage_usd`` / ``slippage_fraction``: ``maxCashOut`` is the view's net cash plus the
-    larger of the two (absolute USD, fraction of ``|netCashPaid|``); ``min_profit_usd``:
-    skip a liquidation expected to earn less (``None``: take losses too, a backstop);
-    ``min_headroom_usd``: IM surplus the bot keeps after a takeover; ``max_per_tick``: most
-    liquidations sent per tick (most under-margined first); ``dry_run``: simulate only;
-    ``max_rereads``: re-reads of the epoch and leaves per tick after the vault's root moved
-    under an attempt (0: leave it to the next tick); ``reread_wait_seconds``: how long a
-    re-read waits for a leaf source that does not serve the new epoch yet (about one keeper
-    interval; the API publishes an epoch once it is mined).
-    """
-
-    slippage_usd: float = 10.0
-    slippage_fraction: float = 0.01
-    min_profit_usd: float | None = 0.0
-    min_headroom_usd: float = 0.0
-    max_per_tick: int = 5
-    dry_run: bool = False
-    max_rereads: int = 2
-    reread_wait_seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.slippage_usd < 0 or self.slippage_fraction < 0:
-            raise ValueError("slippage must be >= 0")
-        if self.min_headroom_usd < 0:
-            raise ValueError("min_headroom_usd must be >= 0")
-        if self.max_per_tick < 1:
-            raise ValueError("max_per_tick must be >= 1")
-        if self.max_rereads < 0:
-            raise ValueError("max_rereads must be >= 0")
-        if self.reread_wait_seconds < 0:
-            raise ValueError("reread_wait_seconds must be >= 0")
-
-    def max_cash_out(self, net_cash_paid: int) -> int:
-        """``netCashPaid`` + slippage (WAD): the limit passed to ``liquidate``."""
-        slip = max(
-            _usd_to_wad_down(self.slippage_usd),
-            abs(net_cash_paid) * int(self.slippage_fraction * 1_000_000) // 1_000_000,
-        )
-        return net_cash_paid + slip
-
-
-# --------------------------------------------------------------------------- leaf sources
-
-
-class LeafSource(abc.ABC):
-    """Where the bot reads the ACCOUNT leaves of an epoch."""
-
-    @abc.abstractmethod
-    def account_leaves(
-        self, epoch: int, root: bytes, accounts: Sequence[str]
-    ) -> dict[str, MarginProof]:
-        """Leaves of ``accounts`` in ``epoch`` (whose root must be ``root``), keyed by
-        lowercase address; accounts without a leaf are absent. Raises
-        :class:`LeafSourceError` if the source does not hold that epoch with that root."""
-
-
-class StoreLeafSource(LeafSource):
-    """The keeper's sqlite store (same machine; sqlite WAL allows a reader beside the keeper)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def account_leaves(
-        self, epoch: int, root: bytes, accounts: Sequence[str]
-    ) -> dict[str, MarginProof]:
-        rec = self.store.get_epoch(epoch)
-        if rec is None or rec.root.lower() != "0x" + root.hex():
-            raise LeafSourceError(f"store has no epoch {epoch} with root 0x{root.hex()}")
-        wanted = {a.lower() for a in accounts}
-        return {
-            r.key: margin_proof_from_json(r.to_dict())
-            for r in self.store.get_leaves(epoch, "account")
-            if r.key in wanted
-        }
-
-
-class ApiLeafSource(LeafSource):
-    """The keeper's proof API (``GET /account/<address>?epoch=n``), one request per account
-    that needs a leaf (only accounts with positions, and the bot itself)."""
-
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self._session = requests.Session()
-
-    def _get(self, path: str) -> requests.Response:
-        try:
-            return self._session.get(f"{self.url}{path}", timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise LeafSourceError(f"proof API {self.url} unreachable: {exc}") from exc
-
-    def account_leaves(
-        self, epoch: int, root: bytes, accounts: Sequence[str]
-    ) -> dict[str, MarginProof]:
-        r = self._get(f"/epoch/{epoch}")
-        if r.status_code != 200:
-            raise LeafSourceError(f"proof API has no epoch {epoch} ({r.status_code})")
-        if str(r.json().get("root", "")).lower() != "0x" + root.hex():
-            raise LeafSourceError(f"proof API epoch {epoch} has another root")
-        out: dict[str, MarginProof] = {}
-        for a in accounts:
-            r = self._get(f"/account/{to_checksum_address(a)}?epoch={epoch}")
-            if r.status_code == 404:
-                continue
-            if r.status_code != 200:
-                raise LeafSourceError(f"proof API: {r.status_code} for {a}: {r.text[:200]}")
-            out[a.lower()] = margin_proof_from_json(r.json()["leaf"])
-        return out
-
-    def close(self) -> None:
-        self._session.close()
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-class LiquidatorMetrics:
-    """Prometheus metrics of the bot (prefix ``pm_liquidator_``), on ``registry``.
-
-    ``ticks_total``, ``tick_seconds`` (histogram), ``last_epoch`` (epoch seen by the last
-    tick), ``candidates`` (accounts with a negative bound in the last tick),
-    ``outcomes_total{status,reason}``, ``liquidations_total``, ``profit_usd`` (cumulative,
-    may go down), ``cash_paid_usd`` (cumulative net cash paid), ``gas_used_total``,
-    ``root_moved_total{stage}`` (re-reads after the root moved under an attempt at
-    ``view``, ``own_view`` or ``simulation``).
-    """
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.ticks = Counter("pm_liquidator_ticks", "Bot ticks", registry=r)
-        self.tick_seconds = Histogram(
-            "pm_liquidator_tick_seconds",
-            "Time per tick",
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            registry=r,
-        )
-        self.last_epoch = Gauge(
-            "pm_liquidator_last_epoch", "Epoch seen by the last tick", registry=r
-        )
-        self.candidates = Gauge(
-            "pm_liquidator_candidates", "Accounts with MM upper bound < 0", registry=r
-        )
-        self.outcomes = Counter(
-            "pm_liquidator_outcomes",
-            "Liquidation attempts by status and reason",
-            ["status", "reason"],
-            registry=r,
-        )
-        self.liquidations = Counter("pm_liquidator_liquidations", "Liquidations mined", registry=r)
-        self.profit_usd = Gauge(
-            "pm_liquidator_profit_usd",
-            "Cumulative profit (equity taken - cash paid), USD",
-            registry=r,
-        )
-        self.cash_paid_usd = Gauge(
-            "pm_liquidator_cash_paid_usd", "Cumulative net cash paid, USD", registry=r
-        )
-        self.gas_used = Counter("pm_liquidator_gas_used", "Gas of liquidation txs", registry=r)
-        self.root_moved = Counter(
-            "pm_liquidator_root_moved",
-            "Re-reads of the epoch and leaves after the vault's root moved during a tick",
-            ["stage"],
-            registry=r,
-        )
-
-    def outcome(self, o: Outcome) -> None:
-        reason = (o.reason or "").split(":", 1)[0] or "-"
-        self.outcomes.labels(status=o.status, reason=reason).inc()
-        if o.gas_used:
-            self.gas_used.inc(o.gas_used)
-        if o.status == "liquidated":
-            self.liquidations.inc()
-            if o.profit is not None:
-                self.profit_usd.inc(wad_to_usd(o.profit))
-            if o.net_cash_paid is not None:
-                self.cash_paid_usd.inc(wad_to_usd(o.net_cash_paid))
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An account whose MM surplus upper bound (WAD, as the contract computes it) is < 0."""
-
-    account: str
-    proof: MarginProof
-    state: AccountState
-    mm_surplus_hi: int
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One liquidation attempt. WAD USD ints.
-
-    ``equity_taken``: the account's equity lower bound ``eqLo`` (what the contract pays
-    from); ``net_cash_paid``: ``pay + fee - covered`` (from the view when skipped or
-    simulated, from the ``Liquidated`` event when mined); ``profit = equity_taken -
-    net_cash_paid``. ``reason`` starts with a short tag (``view_healthy``,
-    ``insufficient_headroom``, ``unprofitable``, ``simulation_reverted``, ``reverted``...).
-    """
-
-    account: str
-    status: OutcomeStatus
-    mm_surplus_hi: int
-    reason: str | None = None
-    net_cash_paid: int | None = None
-    max_cash_out: int | None = None
-    equity_taken: int | None = None
-    profit: int | None = None
-    headroom: int | None = None
-    tx_hash: str | None = None
-    block: int | None = None
-    gas_used: int = 0
-
-    def log_fields(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"account": self.account, "status": self.status}
-        if self.reason:
-            out["reason"] = self.reason
-        for name in (
-            "mm_surplus_hi",
-            "net_cash_paid",
-            "max_cash_out",
-            "equity_taken",
-            "profit",
-            "headroom",
-        ):
-            v = getattr(self, name)
-            if v is not None:
-                out[f"{name}_usd"] = round(wad_to_usd(v), 6)
-        if self.tx_hash:
-            out.update(tx=self.tx_hash, block=self.block, gas=self.gas_used)
-        return out
-
-
-@dataclass(frozen=True)
-class TickReport:
-    """What one tick saw and did. ``skipped``: why the whole tick did nothing (safe mode,
-    no epoch, leaves unavailable), else None. ``epoch``, ``block``, ``candidates``: of the
-    last read; ``rereads``: reads after the root moved under an attempt."""
-
-    epoch: int
-    block: int
-    accounts_with_positions: int
-    candidates: tuple[Candidate, ...] = ()
-    outcomes: tuple[Outcome, ...] = ()
-    skipped: str | None = None
-    seconds: float = 0.0
-    rereads: int = 0
-
-    @property
-    def liquidated(self) -> tuple[str, ...]:
-        return tuple(o.account for o in self.outcomes if o.status == "liquidated")
+_DEFAULT_SETTINGS = LiquidatorSettings()  # frozen: safe to share as a default
 
 
 @dataclass
@@ -454,7 +153,7 @@ class LiquidatorBot:
         tx: TxManager,
         source: LeafSource,
         *,
-        settings: LiquidatorSettings = LiquidatorSettings(),
+        settings: LiquidatorSettings = _DEFAULT_SETTINGS,
         metrics: LiquidatorMetrics | None = None,
         hook: Hook | None = None,
     ) -> None:
@@ -724,7 +423,7 @@ class LiquidatorBot:
         profit = eq_lo - max_out
         base: dict[str, Any] = dict(net_cash_paid=net, max_cash_out=max_out, equity_taken=eq_lo)
         min_profit = self.settings.min_profit_usd
-        if min_profit is not None and profit < _usd_to_wad_down(min_profit):
+        if min_profit is not None and profit < usd_to_wad_down(min_profit):
             return self._skip(
                 c,
                 f"unprofitable: expected {wad_to_usd(profit):.2f} USD < {min_profit} USD",
@@ -748,7 +447,7 @@ class LiquidatorBot:
         own_lo -= self._pending_funding(me)
         buffer = int(self.chain.rpc(lambda: v.takeoverBuffer().call(), "takeoverBuffer"))
         headroom = liquidator_surplus_after(own_lo, im_lo_target, max_out, buffer)
-        if headroom < _usd_to_wad_down(self.settings.min_headroom_usd):
+        if headroom < usd_to_wad_down(self.settings.min_headroom_usd):
             return self._skip(
                 c,
                 f"insufficient_headroom: own IM surplus {wad_to_usd(own_lo):.2f} + account "

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keeper.errors import ToolchainError
+from scripts.errors import ToolchainError
 
 #: Repository root (the folder holding ``contracts/``, ``tools/``, ``node_modules/``).
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO_ROOT / "node_modules"
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 #: The solc shim that makes npm solcjs 0.8.28 look like a native solc (see tools/solc).
