@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 FOUNDRY_PROFILE ?= default
 export FOUNDRY_PROFILE
 
-.PHONY: setup abi test test-py test-forge lint format demo bench backtest efficiency gas clean
+.PHONY: setup abi test test-py test-forge lint format demo bench backtest calibrate efficiency gas clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -62,6 +62,10 @@ bench: setup
 
 backtest: setup
 	$(PY) -m risk_engine.backtest --data $(DATA)
+
+# cost-vs-coverage scan of the scan ranges and the APC buffer (docs/calibration.md)
+calibrate: setup
+	$(PY) -m risk_engine.backtest --data $(DATA) --calibrate --plots docs/img --report docs/calibration.md
 
 efficiency: setup
 	$(PY) -m risk_engine.efficiency --data $(DATA)

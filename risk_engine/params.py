@@ -100,6 +100,23 @@ class UnderlyingParams:
 
 
 @dataclass(frozen=True)
+class AntiProcyclicalityParams:
+    """Anti-procyclicality buffer on the scan range (``[apc]``; docs/risk-parameters.md).
+
+    EMIR RTS 153/2013 art. 28(1)(a): a buffer of ``buffer`` (0.25 = 25 %) on the range in
+    calm markets, released as the short-term (EWMA) vol rises above the long-run vol of
+    the snapshot's returns, and fully released at ``stress_ratio`` times the long-run vol.
+    ``buffer = 0`` is the rule without a buffer.
+    """
+
+    buffer: float
+    stress_ratio: float
+
+
+NO_APC = AntiProcyclicalityParams(buffer=0.0, stress_ratio=2.0)
+
+
+@dataclass(frozen=True)
 class RiskParams:
     """All risk parameters. Frozen; derive variants with ``dataclasses.replace``."""
 
@@ -113,6 +130,7 @@ class RiskParams:
     tokens: TokenParams
     underlyings: Mapping[str, UnderlyingParams]
     minimum: MinimumChargeParams
+    apc: AntiProcyclicalityParams = NO_APC
 
     def underlying(self, name: str) -> UnderlyingParams:
         """Parameters of underlying ``name`` (its own section, else ``default``)."""
@@ -186,21 +204,19 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
     InvalidParamsError
         With ``field`` = the dotted TOML key of the first bad value.
     """
-    _check_keys(
-        d,
-        {
-            "general",
-            "scan",
-            "vol",
-            "basis",
-            "addons",
-            "correlation",
-            "tokens",
-            "underlying",
-            "minimum_charge",
-        },
-        "",
-    )
+    # [apc] is optional (absent = no buffer) so that older parameter files stay valid
+    top = {
+        "general",
+        "scan",
+        "vol",
+        "basis",
+        "addons",
+        "correlation",
+        "tokens",
+        "underlying",
+        "minimum_charge",
+    }
+    _check_keys({k: v for k, v in d.items() if k != "apc"}, top, "")
     g = _section(d, "general", "")
     _check_keys(g, {"horizon_days", "mm_scale"}, "general.")
     horizon = _num(g, "horizon_days", "general.", lo=0.0, hi=30.0, lo_open=True)
@@ -334,6 +350,14 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
                 f"max(scan.max_range, extreme_cover * max_down_move) + concentration_rate + "
                 f"minimum_charge.rate = {total} must be < 1 (token downShock)",
             )
+    apc = NO_APC
+    if "apc" in d:
+        ap = _section(d, "apc", "")
+        _check_keys(ap, {"buffer", "stress_ratio"}, "apc.")
+        apc = AntiProcyclicalityParams(
+            buffer=_num(ap, "buffer", "apc.", lo=0.0, hi=1.0),
+            stress_ratio=_num(ap, "stress_ratio", "apc.", lo=1.0, hi=10.0, lo_open=True),
+        )
     return RiskParams(
         horizon_days=horizon,
         mm_scale=mm_scale,
@@ -345,6 +369,7 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
         tokens=tokens,
         underlyings=MappingProxyType(unders),
         minimum=minimum,
+        apc=apc,
     )
 
 
@@ -369,7 +394,9 @@ def load_params(path: str | Path | None = None) -> RiskParams:
 
 
 __all__ = [
+    "NO_APC",
     "AddOnParams",
+    "AntiProcyclicalityParams",
     "BasisParams",
     "CorrelationParams",
     "MinimumChargeParams",

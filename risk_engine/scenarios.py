@@ -31,7 +31,7 @@ import numpy as np
 from ._typing import Float64Array, Int8Array, Int64Array
 from .correlation import ewma_volatility
 from .market import MarketSnapshot
-from .params import RiskParams, VolShockParams
+from .params import AntiProcyclicalityParams, RiskParams, VolShockParams
 
 _VOL_WORD = {-1: "vol down", 0: "vol unchanged", 1: "vol up"}
 
@@ -154,19 +154,44 @@ def _cap(
     return out, hit
 
 
+def apc_buffer_factor(
+    short_vol: Float64Array, long_vol: Float64Array, apc: AntiProcyclicalityParams
+) -> Float64Array:
+    """``1 + buffer * (1 - released)`` per underlying (EMIR RTS 153/2013 art. 28(1)(a)).
+
+    ``released = clip((short/long - 1) / (stress_ratio - 1), 0, 1)``: the whole buffer
+    while the EWMA vol is at or below the long-run vol (calm), none of it from
+    ``stress_ratio`` times the long-run vol on (stress), linear in between. The buffer
+    is built in calm markets and spent when the range would jump, so the range rises
+    less in a crash than the vol does.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(long_vol > 0.0, short_vol / long_vol, 1.0)
+    released = np.clip((ratio - 1.0) / (apc.stress_ratio - 1.0), 0.0, 1.0)
+    out: Float64Array = 1.0 + apc.buffer * (1.0 - released)
+    return out
+
+
 def scan_ranges_capped(
     market: MarketSnapshot, params: RiskParams
 ) -> tuple[Float64Array, tuple[CappedValue, ...]]:
-    """Per-underlying scan range ``min(max_range, max(scan_range_u, k * vol_u * sqrt(h)))``
-    and the ranges the cap cut (a crash day makes ``k * vol_u`` exceed 100 %)."""
+    """Per-underlying scan range
+    ``min(max_range, max(scan_range_u, k * vol_u * sqrt(h)) * apc_buffer_factor)`` and the
+    ranges the cap cut (a crash day makes ``k * vol_u`` exceed 100 %).
+
+    ``vol_u`` is the EWMA daily vol; the anti-procyclicality factor (>= 1) compares it with
+    the long-run (equally weighted) vol of the same returns (docs/margin-method.md §3).
+    """
     vol = ewma_volatility(market.returns, params.correlation.ewma_lambda)
+    long_vol = np.sqrt(np.mean(market.returns * market.returns, axis=0))
     floor = np.array([params.underlying(u).scan_range for u in market.underlyings])
     scaled = params.scan.range_vol_multiple * vol * np.sqrt(params.horizon_days)
-    return _cap("scan_range", market.underlyings, np.maximum(floor, scaled), params.scan.max_range)
+    buffered = np.maximum(floor, scaled) * apc_buffer_factor(vol, long_vol, params.apc)
+    return _cap("scan_range", market.underlyings, buffered, params.scan.max_range)
 
 
 def scan_ranges(market: MarketSnapshot, params: RiskParams) -> Float64Array:
-    """Per-underlying scan range: ``min(max_range, max(scan_range_u, k * vol_u * sqrt(h)))``."""
+    """Per-underlying scan range (:func:`scan_ranges_capped` without the capped list)."""
     return scan_ranges_capped(market, params)[0]
 
 
@@ -254,6 +279,7 @@ def shocked_vols(
 
 
 __all__ = [
+    "apc_buffer_factor",
     "CappedValue",
     "ScenarioSet",
     "build_scenarios",

@@ -70,6 +70,8 @@ class BacktestConfig:
     every_days : int
         Replay only the days whose number since 1970-01-01 is a multiple of it (1: all).
         For estimates of mean margin levels (the what-if reruns), not for exceedance counts.
+    only_days : tuple of datetime64[D], optional
+        Replay only these opening days (the crash-day reruns of the calibration).
     """
 
     books: tuple[str, ...] = tuple(BOOKS)
@@ -79,6 +81,7 @@ class BacktestConfig:
     start: np.datetime64 | None = None
     end: np.datetime64 | None = None
     every_days: int = 1
+    only_days: tuple[np.datetime64, ...] | None = None
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.books if b not in BOOKS]
@@ -314,6 +317,8 @@ def usable_days(
         in_range &= cal.dates <= config.end
     # phase fixed to the unix epoch, so that runs over different calendars pick the same days
     in_range[cal.dates.astype(np.int64) % config.every_days != 0] = False
+    if config.only_days is not None:
+        in_range &= np.isin(cal.dates, np.array(config.only_days, dtype="datetime64[D]"))
     ok &= in_range[:, None]
     return ok
 

@@ -6,10 +6,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from risk_engine.backtest.calibrate import Calibration, CrashExplanation
+from risk_engine.backtest.intraday import IntradaySummary
 from risk_engine.backtest.results import BookSummary, Exceedance
 from risk_engine.backtest.what_if import CrashCover
 
 __all__ = [
+    "calibration_series_table",
+    "calibration_table",
+    "coverage_table",
+    "crash_explanation_table",
+    "intraday_crash_table",
     "crash_cover_table",
     "crash_table",
     "exceedance_table",
@@ -152,4 +159,116 @@ def sensitivity_table(
                 f" / {_pct(other.mean_im_over_gross, 1)} / {other.kupiec.verdict}"
             )
         rows.append(f"| {s.underlying} | {s.book} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _stamp(t: np.datetime64) -> str:
+    return str(t.astype("datetime64[m]")).replace("T", " ")
+
+
+def coverage_table(daily: Sequence[BookSummary], intraday: Sequence[IntradaySummary]) -> str:
+    """Close-to-close and intraday coverage side by side, one row per book and underlying."""
+    by_key = {(s.underlying, s.book): s for s in intraday}
+    rows = [
+        "| underlying | book | IM/gross | close-to-close: days / IM exc. / coverage / Kupiec "
+        "| intraday: windows (bar) | IM exc. | IM coverage | MM exc. | worst loss/IM (start) "
+        "| Kupiec all windows: LR / verdict "
+        "| Kupiec one start hour: exc./windows (hour) / verdict |",
+        "|---|---|---:|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for d in daily:
+        i = by_key.get((d.underlying, d.book))
+        close = f"{d.n_days} / {len(d.im_exceedances)} / {_pct(d.im_coverage)} / {d.kupiec.verdict}"
+        if i is None:
+            rows.append(
+                f"| {d.underlying} | {d.book} | {_pct(d.mean_im_over_gross)} | {close}"
+                " | (no bars) | | | | | | |"
+            )
+            continue
+        rows.append(
+            f"| {d.underlying} | {d.book} | {_pct(d.mean_im_over_gross)} | {close}"
+            f" | {i.n_windows} ({i.bar_hours} h) | {i.im_exceedances} | {_pct(i.im_coverage)}"
+            f" | {i.mm_exceedances} | {i.worst_multiple:.2f} ({_stamp(i.worst_start)})"
+            f" | {i.kupiec.lr:.1f} / {i.kupiec.verdict}"
+            f" | {i.kupiec_phase.n_exceedances}/{i.kupiec_phase.n_days} ({i.phase_hour:02d}h)"
+            f" / {i.kupiec_phase.verdict} |"
+        )
+    return "\n".join(rows)
+
+
+def intraday_crash_table(intraday: Sequence[IntradaySummary]) -> str:
+    """The worst window holding part of each crash day, against its IM and MM."""
+    rows = [
+        "| crash day | underlying | book | worst window starts | at | loss | IM | MM "
+        "| loss/IM | loss/MM |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    entries = [(c.date, s, c) for s in intraday for c in s.crash_days]
+    for date, s, c in sorted(entries, key=lambda e: (e[0], e[1].underlying, e[1].book)):
+        mark = "**" if c.loss > c.mm else ""
+        rows.append(
+            f"| {_day(date)} | {s.underlying} | {s.book} | {_stamp(c.start)} | {c.worst_at}"
+            f" | {c.loss:,.2f} | {c.im:,.2f} | {c.mm:,.2f} | {c.loss / c.im:.2f}"
+            f" | {mark}{c.loss / c.mm:.2f}{mark} |"
+        )
+    return "\n".join(rows)
+
+
+def calibration_table(cal: Calibration) -> str:
+    """Every grid point: cost against the reference and the lowest coverage over series."""
+    rows = [
+        "| ranges x | apc.buffer | mean IM/gross vs reference (mean / max over series) "
+        "| lowest intraday IM coverage (series) | lowest close-to-close IM coverage (series) "
+        "| acceptable |",
+        "|---:|---:|---|---|---|---|",
+    ]
+    for p in sorted(cal.points, key=lambda p: (p.buffer, p.range_scale)):
+        low, close = p.min_coverage, p.min_close_coverage
+        flag = "yes" if p.acceptable() else "no"
+        if p is cal.chosen:
+            flag = "**chosen**"
+        elif p is cal.reference:
+            flag += " (reference)"
+        rows.append(
+            f"| {p.range_scale:g} | {p.buffer:g} | {p.cost_ratio:.3f} / {p.max_cost_ratio:.3f}"
+            f" | {_pct(low[1])} ({low[0]}) | {_pct(close[1])} ({close[0]}) | {flag} |"
+        )
+    return "\n".join(rows)
+
+
+def calibration_series_table(cal: Calibration) -> str:
+    """Per series: cost and intraday coverage at the reference and at the chosen point."""
+    if cal.chosen is None:
+        return "(no acceptable point)"
+    ref_cost, ref_cov = dict(cal.reference.cost), dict(cal.reference.coverage)
+    new_cost, new_cov = dict(cal.chosen.cost), dict(cal.chosen.coverage)
+    rows = [
+        "| series | IM/gross: reference -> chosen | intraday IM coverage: reference -> chosen |",
+        "|---|---|---|",
+    ]
+    for key in ref_cost:
+        cov = f"{_pct(ref_cov[key])} -> {_pct(new_cov[key])}" if key in ref_cov else "(no bars)"
+        rows.append(
+            f"| {key} | {_pct(ref_cost[key])} -> {_pct(new_cost[key])}"
+            f" ({new_cost[key] / ref_cost[key] - 1.0:+.1%}) | {cov} |"
+        )
+    return "\n".join(rows)
+
+
+def crash_explanation_table(explanations: Sequence[CrashExplanation]) -> str:
+    """What set the range on each crash day that broke IM, and the floor that would cover it."""
+    rows = [
+        "| crash day | series | worst-window loss / IM | floor | vol term (k x EWMA) "
+        "| APC factor | range | parameter | needed |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for e in explanations:
+        needed = "not reached" if e.needed is None else f"{e.needed:.3f}"
+        rows.append(
+            f"| {_day(e.date)} | {e.series} | {e.loss:,.2f} / {e.im:,.2f} ="
+            f" {e.loss / e.im:.2f} | {e.floor:.3f} | {e.vol_term:.3f} | {e.buffer_factor:.3f}"
+            f" | {e.range:.3f} | `{e.parameter}` | {needed} |"
+        )
+    if len(rows) == 2:
+        rows.append("| (none) | | | | | | | | |")
     return "\n".join(rows)

@@ -36,6 +36,7 @@ from risk_engine.books import BookSpec
 
 __all__ = [
     "CrashCover",
+    "bisect_cover",
     "Sensitivity",
     "crash_covers",
     "range_sensitivity",
@@ -110,7 +111,7 @@ def _mean_im_over_gross(series: Sequence[BookSeries], every_days: int) -> float:
     return float(np.mean(means))
 
 
-def _bisect(covers: Callable[[float], bool], good: float, bad: float) -> float:
+def bisect_cover(covers: Callable[[float], bool], good: float, bad: float) -> float:
     """Smallest change from ``bad`` toward ``good`` that covers (``covers(good)`` holds)."""
     while abs(good - bad) > TOLERANCE:
         mid = 0.5 * (good + bad)
@@ -167,7 +168,7 @@ def _cover_day(
     needed: float | None = None
     cost_needed: float | None = None
     if covers(make(end)):
-        needed = _bisect(lambda v: covers(make(v)), end, default)
+        needed = bisect_cover(lambda v: covers(make(v)), end, default)
         rerun = run_backtest(
             history,
             make(needed),

@@ -20,16 +20,18 @@ PARAMS = load_params()
 
 
 def test_with_scan_range_setsFloorAndRaisesCap() -> None:
+    before = PARAMS.underlying("SOL").scan_range
     p = with_scan_range(PARAMS, ("SOL",), 0.9)
     assert p.underlying("SOL").scan_range == 0.9
     assert p.scan.max_range == 0.9
     assert p.underlying("BTC") == PARAMS.underlying("BTC")
-    assert PARAMS.underlying("SOL").scan_range == 0.24  # the default is untouched
+    assert PARAMS.underlying("SOL").scan_range == before < 0.9  # the default is untouched
 
 
 def test_with_range_scale_scalesFloorsAndVolMultiple() -> None:
     p = with_range_scale(PARAMS, 0.5)
-    assert p.underlying("BTC").scan_range == pytest.approx(0.085)  # 0.5 x 0.17
+    floor = PARAMS.underlying("BTC").scan_range
+    assert p.underlying("BTC").scan_range == pytest.approx(0.5 * floor)
     assert p.scan.range_vol_multiple == pytest.approx(0.5 * PARAMS.scan.range_vol_multiple)
     assert with_credit_factor(PARAMS, 0.1).correlation.credit_factor == 0.1
 

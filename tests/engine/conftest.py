@@ -17,7 +17,7 @@ from risk_engine import (
     VolSurface,
     load_params,
 )
-from risk_engine.params import UnderlyingParams
+from risk_engine.params import NO_APC, UnderlyingParams
 from risk_engine.synthetic import returns_with_correlation, synthetic_instruments, synthetic_market
 
 TS = 1_719_792_000
@@ -27,6 +27,15 @@ DAY = 86400
 @pytest.fixture(scope="session")
 def params() -> RiskParams:
     return load_params()
+
+
+def static_floor_params(base: RiskParams, **floors: float) -> RiskParams:
+    """``base`` with the given ``scan_range`` floors and no APC buffer: tests whose numbers
+    are worked out on a fixed range (BTC 17 %, ETH 18 %) stay independent of calibration."""
+    unders = dict(base.underlyings)
+    for name, floor in floors.items():
+        unders[name] = dataclasses.replace(unders[name], scan_range=floor)
+    return dataclasses.replace(base, underlyings=MappingProxyType(unders), apc=NO_APC)
 
 
 def tight_params(base: RiskParams) -> RiskParams:

@@ -28,7 +28,7 @@ from risk_engine.market import SECONDS_PER_YEAR, validate_market
 from risk_engine.pricing import black76
 from risk_engine.scenarios import shocked_vols
 
-from .conftest import TS
+from .conftest import TS, static_floor_params
 
 PARAMS = load_params()
 REL_TOL = 1e-6
@@ -193,9 +193,10 @@ def _straddle() -> tuple[MarketSnapshot, InstrumentTable, np.ndarray]:
 
 def test_straddle_an_hour_before_expiry_is_charged_its_in_range_loss() -> None:
     market, ins, book = _straddle()
-    arrays = build_risk_arrays(ins, market, PARAMS)
+    params = static_floor_params(PARAMS, BTC=0.17)  # the strike sits between two points of it
+    arrays = build_risk_arrays(ins, market, params)
     assert arrays.scenarios.ranges[0] == 0.17
-    r = compute_margin(Portfolios.from_dense(ins, book, [0.0]), market, PARAMS, arrays=arrays)
+    r = compute_margin(Portfolios.from_dense(ins, book, [0.0]), market, params, arrays=arrays)
     # at +0.85 % the straddle expires at its strike and is worth nothing: the loss is the mark
     mark = float(arrays.mark[0] + arrays.mark[1])
     at_strike = continuous_losses(market, ins, arrays, book, np.array([808.0 / 95_000 / 0.17]))

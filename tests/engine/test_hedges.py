@@ -77,7 +77,10 @@ def test_cash_and_carry_eth_collateral_short_perp() -> None:
     rows[2, PERP_ETH] = -100.0
     r = compute_margin(Portfolios.from_dense(ins, rows, np.zeros(3)), market, params)
     assert r.im[2] <= 0.3 * (r.im[0] + r.im[1])
-    assert r.im[2] <= 0.05 * (r.im[0] + r.im[1])  # in fact: only the 1 % basis shock is left
+    # in fact only the 1 % basis shock and the minimum charge are left: no scan loss
+    assert r.scan_im[2] == pytest.approx(0.0, abs=1e-6)
+    assert r.im[2] == pytest.approx(r.basis[2] + r.minimum[2], rel=1e-9)
+    assert r.im[2] <= 0.06 * (r.im[0] + r.im[1])
 
 
 def test_a_perfect_hedge_is_never_at_zero_margin() -> None:

@@ -19,8 +19,10 @@ def _raw() -> dict[str, Any]:
 
 def test_default_file_loads_and_matches_anchors() -> None:
     p = load_params()
-    assert p.underlying("BTC").scan_range == 0.17  # Deribit 16 %, +1 pt by the backtest
-    assert p.underlying("ETH").scan_range == 0.18  # Deribit PM ETH +-18 %
+    # floors halved and an APC buffer by the intraday calibration (docs/backtest.md)
+    assert p.underlying("BTC").scan_range == 0.085
+    assert p.underlying("ETH").scan_range == 0.09
+    assert p.apc.buffer >= 0.25  # EMIR RTS 153/2013 art. 28(1)(a) minimum
     assert p.underlying("UNLISTED") == p.underlyings["default"]
     assert p.scan.price_points % 2 == 1
     assert 0 < p.mm_scale < 1

@@ -7,13 +7,14 @@ import pytest
 
 from risk_engine import Portfolios, build_risk_arrays, compute_margin, explain, load_params
 
-from .conftest import pair_market
+from .conftest import pair_market, static_floor_params
 
 PERP_BTC, PERP_ETH, TOKEN_BTC, TOKEN_ETH = 0, 1, 2, 3
 
 
 def test_worked_example() -> None:
-    params = load_params()
+    # the example's floors (BTC 17 %, ETH 18 %), no APC buffer: docs/margin-method.md §7
+    params = static_floor_params(load_params(), BTC=0.17, ETH=0.18)
     market, ins = pair_market(0.8, params=params, vols=(0.01, 0.012))
     arrays = build_risk_arrays(ins, market, params)
     np.testing.assert_allclose(arrays.correlation[0, 1], 0.8, rtol=1e-12)
