@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-WAD = 10**18
+from risk_engine.units import WAD
+
 #: "cannot be liquidated on this leaf": a trivially valid upper bound (protocol §5).
 UNBOUNDED = 10**36
 

@@ -33,6 +33,7 @@ from risk_engine import (
     Portfolios,
     VolSurface,
 )
+from risk_engine.units import WAD
 
 __all__ = [
     "EngineInput",
@@ -41,8 +42,6 @@ __all__ = [
     "engine_market_of",
     "engine_portfolios",
 ]
-
-WAD = 10**18
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ from risk_engine import (
     to_signed_wad_down,
     to_wad_down,
 )
+from risk_engine.units import WAD
 
 __all__ = [
     "DEFAULT_FUNDING_RULE",
@@ -96,7 +97,6 @@ __all__ = [
     "token_table",
 ]
 
-WAD = 10**18
 
 #: Collateral token symbol -> the underlying it is priced and shocked as.
 DEFAULT_TOKEN_UNDERLYINGS: Mapping[str, str] = {

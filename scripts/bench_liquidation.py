@@ -44,10 +44,9 @@ from keeper.liquidator.metrics import LiquidatorMetrics
 from keeper.liquidator.sources import StoreLeafSource
 from keeper.store import Store
 from keeper.txmanager import TxManager
+from risk_engine.units import WAD
 from scripts.anvil import start_anvil
 from scripts.pipeline_world import build_world, leaves_from_store, make_feed, make_pipeline
-
-WAD = 10**18
 
 
 @dataclass(frozen=True)

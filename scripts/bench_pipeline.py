@@ -34,10 +34,10 @@ from keeper.attestation import InstrumentProof
 from keeper.chain import ChainAdapter
 from keeper.pipeline import STAGES, EpochResult
 from keeper.store import Store
+from risk_engine.units import WAD
 from scripts.anvil import start_anvil
 from scripts.pipeline_world import (
     USDC6,
-    WAD,
     World,
     build_world,
     leaves_from_store,

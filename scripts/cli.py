@@ -24,10 +24,10 @@ from eth_utils import is_hex_address, to_checksum_address
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from keeper.errors import KeeperError
+from risk_engine.units import WAD
 from scripts import client
 from scripts.client import (
     LOCAL_CHAIN_IDS,
-    WAD,
     KeeperApi,
     api_option,
     dry_run_option,

@@ -60,7 +60,6 @@ __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_RPC_URL",
     "LOCAL_CHAIN_IDS",
-    "WAD",
     "DeploymentInfo",
     "InstrumentInfo",
     "KeeperApi",
@@ -85,7 +84,6 @@ DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 DEFAULT_API_URL = "http://127.0.0.1:9545"
 #: Anvil / Hardhat / Ganache: mock tokens and the faucet are deployed only here by default.
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})
-WAD = 10**18
 #: A user command must fail fast when the node is down, not back off for a minute.
 CLI_RETRY = RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=1.0, deadline_seconds=5.0)
 HTTP_TIMEOUT = 10.0  # seconds, per RPC / API request

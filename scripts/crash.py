@@ -50,7 +50,8 @@ from keeper.revert import decode_revert
 from risk_engine import black76_spot_delta, load_params
 from risk_engine.books import hedge_size
 from risk_engine.isolated import IsolatedMargin
-from scripts.client import WAD, InstrumentInfo, Session, format_units
+from risk_engine.units import WAD
+from scripts.client import InstrumentInfo, Session, format_units
 from scripts.demo_stack import Stack, StackSettings, demo_key
 from scripts.errors import CliError, ScenarioError
 from scripts.funds import deposit_cash, withdraw_cash

@@ -46,8 +46,9 @@ from keeper.feeds.sim import default_expiries
 from keeper.lifecycle import configure_logging
 from keeper.liquidator.config import load_liquidator_config
 from keeper.liquidator.daemon import LiquidatorService, build_liquidator
+from risk_engine.units import WAD
 from scripts.anvil import AnvilNode, start_anvil
-from scripts.client import WAD, DeploymentInfo, KeeperApi, load_deployment
+from scripts.client import DeploymentInfo, KeeperApi, load_deployment
 from scripts.deploy import send, token_at, vault_at
 from scripts.errors import CliError, ScenarioError
 from scripts.protocol_deploy import (

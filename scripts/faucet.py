@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from eth_utils import to_checksum_address
 from web3.types import RPCEndpoint
 
-from scripts.client import LOCAL_CHAIN_IDS, WAD, Session, format_units, open_session, parse_units
+from risk_engine.units import WAD
+from scripts.client import LOCAL_CHAIN_IDS, Session, format_units, open_session, parse_units
 from scripts.errors import CliError
 
 __all__ = ["GAS_TOP_UP_ETH", "MIN_GAS_ETH", "drip", "top_up_gas"]

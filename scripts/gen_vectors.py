@@ -39,13 +39,13 @@ from keeper.attestation import (
     sign_epoch,
     sign_quote,
 )
+from risk_engine.units import WAD
 from scripts.toolchain.paths import REPO_ROOT
 
 VECTORS_DIR = REPO_ROOT / "tests" / "vectors"
 CHAIN_ID = 31337
 #: The forge test deploys the vault at this address (``deployCodeTo``) to check digests.
 VAULT = "0x00000000000000000000000000000000000fA017"
-WAD = 10**18
 UINT64_MAX = 2**64 - 1
 INT256_MIN = -(2**255)
 INT256_MAX = 2**255 - 1

@@ -40,8 +40,8 @@ from risk_engine import (
     explain,
     load_params,
 )
+from risk_engine.units import WAD
 from scripts.client import (
-    WAD,
     KeeperApi,
     LeafWithProof,
     Session,

@@ -32,12 +32,12 @@ from keeper.signers import EpochSigner, LocalSigner
 from keeper.store import Store
 from keeper.txmanager import TxManager
 from risk_engine import load_params
+from risk_engine.units import WAD
 from scripts.client import DeploymentInfo
 from scripts.deploy import send, token_at, vault_at
 from scripts.protocol_deploy import CollateralSpec, InstrumentSpec, deploy_protocol
 from scripts.toolchain.compile import CompileResult
 
-WAD = 10**18
 USDC6 = 10**6
 #: Prices the simulator starts at (USD) and the strikes are set around.
 START_PRICES = {"BTC": 65_000.0, "ETH": 3_500.0, "SOL": 150.0, "GOV": 2.0}

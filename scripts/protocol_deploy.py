@@ -38,9 +38,8 @@ from web3 import Web3
 from keeper.feeds.sim import default_expiries
 from risk_engine.addons import takeover_gap_bound
 from risk_engine.params import RiskParams, load_params
-from risk_engine.units import to_wad_up
+from risk_engine.units import WAD, to_wad_up
 from scripts.client import (
-    WAD,
     DeploymentInfo,
     InstrumentInfo,
     TokenInfo,

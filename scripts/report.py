@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from risk_engine.units import WAD
 from scripts.margin_view import HistoryPoint, MarginView, RiskGrid
 
 __all__ = ["heatmap_svg", "history_svg", "render_report", "write_report"]
-
-WAD = 10**18
 
 
 def _usd(x: float | None) -> str:

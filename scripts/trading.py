@@ -35,8 +35,8 @@ from keeper.attestation import (
     sign_quote,
 )
 from keeper.errors import AttestationError
+from risk_engine.units import WAD
 from scripts.client import (
-    WAD,
     KeeperApi,
     Session,
     account_proof,

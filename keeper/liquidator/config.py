@@ -61,17 +61,15 @@ from keeper.config import (
     section_table,
 )
 from keeper.errors import ConfigError
+from risk_engine.units import WAD
 
 __all__ = [
-    "WAD",
     "LiquidatorConfig",
     "LiquidatorSettings",
     "load_liquidator_config",
     "usd_to_wad_down",
     "wad_to_usd",
 ]
-
-WAD = 10**18
 
 
 def wad_to_usd(value: int) -> float:
