@@ -54,19 +54,16 @@ from dataclasses import dataclass, field
 
 from keeper.attestation import (
     AccountLeaf,
-    Epoch,
-    FundingUpdate,
     InstrumentLeaf,
     InstrumentProof,
     Leaf,
     MarginProof,
     MerkleTree,
-    Settlement,
-    TokenPrice,
     hash_to_json,
 )
 from keeper.bounds import mul_wad_down, mul_wad_up
 from keeper.chain import AccountState, ChainSnapshot, InstrumentInfo, TokenInfo
+from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
 from keeper.errors import EpochRefusedError, FeedError
 from keeper.feeds.base import MarketState

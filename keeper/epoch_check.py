@@ -34,8 +34,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from keeper.attestation import Epoch
 from keeper.chain import ChainAdapter
+from keeper.eip712 import Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,

@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from keeper.attestation import Domain, Epoch
 from keeper.chain import ChainAdapter, ChainSnapshot
+from keeper.eip712 import Domain, Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,

@@ -58,13 +58,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from keeper.attestation import (
-    Domain,
-    Epoch,
-    epoch_digest,
-    epoch_typed_data,
-    recover_signer,
-)
+from keeper.eip712 import Domain, Epoch, epoch_digest, epoch_typed_data, recover_signer
 from keeper.errors import (
     KeeperError,
     SignerError,

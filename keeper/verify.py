@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from keeper.attestation import Epoch
 from keeper.chain import ChainAdapter
+from keeper.eip712 import Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,

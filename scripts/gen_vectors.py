@@ -20,15 +20,12 @@ from eth_account import Account
 from eth_utils import keccak
 
 from keeper import bounds
-from keeper.attestation import (
-    ZERO_ADDRESS,
-    AccountLeaf,
+from keeper.attestation import ZERO_ADDRESS, AccountLeaf, InstrumentLeaf, MerkleTree
+from keeper.eip712 import (
     Domain,
     Epoch,
     FundingUpdate,
-    InstrumentLeaf,
     Leg,
-    MerkleTree,
     Quote,
     Settlement,
     TokenPrice,

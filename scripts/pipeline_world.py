@@ -22,8 +22,9 @@ from web3.contract import Contract
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from keeper.abi import vault_abi
-from keeper.attestation import Domain, InstrumentProof, Leg, MarginProof, Quote, sign_quote
+from keeper.attestation import InstrumentProof, MarginProof
 from keeper.chain import ChainAdapter
+from keeper.eip712 import Domain, Leg, Quote, sign_quote
 from keeper.feeds import SimConfig, SimulatedFeed
 from keeper.gas import Fees, FixedFeeStrategy
 from keeper.metrics import KeeperMetrics

@@ -25,15 +25,8 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from keeper.attestation import (
-    ZERO_ADDRESS,
-    Domain,
-    Leg,
-    Quote,
-    quote_digest,
-    recover_signer,
-    sign_quote,
-)
+from keeper.attestation import ZERO_ADDRESS
+from keeper.eip712 import Domain, Leg, Quote, quote_digest, recover_signer, sign_quote
 from keeper.errors import AttestationError
 from risk_engine.units import WAD
 from scripts.client import (

@@ -20,17 +20,8 @@ from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-from keeper.attestation import (
-    AccountLeaf,
-    Domain,
-    Epoch,
-    FundingUpdate,
-    InstrumentLeaf,
-    MerkleTree,
-    Settlement,
-    TokenPrice,
-    sign_epoch,
-)
+from keeper.attestation import AccountLeaf, InstrumentLeaf, MerkleTree
+from keeper.eip712 import Domain, Epoch, FundingUpdate, Settlement, TokenPrice, sign_epoch
 from keeper.errors import VaultRevert
 from keeper.revert import as_vault_revert
 from scripts.anvil import AnvilNode, start_anvil

@@ -9,7 +9,8 @@ from typing import Any
 from conftest import USDC6, WAD, Market
 
 from keeper import bounds
-from keeper.attestation import AccountLeaf, InstrumentLeaf, Leg, Quote, sign_quote
+from keeper.attestation import AccountLeaf, InstrumentLeaf
+from keeper.eip712 import Leg, Quote, sign_quote
 
 DOWN = 15 * WAD // 100
 UP = 20 * WAD // 100

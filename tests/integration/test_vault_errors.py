@@ -27,14 +27,11 @@ from scenario import (
 )
 
 from keeper import bounds
-from keeper.attestation import (
-    AccountLeaf,
+from keeper.attestation import AccountLeaf, InstrumentLeaf, InstrumentProof, MarginProof
+from keeper.eip712 import (
     Epoch,
     FundingUpdate,
-    InstrumentLeaf,
-    InstrumentProof,
     Leg,
-    MarginProof,
     Quote,
     Settlement,
     TokenPrice,

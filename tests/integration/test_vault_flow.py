@@ -25,11 +25,10 @@ from scenario import (
 from web3.logs import DISCARD
 
 from keeper import bounds
-from keeper.attestation import (
-    AccountLeaf,
+from keeper.attestation import AccountLeaf, MarginProof
+from keeper.eip712 import (
     FundingUpdate,
     Leg,
-    MarginProof,
     Quote,
     Settlement,
     epoch_digest,

@@ -11,11 +11,11 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from keeper.attestation import Epoch
 from keeper.chain import ChainAdapter
 from keeper.cli import keeper_cli
 from keeper.config import load_config
 from keeper.daemon import EXIT_CHAIN_RESET, build_keeper
+from keeper.eip712 import Epoch
 from keeper.store import Store
 from keeper.verify import verify_epoch
 from risk_engine import load_params

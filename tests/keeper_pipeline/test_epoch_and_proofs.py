@@ -13,9 +13,10 @@ import requests
 from click.testing import CliRunner
 
 from keeper.api import ProofApi
-from keeper.attestation import Epoch, MarginProof
+from keeper.attestation import MarginProof
 from keeper.chain import ChainAdapter
 from keeper.cli import keeper_cli
+from keeper.eip712 import Epoch
 from keeper.store import Store
 from keeper.verify import verify_epoch
 from risk_engine import load_params

@@ -14,19 +14,10 @@ import requests
 from click.testing import CliRunner
 from eth_account import Account
 
-from keeper.attestation import (
-    AccountLeaf,
-    Domain,
-    Epoch,
-    FundingUpdate,
-    InstrumentLeaf,
-    MerkleTree,
-    Settlement,
-    epoch_digest,
-    recover_signer,
-)
+from keeper.attestation import AccountLeaf, InstrumentLeaf, MerkleTree
 from keeper.chain import ChainAdapter
 from keeper.cli import keeper_cli
+from keeper.eip712 import Domain, Epoch, FundingUpdate, Settlement, epoch_digest, recover_signer
 from keeper.epoch_check import EpochRecomputer
 from keeper.errors import FeedError, SignerError, SignerRefusedError
 from keeper.feeds.base import MarketState

@@ -9,7 +9,7 @@ import pytest
 import requests
 from eth_account import Account
 
-from keeper.attestation import Domain, Epoch, TokenPrice, epoch_digest, recover_signer
+from keeper.eip712 import Domain, Epoch, TokenPrice, epoch_digest, recover_signer
 from keeper.errors import SignerError, SignerRefusedError
 from keeper.signers import (
     LocalSigner,

@@ -16,17 +16,14 @@ from hypothesis import strategies as st
 from keeper.attestation import (
     ZERO_ADDRESS,
     AccountLeaf,
-    Epoch,
-    FundingUpdate,
     InstrumentLeaf,
     InstrumentProof,
     MarginProof,
     MerkleTree,
-    Settlement,
-    TokenPrice,
     proof_from_json,
     proof_to_json,
 )
+from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.store import LeafRecord, Store
 
 ALICE = "0x00000000000000000000000000000000000A11cE"

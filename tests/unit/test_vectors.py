@@ -11,14 +11,12 @@ from typing import Any
 import pytest
 
 from keeper import bounds
-from keeper.attestation import (
-    AccountLeaf,
+from keeper.attestation import AccountLeaf, InstrumentLeaf, MerkleTree
+from keeper.eip712 import (
     Domain,
     Epoch,
     FundingUpdate,
-    InstrumentLeaf,
     Leg,
-    MerkleTree,
     Quote,
     Settlement,
     TokenPrice,
