@@ -33,7 +33,7 @@ abi: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy risk_engine
+	$(VENV)/bin/mypy risk_engine keeper scripts
 
 format: setup
 	$(VENV)/bin/ruff format .

@@ -40,10 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import encode as abi_encode
+from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import BlockParams, FilterParams, RPCEndpoint
 
 from keeper.abi import erc20_abi, vault_abi
 from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
@@ -74,7 +77,9 @@ ACCOUNT_EVENTS: tuple[str, ...] = (
     "CollateralUpdated(address,address,uint256)",
 )
 _ACCOUNT_TOPICS = ["0x" + keccak(text=sig).hex() for sig in ACCOUNT_EVENTS]
-_EPOCH_POSTED_TOPIC = "0x" + keccak(text="EpochPosted(uint64,uint64,uint64,bytes32,uint64)").hex()
+_EPOCH_POSTED_TOPIC = HexStr(
+    "0x" + keccak(text="EpochPosted(uint64,uint64,uint64,bytes32,uint64)").hex()
+)
 
 #: RPC retries of reads: a node gone for up to ~30 s is waited for.
 DEFAULT_READ_RETRY = RetryPolicy(max_attempts=8, deadline_seconds=30.0)
@@ -327,7 +332,7 @@ class ChainAdapter:
         """A JSON-RPC call without web3's result formatters (hot paths only)."""
 
         def call() -> Any:
-            resp = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+            resp = self.w3.provider.make_request(RPCEndpoint(method), params)
             if "error" in resp:
                 raise ChainCallError(f"{method}: {resp['error']}")
             return resp["result"]
@@ -347,7 +352,7 @@ class ChainAdapter:
         """The newest block read as final: ``head - confirmations``."""
         return max(0, self.head() - self.confirmations)
 
-    def block(self, number: int | str) -> Any:
+    def block(self, number: int | BlockParams) -> Any:
         return self.rpc(lambda: self.w3.eth.get_block(number), f"get_block({number})")
 
     # ---------------------------------------------------------------- binding
@@ -378,7 +383,7 @@ class ChainAdapter:
                 "chain was reset under the keeper. Refusing to post over it."
             )
 
-    def check_deployed(self, block: int | str = "latest") -> None:
+    def check_deployed(self, block: int | BlockParams = "latest") -> None:
         code = self.rpc(lambda: self.w3.eth.get_code(self.address, block), "get_code")
         if len(code) == 0:
             raise ChainResetError(
@@ -620,13 +625,13 @@ class ChainAdapter:
 
     def epoch_posted_root(self, epoch: int, from_block: int | None = None) -> bytes | None:
         """Root of ``EpochPosted(epoch)`` on chain, or None if that epoch was never posted."""
-        params = {
+        params: FilterParams = {
             "address": self.address,
             "fromBlock": self.deployment_block if from_block is None else from_block,
             "toBlock": "latest",
-            "topics": [_EPOCH_POSTED_TOPIC, "0x" + epoch.to_bytes(32, "big").hex()],
+            "topics": [_EPOCH_POSTED_TOPIC, HexStr("0x" + epoch.to_bytes(32, "big").hex())],
         }
-        logs = self.rpc(lambda: self.w3.eth.get_logs(params), "get_logs(EpochPosted)")  # type: ignore[arg-type]
+        logs = self.rpc(lambda: self.w3.eth.get_logs(params), "get_logs(EpochPosted)")
         if not logs:
             return None
         data = bytes(logs[-1]["data"])

@@ -148,7 +148,7 @@ def signer(
     import signal
     import threading
 
-    from eth_utils import is_address, to_checksum_address
+    from eth_utils.address import is_address, to_checksum_address
     from web3 import Web3
 
     from keeper.chain import ChainAdapter

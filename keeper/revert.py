@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from keeper.errors import VaultRevert
 
@@ -259,8 +260,8 @@ def decode_revert_data(data: bytes | str | None, abi: Iterable[Mapping[str, Any]
         f"{n}={_fmt(n, str(p['type']), v, n in _WAD_PARAMS_BY_ERROR.get(name, set()))}"
         for n, p, v in zip(names, inputs, values, strict=True)
     )
-    what = ERROR_DESCRIPTIONS.get(name)
-    message = f"{name}({shown})" + (f": {what}" if what else "")
+    description = ERROR_DESCRIPTIONS.get(name)
+    message = f"{name}({shown})" + (f": {description}" if description else "")
     return DecodedRevert(name, args, message, selector)
 
 

@@ -56,7 +56,8 @@ import requests
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from keeper.eip712 import Domain, Epoch, epoch_digest, epoch_typed_data, recover_signer
 from keeper.errors import (

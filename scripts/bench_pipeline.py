@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
-from eth_utils import function_abi_to_4byte_selector, get_abi_input_types, keccak
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
+from eth_utils.crypto import keccak
 
 from keeper.attestation import InstrumentProof
 from keeper.chain import ChainAdapter
@@ -48,7 +49,9 @@ BATCH = 200
 
 
 def _rpc_batch(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    body: list[dict[str, Any]] = [
+        {"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)
+    ]
     out = requests.post(url, json=body, timeout=600).json()
     if not isinstance(out, list):
         raise RuntimeError(f"batch refused: {out}")
@@ -117,7 +120,9 @@ def setup_accounts(world: World, url: str, n: int) -> list[Any]:
     return accts
 
 
-def trade_all(world: World, url: str, accts: list[Any], maker: Any, epoch_leaves: dict) -> None:
+def trade_all(
+    world: World, url: str, accts: list[Any], maker: Any, epoch_leaves: dict[str, Any]
+) -> None:
     """Each account buys 1 ETH perp and 1 ETH call from ``maker`` (one quote each)."""
     _rpc_batch(url, [("evm_setAutomine", [False])])
     raw = []
@@ -138,7 +143,7 @@ def trade_all(world: World, url: str, accts: list[Any], maker: Any, epoch_leaves
     _rpc_batch(url, [("evm_setAutomine", [True])])
 
 
-def world_proof(leaves: dict, key: str) -> Any:
+def world_proof(leaves: dict[str, Any], key: str) -> Any:
     return InstrumentProof.from_json(leaves[key]).to_abi()
 
 

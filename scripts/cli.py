@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils.address import is_hex_address, to_checksum_address
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from keeper.errors import KeeperError

@@ -34,7 +34,7 @@ import click
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils.address import is_hex_address, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -256,7 +256,7 @@ def load_deployment(w3: Web3, path: Path | None = None) -> DeploymentInfo:
         raise CliError(
             f"wrong chain: {file} is for chain {dep.chain_id} but the RPC is chain {chain_id}"
         )
-    if not bytes(w3.eth.get_code(dep.vault)):
+    if not bytes(w3.eth.get_code(to_checksum_address(dep.vault))):
         raise CliError(
             f"no vault code at {dep.vault} on chain {chain_id}: {file} is stale "
             "(node restarted?); run `pm deploy` again"
@@ -337,7 +337,9 @@ class Session:
 
     @property
     def vault(self) -> Contract:
-        return self.w3.eth.contract(address=self.deployment.vault, abi=vault_abi())
+        return self.w3.eth.contract(
+            address=to_checksum_address(self.deployment.vault), abi=vault_abi()
+        )
 
     @property
     def vault_abi(self) -> list[dict[str, Any]]:

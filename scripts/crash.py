@@ -30,6 +30,7 @@ one entry point that runs the scenario is ``scripts/demo.py`` (``make demo``, ``
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from keeper.bounds import trade_bound, unattested_surplus_lo
 from keeper.chain import AccountState, ChainAdapter
@@ -239,7 +240,9 @@ def _opening_cash_usd(
         mark = int(f["mark"])  # the dealer quotes at the mark
         long_, short = int(f["lossPerUnitLong"]), int(f["lossPerUnitShort"])
         legs_lo += trade_bound(_wad(size), mark, mark, long_, short).lo
-    prices = {to_checksum_address(t[0]): t for t in stack.vault.functions.tokenPrices().call()}
+    prices: dict[str, Any] = {
+        to_checksum_address(t[0]): t for t in stack.vault.functions.tokenPrices().call()
+    }
     balances = []
     for sym, whole in spec.collateral.items():
         tok = stack.deployment.token(sym)
@@ -591,7 +594,7 @@ def verify_outcome(stack: Stack, participants: Participants) -> list[Check]:
     """What must hold on chain after the crash (see the module doc)."""
     vault = stack.vault
     checks: list[Check] = []
-    liquidated = {
+    liquidated: dict[str, Any] = {
         to_checksum_address(ev["args"]["account"]): ev
         for ev in vault.events.Liquidated().get_logs(from_block=stack.deployment.block)
     }
@@ -754,7 +757,9 @@ def write_reports(stack: Stack, participants: Participants, out_dir: Path) -> di
     for book in participants.books:
         view = stack.retrying(
             f"report of {book.label}",
-            lambda b=book: margin_view(reader, stack.api, b.address, keeper_data=stack.data_dir),
+            functools.partial(
+                margin_view, reader, stack.api, book.address, keeper_data=stack.data_dir
+            ),
         )
         history = margin_history(stack.api, book.address, last, limit=200)
         out[book.label] = write_report(view, history, out_dir / f"report-{book.label}.html")

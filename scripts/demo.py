@@ -185,11 +185,13 @@ def _summary(
             f"{r.label:<11} {_usd(r.portfolio_im):>13} {_usd(r.isolated_im):>12} "
             f"{r.ratio:>6.1f}x {_usd(r.extra):>14}  {legs}"
         )
-    hedged = [r for r in capital if r.hedged]
+    hedged_books = [r for r in capital if r.hedged]
+    extra = sum(r.extra for r in hedged_books)
+    isolated = sum(r.isolated_im for r in hedged_books)
+    portfolio = sum(r.portfolio_im for r in hedged_books)
     print(
-        f"The hedged books would have needed {_usd(sum(r.extra for r in hedged))} USD more "
-        f"capital under isolated margin ({_usd(sum(r.isolated_im for r in hedged))} instead of "
-        f"{_usd(sum(r.portfolio_im for r in hedged))})."
+        f"The hedged books would have needed {_usd(extra)} USD more "
+        f"capital under isolated margin ({_usd(isolated)} instead of {_usd(portfolio)})."
     )
     mismatch = [
         r.label

@@ -21,6 +21,7 @@ design, never real ones. Logs of the keeper and the bot go to ``<out>/stack.log`
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -33,9 +34,10 @@ from typing import Protocol, TypeVar
 import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import RPCEndpoint
 
 from keeper.abi import vault_abi
 from keeper.config import load_config
@@ -140,6 +142,9 @@ class Stack:
     def vault_epoch(self) -> int:
         return int(self.vault.functions.currentEpoch().call()[0])
 
+    def _epoch_reached(self, epoch: int) -> bool:
+        return self.vault_epoch() >= epoch
+
     def synced_epoch(self) -> int:
         """The newest epoch both on chain and served by the keeper API."""
         latest = self.api.latest_epoch()
@@ -199,7 +204,7 @@ class Stack:
                     # The account acted between the snapshot and the post of the current
                     # epoch: the vault values it on the next leaf (protocol §5).
                     log.info("bounds from the previous prices, waiting", extra={"what": what})
-                    self.wait(lambda u=until: self.vault_epoch() >= u, f"epoch {until}")
+                    self.wait(functools.partial(self._epoch_reached, until), f"epoch {until}")
                     continue
                 moved = self.vault_epoch() != before or "wait for the keeper" in str(exc)
                 if not moved or attempt == attempts:
@@ -289,7 +294,9 @@ def start_stack(settings: StackSettings, out_dir: Path, narrator: Narrator) -> S
         # The keeper: real config path (PM_* variables), the simulated feed handed in so
         # that the scenario can push the shock into it.
         sender = demo_key("keeper-sender")
-        w3.provider.make_request("anvil_setBalance", [sender.address, hex(1_000 * WAD)])  # type: ignore[attr-defined]
+        w3.provider.make_request(
+            RPCEndpoint("anvil_setBalance"), [sender.address, hex(1_000 * WAD)]
+        )
         config = load_config(
             None,
             {

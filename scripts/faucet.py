@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Mapping
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3.types import RPCEndpoint
 
 from risk_engine.units import WAD
@@ -35,7 +35,7 @@ def top_up_gas(session: Session, to: str) -> bool:
     Returns whether it did. A dry run only says what it would do."""
     if session.deployment.chain_id not in LOCAL_CHAIN_IDS:
         return False
-    balance = int(session.w3.eth.get_balance(to))
+    balance = int(session.w3.eth.get_balance(to_checksum_address(to)))
     if balance >= MIN_GAS_ETH * WAD:
         return False
     if session.dry_run:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from eth_utils import keccak
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 
 from keeper import bounds
 from keeper.attestation import ZERO_ADDRESS, AccountLeaf, InstrumentLeaf, MerkleTree
@@ -54,7 +55,8 @@ def _key(label: str) -> bytes:
 
 
 def _addr(label: str) -> str:
-    return Account.from_key(_key(label)).address
+    acct: LocalAccount = Account.from_key(_key(label))
+    return acct.address
 
 
 def _s(v: int) -> str:

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.middleware import SignAndSendRawMiddlewareBuilder
+from web3.types import RPCEndpoint
 
 from keeper.abi import vault_abi
 from keeper.attestation import InstrumentProof, MarginProof
@@ -82,8 +83,8 @@ class World:
         """A funded account whose transactions the Web3 middleware signs."""
         if label not in self.actors:
             acct = labelled_key(label)
-            self.w3.provider.make_request(  # type: ignore[attr-defined]
-                "anvil_setBalance", [acct.address, hex(100 * WAD)]
+            self.w3.provider.make_request(
+                RPCEndpoint("anvil_setBalance"), [acct.address, hex(100 * WAD)]
             )
             self.w3.middleware_onion.inject(
                 SignAndSendRawMiddlewareBuilder.build([acct]), name=f"sign-{label}", layer=0
@@ -214,7 +215,7 @@ def build_world(
         compiled=compiled,
     )
     sender = labelled_key("keeper sender")
-    w3.provider.make_request("anvil_setBalance", [sender.address, hex(10_000 * WAD)])  # type: ignore[attr-defined]
+    w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [sender.address, hex(10_000 * WAD)])
     return World(
         w3=w3,
         deployment=d,

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from keeper.feeds.sim import default_expiries

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from keeper.attestation import ZERO_ADDRESS
 from keeper.eip712 import Domain, Leg, Quote, quote_digest, recover_signer, sign_quote
