@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from keeper.metrics import KeeperMetrics
-from keeper.store import EpochRecord, Store
+from keeper.store import EpochRecord, LeafKind, Store
 
 __all__ = ["ProofApi"]
 
@@ -192,12 +192,12 @@ class ProofApi:
                     raise _HttpError(HTTPStatus.NOT_FOUND, f"no epoch {parts[1]}")
             return HTTPStatus.OK, self._epoch_body(rec)
         if len(parts) == 2 and parts[0] in ("account", "instrument"):
-            kind = parts[0]
+            kind: LeafKind = "account" if parts[0] == "account" else "instrument"
             if kind == "account" and not _ADDRESS.match(parts[1]):
                 raise _HttpError(HTTPStatus.BAD_REQUEST, f"not an address: {parts[1]!r}")
             key = parts[1] if kind == "account" else str(self._uint(parts[1], "instrument"))
             rec = self._epoch_from_query(query)
-            leaf = self.store.get_leaf(rec.number, kind, key)  # type: ignore[arg-type]
+            leaf = self.store.get_leaf(rec.number, kind, key)
             if leaf is None:
                 hint = (
                     " (an account without open positions needs no leaf)"

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from keeper._click import common_group_options, setup_logging
 from keeper.errors import ConfigError
+
+if TYPE_CHECKING:  # the commands import the heavy modules only when they run
+    from keeper.config import Config
 
 __all__ = ["keeper_cli", "main"]
 
@@ -49,7 +53,7 @@ def keeper_cli(
     setup_logging(log_format, log_level)
 
 
-def _config(ctx: click.Context):  # type: ignore[no-untyped-def]
+def _config(ctx: click.Context) -> Config:
     from keeper.config import load_config
 
     try:

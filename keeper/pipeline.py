@@ -14,12 +14,15 @@ with the reason logged; nothing is stored and the last good epoch stays.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from eth_typing import HexStr
 
 from keeper.chain import ChainAdapter, ChainSnapshot
 from keeper.eip712 import Domain, Epoch
@@ -42,7 +45,7 @@ from keeper.feeds.base import MarketFeed
 from keeper.metrics import KeeperMetrics
 from keeper.revert import decode_revert
 from keeper.signers import EpochSigner
-from keeper.store import Store
+from keeper.store import EpochStatus, Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest
 from risk_engine import RiskParams
 
@@ -329,7 +332,8 @@ class EpochPipeline:
             signatures = ["0x" + s.hex() for s in sigs]
             self.store.set_epoch_status(number, "signed", signatures=signatures)
             self._fire("signed", number)
-        base = dict(
+        result = functools.partial(
+            EpochResult,
             epoch=number,
             root=root,
             snapshot_block=header.snapshot_block,
@@ -339,7 +343,7 @@ class EpochPipeline:
         if self.tx is None:  # dry run: built, stored and signed; never sent, never resumed
             self.store.set_epoch_status(number, "failed", reason="abandoned: dry run, not sent")
             log.info("epoch built (dry run, not sent)", extra={"epoch": number, "root": root})
-            return EpochResult("built", timings=dict(timings), **base)  # type: ignore[arg-type]
+            return result("built", timings=dict(timings))
         self._attempts[number] = self._attempts.get(number, 0) + 1
         data = self.chain.vault.encode_abi(
             "postEpoch", [header.to_abi(), [bytes.fromhex(s[2:]) for s in signatures]]
@@ -360,7 +364,7 @@ class EpochPipeline:
                 raise
             except TxError as exc:
                 self.store.set_epoch_status(number, "failed", reason=str(exc))
-                return EpochResult("pending", reason=str(exc), timings=dict(timings), **base)  # type: ignore[arg-type]
+                return result("pending", reason=str(exc), timings=dict(timings))
             self.store.set_epoch_status(number, "sent", tx_hash=pending.tx_hash)
             self._fire("sent", number)
             try:
@@ -371,7 +375,7 @@ class EpochPipeline:
             except TxTimeoutError as exc:
                 self._tx_outcome("timeout", 0)
                 self._pending[number] = pending
-                return EpochResult("pending", reason=str(exc), timings=dict(timings), **base)  # type: ignore[arg-type]
+                return result("pending", reason=str(exc), timings=dict(timings))
         with self._stage("store", timings):  # the epoch file is rewritten with its status
             self._mined(number, header, mined.tx_hash, accounts)
         self._tx_outcome("mined", mined.gas_used)
@@ -388,12 +392,8 @@ class EpochPipeline:
                 "seconds": {k: round(v, 4) for k, v in timings.items()},
             },
         )
-        return EpochResult(
-            "mined",
-            tx_hash=mined.tx_hash,
-            gas_used=mined.gas_used,
-            timings=dict(timings),
-            **base,  # type: ignore[arg-type]
+        return result(
+            "mined", tx_hash=mined.tx_hash, gas_used=mined.gas_used, timings=dict(timings)
         )
 
     def _tx_outcome(self, outcome: str, gas: int) -> None:
@@ -404,9 +404,13 @@ class EpochPipeline:
         rec = self.store.get_epoch(number)
         assert rec is not None
         # walk the allowed transitions up to mined
-        path = {"built": ["signed", "sent"], "signed": ["sent"], "failed": ["sent"]}
+        path: dict[str, list[EpochStatus]] = {
+            "built": ["signed", "sent"],
+            "signed": ["sent"],
+            "failed": ["sent"],
+        }
         for status in path.get(rec.status, []):
-            self.store.set_epoch_status(number, status)  # type: ignore[arg-type]
+            self.store.set_epoch_status(number, status)
         self.store.set_epoch_status(number, "mined", tx_hash=tx_hash)
         self.store.write_epoch_file(number)
         self._attempts.pop(number, None)
@@ -524,7 +528,7 @@ class EpochPipeline:
     def _receipt(self, tx_hash: str) -> Any | None:
         try:
             return self.chain.rpc(
-                lambda: self.chain.w3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
+                lambda: self.chain.w3.eth.get_transaction_receipt(HexStr(tx_hash)),
                 "get_transaction_receipt",
             )
         except Exception as exc:

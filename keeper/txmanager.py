@@ -491,7 +491,7 @@ class TxManager:
 
     def _receipt(self, tx_hash: str) -> Any | None:
         try:
-            return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            return self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
         except TransactionNotFound:
             return None
 

@@ -96,11 +96,13 @@ def _first_difference(
         _leaf_key(r.kind, r.key): (r.kind, r.key, dict(r.fields)) for r in build.leaf_records()
     }
     for k in sorted(set(recomputed) | set(stored)):
-        a, b = stored.get(k), recomputed.get(k)
-        if a is None:
-            return f"{b[0]} leaf {b[1]} recomputed but not stored: {b[2]}"  # type: ignore[index]
-        if b is None:
+        if k not in stored:
+            b = recomputed[k]
+            return f"{b[0]} leaf {b[1]} recomputed but not stored: {b[2]}"
+        if k not in recomputed:
+            a = stored[k]
             return f"{a[0]} leaf {a[1]} stored but not recomputed: {a[2]}"
+        a, b = stored[k], recomputed[k]
         fa = {n: (int(v) if n not in ("account",) else str(v).lower()) for n, v in a[2].items()}
         fb = {n: (int(v) if n not in ("account",) else str(v).lower()) for n, v in b[2].items()}
         if fa != fb:

@@ -82,9 +82,11 @@ def start_anvil(
 
 
 @contextmanager
-def anvil(**kwargs: object) -> Iterator[AnvilNode]:
+def anvil(
+    *, port: int | None = None, timeout: float = 20.0, extra_args: tuple[str, ...] = ()
+) -> Iterator[AnvilNode]:
     """Context manager around :func:`start_anvil` that always stops the node."""
-    node = start_anvil(**kwargs)  # type: ignore[arg-type]
+    node = start_anvil(port=port, timeout=timeout, extra_args=extra_args)
     try:
         yield node
     finally:

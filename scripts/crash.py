@@ -417,7 +417,11 @@ def epoch_row(stack: Stack, participants: Participants, epoch: int) -> EpochRow:
     leaves: dict[str, tuple[float, float, float] | None] = {}
     for book in participants.books:
         nums = _leaf_numbers(stack, book.address, epoch)
-        leaves[book.label] = None if nums is None else tuple(x / WAD for x in nums)  # type: ignore[assignment]
+        if nums is None:
+            leaves[book.label] = None
+        else:
+            equity, im, mm = nums
+            leaves[book.label] = (equity / WAD, im / WAD, mm / WAD)
     return EpochRow(
         epoch, int(rec.get("snapshotBlock", 0)), int(rec.get("timestamp", 0)), spot, leaves
     )
