@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from eth_abi.abi import encode as abi_encode
 from eth_typing import HexStr
@@ -46,7 +46,8 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
-from web3.types import BlockParams, FilterParams, RPCEndpoint
+from web3.contract.contract import ContractFunction
+from web3.types import BlockData, BlockParams, FilterParams, RPCEndpoint
 
 from keeper.abi import erc20_abi, vault_abi
 from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
@@ -166,6 +167,15 @@ class EpochOnChain:
     root: bytes
 
 
+class Governance(TypedDict):
+    """The signer set of the vault at a block, under the :class:`ChainSnapshot` field
+    names (so that it can be splatted into one)."""
+
+    config_version: int
+    quorum: int
+    signers: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class ChainSnapshot:
     """Everything the epoch pipeline reads from the chain, at one block.
@@ -199,7 +209,7 @@ def _decode_bytes32(raw: bytes) -> str:
     return bytes(raw).rstrip(b"\0").decode("utf-8", errors="replace")
 
 
-def _hex(value: Any) -> str:
+def _hex(value: bytes | str) -> str:
     text = value.hex() if isinstance(value, bytes | bytearray) else str(value)
     return (text if text.startswith("0x") else "0x" + text).lower()
 
@@ -352,7 +362,7 @@ class ChainAdapter:
         """The newest block read as final: ``head - confirmations``."""
         return max(0, self.head() - self.confirmations)
 
-    def block(self, number: int | BlockParams) -> Any:
+    def block(self, number: int | BlockParams) -> BlockData:
         return self.rpc(lambda: self.w3.eth.get_block(number), f"get_block({number})")
 
     # ---------------------------------------------------------------- binding
@@ -503,10 +513,10 @@ class ChainAdapter:
 
     # ---------------------------------------------------------------- reads
 
-    def _call(self, fn: Any, block: int | str, what: str) -> Any:
+    def _call(self, fn: ContractFunction, block: int | BlockParams, what: str) -> Any:
         return self.rpc(lambda: fn.call(block_identifier=block), what)
 
-    def instruments(self, block: int | str = "latest") -> tuple[InstrumentInfo, ...]:
+    def instruments(self, block: int | BlockParams = "latest") -> tuple[InstrumentInfo, ...]:
         """Every registered instrument at ``block`` (ids 1..count)."""
         count = int(self._call(self.vault.functions.instrumentCount(), block, "instrumentCount"))
         out = []
@@ -521,7 +531,7 @@ class ChainAdapter:
             out.append(self._instruments[i])
         return tuple(out)
 
-    def tokens(self, block: int | str = "latest") -> tuple[TokenInfo, ...]:
+    def tokens(self, block: int | BlockParams = "latest") -> tuple[TokenInfo, ...]:
         """Registered collateral tokens at ``block``, in registration order."""
         addresses = self._call(self.vault.functions.tokens(), block, "tokens")
         out = []
@@ -535,7 +545,7 @@ class ChainAdapter:
             out.append(self._tokens[addr])
         return tuple(out)
 
-    def current_epoch(self, block: int | str = "latest") -> EpochOnChain:
+    def current_epoch(self, block: int | BlockParams = "latest") -> EpochOnChain:
         e, snap, ts, root = self._call(self.vault.functions.currentEpoch(), block, "currentEpoch")
         return EpochOnChain(int(e), int(snap), int(ts), bytes(root))
 
@@ -611,7 +621,7 @@ class ChainAdapter:
             future_tolerance=int(self._call(f.futureTolerance(), block, "futureTolerance")),
         )
 
-    def governance(self, block: int | str = "latest") -> dict[str, Any]:
+    def governance(self, block: int | BlockParams = "latest") -> Governance:
         """``config_version``, ``quorum`` and ``signers`` at ``block`` (the
         :class:`ChainSnapshot` field names)."""
         f = self.vault.functions

@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from eth_typing import HexStr
+from web3.types import TxReceipt
 
 from keeper.chain import ChainAdapter, ChainSnapshot
 from keeper.eip712 import Domain, Epoch
@@ -525,7 +525,7 @@ class EpochPipeline:
                 self._tx_outcome("mined", int(receipt["gasUsed"]))
         return mined
 
-    def _receipt(self, tx_hash: str) -> Any | None:
+    def _receipt(self, tx_hash: str) -> TxReceipt | None:
         try:
             return self.chain.rpc(
                 lambda: self.chain.w3.eth.get_transaction_receipt(HexStr(tx_hash)),

@@ -41,7 +41,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
-from web3.types import TxParams
+from web3.types import TxData, TxParams, TxReceipt
 
 from keeper.config import Config
 from keeper.errors import (
@@ -57,7 +57,7 @@ from keeper.gas import MIN_REPLACEMENT_BUMP_PCT, FeeHistoryStrategy, Fees, GasSt
 from keeper.metrics import KeeperMetrics
 from keeper.retry import RetryPolicy, call_with_retry, is_transient
 from keeper.revert import revert_data_of
-from keeper.store import Store, TxRecord
+from keeper.store import Store, TxRecord, TxStatus
 
 __all__ = [
     "PendingTx",
@@ -125,7 +125,7 @@ class TxResult:
     gas_used: int
     effective_gas_price: int
     replaced: tuple[str, ...]
-    receipt: Any = field(repr=False)
+    receipt: TxReceipt = field(repr=False)
 
 
 def _message(exc: BaseException) -> str:
@@ -136,7 +136,7 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
-def _hex(h: Any) -> str:
+def _hex(h: bytes | str) -> str:
     text = h.hex() if isinstance(h, bytes | bytearray) else str(h)
     return text if text.startswith("0x") else "0x" + text
 
@@ -353,7 +353,7 @@ class TxManager:
                 )
             )
 
-    def _update(self, tx_hash: str, status: Any, **kw: Any) -> None:
+    def _update(self, tx_hash: str, status: TxStatus, **kw: Any) -> None:
         if self.store is not None:
             self.store.update_tx(tx_hash, status, **kw)
 
@@ -489,7 +489,7 @@ class TxManager:
             )
             return tx_hash
 
-    def _receipt(self, tx_hash: str) -> Any | None:
+    def _receipt(self, tx_hash: str) -> TxReceipt | None:
         try:
             return self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
         except TransactionNotFound:
@@ -514,7 +514,7 @@ class TxManager:
             self.replace(pending)
         return None
 
-    def _finish(self, pending: PendingTx, mined_hash: str, receipt: Any) -> TxResult:
+    def _finish(self, pending: PendingTx, mined_hash: str, receipt: TxReceipt) -> TxResult:
         others = tuple(a.tx_hash for a in pending.attempts if a.tx_hash != mined_hash)
         gas_used = int(receipt["gasUsed"])
         egp = int(receipt.get("effectiveGasPrice", 0))
@@ -590,7 +590,7 @@ class TxManager:
             for rec in records:
                 receipt = self._rpc(functools.partial(self._receipt, rec.hash), "get_receipt")
                 try:
-                    node_tx: Any = self._rpc(
+                    node_tx: TxData | None = self._rpc(
                         functools.partial(self.w3.eth.get_transaction, HexStr(rec.hash)), "get_tx"
                     )
                 except TransactionNotFound:
@@ -600,7 +600,7 @@ class TxManager:
                     continue
                 fees = Fees(rec.max_fee_per_gas, rec.max_priority_fee_per_gas)
                 if pending is None:
-                    src: Any = node_tx if node_tx is not None else {}
+                    src: TxData = node_tx if node_tx is not None else {}
                     request = TxRequest(
                         to=str(src.get("to") or "0x" + "00" * 20),
                         data=bytes(src.get("input", b"")),
