@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from keeper.chain import AccountState, InstrumentInfo, TokenInfo
-from keeper.feeds.base import MarketState
+from keeper.feeds.base import MarketState, Smile
 from risk_engine import (
     InstrumentKind,
     InstrumentTable,
@@ -129,7 +128,7 @@ def engine_market(
             spot.append(price)
             perp.append(price)
         returns.append(market.returns_of(u))
-    slices: dict[tuple[str, int], Any] = {}
+    slices: dict[tuple[str, int], Smile] = {}
     for ins in live_options:
         key = (ins.underlying, ins.expiry)
         if key not in slices:

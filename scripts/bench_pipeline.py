@@ -28,8 +28,10 @@ from typing import Any
 import requests
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from eth_utils.crypto import keccak
+from web3.contract import Contract
 
 from keeper.attestation import InstrumentProof
 from keeper.chain import ChainAdapter
@@ -72,11 +74,13 @@ def _send_all(url: str, raw: list[bytes]) -> None:
 _ENCODERS: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
 
 
-def _encode(contract: Any, fn: str, args: list[Any]) -> bytes:
+def _encode(contract: Contract, fn: str, args: list[Any]) -> bytes:
     """Calldata via eth_abi with a cached selector (web3's encode_abi is ~20 ms a call)."""
     key = (contract.address, fn)
     if key not in _ENCODERS:
-        fn_abi = next(e for e in contract.abi if e.get("type") == "function" and e["name"] == fn)
+        fn_abi = next(
+            e for e in contract.abi if e.get("type") == "function" and e.get("name") == fn
+        )
         _ENCODERS[key] = (
             function_abi_to_4byte_selector(fn_abi),
             list(get_abi_input_types(fn_abi)),
@@ -85,9 +89,11 @@ def _encode(contract: Any, fn: str, args: list[Any]) -> bytes:
     return selector + abi_encode(types, args)
 
 
-def _tx(acct: Any, nonce: int, contract: Any, fn: str, args: list[Any], gas: int) -> bytes:
+def _tx(
+    acct: LocalAccount, nonce: int, contract: Contract, fn: str, args: list[Any], gas: int
+) -> bytes:
     """A signed EIP-1559 call of ``contract.fn(*args)`` (no RPC: encoded locally)."""
-    tx = {
+    tx: dict[str, Any] = {
         "type": 2,
         "to": contract.address,
         "data": _encode(contract, fn, args),
@@ -101,7 +107,7 @@ def _tx(acct: Any, nonce: int, contract: Any, fn: str, args: list[Any], gas: int
     return bytes(acct.sign_transaction(tx).raw_transaction)
 
 
-def setup_accounts(world: World, url: str, n: int) -> list[Any]:
+def setup_accounts(world: World, url: str, n: int) -> list[LocalAccount]:
     """N funded accounts with cash in the vault (automine off during the bulk sends)."""
     accts = [Account.from_key(keccak(text=f"bench account {i}")) for i in range(n)]
     for i in range(0, n, BATCH):
@@ -121,7 +127,11 @@ def setup_accounts(world: World, url: str, n: int) -> list[Any]:
 
 
 def trade_all(
-    world: World, url: str, accts: list[Any], maker: Any, epoch_leaves: dict[str, Any]
+    world: World,
+    url: str,
+    accts: list[LocalAccount],
+    maker: LocalAccount,
+    epoch_leaves: dict[str, Any],
 ) -> None:
     """Each account buys 1 ETH perp and 1 ETH call from ``maker`` (one quote each)."""
     _rpc_batch(url, [("evm_setAutomine", [False])])

@@ -16,8 +16,9 @@ import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from eth_utils.address import is_hex_address, to_checksum_address
@@ -38,6 +39,12 @@ from scripts.client import (
 from scripts.errors import CliError, ScriptError
 
 __all__ = ["main", "pm"]
+
+if TYPE_CHECKING:  # margin_view (the engine) is imported only by the commands that show it
+    from scripts.margin_view import MarginView
+
+#: A click command function, decorated in place by an option factory.
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 #: Subgroups owned by the keeper package, imported on first use: ``pm --help`` and every
@@ -339,7 +346,7 @@ def cancel(nonce: int, **kw: Any) -> None:
 # ----------------------------------------------------------------------------- inspection
 
 
-def _inspect_options(fn: Any) -> Any:
+def _inspect_options(fn: F) -> F:
     fn = click.option(
         "--market",
         "market_file",
@@ -363,7 +370,7 @@ def _inspect_options(fn: Any) -> Any:
     return fn
 
 
-def _view(account: str, api_url: str, kw: dict[str, Any]) -> tuple[client.Session, Any]:
+def _view(account: str, api_url: str, kw: dict[str, Any]) -> tuple[client.Session, MarginView]:
     from scripts.margin_view import margin_view
 
     addr = _address(account, "account")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import click
 import requests
@@ -77,6 +77,8 @@ __all__ = [
     "load_key",
     "network_options",
     "parse_units",
+    "VaultAccountState",
+    "read_account_state",
 ]
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -413,15 +415,46 @@ class Session:
 
     # ---------------------------------------------------------------- reads
 
-    def account_state(self, address: str) -> dict[str, Any]:
-        """``accountState`` as a dict: cash (WAD), stateNonce, cumLo, cumHi, instruments,
-        sizes (WAD), funding, collateral (token units, registration order)."""
-        r = self.vault.functions.accountState(to_checksum_address(address)).call()
-        keys = ("cash", "stateNonce", "cumLo", "cumHi", "instruments", "sizes", "funding", "coll")
-        return dict(zip(keys, r, strict=True))
+    def account_state(self, address: str) -> VaultAccountState:
+        """The vault's ``accountState`` of ``address`` (see :class:`VaultAccountState`)."""
+        return read_account_state(self.vault, to_checksum_address(address))
 
     def has_positions(self, address: str) -> bool:
         return bool(self.account_state(address)["instruments"])
+
+
+# ------------------------------------------------------------------------------ account state
+
+
+class VaultAccountState(TypedDict):
+    """The vault's ``accountState(address)`` under its return names: cash (WAD USD),
+    stateNonce, cumLo / cumHi (WAD USD), instruments (ids), sizes (WAD units), funding
+    (WAD USD per unit, the index each position last paid at), coll (token units, in
+    collateral registration order)."""
+
+    cash: int
+    stateNonce: int
+    cumLo: int
+    cumHi: int
+    instruments: Sequence[int]
+    sizes: Sequence[int]
+    funding: Sequence[int]
+    coll: Sequence[int]
+
+
+def read_account_state(vault: Contract, address: str) -> VaultAccountState:
+    """``vault.accountState(address)`` at the latest block; ``address`` checksummed."""
+    cash, nonce, lo, hi, ids, sizes, funding, coll = vault.functions.accountState(address).call()
+    return {
+        "cash": cash,
+        "stateNonce": nonce,
+        "cumLo": lo,
+        "cumHi": hi,
+        "instruments": ids,
+        "sizes": sizes,
+        "funding": funding,
+        "coll": coll,
+    }
 
 
 # ------------------------------------------------------------------------------ keeper API

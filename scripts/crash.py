@@ -44,7 +44,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from keeper.bounds import trade_bound, unattested_surplus_lo
-from keeper.chain import AccountState, ChainAdapter
+from keeper.chain import AccountState, ChainAdapter, Position
 from keeper.epoch_build import compute_epoch
 from keeper.feeds.base import SECONDS_PER_YEAR, MarketState
 from keeper.revert import decode_revert
@@ -746,7 +746,9 @@ def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[
     return rows
 
 
-def _single(n: int, *, positions: tuple[Any, ...], collateral: tuple[int, ...]) -> AccountState:
+def _single(
+    n: int, *, positions: tuple[Position, ...], collateral: tuple[int, ...]
+) -> AccountState:
     return AccountState(to_checksum_address(f"0x{n + 1:040x}"), 0, 0, 0, 0, positions, collateral)
 
 

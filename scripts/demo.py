@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Any
 
 from scripts.crash import (
+    Book,
     CapitalRow,
     Check,
     CrashResult,
@@ -225,7 +226,7 @@ def _json_summary(
     kept: bool,
     wall: float,
 ) -> dict[str, Any]:
-    def book_doc(b: Any) -> dict[str, Any]:
+    def book_doc(b: Book) -> dict[str, Any]:
         return {
             "address": b.address,
             "title": b.spec.title,

@@ -18,6 +18,7 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.types import TxReceipt
 
 from keeper.abi import mock_erc20_abi, vault_abi
 from keeper.revert import as_vault_revert
@@ -28,7 +29,9 @@ DEFAULT_MAX_AGE = 3600  # seconds: one missed hourly epoch is tolerated, two are
 DEFAULT_FUTURE_TOLERANCE = 60  # seconds of clock skew between keeper and chain
 
 
-def send(fn: ContractFunction, sender: str, abi: Sequence[dict[str, Any]] | None = None) -> Any:
+def send(
+    fn: ContractFunction, sender: str, abi: Sequence[dict[str, Any]] | None = None
+) -> TxReceipt:
     """Send ``fn`` from ``sender`` and return the receipt; a revert raises a readable error."""
     w3 = fn.w3
     try:

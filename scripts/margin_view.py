@@ -22,7 +22,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -46,6 +45,7 @@ from scripts.client import (
     LeafWithProof,
     Session,
     TokenInfo,
+    VaultAccountState,
     current_root,
 )
 from scripts.errors import CliError
@@ -150,7 +150,7 @@ def collateral_order(session: Session) -> list[TokenInfo]:
 
 
 def _engine(
-    session: Session, state: dict[str, Any], market: MarketState, params_file: Path | None
+    session: Session, state: VaultAccountState, market: MarketState, params_file: Path | None
 ) -> tuple[AccountReport, RiskGrid]:
     """Engine inputs from chain state: held instruments + collateral tokens as SPOT, mapped
     by the keeper's own :func:`keeper.engine_input.engine_input` (feed underlyings +
@@ -208,7 +208,7 @@ def _engine(
     return rep, grid
 
 
-def _positions(session: Session, api: KeeperApi, state: dict[str, Any]) -> list[PositionLine]:
+def _positions(session: Session, api: KeeperApi, state: VaultAccountState) -> list[PositionLine]:
     out: list[PositionLine] = []
     for iid, size in zip(state["instruments"], state["sizes"], strict=True):
         k, und_b, strike, expiry = session.vault.functions.instrument(iid).call()

@@ -19,8 +19,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.middleware import SignAndSendRawMiddlewareBuilder
-from web3.types import RPCEndpoint
+from web3.types import RPCEndpoint, TxReceipt
 
 from keeper.abi import vault_abi
 from keeper.attestation import InstrumentProof, MarginProof
@@ -35,7 +36,7 @@ from keeper.store import Store
 from keeper.txmanager import TxManager
 from risk_engine import load_params
 from risk_engine.units import WAD
-from scripts.client import DeploymentInfo
+from scripts.client import DeploymentInfo, VaultAccountState, read_account_state
 from scripts.deploy import send, token_at, vault_at
 from scripts.protocol_deploy import CollateralSpec, InstrumentSpec, deploy_protocol
 from scripts.toolchain.compile import CompileResult
@@ -75,7 +76,7 @@ class World:
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
-    def tx(self, fn: Any, sender: str | LocalAccount) -> Any:
+    def tx(self, fn: ContractFunction, sender: str | LocalAccount) -> TxReceipt:
         who = sender.address if isinstance(sender, LocalAccount) else sender
         return send(fn, who, self.abi)
 
@@ -104,11 +105,9 @@ class World:
         self.tx(t.functions.approve(self.vault.address, 2**256 - 1), who)
         self.tx(self.vault.functions.deposit(t.address, amount), who)
 
-    def state(self, who: str | LocalAccount) -> dict[str, Any]:
+    def state(self, who: str | LocalAccount) -> VaultAccountState:
         addr = who.address if isinstance(who, LocalAccount) else who
-        r = self.vault.functions.accountState(addr).call()
-        keys = ("cash", "stateNonce", "cumLo", "cumHi", "instruments", "sizes", "funding", "coll")
-        return dict(zip(keys, r, strict=True))
+        return read_account_state(self.vault, addr)
 
     def quote(
         self,

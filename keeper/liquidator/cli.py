@@ -17,6 +17,7 @@ import click
 from keeper._click import common_group_options, setup_logging
 from keeper.errors import ConfigError
 from keeper.liquidator.config import load_liquidator_config
+from keeper.liquidator.outcome import TickReport
 
 __all__ = ["liquidator_cli", "main"]
 
@@ -79,7 +80,7 @@ def run(ctx: click.Context, once: bool, dry_run: bool) -> None:
     click.echo(json.dumps(_report_json(report), indent=2))
 
 
-def _report_json(report: Any) -> dict[str, Any]:
+def _report_json(report: TickReport) -> dict[str, Any]:
     return {
         "epoch": report.epoch,
         "block": report.block,

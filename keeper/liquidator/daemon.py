@@ -10,8 +10,8 @@ liquidations in flight), metrics are served, ``bot.tick`` runs every ``interval_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from eth_account import Account
 from prometheus_client import start_http_server
@@ -38,7 +38,7 @@ class LiquidatorService:
     bot: LiquidatorBot
     lifecycle: Lifecycle
     metrics: LiquidatorMetrics
-    closers: list[Any] = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def run(self, *, install_signals: bool = True) -> int:
         self.lifecycle.run(install_signals=install_signals)
@@ -50,7 +50,7 @@ class LiquidatorService:
 
 
 def build_liquidator(
-    config: LiquidatorConfig, *, w3: Any = None, serve_metrics: bool = True
+    config: LiquidatorConfig, *, w3: Web3 | None = None, serve_metrics: bool = True
 ) -> LiquidatorService:
     """Assemble the bot from ``config`` (chain adapter, TxManager on the liquidator key, the
     leaf source, metrics, a :class:`~keeper.lifecycle.Lifecycle` with the ``liquidator``
@@ -58,7 +58,7 @@ def build_liquidator(
     w3 = w3 or Web3(Web3.HTTPProvider(config.chain.rpc_url, request_kwargs={"timeout": 10}))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     own = Store(config.data_dir / "liquidator.sqlite")
-    closers: list[Any] = [own.close]
+    closers: list[Callable[[], None]] = [own.close]
     source: LeafSource
     if config.source == "store":
         keeper_store = Store(config.keeper_db)
