@@ -248,7 +248,7 @@ def parse_private_key(value: str, field_name: str) -> str:
 
 
 def parse_int(
-    raw: Any, name: str, *, minimum: int | None = None, maximum: int | None = None
+    raw: object, name: str, *, minimum: int | None = None, maximum: int | None = None
 ) -> int:
     if isinstance(raw, bool):
         raise ConfigError(name, f"expected an integer, got {raw!r}")
@@ -267,7 +267,7 @@ def parse_int(
 
 
 def parse_float(
-    raw: Any,
+    raw: object,
     name: str,
     *,
     minimum: float | None = None,
@@ -293,14 +293,14 @@ def parse_float(
     return value
 
 
-def parse_str(raw: Any, name: str) -> str:
+def parse_str(raw: object, name: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise ConfigError(name, f"expected a non-empty string, got {raw!r}")
     return raw.strip()
 
 
 def parse_url(
-    raw: Any, name: str, schemes: tuple[str, ...] = ("http", "https", "ws", "wss")
+    raw: object, name: str, schemes: tuple[str, ...] = ("http", "https", "ws", "wss")
 ) -> str:
     text = parse_str(raw, name)
     parsed = urlparse(text)
@@ -309,14 +309,14 @@ def parse_url(
     return text
 
 
-def _address(raw: Any, name: str) -> str:
+def _address(raw: object, name: str) -> str:
     text = parse_str(raw, name)
     if not is_hex_address(text):
         raise ConfigError(name, f"not an address: {text!r}")
     return to_checksum_address(text)
 
 
-def parse_port(raw: Any, name: str) -> int:
+def parse_port(raw: object, name: str) -> int:
     return parse_int(raw, name, minimum=0, maximum=65535)
 
 
@@ -357,7 +357,7 @@ def load_keystores(paths: list[str], password: str | None) -> list[str]:
     return keys
 
 
-def pick_setting(table: Mapping[str, Any], key: str, var: str, env: Mapping[str, str]) -> Any:
+def pick_setting(table: Mapping[str, Any], key: str, var: str, env: Mapping[str, str]) -> object:
     """The value of ``var`` in ``env`` if set, else ``table[key]`` (None when neither)."""
     return env[var] if var in env else table.get(key)
 
@@ -508,7 +508,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     _reject_unknown(api_t, "api", {"host", "port"})
     _reject_unknown(feed_t, "feed", {"kind", "seed", "path", "time_scale"})
 
-    def pick(table: dict[str, Any], key: str, var: str) -> Any:
+    def pick(table: dict[str, Any], key: str, var: str) -> object:
         return pick_setting(table, key, var, env)
 
     chain = parse_chain_section(chain_t, env)

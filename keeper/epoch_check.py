@@ -32,9 +32,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from keeper.chain import ChainAdapter
+from keeper.chain import ChainAdapter, ChainSnapshot
 from keeper.eip712 import Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
@@ -154,8 +153,7 @@ class EpochRecomputer:
             if deviation is not None:
                 raise SignerRefusedError(f"market snapshot refused: {deviation}")
         with self._lock:
-            state = self._read(header.snapshot_block)
-        latest_epoch, config_version = state["latest_epoch"], state["config_version"]
+            at_block, latest_epoch, config_version = self._read(header.snapshot_block)
         if header.epoch <= latest_epoch:
             raise SignerRefusedError(
                 f"epoch {header.epoch} is not above the vault's epoch {latest_epoch}"
@@ -164,7 +162,7 @@ class EpochRecomputer:
             raise SignerRefusedError(
                 f"configVersion {header.config_version} is not the vault's {config_version}"
             )
-        snapshot = dataclasses.replace(state["snapshot"], config_version=config_version)
+        snapshot = dataclasses.replace(at_block, config_version=config_version)
         try:
             build = compute_epoch(
                 snapshot,
@@ -180,18 +178,19 @@ class EpochRecomputer:
         if diff is not None:
             raise SignerRefusedError(f"header differs from this service's recomputation: {diff}")
 
-    def _read(self, block: int) -> dict[str, Any]:
+    def _read(self, block: int) -> tuple[ChainSnapshot, int, int]:
+        """The snapshot at ``block``, the vault's latest epoch and its config version now."""
         chain = self.chain
         try:
             head = chain.head()
             if block > head:
                 raise SignerRefusedError(f"snapshot block {block} is above this node's head {head}")
             chain.index(to_block=max(block, chain.indexed_block or 0), record=False)
-            return {
-                "snapshot": chain.snapshot(block),
-                "latest_epoch": chain.current_epoch("latest").epoch,
-                "config_version": chain.governance("latest")["config_version"],
-            }
+            return (
+                chain.snapshot(block),
+                chain.current_epoch("latest").epoch,
+                chain.governance("latest")["config_version"],
+            )
         except SignerRefusedError:
             raise
         except Exception as exc:  # node down, pruned state, wrong vault: refuse, do not sign

@@ -28,10 +28,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
 from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import (
@@ -41,7 +42,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
-from web3.types import TxData, TxParams, TxReceipt
+from web3.types import TxData, TxParams, TxReceipt, Wei
 
 from keeper.config import Config
 from keeper.errors import (
@@ -277,7 +278,7 @@ class TxManager:
             "from": self.account.address,
             "to": Web3.to_checksum_address(req.to),
             "data": HexStr(Web3.to_hex(req.data)),
-            "value": cast(Any, req.value),
+            "value": Wei(req.value),
         }
 
     def simulate(self, req: TxRequest) -> int:
@@ -324,7 +325,7 @@ class TxManager:
     # ---------------------------------------------------------------- send
 
     def _sign(self, pending: PendingTx, fees: Fees) -> tuple[str, bytes]:
-        tx = {
+        tx: TransactionDictType = {
             "type": 2,
             "chainId": self.chain_id,
             "nonce": pending.nonce,
@@ -335,7 +336,7 @@ class TxManager:
             "maxFeePerGas": fees.max_fee_per_gas,
             "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
         }
-        signed = self.account.sign_transaction(cast(Any, tx))
+        signed = self.account.sign_transaction(tx)
         return _hex(signed.hash), bytes(signed.raw_transaction)
 
     def _record(self, pending: PendingTx, tx_hash: str, fees: Fees) -> None:

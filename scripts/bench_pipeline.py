@@ -29,6 +29,7 @@ import requests
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from eth_utils.crypto import keccak
 from web3.contract import Contract
@@ -93,7 +94,7 @@ def _tx(
     acct: LocalAccount, nonce: int, contract: Contract, fn: str, args: list[Any], gas: int
 ) -> bytes:
     """A signed EIP-1559 call of ``contract.fn(*args)`` (no RPC: encoded locally)."""
-    tx: dict[str, Any] = {
+    tx: TransactionDictType = {
         "type": 2,
         "to": contract.address,
         "data": _encode(contract, fn, args),

@@ -175,7 +175,7 @@ class LiquidatorConfig:
     dry_run: bool = False
 
 
-def _bool(raw: Any, name: str) -> bool:
+def _bool(raw: object, name: str) -> bool:
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "0", "false", "no"):
@@ -220,7 +220,7 @@ def load_liquidator_config(
                 f"liquidator.{k}", f"unknown key (known: {', '.join(sorted(_LIQ_KEYS))})"
             )
 
-    def pick(table: Mapping[str, Any], key: str, var: str) -> Any:
+    def pick(table: Mapping[str, Any], key: str, var: str) -> object:
         return pick_setting(table, key, var, env)
 
     chain = parse_chain_section(chain_t, env)
