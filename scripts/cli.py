@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 import click
 from eth_utils.address import is_hex_address, to_checksum_address
@@ -30,6 +30,7 @@ from scripts import client
 from scripts.client import (
     LOCAL_CHAIN_IDS,
     KeeperApi,
+    SessionOptions,
     api_option,
     dry_run_option,
     key_options,
@@ -197,7 +198,7 @@ def deploy(
 # ----------------------------------------------------------------------------- trader
 
 
-def _session(kw: dict[str, Any], *, need_key: bool = True) -> client.Session:
+def _session(kw: SessionOptions, *, need_key: bool = True) -> client.Session:
     return open_session(
         kw["rpc_url"],
         kw["deployment_file"],
@@ -221,7 +222,7 @@ def _address(text: str, what: str) -> str:
 @key_options
 @dry_run_option
 @click.option("--to", default=None, help="Recipient (default: the key's address).")
-def faucet(to: str | None, **kw: Any) -> None:
+def faucet(to: str | None, **kw: Unpack[SessionOptions]) -> None:
     """Mint the mock tokens of a test deployment (and gas ETH on a local chain)."""
     from scripts.faucet import drip
 
@@ -234,7 +235,7 @@ def faucet(to: str | None, **kw: Any) -> None:
 @dry_run_option
 @click.argument("token")
 @click.argument("amount")
-def deposit(token: str, amount: str, **kw: Any) -> None:
+def deposit(token: str, amount: str, **kw: Unpack[SessionOptions]) -> None:
     """Deposit AMOUNT of collateral TOKEN (symbol or address; approves the vault first)."""
     from scripts.funds import deposit as run
 
@@ -246,7 +247,7 @@ def deposit(token: str, amount: str, **kw: Any) -> None:
 @key_options
 @dry_run_option
 @click.argument("amount")
-def deposit_cash(amount: str, **kw: Any) -> None:
+def deposit_cash(amount: str, **kw: Unpack[SessionOptions]) -> None:
     """Deposit AMOUNT of the settlement token (USDC) as cash; repays debt if cash < 0."""
     from scripts.funds import deposit_cash as run
 
@@ -260,7 +261,7 @@ def deposit_cash(amount: str, **kw: Any) -> None:
 @api_option
 @click.argument("token")
 @click.argument("amount")
-def withdraw(token: str, amount: str, api_url: str, **kw: Any) -> None:
+def withdraw(token: str, amount: str, api_url: str, **kw: Unpack[SessionOptions]) -> None:
     """Withdraw AMOUNT of collateral TOKEN; with open positions the account's leaf and proof
     come from the keeper API and the vault checks the IM surplus lower bound."""
     from scripts.funds import withdraw as run
@@ -274,7 +275,7 @@ def withdraw(token: str, amount: str, api_url: str, **kw: Any) -> None:
 @dry_run_option
 @api_option
 @click.argument("amount")
-def withdraw_cash(amount: str, api_url: str, **kw: Any) -> None:
+def withdraw_cash(amount: str, api_url: str, **kw: Unpack[SessionOptions]) -> None:
     """Withdraw AMOUNT of USDC from cash (cash may go negative if the margin allows)."""
     from scripts.funds import withdraw_cash as run
 
@@ -302,7 +303,12 @@ def withdraw_cash(amount: str, api_url: str, **kw: Any) -> None:
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Quote file."
 )
 def quote(
-    legs: tuple[str, ...], taker: str | None, nonce: int | None, ttl: int, out: Path, **kw: Any
+    legs: tuple[str, ...],
+    taker: str | None,
+    nonce: int | None,
+    ttl: int,
+    out: Path,
+    **kw: Unpack[SessionOptions],
 ) -> None:
     """Sign a (multi-leg) RFQ quote as the maker and write it to a JSON file. Sends nothing."""
     from scripts.trading import make_quote
@@ -323,7 +329,7 @@ def quote(
 @dry_run_option
 @api_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def trade(file: Path, api_url: str, **kw: Any) -> None:
+def trade(file: Path, api_url: str, **kw: Unpack[SessionOptions]) -> None:
     """Fill the quote in FILE as the taker (proofs of both accounts and every leg come from
     the keeper API)."""
     from scripts.trading import take_quote
@@ -336,7 +342,7 @@ def trade(file: Path, api_url: str, **kw: Any) -> None:
 @key_options
 @dry_run_option
 @click.argument("nonce", type=int)
-def cancel(nonce: int, **kw: Any) -> None:
+def cancel(nonce: int, **kw: Unpack[SessionOptions]) -> None:
     """Cancel your quote NONCE on chain: no quote with it can be filled afterwards."""
     from scripts.trading import cancel as run
 
@@ -344,6 +350,14 @@ def cancel(nonce: int, **kw: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- inspection
+
+
+class ViewOptions(SessionOptions, total=False):
+    """:class:`SessionOptions` plus what :func:`_inspect_options` adds."""
+
+    market_file: Path | None
+    keeper_data: Path | None
+    params_file: Path | None
 
 
 def _inspect_options(fn: F) -> F:
@@ -370,7 +384,7 @@ def _inspect_options(fn: F) -> F:
     return fn
 
 
-def _view(account: str, api_url: str, kw: dict[str, Any]) -> tuple[client.Session, MarginView]:
+def _view(account: str, api_url: str, kw: ViewOptions) -> tuple[client.Session, MarginView]:
     from scripts.margin_view import margin_view
 
     addr = _address(account, "account")
@@ -410,7 +424,7 @@ def _fmt(x: float | None) -> str:
 @_inspect_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.argument("account")
-def margin(account: str, api_url: str, as_json: bool, **kw: Any) -> None:
+def margin(account: str, api_url: str, as_json: bool, **kw: Unpack[ViewOptions]) -> None:
     """Equity, IM, MM, surplus, worst scenario and the risk array of ACCOUNT.
 
     Attested numbers: the keeper API's ACCOUNT leaf of the epoch the vault holds. Bounds
@@ -509,7 +523,7 @@ def margin(account: str, api_url: str, as_json: bool, **kw: Any) -> None:
 )
 @click.option("--history", type=int, default=50, show_default=True, help="Epochs of history.")
 @click.argument("account")
-def report(account: str, api_url: str, out: Path, history: int, **kw: Any) -> None:
+def report(account: str, api_url: str, out: Path, history: int, **kw: Unpack[ViewOptions]) -> None:
     """Write a self-contained HTML risk report of ACCOUNT: risk array heat map (price x vol),
     margin history, positions."""
     from scripts.margin_view import margin_history

@@ -79,6 +79,7 @@ __all__ = [
     "parse_units",
     "VaultAccountState",
     "read_account_state",
+    "SessionOptions",
 ]
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -593,6 +594,20 @@ def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
         return fn
 
     return apply
+
+
+class SessionOptions(TypedDict, total=False):
+    """The keyword arguments the option factories below give a command:
+    :func:`network_options` always, :func:`key_options` and :func:`dry_run_option` when the
+    command has them."""
+
+    rpc_url: str
+    deployment_file: Path | None
+    key_env: str
+    keystore: Path | None
+    password_env: str
+    dry_run: bool
+    max_fee_gwei: float
 
 
 def network_options(fn: F) -> F:
