@@ -77,7 +77,9 @@ def _leaf_key(kind: str, key: str) -> tuple[int, str]:
 
 
 def _first_difference(
-    build: EpochBuild, stored_header: Mapping[str, Any], stored: Mapping[tuple[int, str], Any]
+    build: EpochBuild,
+    stored_header: Mapping[str, Any],
+    stored: Mapping[tuple[int, str], tuple[str, str, dict[str, Any]]],
 ) -> str | None:
     mine = build.header.to_json()
     theirs = Epoch.from_json(stored_header).to_json()

@@ -61,7 +61,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal, TypedDict, Unpack
 
 from eth_utils.address import to_checksum_address
 from web3.logs import DISCARD
@@ -127,6 +127,20 @@ class _RootMoved(Exception):
 
 
 # --------------------------------------------------------------------------- the bot
+
+
+class _ViewFigures(TypedDict, total=False):
+    """What the liquidation view gave (WAD USD), carried by every :class:`Outcome` after it."""
+
+    net_cash_paid: int
+    max_cash_out: int
+    equity_taken: int
+
+
+class _CheckedFigures(_ViewFigures):
+    """:class:`_ViewFigures` plus the bot's own IM headroom, once checked (WAD USD)."""
+
+    headroom: int
 
 
 class LiquidatorBot:
@@ -386,8 +400,24 @@ class LiquidatorBot:
             n += int(p.funding_index != now)
         return n
 
-    def _skip(self, c: Candidate, reason: str, **kw: Any) -> Outcome:
-        return Outcome(c.account, "skipped", c.mm_surplus_hi, reason=reason, **kw)
+    def _skip(
+        self,
+        c: Candidate,
+        reason: str,
+        *,
+        profit: int | None = None,
+        headroom: int | None = None,
+        **figures: Unpack[_ViewFigures],
+    ) -> Outcome:
+        return Outcome(
+            c.account,
+            "skipped",
+            c.mm_surplus_hi,
+            reason=reason,
+            profit=profit,
+            headroom=headroom,
+            **figures,
+        )
 
     def _attempt(self, c: Candidate, own_proof: MarginProof, epoch: int) -> Outcome:
         """One account, against the leaves of ``epoch``. Raises :class:`_RootMoved` when a
@@ -421,14 +451,14 @@ class LiquidatorBot:
         eq_lo = leaf.equity + (now.cum_lo - funding_wei - leaf.cum_lo)
         im_lo_target = im_surplus_lo(leaf.equity, leaf.im, leaf.cum_lo, now.cum_lo - funding_wei)
         profit = eq_lo - max_out
-        base: dict[str, Any] = dict(net_cash_paid=net, max_cash_out=max_out, equity_taken=eq_lo)
+        view: _ViewFigures = {"net_cash_paid": net, "max_cash_out": max_out, "equity_taken": eq_lo}
         min_profit = self.settings.min_profit_usd
         if min_profit is not None and profit < usd_to_wad_down(min_profit):
             return self._skip(
                 c,
                 f"unprofitable: expected {wad_to_usd(profit):.2f} USD < {min_profit} USD",
                 profit=profit,
-                **base,
+                **view,
             )
         # -- the bot's own IM headroom after taking the account over
         try:
@@ -442,7 +472,7 @@ class LiquidatorBot:
             if decoded is None:
                 raise
             self._check_root(c, "own_view", str(decoded), decoded.name, epoch)
-            return self._skip(c, f"own_leaf_unavailable: {decoded}", **base)
+            return self._skip(c, f"own_leaf_unavailable: {decoded}", **view)
         (me,) = self.chain.account_states([self.address], "latest")
         own_lo -= self._pending_funding(me)
         buffer = int(self.chain.rpc(lambda: v.takeoverBuffer().call(), "takeoverBuffer"))
@@ -455,9 +485,9 @@ class LiquidatorBot:
                 f"buffer {wad_to_usd(buffer):.2f} = "
                 f"{wad_to_usd(headroom):.2f} USD < {self.settings.min_headroom_usd} USD",
                 headroom=headroom,
-                **base,
+                **view,
             )
-        base.update(headroom=headroom)
+        base: _CheckedFigures = {**view, "headroom": headroom}
         self._fire("checked", c.account)
         # -- build -> simulate -> send
         data = self.chain.vault.encode_abi(
