@@ -17,12 +17,12 @@ import {
     Quote,
     TokenPrice
 } from "./interfaces/IMarginVault.sol";
-import {FixedPoint} from "./libraries/FixedPoint.sol";
+import {FixedPoint, WAD} from "./libraries/FixedPoint.sol";
 import {MarginBounds} from "./libraries/MarginBounds.sol";
 import {TypedDataHashing} from "./libraries/TypedDataHashing.sol";
 import {LiquidationLib} from "./libraries/LiquidationLib.sol";
-import {Errors} from "./libraries/Errors.sol";
-import {Events} from "./libraries/Events.sol";
+import {Errors} from "./interfaces/Errors.sol";
+import {Events} from "./interfaces/Events.sol";
 import {VaultBase} from "./modules/VaultBase.sol";
 import {EpochModule} from "./modules/EpochModule.sol";
 import {ExchangeModule} from "./modules/ExchangeModule.sol";

@@ -4,9 +4,10 @@ pragma solidity 0.8.28;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {Epoch, FundingUpdate, Settlement, TokenPrice, Instrument, InstrumentKind} from "../interfaces/IMarginVault.sol";
+import {WAD} from "../libraries/FixedPoint.sol";
 import {TypedDataHashing} from "../libraries/TypedDataHashing.sol";
-import {Errors} from "../libraries/Errors.sol";
-import {Events} from "../libraries/Events.sol";
+import {Errors} from "../interfaces/Errors.sol";
+import {Events} from "../interfaces/Events.sol";
 import {VaultModule} from "./VaultBase.sol";
 
 /// @title EpochModule

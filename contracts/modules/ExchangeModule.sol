@@ -16,8 +16,8 @@ import {FixedPoint} from "../libraries/FixedPoint.sol";
 import {MarginBounds} from "../libraries/MarginBounds.sol";
 import {TypedDataHashing} from "../libraries/TypedDataHashing.sol";
 import {LiquidationLib} from "../libraries/LiquidationLib.sol";
-import {Errors} from "../libraries/Errors.sol";
-import {Events} from "../libraries/Events.sol";
+import {Errors} from "../interfaces/Errors.sol";
+import {Events} from "../interfaces/Events.sol";
 import {VaultModule} from "./VaultBase.sol";
 
 /// @title ExchangeModule

@@ -33,7 +33,6 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
 
     /* CONSTANTS */
 
-    uint256 internal constant WAD = 1e18;
     uint256 internal constant MAX_TOKENS = 16;
     uint256 internal constant MAX_POSITIONS = 64;
     uint256 internal constant MAX_SIGNERS = 32;

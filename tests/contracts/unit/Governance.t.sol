@@ -6,8 +6,8 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {BaseTest} from "./BaseTest.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
-import {Errors} from "../../../contracts/libraries/Errors.sol";
-import {Events} from "../../../contracts/libraries/Events.sol";
+import {Errors} from "../../../contracts/interfaces/Errors.sol";
+import {Events} from "../../../contracts/interfaces/Events.sol";
 import {Instrument, InstrumentKind, TokenPrice} from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice constructor and owner actions: registration, signer set, risk config, insurance
