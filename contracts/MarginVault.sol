@@ -38,9 +38,11 @@ contract MarginVault is IMarginVault, VaultBase {
     uint256 internal constant DEFAULT_LIQUIDATION_PENALTY = 0.3e18; // of MM
     uint256 internal constant DEFAULT_INSURANCE_SHARE = 0.5e18; // of the penalty
     uint8 internal constant MAX_TOKEN_DECIMALS = 36;
-    /// @dev Longer would let a stale price table drive the IM gate for days (finding 4).
+    /// @dev Longer would let a stale price table drive the IM gate for days (docs/security.md,
+    /// finding 4).
     uint64 internal constant MAX_MAX_AGE = 1 days;
-    /// @dev A header timestamp ahead of the chain extends its own validity by as much (finding 7).
+    /// @dev A header timestamp ahead of the chain extends its own validity by as much
+    /// (docs/security.md, finding 7).
     uint64 internal constant MAX_FUTURE_TOLERANCE = 5 minutes;
     /// @dev 1e9 USD (WAD): far above the engine's gap bound (~2e5 USD by default) and far below
     /// where it would overflow `toInt`; a larger buffer would only stop every liquidation.
