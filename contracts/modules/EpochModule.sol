@@ -14,6 +14,7 @@ import {VaultModule} from "./VaultBase.sol";
 /// @notice `postEpoch`: verifies an attested epoch (docs/protocol.md §4) and stores its root,
 /// token table, funding indices and settlement prices. Delegatecalled by `MarginVault`.
 contract EpochModule is VaultModule {
+    /// @dev The body of `IMarginVault.postEpoch` (natspec there), run by the vault's delegatecall.
     function postEpoch(Epoch calldata header, bytes[] calldata signatures) external onlyDelegated {
         _checkHeader(header);
         _checkSignatures(_hashTypedDataV4(TypedDataHashing.hashEpoch(header)), signatures);

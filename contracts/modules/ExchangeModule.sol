@@ -32,6 +32,8 @@ contract ExchangeModule is VaultModule {
 
     /* TRADING */
 
+    /// @dev The body of `IMarginVault.executeQuote` (natspec there), run by the vault's
+    /// delegatecall.
     function executeQuote(
         Quote calldata q,
         bytes calldata signature,
@@ -121,6 +123,7 @@ contract ExchangeModule is VaultModule {
 
     /* LIQUIDATION */
 
+    /// @dev The body of `IMarginVault.liquidate` (natspec there), run by the vault's delegatecall.
     function liquidate(
         address account,
         MarginProof calldata target,

@@ -103,6 +103,10 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
 
     uint256 internal _takeoverBuffer; // WAD USD the liquidator's IM check adds, docs/protocol.md §6
 
+    /// @dev keccak256(abi.encode(kind, underlying, strike, expiry)) => id (0: not registered),
+    /// so that one contract is listed once (docs/protocol.md §2).
+    mapping(bytes32 => uint32) internal _instrumentIdByKey;
+
     constructor(address owner_) Ownable(owner_) EIP712("PortfolioMarginVault", "1") {}
 
     /* LOOKUPS */
