@@ -307,7 +307,7 @@ class EpochPipeline:
         for c in build.capped:
             log.warning(
                 "value capped",
-                extra={"epoch": number, "name": c.name, "raw": c.raw, "capped": c.capped},
+                extra={"epoch": number, "value": c.name, "raw": c.raw, "capped": c.capped},
             )
         if self.metrics is not None:
             self.metrics.epoch_capped([c.name for c in build.capped])
