@@ -223,7 +223,11 @@ def build_calibration_report(
         f" {SAMPLE_DAYS}th day and the intraday windows of those days. Acceptable: lowest"
         f" intraday IM coverage >= {TARGET_COVERAGE:.0%}, no series dearer than at the"
         f" reference (ranges x1, no buffer), buffer >= {EMIR_MIN_BUFFER:.0%} (EMIR RTS"
-        " 153/2013 art. 28(1)(a)); chosen: the acceptable point with the lowest mean cost.",
+        " 153/2013 art. 28(1)(a)); chosen (`calibrate.py:choose`): the acceptable point with"
+        " the highest lowest intraday coverage, the cheaper on a tie, i.e. the most coverage"
+        " at no more than today's cost in any series. Every point is printed: an operator"
+        " may pick a cheaper acceptable one (the cheapest sits on the 99% boundary, see"
+        " docs/risk-parameters.md).",
         "",
         calibration_table(cal),
         "",
