@@ -225,9 +225,11 @@ def build_calibration_report(
         f" reference (ranges x1, no buffer), buffer >= {EMIR_MIN_BUFFER:.0%} (EMIR RTS"
         " 153/2013 art. 28(1)(a)); chosen (`calibrate.py:choose`): the acceptable point with"
         " the highest lowest intraday coverage, the cheaper on a tie, i.e. the most coverage"
-        " at no more than today's cost in any series. Every point is printed: an operator"
-        " may pick a cheaper acceptable one (the cheapest sits on the 99% boundary, see"
-        " docs/risk-parameters.md).",
+        " at no more than the reference's cost in any series. Not the cheapest acceptable"
+        " point: it sits on the 99% boundary by construction (the next cheaper point fails),"
+        " so sampling noise flips it, and its narrower ranges leave MM under the 2022 crash"
+        " moves close to close ([risk-parameters.md](risk-parameters.md)). Every point is"
+        " printed: an operator may pick a cheaper acceptable one.",
         "",
         calibration_table(cal),
         "",
