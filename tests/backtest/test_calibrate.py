@@ -13,6 +13,7 @@ from risk_engine.backtest.calibrate import (
     Calibration,
     CrashExplanation,
     GridPoint,
+    choose,
     with_ranges_and_buffer,
 )
 from risk_engine.backtest.report import (
@@ -65,6 +66,26 @@ def test_a_point_is_acceptable_only_with_coverage_cost_and_buffer(
 ) -> None:
     assert _point(0.7, buffer, coverage, cost).acceptable() is ok
     assert EMIR_MIN_BUFFER == 0.25
+
+
+def test_choose_takes_the_most_coverage_not_the_cheapest_acceptable_point() -> None:
+    # the cheapest acceptable point sits on the 99 % boundary; the dearer one still costs
+    # no more than the reference in any series, and covers more
+    boundary = _point(0.5, 0.25, 0.9900, 0.78)
+    most = _point(0.8, 0.25, 0.9935, 0.99)
+    dearer_than_reference = _point(1.0, 0.25, 0.9961, 1.13)
+    no_buffer = _point(1.0, 0.0, 0.9970, 1.0)
+    assert choose([boundary, most, dearer_than_reference, no_buffer]) is most
+
+
+def test_choose_breaks_a_coverage_tie_by_the_lower_cost() -> None:
+    dear = _point(0.8, 0.5, 0.994, 0.98)
+    cheap = _point(0.6, 0.25, 0.994, 0.85)
+    assert choose([dear, cheap]) is cheap
+
+
+def test_choose_returns_none_without_an_acceptable_point() -> None:
+    assert choose([_point(0.5, 0.0, 0.995, 0.7), _point(0.5, 0.25, 0.98, 0.8)]) is None
 
 
 def test_calibration_tables_have_a_row_per_point_and_consistent_columns() -> None:
