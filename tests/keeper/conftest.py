@@ -1,6 +1,7 @@
-"""Fixtures of the keeper pipeline tests: a private Anvil per test (stopped in teardown by
-its own handle), a deployed world (scripts/pipeline_world.py), a store in a temp dir, and a
-TCP proxy that can cut the keeper off the node."""
+"""Fixtures of the keeper's Anvil tests: a private Anvil per test (stopped in teardown by its
+own handle), one that can be restarted from its state file, a funded sender, a deployed world
+(scripts/pipeline_world.py), a store in a temp dir, and a TCP proxy that can cut the keeper
+off the node."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
 
 from keeper.store import Store
 from scripts.anvil import AnvilNode, free_port, start_anvil
@@ -28,6 +33,58 @@ def anvil() -> Iterator[AnvilNode]:
 @pytest.fixture
 def world(anvil: AnvilNode) -> World:
     return build_world(anvil.web3())
+
+
+class RestartableAnvil:
+    """An Anvil on a fixed port that can be stopped and started again from its state
+    file (``--state``: loaded on start, dumped on exit)."""
+
+    def __init__(self, tmp: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.state = tmp / "anvil-state.json"
+        self.extra = extra
+        self.node: AnvilNode | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.node = start_anvil(
+            port=self.port, extra_args=("--state", str(self.state), *self.extra)
+        )
+
+    def stop(self) -> None:
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
+
+
+@pytest.fixture
+def restartable_anvil(tmp_path: Path) -> Iterator[RestartableAnvil]:
+    node = RestartableAnvil(tmp_path)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def w3(restartable_anvil: RestartableAnvil) -> Web3:
+    return Web3(Web3.HTTPProvider(restartable_anvil.url, request_kwargs={"timeout": 5}))
+
+
+def fund(w3: Web3, address: str, wei: int = 10**21) -> None:
+    w3.provider.make_request("anvil_setBalance", [address, hex(wei)])  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def sender(w3: Web3) -> LocalAccount:
+    """A fresh test key (derived from a label, not a real key), funded on the node."""
+    acct: LocalAccount = Account.from_key(keccak(text="keeper txmanager test sender"))
+    fund(w3, acct.address)
+    return acct
 
 
 @pytest.fixture

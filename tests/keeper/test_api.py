@@ -28,13 +28,6 @@ def get(url: str) -> tuple[int, dict | str]:
     return status, json.loads(body) if ctype == "application/json" else body
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "k.sqlite")
-    yield s
-    s.close()
-
-
 def post_epoch(store: Store, n: int, root: str, ts: int, mined: bool = True) -> None:
     store.reserve_epoch(n, root, snapshot_block=10 * n, timestamp=ts)
     store.save_leaves(

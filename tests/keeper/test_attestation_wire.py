@@ -28,16 +28,17 @@ from keeper.attestation import (
     proof_to_json,
 )
 from keeper.store import LeafRecord, Store
+from risk_engine.units import WAD
+from scripts.gen_vectors import VECTORS_DIR
 
 ALICE = "0x00000000000000000000000000000000000A11cE"
 WETH = "0x0000000000000000000000000000000000000001"
-WAD = 10**18
 INT256 = st.integers(-(2**255), 2**255 - 1)
 UINT256 = st.integers(0, 2**256 - 1)
 UINT64 = st.integers(0, 2**64 - 1)
 UINT32 = st.integers(0, 2**32 - 1)
 HASH = st.binary(min_size=32, max_size=32)
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+VECTORS = VECTORS_DIR
 
 
 def _strings(value: object) -> object:

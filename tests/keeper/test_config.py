@@ -11,6 +11,7 @@ from eth_utils import keccak
 
 from keeper.config import Config, load_config
 from keeper.errors import ConfigError
+from scripts.toolchain.paths import REPO_ROOT
 
 KEY1 = "0x" + keccak(text="config test key 1").hex()
 KEY2 = "0x" + keccak(text="config test key 2").hex()
@@ -25,7 +26,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_exampleFile_loadsWithEnvKeys():
-    root = Path(__file__).resolve().parents[2]
+    root = REPO_ROOT
     cfg = load_config(root / "keeper.example.toml", {"PM_SIGNER_KEYS": KEY1})
     assert isinstance(cfg, Config)
     assert cfg.chain.rpc_url == "http://127.0.0.1:8545" and cfg.chain.chain_id == 31337

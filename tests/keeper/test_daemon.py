@@ -19,8 +19,9 @@ from keeper.daemon import EXIT_CHAIN_RESET, build_keeper
 from keeper.store import Store
 from keeper.verify import verify_epoch
 from risk_engine import load_params
+from risk_engine.units import WAD
 from scripts.anvil import AnvilNode, start_anvil
-from scripts.pipeline_world import WAD, World, leaves_from_store, make_feed, make_pipeline
+from scripts.pipeline_world import World, leaves_from_store, make_feed, make_pipeline
 
 pytestmark = pytest.mark.anvil
 

@@ -27,8 +27,8 @@ from keeper.epoch_build import (
 from keeper.errors import EpochRefusedError
 from keeper.feeds import MarketState, SimConfig, SimulatedFeed
 from risk_engine import InstrumentKind, compute_margin, load_params, to_wad_down
+from risk_engine.units import WAD
 
-WAD = 10**18
 T0 = 1_800_000_000
 ALICE = "0x" + "aa" * 20
 BOB = "0x" + "bb" * 20

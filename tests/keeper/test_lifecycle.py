@@ -12,15 +12,13 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from keeper.errors import FeedError
 from keeper.lifecycle import JsonFormatter, KeyValueFormatter, Lifecycle, configure_logging
 from keeper.metrics import KeeperMetrics
-
-REPO = Path(__file__).resolve().parents[2]
+from scripts.toolchain.paths import REPO_ROOT
 
 
 def wait_until(cond, timeout: float = 10.0) -> None:
@@ -130,7 +128,7 @@ print("exited", flush=True)
 def test_signal_stopsGracefully_afterRunningJobFinishes(sig):
     proc = subprocess.Popen(
         [sys.executable, "-c", _DAEMON],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,7 +19,8 @@ from keeper.cli import keeper_cli
 from keeper.store import Store
 from keeper.verify import verify_epoch
 from risk_engine import load_params
-from scripts.pipeline_world import WAD, World, leaves_from_store, make_pipeline
+from risk_engine.units import WAD
+from scripts.pipeline_world import World, leaves_from_store, make_pipeline
 
 pytestmark = pytest.mark.anvil
 

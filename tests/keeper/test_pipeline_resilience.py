@@ -21,12 +21,12 @@ from keeper.pipeline import EpochResult
 from keeper.store import Store
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.pipeline_world import World, build_world, make_pipeline
+from scripts.toolchain.paths import REPO_ROOT
 
 from .conftest import TcpProxy
 
 pytestmark = pytest.mark.anvil
 
-REPO = Path(__file__).resolve().parents[2]
 EPOCH_POSTED = "0x" + keccak(text="EpochPosted(uint64,uint64,uint64,bytes32,uint64)").hex()
 
 
@@ -69,8 +69,8 @@ def test_killed_mid_epoch_resumes_without_a_second_root(
             str(tmp_path),
             stage,
         ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         timeout=120,
     )

@@ -7,17 +7,16 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
 from keeper.store import SCHEMA_VERSION, LeafRecord, Store, TxRecord
+from scripts.toolchain.paths import REPO_ROOT
 
 ROOT_A = "0x" + "aa" * 32
 ROOT_B = "0x" + "bb" * 32
 ACCT = "0x" + "11" * 20
-REPO = Path(__file__).resolve().parents[2]
 
 
 def leaves() -> list[LeafRecord]:
@@ -179,7 +178,7 @@ def test_survivesProcessCrash_andRefusesSecondRootAfterRestart(tmp_path):
     db = tmp_path / "k.sqlite"
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(db), "crash"],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,5 +1,5 @@
 """TxManager pieces without a node: fee bumps (keeper/gas.py), the fee cap, from_config.
-The retry/backoff policy is tested in test_keeper_retry.py."""
+The retry/backoff policy is tested in test_retry.py."""
 
 from __future__ import annotations
 

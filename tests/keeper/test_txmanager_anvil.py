@@ -142,7 +142,7 @@ def test_replacement_aboveFeeCap_isNotSent_andWaitTimesOut(w3, sender, store):
     assert [t.status for t in store.txs(sender=sender.address)] == ["pending"]
 
 
-def test_rpcUnreachable_thenRecovering_sendSucceeds(w3, sender, store, anvil_node):
+def test_rpcUnreachable_thenRecovering_sendSucceeds(w3, sender, store, restartable_anvil):
     tm = manager(
         w3,
         sender,
@@ -150,8 +150,8 @@ def test_rpcUnreachable_thenRecovering_sendSucceeds(w3, sender, store, anvil_nod
         retry=RetryPolicy(max_attempts=50, base_delay=0.1, max_delay=0.5, deadline_seconds=30.0),
     )
     first = tm.send(transfer())
-    anvil_node.stop()  # state dumped on exit
-    restarter = threading.Timer(2.0, anvil_node.start)
+    restartable_anvil.stop()  # state dumped on exit
+    restarter = threading.Timer(2.0, restartable_anvil.start)
     restarter.start()
     try:
         t0 = time.monotonic()
@@ -165,10 +165,10 @@ def test_rpcUnreachable_thenRecovering_sendSucceeds(w3, sender, store, anvil_nod
     assert w3.eth.get_transaction_count(sender.address) == first.nonce + 2
 
 
-def test_rpcUnreachable_pastDeadline_raisesRpcUnavailable(w3, sender, store, anvil_node):
+def test_rpcUnreachable_pastDeadline_raisesRpcUnavailable(w3, sender, store, restartable_anvil):
     tm = manager(w3, sender, store, retry=RetryPolicy(base_delay=0.05, deadline_seconds=0.5))
     tm.sync_nonce()
-    anvil_node.stop()
+    restartable_anvil.stop()
     with pytest.raises(RpcUnavailableError):
         tm.send(transfer())
     assert store.txs() == []  # nothing was signed: the simulation could not run
@@ -244,7 +244,7 @@ def test_afterRestart_pendingTxIsResumedAndMined_unknownOneDropped(w3, sender, s
     assert second.resume_pending() == []  # nothing left in flight
 
 
-def test_metrics_countOutcomesGasAndRetries(w3, sender, store, anvil_node):
+def test_metrics_countOutcomesGasAndRetries(w3, sender, store, restartable_anvil):
     from keeper.metrics import KeeperMetrics
 
     m = KeeperMetrics()
@@ -255,7 +255,7 @@ def test_metrics_countOutcomesGasAndRetries(w3, sender, store, anvil_node):
     text = m.render().decode()
     assert 'pm_keeper_tx_total{outcome="mined",purpose="transfer"} 1.0' in text
     assert 'pm_keeper_gas_used_total{purpose="transfer"} 21000.0' in text
-    anvil_node.stop()
+    restartable_anvil.stop()
     with pytest.raises(RpcUnavailableError):
         tm.send(transfer())
     assert "pm_keeper_rpc_retries_total 0.0" not in m.render().decode()

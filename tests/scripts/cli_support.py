@@ -26,8 +26,6 @@ from web3 import Web3
 from scripts.anvil import AnvilNode
 from scripts.toolchain.paths import REPO_ROOT
 
-WAD = 10**18
-
 
 def key(label: str) -> LocalAccount:
     acct: LocalAccount = Account.from_key(keccak(text=f"pm cli test key {label}"))

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from risk_engine.units import WAD
 from scripts.anvil import start_anvil
 from scripts.toolchain.paths import REPO_ROOT
 
-from .cli_support import SIGNER, WAD, CliEnv, KeeperHandle
+from .cli_support import SIGNER, CliEnv, KeeperHandle
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 from eth_account.signers.local import LocalAccount
 
+from risk_engine.units import WAD
 from scripts.cli import pm
 
-from .cli_support import SIGNER, WAD, CliEnv, KeeperHandle, key
+from .cli_support import SIGNER, CliEnv, KeeperHandle, key
 
 pytestmark = pytest.mark.anvil
 

@@ -28,11 +28,11 @@ import pytest
 from web3 import Web3
 
 from keeper.abi import vault_abi
+from risk_engine.units import WAD
 from scripts.toolchain.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
-WAD = 10**18
 DEMO_TIMEOUT = 240  # seconds; the demo itself must finish in under 180
 
 

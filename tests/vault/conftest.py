@@ -33,12 +33,12 @@ from keeper.attestation import (
 )
 from keeper.errors import VaultRevert
 from keeper.revert import as_vault_revert
+from risk_engine.units import WAD
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.deploy import send, token_at, vault_at
 from scripts.protocol_deploy import InstrumentSpec, deploy_protocol
 from scripts.toolchain.compile import CompileResult, compile_contracts
 
-WAD = 10**18
 USDC6 = 10**6
 MAX_AGE = 3600
 FUTURE_TOLERANCE = 60
@@ -357,4 +357,4 @@ def tester_market(
 
 
 RevertCheck = Callable[[Market], VaultRevert]
-__all__ = ["Chain", "Market", "RevertCheck", "WAD", "USDC6", "as_vault_revert"]
+__all__ = ["Chain", "Market", "RevertCheck", "USDC6", "as_vault_revert"]

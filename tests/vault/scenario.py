@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from conftest import USDC6, WAD, Market
-
 from keeper import bounds
 from keeper.attestation import AccountLeaf, InstrumentLeaf, Leg, Quote, sign_quote
+from risk_engine.units import WAD
+
+from .conftest import USDC6, Market
 
 DOWN = 15 * WAD // 100
 UP = 20 * WAD // 100

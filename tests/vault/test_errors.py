@@ -13,18 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import USDC6, WAD, Market
 from eth_account import Account
 from eth_utils import keccak
-from scenario import (
-    CALL_LEAF,
-    PERP_LEAF,
-    alice_quote,
-    execute_args,
-    fund_all,
-    post_epoch_1,
-    trade,
-)
 
 from keeper import bounds
 from keeper.attestation import (
@@ -44,8 +34,20 @@ from keeper.attestation import (
 )
 from keeper.errors import VaultRevert
 from keeper.revert import ERROR_DESCRIPTIONS, decode_revert
+from risk_engine.units import WAD
 from scripts.deploy import deploy_contract
 from scripts.toolchain.compile import CompileResult
+
+from .conftest import USDC6, Market
+from .scenario import (
+    CALL_LEAF,
+    PERP_LEAF,
+    alice_quote,
+    execute_args,
+    fund_all,
+    post_epoch_1,
+    trade,
+)
 
 ZERO = "0x0000000000000000000000000000000000000000"
 ETH = b"ETH".ljust(32, b"\0")
@@ -54,7 +56,7 @@ OUTSIDER = Account.from_key(keccak(text="portfolio-margin test key outsider"))
 Result = tuple[VaultRevert, dict[str, Any]]
 SCENARIOS: dict[str, Callable[[Market], Result]] = {}
 #: Errors in the ABI that no call can raise, with the reason (none today: a declared but
-#: unused error is a contract finding; tests/unit/test_compile.py flags it).
+#: unused error is a contract finding; tests/scripts/toolchain/test_compile.py flags it).
 UNREACHABLE: dict[str, str] = {}
 
 

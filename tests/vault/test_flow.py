@@ -7,21 +7,6 @@ that every number the vault stores equals what keeper/bounds.py predicts.
 
 from __future__ import annotations
 
-from conftest import USDC6, WAD, Market
-from scenario import (
-    CALL_LEAF,
-    DOWN,
-    PENALTY,
-    PERP_LEAF,
-    SHARE,
-    UP,
-    alice_quote,
-    execute_args,
-    fund_all,
-    leg_bounds,
-    post_epoch_1,
-    trade,
-)
 from web3.logs import DISCARD
 
 from keeper import bounds
@@ -36,6 +21,23 @@ from keeper.attestation import (
     quote_digest,
     sign_epoch,
     sign_quote,
+)
+from risk_engine.units import WAD
+
+from .conftest import USDC6, Market
+from .scenario import (
+    CALL_LEAF,
+    DOWN,
+    PENALTY,
+    PERP_LEAF,
+    SHARE,
+    UP,
+    alice_quote,
+    execute_args,
+    fund_all,
+    leg_bounds,
+    post_epoch_1,
+    trade,
 )
 
 # ------------------------------------------------------------------------------ tests

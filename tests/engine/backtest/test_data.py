@@ -10,6 +10,7 @@ from risk_engine.backtest.data import (
     align_to_calendar,
     load_market_history,
 )
+from scripts.toolchain.paths import REPO_ROOT
 
 
 def _write(path: Path, text: str) -> None:
@@ -72,7 +73,7 @@ def test_load_market_history_revertsWhenUnderlyingMissing(tmp_path: Path) -> Non
 
 
 def test_load_market_history_readsSharedData() -> None:
-    shared = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+    shared = REPO_ROOT.parent / "shared" / "data"
     history = load_market_history(shared)
     assert history.closes["BTC"].dates.size == 2510
     assert history.closes["SOL"].dates[0] == np.datetime64("2020-08-11")

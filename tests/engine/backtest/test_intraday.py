@@ -28,7 +28,7 @@ from risk_engine.backtest.report import coverage_table, intraday_crash_table
 from risk_engine.backtest.results import summarize
 from risk_engine.books import BOOKS
 
-from .conftest import write_data_dir
+from ..conftest import write_data_dir
 
 PARAMS = load_params()
 H4 = 4 * 3600

@@ -24,7 +24,7 @@ from risk_engine.backtest.replay import BacktestConfig, build_calendar, run_back
 from risk_engine.backtest.results import BookSeries
 from risk_engine.backtest.vol import SOURCE_DVOL, VolRule
 
-from .conftest import CRASH, write_data_dir
+from ..conftest import CRASH, write_data_dir
 
 PARAMS = load_params()
 

@@ -12,6 +12,7 @@ import pytest
 from keeper.errors import FeedError
 from keeper.feeds import ReplayConfig, ReplayFeed
 from keeper.feeds.base import SECONDS_PER_YEAR
+from scripts.toolchain.paths import REPO_ROOT
 
 NOW = 1_780_000_000
 D0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -120,7 +121,7 @@ def test_missingFiles_andBadHeaders(tmp_path):
 
 
 def test_realData_ifPresent_isReplayable():
-    data = Path(__file__).resolve().parents[3] / "shared" / "data"
+    data = REPO_ROOT.parent / "shared" / "data"
     assert (data / "daily" / "BTC.csv").is_file(), "the shared data directory is part of the setup"
     f = ReplayFeed(data, ReplayConfig(start="2022-06-13"))
     s = f.tick(NOW)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from keeper.errors import FeedError
 from keeper.feeds import SimConfig, SimulatedFeed, default_expiries
+from scripts.toolchain.paths import REPO_ROOT
 
 T0 = 1_780_000_000
-REPO = Path(__file__).resolve().parents[2]
 DAY = 86_400
 
 
@@ -169,5 +168,5 @@ def test_buildFeed_fromConfig(tmp_path):
         build_feed(FeedConfig(kind="replay", path=None), start_time=T0)
     with pytest.raises(FeedError):
         build_feed(FeedConfig(kind="replay", path=tmp_path), start_time=T0)  # no CSVs there
-    data = REPO.parent / "shared" / "data"
+    data = REPO_ROOT.parent / "shared" / "data"
     assert isinstance(build_feed(FeedConfig(kind="replay", path=data), start_time=T0), ReplayFeed)

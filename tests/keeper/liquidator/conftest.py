@@ -35,7 +35,7 @@ from keeper.liquidator.sources import LeafSource, StoreLeafSource
 from keeper.pipeline import EpochPipeline
 from keeper.store import Store
 from keeper.txmanager import TxManager
-from scripts.anvil import AnvilNode, start_anvil
+from scripts.anvil import AnvilNode
 from scripts.pipeline_world import (
     USDC6,
     World,
@@ -44,8 +44,6 @@ from scripts.pipeline_world import (
     make_feed,
     make_pipeline,
 )
-
-WAD = 10**18
 
 
 @dataclass
@@ -131,15 +129,6 @@ class Crash:
 
     def liquidation_txs(self) -> list[Any]:
         return [t for t in self.store.txs() if t.purpose == "liquidate"]
-
-
-@pytest.fixture
-def anvil() -> Iterator[AnvilNode]:
-    node = start_anvil()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import pytest
 
 from keeper.api import ProofApi
 from keeper.liquidator.sources import ApiLeafSource
+from risk_engine.units import WAD
 
-from .conftest import WAD, Crash
+from .conftest import Crash
 
 pytestmark = pytest.mark.anvil
 

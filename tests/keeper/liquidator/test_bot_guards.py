@@ -13,8 +13,9 @@ from web3 import Web3
 from keeper.attestation import MarginProof
 from keeper.errors import LeafSourceError
 from keeper.liquidator.sources import LeafSource, StoreLeafSource
+from risk_engine.units import WAD
 
-from .conftest import WAD, Crash
+from .conftest import Crash
 
 pytestmark = pytest.mark.anvil
 

@@ -15,8 +15,9 @@ from keeper.attestation import MarginProof
 from keeper.errors import LeafSourceError
 from keeper.liquidator.bot import LiquidatorBot
 from keeper.liquidator.sources import StoreLeafSource
+from risk_engine.units import WAD
 
-from .conftest import WAD, Crash
+from .conftest import Crash
 
 pytestmark = pytest.mark.anvil
 

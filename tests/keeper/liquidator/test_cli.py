@@ -15,8 +15,9 @@ from keeper.errors import ConfigError
 from keeper.liquidator.cli import liquidator_cli
 from keeper.liquidator.config import load_liquidator_config
 from keeper.liquidator.daemon import build_liquidator
+from risk_engine.units import WAD
 
-from .conftest import WAD, Crash
+from .conftest import Crash
 
 KEY = "0x" + "11" * 32
 BASE_ENV = {"PM_RPC_URL": "http://127.0.0.1:8545", "PM_VAULT_ADDRESS": "0x" + "22" * 20}
