@@ -133,7 +133,7 @@ def test_revert_data_is_found_through_the_exception_chain() -> None:
 
 
 def test_every_vault_error_has_a_description() -> None:
-    text = (CONTRACTS_DIR / "libraries" / "Errors.sol").read_text()
+    text = (CONTRACTS_DIR / "interfaces" / "Errors.sol").read_text()
     names = set(re.findall(r"^\s*error\s+(\w+)\s*\(", text, re.M))
     assert names, "no errors parsed from Errors.sol"
     missing = sorted(names - set(ERROR_DESCRIPTIONS))

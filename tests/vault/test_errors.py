@@ -160,6 +160,12 @@ def _(m: Market) -> Result:
     return r, {"kind": 0, "strike": 1, "expiry": 0}
 
 
+@scenario("DuplicateInstrument")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.registerInstrument(0, ETH, 0, 0), m.owner)
+    return r, {"existingId": m.perp}
+
+
 # ---------------------------------------------------------------------- lookups, amounts
 
 
@@ -586,8 +592,9 @@ def _(m: Market) -> Result:
 @scenario("TooManyPositions")
 def _(m: Market) -> Result:
     fund_all(m)
-    for _ in range(63):  # 65 instruments: one more than an account may hold
-        m.tx(m.vault.functions.registerInstrument(0, ETH, 0, 0), m.owner)
+    for i in range(63):  # 65 instruments: one more than an account may hold
+        perp_on = f"X{i}".encode().ljust(32, b"\0")  # one perp per underlying
+        m.tx(m.vault.functions.registerInstrument(0, perp_on, 0, 0), m.owner)
     ids = list(range(1, 66))
     inst = {i: InstrumentLeaf(i, 10 * WAD, WAD, WAD) for i in ids}
     alice = m.leaf(m.alice, equity=50_000 * WAD, im=0, mm=0)

@@ -55,7 +55,7 @@ def test_every_error_of_errors_sol_is_in_the_vault_abi() -> None:
     # decode_revert works from the vault's ABI: an error missing there would print as unknown.
     declared = set(
         re.findall(
-            r"^\s*error\s+(\w+)\s*\(", (CONTRACTS_DIR / "libraries/Errors.sol").read_text(), re.M
+            r"^\s*error\s+(\w+)\s*\(", (CONTRACTS_DIR / "interfaces/Errors.sol").read_text(), re.M
         )
     )
     in_abi = {e["name"] for e in compile_contracts()["MarginVault"].errors()}

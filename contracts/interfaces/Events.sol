@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {InstrumentKind} from "../interfaces/IMarginVault.sol";
+import {InstrumentKind} from "./IMarginVault.sol";
 
 /// @title Events
 /// @notice One event per state change. Actions say what happened; the `*Updated` events carry

@@ -20,6 +20,7 @@ interface Errors {
     error TooManyTokens(uint256 max);
     error InvalidToken(address token); // settlement token or unsupported decimals
     error InvalidInstrument(uint8 kind, uint256 strike, uint64 expiry);
+    error DuplicateInstrument(uint32 existingId); // same kind, underlying, strike and expiry
 
     /* LOOKUPS */
     error UnknownToken(address token);
