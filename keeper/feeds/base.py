@@ -6,7 +6,7 @@ Every feed (the seeded simulator, the CSV replay, a real provider) returns a
 ``ETH.smiles[1].atm_vol``, ``tokens.GOV``, ``returns``) on NaN, infinity, a non-positive
 price or vol, or a value outside :class:`FeedBounds`. So a bad tick never reaches the
 engine: the keeper refuses the epoch, logs the reason and keeps the last good state
-(DESIGN §7).
+(docs/security.md §4, "the keeper posts numbers from bad input"; docs/operations.md §2).
 
 Units (the engine's, see ``risk_engine``):
 

@@ -1,4 +1,4 @@
-"""Signer services recompute the epoch from their own node before signing (audit finding 1),
+"""Signer services recompute the epoch from their own node before signing (docs/security.md §14 #1),
 and answer only authenticated keepers."""
 
 from __future__ import annotations
