@@ -48,14 +48,15 @@ def test_header_json_round_trip() -> None:
 
 def test_local_signer_sorts_and_needs_quorum_of_the_vault_set() -> None:
     keys = signer_keys()
-    sigs = LocalSigner(keys).sign(header(), DOMAIN, quorum=2, signers=addresses(keys))
-    digest = epoch_digest(header(), DOMAIN)
+    h = header()  # once: header() stamps the clock, and the digest must be of the signed one
+    sigs = LocalSigner(keys).sign(h, DOMAIN, quorum=2, signers=addresses(keys))
+    digest = epoch_digest(h, DOMAIN)
     signers = [int(recover_signer(digest, s), 16) for s in sigs]
     assert len(sigs) == 3 and signers == sorted(signers)
     with pytest.raises(SignerError, match="quorum is 3"):
-        LocalSigner(keys[:2]).sign(header(), DOMAIN, quorum=3, signers=addresses(keys))
+        LocalSigner(keys[:2]).sign(h, DOMAIN, quorum=3, signers=addresses(keys))
     with pytest.raises(SignerError):  # keys not in the vault's set do not count
-        LocalSigner(keys).sign(header(), DOMAIN, quorum=1, signers=[])
+        LocalSigner(keys).sign(h, DOMAIN, quorum=1, signers=[])
 
 
 def test_signer_service_rules(tmp_path: Path) -> None:
@@ -92,19 +93,20 @@ def test_aggregator_collects_quorum_and_survives_one_signer_down() -> None:
         urls = [s.url for s in services]
         assert requests.get(f"{urls[0]}/health", timeout=5).json()["signer"] == services[0].address
         agg = RemoteSigners(urls)
-        sigs = agg.sign(header(), DOMAIN, quorum=2, signers=addresses(keys))
-        digest = epoch_digest(header(), DOMAIN)
+        h = header()  # once: header() stamps the clock, and the digest must be of the signed one
+        sigs = agg.sign(h, DOMAIN, quorum=2, signers=addresses(keys))
+        digest = epoch_digest(h, DOMAIN)
         rec = [int(recover_signer(digest, s), 16) for s in sigs]
         assert len(sigs) == 3 and rec == sorted(rec)
         services[1].stop()
-        sigs = agg.sign(header(), DOMAIN, quorum=2, signers=addresses(keys))
+        sigs = agg.sign(h, DOMAIN, quorum=2, signers=addresses(keys))
         assert len(sigs) == 2 and urls[1] in agg.last_errors
         services[2].stop()
         with pytest.raises(SignerError, match="1 valid signature"):
-            agg.sign(header(), DOMAIN, quorum=2, signers=addresses(keys))
+            agg.sign(h, DOMAIN, quorum=2, signers=addresses(keys))
         # a signer outside the vault's set does not count toward the quorum
         with pytest.raises(SignerError, match="not in the vault's signer set"):
-            agg.sign(header(), DOMAIN, quorum=1, signers=addresses(keys[1:]))
+            agg.sign(h, DOMAIN, quorum=1, signers=addresses(keys[1:]))
     finally:
         for s in services:
             s.stop()
