@@ -205,7 +205,7 @@ def test_anvil_restarted_empty_is_detected_and_nothing_is_posted(
         ("ETH.spot", math.nan, "ETH.spot"),
         ("BTC.spot", -65_000.0, "BTC.spot"),
         ("ETH.perp_mark", 1e12, "ETH.perp_mark"),
-        ("ETH.atm_vol", 50.0, "atm_vol"),
+        ("ETH.atm_vol", -0.5, "atm_vol"),  # a 5000 % vol is capped, not refused
         ("tokens.WBTC", 0.0, "tokens.WBTC"),
     ],
 )
