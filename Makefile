@@ -25,8 +25,8 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # The ABIs the keeper and `pm` load (keeper/abi/*.json, committed): re-export after changing
-# contracts/. tests/unit/test_abi.py fails while they are stale; the demo re-exports first
-# (--quiet: a line only when a file changed).
+# contracts/. tests/scripts/toolchain/test_abi.py fails while they are stale; the demo
+# re-exports first (--quiet: a line only when a file changed).
 abi: setup
 	$(PY) -m scripts.toolchain.abi
 

@@ -17,12 +17,12 @@ import {
     Quote,
     TokenPrice
 } from "./interfaces/IMarginVault.sol";
-import {FixedPoint} from "./libraries/FixedPoint.sol";
+import {FixedPoint, WAD} from "./libraries/FixedPoint.sol";
 import {MarginBounds} from "./libraries/MarginBounds.sol";
 import {TypedDataHashing} from "./libraries/TypedDataHashing.sol";
 import {LiquidationLib} from "./libraries/LiquidationLib.sol";
-import {Errors} from "./libraries/Errors.sol";
-import {Events} from "./libraries/Events.sol";
+import {Errors} from "./interfaces/Errors.sol";
+import {Events} from "./interfaces/Events.sol";
 import {VaultBase} from "./modules/VaultBase.sol";
 import {EpochModule} from "./modules/EpochModule.sol";
 import {ExchangeModule} from "./modules/ExchangeModule.sol";
@@ -38,14 +38,17 @@ contract MarginVault is IMarginVault, VaultBase {
     uint256 internal constant DEFAULT_LIQUIDATION_PENALTY = 0.3e18; // of MM
     uint256 internal constant DEFAULT_INSURANCE_SHARE = 0.5e18; // of the penalty
     uint8 internal constant MAX_TOKEN_DECIMALS = 36;
-    /// @dev Longer would let a stale price table drive the IM gate for days (finding 4).
+    /// @dev Longer would let a stale price table drive the IM gate for days (docs/security.md,
+    /// finding 4).
     uint64 internal constant MAX_MAX_AGE = 1 days;
-    /// @dev A header timestamp ahead of the chain extends its own validity by as much (finding 7).
+    /// @dev A header timestamp ahead of the chain extends its own validity by as much
+    /// (docs/security.md, finding 7).
     uint64 internal constant MAX_FUTURE_TOLERANCE = 5 minutes;
     /// @dev 1e9 USD (WAD): far above the engine's gap bound (~2e5 USD by default) and far below
     /// where it would overflow `toInt`; a larger buffer would only stop every liquidation.
     uint256 internal constant MAX_TAKEOVER_BUFFER = 1e27;
 
+    /// @inheritdoc IMarginVault
     address public immutable settlementToken;
     /// @dev 10**(18 - settlement token decimals): settlement token units -> WAD cash.
     uint256 internal immutable CASH_SCALE;
@@ -69,6 +72,7 @@ contract MarginVault is IMarginVault, VaultBase {
 
     /* GOVERNANCE */
 
+    /// @inheritdoc IMarginVault
     function registerToken(address token) external onlyOwner {
         if (token == address(0)) revert Errors.ZeroAddress();
         if (token == settlementToken) revert Errors.InvalidToken(token); // it is cash, not collateral
@@ -82,6 +86,7 @@ contract MarginVault is IMarginVault, VaultBase {
         emit Events.TokenRegistered(token, index, dec);
     }
 
+    /// @inheritdoc IMarginVault
     function registerInstrument(uint8 kind, bytes32 underlying, uint256 strike, uint64 expiry)
         external
         onlyOwner
@@ -91,11 +96,18 @@ contract MarginVault is IMarginVault, VaultBase {
             ? strike == 0 && expiry == 0
             : kind <= uint8(InstrumentKind.PUT) && strike > 0 && expiry > block.timestamp;
         if (!valid || underlying == bytes32(0)) revert Errors.InvalidInstrument(kind, strike, expiry);
+        // A second id for the same contract would let long one / short the other net to zero
+        // exposure and yet each leg carry IM. A perp's strike and expiry are 0: one per underlying.
+        bytes32 key = keccak256(abi.encode(kind, underlying, strike, expiry));
+        uint32 existing = _instrumentIdByKey[key];
+        if (existing != 0) revert Errors.DuplicateInstrument(existing);
         id = ++_instrumentCount;
+        _instrumentIdByKey[key] = id;
         _instruments[id] = Instrument(InstrumentKind(kind), underlying, strike, expiry);
         emit Events.InstrumentRegistered(id, InstrumentKind(kind), underlying, strike, expiry);
     }
 
+    /// @inheritdoc IMarginVault
     function setSigners(address[] calldata newSigners, uint8 newQuorum) external onlyOwner {
         if (newSigners.length > MAX_SIGNERS) revert Errors.TooManySigners(newSigners.length, MAX_SIGNERS);
         if (newQuorum == 0 || newQuorum > newSigners.length) {
@@ -116,6 +128,7 @@ contract MarginVault is IMarginVault, VaultBase {
         emit Events.SignersSet(newSigners, newQuorum, ++_configVersion);
     }
 
+    /// @inheritdoc IMarginVault
     function setRiskConfig(
         uint64 newMaxAge,
         uint64 newFutureTolerance,
@@ -125,6 +138,7 @@ contract MarginVault is IMarginVault, VaultBase {
         _setRiskConfig(newMaxAge, newFutureTolerance, newLiquidationPenalty, newInsuranceShare);
     }
 
+    /// @inheritdoc IMarginVault
     function setTakeoverBuffer(uint256 newTakeoverBuffer) external onlyOwner {
         if (newTakeoverBuffer > MAX_TAKEOVER_BUFFER) {
             revert Errors.InvalidTakeoverBuffer(newTakeoverBuffer, MAX_TAKEOVER_BUFFER);
@@ -138,6 +152,7 @@ contract MarginVault is IMarginVault, VaultBase {
         revert Errors.RenounceOwnershipDisabled();
     }
 
+    /// @inheritdoc IMarginVault
     function withdrawInsurance(uint256 amount6, address to) external onlyOwner nonReentrant {
         if (to == address(0)) revert Errors.ZeroAddress();
         uint256 amount = amount6 * CASH_SCALE;
@@ -149,6 +164,7 @@ contract MarginVault is IMarginVault, VaultBase {
 
     /* COLLATERAL AND CASH */
 
+    /// @inheritdoc IMarginVault
     function deposit(address token, uint256 amount) external nonReentrant {
         TokenConfig memory c = _requireToken(token);
         if (amount == 0) revert Errors.ZeroAmount();
@@ -161,6 +177,7 @@ contract MarginVault is IMarginVault, VaultBase {
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
     }
 
+    /// @inheritdoc IMarginVault
     function withdraw(address token, uint256 amount, MarginProof calldata mp) external nonReentrant {
         TokenConfig memory c = _requireToken(token);
         if (amount == 0) revert Errors.ZeroAmount();
@@ -176,6 +193,7 @@ contract MarginVault is IMarginVault, VaultBase {
         IERC20(token).safeTransfer(msg.sender, amount);
     }
 
+    /// @inheritdoc IMarginVault
     function depositCash(uint256 amount6) external nonReentrant {
         if (amount6 == 0) revert Errors.ZeroAmount();
         Account storage a = _accounts[msg.sender];
@@ -186,6 +204,7 @@ contract MarginVault is IMarginVault, VaultBase {
         IERC20(settlementToken).safeTransferFrom(msg.sender, address(this), amount6);
     }
 
+    /// @inheritdoc IMarginVault
     function withdrawCash(uint256 amount6, MarginProof calldata mp) external nonReentrant {
         if (amount6 == 0) revert Errors.ZeroAmount();
         Account storage a = _accounts[msg.sender];
@@ -197,6 +216,7 @@ contract MarginVault is IMarginVault, VaultBase {
         IERC20(settlementToken).safeTransfer(msg.sender, amount6);
     }
 
+    /// @inheritdoc IMarginVault
     function depositInsurance(uint256 amount6) external nonReentrant {
         if (amount6 == 0) revert Errors.ZeroAmount();
         _insuranceFund += amount6 * CASH_SCALE;
@@ -206,6 +226,7 @@ contract MarginVault is IMarginVault, VaultBase {
 
     /* TRADING */
 
+    /// @inheritdoc IMarginVault
     function executeQuote(
         Quote calldata,
         bytes calldata,
@@ -216,18 +237,21 @@ contract MarginVault is IMarginVault, VaultBase {
         _delegate(exchangeModule);
     }
 
+    /// @inheritdoc IMarginVault
     function cancelQuote(uint256 nonce) external {
         if (_nonceUsed[msg.sender][nonce]) revert Errors.NonceUsed(msg.sender, nonce);
         _nonceUsed[msg.sender][nonce] = true;
         emit Events.QuoteCancelled(msg.sender, nonce);
     }
 
+    /// @inheritdoc IMarginVault
     function applyFunding(address account) external nonReentrant {
         Account storage a = _accounts[account];
         _applyAllFunding(account, a);
         _emitAccount(account, a);
     }
 
+    /// @inheritdoc IMarginVault
     function settle(address account, uint32 id) external nonReentrant {
         Instrument storage ins = _requireInstrument(id);
         if (ins.kind == InstrumentKind.PERP) revert Errors.NotAnOption(id);
@@ -251,18 +275,21 @@ contract MarginVault is IMarginVault, VaultBase {
 
     /* ATTESTATION */
 
+    /// @inheritdoc IMarginVault
     function postEpoch(Epoch calldata, bytes[] calldata) external nonReentrant {
         _delegate(epochModule);
     }
 
     /* LIQUIDATION */
 
+    /// @inheritdoc IMarginVault
     function liquidate(address, MarginProof calldata, MarginProof calldata, int256) external nonReentrant {
         _delegate(exchangeModule);
     }
 
     /* VIEWS */
 
+    /// @inheritdoc IMarginVault
     function checkLiquidation(address account, MarginProof calldata mp)
         external
         view
@@ -279,11 +306,13 @@ contract MarginVault is IMarginVault, VaultBase {
         return (r.liquidatable, r.mmSurplusHi, r.pay, r.fee, r.covered, r.uncovered);
     }
 
+    /// @inheritdoc IMarginVault
     function imSurplusLo(address account, MarginProof calldata mp) external view returns (int256) {
         _requireNotSafeMode();
         return _imSurplusLo(account, _accounts[account], mp);
     }
 
+    /// @inheritdoc IMarginVault
     function mmSurplusHi(address account, MarginProof calldata mp) external view returns (int256) {
         _requireNotSafeMode();
         Account storage a = _accounts[account];
@@ -291,10 +320,12 @@ contract MarginVault is IMarginVault, VaultBase {
         return MarginBounds.mmSurplusHi(mp.leaf, a.cumHi);
     }
 
+    /// @inheritdoc IMarginVault
     function isSafeMode() external view returns (bool) {
         return _isSafeMode();
     }
 
+    /// @inheritdoc IMarginVault
     function accountState(address account)
         external
         view
@@ -322,6 +353,7 @@ contract MarginVault is IMarginVault, VaultBase {
         );
     }
 
+    /// @inheritdoc IMarginVault
     function accountStates(address[] calldata accounts) external view returns (AccountState[] memory states) {
         states = new AccountState[](accounts.length);
         for (uint256 i; i < accounts.length; ++i) {
@@ -329,23 +361,28 @@ contract MarginVault is IMarginVault, VaultBase {
         }
     }
 
+    /// @inheritdoc IMarginVault
     function position(address account, uint32 id) external view returns (int256 size, int256 fundingIndex) {
         Position storage p = _accounts[account].positions[id];
         return (p.size, p.fundingIndex);
     }
 
+    /// @inheritdoc IMarginVault
     function collateralBalance(address account, address token) external view returns (uint256) {
         return _accounts[account].collateral[token];
     }
 
+    /// @inheritdoc IMarginVault
     function instrument(uint32 id) external view returns (Instrument memory) {
         return _requireInstrument(id);
     }
 
+    /// @inheritdoc IMarginVault
     function tokens() external view returns (address[] memory) {
         return _tokens;
     }
 
+    /// @inheritdoc IMarginVault
     function tokenInfo(address token)
         external
         view
@@ -356,87 +393,108 @@ contract MarginVault is IMarginVault, VaultBase {
         return (c.registered, c.index, c.decimals, price);
     }
 
+    /// @inheritdoc IMarginVault
     function tokenPrices() external view returns (TokenPrice[] memory) {
         return _prices;
     }
 
+    /// @inheritdoc IMarginVault
     function currentEpoch() external view returns (uint64, uint64, uint64, bytes32) {
         return (_epoch, _snapshotBlock, _timestamp, _root);
     }
 
+    /// @inheritdoc IMarginVault
     function cumFunding(uint32 id) external view returns (int256) {
         return _instrumentState[id].cumFunding;
     }
 
+    /// @inheritdoc IMarginVault
     function settlementPrice(uint32 id) external view returns (uint256 price, bool isSet) {
         InstrumentState storage st = _instrumentState[id];
         return (st.settlementPrice, st.settled);
     }
 
+    /// @inheritdoc IMarginVault
     function domainSeparator() external view returns (bytes32) {
         return _domainSeparatorV4();
     }
 
+    /// @inheritdoc IMarginVault
     function hashEpoch(Epoch calldata header) external view returns (bytes32) {
         return _hashTypedDataV4(TypedDataHashing.hashEpoch(header));
     }
 
+    /// @inheritdoc IMarginVault
     function hashQuote(Quote calldata q) external view returns (bytes32) {
         return _hashTypedDataV4(TypedDataHashing.hashQuote(q));
     }
 
+    /// @inheritdoc IMarginVault
     function signers() external view returns (address[] memory) {
         return _signers;
     }
 
+    /// @inheritdoc IMarginVault
     function isSigner(address signer) external view returns (bool) {
         return _isSigner[signer];
     }
 
+    /// @inheritdoc IMarginVault
     function quorum() external view returns (uint8) {
         return _quorum;
     }
 
+    /// @inheritdoc IMarginVault
     function configVersion() external view returns (uint64) {
         return _configVersion;
     }
 
+    /// @inheritdoc IMarginVault
     function nonceUsed(address maker, uint256 nonce) external view returns (bool) {
         return _nonceUsed[maker][nonce];
     }
 
+    /// @inheritdoc IMarginVault
     function instrumentCount() external view returns (uint32) {
         return _instrumentCount;
     }
 
+    /// @inheritdoc IMarginVault
     function insuranceFund() external view returns (uint256) {
         return _insuranceFund;
     }
 
+    /// @inheritdoc IMarginVault
     function badDebt() external view returns (uint256) {
         return _badDebt;
     }
 
+    /// @inheritdoc IMarginVault
     function maxAge() external view returns (uint64) {
         return _maxAge;
     }
 
+    /// @inheritdoc IMarginVault
     function futureTolerance() external view returns (uint64) {
         return _futureTolerance;
     }
 
+    /// @inheritdoc IMarginVault
     function liquidationPenalty() external view returns (uint256) {
         return _liquidationPenalty;
     }
 
+    /// @inheritdoc IMarginVault
     function insuranceShare() external view returns (uint256) {
         return _insuranceShare;
     }
 
+    /// @inheritdoc IMarginVault
     function takeoverBuffer() external view returns (uint256) {
         return _takeoverBuffer;
     }
 
+    /// @inheritdoc IMarginVault
     function boundChange(address account)
         external
         view

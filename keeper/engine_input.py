@@ -12,7 +12,15 @@ market with the same function, so both sides value the same inputs (docs/protoco
 - underlyings: the feed's (sorted), then token-only ones (GOV) priced at the token price
   with ``perp_mark = spot``;
 - cash: WAD USD per account as the caller settles it (the build adds pending funding and
-  expired options' payoffs first).
+  expired options' payoffs first);
+- caps: a valid but extreme market value is capped at its
+  :class:`~keeper.feeds.FeedBounds` limit, never refused (docs/operations.md, "Refuse or
+  cap"), and listed as a :class:`~risk_engine.CappedValue`: a log return beyond
+  ``max_abs_return`` (``return[GOV]``), a perp or forward basis beyond ``max_abs_basis``
+  (``perp_basis[ETH]``, ``forward_basis[ETH@<expiry>]``), an ATM vol outside
+  ``[min_vol, max_vol]``, a skew or curvature beyond its bound (``atm_vol[ETH@<expiry>]``,
+  ``skew[...]``, ``curvature[...]``). The stored market keeps the raw values, so
+  ``keeper verify`` and every signer recompute the same caps.
 """
 
 from __future__ import annotations
@@ -24,18 +32,21 @@ import numpy as np
 import scipy.sparse as sp
 
 from keeper.chain import AccountState, InstrumentInfo, TokenInfo
-from keeper.feeds.base import MarketState, Smile
+from keeper.feeds.base import FeedBounds, MarketState, Smile
 from risk_engine import (
+    CappedValue,
     InstrumentKind,
     InstrumentTable,
     MarketSnapshot,
     Portfolios,
     VolSurface,
 )
+from risk_engine._typing import Float64Array
 from risk_engine.units import WAD
 
 __all__ = [
     "EngineInput",
+    "EngineMarket",
     "engine_input",
     "engine_market",
     "engine_market_of",
@@ -45,10 +56,62 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EngineInput:
-    """The risk engine's input: portfolios (their instrument table inside) and market."""
+    """The risk engine's input: portfolios (their instrument table inside) and market;
+    ``capped``: the market values capped on the way (see the module docstring)."""
 
     portfolios: Portfolios
     market: MarketSnapshot
+    capped: tuple[CappedValue, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineMarket:
+    """The engine's market snapshot and the feed values capped to build it."""
+
+    snapshot: MarketSnapshot
+    capped: tuple[CappedValue, ...]
+
+
+def _cap(name: str, raw: float, lo: float, hi: float, capped: list[CappedValue]) -> float:
+    """``raw`` clipped to ``[lo, hi]``; a clipped value is appended to ``capped``."""
+    used = min(max(raw, lo), hi)
+    if used != raw:
+        capped.append(CappedValue(name, float(raw), float(used)))
+    return used
+
+
+def _capped_smile(u: str, s: Smile, spot: float, b: FeedBounds, capped: list[CappedValue]) -> Smile:
+    """The smile slice with its forward basis, ATM vol, skew and curvature capped."""
+    at = f"{u}@{s.expiry}"
+    basis = _cap(
+        f"forward_basis[{at}]", s.forward / spot - 1.0, -b.max_abs_basis, b.max_abs_basis, capped
+    )
+    forward = s.forward if basis == s.forward / spot - 1.0 else spot * (1.0 + basis)
+    return Smile(
+        s.expiry,
+        forward,
+        _cap(f"atm_vol[{at}]", s.atm_vol, b.min_vol, b.max_vol, capped),
+        _cap(f"skew[{at}]", s.skew, -b.max_abs_skew, b.max_abs_skew, capped),
+        _cap(f"curvature[{at}]", s.curvature, -b.max_abs_curvature, b.max_abs_curvature, capped),
+    )
+
+
+def _capped_returns(
+    u: str, returns: Float64Array, b: FeedBounds, capped: list[CappedValue]
+) -> Float64Array:
+    """The return column with every ``|log return| > max_abs_return`` clipped (one
+    CappedValue per underlying: the largest raw move)."""
+    r = np.asarray(returns, dtype=np.float64)
+    big = np.abs(r) > b.max_abs_return
+    if not big.any():
+        return r
+    worst = float(r[np.argmax(np.abs(r))])
+    capped.append(
+        CappedValue(
+            f"return[{u}]", worst, float(np.clip(worst, -b.max_abs_return, b.max_abs_return))
+        )
+    )
+    return np.clip(r, -b.max_abs_return, b.max_abs_return)
 
 
 def _engine_underlyings(
@@ -111,28 +174,37 @@ def engine_market(
     underlyings: Sequence[str],
     live_options: Sequence[InstrumentInfo],
     token_symbol_of: Mapping[str, str],
-) -> MarketSnapshot:
+) -> EngineMarket:
     """Engine snapshot of ``underlyings``: derivative underlyings from the feed, token-only
     underlyings (GOV) from the token price with ``perp_mark = spot``; one smile slice per
-    (underlying, expiry) of ``live_options``. Raises :class:`~keeper.errors.FeedError`
-    (an underlying or expiry the market does not quote)."""
+    (underlying, expiry) of ``live_options``; extreme values capped (module docstring).
+    Raises :class:`~keeper.errors.FeedError` (an underlying or expiry the market does not
+    quote)."""
+    b = market.bounds
+    capped: list[CappedValue] = []
     spot, perp, returns = [], [], []
     derivs = set(market.symbols)
     for u in underlyings:
         if u in derivs:
             us = market.underlying(u)
             spot.append(us.spot)
-            perp.append(us.perp_mark)
+            basis = _cap(
+                f"perp_basis[{u}]", us.perp_basis, -b.max_abs_basis, b.max_abs_basis, capped
+            )
+            perp.append(us.perp_mark if basis == us.perp_basis else us.spot * (1.0 + basis))
         else:
             price = market.token_price(token_symbol_of[u])
             spot.append(price)
             perp.append(price)
-        returns.append(market.returns_of(u))
+        returns.append(_capped_returns(u, market.returns_of(u), b, capped))
     slices: dict[tuple[str, int], Smile] = {}
     for ins in live_options:
         key = (ins.underlying, ins.expiry)
         if key not in slices:
-            slices[key] = market.underlying(ins.underlying).smile_at(ins.expiry, market.timestamp)
+            us = market.underlying(ins.underlying)
+            slices[key] = _capped_smile(
+                ins.underlying, us.smile_at(ins.expiry, market.timestamp), us.spot, b, capped
+            )
     keys = sorted(slices)
     surface = (
         VolSurface(
@@ -146,7 +218,7 @@ def engine_market(
         if keys
         else VolSurface.empty()
     )
-    return MarketSnapshot(
+    snapshot = MarketSnapshot(
         timestamp=int(market.timestamp),
         underlyings=tuple(underlyings),
         spot=np.array(spot, dtype=np.float64),
@@ -155,6 +227,7 @@ def engine_market(
         surface=surface,
         returns=np.column_stack(returns).astype(np.float64),
     )
+    return EngineMarket(snapshot, tuple(capped))
 
 
 def engine_market_of(
@@ -162,7 +235,7 @@ def engine_market_of(
     instruments: Sequence[InstrumentInfo],
     tokens: Sequence[TokenInfo],
     token_und: Sequence[str],
-) -> MarketSnapshot:
+) -> EngineMarket:
     """:func:`engine_market` of ``instruments`` (their options' smiles) and ``tokens``
     (``token_und``: each token's underlying, in token order; a token-only underlying is
     priced by the first token that maps to it)."""
@@ -200,4 +273,5 @@ def engine_input(
         token_und,
         [a.cash for a in accounts] if cash is None else cash,
     )
-    return EngineInput(ports, engine_market_of(market, instruments, tokens, token_und))
+    em = engine_market_of(market, instruments, tokens, token_und)
+    return EngineInput(ports, em.snapshot, em.capped)

@@ -42,8 +42,10 @@ first epoch): longs pay shorts when the perp trades above its index.
 Settlement rule: an option with ``expiry <= header.timestamp`` and no settlement price yet
 gets the underlying's spot of this epoch's market (rounded down to WAD).
 
-Bad input (NaN, non-positive or absurd prices and vols, an unknown instrument underlying or
-token) raises :class:`~keeper.errors.EpochRefusedError`.
+Input that cannot be priced (NaN, a non-positive price or vol, an unknown instrument
+underlying or token) raises :class:`~keeper.errors.EpochRefusedError`. A crash is never
+refused: an extreme market value or engine range is capped and listed in
+:attr:`EpochBuild.capped` (docs/operations.md, "Refuse or cap").
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from keeper.errors import EpochRefusedError, FeedError
 from keeper.feeds.base import MarketState
 from keeper.store import LeafRecord
 from risk_engine import (
+    CappedValue,
     InstrumentKind,
     MarginResult,
     RiskEngineError,
@@ -345,6 +348,9 @@ class EpochBuild:
     #: Leaf hashes, account leaves then instrument leaves (computed once: ABI-encoding
     #: 10,000 leaves is most of the tree's cost).
     hashes: tuple[bytes, ...] = ()
+    #: Values capped instead of refusing the epoch: the market input's
+    #: (``keeper/engine_input.py``), then the engine's (``MarginResult.capped``).
+    capped: tuple[CappedValue, ...] = ()
 
     def _hashes(self) -> list[bytes]:
         if self.hashes:
@@ -409,7 +415,7 @@ def compute_epoch(
     )
     try:
         engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
-        result = compute_margin(portfolios, engine, params)
+        result = compute_margin(portfolios, engine.snapshot, params)
         account_leaves = margin_leaves(accounts, result)
         ileaves = instrument_leaves(inputs.live, result)
         tokens = token_table(snapshot.tokens, result)
@@ -439,4 +445,5 @@ def compute_epoch(
         market=market,
         timings={"compute": t1 - t0, "tree": t2 - t1},
         hashes=hashes,
+        capped=engine.capped + result.capped,
     )

@@ -1,4 +1,4 @@
-"""A signer service's own recomputation of an epoch before it signs (audit finding 1).
+"""A signer service's own recomputation of an epoch before it signs (docs/security.md §14 #1).
 
 :class:`EpochRecomputer` is the ``checker`` of :class:`keeper.signers.SignerService` in
 ``keeper signer``. Given a header and the market snapshot the keeper says it computed the

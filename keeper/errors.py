@@ -62,7 +62,7 @@ class FeedError(KeeperError):
     ``field`` names the offending value (``BTC.spot``, ``ETH.smiles[0].atm_vol``,
     ``tokens.GOV``) when one value is at fault, or ``None`` when the feed as a whole failed
     (data exhausted, provider down). The keeper refuses the epoch and keeps the last good
-    one (DESIGN §7).
+    one (docs/security.md §4, "the keeper posts numbers from bad input").
     """
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -81,7 +81,8 @@ class EpochConflictError(StoreError):
     """A second, different root was offered for an epoch number that already has one.
 
     Posting two roots for one epoch would let two different sets of leaves be valid; the
-    store refuses the second one for ever (DESIGN §3, issue 5).
+    store refuses the second one for ever (docs/security.md §12, "a second root for one epoch
+    number").
     """
 
     def __init__(self, epoch: int, stored_root: str, offered_root: str) -> None:

@@ -14,6 +14,10 @@ Names (all prefixed ``pm_keeper_``):
                                                   replaced, timeout)
 ``failures_total{reason}``             counter    failed jobs by reason (exception class or
                                                   a named reason: feed, stale, conflict...)
+``capped_values_total{name}``          counter    values capped instead of refusing an epoch
+                                                  (``scan_range[GOV]``, ``return[GOV]``...),
+                                                  one per value per epoch built
+``capped_values_last_epoch``           gauge      how many the last epoch built capped
 ``rpc_retries_total``                  counter    RPC calls retried
 ``job_runs_total{job}``                counter    periodic job runs
 =====================================  =========  ==========================================
@@ -22,7 +26,7 @@ Names (all prefixed ``pm_keeper_``):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
@@ -77,6 +81,17 @@ class KeeperMetrics:
         self.failures = Counter(
             "pm_keeper_failures", "Failed jobs by reason", ["reason"], registry=r
         )
+        self.capped_values = Counter(
+            "pm_keeper_capped_values",
+            "Values capped instead of refusing an epoch, by name",
+            ["name"],
+            registry=r,
+        )
+        self.capped_last_epoch = Gauge(
+            "pm_keeper_capped_values_last_epoch",
+            "Values capped in the last epoch built",
+            registry=r,
+        )
         self.rpc_retries = Counter("pm_keeper_rpc_retries", "RPC calls retried", registry=r)
         self.job_runs = Counter("pm_keeper_job_runs", "Periodic job runs", ["job"], registry=r)
         self._last_timestamp = 0.0
@@ -110,6 +125,12 @@ class KeeperMetrics:
         self.tx.labels(purpose=purpose, outcome=outcome).inc()
         if gas_used:
             self.gas_used.labels(purpose=purpose).inc(gas_used)
+
+    def epoch_capped(self, names: Sequence[str]) -> None:
+        """Count the values one epoch capped (``names``, one per value)."""
+        for name in names:
+            self.capped_values.labels(name=name).inc()
+        self.capped_last_epoch.set(len(names))
 
     def failure(self, reason: str) -> None:
         self.failures.labels(reason=reason).inc()

@@ -7,8 +7,11 @@ header out). :class:`EpochPipeline` does the I/O around it, idempotently across 
 has the quorum sign it and posts it, and on restart finishes an unfinished epoch with
 its own header and signatures.
 
-Bad input (:class:`~keeper.errors.EpochRefusedError`) gives a ``refused`` result
-with the reason logged; nothing is stored and the last good epoch stays.
+Input that cannot be priced (:class:`~keeper.errors.EpochRefusedError`) gives a
+``refused`` result with the reason logged; nothing is stored and the last good epoch
+stays. A value capped instead (a crash day: ``EpochBuild.capped``) is logged (``value
+capped``, one line per value), counted (``pm_keeper_capped_values_total{name}``) and
+stored with the epoch, and the epoch is posted (docs/operations.md, "Refuse or cap").
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from keeper.eip712 import Domain, Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,
+    EpochBuild,
     FundingRule,
     compute_epoch,
 )
@@ -275,7 +279,9 @@ class EpochPipeline:
             self.store.set_epoch_status(number, "built", header=header.to_json())
             market_json = market.to_json()
             self.store.save_market_snapshot(number, market_json)
+            self.store.save_capped(number, build.capped)  # before the epoch file is written
             self.store.save_leaves(number, build.leaf_records())
+        self._report_capped(number, build)
         log.info(
             "epoch built",
             extra={
@@ -297,6 +303,17 @@ class EpochPipeline:
             len(build.account_leaves),
             market=market_json,
         )
+
+    def _report_capped(self, number: int, build: EpochBuild) -> None:
+        """One log line and one count per capped value: the epoch is posted, but an
+        operator sees that its margins cover moves only up to the caps."""
+        for c in build.capped:
+            log.warning(
+                "value capped",
+                extra={"epoch": number, "value": c.name, "raw": c.raw, "capped": c.capped},
+            )
+        if self.metrics is not None:
+            self.metrics.epoch_capped([c.name for c in build.capped])
 
     def _quote_expiries(self, snap: ChainSnapshot, ts: int) -> None:
         """Make a simulator quote every live option expiry of the vault."""

@@ -67,6 +67,8 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "InvalidToken": "token cannot be collateral (settlement token or unsupported decimals)",
     "InvalidInstrument": "instrument spec invalid (perp: no strike/expiry; option: strike > 0 "
     "and future expiry)",
+    "DuplicateInstrument": "an instrument with this kind, underlying, strike and expiry is "
+    "already registered as existingId",
     "NotDelegated": "a vault module was called directly; call the vault",
     # lookups
     "UnknownToken": "token is not registered collateral",

@@ -26,7 +26,7 @@ signing it checks, in this order:
 
 What the service still takes on trust is the market snapshot itself (prices, vols,
 returns): a keeper that lies about the market consistently in the snapshot and the header
-gets a signature (docs/security.md, finding 1).
+gets a signature (docs/security.md §14 #1).
 
 Wire format (JSON): ``POST /sign`` with ``{"chainId", "verifyingContract", "header",
 "market", "timestamp"}`` (``header`` as :meth:`Epoch.to_json`, ``market`` the

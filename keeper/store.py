@@ -14,6 +14,8 @@ What it holds and why:
 - ``market_snapshots``: the market JSON each epoch was computed from (``keeper verify``
   recomputes the root from it).
 - ``leaves``: per epoch, each ACCOUNT / INSTRUMENT leaf's fields, hash and proof.
+- ``capped_values``: per epoch, each value capped instead of refusing the epoch (name, raw,
+  capped; docs/operations.md, "Refuse or cap"), also in the epoch file as ``capped``.
 - ``transactions``: every transaction sent (hash, nonce, fees, status, ``replaced_by``).
 - ``cursors``: the event indexer's last block and its hash (reorg detection).
 - ``chain_binding``: chain id, genesis hash and vault this store belongs to; a different
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
+from risk_engine import CappedValue
 
 __all__ = [
     "EPOCH_STATUSES",
@@ -130,6 +133,16 @@ MIGRATIONS: tuple[str, ...] = (
         chain_id     INTEGER NOT NULL,
         genesis_hash TEXT    NOT NULL,
         vault        TEXT    NOT NULL
+    );
+    """,
+    # v2: values capped in an epoch instead of refusing it
+    """
+    CREATE TABLE capped_values (
+        epoch  INTEGER NOT NULL REFERENCES epochs(number),
+        name   TEXT    NOT NULL,
+        raw    REAL    NOT NULL,
+        capped REAL    NOT NULL,
+        PRIMARY KEY (epoch, name)
     );
     """,
 )
@@ -471,6 +484,27 @@ class Store:
         rows = self._query("SELECT json FROM market_snapshots WHERE epoch = ?", (epoch,))
         return rows[0]["json"] if rows else None
 
+    # ---------------------------------------------------------------- capped values
+
+    def save_capped(self, epoch: int, capped: Sequence[CappedValue]) -> None:
+        """Record the values capped in ``epoch`` (idempotent: the same build gives the
+        same list)."""
+        with self._tx() as db:
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO capped_values VALUES (?, ?, ?, ?)",
+                    [(epoch, c.name, float(c.raw), float(c.capped)) for c in capped],
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"no epoch {epoch} reserved: {exc}") from exc
+
+    def get_capped(self, epoch: int) -> list[CappedValue]:
+        rows = self._query(
+            "SELECT name, raw, capped FROM capped_values WHERE epoch = ? ORDER BY name",
+            (epoch,),
+        )
+        return [CappedValue(r["name"], r["raw"], r["capped"]) for r in rows]
+
     # ---------------------------------------------------------------- leaves
 
     def save_leaves(self, epoch: int, leaves: Sequence[LeafRecord]) -> Path:
@@ -530,14 +564,17 @@ class Store:
         return self.epochs_dir / f"{epoch}.json"
 
     def write_epoch_file(self, epoch: int) -> Path:
-        """Write (atomically: temp file + rename) the epoch header, market snapshot and
-        every leaf with its proof to ``<epochs_dir>/<n>.json``."""
+        """Write (atomically: temp file + rename) the epoch header, market snapshot, the
+        values capped and every leaf with its proof to ``<epochs_dir>/<n>.json``."""
         record = self.get_epoch(epoch)
         if record is None:
             raise StoreError(f"no epoch {epoch}")
         market = self.get_market_snapshot(epoch)
         doc = record.to_dict()
         doc["market"] = json.loads(market) if market is not None else None
+        doc["capped"] = [
+            {"name": c.name, "raw": c.raw, "capped": c.capped} for c in self.get_capped(epoch)
+        ]
         doc["leaves"] = [leaf.to_dict() for leaf in self.get_leaves(epoch)]
         self.epochs_dir.mkdir(parents=True, exist_ok=True)
         path = self.epoch_file_path(epoch)

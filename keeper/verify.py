@@ -30,7 +30,7 @@ from keeper.epoch_build import (
 from keeper.errors import VerifyError
 from keeper.feeds.base import MarketState
 from keeper.store import Store
-from risk_engine import RiskParams
+from risk_engine import CappedValue, RiskParams
 
 __all__ = ["VerifyResult", "verify_epoch"]
 
@@ -48,6 +48,8 @@ class VerifyResult:
     accounts: int
     instruments: int
     first_difference: str | None
+    #: Values the recomputation capped instead of refusing (docs/operations.md).
+    capped: tuple[CappedValue, ...] = ()
 
     @property
     def match(self) -> bool:
@@ -65,6 +67,7 @@ class VerifyResult:
             f"  recomputed root {self.recomputed_root}",
             f"  on-chain root   {self.onchain_root or '(not posted)'}",
         ]
+        lines += [f"  capped {c.name}: {c.raw:.6g} -> {c.capped:.6g}" for c in self.capped]
         if self.match:
             lines.append("MATCH")
         else:
@@ -161,4 +164,5 @@ def verify_epoch(
         accounts=len(build.account_leaves),
         instruments=len(build.instrument_leaves),
         first_difference=_first_difference(build, rec.header, stored),
+        capped=build.capped,
     )

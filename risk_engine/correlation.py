@@ -1,6 +1,7 @@
 """EWMA correlation and the correlation tree that turns it into offsets.
 
-Offsets between underlyings must keep the requirement subadditive (DESIGN §3). We use
+Offsets between underlyings must keep the requirement subadditive (docs/margin-method.md §6,
+the lemma the running bounds of docs/protocol.md §5 rely on). We use
 a positive combination of per-cluster worst cases over NESTED partitions of the
 underlyings:
 

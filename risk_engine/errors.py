@@ -2,7 +2,7 @@
 
 Every error the engine raises derives from :class:`RiskEngineError`, so a caller (the
 keeper) can refuse an epoch on any engine failure with one ``except`` and keep its last
-good state (DESIGN §7).
+good state (docs/security.md §4, "the keeper posts numbers from bad input").
 """
 
 from __future__ import annotations

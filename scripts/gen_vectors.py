@@ -1,6 +1,6 @@
 """Write the shared test vectors ``tests/vectors/*.json`` (deterministic).
 
-Both sides check the same files: pytest (``tests/unit/test_vectors.py``) recomputes every
+Both sides check the same files: pytest (``tests/vault/test_vectors.py``) recomputes every
 output with ``keeper``; forge (``tests/contracts/unit/Vectors.t.sol``) with the vault and its
 libraries. Every integer is written as a decimal string (JSON numbers lose precision past
 2**53, and forge's ``vm.parseJsonUint``/``parseJsonInt`` read strings), bytes as 0x-hex.

@@ -1,5 +1,6 @@
 """The protocol's deployment: one function, :func:`deploy_protocol`, for ``pm deploy``, the
-demo, the benchmark world (scripts/pipeline_world.py) and the test fixtures (tests/conftest.py).
+demo, the benchmark world (scripts/pipeline_world.py) and the test fixtures
+(tests/vault/conftest.py).
 
 It puts the settlement mock (USDC, 6 decimals), the collateral mocks and the vault on chain
 (bytecode from a fresh compile, :mod:`scripts.toolchain`), registers the collateral, then

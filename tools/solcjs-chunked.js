@@ -12,12 +12,35 @@
 // and writes to a file (node truncates piped stdout at 64 KiB when it exits); `>>>` notice
 // lines that solcjs prints before the JSON are dropped.
 //
+// The solcjs CLI hands its input to the compiler on the WebAssembly STACK (emscripten `ccall`
+// with a string argument reserves 4 bytes per character there; the stack is 5 MiB), so an input
+// above ~1.3 million characters (forge's full build of contracts and tests is about that)
+// crashes it with the same "memory access out of bounds" before compiling anything. Inputs
+// above HEAP_INPUT_CHARS are therefore passed on the heap instead (`_malloc`, then
+// `_solidity_compile`): same compiler, same output; no import callback, which forge and
+// keeper/compile.py never need since they send every source.
+//
 // usage: solcjs-chunked.js SOLC_JS INPUT OUTPUT [solcjs args...]
+//        solcjs-chunked.js --heap SOLJSON INPUT OUTPUT   (one compile, input on the heap)
 "use strict";
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
 const { spawnSync } = require("child_process");
+
+const HEAP_INPUT_CHARS = 1000000;
+
+if (process.argv[2] === "--heap") {
+  const [soljsonPath, inFile, outFile] = process.argv.slice(3);
+  const solc = require(soljsonPath);
+  const text = fs.readFileSync(inFile, "utf8");
+  const size = solc.lengthBytesUTF8(text) + 1;
+  const ptr = solc._malloc(size);
+  solc.stringToUTF8(text, ptr, size);
+  fs.writeFileSync(outFile, solc.UTF8ToString(solc._solidity_compile(ptr, 0, 0)));
+  solc._free(ptr);
+  process.exit(0);
+}
 
 const [solcjs, inputPath, outputPath, ...solcArgs] = process.argv.slice(2);
 const input = JSON.parse(fs.readFileSync(inputPath, "utf8"));
@@ -29,10 +52,15 @@ function runSolc(selection) {
   const inFile = path.join(tmp, `in-${runs}.json`);
   const outFile = path.join(tmp, `out-${runs}.json`);
   runs += 1;
-  fs.writeFileSync(inFile, JSON.stringify(part));
+  const json = JSON.stringify(part);
+  fs.writeFileSync(inFile, json);
   const fdIn = fs.openSync(inFile, "r");
   const fdOut = fs.openSync(outFile, "w");
-  const r = spawnSync(process.execPath, [solcjs, "--standard-json", ...solcArgs], {
+  const argv =
+    json.length > HEAP_INPUT_CHARS
+      ? [__filename, "--heap", path.join(path.dirname(solcjs), "soljson.js"), inFile, outFile]
+      : [solcjs, "--standard-json", ...solcArgs];
+  const r = spawnSync(process.execPath, argv, {
     stdio: [fdIn, fdOut, "pipe"],
     maxBuffer: 64 * 1024 * 1024,
   });

@@ -146,8 +146,11 @@ interface IMarginVault {
     /// blocks leaf-based checks of that account until its next leaf.
     function registerToken(address token) external;
 
-    /// @notice Registers an instrument and returns its id (numbered from 1).
+    /// @notice Registers an instrument and returns its id (numbered from 1). Each contract is
+    /// listed once: the same (kind, underlying, strike, expiry) again reverts
+    /// `DuplicateInstrument(existingId)` (so a perp per underlying).
     /// @param kind 0 = PERP (strike and expiry 0), 1 = CALL, 2 = PUT (strike > 0, future expiry).
+    /// @return id The new instrument's id.
     function registerInstrument(uint8 kind, bytes32 underlying, uint256 strike, uint64 expiry)
         external
         returns (uint32 id);
@@ -272,6 +275,12 @@ interface IMarginVault {
     /// counted as `applyFunding` would). Reverts like `liquidate` would on a bad leaf
     /// (`LeafAccountMismatch`, `StaleStateNonce`, `InvalidAccountProof`) or in safe mode.
     /// `liquidatable` is false for an account with no position and cash >= 0.
+    /// @return liquidatable Whether `liquidate(account, ...)` would pass the health check now.
+    /// @return mmSurplusHi Upper bound of the account's MM surplus now (WAD USD, rounded up).
+    /// @return pay Cash the liquidator would pay the account (WAD USD).
+    /// @return fee Cash the liquidator would pay the insurance fund (WAD USD).
+    /// @return covered Cash the insurance fund would pay the liquidator for bad debt (WAD USD).
+    /// @return uncovered Bad debt the fund could not cover, that `badDebt` would grow by (WAD USD).
     function checkLiquidation(address account, MarginProof calldata mp)
         external
         view
@@ -279,14 +288,27 @@ interface IMarginVault {
 
     /// @notice Lower bound of `account`'s IM surplus now (on-chain valuation if it has no
     /// open positions). Reverts in safe mode or on an invalid leaf.
+    /// @return The IM surplus lower bound (WAD USD, rounded down); the IM gate needs it >= 0.
     function imSurplusLo(address account, MarginProof calldata mp) external view returns (int256);
 
     /// @notice Upper bound of `account`'s MM surplus now, from its leaf.
+    /// @return The MM surplus upper bound (WAD USD, rounded up); < 0 makes it liquidatable.
     function mmSurplusHi(address account, MarginProof calldata mp) external view returns (int256);
 
     /// @notice True when no epoch is younger than `maxAge` (or none was ever posted).
+    /// @return Whether the vault is in safe mode.
     function isSafeMode() external view returns (bool);
 
+    /// @notice Everything the vault records for `account` (as `accountStates`, unpacked).
+    /// @return cash Signed WAD USD.
+    /// @return stateNonce Bumped by each liquidation of the account; its leaves must carry it.
+    /// @return cumLo Running lower bound (WAD USD, docs/protocol.md §5).
+    /// @return cumHi Running upper bound (WAD USD).
+    /// @return instruments Ids of the open positions (unordered).
+    /// @return sizes Signed WAD size of each, same order.
+    /// @return fundingIndexAtLastUpdate Each position's funding index at its last update.
+    /// @return collateralBalances Balance of each registered token (its own decimals), in
+    /// registration order.
     function accountState(address account)
         external
         view
@@ -301,76 +323,134 @@ interface IMarginVault {
             uint256[] memory collateralBalances
         );
 
+    /// @notice `accountState` of several accounts in one call (the keeper's snapshot read).
+    /// @return One `AccountState` per account, same order.
     function accountStates(address[] calldata accounts) external view returns (AccountState[] memory);
 
+    /// @notice `account`'s position in `instrument` (zeros if none).
+    /// @return size Signed WAD units.
+    /// @return fundingIndex Perps: the cumulative funding index it was last charged at.
     function position(address account, uint32 instrument) external view returns (int256 size, int256 fundingIndex);
 
+    /// @notice `account`'s deposited balance of collateral `token`.
+    /// @return The balance in the token's own decimals.
     function collateralBalance(address account, address token) external view returns (uint256);
 
+    /// @notice A registered instrument; reverts `UnknownInstrument` for an unknown id.
+    /// @return The instrument's kind, underlying, strike and expiry.
     function instrument(uint32 id) external view returns (Instrument memory);
 
+    /// @notice Number of registered instruments: ids run from 1 to this.
+    /// @return The highest instrument id.
     function instrumentCount() external view returns (uint32);
 
     /// @notice Registered collateral tokens, in registration order.
+    /// @return The token addresses.
     function tokens() external view returns (address[] memory);
 
     /// @notice Registration record and the current epoch's price of `token` (price 0 if the
     /// current epoch does not price it).
+    /// @return registered Whether `token` is registered collateral.
+    /// @return index Its position in `tokens()` and in an epoch's token table.
+    /// @return decimals Its decimals, read once at registration.
+    /// @return price The current epoch's price and shocks of it.
     function tokenInfo(address token)
         external
         view
         returns (bool registered, uint8 index, uint8 decimals, TokenPrice memory price);
 
     /// @notice The current epoch's token table, in registration order.
+    /// @return One `TokenPrice` per token the current epoch prices.
     function tokenPrices() external view returns (TokenPrice[] memory);
 
+    /// @notice Header fields of the last posted epoch (zeros before the first).
+    /// @return epoch Its number.
+    /// @return snapshotBlock The block its leaves describe.
+    /// @return timestamp Its timestamp; safe mode starts `maxAge` after it.
+    /// @return root Its Merkle root, against which every leaf is proven.
     function currentEpoch() external view returns (uint64 epoch, uint64 snapshotBlock, uint64 timestamp, bytes32 root);
 
+    /// @notice Latest attested cumulative funding index of a perp.
+    /// @return The index (WAD USD per unit).
     function cumFunding(uint32 instrument) external view returns (int256);
 
     /// @notice Settlement price of an option (0 and false until posted).
+    /// @return price WAD USD per unit of underlying.
+    /// @return isSet Whether it was posted (it is final then).
     function settlementPrice(uint32 instrument) external view returns (uint256 price, bool isSet);
 
+    /// @notice EIP-712 domain separator of this vault (name "PortfolioMarginVault", version "1").
+    /// @return The separator for the current chain id.
     function domainSeparator() external view returns (bytes32);
 
     /// @notice EIP-712 digest of an epoch header (what signers sign).
+    /// @return The digest.
     function hashEpoch(Epoch calldata header) external view returns (bytes32);
 
     /// @notice EIP-712 digest of a quote (what the maker signs).
+    /// @return The digest.
     function hashQuote(Quote calldata q) external view returns (bytes32);
 
+    /// @notice The insurance fund.
+    /// @return WAD USD, backed by settlement tokens the vault holds.
     function insuranceFund() external view returns (uint256);
 
+    /// @notice Cumulative shortfall of liquidations that the insurance fund could not cover.
+    /// @return WAD USD.
     function badDebt() external view returns (uint256);
 
+    /// @notice Signatures an epoch needs.
+    /// @return The quorum.
     function quorum() external view returns (uint8);
 
+    /// @notice Version of the signer set, part of every signed epoch; `setSigners` bumps it.
+    /// @return The current version.
     function configVersion() external view returns (uint64);
 
+    /// @notice Whether `signer` is in the current signer set.
+    /// @return True for a current signer.
     function isSigner(address signer) external view returns (bool);
 
+    /// @notice The current signer set.
+    /// @return The signer addresses, in the order they were set.
     function signers() external view returns (address[] memory);
 
+    /// @notice Whether `maker`'s quote nonce was filled or cancelled.
+    /// @return True if no quote with this nonce can be filled.
     function nonceUsed(address maker, uint256 nonce) external view returns (bool);
 
+    /// @notice The token of `cash` (USDC-like), fixed at deployment.
+    /// @return Its address.
     function settlementToken() external view returns (address);
 
+    /// @notice Seconds after an epoch's timestamp before the vault enters safe mode.
+    /// @return The limit in seconds.
     function maxAge() external view returns (uint64);
 
+    /// @notice Seconds an epoch timestamp may be ahead of the block.
+    /// @return The tolerance in seconds.
     function futureTolerance() external view returns (uint64);
 
+    /// @notice Fraction of a liquidated account's MM kept from it.
+    /// @return WAD fraction.
     function liquidationPenalty() external view returns (uint256);
 
+    /// @notice Fraction of the liquidation penalty paid to the insurance fund.
+    /// @return WAD fraction.
     function insuranceShare() external view returns (uint256);
 
     /// @notice WAD USD subtracted from the liquidator's IM surplus at a takeover (see
     /// `setTakeoverBuffer`).
+    /// @return WAD USD.
     function takeoverBuffer() external view returns (uint256);
 
     /// @notice Block and epoch of `account`'s last bound change, and the epoch (if it is the
     /// current one) in which its leaf-based withdrawals and trades revert
     /// `BoundsFromPreviousPrices`: set when a change priced by an older epoch was mined after
     /// the current epoch's snapshot (docs/protocol.md §5).
+    /// @return lastBlock Block of the last change of `cumLo`/`cumHi`.
+    /// @return lastEpoch The epoch current at that change (whose prices it used).
+    /// @return taintedEpoch The epoch whose leaf misses a change priced by an older one.
     function boundChange(address account)
         external
         view

@@ -4,14 +4,16 @@ pragma solidity 0.8.28;
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
+/// @dev The fixed-point scale of every USD amount, price, size and fraction (docs/protocol.md §1):
+/// 1e18 = 1. Defined once, here; contracts and tests import it (`import {WAD} from ...`).
+uint256 constant WAD = 1e18;
+
 /// @title FixedPoint
 /// @notice WAD (1e18) fixed-point arithmetic with the rounding direction in every name:
 /// `Down`/`Up` for unsigned results (toward zero / away from zero), `Floor`/`Ceil` for signed
 /// results (toward -inf / toward +inf). Intermediate products are 512-bit (OZ `Math.mulDiv`),
 /// so only a result that does not fit its type reverts.
 library FixedPoint {
-    uint256 internal constant WAD = 1e18;
-
     function mulWadDown(uint256 x, uint256 y) internal pure returns (uint256) {
         return Math.mulDiv(x, y, WAD);
     }

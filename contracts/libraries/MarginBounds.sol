@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 import {AccountLeaf, InstrumentLeaf, TokenPrice} from "../interfaces/IMarginVault.sol";
-import {FixedPoint} from "./FixedPoint.sol";
+import {FixedPoint, WAD} from "./FixedPoint.sol";
 
 /// @title MarginBounds
 /// @notice The running bounds of docs/protocol.md §5: for each action, a lower bound `lo`
@@ -13,8 +13,6 @@ import {FixedPoint} from "./FixedPoint.sol";
 /// engine's subadditivity contract (docs/protocol.md §5); the vault trusts the signers for that.
 library MarginBounds {
     using FixedPoint for uint256;
-
-    uint256 internal constant WAD = 1e18;
 
     /// @notice A trivially valid bound ($1e18): "cannot be liquidated on this leaf".
     int256 internal constant UNBOUNDED = 1e36;

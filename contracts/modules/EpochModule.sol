@@ -4,15 +4,17 @@ pragma solidity 0.8.28;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {Epoch, FundingUpdate, Settlement, TokenPrice, Instrument, InstrumentKind} from "../interfaces/IMarginVault.sol";
+import {WAD} from "../libraries/FixedPoint.sol";
 import {TypedDataHashing} from "../libraries/TypedDataHashing.sol";
-import {Errors} from "../libraries/Errors.sol";
-import {Events} from "../libraries/Events.sol";
+import {Errors} from "../interfaces/Errors.sol";
+import {Events} from "../interfaces/Events.sol";
 import {VaultModule} from "./VaultBase.sol";
 
 /// @title EpochModule
 /// @notice `postEpoch`: verifies an attested epoch (docs/protocol.md §4) and stores its root,
 /// token table, funding indices and settlement prices. Delegatecalled by `MarginVault`.
 contract EpochModule is VaultModule {
+    /// @dev The body of `IMarginVault.postEpoch` (natspec there), run by the vault's delegatecall.
     function postEpoch(Epoch calldata header, bytes[] calldata signatures) external onlyDelegated {
         _checkHeader(header);
         _checkSignatures(_hashTypedDataV4(TypedDataHashing.hashEpoch(header)), signatures);

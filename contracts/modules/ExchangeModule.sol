@@ -16,8 +16,8 @@ import {FixedPoint} from "../libraries/FixedPoint.sol";
 import {MarginBounds} from "../libraries/MarginBounds.sol";
 import {TypedDataHashing} from "../libraries/TypedDataHashing.sol";
 import {LiquidationLib} from "../libraries/LiquidationLib.sol";
-import {Errors} from "../libraries/Errors.sol";
-import {Events} from "../libraries/Events.sol";
+import {Errors} from "../interfaces/Errors.sol";
+import {Events} from "../interfaces/Events.sol";
 import {VaultModule} from "./VaultBase.sol";
 
 /// @title ExchangeModule
@@ -32,6 +32,8 @@ contract ExchangeModule is VaultModule {
 
     /* TRADING */
 
+    /// @dev The body of `IMarginVault.executeQuote` (natspec there), run by the vault's
+    /// delegatecall.
     function executeQuote(
         Quote calldata q,
         bytes calldata signature,
@@ -121,6 +123,7 @@ contract ExchangeModule is VaultModule {
 
     /* LIQUIDATION */
 
+    /// @dev The body of `IMarginVault.liquidate` (natspec there), run by the vault's delegatecall.
     function liquidate(
         address account,
         MarginProof calldata target,

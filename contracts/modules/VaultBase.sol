@@ -19,8 +19,8 @@ import {FixedPoint} from "../libraries/FixedPoint.sol";
 import {MarginBounds} from "../libraries/MarginBounds.sol";
 import {Leaves} from "../libraries/Leaves.sol";
 import {LiquidationLib} from "../libraries/LiquidationLib.sol";
-import {Errors} from "../libraries/Errors.sol";
-import {Events} from "../libraries/Events.sol";
+import {Errors} from "../interfaces/Errors.sol";
+import {Events} from "../interfaces/Events.sol";
 
 /// @title VaultBase
 /// @notice The vault's storage and the internal steps that more than one entry point uses
@@ -33,7 +33,6 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
 
     /* CONSTANTS */
 
-    uint256 internal constant WAD = 1e18;
     uint256 internal constant MAX_TOKENS = 16;
     uint256 internal constant MAX_POSITIONS = 64;
     uint256 internal constant MAX_SIGNERS = 32;
@@ -104,6 +103,10 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
 
     uint256 internal _takeoverBuffer; // WAD USD the liquidator's IM check adds, docs/protocol.md §6
 
+    /// @dev keccak256(abi.encode(kind, underlying, strike, expiry)) => id (0: not registered),
+    /// so that one contract is listed once (docs/protocol.md §2).
+    mapping(bytes32 => uint32) internal _instrumentIdByKey;
+
     constructor(address owner_) Ownable(owner_) EIP712("PortfolioMarginVault", "1") {}
 
     /* LOOKUPS */
@@ -135,7 +138,8 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     /// @dev Also records when the change happened. A change priced by an older epoch but mined
     /// after the current epoch's snapshot (the snapshot-to-post window) is missing from the
     /// current leaf, which `imSurplusLo` would then combine with old-price bounds: the account's
-    /// leaf-based value-out actions wait for the next epoch (`taintedEpoch`, finding 3).
+    /// leaf-based value-out actions wait for the next epoch (`taintedEpoch`; docs/security.md,
+    /// finding 3).
     function _addBounds(address account, Account storage a, int256 lo, int256 hi) internal {
         if (a.boundEpoch < _epoch && a.boundBlock > _snapshotBlock) a.taintedEpoch = _epoch;
         a.boundBlock = uint64(block.number);
@@ -154,7 +158,8 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         // No position and no debt: the account owns everything it holds, nothing to secure.
         if (a.instruments.length == 0 && a.cash >= 0) return;
         _requireNotSafeMode();
-        // Old-price bounds carried onto the current leaf can overstate the surplus (finding 3).
+        // Old-price bounds carried onto the current leaf can overstate the surplus
+        // (docs/security.md, finding 3).
         if (a.instruments.length != 0 && a.taintedEpoch == _epoch) {
             revert Errors.BoundsFromPreviousPrices(account, _epoch + 1);
         }

@@ -3,8 +3,8 @@
 The JSON files beside this module are build artefacts: ``make abi``
 (:mod:`scripts.toolchain.abi`) compiles ``contracts/`` and writes them; they are committed
 and shipped as package data, so an installed keeper has them and never compiles.
-``tests/unit/test_abi.py`` fails, telling to run ``make abi``, when they no longer match
-the contracts.
+``tests/scripts/toolchain/test_abi.py`` fails, telling to run ``make abi``, when they no
+longer match the contracts.
 
 - ``MarginVault.json``: the vault (calls, events, custom errors);
 - ``IERC20Metadata.json``: any collateral or settlement token;

@@ -3,10 +3,15 @@
 Every feed (the seeded simulator, the CSV replay, a real provider) returns a
 :class:`MarketState`. Its constructor validates every number and raises
 :class:`~keeper.errors.FeedError` naming the field (``BTC.spot``,
-``ETH.smiles[1].atm_vol``, ``tokens.GOV``, ``returns``) on NaN, infinity, a non-positive
-price or vol, or a value outside :class:`FeedBounds`. So a bad tick never reaches the
-engine: the keeper refuses the epoch, logs the reason and keeps the last good state
-(DESIGN §7).
+``ETH.smiles[1].atm_vol``, ``tokens.GOV``, ``returns``) on what cannot be priced: NaN,
+infinity, a non-positive price or vol, a price above ``FeedBounds.max_price``, a rate
+outside its bounds, a malformed shape. So such a tick never reaches the engine: the keeper
+refuses the epoch, logs the reason and keeps the last good state.
+
+A large but valid value (a crash-day return, a vol spike, a wide basis, a steep smile) is
+NOT refused: it is stored as the feed gave it, and ``keeper/engine_input.py`` caps it at
+the :class:`FeedBounds` limit when it builds the engine's input, listing it as a
+:class:`~risk_engine.CappedValue` (docs/operations.md, "Refuse or cap").
 
 Units (the engine's, see ``risk_engine``):
 
@@ -54,13 +59,16 @@ SECONDS_PER_YEAR = 365 * 24 * 3600
 
 @dataclass(frozen=True)
 class FeedBounds:
-    """What counts as absurd. Values outside are refused, not clipped.
+    """Limits of the market input.
 
-    Defaults are wide on purpose (a 1-second tick cannot legitimately move outside them)
-    and a deployment may tighten them.
+    ``max_price`` and the rate bounds refuse (a price above 1e9 USD per unit is no real
+    asset's; the rate is a quoted constant, not a market move). The others cap: a value
+    beyond them is still a market (a crash, a vol spike) and the engine input uses the
+    limit instead, reported as capped (``keeper/engine_input.py``). Defaults are wide on
+    purpose; a deployment may tighten them.
     """
 
-    max_price: float = 1e9  # USD per unit
+    max_price: float = 1e9  # USD per unit (refuse above)
     min_vol: float = 0.01  # 1 % annualised
     max_vol: float = 5.0  # 500 % annualised
     max_abs_skew: float = 5.0
@@ -427,12 +435,7 @@ def _validate(state: MarketState) -> None:
             raise FeedError("empty or duplicate symbol", field=f"underlyings.{p}")
         seen.add(p)
         _positive_price(u.spot, f"{p}.spot", b)
-        _positive_price(u.perp_mark, f"{p}.perp_mark", b)
-        if abs(u.perp_mark / u.spot - 1.0) > b.max_abs_basis:
-            raise FeedError(
-                f"perp basis {u.perp_mark / u.spot - 1.0:.4f} beyond +-{b.max_abs_basis}",
-                field=f"{p}.perp_mark",
-            )
+        _positive_price(u.perp_mark, f"{p}.perp_mark", b)  # a wide basis is capped
         last_expiry = state.timestamp
         for i, s in enumerate(u.smiles):
             q = f"{p}.smiles[{i}]"
@@ -442,18 +445,13 @@ def _validate(state: MarketState) -> None:
                     field=f"{q}.expiry",
                 )
             last_expiry = int(s.expiry)
-            _positive_price(s.forward, f"{q}.forward", b)
-            if abs(s.forward / u.spot - 1.0) > b.max_abs_basis:
-                raise FeedError(
-                    f"forward basis {s.forward / u.spot - 1.0:.4f} beyond +-{b.max_abs_basis}",
-                    field=f"{q}.forward",
-                )
+            _positive_price(s.forward, f"{q}.forward", b)  # a wide basis is capped
+            # vol, skew and curvature beyond the bounds are capped by the engine input
             atm = _finite(s.atm_vol, f"{q}.atm_vol")
             if atm <= 0:
                 raise FeedError(f"vol must be > 0, got {atm}", field=f"{q}.atm_vol")
-            _in_range(atm, f"{q}.atm_vol", b.min_vol, b.max_vol)
-            _in_range(s.skew, f"{q}.skew", -b.max_abs_skew, b.max_abs_skew)
-            _in_range(s.curvature, f"{q}.curvature", -b.max_abs_curvature, b.max_abs_curvature)
+            _finite(s.skew, f"{q}.skew")
+            _finite(s.curvature, f"{q}.curvature")
     if not state.token_prices:
         raise FeedError("no token price", field="tokens")
     for sym, price in state.token_prices.items():
@@ -474,13 +472,9 @@ def _validate(state: MarketState) -> None:
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise FeedError(f"not finite at row {row}", field=f"returns.{state.return_symbols[col]}")
-    big = np.abs(r) > b.max_abs_return
-    if big.any():
-        row, col = np.argwhere(big)[0]
-        raise FeedError(
-            f"|log return| {abs(r[row, col]):.3f} at row {row} above {b.max_abs_return}",
-            field=f"returns.{state.return_symbols[col]}",
-        )
+    # A return beyond max_abs_return is a real crash (or a squeeze): it stays in the
+    # history as it is and the engine input caps it; refusing it would stop every epoch
+    # for as long as it stays in the return window.
 
 
 class MarketFeed(abc.ABC):
@@ -497,7 +491,7 @@ class MarketFeed(abc.ABC):
       limit: it raises :class:`~keeper.errors.FeedError` instead.
     - It raises :class:`~keeper.errors.FeedError` (and never another exception type)
       when the data is unavailable, stale, exhausted or invalid; ``MarketState``'s own
-      validation raises it for NaN, non-positive or absurd values. The keeper then skips
+      validation raises it for NaN, non-positive or out-of-bound prices. The keeper then skips
       the epoch and keeps the last good one.
     - A failed tick leaves the feed usable: the next tick may succeed.
     - :meth:`latest` is the last state successfully returned (``None`` before the first).

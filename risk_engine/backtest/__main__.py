@@ -223,7 +223,13 @@ def build_calibration_report(
         f" {SAMPLE_DAYS}th day and the intraday windows of those days. Acceptable: lowest"
         f" intraday IM coverage >= {TARGET_COVERAGE:.0%}, no series dearer than at the"
         f" reference (ranges x1, no buffer), buffer >= {EMIR_MIN_BUFFER:.0%} (EMIR RTS"
-        " 153/2013 art. 28(1)(a)); chosen: the acceptable point with the lowest mean cost.",
+        " 153/2013 art. 28(1)(a)); chosen (`calibrate.py:choose`): the acceptable point with"
+        " the highest lowest intraday coverage, the cheaper on a tie, i.e. the most coverage"
+        " at no more than the reference's cost in any series. Not the cheapest acceptable"
+        " point: it sits on the 99% boundary by construction (the next cheaper point fails),"
+        " so sampling noise flips it, and its narrower ranges leave MM under the 2022 crash"
+        " moves close to close ([risk-parameters.md](risk-parameters.md)). Every point is"
+        " printed: an operator may pick a cheaper acceptable one.",
         "",
         calibration_table(cal),
         "",

@@ -21,7 +21,7 @@ defined relative to its opening price (strikes as a fraction of spot, sizes of o
 pair notionals in proportion), the engine's ranges, shocks and add-ons are fractions of
 price, and one unit is far below every USD concentration threshold, so IM and MM are
 homogeneous of degree one in the opening price for a given vol and return history
-(``tests/backtest/test_intraday.py`` checks it against ``compute_margin``). The vol
+(``tests/engine/backtest/test_intraday.py`` checks it against ``compute_margin``). The vol
 and return history are those of the last daily close; the repricing uses the vol
 rule of the next close (the one at or before the window's end), time advanced by the
 whole horizon (as the engine's scenarios do).

@@ -4,8 +4,8 @@ The keeper daemon and the ``pm`` commands load these files (:mod:`keeper.abi`) i
 compiling: a daemon loads ABIs, it never compiles. The files are committed and shipped as
 package data, so an installed keeper has them without ``contracts/`` or solc.
 
-``tests/unit/test_abi.py`` compiles the contracts afresh and compares: a contract change
-without ``make abi`` fails there, with the command to run in the message.
+``tests/scripts/toolchain/test_abi.py`` compiles the contracts afresh and compares: a contract
+change without ``make abi`` fails there, with the command to run in the message.
 
 Run: ``python -m scripts.toolchain.abi`` (writes the files, prints what changed).
 """

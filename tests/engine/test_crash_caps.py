@@ -21,7 +21,7 @@ from risk_engine.synthetic import random_portfolios, synthetic_instruments, synt
 from .conftest import TS
 
 # a range multiple of 4.5 (the token haircut's): one crash day then lifts BOTH vol terms
-# above the cap, whatever the calibrated range_vol_multiple (2.25 x the APC factor)
+# above the cap, whatever the calibrated range_vol_multiple (3.6 x the APC factor)
 _BASE = load_params()
 PARAMS = dataclasses.replace(_BASE, scan=dataclasses.replace(_BASE.scan, range_vol_multiple=4.5))
 

@@ -19,9 +19,11 @@ def _raw() -> dict[str, Any]:
 
 def test_default_file_loads_and_matches_anchors() -> None:
     p = load_params()
-    # floors halved and an APC buffer by the intraday calibration (docs/backtest.md)
-    assert p.underlying("BTC").scan_range == 0.085
-    assert p.underlying("ETH").scan_range == 0.09
+    # ranges x0.8 with a 25 % APC buffer by the intraday calibration (docs/calibration.md):
+    # in calm markets the range is today's (0.136 x 1.25 = 0.17), released to 0.136 in stress
+    assert p.underlying("BTC").scan_range == 0.136
+    assert p.underlying("ETH").scan_range == 0.144
+    assert p.scan.range_vol_multiple == 3.6
     assert p.apc.buffer >= 0.25  # EMIR RTS 153/2013 art. 28(1)(a) minimum
     assert p.underlying("UNLISTED") == p.underlyings["default"]
     assert p.scan.price_points % 2 == 1

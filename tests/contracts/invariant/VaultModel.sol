@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {BaseTest} from "../unit/BaseTest.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
+import {WAD} from "../../../contracts/libraries/FixedPoint.sol";
 import {
     AccountLeaf,
     AccountState,

@@ -25,7 +25,6 @@ import {
 /// Leaves are hashed here from the spec's formula, not through `Leaves`, so that the tests
 /// check the vault's encoding instead of reusing it.
 abstract contract BaseTest is Test {
-    uint256 internal constant WAD = 1e18;
     uint64 internal constant MAX_AGE = 1 hours;
     uint64 internal constant FUTURE_TOLERANCE = 60;
     uint64 internal constant START_TIME = 1_700_000_000;

@@ -2,8 +2,8 @@
 pragma solidity 0.8.28;
 
 import {BaseTest} from "./BaseTest.sol";
-import {Errors} from "../../../contracts/libraries/Errors.sol";
-import {Events} from "../../../contracts/libraries/Events.sol";
+import {Errors} from "../../../contracts/interfaces/Errors.sol";
+import {Events} from "../../../contracts/interfaces/Events.sol";
 import {MarginProof, Quote} from "../../../contracts/interfaces/IMarginVault.sol";
 import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
 

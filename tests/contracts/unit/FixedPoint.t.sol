@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 import {Test} from "forge-std/Test.sol";
-import {FixedPoint} from "../../../contracts/libraries/FixedPoint.sol";
+import {FixedPoint, WAD} from "../../../contracts/libraries/FixedPoint.sol";
 
 /// @dev External wrappers so that reverts of the internal library can be expected.
 contract FixedPointHarness {
@@ -21,7 +21,6 @@ contract FixedPointHarness {
 
 /// @notice FixedPoint: every function rounds the way its name says.
 contract FixedPointTest is Test {
-    uint256 internal constant WAD = 1e18;
     uint256 internal constant LIM = 2 ** 100; // x*y fits easily in 256 bits
     FixedPointHarness internal h = new FixedPointHarness();
 

@@ -6,8 +6,8 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {BaseTest} from "./BaseTest.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
-import {Errors} from "../../../contracts/libraries/Errors.sol";
-import {Events} from "../../../contracts/libraries/Events.sol";
+import {Errors} from "../../../contracts/interfaces/Errors.sol";
+import {Events} from "../../../contracts/interfaces/Events.sol";
 import {Instrument, InstrumentKind, TokenPrice} from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice constructor and owner actions: registration, signer set, risk config, insurance
@@ -114,6 +114,60 @@ contract GovernanceTest is BaseTest {
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
         vault.registerInstrument(0, "SOL", 0, 0);
+    }
+
+    /// @dev Two ids for one contract: long 10 of one and short 10 of the other is no exposure,
+    /// yet each leg would carry its own IM.
+    function test_registerInstrument_revertsWhenDuplicateNamingTheExistingId() public {
+        vm.expectRevert(abi.encodeWithSelector(Errors.DuplicateInstrument.selector, btcPerp));
+        vault.registerInstrument(0, "BTC", 0, 0); // a second perp on the same underlying
+        vm.expectRevert(abi.encodeWithSelector(Errors.DuplicateInstrument.selector, ethPerp));
+        vault.registerInstrument(0, "ETH", 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(Errors.DuplicateInstrument.selector, btcCall));
+        vault.registerInstrument(1, "BTC", 60_000e18, EXPIRY);
+        vm.expectRevert(abi.encodeWithSelector(Errors.DuplicateInstrument.selector, btcPut));
+        vault.registerInstrument(2, "BTC", 60_000e18, EXPIRY);
+        assertEq(vault.instrumentCount(), 4);
+    }
+
+    function test_registerInstrument_acceptsWhenOneFieldDiffers() public {
+        assertEq(vault.registerInstrument(0, "SOL", 0, 0), 5); // perp, another underlying
+        assertEq(vault.registerInstrument(1, "ETH", 60_000e18, EXPIRY), 6); // underlying
+        assertEq(vault.registerInstrument(1, "BTC", 60_001e18, EXPIRY), 7); // strike
+        assertEq(vault.registerInstrument(1, "BTC", 60_000e18, EXPIRY + 1), 8); // expiry
+        assertEq(vault.registerInstrument(2, "BTC", 60_001e18, EXPIRY), 9); // kind (call 7 exists)
+        vm.expectRevert(abi.encodeWithSelector(Errors.DuplicateInstrument.selector, 9));
+        vault.registerInstrument(2, "BTC", 60_001e18, EXPIRY);
+    }
+
+    function testFuzz_registerInstrument_refusesExactlyARepeat(
+        uint8 kindSeed,
+        bytes32 underlying,
+        uint256 strike,
+        uint64 expiry,
+        uint8 field
+    ) public {
+        uint8 kind = uint8(bound(kindSeed, 0, 2));
+        // setUp lists BTC and ETH instruments: a fresh underlying starts with none.
+        vm.assume(underlying != bytes32(0) && underlying != "BTC" && underlying != "ETH");
+        if (kind == uint8(InstrumentKind.PERP)) {
+            (strike, expiry, field) = (0, 0, 0); // only the underlying can differ
+        } else {
+            strike = bound(strike, 1, type(uint128).max);
+            expiry = uint64(bound(expiry, block.timestamp + 1, type(uint64).max - 1));
+            field = uint8(bound(field, 0, 3));
+        }
+        uint32 id = vault.registerInstrument(kind, underlying, strike, expiry);
+        vm.expectRevert(abi.encodeWithSelector(Errors.DuplicateInstrument.selector, id));
+        vault.registerInstrument(kind, underlying, strike, expiry);
+
+        if (field == 0) underlying = keccak256(abi.encode(underlying));
+        else if (field == 1) kind = 3 - kind; // CALL <-> PUT
+        else if (field == 2) strike += 1;
+        else expiry += 1;
+        assertEq(vault.registerInstrument(kind, underlying, strike, expiry), id + 1);
+        vm.expectRevert(abi.encodeWithSelector(Errors.DuplicateInstrument.selector, id + 1));
+        vault.registerInstrument(kind, underlying, strike, expiry);
     }
 
     /* SIGNERS */

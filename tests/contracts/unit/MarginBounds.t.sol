@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {Test} from "forge-std/Test.sol";
 import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
 import {LiquidationLib} from "../../../contracts/libraries/LiquidationLib.sol";
+import {WAD} from "../../../contracts/libraries/FixedPoint.sol";
 import {
     AccountLeaf,
     InstrumentLeaf,
@@ -14,7 +15,6 @@ import {
 /// @notice MarginBounds (docs/protocol.md §5) and LiquidationLib (§6): each bound brackets the
 /// exact value it bounds, rounded the safe way; the liquidation amounts keep their promises.
 contract MarginBoundsTest is Test {
-    int256 internal constant WAD = 1e18;
 
     function _price(uint256 price, uint256 down, uint256 up) internal pure returns (TokenPrice memory) {
         return TokenPrice(address(1), price, down, up);
@@ -87,11 +87,11 @@ contract MarginBoundsTest is Test {
         int256 cashDelta = q > 0 ? -amount : amount;
         int256 lo = MarginBounds.legLo(q, cashDelta, l);
         int256 hi = MarginBounds.legHi(q, cashDelta, l);
-        int256 exactWad = q * int256(mark) + cashDelta * WAD; // Δequity at mark, times 1e18
+        int256 exactWad = q * int256(mark) + cashDelta * int256(WAD); // Δequity at mark, times 1e18
         int256 side = int256(q > 0 ? lossLong : lossShort);
         int256 opposite = int256(q > 0 ? lossShort : lossLong);
-        assertLe(lo * WAD, exactWad - side * int256(absQ), "lo above the worst change");
-        assertGe(hi * WAD, exactWad + opposite * int256(absQ), "hi below the best change");
+        assertLe(lo * int256(WAD), exactWad - side * int256(absQ), "lo above the worst change");
+        assertGe(hi * int256(WAD), exactWad + opposite * int256(absQ), "hi below the best change");
         assertLe(lo, hi);
     }
 

@@ -3,8 +3,8 @@ pragma solidity 0.8.28;
 
 import {BaseTest} from "./BaseTest.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
-import {Errors} from "../../../contracts/libraries/Errors.sol";
-import {Events} from "../../../contracts/libraries/Events.sol";
+import {Errors} from "../../../contracts/interfaces/Errors.sol";
+import {Events} from "../../../contracts/interfaces/Events.sol";
 import {
     AccountLeaf,
     Epoch,
@@ -14,7 +14,8 @@ import {
 } from "../../../contracts/interfaces/IMarginVault.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 
-/// @notice postEpoch: every rejection of DESIGN §3/§7 and docs/protocol.md §4.
+/// @notice postEpoch: every rejection of docs/protocol.md §4 and of the replay protection of
+/// docs/security.md §5.
 contract PostEpochTest is BaseTest {
     function _fresh() internal returns (Epoch memory e) {
         vm.roll(block.number + 1);

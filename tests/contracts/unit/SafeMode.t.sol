@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 import {BaseTest} from "./BaseTest.sol";
-import {Errors} from "../../../contracts/libraries/Errors.sol";
+import {Errors} from "../../../contracts/interfaces/Errors.sol";
 import {MarginProof, Quote, InstrumentProof} from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice Safe mode (docs/protocol.md §4): with no attestation younger than maxAge, deposits,

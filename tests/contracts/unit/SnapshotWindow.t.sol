@@ -2,12 +2,13 @@
 pragma solidity 0.8.28;
 
 import {BaseTest} from "./BaseTest.sol";
-import {Errors} from "../../../contracts/libraries/Errors.sol";
+import {Errors} from "../../../contracts/interfaces/Errors.sol";
 import {AccountLeaf, Epoch, MarginProof} from "../../../contracts/interfaces/IMarginVault.sol";
 
-/// @notice The snapshot-to-post window (audit finding 3, docs/protocol.md §5): a bound change
-/// mined after the next epoch's snapshot but priced by the current epoch is missing from the
-/// next leaf; until a leaf includes it, the account's leaf-based value-out actions are refused.
+/// @notice The snapshot-to-post window (docs/security.md, finding 3; docs/protocol.md §5): a
+/// bound change mined after the next epoch's snapshot but priced by the current epoch is missing
+/// from the next leaf; until a leaf includes it, the account's leaf-based value-out actions are
+/// refused.
 ///
 /// Scenario: alice (100k cash) buys 1 BTC perp from bob at 60k: she holds a position, so her
 /// withdrawals go through her leaf. carol is flat (on-chain valuation).

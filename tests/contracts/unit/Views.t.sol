@@ -6,7 +6,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {BaseTest} from "./BaseTest.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {ReentrantERC20} from "../mocks/ReentrantERC20.sol";
-import {Errors} from "../../../contracts/libraries/Errors.sol";
+import {Errors} from "../../../contracts/interfaces/Errors.sol";
 import {AccountState, TokenPrice, MarginProof} from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice Views (accountState(s), token table, domain) and the reentrancy lock.

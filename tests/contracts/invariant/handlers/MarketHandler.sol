@@ -9,8 +9,6 @@ import {Instrument, InstrumentKind} from "../../../../contracts/interfaces/IMarg
 /// epoch signed by a quorum of test signer keys (the model's truth as leaves), lets time pass
 /// (sometimes into safe mode), applies funding and settles expired options.
 contract MarketHandler is HandlerBase {
-    uint256 internal constant WAD = 1e18;
-
     constructor(VaultModel model_) HandlerBase(model_) {}
 
     /// @notice Each price moves by up to +-20% (BTC, ETH) / +-40% (GOV); each perp's funding

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title Errors
+/// @notice Every custom error of the vault, carrying the values that failed. Declared in an
+/// interface (not a library) so that every contract inheriting it (the vault, its modules)
+/// lists all of them in its ABI, even those only a delegatecalled module reverts with; code
+/// still writes `revert Errors.X(...)`.
+interface Errors {
+    /* CONFIGURATION */
+    error ZeroAddress();
+    error InvalidQuorum(uint8 quorum, uint256 signerCount);
+    error TooManySigners(uint256 count, uint256 max);
+    error InvalidSignerSet(address signer); // zero or duplicate
+    error InvalidRiskConfig(uint64 maxAge, uint256 liquidationPenalty, uint256 insuranceShare);
+    error InvalidFutureTolerance(uint64 futureTolerance, uint64 max);
+    error InvalidTakeoverBuffer(uint256 takeoverBuffer, uint256 max);
+    error RenounceOwnershipDisabled();
+    error TokenAlreadyRegistered(address token);
+    error TooManyTokens(uint256 max);
+    error InvalidToken(address token); // settlement token or unsupported decimals
+    error InvalidInstrument(uint8 kind, uint256 strike, uint64 expiry);
+    error DuplicateInstrument(uint32 existingId); // same kind, underlying, strike and expiry
+
+    /* LOOKUPS */
+    error UnknownToken(address token);
+    error UnknownInstrument(uint32 instrument);
+
+    /* AMOUNTS */
+    error ZeroAmount();
+    error InsufficientBalance(address account, address token, uint256 balance, uint256 amount);
+    error InsufficientInsurance(uint256 fund, uint256 amount);
+
+    /* MARGIN */
+    error SafeMode();
+    error InsufficientMargin(address account, int256 imSurplusLo);
+    error LeafAccountMismatch(address expected, address leafAccount);
+    error StaleStateNonce(address account, uint64 expected, uint64 leafNonce);
+    error InvalidAccountProof(address account);
+    error InvalidInstrumentProof(uint32 instrument);
+    error InstrumentLeafMismatch(uint32 expected, uint32 leafInstrument);
+    error TooManyPositions(address account, uint256 max);
+    error BoundsFromPreviousPrices(address account, uint64 untilEpoch);
+
+    /* ATTESTATION */
+    error InvalidSignature(uint256 index);
+    error UnknownSigner(address signer);
+    error DuplicateSigner(address signer);
+    error SignersNotSorted(address previous, address signer);
+    error BelowQuorum(uint256 signatures, uint8 quorum);
+    error WrongConfigVersion(uint64 expected, uint64 got);
+    error EpochNotIncreasing(uint64 last, uint64 got);
+    error InvalidSnapshotBlock(uint64 snapshotBlock, uint64 lastSnapshotBlock, uint256 blockNumber);
+    error TimestampBeforeLast(uint64 lastTimestamp, uint64 timestamp);
+    error TimestampInFuture(uint64 timestamp, uint256 blockTimestamp);
+    error StaleTimestamp(uint64 timestamp, uint256 blockTimestamp);
+    error TokenCountMismatch(uint256 expected, uint256 got);
+    error TokenTableMismatch(uint256 index, address expected, address got);
+    error InvalidTokenPrice(address token, uint256 price, uint256 downShock);
+    error NotAPerp(uint32 instrument);
+    error NotAnOption(uint32 instrument);
+    error NotExpired(uint32 instrument, uint64 expiry, uint64 timestamp);
+    error SettlementAlreadySet(uint32 instrument);
+    error EmptyRoot();
+    error NotDelegated();
+
+    /* QUOTES */
+    error QuoteExpired(uint64 deadline, uint256 blockTimestamp);
+    error WrongTaker(address expected, address sender);
+    error SelfTrade(address account);
+    error NonceUsed(address maker, uint256 nonce);
+    error InvalidQuoteSignature(address maker, address recovered);
+    error InvalidLegs(uint256 legs, uint256 proofs);
+    error ZeroSize(uint32 instrument);
+    error InstrumentExpired(uint32 instrument, uint64 expiry);
+
+    /* SETTLEMENT */
+    error SettlementPriceNotSet(uint32 instrument);
+    error NoPosition(address account, uint32 instrument);
+
+    /* LIQUIDATION */
+    error SelfLiquidation(address account);
+    error AccountHealthy(address account, int256 mmSurplusHi);
+    error NothingToLiquidate(address account);
+    error LiquidationCostTooHigh(int256 netCashPaid, int256 maxCashOut);
+}

@@ -1,0 +1,685 @@
+"""Every custom error of the vault, tripped by a real call on chain, decoded by
+keeper.revert.decode_revert into its readable one-line message with its values.
+
+One scenario per error: it sets the state up, sends the failing call (simulated by the node,
+as every transaction is before sending) and returns the decoded revert plus the argument
+values it must carry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from keeper import bounds
+from keeper.attestation import AccountLeaf, InstrumentLeaf, InstrumentProof, MarginProof
+from keeper.eip712 import (
+    Epoch,
+    FundingUpdate,
+    Leg,
+    Quote,
+    Settlement,
+    TokenPrice,
+    quote_typed_data,
+    sign_epoch,
+    sign_quote,
+)
+from keeper.errors import VaultRevert
+from keeper.revert import ERROR_DESCRIPTIONS, decode_revert
+from risk_engine.units import WAD
+from scripts.deploy import deploy_contract
+from scripts.toolchain.compile import CompileResult
+
+from .conftest import USDC6, Market
+from .scenario import (
+    CALL_LEAF,
+    PERP_LEAF,
+    alice_quote,
+    execute_args,
+    fund_all,
+    post_epoch_1,
+    trade,
+)
+
+ZERO = "0x0000000000000000000000000000000000000000"
+ETH = b"ETH".ljust(32, b"\0")
+OUTSIDER = Account.from_key(keccak(text="portfolio-margin test key outsider"))
+
+Result = tuple[VaultRevert, dict[str, Any]]
+SCENARIOS: dict[str, Callable[[Market], Result]] = {}
+#: Errors in the ABI that no call can raise, with the reason (none today: a declared but
+#: unused error is a contract finding; tests/scripts/toolchain/test_compile.py flags it).
+UNREACHABLE: dict[str, str] = {}
+
+
+def scenario(name: str) -> Callable[[Callable[[Market], Result]], Callable[[Market], Result]]:
+    def register(fn: Callable[[Market], Result]) -> Callable[[Market], Result]:
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+def _empty(who: str) -> Any:
+    return MarginProof(AccountLeaf(who, 0, 0, 0, 0, 0, 0)).to_abi()
+
+
+def _post_fn(m: Market, header: Epoch, keys: list[Any] | None = None) -> Any:
+    m.ready(header)
+    sigs = sign_epoch(header, keys if keys is not None else m.signers[:2], m.domain)
+    return m.vault.functions.postEpoch(header.to_abi(), sigs)
+
+
+def _epoch_ready(m: Market) -> Epoch:
+    """Funded accounts and a header that would be accepted (epoch 1)."""
+    fund_all(m)
+    return m.header([PERP_LEAF, CALL_LEAF])
+
+
+# ------------------------------------------------------------------------ configuration
+
+
+@scenario("ZeroAddress")
+def _(m: Market) -> Result:
+    return m.revert_of(m.vault.functions.registerToken(ZERO), m.owner), {}
+
+
+@scenario("InvalidQuorum")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.setSigners([m.signers[0].address], 2), m.owner)
+    return r, {"quorum": 2, "signerCount": 1}
+
+
+@scenario("TooManySigners")
+def _(m: Market) -> Result:
+    many = [Account.from_key(keccak(text=f"s{i}")).address for i in range(33)]
+    return m.revert_of(m.vault.functions.setSigners(many, 1), m.owner), {"count": 33, "max": 32}
+
+
+@scenario("InvalidSignerSet")
+def _(m: Market) -> Result:
+    s = m.signers[0].address
+    return m.revert_of(m.vault.functions.setSigners([s, s], 1), m.owner), {"signer": s}
+
+
+@scenario("InvalidRiskConfig")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.setRiskConfig(0, 60, 0, 0), m.owner)
+    return r, {"maxAge": 0}
+
+
+@scenario("InvalidFutureTolerance")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.setRiskConfig(3_600, 301, 0, 0), m.owner)
+    return r, {"futureTolerance": 301, "max": 300}
+
+
+@scenario("InvalidTakeoverBuffer")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.setTakeoverBuffer(10**27 + 1), m.owner)
+    return r, {"takeoverBuffer": 10**27 + 1, "max": 10**27}
+
+
+@scenario("RenounceOwnershipDisabled")
+def _(m: Market) -> Result:
+    return m.revert_of(m.vault.functions.renounceOwnership(), m.owner), {}
+
+
+@scenario("TokenAlreadyRegistered")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.registerToken(m.weth.address), m.owner)
+    return r, {"token": m.weth.address}
+
+
+@scenario("TooManyTokens")
+def _(m: Market) -> Result:
+    for i in range(15):  # WETH is token 1 of at most 16
+        t = deploy_contract(m.w3, m.compiled, "MockERC20", [f"T{i}", f"T{i}", 18], m.owner)
+        m.tx(m.vault.functions.registerToken(t.address), m.owner)
+    extra = deploy_contract(m.w3, m.compiled, "MockERC20", ["X", "X", 18], m.owner)
+    return m.revert_of(m.vault.functions.registerToken(extra.address), m.owner), {"max": 16}
+
+
+@scenario("InvalidToken")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.registerToken(m.usdc.address), m.owner)
+    return r, {"token": m.usdc.address}
+
+
+@scenario("InvalidInstrument")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.registerInstrument(0, ETH, 1, 0), m.owner)
+    return r, {"kind": 0, "strike": 1, "expiry": 0}
+
+
+@scenario("DuplicateInstrument")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.registerInstrument(0, ETH, 0, 0), m.owner)
+    return r, {"existingId": m.perp}
+
+
+# ---------------------------------------------------------------------- lookups, amounts
+
+
+@scenario("UnknownToken")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.deposit(m.carol.address, 1), m.alice)
+    return r, {"token": m.carol.address}
+
+
+@scenario("UnknownInstrument")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.settle(m.alice.address, 99), m.bob)
+    return r, {"instrument": 99}
+
+
+@scenario("ZeroAmount")
+def _(m: Market) -> Result:
+    return m.revert_of(m.vault.functions.depositCash(0), m.alice), {}
+
+
+@scenario("InsufficientBalance")
+def _(m: Market) -> Result:
+    fn = m.vault.functions.withdraw(m.weth.address, 5, _empty(m.bob.address))
+    r = m.revert_of(fn, m.bob)
+    return r, {"account": m.bob.address, "token": m.weth.address, "balance": 0, "amount": 5}
+
+
+@scenario("InsufficientInsurance")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.withdrawInsurance(1, m.owner), m.owner)
+    return r, {"fund": 0, "amount": 10**12}
+
+
+# ------------------------------------------------------------------------------ margin
+
+
+@scenario("SafeMode")
+def _(m: Market) -> Result:
+    fn = m.vault.functions.liquidate(
+        m.alice.address, _empty(m.alice.address), _empty(m.bob.address), 0
+    )
+    return m.revert_of(fn, m.bob), {}
+
+
+@scenario("InsufficientMargin")
+def _(m: Market) -> Result:
+    t = trade(m)
+    assert m.tree is not None
+    amount = 60_000 * WAD
+    cum_lo_after = m.state(m.bob)["cumLo"] - amount
+    expected = bounds.im_surplus_lo(
+        t.bob_leaf.equity, t.bob_leaf.im, t.bob_leaf.cum_lo, cum_lo_after
+    )
+    fn = m.vault.functions.withdrawCash(60_000 * USDC6, m.tree.margin_proof(t.bob_leaf).to_abi())
+    return m.revert_of(fn, m.bob), {"account": m.bob.address, "imSurplusLo": expected}
+
+
+@scenario("BoundsFromPreviousPrices")
+def _(m: Market) -> Result:
+    t = trade(m)
+    # epoch 2's snapshot is taken now; bob deposits before it is posted (epoch 1's prices)
+    bob = m.leaf(m.bob, equity=t.bob_leaf.equity, im=t.bob_leaf.im, mm=t.bob_leaf.mm)
+    header = m.header([t.alice_leaf, bob, PERP_LEAF, CALL_LEAF])
+    m.chain.advance(1)
+    m.fund_usdc(m.bob, 1_000 * USDC6)
+    m.post(header)
+    assert m.tree is not None
+    epoch, snapshot, _, _ = m.vault.functions.currentEpoch().call()
+    last_block, last_epoch, tainted = m.vault.functions.boundChange(m.bob.address).call()
+    assert (last_epoch, tainted) == (1, 0)  # the taint is set by bob's next change
+    assert bounds.bounds_from_previous_prices(last_block, last_epoch, tainted, epoch, snapshot)
+    a = m.vault.functions.boundChange(m.alice.address).call()
+    assert not bounds.bounds_from_previous_prices(*a, epoch, snapshot)  # alice: no change since
+    fn = m.vault.functions.withdrawCash(1_000 * USDC6, m.tree.margin_proof(bob).to_abi())
+    return m.revert_of(fn, m.bob), {"account": m.bob.address, "untilEpoch": 3}
+
+
+@scenario("LeafAccountMismatch")
+def _(m: Market) -> Result:
+    t = trade(m)
+    assert m.tree is not None
+    proof = m.tree.margin_proof(t.bob_leaf).to_abi()
+    r = m.revert_of(m.vault.functions.withdraw(m.weth.address, 1, proof), m.alice)
+    return r, {"expected": m.alice.address, "leafAccount": m.bob.address}
+
+
+@scenario("InvalidAccountProof")
+def _(m: Market) -> Result:
+    t = trade(m)
+    assert m.tree is not None
+    proof = m.tree.margin_proof(t.alice_leaf)
+    forged = MarginProof(dataclasses.replace(t.alice_leaf, equity=10**30), proof.proof)
+    r = m.revert_of(m.vault.functions.withdraw(m.weth.address, 1, forged.to_abi()), m.alice)
+    return r, {"account": m.alice.address}
+
+
+def _liquidate_alice(m: Market) -> tuple[AccountLeaf, AccountLeaf, Any]:
+    trade(m)
+    m.chain.advance(60)
+    alice = m.leaf(m.alice, equity=2_000 * WAD, im=9_000 * WAD, mm=7_200 * WAD)
+    carol = m.leaf(m.carol, equity=100_000 * WAD, im=0, mm=0)
+    m.post(m.header([alice, carol, PERP_LEAF, CALL_LEAF]))
+    assert m.tree is not None
+    return alice, carol, m.tree
+
+
+@scenario("StaleStateNonce")
+def _(m: Market) -> Result:
+    alice, carol, tree = _liquidate_alice(m)
+    target = tree.margin_proof(alice).to_abi()
+    m.tx(
+        m.vault.functions.liquidate(
+            m.alice.address, target, tree.margin_proof(carol).to_abi(), 10**30
+        ),
+        m.carol,
+    )
+    # the leaf of the current root describes what alice held before: dead now
+    r = m.revert_of_call(m.vault.functions.checkLiquidation(m.alice.address, target))
+    return r, {"account": m.alice.address, "expected": 1, "leafNonce": 0}
+
+
+@scenario("LiquidationCostTooHigh")
+def _(m: Market) -> Result:
+    alice, carol, tree = _liquidate_alice(m)
+    net = 1_000 * WAD  # pay 0 + fee min(penalty, eqLo) * 50 % - covered 0
+    fn = m.vault.functions.liquidate(
+        m.alice.address,
+        tree.margin_proof(alice).to_abi(),
+        tree.margin_proof(carol).to_abi(),
+        net - 1,
+    )
+    return m.revert_of(fn, m.carol), {"netCashPaid": net, "maxCashOut": net - 1}
+
+
+@scenario("AccountHealthy")
+def _(m: Market) -> Result:
+    t = trade(m)
+    assert m.tree is not None
+    expected = bounds.mm_surplus_hi(
+        t.bob_leaf.equity, t.bob_leaf.mm, t.bob_leaf.cum_hi, m.state(m.bob)["cumHi"]
+    )
+    fn = m.vault.functions.liquidate(
+        m.bob.address,
+        m.tree.margin_proof(t.bob_leaf).to_abi(),
+        m.tree.margin_proof(t.carol_leaf).to_abi(),
+        10**30,
+    )
+    return m.revert_of(fn, m.carol), {"account": m.bob.address, "mmSurplusHi": expected}
+
+
+@scenario("NothingToLiquidate")
+def _(m: Market) -> Result:
+    fund_all(m)  # alice: 10 WETH and 20k cash, no position
+    # a lying leaf: alice holds no position and owes nothing, yet mm is huge
+    alice = m.leaf(m.alice, equity=0, im=10**30, mm=10**30)
+    carol = m.leaf(m.carol, equity=100_000 * WAD, im=0, mm=0)
+    m.post(m.header([alice, carol, PERP_LEAF, CALL_LEAF]))
+    assert m.tree is not None
+    fn = m.vault.functions.liquidate(
+        m.alice.address,
+        m.tree.margin_proof(alice).to_abi(),
+        m.tree.margin_proof(carol).to_abi(),
+        10**30,
+    )
+    return m.revert_of(fn, m.carol), {"account": m.alice.address}
+
+
+@scenario("SelfLiquidation")
+def _(m: Market) -> Result:
+    fn = m.vault.functions.liquidate(
+        m.alice.address, _empty(m.alice.address), _empty(m.alice.address), 0
+    )
+    return m.revert_of(fn, m.alice), {"account": m.alice.address}
+
+
+# --------------------------------------------------------------------------- attestation
+
+
+@scenario("InvalidSignature")
+def _(m: Market) -> Result:
+    header = _epoch_ready(m)
+    m.ready(header)
+    fn = m.vault.functions.postEpoch(header.to_abi(), [bytes(65), bytes(65)])
+    return m.revert_of(fn, m.owner), {"index": 0}
+
+
+@scenario("UnknownSigner")
+def _(m: Market) -> Result:
+    header = _epoch_ready(m)
+    r = m.revert_of(_post_fn(m, header, [m.signers[0], OUTSIDER]), m.owner)
+    return r, {"signer": OUTSIDER.address}
+
+
+@scenario("DuplicateSigner")
+def _(m: Market) -> Result:
+    header = _epoch_ready(m)
+    m.ready(header)
+    sig = sign_epoch(header, [m.signers[0]], m.domain)[0]
+    fn = m.vault.functions.postEpoch(header.to_abi(), [sig, sig])
+    return m.revert_of(fn, m.owner), {"signer": m.signers[0].address}
+
+
+@scenario("SignersNotSorted")
+def _(m: Market) -> Result:
+    header = _epoch_ready(m)
+    m.ready(header)
+    sigs = sign_epoch(header, m.signers[:2], m.domain)
+    fn = m.vault.functions.postEpoch(header.to_abi(), list(reversed(sigs)))
+    r = m.revert_of(fn, m.owner)
+    return r, {"previous": m.signers[1].address, "signer": m.signers[0].address}
+
+
+@scenario("BelowQuorum")
+def _(m: Market) -> Result:
+    header = _epoch_ready(m)
+    r = m.revert_of(_post_fn(m, header, m.signers[:1]), m.owner)
+    return r, {"signatures": 1, "quorum": 2}
+
+
+@scenario("WrongConfigVersion")
+def _(m: Market) -> Result:
+    fund_all(m)
+    header = m.header([PERP_LEAF], config_version=7)
+    return m.revert_of(_post_fn(m, header), m.owner), {"expected": 1, "got": 7}
+
+
+@scenario("EpochNotIncreasing")
+def _(m: Market) -> Result:
+    fund_all(m)
+    post_epoch_1(m)
+    header = m.header([PERP_LEAF], epoch=1)
+    return m.revert_of(_post_fn(m, header), m.owner), {"last": 1, "got": 1}
+
+
+@scenario("InvalidSnapshotBlock")
+def _(m: Market) -> Result:
+    header = dataclasses.replace(_epoch_ready(m), snapshot_block=m.w3.eth.block_number + 10)
+    r = m.revert_of(_post_fn(m, header), m.owner)
+    return r, {"snapshotBlock": header.snapshot_block, "lastSnapshotBlock": 0}
+
+
+@scenario("TimestampBeforeLast")
+def _(m: Market) -> Result:
+    fund_all(m)
+    post_epoch_1(m)
+    last = int(m.vault.functions.currentEpoch().call()[2])
+    header = m.header([PERP_LEAF], timestamp=last - 1)
+    r = m.revert_of(_post_fn(m, header), m.owner)
+    return r, {"lastTimestamp": last, "timestamp": last - 1}
+
+
+@scenario("TimestampInFuture")
+def _(m: Market) -> Result:
+    fund_all(m)
+    header = m.header([PERP_LEAF], timestamp=m.chain.now() + 3_600)
+    return m.revert_of(_post_fn(m, header), m.owner), {"timestamp": header.timestamp}
+
+
+@scenario("StaleTimestamp")
+def _(m: Market) -> Result:
+    fund_all(m)
+    header = m.header([PERP_LEAF], timestamp=m.chain.now() - 4_000)  # maxAge is 3,600
+    return m.revert_of(_post_fn(m, header), m.owner), {"timestamp": header.timestamp}
+
+
+@scenario("EmptyRoot")
+def _(m: Market) -> Result:
+    header = dataclasses.replace(_epoch_ready(m), root=bytes(32))
+    return m.revert_of(_post_fn(m, header), m.owner), {}
+
+
+@scenario("TokenCountMismatch")
+def _(m: Market) -> Result:
+    header = dataclasses.replace(_epoch_ready(m), tokens=())
+    return m.revert_of(_post_fn(m, header), m.owner), {"expected": 1, "got": 0}
+
+
+@scenario("TokenTableMismatch")
+def _(m: Market) -> Result:
+    wrong = (TokenPrice(m.usdc.address, WAD, 0, 0),)
+    header = dataclasses.replace(_epoch_ready(m), tokens=wrong)
+    r = m.revert_of(_post_fn(m, header), m.owner)
+    return r, {"index": 0, "expected": m.weth.address, "got": m.usdc.address}
+
+
+@scenario("InvalidTokenPrice")
+def _(m: Market) -> Result:
+    fund_all(m)
+    header = m.header([PERP_LEAF], down=WAD + 1)
+    r = m.revert_of(_post_fn(m, header), m.owner)
+    return r, {"token": m.weth.address, "price": 3_000 * WAD, "downShock": WAD + 1}
+
+
+@scenario("NotAPerp")
+def _(m: Market) -> Result:
+    fund_all(m)
+    header = m.header([PERP_LEAF], funding=(FundingUpdate(m.call, 1),))
+    return m.revert_of(_post_fn(m, header), m.owner), {"instrument": m.call}
+
+
+@scenario("NotAnOption")
+def _(m: Market) -> Result:
+    fund_all(m)
+    header = m.header([PERP_LEAF], settlements=(Settlement(m.perp, 1),))
+    return m.revert_of(_post_fn(m, header), m.owner), {"instrument": m.perp}
+
+
+@scenario("NotExpired")
+def _(m: Market) -> Result:
+    fund_all(m)
+    header = m.header([PERP_LEAF], settlements=(Settlement(m.call, 1),))
+    r = m.revert_of(_post_fn(m, header), m.owner)
+    return r, {"instrument": m.call, "expiry": m.call_expiry, "timestamp": header.timestamp}
+
+
+def _settle_call(m: Market) -> None:
+    fund_all(m)
+    m.chain.mine_at(m.call_expiry + 1)
+    m.post(m.header([PERP_LEAF], settlements=(Settlement(m.call, 3_100 * WAD),)))
+
+
+@scenario("SettlementAlreadySet")
+def _(m: Market) -> Result:
+    _settle_call(m)
+    header = m.header([PERP_LEAF], settlements=(Settlement(m.call, 3_200 * WAD),))
+    return m.revert_of(_post_fn(m, header), m.owner), {"instrument": m.call}
+
+
+# -------------------------------------------------------------------------------- quotes
+
+
+def _quote_ready(m: Market, **changes: Any) -> tuple[Quote, list[Any]]:
+    fund_all(m)
+    alice, bob, _ = post_epoch_1(m)
+    q = dataclasses.replace(alice_quote(m), **changes)
+    return q, execute_args(m, q, sign_quote(q, m.alice, m.domain), alice, bob)
+
+
+@scenario("QuoteExpired")
+def _(m: Market) -> Result:
+    fund_all(m)
+    alice, bob, _ = post_epoch_1(m)
+    q = dataclasses.replace(alice_quote(m), deadline=m.chain.now() - 1)
+    args = execute_args(m, q, sign_quote(q, m.alice, m.domain), alice, bob)
+    r = m.revert_of(m.vault.functions.executeQuote(*args), m.bob)
+    return r, {"deadline": q.deadline}
+
+
+@scenario("WrongTaker")
+def _(m: Market) -> Result:
+    q, args = _quote_ready(m, taker=m.carol.address)
+    r = m.revert_of(m.vault.functions.executeQuote(*args), m.bob)
+    return r, {"expected": m.carol.address, "sender": m.bob.address}
+
+
+@scenario("SelfTrade")
+def _(m: Market) -> Result:
+    q, args = _quote_ready(m, taker=ZERO)
+    return m.revert_of(m.vault.functions.executeQuote(*args), m.alice), {"account": m.alice.address}
+
+
+@scenario("NonceUsed")
+def _(m: Market) -> Result:
+    t = trade(m)  # the same signed quote, sent again: a replay
+    sig = sign_quote(t.quote, m.alice, m.domain)
+    args = execute_args(m, t.quote, sig, t.alice_leaf, t.bob_leaf)
+    r = m.revert_of(m.vault.functions.executeQuote(*args), m.bob)
+    return r, {"maker": m.alice.address, "nonce": 1}
+
+
+@scenario("InvalidQuoteSignature")
+def _(m: Market) -> Result:
+    q, args = _quote_ready(m)
+    args[1] = bytes(m.bob.sign_message(quote_typed_data(q, m.domain)).signature)
+    r = m.revert_of(m.vault.functions.executeQuote(*args), m.bob)
+    return r, {"maker": m.alice.address, "recovered": m.bob.address}
+
+
+@scenario("InvalidLegs")
+def _(m: Market) -> Result:
+    q, args = _quote_ready(m)
+    args[2] = args[2][:1]
+    return m.revert_of(m.vault.functions.executeQuote(*args), m.bob), {"legs": 2, "proofs": 1}
+
+
+@scenario("ZeroSize")
+def _(m: Market) -> Result:
+    q, args = _quote_ready(m)
+    q = dataclasses.replace(q, legs=(Leg(m.perp, 0, 3_000 * WAD), q.legs[1]))
+    args[0], args[1] = q.to_abi(), sign_quote(q, m.alice, m.domain)
+    return m.revert_of(m.vault.functions.executeQuote(*args), m.bob), {"instrument": m.perp}
+
+
+@scenario("InvalidInstrumentProof")
+def _(m: Market) -> Result:
+    q, args = _quote_ready(m)
+    assert m.tree is not None
+    forged = InstrumentLeaf(m.perp, 1, 0, 0)  # a mark and zero losses the signers never posted
+    args[2][0] = InstrumentProof(forged, m.tree.proof(PERP_LEAF)).to_abi()
+    return m.revert_of(m.vault.functions.executeQuote(*args), m.bob), {"instrument": m.perp}
+
+
+@scenario("InstrumentLeafMismatch")
+def _(m: Market) -> Result:
+    q, args = _quote_ready(m)
+    args[2] = [args[2][1], args[2][0]]
+    r = m.revert_of(m.vault.functions.executeQuote(*args), m.bob)
+    return r, {"expected": m.perp, "leafInstrument": m.call}
+
+
+@scenario("InstrumentExpired")
+def _(m: Market) -> Result:
+    fund_all(m)
+    m.chain.mine_at(m.call_expiry + 1)
+    alice = m.leaf(m.alice, equity=50_000 * WAD, im=4_500 * WAD, mm=3_600 * WAD)
+    bob = m.leaf(m.bob, equity=50_000 * WAD, im=0, mm=0)
+    m.post(m.header([alice, bob, PERP_LEAF, CALL_LEAF]))
+    q = alice_quote(m)
+    args = execute_args(m, q, sign_quote(q, m.alice, m.domain), alice, bob)
+    r = m.revert_of(m.vault.functions.executeQuote(*args), m.bob)
+    return r, {"instrument": m.call, "expiry": m.call_expiry}
+
+
+@scenario("TooManyPositions")
+def _(m: Market) -> Result:
+    fund_all(m)
+    for i in range(63):  # 65 instruments: one more than an account may hold
+        perp_on = f"X{i}".encode().ljust(32, b"\0")  # one perp per underlying
+        m.tx(m.vault.functions.registerInstrument(0, perp_on, 0, 0), m.owner)
+    ids = list(range(1, 66))
+    inst = {i: InstrumentLeaf(i, 10 * WAD, WAD, WAD) for i in ids}
+    alice = m.leaf(m.alice, equity=50_000 * WAD, im=0, mm=0)
+    bob = m.leaf(m.bob, equity=50_000 * WAD, im=0, mm=0)
+    m.post(m.header([alice, bob, *inst.values()]))
+    assert m.tree is not None
+    tree = m.tree
+    for n, start in enumerate(range(0, 65, 8)):
+        chunk = ids[start : start + 8]
+        q = Quote(
+            m.alice.address,
+            ZERO,
+            tuple(Leg(i, WAD, 10 * WAD) for i in chunk),
+            100 + n,
+            m.chain.now() + 600,
+        )
+        fn = m.vault.functions.executeQuote(
+            q.to_abi(),
+            sign_quote(q, m.alice, m.domain),
+            [tree.instrument_proof(inst[i]).to_abi() for i in chunk],
+            tree.margin_proof(alice).to_abi(),
+            tree.margin_proof(bob).to_abi(),
+        )
+        if 65 in chunk:
+            return m.revert_of(fn, m.bob), {"account": m.alice.address, "max": 64}
+        m.tx(fn, m.bob)
+    raise AssertionError("unreachable")
+
+
+# ----------------------------------------------------------------- settlement, modules
+
+
+@scenario("SettlementPriceNotSet")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.settle(m.alice.address, m.call), m.bob)
+    return r, {"instrument": m.call}
+
+
+@scenario("NoPosition")
+def _(m: Market) -> Result:
+    _settle_call(m)
+    r = m.revert_of(m.vault.functions.settle(m.carol.address, m.call), m.bob)
+    return r, {"account": m.carol.address, "instrument": m.call}
+
+
+@scenario("NotDelegated")
+def _(m: Market) -> Result:
+    header = _epoch_ready(m)
+    module = m.w3.eth.contract(address=m.vault.functions.epochModule().call(), abi=m.abi)
+    m.ready(header)
+    fn = module.functions.postEpoch(header.to_abi(), sign_epoch(header, m.signers[:2], m.domain))
+    return m.revert_of(fn, m.owner), {}
+
+
+# --------------------------------------------------------------------------------- tests
+
+
+def _check(m: Market, name: str) -> None:
+    revert, expected = SCENARIOS[name](m)
+    assert revert.name == name, str(revert)
+    message = str(revert)
+    assert message == decode_revert(revert.data, m.abi)
+    assert message.startswith(f"{name}(") and message.endswith(ERROR_DESCRIPTIONS[name])
+    assert "\n" not in message
+    for key, value in expected.items():
+        assert revert.args_by_name[key] == value, f"{key}: {message}"
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_custom_error_reverts_with_readable_message(anvil_market: Market, name: str) -> None:
+    _check(anvil_market, name)
+
+
+# eth-tester reports reverts through another exception path (TransactionFailed wrapping the
+# bytes): a few errors of each kind (no argument, addresses, signed WAD, view call) on it too.
+TESTER_SUBSET = ["SafeMode", "InvalidQuorum", "InsufficientMargin", "NonceUsed", "StaleStateNonce"]
+
+
+@pytest.mark.parametrize("name", TESTER_SUBSET)
+def test_custom_error_is_readable_on_eth_tester(tester_market: Market, name: str) -> None:
+    _check(tester_market, name)
+
+
+def test_every_vault_error_has_an_on_chain_scenario(compiled: CompileResult) -> None:
+    in_abi = {e["name"] for e in compiled["MarginVault"].errors()}
+    # only the vault's own errors (Errors.sol); OpenZeppelin's are not reachable through it
+    ours = in_abi & set(ERROR_DESCRIPTIONS)
+    missing = ours - set(SCENARIOS) - set(UNREACHABLE)
+    assert not missing, f"custom errors without an on-chain scenario: {sorted(missing)}"
+    assert set(SCENARIOS) <= ours and set(UNREACHABLE) <= in_abi
