@@ -28,11 +28,6 @@ SOLIDITY_DECLARATION = (
     r"\b(?:contract|library|interface|function|struct|error|event|modifier)\s+{name}\b"
 )
 
-#: The EIP-712 half of keeper/attestation.py is being split into keeper/eip712.py with the
-#: same names; until that lands a keeper/eip712.py reference may be found in either file.
-#: (The coordinator removes this once the split is merged.)
-SPLIT_FALLBACK = {"keeper/eip712.py": ("keeper/eip712.py", "keeper/attestation.py")}
-
 
 def _references() -> list[tuple[str, str]]:
     return sorted(set(REFERENCE.findall(DOC.read_text())))
@@ -62,17 +57,13 @@ def _solidity_defines(text: str, dotted: str) -> bool:
 
 
 def _defined(path: str, name: str) -> bool:
-    for candidate in SPLIT_FALLBACK.get(path, (path,)):
-        file = ROOT / candidate
-        if not file.is_file():
-            continue
-        text = file.read_text()
-        if candidate.endswith(".py"):
-            if _python_defines(ast.parse(text), name):
-                return True
-        elif _solidity_defines(text, name):
-            return True
-    return False
+    file = ROOT / path
+    if not file.is_file():
+        return False
+    text = file.read_text()
+    if path.endswith(".py"):
+        return _python_defines(ast.parse(text), name)
+    return _solidity_defines(text, name)
 
 
 def test_the_doc_cites_the_whole_trace() -> None:
@@ -86,9 +77,8 @@ def test_the_doc_cites_the_whole_trace() -> None:
 
 @pytest.mark.parametrize(("path", "name"), _references(), ids=lambda v: str(v))
 def test_every_cited_name_is_defined_in_its_file(path: str, name: str) -> None:
-    candidates = SPLIT_FALLBACK.get(path, (path,))
-    assert any((ROOT / c).is_file() for c in candidates), f"{path} does not exist"
-    assert _defined(path, name), f"{name} is not defined in {' or '.join(candidates)}"
+    assert (ROOT / path).is_file(), f"{path} does not exist"
+    assert _defined(path, name), f"{name} is not defined in {path}"
 
 
 def test_a_missing_name_or_file_is_caught() -> None:
