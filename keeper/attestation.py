@@ -325,3 +325,46 @@ class MerkleTree:
 
     def instrument_proof(self, leaf: InstrumentLeaf) -> InstrumentProof:
         return InstrumentProof(leaf, self.proof(leaf))
+
+
+# --------------------------------------------------------------------------- stored leaves
+
+
+def ints_as_strings(value: Any) -> Any:
+    """``value`` with every int as a decimal string (full precision for any JSON client);
+    bools, strings and the nesting kept."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: ints_as_strings(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [ints_as_strings(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class LeafRecord:
+    """One leaf of an epoch's tree.
+
+    ``kind`` is ``"account"`` (``key`` = lowercase address) or ``"instrument"`` (``key`` =
+    the instrument id in decimal). ``fields`` are the leaf's values by protocol name
+    (``stateNonce``, ``cumLo``, ``equity``...; ``int`` values, or ``str`` for addresses),
+    ``leaf_hash`` the double-hashed leaf and ``proof`` the sibling hashes, all ``0x`` hex.
+    """
+
+    kind: str
+    key: str
+    fields: Mapping[str, Any]
+    leaf_hash: str
+    proof: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "fields": ints_as_strings(dict(self.fields)),
+            "leaf": self.leaf_hash,
+            "proof": list(self.proof),
+        }

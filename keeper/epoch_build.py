@@ -59,6 +59,7 @@ from keeper.attestation import (
     InstrumentLeaf,
     InstrumentProof,
     Leaf,
+    LeafRecord,
     MarginProof,
     MerkleTree,
     hash_to_json,
@@ -69,7 +70,6 @@ from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
 from keeper.errors import EpochRefusedError, FeedError
 from keeper.feeds.base import MarketState
-from keeper.store import LeafRecord
 from risk_engine import (
     CappedValue,
     InstrumentKind,

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from keeper.attestation import LeafRecord, ints_as_strings
 from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
 from risk_engine import CappedValue
 
@@ -51,7 +52,6 @@ __all__ = [
     "TX_STATUSES",
     "Cursor",
     "EpochRecord",
-    "LeafRecord",
     "Store",
     "TxRecord",
 ]
@@ -160,19 +160,6 @@ def _norm_hex(value: str, name: str) -> str:
     return text
 
 
-def _jsonable(value: Any) -> Any:
-    """Ints become decimal strings (full precision for any JSON client)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 @dataclass(frozen=True)
 class EpochRecord:
     """One stored epoch. ``root`` and hashes are lowercase ``0x`` hex."""
@@ -197,35 +184,9 @@ class EpochRecord:
             "timestamp": self.timestamp,
             "status": self.status,
             "txHash": self.tx_hash,
-            "header": _jsonable(self.header) if self.header is not None else None,
+            "header": ints_as_strings(self.header) if self.header is not None else None,
             "signatures": list(self.signatures),
             "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class LeafRecord:
-    """One leaf of an epoch's tree.
-
-    ``kind`` is ``"account"`` (``key`` = lowercase address) or ``"instrument"`` (``key`` =
-    the instrument id in decimal). ``fields`` are the leaf's values by protocol name
-    (``stateNonce``, ``cumLo``, ``equity``...; ``int`` values, or ``str`` for addresses),
-    ``leaf_hash`` the double-hashed leaf and ``proof`` the sibling hashes, all ``0x`` hex.
-    """
-
-    kind: str
-    key: str
-    fields: Mapping[str, Any]
-    leaf_hash: str
-    proof: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "key": self.key,
-            "fields": _jsonable(dict(self.fields)),
-            "leaf": self.leaf_hash,
-            "proof": list(self.proof),
         }
 
 

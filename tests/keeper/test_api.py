@@ -9,8 +9,9 @@ import urllib.request
 import pytest
 
 from keeper.api import ProofApi
+from keeper.attestation import LeafRecord
 from keeper.metrics import KeeperMetrics
-from keeper.store import LeafRecord, Store
+from keeper.store import Store
 
 ROOT = "0x" + "aa" * 32
 ACCT = "0x" + "12" * 20

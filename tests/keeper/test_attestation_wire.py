@@ -18,13 +18,14 @@ from keeper.attestation import (
     AccountLeaf,
     InstrumentLeaf,
     InstrumentProof,
+    LeafRecord,
     MarginProof,
     MerkleTree,
     proof_from_json,
     proof_to_json,
 )
 from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
-from keeper.store import LeafRecord, Store
+from keeper.store import Store
 from risk_engine.units import WAD
 from scripts.gen_vectors import VECTORS_DIR
 

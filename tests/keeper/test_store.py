@@ -10,8 +10,9 @@ import threading
 
 import pytest
 
+from keeper.attestation import LeafRecord
 from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
-from keeper.store import SCHEMA_VERSION, LeafRecord, Store, TxRecord
+from keeper.store import SCHEMA_VERSION, Store, TxRecord
 from scripts.toolchain.paths import REPO_ROOT
 
 ROOT_A = "0x" + "aa" * 32
