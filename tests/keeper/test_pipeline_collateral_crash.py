@@ -17,18 +17,13 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from keeper.attestation import MarginProof
 from keeper.chain import ChainAdapter
 from keeper.eip712 import Epoch
 from keeper.feeds import SimulatedFeed
-from keeper.gas import Fees, FixedFeeStrategy
 from keeper.liquidator.bot import LiquidatorBot
-from keeper.liquidator.config import LiquidatorSettings
-from keeper.liquidator.sources import StoreLeafSource
 from keeper.metrics import KeeperMetrics
 from keeper.pipeline import EpochPipeline
 from keeper.store import Store
-from keeper.txmanager import TxManager
 from keeper.verify import verify_epoch
 from risk_engine import load_params
 from risk_engine.units import WAD
@@ -40,6 +35,7 @@ from scripts.pipeline_world import (
     make_feed,
     make_pipeline,
 )
+from tests.keeper.anvil_world import liquidator_bot, mined_epoch, mm_surplus_hi
 
 pytestmark = pytest.mark.anvil
 
@@ -58,39 +54,18 @@ class GovCrash:
     liquidator: LocalAccount
 
     def epoch(self) -> int:
-        r = self.pipeline.run_epoch()
-        assert r.status == "mined", r
-        assert r.epoch is not None
-        return r.epoch
+        return mined_epoch(self.pipeline)
 
     def positions(self, who: LocalAccount) -> list[int]:
         return list(self.world.state(who)["sizes"])
 
     def bound(self, who: LocalAccount, epoch: int) -> int:
         """The vault's MM surplus upper bound of ``who`` now, from its leaf in ``epoch``."""
-        leaf = MarginProof.from_json(
-            leaves_from_store(self.store, epoch)[f"account:{who.address.lower()}"]
-        )
-        return int(self.world.vault.functions.mmSurplusHi(who.address, leaf.to_abi()).call())
+        return mm_surplus_hi(self.world, self.store, who, epoch)
 
     def bot(self) -> LiquidatorBot:
         """The liquidator bot (its own code path: leaf source, checks, simulate, send)."""
-        w = self.world
-        tx = TxManager(
-            w.w3,
-            self.liquidator,
-            gas=FixedFeeStrategy(Fees(20 * 10**9, 10**9)),
-            fee_cap_wei=500 * 10**9,
-            store=self.store,
-            receipt_timeout=30.0,
-            poll_interval=0.05,
-        )
-        return LiquidatorBot(
-            ChainAdapter(w.w3, w.vault.address),
-            tx,
-            StoreLeafSource(self.store),
-            settings=LiquidatorSettings(),
-        )
+        return liquidator_bot(self.world, self.store, self.liquidator)
 
 
 @pytest.fixture

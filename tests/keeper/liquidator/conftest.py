@@ -25,16 +25,13 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from keeper.attestation import MarginProof
-from keeper.chain import ChainAdapter
 from keeper.feeds import SimulatedFeed
-from keeper.gas import Fees, FixedFeeStrategy
 from keeper.liquidator.bot import LiquidatorBot
 from keeper.liquidator.config import LiquidatorSettings
 from keeper.liquidator.metrics import LiquidatorMetrics
-from keeper.liquidator.sources import LeafSource, StoreLeafSource
+from keeper.liquidator.sources import LeafSource
 from keeper.pipeline import EpochPipeline
 from keeper.store import Store
-from keeper.txmanager import TxManager
 from scripts.anvil import AnvilNode
 from scripts.pipeline_world import (
     USDC6,
@@ -44,6 +41,7 @@ from scripts.pipeline_world import (
     make_feed,
     make_pipeline,
 )
+from tests.keeper.anvil_world import account_leaf, liquidator_bot, mined_epoch, mm_surplus_hi
 
 
 @dataclass
@@ -61,10 +59,7 @@ class Crash:
     tmp: Path
 
     def epoch(self) -> int:
-        r = self.pipeline.run_epoch()
-        assert r.status == "mined", r
-        assert r.epoch is not None
-        return r.epoch
+        return mined_epoch(self.pipeline)
 
     def shock(self) -> None:
         self.feed.push_shock({"BTC": -0.30, "ETH": -0.30}, vol_spike=0.4)
@@ -72,18 +67,12 @@ class Crash:
     def positions(self, who: LocalAccount) -> list[int]:
         return list(self.world.state(who)["sizes"])
 
-    def leaf(self, who: LocalAccount, epoch: int) -> Any:
-        return MarginProof.from_json(
-            leaves_from_store(self.store, epoch)[f"account:{who.address.lower()}"]
-        )
+    def leaf(self, who: LocalAccount, epoch: int) -> MarginProof:
+        return account_leaf(self.store, who, epoch)
 
     def bound(self, who: LocalAccount, epoch: int) -> int:
         """The contract's MM surplus upper bound of ``who`` now, from its leaf in ``epoch``."""
-        return int(
-            self.world.vault.functions.mmSurplusHi(
-                who.address, self.leaf(who, epoch).to_abi()
-            ).call()
-        )
+        return mm_surplus_hi(self.world, self.store, who, epoch)
 
     def lift_edge(self, epoch: int, above_usd: int = 5) -> int:
         """Deposit into ``edge`` so that its bound is ``above_usd`` (+ < 1e-6) USD."""
@@ -101,22 +90,11 @@ class Crash:
         hook: Any = None,
         **settings: Any,
     ) -> LiquidatorBot:
-        who = who or self.liquidator
-        w = self.world
-        chain = ChainAdapter(w.w3, w.vault.address)
-        tx = TxManager(
-            w.w3,
-            who,
-            gas=FixedFeeStrategy(Fees(20 * 10**9, 10**9)),
-            fee_cap_wei=500 * 10**9,
-            store=self.store,
-            receipt_timeout=30.0,
-            poll_interval=0.05,
-        )
-        return LiquidatorBot(
-            chain,
-            tx,
-            source or StoreLeafSource(self.store),
+        return liquidator_bot(
+            self.world,
+            self.store,
+            who or self.liquidator,
+            source=source,
             settings=LiquidatorSettings(**settings),
             metrics=LiquidatorMetrics(),
             hook=hook,
