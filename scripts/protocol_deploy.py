@@ -10,11 +10,7 @@ adds what a usable market needs and returns what the deployment file holds:
    options (a call and a put on BTC and on ETH, expiring on the Friday 08:00 UTC four weeks
    out, the simulator's expiry grid);
 2. the attestation signer set and quorum (``setSigners``);
-3. the liquidator takeover buffer (``setTakeoverBuffer``, docs/protocol.md §6): the largest
-   superadditive gap of the engine's concentration add-on over the deployment's underlyings,
-   ``sum_u concentration_rate_u * threshold_u`` from the engine's default parameters
-   (:func:`default_takeover_buffer`, rounded up to WAD);
-4. ``deployments/<chainId>.json`` (:class:`scripts.client.DeploymentInfo`): addresses,
+3. ``deployments/<chainId>.json`` (:class:`scripts.client.DeploymentInfo`): addresses,
    the block the deployment started at (where the keeper's event index starts), the ABI
    hash, tokens with decimals and the underlying each is priced as, instruments with their
    names, the faucet amounts, the signers.
@@ -32,14 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from keeper.feeds.sim import default_expiries
-from risk_engine.addons import takeover_gap_bound
-from risk_engine.params import RiskParams, load_params
-from risk_engine.units import WAD, to_wad_up
+from risk_engine.units import WAD
 from scripts.client import (
     DeploymentInfo,
     InstrumentInfo,
@@ -63,8 +56,6 @@ __all__ = [
     "PERP_UNDERLYINGS",
     "InstrumentSpec",
     "default_instruments",
-    "default_takeover_buffer",
-    "deployment_underlyings",
     "deploy_protocol",
     "instrument_name",
     "write_deployment",
@@ -120,26 +111,6 @@ def default_instruments(now: int) -> tuple[InstrumentSpec, ...]:
     return perps + options
 
 
-def deployment_underlyings(
-    instruments: Sequence[InstrumentSpec], collateral: Sequence[CollateralSpec] = COLLATERAL
-) -> tuple[str, ...]:
-    """Every underlying the engine scans for this deployment: the instruments' and the
-    collateral tokens' (sorted, each once)."""
-    return tuple(sorted({i.underlying for i in instruments} | {u for _, _, u in collateral}))
-
-
-def default_takeover_buffer(underlyings: Sequence[str], params: RiskParams | None = None) -> int:
-    """``takeoverBuffer`` (WAD USD, rounded up) covering the concentration add-on's largest
-    superadditive gap over ``underlyings`` (``risk_engine.addons.takeover_gap_bound``):
-    ``sum_u concentration_rate_u * concentration_threshold_u``, default parameters unless
-    ``params`` is given. $202,500 for BTC, ETH, SOL, GOV with ``params/default.toml``."""
-    p = params if params is not None else load_params()
-    up = [p.underlying(u) for u in underlyings]
-    rate = np.array([x.concentration_rate for x in up], dtype=np.float64)
-    threshold = np.array([x.concentration_threshold_usd for x in up], dtype=np.float64)
-    return int(to_wad_up(takeover_gap_bound(rate, threshold), field="takeoverBuffer"))
-
-
 def _bytes32(text: str) -> bytes:
     return text.encode().ljust(32, b"\0")
 
@@ -154,14 +125,13 @@ def deploy_protocol(
     instruments: Sequence[InstrumentSpec] | None = None,
     max_age: int = DEFAULT_MAX_AGE,
     future_tolerance: int = DEFAULT_FUTURE_TOLERANCE,
-    takeover_buffer: int | None = None,
     compiled: CompileResult | None = None,
 ) -> DeploymentInfo:
     """Deploy the settlement mock (USDC, 6 decimals), one mock per ``collateral`` entry and
     the vault owned by ``owner``; register the collateral in order, the ``instruments``
     (default :func:`default_instruments`), the signers with ``quorum`` (none when
-    ``signers`` is empty) and the takeover buffer (WAD USD; default
-    :func:`default_takeover_buffer` over the deployment's underlyings, 0 sets none).
+    ``signers`` is empty). A liquidator needs no takeover buffer: it receives the whole
+    subaccount and deposits into it (docs/protocol.md §6).
 
     ``owner`` must be able to send through ``w3`` (an unlocked node account, or a local key
     behind web3's signing middleware). ``compiled`` gives the bytecode (default: compile,
@@ -206,13 +176,6 @@ def deploy_protocol(
     signer_list = [to_checksum_address(s) for s in signers]
     if signer_list:
         send(vault.functions.setSigners(signer_list, quorum), owner, abi)
-    buffer = (
-        takeover_buffer
-        if takeover_buffer is not None
-        else default_takeover_buffer(deployment_underlyings(specs, collateral))
-    )
-    if buffer:
-        send(vault.functions.setTakeoverBuffer(buffer), owner, abi)
     symbols = {t.symbol for t in tokens}
     return DeploymentInfo(
         chain_id=int(w3.eth.chain_id),

@@ -275,7 +275,6 @@ def _build_market(chain: Chain, compiled: CompileResult) -> Market:
         ),
         max_age=MAX_AGE,
         future_tolerance=FUTURE_TOLERANCE,
-        takeover_buffer=0,
         compiled=compiled,
     )
     perp, call = (i.id for i in d.instruments)
