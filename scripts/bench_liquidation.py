@@ -1,10 +1,11 @@
 """Time from a market shock to the liquidation being mined, keeper and bot running as daemons.
 
 Each run: a fresh Anvil and world (scripts/pipeline_world.py), a maker, a naked short put
-book (10 ETH-P-3000 on 8,000 USD, the victim), a hedged book and a liquidator with
-20,000 USD in its wallet (it takes the victim's subaccount over and deposits into it); the keeper's epoch job and the liquidator's job run in one
-:class:`~keeper.lifecycle.Lifecycle` (their own intervals, never overlapping). After a few
-calm epochs the simulator gets ``BTC, ETH -30 %`` with a +40 vol-point spike; the main
+book (10 ETH-P-3000 on 8,000 USD, the victim), a hedged book and a liquidator with 20,000 USD
+in its wallet (it takes the victim's subaccount over and deposits into it); the keeper's
+epoch job and the liquidator's job run in one :class:`~keeper.lifecycle.Lifecycle` (their
+own intervals, never overlapping). After a few calm epochs the simulator gets ``BTC, ETH -30
+%`` with a +40 vol-point spike; the main
 thread watches the chain (every 20 ms) and records:
 
 - ``epochs``: epochs mined from the shock to the one whose leaf the liquidation used
