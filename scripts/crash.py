@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from web3.types import BlockIdentifier
 
 from keeper.bounds import trade_bound, unattested_surplus_lo
 from keeper.chain import AccountState, ChainAdapter, Position
@@ -513,7 +514,7 @@ def _state(stack: Stack, account: int, block: int | str = "latest") -> AccountSt
     return state
 
 
-def _owner(stack: Stack, account: int, block: int | str = "latest") -> str:
+def _owner(stack: Stack, account: int, block: BlockIdentifier = "latest") -> str:
     owner = stack.vault.functions.ownerOf(account).call(block_identifier=block)
     return to_checksum_address(owner)
 

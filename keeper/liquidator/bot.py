@@ -208,12 +208,9 @@ class LiquidatorBot:
         for p in self.tx.resume_pending():
             if p.request.purpose != "liquidate":
                 continue
-            account: int | str
-            try:
-                _, args = self.chain.vault.decode_function_input(p.request.data)
-                account = int(args["account"])
-            except Exception:  # an unreadable request: wait on it under its hash
-                account = p.tx_hash
+            # liquidate(uint256 account, ...): the id is the first argument word
+            data = bytes(p.request.data)
+            account: int | str = int.from_bytes(data[4:36], "big") if len(data) >= 36 else p.tx_hash
             self._inflight[account] = _Inflight(p, Outcome(account, "pending", 0))
         token = self.chain.rpc(
             lambda: self.chain.vault.functions.settlementToken().call(), "settlementToken"
