@@ -323,7 +323,7 @@ def test_safe_mode_before_the_first_epoch(cli_env: CliEnv, tmp_path: Path) -> No
         key=maker,
         match="run `pm account new`",
     )
-    cli_env.ok("account", "new", *where, key=maker)
+    _fund(cli_env, maker, ("account", "new"), deployment=fresh)
     cli_env.ok("quote", "--leg", "ETH-PERP:1:3500", "--out", str(q), *where, key=maker)
     cli_env.fails("trade", str(q), *where, key=taker, match="safe mode")
     assert tuple(vault.functions.accountState(flat_id).call()) == before
