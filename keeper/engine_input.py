@@ -1,7 +1,7 @@
 """Chain state + market feed -> the risk engine's input, one mapping for every caller.
 
-The epoch build (``keeper/epoch_build.py``) prices every indexed account with it, and
-``scripts/margin_view.py`` prices one account's current chain state in an epoch's stored
+The epoch build (``keeper/epoch_build.py``) prices every indexed subaccount with it, and
+``scripts/margin_view.py`` prices one subaccount's current chain state in an epoch's stored
 market with the same function, so both sides value the same inputs (docs/protocol.md §3):
 
 - one engine column per chain instrument given (the build gives the live ones), sizes
@@ -132,7 +132,7 @@ def engine_portfolios(
     token_und: Sequence[str],
     cash: Sequence[int],
 ) -> Portfolios:
-    """One row per account; one column per instrument of ``instruments`` (sizes WAD ->
+    """One row per subaccount; one column per instrument of ``instruments`` (sizes WAD ->
     units), then one SPOT column per token (balances in whole tokens). A position in an
     instrument not among the columns is left out (an expired option: its payoff is in
     ``cash``, WAD USD per account)."""

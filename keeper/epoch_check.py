@@ -8,7 +8,7 @@ header from, it:
    requires ``market.timestamp == header.timestamp`` (the pipeline's rule);
 2. reads the vault's state at ``header.snapshotBlock`` through its OWN
    :class:`~keeper.chain.ChainAdapter` (the service's node, never the keeper's), with the
-   accounts first seen up to that block (the same leaf set ``keeper verify`` rebuilds);
+   subaccounts created up to that block (the same leaf set ``keeper verify`` rebuilds);
 3. requires ``header.epoch`` above the vault's current epoch and ``header.configVersion``
    equal to the vault's (both at the service's latest block: what ``postEpoch`` checks);
 4. runs the same :func:`keeper.epoch_build.compute_epoch` and requires the token table, the
@@ -98,7 +98,7 @@ class EpochRecomputer:
     Parameters
     ----------
     chain : ChainAdapter
-        On the service's own node and the vault it signs for; its account index is kept
+        On the service's own node and the vault it signs for; its subaccount index is kept
         between calls (incremental, ``record=False``).
     params : RiskParams
         The same risk parameters as the keeper (the root depends on them).
