@@ -27,7 +27,7 @@ __all__ = ["CapitalNeed", "cash_scale", "deposit6_up", "im_surplus_lo_now"]
 
 def cash_scale(settlement_decimals: int) -> int:
     """WAD per settlement token unit (``10**12`` for a 6-decimal USDC)."""
-    return 10 ** (18 - settlement_decimals)
+    return int(10 ** (18 - settlement_decimals))
 
 
 def im_surplus_lo_now(
