@@ -5,9 +5,10 @@ the default deployment) plus the book's IM: the liquidator merged the book into 
 account. Now it receives the subaccount as it is and deposits only what brings it to IM
 (docs/protocol.md §6): IM deficit + pay + fee - covered.
 
-The naked book: 3 short ETH puts (strike 3,000) on 2,400 USD, sized so that its capital need
-after ETH -30 % with a vol spike stays below 5,000 USD (asserted from the vault's view before
-the bot acts).
+The naked book is the liquidator crash scenario's victim (tests/keeper/liquidator/conftest.py):
+10 short ETH puts (strike 3,000) on 8,000 USD. After ETH -30 % with a vol spike its capital
+need is about 4,050 USD (IM deficit ~1,400 + pay ~2,070 + fee ~575 on seed 7), below the
+5,000 USD the liquidator holds (asserted from the vault's view before the bot acts).
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ def small(anvil: AnvilNode, tmp_path: Path) -> Iterator[Small]:
     pipeline = make_pipeline(world, store, feed=feed)
     maker, naked, liquidator = (world.actor(n) for n in ("maker", "naked", "small liquidator"))
     world.fund_cash(maker, 1_000_000)
-    world.fund_cash(naked, 2_400)
+    world.fund_cash(naked, 8_000)
     world.fund_wallet(liquidator, WALLET_USD)
     e = mined_epoch(pipeline)
-    q, sig = world.quote(maker, naked, [("ETH-P-3000", 3, 100)], nonce=1)
+    q, sig = world.quote(maker, naked, [("ETH-P-3000", 10, 100)], nonce=1)
     world.execute(q, sig, naked, leaves_from_store(store, e))
     mined_epoch(pipeline)
     mined_epoch(pipeline)  # the leaves now carry the book
@@ -85,7 +86,7 @@ def test_a_liquidator_holding_5000_usd_takes_a_naked_book_over_in_a_crash(small:
     assert o.capital is not None and o.capital.min_deposit6 == need6 and o.deposit6 is not None
     # the subaccount changed owner with its book
     assert vault.ownerOf(account).call() == small.liquidator.address
-    assert list(vault.accountState(account).call()[5]) == positions == [-3 * WAD]
+    assert list(vault.accountState(account).call()[5]) == positions == [-10 * WAD]
     # at or above IM after, on the same leaf (the liquidation leaves stateNonce as it was)
     assert int(vault.imSurplusLo(account, leaf.to_abi()).call()) >= 0
     # the old owner's payout is claimable, and claiming it pays the owner's wallet
