@@ -92,7 +92,7 @@ log = logging.getLogger("scripts.crash")
 DEALER_CASH_USD = 2_000_000
 #: The liquidator's wallet (USDC, not deposited): what it may deposit into the subaccounts it
 #: takes over. A liquidation by transfer needs only the target's IM deficit + pay + fee.
-LIQUIDATOR_WALLET_USD = 50_000
+LIQUIDATOR_WALLET_USD = 10_000
 #: Opening cash = this x the trade's IM bound (sum of the legs' losses per unit), in
 #: whole thousands of USD: the bound moves with the market between quote and fill.
 OPENING_MARGIN = Decimal("1.25")
