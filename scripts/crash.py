@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from web3.types import BlockIdentifier
 
 from keeper.bounds import trade_bound, unattested_surplus_lo
 from keeper.chain import AccountState, ChainAdapter, Position
@@ -91,7 +92,7 @@ log = logging.getLogger("scripts.crash")
 DEALER_CASH_USD = 2_000_000
 #: The liquidator's wallet (USDC, not deposited): what it may deposit into the subaccounts it
 #: takes over. A liquidation by transfer needs only the target's IM deficit + pay + fee.
-LIQUIDATOR_WALLET_USD = 50_000
+LIQUIDATOR_WALLET_USD = 10_000
 #: Opening cash = this x the trade's IM bound (sum of the legs' losses per unit), in
 #: whole thousands of USD: the bound moves with the market between quote and fill.
 OPENING_MARGIN = Decimal("1.25")
@@ -513,7 +514,7 @@ def _state(stack: Stack, account: int, block: int | str = "latest") -> AccountSt
     return state
 
 
-def _owner(stack: Stack, account: int, block: int | str = "latest") -> str:
+def _owner(stack: Stack, account: int, block: BlockIdentifier = "latest") -> str:
     owner = stack.vault.functions.ownerOf(account).call(block_identifier=block)
     return to_checksum_address(owner)
 

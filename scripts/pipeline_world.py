@@ -141,6 +141,10 @@ class World:
         self.tx(self.usdc.functions.approve(self.vault.address, 2**256 - 1), acct)
         self.tx(self.vault.functions.depositCash(account, amount6), acct)
 
+    def fund_wallet(self, who: LocalAccount, usd: int) -> None:
+        """Mint ``usd`` USDC to ``who``'s wallet (not deposited): a liquidator's capital."""
+        self.tx(self.usdc.functions.mint(who.address, usd * USDC6), who)
+
     def fund_token(self, who: Who, symbol: str, amount: int) -> None:
         acct, account = self._sender(who), self.account(who)
         t = self.tokens[symbol]

@@ -170,7 +170,8 @@ class LiquidatorBot:
     metrics : LiquidatorMetrics, optional
     hook : callable, optional
         ``hook(stage, account)`` at ``"bound"`` (bound < 0, before the view), ``"checked"``
-        (view, cost and capital passed, before approving and sending) and ``"sent"``
+        (view, cost and capital passed, the deposit approved, before the liquidation is
+        simulated and sent) and ``"sent"``
         (broadcast, before the receipt): tests and benchmarks act there to race the bot.
     """
 
@@ -208,12 +209,9 @@ class LiquidatorBot:
         for p in self.tx.resume_pending():
             if p.request.purpose != "liquidate":
                 continue
-            account: int | str
-            try:
-                _, args = self.chain.vault.decode_function_input(p.request.data)
-                account = int(args["account"])
-            except Exception:  # an unreadable request: wait on it under its hash
-                account = p.tx_hash
+            # liquidate(uint256 account, ...): the id is the first argument word
+            data = bytes(p.request.data)
+            account: int | str = int.from_bytes(data[4:36], "big") if len(data) >= 36 else p.tx_hash
             self._inflight[account] = _Inflight(p, Outcome(account, "pending", 0))
         token = self.chain.rpc(
             lambda: self.chain.vault.functions.settlementToken().call(), "settlementToken"
@@ -515,13 +513,16 @@ class LiquidatorBot:
                 **view,
             )
         base: _CheckedFigures = {**view, "deposit6": deposit6, "headroom": headroom}
-        self._fire("checked", c.account)
-        # -- build -> simulate -> send
+        # -- approve exactly the deposit (mined first: liquidate pulls it), then build ->
+        # simulate -> send
         data = self.chain.vault.encode_abi(
             "liquidate", [c.account, c.proof.to_abi(), deposit6, max_out]
         )
         req = TxRequest(to=self.chain.address, data=bytes.fromhex(data[2:]), purpose="liquidate")
         try:
+            if not self.settings.dry_run:
+                self._approve(deposit6)
+            self._fire("checked", c.account)
             if self.settings.dry_run:
                 if self._allowance() < deposit6:
                     return Outcome(
@@ -536,7 +537,6 @@ class LiquidatorBot:
                 return Outcome(
                     c.account, "simulated", c.mm_surplus_hi, "dry_run", profit=profit, **base
                 )
-            self._approve(deposit6)
             pending = self.tx.submit(req)
         except SimulationError as exc:
             if exc.data:

@@ -27,7 +27,7 @@ __all__ = ["CapitalNeed", "cash_scale", "deposit6_up", "im_surplus_lo_now"]
 
 def cash_scale(settlement_decimals: int) -> int:
     """WAD per settlement token unit (``10**12`` for a 6-decimal USDC)."""
-    return 10 ** (18 - settlement_decimals)
+    return int(10 ** (18 - settlement_decimals))
 
 
 def im_surplus_lo_now(
@@ -42,7 +42,7 @@ def deposit6_up(cost: int, im_surplus_lo: int, scale: int) -> int:
     """The smallest deposit (settlement token units, rounded up) that leaves the subaccount
     at IM after paying ``cost`` (WAD USD) out of its cash: ``ceil((cost - imSurplusLo) /
     scale)``, 0 when the subaccount is above IM after paying."""
-    return max(0, div_up(cost - im_surplus_lo, scale))
+    return max(0, int(div_up(cost - im_surplus_lo, scale)))
 
 
 @dataclass(frozen=True)
