@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -212,10 +213,13 @@ def _norm_hex(value: str, name: str) -> str:
     return text
 
 
+_DECIMAL = re.compile(r"[0-9]+")
+
+
 def _id_key(key: int | str, kind: str) -> str:
     """A leaf key: the subaccount or instrument id in decimal (no sign, no leading zeros)."""
     text = str(key).strip()
-    if not text.isdigit():
+    if not _DECIMAL.fullmatch(text):
         raise StoreError(f"{kind} key must be a decimal id, got {key!r}")
     return str(int(text))
 
