@@ -36,12 +36,20 @@ contract ScenariosTest is InvariantBase {
         assertGt(vault.insuranceFund(), 0, "the fund took its share of the penalty");
         assertEq(vault.ownerOf(model.accountAt(ALICE)), model.actor(2), "carol owns alice's subaccount");
         _checkAll();
-        // alice claims what she was paid; the books still balance.
-        uint256 owed = vault.payoutOf(model.actor(ALICE));
-        assertGt(owed, 0);
+    }
+
+    function test_claimPayout_afterALiquidationThatPaysTheOwner() public {
+        _aliceLong30();
+        market.moveMarketAndPost(0.93e18, 1e18, 1e18, 0, 0); // alice: equity ~$74k < MM ~$84k
+        liquidations.liquidate(ALICE, TO_CAROL);
+        assertEq(model.calls("liquidate"), 1);
+        // equity above the penalty: alice is owed the rest, and claims it; the books balance.
+        assertGt(vault.payoutOf(model.actor(ALICE)), 40_000e18);
+        _checkAll();
         collateral.claimPayout(ALICE);
         assertEq(model.calls("claimPayout"), 1);
         assertLt(vault.payoutOf(model.actor(ALICE)), 1e12);
+        assertEq(model.violation(), "");
         _checkAll();
     }
 

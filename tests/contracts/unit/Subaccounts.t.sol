@@ -87,6 +87,7 @@ contract SubaccountsTest is BaseTest {
         _depositCash(alice, cash6);
         _deposit(alice, weth, weth18);
         bytes memory before = _full(aliceAcct);
+        bytes memory bobBefore = _full(bobAcct);
         uint256 held = usdc.balanceOf(address(vault));
         uint256 heldWeth = weth.balanceOf(address(vault));
         vm.prank(alice);
@@ -95,7 +96,7 @@ contract SubaccountsTest is BaseTest {
         assertEq(_full(aliceAcct), before);
         assertEq(usdc.balanceOf(address(vault)), held);
         assertEq(weth.balanceOf(address(vault)), heldWeth);
-        assertEq(_full(bobAcct), _full(bobAcct)); // and nobody else's
+        assertEq(_full(bobAcct), bobBefore); // and nobody else's
     }
 
     function test_transferSubaccount_revertsWhenToZeroAddress() public {
