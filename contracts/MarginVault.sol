@@ -193,7 +193,7 @@ contract MarginVault is IMarginVault, VaultBase {
         if (amount == 0) revert Errors.ZeroAmount();
         Account storage a = _accounts[account];
         a.collateral[token] += amount;
-        (int256 lo, int256 hi) = _collateralBounds(c, token, amount, true);
+        (int256 lo, int256 hi) = _collateralBounds(c, amount, true);
         _addBounds(account, a, lo, hi);
         emit Events.CollateralUpdated(account, token, a.collateral[token]);
         emit Events.Deposited(account, token, amount);
@@ -209,7 +209,7 @@ contract MarginVault is IMarginVault, VaultBase {
         uint256 balance = a.collateral[token];
         if (amount > balance) revert Errors.InsufficientBalance(account, token, balance, amount);
         a.collateral[token] = balance - amount;
-        (int256 lo, int256 hi) = _collateralBounds(c, token, amount, false);
+        (int256 lo, int256 hi) = _collateralBounds(c, amount, false);
         _addBounds(account, a, lo, hi);
         _requireImSurplus(account, a, mp);
         emit Events.CollateralUpdated(account, token, balance - amount);
@@ -580,7 +580,7 @@ contract MarginVault is IMarginVault, VaultBase {
     /// @dev Without a fresh price (safe mode, or a token registered after the current epoch)
     /// a deposit adds (0, UNBOUNDED) and a withdrawal (-UNBOUNDED, 0): always valid, since a
     /// token's haircut is at most its value (downShock <= 1).
-    function _collateralBounds(TokenConfig memory c, address token, uint256 amount, bool isDeposit)
+    function _collateralBounds(TokenConfig memory c, uint256 amount, bool isDeposit)
         internal
         view
         returns (int256 lo, int256 hi)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the commands import the heavy modules only when they run
 
 __all__ = ["keeper_cli", "main"]
 
-_HELP = """Portfolio-margin keeper: attests every account's margin once per epoch.
+_HELP = """Portfolio-margin keeper: attests every subaccount's margin once per epoch.
 
 \b
 Configuration: a TOML file (--config, see keeper.example.toml) plus PM_* environment

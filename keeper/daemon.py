@@ -85,7 +85,7 @@ class Keeper:
             "lastResult": None if last is None else last.status,
             "lastRefusal": self.pipeline.last_refusal,
             "indexedBlock": self.chain.indexed_block,
-            "accountsKnown": len(self.chain.accounts),
+            "accountsKnown": len(self.chain.accounts),  # subaccounts indexed
         }
 
     def epoch_job(self) -> EpochResult | None:

@@ -8,7 +8,8 @@ Names (all prefixed ``pm_keeper_``):
 ``epoch_lag_seconds``                  gauge      now - that timestamp (alert near maxAge)
 ``stage_seconds{stage}``               histogram  time per pipeline stage (index, snapshot,
                                                   compute, tree, sign, post...)
-``accounts``                           gauge      accounts in the last epoch
+``accounts``                           gauge      ACCOUNT leaves (one per subaccount) in
+                                                  the last epoch
 ``gas_used_total{purpose}``            counter    gas of mined transactions
 ``tx_total{purpose,outcome}``          counter    transactions by outcome (mined, reverted,
                                                   replaced, timeout)
@@ -71,7 +72,9 @@ class KeeperMetrics:
             buckets=STAGE_BUCKETS,
             registry=r,
         )
-        self.accounts = Gauge("pm_keeper_accounts", "Accounts in the last epoch", registry=r)
+        self.accounts = Gauge(
+            "pm_keeper_accounts", "ACCOUNT leaves (subaccounts) in the last epoch", registry=r
+        )
         self.gas_used = Counter(
             "pm_keeper_gas_used", "Gas used by mined transactions", ["purpose"], registry=r
         )

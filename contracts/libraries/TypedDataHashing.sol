@@ -42,9 +42,10 @@ library TypedDataHashing {
     }
 
     function hashQuote(Quote calldata q) internal pure returns (bytes32) {
-        return keccak256(
-            abi.encode(QUOTE_TYPEHASH, q.maker, q.makerAccount, q.taker, _hashLegs(q.legs), q.nonce, q.deadline)
-        );
+        return
+            keccak256(
+                abi.encode(QUOTE_TYPEHASH, q.maker, q.makerAccount, q.taker, _hashLegs(q.legs), q.nonce, q.deadline)
+            );
     }
 
     function _hashTokens(TokenPrice[] calldata a) private pure returns (bytes32) {

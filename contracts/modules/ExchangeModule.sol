@@ -168,7 +168,7 @@ contract ExchangeModule is VaultModule {
         if (n == 0 && a.cash >= 0) revert Errors.NothingToLiquidate(account);
         _requireAccountLeaf(account, a, target);
         // The IM check after the transfer reads this leaf: its bounds must be current-price.
-        if (a.taintedEpoch == _epoch) revert Errors.BoundsFromPreviousPrices(account, _epoch + 1);
+        if (_boundsFromPreviousPrices(a)) revert Errors.BoundsFromPreviousPrices(account, _epoch + 1);
         // Pending funding is not applied (a loop per position); the leaf counts it, and each
         // application could round cumLo down by 1 wei, so count that.
         int256 cumLoNow = a.cumLo - FixedPoint.toInt(n);

@@ -181,6 +181,13 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         _emitAccount(account, a);
     }
 
+    /// @dev Whether the current leaf misses a bound change priced by an older epoch: recorded
+    /// (`taintedEpoch`), or the last change itself (not yet recorded, as `_addBounds` records
+    /// it only at the next change). For an action that reads the leaf without changing bounds.
+    function _boundsFromPreviousPrices(Account storage a) internal view returns (bool) {
+        return a.taintedEpoch == _epoch || (a.boundEpoch < _epoch && a.boundBlock > _snapshotBlock);
+    }
+
     function _emitAccount(uint256 account, Account storage a) internal {
         emit Events.AccountUpdated(account, a.cash, a.cumLo, a.cumHi, a.stateNonce);
     }
