@@ -433,6 +433,32 @@ def cancel(nonce: int, **kw: Unpack[SessionOptions]) -> None:
     run(_session(kw), nonce)
 
 
+# ----------------------------------------------------------------------------- liquidator
+
+
+@pm.command()
+@network_options
+@key_options
+@dry_run_option
+@api_option
+@click.option(
+    "--deposit",
+    default=None,
+    help="USDC to deposit into the subaccount (default: the capital need plus the slippage "
+    "allowed on the cost).",
+)
+@click.argument("account_id", metavar="ID", type=click.IntRange(min=1))
+def liquidate(
+    account_id: int, deposit: str | None, api_url: str, **kw: Unpack[SessionOptions]
+) -> None:
+    """Take subaccount ID over by hand: it becomes yours, and you deposit from your wallet
+    what brings it to IM (capital need = IM deficit + pay + fee - covered). The bot does
+    the same automatically (`pm liquidator run`)."""
+    from scripts.liquidate import liquidate as run
+
+    run(_session(kw), KeeperApi(api_url), account_id, deposit)
+
+
 # ----------------------------------------------------------------------------- inspection
 
 

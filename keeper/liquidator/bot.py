@@ -15,7 +15,10 @@ Each :meth:`LiquidatorBot.tick` (a :class:`~keeper.lifecycle.Lifecycle` job):
    ``mmSurplusHi = (leaf.equity - leaf.mm) + (cumHi_now - leaf.cumHi)``. Only subaccounts
    with ``mmSurplusHi < 0`` are candidates, most negative first.
 5. **owner**: a subaccount the bot's key owns or operates is skipped (``own_subaccount``:
-   the vault refuses ``SelfLiquidation``); it may be one the bot took over earlier.
+   the vault refuses ``SelfLiquidation``); it may be one the bot took over earlier. So is
+   one whose last bound change was priced by an older epoch (``previous_prices``: the vault
+   refuses ``BoundsFromPreviousPrices``, the IM check after the transfer needs current-price
+   bounds; the next epoch's leaf has them).
 6. **view**: ``checkLiquidation(account, leaf)`` at the latest block is authoritative: a
    subaccount it calls healthy is skipped (``view_healthy``), whatever the bound said. It
    gives ``pay``, ``fee``, ``covered`` and ``minDeposit6``.
@@ -76,7 +79,7 @@ from web3.logs import DISCARD
 
 from keeper.abi import erc20_abi
 from keeper.attestation import MerkleTree
-from keeper.bounds import mm_surplus_hi
+from keeper.bounds import bounds_from_previous_prices, mm_surplus_hi
 from keeper.chain import ChainAdapter, EpochOnChain
 from keeper.errors import LeafSourceError, SimulationError, TxError, TxRevertedError, TxTimeoutError
 from keeper.liquidator.capital import CapitalNeed, cash_scale, deposit6_up, im_surplus_lo_now
@@ -485,6 +488,22 @@ class LiquidatorBot:
             return self._skip(
                 c,
                 f"unprofitable: expected {wad_to_usd(profit):.2f} USD < {min_profit} USD",
+                profit=profit,
+                **view,
+            )
+        # -- the vault's IM check after the transfer reads this leaf: it refuses a subaccount
+        # whose last bound change was priced by an older epoch (BoundsFromPreviousPrices)
+        last_block, last_epoch, tainted = self.chain.rpc(
+            lambda: v.boundChange(c.account).call(), "boundChange"
+        )
+        cur = self.chain.current_epoch("latest")
+        if bounds_from_previous_prices(
+            int(last_block), int(last_epoch), int(tainted), cur.epoch, cur.snapshot_block
+        ):
+            return self._skip(
+                c,
+                f"previous_prices: the subaccount changed between the snapshot and the post of "
+                f"epoch {cur.epoch}; the vault takes it from epoch {cur.epoch + 1}",
                 profit=profit,
                 **view,
             )

@@ -123,6 +123,7 @@ def test_help_on_every_command() -> None:
         "margin",
         "report",
         "account",
+        "liquidate",
         "keeper",
         "liquidator",
     ):
@@ -375,6 +376,8 @@ def test_account_bad_input_sends_nothing(cli_env: CliEnv) -> None:
         (("account", "transfer", str(mine), "0x" + "00" * 20), "zero address"),
         (("withdraw-cash", "10", "--account", "999999"), "unknown subaccount 999999"),
         (("account", "transfer", "999999", owner.address), "unknown subaccount 999999"),
+        (("liquidate", str(_first(cli_env, stranger))), "by its owner or an operator"),
+        (("liquidate", "999999"), "unknown subaccount 999999"),
     ):
         cli_env.fails(*args, key=stranger, match=match)
     cli_env.fails(

@@ -105,6 +105,7 @@ def test_crash_liquidates_the_naked_short_put_only(
         assert m is not None
         assert m.liquidations._value.get() == 1
         assert m.profit_usd._value.get() == pytest.approx(o.profit / WAD)
+        assert m.deposited_usd._value.get() == pytest.approx(o.deposit6 / 10**6)
 
 
 def test_two_books_below_maintenance_in_one_tick_or_one_per_tick(crash: Crash) -> None:

@@ -235,3 +235,27 @@ def test_dry_run_simulates_and_sends_nothing(crash: Crash) -> None:
     (o,) = crash.bot(dry_run=True).tick().outcomes
     assert o.status == "simulated" and o.reason == "dry_run"
     assert crash.liquidation_txs() == [] and crash.owner(crash.victim) == crash.victim.address
+
+
+def test_a_subaccount_changed_after_the_snapshot_waits_for_the_next_epoch(crash: Crash) -> None:
+    e = _crashed(crash)
+    # 1 USD deposited in the block the next epoch's snapshot misses: the leaf of e + 1 does
+    # not carry it, and the vault takes the subaccount over only on current-price bounds
+    crash.deposit_cash(crash.victim, 10**6)
+    assert crash.epoch() == e + 1 and crash.bound(crash.victim, e + 1) < 0
+    w = crash.world
+    nonce = w.w3.eth.get_transaction_count(crash.liquidator.address)
+    (o,) = crash.bot().tick().outcomes
+    assert o.status == "skipped" and (o.reason or "").startswith("previous_prices")
+    assert f"from epoch {e + 2}" in (o.reason or "") and o.capital is not None
+    assert w.w3.eth.get_transaction_count(crash.liquidator.address) == nonce  # no approval
+    # the contract agrees
+    leaf = crash.leaf(crash.victim, e + 1)
+    w.tx(w.usdc.functions.approve(w.vault.address, 10**12), crash.liquidator)
+    fn = w.vault.functions.liquidate(crash.id(crash.victim), leaf.to_abi(), 10**12, 10**30)
+    with pytest.raises(Exception, match="BoundsFromPreviousPrices"):
+        w.tx(fn, crash.liquidator)
+    # the next epoch's leaf carries the deposit: taken over
+    crash.epoch()
+    (o,) = crash.bot().tick().outcomes
+    assert o.status == "liquidated" and crash.owner(crash.victim) == crash.liquidator.address
