@@ -72,8 +72,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     # subaccounts
     "UnknownSubaccount": "no subaccount with this id (ids start at 1; `pm account list` "
     "shows yours)",
-    "NotAuthorized": "the sender is neither the subaccount's owner nor an operator of its "
-    "owner",
+    "NotAuthorized": "the sender is neither the subaccount's owner nor an operator of its owner",
     # lookups
     "UnknownToken": "token is not registered collateral",
     "UnknownInstrument": "no instrument with this id",
