@@ -226,6 +226,17 @@ def engine_market(
         rate=float(market.rate),
         surface=surface,
         returns=np.column_stack(returns).astype(np.float64),
+        # the feed's confidence per underlying (a token-only one under its own symbol or
+        # its token's); None when the feed gave none, so the engine sees full confidence
+        confidence=np.array(
+            [
+                market.confidence.get(u, market.confidence.get(token_symbol_of.get(u, u), 1.0))
+                for u in underlyings
+            ],
+            dtype=np.float64,
+        )
+        if market.confidence
+        else None,
     )
     return EngineMarket(snapshot, tuple(capped))
 

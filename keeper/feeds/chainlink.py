@@ -47,6 +47,10 @@ class ChainlinkSource(MarketSource):
         self._decimals: dict[str, int] = {}
         self._id = 0
 
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.feeds)
+
     def _eth_call(self, to: str, data: str) -> bytes:
         self._id += 1
         body = self.http.post(

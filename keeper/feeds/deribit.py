@@ -101,6 +101,14 @@ class DeribitSource(MarketSource):
         self.min_tenor_seconds = min_tenor_seconds
         self.max_abs_log_moneyness = max_abs_log_moneyness
 
+    @property
+    def provides(self) -> frozenset[str]:
+        return frozenset({"spot", "perp", "vol"} | ({"bars"} if self.bar_seconds else set()))
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.currencies)
+
     def _call(self, method: str, params: Mapping[str, str | int]) -> tuple[Any, int]:
         """``result`` of a public method and the answer's time (unix s, from ``usOut``)."""
         body = self.http.get(f"/api/v2/public/{method}", params)

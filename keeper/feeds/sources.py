@@ -66,6 +66,16 @@ class MarketSource(abc.ABC):
 
     name: str
 
+    @property
+    def provides(self) -> frozenset[str]:
+        """What it quotes: a subset of ``{"spot", "perp", "vol", "bars"}``."""
+        return frozenset({"spot"})
+
+    @property
+    @abc.abstractmethod
+    def symbols(self) -> tuple[str, ...]:
+        """The underlying symbols it is configured to quote."""
+
     @abc.abstractmethod
     def fetch(self, now: int) -> Observation:
         """The provider's current quotes (``now``: the keeper's clock, unix seconds, used

@@ -60,6 +60,14 @@ class _SpotSource(MarketSource):
         self.bar_seconds = bar_seconds
         self.bars = bars
 
+    @property
+    def provides(self) -> frozenset[str]:
+        return frozenset({"spot"} | ({"bars"} if self.bar_seconds else set()))
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.pairs)
+
     def _ticker(self, pair: str) -> tuple[float, int]:
         raise NotImplementedError
 
