@@ -111,7 +111,9 @@ def verify(ctx: click.Context, number: int) -> None:
 @keeper_cli.command(
     help="Run one signer service (its key from PM_SIGNER_KEYS / PM_KEYSTORE). Before signing "
     "it recomputes the epoch from its own node (--rpc-url) and the market snapshot sent with "
-    "the header, and it answers only the keepers given with --allow-keeper."
+    "the header, and it answers only the keepers given with --allow-keeper. With "
+    "--feed-config it reads the market itself and refuses a snapshot that deviates from its "
+    "own feed beyond the [feed.check] tolerances."
 )
 @click.option("--port", type=int, required=True, help="Listen port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -135,6 +137,12 @@ def verify(ctx: click.Context, number: int) -> None:
     required=True,
     help="JSON file of signed (epoch, root), kept across restarts.",
 )
+@click.option(
+    "--feed-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file whose [feed] table is this service's OWN market feed (docs/operations.md).",
+)
 def signer(
     port: int,
     host: str,
@@ -147,17 +155,26 @@ def signer(
     max_past: int,
     max_request_age: int,
     state: Path,
+    feed_config: Path | None,
 ) -> None:
     import os
     import signal
     import threading
+    import time
 
     from eth_utils.address import is_address, to_checksum_address
     from web3 import Web3
 
     from keeper.chain import ChainAdapter
-    from keeper.config import load_keystores, parse_private_key
+    from keeper.config import (
+        load_keystores,
+        parse_feed_section,
+        parse_private_key,
+        read_toml,
+        section_table,
+    )
     from keeper.epoch_check import EpochRecomputer
+    from keeper.feeds import build_feed
     from keeper.signers import SignerPolicy, SignerService
     from risk_engine import load_params
 
@@ -186,6 +203,12 @@ def signer(
     )
     if chain.chain_id != chain_id:
         raise click.ClickException(f"--rpc-url serves chain {chain.chain_id}, not {chain_id}")
+    reference = None
+    tolerances = None
+    if feed_config is not None:
+        feed_cfg = parse_feed_section(section_table(read_toml(feed_config), "feed"), os.environ)
+        own_feed = build_feed(feed_cfg, start_time=int(time.time()))
+        reference, tolerances = own_feed.tick, feed_cfg.check
     service = SignerService(
         keys[0],
         SignerPolicy(
@@ -196,7 +219,7 @@ def signer(
             allowed_keepers=tuple(to_checksum_address(a) for a in allow_keeper),
             max_request_age_seconds=max_request_age,
         ),
-        checker=EpochRecomputer(chain, load_params()),
+        checker=EpochRecomputer(chain, load_params(), reference=reference, tolerances=tolerances),
         host=host,
         port=port,
         state_path=state,
