@@ -211,7 +211,8 @@ class SourceConfig:
     ``url``: its base URL (for ``chainlink``, a JSON-RPC node); ``symbols``: underlying
     symbol -> the provider's name for it (Deribit currency ``BTC``, Binance pair
     ``BTCUSDT``, Coinbase product ``BTC-USD``, Chainlink aggregator address);
-    ``timeout_seconds`` per request.
+    ``timeout_seconds`` per request; ``max_age_seconds``: this source's staleness limit
+    when it differs from the composite's (an on-chain feed updating on a heartbeat).
     """
 
     name: str
@@ -219,6 +220,7 @@ class SourceConfig:
     url: str
     symbols: Mapping[str, str]
     timeout_seconds: float = 5.0
+    max_age_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -494,7 +496,9 @@ def _parse_source(raw: object, i: int) -> SourceConfig:
     where = f"feed.sources[{i}]"
     if not isinstance(raw, dict):
         raise ConfigError(where, "expected a table")
-    _reject_unknown(raw, where, {"name", "kind", "url", "symbols", "timeout_seconds"})
+    _reject_unknown(
+        raw, where, {"name", "kind", "url", "symbols", "timeout_seconds", "max_age_seconds"}
+    )
     kind = raw.get("kind")
     if kind not in _SOURCE_KINDS:
         raise ConfigError(f"{where}.kind", f"expected one of {', '.join(_SOURCE_KINDS)}")
@@ -516,6 +520,9 @@ def _parse_source(raw: object, i: int) -> SourceConfig:
             maximum=60.0,
             strict_min=True,
         ),
+        max_age_seconds=None
+        if raw.get("max_age_seconds") is None
+        else parse_int(raw["max_age_seconds"], f"{where}.max_age_seconds", minimum=1),
     )
 
 

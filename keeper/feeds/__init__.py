@@ -68,7 +68,8 @@ def build_composite(config: FeedConfig, *, metrics: KeeperMetrics | None = None)
         build_source(s, bar_seconds=settings.bar_seconds, bars=settings.max_bars + 1)
         for s in config.sources
     ]
-    return CompositeFeed(sources, settings, metrics=metrics)
+    max_age = {s.name: s.max_age_seconds for s in config.sources if s.max_age_seconds is not None}
+    return CompositeFeed(sources, settings, metrics=metrics, max_age=max_age)
 
 
 def build_feed(

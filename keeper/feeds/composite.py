@@ -5,7 +5,8 @@ its perp mark, its vol smiles), keeps the sources that are:
 
 1. **answering**: a source whose fetch raised (timeout, HTTP error, malformed JSON) is
    dropped for the tick (reason ``error``);
-2. **fresh**: its observation's own time is at most ``max_age_seconds`` old and at most
+2. **fresh**: its observation's own time is at most ``max_age_seconds`` old (or the
+   source's own limit, ``max_age``: an on-chain feed with a heartbeat) and at most
    ``max_future_seconds`` ahead of the keeper's clock (reason ``stale``). A stale source
    does not vote;
 3. **agreeing**: within ``max_deviation`` (relative) of the median of the fresh sources
@@ -17,7 +18,7 @@ its perp mark, its vol smiles), keeps the sources that are:
 
 The value is the median of the kept sources. Its confidence, in [0, 1], is::
 
-    confidence = (kept / configured) * mean over kept of (1 - 0.5 * age / max_age_seconds)
+    confidence = (kept / configured) * mean over kept of (1 - 0.5 * age / max_age)
 
 ``configured`` counts the sources set up to quote that value (three venues quoting a
 spot: two agreeing fresh ones give 0.67, one gives 0.33). A symbol's confidence is the
@@ -117,6 +118,7 @@ class CompositeFeed(MarketFeed):
         settings: CompositeSettings,
         *,
         metrics: KeeperMetrics | None = None,
+        max_age: Mapping[str, int] | None = None,
     ) -> None:
         names = [s.name for s in sources]
         if not sources or len(set(names)) != len(names):
@@ -124,6 +126,9 @@ class CompositeFeed(MarketFeed):
         self.sources = tuple(sources)
         self.settings = settings
         self.metrics = metrics
+        #: Per-source staleness limits (seconds) overriding ``settings.max_age_seconds``:
+        #: an on-chain feed that updates on a heartbeat is fresh for longer than a ticker.
+        self.max_age = {n: settings.max_age_seconds for n in names} | dict(max_age or {})
         self._freeze: dict[tuple[str, str, str], _Freeze] = {}
         #: The last tick's combined values by (kind, symbol), for operators and tests.
         self.last_quotes: dict[tuple[str, str], ValueQuote] = {}
@@ -140,6 +145,11 @@ class CompositeFeed(MarketFeed):
         if self.metrics is not None:
             self.metrics.feed_refusals.labels(reason="confidence").inc()
         return FeedError(why, field=f"{symbol}.confidence")
+
+    def _freshness(self, source: str, age: int) -> float:
+        """1 for data of age 0, 0.5 at the source's staleness limit."""
+        limit = self.max_age[source]
+        return 1.0 - 0.5 * min(age, limit) / limit
 
     def _configured(self, kind: str, symbol: str) -> int:
         return sum(1 for s in self.sources if kind in s.provides and symbol in s.symbols)
@@ -169,7 +179,7 @@ class CompositeFeed(MarketFeed):
             kept.append(src)
         if not kept:
             return None
-        fresh = [1.0 - 0.5 * min(ages[s], st.max_age_seconds) / st.max_age_seconds for s in kept]
+        fresh = [self._freshness(s, ages[s]) for s in kept]
         conf = len(kept) / max(self._configured(kind, symbol), len(kept)) * float(np.mean(fresh))
         return ValueQuote(float(statistics.median(values[s] for s in kept)), conf, tuple(kept))
 
@@ -194,11 +204,7 @@ class CompositeFeed(MarketFeed):
                     statistics.median(s.curvature for s in at),
                 )
             )
-        st = self.settings
-        fresh = [
-            1.0 - 0.5 * min(ages[o.source], st.max_age_seconds) / st.max_age_seconds
-            for o in quoting
-        ]
+        fresh = [self._freshness(o.source, ages[o.source]) for o in quoting]
         conf = len(quoting) / max(self._configured("vol", symbol), len(quoting))
         return tuple(out), conf * float(np.mean(fresh))
 
@@ -242,7 +248,7 @@ class CompositeFeed(MarketFeed):
                 self._drop(src.name, "error", str(exc))
                 continue
             age = now - o.time
-            if age > st.max_age_seconds or -age > st.max_future_seconds:
+            if age > self.max_age[src.name] or -age > st.max_future_seconds:
                 self._drop(src.name, "stale", f"data time {o.time}, keeper clock {now}")
                 continue
             fresh.append(o)
