@@ -20,7 +20,11 @@ market with the same function, so both sides value the same inputs (docs/protoco
   (``perp_basis[ETH]``, ``forward_basis[ETH@<expiry>]``), an ATM vol outside
   ``[min_vol, max_vol]``, a skew or curvature beyond its bound (``atm_vol[ETH@<expiry>]``,
   ``skew[...]``, ``curvature[...]``). The stored market keeps the raw values, so
-  ``keeper verify`` and every signer recompute the same caps.
+  ``keeper verify`` and every signer recompute the same caps;
+- confidence: the feed's confidence per symbol (``MarketState.confidence``, the composite
+  feed's) becomes ``MarketSnapshot.confidence`` per engine underlying (a token-only one
+  under its own symbol, else its token's, else full); none when the feed gave none, so the
+  engine's confidence add-on is zero (risk_engine/addons.py).
 """
 
 from __future__ import annotations
