@@ -181,6 +181,15 @@ def signer(
     for a in (vault, *allow_keeper):
         if not is_address(a):
             raise click.ClickException(f"not an address: {a}")
+    reference = None
+    tolerances = None
+    if feed_config is not None:  # before any connection: a bad file fails at once
+        try:
+            feed_cfg = parse_feed_section(section_table(read_toml(feed_config), "feed"), os.environ)
+        except ConfigError as exc:
+            raise click.ClickException(f"--feed-config {feed_config}: {exc}") from exc
+        own_feed = build_feed(feed_cfg, start_time=int(time.time()))
+        reference, tolerances = own_feed.tick, feed_cfg.check
 
     keys: list[str] = []
     if os.environ.get("PM_SIGNER_KEYS"):
@@ -203,12 +212,6 @@ def signer(
     )
     if chain.chain_id != chain_id:
         raise click.ClickException(f"--rpc-url serves chain {chain.chain_id}, not {chain_id}")
-    reference = None
-    tolerances = None
-    if feed_config is not None:
-        feed_cfg = parse_feed_section(section_table(read_toml(feed_config), "feed"), os.environ)
-        own_feed = build_feed(feed_cfg, start_time=int(time.time()))
-        reference, tolerances = own_feed.tick, feed_cfg.check
     service = SignerService(
         keys[0],
         SignerPolicy(

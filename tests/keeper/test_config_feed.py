@@ -71,3 +71,37 @@ def test_a_bad_live_feed_value_is_refused_by_name(edit: Any, field: str) -> None
 def test_the_feed_kind_can_be_chosen_from_the_environment() -> None:
     cfg = parse_feed_section(documented_example(), {"PM_FEED_KIND": "sim"})
     assert cfg.kind == "sim" and cfg.composite is None
+
+
+def test_keeper_signer_refuses_a_bad_feed_config_before_connecting(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from keeper.cli import keeper_cli
+
+    bad = tmp_path / "signer-feed.toml"
+    bad.write_text('[feed]\nkind = "composite"\n')
+    addr = "0x" + "11" * 20
+    r = CliRunner().invoke(
+        keeper_cli,
+        [
+            "signer",
+            "--port",
+            "0",
+            "--rpc-url",
+            "http://127.0.0.1:9",  # nothing listens: the file must fail first
+            "--chain-id",
+            "31337",
+            "--vault",
+            addr,
+            "--allow-keeper",
+            addr,
+            "--state",
+            str(tmp_path / "signed.json"),
+            "--feed-config",
+            str(bad),
+        ],
+        env={"PM_SIGNER_KEYS": "0x" + "22" * 32, "PM_KEYSTORE": ""},
+        obj={},
+    )
+    assert r.exit_code == 1
+    assert "feed.sources: feed kind 'composite' needs [[feed.sources]]" in r.output
