@@ -92,3 +92,21 @@ def test_the_confidence_section_is_optional_and_validated() -> None:
     d["confidence"] = {"threshold": 0.6, "rate": 0.5}
     with pytest.raises(InvalidParamsError, match="confidence.rate"):
         params_from_dict(d)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 1000), st.floats(0.0, 0.54))
+def test_the_add_on_to_an_account_is_its_gross_notional_on_that_underlying_times_the_rate(
+    seed: int, conf: float
+) -> None:
+    params = load_params()
+    market, ins = small_universe(seed)
+    pf = random_portfolios(np.random.default_rng(seed), ins, market, 15, 6)
+    plain = compute_margin(pf, market, params)
+    low = compute_margin(pf, _with_confidence(market, [1.0, conf, 1.0]), params)
+    eth = np.array([u == "ETH" for u in ins.underlying], dtype=np.float64)
+    gross_eth = np.abs(pf.positions.toarray()) @ eth * market.spot[1]
+    add = params.confidence.rate * (1.0 - conf) * gross_eth
+    scale = plain.gross_notional + 1.0
+    assert np.all(np.abs(low.im - plain.im - add) <= 1e-9 * scale)
+    assert np.all(np.abs(low.mm - plain.mm - params.mm_scale * add) <= 1e-9 * scale)
