@@ -15,7 +15,10 @@ from keeper._click import common_group_options, setup_logging
 from keeper.errors import ConfigError
 
 if TYPE_CHECKING:  # the commands import the heavy modules only when they run
+    from collections.abc import Callable
+
     from keeper.config import Config
+    from keeper.feeds.base import MarketState
 
 __all__ = ["keeper_cli", "main"]
 
@@ -181,7 +184,7 @@ def signer(
     for a in (vault, *allow_keeper):
         if not is_address(a):
             raise click.ClickException(f"not an address: {a}")
-    reference = None
+    reference: Callable[[int], MarketState] | None = None
     tolerances = None
     if feed_config is not None:  # before any connection: a bad file fails at once
         try:
@@ -189,7 +192,13 @@ def signer(
         except ConfigError as exc:
             raise click.ClickException(f"--feed-config {feed_config}: {exc}") from exc
         own_feed = build_feed(feed_cfg, start_time=int(time.time()))
-        reference, tolerances = own_feed.tick, feed_cfg.check
+        tolerances = feed_cfg.check
+
+        def reference(ts: int) -> MarketState:
+            # a header older than the last one checked (a resumed epoch) is compared with
+            # the market now: a feed's clock never runs backwards
+            last = own_feed.latest()
+            return own_feed.tick(ts if last is None else max(ts, last.timestamp))
 
     keys: list[str] = []
     if os.environ.get("PM_SIGNER_KEYS"):

@@ -6,15 +6,21 @@ signer whose own feed disagrees refuses to sign (docs/security.md section 14).""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import requests
+from eth_account import Account
 
 from keeper.attestation import InstrumentLeaf
 from keeper.chain import ChainAdapter
-from keeper.eip712 import Epoch
+from keeper.eip712 import Epoch, epoch_digest, recover_signer
 from keeper.epoch_build import compute_epoch
 from keeper.epoch_check import EpochRecomputer, MarketTolerances
 from keeper.feeds.base import MarketState
@@ -26,7 +32,9 @@ from keeper.signers import RemoteSigners, SignerPolicy, SignerService
 from keeper.store import Store
 from risk_engine import load_params
 from risk_engine.units import WAD
+from scripts.anvil import AnvilNode, free_port
 from scripts.pipeline_world import START_PRICES, World, make_pipeline
+from scripts.toolchain.paths import REPO_ROOT
 
 from .anvil_world import mined_epoch
 from .feeds.mock_venue import LiveVenue, MockServer
@@ -191,3 +199,127 @@ def test_epochs_keep_posting_as_a_venue_freezes_then_one_lies_with_the_add_on_in
     )
     add_on = params.confidence.rate * (1 - conf) * market.underlying("ETH").spot
     assert (posted_loss - without) / WAD == pytest.approx(add_on, rel=1e-6)
+
+
+def feed_toml(venues: Venues) -> str:
+    url = {k: s.url for k, s in venues.server.items()}
+    return f"""
+[feed]
+kind = "composite"
+
+[feed.composite]
+symbols = ["BTC", "ETH"]
+tokens = {{ WETH = "ETH", WBTC = "BTC" }}
+max_future_seconds = 120          # covers the keeper's read to this service's (process start)
+
+[[feed.sources]]
+name = "deribit"
+kind = "deribit"
+url = "{url["deribit"]}"
+symbols = {{ BTC = "BTC", ETH = "ETH" }}
+
+[[feed.sources]]
+name = "binance"
+kind = "binance"
+url = "{url["binance"]}"
+symbols = {{ BTC = "BTCUSDT", ETH = "ETHUSDT" }}
+
+[[feed.sources]]
+name = "coinbase"
+kind = "coinbase"
+url = "{url["coinbase"]}"
+symbols = {{ BTC = "BTC-USD", ETH = "ETH-USD" }}
+
+[feed.check]
+max_price_deviation = 0.02
+max_vol_deviation = 0.05
+max_return_deviation = 0.01
+"""
+
+
+def start_signer_process(
+    world: World, anvil_url: str, key: str, feed_file: Path, tmp: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "keeper.cli",
+            "signer",
+            "--port",
+            str(port),
+            "--rpc-url",
+            anvil_url,
+            "--chain-id",
+            str(world.w3.eth.chain_id),
+            "--vault",
+            world.vault.address,
+            "--allow-keeper",
+            world.sender.address,
+            "--state",
+            str(tmp / f"signed-{port}.json"),
+            "--feed-config",
+            str(feed_file),
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PM_SIGNER_KEYS": key, "PM_KEYSTORE": "", "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                return proc, url
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(proc.communicate()[1].decode()[-2000:])
+
+
+def test_keeper_signer_with_feed_config_signs_what_its_venues_confirm_and_refuses_a_lie(
+    world: World, anvil: AnvilNode, store: Store, venues: Venues, tmp_path: Path
+) -> None:
+    world.fund_cash(world.actor("alice"), 1_000)
+    pipeline = make_pipeline(
+        world,
+        store,
+        feed=venues.composite(),
+        send_tx=False,  # type: ignore[arg-type]
+    )
+    r = pipeline.run_epoch()
+    assert r.status == "built", r
+    header, market_json, _ = stored(store, 1)
+    liars = Venues(lie=0.10)
+    honest_file, lying_file = tmp_path / "honest.toml", tmp_path / "lying.toml"
+    honest_file.write_text(feed_toml(venues))
+    lying_file.write_text(feed_toml(liars))
+    procs = []
+    try:
+        honest, honest_url = start_signer_process(
+            world, anvil.url, world.signer_keys[0], honest_file, tmp_path
+        )
+        procs.append(honest)
+        lying, lying_url = start_signer_process(
+            world, anvil.url, world.signer_keys[1], lying_file, tmp_path
+        )
+        procs.append(lying)
+        addresses = [Account.from_key(k).address for k in world.signer_keys[:2]]
+        agg = RemoteSigners([honest_url, lying_url], auth_key=world.sender.key)
+        sigs = agg.sign(header, pipeline.domain, quorum=1, signers=addresses, market=market_json)
+        assert [recover_signer(epoch_digest(header, pipeline.domain), s) for s in sigs] == [
+            addresses[0]
+        ]
+        assert re.search(
+            r"market snapshot refused: BTC spot .* deviates", agg.last_errors[lying_url]
+        )
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+        liars.stop()
