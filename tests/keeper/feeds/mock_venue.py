@@ -28,6 +28,7 @@ class MockServer:
     def __init__(self, route: Route) -> None:
         self.route = route
         self.fault: str | None = None
+        self.delay = 1.5  # seconds a "timeout" fault sleeps before answering
         self.requests: list[str] = []
         outer = self
 
@@ -40,7 +41,7 @@ class MockServer:
                 outer.requests.append(f"{method} {self.path}")
                 fault = outer.fault
                 if fault == "timeout":
-                    time.sleep(1.5)
+                    time.sleep(outer.delay)
                 if fault == "http_error":
                     self.send_response(502)
                     self.end_headers()
