@@ -23,8 +23,9 @@ Names (all prefixed ``pm_keeper_``):
 ``feed_confidence{symbol}``            gauge      the composite feed's confidence per symbol
                                                   (below the risk parameters' threshold the
                                                   engine adds IM)
-``feed_refusals_total{reason}``        counter    ticks the composite feed refused (a
-                                                  confidence below its hard floor...)
+``feed_refusals_total{reason}``        counter    ticks the composite feed refused
+                                                  (``confidence``: below its hard floor or
+                                                  no agreeing source; ``returns``)
 ``rpc_retries_total``                  counter    RPC calls retried
 ``job_runs_total{job}``                counter    periodic job runs
 =====================================  =========  ==========================================

@@ -140,11 +140,14 @@ class CompositeFeed(MarketFeed):
         if self.metrics is not None:
             self.metrics.feed_dropped.labels(source=source, reason=reason).inc()
 
-    def _refuse(self, symbol: str, why: str) -> FeedError:
-        log.error("feed tick refused", extra={"symbol": symbol, "reason": "confidence", "why": why})
+    def _refuse(self, symbol: str, why: str, *, reason: str = "confidence") -> FeedError:
+        """Log and count a refused tick; the error to raise (``field``: ``<symbol>.<reason>``).
+        ``confidence``: too few agreeing sources (none is confidence 0); ``returns``: too
+        few bars common to every symbol."""
+        log.error("feed tick refused", extra={"symbol": symbol, "reason": reason, "why": why})
         if self.metrics is not None:
-            self.metrics.feed_refusals.labels(reason="confidence").inc()
-        return FeedError(why, field=f"{symbol}.confidence")
+            self.metrics.feed_refusals.labels(reason=reason).inc()
+        return FeedError(why, field=f"{symbol}.{reason}")
 
     def _freshness(self, source: str, age: int) -> float:
         """1 for data of age 0, 0.5 at the source's staleness limit."""
@@ -208,7 +211,7 @@ class CompositeFeed(MarketFeed):
         conf = len(quoting) / max(self._configured("vol", symbol), len(quoting))
         return tuple(out), conf * float(np.mean(fresh))
 
-    def _returns(self, kept: Mapping[str, Sequence[Observation]], now: int) -> np.ndarray:
+    def _returns(self, kept: Mapping[str, Sequence[Observation]]) -> np.ndarray:
         """Log returns of the median close per bar, shape (n_bars - 1, n_symbols)."""
         st = self.settings
         medians: list[dict[int, float]] = []
@@ -294,6 +297,10 @@ class CompositeFeed(MarketFeed):
                 )
             iv_source = ",".join(o.source for o in kept_obs[sym] if o.smiles.get(sym)) or "none"
             underlyings.append(UnderlyingState(sym, spot.value, perp_mark, smiles, iv_source))
+        try:
+            returns = self._returns(kept_obs)
+        except FeedError as exc:
+            raise self._refuse(",".join(st.symbols), str(exc), reason="returns") from None
         self.last_quotes = quotes
         spots = {u.symbol: u.spot for u in underlyings}
         return MarketState(
@@ -302,7 +309,7 @@ class CompositeFeed(MarketFeed):
             rate=st.rate,
             token_prices={t: 1.0 if s is None else spots[s] for t, s in st.tokens.items()},
             return_symbols=st.symbols,
-            returns=self._returns(kept_obs, now),
+            returns=returns,
             return_interval_seconds=st.bar_seconds,
             source_time=min(now - a for a in ages.values()) if ages else now,
             source="composite:" + ",".join(sorted(ages)),

@@ -89,7 +89,7 @@ def test_the_median_of_three_is_the_middle_one_and_an_even_count_averages() -> N
 
 
 def test_too_few_consecutive_common_bars_refuse_the_tick() -> None:
-    with pytest.raises(FeedError, match="returns: 10 consecutive bars"):
+    with pytest.raises(FeedError, match="BTC.returns: returns: 10 consecutive bars"):
         feed(FakeSource("a", 100.0, bars=10), min_bars=30).tick(NOW)
 
 
