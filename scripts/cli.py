@@ -114,6 +114,14 @@ def pm() -> None:
     default=None,
     help="Deployment file (default: deployments/<chainId>.json).",
 )
+@click.option(
+    "--tokens",
+    "tokens_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file of EXISTING token addresses ([settlement], [[collateral]]) to register "
+    "instead of deploying mocks (a live chain; docs/operations.md).",
+)
 @dry_run_option
 def deploy(
     rpc_url: str,
@@ -126,12 +134,19 @@ def deploy(
     out: Path | None,
     dry_run: bool,
     max_fee_gwei: float,
+    tokens_file: Path | None,
 ) -> None:
     """Deploy mock tokens (USDC 6, WETH 18, WBTC 8, GOV 18), the vault, the default
     instruments (perps BTC/ETH/SOL, calls and puts on BTC/ETH) and the signer set; write
-    deployments/<chainId>.json. On a local chain without a key, the node's first unlocked
+    deployments/<chainId>.json. With --tokens, the existing tokens of that file are
+    registered instead of mocks. On a local chain without a key, the node's first unlocked
     account deploys."""
-    from scripts.protocol_deploy import default_instruments, deploy_protocol, write_deployment
+    from scripts.protocol_deploy import (
+        default_instruments,
+        deploy_protocol,
+        load_token_config,
+        write_deployment,
+    )
     from scripts.toolchain.compile import compile_contracts
 
     w3 = client.connect(rpc_url)
@@ -168,6 +183,7 @@ def deploy(
     balance = int(w3.eth.get_balance(owner))
     if balance == 0:
         raise CliError(f"deployer {owner} has no ETH for gas on chain {chain_id}")
+    existing = None if tokens_file is None else load_token_config(w3, tokens_file)
     compiled = compile_contracts()
     if dry_run:
         art = compiled["MockERC20"]
@@ -175,7 +191,11 @@ def deploy(
         gas = factory.constructor("USD Coin (mock)", "USDC", 6).estimate_gas({"from": owner})
         now = int(w3.eth.get_block("latest")["timestamp"])
         click.echo(f"dry run: chain {chain_id}, deployer {owner} ({balance / WAD:.4f} ETH)")
-        click.echo(f"  would deploy USDC/WETH/WBTC/GOV mocks (first: gas {gas}) and the vault")
+        if existing is None:
+            click.echo(f"  would deploy USDC/WETH/WBTC/GOV mocks (first: gas {gas}) and the vault")
+        else:
+            for t in (existing.settlement, *existing.collateral):
+                click.echo(f"  would register existing {t.symbol} {t.address} ({t.decimals} dp)")
         for spec in default_instruments(now):
             click.echo(
                 f"  would register instrument kind {spec.kind} {spec.underlying} "
@@ -184,7 +204,13 @@ def deploy(
         click.echo(f"  would set signers {', '.join(signer_list)} with quorum {q}; nothing sent")
         return
     dep = deploy_protocol(
-        w3, owner=owner, signers=signer_list, quorum=q, max_age=max_age, compiled=compiled
+        w3,
+        owner=owner,
+        signers=signer_list,
+        quorum=q,
+        max_age=max_age,
+        compiled=compiled,
+        existing=existing,
     )
     path = write_deployment(dep, out)
     click.echo(f"vault      {dep.vault}")
