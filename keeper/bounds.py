@@ -141,18 +141,14 @@ def bounds_from_previous_prices(
     return tainted_epoch == epoch or (last_epoch < epoch and last_block > snapshot_block)
 
 
-def takeover_lo(im_surplus_lo_account: int, net_cash_paid: int, takeover_buffer: int) -> int:
-    """What a takeover adds to the liquidator's ``cumLo`` and its IM check (protocol §6):
-    ``imSurplusLo(A) - netCashPaid - takeoverBuffer`` (``MarginBounds.takeoverLo``)."""
-    return im_surplus_lo_account - net_cash_paid - takeover_buffer
-
-
-def liquidator_surplus_after(
-    own_im_surplus_lo: int, im_surplus_lo_account: int, net_cash_paid: int, takeover_buffer: int
-) -> int:
-    """The liquidator's IM lower bound after taking account A over; ``liquidate`` requires
-    it ``>= 0`` (``InsufficientMargin(liquidator, value)`` otherwise)."""
-    return own_im_surplus_lo + takeover_lo(im_surplus_lo_account, net_cash_paid, takeover_buffer)
+def min_deposit6(net_cash_paid: int, im_surplus_lo: int, cash_scale: int) -> int:
+    """The liquidator's capital need (protocol §6, ``LiquidationQuote.minDeposit6``): the
+    smallest deposit, in settlement token units, that leaves the subaccount at IM after it
+    pays ``net_cash_paid`` (WAD USD) out of its cash, from its IM lower bound now
+    ``im_surplus_lo`` (WAD USD): ``ceil((net_cash_paid - im_surplus_lo) / cash_scale)``,
+    rounded up (against the liquidator), 0 when the subaccount stays above IM without one.
+    ``cash_scale`` is WAD per token unit (``10**12`` for a 6-decimal USDC)."""
+    return max(0, div_up(net_cash_paid - im_surplus_lo, cash_scale))
 
 
 @dataclass(frozen=True)
@@ -227,15 +223,20 @@ _TRADE_CASES = [
     (1_234_567_890_123_456_789, 2_999_999_999_999_999_999, 3_000 * WAD, 450 * WAD, 0),
 ]
 _LIQ_CASES = [
-    # (equity, mm, leafCumLo, leafCumHi, cumLoNow, cumHiNow, penalty, share, fund)
-    (1_000 * WAD, 1_200 * WAD, 0, 0, -50 * WAD, 10 * WAD, 5 * 10**16, 5 * 10**17, 0),
-    (-500 * WAD, 800 * WAD, 5 * WAD, 9 * WAD, 5 * WAD, 9 * WAD, 10**17, 3 * 10**17, 200 * WAD),
-    (-500 * WAD, 800 * WAD, 0, 0, -7, 3, 10**17, 3 * 10**17, 10_000 * WAD),
-    (30 * WAD, 100 * WAD, 0, 0, 0, 0, 5 * 10**17, 10**17, 1),
-    (3, 7, 1, 2, 0, 5, 333_333_333_333_333_333, 666_666_666_666_666_667, 0),
+    # (equity, im, mm, leafCumLo, leafCumHi, cumLoNow, cumHiNow, penalty, share, fund)
+    # minDeposit6: 1,470 USDC exactly (IM deficit 550 + pay 890 + fee 30)
+    (1_000 * WAD, 1_500 * WAD, 1_200 * WAD, 0, 0, -50 * WAD, 10 * WAD, 5 * 10**16, 5 * 10**17, 0),
+    # bad debt partly covered: the fund's 200 USD lowers the need to 1,300 USDC
+    (-500 * WAD, 1_000 * WAD, 800 * WAD, 1, 2, 1, 2, 10**17, 3 * 10**17, 200 * WAD),
+    # 10 wei over 1,000 USDC: rounded up to one more token unit
+    (-500 * WAD, 1_000 * WAD, 800 * WAD, 0, 0, -7, 3, 10**17, 3 * 10**17, 10_000 * WAD),
+    # no IM: the subaccount stays above IM after paying (need < 0), no deposit
+    (30 * WAD, 0, 100 * WAD, 0, 0, 0, 0, 5 * 10**17, 10**17, 1),
+    # a need of 6 wei: one token unit
+    (3, 7, 7, 1, 2, 0, 5, 333_333_333_333_333_333, 666_666_666_666_666_667, 0),
 ]
-#: ``takeoverBuffer`` of each liquidation case (its ``takeoverLo`` uses the leaf's im = 0).
-_TAKEOVER_BUFFERS = [0, 202_500 * WAD, 1, 10**36, 7]
+#: WAD per settlement token unit of the liquidation cases (a 6-decimal USDC).
+_CASH_SCALE = 10**12
 
 
 def vector_cases() -> dict[str, Any]:
@@ -273,9 +274,7 @@ def vector_cases() -> dict[str, Any]:
             }
         )
     liqs = []
-    for (eq, mm, lcl, lch, cl, ch, pen, share, fund), buf in zip(
-        _LIQ_CASES, _TAKEOVER_BUFFERS, strict=True
-    ):
+    for eq, im, mm, lcl, lch, cl, ch, pen, share, fund in _LIQ_CASES:
         r = liquidation(
             equity=eq,
             mm=mm,
@@ -287,9 +286,11 @@ def vector_cases() -> dict[str, Any]:
             insurance_share=share,
             insurance_fund=fund,
         )
+        im_lo = im_surplus_lo(eq, im, lcl, cl)
         liqs.append(
             {
                 "equity": _s(eq),
+                "im": _s(im),
                 "mm": _s(mm),
                 "leafCumLo": _s(lcl),
                 "leafCumHi": _s(lch),
@@ -307,8 +308,8 @@ def vector_cases() -> dict[str, Any]:
                 "covered": _s(r.covered),
                 "uncovered": _s(r.uncovered),
                 "netCashPaid": _s(r.net_cash_paid),
-                "takeoverBuffer": _s(buf),
-                "takeoverLo": _s(takeover_lo(im_surplus_lo(eq, 0, lcl, cl), r.net_cash_paid, buf)),
+                "imSurplusLoNow": _s(im_lo),
+                "minDeposit6": _s(min_deposit6(r.net_cash_paid, im_lo, _CASH_SCALE)),
             }
         )
     return {
@@ -318,6 +319,7 @@ def vector_cases() -> dict[str, Any]:
         "tokens": tokens,
         "nTrades": _s(len(trades)),
         "trades": trades,
+        "cashScale": _s(_CASH_SCALE),
         "nLiquidations": _s(len(liqs)),
         "liquidations": liqs,
     }

@@ -148,6 +148,7 @@ def test_trade_bounds() -> None:
 
 def test_liquidation_cases() -> None:
     v = _load("bounds.json")
+    scale = int(v["cashScale"])
     for x in v["liquidations"]:
         r = bounds.liquidation(
             equity=int(x["equity"]),
@@ -163,10 +164,24 @@ def test_liquidation_cases() -> None:
         got = (r.eq_lo, r.eq_hi, r.penalty, r.pay, r.fee, r.covered, r.uncovered, r.net_cash_paid)
         keys = ("eqLo", "eqHi", "penalty", "pay", "fee", "covered", "uncovered", "netCashPaid")
         assert got == tuple(int(x[k]) for k in keys)
-        im_lo = bounds.im_surplus_lo(int(x["equity"]), 0, int(x["leafCumLo"]), int(x["cumLoNow"]))
-        buf = int(x["takeoverBuffer"])
-        assert bounds.takeover_lo(im_lo, r.net_cash_paid, buf) == int(x["takeoverLo"])
-        assert int(x["takeoverLo"]) == im_lo - r.net_cash_paid - buf
+        im_lo = bounds.im_surplus_lo(
+            int(x["equity"]), int(x["im"]), int(x["leafCumLo"]), int(x["cumLoNow"])
+        )
+        assert im_lo == int(x["imSurplusLoNow"])
+        need6 = int(x["minDeposit6"])
+        assert bounds.min_deposit6(r.net_cash_paid, im_lo, scale) == need6
+        # the least deposit that leaves the subaccount at IM after paying: one unit less does not
+        assert im_lo + need6 * scale - r.net_cash_paid >= 0
+        assert need6 == 0 or im_lo + (need6 - 1) * scale - r.net_cash_paid < 0
+
+
+def test_the_vector_cases_cover_each_side_of_the_capital_need() -> None:
+    v = _load("bounds.json")
+    scale = int(v["cashScale"])
+    needs = [int(x["netCashPaid"]) - int(x["imSurplusLoNow"]) for x in v["liquidations"]]
+    assert any(n <= 0 for n in needs)  # no deposit needed
+    assert any(n > 0 and n % scale == 0 for n in needs)  # an exact number of token units
+    assert any(n > 0 and n % scale != 0 for n in needs)  # rounded up to the next unit
 
 
 @pytest.mark.parametrize(

@@ -230,6 +230,7 @@ contract VectorsTest is Test {
         string memory json = vm.readFile(string.concat(DIR, "bounds.json"));
         uint256 n = _u(json, ".nLiquidations");
         assertGt(n, 0);
+        uint256 cashScale = _u(json, ".cashScale");
         for (uint256 k; k < n; ++k) {
             string memory p = _at(".liquidations", k, "");
             AccountLeaf memory leaf = AccountLeaf(
@@ -238,7 +239,7 @@ contract VectorsTest is Test {
                 _i(json, string.concat(p, ".leafCumLo")),
                 _i(json, string.concat(p, ".leafCumHi")),
                 _i(json, string.concat(p, ".equity")),
-                0,
+                _u(json, string.concat(p, ".im")),
                 _u(json, string.concat(p, ".mm"))
             );
             LiquidationQuote memory r = LiquidationLib.quote(
@@ -249,7 +250,7 @@ contract VectorsTest is Test {
                     _u(json, string.concat(p, ".liquidationPenalty")),
                     _u(json, string.concat(p, ".insuranceShare")),
                     _u(json, string.concat(p, ".insuranceFund")),
-                    1e12 // USDC
+                    cashScale
                 )
             );
             assertEq(r.mmSurplusHi, _i(json, string.concat(p, ".mmSurplusHi")), p);
@@ -261,9 +262,9 @@ contract VectorsTest is Test {
             assertEq(r.covered, _u(json, string.concat(p, ".covered")), p);
             assertEq(r.uncovered, _u(json, string.concat(p, ".uncovered")), p);
             assertEq(r.netCashPaid, _i(json, string.concat(p, ".netCashPaid")), p);
-            // The liquidator's deposit that leaves the subaccount at IM, in whole USDC units.
-            int256 need = r.netCashPaid - r.imSurplusLo;
-            assertEq(r.minDeposit6, need > 0 ? (uint256(need) + 1e12 - 1) / 1e12 : 0, p);
+            // The liquidator's capital need (keeper.bounds.min_deposit6 on the Python side).
+            assertEq(r.imSurplusLo, _i(json, string.concat(p, ".imSurplusLoNow")), p);
+            assertEq(r.minDeposit6, _u(json, string.concat(p, ".minDeposit6")), p);
         }
     }
 }
