@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keeper.bounds import bounds_from_previous_prices
-from keeper.liquidator.capital import CapitalNeed, cash_scale, deposit6_up
+from keeper.bounds import bounds_from_previous_prices, min_deposit6
+from keeper.liquidator.capital import CapitalNeed, cash_scale
 from scripts.client import (
     KeeperApi,
     Session,
@@ -100,7 +100,7 @@ def _plan(
     )
     cap = max_cash_out(need.net_cash_paid)
     if deposit_text is None:
-        deposit6 = max(need.min_deposit6, deposit6_up(cap, im_lo, scale))
+        deposit6 = max(need.min_deposit6, min_deposit6(cap, im_lo, scale))
     else:
         deposit6 = parse_units(deposit_text, token.decimals, "--deposit")
         if deposit6 < need.min_deposit6:

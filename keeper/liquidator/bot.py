@@ -30,7 +30,8 @@ Each :meth:`LiquidatorBot.tick` (a :class:`~keeper.lifecycle.Lifecycle` job):
    below ``min_profit_usd`` the subaccount is skipped (``unprofitable``).
 8. **capital**: the liquidator's capital need is ``minDeposit6`` = IM deficit + pay + fee -
    covered (:mod:`keeper.liquidator.capital`). The bot deposits
-   ``ceil((maxCashOut - imSurplusLo_now + min_headroom) / CASH_SCALE)``: the same slippage
+   :func:`~keeper.bounds.min_deposit6` with ``maxCashOut + min_headroom`` as the cost,
+   ``ceil((maxCashOut + min_headroom - imSurplusLo_now) / CASH_SCALE)``: the same slippage
    as ``maxCashOut`` (the subaccount stays at IM at the worst cost allowed) plus the IM
    surplus it wants to keep. A wallet holding less settlement token than that is refused
    with the figure (``insufficient_capital``): nothing is sent.
@@ -79,10 +80,10 @@ from web3.logs import DISCARD
 
 from keeper.abi import erc20_abi
 from keeper.attestation import MerkleTree
-from keeper.bounds import bounds_from_previous_prices, mm_surplus_hi
+from keeper.bounds import bounds_from_previous_prices, min_deposit6, mm_surplus_hi
 from keeper.chain import ChainAdapter, EpochOnChain
 from keeper.errors import LeafSourceError, SimulationError, TxError, TxRevertedError, TxTimeoutError
-from keeper.liquidator.capital import CapitalNeed, cash_scale, deposit6_up, im_surplus_lo_now
+from keeper.liquidator.capital import CapitalNeed, cash_scale, im_surplus_lo_now
 from keeper.liquidator.config import LiquidatorSettings, usd_to_wad_down, wad_to_usd
 from keeper.liquidator.metrics import LiquidatorMetrics
 from keeper.liquidator.outcome import Candidate, Outcome, TickReport
@@ -444,7 +445,7 @@ class LiquidatorBot:
             )
         # -- the view is authoritative
         try:
-            liquidatable, view_hi, pay, fee, covered, _uncovered, min_deposit6 = self.chain.rpc(
+            liquidatable, view_hi, pay, fee, covered, _uncovered, need6 = self.chain.rpc(
                 lambda: v.checkLiquidation(c.account, c.proof.to_abi()).call(), "checkLiquidation"
             )
         except Exception as exc:
@@ -473,7 +474,7 @@ class LiquidatorBot:
             pay=int(pay),
             fee=int(fee),
             covered=int(covered),
-            min_deposit6=int(min_deposit6),
+            min_deposit6=int(need6),
             scale=self._scale,
         )
         profit = eq_lo - max_out
@@ -509,7 +510,7 @@ class LiquidatorBot:
             )
         # -- the deposit: the subaccount at IM (+ headroom) after the worst cost allowed
         keep = usd_to_wad_down(self.settings.min_headroom_usd)
-        deposit6 = max(int(min_deposit6), deposit6_up(max_out + keep, im_lo, self._scale))
+        deposit6 = max(int(need6), min_deposit6(max_out + keep, im_lo, self._scale))
         headroom = im_lo + deposit6 * self._scale - max_out
         token = self._token
         assert token is not None  # startup set it

@@ -3,14 +3,11 @@
 The liquidator receives the whole subaccount and must leave it at or above IM in the same
 transaction, by depositing settlement tokens into it. The subaccount's cash moves by
 ``deposit - netCashPaid`` (``netCashPaid = pay + fee - covered``), and its IM lower bound
-with it, so the smallest deposit is::
-
-    minDeposit6 = ceil((netCashPaid - imSurplusLo_now) / CASH_SCALE), 0 if negative
-
-i.e. the capital need = IM deficit + pay + fee - covered (``checkLiquidation``'s
-``minDeposit6``). ``imSurplusLo_now`` counts each position's pending funding as 1 wei off
-``cumLo`` (``cumLo - instruments.length``: liquidation applies no funding, and the vault
-bounds its rounding without a loop).
+with it, so the smallest deposit is :func:`keeper.bounds.min_deposit6` of ``netCashPaid``
+and ``imSurplusLo_now``: the capital need = IM deficit + pay + fee - covered, rounded up to
+a token unit (``checkLiquidation``'s ``minDeposit6``). ``imSurplusLo_now`` counts each
+position's pending funding as 1 wei off ``cumLo`` (``cumLo - instruments.length``:
+liquidation applies no funding, and the vault bounds its rounding without a loop).
 
 Pure: no web3. WAD USD ints; settlement token amounts in its own units (``*6`` names).
 """
@@ -20,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keeper.bounds import div_up, im_surplus_lo
+from keeper.bounds import im_surplus_lo
 
-__all__ = ["CapitalNeed", "cash_scale", "deposit6_up", "im_surplus_lo_now"]
+__all__ = ["CapitalNeed", "cash_scale", "im_surplus_lo_now"]
 
 
 def cash_scale(settlement_decimals: int) -> int:
@@ -36,13 +33,6 @@ def im_surplus_lo_now(
     """The subaccount's IM surplus lower bound as ``liquidate`` evaluates it: one wei of
     pending-funding rounding per held instrument off ``cumLo`` (WAD USD, rounded down)."""
     return im_surplus_lo(equity, im, leaf_cum_lo, cum_lo_now - n_instruments)
-
-
-def deposit6_up(cost: int, im_surplus_lo: int, scale: int) -> int:
-    """The smallest deposit (settlement token units, rounded up) that leaves the subaccount
-    at IM after paying ``cost`` (WAD USD) out of its cash: ``ceil((cost - imSurplusLo) /
-    scale)``, 0 when the subaccount is above IM after paying."""
-    return max(0, int(div_up(cost - im_surplus_lo, scale)))
 
 
 @dataclass(frozen=True)

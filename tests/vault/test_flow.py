@@ -235,14 +235,6 @@ def test_withdraw_with_proof_checks_the_im_bound(market: Market) -> None:
     assert m.usdc.functions.balanceOf(m.carol.address).call() == 1_000 * USDC6
 
 
-def min_deposit6(net_cash_paid: int, im_surplus_lo: int) -> int:
-    """The liquidator's deposit that leaves the subaccount at IM (protocol §6), rounded up
-    to settlement token units: ``ceil((netCashPaid - imSurplusLo) / CASH_SCALE)``, 0 if
-    negative."""
-    need = net_cash_paid - im_surplus_lo
-    return -(-need // CASH_SCALE) if need > 0 else 0
-
-
 def test_liquidation_transfers_the_whole_subaccount(market: Market) -> None:
     m = market
     trade(m)
@@ -270,7 +262,7 @@ def test_liquidation_transfers_the_whole_subaccount(market: Market) -> None:
         insurance_fund=1_000 * WAD,
     )
     im_lo = bounds.im_surplus_lo(alice.equity, alice.im, alice.cum_lo, cum_lo_now)
-    deposit6 = min_deposit6(expected.net_cash_paid, im_lo)
+    deposit6 = bounds.min_deposit6(expected.net_cash_paid, im_lo, CASH_SCALE)
     view = m.vault.functions.checkLiquidation(a_id, target.to_abi()).call()
     assert view == [
         True,
@@ -353,8 +345,10 @@ def test_liquidation_with_bad_debt_draws_the_fund_and_records_the_rest(market: M
         insurance_fund=1_000 * WAD,
     )
     assert (r.pay, r.fee, r.covered, r.uncovered) == (0, 0, 1_000 * WAD, 2_000 * WAD)
-    deposit6 = min_deposit6(
-        r.net_cash_paid, bounds.im_surplus_lo(alice.equity, alice.im, alice.cum_lo, cum_lo_now)
+    deposit6 = bounds.min_deposit6(
+        r.net_cash_paid,
+        bounds.im_surplus_lo(alice.equity, alice.im, alice.cum_lo, cum_lo_now),
+        CASH_SCALE,
     )
     m.fund_usdc(m.carol, deposit6, deposit=False)
     receipt = m.tx(
