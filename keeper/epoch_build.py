@@ -62,6 +62,7 @@ from keeper.attestation import (
     LeafRecord,
     MarginProof,
     MerkleTree,
+    hash_leaves,
     hash_to_json,
 )
 from keeper.bounds import mul_wad_down, mul_wad_up
@@ -425,7 +426,7 @@ def compute_epoch(
         raise EpochRefusedError(str(exc), reason="feed") from exc
     t1 = time.perf_counter()
     leaves: tuple[Leaf, ...] = (*account_leaves, *ileaves)
-    hashes = tuple(leaf.hash() for leaf in leaves)
+    hashes = tuple(hash_leaves(leaves))
     tree = MerkleTree(hashes)
     header = epoch_header(
         snapshot,
