@@ -202,11 +202,10 @@ def instrument_leaf_hash(
     return InstrumentLeaf(instrument, mark, loss_per_unit_long, loss_per_unit_short).hash()
 
 
-def hash_leaves(leaves: Sequence[Leaf]) -> list[bytes]:
-    """Every leaf's :meth:`~AccountLeaf.hash`, in order, from one batch per leaf type:
-    columns of the leaves' ABI values, encoded and double-hashed by ``keeper/merkle.py``
-    (the same bytes as the per-leaf code, which the tests compare it with)."""
-    out = [b""] * len(leaves)
+def encode_leaves(leaves: Sequence[Leaf]) -> list[tuple[list[int], merkle.U8Array]]:
+    """The leaves' :meth:`~AccountLeaf.encode` as one array of rows per leaf type, with the
+    leaves' positions: columns of their ABI values to words (``keeper/merkle.py``)."""
+    out = []
     for tag, kind in ((LEAF_ACCOUNT, AccountLeaf), (LEAF_INSTRUMENT, InstrumentLeaf)):
         where = [i for i, leaf in enumerate(leaves) if isinstance(leaf, kind)]
         if not where:
@@ -215,7 +214,16 @@ def hash_leaves(leaves: Sequence[Leaf]) -> list[bytes]:
         for column in zip(*(leaves[i].to_abi() for i in where), strict=True):
             # an address is its uint160 word
             columns.append([int(a, 16) for a in column] if isinstance(column[0], str) else column)
-        blob = merkle.leaf_hashes(merkle.abi_words(columns)).tobytes()
+        out.append((where, merkle.abi_words(columns)))
+    return out
+
+
+def hash_leaves(leaves: Sequence[Leaf]) -> list[bytes]:
+    """Every leaf's :meth:`~AccountLeaf.hash`, in order, from one compiled call per leaf
+    type (the same bytes as the per-leaf code, which the tests compare it with)."""
+    out = [b""] * len(leaves)
+    for where, words in encode_leaves(leaves):
+        blob = merkle.leaf_hashes(words).tobytes()
         for j, i in enumerate(where):
             out[i] = blob[32 * j : 32 * j + 32]
     if b"" in out:
