@@ -31,6 +31,8 @@ Environment overrides (each wins over the file):
 ``PM_FEED_SEED``           ``feed.seed``
 ``PM_FEED_PATH``           ``feed.path``
 ``PM_METRICS_PORT``        ``metrics_port``
+``PM_COMPUTE_BACKEND``     ``compute.backend`` (``local`` / ``dask``)
+``PM_COMPUTE_SCHEDULER``   ``compute.scheduler`` (``tcp://host:8786``)
 =========================  ===================================================
 
 ``load_config(path, env)`` returns a frozen :class:`Config` or raises
@@ -56,6 +58,7 @@ from keeper.errors import ConfigError
 __all__ = [
     "ApiConfig",
     "ChainConfig",
+    "ComputeConfig",
     "Config",
     "FeedConfig",
     "FeesConfig",
@@ -65,6 +68,7 @@ __all__ = [
     "load_keystores",
     "parse_api_section",
     "parse_chain_section",
+    "parse_compute_section",
     "parse_fees_section",
     "parse_float",
     "parse_int",
@@ -79,11 +83,22 @@ __all__ = [
 
 SignerMode = Literal["local", "remote"]
 FeedKind = Literal["sim", "replay"]
+ComputeBackend = Literal["local", "dask"]
 
 ANVIL_CHAIN_ID = 31337
 
 # `liquidator` is read by keeper/liquidator/config.py from the same file; the keeper ignores it.
-_SECTIONS = {"chain", "keeper", "signers", "fees", "api", "feed", "metrics_port", "liquidator"}
+_SECTIONS = {
+    "chain",
+    "keeper",
+    "signers",
+    "fees",
+    "api",
+    "feed",
+    "compute",
+    "metrics_port",
+    "liquidator",
+}
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,16 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    """Where the epoch's risk engine runs (``keeper/compute.py``; docs/operations.md, "A
+    compute cluster"): ``local`` (this process) or ``dask`` (the Dask scheduler at
+    ``scheduler``, e.g. ``tcp://10.0.0.5:8786``)."""
+
+    backend: ComputeBackend = "local"
+    scheduler: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole keeper configuration. Build it with :func:`load_config`."""
 
@@ -219,6 +244,7 @@ class Config:
     fees: FeesConfig = FeesConfig()
     api: ApiConfig = ApiConfig()
     feed: FeedConfig = FeedConfig()
+    compute: ComputeConfig = ComputeConfig()
     metrics_port: int = 9108
 
     @property
@@ -444,6 +470,20 @@ def parse_api_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiCo
     )
 
 
+def parse_compute_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ComputeConfig:
+    """The ``[compute]`` table with ``PM_COMPUTE_BACKEND`` / ``PM_COMPUTE_SCHEDULER``."""
+    _reject_unknown(table, "compute", {"backend", "scheduler"})
+    backend = pick_setting(table, "backend", "PM_COMPUTE_BACKEND", env) or "local"
+    if backend not in ("local", "dask"):
+        raise ConfigError("compute.backend", f"expected 'local' or 'dask', got {backend!r}")
+    raw = pick_setting(table, "scheduler", "PM_COMPUTE_SCHEDULER", env)
+    scheduler = None if raw in (None, "") else parse_url(raw, "compute.scheduler", ("tcp", "tls"))
+    if backend == "dask" and scheduler is None:
+        # a keeper that silently computed locally would miss its deadline at cluster scale
+        raise ConfigError("compute.scheduler", "backend 'dask' needs the scheduler's address")
+    return ComputeConfig(backend="local" if backend == "local" else "dask", scheduler=scheduler)
+
+
 def read_toml(path: Path | str | None) -> dict[str, Any]:
     """The TOML file at ``path`` as a dict (empty when ``path`` is None). Raises
     :class:`~keeper.errors.ConfigError` (field ``config``) when it cannot be read or parsed."""
@@ -590,6 +630,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
             raise ConfigError("feed.path", "feed kind 'replay' needs a data directory")
         if not feed.path.is_dir():
             raise ConfigError("feed.path", f"not a directory: {feed.path}")
+    compute = parse_compute_section(section_table(data, "compute"), env)
     metrics_raw = env.get("PM_METRICS_PORT", data.get("metrics_port", 9108))
     metrics_port = parse_port(metrics_raw, "metrics_port")
     if chain.vault_address is None and chain.deployments_file is None:
@@ -604,5 +645,6 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         fees=fees,
         api=api,
         feed=feed,
+        compute=compute,
         metrics_port=metrics_port,
     )
