@@ -17,8 +17,9 @@ JavaScript); readers accept either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -204,14 +205,20 @@ def instrument_leaf_hash(
 
 def encode_leaves(leaves: Sequence[Leaf]) -> list[tuple[list[int], merkle.U8Array]]:
     """The leaves' :meth:`~AccountLeaf.encode` as one array of rows per leaf type, with the
-    leaves' positions: columns of their ABI values to words (``keeper/merkle.py``)."""
+    leaves' positions: each field's column to ABI words (``keeper/merkle.py``).
+
+    A leaf's ABI tuple is its dataclass fields in order (``to_abi``), after the type tag;
+    the tests compare every row with the per-leaf encoding.
+    """
     out = []
     for tag, kind in ((LEAF_ACCOUNT, AccountLeaf), (LEAF_INSTRUMENT, InstrumentLeaf)):
         where = [i for i, leaf in enumerate(leaves) if isinstance(leaf, kind)]
         if not where:
             continue
+        group = [leaves[i] for i in where]
         columns: list[Sequence[int]] = [[tag] * len(where)]
-        for column in zip(*(leaves[i].to_abi() for i in where), strict=True):
+        for f in fields(kind):
+            column = list(map(attrgetter(f.name), group))
             # an address is its uint160 word
             columns.append([int(a, 16) for a in column] if isinstance(column[0], str) else column)
         out.append((where, merkle.abi_words(columns)))
