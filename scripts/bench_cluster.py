@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = run(client, n, args, market, workers)
                 rows.append(row)
                 lines.append(row.line())
-                print(f"  done: {workers} worker(s), {n:,} accounts", flush=True)
+                print(row.line(), flush=True)
     print()
     print(
         "| workers | accounts | setup s (book made on the workers) | compute s "
