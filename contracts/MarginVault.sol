@@ -44,9 +44,6 @@ contract MarginVault is IMarginVault, VaultBase {
     /// @dev A header timestamp ahead of the chain extends its own validity by as much
     /// (docs/security.md, finding 7).
     uint64 internal constant MAX_FUTURE_TOLERANCE = 5 minutes;
-    /// @dev 1e9 USD (WAD): far above the engine's gap bound (~2e5 USD by default) and far below
-    /// where it would overflow `toInt`; a larger buffer would only stop every liquidation.
-    uint256 internal constant MAX_TAKEOVER_BUFFER = 1e27;
 
     /// @inheritdoc IMarginVault
     address public immutable settlementToken;
@@ -64,9 +61,10 @@ contract MarginVault is IMarginVault, VaultBase {
         uint8 dec = IERC20Metadata(settlementToken_).decimals();
         if (dec > 18) revert Errors.InvalidToken(settlementToken_);
         settlementToken = settlementToken_;
-        CASH_SCALE = 10 ** (18 - dec);
+        uint256 cashScale = 10 ** (18 - dec);
+        CASH_SCALE = cashScale;
         epochModule = address(new EpochModule());
-        exchangeModule = address(new ExchangeModule());
+        exchangeModule = address(new ExchangeModule(settlementToken_, cashScale));
         _setRiskConfig(maxAge_, futureTolerance_, DEFAULT_LIQUIDATION_PENALTY, DEFAULT_INSURANCE_SHARE);
     }
 
@@ -138,15 +136,6 @@ contract MarginVault is IMarginVault, VaultBase {
         _setRiskConfig(newMaxAge, newFutureTolerance, newLiquidationPenalty, newInsuranceShare);
     }
 
-    /// @inheritdoc IMarginVault
-    function setTakeoverBuffer(uint256 newTakeoverBuffer) external onlyOwner {
-        if (newTakeoverBuffer > MAX_TAKEOVER_BUFFER) {
-            revert Errors.InvalidTakeoverBuffer(newTakeoverBuffer, MAX_TAKEOVER_BUFFER);
-        }
-        _takeoverBuffer = newTakeoverBuffer;
-        emit Events.TakeoverBufferSet(newTakeoverBuffer);
-    }
-
     /// @dev Disabled: a vault without an owner could never rotate a compromised signer set.
     function renounceOwnership() public view override onlyOwner {
         revert Errors.RenounceOwnershipDisabled();
@@ -162,58 +151,95 @@ contract MarginVault is IMarginVault, VaultBase {
         IERC20(settlementToken).safeTransfer(to, amount6);
     }
 
+    /* SUBACCOUNTS */
+
+    /// @inheritdoc IMarginVault
+    function createSubaccount() external returns (uint256 account) {
+        account = ++_subaccountCount;
+        _ownerOf[account] = msg.sender;
+        emit Events.SubaccountTransferred(account, address(0), msg.sender);
+    }
+
+    /// @inheritdoc IMarginVault
+    function transferSubaccount(uint256 account, address to) external {
+        address from = _requireAuthorized(account, msg.sender);
+        // An owner of 0 would read as "no such subaccount" and lock its balances for good.
+        if (to == address(0)) revert Errors.ZeroAddress();
+        _ownerOf[account] = to;
+        emit Events.SubaccountTransferred(account, from, to);
+    }
+
+    /// @inheritdoc IMarginVault
+    function setOperator(address operator, bool approved) external {
+        _isOperator[msg.sender][operator] = approved;
+        emit Events.OperatorSet(msg.sender, operator, approved);
+    }
+
+    /// @inheritdoc IMarginVault
+    function claimPayout() external nonReentrant {
+        uint256 amount6 = _payouts[msg.sender] / CASH_SCALE; // rounded down: the vault never pays dust it lacks
+        if (amount6 == 0) revert Errors.NothingToClaim();
+        _payouts[msg.sender] -= amount6 * CASH_SCALE;
+        emit Events.PayoutClaimed(msg.sender, amount6);
+        IERC20(settlementToken).safeTransfer(msg.sender, amount6);
+    }
+
     /* COLLATERAL AND CASH */
 
     /// @inheritdoc IMarginVault
-    function deposit(address token, uint256 amount) external nonReentrant {
+    function deposit(uint256 account, address token, uint256 amount) external nonReentrant {
+        _requireAuthorized(account, msg.sender);
         TokenConfig memory c = _requireToken(token);
         if (amount == 0) revert Errors.ZeroAmount();
-        Account storage a = _accounts[msg.sender];
+        Account storage a = _accounts[account];
         a.collateral[token] += amount;
-        (int256 lo, int256 hi) = _collateralBounds(c, token, amount, true);
-        _addBounds(msg.sender, a, lo, hi);
-        emit Events.CollateralUpdated(msg.sender, token, a.collateral[token]);
-        emit Events.Deposited(msg.sender, token, amount);
+        (int256 lo, int256 hi) = _collateralBounds(c, amount, true);
+        _addBounds(account, a, lo, hi);
+        emit Events.CollateralUpdated(account, token, a.collateral[token]);
+        emit Events.Deposited(account, token, amount);
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
     }
 
     /// @inheritdoc IMarginVault
-    function withdraw(address token, uint256 amount, MarginProof calldata mp) external nonReentrant {
+    function withdraw(uint256 account, address token, uint256 amount, MarginProof calldata mp) external nonReentrant {
+        address owner_ = _requireAuthorized(account, msg.sender);
         TokenConfig memory c = _requireToken(token);
         if (amount == 0) revert Errors.ZeroAmount();
-        Account storage a = _accounts[msg.sender];
+        Account storage a = _accounts[account];
         uint256 balance = a.collateral[token];
-        if (amount > balance) revert Errors.InsufficientBalance(msg.sender, token, balance, amount);
+        if (amount > balance) revert Errors.InsufficientBalance(account, token, balance, amount);
         a.collateral[token] = balance - amount;
-        (int256 lo, int256 hi) = _collateralBounds(c, token, amount, false);
-        _addBounds(msg.sender, a, lo, hi);
-        _requireImSurplus(msg.sender, a, mp);
-        emit Events.CollateralUpdated(msg.sender, token, balance - amount);
-        emit Events.Withdrawn(msg.sender, token, amount);
-        IERC20(token).safeTransfer(msg.sender, amount);
+        (int256 lo, int256 hi) = _collateralBounds(c, amount, false);
+        _addBounds(account, a, lo, hi);
+        _requireImSurplus(account, a, mp);
+        emit Events.CollateralUpdated(account, token, balance - amount);
+        emit Events.Withdrawn(account, token, amount);
+        IERC20(token).safeTransfer(owner_, amount); // to the owner: an operator trades, it does not take
     }
 
     /// @inheritdoc IMarginVault
-    function depositCash(uint256 amount6) external nonReentrant {
+    function depositCash(uint256 account, uint256 amount6) external nonReentrant {
+        _requireAuthorized(account, msg.sender);
         if (amount6 == 0) revert Errors.ZeroAmount();
-        Account storage a = _accounts[msg.sender];
+        Account storage a = _accounts[account];
         int256 c = FixedPoint.toInt(amount6 * CASH_SCALE);
         a.cash += c;
-        _addBounds(msg.sender, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
-        emit Events.CashDeposited(msg.sender, amount6);
+        _addBounds(account, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
+        emit Events.CashDeposited(account, amount6);
         IERC20(settlementToken).safeTransferFrom(msg.sender, address(this), amount6);
     }
 
     /// @inheritdoc IMarginVault
-    function withdrawCash(uint256 amount6, MarginProof calldata mp) external nonReentrant {
+    function withdrawCash(uint256 account, uint256 amount6, MarginProof calldata mp) external nonReentrant {
+        address owner_ = _requireAuthorized(account, msg.sender);
         if (amount6 == 0) revert Errors.ZeroAmount();
-        Account storage a = _accounts[msg.sender];
+        Account storage a = _accounts[account];
         int256 c = -FixedPoint.toInt(amount6 * CASH_SCALE);
         a.cash += c;
-        _addBounds(msg.sender, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
-        _requireImSurplus(msg.sender, a, mp);
-        emit Events.CashWithdrawn(msg.sender, amount6);
-        IERC20(settlementToken).safeTransfer(msg.sender, amount6);
+        _addBounds(account, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
+        _requireImSurplus(account, a, mp);
+        emit Events.CashWithdrawn(account, amount6);
+        IERC20(settlementToken).safeTransfer(owner_, amount6);
     }
 
     /// @inheritdoc IMarginVault
@@ -232,6 +258,7 @@ contract MarginVault is IMarginVault, VaultBase {
         bytes calldata,
         InstrumentProof[] calldata,
         MarginProof calldata,
+        uint256,
         MarginProof calldata
     ) external nonReentrant {
         _delegate(exchangeModule);
@@ -245,14 +272,16 @@ contract MarginVault is IMarginVault, VaultBase {
     }
 
     /// @inheritdoc IMarginVault
-    function applyFunding(address account) external nonReentrant {
+    function applyFunding(uint256 account) external nonReentrant {
+        _requireOwner(account);
         Account storage a = _accounts[account];
         _applyAllFunding(account, a);
         _emitAccount(account, a);
     }
 
     /// @inheritdoc IMarginVault
-    function settle(address account, uint32 id) external nonReentrant {
+    function settle(uint256 account, uint32 id) external nonReentrant {
+        _requireOwner(account);
         Instrument storage ins = _requireInstrument(id);
         if (ins.kind == InstrumentKind.PERP) revert Errors.NotAnOption(id);
         InstrumentState storage st = _instrumentState[id];
@@ -283,37 +312,46 @@ contract MarginVault is IMarginVault, VaultBase {
     /* LIQUIDATION */
 
     /// @inheritdoc IMarginVault
-    function liquidate(address, MarginProof calldata, MarginProof calldata, int256) external nonReentrant {
+    function liquidate(uint256, MarginProof calldata, uint256, int256) external nonReentrant {
         _delegate(exchangeModule);
     }
 
     /* VIEWS */
 
     /// @inheritdoc IMarginVault
-    function checkLiquidation(address account, MarginProof calldata mp)
+    function checkLiquidation(uint256 account, MarginProof calldata mp)
         external
         view
-        returns (bool liquidatable, int256 mmSurplusHi_, uint256 pay, uint256 fee, uint256 covered, uint256 uncovered)
+        returns (
+            bool liquidatable,
+            int256 mmSurplusHi_,
+            uint256 pay,
+            uint256 fee,
+            uint256 covered,
+            uint256 uncovered,
+            uint256 minDeposit6
+        )
     {
         _requireNotSafeMode();
+        _requireOwner(account);
         Account storage a = _accounts[account];
         _requireAccountLeaf(account, a, mp);
-        // Count the 1-wei rounding that applying pending funding would add first.
-        int256 cumLoNow = a.cumLo - FixedPoint.toInt(_pendingFundingCount(a));
-        LiquidationQuote memory r = LiquidationLib.quote(mp.leaf, cumLoNow, a.cumHi, _liquidationParams());
+        // As `liquidate`: 1 wei of funding rounding per open position, without applying it.
+        int256 cumLoNow = a.cumLo - FixedPoint.toInt(a.instruments.length);
+        LiquidationQuote memory r = LiquidationLib.quote(mp.leaf, cumLoNow, a.cumHi, _liquidationParams(CASH_SCALE));
         // As `liquidate`: no position and no debt is never liquidatable.
         if (a.instruments.length == 0 && a.cash >= 0) r.liquidatable = false;
-        return (r.liquidatable, r.mmSurplusHi, r.pay, r.fee, r.covered, r.uncovered);
+        return (r.liquidatable, r.mmSurplusHi, r.pay, r.fee, r.covered, r.uncovered, r.minDeposit6);
     }
 
     /// @inheritdoc IMarginVault
-    function imSurplusLo(address account, MarginProof calldata mp) external view returns (int256) {
+    function imSurplusLo(uint256 account, MarginProof calldata mp) external view returns (int256) {
         _requireNotSafeMode();
         return _imSurplusLo(account, _accounts[account], mp);
     }
 
     /// @inheritdoc IMarginVault
-    function mmSurplusHi(address account, MarginProof calldata mp) external view returns (int256) {
+    function mmSurplusHi(uint256 account, MarginProof calldata mp) external view returns (int256) {
         _requireNotSafeMode();
         Account storage a = _accounts[account];
         _requireAccountLeaf(account, a, mp);
@@ -326,7 +364,7 @@ contract MarginVault is IMarginVault, VaultBase {
     }
 
     /// @inheritdoc IMarginVault
-    function accountState(address account)
+    function accountState(uint256 account)
         external
         view
         returns (
@@ -354,7 +392,7 @@ contract MarginVault is IMarginVault, VaultBase {
     }
 
     /// @inheritdoc IMarginVault
-    function accountStates(address[] calldata accounts) external view returns (AccountState[] memory states) {
+    function accountStates(uint256[] calldata accounts) external view returns (AccountState[] memory states) {
         states = new AccountState[](accounts.length);
         for (uint256 i; i < accounts.length; ++i) {
             states[i] = _accountState(accounts[i]);
@@ -362,13 +400,13 @@ contract MarginVault is IMarginVault, VaultBase {
     }
 
     /// @inheritdoc IMarginVault
-    function position(address account, uint32 id) external view returns (int256 size, int256 fundingIndex) {
+    function position(uint256 account, uint32 id) external view returns (int256 size, int256 fundingIndex) {
         Position storage p = _accounts[account].positions[id];
         return (p.size, p.fundingIndex);
     }
 
     /// @inheritdoc IMarginVault
-    function collateralBalance(address account, address token) external view returns (uint256) {
+    function collateralBalance(uint256 account, address token) external view returns (uint256) {
         return _accounts[account].collateral[token];
     }
 
@@ -389,13 +427,16 @@ contract MarginVault is IMarginVault, VaultBase {
         returns (bool registered, uint8 index, uint8 decimals, TokenPrice memory price)
     {
         TokenConfig memory c = _tokenConfig[token];
-        if (c.registered && c.index < _prices.length) price = _prices[c.index];
+        if (c.registered && c.index < _prices.length) price = _tokenPrice(c.index);
         return (c.registered, c.index, c.decimals, price);
     }
 
     /// @inheritdoc IMarginVault
-    function tokenPrices() external view returns (TokenPrice[] memory) {
-        return _prices;
+    function tokenPrices() external view returns (TokenPrice[] memory table) {
+        table = new TokenPrice[](_prices.length);
+        for (uint256 i; i < table.length; ++i) {
+            table[i] = _tokenPrice(i);
+        }
     }
 
     /// @inheritdoc IMarginVault
@@ -490,12 +531,27 @@ contract MarginVault is IMarginVault, VaultBase {
     }
 
     /// @inheritdoc IMarginVault
-    function takeoverBuffer() external view returns (uint256) {
-        return _takeoverBuffer;
+    function ownerOf(uint256 account) external view returns (address) {
+        return _requireOwner(account);
     }
 
     /// @inheritdoc IMarginVault
-    function boundChange(address account)
+    function isOperator(address owner_, address operator) external view returns (bool) {
+        return _isOperator[owner_][operator];
+    }
+
+    /// @inheritdoc IMarginVault
+    function subaccountCount() external view returns (uint256) {
+        return _subaccountCount;
+    }
+
+    /// @inheritdoc IMarginVault
+    function payoutOf(address owner_) external view returns (uint256) {
+        return _payouts[owner_];
+    }
+
+    /// @inheritdoc IMarginVault
+    function boundChange(uint256 account)
         external
         view
         returns (uint64 lastBlock, uint64 lastEpoch, uint64 taintedEpoch)
@@ -524,7 +580,7 @@ contract MarginVault is IMarginVault, VaultBase {
     /// @dev Without a fresh price (safe mode, or a token registered after the current epoch)
     /// a deposit adds (0, UNBOUNDED) and a withdrawal (-UNBOUNDED, 0): always valid, since a
     /// token's haircut is at most its value (downShock <= 1).
-    function _collateralBounds(TokenConfig memory c, address token, uint256 amount, bool isDeposit)
+    function _collateralBounds(TokenConfig memory c, uint256 amount, bool isDeposit)
         internal
         view
         returns (int256 lo, int256 hi)
@@ -532,8 +588,7 @@ contract MarginVault is IMarginVault, VaultBase {
         if (_isSafeMode() || c.index >= _prices.length) {
             return isDeposit ? (int256(0), MarginBounds.UNBOUNDED) : (-MarginBounds.UNBOUNDED, int256(0));
         }
-        TokenPrice memory p = _prices[c.index];
-        assert(p.token == token);
+        TokenPrice memory p = _tokenPrice(c.index);
         if (isDeposit) {
             return (MarginBounds.depositLo(amount, p, c.decimals), MarginBounds.depositHi(amount, p, c.decimals));
         }
@@ -553,15 +608,7 @@ contract MarginVault is IMarginVault, VaultBase {
         }
     }
 
-    function _pendingFundingCount(Account storage a) internal view returns (uint256 n) {
-        for (uint256 i; i < a.instruments.length; ++i) {
-            uint32 id = a.instruments[i];
-            if (_instruments[id].kind != InstrumentKind.PERP) continue;
-            if (a.positions[id].fundingIndex != _instrumentState[id].cumFunding) ++n;
-        }
-    }
-
-    function _accountState(address account) internal view returns (AccountState memory s) {
+    function _accountState(uint256 account) internal view returns (AccountState memory s) {
         Account storage a = _accounts[account];
         s.cash = a.cash;
         s.stateNonce = a.stateNonce;

@@ -9,14 +9,21 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
                                        "ageSeconds", ...}``; 503 when degraded
 ``GET /epoch/latest``                  the last MINED epoch (the root the vault holds)
 ``GET /epoch/<n>``                     epoch ``n`` in any status
-``GET /account/<address>[?epoch=n]``   ``{"epoch", "root", "leaf": {kind, key, fields, leaf,
-                                       proof}}`` in the last mined epoch (or ``n``)
-``GET /instrument/<id>[?epoch=n]``     same for an instrument
+``GET /proof/<id>[?epoch=n]``          ``{"epoch", "root", "account", "leaf": {kind, key,
+                                       fields, leaf, proof}}``: subaccount ``id``'s ACCOUNT
+                                       leaf in the last mined epoch (or ``n``)
+``GET /instrument/<id>[?epoch=n]``     ``{"epoch", "root", "leaf"}`` for an instrument
+``GET /accounts?owner=<address>``      ``{"owner", "accounts": [{"account", "owner",
+                                       "createdBlock"}]}``: the owner's subaccounts as the
+                                       indexer last read them, lowest id first
 ``GET /metrics``                       Prometheus text, when metrics are attached
 =====================================  =====================================================
 
-Errors: 400 (malformed address / id / epoch), 404 (no such epoch or leaf), 405 (not GET).
-An account without open positions has no leaf (the vault values it alone): 404 says so.
+Ids are JSON integers in ``/accounts`` and ``"account"``; a leaf's ``fields`` hold decimal
+strings (full precision for any client). Errors: 400 (malformed address / id / epoch), 404
+(no such epoch, an unknown subaccount id, or a subaccount created after the epoch's
+snapshot block: it has a leaf from the next epoch on), 405 (not GET); the body is
+``{"error": "<one line>"}``.
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from eth_utils.address import to_checksum_address
+
 from keeper.metrics import KeeperMetrics
-from keeper.store import EpochRecord, LeafKind, Store
+from keeper.store import EpochRecord, Store
 
 __all__ = ["ProofApi"]
 
@@ -41,6 +50,7 @@ log = logging.getLogger("keeper.api")
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _UINT = re.compile(r"^[0-9]{1,10}$")
+_UINT256 = re.compile(r"^[0-9]{1,78}$")
 
 
 class _HttpError(Exception):
@@ -191,25 +201,71 @@ class ProofApi:
                 if rec is None:
                     raise _HttpError(HTTPStatus.NOT_FOUND, f"no epoch {parts[1]}")
             return HTTPStatus.OK, self._epoch_body(rec)
-        if len(parts) == 2 and parts[0] in ("account", "instrument"):
-            kind: LeafKind = "account" if parts[0] == "account" else "instrument"
-            if kind == "account" and not _ADDRESS.match(parts[1]):
-                raise _HttpError(HTTPStatus.BAD_REQUEST, f"not an address: {parts[1]!r}")
-            key = parts[1] if kind == "account" else str(self._uint(parts[1], "instrument"))
+        if len(parts) == 2 and parts[0] == "proof":
+            return HTTPStatus.OK, self._proof_body(self._account_id(parts[1]), query)
+        if len(parts) == 2 and parts[0] == "instrument":
+            key = self._uint(parts[1], "instrument")
             rec = self._epoch_from_query(query)
-            leaf = self.store.get_leaf(rec.number, kind, key)
+            leaf = self.store.get_leaf(rec.number, "instrument", key)
             if leaf is None:
-                hint = (
-                    " (an account without open positions needs no leaf)"
-                    if kind == "account"
-                    else ""
-                )
                 raise _HttpError(
-                    HTTPStatus.NOT_FOUND,
-                    f"no {kind} leaf for {parts[1]} in epoch {rec.number}{hint}",
+                    HTTPStatus.NOT_FOUND, f"no instrument leaf for {key} in epoch {rec.number}"
                 )
             return HTTPStatus.OK, {"epoch": rec.number, "root": rec.root, "leaf": leaf.to_dict()}
+        if parts == ["accounts"]:
+            return HTTPStatus.OK, self._accounts_body(query)
+        if parts and parts[0] == "account":
+            raise _HttpError(
+                HTTPStatus.NOT_FOUND,
+                f"no route /{'/'.join(parts)}: leaves are per subaccount, GET /proof/<id> "
+                "(GET /accounts?owner=<address> lists an owner's ids)",
+            )
         raise _HttpError(HTTPStatus.NOT_FOUND, f"no route /{'/'.join(parts)}")
+
+    @staticmethod
+    def _account_id(text: str) -> int:
+        if not _UINT256.match(text) or int(text) >= 2**256:
+            raise _HttpError(
+                HTTPStatus.BAD_REQUEST, f"subaccount id must be a uint256 in decimal: {text!r}"
+            )
+        return int(text)
+
+    def _proof_body(self, account: int, query: dict[str, list[str]]) -> dict[str, Any]:
+        rec = self._epoch_from_query(query)
+        leaf = self.store.get_leaf(rec.number, "account", account)
+        if leaf is None:
+            known = self.store.get_subaccount(account)
+            if known is None:
+                raise _HttpError(
+                    HTTPStatus.NOT_FOUND,
+                    f"unknown subaccount {account}: the vault has not created it (as far as "
+                    "the keeper indexed)",
+                )
+            why = (
+                f": created at block {known.created_block}, after the epoch's snapshot block "
+                f"{rec.snapshot_block}; the next epoch attests it"
+                if known.created_block > rec.snapshot_block
+                else ""
+            )
+            raise _HttpError(
+                HTTPStatus.NOT_FOUND, f"subaccount {account} has no leaf in epoch {rec.number}{why}"
+            )
+        return {
+            "epoch": rec.number,
+            "root": rec.root,
+            "account": account,
+            "leaf": leaf.to_dict(),
+        }
+
+    def _accounts_body(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        owner = query.get("owner", [""])[0]
+        if not _ADDRESS.match(owner):
+            raise _HttpError(HTTPStatus.BAD_REQUEST, f"owner must be a 0x address, got {owner!r}")
+        rows = self.store.subaccounts_of(owner)
+        return {
+            "owner": to_checksum_address(owner),
+            "accounts": [r.to_dict() for r in rows],
+        }
 
     @staticmethod
     def _uint(text: str, name: str) -> int:

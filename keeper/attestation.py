@@ -33,7 +33,6 @@ from keeper._abi_checks import (
     check_bytes32,
     check_int,
     check_uint,
-    checksum_address,
 )
 from keeper.errors import AttestationError
 
@@ -61,14 +60,15 @@ def proof_from_json(proof: Iterable[str]) -> tuple[bytes, ...]:
 
 @dataclass(frozen=True)
 class AccountLeaf:
-    """ACCOUNT leaf: the account's attested numbers at the epoch's snapshot block.
+    """ACCOUNT leaf: a subaccount's attested numbers at the epoch's snapshot block.
 
-    ``cum_lo`` / ``cum_hi`` / ``state_nonce`` are the vault's values at the snapshot;
+    ``account`` is the subaccount id (``uint256``; encoded as one word, as an address
+    was). ``cum_lo`` / ``cum_hi`` / ``state_nonce`` are the vault's values at the snapshot;
     ``equity`` (WAD USD, rounded down), ``im`` and ``mm`` (WAD USD, rounded up) come from
     the risk engine.
     """
 
-    account: str
+    account: int
     state_nonce: int
     cum_lo: int
     cum_hi: int
@@ -77,7 +77,7 @@ class AccountLeaf:
     mm: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "account", checksum_address("account", self.account))
+        check_uint("account", self.account)
         check_uint("state_nonce", self.state_nonce, UINT64_MAX)
         for name in ("cum_lo", "cum_hi", "equity"):
             check_int(name, getattr(self, name))
@@ -98,7 +98,7 @@ class AccountLeaf:
 
     def encode(self) -> bytes:
         return abi_encode(
-            ["uint8", "address", "uint64", "int256", "int256", "int256", "uint256", "uint256"],
+            ["uint8", "uint256", "uint64", "int256", "int256", "int256", "uint256", "uint256"],
             [LEAF_ACCOUNT, *self.to_abi()],
         )
 
@@ -123,7 +123,7 @@ class AccountLeaf:
         """Inverse of :meth:`to_json`; ints as ints or decimal strings."""
         f = fields
         return cls(
-            str(f["account"]),
+            int(f["account"]),
             int(f["stateNonce"]),
             int(f["cumLo"]),
             int(f["cumHi"]),
@@ -190,7 +190,7 @@ Leaf = AccountLeaf | InstrumentLeaf
 
 
 def account_leaf_hash(
-    account: str, state_nonce: int, cum_lo: int, cum_hi: int, equity: int, im: int, mm: int
+    account: int, state_nonce: int, cum_lo: int, cum_hi: int, equity: int, im: int, mm: int
 ) -> bytes:
     """Hash of an ACCOUNT leaf (docs/protocol.md §3)."""
     return AccountLeaf(account, state_nonce, cum_lo, cum_hi, equity, im, mm).hash()
@@ -250,7 +250,7 @@ class MarginProof:
     proof: tuple[bytes, ...] = ()
 
     @classmethod
-    def empty(cls, account: str = ZERO_ADDRESS) -> MarginProof:
+    def empty(cls, account: int = 0) -> MarginProof:
         """The all-zero leaf without a proof: what an account without open positions
         passes (the vault values it on chain and ignores the proof)."""
         return cls(AccountLeaf(account, 0, 0, 0, 0, 0, 0), ())
@@ -392,9 +392,9 @@ def ints_as_strings(value: Any) -> Any:
 class LeafRecord:
     """One leaf of an epoch's tree.
 
-    ``kind`` is ``"account"`` (``key`` = lowercase address) or ``"instrument"`` (``key`` =
-    the instrument id in decimal). ``fields`` are the leaf's values by protocol name
-    (``stateNonce``, ``cumLo``, ``equity``...; ``int`` values, or ``str`` for addresses),
+    ``kind`` is ``"account"`` (``key`` = the subaccount id in decimal) or ``"instrument"``
+    (``key`` = the instrument id in decimal). ``fields`` are the leaf's values by protocol
+    name (``account``, ``stateNonce``, ``cumLo``, ``equity``...; all ``int`` values),
     ``leaf_hash`` the double-hashed leaf and ``proof`` the sibling hashes, all ``0x`` hex.
     """
 

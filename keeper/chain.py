@@ -7,18 +7,22 @@
   A chain that was reset (Anvil restarted empty) raises
   :class:`~keeper.errors.ChainResetError` with what changed, instead of posting epochs over
   a chain the store does not describe.
-- **indexer** (:meth:`ChainAdapter.index`): the vault's account events
-  (``AccountUpdated``, ``PositionUpdated``, ``CollateralUpdated``) are scanned from the
-  deployment block up to ``head - confirmations``, incrementally, in block ranges. The
-  indexer only needs the SET of accounts (their state is read with ``accountStates`` at
-  the snapshot block, exactly what the contract will judge). On start it rebuilds that set
-  from the deployment block (cheap: one ``eth_getLogs`` per range, topics only). Each scan
-  remembers the hash of the last block it read; if that hash changed (a reorg), the
-  indexer walks back to the newest remembered block whose hash still matches (the safe
-  block), forgets accounts first seen after it, and re-reads from there; if none match, it
-  rebuilds from the deployment block.
-- **snapshot** (:meth:`ChainAdapter.snapshot`): every known account's state at one block
-  via ``accountStates`` in batches, plus the instruments, tokens, funding indices,
+- **indexer** (:meth:`ChainAdapter.index`): an account is a subaccount, a ``uint256`` id
+  with an owner (docs/protocol.md §2). The vault emits
+  ``SubaccountTransferred(account, from, to)`` on creation (``from = 0``) and on every
+  change of owner (a transfer, a liquidation), so that one event gives the indexer every
+  subaccount, its creation block and its owner; it is scanned from the deployment block
+  up to ``head - confirmations``, incrementally, in block ranges. The indexer needs only
+  the SET of subaccounts for the leaves (their state is read with ``accountStates`` at the
+  snapshot block, exactly what the contract will judge); the owners are kept for the
+  proof API's ``GET /accounts?owner=`` and written to the store. On start it rebuilds the
+  index from the deployment block (cheap: one ``eth_getLogs`` per range, topics only).
+  Each scan remembers the hash of the last block it read; if that hash changed (a reorg),
+  the indexer walks back to the newest remembered block whose hash still matches (the
+  safe block), forgets the subaccounts created and the owner changes seen after it, and
+  re-reads from there; if none match, it rebuilds from the deployment block.
+- **snapshot** (:meth:`ChainAdapter.snapshot`): every known subaccount's state at one
+  block via ``accountStates`` in batches, plus the instruments, tokens, funding indices,
   settlement prices and the current epoch at that same block.
 
 Every RPC call goes through :func:`keeper.retry.call_with_retry`: a node unreachable
@@ -52,11 +56,11 @@ from web3.types import BlockData, BlockParams, FilterParams, RPCEndpoint
 from keeper.abi import erc20_abi, vault_abi
 from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
 from keeper.retry import RetryPolicy, call_with_retry
-from keeper.store import Store
+from keeper.store import Store, SubaccountRecord
 
 __all__ = [
-    "ACCOUNT_EVENTS",
     "ACCOUNT_STATES_TYPE",
+    "SUBACCOUNT_TRANSFERRED",
     "AccountState",
     "ChainAdapter",
     "ChainSnapshot",
@@ -71,13 +75,10 @@ __all__ = [
 log = logging.getLogger("keeper.chain")
 T = TypeVar("T")
 
-#: Events whose first indexed topic is an account whose state changed.
-ACCOUNT_EVENTS: tuple[str, ...] = (
-    "AccountUpdated(address,int256,int256,int256,uint64)",
-    "PositionUpdated(address,uint32,int256,int256)",
-    "CollateralUpdated(address,address,uint256)",
-)
-_ACCOUNT_TOPICS = ["0x" + keccak(text=sig).hex() for sig in ACCOUNT_EVENTS]
+#: The one event the indexer reads: topics ``[sig, account, from, to]`` (``from = 0`` on
+#: creation). Every subaccount is created by it before any other event names it.
+SUBACCOUNT_TRANSFERRED = "SubaccountTransferred(uint256,address,address)"
+_TRANSFER_TOPIC = "0x" + keccak(text=SUBACCOUNT_TRANSFERRED).hex()
 _EPOCH_POSTED_TOPIC = HexStr(
     "0x" + keccak(text="EpochPosted(uint64,uint64,uint64,bytes32,uint64)").hex()
 )
@@ -85,7 +86,7 @@ _EPOCH_POSTED_TOPIC = HexStr(
 #: RPC retries of reads: a node gone for up to ~30 s is waited for.
 DEFAULT_READ_RETRY = RetryPolicy(max_attempts=8, deadline_seconds=30.0)
 
-_ACCOUNT_STATES_SELECTOR = keccak(text="accountStates(address[])")[:4]
+_ACCOUNT_STATES_SELECTOR = keccak(text="accountStates(uint256[])")[:4]
 ACCOUNT_STATES_TYPE = "(int256,uint64,int256,int256,uint32[],int256[],int256[],uint256[])[]"
 
 #: Remembered (block, hash) checkpoints for reorg recovery; one per scan.
@@ -138,13 +139,13 @@ class Position:
 
 @dataclass(frozen=True)
 class AccountState:
-    """An account as the vault stores it at the snapshot block.
+    """A subaccount as the vault stores it at the snapshot block.
 
-    ``cash``, ``cum_lo``, ``cum_hi``: int256 WAD USD; ``collateral``: balances in each
-    token's decimals, in registered token order.
+    ``account``: the subaccount id; ``cash``, ``cum_lo``, ``cum_hi``: int256 WAD USD;
+    ``collateral``: balances in each token's decimals, in registered token order.
     """
 
-    address: str
+    account: int
     cash: int
     state_nonce: int
     cum_lo: int
@@ -271,7 +272,9 @@ def decode_account_states(data: bytes) -> list[tuple[Any, ...]]:
 
 @dataclass
 class _IndexState:
-    accounts: dict[str, int] = field(default_factory=dict)  # address -> first block seen
+    #: subaccount id -> its owners, oldest first: ``(block, owner)``, the first entry its
+    #: creation (kept per block so that a reorg can drop the changes after the safe block).
+    accounts: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     last_block: int | None = None
     checkpoints: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=_CHECKPOINTS))
 
@@ -406,15 +409,25 @@ class ChainAdapter:
     # ---------------------------------------------------------------- indexer
 
     @property
-    def accounts(self) -> tuple[str, ...]:
-        """Known accounts, in first-seen order."""
+    def accounts(self) -> tuple[int, ...]:
+        """Known subaccount ids, in creation order (ascending: ids are sequential)."""
         return tuple(self._index.accounts)
 
-    def accounts_at(self, block: int) -> list[str]:
-        """Known accounts first seen at or before ``block`` (an account seen later has no
-        state there; leaving it out keeps a snapshot independent of how far the index ran,
-        so ``keeper verify`` rebuilds the same leaf set)."""
-        return [a for a, first in self._index.accounts.items() if first <= block]
+    def accounts_at(self, block: int) -> list[int]:
+        """Known subaccounts created at or before ``block`` (one created later has no state
+        there; leaving it out keeps a snapshot independent of how far the index ran, so
+        ``keeper verify`` rebuilds the same leaf set)."""
+        return [a for a, owners in self._index.accounts.items() if owners[0][0] <= block]
+
+    def owner_of(self, account: int) -> str | None:
+        """The indexed owner of ``account`` (checksummed), None for an id not seen."""
+        owners = self._index.accounts.get(account)
+        return None if owners is None else owners[-1][1]
+
+    def subaccounts_of(self, owner: str) -> tuple[int, ...]:
+        """The ids ``owner`` holds as far as the index read, ascending."""
+        who = to_checksum_address(owner)
+        return tuple(a for a, owners in self._index.accounts.items() if owners[-1][1] == who)
 
     @property
     def indexed_block(self) -> int | None:
@@ -423,12 +436,12 @@ class ChainAdapter:
     def rebuild(self) -> int:
         """Forget everything and re-read from the deployment block; returns accounts known."""
         self._index = _IndexState()
-        self.index()
+        self.index(replace_owners=True)
         return len(self._index.accounts)
 
     def rebuild_to(self, block: int) -> int:
-        """A fresh index of the accounts seen up to ``block`` only (``keeper verify``); the
-        store's cursor is left alone."""
+        """A fresh index of the subaccounts created up to ``block`` only (``keeper
+        verify``); the store's cursor and owners are left alone."""
         self._index = _IndexState()
         self.index(to_block=block, record=False)
         return len(self._index.accounts)
@@ -442,13 +455,14 @@ class ChainAdapter:
             raise
         return _hex(blk["hash"])
 
-    def _check_reorg(self) -> None:
+    def _check_reorg(self) -> bool:
+        """Walk back to the safe block after a reorg; True when the index changed."""
         st = self._index
         if st.last_block is None or not st.checkpoints:
-            return
+            return False
         number, stored = st.checkpoints[-1]
         if self._hash_of(number) == stored:
-            return
+            return False
         self.check_deployed()  # a reset chain is not a reorg: say so
         safe: tuple[int, str] | None = None
         while st.checkpoints:
@@ -461,54 +475,75 @@ class ChainAdapter:
                 "reorg below every checkpoint; rebuilding the index", extra={"block": number}
             )
             self._index = _IndexState()
-            return
+            return True
         st.checkpoints.append(safe)
         st.last_block = safe[0]
-        dropped = [a for a, first in st.accounts.items() if first > safe[0]]
-        for a in dropped:
-            del st.accounts[a]
+        dropped = 0
+        for a in list(st.accounts):
+            kept = [o for o in st.accounts[a] if o[0] <= safe[0]]
+            if not kept:
+                del st.accounts[a]
+                dropped += 1
+            else:
+                st.accounts[a] = kept
         log.warning(
             "reorg detected; re-reading from the safe block",
-            extra={"was": number, "safe_block": safe[0], "dropped_accounts": len(dropped)},
+            extra={"was": number, "safe_block": safe[0], "dropped_accounts": dropped},
         )
+        return True
 
-    def index(self, to_block: int | None = None, *, record: bool = True) -> int:
-        """Scan account events up to ``to_block`` (default: ``head - confirmations``).
+    def index(
+        self, to_block: int | None = None, *, record: bool = True, replace_owners: bool = False
+    ) -> int:
+        """Scan ``SubaccountTransferred`` up to ``to_block`` (default: ``head -
+        confirmations``).
 
-        Returns the number of accounts known. Incremental: only blocks after the last scan
-        are read, after checking that the last scanned block is still on the chain.
+        Returns the number of subaccounts known. Incremental: only blocks after the last
+        scan are read, after checking that the last scanned block is still on the chain.
+        With ``record`` (and a store), the cursor and the owners that changed are written
+        to the store (all of them after a reorg or with ``replace_owners``).
         """
-        self._check_reorg()
+        replace_owners = self._check_reorg() or replace_owners
         target = self.safe_head() if to_block is None else to_block
         st = self._index
         start = self.deployment_block if st.last_block is None else st.last_block + 1
-        if start > target:
-            return len(st.accounts)
+        changed: set[int] = set()
         lo = start
         while lo <= target:
             hi = min(lo + self.log_range - 1, target)
-            # Raw RPC: web3's log formatters cost ~1 ms per entry, and only the account
-            # topic and the block number are needed.
+            # Raw RPC: web3's log formatters cost ~1 ms per entry, and only the topics and
+            # the block number are needed.
             params = {
                 "address": self.address,
                 "fromBlock": hex(lo),
                 "toBlock": hex(hi),
-                "topics": [_ACCOUNT_TOPICS],
+                "topics": [_TRANSFER_TOPIC],
             }
-            logs = self._raw("eth_getLogs", [params])
-            for entry in logs:
-                addr = to_checksum_address("0x" + entry["topics"][1][-40:])
-                if addr not in st.accounts:
-                    st.accounts[addr] = int(entry["blockNumber"], 16)
+            # eth_getLogs returns entries in chain order: the last owner in a block wins.
+            for entry in self._raw("eth_getLogs", [params]):
+                account = int(entry["topics"][1], 16)
+                owner = to_checksum_address("0x" + entry["topics"][3][-40:])
+                st.accounts.setdefault(account, []).append((int(entry["blockNumber"], 16), owner))
+                changed.add(account)
             lo = hi + 1
-        block_hash = self._hash_of(target)
-        if block_hash is None:
-            self.check_deployed()
-            raise ChainResetError(f"block {target} vanished while indexing")
-        st.last_block = target
-        st.checkpoints.append((target, block_hash))
-        if self.store is not None and record:
-            self.store.set_cursor(target, block_hash)
+        if start <= target:
+            block_hash = self._hash_of(target)
+            if block_hash is None:
+                self.check_deployed()
+                raise ChainResetError(f"block {target} vanished while indexing")
+            st.last_block = target
+            st.checkpoints.append((target, block_hash))
+            if self.store is not None and record:
+                self.store.set_cursor(target, block_hash)
+        if self.store is not None and record and (changed or replace_owners):
+            self.store.save_subaccounts(
+                [
+                    SubaccountRecord(a, owners[-1][1], owners[0][0])
+                    for a, owners in st.accounts.items()
+                    if replace_owners or a in changed
+                ],
+                replace=replace_owners,
+            )
         return len(st.accounts)
 
     # ---------------------------------------------------------------- reads
@@ -550,23 +585,24 @@ class ChainAdapter:
         return EpochOnChain(int(e), int(snap), int(ts), bytes(root))
 
     def account_states(
-        self, accounts: Sequence[str], block: int | str = "latest"
+        self, accounts: Sequence[int], block: int | str = "latest"
     ) -> tuple[AccountState, ...]:
-        """``accountStates`` in batches of ``batch_size``, all at ``block`` (raw
-        ``eth_call`` + ``eth_abi`` decoding: web3's result normalisation of nested arrays
-        costs more than the node's work)."""
+        """``accountStates`` of subaccount ids, in batches of ``batch_size``, all at
+        ``block`` (raw ``eth_call`` + a direct decoder: web3's result normalisation of
+        nested arrays costs more than the node's work). An id the vault does not know
+        reads as an empty account (``accountStates`` does not check owners)."""
         out: list[AccountState] = []
         tag = block if isinstance(block, str) else hex(block)
         for start in range(0, len(accounts), self.batch_size):
-            chunk = [to_checksum_address(a) for a in accounts[start : start + self.batch_size]]
-            data = _ACCOUNT_STATES_SELECTOR + abi_encode(["address[]"], [chunk])
+            chunk = [int(a) for a in accounts[start : start + self.batch_size]]
+            data = _ACCOUNT_STATES_SELECTOR + abi_encode(["uint256[]"], [chunk])
             raw = self._raw("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, tag])
             rows = decode_account_states(bytes.fromhex(raw[2:]))
-            for addr, row in zip(chunk, rows, strict=True):
+            for account, row in zip(chunk, rows, strict=True):
                 cash, nonce, lo, hi, ids, sizes, findex, coll = row
                 out.append(
                     AccountState(
-                        address=addr,
+                        account=account,
                         cash=cash,
                         state_nonce=nonce,
                         cum_lo=lo,
@@ -579,10 +615,10 @@ class ChainAdapter:
                 )
         return tuple(out)
 
-    def snapshot(self, block: int, accounts: Iterable[str] | None = None) -> ChainSnapshot:
+    def snapshot(self, block: int, accounts: Iterable[int] | None = None) -> ChainSnapshot:
         """Everything the pipeline needs, read at ``block`` (see :class:`ChainSnapshot`).
 
-        ``accounts`` defaults to every indexed account first seen at or before ``block``;
+        ``accounts`` defaults to every indexed subaccount created at or before ``block``;
         the caller must have indexed up to ``block`` at least.
         """
         self.check_deployed(block)

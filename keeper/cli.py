@@ -15,11 +15,14 @@ from keeper._click import common_group_options, setup_logging
 from keeper.errors import ConfigError
 
 if TYPE_CHECKING:  # the commands import the heavy modules only when they run
+    from collections.abc import Callable
+
     from keeper.config import Config
+    from keeper.feeds.base import MarketState
 
 __all__ = ["keeper_cli", "main"]
 
-_HELP = """Portfolio-margin keeper: attests every account's margin once per epoch.
+_HELP = """Portfolio-margin keeper: attests every subaccount's margin once per epoch.
 
 \b
 Configuration: a TOML file (--config, see keeper.example.toml) plus PM_* environment
@@ -111,7 +114,9 @@ def verify(ctx: click.Context, number: int) -> None:
 @keeper_cli.command(
     help="Run one signer service (its key from PM_SIGNER_KEYS / PM_KEYSTORE). Before signing "
     "it recomputes the epoch from its own node (--rpc-url) and the market snapshot sent with "
-    "the header, and it answers only the keepers given with --allow-keeper."
+    "the header, and it answers only the keepers given with --allow-keeper. With "
+    "--feed-config it reads the market itself and refuses a snapshot that deviates from its "
+    "own feed beyond the [feed.check] tolerances."
 )
 @click.option("--port", type=int, required=True, help="Listen port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -135,6 +140,12 @@ def verify(ctx: click.Context, number: int) -> None:
     required=True,
     help="JSON file of signed (epoch, root), kept across restarts.",
 )
+@click.option(
+    "--feed-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file whose [feed] table is this service's OWN market feed (docs/operations.md).",
+)
 def signer(
     port: int,
     host: str,
@@ -147,23 +158,47 @@ def signer(
     max_past: int,
     max_request_age: int,
     state: Path,
+    feed_config: Path | None,
 ) -> None:
     import os
     import signal
     import threading
+    import time
 
     from eth_utils.address import is_address, to_checksum_address
     from web3 import Web3
 
     from keeper.chain import ChainAdapter
-    from keeper.config import load_keystores, parse_private_key
+    from keeper.config import (
+        load_keystores,
+        parse_feed_section,
+        parse_private_key,
+        read_toml,
+        section_table,
+    )
     from keeper.epoch_check import EpochRecomputer
+    from keeper.feeds import build_feed
     from keeper.signers import SignerPolicy, SignerService
     from risk_engine import load_params
 
     for a in (vault, *allow_keeper):
         if not is_address(a):
             raise click.ClickException(f"not an address: {a}")
+    reference: Callable[[int], MarketState] | None = None
+    tolerances = None
+    if feed_config is not None:  # before any connection: a bad file fails at once
+        try:
+            feed_cfg = parse_feed_section(section_table(read_toml(feed_config), "feed"), os.environ)
+        except ConfigError as exc:
+            raise click.ClickException(f"--feed-config {feed_config}: {exc}") from exc
+        own_feed = build_feed(feed_cfg, start_time=int(time.time()))
+        tolerances = feed_cfg.check
+
+        def reference(ts: int) -> MarketState:
+            # a header older than the last one checked (a resumed epoch) is compared with
+            # the market now: a feed's clock never runs backwards
+            last = own_feed.latest()
+            return own_feed.tick(ts if last is None else max(ts, last.timestamp))
 
     keys: list[str] = []
     if os.environ.get("PM_SIGNER_KEYS"):
@@ -196,7 +231,7 @@ def signer(
             allowed_keepers=tuple(to_checksum_address(a) for a in allow_keeper),
             max_request_age_seconds=max_request_age,
         ),
-        checker=EpochRecomputer(chain, load_params()),
+        checker=EpochRecomputer(chain, load_params(), reference=reference, tolerances=tolerances),
         host=host,
         port=port,
         state_path=state,

@@ -21,12 +21,11 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from keeper.config import ComputeConfig
 from risk_engine import (
     MarginResult,
     MarketSnapshot,
@@ -36,6 +35,9 @@ from risk_engine import (
     build_risk_arrays,
     compute_margin,
 )
+
+if TYPE_CHECKING:  # keeper.config imports the epoch build, which imports this module
+    from keeper.config import ComputeConfig
 
 __all__ = [
     "MIN_SHARD_ACCOUNTS",

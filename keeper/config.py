@@ -27,7 +27,7 @@ Environment overrides (each wins over the file):
 ``PM_MAX_FEE_GWEI``        ``fees.max_fee_gwei``
 ``PM_API_HOST``            ``api.host``
 ``PM_API_PORT``            ``api.port``
-``PM_FEED_KIND``           ``feed.kind`` (``sim`` / ``replay``)
+``PM_FEED_KIND``           ``feed.kind`` (``sim`` / ``replay`` / ``composite``)
 ``PM_FEED_SEED``           ``feed.seed``
 ``PM_FEED_PATH``           ``feed.path``
 ``PM_METRICS_PORT``        ``metrics_port``
@@ -53,7 +53,9 @@ from urllib.parse import urlparse
 from eth_account import Account
 from eth_utils.address import is_hex_address, to_checksum_address
 
+from keeper.epoch_check import MarketTolerances
 from keeper.errors import ConfigError
+from keeper.feeds.composite import CompositeSettings
 
 __all__ = [
     "ApiConfig",
@@ -64,11 +66,13 @@ __all__ = [
     "FeesConfig",
     "KeeperConfig",
     "SignersConfig",
+    "SourceConfig",
     "load_config",
     "load_keystores",
     "parse_api_section",
     "parse_chain_section",
     "parse_compute_section",
+    "parse_feed_section",
     "parse_fees_section",
     "parse_float",
     "parse_int",
@@ -82,7 +86,9 @@ __all__ = [
 ]
 
 SignerMode = Literal["local", "remote"]
-FeedKind = Literal["sim", "replay"]
+FeedKind = Literal["sim", "replay", "composite"]
+SourceKind = Literal["deribit", "binance", "coinbase", "chainlink"]
+_SOURCE_KINDS = ("deribit", "binance", "coinbase", "chainlink")
 ComputeBackend = Literal["local", "dask"]
 
 ANVIL_CHAIN_ID = 31337
@@ -213,15 +219,41 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """One provider of a composite feed (``[[feed.sources]]``).
+
+    ``kind``: its API format (``deribit``, ``binance``, ``coinbase``, ``chainlink``);
+    ``url``: its base URL (for ``chainlink``, a JSON-RPC node); ``symbols``: underlying
+    symbol -> the provider's name for it (Deribit currency ``BTC``, Binance pair
+    ``BTCUSDT``, Coinbase product ``BTC-USD``, Chainlink aggregator address);
+    ``timeout_seconds`` per request; ``max_age_seconds``: this source's staleness limit
+    when it differs from the composite's (an on-chain feed updating on a heartbeat).
+    """
+
+    name: str
+    kind: SourceKind
+    url: str
+    symbols: Mapping[str, str]
+    timeout_seconds: float = 5.0
+    max_age_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class FeedConfig:
-    """Market feed: ``sim`` (seeded simulator, ``seed``) or ``replay`` (CSV directory in
-    the ../shared/data layout at ``path``). ``time_scale`` speeds up the simulator's
-    market clock (simulated seconds per clock second)."""
+    """Market feed: ``sim`` (seeded simulator, ``seed``), ``replay`` (CSV directory in
+    the ../shared/data layout at ``path``) or ``composite`` (live providers, ``sources``
+    combined by ``composite``, keeper/feeds/composite.py). ``time_scale`` speeds up the
+    simulator's market clock (simulated seconds per clock second). ``check``: how far a
+    keeper's market may be from this feed's when ``keeper signer`` uses it as its own
+    (keeper/epoch_check.py)."""
 
     kind: FeedKind = "sim"
     seed: int = 0
     path: Path | None = None
     time_scale: float = 1.0
+    sources: tuple[SourceConfig, ...] = ()
+    composite: CompositeSettings | None = None
+    check: MarketTolerances = MarketTolerances()
 
 
 @dataclass(frozen=True)
@@ -470,6 +502,170 @@ def parse_api_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiCo
     )
 
 
+_FEED_KEYS = {"kind", "seed", "path", "time_scale", "sources", "composite", "check"}
+_COMPOSITE_KEYS = {
+    "symbols",
+    "tokens",
+    "rate",
+    "max_age_seconds",
+    "max_future_seconds",
+    "max_deviation",
+    "freeze_seconds",
+    "confidence_floor",
+    "bar_seconds",
+    "min_bars",
+    "max_bars",
+}
+
+
+def _parse_source(raw: object, i: int) -> SourceConfig:
+    where = f"feed.sources[{i}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "expected a table")
+    _reject_unknown(
+        raw, where, {"name", "kind", "url", "symbols", "timeout_seconds", "max_age_seconds"}
+    )
+    kind = raw.get("kind")
+    if kind not in _SOURCE_KINDS:
+        raise ConfigError(f"{where}.kind", f"expected one of {', '.join(_SOURCE_KINDS)}")
+    symbols = raw.get("symbols")
+    if not isinstance(symbols, dict) or not symbols:
+        raise ConfigError(f"{where}.symbols", "expected a table: symbol -> provider's name")
+    mapped = {str(k): parse_str(v, f"{where}.symbols.{k}") for k, v in symbols.items()}
+    if kind == "chainlink":
+        mapped = {k: _address(v, f"{where}.symbols.{k}") for k, v in mapped.items()}
+    return SourceConfig(
+        name=parse_str(raw.get("name", kind), f"{where}.name"),
+        kind=kind,
+        url=parse_url(raw.get("url"), f"{where}.url", ("http", "https")),
+        symbols=mapped,
+        timeout_seconds=parse_float(
+            raw.get("timeout_seconds", 5.0),
+            f"{where}.timeout_seconds",
+            minimum=0.0,
+            maximum=60.0,
+            strict_min=True,
+        ),
+        max_age_seconds=None
+        if raw.get("max_age_seconds") is None
+        else parse_int(raw["max_age_seconds"], f"{where}.max_age_seconds", minimum=1),
+    )
+
+
+def _parse_composite(table: Mapping[str, Any]) -> CompositeSettings:
+    w = "feed.composite."
+    _reject_unknown(table, "feed.composite", _COMPOSITE_KEYS)
+    symbols = table.get("symbols")
+    if not isinstance(symbols, list) or not symbols:
+        raise ConfigError(w + "symbols", "expected a non-empty list of underlying symbols")
+    tokens = table.get("tokens", {})
+    if not isinstance(tokens, dict):
+        raise ConfigError(w + "tokens", 'expected a table: token -> symbol ("" for $1)')
+    try:
+        return CompositeSettings(
+            symbols=tuple(parse_str(x, w + "symbols") for x in symbols),
+            tokens={str(t): (str(u) or None) for t, u in tokens.items()},
+            rate=parse_float(table.get("rate", 0.0), w + "rate", minimum=-0.5, maximum=1.0),
+            max_age_seconds=parse_int(
+                table.get("max_age_seconds", 60), w + "max_age_seconds", minimum=1
+            ),
+            max_future_seconds=parse_int(
+                table.get("max_future_seconds", 10), w + "max_future_seconds", minimum=0
+            ),
+            max_deviation=parse_float(
+                table.get("max_deviation", 0.02),
+                w + "max_deviation",
+                minimum=0.0,
+                maximum=0.5,
+                strict_min=True,
+            ),
+            freeze_seconds=parse_int(
+                table.get("freeze_seconds", 300), w + "freeze_seconds", minimum=1
+            ),
+            confidence_floor=parse_float(
+                table.get("confidence_floor", 0.25),
+                w + "confidence_floor",
+                minimum=0.0,
+                maximum=1.0,
+            ),
+            bar_seconds=parse_int(table.get("bar_seconds", 86_400), w + "bar_seconds", minimum=60),
+            min_bars=parse_int(table.get("min_bars", 30), w + "min_bars", minimum=2),
+            max_bars=parse_int(table.get("max_bars", 365), w + "max_bars", minimum=2),
+        )
+    except ValueError as exc:
+        raise ConfigError("feed.composite", str(exc)) from exc
+
+
+def parse_feed_section(table: Mapping[str, Any], env: Mapping[str, str]) -> FeedConfig:
+    """The ``[feed]`` table (``PM_FEED_*`` overrides), shared by the keeper and ``keeper
+    signer --feed-config`` (a signer's own feed)."""
+    feed_t = dict(table)
+    _reject_unknown(feed_t, "feed", _FEED_KEYS)
+    kind = pick_setting(feed_t, "kind", "PM_FEED_KIND", env) or "sim"
+    if kind not in ("sim", "replay", "composite"):
+        raise ConfigError("feed.kind", f"expected 'sim', 'replay' or 'composite', got {kind!r}")
+    seed = pick_setting(feed_t, "seed", "PM_FEED_SEED", env)
+    feed_path = pick_setting(feed_t, "path", "PM_FEED_PATH", env)
+    check_t = section_table(feed_t, "check")
+    _reject_unknown(
+        check_t, "feed.check", {"max_price_deviation", "max_vol_deviation", "max_return_deviation"}
+    )
+    check = MarketTolerances(
+        price=parse_float(
+            check_t.get("max_price_deviation", 0.02),
+            "feed.check.max_price_deviation",
+            minimum=0.0,
+            maximum=0.5,
+        ),
+        vol=parse_float(
+            check_t.get("max_vol_deviation", 0.05),
+            "feed.check.max_vol_deviation",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        returns=parse_float(
+            check_t.get("max_return_deviation", 0.01),
+            "feed.check.max_return_deviation",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    )
+    raw_sources = feed_t.get("sources", [])
+    if not isinstance(raw_sources, list):
+        raise ConfigError("feed.sources", "expected an array of tables ([[feed.sources]])")
+    sources = tuple(_parse_source(raw, i) for i, raw in enumerate(raw_sources))
+    if len({s.name for s in sources}) != len(sources):
+        raise ConfigError("feed.sources", "two sources share a name")
+    composite = None
+    if kind == "composite":
+        if not sources:
+            raise ConfigError("feed.sources", "feed kind 'composite' needs [[feed.sources]]")
+        composite = _parse_composite(section_table(feed_t, "composite"))
+        for s in sources:
+            extra = set(s.symbols) - set(composite.symbols)
+            if extra:
+                raise ConfigError(
+                    f"feed.sources.{s.name}.symbols", f"{sorted(extra)} not in composite.symbols"
+                )
+    feed = FeedConfig(
+        kind="sim" if kind == "sim" else "replay" if kind == "replay" else "composite",
+        seed=parse_int(0 if seed is None else seed, "feed.seed", minimum=0),
+        path=None if feed_path in (None, "") else Path(parse_str(feed_path, "feed.path")),
+        time_scale=parse_float(
+            feed_t.get("time_scale", 1.0), "feed.time_scale", minimum=0.0, strict_min=True
+        ),
+        sources=sources,
+        composite=composite,
+        check=check,
+    )
+    if feed.kind == "replay":
+        if feed.path is None:
+            raise ConfigError("feed.path", "feed kind 'replay' needs a data directory")
+        if not feed.path.is_dir():
+            raise ConfigError("feed.path", f"not a directory: {feed.path}")
+    return feed
+
+
 def parse_compute_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ComputeConfig:
     """The ``[compute]`` table with ``PM_COMPUTE_BACKEND`` / ``PM_COMPUTE_SCHEDULER``."""
     _reject_unknown(table, "compute", {"backend", "scheduler"})
@@ -546,7 +742,6 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         },
     )
     _reject_unknown(api_t, "api", {"host", "port"})
-    _reject_unknown(feed_t, "feed", {"kind", "seed", "path", "time_scale"})
 
     def pick(table: dict[str, Any], key: str, var: str) -> object:
         return pick_setting(table, key, var, env)
@@ -612,24 +807,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
 
     # api, feed, metrics
     api = parse_api_section(api_t, env)
-    kind = pick(feed_t, "kind", "PM_FEED_KIND") or "sim"
-    if kind not in ("sim", "replay"):
-        raise ConfigError("feed.kind", f"expected 'sim' or 'replay', got {kind!r}")
-    seed = pick(feed_t, "seed", "PM_FEED_SEED")
-    feed_path = pick(feed_t, "path", "PM_FEED_PATH")
-    feed = FeedConfig(
-        kind="sim" if kind == "sim" else "replay",
-        seed=parse_int(0 if seed is None else seed, "feed.seed", minimum=0),
-        path=None if feed_path in (None, "") else Path(parse_str(feed_path, "feed.path")),
-        time_scale=parse_float(
-            feed_t.get("time_scale", 1.0), "feed.time_scale", minimum=0.0, strict_min=True
-        ),
-    )
-    if feed.kind == "replay":
-        if feed.path is None:
-            raise ConfigError("feed.path", "feed kind 'replay' needs a data directory")
-        if not feed.path.is_dir():
-            raise ConfigError("feed.path", f"not a directory: {feed.path}")
+    feed = parse_feed_section(feed_t, env)
     compute = parse_compute_section(section_table(data, "compute"), env)
     metrics_raw = env.get("PM_METRICS_PORT", data.get("metrics_port", 9108))
     metrics_port = parse_port(metrics_raw, "metrics_port")

@@ -27,7 +27,7 @@ from keeper.api import ProofApi
 from keeper.chain import ChainAdapter
 from keeper.config import Config
 from keeper.errors import ChainResetError
-from keeper.feeds import MarketFeed, ReplayFeed, SimConfig, SimulatedFeed
+from keeper.feeds import MarketFeed, ReplayFeed, SimConfig, SimulatedFeed, build_composite
 from keeper.gas import FeeHistoryStrategy
 from keeper.lifecycle import Lifecycle
 from keeper.metrics import KeeperMetrics
@@ -44,8 +44,13 @@ log = logging.getLogger("keeper.daemon")
 EXIT_CHAIN_RESET = 3
 
 
-def build_feed(config: Config, *, start_time: int | None = None) -> MarketFeed:
-    """The configured market feed (``sim``: seeded simulator; ``replay``: CSV history)."""
+def build_feed(
+    config: Config, *, start_time: int | None = None, metrics: KeeperMetrics | None = None
+) -> MarketFeed:
+    """The configured market feed (``sim``: seeded simulator; ``replay``: CSV history;
+    ``composite``: live providers, keeper/feeds/composite.py)."""
+    if config.feed.kind == "composite":
+        return build_composite(config.feed, metrics=metrics)
     if config.feed.kind == "replay":
         assert config.feed.path is not None
         return ReplayFeed(config.feed.path)
@@ -85,7 +90,7 @@ class Keeper:
             "lastResult": None if last is None else last.status,
             "lastRefusal": self.pipeline.last_refusal,
             "indexedBlock": self.chain.indexed_block,
-            "accountsKnown": len(self.chain.accounts),
+            "accountsKnown": len(self.chain.accounts),  # subaccounts indexed
         }
 
     def epoch_job(self) -> EpochResult | None:
@@ -149,7 +154,7 @@ def build_keeper(
         stuck_after=config.fees.stuck_after_seconds,
         receipt_timeout=config.fees.receipt_timeout_seconds,
     )
-    feed = feed or build_feed(config)
+    feed = feed or build_feed(config, metrics=metrics)
     pipeline = EpochPipeline(
         chain,
         feed,

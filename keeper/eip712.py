@@ -203,9 +203,12 @@ class Leg:
 
 @dataclass(frozen=True)
 class Quote:
-    """An RFQ quote signed by ``maker`` (docs/protocol.md §7); ``taker`` 0 = anyone."""
+    """An RFQ quote signed by ``maker`` (docs/protocol.md §7) for its subaccount
+    ``maker_account`` (``maker`` must own or operate it when the quote is filled);
+    ``taker`` 0 = anyone."""
 
     maker: str
+    maker_account: int
     taker: str
     legs: tuple[Leg, ...]
     nonce: int
@@ -213,6 +216,7 @@ class Quote:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "maker", checksum_address("maker", self.maker))
+        check_uint("maker_account", self.maker_account)
         object.__setattr__(self, "taker", checksum_address("taker", self.taker))
         object.__setattr__(self, "legs", tuple(self.legs))
         check_uint("nonce", self.nonce)
@@ -221,6 +225,7 @@ class Quote:
     def to_abi(self) -> tuple[Any, ...]:
         return (
             self.maker,
+            self.maker_account,
             self.taker,
             [leg.to_abi() for leg in self.legs],
             self.nonce,
@@ -230,6 +235,7 @@ class Quote:
     def to_eip712(self) -> dict[str, Any]:
         return {
             "maker": self.maker,
+            "makerAccount": self.maker_account,
             "taker": self.taker,
             "legs": [leg.to_eip712() for leg in self.legs],
             "nonce": self.nonce,
@@ -272,6 +278,7 @@ EPOCH_TYPES: dict[str, list[dict[str, str]]] = {
 QUOTE_TYPES: dict[str, list[dict[str, str]]] = {
     "Quote": [
         {"name": "maker", "type": "address"},
+        {"name": "makerAccount", "type": "uint256"},
         {"name": "taker", "type": "address"},
         {"name": "legs", "type": "Leg[]"},
         {"name": "nonce", "type": "uint256"},
@@ -315,7 +322,14 @@ class Domain:
         return bytes(_signable(self, QUOTE_TYPES, "Quote", _EMPTY_QUOTE).header)
 
 
-_EMPTY_QUOTE = {"maker": ZERO_ADDRESS, "taker": ZERO_ADDRESS, "legs": [], "nonce": 0, "deadline": 0}
+_EMPTY_QUOTE = {
+    "maker": ZERO_ADDRESS,
+    "makerAccount": 0,
+    "taker": ZERO_ADDRESS,
+    "legs": [],
+    "nonce": 0,
+    "deadline": 0,
+}
 
 
 def _signable(

@@ -1,7 +1,7 @@
 """Chain state + market feed -> the risk engine's input, one mapping for every caller.
 
-The epoch build (``keeper/epoch_build.py``) prices every indexed account with it, and
-``scripts/margin_view.py`` prices one account's current chain state in an epoch's stored
+The epoch build (``keeper/epoch_build.py``) prices every indexed subaccount with it, and
+``scripts/margin_view.py`` prices one subaccount's current chain state in an epoch's stored
 market with the same function, so both sides value the same inputs (docs/protocol.md §3):
 
 - one engine column per chain instrument given (the build gives the live ones), sizes
@@ -20,7 +20,11 @@ market with the same function, so both sides value the same inputs (docs/protoco
   (``perp_basis[ETH]``, ``forward_basis[ETH@<expiry>]``), an ATM vol outside
   ``[min_vol, max_vol]``, a skew or curvature beyond its bound (``atm_vol[ETH@<expiry>]``,
   ``skew[...]``, ``curvature[...]``). The stored market keeps the raw values, so
-  ``keeper verify`` and every signer recompute the same caps.
+  ``keeper verify`` and every signer recompute the same caps;
+- confidence: the feed's confidence per symbol (``MarketState.confidence``, the composite
+  feed's) becomes ``MarketSnapshot.confidence`` per engine underlying (a token-only one
+  under its own symbol, else its token's, else full); none when the feed gave none, so the
+  engine's confidence add-on is zero (risk_engine/addons.py).
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ def engine_portfolios(
     token_und: Sequence[str],
     cash: Sequence[int],
 ) -> Portfolios:
-    """One row per account; one column per instrument of ``instruments`` (sizes WAD ->
+    """One row per subaccount; one column per instrument of ``instruments`` (sizes WAD ->
     units), then one SPOT column per token (balances in whole tokens). A position in an
     instrument not among the columns is left out (an expired option: its payoff is in
     ``cash``, WAD USD per account)."""
@@ -226,6 +230,17 @@ def engine_market(
         rate=float(market.rate),
         surface=surface,
         returns=np.column_stack(returns).astype(np.float64),
+        # the feed's confidence per underlying (a token-only one under its own symbol or
+        # its token's); None when the feed gave none, so the engine sees full confidence
+        confidence=np.array(
+            [
+                market.confidence.get(u, market.confidence.get(token_symbol_of.get(u, u), 1.0))
+                for u in underlyings
+            ],
+            dtype=np.float64,
+        )
+        if market.confidence
+        else None,
     )
     return EngineMarket(snapshot, tuple(capped))
 

@@ -27,11 +27,11 @@ underlyings as ``keeper/engine_input.py`` maps them):
   the vault will charge it), plus every expired option at its payoff from the settlement
   price (already on chain, or posted by this epoch), ``mulWadFloor(size, payoff)`` as
   ``settle`` will pay it. Those options leave the risk computation (no risk left);
-- an ACCOUNT leaf for EVERY indexed account, also those without positions: the vault
-  values a flat account on chain for a withdrawal, but a trade checks the account after
-  the fill, when it holds positions, against its leaf; so an account's first trade needs
-  a leaf that exists already (an empty account's leaf is all zeros, which with the
-  running bounds is exact);
+- an ACCOUNT leaf for EVERY indexed subaccount (keyed by its id; docs/protocol.md §2),
+  also those without positions: the vault values a flat subaccount on chain for a
+  withdrawal, but a trade checks the subaccount after the fill, when it holds positions,
+  against its leaf; so a subaccount's first trade needs a leaf that exists already (an
+  empty subaccount's leaf is all zeros, which with the running bounds is exact);
 - an INSTRUMENT leaf for every live instrument; the token table for every token.
 
 Funding rule (simple, documented in docs/operations.md): per perp,
@@ -273,12 +273,12 @@ def account_cash(
 def margin_leaves(
     accounts: Sequence[AccountState], result: MarginResult
 ) -> tuple[AccountLeaf, ...]:
-    """One ACCOUNT leaf per account: its chain counters and the engine's numbers in WAD
-    (equity rounded down, requirements up)."""
+    """One ACCOUNT leaf per subaccount: its id, chain counters and the engine's numbers in
+    WAD (equity rounded down, requirements up)."""
     out = []
     for r, a in enumerate(accounts):
         equity, im, mm = result.to_wad(r)
-        out.append(AccountLeaf(a.address, a.state_nonce, a.cum_lo, a.cum_hi, equity, im, mm))
+        out.append(AccountLeaf(a.account, a.state_nonce, a.cum_lo, a.cum_hi, equity, im, mm))
     return tuple(out)
 
 
@@ -370,7 +370,7 @@ class EpochBuild:
             out.append(
                 LeafRecord(
                     "account",
-                    leaf.account.lower(),
+                    str(leaf.account),
                     wire["fields"],
                     hash_to_json(h),
                     tuple(wire["proof"]),

@@ -8,7 +8,7 @@ header from, it:
    requires ``market.timestamp == header.timestamp`` (the pipeline's rule);
 2. reads the vault's state at ``header.snapshotBlock`` through its OWN
    :class:`~keeper.chain.ChainAdapter` (the service's node, never the keeper's), with the
-   accounts first seen up to that block (the same leaf set ``keeper verify`` rebuilds);
+   subaccounts created up to that block (the same leaf set ``keeper verify`` rebuilds);
 3. requires ``header.epoch`` above the vault's current epoch and ``header.configVersion``
    equal to the vault's (both at the service's latest block: what ``postEpoch`` checks);
 4. runs the same :func:`keeper.epoch_build.compute_epoch` and requires the token table, the
@@ -16,15 +16,24 @@ header from, it:
    first difference.
 
 So a keeper can no longer get a root with a made-up leaf, token table, funding index or
-settlement price signed. What remains trusted is the market snapshot itself: a keeper that
-lies in the snapshot and the header consistently still gets its signature, unless the
-service is given a ``reference`` market of its own (``reference(timestamp) ->
-MarketState``): then every spot, perp mark and token price of the snapshot must be within
-``max_price_deviation`` (relative, default 2 %) of the reference's, and a symbol the
-reference does not quote is refused. Vols, smiles and the returns history are not compared.
-``keeper signer`` has no production feed to pass as a reference yet (the project's feeds
-are the simulator and a historical replay), so from the command line the market stays
-trusted.
+settlement price signed. The market snapshot is checked too when the service has a feed of
+its own (``reference(timestamp) -> MarketState``; ``keeper signer --feed-config``, built
+from the ``[feed]`` table of that file, docs/operations.md): :func:`market_deviation`
+refuses a snapshot
+
+- whose spot, perp mark or token price is further than ``max_price_deviation``
+  (relative, default 2 %) from the service's own;
+- whose smile vols differ from the service's by more than ``max_vol_deviation``
+  (absolute, in vol: 0.05 = 5 vol points, default), compared at every expiry of the
+  snapshot at log-moneyness -0.2, 0 and +0.2 (the service's smile interpolated to that
+  expiry);
+- whose return history differs from the service's by more than ``max_return_deviation``
+  (absolute log return per observation, default 0.01) on the newest observations both
+  have, or has another return interval;
+- or that quotes a symbol (or vols, or returns of a symbol) the service's feed does not.
+
+A keeper must then lie to a quorum of services that each read the market themselves
+(docs/security.md section 14). Without a reference the market stays trusted.
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
 
 from keeper.chain import ChainAdapter, ChainSnapshot
 from keeper.eip712 import Epoch
@@ -45,15 +57,96 @@ from keeper.errors import EpochRefusedError, FeedError, SignerRefusedError
 from keeper.feeds.base import MarketState
 from risk_engine import RiskParams
 
-__all__ = ["EpochRecomputer", "first_header_difference", "market_deviation"]
+__all__ = ["EpochRecomputer", "MarketTolerances", "first_header_difference", "market_deviation"]
+
+
+@dataclass(frozen=True)
+class MarketTolerances:
+    """How far a keeper's market may be from a signer's own (module docstring): prices
+    relative, vols absolute (vol points as decimals), returns absolute (log return)."""
+
+    price: float = 0.02
+    vol: float = 0.05
+    returns: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.price < 1 or not 0 <= self.vol < 5 or not 0 <= self.returns < 3:
+            raise ValueError(f"tolerances out of range: {self}")
+
+
+#: Log-moneyness points where a snapshot's smile is compared with the service's.
+VOL_CHECK_POINTS = (-0.2, 0.0, 0.2)
+
+
+def _vol_deviation(market: MarketState, reference: MarketState, tol: float) -> str | None:
+    """The first smile vol of ``market`` further than ``tol`` from ``reference``'s."""
+    for sym in market.symbols:
+        u = market.underlying(sym)
+        if not u.smiles:
+            continue
+        if sym not in reference.symbols or not reference.underlying(sym).smiles:
+            return f"{sym} vols: this service's feed does not quote them"
+        own = reference.underlying(sym)
+        for s in u.smiles:
+            r = own.smile_at(s.expiry, market.timestamp)
+            for k in VOL_CHECK_POINTS:
+                got = s.atm_vol + s.skew * k + s.curvature * k * k
+                ref = r.atm_vol + r.skew * k + r.curvature * k * k
+                if not abs(got - ref) <= tol:  # also refuses NaN
+                    return (
+                        f"{sym} vol at expiry {s.expiry}, log-moneyness {k:+.1f}: {got:.4f} vs "
+                        f"this service's {ref:.4f} (max difference {tol})"
+                    )
+    return None
+
+
+def _return_deviation(market: MarketState, reference: MarketState, tol: float) -> str | None:
+    """The first return of ``market`` further than ``tol`` from ``reference``'s (newest
+    observations aligned), or a symbol or interval the reference does not have."""
+    if market.return_interval_seconds != reference.return_interval_seconds:
+        return (
+            f"returns every {market.return_interval_seconds} s, this service's feed every "
+            f"{reference.return_interval_seconds} s"
+        )
+    for sym in market.return_symbols:
+        if sym not in reference.return_symbols:
+            return f"returns of {sym}: this service's feed does not have them"
+        got, ref = market.returns_of(sym), reference.returns_of(sym)
+        n = min(len(got), len(ref))
+        diff = np.abs(got[len(got) - n :] - ref[len(ref) - n :])
+        if n and not float(diff.max()) <= tol:
+            i = int(np.argmax(diff))
+            return (
+                f"{sym} return {n - i} observations back: {got[len(got) - n + i]:.5f} vs this "
+                f"service's {ref[len(ref) - n + i]:.5f} (max difference {tol})"
+            )
+    return None
 
 
 def market_deviation(
+    market: MarketState,
+    reference: MarketState,
+    max_deviation: float,
+    *,
+    max_vol_deviation: float | None = None,
+    max_return_deviation: float | None = None,
+) -> str | None:
+    """The first value of ``market`` too far from ``reference``'s (module docstring):
+    prices (underlying spot and perp mark, then token prices) beyond ``max_deviation``
+    relative, then smile vols beyond ``max_vol_deviation`` and returns beyond
+    ``max_return_deviation`` (absolute; None = not compared), or a value ``reference``
+    does not quote; None if everything is within its tolerance."""
+    found = _price_deviation(market, reference, max_deviation)
+    if found is None and max_vol_deviation is not None:
+        found = _vol_deviation(market, reference, max_vol_deviation)
+    if found is None and max_return_deviation is not None:
+        found = _return_deviation(market, reference, max_return_deviation)
+    return found
+
+
+def _price_deviation(
     market: MarketState, reference: MarketState, max_deviation: float
 ) -> str | None:
-    """The first price of ``market`` (underlying spot and perp mark, then token prices)
-    further than ``max_deviation`` (relative to the reference) from ``reference``'s, or
-    one ``reference`` does not quote; None if every price is within the tolerance."""
     own = {u: reference.underlying(u) for u in reference.symbols}
     prices: list[tuple[str, float, float | None]] = []
     for sym in market.symbols:
@@ -98,7 +191,7 @@ class EpochRecomputer:
     Parameters
     ----------
     chain : ChainAdapter
-        On the service's own node and the vault it signs for; its account index is kept
+        On the service's own node and the vault it signs for; its subaccount index is kept
         between calls (incremental, ``record=False``).
     params : RiskParams
         The same risk parameters as the keeper (the root depends on them).
@@ -109,6 +202,9 @@ class EpochRecomputer:
         None = the market snapshot is trusted.
     max_price_deviation : float
         Largest relative difference of a price from the reference's (0.02 = 2 %).
+    tolerances : MarketTolerances, optional
+        Price, vol and return tolerances against the reference (wins over
+        ``max_price_deviation``); without it only prices are compared.
     """
 
     def __init__(
@@ -120,11 +216,15 @@ class EpochRecomputer:
         funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
         reference: Callable[[int], MarketState] | None = None,
         max_price_deviation: float = 0.02,
+        tolerances: MarketTolerances | None = None,
     ) -> None:
         if not 0 <= max_price_deviation < 1:
             raise ValueError(f"max_price_deviation {max_price_deviation} not in [0, 1)")
         self.reference = reference
-        self.max_price_deviation = max_price_deviation
+        self.tolerances = tolerances
+        self.max_price_deviation = (
+            tolerances.price if tolerances is not None else max_price_deviation
+        )
         self.chain = chain
         self.params = params
         self.token_underlyings = token_underlyings
@@ -149,7 +249,14 @@ class EpochRecomputer:
                 own = self.reference(header.timestamp)
             except Exception as exc:  # no own price = no signature
                 raise SignerRefusedError(f"this service's feed failed: {exc}") from exc
-            deviation = market_deviation(market, own, self.max_price_deviation)
+            tol = self.tolerances
+            deviation = market_deviation(
+                market,
+                own,
+                self.max_price_deviation,
+                max_vol_deviation=None if tol is None else tol.vol,
+                max_return_deviation=None if tol is None else tol.returns,
+            )
             if deviation is not None:
                 raise SignerRefusedError(f"market snapshot refused: {deviation}")
         with self._lock:

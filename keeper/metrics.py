@@ -8,7 +8,8 @@ Names (all prefixed ``pm_keeper_``):
 ``epoch_lag_seconds``                  gauge      now - that timestamp (alert near maxAge)
 ``stage_seconds{stage}``               histogram  time per pipeline stage (index, snapshot,
                                                   compute, tree, sign, post...)
-``accounts``                           gauge      accounts in the last epoch
+``accounts``                           gauge      ACCOUNT leaves (one per subaccount) in
+                                                  the last epoch
 ``gas_used_total{purpose}``            counter    gas of mined transactions
 ``tx_total{purpose,outcome}``          counter    transactions by outcome (mined, reverted,
                                                   replaced, timeout)
@@ -18,6 +19,14 @@ Names (all prefixed ``pm_keeper_``):
                                                   (``scan_range[GOV]``, ``return[GOV]``...),
                                                   one per value per epoch built
 ``capped_values_last_epoch``           gauge      how many the last epoch built capped
+``feed_source_dropped_total``          counter    a source's value left out of the composite
+``{source,reason}``                               feed (error, stale, deviation, frozen)
+``feed_confidence{symbol}``            gauge      the composite feed's confidence per symbol
+                                                  (below the risk parameters' threshold the
+                                                  engine adds IM)
+``feed_refusals_total{reason}``        counter    ticks the composite feed refused
+                                                  (``confidence``: below its hard floor or
+                                                  no agreeing source; ``returns``)
 ``rpc_retries_total``                  counter    RPC calls retried
 ``job_runs_total{job}``                counter    periodic job runs
 =====================================  =========  ==========================================
@@ -71,7 +80,9 @@ class KeeperMetrics:
             buckets=STAGE_BUCKETS,
             registry=r,
         )
-        self.accounts = Gauge("pm_keeper_accounts", "Accounts in the last epoch", registry=r)
+        self.accounts = Gauge(
+            "pm_keeper_accounts", "ACCOUNT leaves (subaccounts) in the last epoch", registry=r
+        )
         self.gas_used = Counter(
             "pm_keeper_gas_used", "Gas used by mined transactions", ["purpose"], registry=r
         )
@@ -90,6 +101,24 @@ class KeeperMetrics:
         self.capped_last_epoch = Gauge(
             "pm_keeper_capped_values_last_epoch",
             "Values capped in the last epoch built",
+            registry=r,
+        )
+        self.feed_dropped = Counter(
+            "pm_keeper_feed_source_dropped",
+            "Source values left out of the composite feed, by source and reason",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.feed_confidence = Gauge(
+            "pm_keeper_feed_confidence",
+            "Composite feed confidence per symbol (0..1)",
+            ["symbol"],
+            registry=r,
+        )
+        self.feed_refusals = Counter(
+            "pm_keeper_feed_refusals",
+            "Composite feed ticks refused, by reason",
+            ["reason"],
             registry=r,
         )
         self.rpc_retries = Counter("pm_keeper_rpc_retries", "RPC calls retried", registry=r)

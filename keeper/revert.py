@@ -59,7 +59,6 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "InvalidRiskConfig": "risk config out of range (0 < maxAge <= 1 day, penalty and share "
     "<= 100%)",
     "InvalidFutureTolerance": "futureTolerance must be <= 5 minutes and <= maxAge",
-    "InvalidTakeoverBuffer": "takeoverBuffer above its bound (1e9 USD)",
     "RenounceOwnershipDisabled": "renounceOwnership is disabled: without an owner the signer "
     "set could never be rotated",
     "TokenAlreadyRegistered": "this token is already registered as collateral",
@@ -70,6 +69,10 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "DuplicateInstrument": "an instrument with this kind, underlying, strike and expiry is "
     "already registered as existingId",
     "NotDelegated": "a vault module was called directly; call the vault",
+    # subaccounts
+    "UnknownSubaccount": "no subaccount with this id (ids start at 1; `pm account list` "
+    "shows yours)",
+    "NotAuthorized": "the sender is neither the subaccount's owner nor an operator of its owner",
     # lookups
     "UnknownToken": "token is not registered collateral",
     "UnknownInstrument": "no instrument with this id",
@@ -82,8 +85,8 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "settlement and flat-account withdrawals work",
     "InsufficientMargin": "IM surplus lower bound would be negative after this action",
     "LeafAccountMismatch": "the ACCOUNT leaf is for another account",
-    "StaleStateNonce": "the ACCOUNT leaf is from before the account's last liquidation; "
-    "wait for the next epoch's leaf",
+    "StaleStateNonce": "the ACCOUNT leaf's stateNonce is not the subaccount's now (an older "
+    "leaf); wait for the next epoch's leaf",
     "InvalidAccountProof": "ACCOUNT leaf/proof does not verify against the current root "
     "(wrong epoch?)",
     "InvalidInstrumentProof": "INSTRUMENT leaf/proof does not verify against the current root",
@@ -115,7 +118,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     # quotes
     "QuoteExpired": "quote deadline has passed",
     "WrongTaker": "quote is reserved for another taker",
-    "SelfTrade": "maker and taker are the same account",
+    "SelfTrade": "maker and taker are the same subaccount",
     "NonceUsed": "quote nonce already filled or cancelled",
     "InvalidQuoteSignature": "quote not signed by its maker",
     "InvalidLegs": "need at least one leg and one INSTRUMENT proof per leg",
@@ -125,15 +128,17 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "SettlementPriceNotSet": "option settlement price not posted yet",
     "NoPosition": "account has no position in this instrument",
     # liquidation
-    "SelfLiquidation": "an account cannot liquidate itself",
+    "SelfLiquidation": "the owner of a subaccount (or its operator) cannot liquidate it",
     "AccountHealthy": "MM surplus upper bound is >= 0: the account is not liquidatable",
     "NothingToLiquidate": "account has no position and no debt: it is never liquidatable",
     "LiquidationCostTooHigh": "liquidation would cost more net cash than maxCashOut",
+    "LiquidationDepositTooSmall": "the deposit does not bring the subaccount to its IM "
+    "after the liquidation; deposit at least minDeposit6 (settlement token units)",
+    "NothingToClaim": "no liquidation payout to claim for this address",
 }
 
 #: Parameter names whose value is a WAD (1e18) fixed-point number (USD, price or fraction).
 _WAD_PARAMS: set[str] = {
-    "takeoverBuffer",
     "imSurplusLo",
     "mmSurplusHi",
     "netCashPaid",

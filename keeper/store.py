@@ -13,7 +13,11 @@ What it holds and why:
   stays on record.
 - ``market_snapshots``: the market JSON each epoch was computed from (``keeper verify``
   recomputes the root from it).
-- ``leaves``: per epoch, each ACCOUNT / INSTRUMENT leaf's fields, hash and proof.
+- ``leaves``: per epoch, each ACCOUNT / INSTRUMENT leaf's fields, hash and proof, keyed
+  by the subaccount id / instrument id in decimal (a ``uint256`` id does not fit sqlite's
+  64-bit INTEGER).
+- ``subaccounts``: every subaccount the indexer knows with its current owner and its
+  creation block (the proof API's ``GET /accounts?owner=``); rewritten by the indexer.
 - ``capped_values``: per epoch, each value capped instead of refusing the epoch (name, raw,
   capped; docs/operations.md, "Refuse or cap"), also in the epoch file as ``capped``.
 - ``transactions``: every transaction sent (hash, nonce, fees, status, ``replaced_by``).
@@ -25,21 +29,27 @@ Integers (WAD amounts, int256) are kept exact: Python ints in the records this m
 returns, decimal strings in ``to_dict()`` (the API and the epoch files), so that a
 JavaScript client does not lose precision.
 The schema version is sqlite's ``user_version``; :data:`MIGRATIONS` upgrades an older
-file in place.
+file in place. v3 (subaccounts, docs/protocol.md §2) rewrites the account leaves of an
+older store from address keys to the same word as an id (``abi.encode`` of an address and
+of ``uint256(uint160(address))`` are one word, so the stored hashes and proofs stay
+valid); such a store stays bound to its pre-subaccount vault (``chain_binding``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from eth_utils.address import to_checksum_address
 
 from keeper.attestation import LeafRecord, ints_as_strings
 from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
@@ -53,6 +63,7 @@ __all__ = [
     "Cursor",
     "EpochRecord",
     "Store",
+    "SubaccountRecord",
     "TxRecord",
 ]
 
@@ -72,7 +83,44 @@ _EPOCH_NEXT: dict[str, set[str]] = {
     "mined": set(),  # final: the root is on chain
 }
 
-MIGRATIONS: tuple[str, ...] = (
+
+def _run_sql(db: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v3_subaccounts(db: sqlite3.Connection) -> None:
+    """The ``subaccounts`` table; account leaf keys and ``fields.account`` from ``0x``
+    addresses to the decimal id of the same word."""
+    _run_sql(
+        db,
+        """
+        CREATE TABLE subaccounts (
+            account       TEXT    PRIMARY KEY,
+            owner         TEXT    NOT NULL,
+            created_block INTEGER NOT NULL
+        );
+        CREATE INDEX subaccounts_by_owner ON subaccounts (owner);
+        """,
+    )
+    rows = db.execute("SELECT epoch, key, fields_json FROM leaves WHERE kind = 'account'")
+    for epoch, key, fields_json in rows.fetchall():
+        if not str(key).startswith("0x"):
+            continue
+        fields = json.loads(fields_json)
+        if "account" in fields:
+            fields["account"] = int(str(fields["account"]), 16)
+        db.execute(
+            "UPDATE leaves SET key = ?, fields_json = ? "
+            "WHERE epoch = ? AND kind = 'account' AND key = ?",
+            (str(int(key, 16)), json.dumps(fields, sort_keys=True), epoch, key),
+        )
+
+
+#: One step per schema version: SQL statements (``;``-separated) or a function of the
+#: connection (a data rewrite), each run in one transaction.
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # v1
     """
     CREATE TABLE epochs (
@@ -145,8 +193,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (epoch, name)
     );
     """,
+    # v3: subaccounts (ids with owners); account leaves keyed by id
+    _v3_subaccounts,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: Leaves by kind, then by id as a number (decimal keys: shorter is smaller).
+_LEAF_ORDER = "kind, length(key), key"
 
 
 def _norm_hex(value: str, name: str) -> str:
@@ -158,6 +211,29 @@ def _norm_hex(value: str, name: str) -> str:
     except ValueError:
         raise StoreError(f"{name} is not hex: {value!r}") from None
     return text
+
+
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+def _id_key(key: int | str, kind: str) -> str:
+    """A leaf key: the subaccount or instrument id in decimal (no sign, no leading zeros)."""
+    text = str(key).strip()
+    if not _DECIMAL.fullmatch(text):
+        raise StoreError(f"{kind} key must be a decimal id, got {key!r}")
+    return str(int(text))
+
+
+@dataclass(frozen=True)
+class SubaccountRecord:
+    """A subaccount as indexed: its id, current owner (checksummed) and creation block."""
+
+    account: int
+    owner: str
+    created_block: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"account": self.account, "owner": self.owner, "createdBlock": self.created_block}
 
 
 @dataclass(frozen=True)
@@ -290,9 +366,11 @@ class Store:
             )
         for v in range(version, SCHEMA_VERSION):
             with self._tx() as db:
-                for statement in MIGRATIONS[v].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                migration = MIGRATIONS[v]
+                if isinstance(migration, str):
+                    _run_sql(db, migration)
+                else:
+                    migration(db)
                 db.execute(f"PRAGMA user_version = {v + 1}")
 
     # ---------------------------------------------------------------- chain binding
@@ -478,7 +556,7 @@ class Store:
         for leaf in leaves:
             if leaf.kind not in ("account", "instrument"):
                 raise StoreError(f"unknown leaf kind {leaf.kind!r}")
-            key = _norm_hex(leaf.key, "account") if leaf.kind == "account" else str(int(leaf.key))
+            key = _id_key(leaf.key, leaf.kind)
             rows.append(
                 (
                     epoch,
@@ -494,19 +572,21 @@ class Store:
                 raise StoreError(f"no epoch {epoch} reserved")
             existing = db.execute(
                 "SELECT epoch, kind, key, fields_json, leaf_hash, proof_json FROM leaves "
-                "WHERE epoch = ? ORDER BY kind, key",
+                f"WHERE epoch = ? ORDER BY {_LEAF_ORDER}",
                 (epoch,),
             ).fetchall()
             if existing:
-                if [tuple(r) for r in existing] != sorted(rows, key=lambda r: (r[1], r[2])):
+                if [tuple(r) for r in existing] != sorted(
+                    rows, key=lambda r: (r[1], len(r[2]), r[2])
+                ):
                     raise StoreError(f"epoch {epoch} already has different leaves")
             else:
                 db.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?)", rows)
         return self.write_epoch_file(epoch)
 
-    def get_leaf(self, epoch: int, kind: LeafKind, key: str) -> LeafRecord | None:
-        """The leaf of ``key`` (an address, or an instrument id) in ``epoch``."""
-        key_n = _norm_hex(key, "account") if kind == "account" else str(int(key))
+    def get_leaf(self, epoch: int, kind: LeafKind, key: int | str) -> LeafRecord | None:
+        """The leaf of ``key`` (a subaccount id, or an instrument id) in ``epoch``."""
+        key_n = _id_key(key, kind)
         rows = self._query(
             "SELECT * FROM leaves WHERE epoch = ? AND kind = ? AND key = ?", (epoch, kind, key_n)
         )
@@ -514,10 +594,13 @@ class Store:
 
     def get_leaves(self, epoch: int, kind: LeafKind | None = None) -> list[LeafRecord]:
         if kind is None:
-            rows = self._query("SELECT * FROM leaves WHERE epoch = ? ORDER BY kind, key", (epoch,))
+            rows = self._query(
+                f"SELECT * FROM leaves WHERE epoch = ? ORDER BY {_LEAF_ORDER}", (epoch,)
+            )
         else:
             rows = self._query(
-                "SELECT * FROM leaves WHERE epoch = ? AND kind = ? ORDER BY key", (epoch, kind)
+                f"SELECT * FROM leaves WHERE epoch = ? AND kind = ? ORDER BY {_LEAF_ORDER}",
+                (epoch, kind),
             )
         return [_leaf(r) for r in rows]
 
@@ -627,6 +710,40 @@ class Store:
             sql, args = sql + " AND epoch = ?", [*args, epoch]
         return [_txrec(r) for r in self._query(sql + " ORDER BY nonce, created_at", args)]
 
+    # ---------------------------------------------------------------- subaccounts
+
+    def save_subaccounts(
+        self, records: Sequence[SubaccountRecord], *, replace: bool = False
+    ) -> None:
+        """Insert or update subaccounts (the indexer's owners); ``replace``: the given
+        records become the whole table (a rebuilt index, a reorg)."""
+        rows = [
+            (_id_key(r.account, "account"), _norm_hex(r.owner, "owner"), r.created_block)
+            for r in records
+        ]
+        with self._tx() as db:
+            if replace:
+                db.execute("DELETE FROM subaccounts")
+            db.executemany(
+                "INSERT INTO subaccounts VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET "
+                "owner = excluded.owner, created_block = excluded.created_block",
+                rows,
+            )
+
+    def get_subaccount(self, account: int) -> SubaccountRecord | None:
+        rows = self._query(
+            "SELECT * FROM subaccounts WHERE account = ?", (_id_key(account, "account"),)
+        )
+        return _subaccount(rows[0]) if rows else None
+
+    def subaccounts_of(self, owner: str) -> list[SubaccountRecord]:
+        """``owner``'s subaccounts as last indexed, lowest id first."""
+        rows = self._query(
+            "SELECT * FROM subaccounts WHERE owner = ? ORDER BY length(account), account",
+            (_norm_hex(owner, "owner"),),
+        )
+        return [_subaccount(r) for r in rows]
+
     # ---------------------------------------------------------------- cursors
 
     def get_cursor(self, name: str = "vault") -> Cursor | None:
@@ -672,6 +789,12 @@ def _leaf(row: sqlite3.Row) -> LeafRecord:
         fields=json.loads(row["fields_json"]),
         leaf_hash=row["leaf_hash"],
         proof=tuple(json.loads(row["proof_json"])),
+    )
+
+
+def _subaccount(row: sqlite3.Row) -> SubaccountRecord:
+    return SubaccountRecord(
+        int(row["account"]), to_checksum_address(row["owner"]), int(row["created_block"])
     )
 
 

@@ -7,8 +7,8 @@ epoch JSON file). The same :func:`keeper.epoch_build.compute_epoch` the daemon r
 recomputes every leaf; the result is compared with the stored header and leaves and with
 the root the vault recorded in ``EpochPosted``.
 
-A mismatch names the first differing leaf (ACCOUNT leaves by address, then INSTRUMENT
-leaves by id) with both values, or the first differing header field.
+A mismatch names the first differing leaf (ACCOUNT leaves by subaccount id, then
+INSTRUMENT leaves by instrument id) with both values, or the first differing header field.
 """
 
 from __future__ import annotations
@@ -75,14 +75,14 @@ class VerifyResult:
         return "\n".join(lines)
 
 
-def _leaf_key(kind: str, key: str) -> tuple[int, str]:
-    return (0 if kind == "account" else 1, key.lower() if kind == "account" else f"{int(key):010d}")
+def _leaf_key(kind: str, key: str) -> tuple[int, int]:
+    return (0 if kind == "account" else 1, int(key))
 
 
 def _first_difference(
     build: EpochBuild,
     stored_header: Mapping[str, Any],
-    stored: Mapping[tuple[int, str], tuple[str, str, dict[str, Any]]],
+    stored: Mapping[tuple[int, int], tuple[str, str, dict[str, Any]]],
 ) -> str | None:
     mine = build.header.to_json()
     theirs = Epoch.from_json(stored_header).to_json()
@@ -108,8 +108,8 @@ def _first_difference(
             a = stored[k]
             return f"{a[0]} leaf {a[1]} stored but not recomputed: {a[2]}"
         a, b = stored[k], recomputed[k]
-        fa = {n: (int(v) if n not in ("account",) else str(v).lower()) for n, v in a[2].items()}
-        fb = {n: (int(v) if n not in ("account",) else str(v).lower()) for n, v in b[2].items()}
+        fa = {n: int(v) for n, v in a[2].items()}
+        fb = {n: int(v) for n, v in b[2].items()}
         if fa != fb:
             diff = {n: (fa.get(n), fb.get(n)) for n in fa if fa.get(n) != fb.get(n)}
             return f"{a[0]} leaf {a[1]} differs (field: stored, recomputed): {diff}"

@@ -114,6 +114,8 @@ def compute_margin_reference(
     r = float(market.rate)
     surf = market.surface
     spot = market.spot.tolist()
+    conf = market.confidence_or_full().tolist()
+    conf_th, conf_rate = params.confidence.threshold, params.confidence.rate
     perp = market.perp_mark.tolist()
     moves = scen.moves.tolist()
     covers = scen.cover.tolist()
@@ -177,6 +179,8 @@ def compute_margin_reference(
             u = int(res.underlying_index[i])
             kind = int(ins.kind[i])
             minimum += abs(x) * params.minimum.rate * spot[u]
+            if conf[u] < conf_th:  # the confidence add-on, charged like the minimum
+                minimum += abs(x) * conf_rate * (1.0 - conf[u]) * spot[u]
             if kind in (InstrumentKind.SPOT, InstrumentKind.PERP):
                 price = spot[u] if kind == InstrumentKind.SPOT else perp[u]
                 equity += x * price

@@ -5,6 +5,12 @@
 * Minimum charge: ``sum_i n_i * |x_i|`` with ``n_i = minimum_charge.rate * spot`` per unit
   of every instrument: no book with a position is at zero margin (a perfect hedge
   included). Convex and positively homogeneous, hence subadditive.
+* Confidence add-on: ``sum_i c_i * |x_i|`` with ``c_i = rate * (1 - confidence_u) * spot``
+  when the feed's confidence in underlying ``u`` is below ``threshold``, else 0
+  (``[confidence]`` of the parameters, docs/risk-parameters.md). The confidence is an input
+  of the engine (``MarketSnapshot.confidence``); the engine does not judge the sources.
+  Charged exactly as the minimum charge (it is added to it per unit), so it is convex,
+  positively homogeneous, subadditive and part of every instrument's published loss.
 * Concentration: ``sum_u k_u * max(0, |D_u(X)| - T_u)`` with ``D_u`` the account's net
   delta notional (USD) on underlying ``u``. It is SUPERadditive (two books each under the
   threshold can sum above it), so it cannot rely on subadditivity. Instead its slope is
@@ -58,6 +64,14 @@ def minimum_charge(
     return out
 
 
+def confidence_rate(confidence: Float64Array, threshold: float, rate: float) -> Float64Array:
+    """Confidence add-on per USD of notional, per underlying (shape of ``confidence``):
+    ``rate * (1 - confidence)`` where ``confidence < threshold``, else 0."""
+    c = np.clip(np.asarray(confidence, dtype=np.float64), 0.0, 1.0)
+    out: Float64Array = np.where(c < threshold, rate * (1.0 - c), 0.0)
+    return out
+
+
 def concentration_charge(
     delta_notional: Float64Array, rate: Float64Array, threshold: Float64Array
 ) -> Float64Array:
@@ -91,6 +105,7 @@ def takeover_gap_bound(rate: Float64Array, threshold: Float64Array) -> float:
 __all__ = [
     "concentration_charge",
     "concentration_slope",
+    "confidence_rate",
     "minimum_charge",
     "short_option_minimum",
     "takeover_gap_bound",

@@ -70,6 +70,10 @@ class MarketSnapshot:
     surface : VolSurface
     returns : Float64Array, shape (n_observations, n_underlyings)
         Daily log returns, oldest first, for the EWMA correlation and volatilities.
+    confidence : Float64Array, shape (n_underlyings,), optional
+        The feed's confidence in each underlying's market, in [0, 1] (1 = every source
+        agrees and is fresh). Below ``RiskParams.confidence.threshold`` it adds the
+        confidence add-on (addons.py). None = full confidence.
     """
 
     timestamp: int
@@ -79,6 +83,13 @@ class MarketSnapshot:
     rate: float
     surface: VolSurface
     returns: Float64Array
+    confidence: Float64Array | None = None
+
+    def confidence_or_full(self) -> Float64Array:
+        """``confidence``, or ones when the feed gave none; shape (n_underlyings,)."""
+        if self.confidence is None:
+            return np.ones(len(self.underlyings))
+        return np.asarray(self.confidence, dtype=np.float64)
 
     @property
     def n_underlyings(self) -> int:
@@ -186,6 +197,15 @@ def validate_market(
         if (index[u], e) in slices:
             raise InvalidInputError(f"market.surface.expiry[{j}]", "duplicate slice")
         slices[(index[u], e)] = j
+
+    if market.confidence is not None:
+        _finite(market.confidence, "market.confidence", (n_u,))
+        bad = np.flatnonzero((market.confidence < 0.0) | (market.confidence > 1.0))
+        if bad.size:
+            raise InvalidInputError(
+                f"market.confidence[{bad[0]}]",
+                f"must be in [0, 1], got {market.confidence[bad[0]]}",
+            )
 
     r = market.returns
     if not isinstance(r, np.ndarray) or r.ndim != 2 or r.shape[1] != n_u:

@@ -117,6 +117,24 @@ NO_APC = AntiProcyclicalityParams(buffer=0.0, stress_ratio=2.0)
 
 
 @dataclass(frozen=True)
+class ConfidenceParams:
+    """Confidence add-on (``[confidence]``, optional; docs/risk-parameters.md).
+
+    The market feed attaches a confidence in [0, 1] to each underlying's price (how many
+    sources agree and how fresh they are, ``keeper/feeds/composite.py``). Below
+    ``threshold`` every position on that underlying is charged ``rate * (1 - confidence)``
+    x spot per unit of ``|size|`` on top of the requirement, as Derive adds IM when its
+    feeds' confidence falls below 0.55. At confidence 1 (the default input) it is zero.
+    """
+
+    threshold: float
+    rate: float
+
+
+DEFAULT_CONFIDENCE = ConfidenceParams(threshold=0.55, rate=0.02)
+
+
+@dataclass(frozen=True)
 class RiskParams:
     """All risk parameters. Frozen; derive variants with ``dataclasses.replace``."""
 
@@ -131,6 +149,7 @@ class RiskParams:
     underlyings: Mapping[str, UnderlyingParams]
     minimum: MinimumChargeParams
     apc: AntiProcyclicalityParams = NO_APC
+    confidence: ConfidenceParams = DEFAULT_CONFIDENCE
 
     def underlying(self, name: str) -> UnderlyingParams:
         """Parameters of underlying ``name`` (its own section, else ``default``)."""
@@ -204,7 +223,8 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
     InvalidParamsError
         With ``field`` = the dotted TOML key of the first bad value.
     """
-    # [apc] is optional (absent = no buffer) so that older parameter files stay valid
+    # [apc] and [confidence] are optional (absent = no buffer, the default confidence
+    # add-on) so that older parameter files stay valid
     top = {
         "general",
         "scan",
@@ -216,7 +236,7 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
         "underlying",
         "minimum_charge",
     }
-    _check_keys({k: v for k, v in d.items() if k != "apc"}, top, "")
+    _check_keys({k: v for k, v in d.items() if k not in ("apc", "confidence")}, top, "")
     g = _section(d, "general", "")
     _check_keys(g, {"horizon_days", "mm_scale"}, "general.")
     horizon = _num(g, "horizon_days", "general.", lo=0.0, hi=30.0, lo_open=True)
@@ -358,6 +378,25 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
             buffer=_num(ap, "buffer", "apc.", lo=0.0, hi=1.0),
             stress_ratio=_num(ap, "stress_ratio", "apc.", lo=1.0, hi=10.0, lo_open=True),
         )
+    confidence = DEFAULT_CONFIDENCE
+    if "confidence" in d:
+        cf = _section(d, "confidence", "")
+        _check_keys(cf, {"threshold", "rate"}, "confidence.")
+        confidence = ConfidenceParams(
+            threshold=_num(cf, "threshold", "confidence.", lo=0.0, hi=1.0),
+            rate=_num(cf, "rate", "confidence.", lo=0.0, hi=0.1),
+        )
+    for name in unders:
+        # the confidence add-on is a per-unit charge like the minimum charge: it enters a
+        # token's downShock, which must stay below 1 (see the check above)
+        worst = max(max_range, cover * max_down)
+        total = worst + unders[name].concentration_rate + minimum.rate + confidence.rate
+        if total >= 1.0 - 1e-6:
+            raise InvalidParamsError(
+                "confidence.rate",
+                f"max range + concentration_rate + minimum_charge.rate + confidence.rate = "
+                f"{total} must be < 1 (token downShock)",
+            )
     return RiskParams(
         horizon_days=horizon,
         mm_scale=mm_scale,
@@ -370,6 +409,7 @@ def params_from_dict(d: Mapping[str, Any]) -> RiskParams:
         underlyings=MappingProxyType(unders),
         minimum=minimum,
         apc=apc,
+        confidence=confidence,
     )
 
 
@@ -396,6 +436,7 @@ def load_params(path: str | Path | None = None) -> RiskParams:
 __all__ = [
     "NO_APC",
     "AddOnParams",
+    "ConfidenceParams",
     "AntiProcyclicalityParams",
     "BasisParams",
     "CorrelationParams",

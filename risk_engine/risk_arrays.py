@@ -28,7 +28,7 @@ from functools import cached_property
 import numpy as np
 
 from ._typing import BoolArray, Float64Array, Int64Array
-from .addons import concentration_slope
+from .addons import concentration_slope, confidence_rate
 from .correlation import CorrelationTree, correlation_tree, ewma_correlation, ewma_volatility
 from .instruments import InstrumentKind, InstrumentTable
 from .leaves import InstrumentLeaves, TokenTable, pad_loss, token_table
@@ -73,7 +73,11 @@ class RiskArrays:
         Continuous-range pad per unit LONG of each scan column (>= 0; 0 for SPOT/PERP,
         for the extremes and outside the scan columns).
     minimum_charge : Float64Array, shape (n_instruments,)
-        Minimum charge per unit of ``|size|`` (USD): ``minimum_charge.rate`` x spot.
+        Minimum charge per unit of ``|size|`` (USD): ``minimum_charge.rate`` x spot plus
+        the confidence add-on ``confidence_charge``.
+    confidence_charge : Float64Array, shape (n_instruments,)
+        The confidence add-on per unit of ``|size|`` (USD), inside ``minimum_charge``;
+        0 where the feed's confidence is at or above ``confidence.threshold``.
     capped : tuple[CappedValue, ...]
         Values the engine capped for this market (vol-scaled scan ranges, token vol
         haircuts above ``scan.max_range``); empty in normal markets.
@@ -101,6 +105,7 @@ class RiskArrays:
     concentration_slope: Float64Array
     pad: Float64Array
     minimum_charge: Float64Array
+    confidence_charge: Float64Array
     capped: tuple[CappedValue, ...]
     mm_scale: float
     leaves: InstrumentLeaves
@@ -255,7 +260,11 @@ def build_risk_arrays(
     conc_thr = np.array([p.concentration_threshold_usd for p in upar])
     slope = concentration_slope(delta, conc_rate[und])
     som = np.where(is_opt, params.addons.short_option_minimum * spot_i, 0.0)
-    minimum = params.minimum.rate * spot_i
+    conf_rate = confidence_rate(
+        market.confidence_or_full(), params.confidence.threshold, params.confidence.rate
+    )
+    confidence = conf_rate[und] * spot_i
+    minimum = params.minimum.rate * spot_i + confidence
     pad = np.ascontiguousarray(pad)
 
     corr = ewma_correlation(market.returns, params.correlation.ewma_lambda)
@@ -314,6 +323,7 @@ def build_risk_arrays(
         concentration_slope=slope,
         pad=pad,
         minimum_charge=minimum,
+        confidence_charge=confidence,
         capped=capped_ranges + capped_tokens,
         mm_scale=params.mm_scale,
         leaves=leaves,

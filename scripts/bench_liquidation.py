@@ -1,10 +1,11 @@
 """Time from a market shock to the liquidation being mined, keeper and bot running as daemons.
 
 Each run: a fresh Anvil and world (scripts/pipeline_world.py), a maker, a naked short put
-book (10 ETH-P-3000 on 8,000 USD, the victim), a hedged book and a liquidator with
-200,000 USD; the keeper's epoch job and the liquidator's job run in one
-:class:`~keeper.lifecycle.Lifecycle` (their own intervals, never overlapping). After a few
-calm epochs the simulator gets ``BTC, ETH -30 %`` with a +40 vol-point spike; the main
+book (10 ETH-P-3000 on 8,000 USD, the victim), a hedged book and a liquidator with 20,000 USD
+in its wallet (it takes the victim's subaccount over and deposits into it); the keeper's
+epoch job and the liquidator's job run in one :class:`~keeper.lifecycle.Lifecycle` (their
+own intervals, never overlapping). After a few calm epochs the simulator gets ``BTC, ETH -30
+%`` with a +40 vol-point spike; the main
 thread watches the chain (every 20 ms) and records:
 
 - ``epochs``: epochs mined from the shock to the one whose leaf the liquidation used
@@ -77,8 +78,9 @@ def one_run(
         maker, victim, hedged, liq = (
             world.actor(n) for n in ("maker", "victim", "hedged", "liquidator")
         )
-        for who, usd in ((maker, 1_000_000), (victim, 8_000), (hedged, 9_000), (liq, 200_000)):
+        for who, usd in ((maker, 1_000_000), (victim, 8_000), (hedged, 9_000)):
             world.fund_cash(who, usd)
+        world.fund_wallet(liq, 20_000)
         assert pipeline.run_epoch().status == "mined"
         leaves = leaves_from_store(store, 1)
 
@@ -134,7 +136,8 @@ def one_run(
         vault = world.vault.functions
         while int(vault.currentEpoch().call()[0]) < 4:  # calm epochs carrying the books
             time.sleep(0.05)
-        assert vault.accountState(victim.address).call()[5], "victim lost its book before"
+        book, hedged_book = world.account(victim), world.account(hedged)
+        assert vault.accountState(book).call()[5], "victim lost its book before"
         e0 = int(vault.currentEpoch().call()[0])
         t0 = time.monotonic()
         feed.push_shock({"BTC": -0.30, "ETH": -0.30}, vol_spike=0.4)
@@ -143,7 +146,7 @@ def one_run(
         while time.monotonic() < deadline:
             if t_epoch is None and int(vault.currentEpoch().call()[0]) > e0:
                 t_epoch = time.monotonic()
-            if not vault.accountState(victim.address).call()[5]:
+            if vault.ownerOf(book).call() != victim.address:
                 break
             time.sleep(0.02)
         else:
@@ -151,13 +154,13 @@ def one_run(
         t1 = time.monotonic()
         t_epoch = t_epoch or t1
         (ev,) = world.vault.events.Liquidated().get_logs(from_block=0)
-        assert ev["args"]["account"] == victim.address
+        assert ev["args"]["account"] == book
         receipt = world.w3.eth.get_transaction_receipt(ev["transactionHash"])
         used = int(vault.currentEpoch().call(block_identifier=ev["blockNumber"])[0])
-        assert vault.accountState(hedged.address).call()[5], "the hedged book was liquidated"
+        assert vault.ownerOf(hedged_book).call() == hedged.address, "the hedged book was taken"
         rereads = sum(
             metrics.registry.get_sample_value("pm_liquidator_root_moved_total", {"stage": s}) or 0
-            for s in ("view", "own_view", "simulation")
+            for s in ("view", "simulation")
         )
         return Run(
             used - e0,

@@ -13,7 +13,7 @@ Stages, milliseconds, best of ``--repeat`` runs (the per-leaf path runs once):
   ``keeper/epoch_build.py`` calls them (encode + tree + the ``bytes`` hand-over).
 
 Every row checks that both paths give the same root. Leaves: ``n`` ACCOUNT leaves with
-WAD-sized values (random addresses, equity +-1e6 USD, requirements up to 1e6 USD) and 20
+WAD-sized values (subaccount ids 1..n, equity +-1e6 USD, requirements up to 1e6 USD) and 20
 INSTRUMENT leaves. The machine's load average is printed: other processes on the 2 cores
 stretch every figure.
 
@@ -49,9 +49,8 @@ def synthetic_leaves(n: int, rng: np.random.Generator) -> list[Leaf]:
     """``n`` ACCOUNT leaves and 20 INSTRUMENT leaves with WAD-sized values."""
     out: list[Leaf] = []
     for i in range(n):
-        address = "0x" + rng.bytes(20).hex()
         equity, cum_lo, cum_hi, im, mm = (int(v) * WAD + i for v in rng.integers(0, 10**6, 5))
-        out.append(AccountLeaf(address, i, -cum_lo, cum_hi, equity - 5 * 10**23, im, mm))
+        out.append(AccountLeaf(i + 1, i, -cum_lo, cum_hi, equity - 5 * 10**23, im, mm))
     out += [InstrumentLeaf(j, (j + 1) * 1000 * WAD, j * WAD, (j + 2) * WAD) for j in range(20)]
     return out
 

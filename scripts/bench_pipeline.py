@@ -3,7 +3,8 @@
     python -m scripts.bench_pipeline --accounts 1000 10000 --epochs 3
 
 For each N: a fresh Anvil (high block gas limit), the world of ``scripts/pipeline_world``,
-N accounts funded with USDC cash (mint, approve, depositCash), one epoch, then each
+N keys with one subaccount each holding USDC cash (mint, approve, createSubaccount,
+depositCash), one epoch, then each
 account takes a 2-leg quote (1 ETH perp + 1 ETH call) from one market maker, then
 ``--epochs`` epochs are timed. Setup transactions are signed locally and sent in JSON-RPC
 batches with automine off (one ``evm_mine`` per batch) so that setting up 10,000 accounts
@@ -109,7 +110,9 @@ def _tx(
 
 
 def setup_accounts(world: World, url: str, n: int) -> list[LocalAccount]:
-    """N funded accounts with cash in the vault (automine off during the bulk sends)."""
+    """N keys, each with one subaccount holding cash (automine off during the bulk sends).
+    The ids are read back from ``SubaccountTransferred`` (the mining order of many senders'
+    ``createSubaccount`` is the node's) and recorded in ``world.first_accounts``."""
     accts = [Account.from_key(keccak(text=f"bench account {i}")) for i in range(n)]
     for i in range(0, n, BATCH):
         _rpc_batch(
@@ -121,7 +124,15 @@ def setup_accounts(world: World, url: str, n: int) -> list[LocalAccount]:
     for a in accts:
         raw.append(_tx(a, 0, world.usdc, "mint", [a.address, amount6], 80_000))
         raw.append(_tx(a, 1, world.usdc, "approve", [world.vault.address, 2**255], 60_000))
-        raw.append(_tx(a, 2, world.vault, "depositCash", [amount6], 150_000))
+        raw.append(_tx(a, 2, world.vault, "createSubaccount", [], 120_000))
+    _send_all(url, raw)
+    _rpc_batch(url, [("evm_setAutomine", [True])])
+    created = world.vault.events.SubaccountTransferred().get_logs(from_block=world.deployment.block)
+    ids = {str(ev["args"]["to"]): int(ev["args"]["account"]) for ev in created}
+    for a in accts:
+        world.first_accounts[a.address] = ids[a.address]
+    _rpc_batch(url, [("evm_setAutomine", [False])])
+    raw = [_tx(a, 3, world.vault, "depositCash", [ids[a.address], amount6], 150_000) for a in accts]
     _send_all(url, raw)
     _rpc_batch(url, [("evm_setAutomine", [True])])
     return accts
@@ -146,10 +157,11 @@ def trade_all(
             q.to_abi(),
             sig,
             legs,
-            world.margin_proof(epoch_leaves, maker.address).to_abi(),
-            world.margin_proof(epoch_leaves, a.address).to_abi(),
+            world.margin_proof(epoch_leaves, world.account(maker)).to_abi(),
+            world.account(a),
+            world.margin_proof(epoch_leaves, world.account(a)).to_abi(),
         ]
-        raw.append(_tx(a, 3, world.vault, "executeQuote", args, 900_000))
+        raw.append(_tx(a, 4, world.vault, "executeQuote", args, 900_000))
     _send_all(url, raw)
     _rpc_batch(url, [("evm_setAutomine", [True])])
 

@@ -31,6 +31,7 @@ from scripts.client import (
     LOCAL_CHAIN_IDS,
     KeeperApi,
     SessionOptions,
+    account_option,
     api_option,
     dry_run_option,
     key_options,
@@ -113,6 +114,14 @@ def pm() -> None:
     default=None,
     help="Deployment file (default: deployments/<chainId>.json).",
 )
+@click.option(
+    "--tokens",
+    "tokens_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file of EXISTING token addresses ([settlement], [[collateral]]) to register "
+    "instead of deploying mocks (a live chain; docs/operations.md).",
+)
 @dry_run_option
 def deploy(
     rpc_url: str,
@@ -125,12 +134,19 @@ def deploy(
     out: Path | None,
     dry_run: bool,
     max_fee_gwei: float,
+    tokens_file: Path | None,
 ) -> None:
     """Deploy mock tokens (USDC 6, WETH 18, WBTC 8, GOV 18), the vault, the default
     instruments (perps BTC/ETH/SOL, calls and puts on BTC/ETH) and the signer set; write
-    deployments/<chainId>.json. On a local chain without a key, the node's first unlocked
+    deployments/<chainId>.json. With --tokens, the existing tokens of that file are
+    registered instead of mocks. On a local chain without a key, the node's first unlocked
     account deploys."""
-    from scripts.protocol_deploy import default_instruments, deploy_protocol, write_deployment
+    from scripts.protocol_deploy import (
+        default_instruments,
+        deploy_protocol,
+        load_token_config,
+        write_deployment,
+    )
     from scripts.toolchain.compile import compile_contracts
 
     w3 = client.connect(rpc_url)
@@ -167,6 +183,7 @@ def deploy(
     balance = int(w3.eth.get_balance(owner))
     if balance == 0:
         raise CliError(f"deployer {owner} has no ETH for gas on chain {chain_id}")
+    existing = None if tokens_file is None else load_token_config(w3, tokens_file)
     compiled = compile_contracts()
     if dry_run:
         art = compiled["MockERC20"]
@@ -174,7 +191,11 @@ def deploy(
         gas = factory.constructor("USD Coin (mock)", "USDC", 6).estimate_gas({"from": owner})
         now = int(w3.eth.get_block("latest")["timestamp"])
         click.echo(f"dry run: chain {chain_id}, deployer {owner} ({balance / WAD:.4f} ETH)")
-        click.echo(f"  would deploy USDC/WETH/WBTC/GOV mocks (first: gas {gas}) and the vault")
+        if existing is None:
+            click.echo(f"  would deploy USDC/WETH/WBTC/GOV mocks (first: gas {gas}) and the vault")
+        else:
+            for t in (existing.settlement, *existing.collateral):
+                click.echo(f"  would register existing {t.symbol} {t.address} ({t.decimals} dp)")
         for spec in default_instruments(now):
             click.echo(
                 f"  would register instrument kind {spec.kind} {spec.underlying} "
@@ -183,7 +204,13 @@ def deploy(
         click.echo(f"  would set signers {', '.join(signer_list)} with quorum {q}; nothing sent")
         return
     dep = deploy_protocol(
-        w3, owner=owner, signers=signer_list, quorum=q, max_age=max_age, compiled=compiled
+        w3,
+        owner=owner,
+        signers=signer_list,
+        quorum=q,
+        max_age=max_age,
+        compiled=compiled,
+        existing=existing,
     )
     path = write_deployment(dep, out)
     click.echo(f"vault      {dep.vault}")
@@ -233,25 +260,30 @@ def faucet(to: str | None, **kw: Unpack[SessionOptions]) -> None:
 @network_options
 @key_options
 @dry_run_option
+@account_option
 @click.argument("token")
 @click.argument("amount")
-def deposit(token: str, amount: str, **kw: Unpack[SessionOptions]) -> None:
-    """Deposit AMOUNT of collateral TOKEN (symbol or address; approves the vault first)."""
+def deposit(token: str, amount: str, account: int | None, **kw: Unpack[SessionOptions]) -> None:
+    """Deposit AMOUNT of collateral TOKEN (symbol or address; approves the vault first) into
+    a subaccount you own or operate. Without --account: your lowest subaccount, or a new
+    first one if you hold none."""
     from scripts.funds import deposit as run
 
-    run(_session(kw), token, amount)
+    run(_session(kw), token, amount, account)
 
 
 @pm.command("deposit-cash")
 @network_options
 @key_options
 @dry_run_option
+@account_option
 @click.argument("amount")
-def deposit_cash(amount: str, **kw: Unpack[SessionOptions]) -> None:
-    """Deposit AMOUNT of the settlement token (USDC) as cash; repays debt if cash < 0."""
+def deposit_cash(amount: str, account: int | None, **kw: Unpack[SessionOptions]) -> None:
+    """Deposit AMOUNT of the settlement token (USDC) as cash; repays debt if cash < 0.
+    Without --account: your lowest subaccount, or a new first one if you hold none."""
     from scripts.funds import deposit_cash as run
 
-    run(_session(kw), amount)
+    run(_session(kw), amount, account)
 
 
 @pm.command()
@@ -259,14 +291,18 @@ def deposit_cash(amount: str, **kw: Unpack[SessionOptions]) -> None:
 @key_options
 @dry_run_option
 @api_option
+@account_option
 @click.argument("token")
 @click.argument("amount")
-def withdraw(token: str, amount: str, api_url: str, **kw: Unpack[SessionOptions]) -> None:
-    """Withdraw AMOUNT of collateral TOKEN; with open positions the account's leaf and proof
-    come from the keeper API and the vault checks the IM surplus lower bound."""
+def withdraw(
+    token: str, amount: str, api_url: str, account: int | None, **kw: Unpack[SessionOptions]
+) -> None:
+    """Withdraw AMOUNT of collateral TOKEN from a subaccount to its owner; with open
+    positions its leaf and proof come from the keeper API and the vault checks the IM
+    surplus lower bound."""
     from scripts.funds import withdraw as run
 
-    run(_session(kw), KeeperApi(api_url), token, amount)
+    run(_session(kw), KeeperApi(api_url), token, amount, account)
 
 
 @pm.command("withdraw-cash")
@@ -274,12 +310,79 @@ def withdraw(token: str, amount: str, api_url: str, **kw: Unpack[SessionOptions]
 @key_options
 @dry_run_option
 @api_option
+@account_option
 @click.argument("amount")
-def withdraw_cash(amount: str, api_url: str, **kw: Unpack[SessionOptions]) -> None:
-    """Withdraw AMOUNT of USDC from cash (cash may go negative if the margin allows)."""
+def withdraw_cash(
+    amount: str, api_url: str, account: int | None, **kw: Unpack[SessionOptions]
+) -> None:
+    """Withdraw AMOUNT of USDC from a subaccount's cash to its owner (cash may go negative
+    if the margin allows)."""
     from scripts.funds import withdraw_cash as run
 
-    run(_session(kw), KeeperApi(api_url), amount)
+    run(_session(kw), KeeperApi(api_url), amount, account)
+
+
+# ----------------------------------------------------------------------------- subaccounts
+
+
+@pm.group()
+def account() -> None:
+    """Subaccounts: create, list, transfer, operators. Every other command takes --account
+    ID (default: your lowest subaccount)."""
+
+
+@account.command("new")
+@network_options
+@key_options
+@dry_run_option
+def account_new(**kw: Unpack[SessionOptions]) -> None:
+    """Create a subaccount owned by your key and print its id."""
+    from scripts.accounts import new_account
+
+    new_account(_session(kw))
+
+
+@account.command("list")
+@network_options
+@key_options
+@click.option("--owner", default=None, help="Whose subaccounts (default: the key's address).")
+def account_list(owner: str | None, **kw: Unpack[SessionOptions]) -> None:
+    """List an owner's subaccounts: id, owner, cash, open positions, collateral tokens."""
+    from scripts.accounts import format_rows, list_accounts
+
+    session = _session(kw, need_key=owner is None)
+    who = _address(owner, "--owner") if owner else session.address
+    rows = list_accounts(session, who)
+    if not rows:
+        raise CliError(f"{who} has no subaccount in this vault: run `pm account new`")
+    for line in format_rows(rows):
+        click.echo(line)
+
+
+@account.command("transfer")
+@network_options
+@key_options
+@dry_run_option
+@click.argument("account_id", metavar="ID", type=click.IntRange(min=1))
+@click.argument("to")
+def account_transfer(account_id: int, to: str, **kw: Unpack[SessionOptions]) -> None:
+    """Give subaccount ID (positions, collateral, cash, all of it) to address TO."""
+    from scripts.accounts import transfer_account
+
+    transfer_account(_session(kw), account_id, _address(to, "TO"))
+
+
+@account.command("operator")
+@network_options
+@key_options
+@dry_run_option
+@click.option("--revoke", is_flag=True, help="Remove the operator instead.")
+@click.argument("operator")
+def account_operator(operator: str, revoke: bool, **kw: Unpack[SessionOptions]) -> None:
+    """Let OPERATOR act for ALL your subaccounts (trade, withdraw to you, transfer)."""
+    from scripts.accounts import set_operator
+
+    set_operator(_session(kw), _address(operator, "OPERATOR"), not revoke)
 
 
 # ----------------------------------------------------------------------------- market maker
@@ -288,6 +391,7 @@ def withdraw_cash(amount: str, api_url: str, **kw: Unpack[SessionOptions]) -> No
 @pm.command()
 @network_options
 @key_options
+@account_option
 @click.option(
     "--leg",
     "legs",
@@ -296,7 +400,9 @@ def withdraw_cash(amount: str, api_url: str, **kw: Unpack[SessionOptions]) -> No
     help="INSTRUMENT:SIZE:PRICE from the maker's side (+ buys, - sells), instrument id or "
     "name, e.g. --leg BTC-PERP:-0.5:65000. Repeat for a multi-leg quote.",
 )
-@click.option("--taker", default=None, help="Only this address may fill (default: anyone).")
+@click.option(
+    "--taker", default=None, help="Only this address may send the fill (default: anyone)."
+)
 @click.option("--nonce", type=int, default=None, help="Quote nonce (default: random 64-bit).")
 @click.option("--ttl", type=int, default=300, show_default=True, help="Seconds the quote is valid.")
 @click.option(
@@ -308,9 +414,11 @@ def quote(
     nonce: int | None,
     ttl: int,
     out: Path,
+    account: int | None,
     **kw: Unpack[SessionOptions],
 ) -> None:
-    """Sign a (multi-leg) RFQ quote as the maker and write it to a JSON file. Sends nothing."""
+    """Sign a (multi-leg) RFQ quote for your subaccount as the maker and write it to a JSON
+    file. Sends nothing."""
     from scripts.trading import make_quote
 
     make_quote(
@@ -320,6 +428,7 @@ def quote(
         nonce=nonce,
         ttl_seconds=ttl,
         out=out,
+        account=account,
     )
 
 
@@ -328,13 +437,14 @@ def quote(
 @key_options
 @dry_run_option
 @api_option
+@account_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def trade(file: Path, api_url: str, **kw: Unpack[SessionOptions]) -> None:
-    """Fill the quote in FILE as the taker (proofs of both accounts and every leg come from
-    the keeper API)."""
+def trade(file: Path, api_url: str, account: int | None, **kw: Unpack[SessionOptions]) -> None:
+    """Fill the quote in FILE into your subaccount as the taker (proofs of both subaccounts
+    and every leg come from the keeper API)."""
     from scripts.trading import take_quote
 
-    take_quote(_session(kw), KeeperApi(api_url), file)
+    take_quote(_session(kw), KeeperApi(api_url), file, account)
 
 
 @pm.command()
@@ -349,6 +459,32 @@ def cancel(nonce: int, **kw: Unpack[SessionOptions]) -> None:
     run(_session(kw), nonce)
 
 
+# ----------------------------------------------------------------------------- liquidator
+
+
+@pm.command()
+@network_options
+@key_options
+@dry_run_option
+@api_option
+@click.option(
+    "--deposit",
+    default=None,
+    help="USDC to deposit into the subaccount (default: the capital need plus the slippage "
+    "allowed on the cost).",
+)
+@click.argument("account_id", metavar="ID", type=click.IntRange(min=1))
+def liquidate(
+    account_id: int, deposit: str | None, api_url: str, **kw: Unpack[SessionOptions]
+) -> None:
+    """Take subaccount ID over by hand: it becomes yours, and you deposit from your wallet
+    what brings it to IM (capital need = IM deficit + pay + fee - covered). The bot does
+    the same automatically (`pm liquidator run`)."""
+    from scripts.liquidate import liquidate as run
+
+    run(_session(kw), KeeperApi(api_url), account_id, deposit)
+
+
 # ----------------------------------------------------------------------------- inspection
 
 
@@ -361,6 +497,13 @@ class ViewOptions(SessionOptions, total=False):
 
 
 def _inspect_options(fn: F) -> F:
+    fn = key_options(fn)
+    fn = account_option(fn)
+    fn = click.option(
+        "--owner",
+        default=None,
+        help="Read the lowest subaccount of this address (default: the key's, if set).",
+    )(fn)
     fn = click.option(
         "--market",
         "market_file",
@@ -384,25 +527,26 @@ def _inspect_options(fn: F) -> F:
     return fn
 
 
-def _view(account: str, api_url: str, kw: ViewOptions) -> tuple[client.Session, MarginView]:
+def _view(
+    account: int | None, owner: str | None, api_url: str, kw: ViewOptions
+) -> tuple[client.Session, MarginView]:
+    """The margin view of ``account``, or of the lowest subaccount of ``owner`` (default: the
+    key's address, when a key is set)."""
     from scripts.margin_view import margin_view
 
-    addr = _address(account, "account")
     session = _session(kw, need_key=False)
-    st = session.account_state(addr)
-    if (
-        int(st["cash"]) == 0
-        and not st["instruments"]
-        and not any(int(b) for b in st["coll"])
-        and int(st["stateNonce"]) == 0
-    ):
-        raise CliError(
-            f"unknown account {addr}: it holds nothing in vault {session.deployment.vault}"
+    if account is None and owner is None:
+        key_env = kw.get("key_env") or "PM_PRIVATE_KEY"
+        if not (os.environ.get(key_env) or kw.get("keystore")):
+            raise CliError("name the subaccount: --account ID, or --owner ADDRESS (its lowest)")
+        session.account = client.load_key(
+            key_env, kw.get("keystore"), kw.get("password_env", "PM_KEYSTORE_PASSWORD")
         )
+    target = session.resolve_account(account, _address(owner, "--owner") if owner else None)
     view = margin_view(
         session,
         KeeperApi(api_url),
-        addr,
+        target,
         market_file=kw["market_file"],
         keeper_data=kw["keeper_data"],
         params_file=kw["params_file"],
@@ -423,19 +567,22 @@ def _fmt(x: float | None) -> str:
 @api_option
 @_inspect_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.argument("account")
-def margin(account: str, api_url: str, as_json: bool, **kw: Unpack[ViewOptions]) -> None:
-    """Equity, IM, MM, surplus, worst scenario and the risk array of ACCOUNT.
+def margin(
+    account: int | None, owner: str | None, api_url: str, as_json: bool, **kw: Unpack[ViewOptions]
+) -> None:
+    """Equity, IM, MM, surplus, worst scenario and the risk array of a subaccount (anyone's:
+    reading needs no key).
 
     Attested numbers: the keeper API's ACCOUNT leaf of the epoch the vault holds. Bounds
     now: the vault's imSurplusLo / mmSurplusHi views with that leaf. Engine now: the
     risk engine's explain on the account's current positions in that epoch's market."""
-    _, v = _view(account, api_url, kw)
+    _, v = _view(account, owner, api_url, kw)
     rep = v.report
     leaf = v.leaf
     if as_json:
         doc = {
             "account": v.account,
+            "owner": v.owner,
             "epoch": v.epoch,
             "safeMode": v.safe_mode,
             "attested": None if leaf is None else {k: str(x) for k, x in leaf.items()},
@@ -458,7 +605,8 @@ def margin(account: str, api_url: str, as_json: bool, **kw: Unpack[ViewOptions])
         click.echo(json.dumps(doc, indent=2))
         return
     click.echo(
-        f"account {v.account}   vault epoch {v.epoch} (snapshot block {v.snapshot_block})"
+        f"subaccount {v.account} (owner {v.owner})   vault epoch {v.epoch} "
+        f"(snapshot block {v.snapshot_block})"
         f"   safe mode: {'YES' if v.safe_mode else 'no'}"
     )
     click.echo(f"{'USD':<18}{'attested leaf':>16}  {'engine now':>16}")
@@ -522,14 +670,20 @@ def margin(account: str, api_url: str, as_json: bool, **kw: Unpack[ViewOptions])
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="HTML file."
 )
 @click.option("--history", type=int, default=50, show_default=True, help="Epochs of history.")
-@click.argument("account")
-def report(account: str, api_url: str, out: Path, history: int, **kw: Unpack[ViewOptions]) -> None:
-    """Write a self-contained HTML risk report of ACCOUNT: risk array heat map (price x vol),
-    margin history, positions."""
+def report(
+    account: int | None,
+    owner: str | None,
+    api_url: str,
+    out: Path,
+    history: int,
+    **kw: Unpack[ViewOptions],
+) -> None:
+    """Write a self-contained HTML risk report of a subaccount: risk array heat map (price x
+    vol), margin history, positions."""
     from scripts.margin_view import margin_history
     from scripts.report import write_report
 
-    _, v = _view(account, api_url, kw)
+    _, v = _view(account, owner, api_url, kw)
     hist = margin_history(KeeperApi(api_url), v.account, v.epoch, history) if v.epoch else []
     path = write_report(v, hist, out)
     click.echo(f"wrote {path} ({len(hist)} epochs of history)")

@@ -67,6 +67,7 @@ __all__ = [
     "Session",
     "TokenInfo",
     "abi_hash",
+    "account_option",
     "api_option",
     "connect",
     "deployments_dir",
@@ -416,19 +417,65 @@ class Session:
 
     # ---------------------------------------------------------------- reads
 
-    def account_state(self, address: str) -> VaultAccountState:
-        """The vault's ``accountState`` of ``address`` (see :class:`VaultAccountState`)."""
-        return read_account_state(self.vault, to_checksum_address(address))
+    def account_state(self, account: int) -> VaultAccountState:
+        """The vault's ``accountState`` of subaccount ``account`` (see
+        :class:`VaultAccountState`)."""
+        return read_account_state(self.vault, account)
 
-    def has_positions(self, address: str) -> bool:
-        return bool(self.account_state(address)["instruments"])
+    def has_positions(self, account: int) -> bool:
+        return bool(self.account_state(account)["instruments"])
+
+    def owner_of(self, account: int) -> str:
+        """The owner of subaccount ``account``; :class:`CliError` for an unknown id (checked
+        before anything is sent, instead of an ``UnknownSubaccount`` revert)."""
+        if account <= 0 or account > int(self.vault.functions.subaccountCount().call()):
+            raise CliError(
+                f"unknown subaccount {account} in vault {self.deployment.vault} "
+                "(`pm account list` shows yours)"
+            )
+        return to_checksum_address(self.vault.functions.ownerOf(account).call())
+
+    def subaccounts_of(self, owner: str) -> list[int]:
+        """The ids ``owner`` holds now, lowest first: every id ever transferred to it
+        (``SubaccountTransferred`` with ``to = owner``, creation included) that it still
+        owns."""
+        owner = to_checksum_address(owner)
+        logs = self.vault.events.SubaccountTransferred().get_logs(
+            from_block=self.deployment.block, argument_filters={"to": owner}
+        )
+        seen = sorted({int(ev["args"]["account"]) for ev in logs})
+        return [a for a in seen if self.owner_of(a) == owner]
+
+    def resolve_account(self, account: int | None, owner: str | None = None) -> int:
+        """``account`` if given, else the lowest id ``owner`` (default: the key's address)
+        holds; :class:`CliError` when it holds none."""
+        if account is not None:
+            self.owner_of(account)  # unknown id: one line
+            return account
+        who = owner or self.address
+        mine = self.subaccounts_of(who)
+        if not mine:
+            raise CliError(f"{who} has no subaccount in this vault: run `pm account new`")
+        return mine[0]
+
+    def require_can_act(self, account: int) -> str:
+        """The owner of ``account``; :class:`CliError` unless the key is that owner or one of
+        its operators (the vault would revert ``NotAuthorized``)."""
+        owner = self.owner_of(account)
+        me = self.address
+        if owner != me and not self.vault.functions.isOperator(owner, me).call():
+            raise CliError(
+                f"subaccount {account} is owned by {owner}; {me} is neither its owner nor an "
+                "operator of it"
+            )
+        return owner
 
 
 # ------------------------------------------------------------------------------ account state
 
 
 class VaultAccountState(TypedDict):
-    """The vault's ``accountState(address)`` under its return names: cash (WAD USD),
+    """The vault's ``accountState(uint256)`` under its return names: cash (WAD USD),
     stateNonce, cumLo / cumHi (WAD USD), instruments (ids), sizes (WAD units), funding
     (WAD USD per unit, the index each position last paid at), coll (token units, in
     collateral registration order)."""
@@ -443,9 +490,9 @@ class VaultAccountState(TypedDict):
     coll: Sequence[int]
 
 
-def read_account_state(vault: Contract, address: str) -> VaultAccountState:
-    """``vault.accountState(address)`` at the latest block; ``address`` checksummed."""
-    cash, nonce, lo, hi, ids, sizes, funding, coll = vault.functions.accountState(address).call()
+def read_account_state(vault: Contract, account: int) -> VaultAccountState:
+    """``vault.accountState(account)`` of subaccount ``account`` at the latest block."""
+    cash, nonce, lo, hi, ids, sizes, funding, coll = vault.functions.accountState(account).call()
     return {
         "cash": cash,
         "stateNonce": nonce,
@@ -530,9 +577,10 @@ class KeeperApi:
             proof=proof_from_json(leaf["proof"]),
         )
 
-    def account(self, address: str, epoch: int | None = None) -> LeafWithProof | None:
+    def account(self, account: int, epoch: int | None = None) -> LeafWithProof | None:
+        """The ACCOUNT leaf of subaccount ``account`` (``GET /proof/<id>``)."""
         q = f"?epoch={epoch}" if epoch is not None else ""
-        return self._leaf(f"/account/{to_checksum_address(address)}{q}")
+        return self._leaf(f"/proof/{int(account)}{q}")
 
     def instrument(self, instrument_id: int, epoch: int | None = None) -> LeafWithProof | None:
         q = f"?epoch={epoch}" if epoch is not None else ""
@@ -567,21 +615,29 @@ def require_not_safe_mode(session: Session, action: str) -> None:
         )
 
 
-def account_proof(session: Session, api: KeeperApi, address: str, *, required: bool) -> MarginProof:
-    """The account's ACCOUNT leaf + proof in the vault's current root, or the empty proof
-    when the account needs none (no open positions) and the keeper has none."""
-    leaf = api.account(address)
+def account_proof(session: Session, api: KeeperApi, account: int, *, required: bool) -> MarginProof:
+    """Subaccount ``account``'s ACCOUNT leaf + proof in the vault's current root, or the
+    empty proof when it needs none (no open positions) and the keeper has none. A leaf of
+    another root, or whose ``stateNonce`` is not the subaccount's now, is refused in one
+    line (the vault would revert ``InvalidAccountProof`` / ``StaleStateNonce``)."""
+    leaf = api.account(account)
     if leaf is None:
         if required:
             epoch, _ = current_root(session)
             raise CliError(
-                f"the keeper API has no ACCOUNT leaf for {to_checksum_address(address)} in "
-                f"epoch {epoch}; an account with open positions needs one (wait for the next "
-                "epoch)"
+                f"the keeper API has no ACCOUNT leaf for subaccount {account} in epoch {epoch}; "
+                "a subaccount with open positions needs one (wait for the next epoch)"
             )
-        return MarginProof.empty()
-    check_fresh(session, leaf, f"leaf of {to_checksum_address(address)}")
-    return leaf.margin_proof()
+        return MarginProof.empty(account)
+    check_fresh(session, leaf, f"leaf of subaccount {account}")
+    mp = leaf.margin_proof()
+    nonce = int(session.account_state(account)["stateNonce"])
+    if mp.leaf.state_nonce != nonce:
+        raise CliError(
+            f"the keeper's leaf of subaccount {account} is stale (stateNonce "
+            f"{mp.leaf.state_nonce}, the vault's is {nonce}): wait for the next epoch"
+        )
+    return mp
 
 
 # ------------------------------------------------------------------------------ options
@@ -668,6 +724,18 @@ def dry_run_option(fn: F) -> F:
             show_default=True,
             help="Refuse to pay more than this maxFeePerGas.",
         ),
+    )(fn)
+
+
+def account_option(fn: F) -> F:
+    """``--account ID``: the subaccount a command acts on or reads (default: the lowest id
+    the key's address holds)."""
+    return click.option(
+        "--account",
+        "account",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Subaccount id (default: your lowest; `pm account list` shows them).",
     )(fn)
 
 

@@ -18,9 +18,17 @@ cash books open with that much cash; once the next epoch has netted the book, ea
 ``capital_multiple`` x its portfolio IM as equity (the options book withdraws the rest, the
 naked book tops up). The cash-and-carry book keeps its 10 WETH (its long leg) and no cash.
 
+Each participant trades through one subaccount of its key (created by its first deposit).
+The liquidator holds no subaccount and no vault balance: only a modest wallet of USDC
+(:data:`LIQUIDATOR_WALLET_USD`). The bot takes the naked book over by transfer
+(docs/protocol.md §6): the subaccount, its positions and cash change owner in one
+transaction, and the bot deposits what brings it to IM (IM deficit + pay + fee - covered).
+
 What the scenario asserts on chain (:func:`verify_outcome`): a ``Liquidated`` event for the
-naked book, whose positions now sit with the liquidator; none for the hedged books, which
-still hold what they opened and which ``checkLiquidation`` (with their leaf of the last
+naked book's subaccount, which the liquidator now owns with the positions it opened, at or
+above IM after the transaction (``imSurplusLo`` with the same leaf), the previous owner's
+payout claimable, the liquidator's deposit within its wallet; none for the hedged books,
+which still hold what they opened and which ``checkLiquidation`` (with their leaf of the last
 epoch) calls not liquidatable.
 
 Anvil, the keeper and the bot run in this process (scripts/demo_stack.py); the traders act
@@ -42,6 +50,7 @@ from typing import Any
 import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from web3.types import BlockIdentifier
 
 from keeper.bounds import trade_bound, unattested_surplus_lo
 from keeper.chain import AccountState, ChainAdapter, Position
@@ -81,7 +90,9 @@ __all__ = [
 log = logging.getLogger("scripts.crash")
 
 DEALER_CASH_USD = 2_000_000
-LIQUIDATOR_CASH_USD = 250_000
+#: The liquidator's wallet (USDC, not deposited): what it may deposit into the subaccounts it
+#: takes over. A liquidation by transfer needs only the target's IM deficit + pay + fee.
+LIQUIDATOR_WALLET_USD = 10_000
 #: Opening cash = this x the trade's IM bound (sum of the legs' losses per unit), in
 #: whole thousands of USD: the bound moves with the market between quote and fill.
 OPENING_MARGIN = Decimal("1.25")
@@ -153,9 +164,13 @@ class Fill:
 
 @dataclass
 class Book:
+    """A participant: its key (``account``), the session acting with it and the subaccount
+    it trades through (``subaccount``, set by its first deposit)."""
+
     spec: BookSpec
     account: LocalAccount
     session: Session
+    subaccount: int = 0
     fills: list[Fill] = field(default_factory=list)
     trade_tx: str = ""
     trade_block: int = 0
@@ -254,11 +269,15 @@ def _opening_cash_usd(
     return int((cash / 1000).to_integral_value(ROUND_CEILING)) * 1000
 
 
-def _fund(stack: Stack, who: Session, plan: SeedPlan) -> None:
+def _fund(stack: Stack, who: Session, plan: SeedPlan) -> int:
+    """Mint and deposit per ``plan`` (the first deposit creates the key's subaccount): the
+    key's lowest subaccount, 0 when it holds none (nothing deposited)."""
     try:
         seed_account(who, plan)
     except CliError as exc:
         raise ScenarioError(f"funding {who.address}: {exc}") from None
+    mine = who.subaccounts_of(who.address)
+    return mine[0] if mine else 0
 
 
 def _trade(
@@ -281,24 +300,30 @@ def _trade(
             texts.append(f"{ins.id}:{-size}:{price}")
             fills.append(Fill(ins.name, ins.id, size, price))
         make_quote(
-            dealer.session, texts, taker=book.address, nonce=nonce, ttl_seconds=600, out=path
+            dealer.session,
+            texts,
+            taker=book.address,
+            nonce=nonce,
+            ttl_seconds=600,
+            out=path,
+            account=dealer.subaccount,
         )
-        take_quote(book.session, stack.api, path)
+        take_quote(book.session, stack.api, path, book.subaccount)
         book.fills = fills
 
     stack.retrying(f"{book.label} trade", fill)
     (ev,) = stack.vault.events.QuoteExecuted().get_logs(
         from_block=stack.deployment.block,
-        argument_filters={"maker": dealer.address, "taker": book.address},
+        argument_filters={"makerAccount": dealer.subaccount, "takerAccount": book.subaccount},
     )
     book.trade_tx = "0x" + bytes(ev["transactionHash"]).hex()
     book.trade_block = int(ev["blockNumber"])
 
 
 def _leaf_numbers(
-    stack: Stack, address: str, epoch: int | None = None
+    stack: Stack, account: int, epoch: int | None = None
 ) -> tuple[int, int, int] | None:
-    leaf = stack.api.account(address, epoch=epoch)
+    leaf = stack.api.account(account, epoch=epoch)
     if leaf is None:
         return None
     f = leaf.fields
@@ -308,7 +333,7 @@ def _leaf_numbers(
 def _set_capital(stack: Stack, book: Book, settings: Settings) -> None:
     """Keep ``capital_multiple`` x the portfolio IM as equity: withdraw the rest of the
     opening cash, or deposit what is missing."""
-    nums = _leaf_numbers(stack, book.address)
+    nums = _leaf_numbers(stack, book.subaccount)
     if nums is None:
         raise ScenarioError(f"no ACCOUNT leaf for {book.label} after its trade")
     equity, im, _ = nums
@@ -317,11 +342,11 @@ def _set_capital(stack: Stack, book: Book, settings: Settings) -> None:
     if move > 0:
         stack.retrying(
             f"{book.label} withdraw",
-            lambda: withdraw_cash(book.session, stack.api, str(move)),
+            lambda: withdraw_cash(book.session, stack.api, str(move), book.subaccount),
         )
     elif move < 0:
         try:
-            deposit_cash(book.session, str(-move))
+            deposit_cash(book.session, str(-move), book.subaccount)
         except CliError as exc:
             raise ScenarioError(f"{book.label} deposit: {exc}") from None
     book.capital_move_usd = move
@@ -330,8 +355,9 @@ def _set_capital(stack: Stack, book: Book, settings: Settings) -> None:
 def open_books(
     stack: Stack, settings: Settings, echo: Callable[[str], None] | None = None
 ) -> Participants:
-    """Fund the dealer, the liquidator and the three traders, fill the books, then set each
-    cash book's capital to ``capital_multiple`` x its portfolio IM (see the module doc)."""
+    """Fund the dealer and the three traders (one subaccount each) and the liquidator's
+    wallet, fill the books, then set each cash book's capital to ``capital_multiple`` x its
+    portfolio IM (see the module doc)."""
     say = stack.narrator
     quiet = echo or (lambda _text: None)
     stack.wait(lambda: stack.synced_epoch() >= 1, "the keeper's first epoch")
@@ -345,18 +371,20 @@ def open_books(
         Book(spec, demo_key(spec.label), _session(stack, demo_key(spec.label), quiet))
         for spec in BOOKS
     ]
-    _fund(stack, dealer.session, SeedPlan(cash=str(DEALER_CASH_USD)))
-    _fund(stack, _session(stack, liq, quiet), SeedPlan(cash=str(LIQUIDATOR_CASH_USD)))
+    dealer.subaccount = _fund(stack, dealer.session, SeedPlan(cash=str(DEALER_CASH_USD)))
+    usdc = stack.deployment.settlement.symbol
+    _fund(stack, _session(stack, liq, quiet), SeedPlan(mint={usdc: str(LIQUIDATOR_WALLET_USD)}))
     say.step(
-        f"dealer {dealer.address} deposited {DEALER_CASH_USD:,} USD; "
-        f"liquidator deposited {LIQUIDATOR_CASH_USD:,} USD"
+        f"dealer {dealer.address} deposited {DEALER_CASH_USD:,} USD into subaccount "
+        f"{dealer.subaccount}; liquidator {liq.address} holds {LIQUIDATOR_WALLET_USD:,} USD in "
+        "its wallet, nothing in the vault"
     )
     planned: dict[str, list[tuple[InstrumentInfo, Decimal]]] = {}
     for book in books:
         legs = _legs(stack, book.spec)
         planned[book.label] = legs
         book.opening_cash_usd = _opening_cash_usd(stack, book.spec, legs)
-        _fund(
+        book.subaccount = _fund(
             stack,
             book.session,
             SeedPlan(deposit=dict(book.spec.collateral), cash=str(book.opening_cash_usd)),
@@ -364,7 +392,10 @@ def open_books(
         what = [f"{v} {k}" for k, v in book.spec.collateral.items()]
         if book.opening_cash_usd:
             what.append(f"{book.opening_cash_usd:,} USD")
-        say.step(f"{book.label:<10} {book.address} deposited {' + '.join(what)}")
+        say.step(
+            f"{book.label:<10} {book.address} deposited {' + '.join(what)} into subaccount "
+            f"{book.subaccount}"
+        )
     funded = stack.w3.eth.block_number
     stack.wait_epoch_after(funded, "an epoch with the new accounts' leaves")
     for n, book in enumerate(books, start=1):
@@ -381,7 +412,7 @@ def open_books(
             say.step(f"{book.label:<10} keeps its collateral as the long leg, no cash")
             continue
         _set_capital(stack, book, settings)
-        nums = _leaf_numbers(stack, book.address, epoch)
+        nums = _leaf_numbers(stack, book.subaccount, epoch)
         im = Decimal(nums[1]) / WAD if nums else Decimal(0)
         verb = "withdrew" if book.capital_move_usd > 0 else "deposited"
         say.step(
@@ -397,14 +428,16 @@ def open_books(
 
 @dataclass(frozen=True)
 class EpochRow:
-    """One epoch as posted: its market (spot USD per underlying) and each book's ACCOUNT
-    leaf (equity, IM, MM in USD; None when the book has no leaf)."""
+    """One epoch as posted: its market (spot USD per underlying), each book's ACCOUNT leaf
+    (equity, IM, MM in USD; None when the book has no leaf) and which books' subaccounts
+    had changed owner by its snapshot block (taken over)."""
 
     epoch: int
     snapshot_block: int
     timestamp: int
     spot: Mapping[str, float]
     leaves: Mapping[str, tuple[float, float, float] | None]
+    taken_over: frozenset[str] = frozenset()
 
 
 def epoch_row(stack: Stack, participants: Participants, epoch: int) -> EpochRow:
@@ -415,16 +448,19 @@ def epoch_row(stack: Stack, participants: Participants, epoch: int) -> EpochRow:
     except (OSError, ValueError, KeyError):
         spot = {}
     leaves: dict[str, tuple[float, float, float] | None] = {}
+    snapshot = int(rec.get("snapshotBlock", 0))
+    taken: set[str] = set()
     for book in participants.books:
-        nums = _leaf_numbers(stack, book.address, epoch)
+        nums = _leaf_numbers(stack, book.subaccount, epoch)
         if nums is None:
             leaves[book.label] = None
         else:
             equity, im, mm = nums
             leaves[book.label] = (equity / WAD, im / WAD, mm / WAD)
-    return EpochRow(
-        epoch, int(rec.get("snapshotBlock", 0)), int(rec.get("timestamp", 0)), spot, leaves
-    )
+        owner = stack.vault.functions.ownerOf(book.subaccount).call(block_identifier=snapshot)
+        if to_checksum_address(owner) != book.address:
+            taken.add(book.label)
+    return EpochRow(epoch, snapshot, int(rec.get("timestamp", 0)), spot, leaves, frozenset(taken))
 
 
 # --------------------------------------------------------------------------- the crash
@@ -432,22 +468,31 @@ def epoch_row(stack: Stack, participants: Participants, epoch: int) -> EpochRow:
 
 @dataclass(frozen=True)
 class Liquidation:
-    """The ``liquidate`` transaction and what it moved. USD floats; sizes in units."""
+    """The ``liquidate`` transaction: the subaccount that changed owner, what it holds (it
+    changed hands as it was), the amounts, and the liquidator's capital used (its deposit).
+    USD floats; sizes in units."""
 
     tx_hash: str
     block: int
     gas_used: int
+    account: int  # the subaccount
+    previous_owner: str
     liquidator: str
     epoch: int  # whose leaf the liquidation used
     mm_surplus_hi: float
-    pay: float
+    pay: float  # credited to the previous owner as a claimable payout
     fee: float
     covered: float
     uncovered: float
-    positions_moved: Mapping[str, float]  # instrument name -> size now with the liquidator
-    collateral_moved: Mapping[str, float]
-    cash_before: float  # the account's cash before
-    cash_after: float  # = pay
+    deposit: float  # the liquidator's capital used: what it deposited into the subaccount
+    capital_need: float  # checkLiquidation's minDeposit6 just before: IM deficit + pay + fee
+    im_deficit: float  # capital_need - (pay + fee - covered)
+    positions: Mapping[str, float]  # instrument name -> size, now the liquidator's
+    collateral: Mapping[str, float]
+    cash_before: float  # the subaccount's cash before
+    cash_after: float  # = before + deposit - (pay + fee - covered)
+    im_surplus_after: float  # imSurplusLo with the same leaf, right after: >= 0
+    payout_claimable: float  # the previous owner's payoutOf right after
     seconds_after_shock: float
 
 
@@ -463,13 +508,18 @@ def _names(stack: Stack) -> dict[int, str]:
     return {i.id: i.name for i in stack.deployment.instruments}
 
 
-def _state(stack: Stack, address: str, block: int | str = "latest") -> AccountState:
+def _state(stack: Stack, account: int, block: int | str = "latest") -> AccountState:
     chain = ChainAdapter(stack.w3, stack.deployment.vault)
-    (state,) = chain.account_states([address], block)
+    (state,) = chain.account_states([account], block)
     return state
 
 
-def _liquidation(stack: Stack, account: str, t_shock: float, t_seen: float) -> Liquidation:
+def _owner(stack: Stack, account: int, block: BlockIdentifier = "latest") -> str:
+    owner = stack.vault.functions.ownerOf(account).call(block_identifier=block)
+    return to_checksum_address(owner)
+
+
+def _liquidation(stack: Stack, account: int, t_shock: float, t_seen: float) -> Liquidation:
     (ev,) = stack.vault.events.Liquidated().get_logs(
         from_block=stack.deployment.block, argument_filters={"account": account}
     )
@@ -477,28 +527,55 @@ def _liquidation(stack: Stack, account: str, t_shock: float, t_seen: float) -> L
     block = int(ev["blockNumber"])
     receipt = stack.w3.eth.get_transaction_receipt(ev["transactionHash"])
     before = _state(stack, account, block - 1)
+    after = _state(stack, account, block)
     names = _names(stack)
     symbols = [t.symbol for t in stack.deployment.tokens if t.underlying]
     decimals = {t.symbol: t.decimals for t in stack.deployment.tokens}
+    epoch = int(stack.vault.functions.currentEpoch().call(block_identifier=block)[0])
+    # the IM check of the transaction, read back: the same leaf, right after it
+    leaf = stack.api.account(account, epoch=epoch)
+    im_after = (
+        int(
+            stack.vault.functions.imSurplusLo(account, leaf.margin_proof().to_abi()).call(
+                block_identifier=block
+            )
+        )
+        if leaf is not None
+        else 0
+    )
+    need6 = 0
+    if leaf is not None:
+        view = stack.vault.functions.checkLiquidation(account, leaf.margin_proof().to_abi())
+        need6 = int(view.call(block_identifier=block - 1)[6])
+    previous = to_checksum_address(a["previousOwner"])
+    payout = int(stack.vault.functions.payoutOf(previous).call(block_identifier=block))
+    scale = 10 ** (18 - stack.deployment.settlement.decimals)
     return Liquidation(
         tx_hash="0x" + bytes(ev["transactionHash"]).hex(),
         block=block,
         gas_used=int(receipt["gasUsed"]),
-        liquidator=str(a["liquidator"]),
-        epoch=int(stack.vault.functions.currentEpoch().call(block_identifier=block)[0]),
+        account=account,
+        previous_owner=previous,
+        liquidator=to_checksum_address(a["liquidator"]),
+        epoch=epoch,
         mm_surplus_hi=int(a["mmSurplusHi"]) / WAD,
         pay=int(a["pay"]) / WAD,
         fee=int(a["fee"]) / WAD,
         covered=int(a["covered"]) / WAD,
         uncovered=int(a["uncovered"]) / WAD,
-        positions_moved={names[p.instrument]: p.size / WAD for p in before.positions if p.size},
-        collateral_moved={
+        deposit=int(a["deposit6"]) * scale / WAD,
+        capital_need=need6 * scale / WAD,
+        im_deficit=(need6 * scale - int(a["pay"]) - int(a["fee"]) + int(a["covered"])) / WAD,
+        positions={names[p.instrument]: p.size / WAD for p in after.positions if p.size},
+        collateral={
             sym: bal / 10 ** decimals[sym]
-            for sym, bal in zip(symbols, before.collateral, strict=False)
+            for sym, bal in zip(symbols, after.collateral, strict=False)
             if bal
         },
         cash_before=before.cash / WAD,
-        cash_after=_state(stack, account, block).cash / WAD,
+        cash_after=after.cash / WAD,
+        im_surplus_after=im_after / WAD,
+        payout_claimable=payout / WAD,
         seconds_after_shock=t_seen - t_shock,
     )
 
@@ -523,7 +600,7 @@ def run_crash(stack: Stack, participants: Participants, settings: Settings) -> C
     seen: list[float] = []
 
     def gone() -> bool:
-        if not _state(stack, naked.address).has_positions:
+        if _owner(stack, naked.subaccount) != naked.address:
             seen.append(time.monotonic())
             return True
         return False
@@ -533,11 +610,12 @@ def run_crash(stack: Stack, participants: Participants, settings: Settings) -> C
         lambda: gone() or stack.synced_epoch() >= last,
         f"the naked book's liquidation (at most {s.liquidation_epochs} epochs)",
     )
-    liq = _liquidation(stack, naked.address, t_shock, seen[0]) if seen else None
+    liq = _liquidation(stack, naked.subaccount, t_shock, seen[0]) if seen else None
     if liq is not None:
         stack.narrator.step(
-            f"the bot liquidated {naked.label} in block {liq.block} (tx {liq.tx_hash[:12]}..) "
-            f"on the leaf of epoch {liq.epoch}, {liq.seconds_after_shock:.1f} s after the shock"
+            f"the bot took {naked.label}'s subaccount {liq.account} over in block {liq.block} "
+            f"(tx {liq.tx_hash[:12]}..) on the leaf of epoch {liq.epoch}, "
+            f"{liq.seconds_after_shock:.1f} s after the shock, depositing {liq.deposit:,.2f} USD"
         )
     else:
         stack.narrator.step(
@@ -573,17 +651,17 @@ class Check:
     text: str
 
 
-def _liquidation_view(stack: Stack, address: str) -> tuple[int, bool, int]:
+def _liquidation_view(stack: Stack, account: int) -> tuple[int, bool, int]:
     """(epoch, liquidatable, mmSurplusHi WAD) from the vault's ``checkLiquidation`` view with
-    the account's leaf of the current epoch (fetched again if an epoch lands in between)."""
+    the subaccount's leaf of the current epoch (fetched again if an epoch lands in between)."""
 
     def call() -> tuple[int, bool, int]:
-        leaf = stack.api.account(address)
+        leaf = stack.api.account(account)
         if leaf is None:
-            raise CliError(f"no ACCOUNT leaf for {address}")
+            raise CliError(f"no ACCOUNT leaf for subaccount {account}")
         try:
             ok, mm_hi, *_ = stack.vault.functions.checkLiquidation(
-                address, leaf.margin_proof().to_abi()
+                account, leaf.margin_proof().to_abi()
             ).call()
         except Exception as exc:  # noqa: BLE001 - a stale proof reverts; retried above
             data = getattr(exc, "data", None)
@@ -591,47 +669,64 @@ def _liquidation_view(stack: Stack, address: str) -> tuple[int, bool, int]:
             raise CliError(f"checkLiquidation reverted: {why}") from None
         return leaf.epoch, bool(ok), int(mm_hi)
 
-    return stack.retrying(f"checkLiquidation of {address}", call)
+    return stack.retrying(f"checkLiquidation of subaccount {account}", call)
 
 
-def verify_outcome(stack: Stack, participants: Participants) -> list[Check]:
-    """What must hold on chain after the crash (see the module doc)."""
+def _taken_over_checks(
+    stack: Stack, book: Book, liq: Liquidation | None, liquidator: str, held_ok: bool
+) -> list[Check]:
+    """What a liquidation by transfer must leave on chain (docs/protocol.md §6)."""
+    if liq is None:
+        return [Check(False, f"{book.label}: Liquidated event MISSING")]
+    wallet_used = liq.deposit <= LIQUIDATOR_WALLET_USD
+    return [
+        Check(True, f"{book.label}: Liquidated event in tx {liq.tx_hash}"),
+        Check(
+            _owner(stack, book.subaccount) == liquidator and liq.previous_owner == book.address,
+            f"{book.label}: subaccount {book.subaccount} now owned by the liquidator {liquidator}",
+        ),
+        Check(held_ok, f"{book.label}: the subaccount still holds the positions it opened"),
+        Check(
+            liq.im_surplus_after >= 0,
+            f"{book.label}: at or above IM after the transaction (IM surplus lower bound "
+            f"{liq.im_surplus_after:+,.2f} USD with the same leaf)",
+        ),
+        Check(
+            abs(liq.payout_claimable - liq.pay) < 1e-9 * max(1.0, liq.pay),
+            f"{book.label}: the previous owner's payout is claimable "
+            f"({liq.payout_claimable:,.2f} USD = pay)",
+        ),
+        Check(
+            wallet_used,
+            f"{book.label}: the liquidator's capital used {liq.deposit:,.2f} USD <= its wallet "
+            f"{LIQUIDATOR_WALLET_USD:,} USD",
+        ),
+    ]
+
+
+def verify_outcome(
+    stack: Stack, participants: Participants, liquidation: Liquidation | None = None
+) -> list[Check]:
+    """What must hold on chain after the crash (see the module doc); ``liquidation`` is the
+    naked book's (:attr:`CrashResult.liquidation`)."""
     vault = stack.vault
     checks: list[Check] = []
-    liquidated: dict[str, Any] = {
-        to_checksum_address(ev["args"]["account"]): ev
+    liquidated: dict[int, Any] = {
+        int(ev["args"]["account"]): ev
         for ev in vault.events.Liquidated().get_logs(from_block=stack.deployment.block)
     }
     names = _names(stack)
     for book in participants.books:
-        state = _state(stack, book.address)
+        state = _state(stack, book.subaccount)
         held = {names[p.instrument]: p.size for p in state.positions if p.size}
         opened = {f.instrument: _wad(f.size) for f in book.fills}
         if not book.spec.hedged:
-            ev = liquidated.get(book.address)
-            checks.append(
-                Check(
-                    ev is not None,
-                    f"{book.label}: Liquidated event "
-                    + (f"in tx 0x{bytes(ev['transactionHash']).hex()}" if ev else "MISSING"),
-                )
-            )
-            checks.append(
-                Check(not held, f"{book.label}: no positions left on chain ({len(held)} held)")
-            )
-            liq_held = {
-                names[p.instrument]: p.size
-                for p in _state(stack, participants.liquidator.address).positions
-                if p.size
-            }
-            checks.append(
-                Check(
-                    all(liq_held.get(k) == v for k, v in opened.items()),
-                    f"{book.label}: its positions are now the liquidator's",
-                )
+            liq = liquidation if liquidation and liquidation.account == book.subaccount else None
+            checks += _taken_over_checks(
+                stack, book, liq, participants.liquidator.address, held == opened
             )
             continue
-        ev = liquidated.get(book.address)
+        ev = liquidated.get(book.subaccount)
         checks.append(
             Check(
                 ev is None,
@@ -647,9 +742,9 @@ def verify_outcome(stack: Stack, participants: Participants) -> list[Check]:
             )
         )
         if ev is not None:
-            continue  # its old leaves are dead (stateNonce moved): no view to ask
+            continue  # taken over: not the healthy book this check is about
         try:
-            epoch, liquidatable, mm_hi = _liquidation_view(stack, book.address)
+            epoch, liquidatable, mm_hi = _liquidation_view(stack, book.subaccount)
         except ScenarioError as exc:
             checks.append(Check(False, f"{book.label}: {exc}"))
             continue
@@ -694,7 +789,7 @@ def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[
     if rec is None:
         raise ScenarioError(f"the keeper API has no epoch {epoch}")
     chain = ChainAdapter(stack.w3, stack.deployment.vault)
-    snap = chain.snapshot(int(rec["snapshotBlock"]), [b.address for b in participants.books])
+    snap = chain.snapshot(int(rec["snapshotBlock"]), [b.subaccount for b in participants.books])
     names = _names(stack)
     symbols = [t.symbol for t in stack.deployment.tokens if t.underlying]
     accounts: list[AccountState] = list(snap.accounts)
@@ -716,7 +811,7 @@ def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[
     ims = [leaf.im / WAD for leaf in build.account_leaves]
     leaves = []
     for book in participants.books:
-        nums = _leaf_numbers(stack, book.address, epoch)
+        nums = _leaf_numbers(stack, book.subaccount, epoch)
         if nums is None:
             raise ScenarioError(f"no leaf of {book.label} in epoch {epoch}")
         leaves.append(nums)
@@ -746,10 +841,14 @@ def capital_table(stack: Stack, participants: Participants, epoch: int) -> list[
     return rows
 
 
+#: Ids of the single-leg accounts priced off chain: far above any real subaccount id.
+_SINGLE_IDS = 2**128
+
+
 def _single(
     n: int, *, positions: tuple[Position, ...], collateral: tuple[int, ...]
 ) -> AccountState:
-    return AccountState(to_checksum_address(f"0x{n + 1:040x}"), 0, 0, 0, 0, positions, collateral)
+    return AccountState(_SINGLE_IDS + n, 0, 0, 0, 0, positions, collateral)
 
 
 def write_reports(stack: Stack, participants: Participants, out_dir: Path) -> dict[str, Path]:
@@ -764,9 +863,9 @@ def write_reports(stack: Stack, participants: Participants, out_dir: Path) -> di
         view = stack.retrying(
             f"report of {book.label}",
             functools.partial(
-                margin_view, reader, stack.api, book.address, keeper_data=stack.data_dir
+                margin_view, reader, stack.api, book.subaccount, keeper_data=stack.data_dir
             ),
         )
-        history = margin_history(stack.api, book.address, last, limit=200)
+        history = margin_history(stack.api, book.subaccount, last, limit=200)
         out[book.label] = write_report(view, history, out_dir / f"report-{book.label}.html")
     return out

@@ -8,10 +8,12 @@
    books then keep twice their portfolio IM (:func:`scripts.crash.open_books`).
 3. A table of every posted epoch: each book's ACCOUNT leaf (equity, IM, MM, surpluses).
 4. The crash: BTC and ETH -30 % with +40 vol points pushed into the simulated feed; the bot
-   liquidates the naked book atomically; the hedged books stay open.
-5. The summary: each book's outcome, the liquidation transaction and what it moved, the IM
-   each book needs under portfolio margin against isolated (per-position) margin, the
-   on-chain checks, the HTML reports and a JSON summary; then everything is stopped.
+   takes the naked book's subaccount over by transfer, depositing only what brings it to IM
+   from a modest wallet; the hedged books stay open.
+5. The summary: each book's outcome, the liquidation transaction (the subaccount that
+   changed owner, the amounts, the liquidator's capital used), the IM each book needs under
+   portfolio margin against isolated (per-position) margin, the on-chain checks, the HTML
+   reports and a JSON summary; then everything is stopped.
 
 Exit code 0 only when the on-chain checks pass (the naked book was liquidated, the hedged
 books were not), 1 with the reason otherwise, 130 on Ctrl-C.
@@ -67,7 +69,6 @@ class Printer:
         self.t0 = time.perf_counter()
         self.parts: Participants | None = None
         self.rows: list[EpochRow] = []
-        self._had_im: set[str] = set()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -109,12 +110,10 @@ class Printer:
                 continue
             eq, im, mm = nums
             flag = ""
-            if im >= 0.005:
-                self._had_im.add(label)
-            if eq - mm < 0:
+            if label in row.taken_over:
+                flag = "  <- the liquidator's subaccount now"
+            elif eq - mm < 0:
                 flag = "  <- below maintenance"
-            elif im < 0.005 and label in self._had_im:  # IM rounds up: a flat book shows a few wei
-                flag = "  <- flat: taken over by the liquidator"
             print(
                 f"{lead}  {label:<11}{eq:>11,.2f} {im:>10,.2f} {mm:>10,.2f} "
                 f"{eq - im:>11,.2f} {eq - mm:>11,.2f}{flag}",
@@ -128,13 +127,27 @@ def _print_liquidation(liq: Liquidation) -> None:
         f"  block {liq.block}, gas {liq.gas_used:,}, sent by the bot {liq.liquidator} with the "
         f"leaf of epoch {liq.epoch} (MM surplus upper bound {liq.mm_surplus_hi:+,.2f} USD)"
     )
-    moved = [f"{size:+g} {name}" for name, size in liq.positions_moved.items()]
-    moved += [f"{amt:g} {sym}" for sym, amt in liq.collateral_moved.items()]
-    moved.append(f"cash {_usd(liq.cash_before)} USD")
-    print(f"  moved to the liquidator in one transaction: {', '.join(moved)}")
+    held = [f"{size:+g} {name}" for name, size in liq.positions.items()]
+    held += [f"{amt:g} {sym}" for sym, amt in liq.collateral.items()]
     print(
-        f"  paid to the account: {_usd(liq.pay)} USD (equity less the penalty); insurance fee "
-        f"{_usd(liq.fee)}; bad debt covered {_usd(liq.covered)}, uncovered {_usd(liq.uncovered)}"
+        f"  subaccount {liq.account} changed owner in one transaction, nothing copied: "
+        f"{liq.previous_owner} -> {liq.liquidator}; it holds {', '.join(held) or 'nothing'}"
+    )
+    print(
+        f"  paid to the previous owner (claimable): {_usd(liq.pay)} USD (equity less the "
+        f"penalty); insurance fee {_usd(liq.fee)}; bad debt covered {_usd(liq.covered)}, "
+        f"uncovered {_usd(liq.uncovered)}"
+    )
+    print(
+        f"  capital need (checkLiquidation's minDeposit6): {_usd(liq.capital_need)} USD = IM "
+        f"deficit {_usd(liq.im_deficit)} + pay {_usd(liq.pay)} + fee {_usd(liq.fee)} - covered "
+        f"{_usd(liq.covered)}"
+    )
+    print(
+        f"  liquidator's capital used: {_usd(liq.deposit)} USD deposited into the subaccount "
+        f"(the need plus the bot's slippage allowance); its cash {_usd(liq.cash_before)} -> "
+        f"{_usd(liq.cash_after)} USD; IM surplus lower bound after "
+        f"{liq.im_surplus_after:+,.2f} USD"
     )
 
 
@@ -150,7 +163,7 @@ def _summary(
     last = p.rows[-1] if p.rows else None
     liq = result.liquidation
     liquidated = {
-        ev["args"]["account"]: ev
+        int(ev["args"]["account"]): ev
         for ev in stack.vault.events.Liquidated().get_logs(from_block=stack.deployment.block)
     }
     p.section("summary")
@@ -158,10 +171,11 @@ def _summary(
     for book in parts.books:
         before = calm.leaves.get(book.label) if calm else None
         after = last.leaves.get(book.label) if last else None
-        ev = liquidated.get(book.address)
+        ev = liquidated.get(book.subaccount)
         if ev is not None:
             secs = f", {liq.seconds_after_shock:.1f} s after the shock" if liq else ""
-            outcome = f"LIQUIDATED in block {ev['blockNumber']}{secs}"
+            used = f", liquidator's capital used {_usd(liq.deposit)} USD" if liq else ""
+            outcome = f"LIQUIDATED in block {ev['blockNumber']}{secs}{used}"
         elif after and last:
             outcome = (
                 f"not liquidated: MM surplus {after[0] - after[2]:+,.2f} USD at epoch {last.epoch}"
@@ -229,6 +243,7 @@ def _json_summary(
     def book_doc(b: Book) -> dict[str, Any]:
         return {
             "address": b.address,
+            "subaccount": b.subaccount,
             "title": b.spec.title,
             "hedged": b.spec.hedged,
             "fills": [
@@ -257,6 +272,9 @@ def _json_summary(
         "deploymentBlock": stack.deployment.block,
         "dealer": parts.dealer.address,
         "liquidator": parts.liquidator.address,
+        "liquidatorCapitalUsedUsd": (
+            result.liquidation.deposit if result is not None and result.liquidation else None
+        ),
         "books": {b.label: book_doc(b) for b in parts.books},
         "settings": {
             k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(settings).items()
@@ -358,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.poll()
         result = run_crash(stack, parts, settings)
         p.parts = None  # the table ends here; later epochs are not printed
-        checks = verify_outcome(stack, parts)
+        checks = verify_outcome(stack, parts, result.liquidation)
         capital = capital_table(stack, parts, result.calm_epoch)
         _summary(p, stack, parts, result, capital, checks)
         reports = write_reports(stack, parts, out)

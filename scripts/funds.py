@@ -1,4 +1,9 @@
-"""Collateral and cash in and out of the vault, for one account (the session's key).
+"""Collateral and cash in and out of the vault, for one subaccount of the session's key.
+
+``account`` is a subaccount id, or ``None`` for the lowest id the key holds. A deposit
+into a key that holds none creates its first subaccount (``createSubaccount``) and deposits
+into it: a deposit is what a new user does first; every other action asks for
+``pm account new`` instead.
 
 Each function checks what the user can get wrong before building a transaction (the
 wallet or vault balance, safe mode, the keeper's leaf) and says so in one line; whatever it
@@ -9,6 +14,7 @@ typed (``"1.5"``), converted exactly into the token's decimals.
 from __future__ import annotations
 
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from keeper.attestation import MarginProof
 from scripts.client import (
@@ -22,7 +28,14 @@ from scripts.client import (
 )
 from scripts.errors import CliError
 
-__all__ = ["deposit", "deposit_cash", "ensure_allowance", "withdraw", "withdraw_cash"]
+__all__ = [
+    "create_account",
+    "deposit",
+    "deposit_cash",
+    "ensure_allowance",
+    "withdraw",
+    "withdraw_cash",
+]
 
 MAX_UINT256 = 2**256 - 1
 
@@ -64,8 +77,37 @@ def _simulated_without_approval(session: Session, token: TokenInfo, amount: int)
     return False
 
 
-def deposit(session: Session, token_name: str, amount_text: str) -> None:
-    """Deposit collateral ``token_name`` (a registered collateral symbol or address)."""
+def create_account(session: Session) -> int | None:
+    """``createSubaccount`` from the session's key: the new id (``None`` in a dry run)."""
+    result = session.send(session.vault.functions.createSubaccount(), "create subaccount")
+    if result is None:
+        return None
+    events = session.vault.events.SubaccountTransferred().process_receipt(
+        result.receipt, errors=DISCARD
+    )
+    account = int(events[0]["args"]["account"])
+    session.echo(f"subaccount {account} created, owned by {session.address}")
+    return account
+
+
+def _deposit_target(session: Session, account: int | None) -> int | None:
+    """The subaccount a deposit goes to: ``account`` (the key must own or operate it), the
+    key's lowest, or a new first one (``None`` when only simulated)."""
+    if account is not None:
+        session.require_can_act(account)
+        return account
+    mine = session.subaccounts_of(session.address)
+    if mine:
+        return mine[0]
+    session.echo(f"{session.address} has no subaccount yet: creating its first")
+    return create_account(session)
+
+
+def deposit(
+    session: Session, token_name: str, amount_text: str, account: int | None = None
+) -> None:
+    """Deposit collateral ``token_name`` (a registered collateral symbol or address) into
+    subaccount ``account`` (see the module docstring for the default)."""
     token = session.deployment.token(token_name)
     if token.underlying is None:
         raise CliError(f"{token.symbol} is the settlement token: use `pm deposit-cash`")
@@ -73,77 +115,98 @@ def deposit(session: Session, token_name: str, amount_text: str) -> None:
     if amount <= 0:
         raise CliError("amount must be > 0")
     _wallet_check(session, token, session.token(token.address), amount)
+    target = _deposit_target(session, account)
     ensure_allowance(session, token, amount)
-    if _simulated_without_approval(session, token, amount):
+    if target is None or _simulated_without_approval(session, token, amount):
         return
     session.send(
-        session.vault.functions.deposit(token.address, amount),
-        f"deposit {amount_text} {token.symbol}",
+        session.vault.functions.deposit(target, token.address, amount),
+        f"deposit {amount_text} {token.symbol} into subaccount {target}",
     )
 
 
-def deposit_cash(session: Session, amount_text: str) -> None:
-    """Deposit settlement tokens as cash (a repayment when cash is negative)."""
+def deposit_cash(session: Session, amount_text: str, account: int | None = None) -> None:
+    """Deposit settlement tokens as cash into ``account`` (a repayment when its cash is
+    negative)."""
     token = session.deployment.settlement
     amount = parse_units(amount_text, token.decimals)
     if amount <= 0:
         raise CliError("amount must be > 0")
     _wallet_check(session, token, session.token(token.address), amount)
+    target = _deposit_target(session, account)
     ensure_allowance(session, token, amount)
-    if _simulated_without_approval(session, token, amount):
+    if target is None or _simulated_without_approval(session, token, amount):
         return
     session.send(
-        session.vault.functions.depositCash(amount), f"deposit-cash {amount_text} {token.symbol}"
+        session.vault.functions.depositCash(target, amount),
+        f"deposit-cash {amount_text} {token.symbol} into subaccount {target}",
     )
 
 
-def withdraw(session: Session, api: KeeperApi, token_name: str, amount_text: str) -> None:
-    """Withdraw collateral; with open positions (or debt) the keeper's leaf + proof goes
-    with it and the vault checks the IM surplus lower bound."""
+def withdraw(
+    session: Session,
+    api: KeeperApi,
+    token_name: str,
+    amount_text: str,
+    account: int | None = None,
+) -> None:
+    """Withdraw collateral of ``account`` to its owner; with open positions (or debt) the
+    keeper's leaf + proof goes with it and the vault checks the IM surplus lower bound."""
     token = session.deployment.token(token_name)
     if token.underlying is None:
         raise CliError(f"{token.symbol} is the settlement token: use `pm withdraw-cash`")
     amount = parse_units(amount_text, token.decimals)
     if amount <= 0:
         raise CliError("amount must be > 0")
-    have = int(session.vault.functions.collateralBalance(session.address, token.address).call())
+    target = session.resolve_account(account)
+    owner = session.require_can_act(target)
+    have = int(session.vault.functions.collateralBalance(target, token.address).call())
     if have < amount:
         raise CliError(
-            f"too little {token.symbol} in the vault for {session.address}: have "
+            f"too little {token.symbol} in subaccount {target}: have "
             f"{format_units(have, token.decimals)}, asked {amount_text}"
         )
-    mp = _proof_if_needed(session, api, "withdraw")
+    mp = _proof_if_needed(session, api, target, "withdraw")
     session.send(
-        session.vault.functions.withdraw(token.address, amount, mp.to_abi()),
-        f"withdraw {amount_text} {token.symbol}",
+        session.vault.functions.withdraw(target, token.address, amount, mp.to_abi()),
+        f"withdraw {amount_text} {token.symbol} from subaccount {target} to {owner}",
     )
 
 
-def withdraw_cash(session: Session, api: KeeperApi, amount_text: str) -> None:
-    """Withdraw settlement tokens from cash (cash may go negative if the margin allows)."""
+def withdraw_cash(
+    session: Session, api: KeeperApi, amount_text: str, account: int | None = None
+) -> None:
+    """Withdraw settlement tokens from ``account``'s cash to its owner (cash may go
+    negative if the margin allows)."""
     token = session.deployment.settlement
     amount = parse_units(amount_text, token.decimals)
     if amount <= 0:
         raise CliError("amount must be > 0")
-    state = session.account_state(session.address)
+    target = session.resolve_account(account)
+    owner = session.require_can_act(target)
+    state = session.account_state(target)
     cash_after = int(state["cash"]) - amount * 10 ** (18 - token.decimals)
     needs_check = bool(state["instruments"]) or cash_after < 0
-    mp = _proof_if_needed(session, api, "withdraw-cash", needs_check=needs_check)
+    mp = _proof_if_needed(session, api, target, "withdraw-cash", needs_check=needs_check)
     session.send(
-        session.vault.functions.withdrawCash(amount, mp.to_abi()),
-        f"withdraw-cash {amount_text} {token.symbol}",
+        session.vault.functions.withdrawCash(target, amount, mp.to_abi()),
+        f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} to {owner}",
     )
 
 
 def _proof_if_needed(
-    session: Session, api: KeeperApi, action: str, needs_check: bool | None = None
+    session: Session,
+    api: KeeperApi,
+    account: int,
+    action: str,
+    needs_check: bool | None = None,
 ) -> MarginProof:
-    """The account's proof when the vault will check its margin (open positions, or cash
-    below zero after the action), else the empty proof the vault ignores."""
-    state = session.account_state(session.address)
+    """The subaccount's proof when the vault will check its margin (open positions, or
+    cash below zero after the action), else the empty proof the vault ignores."""
+    state = session.account_state(account)
     positions = bool(state["instruments"])
     check = (positions or int(state["cash"]) < 0) if needs_check is None else needs_check
     if not check:
-        return MarginProof.empty()
+        return MarginProof.empty(account)
     require_not_safe_mode(session, action)
-    return account_proof(session, api, session.address, required=positions)
+    return account_proof(session, api, account, required=positions)

@@ -69,11 +69,13 @@ def _h(b: bytes) -> str:
 
 # ------------------------------------------------------------------------------ leaves
 
+#: Subaccount ids: the first, an ordinary one, the largest, and 0 (no subaccount has it,
+#: but the encoding must not care).
 ACCOUNT_LEAVES = [
-    AccountLeaf(_addr("alice"), 0, 0, 0, 10_000 * WAD, 1_500 * WAD, 1_200 * WAD),
-    AccountLeaf(_addr("bob"), 7, -3 * WAD, 25 * WAD, -12_345_678_901_234_567_890, 0, 0),
-    AccountLeaf(_addr("carol"), UINT64_MAX, INT256_MIN, INT256_MAX, INT256_MIN, UINT256_MAX, 1),
-    AccountLeaf(ZERO_ADDRESS, 1, -1, 1, 1, 1, 0),
+    AccountLeaf(1, 0, 0, 0, 10_000 * WAD, 1_500 * WAD, 1_200 * WAD),
+    AccountLeaf(7_042, 7, -3 * WAD, 25 * WAD, -12_345_678_901_234_567_890, 0, 0),
+    AccountLeaf(UINT256_MAX, UINT64_MAX, INT256_MIN, INT256_MAX, INT256_MIN, UINT256_MAX, 1),
+    AccountLeaf(0, 1, -1, 1, 1, 1, 0),
 ]
 INSTRUMENT_LEAVES = [
     InstrumentLeaf(1, 60_000 * WAD, 9_000 * WAD, 9_600 * WAD),
@@ -152,9 +154,10 @@ EPOCHS = [
 ]
 SIGNER_LABELS = ("signer-0", "signer-1", "signer-2")
 QUOTES = [
-    Quote(_addr("maker"), ZERO_ADDRESS, (Leg(1, WAD, 60_000 * WAD),), 0, 1_700_000_600),
+    Quote(_addr("maker"), 1, ZERO_ADDRESS, (Leg(1, WAD, 60_000 * WAD),), 0, 1_700_000_600),
     Quote(
         _addr("maker"),
+        UINT256_MAX,
         _addr("taker"),
         (Leg(2, -2 * WAD, 120 * WAD), Leg(3, 2 * WAD, 95_500_000_000_000_000_000)),
         2**200 + 7,
@@ -206,6 +209,7 @@ def eip712_vectors() -> dict[str, Any]:
         quotes.append(
             {
                 "maker": q.maker,
+                "makerAccount": _s(q.maker_account),
                 "taker": q.taker,
                 "nLegs": _s(len(q.legs)),
                 "legs": [

@@ -1,6 +1,6 @@
-"""One account's margin, from three sources, each number labelled with where it comes from.
+"""One subaccount's margin, from three sources, each number labelled with where it comes from.
 
-1. **Attested** (the keeper API, ``GET /account/<addr>``): the ACCOUNT leaf of the epoch the
+1. **Attested** (the keeper API, ``GET /proof/<id>``): the ACCOUNT leaf of the epoch the
    vault holds: equity, IM, MM at that epoch's ``snapshotBlock`` (WAD; equity rounded
    down, requirements up). This is what the vault trusts.
 2. **Bounds now** (the vault's views ``imSurplusLo`` / ``mmSurplusHi`` with that leaf): the
@@ -91,7 +91,8 @@ class RiskGrid:
 
 @dataclass(frozen=True)
 class MarginView:
-    account: str
+    account: int  # subaccount id
+    owner: str
     epoch: int
     snapshot_block: int
     epoch_timestamp: int
@@ -168,7 +169,7 @@ def _engine(
     collateral = collateral_order(session)
     tokens = [ChainToken(t.address, t.symbol, t.decimals, k) for k, t in enumerate(collateral)]
     account = AccountState(
-        "0x" + "00" * 20,  # not a leaf: the engine needs only positions, collateral, cash
+        0,  # not a leaf: the engine needs only positions, collateral, cash
         int(state["cash"]),
         0,
         0,
@@ -241,7 +242,7 @@ def _positions(session: Session, api: KeeperApi, state: VaultAccountState) -> li
 def margin_view(
     session: Session,
     api: KeeperApi,
-    account: str,
+    account: int,
     *,
     market_file: Path | None = None,
     keeper_data: Path | None = None,
@@ -267,7 +268,7 @@ def margin_view(
     elif has_positions and leaf is None:
         note = f"no ACCOUNT leaf in epoch {epoch}: bounds unavailable"
     else:
-        mp = leaf.margin_proof() if leaf is not None else MarginProof.empty()
+        mp = leaf.margin_proof() if leaf is not None else MarginProof.empty(account)
         try:
             im_lo = int(vault.functions.imSurplusLo(account, mp.to_abi()).call())
             if has_positions:
@@ -288,6 +289,7 @@ def margin_view(
             report, grid = _engine(session, state, market, params_file)
     return MarginView(
         account=account,
+        owner=session.owner_of(account),
         epoch=epoch,
         snapshot_block=int(snap_block),
         epoch_timestamp=int(ts),
@@ -314,7 +316,7 @@ class HistoryPoint:
 
 
 def margin_history(
-    api: KeeperApi, account: str, last_epoch: int, limit: int = 50
+    api: KeeperApi, account: int, last_epoch: int, limit: int = 50
 ) -> list[HistoryPoint]:
     """The account's attested equity / IM / MM in the last ``limit`` epochs (API)."""
     out: list[HistoryPoint] = []

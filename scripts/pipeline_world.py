@@ -2,7 +2,8 @@
 
 ``build_world(w3)`` deploys the mocks and the vault (USDC cash, WETH and WBTC collateral),
 registers an ETH perp, a BTC perp, an ETH call and an ETH put, sets 3 signers with quorum
-2, and funds a keeper sender. ``make_pipeline(world, store)`` returns an
+2, and funds a keeper sender. An actor (a key) acts through its first subaccount, created on
+first use. ``make_pipeline(world, store)`` returns an
 :class:`~keeper.pipeline.EpochPipeline` on a seeded simulator whose prices start where the
 instruments were struck. Keys are derived from labels (test keys, never real ones).
 """
@@ -20,6 +21,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 from web3.types import RPCEndpoint, TxReceipt
 
@@ -51,8 +53,16 @@ def labelled_key(label: str) -> LocalAccount:
     return acct
 
 
+#: An actor of the world (its key) or one of its subaccounts (an id).
+Who = LocalAccount | int
+
+
 @dataclass
 class World:
+    """The deployed market and its actors. An actor is a key; what it trades with is its
+    first subaccount (:meth:`account`, created on first use), unless a method is given an
+    id."""
+
     w3: Web3
     deployment: DeploymentInfo
     vault: Contract
@@ -64,6 +74,7 @@ class World:
     instruments: dict[str, int]
     expiry: int
     actors: dict[str, LocalAccount] = field(default_factory=dict)
+    first_accounts: dict[str, int] = field(default_factory=dict)  # actor address -> id
 
     @property
     def abi(self) -> list[dict[str, Any]]:
@@ -81,7 +92,7 @@ class World:
         return send(fn, who, self.abi)
 
     def actor(self, label: str) -> LocalAccount:
-        """A funded account whose transactions the Web3 middleware signs."""
+        """A funded key whose transactions the Web3 middleware signs."""
         if label not in self.actors:
             acct = labelled_key(label)
             self.w3.provider.make_request(
@@ -93,35 +104,73 @@ class World:
             self.actors[label] = acct
         return self.actors[label]
 
-    def fund_cash(self, who: LocalAccount, usd: int) -> None:
+    def new_account(self, owner: LocalAccount) -> int:
+        """A new subaccount of ``owner`` (``createSubaccount``): its id."""
+        receipt = self.tx(self.vault.functions.createSubaccount(), owner)
+        (ev,) = self.vault.events.SubaccountTransferred().process_receipt(receipt, errors=DISCARD)
+        account = int(ev["args"]["account"])
+        self.first_accounts.setdefault(owner.address, account)
+        return account
+
+    def account(self, who: Who) -> int:
+        """``who`` if it is an id, else the actor's first subaccount (created on first use)."""
+        if isinstance(who, int):
+            return who
+        if who.address not in self.first_accounts:
+            self.new_account(who)
+        return self.first_accounts[who.address]
+
+    def owner_of(self, account: int) -> str:
+        return str(self.vault.functions.ownerOf(account).call())
+
+    def _sender(self, who: Who) -> LocalAccount:
+        """The key that acts for ``who``: the actor, or the owner of the id among the actors."""
+        if isinstance(who, LocalAccount):
+            return who
+        owner = self.owner_of(who).lower()
+        for acct in self.actors.values():
+            if acct.address.lower() == owner:
+                return acct
+        raise KeyError(f"subaccount {who} is owned by {owner}, not by an actor of this world")
+
+    def fund_cash(self, who: Who, usd: int) -> None:
+        """Mint ``usd`` USDC to the owner of ``who`` and deposit it as cash into ``who``."""
+        acct, account = self._sender(who), self.account(who)
         amount6 = usd * USDC6
-        self.tx(self.usdc.functions.mint(who.address, amount6), who)
-        self.tx(self.usdc.functions.approve(self.vault.address, 2**256 - 1), who)
-        self.tx(self.vault.functions.depositCash(amount6), who)
+        self.tx(self.usdc.functions.mint(acct.address, amount6), acct)
+        self.tx(self.usdc.functions.approve(self.vault.address, 2**256 - 1), acct)
+        self.tx(self.vault.functions.depositCash(account, amount6), acct)
 
-    def fund_token(self, who: LocalAccount, symbol: str, amount: int) -> None:
+    def fund_wallet(self, who: LocalAccount, usd: int) -> None:
+        """Mint ``usd`` USDC to ``who``'s wallet (not deposited): a liquidator's capital."""
+        self.tx(self.usdc.functions.mint(who.address, usd * USDC6), who)
+
+    def fund_token(self, who: Who, symbol: str, amount: int) -> None:
+        acct, account = self._sender(who), self.account(who)
         t = self.tokens[symbol]
-        self.tx(t.functions.mint(who.address, amount), who)
-        self.tx(t.functions.approve(self.vault.address, 2**256 - 1), who)
-        self.tx(self.vault.functions.deposit(t.address, amount), who)
+        self.tx(t.functions.mint(acct.address, amount), acct)
+        self.tx(t.functions.approve(self.vault.address, 2**256 - 1), acct)
+        self.tx(self.vault.functions.deposit(account, t.address, amount), acct)
 
-    def state(self, who: str | LocalAccount) -> VaultAccountState:
-        addr = who.address if isinstance(who, LocalAccount) else who
-        return read_account_state(self.vault, addr)
+    def state(self, who: Who) -> VaultAccountState:
+        return read_account_state(self.vault, self.account(who))
 
     def quote(
         self,
-        maker: LocalAccount,
-        taker: LocalAccount,
+        maker: Who,
+        taker: Who,
         legs: Sequence[tuple[str, float, float]],
         *,
         nonce: int = 1,
     ) -> tuple[Quote, bytes]:
-        """A maker-signed quote; legs are ``(instrument name, maker size, price)`` (floats,
-        converted exactly enough for tests)."""
+        """A quote signed by the owner of ``maker`` for its subaccount; legs are
+        ``(instrument name, maker size, price)`` (floats, converted exactly enough for
+        tests). Only the taker's key may fill it."""
+        signer = self._sender(maker)
         q = Quote(
-            maker=maker.address,
-            taker=taker.address,
+            maker=signer.address,
+            maker_account=self.account(maker),
+            taker=self._sender(taker).address,
             legs=tuple(
                 Leg(self.instruments[n], int(round(size * WAD)), int(round(price * WAD)))
                 for n, size, price in legs
@@ -129,39 +178,41 @@ class World:
             nonce=nonce,
             deadline=self.now() + 3600,
         )
-        return q, sign_quote(q, maker, self.domain)
+        return q, sign_quote(q, signer, self.domain)
 
     def execute(
         self,
         q: Quote,
         sig: bytes,
-        taker: LocalAccount,
+        taker: Who,
         leaves: dict[str, Any],
     ) -> Any:
-        """Fill ``q`` with proofs taken from ``leaves`` (``{"instrument:<id>": leafjson,
-        "account:<addr lowercase>": leafjson}`` as served by the API); a missing account
+        """Fill ``q`` into ``taker`` with proofs taken from ``leaves`` (``{"instrument:<id>":
+        leafjson, "account:<id>": leafjson}`` as the store holds them); a missing account
         leaf is an empty proof (an account with no positions)."""
         legs = [
             InstrumentProof.from_json(leaves[f"instrument:{leg.instrument}"]).to_abi()
             for leg in q.legs
         ]
+        taker_account = self.account(taker)
         return self.tx(
             self.vault.functions.executeQuote(
                 q.to_abi(),
                 sig,
                 legs,
-                self.margin_proof(leaves, q.maker).to_abi(),
-                self.margin_proof(leaves, taker.address).to_abi(),
+                self.margin_proof(leaves, q.maker_account).to_abi(),
+                taker_account,
+                self.margin_proof(leaves, taker_account).to_abi(),
             ),
-            taker,
+            self._sender(taker),
         )
 
     @staticmethod
-    def margin_proof(leaves: dict[str, Any], address: str) -> MarginProof:
-        key = f"account:{address.lower()}"
+    def margin_proof(leaves: dict[str, Any], account: int) -> MarginProof:
+        key = f"account:{account}"
         if key in leaves:
             return MarginProof.from_json(leaves[key])
-        return MarginProof.empty(address)
+        return MarginProof.empty(account)
 
 
 def signer_keys(n: int = 3) -> list[str]:
@@ -170,7 +221,7 @@ def signer_keys(n: int = 3) -> list[str]:
 
 
 def leaves_from_store(store: Store, epoch: int) -> dict[str, Any]:
-    """``{"account:<addr>"|"instrument:<id>": leaf JSON}`` of an epoch, as the API serves."""
+    """``{"account:<id>"|"instrument:<id>": leaf JSON}`` of an epoch, as the API serves."""
     return {f"{r.kind}:{r.key}": r.to_dict() for r in store.get_leaves(epoch)}
 
 
@@ -194,7 +245,7 @@ def build_world(
 ) -> World:
     """Deploy the world through :func:`scripts.protocol_deploy.deploy_protocol` (the one
     deployment of ``pm deploy``, the demo and the tests): its instruments, 3 signers with
-    quorum 2, no takeover buffer."""
+    quorum 2."""
     owner = w3.eth.accounts[0]
     expiry = int(w3.eth.get_block("latest")["timestamp"]) + expiry_days * 86_400
     keys = signer_keys()
@@ -210,7 +261,6 @@ def build_world(
         ],
         max_age=max_age,
         future_tolerance=60,
-        takeover_buffer=0,
         compiled=compiled,
     )
     sender = labelled_key("keeper sender")

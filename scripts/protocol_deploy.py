@@ -10,14 +10,15 @@ adds what a usable market needs and returns what the deployment file holds:
    options (a call and a put on BTC and on ETH, expiring on the Friday 08:00 UTC four weeks
    out, the simulator's expiry grid);
 2. the attestation signer set and quorum (``setSigners``);
-3. the liquidator takeover buffer (``setTakeoverBuffer``, docs/protocol.md §6): the largest
-   superadditive gap of the engine's concentration add-on over the deployment's underlyings,
-   ``sum_u concentration_rate_u * threshold_u`` from the engine's default parameters
-   (:func:`default_takeover_buffer`, rounded up to WAD);
-4. ``deployments/<chainId>.json`` (:class:`scripts.client.DeploymentInfo`): addresses,
+3. ``deployments/<chainId>.json`` (:class:`scripts.client.DeploymentInfo`): addresses,
    the block the deployment started at (where the keeper's event index starts), the ABI
    hash, tokens with decimals and the underlying each is priced as, instruments with their
    names, the faucet amounts, the signers.
+
+On a live chain the tokens already exist: :func:`load_token_config` reads their addresses
+from a deployment config file (``pm deploy --tokens FILE``), with each token's symbol and
+decimals read from the chain, and :func:`deploy_protocol` registers them instead of
+deploying mocks (and the deployment file lists no faucet: real tokens have no ``mint``).
 
 Runnable on its own: ``python -m scripts.protocol_deploy --rpc-url URL`` (the node's first
 unlocked account deploys); ``pm deploy`` adds keys from the environment or a keystore.
@@ -27,19 +28,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_hex_address, to_checksum_address
 from web3 import Web3
 
+from keeper.abi import erc20_abi
 from keeper.feeds.sim import default_expiries
-from risk_engine.addons import takeover_gap_bound
-from risk_engine.params import RiskParams, load_params
-from risk_engine.units import WAD, to_wad_up
+from risk_engine.units import WAD
 from scripts.client import (
     DeploymentInfo,
     InstrumentInfo,
@@ -53,20 +53,21 @@ from scripts.deploy import (
     deploy_contract,
     send,
 )
+from scripts.errors import DeploymentError
 from scripts.toolchain.compile import CompileResult, compile_contracts
 
 __all__ = [
     "COLLATERAL",
     "CollateralSpec",
     "DEFAULT_OPTIONS",
+    "ExistingTokens",
     "FAUCET_AMOUNTS",
     "PERP_UNDERLYINGS",
     "InstrumentSpec",
     "default_instruments",
-    "default_takeover_buffer",
-    "deployment_underlyings",
     "deploy_protocol",
     "instrument_name",
+    "load_token_config",
     "write_deployment",
 ]
 
@@ -120,24 +121,61 @@ def default_instruments(now: int) -> tuple[InstrumentSpec, ...]:
     return perps + options
 
 
-def deployment_underlyings(
-    instruments: Sequence[InstrumentSpec], collateral: Sequence[CollateralSpec] = COLLATERAL
-) -> tuple[str, ...]:
-    """Every underlying the engine scans for this deployment: the instruments' and the
-    collateral tokens' (sorted, each once)."""
-    return tuple(sorted({i.underlying for i in instruments} | {u for _, _, u in collateral}))
+@dataclass(frozen=True)
+class ExistingTokens:
+    """Tokens already on chain for a live deployment: the settlement token (USD cash) and
+    the collateral, in registration order (symbol and decimals as the chain reports)."""
+
+    settlement: TokenInfo
+    collateral: tuple[TokenInfo, ...]
 
 
-def default_takeover_buffer(underlyings: Sequence[str], params: RiskParams | None = None) -> int:
-    """``takeoverBuffer`` (WAD USD, rounded up) covering the concentration add-on's largest
-    superadditive gap over ``underlyings`` (``risk_engine.addons.takeover_gap_bound``):
-    ``sum_u concentration_rate_u * concentration_threshold_u``, default parameters unless
-    ``params`` is given. $202,500 for BTC, ETH, SOL, GOV with ``params/default.toml``."""
-    p = params if params is not None else load_params()
-    up = [p.underlying(u) for u in underlyings]
-    rate = np.array([x.concentration_rate for x in up], dtype=np.float64)
-    threshold = np.array([x.concentration_threshold_usd for x in up], dtype=np.float64)
-    return int(to_wad_up(takeover_gap_bound(rate, threshold), field="takeoverBuffer"))
+def _token_on_chain(w3: Web3, raw: object, where: str, underlying: str | None) -> TokenInfo:
+    if not isinstance(raw, str) or not is_hex_address(raw):
+        raise DeploymentError(f"{where}.address: not an address: {raw!r}")
+    address = to_checksum_address(raw)
+    if not w3.eth.get_code(address):
+        raise DeploymentError(f"{where}.address: no contract at {address} on this chain")
+    token = w3.eth.contract(address=address, abi=erc20_abi())
+    try:
+        symbol = str(token.functions.symbol().call())
+        decimals = int(token.functions.decimals().call())
+    except Exception as exc:  # not an ERC-20 with metadata: refuse before deploying
+        raise DeploymentError(f"{where}: {address} has no ERC-20 symbol()/decimals()") from exc
+    return TokenInfo(symbol, address, decimals, underlying)
+
+
+def load_token_config(w3: Web3, path: Path) -> ExistingTokens:
+    """The existing tokens named in ``path`` (TOML)::
+
+        [settlement]
+        address = "0x..."          # the USD cash token (e.g. USDC)
+
+        [[collateral]]
+        address = "0x..."          # e.g. WETH
+        underlying = "ETH"         # the engine underlying it is priced as
+
+    Raises :class:`DeploymentError` for a missing or malformed entry, an address without
+    code on ``w3``'s chain, a token without ``symbol()``/``decimals()``, or a duplicate."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DeploymentError(f"cannot read the token config {path}: {exc}") from exc
+    settlement = data.get("settlement")
+    if not isinstance(settlement, dict):
+        raise DeploymentError(f"{path}: no [settlement] table")
+    cash = _token_on_chain(w3, settlement.get("address"), "settlement", None)
+    collateral = []
+    for i, entry in enumerate(data.get("collateral", [])):
+        where = f"collateral[{i}]"
+        und = entry.get("underlying") if isinstance(entry, dict) else None
+        if not isinstance(und, str) or not und:
+            raise DeploymentError(f"{where}.underlying: required (the engine underlying)")
+        collateral.append(_token_on_chain(w3, entry.get("address"), where, und))
+    addresses = [cash.address] + [t.address for t in collateral]
+    if len(set(addresses)) != len(addresses):
+        raise DeploymentError(f"{path}: a token address is listed twice")
+    return ExistingTokens(cash, tuple(collateral))
 
 
 def _bytes32(text: str) -> bytes:
@@ -154,33 +192,43 @@ def deploy_protocol(
     instruments: Sequence[InstrumentSpec] | None = None,
     max_age: int = DEFAULT_MAX_AGE,
     future_tolerance: int = DEFAULT_FUTURE_TOLERANCE,
-    takeover_buffer: int | None = None,
     compiled: CompileResult | None = None,
+    existing: ExistingTokens | None = None,
 ) -> DeploymentInfo:
     """Deploy the settlement mock (USDC, 6 decimals), one mock per ``collateral`` entry and
     the vault owned by ``owner``; register the collateral in order, the ``instruments``
     (default :func:`default_instruments`), the signers with ``quorum`` (none when
-    ``signers`` is empty) and the takeover buffer (WAD USD; default
-    :func:`default_takeover_buffer` over the deployment's underlyings, 0 sets none).
+    ``signers`` is empty). A liquidator needs no takeover buffer: it receives the whole
+    subaccount and deposits into it (docs/protocol.md §6).
 
     ``owner`` must be able to send through ``w3`` (an unlocked node account, or a local key
     behind web3's signing middleware). ``compiled`` gives the bytecode (default: compile,
-    cached on disk)."""
+    cached on disk). ``existing``: tokens already on chain (:func:`load_token_config`),
+    registered instead of deploying mocks (``collateral`` is then ignored)."""
     compiled = compiled or compile_contracts()
     owner = to_checksum_address(owner)
     start_block = int(w3.eth.block_number) + 1
-    usdc = deploy_contract(w3, compiled, "MockERC20", ["USD Coin (mock)", "USDC", 6], owner)
+    if existing is None:
+        usdc = deploy_contract(w3, compiled, "MockERC20", ["USD Coin (mock)", "USDC", 6], owner)
+        cash = TokenInfo("USDC", usdc.address, 6, None)
+    else:
+        cash = existing.settlement
+        collateral = [(t.symbol, t.decimals, t.underlying or "") for t in existing.collateral]
     vault = deploy_contract(
-        w3, compiled, "MarginVault", [owner, usdc.address, max_age, future_tolerance], owner
+        w3, compiled, "MarginVault", [owner, cash.address, max_age, future_tolerance], owner
     )
     abi = list(compiled["MarginVault"].abi)
-    tokens = [TokenInfo("USDC", usdc.address, 6, None)]
-    for symbol, decimals, underlying in collateral:
-        t = deploy_contract(
-            w3, compiled, "MockERC20", [f"{symbol} (mock)", symbol, decimals], owner
-        )
-        send(vault.functions.registerToken(t.address), owner, abi)
-        tokens.append(TokenInfo(symbol, t.address, decimals, underlying))
+    tokens = [cash]
+    for i, (symbol, decimals, underlying) in enumerate(collateral):
+        address: str
+        if existing is None:
+            address = deploy_contract(
+                w3, compiled, "MockERC20", [f"{symbol} (mock)", symbol, decimals], owner
+            ).address
+        else:
+            address = existing.collateral[i].address
+        send(vault.functions.registerToken(address), owner, abi)
+        tokens.append(TokenInfo(symbol, address, decimals, underlying))
     now = int(w3.eth.get_block("latest")["timestamp"])
     specs = tuple(instruments) if instruments is not None else default_instruments(now)
     infos: list[InstrumentInfo] = []
@@ -206,25 +254,20 @@ def deploy_protocol(
     signer_list = [to_checksum_address(s) for s in signers]
     if signer_list:
         send(vault.functions.setSigners(signer_list, quorum), owner, abi)
-    buffer = (
-        takeover_buffer
-        if takeover_buffer is not None
-        else default_takeover_buffer(deployment_underlyings(specs, collateral))
-    )
-    if buffer:
-        send(vault.functions.setTakeoverBuffer(buffer), owner, abi)
     symbols = {t.symbol for t in tokens}
     return DeploymentInfo(
         chain_id=int(w3.eth.chain_id),
         owner=owner,
         vault=vault.address,
-        settlement_token=usdc.address,
+        settlement_token=cash.address,
         collateral={t.symbol: t.address for t in tokens[1:]},
         block=start_block,
         tokens=tuple(tokens),
         instruments=tuple(infos),
         abi_hash=abi_hash(abi),
-        faucet={s: amount for s, amount in FAUCET_AMOUNTS.items() if s in symbols},
+        faucet={}
+        if existing is not None
+        else {s: amount for s, amount in FAUCET_AMOUNTS.items() if s in symbols},
         signers=tuple(signer_list),
         quorum=quorum if signer_list else 0,
     )

@@ -177,7 +177,7 @@ def render_report(view: MarginView, history: Sequence[HistoryPoint]) -> str:
         ),
     ]
     body = [
-        f"<h1>Margin report: {e(view.account)}</h1>",
+        f"<h1>Margin report: subaccount {view.account} of {e(view.owner)}</h1>",
         f"<p>Vault epoch {view.epoch} (snapshot block {view.snapshot_block}, {e(when)}); "
         f"safe mode: {'YES' if view.safe_mode else 'no'}; cash now {_usd(view.cash)} USD.</p>",
         "<h2>Numbers and where they come from</h2>",
@@ -218,7 +218,7 @@ def render_report(view: MarginView, history: Sequence[HistoryPoint]) -> str:
     ]
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
-        f"<title>Margin report {e(view.account)}</title><style>{_CSS}</style></head><body>"
+        f"<title>Margin report subaccount {view.account}</title><style>{_CSS}</style></head><body>"
         + "\n".join(body)
         + "</body></html>\n"
     )

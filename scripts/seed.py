@@ -4,8 +4,10 @@ Used by the demo to set up its traders, and runnable on its own::
 
     PM_PRIVATE_KEY=0x... python -m scripts.seed --rpc-url URL --token WETH=5 --cash 50000
 
-:func:`seed_account` works on an open :class:`~scripts.client.Session` (its key is the
-account); :func:`seed_accounts` opens one session per key. Every transaction goes through
+:func:`seed_account` works on an open :class:`~scripts.client.Session` (its key's lowest
+subaccount; the first deposit creates it, as ``pm deposit`` does); :func:`seed_accounts`
+opens one session per key. A plan without deposits only mints to the wallet (a liquidator's
+capital). Every transaction goes through
 ``Session.send`` (simulated first).
 """
 

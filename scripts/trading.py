@@ -1,18 +1,24 @@
-"""RFQ between two accounts: the maker signs a quote to a file, the taker submits it.
+"""RFQ between two subaccounts: the maker signs a quote to a file, the taker submits it.
 
 Quote file (JSON, every integer a decimal string so that no JSON reader rounds it)::
 
-    {"format": "pm-quote/1", "chainId": "31337", "vault": "0x..",
-     "quote": {"maker": "0x..", "taker": "0x00..", "nonce": "..", "deadline": "..",
+    {"format": "pm-quote/2", "chainId": "31337", "vault": "0x..",
+     "quote": {"maker": "0x..", "makerAccount": "3", "taker": "0x00..", "nonce": "..",
+               "deadline": "..",
                "legs": [{"instrument": "1", "size": "500000000000000000",
                          "price": "65000000000000000000000", "name": "BTC-PERP"}]},
      "signature": "0x..", "digest": "0x.."}
 
-``size`` is from the maker's side (docs/protocol.md §7): the maker gets ``+size`` at
-``price`` (WAD), the taker ``-size``. The taker re-checks everything that does not need
-the chain (domain, signature, deadline) before asking the keeper API for the ACCOUNT leaf
-of each party that holds positions (a party without any needs none: the vault values it on
-chain) and each leg's INSTRUMENT leaf, then simulates ``executeQuote``.
+``size`` is from the maker's side (docs/protocol.md §7): the maker's subaccount
+``makerAccount`` gets ``+size`` at ``price`` (WAD), the taker's subaccount ``-size``. The
+signer (``maker``) must own or operate ``makerAccount`` when the quote is filled; ``taker``
+(an address, 0 = anyone) is who may send the fill. Two subaccounts of one owner may trade
+with each other; a subaccount cannot trade with itself.
+
+The taker re-checks everything that does not need the chain (domain, signature, deadline)
+before asking the keeper API for the ACCOUNT leaf of each party that holds positions (a
+party without any needs none: the vault values it on chain) and each leg's INSTRUMENT leaf,
+then simulates ``executeQuote``.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from scripts.errors import CliError
 
 __all__ = ["QUOTE_FORMAT", "cancel", "load_quote", "make_quote", "parse_leg", "take_quote"]
 
-QUOTE_FORMAT = "pm-quote/1"
+QUOTE_FORMAT = "pm-quote/2"  # /2: the maker names its subaccount (makerAccount)
 MAX_LEGS = 8  # keep in line with the vault's MAX_LEGS; the vault has the last word
 
 
@@ -79,9 +85,11 @@ def make_quote(
     nonce: int | None,
     ttl_seconds: int,
     out: Path,
+    account: int | None = None,
 ) -> dict[str, Any]:
-    """Sign a quote of ``legs`` with the session's key (the maker) and write it to ``out``.
-    Nothing is sent: a quote is an off-chain promise until a taker fills it."""
+    """Sign a quote of ``legs`` for subaccount ``account`` (default: the key's lowest) with
+    the session's key (the maker) and write it to ``out``. Nothing is sent: a quote is an
+    off-chain promise until a taker fills it."""
     if not legs:
         raise CliError("a quote needs at least one --leg")
     if len(legs) > MAX_LEGS:
@@ -90,6 +98,8 @@ def make_quote(
         raise CliError("--ttl must be > 0 seconds")
     parsed = [parse_leg(session, text) for text in legs]
     maker = session.address
+    maker_account = session.resolve_account(account)
+    session.require_can_act(maker_account)
     nonce = secrets.randbits(64) if nonce is None else nonce
     if nonce < 0:
         raise CliError("--nonce must be >= 0")
@@ -98,13 +108,12 @@ def make_quote(
     chain_now = int(session.w3.eth.get_block("latest")["timestamp"])
     quote = Quote(
         maker=maker,
+        maker_account=maker_account,
         taker=to_checksum_address(taker) if taker else ZERO_ADDRESS,
         legs=tuple(leg for leg, _ in parsed),
         nonce=nonce,
         deadline=max(chain_now, int(time.time())) + ttl_seconds,
     )
-    if quote.taker == maker:
-        raise CliError("the taker cannot be the maker (self-trade)")
     assert session.account is not None
     sig = sign_quote(quote, session.account, _domain(session))
     doc = {
@@ -113,6 +122,7 @@ def make_quote(
         "vault": session.deployment.vault,
         "quote": {
             "maker": quote.maker,
+            "makerAccount": str(quote.maker_account),
             "taker": quote.taker,
             "nonce": str(quote.nonce),
             "deadline": str(quote.deadline),
@@ -137,7 +147,10 @@ def make_quote(
             f"  maker {side} {format_units(abs(leg.size), 18)} {name} at "
             f"{format_units(leg.price, 18)} USD"
         )
-    session.echo(f"quote nonce {nonce} signed by {maker}, valid until {quote.deadline}: {out}")
+    session.echo(
+        f"quote nonce {nonce} signed by {maker} for subaccount {maker_account}, valid until "
+        f"{quote.deadline}: {out}"
+    )
     return doc
 
 
@@ -165,6 +178,7 @@ def load_quote(session: Session, path: Path) -> tuple[Quote, bytes]:
         q = doc["quote"]
         quote = Quote(
             maker=q["maker"],
+            maker_account=int(q["makerAccount"]),
             taker=q["taker"],
             legs=tuple(
                 Leg(int(x["instrument"]), int(x["size"]), int(x["price"])) for x in q["legs"]
@@ -184,14 +198,29 @@ def load_quote(session: Session, path: Path) -> tuple[Quote, bytes]:
     return quote, sig
 
 
-def take_quote(session: Session, api: KeeperApi, path: Path) -> None:
-    """Fill the quote in ``path`` as the session's account (the taker)."""
+def take_quote(session: Session, api: KeeperApi, path: Path, account: int | None = None) -> None:
+    """Fill the quote in ``path`` into subaccount ``account`` (default: the key's lowest),
+    the session's key sending as the taker."""
     quote, sig = load_quote(session, path)
     taker = session.address
     if quote.taker not in (ZERO_ADDRESS, taker):
         raise CliError(f"the quote is reserved for taker {quote.taker}, not {taker}")
-    if quote.maker == taker:
-        raise CliError("you are the maker of this quote (self-trade)")
+    taker_account = session.resolve_account(account)
+    session.require_can_act(taker_account)
+    if taker_account == quote.maker_account:
+        raise CliError(
+            f"the quote's maker subaccount is {taker_account}, the one you fill into "
+            "(self-trade): pass --account with another subaccount"
+        )
+    maker_owner = session.owner_of(quote.maker_account)
+    if (
+        maker_owner != quote.maker
+        and not session.vault.functions.isOperator(maker_owner, quote.maker).call()
+    ):
+        raise CliError(
+            f"the quote's signer {quote.maker} no longer owns or operates its subaccount "
+            f"{quote.maker_account} (owner {maker_owner})"
+        )
     chain_now = int(session.w3.eth.get_block("latest")["timestamp"])
     if quote.deadline < chain_now:
         raise CliError(f"the quote expired at {quote.deadline} (chain time {chain_now})")
@@ -211,8 +240,15 @@ def take_quote(session: Session, api: KeeperApi, path: Path) -> None:
     # A side that holds positions needs its leaf of the current root; a side without any is
     # valued on chain before the fill plus the legs' bounds (docs/protocol.md §5): no leaf,
     # so an account funded after the epoch's snapshot can trade at once.
-    maker_mp = account_proof(session, api, quote.maker, required=session.has_positions(quote.maker))
-    taker_mp = account_proof(session, api, taker, required=session.has_positions(taker))
+    maker_mp = account_proof(
+        session,
+        api,
+        quote.maker_account,
+        required=session.has_positions(quote.maker_account),
+    )
+    taker_mp = account_proof(
+        session, api, taker_account, required=session.has_positions(taker_account)
+    )
     notional = sum(abs(leg.size) * leg.price for leg in quote.legs) // WAD
     session.send(
         session.vault.functions.executeQuote(
@@ -220,10 +256,11 @@ def take_quote(session: Session, api: KeeperApi, path: Path) -> None:
             sig,
             [p.to_abi() for p in legs],
             maker_mp.to_abi(),
+            taker_account,
             taker_mp.to_abi(),
         ),
-        f"trade quote {quote.nonce} of {quote.maker} ({len(quote.legs)} legs, "
-        f"{format_units(notional, 18, 2)} USD notional)",
+        f"trade quote {quote.nonce} of {quote.maker} (subaccount {quote.maker_account} -> "
+        f"{taker_account}, {len(quote.legs)} legs, {format_units(notional, 18, 2)} USD notional)",
     )
 
 

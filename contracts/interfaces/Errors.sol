@@ -14,7 +14,6 @@ interface Errors {
     error InvalidSignerSet(address signer); // zero or duplicate
     error InvalidRiskConfig(uint64 maxAge, uint256 liquidationPenalty, uint256 insuranceShare);
     error InvalidFutureTolerance(uint64 futureTolerance, uint64 max);
-    error InvalidTakeoverBuffer(uint256 takeoverBuffer, uint256 max);
     error RenounceOwnershipDisabled();
     error TokenAlreadyRegistered(address token);
     error TooManyTokens(uint256 max);
@@ -24,23 +23,28 @@ interface Errors {
 
     /* LOOKUPS */
     error UnknownToken(address token);
+    error UnknownSubaccount(uint256 account);
     error UnknownInstrument(uint32 instrument);
+
+    /* SUBACCOUNTS */
+    error NotAuthorized(uint256 account, address sender); // neither the owner nor its operator
 
     /* AMOUNTS */
     error ZeroAmount();
-    error InsufficientBalance(address account, address token, uint256 balance, uint256 amount);
+    error InsufficientBalance(uint256 account, address token, uint256 balance, uint256 amount);
     error InsufficientInsurance(uint256 fund, uint256 amount);
+    error NothingToClaim();
 
     /* MARGIN */
     error SafeMode();
-    error InsufficientMargin(address account, int256 imSurplusLo);
-    error LeafAccountMismatch(address expected, address leafAccount);
-    error StaleStateNonce(address account, uint64 expected, uint64 leafNonce);
-    error InvalidAccountProof(address account);
+    error InsufficientMargin(uint256 account, int256 imSurplusLo);
+    error LeafAccountMismatch(uint256 expected, uint256 leafAccount);
+    error StaleStateNonce(uint256 account, uint64 expected, uint64 leafNonce);
+    error InvalidAccountProof(uint256 account);
     error InvalidInstrumentProof(uint32 instrument);
     error InstrumentLeafMismatch(uint32 expected, uint32 leafInstrument);
-    error TooManyPositions(address account, uint256 max);
-    error BoundsFromPreviousPrices(address account, uint64 untilEpoch);
+    error TooManyPositions(uint256 account, uint256 max);
+    error BoundsFromPreviousPrices(uint256 account, uint64 untilEpoch);
 
     /* ATTESTATION */
     error InvalidSignature(uint256 index);
@@ -56,7 +60,8 @@ interface Errors {
     error StaleTimestamp(uint64 timestamp, uint256 blockTimestamp);
     error TokenCountMismatch(uint256 expected, uint256 got);
     error TokenTableMismatch(uint256 index, address expected, address got);
-    error InvalidTokenPrice(address token, uint256 price, uint256 downShock);
+    /// price in (0, 2^128), downShock <= 1e18, upShock < 2^64: one stored slot per token
+    error InvalidTokenPrice(address token, uint256 price, uint256 downShock, uint256 upShock);
     error NotAPerp(uint32 instrument);
     error NotAnOption(uint32 instrument);
     error NotExpired(uint32 instrument, uint64 expiry, uint64 timestamp);
@@ -67,7 +72,7 @@ interface Errors {
     /* QUOTES */
     error QuoteExpired(uint64 deadline, uint256 blockTimestamp);
     error WrongTaker(address expected, address sender);
-    error SelfTrade(address account);
+    error SelfTrade(uint256 account);
     error NonceUsed(address maker, uint256 nonce);
     error InvalidQuoteSignature(address maker, address recovered);
     error InvalidLegs(uint256 legs, uint256 proofs);
@@ -76,11 +81,12 @@ interface Errors {
 
     /* SETTLEMENT */
     error SettlementPriceNotSet(uint32 instrument);
-    error NoPosition(address account, uint32 instrument);
+    error NoPosition(uint256 account, uint32 instrument);
 
     /* LIQUIDATION */
-    error SelfLiquidation(address account);
-    error AccountHealthy(address account, int256 mmSurplusHi);
-    error NothingToLiquidate(address account);
+    error SelfLiquidation(uint256 account);
+    error AccountHealthy(uint256 account, int256 mmSurplusHi);
+    error NothingToLiquidate(uint256 account);
     error LiquidationCostTooHigh(int256 netCashPaid, int256 maxCashOut);
+    error LiquidationDepositTooSmall(uint256 deposit6, uint256 minDeposit6);
 }

@@ -17,34 +17,41 @@ interface Events {
     );
     event SignersSet(address[] signers, uint8 quorum, uint64 configVersion);
     event RiskConfigSet(uint64 maxAge, uint64 futureTolerance, uint256 liquidationPenalty, uint256 insuranceShare);
-    event TakeoverBufferSet(uint256 takeoverBuffer);
     event InsuranceDeposited(address indexed from, uint256 amount6, uint256 insuranceFund);
     event InsuranceWithdrawn(address indexed to, uint256 amount6, uint256 insuranceFund);
 
+    /* SUBACCOUNTS */
+    /// @dev `from` = 0 on creation: an indexer learns every subaccount and its owner from this
+    /// one event (a liquidation emits it too, previous owner -> liquidator).
+    event SubaccountTransferred(uint256 indexed account, address indexed from, address indexed to);
+    event OperatorSet(address indexed owner, address indexed operator, bool approved);
+
     /* ACCOUNT STATE (absolute values after the change) */
-    event AccountUpdated(address indexed account, int256 cash, int256 cumLo, int256 cumHi, uint64 stateNonce);
-    event PositionUpdated(address indexed account, uint32 indexed instrument, int256 size, int256 fundingIndex);
-    event CollateralUpdated(address indexed account, address indexed token, uint256 balance);
+    event AccountUpdated(uint256 indexed account, int256 cash, int256 cumLo, int256 cumHi, uint64 stateNonce);
+    event PositionUpdated(uint256 indexed account, uint32 indexed instrument, int256 size, int256 fundingIndex);
+    event CollateralUpdated(uint256 indexed account, address indexed token, uint256 balance);
 
     /* ACTIONS */
-    event Deposited(address indexed account, address indexed token, uint256 amount);
-    event Withdrawn(address indexed account, address indexed token, uint256 amount);
-    event CashDeposited(address indexed account, uint256 amount6);
-    event CashWithdrawn(address indexed account, uint256 amount6);
+    event Deposited(uint256 indexed account, address indexed token, uint256 amount);
+    event Withdrawn(uint256 indexed account, address indexed token, uint256 amount);
+    event CashDeposited(uint256 indexed account, uint256 amount6);
+    event CashWithdrawn(uint256 indexed account, uint256 amount6);
     event Trade(
         bytes32 indexed quoteHash,
-        address indexed maker,
-        address indexed taker,
+        uint256 indexed makerAccount,
+        uint256 indexed takerAccount,
         uint32 instrument,
         int256 size,
         uint256 price,
         uint256 cashAmount
     );
-    event QuoteExecuted(bytes32 indexed quoteHash, address indexed maker, address indexed taker, uint256 nonce);
+    event QuoteExecuted(
+        bytes32 indexed quoteHash, uint256 indexed makerAccount, uint256 indexed takerAccount, uint256 nonce
+    );
     event QuoteCancelled(address indexed maker, uint256 nonce);
-    event FundingApplied(address indexed account, uint32 indexed instrument, int256 payment, int256 fundingIndex);
+    event FundingApplied(uint256 indexed account, uint32 indexed instrument, int256 payment, int256 fundingIndex);
     event OptionSettled(
-        address indexed account, uint32 indexed instrument, int256 size, uint256 price, int256 cashDelta
+        uint256 indexed account, uint32 indexed instrument, int256 size, uint256 price, int256 cashDelta
     );
 
     /* ATTESTATION */
@@ -54,15 +61,19 @@ interface Events {
     event SettlementPriceSet(uint64 indexed epoch, uint32 indexed instrument, uint256 price);
 
     /* LIQUIDATION */
+    /// @dev The insurance fund after it is `insuranceFund()` (a view, not a field: one word
+    /// less per liquidation); `pay` is credited to `previousOwner`'s claimable payout.
     event Liquidated(
-        address indexed account,
+        uint256 indexed account,
+        address indexed previousOwner,
         address indexed liquidator,
         int256 mmSurplusHi,
         uint256 pay,
         uint256 fee,
         uint256 covered,
         uint256 uncovered,
-        uint256 insuranceFund
+        uint256 deposit6
     );
-    event BadDebt(address indexed account, uint256 uncovered, uint256 totalBadDebt);
+    event BadDebt(uint256 indexed account, uint256 uncovered, uint256 totalBadDebt);
+    event PayoutClaimed(address indexed owner, uint256 amount6);
 }

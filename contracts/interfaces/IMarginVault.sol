@@ -22,7 +22,7 @@ struct Instrument {
 
 /// @notice ACCOUNT leaf of the attested tree (docs/protocol.md §3).
 struct AccountLeaf {
-    address account;
+    uint256 account; // subaccount id (abi-encoded as one word, as an address was)
     uint64 stateNonce;
     int256 cumLo; // the account's cumLo at snapshotBlock
     int256 cumHi; // the account's cumHi at snapshotBlock
@@ -92,7 +92,8 @@ struct Leg {
 
 /// @notice An RFQ quote (EIP-712 `Quote`), signed by `maker`, filled whole or not at all.
 struct Quote {
-    address maker;
+    address maker; // the signer: owner or operator of `makerAccount` at execution
+    uint256 makerAccount; // the subaccount whose positions and cash the fill moves
     address taker; // address(0): anyone may take it
     Leg[] legs;
     uint256 nonce;
@@ -124,6 +125,7 @@ struct LiquidationQuote {
     uint256 covered; // cash the insurance fund pays the liquidator (bad debt covered)
     uint256 uncovered; // bad debt the fund could not cover, added to `badDebt`
     int256 netCashPaid; // pay + fee - covered, checked against `maxCashOut`
+    uint256 minDeposit6; // ceil((netCashPaid - imSurplusLo) / CASH_SCALE), 0 if negative
 }
 
 /// @title IMarginVault
@@ -172,56 +174,72 @@ interface IMarginVault {
     function setRiskConfig(uint64 maxAge, uint64 futureTolerance, uint256 liquidationPenalty, uint256 insuranceShare)
         external;
 
-    /// @notice Sets `takeoverBuffer` (WAD USD, default 0): what the liquidator's IM check at a
-    /// takeover subtracts on top of `imSurplusLo(L) + imSurplusLo(A) - netCashPaid`, and what
-    /// its `cumLo` loses with it. It covers the superadditive part of the engine's
-    /// requirement (the concentration add-on: `req(L + A) <= req(L) + im_A + sum_u
-    /// concentration_rate_u * threshold_u`, `risk_engine.addons.takeover_gap_bound`).
-    /// @dev Warning: owner-trusted like the other risk parameters. Too small a buffer lets a
-    /// liquidator's IM lower bound overstate its surplus by the gap until the next epoch; a
-    /// buffer above every liquidator's surplus stops liquidations. At most 1e27 (1e9 USD,
-    /// `InvalidTakeoverBuffer`).
-    function setTakeoverBuffer(uint256 takeoverBuffer) external;
-
     /// @notice Moves `amount6` settlement tokens out of the insurance fund to `to`.
     /// @dev Warning: the only owner action that moves tokens out of the vault. It can only
     /// take what the insurance fund holds, never user balances.
     function withdrawInsurance(uint256 amount6, address to) external;
 
+    /* SUBACCOUNTS */
+
+    /// @notice Creates a subaccount owned by msg.sender (ids run from 1; an owner may hold any
+    /// number). Emits `SubaccountTransferred(account, 0, msg.sender)`.
+    /// @return account The new subaccount's id.
+    function createSubaccount() external returns (uint256 account);
+
+    /// @notice Gives subaccount `account` to `to` (owner or operator; `ZeroAddress` for 0).
+    /// Changes no balance, cash, position, bound or nonce: the subaccount's leaf stays valid.
+    /// @dev Warning: the new owner's operators act for it at once, and the old owner's no longer.
+    function transferSubaccount(uint256 account, address to) external;
+
+    /// @notice Lets `operator` act for every subaccount of msg.sender (trade, withdraw to the
+    /// owner, deposit, transfer), as ERC-721's `setApprovalForAll`.
+    function setOperator(address operator, bool approved) external;
+
+    /// @notice Pays msg.sender its liquidation payouts (`payoutOf`) in settlement tokens,
+    /// rounded down to token units (the dust stays claimable); `NothingToClaim` when that is 0.
+    function claimPayout() external;
+
     /* COLLATERAL AND CASH */
 
-    /// @notice Deposits `amount` of registered collateral `token` for msg.sender. Works in
-    /// safe mode.
-    function deposit(address token, uint256 amount) external;
+    /// @notice Deposits `amount` of registered collateral `token` from msg.sender into
+    /// `account` (owner or operator only: a stranger's deposit would move its bounds). Works
+    /// in safe mode.
+    function deposit(uint256 account, address token, uint256 amount) external;
 
-    /// @notice Withdraws `amount` of `token`, if msg.sender's IM surplus lower bound stays >= 0.
-    /// @param mp msg.sender's ACCOUNT leaf in the current root; ignored (may be empty) for an
+    /// @notice Withdraws `amount` of `token` from `account` to its OWNER (msg.sender: owner or
+    /// operator), if the IM surplus lower bound stays >= 0.
+    /// @param mp `account`'s ACCOUNT leaf in the current root; ignored (may be empty) for an
     /// account with no open positions, which is valued on chain.
     /// @dev An account with positions whose bounds changed after the current epoch's snapshot
     /// at the previous epoch's prices reverts `BoundsFromPreviousPrices` until the next epoch
     /// (as `withdrawCash` and `executeQuote`; docs/protocol.md §5, `boundChange`).
-    function withdraw(address token, uint256 amount, MarginProof calldata mp) external;
+    function withdraw(uint256 account, address token, uint256 amount, MarginProof calldata mp) external;
 
-    /// @notice Deposits `amount6` settlement tokens as cash (`cash += amount6 * 1e12` for
-    /// 6 decimals): a repayment if cash is negative. Works in safe mode.
-    function depositCash(uint256 amount6) external;
+    /// @notice Deposits `amount6` settlement tokens from msg.sender as `account`'s cash
+    /// (`cash += amount6 * 1e12` for 6 decimals; owner or operator only): a repayment if cash
+    /// is negative. Works in safe mode.
+    function depositCash(uint256 account, uint256 amount6) external;
 
-    /// @notice Withdraws `amount6` settlement tokens from cash; cash may go negative if the
-    /// IM surplus lower bound stays >= 0.
-    function withdrawCash(uint256 amount6, MarginProof calldata mp) external;
+    /// @notice Withdraws `amount6` settlement tokens from `account`'s cash to its OWNER
+    /// (msg.sender: owner or operator); cash may go negative if the IM surplus lower bound
+    /// stays >= 0.
+    function withdrawCash(uint256 account, uint256 amount6, MarginProof calldata mp) external;
 
     /// @notice Adds `amount6` settlement tokens to the insurance fund (anyone).
     function depositInsurance(uint256 amount6) external;
 
     /* TRADING */
 
-    /// @notice Fills quote `q` whole, msg.sender being the taker. Each leg gives the maker
-    /// `+size` and the taker `-size`; the buyer pays `mulWadUp(|size|, price)` cash, the
+    /// @notice Fills quote `q` whole between `q.makerAccount` and `takerAccount`. Each leg gives
+    /// the maker `+size` and the taker `-size`; the buyer pays `mulWadUp(|size|, price)` cash, the
     /// seller receives the same amount. Both accounts must keep IM surplus lower bound >= 0:
     /// an account with no open positions before the fill is bounded by its on-chain value
     /// before (cash + haircut collateral) plus the legs' lower bounds, and needs no leaf (its
     /// proof may be empty); any other account by its leaf after the fill (docs/protocol.md §5).
-    /// @param signature the maker's ECDSA signature over `hashQuote(q)`.
+    /// @param signature the ECDSA signature of `q.maker` over `hashQuote(q)`; `q.maker` must be
+    /// the owner or an operator of `q.makerAccount` now, msg.sender of `takerAccount`
+    /// (`NotAuthorized`), and `q.taker` (0: anyone) is msg.sender. Two subaccounts of one owner
+    /// may trade; a subaccount with itself may not (`SelfTrade`).
     /// @param legProofs one INSTRUMENT leaf per leg, same order.
     /// @dev Warning: the maker trusts the taker only within the quote's legs; the taker trusts
     /// nothing of the maker beyond the margin check.
@@ -230,18 +248,20 @@ interface IMarginVault {
         bytes calldata signature,
         InstrumentProof[] calldata legProofs,
         MarginProof calldata makerProof,
+        uint256 takerAccount,
         MarginProof calldata takerProof
     ) external;
 
-    /// @notice Marks msg.sender's quote nonce used, so no quote with it can be filled.
+    /// @notice Marks msg.sender's quote nonce used, so no quote with it can be filled (nonces
+    /// belong to the signing address, across all the subaccounts it signs for).
     function cancelQuote(uint256 nonce) external;
 
     /// @notice Applies pending perp funding to every position of `account` (anyone).
-    function applyFunding(address account) external;
+    function applyFunding(uint256 account) external;
 
     /// @notice Settles an expired option position of `account` into cash at its payoff,
     /// once the settlement price is posted (anyone; works in safe mode).
-    function settle(address account, uint32 instrument) external;
+    function settle(uint256 account, uint32 instrument) external;
 
     /* ATTESTATION */
 
@@ -253,26 +273,25 @@ interface IMarginVault {
 
     /* LIQUIDATION */
 
-    /// @notice Takes over ALL positions, collateral and cash of `account` (whose MM surplus
-    /// upper bound is < 0; never an account with no position and cash >= 0,
-    /// `NothingToLiquidate`) into msg.sender's account, paying it `pay` and the insurance fund
-    /// `fee`, receiving `covered` from the fund if the equity is negative.
-    /// @param target `account`'s ACCOUNT leaf in the current root.
-    /// msg.sender must keep `imSurplusLo(L) + imSurplusLo(A) - netCashPaid - takeoverBuffer
-    /// >= 0`, and that amount is added to its `cumLo`.
-    /// @param liquidatorProof msg.sender's leaf (ignored if it has no open positions).
-    /// @param maxCashOut the most net cash (pay + fee - covered, WAD) msg.sender accepts to pay.
-    function liquidate(
-        address account,
-        MarginProof calldata target,
-        MarginProof calldata liquidatorProof,
-        int256 maxCashOut
-    ) external;
+    /// @notice Transfers subaccount `account` (MM surplus upper bound < 0; never one with no
+    /// position and cash >= 0, `NothingToLiquidate`) whole to msg.sender, in constant gas:
+    /// positions and collateral stay where they are (docs/protocol.md §6). The subaccount's
+    /// cash pays `pay` to the previous owner (a claimable payout, `claimPayout`) and `fee` to
+    /// the insurance fund, and receives `covered` from the fund; msg.sender deposits `deposit6`
+    /// settlement tokens into it, enough that its IM surplus lower bound is >= 0 after
+    /// (`LiquidationDepositTooSmall`; `checkLiquidation` returns the minimum).
+    /// Not by its owner or an operator of the owner (`SelfLiquidation`); not while its bounds
+    /// carry previous-epoch prices (`BoundsFromPreviousPrices`: wait one epoch).
+    /// @param target `account`'s ACCOUNT leaf in the current root (it stays valid after).
+    /// @param deposit6 settlement tokens (token units) msg.sender brings into the subaccount.
+    /// @param maxCashOut the most net cash (pay + fee - covered, WAD) msg.sender accepts the
+    /// subaccount to pay.
+    function liquidate(uint256 account, MarginProof calldata target, uint256 deposit6, int256 maxCashOut) external;
 
     /* VIEWS */
 
     /// @notice Whether and at what price `account` can be liquidated now (pending funding
-    /// counted as `applyFunding` would). Reverts like `liquidate` would on a bad leaf
+    /// counted as `liquidate` does: 1 wei of rounding per open position). Reverts like `liquidate` would on a bad leaf
     /// (`LeafAccountMismatch`, `StaleStateNonce`, `InvalidAccountProof`) or in safe mode.
     /// `liquidatable` is false for an account with no position and cash >= 0.
     /// @return liquidatable Whether `liquidate(account, ...)` would pass the health check now.
@@ -281,19 +300,29 @@ interface IMarginVault {
     /// @return fee Cash the liquidator would pay the insurance fund (WAD USD).
     /// @return covered Cash the insurance fund would pay the liquidator for bad debt (WAD USD).
     /// @return uncovered Bad debt the fund could not cover, that `badDebt` would grow by (WAD USD).
-    function checkLiquidation(address account, MarginProof calldata mp)
+    /// @return minDeposit6 The least `deposit6` that leaves the subaccount at IM (settlement
+    /// token units, rounded up): the liquidator's capital need, IM deficit + pay + fee - covered.
+    function checkLiquidation(uint256 account, MarginProof calldata mp)
         external
         view
-        returns (bool liquidatable, int256 mmSurplusHi, uint256 pay, uint256 fee, uint256 covered, uint256 uncovered);
+        returns (
+            bool liquidatable,
+            int256 mmSurplusHi,
+            uint256 pay,
+            uint256 fee,
+            uint256 covered,
+            uint256 uncovered,
+            uint256 minDeposit6
+        );
 
     /// @notice Lower bound of `account`'s IM surplus now (on-chain valuation if it has no
     /// open positions). Reverts in safe mode or on an invalid leaf.
     /// @return The IM surplus lower bound (WAD USD, rounded down); the IM gate needs it >= 0.
-    function imSurplusLo(address account, MarginProof calldata mp) external view returns (int256);
+    function imSurplusLo(uint256 account, MarginProof calldata mp) external view returns (int256);
 
     /// @notice Upper bound of `account`'s MM surplus now, from its leaf.
     /// @return The MM surplus upper bound (WAD USD, rounded up); < 0 makes it liquidatable.
-    function mmSurplusHi(address account, MarginProof calldata mp) external view returns (int256);
+    function mmSurplusHi(uint256 account, MarginProof calldata mp) external view returns (int256);
 
     /// @notice True when no epoch is younger than `maxAge` (or none was ever posted).
     /// @return Whether the vault is in safe mode.
@@ -301,7 +330,8 @@ interface IMarginVault {
 
     /// @notice Everything the vault records for `account` (as `accountStates`, unpacked).
     /// @return cash Signed WAD USD.
-    /// @return stateNonce Bumped by each liquidation of the account; its leaves must carry it.
+    /// @return stateNonce Its leaves must carry it (a liquidation no longer bumps it: the
+    /// subaccount keeps its portfolio).
     /// @return cumLo Running lower bound (WAD USD, docs/protocol.md §5).
     /// @return cumHi Running upper bound (WAD USD).
     /// @return instruments Ids of the open positions (unordered).
@@ -309,7 +339,7 @@ interface IMarginVault {
     /// @return fundingIndexAtLastUpdate Each position's funding index at its last update.
     /// @return collateralBalances Balance of each registered token (its own decimals), in
     /// registration order.
-    function accountState(address account)
+    function accountState(uint256 account)
         external
         view
         returns (
@@ -325,16 +355,16 @@ interface IMarginVault {
 
     /// @notice `accountState` of several accounts in one call (the keeper's snapshot read).
     /// @return One `AccountState` per account, same order.
-    function accountStates(address[] calldata accounts) external view returns (AccountState[] memory);
+    function accountStates(uint256[] calldata accounts) external view returns (AccountState[] memory);
 
     /// @notice `account`'s position in `instrument` (zeros if none).
     /// @return size Signed WAD units.
     /// @return fundingIndex Perps: the cumulative funding index it was last charged at.
-    function position(address account, uint32 instrument) external view returns (int256 size, int256 fundingIndex);
+    function position(uint256 account, uint32 instrument) external view returns (int256 size, int256 fundingIndex);
 
     /// @notice `account`'s deposited balance of collateral `token`.
     /// @return The balance in the token's own decimals.
-    function collateralBalance(address account, address token) external view returns (uint256);
+    function collateralBalance(uint256 account, address token) external view returns (uint256);
 
     /// @notice A registered instrument; reverts `UnknownInstrument` for an unknown id.
     /// @return The instrument's kind, underlying, strike and expiry.
@@ -359,7 +389,8 @@ interface IMarginVault {
         view
         returns (bool registered, uint8 index, uint8 decimals, TokenPrice memory price);
 
-    /// @notice The current epoch's token table, in registration order.
+    /// @notice The current epoch's token table, in registration order (stored packed, one slot
+    /// per token; docs/protocol.md §4).
     /// @return One `TokenPrice` per token the current epoch prices.
     function tokenPrices() external view returns (TokenPrice[] memory);
 
@@ -439,10 +470,21 @@ interface IMarginVault {
     /// @return WAD fraction.
     function insuranceShare() external view returns (uint256);
 
-    /// @notice WAD USD subtracted from the liquidator's IM surplus at a takeover (see
-    /// `setTakeoverBuffer`).
+    /// @notice Owner of subaccount `account`; reverts `UnknownSubaccount` for an unknown id.
+    /// @return The owner's address.
+    function ownerOf(uint256 account) external view returns (address);
+
+    /// @notice Whether `operator` may act for every subaccount of `owner`.
+    /// @return True if approved.
+    function isOperator(address owner, address operator) external view returns (bool);
+
+    /// @notice Number of subaccounts created: ids run from 1 to this.
+    /// @return The highest subaccount id.
+    function subaccountCount() external view returns (uint256);
+
+    /// @notice Liquidation payouts `owner` can claim (`claimPayout`).
     /// @return WAD USD.
-    function takeoverBuffer() external view returns (uint256);
+    function payoutOf(address owner) external view returns (uint256);
 
     /// @notice Block and epoch of `account`'s last bound change, and the epoch (if it is the
     /// current one) in which its leaf-based withdrawals and trades revert
@@ -451,7 +493,7 @@ interface IMarginVault {
     /// @return lastBlock Block of the last change of `cumLo`/`cumHi`.
     /// @return lastEpoch The epoch current at that change (whose prices it used).
     /// @return taintedEpoch The epoch whose leaf misses a change priced by an older one.
-    function boundChange(address account)
+    function boundChange(uint256 account)
         external
         view
         returns (uint64 lastBlock, uint64 lastEpoch, uint64 taintedEpoch);

@@ -6,7 +6,7 @@ import {FixedPoint} from "./FixedPoint.sol";
 import {MarginBounds} from "./MarginBounds.sol";
 
 /// @title LiquidationLib
-/// @notice The amounts of a whole-account liquidation (docs/protocol.md §6), as a pure
+/// @notice The amounts of a liquidation by transfer (docs/protocol.md §6), as a pure
 /// function of the account's leaf, its running sums now and the risk parameters, so that the
 /// view (`checkLiquidation`) and the action (`liquidate`) cannot disagree.
 library LiquidationLib {
@@ -16,11 +16,13 @@ library LiquidationLib {
         uint256 liquidationPenalty; // WAD fraction of leaf.mm
         uint256 insuranceShare; // WAD fraction of the penalty
         uint256 insuranceFund; // WAD USD available to cover bad debt
+        uint256 cashScale; // 10**(18 - settlement token decimals): token units -> WAD
     }
 
     /// @param leaf the account's verified ACCOUNT leaf.
-    /// @param cumLoNow the account's cumLo after pending funding.
-    /// @param cumHiNow the account's cumHi after pending funding.
+    /// @param cumLoNow the account's cumLo less 1 wei per open position (the rounding that
+    /// applying its pending funding could add; the leaf already counts the funding itself).
+    /// @param cumHiNow the account's cumHi (funding rounding never raises it).
     function quote(AccountLeaf memory leaf, int256 cumLoNow, int256 cumHiNow, Params memory p)
         internal
         pure
@@ -41,5 +43,9 @@ library LiquidationLib {
         r.covered = FixedPoint.min(shortfall, p.insuranceFund);
         r.uncovered = shortfall - r.covered;
         r.netCashPaid = FixedPoint.toInt(r.pay) + FixedPoint.toInt(r.fee) - FixedPoint.toInt(r.covered);
+        // The deposit that brings the subaccount to IM after paying the quote:
+        // imSurplusLo + deposit - netCashPaid >= 0, rounded up to whole token units.
+        int256 need = r.netCashPaid - r.imSurplusLo;
+        if (need > 0) r.minDeposit6 = FixedPoint.mulDivUp(uint256(need), 1, p.cashScale);
     }
 }

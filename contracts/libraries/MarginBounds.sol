@@ -88,18 +88,6 @@ library MarginBounds {
         return -1;
     }
 
-    /// @notice Liquidator takes over an account: lo = imSurplusLo(A) - netCashPaid - buffer
-    /// (from req(L + A) <= req(L) + im_A + buffer and equity(A) >= imSurplusLo(A) + im_A);
-    /// hi = UNBOUNDED. `buffer` covers the superadditive part of the requirement (the
-    /// concentration add-on: at most sum_u rate_u * threshold_u, docs/protocol.md §6).
-    function takeoverLo(int256 imSurplusLoOfAccount, int256 netCashPaid, uint256 buffer)
-        internal
-        pure
-        returns (int256)
-    {
-        return imSurplusLoOfAccount - netCashPaid - FixedPoint.toInt(buffer);
-    }
-
     /* SURPLUS BOUNDS FROM A LEAF */
 
     /// @notice (leaf.equity - leaf.im) + (cumLoNow - leaf.cumLo).

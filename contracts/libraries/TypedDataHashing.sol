@@ -21,7 +21,7 @@ library TypedDataHashing {
     );
     bytes32 internal constant LEG_TYPEHASH = keccak256("Leg(uint32 instrument,int256 size,uint256 price)");
     bytes32 internal constant QUOTE_TYPEHASH = keccak256(
-        "Quote(address maker,address taker,Leg[] legs,uint256 nonce,uint64 deadline)"
+        "Quote(address maker,uint256 makerAccount,address taker,Leg[] legs,uint256 nonce,uint64 deadline)"
         "Leg(uint32 instrument,int256 size,uint256 price)"
     );
 
@@ -42,7 +42,10 @@ library TypedDataHashing {
     }
 
     function hashQuote(Quote calldata q) internal pure returns (bytes32) {
-        return keccak256(abi.encode(QUOTE_TYPEHASH, q.maker, q.taker, _hashLegs(q.legs), q.nonce, q.deadline));
+        return
+            keccak256(
+                abi.encode(QUOTE_TYPEHASH, q.maker, q.makerAccount, q.taker, _hashLegs(q.legs), q.nonce, q.deadline)
+            );
     }
 
     function _hashTokens(TokenPrice[] calldata a) private pure returns (bytes32) {

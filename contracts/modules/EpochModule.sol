@@ -68,10 +68,14 @@ contract EpochModule is VaultModule {
         for (uint256 i; i < n; ++i) {
             TokenPrice calldata t = h.tokens[i];
             if (t.token != _tokens[i]) revert Errors.TokenTableMismatch(i, _tokens[i], t.token);
-            // A zero price would value collateral at nothing and a shock above 100% below zero.
-            if (t.price == 0 || t.downShock > WAD) revert Errors.InvalidTokenPrice(t.token, t.price, t.downShock);
-            if (i < _prices.length) _prices[i] = t;
-            else _prices.push(t);
+            // A zero price would value collateral at nothing and a shock above 100% below zero;
+            // the upper limits are the packed slot's widths (2^128 WAD USD, 18.4x up shock).
+            if (t.price == 0 || t.price > type(uint128).max || t.downShock > WAD || t.upShock > type(uint64).max) {
+                revert Errors.InvalidTokenPrice(t.token, t.price, t.downShock, t.upShock);
+            }
+            PackedPrice memory packed = PackedPrice(uint128(t.price), uint64(t.downShock), uint64(t.upShock));
+            if (i < _prices.length) _prices[i] = packed;
+            else _prices.push(packed);
             emit Events.TokenPriceSet(h.epoch, t.token, t.price, t.downShock, t.upShock);
         }
     }

@@ -2,6 +2,8 @@
 pragma solidity 0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
 import {
     Quote,
@@ -21,14 +23,25 @@ import {Events} from "../interfaces/Events.sol";
 import {VaultModule} from "./VaultBase.sol";
 
 /// @title ExchangeModule
-/// @notice The two actions that move positions between accounts: `executeQuote` (RFQ fill,
-/// docs/protocol.md §7) and `liquidate` (whole-account takeover, §6). Delegatecalled by
-/// `MarginVault`, which holds the reentrancy lock around the call.
+/// @notice The two actions with the most code: `executeQuote` (RFQ fill between two
+/// subaccounts, docs/protocol.md §7) and `liquidate` (liquidation by transfer, §6).
+/// Delegatecalled by `MarginVault`, which holds the reentrancy lock around the call.
 contract ExchangeModule is VaultModule {
     using FixedPoint for uint256;
+    using SafeERC20 for IERC20;
 
     /// @dev "this side held positions before the trade": below any real base (|base| <= ~1e36).
     int256 private constant NO_BASE = type(int256).min;
+
+    /// @dev The vault's settlement token and its 10**(18 - decimals), given by the vault that
+    /// deploys this module (a delegatecall runs this code, so these are this code's constants).
+    address private immutable SETTLEMENT_TOKEN;
+    uint256 private immutable CASH_SCALE;
+
+    constructor(address settlementToken_, uint256 cashScale_) {
+        SETTLEMENT_TOKEN = settlementToken_;
+        CASH_SCALE = cashScale_;
+    }
 
     /* TRADING */
 
@@ -39,21 +52,26 @@ contract ExchangeModule is VaultModule {
         bytes calldata signature,
         InstrumentProof[] calldata legProofs,
         MarginProof calldata makerProof,
+        uint256 takerAccount,
         MarginProof calldata takerProof
     ) external onlyDelegated {
         _requireNotSafeMode(); // marks and losses per unit come from the current root
-        bytes32 digest = _validateQuote(q, signature, legProofs.length);
+        bytes32 digest = _validateQuote(q, signature, legProofs.length, takerAccount);
         _nonceUsed[q.maker][q.nonce] = true;
-        Account storage m = _accounts[q.maker];
-        Account storage t = _accounts[msg.sender];
-        int256 makerBase = _flatBase(m);
-        int256 takerBase = _flatBase(t);
+        int256 makerBase = _flatBase(_accounts[q.makerAccount]);
+        int256 takerBase = _flatBase(_accounts[takerAccount]);
+        _executeLegs(q, legProofs, takerAccount, digest);
+        _requireTradeMargin(q.makerAccount, makerProof, makerBase);
+        _requireTradeMargin(takerAccount, takerProof, takerBase);
+        emit Events.QuoteExecuted(digest, q.makerAccount, takerAccount, q.nonce);
+    }
+
+    function _executeLegs(Quote calldata q, InstrumentProof[] calldata legProofs, uint256 takerAccount, bytes32 digest)
+        internal
+    {
         for (uint256 i; i < q.legs.length; ++i) {
-            _executeLeg(q.maker, q.legs[i], legProofs[i], digest);
+            _executeLeg(q.makerAccount, takerAccount, q.legs[i], legProofs[i], digest);
         }
-        _requireTradeMargin(q.maker, m, makerProof, makerBase);
-        _requireTradeMargin(msg.sender, t, takerProof, takerBase);
-        emit Events.QuoteExecuted(digest, q.maker, msg.sender, q.nonce);
     }
 
     /// @dev For an account with no open positions before the trade: its on-chain IM surplus
@@ -68,24 +86,26 @@ contract ExchangeModule is VaultModule {
     /// @dev The IM gate of one side of a trade. An account that was flat before and holds
     /// positions now is bounded from its pre-trade on-chain value plus the legs' lower bounds;
     /// any other account goes through the gate of every action (its leaf, or flat after).
-    function _requireTradeMargin(address account, Account storage a, MarginProof calldata mp, int256 base)
-        internal
-        view
-    {
+    function _requireTradeMargin(uint256 account, MarginProof calldata mp, int256 base) internal view {
+        Account storage a = _accounts[account];
         if (base == NO_BASE || a.instruments.length == 0) return _requireImSurplus(account, a, mp);
         int256 s = base + a.cumLo;
         if (s < 0) revert Errors.InsufficientMargin(account, s);
     }
 
-    function _validateQuote(Quote calldata q, bytes calldata signature, uint256 proofCount)
+    function _validateQuote(Quote calldata q, bytes calldata signature, uint256 proofCount, uint256 takerAccount)
         internal
         view
         returns (bytes32 digest)
     {
         if (block.timestamp > q.deadline) revert Errors.QuoteExpired(q.deadline, block.timestamp);
         if (q.taker != address(0) && q.taker != msg.sender) revert Errors.WrongTaker(q.taker, msg.sender);
-        // A self-trade would move nothing but could launder the IM gate of one side.
-        if (q.maker == msg.sender) revert Errors.SelfTrade(msg.sender);
+        // A subaccount trading with itself would move nothing but could launder the IM gate.
+        // Two subaccounts of one owner may trade: each side is margin-checked on its own.
+        if (q.makerAccount == takerAccount) revert Errors.SelfTrade(takerAccount);
+        _requireAuthorized(takerAccount, msg.sender);
+        // The signer must act for the maker subaccount now, not only when it signed.
+        _requireAuthorized(q.makerAccount, q.maker);
         if (_nonceUsed[q.maker][q.nonce]) revert Errors.NonceUsed(q.maker, q.nonce);
         if (q.legs.length == 0 || q.legs.length > MAX_LEGS || q.legs.length != proofCount) {
             revert Errors.InvalidLegs(q.legs.length, proofCount);
@@ -99,7 +119,13 @@ contract ExchangeModule is VaultModule {
 
     /// @dev The buyer pays `mulWadUp(|size|, price)` and the seller receives exactly that:
     /// cash is rounded once, so no cash is created; sizes move by +size / -size.
-    function _executeLeg(address maker, Leg calldata leg, InstrumentProof calldata ip, bytes32 digest) internal {
+    function _executeLeg(
+        uint256 makerAccount,
+        uint256 takerAccount,
+        Leg calldata leg,
+        InstrumentProof calldata ip,
+        bytes32 digest
+    ) internal {
         Instrument storage ins = _requireInstrument(leg.instrument);
         if (ins.expiry != 0 && block.timestamp >= ins.expiry) {
             revert Errors.InstrumentExpired(leg.instrument, ins.expiry);
@@ -108,12 +134,12 @@ contract ExchangeModule is VaultModule {
         _requireInstrumentLeaf(ip, leg.instrument);
         uint256 amount = FixedPoint.abs(leg.size).mulWadUp(leg.price);
         int256 makerCash = leg.size > 0 ? -FixedPoint.toInt(amount) : FixedPoint.toInt(amount);
-        _trade(maker, leg.instrument, leg.size, makerCash, ip.leaf);
-        _trade(msg.sender, leg.instrument, -leg.size, -makerCash, ip.leaf);
-        emit Events.Trade(digest, maker, msg.sender, leg.instrument, leg.size, leg.price, amount);
+        _trade(makerAccount, leg.instrument, leg.size, makerCash, ip.leaf);
+        _trade(takerAccount, leg.instrument, -leg.size, -makerCash, ip.leaf);
+        emit Events.Trade(digest, makerAccount, takerAccount, leg.instrument, leg.size, leg.price, amount);
     }
 
-    function _trade(address account, uint32 id, int256 q, int256 cashDelta, InstrumentLeaf calldata leaf) internal {
+    function _trade(uint256 account, uint32 id, int256 q, int256 cashDelta, InstrumentLeaf calldata leaf) internal {
         Account storage a = _accounts[account];
         _applyFunding(account, a, id);
         _setSize(account, a, id, a.positions[id].size + q);
@@ -124,80 +150,66 @@ contract ExchangeModule is VaultModule {
     /* LIQUIDATION */
 
     /// @dev The body of `IMarginVault.liquidate` (natspec there), run by the vault's delegatecall.
-    function liquidate(
-        address account,
-        MarginProof calldata target,
-        MarginProof calldata liquidatorProof,
-        int256 maxCashOut
-    ) external onlyDelegated {
-        if (account == msg.sender) revert Errors.SelfLiquidation(account);
+    /// Constant gas: no loop over positions or tokens (docs/protocol.md §6).
+    function liquidate(uint256 account, MarginProof calldata target, uint256 deposit6, int256 maxCashOut)
+        external
+        onlyDelegated
+    {
+        address previousOwner = _requireOwner(account);
+        // The owner's side (itself or its operator) cannot pay itself the payout and the
+        // fund's coverage: it can repay, or close positions, instead.
+        if (msg.sender == previousOwner || _isOperator[previousOwner][msg.sender]) {
+            revert Errors.SelfLiquidation(account);
+        }
         _requireNotSafeMode();
         Account storage a = _accounts[account];
+        uint256 n = a.instruments.length;
         // No position and no debt owes nothing: no leaf, honest or not, can make it liquidatable.
-        if (a.instruments.length == 0 && a.cash >= 0) revert Errors.NothingToLiquidate(account);
-        Account storage l = _accounts[msg.sender];
-        _applyAllFunding(account, a);
-        _applyAllFunding(msg.sender, l);
+        if (n == 0 && a.cash >= 0) revert Errors.NothingToLiquidate(account);
         _requireAccountLeaf(account, a, target);
-        LiquidationQuote memory r = LiquidationLib.quote(target.leaf, a.cumLo, a.cumHi, _liquidationParams());
+        // The IM check after the transfer reads this leaf: its bounds must be current-price.
+        if (_boundsFromPreviousPrices(a)) revert Errors.BoundsFromPreviousPrices(account, _epoch + 1);
+        // Pending funding is not applied (a loop per position); the leaf counts it, and each
+        // application could round cumLo down by 1 wei, so count that.
+        int256 cumLoNow = a.cumLo - FixedPoint.toInt(n);
+        uint256 cashScale = CASH_SCALE;
+        LiquidationQuote memory r = LiquidationLib.quote(target.leaf, cumLoNow, a.cumHi, _liquidationParams(cashScale));
         // Only when even the upper bound of the MM surplus is negative: never a healthy account.
         if (!r.liquidatable) revert Errors.AccountHealthy(account, r.mmSurplusHi);
         if (r.netCashPaid > maxCashOut) revert Errors.LiquidationCostTooHigh(r.netCashPaid, maxCashOut);
-        // req(L + A) <= req(L) + im_A + takeoverBuffer: the liquidator carries A's IM, and the
-        // superadditive concentration gap, out of its own surplus.
-        int256 after_ = _imSurplusLo(msg.sender, l, liquidatorProof) + _takeoverLo(r);
-        if (after_ < 0) revert Errors.InsufficientMargin(msg.sender, after_);
-        _moveAccount(account, a, msg.sender, l);
-        _settleLiquidation(account, a, msg.sender, l, r);
+        // The subaccount leaves at IM: imSurplusLo + deposit - netCashPaid >= 0.
+        if (deposit6 < r.minDeposit6) revert Errors.LiquidationDepositTooSmall(deposit6, r.minDeposit6);
+        _settleLiquidation(account, a, previousOwner, r, deposit6, cashScale);
+        IERC20(SETTLEMENT_TOKEN).safeTransferFrom(msg.sender, address(this), deposit6);
     }
 
-    function _takeoverLo(LiquidationQuote memory r) internal view returns (int256) {
-        return MarginBounds.takeoverLo(r.imSurplusLo, r.netCashPaid, _takeoverBuffer);
-    }
-
-    /// @dev Moves every position (funding already applied on both sides) and every collateral
-    /// balance of `account` into the liquidator's account.
-    function _moveAccount(address account, Account storage a, address liquidator, Account storage l) internal {
-        uint32[] memory ids = a.instruments;
-        for (uint256 i; i < ids.length; ++i) {
-            uint32 id = ids[i];
-            int256 size = a.positions[id].size;
-            delete a.positions[id];
-            emit Events.PositionUpdated(account, id, 0, 0);
-            _applyFunding(liquidator, l, id); // aligns a fresh position's index; charges nothing
-            _setSize(liquidator, l, id, l.positions[id].size + size);
-        }
-        delete a.instruments;
-        for (uint256 i; i < _tokens.length; ++i) {
-            address t = _tokens[i];
-            uint256 amount = a.collateral[t];
-            if (amount == 0) continue;
-            a.collateral[t] = 0;
-            l.collateral[t] += amount;
-            emit Events.CollateralUpdated(account, t, 0);
-            emit Events.CollateralUpdated(liquidator, t, l.collateral[t]);
-        }
-    }
-
-    /// @dev The cash flows of the quote `r`: the account's cash goes to the liquidator, who pays
-    /// `pay` to the account and `fee` to the fund and receives `covered` from it.
+    /// @dev The cash flows of the quote `r` and the transfer. Price-free (exact cash), so
+    /// cumLo and cumHi move by the same amount and the bounds are not tainted; the stateNonce
+    /// stays, since the portfolio the leaf describes is unchanged.
     function _settleLiquidation(
-        address account,
+        uint256 account,
         Account storage a,
-        address liquidator,
-        Account storage l,
-        LiquidationQuote memory r
+        address previousOwner,
+        LiquidationQuote memory r,
+        uint256 deposit6,
+        uint256 cashScale
     ) internal {
-        l.cash += a.cash - r.netCashPaid;
-        a.cash = FixedPoint.toInt(r.pay);
+        int256 cashDelta = FixedPoint.toInt(deposit6 * cashScale) - r.netCashPaid;
+        a.cash += cashDelta;
+        a.cumLo += cashDelta;
+        a.cumHi += cashDelta;
+        // A pull payment: a push to a reverting or blacklisted owner must never block this.
+        _payouts[previousOwner] += r.pay;
         _insuranceFund = _insuranceFund + r.fee - r.covered;
         if (r.uncovered > 0) {
             _badDebt += r.uncovered;
             emit Events.BadDebt(account, r.uncovered, _badDebt); // recorded, never silently lost
         }
-        ++a.stateNonce; // the account's leaves in this root describe what it no longer holds
+        _ownerOf[account] = msg.sender;
         _emitAccount(account, a);
-        _addBounds(liquidator, l, _takeoverLo(r), MarginBounds.UNBOUNDED);
-        emit Events.Liquidated(account, liquidator, r.mmSurplusHi, r.pay, r.fee, r.covered, r.uncovered, _insuranceFund);
+        emit Events.SubaccountTransferred(account, previousOwner, msg.sender);
+        emit Events.Liquidated(
+            account, previousOwner, msg.sender, r.mmSurplusHi, r.pay, r.fee, r.covered, r.uncovered, deposit6
+        );
     }
 }

@@ -52,17 +52,26 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         uint8 slot; // 1-based index in Account.instruments, 0 when closed
     }
 
+    /// @dev One per subaccount id. A transfer changes only `_ownerOf`, never this.
     struct Account {
         int256 cash; // WAD USD
         int256 cumLo; // running lower bound, docs/protocol.md §5
         int256 cumHi; // running upper bound
-        uint64 stateNonce; // bumped on liquidation: kills the account's older leaves
+        uint64 stateNonce; // part of every leaf; a liquidation keeps it (the portfolio stays)
         uint64 boundBlock; // block of the last bound change (docs/protocol.md §5)
         uint64 boundEpoch; // the epoch current at that change: whose prices it used
         uint64 taintedEpoch; // an epoch whose leaf misses a change priced by an older epoch
         uint32[] instruments; // open positions, at most MAX_POSITIONS
         mapping(uint32 => Position) positions;
         mapping(address => uint256) collateral; // token's own decimals
+    }
+
+    /// @dev A token's price and shocks of the current epoch in one slot (docs/protocol.md §4);
+    /// the token is implied by the index in `_tokens`. postEpoch rejects values that do not fit.
+    struct PackedPrice {
+        uint128 price; // WAD USD per whole token
+        uint64 downShock; // WAD fraction, <= 1e18
+        uint64 upShock; // WAD fraction
     }
 
     struct InstrumentState {
@@ -92,16 +101,19 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
 
     address[] internal _tokens;
     mapping(address => TokenConfig) internal _tokenConfig;
-    TokenPrice[] internal _prices; // current epoch's table, in registration order
+    PackedPrice[] internal _prices; // current epoch's table, in registration order
 
     uint32 internal _instrumentCount;
     mapping(uint32 => Instrument) internal _instruments;
     mapping(uint32 => InstrumentState) internal _instrumentState;
 
-    mapping(address => Account) internal _accounts;
-    mapping(address => mapping(uint256 => bool)) internal _nonceUsed;
+    mapping(uint256 => Account) internal _accounts; // by subaccount id
+    mapping(address => mapping(uint256 => bool)) internal _nonceUsed; // by signing address
 
-    uint256 internal _takeoverBuffer; // WAD USD the liquidator's IM check adds, docs/protocol.md §6
+    uint256 internal _subaccountCount; // ids run from 1 to this
+    mapping(uint256 => address) internal _ownerOf; // 0: no such subaccount
+    mapping(address => mapping(address => bool)) internal _isOperator; // owner => operator
+    mapping(address => uint256) internal _payouts; // WAD USD claimable by a liquidated owner
 
     /// @dev keccak256(abi.encode(kind, underlying, strike, expiry)) => id (0: not registered),
     /// so that one contract is listed once (docs/protocol.md §2).
@@ -129,8 +141,28 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         return _instruments[id];
     }
 
-    function _liquidationParams() internal view returns (LiquidationLib.Params memory) {
-        return LiquidationLib.Params(_liquidationPenalty, _insuranceShare, _insuranceFund);
+    function _liquidationParams(uint256 cashScale) internal view returns (LiquidationLib.Params memory) {
+        return LiquidationLib.Params(_liquidationPenalty, _insuranceShare, _insuranceFund, cashScale);
+    }
+
+    /// @dev The current epoch's price of the token at `index` (< `_prices.length`).
+    function _tokenPrice(uint256 index) internal view returns (TokenPrice memory) {
+        PackedPrice memory p = _prices[index];
+        return TokenPrice(_tokens[index], p.price, p.downShock, p.upShock);
+    }
+
+    /* SUBACCOUNTS */
+
+    function _requireOwner(uint256 account) internal view returns (address owner) {
+        owner = _ownerOf[account];
+        if (owner == address(0)) revert Errors.UnknownSubaccount(account);
+    }
+
+    /// @dev The authority of every action that names a subaccount (docs/security.md): its
+    /// owner, or an operator the owner approved. Returns the owner (withdrawals pay it).
+    function _requireAuthorized(uint256 account, address sender) internal view returns (address owner) {
+        owner = _requireOwner(account);
+        if (sender != owner && !_isOperator[owner][sender]) revert Errors.NotAuthorized(account, sender);
     }
 
     /* BOUNDS AND THE IM GATE */
@@ -140,7 +172,7 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     /// current leaf, which `imSurplusLo` would then combine with old-price bounds: the account's
     /// leaf-based value-out actions wait for the next epoch (`taintedEpoch`; docs/security.md,
     /// finding 3).
-    function _addBounds(address account, Account storage a, int256 lo, int256 hi) internal {
+    function _addBounds(uint256 account, Account storage a, int256 lo, int256 hi) internal {
         if (a.boundEpoch < _epoch && a.boundBlock > _snapshotBlock) a.taintedEpoch = _epoch;
         a.boundBlock = uint64(block.number);
         a.boundEpoch = _epoch;
@@ -149,12 +181,19 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         _emitAccount(account, a);
     }
 
-    function _emitAccount(address account, Account storage a) internal {
+    /// @dev Whether the current leaf misses a bound change priced by an older epoch: recorded
+    /// (`taintedEpoch`), or the last change itself (not yet recorded, as `_addBounds` records
+    /// it only at the next change). For an action that reads the leaf without changing bounds.
+    function _boundsFromPreviousPrices(Account storage a) internal view returns (bool) {
+        return a.taintedEpoch == _epoch || (a.boundEpoch < _epoch && a.boundBlock > _snapshotBlock);
+    }
+
+    function _emitAccount(uint256 account, Account storage a) internal {
         emit Events.AccountUpdated(account, a.cash, a.cumLo, a.cumHi, a.stateNonce);
     }
 
     /// @dev The IM gate of withdrawals and trades (docs/protocol.md §5).
-    function _requireImSurplus(address account, Account storage a, MarginProof calldata mp) internal view {
+    function _requireImSurplus(uint256 account, Account storage a, MarginProof calldata mp) internal view {
         // No position and no debt: the account owns everything it holds, nothing to secure.
         if (a.instruments.length == 0 && a.cash >= 0) return;
         _requireNotSafeMode();
@@ -167,7 +206,7 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         if (s < 0) revert Errors.InsufficientMargin(account, s);
     }
 
-    function _imSurplusLo(address account, Account storage a, MarginProof calldata mp) internal view returns (int256) {
+    function _imSurplusLo(uint256 account, Account storage a, MarginProof calldata mp) internal view returns (int256) {
         if (a.instruments.length == 0) return _onChainSurplusLo(a);
         _requireAccountLeaf(account, a, mp);
         return MarginBounds.imSurplusLo(mp.leaf, a.cumLo);
@@ -181,11 +220,11 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
             address token = _tokens[i];
             uint256 balance = a.collateral[token];
             if (balance == 0) continue;
-            s += FixedPoint.toInt(MarginBounds.haircutValueDown(balance, _prices[i], _tokenConfig[token].decimals));
+            s += FixedPoint.toInt(MarginBounds.haircutValueDown(balance, _tokenPrice(i), _tokenConfig[token].decimals));
         }
     }
 
-    function _requireAccountLeaf(address account, Account storage a, MarginProof calldata mp) internal view {
+    function _requireAccountLeaf(uint256 account, Account storage a, MarginProof calldata mp) internal view {
         if (mp.leaf.account != account) revert Errors.LeafAccountMismatch(account, mp.leaf.account);
         // A liquidated account's older leaves describe a portfolio it no longer holds.
         if (mp.leaf.stateNonce != a.stateNonce) {
@@ -206,7 +245,7 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     /* POSITIONS AND FUNDING */
 
     /// @dev Keeps `instruments` equal to the set of non-zero positions (swap and pop).
-    function _setSize(address account, Account storage a, uint32 id, int256 newSize) internal {
+    function _setSize(uint256 account, Account storage a, uint32 id, int256 newSize) internal {
         Position storage p = a.positions[id];
         if (p.slot == 0 && newSize != 0) {
             if (a.instruments.length >= MAX_POSITIONS) revert Errors.TooManyPositions(account, MAX_POSITIONS);
@@ -226,7 +265,7 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     /// @dev Charges `size * (F_now - F_last)` rounded against the account, then moves the
     /// position's index to F_now (also for a fresh position, which pays nothing). The leaf
     /// already counts pending funding: only the 1-wei rounding goes into cumLo.
-    function _applyFunding(address account, Account storage a, uint32 id) internal {
+    function _applyFunding(uint256 account, Account storage a, uint32 id) internal {
         if (_instruments[id].kind != InstrumentKind.PERP) return;
         Position storage p = a.positions[id];
         int256 f = _instrumentState[id].cumFunding;
@@ -241,7 +280,7 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         emit Events.PositionUpdated(account, id, p.size, f);
     }
 
-    function _applyAllFunding(address account, Account storage a) internal {
+    function _applyAllFunding(uint256 account, Account storage a) internal {
         for (uint256 i; i < a.instruments.length; ++i) {
             _applyFunding(account, a, a.instruments[i]);
         }

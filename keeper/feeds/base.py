@@ -213,6 +213,11 @@ class MarketState:
         the simulator and a live provider).
     source : str
         Which feed produced the state (``"sim"``, ``"replay"``, provider name).
+    confidence : Mapping[str, float]
+        The composite feed's confidence in each symbol's market, in [0, 1]
+        (``keeper/feeds/composite.py``); a symbol not listed has full confidence. The
+        engine adds IM below its threshold (``risk_engine/addons.py``). Empty for the
+        simulator and the replay.
     """
 
     timestamp: int
@@ -225,6 +230,7 @@ class MarketState:
     source_time: int = 0
     source: str = "sim"
     bounds: FeedBounds = field(default=DEFAULT_BOUNDS, repr=False, compare=False)
+    confidence: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -232,6 +238,7 @@ class MarketState:
         returns.setflags(write=False)
         object.__setattr__(self, "returns", returns)
         object.__setattr__(self, "token_prices", MappingProxyType(dict(self.token_prices)))
+        object.__setattr__(self, "confidence", MappingProxyType(dict(self.confidence)))
         if self.source_time == 0:
             object.__setattr__(self, "source_time", self.timestamp)
 
@@ -347,6 +354,12 @@ class MarketState:
         return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
 
     def to_dict(self) -> dict[str, Any]:
+        out = self._dict()
+        if self.confidence:  # absent when full: older stored snapshots keep their bytes
+            out["confidence"] = dict(sorted(self.confidence.items()))
+        return out
+
+    def _dict(self) -> dict[str, Any]:
         return {
             "timestamp": self.timestamp,
             "source_time": self.source_time,
@@ -413,6 +426,7 @@ class MarketState:
                 source_time=int(d["source_time"]),
                 source=d["source"],
                 bounds=bounds,
+                confidence=d.get("confidence", {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FeedError(f"malformed market-state JSON: {exc}") from exc
@@ -472,6 +486,10 @@ def _validate(state: MarketState) -> None:
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise FeedError(f"not finite at row {row}", field=f"returns.{state.return_symbols[col]}")
+    for sym, c in state.confidence.items():
+        v = _finite(c, f"confidence.{sym}")
+        if not 0.0 <= v <= 1.0:
+            raise FeedError(f"{v} outside [0, 1]", field=f"confidence.{sym}")
     # A return beyond max_abs_return is a real crash (or a squeeze): it stays in the
     # history as it is and the engine input caps it; refusing it would stop every epoch
     # for as long as it stays in the return window.

@@ -5,8 +5,10 @@
 - ``sources.py``: where the ACCOUNT leaves of an epoch come from (keeper store or proof API).
 - ``outcome.py``: candidates, outcomes and the report of one tick (WAD USD ints).
 - ``metrics.py``: the ``pm_liquidator_*`` Prometheus metrics.
-- ``bot.py``: :class:`LiquidatorBot`, the decisions of one tick (bound -> view -> cost ->
-  headroom -> send), with the root-moved re-read.
+- ``capital.py``: what a liquidation by transfer costs the liquidator (the deposit that
+  brings the subaccount to IM), pure integer math.
+- ``bot.py``: :class:`LiquidatorBot`, the decisions of one tick (bound -> owner -> view ->
+  cost -> capital -> approve -> send), with the root-moved re-read.
 - ``daemon.py``: :func:`build_liquidator` wires the parts into a lifecycle.
 - ``cli.py``: ``liquidator run`` (mounted as ``pm liquidator run``).
 

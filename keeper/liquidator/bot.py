@@ -1,58 +1,68 @@
-"""The liquidator bot: finds accounts below maintenance and takes them over, never a healthy one.
+"""The liquidator bot: finds subaccounts below maintenance and takes them over by transfer,
+never a healthy one.
 
 Each :meth:`LiquidatorBot.tick` (a :class:`~keeper.lifecycle.Lifecycle` job):
 
 1. **epoch**: the vault's current epoch and root (``currentEpoch``); nothing in safe mode.
-2. **accounts**: the vault's accounts (the keeper's event indexer, incremental) and their
-   state now (``accountStates`` at one block): positions, ``cumLo``, ``cumHi``,
+2. **subaccounts**: the vault's subaccounts (the keeper's event indexer, incremental) and
+   their state now (``accountStates`` at one block): positions, ``cumLo``, ``cumHi``,
    ``stateNonce``.
 3. **leaves**: the ACCOUNT leaves of THAT root, from a :class:`LeafSource` (the keeper's
    proof API or its sqlite store). Every proof is checked locally against the on-chain root,
-   and a leaf whose ``stateNonce`` is not the account's is dropped (liquidated since).
-4. **bound**: for every account with positions, the MM surplus upper bound exactly as the
-   contract computes it (docs/protocol.md §5):
-   ``mmSurplusHi = (leaf.equity - leaf.mm) + (cumHi_now - leaf.cumHi)``. Only accounts with
-   ``mmSurplusHi < 0`` are candidates, most negative first.
-5. **view**: ``checkLiquidation(account, leaf)`` at the latest block is authoritative: an
-   account it calls healthy is skipped (``view_healthy``), whatever the bound said.
-6. **cost**: ``netCashPaid = pay + fee - covered`` from the view; the limit sent is
+   and a leaf whose ``stateNonce`` is not the subaccount's is dropped (stale).
+4. **bound**: for every subaccount with positions, the MM surplus upper bound exactly as
+   the contract computes it (docs/protocol.md §5):
+   ``mmSurplusHi = (leaf.equity - leaf.mm) + (cumHi_now - leaf.cumHi)``. Only subaccounts
+   with ``mmSurplusHi < 0`` are candidates, most negative first.
+5. **owner**: a subaccount the bot's key owns or operates is skipped (``own_subaccount``:
+   the vault refuses ``SelfLiquidation``); it may be one the bot took over earlier. So is
+   one whose last bound change was priced by an older epoch (``previous_prices``: the vault
+   refuses ``BoundsFromPreviousPrices``, the IM check after the transfer needs current-price
+   bounds; the next epoch's leaf has them).
+6. **view**: ``checkLiquidation(account, leaf)`` at the latest block is authoritative: a
+   subaccount it calls healthy is skipped (``view_healthy``), whatever the bound said. It
+   gives ``pay``, ``fee``, ``covered`` and ``minDeposit6``.
+7. **cost**: ``netCashPaid = pay + fee - covered``; the limit sent is
    ``maxCashOut = netCashPaid + max(slippage_usd, slippage_fraction * |netCashPaid|)``, so a
    state change between the decision and the mining cannot cost more (the contract reverts
    with ``LiquidationCostTooHigh``). Expected profit, at worst, = the equity taken (its
    lower bound ``eqLo = leaf.equity + (cumLo_now - leaf.cumLo)``) minus ``maxCashOut``;
-   below ``min_profit_usd`` the account is skipped (``unprofitable``).
-7. **headroom**: the bot's own IM surplus lower bound (``imSurplusLo`` view: its leaf, or
-   the on-chain valuation when it holds no positions) plus the account's
-   ``imSurplusLo`` minus ``maxCashOut`` minus the vault's ``takeoverBuffer`` (the
-   concentration add-on's superadditive gap) must stay ``>= min_headroom_usd`` (the
-   contract's check is the same sum with ``netCashPaid`` ``>= 0``, docs/protocol.md §6);
-   otherwise ``insufficient_headroom``.
-8. **send**: build -> simulate (``eth_call`` + ``estimateGas`` in
-   :class:`~keeper.txmanager.TxManager`) -> send -> wait. The ``Liquidated`` event gives
-   the amounts actually paid; the profit is logged and exported.
+   below ``min_profit_usd`` the subaccount is skipped (``unprofitable``).
+8. **capital**: the liquidator's capital need is ``minDeposit6`` = IM deficit + pay + fee -
+   covered (:mod:`keeper.liquidator.capital`). The bot deposits
+   ``ceil((maxCashOut - imSurplusLo_now + min_headroom) / CASH_SCALE)``: the same slippage
+   as ``maxCashOut`` (the subaccount stays at IM at the worst cost allowed) plus the IM
+   surplus it wants to keep. A wallet holding less settlement token than that is refused
+   with the figure (``insufficient_capital``): nothing is sent.
+9. **send**: ``approve(vault, deposit)`` exactly (never an unlimited allowance), then
+   ``liquidate(account, leaf, deposit6, maxCashOut)``: build -> simulate (``eth_call`` +
+   ``estimateGas`` in :class:`~keeper.txmanager.TxManager`) -> send -> wait. The
+   ``Liquidated`` event gives the amounts actually paid; the profit is logged and exported.
+   The subaccount is the bot's key's from then on.
 
 **Root moved**: the vault holds one root, so a proof read at the tick's block is dead once
-the keeper posts the next epoch. If the view, the bot's own ``imSurplusLo`` or the simulation
-reverts with a proof error (``InvalidAccountProof``, ``InvalidInstrumentProof``,
-``StaleStateNonce``) AND the vault's epoch is now newer than the one the tick read, the bot
-re-reads steps 1-4 at the new head (at most ``max_rereads`` times per tick, logged with
-``reason=root_moved`` and counted in ``pm_liquidator_root_moved_total``) and goes on with
-the accounts not yet decided in this tick. A leaf source that does not serve the new epoch
-yet is polled for up to ``reread_wait_seconds``; after that (or when the re-reads are spent)
-the account is skipped with ``root_moved: ...`` and the next tick takes it. The view and
-the simulation stay at ``latest``: a view pinned to the tick's block would miss a deposit
-made since (the view must see it to refuse a healthy account) and the transaction is mined
-on top of ``latest`` anyway, so pinning would only move the dead-root failure to the
-simulation. Every guard runs again on the re-read state; ``maxCashOut`` still caps the send.
+the keeper posts the next epoch. If the view or the simulation reverts with a proof error
+(``InvalidAccountProof``, ``InvalidInstrumentProof``, ``StaleStateNonce``) AND the vault's
+epoch is now newer than the one the tick read, the bot re-reads steps 1-4 at the new head
+(at most ``max_rereads`` times per tick, logged with ``reason=root_moved`` and counted in
+``pm_liquidator_root_moved_total``) and goes on with the subaccounts not yet decided in this
+tick. A leaf source that does not serve the new epoch yet is polled for up to
+``reread_wait_seconds``; after that (or when the re-reads are spent) the subaccount is
+skipped with ``root_moved: ...`` and the next tick takes it. The view and the simulation
+stay at ``latest``: a view pinned to the tick's block would miss a deposit made since (the
+view must see it to refuse a healthy subaccount) and the transaction is mined on top of
+``latest`` anyway. Every guard runs again on the re-read state; ``maxCashOut`` still caps
+the send.
 
 What the caller must trust: the leaves come from the keeper's signed root, checked here by
 Merkle proof; the contract re-checks everything. Between the view and the mining the
-account may change (a deposit): the transaction then reverts (``AccountHealthy`` or
-``LiquidationCostTooHigh``) and costs gas only. ``min_profit_usd = None`` turns the bot into
-a backstop that also takes accounts whose equity is below what it pays (bad debt).
+subaccount may change (a deposit): the transaction then reverts (``AccountHealthy`` or
+``LiquidationCostTooHigh``) and costs gas only; the exact approval is then left unused.
+``min_profit_usd = None`` turns the bot into a backstop that also takes subaccounts whose
+equity is below what it pays (bad debt).
 
-Units: WAD USD ints (docs/protocol.md §1) everywhere; USD floats only in settings, logs and
-metrics.
+Units: WAD USD ints (docs/protocol.md §1) everywhere, settlement token units in ``*6``
+names; USD floats only in settings, logs and metrics.
 """
 
 from __future__ import annotations
@@ -64,16 +74,19 @@ from dataclasses import dataclass, replace
 from typing import Literal, TypedDict, Unpack
 
 from eth_utils.address import to_checksum_address
+from web3.contract import Contract
 from web3.logs import DISCARD
 
-from keeper.attestation import MarginProof, MerkleTree
-from keeper.bounds import im_surplus_lo, liquidator_surplus_after, mm_surplus_hi
-from keeper.chain import AccountState, ChainAdapter, EpochOnChain
+from keeper.abi import erc20_abi
+from keeper.attestation import MerkleTree
+from keeper.bounds import bounds_from_previous_prices, mm_surplus_hi
+from keeper.chain import ChainAdapter, EpochOnChain
 from keeper.errors import LeafSourceError, SimulationError, TxError, TxRevertedError, TxTimeoutError
+from keeper.liquidator.capital import CapitalNeed, cash_scale, deposit6_up, im_surplus_lo_now
 from keeper.liquidator.config import LiquidatorSettings, usd_to_wad_down, wad_to_usd
 from keeper.liquidator.metrics import LiquidatorMetrics
 from keeper.liquidator.outcome import Candidate, Outcome, TickReport
-from keeper.liquidator.sources import LeafSource, empty_proof
+from keeper.liquidator.sources import LeafSource
 from keeper.revert import as_vault_revert, decode_revert, decode_revert_data
 from keeper.txmanager import PendingTx, TxManager, TxRequest, TxResult
 
@@ -89,7 +102,7 @@ _REREAD_POLL_SECONDS = 0.1
 
 #: A test or a script may observe (and act at) these points of one liquidation attempt.
 Stage = Literal["bound", "checked", "sent"]
-Hook = Callable[[str, str], None]
+Hook = Callable[[str, int], None]
 
 _DEFAULT_SETTINGS = LiquidatorSettings()  # frozen: safe to share as a default
 
@@ -102,13 +115,12 @@ class _Inflight:
 
 @dataclass(frozen=True)
 class _Read:
-    """One read of the vault at ``block``: its epoch, the candidates and the bot's own proof."""
+    """One read of the vault at ``block``: its epoch and the candidates."""
 
     epoch: EpochOnChain
     block: int
     accounts_with_positions: int
     candidates: tuple[Candidate, ...]
-    own_proof: MarginProof
     leaves_error: str | None = None  # the leaf source does not serve this epoch
 
 
@@ -135,11 +147,14 @@ class _ViewFigures(TypedDict, total=False):
     net_cash_paid: int
     max_cash_out: int
     equity_taken: int
+    capital: CapitalNeed
 
 
 class _CheckedFigures(_ViewFigures):
-    """:class:`_ViewFigures` plus the bot's own IM headroom, once checked (WAD USD)."""
+    """:class:`_ViewFigures` plus the deposit decided (settlement token units) and the IM
+    surplus the subaccount keeps after it at the worst cost (WAD USD)."""
 
+    deposit6: int
     headroom: int
 
 
@@ -151,14 +166,16 @@ class LiquidatorBot:
     chain : ChainAdapter
         The vault and the account index (the bot indexes events itself).
     tx : TxManager
-        Sends from the liquidator's key; its address is the liquidator account.
+        Sends from the liquidator's key: its wallet funds the deposits, and it owns the
+        subaccounts it takes over.
     source : LeafSource
     settings : LiquidatorSettings
     metrics : LiquidatorMetrics, optional
     hook : callable, optional
         ``hook(stage, account)`` at ``"bound"`` (bound < 0, before the view), ``"checked"``
-        (view, cost and headroom passed, before sending) and ``"sent"`` (broadcast, before
-        the receipt): tests and benchmarks act there to race the bot.
+        (view, cost and capital passed, the deposit approved, before the liquidation is
+        simulated and sent) and ``"sent"``
+        (broadcast, before the receipt): tests and benchmarks act there to race the bot.
     """
 
     def __init__(
@@ -179,8 +196,10 @@ class LiquidatorBot:
         self.hook = hook
         self.address = to_checksum_address(tx.address)
         self._started = False
-        self._inflight: dict[str, _Inflight] = {}
+        self._inflight: dict[int | str, _Inflight] = {}
         self.last_report: TickReport | None = None
+        self._token: Contract | None = None
+        self._scale = 0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -193,20 +212,24 @@ class LiquidatorBot:
         for p in self.tx.resume_pending():
             if p.request.purpose != "liquidate":
                 continue
-            account: str
-            try:
-                _, args = self.chain.vault.decode_function_input(p.request.data)
-                account = to_checksum_address(args["account"])
-            except Exception:  # an unreadable request: wait on it under its hash
-                account = p.tx_hash
+            # liquidate(uint256 account, ...): the id is the first argument word
+            data = bytes(p.request.data)
+            account: int | str = int.from_bytes(data[4:36], "big") if len(data) >= 36 else p.tx_hash
             self._inflight[account] = _Inflight(p, Outcome(account, "pending", 0))
+        token = self.chain.rpc(
+            lambda: self.chain.vault.functions.settlementToken().call(), "settlementToken"
+        )
+        t = self.chain.w3.eth.contract(address=to_checksum_address(token), abi=erc20_abi())
+        self._token = t
+        decimals = int(self.chain.rpc(lambda: t.functions.decimals().call(), "decimals"))
+        self._scale = cash_scale(decimals)
         self._started = True
         log.info(
             "liquidator started",
             extra={"liquidator": self.address, "inflight": len(self._inflight)},
         )
 
-    def _fire(self, stage: Stage, account: str) -> None:
+    def _fire(self, stage: Stage, account: int) -> None:
         if self.hook is not None:
             self.hook(stage, account)
 
@@ -247,7 +270,7 @@ class LiquidatorBot:
                 skipped=f"leaves: {read.leaves_error}",
             )
         outcomes = list(finished)
-        decided: set[str] = set()  # accounts with an outcome in this tick: not tried again
+        decided: set[int] = set()  # subaccounts with an outcome in this tick: not tried again
         rereads = 0
         while True:
             try:
@@ -256,7 +279,7 @@ class LiquidatorBot:
                         break
                     if c.account in decided or c.account in self._inflight:
                         continue  # decided in this tick, or a liquidation of it is in flight
-                    o = self._attempt(c, read.own_proof, read.epoch.epoch)
+                    o = self._attempt(c, read.epoch.epoch)
                     decided.add(c.account)
                     outcomes.append(o)
                     self._record(o)
@@ -301,35 +324,28 @@ class LiquidatorBot:
         chain = self.chain
         chain.index(to_block=block)
         states = chain.account_states(list(chain.accounts), block)
-        mine = next((s for s in states if s.address == self.address), None)
-        with_positions = [s for s in states if s.has_positions and s.address != self.address]
+        with_positions = [s for s in states if s.has_positions]
         try:
             proofs = self.source.account_leaves(
-                epoch.epoch, epoch.root, [s.address for s in with_positions] + [self.address]
+                epoch.epoch, epoch.root, [s.account for s in with_positions]
             )
         except LeafSourceError as exc:
-            return _Read(epoch, block, len(with_positions), (), empty_proof(self.address), str(exc))
+            return _Read(epoch, block, len(with_positions), (), str(exc))
         candidates: list[Candidate] = []
         for s in with_positions:
-            proof = proofs.get(s.address.lower())
+            proof = proofs.get(s.account)
             if proof is None:
                 continue  # positions opened after the snapshot: no leaf, cannot be liquidated
-            if proof.leaf.state_nonce != s.state_nonce or proof.leaf.account != s.address:
-                continue  # liquidated since the snapshot: its leaves are dead
+            if proof.leaf.state_nonce != s.state_nonce or proof.leaf.account != s.account:
+                continue  # its state moved since the snapshot: the leaf is stale
             if not MerkleTree.verify(epoch.root, proof.leaf, proof.proof):
-                log.warning("leaf proof invalid; ignored", extra={"account": s.address})
+                log.warning("leaf proof invalid; ignored", extra={"account": s.account})
                 continue
             hi = mm_surplus_hi(proof.leaf.equity, proof.leaf.mm, proof.leaf.cum_hi, s.cum_hi)
             if hi < 0:
-                candidates.append(Candidate(s.address, proof, s, hi))
+                candidates.append(Candidate(s.account, proof, s, hi))
         candidates.sort(key=lambda c: c.mm_surplus_hi)
-        own = proofs.get(self.address.lower())
-        own_proof = (
-            own
-            if own is not None and mine is not None and (own.leaf.state_nonce == mine.state_nonce)
-            else empty_proof(self.address)
-        )
-        return _Read(epoch, block, len(with_positions), tuple(candidates), own_proof)
+        return _Read(epoch, block, len(with_positions), tuple(candidates))
 
     def _reread(self) -> _Read | str:
         """Read the new epoch at the new head; a leaf source that does not serve it yet is
@@ -387,19 +403,6 @@ class LiquidatorBot:
 
     # ---------------------------------------------------------------- one account
 
-    def _pending_funding(self, state: AccountState) -> int:
-        """Perp positions with funding pending: ``liquidate`` applies it first, which takes
-        1 wei per position off ``cumLo`` (protocol §5, rounding of funding)."""
-        n = 0
-        for p in state.positions:
-            ins = self.chain.instruments()[p.instrument - 1]
-            if ins.kind != 0 or p.size == 0:
-                continue
-            fn = self.chain.vault.functions.cumFunding(p.instrument)
-            now = int(self.chain.rpc(fn.call, "cumFunding"))
-            n += int(p.funding_index != now)
-        return n
-
     def _skip(
         self,
         c: Candidate,
@@ -407,6 +410,7 @@ class LiquidatorBot:
         *,
         profit: int | None = None,
         headroom: int | None = None,
+        deposit6: int | None = None,
         **figures: Unpack[_ViewFigures],
     ) -> Outcome:
         return Outcome(
@@ -416,17 +420,31 @@ class LiquidatorBot:
             reason=reason,
             profit=profit,
             headroom=headroom,
+            deposit6=deposit6,
             **figures,
         )
 
-    def _attempt(self, c: Candidate, own_proof: MarginProof, epoch: int) -> Outcome:
-        """One account, against the leaves of ``epoch``. Raises :class:`_RootMoved` when a
+    def _acts_for(self, owner: str) -> bool:
+        """Whether the bot's key owns or operates a subaccount of ``owner``."""
+        if to_checksum_address(owner) == self.address:
+            return True
+        fn = self.chain.vault.functions.isOperator(to_checksum_address(owner), self.address)
+        return bool(self.chain.rpc(fn.call, "isOperator"))
+
+    def _attempt(self, c: Candidate, epoch: int) -> Outcome:
+        """One subaccount, against the leaves of ``epoch``. Raises :class:`_RootMoved` when a
         proof error shows the vault moved past ``epoch`` (the caller re-reads)."""
         v = self.chain.vault.functions
         self._fire("bound", c.account)
+        # -- the vault refuses a liquidation by the subaccount's owner or operator
+        owner = str(self.chain.rpc(lambda: v.ownerOf(c.account).call(), "ownerOf"))
+        if self._acts_for(owner):
+            return self._skip(
+                c, f"own_subaccount: owned by {to_checksum_address(owner)}, which the bot acts for"
+            )
         # -- the view is authoritative
         try:
-            liquidatable, view_hi, pay, fee, covered, _uncovered = self.chain.rpc(
+            liquidatable, view_hi, pay, fee, covered, _uncovered, min_deposit6 = self.chain.rpc(
                 lambda: v.checkLiquidation(c.account, c.proof.to_abi()).call(), "checkLiquidation"
             )
         except Exception as exc:
@@ -444,14 +462,27 @@ class LiquidatorBot:
             )
         net = int(pay) + int(fee) - int(covered)
         max_out = self.settings.max_cash_out(net)
-        # -- equity taken and the account's IM surplus, from its state now
+        # -- equity taken and the subaccount's IM surplus, from its state now
         (now,) = self.chain.account_states([c.account], "latest")
         leaf = c.proof.leaf
-        funding_wei = self._pending_funding(now)
-        eq_lo = leaf.equity + (now.cum_lo - funding_wei - leaf.cum_lo)
-        im_lo_target = im_surplus_lo(leaf.equity, leaf.im, leaf.cum_lo, now.cum_lo - funding_wei)
+        n_ins = len(now.positions)
+        eq_lo = leaf.equity + (now.cum_lo - n_ins - leaf.cum_lo)
+        im_lo = im_surplus_lo_now(leaf.equity, leaf.im, leaf.cum_lo, now.cum_lo, n_ins)
+        need = CapitalNeed(
+            im_deficit=-im_lo,
+            pay=int(pay),
+            fee=int(fee),
+            covered=int(covered),
+            min_deposit6=int(min_deposit6),
+            scale=self._scale,
+        )
         profit = eq_lo - max_out
-        view: _ViewFigures = {"net_cash_paid": net, "max_cash_out": max_out, "equity_taken": eq_lo}
+        view: _ViewFigures = {
+            "net_cash_paid": net,
+            "max_cash_out": max_out,
+            "equity_taken": eq_lo,
+            "capital": need,
+        }
         min_profit = self.settings.min_profit_usd
         if min_profit is not None and profit < usd_to_wad_down(min_profit):
             return self._skip(
@@ -460,42 +491,67 @@ class LiquidatorBot:
                 profit=profit,
                 **view,
             )
-        # -- the bot's own IM headroom after taking the account over
-        try:
-            own_lo = int(
-                self.chain.rpc(
-                    lambda: v.imSurplusLo(self.address, own_proof.to_abi()).call(), "imSurplusLo"
-                )
-            )
-        except Exception as exc:
-            decoded = as_vault_revert(exc, self.chain.abi)
-            if decoded is None:
-                raise
-            self._check_root(c, "own_view", str(decoded), decoded.name, epoch)
-            return self._skip(c, f"own_leaf_unavailable: {decoded}", **view)
-        (me,) = self.chain.account_states([self.address], "latest")
-        own_lo -= self._pending_funding(me)
-        buffer = int(self.chain.rpc(lambda: v.takeoverBuffer().call(), "takeoverBuffer"))
-        headroom = liquidator_surplus_after(own_lo, im_lo_target, max_out, buffer)
-        if headroom < usd_to_wad_down(self.settings.min_headroom_usd):
+        # -- the vault's IM check after the transfer reads this leaf: it refuses a subaccount
+        # whose last bound change was priced by an older epoch (BoundsFromPreviousPrices)
+        last_block, last_epoch, tainted = self.chain.rpc(
+            lambda: v.boundChange(c.account).call(), "boundChange"
+        )
+        cur = self.chain.current_epoch("latest")
+        if bounds_from_previous_prices(
+            int(last_block), int(last_epoch), int(tainted), cur.epoch, cur.snapshot_block
+        ):
             return self._skip(
                 c,
-                f"insufficient_headroom: own IM surplus {wad_to_usd(own_lo):.2f} + account "
-                f"{wad_to_usd(im_lo_target):.2f} - cost {wad_to_usd(max_out):.2f} - takeover "
-                f"buffer {wad_to_usd(buffer):.2f} = "
-                f"{wad_to_usd(headroom):.2f} USD < {self.settings.min_headroom_usd} USD",
-                headroom=headroom,
+                f"previous_prices: the subaccount changed between the snapshot and the post of "
+                f"epoch {cur.epoch}; the vault takes it from epoch {cur.epoch + 1}",
+                profit=profit,
                 **view,
             )
-        base: _CheckedFigures = {**view, "headroom": headroom}
-        self._fire("checked", c.account)
-        # -- build -> simulate -> send
+        # -- the deposit: the subaccount at IM (+ headroom) after the worst cost allowed
+        keep = usd_to_wad_down(self.settings.min_headroom_usd)
+        deposit6 = max(int(min_deposit6), deposit6_up(max_out + keep, im_lo, self._scale))
+        headroom = im_lo + deposit6 * self._scale - max_out
+        token = self._token
+        assert token is not None  # startup set it
+        wallet6 = int(
+            self.chain.rpc(lambda: token.functions.balanceOf(self.address).call(), "balanceOf")
+        )
+        if wallet6 < deposit6:
+            return self._skip(
+                c,
+                f"insufficient_capital: the wallet holds "
+                f"{wad_to_usd(wallet6 * self._scale):,.2f} USD of the settlement token, the "
+                "liquidation needs "
+                f"{wad_to_usd(deposit6 * self._scale):,.2f} (IM deficit "
+                f"{wad_to_usd(need.im_deficit):,.2f} + pay {wad_to_usd(need.pay):,.2f} + fee "
+                f"{wad_to_usd(need.fee):,.2f} - covered {wad_to_usd(need.covered):,.2f} + "
+                f"slippage and headroom {wad_to_usd(deposit6 * self._scale - need.total):,.2f})",
+                profit=profit,
+                headroom=headroom,
+                deposit6=deposit6,
+                **view,
+            )
+        base: _CheckedFigures = {**view, "deposit6": deposit6, "headroom": headroom}
+        # -- approve exactly the deposit (mined first: liquidate pulls it), then build ->
+        # simulate -> send
         data = self.chain.vault.encode_abi(
-            "liquidate", [c.account, c.proof.to_abi(), own_proof.to_abi(), max_out]
+            "liquidate", [c.account, c.proof.to_abi(), deposit6, max_out]
         )
         req = TxRequest(to=self.chain.address, data=bytes.fromhex(data[2:]), purpose="liquidate")
         try:
+            if not self.settings.dry_run:
+                self._approve(deposit6)
+            self._fire("checked", c.account)
             if self.settings.dry_run:
+                if self._allowance() < deposit6:
+                    return Outcome(
+                        c.account,
+                        "simulated",
+                        c.mm_surplus_hi,
+                        "dry_run: needs approve first; liquidate not simulated",
+                        profit=profit,
+                        **base,
+                    )
                 self.tx.simulate(req)
                 return Outcome(
                     c.account, "simulated", c.mm_surplus_hi, "dry_run", profit=profit, **base
@@ -508,12 +564,32 @@ class LiquidatorBot:
                 why = dec.message
             else:
                 why = str(exc)
-            return self._skip(c, f"simulation_reverted: {why}", **base)
+            return self._skip(c, f"simulation_reverted: {why}", profit=profit, **base)
         except TxError as exc:
             return Outcome(c.account, "failed", c.mm_surplus_hi, f"send_failed: {exc}", **base)
         self._fire("sent", c.account)
-        outcome = Outcome(c.account, "pending", c.mm_surplus_hi, tx_hash=pending.tx_hash, **base)
+        outcome = Outcome(
+            c.account, "pending", c.mm_surplus_hi, tx_hash=pending.tx_hash, profit=profit, **base
+        )
         return self._wait(pending, outcome)
+
+    def _allowance(self) -> int:
+        token = self._token
+        assert token is not None
+        fn = token.functions.allowance(self.address, self.chain.address)
+        return int(self.chain.rpc(fn.call, "allowance"))
+
+    def _approve(self, amount6: int) -> None:
+        """Set the vault's allowance to exactly ``amount6`` (mined before the liquidation is
+        simulated: ``liquidate`` pulls the deposit last)."""
+        if self._allowance() == amount6:
+            return
+        token = self._token
+        assert token is not None
+        data = token.encode_abi("approve", [self.chain.address, amount6])
+        self.tx.send(
+            TxRequest(to=token.address, data=bytes.fromhex(data[2:]), purpose="approve_deposit")
+        )
 
     def _wait(
         self, pending: PendingTx, outcome: Outcome, *, timeout: float | None = None
@@ -545,15 +621,18 @@ class LiquidatorBot:
     def _mined(self, outcome: Outcome, mined: TxResult) -> Outcome:
         events = self.chain.vault.events.Liquidated().process_receipt(mined.receipt, errors=DISCARD)
         net = outcome.net_cash_paid
+        deposit6 = outcome.deposit6
         for ev in events:
             a = ev["args"]
             net = int(a["pay"]) + int(a["fee"]) - int(a["covered"])
+            deposit6 = int(a["deposit6"])
         eq = outcome.equity_taken
         return replace(
             outcome,
             status="liquidated",
             reason=None,
             net_cash_paid=net,
+            deposit6=deposit6,
             profit=None if eq is None or net is None else eq - net,
             tx_hash=mined.tx_hash,
             block=mined.block_number,

@@ -22,7 +22,7 @@ from keeper.liquidator.outcome import TickReport
 __all__ = ["liquidator_cli", "main"]
 
 
-_HELP = """Liquidator bot: takes over accounts whose MM upper bound is below zero.
+_HELP = """Liquidator bot: takes over subaccounts whose MM upper bound is below zero.
 
 \b
 Configuration: the keeper's TOML file (--config) plus PM_* variables ([chain], [fees],
@@ -35,7 +35,8 @@ The key never comes from a file:
   PM_LIQUIDATOR_KEY               hex private key of the liquidating account, or
   PM_LIQUIDATOR_KEYSTORE          an encrypted keystore JSON, with
   PM_LIQUIDATOR_KEYSTORE_PASSWORD its password (or PM_KEYSTORE_PASSWORD)
-The account needs cash (or collateral) in the vault: it carries the IM of what it takes.
+The key's wallet needs the settlement token (USDC): the bot receives each subaccount it
+liquidates and deposits into it what brings it to IM (IM deficit + pay + fee - covered).
 """
 
 
@@ -55,7 +56,11 @@ def liquidator_cli(
 
 
 @liquidator_cli.command(help="Run the bot (a tick every interval) until SIGTERM / SIGINT.")
-@click.option("--once", is_flag=True, help="One tick, print its report as JSON, exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="One tick: each candidate's capital need on stderr, the report as JSON, exit.",
+)
 @click.option("--dry-run", is_flag=True, help="Simulate liquidations, send nothing.")
 @click.pass_context
 def run(ctx: click.Context, once: bool, dry_run: bool) -> None:
@@ -77,17 +82,43 @@ def run(ctx: click.Context, once: bool, dry_run: bool) -> None:
         report = service.bot.tick()
     finally:
         service.close()
+    for line in capital_lines(report):
+        click.echo(line, err=True)
     click.echo(json.dumps(_report_json(report), indent=2))
 
 
+def capital_lines(report: TickReport) -> list[str]:
+    """One line per candidate: its bound and capital need (IM deficit + pay + fee - covered,
+    the view's ``minDeposit6``), what the bot did."""
+    outcomes = {o.account: o for o in report.outcomes}
+    lines = []
+    for c in report.candidates:
+        o = outcomes.get(c.account)
+        head = f"subaccount {c.account}: MM surplus upper bound {c.mm_surplus_hi / 10**18:,.2f} USD"
+        if o is None:
+            lines.append(f"{head}; not tried in this tick")
+            continue
+        need = f"; {o.capital.line()}" if o.capital is not None else ""
+        did = o.status + (f" ({o.reason.split(':', 1)[0]})" if o.reason else "")
+        lines.append(f"{head}{need}; {did}")
+    return lines
+
+
 def _report_json(report: TickReport) -> dict[str, Any]:
+    capital = {o.account: o.capital for o in report.outcomes if o.capital is not None}
     return {
         "epoch": report.epoch,
         "block": report.block,
         "skipped": report.skipped,
         "accountsWithPositions": report.accounts_with_positions,
         "candidates": [
-            {"account": c.account, "mmSurplusHi": str(c.mm_surplus_hi)} for c in report.candidates
+            {
+                "account": c.account,
+                "mmSurplusHi": str(c.mm_surplus_hi),
+                "capitalNeed": None if need is None else need.to_json(),
+            }
+            for c in report.candidates
+            for need in [capital.get(c.account)]
         ],
         "outcomes": [o.log_fields() for o in report.outcomes],
         "seconds": round(report.seconds, 4),

@@ -92,7 +92,8 @@ class LiquidatorSettings:
     ``slippage_usd`` / ``slippage_fraction``: ``maxCashOut`` is the view's net cash plus the
     larger of the two (absolute USD, fraction of ``|netCashPaid|``); ``min_profit_usd``:
     skip a liquidation expected to earn less (``None``: take losses too, a backstop);
-    ``min_headroom_usd``: IM surplus the bot keeps after a takeover; ``max_per_tick``: most
+    ``min_headroom_usd``: IM surplus the bot deposits on top of the IM deficit into each
+    subaccount it takes over; ``max_per_tick``: most
     liquidations sent per tick (most under-margined first); ``dry_run``: simulate only;
     ``max_rereads``: re-reads of the epoch and leaves per tick after the vault's root moved
     under an attempt (0: leave it to the next tick); ``reread_wait_seconds``: how long a

@@ -15,11 +15,12 @@ class LiquidatorMetrics:
     """Prometheus metrics of the bot (prefix ``pm_liquidator_``), on ``registry``.
 
     ``ticks_total``, ``tick_seconds`` (histogram), ``last_epoch`` (epoch seen by the last
-    tick), ``candidates`` (accounts with a negative bound in the last tick),
+    tick), ``candidates`` (subaccounts with a negative bound in the last tick),
     ``outcomes_total{status,reason}``, ``liquidations_total``, ``profit_usd`` (cumulative,
-    may go down), ``cash_paid_usd`` (cumulative net cash paid), ``gas_used_total``,
-    ``root_moved_total{stage}`` (re-reads after the root moved under an attempt at
-    ``view``, ``own_view`` or ``simulation``).
+    may go down), ``cash_paid_usd`` (cumulative net cash paid), ``deposited_usd``
+    (cumulative capital deposited into the subaccounts taken over: the wallet's outflow),
+    ``gas_used_total``, ``root_moved_total{stage}`` (re-reads after the root moved under an
+    attempt at ``view`` or ``simulation``).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -53,6 +54,11 @@ class LiquidatorMetrics:
         self.cash_paid_usd = Gauge(
             "pm_liquidator_cash_paid_usd", "Cumulative net cash paid, USD", registry=r
         )
+        self.deposited_usd = Gauge(
+            "pm_liquidator_deposited_usd",
+            "Cumulative capital deposited into the subaccounts taken over, USD",
+            registry=r,
+        )
         self.gas_used = Counter("pm_liquidator_gas_used", "Gas of liquidation txs", registry=r)
         self.root_moved = Counter(
             "pm_liquidator_root_moved",
@@ -72,3 +78,5 @@ class LiquidatorMetrics:
                 self.profit_usd.inc(wad_to_usd(o.profit))
             if o.net_cash_paid is not None:
                 self.cash_paid_usd.inc(wad_to_usd(o.net_cash_paid))
+            if o.deposit6 is not None and o.capital is not None:
+                self.deposited_usd.inc(wad_to_usd(o.deposit6 * o.capital.scale))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from keeper.liquidator.capital import CapitalNeed
 from keeper.liquidator.config import wad_to_usd
 
 if TYPE_CHECKING:  # annotations only: the records stay importable without web3
@@ -21,9 +22,9 @@ OutcomeStatus = Literal["liquidated", "skipped", "reverted", "pending", "failed"
 
 @dataclass(frozen=True)
 class Candidate:
-    """An account whose MM surplus upper bound (WAD, as the contract computes it) is < 0."""
+    """A subaccount whose MM surplus upper bound (WAD, as the contract computes it) is < 0."""
 
-    account: str
+    account: int
     proof: MarginProof
     state: AccountState
     mm_surplus_hi: int
@@ -31,16 +32,20 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One liquidation attempt. WAD USD ints.
+    """One liquidation attempt of subaccount ``account`` (an id; a transaction hash for a
+    resumed request that cannot be decoded). WAD USD ints.
 
-    ``equity_taken``: the account's equity lower bound ``eqLo`` (what the contract pays
+    ``equity_taken``: the subaccount's equity lower bound ``eqLo`` (what the contract pays
     from); ``net_cash_paid``: ``pay + fee - covered`` (from the view when skipped or
     simulated, from the ``Liquidated`` event when mined); ``profit = equity_taken -
-    net_cash_paid``. ``reason`` starts with a short tag (``view_healthy``,
-    ``insufficient_headroom``, ``unprofitable``, ``simulation_reverted``, ``reverted``...).
+    net_cash_paid``; ``capital``: the view's capital need (IM deficit + pay + fee -
+    covered); ``deposit6``: what the bot deposits (or deposited), settlement token units;
+    ``headroom``: the subaccount's IM surplus lower bound after it at ``max_cash_out``.
+    ``reason`` starts with a short tag (``view_healthy``, ``own_subaccount``,
+    ``insufficient_capital``, ``unprofitable``, ``simulation_reverted``, ``reverted``...).
     """
 
-    account: str
+    account: int | str
     status: OutcomeStatus
     mm_surplus_hi: int
     reason: str | None = None
@@ -49,6 +54,8 @@ class Outcome:
     equity_taken: int | None = None
     profit: int | None = None
     headroom: int | None = None
+    capital: CapitalNeed | None = None
+    deposit6: int | None = None
     tx_hash: str | None = None
     block: int | None = None
     gas_used: int = 0
@@ -68,6 +75,10 @@ class Outcome:
             v = getattr(self, name)
             if v is not None:
                 out[f"{name}_usd"] = round(wad_to_usd(v), 6)
+        if self.capital is not None:
+            out["capital_need"] = self.capital.to_json()
+        if self.deposit6 is not None:
+            out["deposit6"] = self.deposit6
         if self.tx_hash:
             out.update(tx=self.tx_hash, block=self.block, gas=self.gas_used)
         return out
@@ -89,5 +100,5 @@ class TickReport:
     rereads: int = 0
 
     @property
-    def liquidated(self) -> tuple[str, ...]:
+    def liquidated(self) -> tuple[int | str, ...]:
         return tuple(o.account for o in self.outcomes if o.status == "liquidated")

@@ -1,6 +1,6 @@
-"""Where the liquidator reads the ACCOUNT leaves of an epoch: the keeper's sqlite store
-(same machine) or its proof API. Every source serves only the epoch whose root the vault
-holds; the bot checks each proof against that root again.
+"""Where the liquidator reads the ACCOUNT leaves of an epoch (one per subaccount id): the
+keeper's sqlite store (same machine) or its proof API. Every source serves only the epoch
+whose root the vault holds; the bot checks each proof against that root again.
 """
 
 from __future__ import annotations
@@ -9,19 +9,12 @@ import abc
 from collections.abc import Sequence
 
 import requests
-from eth_utils.address import to_checksum_address
 
 from keeper.attestation import MarginProof
 from keeper.errors import LeafSourceError
 from keeper.store import Store
 
-__all__ = ["ApiLeafSource", "LeafSource", "StoreLeafSource", "empty_proof"]
-
-
-def empty_proof(account: str) -> MarginProof:
-    """The proof to pass for an account without a leaf: the vault ignores it when the account
-    holds no positions (it is valued on chain)."""
-    return MarginProof.empty(account)
+__all__ = ["ApiLeafSource", "LeafSource", "StoreLeafSource"]
 
 
 class LeafSource(abc.ABC):
@@ -29,10 +22,10 @@ class LeafSource(abc.ABC):
 
     @abc.abstractmethod
     def account_leaves(
-        self, epoch: int, root: bytes, accounts: Sequence[str]
-    ) -> dict[str, MarginProof]:
-        """Leaves of ``accounts`` in ``epoch`` (whose root must be ``root``), keyed by
-        lowercase address; accounts without a leaf are absent. Raises
+        self, epoch: int, root: bytes, accounts: Sequence[int]
+    ) -> dict[int, MarginProof]:
+        """Leaves of subaccounts ``accounts`` in ``epoch`` (whose root must be ``root``),
+        keyed by id; subaccounts without a leaf are absent. Raises
         :class:`~keeper.errors.LeafSourceError` if the source does not hold that epoch with
         that root."""
 
@@ -44,22 +37,23 @@ class StoreLeafSource(LeafSource):
         self.store = store
 
     def account_leaves(
-        self, epoch: int, root: bytes, accounts: Sequence[str]
-    ) -> dict[str, MarginProof]:
+        self, epoch: int, root: bytes, accounts: Sequence[int]
+    ) -> dict[int, MarginProof]:
         rec = self.store.get_epoch(epoch)
         if rec is None or rec.root.lower() != "0x" + root.hex():
             raise LeafSourceError(f"store has no epoch {epoch} with root 0x{root.hex()}")
-        wanted = {a.lower() for a in accounts}
-        return {
-            r.key: MarginProof.from_json(r.to_dict())
-            for r in self.store.get_leaves(epoch, "account")
-            if r.key in wanted
-        }
+        wanted = set(accounts)
+        out: dict[int, MarginProof] = {}
+        for r in self.store.get_leaves(epoch, "account"):
+            proof = MarginProof.from_json(r.to_dict())
+            if proof.leaf.account in wanted:
+                out[proof.leaf.account] = proof
+        return out
 
 
 class ApiLeafSource(LeafSource):
-    """The keeper's proof API (``GET /account/<address>?epoch=n``), one request per account
-    that needs a leaf (only accounts with positions, and the bot itself)."""
+    """The keeper's proof API (``GET /proof/<id>?epoch=n``), one request per subaccount that
+    needs a leaf (only subaccounts with positions)."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.url = url.rstrip("/")
@@ -73,21 +67,23 @@ class ApiLeafSource(LeafSource):
             raise LeafSourceError(f"proof API {self.url} unreachable: {exc}") from exc
 
     def account_leaves(
-        self, epoch: int, root: bytes, accounts: Sequence[str]
-    ) -> dict[str, MarginProof]:
+        self, epoch: int, root: bytes, accounts: Sequence[int]
+    ) -> dict[int, MarginProof]:
         r = self._get(f"/epoch/{epoch}")
         if r.status_code != 200:
             raise LeafSourceError(f"proof API has no epoch {epoch} ({r.status_code})")
         if str(r.json().get("root", "")).lower() != "0x" + root.hex():
             raise LeafSourceError(f"proof API epoch {epoch} has another root")
-        out: dict[str, MarginProof] = {}
+        out: dict[int, MarginProof] = {}
         for a in accounts:
-            r = self._get(f"/account/{to_checksum_address(a)}?epoch={epoch}")
+            r = self._get(f"/proof/{int(a)}?epoch={epoch}")
             if r.status_code == 404:
                 continue
             if r.status_code != 200:
-                raise LeafSourceError(f"proof API: {r.status_code} for {a}: {r.text[:200]}")
-            out[a.lower()] = MarginProof.from_json(r.json()["leaf"])
+                raise LeafSourceError(
+                    f"proof API: {r.status_code} for subaccount {a}: {r.text[:200]}"
+                )
+            out[int(a)] = MarginProof.from_json(r.json()["leaf"])
         return out
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from keeper.liquidator.sources import LeafSource, StoreLeafSource
 from keeper.pipeline import EpochPipeline
 from keeper.store import Store
 from keeper.txmanager import TxManager
-from scripts.pipeline_world import World, leaves_from_store
+from scripts.pipeline_world import Who, World, leaves_from_store
 
 
 def mined_epoch(pipeline: EpochPipeline) -> int:
@@ -31,15 +31,17 @@ def mined_epoch(pipeline: EpochPipeline) -> int:
     return r.epoch
 
 
-def account_leaf(store: Store, who: LocalAccount, epoch: int) -> MarginProof:
-    """``who``'s ACCOUNT leaf and proof of ``epoch``, from the store."""
-    return MarginProof.from_json(leaves_from_store(store, epoch)[f"account:{who.address.lower()}"])
+def account_leaf(store: Store, account: int, epoch: int) -> MarginProof:
+    """Subaccount ``account``'s ACCOUNT leaf and proof of ``epoch``, from the store."""
+    return MarginProof.from_json(leaves_from_store(store, epoch)[f"account:{account}"])
 
 
-def mm_surplus_hi(world: World, store: Store, who: LocalAccount, epoch: int) -> int:
-    """The vault's MM surplus upper bound of ``who`` now, from its leaf in ``epoch`` (WAD)."""
-    leaf = account_leaf(store, who, epoch)
-    return int(world.vault.functions.mmSurplusHi(who.address, leaf.to_abi()).call())
+def mm_surplus_hi(world: World, store: Store, who: Who, epoch: int) -> int:
+    """The vault's MM surplus upper bound of ``who`` (an actor's first subaccount, or an id)
+    now, from its leaf in ``epoch`` (WAD)."""
+    account = world.account(who)
+    leaf = account_leaf(store, account, epoch)
+    return int(world.vault.functions.mmSurplusHi(account, leaf.to_abi()).call())
 
 
 def liquidator_bot(
@@ -53,7 +55,8 @@ def liquidator_bot(
     hook: Hook | None = None,
 ) -> LiquidatorBot:
     """The liquidator bot sending from ``who`` (leaf source, checks, simulate, send), with
-    fixed fees and fast receipt polling for Anvil."""
+    fixed fees and fast receipt polling for Anvil. Its capital is ``who``'s wallet (USDC),
+    which deposits into each subaccount it takes over."""
     tx = TxManager(
         world.w3,
         who,

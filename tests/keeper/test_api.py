@@ -11,10 +11,11 @@ import pytest
 from keeper.api import ProofApi
 from keeper.attestation import LeafRecord
 from keeper.metrics import KeeperMetrics
-from keeper.store import Store
+from keeper.store import Store, SubaccountRecord
 
 ROOT = "0x" + "aa" * 32
-ACCT = "0x" + "12" * 20
+ACCT = 7  # a subaccount id with leaves
+OWNER = "0x" + "12" * 20
 
 
 def get(url: str) -> tuple[int, dict | str]:
@@ -36,8 +37,8 @@ def post_epoch(store: Store, n: int, root: str, ts: int, mined: bool = True) -> 
         [
             LeafRecord(
                 "account",
-                ACCT,
-                {"equity": 10**30 + n, "im": 5},
+                str(ACCT),
+                {"account": ACCT, "equity": 10**30 + n, "im": 5},
                 "0x" + "01" * 32,
                 ("0x" + "02" * 32,),
             ),
@@ -72,11 +73,12 @@ def test_endpoints(store):
         assert body["accounts"] == 1 and body["instruments"] == 1 and body["status"] == "mined"
         status, body = get(api.url + "/epoch/2")
         assert status == 200 and body["status"] == "built"
-        status, body = get(api.url + f"/account/{ACCT.upper().replace('0X', '0x')}")
+        status, body = get(api.url + f"/proof/{ACCT}")
         assert status == 200 and body["epoch"] == 1 and body["root"] == ROOT
+        assert body["account"] == ACCT and body["leaf"]["key"] == str(ACCT)
         assert body["leaf"]["fields"]["equity"] == str(10**30 + 1)  # exact, as a string
         assert body["leaf"]["proof"] == ["0x" + "02" * 32]
-        status, body = get(api.url + f"/account/{ACCT}?epoch=2")
+        status, body = get(api.url + f"/proof/{ACCT}?epoch=2")
         assert status == 200 and body["leaf"]["fields"]["equity"] == str(10**30 + 2)
         status, body = get(api.url + "/instrument/3")
         assert status == 200 and body["leaf"]["fields"]["mark"] == "1"
@@ -87,14 +89,19 @@ def test_endpoints(store):
 @pytest.mark.parametrize(
     ("path", "status"),
     [
-        ("/account/0x1234", 400),
-        ("/account/" + "0x" + "99" * 20, 404),
+        ("/proof/0x1234", 400),
+        ("/proof/-1", 400),
+        ("/proof/" + str(2**256), 400),
+        ("/proof/99", 404),
         ("/instrument/abc", 400),
         ("/instrument/99", 404),
         ("/epoch/-1", 400),
         ("/epoch/77", 404),
-        (f"/account/{ACCT}?epoch=x", 400),
-        (f"/account/{ACCT}?epoch=55", 404),
+        (f"/proof/{ACCT}?epoch=x", 400),
+        (f"/proof/{ACCT}?epoch=55", 404),
+        ("/accounts", 400),
+        ("/accounts?owner=0x12", 400),
+        (f"/account/{OWNER}", 404),
         ("/nothing", 404),
         ("/metrics", 404),  # no metrics attached to this API
     ],
@@ -104,6 +111,47 @@ def test_errors(store, path, status):
     with ProofApi(store) as api:
         got, body = get(api.url + path)
         assert got == status and "error" in body
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/proof/99", "unknown subaccount 99: the vault has not created it"),
+        (
+            "/proof/8",
+            "subaccount 8 has no leaf in epoch 1: created at block 11, after the epoch's "
+            "snapshot block 10; the next epoch attests it",
+        ),
+        ("/proof/abc", "subaccount id must be a uint256 in decimal: 'abc'"),
+        (f"/account/{OWNER}", "leaves are per subaccount, GET /proof/<id>"),
+    ],
+)
+def test_a_proof_request_that_cannot_be_served_says_why_in_one_line(store, path, message):
+    post_epoch(store, 1, ROOT, 100)  # snapshot block 10
+    store.save_subaccounts([SubaccountRecord(ACCT, OWNER, 3), SubaccountRecord(8, OWNER, 11)])
+    with ProofApi(store) as api:
+        status, body = get(api.url + path)
+    assert status in (400, 404) and message in body["error"] and "\n" not in body["error"]
+
+
+def test_accounts_lists_an_owners_subaccount_ids_with_the_owner_of_each(store):
+    other = "0x" + "34" * 20
+    store.save_subaccounts(
+        [
+            SubaccountRecord(ACCT, OWNER, 3),
+            SubaccountRecord(8, other, 4),
+            SubaccountRecord(12, OWNER, 5),
+        ]
+    )
+    with ProofApi(store) as api:
+        status, body = get(api.url + f"/accounts?owner={OWNER.upper().replace('0X', '0x')}")
+        assert status == 200 and body["owner"].lower() == OWNER
+        assert [(a["account"], a["owner"].lower()) for a in body["accounts"]] == [
+            (ACCT, OWNER),
+            (12, OWNER),
+        ]
+        status, body = get(api.url + "/accounts?owner=0x" + "56" * 20)
+        assert status == 200 and body["accounts"] == []
 
 
 def test_postIsRefused_andStopFreesThePort(store):

@@ -33,7 +33,7 @@ from keeper.eip712 import (
 )
 from keeper.errors import AttestationError, KeeperError
 
-ALICE = "0x00000000000000000000000000000000000A11cE"
+ALICE = 0xA11CE  # a subaccount id
 VAULT = "0x00000000000000000000000000000000000fA017"
 DOMAIN = Domain(chain_id=31337, verifying_contract=VAULT)
 KEYS = [Account.from_key(bytes([i]) * 32) for i in (7, 8, 9)]
@@ -48,7 +48,7 @@ def _word(v: int) -> bytes:
 
 def test_account_leaf_hash_matches_hand_packed_words() -> None:
     # abi.encode of static types is one 32-byte word per field; pack by hand, not eth_abi.
-    fields = [1, int(ALICE, 16), 3, -5 * 10**18, 7 * 10**18, -(10**18), 2 * 10**18, 10**18]
+    fields = [1, ALICE, 3, -5 * 10**18, 7 * 10**18, -(10**18), 2 * 10**18, 10**18]
     raw = b"".join(_word(v) for v in fields)
     expected = keccak(keccak(raw))
     assert account_leaf_hash(ALICE, 3, -5 * 10**18, 7 * 10**18, -(10**18), 2 * 10**18, 10**18) == (
@@ -63,7 +63,7 @@ def test_instrument_leaf_hash_matches_hand_packed_words() -> None:
 
 def test_leaf_types_are_domain_separated() -> None:
     # An ACCOUNT leaf can never collide with an INSTRUMENT leaf: the type tag differs.
-    a = AccountLeaf(ZERO_ADDRESS, 0, 0, 0, 0, 0, 0)
+    a = AccountLeaf(0, 0, 0, 0, 0, 0, 0)
     i = InstrumentLeaf(0, 0, 0, 0)
     assert a.hash() != i.hash()
     assert a.encode()[:32] == _word(1) and i.encode()[:32] == _word(2)
@@ -78,7 +78,8 @@ def test_leaf_types_are_domain_separated() -> None:
         {"mm": 2**256},
         {"equity": 2**255},
         {"cum_lo": 1.5},
-        {"account": "0x1234"},
+        {"account": -1},
+        {"account": 2**256},
     ],
 )
 def test_account_leaf_rejects_out_of_range_field(kwargs: dict[str, object]) -> None:
@@ -164,7 +165,10 @@ EPOCH_T = (
     + TOKEN_PRICE_T
 )
 LEG_T = "Leg(uint32 instrument,int256 size,uint256 price)"
-QUOTE_T = "Quote(address maker,address taker,Leg[] legs,uint256 nonce,uint64 deadline)" + LEG_T
+QUOTE_T = (
+    "Quote(address maker,uint256 makerAccount,address taker,Leg[] legs,uint256 nonce,"
+    "uint64 deadline)" + LEG_T
+)
 DOMAIN_T = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 
 
@@ -219,6 +223,7 @@ def _ref_quote_hash(q: Quote) -> bytes:
     struct = keccak(
         keccak(QUOTE_T.encode())
         + _word(int(q.maker, 16))
+        + _word(q.maker_account)
         + _word(int(q.taker, 16))
         + keccak(legs)
         + _word(q.nonce)
@@ -242,6 +247,7 @@ EPOCH = Epoch(
 )
 QUOTE = Quote(
     maker=KEYS[0].address,
+    maker_account=3,
     taker=ZERO_ADDRESS,
     legs=(Leg(1, -(10**18), 3000 * 10**18), Leg(2, 2 * 10**18, 120 * 10**18)),
     nonce=42,
@@ -296,7 +302,8 @@ def test_sign_quote_recovers_maker_and_refuses_other_key() -> None:
 def test_to_abi_orders_fields_as_the_solidity_structs() -> None:
     assert EPOCH.to_abi()[:5] == (3, 120, 1_700_000_000, keccak(b"root"), 2)
     assert EPOCH.to_abi()[5][0] == EPOCH.tokens[0].to_abi()
-    assert QUOTE.to_abi()[1] == ZERO_ADDRESS and QUOTE.to_abi()[2][0] == (
+    assert QUOTE.to_abi()[1] == 3 and QUOTE.to_abi()[2] == ZERO_ADDRESS
+    assert QUOTE.to_abi()[3][0] == (
         1,
         -(10**18),
         3000 * 10**18,

@@ -75,8 +75,12 @@ def test_daemon_posts_epochs_serves_proofs_and_stops(
                 break
             time.sleep(0.2)
         assert world.vault.functions.currentEpoch().call()[0] >= 3
-        r = requests.get(f"{keeper.api.url}/account/{alice.address}", timeout=5)
-        assert r.status_code == 200 and r.json()["leaf"]["fields"]["account"] == alice.address
+        (a,) = requests.get(f"{keeper.api.url}/accounts?owner={alice.address}", timeout=5).json()[
+            "accounts"
+        ]
+        assert a == {"account": world.account(alice), "owner": alice.address, **a}
+        r = requests.get(f"{keeper.api.url}/proof/{a['account']}", timeout=5)
+        assert r.status_code == 200 and r.json()["leaf"]["fields"]["account"] == str(a["account"])
         health = requests.get(f"{keeper.api.url}/health", timeout=5).json()
         assert health["status"] == "ok" and health["lastResult"] == "mined"
         metrics = keeper.metrics.render().decode()
@@ -136,7 +140,7 @@ def test_funding_and_settlement_reach_the_chain(world: World, store: Store) -> N
     f_eth = dict((f.instrument, f.cum_funding) for f in header.funding)[1]
     assert f_eth != 0 and world.vault.functions.cumFunding(1).call() == f_eth
     cash = world.state(alice)["cash"]
-    world.tx(world.vault.functions.applyFunding(alice.address), bob)
+    world.tx(world.vault.functions.applyFunding(world.account(alice)), bob)
     paid = cash - world.state(alice)["cash"]
     assert paid == -((-2 * WAD * f_eth) // WAD)  # mulWadCeil(size, F): a long pays
     # past expiry: the next epoch posts the call's settlement price
@@ -156,7 +160,7 @@ def test_funding_and_settlement_reach_the_chain(world: World, store: Store) -> N
     )
     assert res.match, res.render()
     before = world.state(alice)["cash"]
-    world.tx(world.vault.functions.settle(alice.address, 3), bob)
+    world.tx(world.vault.functions.settle(world.account(alice), 3), bob)
     assert world.state(alice)["cash"] - before == max(price - 3_500 * WAD, 0)
     # and epochs go on after expiry
     world.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]

@@ -30,8 +30,8 @@ from risk_engine import InstrumentKind, compute_margin, load_params, to_wad_down
 from risk_engine.units import WAD
 
 T0 = 1_800_000_000
-ALICE = "0x" + "aa" * 20
-BOB = "0x" + "bb" * 20
+ALICE = 1  # subaccount ids
+BOB = 2
 WETH = "0x" + "01" * 20
 WBTC = "0x" + "02" * 20
 PARAMS = load_params()
@@ -75,8 +75,8 @@ def snapshot(
     )
 
 
-def account(addr: str, *positions: Position, cash: int = 10_000 * WAD) -> AccountState:
-    return AccountState(addr, cash, 0, cash, cash, tuple(positions), (WAD, 10**7))
+def account(account_id: int, *positions: Position, cash: int = 10_000 * WAD) -> AccountState:
+    return AccountState(account_id, cash, 0, cash, cash, tuple(positions), (WAD, 10**7))
 
 
 def test_every_account_gets_a_leaf_and_every_live_instrument_one() -> None:
@@ -84,7 +84,8 @@ def test_every_account_gets_a_leaf_and_every_live_instrument_one() -> None:
     b = compute_epoch(
         snapshot((account(ALICE, Position(1, 2 * WAD, 0)), flat)), market(), PARAMS, epoch=2
     )
-    assert [leaf.account.lower() for leaf in b.account_leaves] == [ALICE, BOB]
+    assert [leaf.account for leaf in b.account_leaves] == [ALICE, BOB]
+    assert [(r.kind, r.key) for r in b.leaf_records()][:2] == [("account", "1"), ("account", "2")]
     empty = b.account_leaves[1]
     assert (empty.equity, empty.im, empty.mm) == (0, 0, 0)
     assert [leaf.instrument for leaf in b.instrument_leaves] == [1, 2, 3]

@@ -1,5 +1,6 @@
-"""An epoch posted by the pipeline, verified from public data, and its proofs (served by
-the API) accepted by the vault for a withdrawal, a trade and a liquidation."""
+"""An epoch posted by the pipeline (one ACCOUNT leaf per subaccount), verified from public
+data, and its proofs (served by the API by subaccount id) accepted by the vault for a
+withdrawal, a trade and a liquidation by transfer."""
 
 from __future__ import annotations
 
@@ -26,17 +27,17 @@ from scripts.pipeline_world import World, leaves_from_store, make_pipeline
 pytestmark = pytest.mark.anvil
 
 
-def api_leaves(api: ProofApi, world: World, who: list[str]) -> dict[str, Any]:
-    """Every leaf the tests need, fetched over HTTP from the proof API."""
+def api_leaves(api: ProofApi, world: World, who: list[int]) -> dict[str, Any]:
+    """Every leaf the tests need, fetched over HTTP from the proof API (subaccount ids)."""
     out: dict[str, Any] = {}
     for ins in world.instruments.values():
         r = requests.get(f"{api.url}/instrument/{ins}", timeout=5)
         assert r.status_code == 200, r.text
         out[f"instrument:{ins}"] = r.json()["leaf"]
-    for addr in who:
-        r = requests.get(f"{api.url}/account/{addr}", timeout=5)
+    for account in who:
+        r = requests.get(f"{api.url}/proof/{account}", timeout=5)
         assert r.status_code == 200, r.text
-        out[f"account:{addr.lower()}"] = r.json()["leaf"]
+        out[f"account:{account}"] = r.json()["leaf"]
     return out
 
 
@@ -62,8 +63,8 @@ def test_epoch_posted_then_verify_matches(world: World, store: Store, tmp_path: 
     header = Epoch.from_json(rec.header or {})
     assert [t.token for t in header.tokens] == [t.address for t in world.tokens.values()]
     assert {f.instrument for f in header.funding} == {1, 2}
-    # alice's leaf carries her positions: IM well above the ~0 of a flat account
-    leaf = store.get_leaf(3, "account", alice.address)
+    # alice's leaf (her subaccount's) carries her positions: IM well above a flat one's ~0
+    leaf = store.get_leaf(3, "account", world.account(alice))
     assert leaf is not None and leaf.fields["im"] > 1_000 * WAD
     assert leaf.fields["cumLo"] == world.state(alice)["cumLo"]
     # the JSON file per epoch holds the same leaves
@@ -95,15 +96,16 @@ def test_verify_names_the_first_differing_leaf(world: World, store: Store) -> No
     world.fund_cash(bob, 10_000)
     assert p.run_epoch().status == "mined"
     # tamper with alice's stored equity behind the store's back
+    key = str(world.account(alice))
     db = sqlite3.connect(store.path)
     row = db.execute(
-        "SELECT fields_json FROM leaves WHERE epoch = 1 AND key = ?", (alice.address.lower(),)
+        "SELECT fields_json FROM leaves WHERE epoch = 1 AND kind = 'account' AND key = ?", (key,)
     ).fetchone()
     fields = json.loads(row[0])
     fields["equity"] += 1
     db.execute(
-        "UPDATE leaves SET fields_json = ? WHERE epoch = 1 AND key = ?",
-        (json.dumps(fields), alice.address.lower()),
+        "UPDATE leaves SET fields_json = ? WHERE epoch = 1 AND kind = 'account' AND key = ?",
+        (json.dumps(fields), key),
     )
     db.commit()
     db.close()
@@ -114,7 +116,8 @@ def test_verify_names_the_first_differing_leaf(world: World, store: Store) -> No
         load_params(),
     )
     assert not res.match
-    assert res.first_difference is not None and alice.address.lower() in res.first_difference
+    assert res.first_difference is not None
+    assert res.first_difference.startswith(f"account leaf {key} differs")
     assert "equity" in res.first_difference
     assert "MISMATCH" in res.render()
 
@@ -127,16 +130,17 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
     world.fund_token(alice, "WETH", 5 * WAD)
     world.fund_cash(bob, 200_000)
     world.fund_cash(carol, 10_000)
-    world.fund_cash(dave, 300_000)
-    feed_pipeline.run_epoch()  # dave's deposit is in the head block: the next epoch has it
+    a, b, c = (world.account(x) for x in (alice, bob, carol))
+    feed_pipeline.run_epoch()  # carol's deposit is in the head block: the next epoch has it
     assert feed_pipeline.run_epoch().status == "mined"
     with ProofApi(store, port=0) as api:
-        everyone = [a.address for a in (alice, bob, carol, dave)]
+        everyone = [a, b, c]
         leaves = api_leaves(api, world, everyone)
-        # withdraw: alice takes 1 WETH out with her proof from the API
-        mp = MarginProof.from_json(leaves[f"account:{alice.address.lower()}"])
+        # withdraw: alice takes 1 WETH out of her subaccount with its proof from the API
+        mp = MarginProof.from_json(leaves[f"account:{a}"])
         world.tx(
-            world.vault.functions.withdraw(world.tokens["WETH"].address, WAD, mp.to_abi()), alice
+            world.vault.functions.withdraw(a, world.tokens["WETH"].address, WAD, mp.to_abi()),
+            alice,
         )
         assert world.state(alice)["coll"][0] == 4 * WAD
         # trade: carol buys 12 ETH perps from bob (leveraged ~4x), proofs from the API
@@ -146,34 +150,47 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
         feed_pipeline.run_epoch()
         assert feed_pipeline.run_epoch().status == "mined"
         leaves = api_leaves(api, world, everyone)
-        cp = MarginProof.from_json(leaves[f"account:{carol.address.lower()}"])
-        assert cp.leaf.im > 0
-        view = world.vault.functions.checkLiquidation(carol.address, cp.to_abi()).call()
+        cp = MarginProof.from_json(leaves[f"account:{c}"])
+        assert cp.leaf.im > 0 and cp.leaf.account == c
+        view = world.vault.functions.checkLiquidation(c, cp.to_abi()).call()
         assert view[0] is False  # healthy: not liquidatable
         # ETH falls 30 %: carol's long is now below maintenance
         feed.push_shock({"ETH": -0.30, "BTC": -0.10}, vol_spike=0.3)
         r = feed_pipeline.run_epoch()
         assert r.status == "mined", r
         leaves = api_leaves(api, world, everyone)
-        cp = MarginProof.from_json(leaves[f"account:{carol.address.lower()}"])
-        dp = MarginProof.from_json(leaves[f"account:{dave.address.lower()}"])
+        cp = MarginProof.from_json(leaves[f"account:{c}"])
         assert cp.leaf.equity < cp.leaf.mm
-        liquidatable, mm_hi, pay, fee, covered, _ = world.vault.functions.checkLiquidation(
-            carol.address, cp.to_abi()
-        ).call()
-        assert liquidatable and mm_hi < 0
-        # a healthy account is refused by the same view
-        bp = MarginProof.from_json(leaves[f"account:{bob.address.lower()}"])
-        assert world.vault.functions.checkLiquidation(bob.address, bp.to_abi()).call()[0] is False
-        world.tx(
-            world.vault.functions.liquidate(carol.address, cp.to_abi(), dp.to_abi(), 10**30), dave
+        liquidatable, mm_hi, pay, _fee, _covered, _uncovered, min_deposit6 = (
+            world.vault.functions.checkLiquidation(c, cp.to_abi()).call()
         )
-        assert world.state(dave)["sizes"] == [12 * WAD]
-        assert world.state(carol)["sizes"] == [] and world.state(carol)["stateNonce"] == 1
-        # the next epoch attests the new owner and still verifies
+        assert liquidatable and mm_hi < 0
+        # a healthy subaccount is refused by the same view
+        bp = MarginProof.from_json(leaves[f"account:{b}"])
+        assert world.vault.functions.checkLiquidation(b, bp.to_abi()).call()[0] is False
+        # dave, with no subaccount and only the deposit in his wallet, takes carol's over
+        world.tx(world.usdc.functions.mint(dave.address, min_deposit6), dave)
+        world.tx(world.usdc.functions.approve(world.vault.address, min_deposit6), dave)
+        world.tx(world.vault.functions.liquidate(c, cp.to_abi(), min_deposit6, 10**30), dave)
+        assert world.owner_of(c) == dave.address
+        # nothing moved: the positions stay, and the leaf still describes the subaccount
+        assert world.state(c)["sizes"] == [12 * WAD]
+        assert world.state(c)["stateNonce"] == cp.leaf.state_nonce
+        # at or above IM on the same leaf; carol's equity less the penalty waits for her
+        assert world.vault.functions.imSurplusLo(c, cp.to_abi()).call() >= 0
+        assert world.vault.functions.payoutOf(carol.address).call() == pay
+        # the next epoch attests the same subaccount under its new owner and still verifies
         feed_pipeline.run_epoch()
         r = feed_pipeline.run_epoch()
         assert r.status == "mined"
+        got = requests.get(f"{api.url}/accounts?owner={dave.address}", timeout=5).json()
+        assert [(x["account"], x["owner"]) for x in got["accounts"]] == [(c, dave.address)]
+        assert (
+            requests.get(f"{api.url}/accounts?owner={carol.address}", timeout=5).json()["accounts"]
+            == []
+        )
+        after = MarginProof.from_json(api_leaves(api, world, [c])[f"account:{c}"])
+        assert after.leaf.account == c and after.leaf.state_nonce == cp.leaf.state_nonce
         res = verify_epoch(
             ChainAdapter(world.w3, world.vault.address),
             store,
@@ -183,16 +200,16 @@ def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, stor
         assert res.match, res.render()
 
 
-def test_account_seen_after_the_snapshot_block_waits_for_the_next_epoch(
+def test_subaccount_created_after_the_snapshot_block_waits_for_the_next_epoch(
     world: World, store: Store
 ) -> None:
     alice, carol = world.actor("alice"), world.actor("carol")
     world.fund_cash(alice, 1_000)
-    world.fund_cash(carol, 1_000)  # its deposit is in the head block, after the snapshot
+    c = world.new_account(carol)  # created in the head block, after the snapshot
     p = make_pipeline(world, store)
-    r = p.run_epoch()  # startup indexed up to the head, carol included
-    assert r.status == "mined" and carol.address in p.chain.accounts
-    assert store.get_leaf(1, "account", carol.address) is None
+    r = p.run_epoch()  # startup indexed up to the head, carol's subaccount included
+    assert r.status == "mined" and c in p.chain.accounts
+    assert store.get_leaf(1, "account", c) is None
     res = verify_epoch(
         ChainAdapter(world.w3, world.vault.address),
         store,
@@ -201,4 +218,4 @@ def test_account_seen_after_the_snapshot_block_waits_for_the_next_epoch(
     )
     assert res.match, res.render()
     assert p.run_epoch().status == "mined"
-    assert store.get_leaf(2, "account", carol.address) is not None
+    assert store.get_leaf(2, "account", c) is not None

@@ -1,6 +1,7 @@
 """A -90 % day on a collateral token (GOV) never stops the keeper: every epoch is posted,
 GOV is margined at the capped range and haircut, and a book whose collateral is mostly GOV
-is liquidated by the bot (docs/operations.md, "Refuse or cap").
+is liquidated by the bot, which takes the subaccount over by transfer (docs/operations.md,
+"Refuse or cap"; docs/protocol.md §6).
 
 The simulator runs at ``time_scale=86_400`` (one market day per clock second), so the
 crash enters the daily return history at the next day boundary: the EWMA vol of GOV then
@@ -79,7 +80,8 @@ def gov_crash(anvil: AnvilNode, tmp_path: Path) -> Iterator[GovCrash]:
         world.actor(n) for n in ("maker", "victim", "hedged", "liquidator")
     )
     world.fund_cash(maker, 1_000_000)
-    world.fund_cash(liquidator, 200_000)
+    # the liquidator's capital is USDC in its wallet: it deposits into what it takes over
+    world.tx(world.usdc.functions.mint(liquidator.address, 200_000 * 10**6), liquidator)
     # the victim's collateral is GOV only (10,000 GOV = 20,000 USD at the start price);
     # the healthy book holds the same GOV and short puts, but 20,000 USD cash besides
     world.fund_token(victim, "GOV", 10_000 * WAD)
@@ -144,9 +146,12 @@ def test_a_minus_90_percent_day_on_a_collateral_token_is_capped_posted_and_liqui
     v = verify_epoch(chain, c.store, e, load_params())
     assert v.match and set(v.capped) == set(capped[e].values())
     assert "capped token_vol_haircut[GOV]" in v.render()
-    # the GOV-collateralised book was liquidated; the one with cash besides was not
+    # the GOV-collateralised book was liquidated: its subaccount, positions and all, now
+    # belongs to the liquidator; the one with cash besides was not
     assert liquidated_at is not None
-    assert c.positions(c.victim) == []
-    assert c.world.state(c.liquidator)["sizes"] == [-10 * WAD]
+    victim = c.world.account(c.victim)
+    assert c.world.owner_of(victim) == c.liquidator.address
+    assert c.positions(c.victim) == [-10 * WAD]
+    assert c.world.owner_of(c.world.account(c.hedged)) == c.hedged.address
     assert c.positions(c.hedged) == [-10 * WAD]
     assert c.bound(c.hedged, epochs[-1]) > 0

@@ -12,20 +12,21 @@ import pytest
 
 from keeper.attestation import LeafRecord
 from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
-from keeper.store import SCHEMA_VERSION, Store, TxRecord
+from keeper.store import MIGRATIONS, SCHEMA_VERSION, Store, SubaccountRecord, TxRecord
 from scripts.toolchain.paths import REPO_ROOT
 
 ROOT_A = "0x" + "aa" * 32
 ROOT_B = "0x" + "bb" * 32
-ACCT = "0x" + "11" * 20
+ACCT = 12  # a subaccount id
+ADDR = "0x" + "11" * 20
 
 
 def leaves() -> list[LeafRecord]:
     return [
         LeafRecord(
             "account",
-            ACCT.upper().replace("0X", "0x"),
-            {"stateNonce": 3, "cumLo": -(10**30), "equity": 2**255 - 1},
+            str(ACCT),
+            {"account": ACCT, "stateNonce": 3, "cumLo": -(10**30), "equity": 2**255 - 1},
             "0x" + "22" * 32,
             ("0x" + "33" * 32, "0x" + "44" * 32),
         ),
@@ -110,9 +111,9 @@ def test_leaves_storedWithProofs_andEpochFileWritten(store):
     doc = json.loads(path.read_text())
     assert doc["root"] == ROOT_A and doc["market"] == {"spot": 1.5}
     acct = next(x for x in doc["leaves"] if x["kind"] == "account")
-    assert acct["key"] == ACCT and acct["fields"]["equity"] == str(2**255 - 1)
+    assert acct["key"] == str(ACCT) and acct["fields"]["equity"] == str(2**255 - 1)
     assert acct["fields"]["cumLo"] == str(-(10**30)) and len(acct["proof"]) == 2
-    leaf = store.get_leaf(4, "account", ACCT.upper().replace("0X", "0x"))
+    leaf = store.get_leaf(4, "account", ACCT)
     assert leaf is not None and leaf.proof == ("0x" + "33" * 32, "0x" + "44" * 32)
     assert leaf.fields["equity"] == 2**255 - 1 and leaf.fields["cumLo"] == -(10**30)
     assert store.get_leaf(4, "instrument", "7").fields == {"mark": 10**22}  # type: ignore[union-attr]
@@ -130,11 +131,69 @@ def test_leaves_storedWithProofs_andEpochFileWritten(store):
         store.save_leaves(4, [LeafRecord("quote", "1", {}, "0x00", ())])
 
 
+def test_accountLeaves_areKeyedById_inNumericOrder_andAnAddressKeyIsRefused(store):
+    store.reserve_epoch(1, ROOT_A, snapshot_block=10, timestamp=100)
+    ids = [10, 2, 1]
+    store.save_leaves(
+        1,
+        [LeafRecord("account", str(i), {"account": i}, "0x" + f"{i:02x}" * 32, ()) for i in ids],
+    )
+    assert [r.key for r in store.get_leaves(1, "account")] == ["1", "2", "10"]
+    assert store.get_leaf(1, "account", "10") == store.get_leaf(1, "account", 10)
+    with pytest.raises(StoreError, match="decimal id"):
+        store.get_leaf(1, "account", ADDR)
+    store.reserve_epoch(2, ROOT_B, snapshot_block=20, timestamp=200)
+    with pytest.raises(StoreError, match="decimal id"):
+        store.save_leaves(2, [LeafRecord("account", ADDR, {}, "0x" + "01" * 32, ())])
+
+
+def test_subaccounts_listedByOwner_updatedOnTransfer_andReplacedOnRebuild(store):
+    alice, bob = "0x" + "a1" * 20, "0x" + "b2" * 20
+    store.save_subaccounts(
+        [SubaccountRecord(1, alice, 5), SubaccountRecord(2, bob, 6), SubaccountRecord(10, alice, 9)]
+    )
+    mine = store.subaccounts_of(alice.upper().replace("0X", "0x"))
+    assert [r.account for r in mine] == [1, 10]  # lowest id first, owner case-insensitive
+    assert mine[0].to_dict() == {"account": 1, "owner": mine[0].owner, "createdBlock": 5}
+    store.save_subaccounts([SubaccountRecord(1, bob, 5)])  # transferred to bob
+    assert [r.account for r in store.subaccounts_of(bob)] == [1, 2]
+    assert store.get_subaccount(1).owner.lower() == bob  # type: ignore[union-attr]
+    store.save_subaccounts([SubaccountRecord(2, bob, 6)], replace=True)  # a rebuilt index
+    assert store.get_subaccount(1) is None and store.subaccounts_of(alice) == []
+
+
+def test_v2Store_migratesAccountLeavesToTheIdOfTheSameWord(tmp_path):
+    """A store of the pre-subaccount vault: its address keys become the decimal id of the
+    same 32-byte word, so the stored leaf hashes and proofs still verify."""
+    path = tmp_path / "k.sqlite"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        assert isinstance(script, str)
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(
+        "INSERT INTO epochs VALUES (1, ?, 10, 100, 'mined', NULL, NULL, NULL, NULL, 0, 0)",
+        (ROOT_A,),
+    )
+    db.execute(
+        "INSERT INTO leaves VALUES (1, 'account', ?, ?, ?, '[]')",
+        (ADDR, json.dumps({"account": ADDR, "equity": 5}), "0x" + "22" * 32),
+    )
+    db.commit()
+    db.close()
+    with Store(path) as s:
+        assert s.schema_version == SCHEMA_VERSION == 3
+        leaf = s.get_leaf(1, "account", int(ADDR, 16))
+        assert leaf is not None and leaf.key == str(int(ADDR, 16))
+        assert leaf.fields == {"account": int(ADDR, 16), "equity": 5}
+        assert s.subaccounts_of(ADDR) == []
+
+
 def test_transactions_andReplacementLinks(store):
-    tx = TxRecord("0x" + "01" * 32, ACCT, 5, "postEpoch", 4, 3 * 10**9, 10**9, 200_000)
+    tx = TxRecord("0x" + "01" * 32, ADDR, 5, "postEpoch", 4, 3 * 10**9, 10**9, 200_000)
     store.record_tx(tx)
     store.record_tx(
-        TxRecord("0x" + "02" * 32, ACCT, 5, "postEpoch", 4, 4 * 10**9, 2 * 10**9, 200_000)
+        TxRecord("0x" + "02" * 32, ADDR, 5, "postEpoch", 4, 4 * 10**9, 2 * 10**9, 200_000)
     )
     store.update_tx(tx.hash, "replaced", replaced_by="0x" + "02" * 32)
     store.update_tx(
@@ -155,10 +214,10 @@ def test_cursor_andChainBinding(store):
     assert store.get_cursor().block_number == 12  # type: ignore[union-attr]
     store.delete_cursor()
     assert store.get_cursor() is None
-    store.bind_chain(31337, "0x" + "ee" * 32, ACCT)
-    store.bind_chain(31337, "0x" + "EE" * 32, ACCT.upper().replace("0X", "0x"))  # same chain
+    store.bind_chain(31337, "0x" + "ee" * 32, ADDR)
+    store.bind_chain(31337, "0x" + "EE" * 32, ADDR.upper().replace("0X", "0x"))  # same chain
     with pytest.raises(ChainMismatchError, match="reset"):
-        store.bind_chain(31337, "0x" + "ff" * 32, ACCT)  # Anvil restarted: new genesis
+        store.bind_chain(31337, "0x" + "ff" * 32, ADDR)  # Anvil restarted: new genesis
 
 
 _CHILD = """

@@ -35,8 +35,21 @@ def _vault(ce: CliEnv):  # type: ignore[no-untyped-def]
     return ce.w3.eth.contract(address=ce.deployment["vault"], abi=vault_abi())
 
 
-def _state(ce: CliEnv, who: str) -> tuple:  # type: ignore[type-arg]
-    return tuple(_vault(ce).functions.accountState(who).call())
+def _subaccounts(ce: CliEnv, who: LocalAccount, deployment: Path | None = None) -> list[int]:
+    """``who``'s subaccount ids now, lowest first (the CLI's own lookup)."""
+    from scripts.client import Session, load_deployment
+
+    dep = load_deployment(ce.w3, deployment or ce.deployments / "31337.json")
+    return Session(ce.w3, dep, None).subaccounts_of(who.address)
+
+
+def _first(ce: CliEnv, who: LocalAccount) -> int:
+    return _subaccounts(ce, who)[0]
+
+
+def _state(ce: CliEnv, who: LocalAccount | int) -> tuple:  # type: ignore[type-arg]
+    account = who if isinstance(who, int) else _first(ce, who)
+    return tuple(_vault(ce).functions.accountState(account).call())
 
 
 def _fund(
@@ -89,8 +102,8 @@ def test_deploy_wrote_the_deployment_file(cli_env: CliEnv) -> None:
     assert vault.functions.instrumentCount().call() == 7
     assert vault.functions.signers().call() == list(d["signers"])
     assert vault.functions.quorum().call() == 1
-    # sum_u concentration_rate_u * threshold_u over BTC, ETH, SOL, GOV (params/default.toml)
-    assert vault.functions.takeoverBuffer().call() == 202_500 * WAD
+    # a liquidator receives the whole subaccount: no takeover buffer to set
+    assert not any(e.get("name") == "takeoverBuffer" for e in vault.abi)
 
 
 def test_help_on_every_command() -> None:
@@ -109,6 +122,8 @@ def test_help_on_every_command() -> None:
         "cancel",
         "margin",
         "report",
+        "account",
+        "liquidate",
         "keeper",
         "liquidator",
     ):
@@ -223,14 +238,16 @@ def test_seed_account_flow(cli_env: CliEnv) -> None:
     session = Session(cli_env.w3, dep, who, echo=lambda _: None)
     seed_account(session, SeedPlan(deposit={"WETH": "1.5", "GOV": "20000"}, cash="2500"))
     vault = _vault(cli_env)
-    assert vault.functions.collateralBalance(who.address, dep.token("WETH").address).call() == (
+    # the first deposit created the key's one subaccount; the others went into it
+    (account,) = _subaccounts(cli_env, who)
+    assert vault.functions.collateralBalance(account, dep.token("WETH").address).call() == (
         3 * WAD // 2
     )
     # more than the faucet table (10,000 GOV) was asked: the plan mints what it deposits
-    assert vault.functions.collateralBalance(who.address, dep.token("GOV").address).call() == (
+    assert vault.functions.collateralBalance(account, dep.token("GOV").address).call() == (
         20_000 * WAD
     )
-    assert _state(cli_env, who.address)[0] == 2_500 * WAD
+    assert _state(cli_env, account)[0] == 2_500 * WAD
 
 
 # ------------------------------------------------------------------ faucet, deposits
@@ -242,19 +259,23 @@ def test_faucet_and_deposits(cli_env: CliEnv) -> None:
     assert cli_env.inproc("faucet", key=bob).code == 0
     weth = cli_env.deployment["collateral"]["WETH"]
     wbtc = cli_env.deployment["collateral"]["WBTC"]
-    before = _state(cli_env, alice.address)
+    vault = _vault(cli_env)
+    count = vault.functions.subaccountCount().call()
     r = cli_env.ok("deposit", "WETH", "2", "--dry-run", key=alice)
-    assert "dry run" in r.out and "nothing sent" in r.out
-    assert _state(cli_env, alice.address) == before  # the dry run changed nothing
-    cli_env.ok("deposit", "WETH", "5", key=alice)
-    cli_env.ok("deposit-cash", "50000", key=alice)
+    assert "dry run" in r.out and "nothing sent" in r.out and "creating its first" in r.out
+    assert vault.functions.subaccountCount().call() == count  # the dry run created nothing
+    r = cli_env.ok("deposit", "WETH", "5", key=alice)
+    (first,) = _subaccounts(cli_env, alice)
+    assert f"subaccount {first} created" in r.out
+    cli_env.ok("deposit-cash", "50000", key=alice)  # into the same, lowest subaccount
     for args in (("deposit-cash", "1000"), ("deposit", "WBTC", "0.5")):
         assert cli_env.inproc(*args, key=bob).code == 0
-    vault = _vault(cli_env)
-    assert vault.functions.collateralBalance(alice.address, weth).call() == 5 * WAD
-    assert vault.functions.collateralBalance(bob.address, wbtc).call() == 10**8 // 2  # 8 decimals
-    assert _state(cli_env, alice.address)[0] == 50_000 * WAD
-    assert _state(cli_env, bob.address)[0] == 1_000 * WAD
+    assert _subaccounts(cli_env, alice) == [first]
+    assert vault.functions.collateralBalance(first, weth).call() == 5 * WAD
+    bob_first = _first(cli_env, bob)
+    assert vault.functions.collateralBalance(bob_first, wbtc).call() == 10**8 // 2  # 8 decimals
+    assert _state(cli_env, first)[0] == 50_000 * WAD
+    assert _state(cli_env, bob_first)[0] == 1_000 * WAD
 
 
 def test_deposit_bad_input(cli_env: CliEnv) -> None:
@@ -271,8 +292,8 @@ def test_flat_withdrawals_need_no_keeper(cli_env: CliEnv) -> None:
     flat = key("flat withdrawer")
     _fund(cli_env, flat, ("deposit-cash", "1000"))
     cli_env.ok("withdraw-cash", "100", key=flat, env={"PM_API_URL": "http://127.0.0.1:9"})
-    assert _state(cli_env, flat.address)[0] == 900 * WAD
-    cli_env.fails("withdraw", "WETH", "1", key=flat, match="too little WETH in the vault")
+    assert _state(cli_env, flat)[0] == 900 * WAD
+    cli_env.fails("withdraw", "WETH", "1", key=flat, match="too little WETH in subaccount")
 
 
 # ------------------------------------------------------------------ safe mode (no epoch yet)
@@ -288,18 +309,111 @@ def test_safe_mode_before_the_first_epoch(cli_env: CliEnv, tmp_path: Path) -> No
     flat, maker, taker = key("safe flat"), key("safe maker"), key("safe taker")
     for who in (flat, taker):
         _fund(cli_env, who, ("deposit-cash", "1000"), deployment=fresh)
-    before = tuple(vault.functions.accountState(flat.address).call())
+    (flat_id,) = _subaccounts(cli_env, flat, fresh)
+    before = tuple(vault.functions.accountState(flat_id).call())
     where = ("--deployment", str(fresh))
     cli_env.fails("withdraw-cash", "5000", *where, key=flat, sub=True, match="safe mode")
     q = tmp_path / "q.json"
+    cli_env.fails(
+        "quote",
+        "--leg",
+        "ETH-PERP:1:3500",
+        "--out",
+        str(q),
+        *where,
+        key=maker,
+        match="run `pm account new`",
+    )
+    _fund(cli_env, maker, ("account", "new"), deployment=fresh)
     cli_env.ok("quote", "--leg", "ETH-PERP:1:3500", "--out", str(q), *where, key=maker)
     cli_env.fails("trade", str(q), *where, key=taker, match="safe mode")
-    assert tuple(vault.functions.accountState(flat.address).call()) == before
+    assert tuple(vault.functions.accountState(flat_id).call()) == before
 
 
-def test_margin_of_unknown_account(cli_env: CliEnv) -> None:
-    cli_env.fails("margin", key("nobody").address, sub=True, match="unknown account")
-    cli_env.fails("margin", "alice", match="is not an address")
+def test_margin_of_unknown_subaccount(cli_env: CliEnv) -> None:
+    cli_env.fails("margin", "--account", "999999", sub=True, match="unknown subaccount 999999")
+    cli_env.fails("margin", "--owner", key("nobody").address, match="run `pm account new`")
+    cli_env.fails("margin", "--owner", "alice", match="is not an address")
+    cli_env.fails("margin", match="--account ID, or --owner ADDRESS")
+
+
+# ------------------------------------------------------------------ subaccounts
+
+
+def test_account_new_list_and_transfer(cli_env: CliEnv) -> None:
+    alice, bob = key("accounts alice"), key("accounts bob")
+    cli_env.fails("account", "list", key=alice, match="run `pm account new`")
+    _fund(cli_env, alice, ("account", "new"), ("account", "new"))
+    low, high = _subaccounts(cli_env, alice)
+    assert low < high
+    cli_env.ok("deposit-cash", "1234.5", "--account", str(high), key=alice)
+    r = cli_env.ok("account", "list", key=alice)
+    lines = r.out.splitlines()
+    assert lines[0].split()[:3] == ["id", "owner", "cash"]
+    assert lines[1].split()[:4] == [str(low), alice.address, "0.00", "0"]
+    assert lines[2].split()[:4] == [str(high), alice.address, "1,234.50", "0"]
+    vault = _vault(cli_env)
+    before = _state(cli_env, high)
+    r = cli_env.ok("account", "transfer", str(high), bob.address, key=alice)
+    assert f"transfer subaccount {high}" in r.out
+    assert vault.functions.ownerOf(high).call() == bob.address
+    assert _state(cli_env, high) == before  # nothing in it moved
+    assert _subaccounts(cli_env, alice) == [low] and _subaccounts(cli_env, bob) == [high]
+    r = cli_env.ok("account", "list", "--owner", bob.address)
+    assert r.out.splitlines()[1].split()[:3] == [str(high), bob.address, "1,234.50"]
+
+
+def test_account_bad_input_sends_nothing(cli_env: CliEnv) -> None:
+    owner, stranger = key("guarded owner"), key("guarded stranger")
+    _fund(cli_env, owner, ("deposit-cash", "100"))
+    _fund(cli_env, stranger, ("deposit-cash", "100"))
+    mine = _first(cli_env, owner)
+    sent = cli_env.w3.eth.get_transaction_count(stranger.address)
+    for args, match in (
+        (("deposit-cash", "10", "--account", str(mine)), "neither its owner nor an operator"),
+        (("withdraw-cash", "10", "--account", str(mine)), "neither its owner nor an operator"),
+        (("account", "transfer", str(mine), stranger.address), "neither its owner nor an operator"),
+        (("account", "transfer", str(mine), "0x" + "00" * 20), "zero address"),
+        (("withdraw-cash", "10", "--account", "999999"), "unknown subaccount 999999"),
+        (("account", "transfer", "999999", owner.address), "unknown subaccount 999999"),
+        (("liquidate", str(_first(cli_env, stranger))), "by its owner or an operator"),
+        (("liquidate", "999999"), "unknown subaccount 999999"),
+    ):
+        cli_env.fails(*args, key=stranger, match=match)
+    cli_env.fails(
+        "account",
+        "transfer",
+        str(mine),
+        "0x" + "00" * 20,
+        key=owner,
+        sub=True,
+        match="cannot transfer a subaccount to the zero address",
+    )
+    assert cli_env.w3.eth.get_transaction_count(stranger.address) == sent
+    assert _vault(cli_env).functions.ownerOf(mine).call() == owner.address
+
+
+def test_an_operator_acts_for_the_owner_and_withdrawals_pay_the_owner(cli_env: CliEnv) -> None:
+    owner, operator = key("operated owner"), key("operator")
+    _fund(cli_env, owner, ("deposit-cash", "500"))
+    _fund(cli_env, operator, ("faucet",))
+    account = _first(cli_env, owner)
+    cli_env.fails(
+        "withdraw-cash", "100", "--account", str(account), key=operator, match="nor an operator"
+    )
+    cli_env.ok("account", "operator", operator.address, key=owner)
+    from keeper.abi import erc20_abi
+
+    usdc = cli_env.w3.eth.contract(address=cli_env.deployment["settlement_token"], abi=erc20_abi())
+    wallets = [usdc.functions.balanceOf(w.address).call() for w in (owner, operator)]
+    cli_env.ok("withdraw-cash", "100", "--account", str(account), key=operator)
+    assert usdc.functions.balanceOf(owner.address).call() == wallets[0] + 100 * USDC6
+    assert usdc.functions.balanceOf(operator.address).call() == wallets[1]
+    assert _state(cli_env, account)[0] == 400 * WAD
+    cli_env.ok("account", "operator", "--revoke", operator.address, key=owner)
+    cli_env.fails(
+        "withdraw-cash", "1", "--account", str(account), key=operator, match="nor an operator"
+    )
 
 
 # ------------------------------------------------------------------ keeper: trade, withdraw
@@ -332,18 +446,20 @@ def test_trade_two_legs(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -
     q = tmp_path / "q2.json"
     doc = _two_leg_quote(cli_env, q, maker=maker)
     assert len(doc["quote"]["legs"]) == 2
-    before_maker = _state(cli_env, maker.address)
+    before_maker = _state(cli_env, maker)
     r = cli_env.ok("trade", str(q), "--dry-run", key=taker)
     assert "simulates fine" in r.out
-    assert _state(cli_env, maker.address) == before_maker
+    assert _state(cli_env, maker) == before_maker
     cli_env.ok("trade", str(q), key=taker)
     vault = _vault(cli_env)
     call_id = next(
         i["id"] for i in cli_env.deployment["instruments"] if i["name"].startswith("ETH-C-")
     )
-    assert vault.functions.position(maker.address, 2).call()[0] == -1 * WAD
-    assert vault.functions.position(taker.address, 2).call()[0] == 1 * WAD
-    assert vault.functions.position(maker.address, call_id).call()[0] == 2 * WAD
+    m, t = _first(cli_env, maker), _first(cli_env, taker)
+    assert doc["quote"]["makerAccount"] == str(m)
+    assert vault.functions.position(m, 2).call()[0] == -1 * WAD
+    assert vault.functions.position(t, 2).call()[0] == 1 * WAD
+    assert vault.functions.position(m, call_id).call()[0] == 2 * WAD
     # the same file again: the nonce is used
     cli_env.fails("trade", str(q), key=taker, sub=True, match="already filled or cancelled")
 
@@ -383,12 +499,13 @@ def test_withdraw_with_positions_uses_the_keeper_proof(
     keeper.epoch()
     weth = cli_env.deployment["collateral"]["WETH"]
     vault = _vault(cli_env)
-    held = vault.functions.collateralBalance(MAKER.address, weth).call()
+    maker = _first(cli_env, MAKER)
+    held = vault.functions.collateralBalance(maker, weth).call()
     cli_env.ok("withdraw", "WETH", "0.1", key=MAKER)
-    assert vault.functions.collateralBalance(MAKER.address, weth).call() == held - WAD // 10
-    before = _state(cli_env, TAKER.address)
+    assert vault.functions.collateralBalance(maker, weth).call() == held - WAD // 10
+    before = _state(cli_env, TAKER)
     cli_env.fails("withdraw-cash", "90000", key=TAKER, sub=True, match="InsufficientMargin")
-    assert _state(cli_env, TAKER.address) == before
+    assert _state(cli_env, TAKER) == before
     cli_env.fails(
         "withdraw",
         "WETH",
@@ -399,12 +516,54 @@ def test_withdraw_with_positions_uses_the_keeper_proof(
     )
 
 
+def test_a_stale_leaf_is_refused_before_sending(
+    cli_env: CliEnv, keeper: KeeperHandle, traded: None
+) -> None:
+    """A keeper API serving the previous epoch's leaf (behind the vault): one line, no tx."""
+    from scripts.client import KeeperApi, LeafWithProof, Session, load_deployment
+    from scripts.errors import CliError
+    from scripts.funds import withdraw_cash
+
+    keeper.epoch()
+
+    class Behind(KeeperApi):
+        def account(self, account: int, epoch: int | None = None) -> LeafWithProof | None:
+            latest = super().account(account)
+            assert latest is not None
+            return super().account(account, epoch=latest.epoch - 1)
+
+    dep = load_deployment(cli_env.w3, cli_env.deployments / "31337.json")
+    session = Session(cli_env.w3, dep, MAKER, echo=lambda _: None)
+    sent = cli_env.w3.eth.get_transaction_count(MAKER.address)
+    with pytest.raises(CliError, match="is from epoch .* wait for the keeper"):
+        withdraw_cash(session, Behind(keeper.url), "1")
+    assert cli_env.w3.eth.get_transaction_count(MAKER.address) == sent
+
+
+def test_two_subaccounts_of_one_owner_trade_but_one_cannot_trade_with_itself(
+    cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path
+) -> None:
+    owner = key("self trader")
+    _fund(cli_env, owner, ("deposit-cash", "20000"), ("account", "new"))
+    low, high = _subaccounts(cli_env, owner)
+    cli_env.ok("deposit-cash", "20000", "--account", str(high), key=owner)
+    keeper.epoch()
+    q = tmp_path / "self.json"
+    cli_env.ok("quote", "--leg", "ETH-PERP:1:3500", "--out", str(q), key=owner)  # for `low`
+    cli_env.fails("trade", str(q), key=owner, match="self-trade")
+    cli_env.ok("trade", str(q), "--account", str(high), key=owner)
+    vault = _vault(cli_env)
+    assert vault.functions.position(low, 2).call()[0] == WAD
+    assert vault.functions.position(high, 2).call()[0] == -WAD
+
+
 def test_margin_and_report(
     cli_env: CliEnv, keeper: KeeperHandle, traded: None, tmp_path: Path
 ) -> None:
-    r = cli_env.ok("margin", MAKER.address, "--json")
+    r = cli_env.ok("margin", "--owner", MAKER.address, "--json")
     doc = json.loads(r.out)
-    leaf = keeper.keeper.store.get_leaf(doc["epoch"], "account", MAKER.address.lower())
+    assert doc["account"] == _first(cli_env, MAKER) and doc["owner"] == MAKER.address
+    leaf = keeper.keeper.store.get_leaf(doc["epoch"], "account", str(doc["account"]))
     assert int(doc["attested"]["im"]) == leaf.fields["im"] > 0
     assert int(doc["attested"]["equity"]) == leaf.fields["equity"]
     assert doc["engine"]["im"] > 0 and doc["engine"]["worstScenario"]
@@ -414,7 +573,7 @@ def test_margin_and_report(
     )
     names = {p["name"] for p in doc["positions"]}
     assert "ETH-PERP" in names and "WETH" in names
-    r = cli_env.inproc("margin", MAKER.address)
+    r = cli_env.inproc("margin", key=MAKER)  # the key's lowest subaccount
     assert r.code == 0, r.err
     for word in (
         "attested leaf",
@@ -427,7 +586,7 @@ def test_margin_and_report(
     ):
         assert word in r.out, word
     out = tmp_path / "maker.html"
-    r = cli_env.ok("report", MAKER.address, "--out", str(out))
+    r = cli_env.ok("report", "--account", str(doc["account"]), "--out", str(out))
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>") and "</html>" in html
     assert html.count("<svg") == 2  # heat map and history
@@ -463,10 +622,10 @@ def test_stale_attestation_is_safe_mode(
     try:
         now = int(w3.eth.get_block("latest")["timestamp"])
         w3.provider.make_request("evm_mine", [now + 3601 + 60])  # type: ignore[attr-defined]
-        before = _state(cli_env, MAKER.address)
+        before = _state(cli_env, MAKER)
         cli_env.fails("withdraw", "WETH", "0.1", key=MAKER, match="safe mode")
-        assert _state(cli_env, MAKER.address) == before
-        r = cli_env.ok("margin", MAKER.address)
+        assert _state(cli_env, MAKER) == before
+        r = cli_env.ok("margin", "--owner", MAKER.address)
         assert "safe mode: YES" in r.out
         cli_env.ok("deposit-cash", "10", key=MAKER)  # deposits still work in safe mode
     finally:

@@ -2,10 +2,12 @@
 
 The successful run keeps its Anvil (``--keep``) so that this test re-checks the outcome on
 chain itself, from the addresses in ``summary.json`` and the vault's ABI, without the demo's
-own checking code: the naked book was liquidated (a ``Liquidated`` event, no positions left,
-its positions now the liquidator's) and the hedged books were not (no event, still the
-positions they opened); sizes still sum to zero per instrument; the printed liquidation
-transaction is the one on chain. The test then stops that Anvil by its pid.
+own checking code: the naked book was liquidated by transfer (a ``Liquidated`` event, its
+subaccount now the liquidator's with the positions it opened, the previous owner's payout
+claimable, the liquidator's deposit its capital used, within its wallet) and the hedged books
+were not (no event, same owner, still the positions they opened); sizes still sum to zero per
+instrument over every subaccount; the printed liquidation transaction is the one on chain.
+The test then stops that Anvil by its pid.
 
 The guard run gives the cash books only 1x their portfolio IM: the crash then takes the
 options book below maintenance too, and the demo must exit 1 and name it.
@@ -109,26 +111,31 @@ def _check_on_chain(summary: dict[str, Any], stdout: str) -> None:
     vault = w3.eth.contract(address=summary["vault"], abi=vault_abi())
     books = summary["books"]
     liquidated = {
-        ev["args"]["account"]: ev
+        int(ev["args"]["account"]): ev
         for ev in vault.events.Liquidated().get_logs(from_block=summary["deploymentBlock"])
     }
 
-    def positions(address: str) -> dict[int, int]:
-        state = vault.functions.accountState(address).call()
+    def positions(account: int) -> dict[int, int]:
+        state = vault.functions.accountState(account).call()
         return {int(i): int(s) for i, s in zip(state[4], state[5], strict=True) if s}
 
     def opened(label: str) -> dict[int, int]:
         return {int(f["id"]): int(Decimal(f["size"]) * WAD) for f in books[label]["fills"]}
 
-    # the naked book: liquidated by the bot, its positions now the liquidator's
-    naked = books["naked"]["address"]
+    # the naked book: its subaccount taken over by the bot, with the positions it opened
+    naked = books["naked"]["subaccount"]
     assert naked in liquidated, "no Liquidated event for the naked book"
     ev = liquidated[naked]
     assert ev["args"]["liquidator"] == summary["liquidator"]
-    assert positions(naked) == {}
-    held = positions(summary["liquidator"])
-    for iid, size in opened("naked").items():
-        assert held.get(iid) == size
+    assert ev["args"]["previousOwner"] == books["naked"]["address"]
+    assert vault.functions.ownerOf(naked).call() == summary["liquidator"]
+    assert positions(naked) == opened("naked")
+    assert vault.functions.payoutOf(books["naked"]["address"]).call() == ev["args"]["pay"] > 0
+    # the liquidator's capital used: its deposit, out of a 10,000 USD wallet
+    used = Decimal(int(ev["args"]["deposit6"])) / 10**6
+    assert 0 < used <= 10_000
+    assert summary["liquidatorCapitalUsedUsd"] == pytest.approx(float(used))
+    assert f"liquidator's capital used {used:,.2f} USD" in stdout
     # the liquidation the demo printed is the one on chain
     tx = summary["crash"]["liquidation"]
     assert "0x" + bytes(ev["transactionHash"]).hex() == tx["tx_hash"]
@@ -138,16 +145,16 @@ def _check_on_chain(summary: dict[str, Any], stdout: str) -> None:
     assert tx["tx_hash"] in stdout and f"gas {tx['gas_used']:,}" in stdout
     # the hedged books: no liquidation, still exactly the positions they opened
     for label in ("options-mm", "carry"):
-        address = books[label]["address"]
+        account = books[label]["subaccount"]
         assert books[label]["hedged"] is True
-        assert address not in liquidated, f"{label} was liquidated"
-        assert positions(address) == opened(label), label
+        assert account not in liquidated, f"{label} was liquidated"
+        assert vault.functions.ownerOf(account).call() == books[label]["address"]
+        assert positions(account) == opened(label), label
         assert opened(label), f"{label} opened no positions"
-    # no size created or lost: every instrument sums to zero over everyone who traded
-    traders = [summary["dealer"], summary["liquidator"], *(b["address"] for b in books.values())]
+    # no size created or lost: every instrument sums to zero over every subaccount
     totals: dict[int, int] = {}
-    for who in traders:
-        for iid, size in positions(who).items():
+    for account in range(1, vault.functions.subaccountCount().call() + 1):
+        for iid, size in positions(account).items():
             totals[iid] = totals.get(iid, 0) + size
     assert all(v == 0 for v in totals.values()), totals
 

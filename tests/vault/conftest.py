@@ -1,5 +1,7 @@
 """Shared fixtures: chains (a real Anvil per session, eth-tester in process) and a deployed
-vault with a small market, reset between tests by chain snapshots.
+vault with a small market, reset between tests by chain snapshots. Each trader (alice, bob,
+carol) owns one subaccount, created at deployment (ids 1, 2, 3); the helpers take the
+trader's key and act on its subaccount.
 
 Anvil is started on a free port once per test session (``anvil --port P --silent``) and
 stopped at the end, by its own process handle. Tests that use it carry
@@ -18,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from keeper.attestation import AccountLeaf, InstrumentLeaf, MerkleTree
@@ -123,10 +126,15 @@ def chain(request: pytest.FixtureRequest, _chains: dict[str, Chain]) -> Chain:
 # ------------------------------------------------------------------------------ vault
 
 
+#: A trader (its key: the helpers act on its subaccount) or a subaccount id.
+Who = LocalAccount | int
+
+
 @dataclass
 class Market:
     """A deployed vault with USDC (6), WETH (18), a perp and a call on ETH, 3 signers
-    (quorum 2), and funded actors. ``post_epoch`` builds, signs and posts an epoch."""
+    (quorum 2), and funded actors, each owning one subaccount (``accounts``: address ->
+    id). ``post_epoch`` builds, signs and posts an epoch."""
 
     chain: Chain
     compiled: CompileResult
@@ -141,6 +149,7 @@ class Market:
     perp: int
     call: int
     call_expiry: int
+    accounts: dict[str, int] = field(default_factory=dict)
     epoch: int = 0
     tree: MerkleTree | None = None
     gas: dict[str, int] = field(default_factory=dict)
@@ -179,19 +188,28 @@ class Market:
         assert decoded is not None, f"no revert data in {info.value!r}"
         return decoded
 
-    def state(self, who: str | LocalAccount) -> dict[str, Any]:
-        addr = who.address if isinstance(who, LocalAccount) else who
-        r = self.vault.functions.accountState(addr).call()
+    def acct(self, who: Who) -> int:
+        """The subaccount of trader ``who`` (or ``who`` itself, an id)."""
+        return who if isinstance(who, int) else self.accounts[who.address]
+
+    def new_account(self, owner: LocalAccount) -> int:
+        """A further subaccount of ``owner`` (``createSubaccount``): its id."""
+        receipt = self.tx(self.vault.functions.createSubaccount(), owner)
+        ev = self.vault.events.SubaccountTransferred().process_receipt(receipt, errors=DISCARD)
+        return int(ev[0]["args"]["account"])
+
+    def state(self, who: Who) -> dict[str, Any]:
+        r = self.vault.functions.accountState(self.acct(who)).call()
         keys = ("cash", "stateNonce", "cumLo", "cumHi", "instruments", "sizes", "funding", "coll")
         return dict(zip(keys, r, strict=True))
 
-    def size(self, who: LocalAccount, instrument: int) -> int:
-        return int(self.vault.functions.position(who.address, instrument).call()[0])
+    def size(self, who: Who, instrument: int) -> int:
+        return int(self.vault.functions.position(self.acct(who), instrument).call()[0])
 
-    def leaf(self, who: LocalAccount, *, equity: int, im: int, mm: int) -> AccountLeaf:
+    def leaf(self, who: Who, *, equity: int, im: int, mm: int) -> AccountLeaf:
         """An ACCOUNT leaf with the vault's current nonce and running sums (the snapshot)."""
         s = self.state(who)
-        return AccountLeaf(who.address, s["stateNonce"], s["cumLo"], s["cumHi"], equity, im, mm)
+        return AccountLeaf(self.acct(who), s["stateNonce"], s["cumLo"], s["cumHi"], equity, im, mm)
 
     def header(
         self,
@@ -238,17 +256,33 @@ class Market:
         self.epoch = header.epoch
         return receipt
 
-    def fund_usdc(self, who: LocalAccount, amount6: int, *, deposit: bool = True) -> None:
-        self.tx(self.usdc.functions.mint(who.address, amount6), who)
-        self.tx(self.usdc.functions.approve(self.vault.address, 2**256 - 1), who)
-        if deposit:
-            self.tx(self.vault.functions.depositCash(amount6), who, "depositCash")
+    def owner_key(self, who: Who) -> LocalAccount:
+        """The trader's key that owns ``who`` (a trader is its own)."""
+        if isinstance(who, LocalAccount):
+            return who
+        owner = self.vault.functions.ownerOf(who).call()
+        return next(k for k in (self.alice, self.bob, self.carol) if k.address == owner)
 
-    def fund_weth(self, who: LocalAccount, amount: int, *, deposit: bool = True) -> None:
-        self.tx(self.weth.functions.mint(who.address, amount), who)
-        self.tx(self.weth.functions.approve(self.vault.address, 2**256 - 1), who)
+    def fund_usdc(self, who: Who, amount6: int, *, deposit: bool = True) -> None:
+        """Mint ``amount6`` USDC to the owner of ``who`` and (``deposit``) deposit it as
+        cash into ``who``'s subaccount."""
+        key = self.owner_key(who)
+        self.tx(self.usdc.functions.mint(key.address, amount6), key)
+        self.tx(self.usdc.functions.approve(self.vault.address, 2**256 - 1), key)
         if deposit:
-            self.tx(self.vault.functions.deposit(self.weth.address, amount), who, "deposit")
+            self.tx(self.vault.functions.depositCash(self.acct(who), amount6), key, "depositCash")
+
+    def fund_weth(self, who: Who, amount: int, *, deposit: bool = True) -> None:
+        """As :meth:`fund_usdc`, in WETH."""
+        key = self.owner_key(who)
+        self.tx(self.weth.functions.mint(key.address, amount), key)
+        self.tx(self.weth.functions.approve(self.vault.address, 2**256 - 1), key)
+        if deposit:
+            self.tx(
+                self.vault.functions.deposit(self.acct(who), self.weth.address, amount),
+                key,
+                "deposit",
+            )
 
 
 def _build_market(chain: Chain, compiled: CompileResult) -> Market:
@@ -275,11 +309,10 @@ def _build_market(chain: Chain, compiled: CompileResult) -> Market:
         ),
         max_age=MAX_AGE,
         future_tolerance=FUTURE_TOLERANCE,
-        takeover_buffer=0,
         compiled=compiled,
     )
     perp, call = (i.id for i in d.instruments)
-    return Market(
+    m = Market(
         chain=chain,
         compiled=compiled,
         vault=vault_at(w3, d.vault),
@@ -292,6 +325,9 @@ def _build_market(chain: Chain, compiled: CompileResult) -> Market:
         call_expiry=call_expiry,
         **actors,
     )
+    # one subaccount per trader, in this order: alice 1, bob 2, carol 3
+    m.accounts = {a.address: m.new_account(a) for a in actors.values()}
+    return m
 
 
 @pytest.fixture(scope="session")
@@ -348,4 +384,4 @@ def tester_market(
 
 
 RevertCheck = Callable[[Market], VaultRevert]
-__all__ = ["Chain", "Market", "RevertCheck", "USDC6", "as_vault_revert"]
+__all__ = ["Chain", "Market", "RevertCheck", "USDC6", "Who", "as_vault_revert"]

@@ -1,5 +1,5 @@
-"""Shared scenario of the integration tests: funded accounts, epoch 1, and alice's 2-leg quote
-filled by bob. Leaves are plausible hand-written numbers (no engine)."""
+"""Shared scenario of the integration tests: funded subaccounts (one per trader), epoch 1, and
+alice's 2-leg quote filled by bob. Leaves are plausible hand-written numbers (no engine)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def fund_all(m: Market) -> None:
     m.tx(m.usdc.functions.mint(m.owner, 1_000 * USDC6), m.owner)
     m.tx(m.usdc.functions.approve(m.vault.address, 2**256 - 1), m.owner)
     m.tx(m.vault.functions.depositInsurance(1_000 * USDC6), m.owner)
+    assert [m.acct(w) for w in (m.alice, m.bob, m.carol)] == [1, 2, 3]
 
 
 def post_epoch_1(m: Market) -> tuple[AccountLeaf, AccountLeaf, AccountLeaf]:
@@ -51,9 +52,11 @@ def post_epoch_1(m: Market) -> tuple[AccountLeaf, AccountLeaf, AccountLeaf]:
 
 
 def alice_quote(m: Market, *, nonce: int = 1, taker: str | None = None) -> Quote:
-    """Alice (maker) buys 2 perps at 3,010 and sells 2 calls at 155: a covered call."""
+    """Alice (maker, for her subaccount) buys 2 perps at 3,010 and sells 2 calls at 155: a
+    covered call."""
     return Quote(
         maker=m.alice.address,
+        maker_account=m.acct(m.alice),
         taker=taker or m.bob.address,
         legs=(Leg(m.perp, 2 * WAD, 3_010 * WAD), Leg(m.call, -2 * WAD, 155 * WAD)),
         nonce=nonce,
@@ -72,6 +75,7 @@ def execute_args(
         sig,
         proofs,
         m.tree.margin_proof(maker).to_abi(),
+        taker.account,
         m.tree.margin_proof(taker).to_abi(),
     ]
 

@@ -105,6 +105,7 @@ def test_eip712_quotes() -> None:
     for x in v["quotes"]:
         q = Quote(
             x["maker"],
+            int(x["makerAccount"]),
             x["taker"],
             tuple(Leg(int(g["instrument"]), int(g["size"]), int(g["price"])) for g in x["legs"]),
             int(x["nonce"]),

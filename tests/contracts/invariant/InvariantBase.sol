@@ -17,8 +17,8 @@ import {AccountState, MarginProof} from "../../../contracts/interfaces/IMarginVa
 abstract contract InvariantBase is Test {
     /// @dev Wei of leaf rounding the bound checks allow (VaultModel.DUST).
     int256 internal constant DUST = 100;
-    /// @dev Pending funding / settlement terms rounded in `netCashOwed`: actors x instruments.
-    uint256 internal constant PENDING_TERMS = 5 * 5;
+    /// @dev Pending funding / settlement terms rounded in `netCashOwed`: subaccounts x instruments.
+    uint256 internal constant PENDING_TERMS = 10 * 5;
     VaultModel internal model;
     MarginVault internal vault;
     CollateralHandler internal collateral;
@@ -39,7 +39,7 @@ abstract contract InvariantBase is Test {
     /* THE INVARIANTS (docs/invariants.md) */
 
     function _checkAll() internal view {
-        AccountState[] memory st = vault.accountStates(model.actors());
+        AccountState[] memory st = vault.accountStates(model.accounts());
         VaultModel.Ghosts memory g = model.ghosts();
         _INV1_collateralCovered(st, g);
         int256 owed = model.netCashOwed(st);
@@ -52,7 +52,7 @@ abstract contract InvariantBase is Test {
         _INV12_onlyPostedEpochs(g);
     }
 
-    /// @notice INV-1: each collateral token held by the vault covers every account's balance,
+    /// @notice INV-1: each collateral token held by the vault covers every subaccount's balance,
     /// and equals what the named flows (deposits - withdrawals) put there.
     function _INV1_collateralCovered(AccountState[] memory st, VaultModel.Ghosts memory g) internal view {
         MockERC20[] memory toks = model.collateralTokens();
@@ -66,8 +66,9 @@ abstract contract InvariantBase is Test {
         }
     }
 
-    /// @notice INV-2: settlement tokens held x 1e12 equal the named cash flows and cover
-    /// sum(cash) + insurance, net of pending funding and settlement.
+    /// @notice INV-2: settlement tokens held x 1e12 equal the named cash flows (deposits,
+    /// withdrawals, liquidation deposits, payout claims) and cover sum(cash) + insurance +
+    /// claimable payouts, net of pending funding and settlement.
     function _INV2_settlementTokenCovers(int256 owed, VaultModel.Ghosts memory g) internal view {
         int256 held = int256(model.usdcToken().balanceOf(address(vault)) * 1e12);
         assertEq(held, g.netCash, "INV-2: settlement token balance differs from its flows");
@@ -76,7 +77,8 @@ abstract contract InvariantBase is Test {
 
     /// @notice INV-3: no cash is created; only rounding destroys dust, one wei per operation
     /// (plus one per pending funding or settlement term, counted in `owed` with the vault's
-    /// rounding).
+    /// rounding). A liquidation moves `owed` (cash + insurance + payouts) by its deposit only,
+    /// bad debt only through `uncovered` (INV-5).
     function _INV3_cashConserved(int256 owed, VaultModel.Ghosts memory g) internal pure {
         assertLe(owed, g.netCash, "INV-3: cash was created");
         int256 dust = int256(g.roundingOps + PENDING_TERMS);
@@ -103,12 +105,13 @@ abstract contract InvariantBase is Test {
         assertEq(vault.badDebt(), g.badDebt, "INV-5: bad debt differs from what liquidations recorded");
     }
 
-    /// @notice INV-6 .. INV-10: the ghost checks the handlers ran at the moment of each action.
+    /// @notice INV-6 .. INV-10, INV-13 .. INV-15: the ghost checks the handlers ran at the
+    /// moment of each action.
     function _ghostChecks(VaultModel.Ghosts memory g) internal pure {
         assertEq(g.violation, "", "a ghost check failed");
     }
 
-    /// @notice INV-11: for every account with a live leaf, the vault's bounds sandwich the
+    /// @notice INV-11: for every subaccount with a live leaf, the vault's bounds sandwich the
     /// truth: imSurplusLo <= true IM surplus, mmSurplusHi >= true MM surplus - DUST.
     function _INV11_boundsSandwichTruth(AccountState[] memory st) internal view {
         if (vault.isSafeMode()) return;

@@ -8,8 +8,10 @@ import {InvariantBase} from "./InvariantBase.sol";
 /// option settlement, safe mode), and that the ghost checks DO fail when the posted numbers
 /// are not the truth (so INV-6 and INV-8 cannot pass vacuously).
 contract ScenariosTest is InvariantBase {
-    // Handler seeds: actor(0) = alice, actor(1) = bob, actor(2) = carol; a pair (0, b) is
-    // (alice, actor 1 + b % 4). Instrument seed 0 = BTC perp. Size seed = 2 * size (+1: short).
+    // Handler seeds: account(0) = alice's first subaccount, account(1) = bob's, account(2) =
+    // carol's; a pair (0, b) is (alice's, account 1 + b % 9). A liquidator seed b picks the
+    // actor 1 + b % 4 after the owner (alice: 1 = carol). Instrument seed 0 = BTC perp. Size
+    // seed = 2 * size (+1: short).
     uint256 internal constant ALICE = 0;
     uint256 internal constant TO_BOB = 0;
     uint256 internal constant TO_CAROL = 1;
@@ -19,7 +21,7 @@ contract ScenariosTest is InvariantBase {
     function _aliceLong30() internal {
         trades.trade(ALICE, TO_BOB, 0, 60e18, AT_MARK, false);
         assertEq(model.calls("trade1"), 1);
-        (int256 size,) = vault.position(model.actor(ALICE), 1);
+        (int256 size,) = vault.position(model.accountAt(ALICE), 1);
         assertEq(size, 30e18);
         _checkAll();
     }
@@ -27,11 +29,39 @@ contract ScenariosTest is InvariantBase {
     function test_liquidation_afterTenPercentDrop() public {
         _aliceLong30();
         market.moveMarketAndPost(0.9e18, 1e18, 1e18, 0, 0); // alice: equity ~$20k < MM ~$81k
-        assertLt(model.mmSurplus(model.actor(ALICE), true), 0);
+        assertLt(model.mmSurplus(model.accountAt(ALICE), true), 0);
         liquidations.liquidate(ALICE, TO_CAROL);
         assertEq(model.calls("liquidate"), 1, "carol liquidates alice");
         assertEq(model.violation(), "");
         assertGt(vault.insuranceFund(), 0, "the fund took its share of the penalty");
+        assertEq(vault.ownerOf(model.accountAt(ALICE)), model.actor(2), "carol owns alice's subaccount");
+        _checkAll();
+    }
+
+    function test_claimPayout_afterALiquidationThatPaysTheOwner() public {
+        _aliceLong30();
+        market.moveMarketAndPost(0.93e18, 1e18, 1e18, 0, 0); // alice: equity ~$74k < MM ~$84k
+        liquidations.liquidate(ALICE, TO_CAROL);
+        assertEq(model.calls("liquidate"), 1);
+        // equity above the penalty: alice is owed the rest, and claims it; the books balance.
+        assertGt(vault.payoutOf(model.actor(ALICE)), 40_000e18);
+        _checkAll();
+        collateral.claimPayout(ALICE);
+        assertEq(model.calls("claimPayout"), 1);
+        assertLt(vault.payoutOf(model.actor(ALICE)), 1e12);
+        assertEq(model.violation(), "");
+        _checkAll();
+    }
+
+    function test_transfer_movesOnlyTheOwner() public {
+        _aliceLong30();
+        collateral.transfer(ALICE, 0); // to bob
+        assertEq(model.calls("transfer"), 1);
+        assertEq(vault.ownerOf(model.accountAt(ALICE)), model.actor(1));
+        assertEq(model.violation(), "");
+        // bob now trades it; alice cannot
+        trades.trade(ALICE, TO_CAROL, 1, 2e18, AT_MARK, false);
+        assertEq(model.calls("trade1"), 2);
         _checkAll();
     }
 
@@ -94,7 +124,7 @@ contract ScenariosTest is InvariantBase {
         _aliceLong30();
         // A lying epoch: alice's MM overstated by $1M. The vault trusts the signers and lets
         // carol liquidate a healthy alice; the ghost check must catch it.
-        model.postEpochWithLie(model.actor(ALICE), 0, 1_000_000e18);
+        model.postEpochWithLie(model.accountAt(ALICE), 0, 1_000_000e18);
         liquidations.liquidate(ALICE, TO_CAROL);
         assertEq(model.calls("liquidate"), 1);
         assertEq(model.violation(), "INV-6: an account with true MM surplus >= 0 was liquidated");
@@ -103,7 +133,7 @@ contract ScenariosTest is InvariantBase {
     function test_ghostINV8_tripsWhenALeafOverstatesEquity() public {
         _aliceLong30();
         // alice's equity overstated by $1M: the vault lets her withdraw cash she needs as IM.
-        model.postEpochWithLie(model.actor(ALICE), 1_000_000e18, 0);
+        model.postEpochWithLie(model.accountAt(ALICE), 1_000_000e18, 0);
         collateral.withdrawCash(ALICE, 150_000e6);
         assertEq(model.calls("withdrawCash"), 1);
         assertEq(model.violation(), "INV-8: a withdrawal left the true IM surplus below zero");

@@ -10,7 +10,8 @@ import {TradeHandler} from "./handlers/TradeHandler.sol";
 import {MarketHandler} from "./handlers/MarketHandler.sol";
 import {LiquidationHandler} from "./handlers/LiquidationHandler.sol";
 
-/// @notice The vault's invariants (docs/invariants.md, INV-1 .. INV-11), checked after every
+/// @notice The vault's invariants (docs/invariants.md, INV-1 .. INV-15), checked per
+/// subaccount after every
 /// call of a random sequence over four handlers: collateral, trades, market/epochs,
 /// liquidation. INV-6 .. INV-10 are ghost checks that the handlers run at the moment of the
 /// action; `_ghostChecks` surfaces the first one that failed.
@@ -18,12 +19,14 @@ contract VaultInvariantsTest is StdInvariant, InvariantBase {
     function setUp() public override {
         super.setUp();
 
-        bytes4[] memory c = new bytes4[](5);
+        bytes4[] memory c = new bytes4[](7);
         c[0] = CollateralHandler.deposit.selector;
         c[1] = CollateralHandler.withdraw.selector;
         c[2] = CollateralHandler.depositCash.selector;
         c[3] = CollateralHandler.withdrawCash.selector;
         c[4] = CollateralHandler.depositInsurance.selector;
+        c[5] = CollateralHandler.claimPayout.selector;
+        c[6] = CollateralHandler.transfer.selector;
         _target(address(collateral), c);
 
         // trade is listed three times: fills are what the other checks need most.
@@ -62,7 +65,7 @@ contract VaultInvariantsTest is StdInvariant, InvariantBase {
     }
 
     function afterInvariant() external view {
-        bytes32[16] memory names = [
+        bytes32[18] memory names = [
             bytes32("deposit"),
             "withdraw",
             "depositCash",
@@ -78,7 +81,9 @@ contract VaultInvariantsTest is StdInvariant, InvariantBase {
             "applyFunding",
             "settle",
             "liquidate",
-            "liquidateBadDebt"
+            "liquidateBadDebt",
+            "claimPayout",
+            "transfer"
         ];
         string memory line;
         for (uint256 i; i < names.length; ++i) {

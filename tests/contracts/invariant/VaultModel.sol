@@ -21,7 +21,8 @@ import {
 
 /// @title VaultModel
 /// @notice The invariant suite's world: the deployed vault (BaseTest's fixture), five actors
-/// with keys, a market, a simple linear risk model that gives the TRUE numbers of every
+/// with keys and two subaccounts each (ten accounts, whose owners change by transfer and by
+/// liquidation), a market, a simple linear risk model that gives the TRUE numbers of every
 /// account, the epoch poster (whose leaves are those true numbers), and the ghost ledgers
 /// that the invariants of docs/invariants.md compare the vault against.
 /// @dev The linear model (docs/invariants.md, "The model"): under the current prices,
@@ -35,6 +36,7 @@ import {
 /// the true market, and every ghost check compares against it.
 contract VaultModel is BaseTest {
     uint256 public constant N_ACTORS = 5;
+    uint256 public constant N_ACCOUNTS = 10; // two subaccounts per actor
     uint256 internal constant MM_FRACTION = 0.5e18; // MM per term = IM per term / 2
     /// @notice Wei of rounding the posted leaf may cost an account (one per rounded term,
     /// rounded against the account, docs/protocol.md §1); ghost checks allow it, no more.
@@ -42,6 +44,7 @@ contract VaultModel is BaseTest {
     uint256 internal constant SHORT_EXPIRY_DELAY = 1 hours;
 
     address[] internal _actors;
+    uint256[] internal _accountIds; // every subaccount, in creation order
     mapping(address => uint256) public keyOf;
     MockERC20[] internal _collateral; // weth, wbtc, gov (registration order)
 
@@ -60,7 +63,8 @@ contract VaultModel is BaseTest {
     /* GHOSTS */
 
     /// @notice Settlement-token units that entered minus left the vault, x 1e12 (WAD):
-    /// cash deposits - cash withdrawals + insurance deposits - insurance withdrawals.
+    /// cash deposits - cash withdrawals + insurance deposits - insurance withdrawals +
+    /// liquidation deposits - payout claims.
     int256 public ghostNetCash;
     mapping(address => uint256) public ghostNetCollateral; // per token, own decimals
     /// @notice The insurance fund as the named flows make it: deposits + fees - covered.
@@ -77,7 +81,7 @@ contract VaultModel is BaseTest {
     uint256[] internal _scale; // 10**decimals of each collateral token
     /// @dev Registered once in setUp; cached so that the per-call checks stay cheap.
     mapping(uint32 => Instrument) internal _instrumentCache;
-    mapping(address => bytes32[]) internal _accountProof;
+    mapping(uint256 => bytes32[]) internal _accountProof;
     mapping(uint32 => bytes32[]) internal _instrumentProof;
     /// @notice The first ghost check that failed, empty while none has (INV-6 .. INV-9).
     string public violation;
@@ -112,10 +116,19 @@ contract VaultModel is BaseTest {
         ethSpot = 3000e18;
         govSpot = 1e18;
 
-        // Every actor starts with $200k of cash so that the first trades have room.
+        // Two subaccounts per actor (the first made by `_fund`), each starting with $200k of
+        // cash so that the first trades have room.
+        // ids 1..5: the actors' first subaccounts (account(i) is actor(i)'s), 6..10: their second
+        for (uint256 i; i < _actors.length; ++i) {
+            _accountIds.push(acctOf[_actors[i]]);
+        }
         for (uint256 i; i < _actors.length; ++i) {
             vm.prank(_actors[i]);
-            vault.depositCash(200_000e6);
+            _accountIds.push(vault.createSubaccount());
+        }
+        for (uint256 i; i < _accountIds.length; ++i) {
+            vm.prank(vault.ownerOf(_accountIds[i]));
+            vault.depositCash(_accountIds[i], 200_000e6);
             ghostNetCash += 200_000e18;
         }
         postTruthfulEpoch();
@@ -139,17 +152,30 @@ contract VaultModel is BaseTest {
         return _actors[seed % _actors.length];
     }
 
+    /// @notice Index of `who` in `actors()`.
+    function actorIndex(address who) external view returns (uint256 i) {
+        while (_actors[i] != who) ++i;
+    }
+
+    function accounts() external view returns (uint256[] memory) {
+        return _accountIds;
+    }
+
+    function accountAt(uint256 seed) external view returns (uint256) {
+        return _accountIds[seed % _accountIds.length];
+    }
+
     function collateralTokens() external view returns (MockERC20[] memory) {
         return _collateral;
     }
 
-    /// @notice `who`'s leaf in the last posted tree with its proof (empty if not in it).
+    /// @notice `account`'s leaf in the last posted tree with its proof (empty if not in it).
     /// Proofs are computed once per epoch (BaseTest's builder) and cached: the suite asks for
     /// them after every call.
-    function mp(address who) external view returns (MarginProof memory m) {
-        if (!inTree[who]) return m;
-        m.leaf = lastAccountLeaf[who];
-        m.proof = _accountProof[who];
+    function mp(uint256 account) external view returns (MarginProof memory m) {
+        if (!inTree[account]) return m;
+        m.leaf = lastAccountLeaf[account];
+        m.proof = _accountProof[account];
     }
 
     function ip(uint32 id) external view returns (InstrumentProof memory p) {
@@ -161,9 +187,9 @@ contract VaultModel is BaseTest {
         return instLeaf[id];
     }
 
-    /// @notice The leaf of `who` in the last posted tree (zero if none).
-    function postedLeaf(address who) external view returns (AccountLeaf memory) {
-        return lastAccountLeaf[who];
+    /// @notice The leaf of `account` in the last posted tree (zero if none).
+    function postedLeaf(uint256 account) external view returns (AccountLeaf memory) {
+        return lastAccountLeaf[account];
     }
 
     function signQuote(Quote memory q) external view returns (bytes memory) {
@@ -186,6 +212,10 @@ contract VaultModel is BaseTest {
 
     function recordInsurance(uint256 plus, uint256 minus) external {
         ghostInsurance = ghostInsurance + plus - minus;
+    }
+
+    function recordPayoutClaimed(uint256 amount6) external {
+        ghostNetCash -= int256(amount6 * 1e12);
     }
 
     function recordBadDebt(uint256 amount) external {
@@ -225,30 +255,30 @@ contract VaultModel is BaseTest {
         postTruthfulEpoch();
     }
 
-    /// @notice Posts an epoch with the model's true numbers for every actor.
+    /// @notice Posts an epoch with the model's true numbers for every subaccount.
     function postTruthfulEpoch() public returns (Epoch memory e) {
-        return _postWithLie(address(0), 0, 0);
+        return _postWithLie(0, 0, 0);
     }
 
-    /// @notice TEST HOOK: posts an epoch in which `liar`'s leaf overstates its equity by
-    /// `equityLie` and its MM by `mmLie` (the handlers never call it). The ghost-check tests use
-    /// it to show that the checks do fail when the posted numbers are not the truth.
-    function postEpochWithLie(address liar, int256 equityLie, int256 mmLie) external returns (Epoch memory) {
+    /// @notice TEST HOOK: posts an epoch in which subaccount `liar`'s leaf overstates its
+    /// equity by `equityLie` and its MM by `mmLie` (the handlers never call it). The ghost-check
+    /// tests use it to show that the checks do fail when the posted numbers are not the truth.
+    function postEpochWithLie(uint256 liar, int256 equityLie, int256 mmLie) external returns (Epoch memory) {
         return _postWithLie(liar, equityLie, mmLie);
     }
 
-    function _postWithLie(address liar, int256 equityLie, int256 mmLie) internal returns (Epoch memory e) {
+    function _postWithLie(uint256 liar, int256 equityLie, int256 mmLie) internal returns (Epoch memory e) {
         vm.roll(block.number + 1);
         Settlement[] memory settlements = _newSettlements();
         _refreshMarket();
-        AccountLeaf[] memory leaves = new AccountLeaf[](_actors.length);
-        for (uint256 i; i < _actors.length; ++i) {
-            (int256 eq, uint256 im, uint256 mm) = _truth(_actors[i], false);
-            if (_actors[i] == liar) {
+        AccountLeaf[] memory leaves = new AccountLeaf[](_accountIds.length);
+        for (uint256 i; i < _accountIds.length; ++i) {
+            (int256 eq, uint256 im, uint256 mm) = _truth(_accountIds[i], false);
+            if (_accountIds[i] == liar) {
                 eq += equityLie;
                 mm = uint256(int256(mm) + mmLie);
             }
-            leaves[i] = _leaf(_actors[i], eq, im, mm);
+            leaves[i] = _leafOf(_accountIds[i], eq, im, mm);
         }
         e = _buildEpoch(leaves);
         e.funding = new FundingUpdate[](2);
@@ -265,8 +295,8 @@ contract VaultModel is BaseTest {
     }
 
     function _cacheProofs() internal {
-        for (uint256 i; i < _actors.length; ++i) {
-            _accountProof[_actors[i]] = _mp(_actors[i]).proof;
+        for (uint256 i; i < _accountIds.length; ++i) {
+            _accountProof[_accountIds[i]] = _mpOf(_accountIds[i]).proof;
         }
         uint32 n = vault.instrumentCount();
         for (uint32 id = 1; id <= n; ++id) {
@@ -334,28 +364,28 @@ contract VaultModel is BaseTest {
 
     /* THE TRUTH */
 
-    /// @notice The model's equity, IM and MM of `who` now, at the attested market. With
-    /// `generous = false` rounded as a leaf is (equity down, requirements up): a lower bound of
-    /// the exact surplus; with `generous = true` the other way: an upper bound.
-    function truth(address who, bool generous) external view returns (int256 equity, uint256 im, uint256 mm) {
-        return _truth(who, generous);
+    /// @notice The model's equity, IM and MM of subaccount `account` now, at the attested
+    /// market. With `generous = false` rounded as a leaf is (equity down, requirements up): a
+    /// lower bound of the exact surplus; with `generous = true` the other way: an upper bound.
+    function truth(uint256 account, bool generous) external view returns (int256 equity, uint256 im, uint256 mm) {
+        return _truth(account, generous);
     }
 
     /// @notice True IM surplus (equity - IM), rounded as `truth`.
-    function imSurplus(address who, bool generous) external view returns (int256) {
-        (int256 eq, uint256 im,) = _truth(who, generous);
+    function imSurplus(uint256 account, bool generous) external view returns (int256) {
+        (int256 eq, uint256 im,) = _truth(account, generous);
         return eq - int256(im);
     }
 
     /// @notice True MM surplus (equity - MM), rounded as `truth`.
-    function mmSurplus(address who, bool generous) external view returns (int256) {
-        (int256 eq,, uint256 mm) = _truth(who, generous);
+    function mmSurplus(uint256 account, bool generous) external view returns (int256) {
+        (int256 eq,, uint256 mm) = _truth(account, generous);
         return eq - int256(mm);
     }
 
-    function _truth(address who, bool up) internal view returns (int256 equity, uint256 im, uint256 mm) {
-        address[] memory one = new address[](1);
-        one[0] = who;
+    function _truth(uint256 account, bool up) internal view returns (int256 equity, uint256 im, uint256 mm) {
+        uint256[] memory one = new uint256[](1);
+        one[0] = account;
         return _truthOf(vault.accountStates(one)[0], up);
     }
 
@@ -419,10 +449,14 @@ contract VaultModel is BaseTest {
 
     /* AGGREGATES FOR THE INVARIANTS */
 
-    /// @notice sum(cash) + insurance - pending funding (as the vault would charge it) +
-    /// pending settlement cash (as the vault would pay it): the cash the vault owes, net.
+    /// @notice sum(cash) + insurance + claimable payouts - pending funding (as the vault would
+    /// charge it) + pending settlement cash (as the vault would pay it): the cash the vault
+    /// owes, net.
     function netCashOwed(AccountState[] memory st) public view returns (int256 s) {
         s = int256(vault.insuranceFund());
+        for (uint256 i; i < _actors.length; ++i) {
+            s += int256(vault.payoutOf(_actors[i]));
+        }
         uint32 n = shortCall;
         int256[] memory f = new int256[](n + 1);
         int256[] memory payoff = new int256[](n + 1);
@@ -450,9 +484,10 @@ contract VaultModel is BaseTest {
         }
     }
 
-    /// @notice Whether `who`'s leaf in the current tree still matches its state nonce.
-    function leafLive(address who) public view returns (bool) {
-        return inTree[who] && lastAccountLeaf[who].stateNonce == _nonce(who);
+    /// @notice Whether `account`'s leaf in the current tree still matches its state nonce.
+    function leafLive(uint256 account) public view returns (bool) {
+        (, uint64 nonce,,,,,,) = vault.accountState(account);
+        return inTree[account] && lastAccountLeaf[account].stateNonce == nonce;
     }
 
     /// @notice What the suite's checks need, gathered in one call (each external call costs
@@ -487,7 +522,7 @@ contract VaultModel is BaseTest {
         g.violation = violation;
     }
 
-    /// @notice For every actor with a live leaf (INV-11): the vault's imSurplusLo and
+    /// @notice For every subaccount with a live leaf (INV-11): the vault's imSurplusLo and
     /// mmSurplusHi, and the true IM surplus (generous: an upper bound of the exact one) and MM
     /// surplus (leaf rounding: a lower bound).
     struct Sandwich {
@@ -501,12 +536,12 @@ contract VaultModel is BaseTest {
     function sandwich(AccountState[] memory st) external view returns (Sandwich[] memory r) {
         r = new Sandwich[](st.length);
         for (uint256 i; i < st.length; ++i) {
-            address who = _actors[i];
-            r[i].live = inTree[who] && lastAccountLeaf[who].stateNonce == st[i].stateNonce;
+            uint256 a = _accountIds[i];
+            r[i].live = inTree[a] && lastAccountLeaf[a].stateNonce == st[i].stateNonce;
             if (!r[i].live) continue;
-            MarginProof memory m = MarginProof(lastAccountLeaf[who], _accountProof[who]);
-            r[i].imSurplusLo = vault.imSurplusLo(who, m);
-            r[i].mmSurplusHi = vault.mmSurplusHi(who, m);
+            MarginProof memory m = MarginProof(lastAccountLeaf[a], _accountProof[a]);
+            r[i].imSurplusLo = vault.imSurplusLo(a, m);
+            r[i].mmSurplusHi = vault.mmSurplusHi(a, m);
             (int256 eq, uint256 im,) = _truthOf(st[i], true);
             r[i].trueImUp = eq - int256(im);
             uint256 mm;

@@ -20,7 +20,8 @@ import {
 
 /// @notice Shared fixture for the vault's forge tests (unit and invariant): deploys the mock
 /// tokens (USDC 6, WETH 18, WBTC 8, GOV 18) and the vault, registers the tokens and four
-/// instruments, sets 3 signers with quorum 2, and offers helpers to build a Merkle tree of
+/// instruments, sets 3 signers with quorum 2, gives alice, bob and carol one subaccount each
+/// (`aliceAcct` = 1, `bobAcct` = 2, `carolAcct` = 3; `acctOf[user]`), and offers helpers to build a Merkle tree of
 /// leaves (OpenZeppelin StandardMerkleTree layout, docs/protocol.md §3), post signed epochs and sign quotes.
 /// Leaves are hashed here from the spec's formula, not through `Leaves`, so that the tests
 /// check the vault's encoding instead of reusing it.
@@ -49,6 +50,12 @@ abstract contract BaseTest is Test {
     address internal carol;
     uint256 internal carolKey;
 
+    /// @dev Each user's first subaccount: the helpers below that take a user act on it.
+    mapping(address => uint256) internal acctOf;
+    uint256 internal aliceAcct;
+    uint256 internal bobAcct;
+    uint256 internal carolAcct;
+
     uint256[] internal signerKeys;
     address[] internal signerAddrs;
 
@@ -59,9 +66,9 @@ abstract contract BaseTest is Test {
 
     // The last posted tree, for proofs.
     bytes32[] internal treeLeaves;
-    mapping(address => AccountLeaf) internal lastAccountLeaf;
-    mapping(address => bool) internal inTree;
-    address[] internal treeAccounts;
+    mapping(uint256 => AccountLeaf) internal lastAccountLeaf;
+    mapping(uint256 => bool) internal inTree;
+    uint256[] internal treeAccounts;
     uint64 internal nextEpoch = 1;
 
     function setUp() public virtual {
@@ -105,11 +112,17 @@ abstract contract BaseTest is Test {
         for (uint256 i; i < users.length; ++i) {
             _fund(users[i]);
         }
+        aliceAcct = acctOf[alice];
+        bobAcct = acctOf[bob];
+        carolAcct = acctOf[carol];
     }
 
     /* FUNDING USERS */
 
+    /// @notice Mints and approves `user` everything, and creates its first subaccount.
     function _fund(address user) internal {
+        vm.prank(user);
+        acctOf[user] = vault.createSubaccount();
         usdc.mint(user, 10_000_000e6);
         weth.mint(user, 10_000e18);
         wbtc.mint(user, 1000e8);
@@ -124,12 +137,12 @@ abstract contract BaseTest is Test {
 
     function _depositCash(address user, uint256 amount6) internal {
         vm.prank(user);
-        vault.depositCash(amount6);
+        vault.depositCash(acctOf[user], amount6);
     }
 
     function _deposit(address user, MockERC20 token, uint256 amount) internal {
         vm.prank(user);
-        vault.deposit(address(token), amount);
+        vault.deposit(acctOf[user], address(token), amount);
     }
 
     /* LEAVES AND TREE */
@@ -212,10 +225,19 @@ abstract contract BaseTest is Test {
         }
     }
 
-    /// @notice An ACCOUNT leaf for `who` with the vault's current nonce and running sums.
-    function _leaf(address who, int256 equity, uint256 im, uint256 mm) internal view returns (AccountLeaf memory l) {
-        (, uint64 nonce, int256 cumLo, int256 cumHi,,,,) = vault.accountState(who);
-        l = AccountLeaf(who, nonce, cumLo, cumHi, equity, im, mm);
+    /// @notice An ACCOUNT leaf for `who`'s first subaccount with the vault's current nonce and
+    /// running sums.
+    function _leaf(address who, int256 equity, uint256 im, uint256 mm) internal view returns (AccountLeaf memory) {
+        return _leafOf(acctOf[who], equity, im, mm);
+    }
+
+    function _leafOf(uint256 account, int256 equity, uint256 im, uint256 mm)
+        internal
+        view
+        returns (AccountLeaf memory l)
+    {
+        (, uint64 nonce, int256 cumLo, int256 cumHi,,,,) = vault.accountState(account);
+        l = AccountLeaf(account, nonce, cumLo, cumHi, equity, im, mm);
     }
 
     /* EPOCHS */
@@ -318,10 +340,15 @@ abstract contract BaseTest is Test {
         return _post(l);
     }
 
-    /// @notice `who`'s leaf in the last posted tree with its proof (empty if not in the tree).
-    function _mp(address who) internal view returns (MarginProof memory mp) {
-        if (!inTree[who]) return mp;
-        mp.leaf = lastAccountLeaf[who];
+    /// @notice The leaf of `who`'s first subaccount in the last posted tree with its proof
+    /// (empty if not in the tree).
+    function _mp(address who) internal view returns (MarginProof memory) {
+        return _mpOf(acctOf[who]);
+    }
+
+    function _mpOf(uint256 account) internal view returns (MarginProof memory mp) {
+        if (!inTree[account]) return mp;
+        mp.leaf = lastAccountLeaf[account];
         mp.proof = _merkleProof(treeLeaves, _hashAccountLeaf(mp.leaf));
     }
 
@@ -332,12 +359,14 @@ abstract contract BaseTest is Test {
 
     /* QUOTES */
 
+    /// @notice A one-leg quote of `maker` for its first subaccount, takeable by `taker` only.
     function _quote(address maker, address taker, uint32 id, int256 size, uint256 price, uint256 nonce)
         internal
         view
         returns (Quote memory q)
     {
         q.maker = maker;
+        q.makerAccount = acctOf[maker];
         q.taker = taker;
         q.legs = new Leg[](1);
         q.legs[0] = Leg(id, size, price);
@@ -356,32 +385,49 @@ abstract contract BaseTest is Test {
         }
     }
 
-    /// @notice `taker` fills `q` signed by `makerKey`, with both accounts' last leaves.
+    /// @notice `taker` fills `q` signed by `makerKey` for its first subaccount, with both
+    /// subaccounts' last leaves.
     function _fill(Quote memory q, uint256 makerKey, address taker) internal {
+        _fillAs(q, makerKey, taker, acctOf[taker]);
+    }
+
+    function _fillAs(Quote memory q, uint256 makerKey, address taker, uint256 takerAccount) internal {
         bytes memory sig = _signQuote(q, makerKey);
         InstrumentProof[] memory ips = _legProofs(q);
-        MarginProof memory mpMaker = _mp(q.maker);
-        MarginProof memory mpTaker = _mp(taker);
+        MarginProof memory mpMaker = _mpOf(q.makerAccount);
+        MarginProof memory mpTaker = _mpOf(takerAccount);
         vm.prank(taker);
-        vault.executeQuote(q, sig, ips, mpMaker, mpTaker);
+        vault.executeQuote(q, sig, ips, mpMaker, takerAccount, mpTaker);
     }
 
     /* READS */
 
-    function _cash(address who) internal view returns (int256 cash) {
-        (cash,,,,,,,) = vault.accountState(who);
+    function _cash(address who) internal view returns (int256) {
+        return _cashOf(acctOf[who]);
     }
 
-    function _cum(address who) internal view returns (int256 lo, int256 hi) {
-        (,, lo, hi,,,,) = vault.accountState(who);
+    function _cashOf(uint256 account) internal view returns (int256 cash) {
+        (cash,,,,,,,) = vault.accountState(account);
+    }
+
+    function _cum(address who) internal view returns (int256, int256) {
+        return _cumOf(acctOf[who]);
+    }
+
+    function _cumOf(uint256 account) internal view returns (int256 lo, int256 hi) {
+        (,, lo, hi,,,,) = vault.accountState(account);
     }
 
     function _nonce(address who) internal view returns (uint64 n) {
-        (, n,,,,,,) = vault.accountState(who);
+        (, n,,,,,,) = vault.accountState(acctOf[who]);
     }
 
-    function _size(address who, uint32 id) internal view returns (int256 s) {
-        (s,) = vault.position(who, id);
+    function _size(address who, uint32 id) internal view returns (int256) {
+        return _sizeOf(acctOf[who], id);
+    }
+
+    function _sizeOf(uint256 account, uint32 id) internal view returns (int256 s) {
+        (s,) = vault.position(account, id);
     }
 
     function _emptyProof() internal pure returns (MarginProof memory mp) {}

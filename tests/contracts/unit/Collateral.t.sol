@@ -23,9 +23,9 @@ contract CollateralTest is BaseTest {
 
     function test_deposit_beforeFirstEpochAddsUnboundedHi() public {
         vm.expectEmit(address(vault));
-        emit Events.AccountUpdated(alice, 0, 0, UNBOUNDED, 0);
+        emit Events.AccountUpdated(aliceAcct, 0, 0, UNBOUNDED, 0);
         _deposit(alice, weth, 1e18);
-        assertEq(vault.collateralBalance(alice, address(weth)), 1e18);
+        assertEq(vault.collateralBalance(aliceAcct, address(weth)), 1e18);
         assertEq(weth.balanceOf(address(vault)), 1e18);
         (int256 lo, int256 hi) = _cum(alice);
         assertEq(lo, 0);
@@ -42,7 +42,7 @@ contract CollateralTest is BaseTest {
         (lo, hi) = _cum(alice);
         assertEq(lo, 2400e18 + 51_000e18);
         assertEq(hi, 3750e18 + 72_000e18);
-        (,,,,,,, uint256[] memory bals) = vault.accountState(alice);
+        (,,,,,,, uint256[] memory bals) = vault.accountState(aliceAcct);
         assertEq(bals.length, 3);
         assertEq(bals[0], 1e18);
         assertEq(bals[1], 1e8);
@@ -52,10 +52,10 @@ contract CollateralTest is BaseTest {
     function test_deposit_revertsWhenUnknownTokenOrZero() public {
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(Errors.UnknownToken.selector, address(usdc)));
-        vault.deposit(address(usdc), 1);
+        vault.deposit(aliceAcct, address(usdc), 1);
         vm.prank(alice);
         vm.expectRevert(Errors.ZeroAmount.selector);
-        vault.deposit(address(weth), 0);
+        vault.deposit(aliceAcct, address(weth), 0);
     }
 
     /* WITHDRAW */
@@ -64,9 +64,9 @@ contract CollateralTest is BaseTest {
         _deposit(alice, weth, 2e18);
         uint256 before = weth.balanceOf(alice);
         vm.prank(alice);
-        vault.withdraw(address(weth), 1e18, _emptyProof()); // also in safe mode: nothing is owed
+        vault.withdraw(aliceAcct, address(weth), 1e18, _emptyProof()); // also in safe mode: nothing is owed
         assertEq(weth.balanceOf(alice), before + 1e18);
-        assertEq(vault.collateralBalance(alice, address(weth)), 1e18);
+        assertEq(vault.collateralBalance(aliceAcct, address(weth)), 1e18);
         (int256 lo, int256 hi) = _cum(alice);
         assertEq(lo, -UNBOUNDED); // no fresh price: a trivially valid bound
         assertEq(hi, UNBOUNDED);
@@ -77,7 +77,7 @@ contract CollateralTest is BaseTest {
         _post();
         (int256 lo0, int256 hi0) = _cum(alice);
         vm.prank(alice);
-        vault.withdraw(address(weth), 1e18, _emptyProof());
+        vault.withdraw(aliceAcct, address(weth), 1e18, _emptyProof());
         (int256 lo, int256 hi) = _cum(alice);
         assertEq(lo, lo0 - 3750e18);
         assertEq(hi, hi0 - 2400e18);
@@ -87,19 +87,21 @@ contract CollateralTest is BaseTest {
         _deposit(alice, weth, 1e18);
         vm.startPrank(alice);
         vm.expectRevert(Errors.ZeroAmount.selector);
-        vault.withdraw(address(weth), 0, _emptyProof());
+        vault.withdraw(aliceAcct, address(weth), 0, _emptyProof());
         vm.expectRevert(abi.encodeWithSelector(Errors.UnknownToken.selector, address(usdc)));
-        vault.withdraw(address(usdc), 1, _emptyProof());
+        vault.withdraw(aliceAcct, address(usdc), 1, _emptyProof());
         vm.expectRevert(Errors.ZeroAmount.selector);
-        vault.withdrawCash(0, _emptyProof());
+        vault.withdrawCash(aliceAcct, 0, _emptyProof());
         vm.stopPrank();
     }
 
     function test_withdraw_revertsWhenOverBalance() public {
         _deposit(alice, weth, 1e18);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientBalance.selector, alice, address(weth), 1e18, 2e18));
-        vault.withdraw(address(weth), 2e18, _emptyProof());
+        vm.expectRevert(
+            abi.encodeWithSelector(Errors.InsufficientBalance.selector, aliceAcct, address(weth), 1e18, 2e18)
+        );
+        vault.withdraw(aliceAcct, address(weth), 2e18, _emptyProof());
     }
 
     function test_withdraw_revertsWhenDebtUncoveredOnChainValuation() public {
@@ -107,14 +109,14 @@ contract CollateralTest is BaseTest {
         _depositCash(bob, 10_000e6); // liquidity to borrow
         _deposit(alice, weth, 1e18); // haircut value 2400
         vm.prank(alice);
-        vault.withdrawCash(2000e6, _emptyProof()); // cash -2000, surplus 400
+        vault.withdrawCash(aliceAcct, 2000e6, _emptyProof()); // cash -2000, surplus 400
         vm.prank(alice);
         // 0.5 WETH left is worth 1200 after haircut: 1200 - 2000 < 0.
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, alice, -int256(800e18)));
-        vault.withdraw(address(weth), 0.5e18, _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, aliceAcct, -int256(800e18)));
+        vault.withdraw(aliceAcct, address(weth), 0.5e18, _emptyProof());
         vm.prank(alice);
-        vault.withdraw(address(weth), 0.1e18, _emptyProof()); // 0.9 WETH: 2160 - 2000 >= 0
-        assertEq(vault.imSurplusLo(alice, _emptyProof()), 160e18);
+        vault.withdraw(aliceAcct, address(weth), 0.1e18, _emptyProof()); // 0.9 WETH: 2160 - 2000 >= 0
+        assertEq(vault.imSurplusLo(aliceAcct, _emptyProof()), 160e18);
     }
 
     function test_withdraw_revertsWhenOverTheImBound() public {
@@ -123,17 +125,17 @@ contract CollateralTest is BaseTest {
         // Leaf-based: imSurplusLo = 100k - 6000 (leg) + 2400 (deposit lo); withdrawing the WETH
         // subtracts 3750 (its upper value): 100k - 6000 + 2400 - 3750 >= 0, allowed.
         vm.prank(alice);
-        vault.withdraw(address(weth), 1e18, _mp(alice));
+        vault.withdraw(aliceAcct, address(weth), 1e18, _mp(alice));
         // Now withdraw cash to exactly zero surplus, then one unit more.
-        int256 s = vault.imSurplusLo(alice, _mp(alice));
+        int256 s = vault.imSurplusLo(aliceAcct, _mp(alice));
         assertEq(s, 100_000e18 - 6000e18 + 2400e18 - 3750e18);
         MarginProof memory mp = _mp(alice);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, alice, -int256(1e12)));
-        vault.withdrawCash(uint256(s) / 1e12 + 1, mp);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, aliceAcct, -int256(1e12)));
+        vault.withdrawCash(aliceAcct, uint256(s) / 1e12 + 1, mp);
         vm.prank(alice);
-        vault.withdrawCash(uint256(s) / 1e12, mp);
-        assertEq(vault.imSurplusLo(alice, mp), 0);
+        vault.withdrawCash(aliceAcct, uint256(s) / 1e12, mp);
+        assertEq(vault.imSurplusLo(aliceAcct, mp), 0);
     }
 
     function test_withdraw_revertsWhenLeafMissingForAccountWithPositions() public {
@@ -141,13 +143,13 @@ contract CollateralTest is BaseTest {
         _deposit(alice, weth, 1e18);
         MarginProof memory mp = _mp(bob); // another account's leaf
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.LeafAccountMismatch.selector, alice, bob));
-        vault.withdraw(address(weth), 1e18, mp);
+        vm.expectRevert(abi.encodeWithSelector(Errors.LeafAccountMismatch.selector, aliceAcct, bobAcct));
+        vault.withdraw(aliceAcct, address(weth), 1e18, mp);
         mp = _mp(alice);
         mp.leaf.equity += 1; // tampered leaf
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidAccountProof.selector, alice));
-        vault.withdraw(address(weth), 1e18, mp);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidAccountProof.selector, aliceAcct));
+        vault.withdraw(aliceAcct, address(weth), 1e18, mp);
     }
 
     /* CASH */
@@ -155,7 +157,7 @@ contract CollateralTest is BaseTest {
     function test_depositCash_scalesToWadAndMovesTokens() public {
         uint256 before = usdc.balanceOf(alice);
         vm.expectEmit(address(vault));
-        emit Events.AccountUpdated(alice, 1234.5e18, 1234.5e18, 1234.5e18, 0);
+        emit Events.AccountUpdated(aliceAcct, 1234.5e18, 1234.5e18, 1234.5e18, 0);
         _depositCash(alice, 1234.5e6);
         assertEq(_cash(alice), 1234.5e18);
         assertEq(usdc.balanceOf(alice), before - 1234.5e6);
@@ -165,14 +167,14 @@ contract CollateralTest is BaseTest {
     function test_depositCash_revertsWhenZero() public {
         vm.prank(alice);
         vm.expectRevert(Errors.ZeroAmount.selector);
-        vault.depositCash(0);
+        vault.depositCash(aliceAcct, 0);
     }
 
     function test_withdrawCash_withinCashWorksInSafeMode() public {
         _depositCash(alice, 100e6);
         assertTrue(vault.isSafeMode());
         vm.prank(alice);
-        vault.withdrawCash(100e6, _emptyProof());
+        vault.withdrawCash(aliceAcct, 100e6, _emptyProof());
         assertEq(_cash(alice), 0);
         (int256 lo, int256 hi) = _cum(alice);
         assertEq(lo, 0);
@@ -183,7 +185,7 @@ contract CollateralTest is BaseTest {
         _deposit(alice, weth, 1e18);
         vm.prank(alice);
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.withdrawCash(1e6, _emptyProof());
+        vault.withdrawCash(aliceAcct, 1e6, _emptyProof());
     }
 
     function test_withdrawCash_borrowsAgainstHaircutCollateral() public {
@@ -191,19 +193,19 @@ contract CollateralTest is BaseTest {
         _depositCash(bob, 10_000e6); // liquidity to borrow
         _deposit(alice, weth, 1e18); // 3000 * (1 - 0.2) = 2400
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, alice, -int256(1e12)));
-        vault.withdrawCash(2400e6 + 1, _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, aliceAcct, -int256(1e12)));
+        vault.withdrawCash(aliceAcct, 2400e6 + 1, _emptyProof());
         vm.prank(alice);
-        vault.withdrawCash(2400e6, _emptyProof());
+        vault.withdrawCash(aliceAcct, 2400e6, _emptyProof());
         assertEq(_cash(alice), -2400e18);
-        assertEq(vault.imSurplusLo(alice, _emptyProof()), 0);
+        assertEq(vault.imSurplusLo(aliceAcct, _emptyProof()), 0);
     }
 
     function test_withdrawCash_revertsWhenNothingToBorrowAgainst() public {
         _post();
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, alice, -int256(1e18)));
-        vault.withdrawCash(1e6, _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, aliceAcct, -int256(1e18)));
+        vault.withdrawCash(aliceAcct, 1e6, _emptyProof());
     }
 
     /* INSURANCE */
@@ -224,8 +226,8 @@ contract CollateralTest is BaseTest {
         _depositCash(alice, 1000e6);
         _deposit(alice, weth, 1e18);
         vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientBalance.selector, bob, address(weth), 0, 1e18));
-        vault.withdraw(address(weth), 1e18, _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientBalance.selector, bobAcct, address(weth), 0, 1e18));
+        vault.withdraw(bobAcct, address(weth), 1e18, _emptyProof());
         assertEq(weth.balanceOf(address(vault)), 1e18);
         assertEq(usdc.balanceOf(address(vault)), 1000e6);
     }

@@ -33,7 +33,7 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory a = _mp(q.maker);
         MarginProof memory b = _mp(taker);
         vm.prank(taker);
-        vault.executeQuote(q, sig, ips, a, b);
+        vault.executeQuote(q, sig, ips, a, acctOf[taker], b);
     }
 
     /* FILLS */
@@ -42,9 +42,9 @@ contract ExecuteQuoteTest is BaseTest {
         Quote memory q = _quote(alice, bob, btcPerp, 1e18, 61_000e18, 7);
         bytes32 digest = vault.hashQuote(q);
         vm.expectEmit(address(vault));
-        emit Events.Trade(digest, alice, bob, btcPerp, 1e18, 61_000e18, 61_000e18);
+        emit Events.Trade(digest, aliceAcct, bobAcct, btcPerp, 1e18, 61_000e18, 61_000e18);
         vm.expectEmit(address(vault));
-        emit Events.QuoteExecuted(digest, alice, bob, 7);
+        emit Events.QuoteExecuted(digest, aliceAcct, bobAcct, 7);
         _fill(q, aliceKey, bob);
         assertEq(_size(alice, btcPerp), 1e18);
         assertEq(_size(bob, btcPerp), -1e18);
@@ -58,7 +58,7 @@ contract ExecuteQuoteTest is BaseTest {
         (lo, hi) = _cum(bob);
         assertEq(lo, 100_000e18 - 60_000e18 + 61_000e18 - 6000e18);
         assertEq(hi, 100_000e18 - 60_000e18 + 61_000e18 + 6000e18);
-        (,,,, uint32[] memory ids, int256[] memory sizes,,) = vault.accountState(alice);
+        (,,,, uint32[] memory ids, int256[] memory sizes,,) = vault.accountState(aliceAcct);
         assertEq(ids.length, 1);
         assertEq(ids[0], btcPerp);
         assertEq(sizes[0], 1e18);
@@ -113,10 +113,10 @@ contract ExecuteQuoteTest is BaseTest {
         _fill(_quote(alice, bob, btcPerp, 1e18, 60_000e18, 1), aliceKey, bob);
         _fill(_quote(alice, bob, btcPerp, -1e18, 59_000e18, 2), aliceKey, bob);
         assertEq(_size(alice, btcPerp), 0);
-        (,,,, uint32[] memory ids,,,) = vault.accountState(alice);
+        (,,,, uint32[] memory ids,,,) = vault.accountState(aliceAcct);
         assertEq(ids.length, 0);
         assertEq(_cash(alice), 99_000e18);
-        assertEq(vault.imSurplusLo(alice, _emptyProof()), 99_000e18);
+        assertEq(vault.imSurplusLo(aliceAcct, _emptyProof()), 99_000e18);
     }
 
     /* REPLAY, CANCEL, EXPIRY, TAKER */
@@ -130,7 +130,7 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.NonceUsed.selector, alice, 1));
-        vault.executeQuote(q, sig, ips, a, b);
+        vault.executeQuote(q, sig, ips, a, bobAcct, b);
     }
 
     function test_cancelQuote_blocksTheNonce() public {
@@ -146,7 +146,7 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.NonceUsed.selector, alice, 42));
-        vault.executeQuote(q, sig, ips, a, b);
+        vault.executeQuote(q, sig, ips, a, bobAcct, b);
     }
 
     function test_cancelQuote_revertsWhenAlreadyUsed() public {
@@ -168,7 +168,7 @@ contract ExecuteQuoteTest is BaseTest {
         InstrumentProof[] memory ips = _legProofs(q);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.QuoteExpired.selector, q.deadline, q.deadline + 1));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, ips, _emptyProof(), bobAcct, _emptyProof());
     }
 
     function test_executeQuote_acceptsAtDeadline() public {
@@ -186,7 +186,7 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory c = _mp(carol);
         vm.prank(carol);
         vm.expectRevert(abi.encodeWithSelector(Errors.WrongTaker.selector, bob, carol));
-        vault.executeQuote(q, sig, ips, a, c);
+        vault.executeQuote(q, sig, ips, a, carolAcct, c);
     }
 
     function test_executeQuote_revertsWhenSelfTrade() public {
@@ -195,8 +195,8 @@ contract ExecuteQuoteTest is BaseTest {
         InstrumentProof[] memory ips = _legProofs(q);
         MarginProof memory a = _mp(alice);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.SelfTrade.selector, alice));
-        vault.executeQuote(q, sig, ips, a, a);
+        vm.expectRevert(abi.encodeWithSelector(Errors.SelfTrade.selector, aliceAcct));
+        vault.executeQuote(q, sig, ips, a, aliceAcct, a);
     }
 
     /* SIGNATURES */
@@ -209,7 +209,7 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidQuoteSignature.selector, alice, carol));
-        vault.executeQuote(q, sig, ips, a, b);
+        vault.executeQuote(q, sig, ips, a, bobAcct, b);
     }
 
     function test_executeQuote_revertsWhenQuoteAlteredAfterSigning() public {
@@ -221,7 +221,7 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
         vm.expectPartialRevert(Errors.InvalidQuoteSignature.selector);
-        vault.executeQuote(q, sig, ips, a, b);
+        vault.executeQuote(q, sig, ips, a, bobAcct, b);
     }
 
     function test_executeQuote_revertsWhenSignedForAnotherChain() public {
@@ -234,7 +234,7 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
         vm.expectPartialRevert(Errors.InvalidQuoteSignature.selector);
-        vault.executeQuote(q, sig, ips, a, b);
+        vault.executeQuote(q, sig, ips, a, bobAcct, b);
     }
 
     function test_executeQuote_revertsWhenSignatureMalformed() public {
@@ -244,7 +244,7 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidQuoteSignature.selector, alice, address(0)));
-        vault.executeQuote(q, hex"00", ips, a, b);
+        vault.executeQuote(q, hex"00", ips, a, bobAcct, b);
     }
 
     /* LEGS AND INSTRUMENT LEAVES */
@@ -255,14 +255,14 @@ contract ExecuteQuoteTest is BaseTest {
         InstrumentProof[] memory none = new InstrumentProof[](0);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidLegs.selector, 1, 0));
-        vault.executeQuote(q, sig, none, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, none, _emptyProof(), bobAcct, _emptyProof());
 
         Quote memory empty = _quote(alice, bob, btcPerp, 1e18, 60_000e18, 2);
         empty.legs = new Leg[](0);
         sig = _signQuote(empty, aliceKey);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidLegs.selector, 0, 0));
-        vault.executeQuote(empty, sig, none, _emptyProof(), _emptyProof());
+        vault.executeQuote(empty, sig, none, _emptyProof(), bobAcct, _emptyProof());
 
         Quote memory many = _quote(alice, bob, btcPerp, 1e18, 60_000e18, 3);
         many.legs = new Leg[](9);
@@ -273,7 +273,7 @@ contract ExecuteQuoteTest is BaseTest {
         InstrumentProof[] memory ips = _legProofs(many);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidLegs.selector, 9, 9));
-        vault.executeQuote(many, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(many, sig, ips, _emptyProof(), bobAcct, _emptyProof());
     }
 
     function test_executeQuote_revertsWhenZeroSize() public {
@@ -282,7 +282,7 @@ contract ExecuteQuoteTest is BaseTest {
         InstrumentProof[] memory ips = _legProofs(q);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.ZeroSize.selector, btcPerp));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, ips, _emptyProof(), bobAcct, _emptyProof());
     }
 
     function test_executeQuote_revertsWhenInstrumentLeafWrong() public {
@@ -292,12 +292,12 @@ contract ExecuteQuoteTest is BaseTest {
         ips[0] = _ip(ethPerp); // another instrument's leaf
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InstrumentLeafMismatch.selector, btcPerp, ethPerp));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, ips, _emptyProof(), bobAcct, _emptyProof());
         ips[0] = _ip(btcPerp);
         ips[0].leaf.lossPerUnitLong = 1; // a loss the signers did not attest
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidInstrumentProof.selector, btcPerp));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, ips, _emptyProof(), bobAcct, _emptyProof());
     }
 
     function test_executeQuote_revertsWhenInstrumentUnknownOrExpired() public {
@@ -307,7 +307,7 @@ contract ExecuteQuoteTest is BaseTest {
         ips[0].leaf = InstrumentLeaf(77, 1, 1, 1);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.UnknownInstrument.selector, 77));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, ips, _emptyProof(), bobAcct, _emptyProof());
 
         vm.warp(EXPIRY);
         _post();
@@ -316,7 +316,7 @@ contract ExecuteQuoteTest is BaseTest {
         ips = _legProofs(q);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InstrumentExpired.selector, btcCall, EXPIRY));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, ips, _emptyProof(), bobAcct, _emptyProof());
     }
 
     /* THE IM GATE */
@@ -332,8 +332,8 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory a = _mp(alice);
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, alice, -int256(1000e18)));
-        vault.executeQuote(q, sig, ips, a, b);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, aliceAcct, -int256(1000e18)));
+        vault.executeQuote(q, sig, ips, a, bobAcct, b);
         // Half the size fits (3000 of bound).
         _fill(_quote(alice, bob, btcPerp, 0.5e18, 60_000e18, 2), aliceKey, bob);
         assertEq(_size(alice, btcPerp), 0.5e18);
@@ -348,8 +348,8 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory a = _mp(alice);
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, bob, -int256(5000e18)));
-        vault.executeQuote(q, sig, ips, a, b);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, bobAcct, -int256(5000e18)));
+        vault.executeQuote(q, sig, ips, a, bobAcct, b);
     }
 
     /* FIRST TRADE WITHOUT A LEAF (docs/protocol.md §5) */
@@ -364,13 +364,13 @@ contract ExecuteQuoteTest is BaseTest {
         _fund(who);
         if (cash6 > 0) _depositCash(who, cash6);
         if (wethAmount > 0) _deposit(who, weth, wethAmount);
-        assertFalse(inTree[who]);
+        assertFalse(inTree[acctOf[who]]);
     }
 
     function _execEmpty(Quote memory q, bytes memory sig, address taker) internal {
         InstrumentProof[] memory ips = _legProofs(q);
         vm.prank(taker);
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, ips, _emptyProof(), acctOf[taker], _emptyProof());
     }
 
     /// @dev Maker gets +1 BTC perp at 61k and -1 BTC put at 1400.
@@ -391,7 +391,7 @@ contract ExecuteQuoteTest is BaseTest {
         InstrumentProof[] memory ips = _legProofs(q);
         MarginProof memory a = _mp(alice);
         vm.prank(dave);
-        vault.executeQuote(q, sig, ips, a, _emptyProof());
+        vault.executeQuote(q, sig, ips, a, acctOf[dave], _emptyProof());
         assertEq(_size(dave, btcPerp), -1e18);
         // dave: on-chain 10,000 + leg lo (-60k + 60k - 6000) = 4000
         (int256 lo,) = _cum(dave);
@@ -423,8 +423,8 @@ contract ExecuteQuoteTest is BaseTest {
         bytes memory sig = _signQuote(q, daveKey);
         InstrumentProof[] memory ips = _legProofs(q);
         vm.prank(erin);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, dave, -int256(100e18)));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, acctOf[dave], -int256(100e18)));
+        vault.executeQuote(q, sig, ips, _emptyProof(), acctOf[erin], _emptyProof());
         _deposit(dave, weth, 1e18);
         _execEmpty(q, sig, erin);
         assertEq(_size(dave, btcPut), -1e18);
@@ -438,15 +438,15 @@ contract ExecuteQuoteTest is BaseTest {
         bytes memory sig = _signQuote(q, daveKey);
         InstrumentProof[] memory ips = _legProofs(q);
         vm.prank(erin);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, erin, -int256(3000e18)));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, acctOf[erin], -int256(3000e18)));
+        vault.executeQuote(q, sig, ips, _emptyProof(), acctOf[erin], _emptyProof());
         // One leg alone (-5000 on the perp short, at 61k) is still over: 3400 - 5000.
         q = _quote(dave, erin, btcPerp, 1e18, 61_000e18, 2);
         sig = _signQuote(q, daveKey);
         ips = _legProofs(q);
         vm.prank(erin);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, erin, -int256(1600e18)));
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.InsufficientMargin.selector, acctOf[erin], -int256(1600e18)));
+        vault.executeQuote(q, sig, ips, _emptyProof(), acctOf[erin], _emptyProof());
     }
 
     function test_executeQuote_secondTradeOfFreshAccountNeedsLeaf() public {
@@ -459,8 +459,8 @@ contract ExecuteQuoteTest is BaseTest {
         InstrumentProof[] memory ips = _legProofs(q);
         MarginProof memory a = _mp(alice);
         vm.prank(dave);
-        vm.expectRevert(abi.encodeWithSelector(Errors.LeafAccountMismatch.selector, dave, address(0)));
-        vault.executeQuote(q, sig, ips, a, _emptyProof());
+        vm.expectRevert(abi.encodeWithSelector(Errors.LeafAccountMismatch.selector, acctOf[dave], address(0)));
+        vault.executeQuote(q, sig, ips, a, acctOf[dave], _emptyProof());
         // With its leaf in the next epoch it trades.
         _post2(_leaf(alice, 100_000e18, 0, 0), _leaf(dave, 100_000e18, 6000e18, 4800e18));
         _exec(q, sig, dave);
@@ -476,7 +476,7 @@ contract ExecuteQuoteTest is BaseTest {
         InstrumentProof[] memory ips = _legProofs(q);
         vm.prank(dave);
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.executeQuote(q, sig, ips, _emptyProof(), _emptyProof());
+        vault.executeQuote(q, sig, ips, _emptyProof(), acctOf[dave], _emptyProof());
     }
 
     function test_executeQuote_revertsInSafeMode() public {
@@ -490,7 +490,7 @@ contract ExecuteQuoteTest is BaseTest {
         assertTrue(vault.isSafeMode());
         vm.prank(bob);
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.executeQuote(q, sig, ips, a, b);
+        vault.executeQuote(q, sig, ips, a, bobAcct, b);
     }
 
     /* POSITION LIMIT */
@@ -511,7 +511,7 @@ contract ExecuteQuoteTest is BaseTest {
             }
             _fill(q, aliceKey, bob);
         }
-        (,,,, uint32[] memory ids,,,) = vault.accountState(alice);
+        (,,,, uint32[] memory ids,,,) = vault.accountState(aliceAcct);
         assertEq(ids.length, 64);
         Quote memory last = _quote(alice, bob, n, 1e15, 1e18, ++nonce);
         bytes memory sig = _signQuote(last, aliceKey);
@@ -519,8 +519,8 @@ contract ExecuteQuoteTest is BaseTest {
         MarginProof memory a = _mp(alice);
         MarginProof memory b = _mp(bob);
         vm.prank(bob);
-        vm.expectRevert(abi.encodeWithSelector(Errors.TooManyPositions.selector, alice, 64));
-        vault.executeQuote(last, sig, ips, a, b);
+        vm.expectRevert(abi.encodeWithSelector(Errors.TooManyPositions.selector, aliceAcct, 64));
+        vault.executeQuote(last, sig, ips, a, bobAcct, b);
         // Closing one position frees a slot.
         _fill(_quote(alice, bob, 5, -1e15, 1e18, ++nonce), aliceKey, bob);
         _fill(last, aliceKey, bob);

@@ -49,19 +49,19 @@ contract FundingSettlementTest is BaseTest {
         (int256 lo0, int256 hi0) = _cum(alice);
         _postFunding(btcPerp, 10e18); // $10 per unit since the positions opened
         vm.expectEmit(address(vault));
-        emit Events.FundingApplied(alice, btcPerp, 20e18, 10e18);
-        vault.applyFunding(alice);
-        vault.applyFunding(bob);
+        emit Events.FundingApplied(aliceAcct, btcPerp, 20e18, 10e18);
+        vault.applyFunding(aliceAcct);
+        vault.applyFunding(bobAcct);
         assertEq(_cash(alice), a0 - 20e18);
         assertEq(_cash(bob), b0 + 20e18);
-        (, int256 idx) = vault.position(alice, btcPerp);
+        (, int256 idx) = vault.position(aliceAcct, btcPerp);
         assertEq(idx, 10e18);
         // The leaf counts pending funding: only the 1-wei rounding enters the bound.
         (int256 lo, int256 hi) = _cum(alice);
         assertEq(lo, lo0 - 1);
         assertEq(hi, hi0);
         // Applying again charges nothing.
-        vault.applyFunding(alice);
+        vault.applyFunding(aliceAcct);
         assertEq(_cash(alice), a0 - 20e18);
     }
 
@@ -70,8 +70,8 @@ contract FundingSettlementTest is BaseTest {
         int256 a0 = _cash(alice);
         int256 b0 = _cash(bob);
         _postFunding(btcPerp, 0.5e18); // 3 * 0.5 = 1.5 wei
-        vault.applyFunding(alice);
-        vault.applyFunding(bob);
+        vault.applyFunding(aliceAcct);
+        vault.applyFunding(bobAcct);
         assertEq(_cash(alice), a0 - 2, "long pays rounded up");
         assertEq(_cash(bob), b0 + 1, "short receives rounded down");
     }
@@ -86,10 +86,10 @@ contract FundingSettlementTest is BaseTest {
         e.funding[0] = FundingUpdate(btcPerp, 7e18);
         _postHeader(e);
         _fill(_quote(alice, bob, btcPerp, 1e18, 60_000e18, 1), aliceKey, bob);
-        (, int256 idx) = vault.position(alice, btcPerp);
+        (, int256 idx) = vault.position(aliceAcct, btcPerp);
         assertEq(idx, 7e18);
         int256 a0 = _cash(alice);
-        vault.applyFunding(alice);
+        vault.applyFunding(aliceAcct);
         assertEq(_cash(alice), a0, "no funding for the time before the position existed");
     }
 
@@ -113,8 +113,8 @@ contract FundingSettlementTest is BaseTest {
     function test_applyFunding_ignoresOptionsAndEmptyAccounts() public {
         _fill(_quote(alice, bob, btcCall, 1e18, 2000e18, 1), aliceKey, bob);
         int256 a0 = _cash(alice);
-        vault.applyFunding(alice);
-        vault.applyFunding(carol);
+        vault.applyFunding(aliceAcct);
+        vault.applyFunding(carolAcct);
         assertEq(_cash(alice), a0);
         assertEq(_cash(carol), 0);
     }
@@ -129,16 +129,16 @@ contract FundingSettlementTest is BaseTest {
         _postSettlement(btcCall, 65_000e18);
         (int256 lo0,) = _cum(alice);
         vm.expectEmit(address(vault));
-        emit Events.OptionSettled(alice, btcCall, 1e18, 65_000e18, 5000e18);
-        vault.settle(alice, btcCall);
-        vault.settle(bob, btcCall);
+        emit Events.OptionSettled(aliceAcct, btcCall, 1e18, 65_000e18, 5000e18);
+        vault.settle(aliceAcct, btcCall);
+        vault.settle(bobAcct, btcCall);
         assertEq(_cash(alice), a0 + 5000e18);
         assertEq(_cash(bob), b0 - 5000e18);
         assertEq(_size(alice, btcCall), 0);
         assertEq(_size(bob, btcCall), 0);
         (int256 lo,) = _cum(alice);
         assertEq(lo, lo0 - 1);
-        (,,,, uint32[] memory ids,,,) = vault.accountState(alice);
+        (,,,, uint32[] memory ids,,,) = vault.accountState(aliceAcct);
         assertEq(ids.length, 0);
     }
 
@@ -169,7 +169,7 @@ contract FundingSettlementTest is BaseTest {
         // settled implies expired on chain (settlement needs expiry <= block.timestamp)
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.InstrumentExpired.selector, btcCall, EXPIRY));
-        vault.executeQuote(q, sig, ips, none, none);
+        vault.executeQuote(q, sig, ips, none, bobAcct, none);
     }
 
     function test_settle_putPaysMaxKMinusS() public {
@@ -177,7 +177,7 @@ contract FundingSettlementTest is BaseTest {
         int256 a0 = _cash(alice);
         vm.warp(EXPIRY + 1);
         _postSettlement(btcPut, 55_000e18);
-        vault.settle(alice, btcPut);
+        vault.settle(aliceAcct, btcPut);
         assertEq(_cash(alice), a0 + 10_000e18);
     }
 
@@ -186,7 +186,7 @@ contract FundingSettlementTest is BaseTest {
         int256 b0 = _cash(bob);
         vm.warp(EXPIRY);
         _postSettlement(btcPut, 70_000e18);
-        vault.settle(bob, btcPut);
+        vault.settle(bobAcct, btcPut);
         assertEq(_cash(bob), b0);
         assertEq(_size(bob, btcPut), 0);
     }
@@ -197,8 +197,8 @@ contract FundingSettlementTest is BaseTest {
         int256 b0 = _cash(bob);
         vm.warp(EXPIRY);
         _postSettlement(btcCall, 60_000e18 + 0.5e18); // payoff $0.5: 1.5 wei
-        vault.settle(alice, btcCall);
-        vault.settle(bob, btcCall);
+        vault.settle(aliceAcct, btcCall);
+        vault.settle(bobAcct, btcCall);
         assertEq(_cash(alice), a0 + 1);
         assertEq(_cash(bob), b0 - 2);
     }
@@ -209,24 +209,24 @@ contract FundingSettlementTest is BaseTest {
         _postSettlement(btcCall, 61_000e18);
         vm.warp(block.timestamp + MAX_AGE + 1);
         assertTrue(vault.isSafeMode());
-        vault.settle(bob, btcCall);
+        vault.settle(bobAcct, btcCall);
         assertEq(_size(bob, btcCall), 0);
     }
 
     function test_settle_revertsWhenPriceNotSetOrNoPositionOrPerp() public {
         _fill(_quote(alice, bob, btcCall, 1e18, 2000e18, 1), aliceKey, bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.SettlementPriceNotSet.selector, btcCall));
-        vault.settle(alice, btcCall);
+        vault.settle(aliceAcct, btcCall);
         vm.warp(EXPIRY);
         _postSettlement(btcCall, 61_000e18);
-        vm.expectRevert(abi.encodeWithSelector(Errors.NoPosition.selector, carol, btcCall));
-        vault.settle(carol, btcCall);
+        vm.expectRevert(abi.encodeWithSelector(Errors.NoPosition.selector, carolAcct, btcCall));
+        vault.settle(carolAcct, btcCall);
         vm.expectRevert(abi.encodeWithSelector(Errors.NotAnOption.selector, btcPerp));
-        vault.settle(alice, btcPerp);
+        vault.settle(aliceAcct, btcPerp);
         vm.expectRevert(abi.encodeWithSelector(Errors.UnknownInstrument.selector, 0));
-        vault.settle(alice, 0);
-        vault.settle(alice, btcCall);
-        vm.expectRevert(abi.encodeWithSelector(Errors.NoPosition.selector, alice, btcCall));
-        vault.settle(alice, btcCall); // settled once only
+        vault.settle(aliceAcct, 0);
+        vault.settle(aliceAcct, btcCall);
+        vm.expectRevert(abi.encodeWithSelector(Errors.NoPosition.selector, aliceAcct, btcCall));
+        vault.settle(aliceAcct, btcCall); // settled once only
     }
 }

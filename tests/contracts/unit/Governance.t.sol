@@ -252,32 +252,6 @@ contract GovernanceTest is BaseTest {
         assertEq(vault.futureTolerance(), 5 minutes);
     }
 
-    /* TAKEOVER BUFFER */
-
-    function test_setTakeoverBuffer_storesValueAndEmits() public {
-        assertEq(vault.takeoverBuffer(), 0); // default: no buffer
-        vm.expectEmit(address(vault));
-        emit Events.TakeoverBufferSet(202_500e18);
-        vault.setTakeoverBuffer(202_500e18);
-        assertEq(vault.takeoverBuffer(), 202_500e18);
-        vault.setTakeoverBuffer(0);
-        assertEq(vault.takeoverBuffer(), 0);
-    }
-
-    function test_setTakeoverBuffer_revertsWhenNotOwner() public {
-        vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, alice));
-        vault.setTakeoverBuffer(1);
-        assertEq(vault.takeoverBuffer(), 0);
-    }
-
-    function test_setTakeoverBuffer_revertsWhenAboveOneBillionUsd() public {
-        vault.setTakeoverBuffer(1e27);
-        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidTakeoverBuffer.selector, 1e27 + 1, 1e27));
-        vault.setTakeoverBuffer(1e27 + 1);
-        assertEq(vault.takeoverBuffer(), 1e27);
-    }
-
     /* INSURANCE */
 
     function test_withdrawInsurance_movesOnlyTheFund() public {

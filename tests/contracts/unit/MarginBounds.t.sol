@@ -15,7 +15,6 @@ import {
 /// @notice MarginBounds (docs/protocol.md §5) and LiquidationLib (§6): each bound brackets the
 /// exact value it bounds, rounded the safe way; the liquidation amounts keep their promises.
 contract MarginBoundsTest is Test {
-
     function _price(uint256 price, uint256 down, uint256 up) internal pure returns (TokenPrice memory) {
         return TokenPrice(address(1), price, down, up);
     }
@@ -116,17 +115,13 @@ contract MarginBoundsTest is Test {
         int128 dLo,
         int128 dHi
     ) public pure {
-        AccountLeaf memory leaf = AccountLeaf(address(1), 0, leafLo, leafHi, equity, im, mm);
+        AccountLeaf memory leaf = AccountLeaf(1, 0, leafLo, leafHi, equity, im, mm);
         int256 cumLo = int256(leafLo) + dLo;
         int256 cumHi = int256(leafHi) + dHi;
         assertEq(MarginBounds.imSurplusLo(leaf, cumLo), int256(equity) - int256(uint256(im)) + dLo);
         assertEq(MarginBounds.mmSurplusHi(leaf, cumHi), int256(equity) - int256(uint256(mm)) + dHi);
         assertEq(MarginBounds.equityLo(leaf, cumLo), int256(equity) + dLo);
         assertEq(MarginBounds.equityHi(leaf, cumHi), int256(equity) + dHi);
-        assertEq(MarginBounds.takeoverLo(dLo, dHi, 0), int256(dLo) - dHi);
-        assertEq(
-            MarginBounds.takeoverLo(dLo, dHi, uint128(leafLo)), int256(dLo) - dHi - int256(uint256(uint128(leafLo)))
-        );
     }
 
     /* LIQUIDATION AMOUNTS */
@@ -144,8 +139,9 @@ contract MarginBoundsTest is Test {
         penalty = bound(penalty, 0, 1e18);
         share = bound(share, 0, 1e18);
         vm.assume(dLo <= dHi);
-        AccountLeaf memory leaf = AccountLeaf(address(1), 0, 0, 0, equity, im, mm);
-        LiquidationQuote memory r = LiquidationLib.quote(leaf, dLo, dHi, LiquidationLib.Params(penalty, share, fund));
+        AccountLeaf memory leaf = AccountLeaf(1, 0, 0, 0, equity, im, mm);
+        LiquidationQuote memory r =
+            LiquidationLib.quote(leaf, dLo, dHi, LiquidationLib.Params(penalty, share, fund, 1e12));
         assertEq(r.liquidatable, r.mmSurplusHi < 0);
         // The account is paid at most its surest equity, the fund gets at most the penalty.
         assertLe(int256(r.pay + r.fee), r.equityLo > 0 ? r.equityLo : int256(0));
@@ -155,16 +151,26 @@ contract MarginBoundsTest is Test {
         assertEq(r.covered + r.uncovered, shortfall);
         assertLe(r.covered, fund);
         assertEq(r.netCashPaid, int256(r.pay) + int256(r.fee) - int256(r.covered));
+        // The least deposit (whole 1e-6 units) that brings the subaccount to IM, and no less.
+        int256 need = r.netCashPaid - r.imSurplusLo;
+        if (need <= 0) {
+            assertEq(r.minDeposit6, 0);
+        } else {
+            assertGe(int256(r.minDeposit6 * 1e12), need);
+            assertLt(int256((r.minDeposit6 - 1) * 1e12), need);
+        }
     }
 
     function test_liquidationQuote_example() public pure {
-        AccountLeaf memory leaf = AccountLeaf(address(1), 0, 0, 0, 4000e18, 6000e18, 4800e18);
-        LiquidationQuote memory r = LiquidationLib.quote(leaf, 0, 0, LiquidationLib.Params(0.3e18, 0.5e18, 0));
+        AccountLeaf memory leaf = AccountLeaf(1, 0, 0, 0, 4000e18, 6000e18, 4800e18);
+        LiquidationQuote memory r = LiquidationLib.quote(leaf, 0, 0, LiquidationLib.Params(0.3e18, 0.5e18, 0, 1e12));
         assertTrue(r.liquidatable);
         assertEq(r.penalty, 1440e18);
         assertEq(r.pay, 2560e18);
         assertEq(r.fee, 720e18);
         assertEq(r.netCashPaid, 3280e18);
         assertEq(r.imSurplusLo, -2000e18);
+        // IM deficit 2000 + pay 2560 + fee 720 - covered 0, in USDC units
+        assertEq(r.minDeposit6, 5280e6);
     }
 }

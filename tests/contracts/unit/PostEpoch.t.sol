@@ -261,14 +261,50 @@ contract PostEpochTest is BaseTest {
         e = _fresh();
         e.tokens[2].price = 0;
         bytes[] memory signed3 = _signEpoch(e, _keys(0, 1));
-        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidTokenPrice.selector, address(gov), 0, 0.5e18));
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidTokenPrice.selector, address(gov), 0, 0.5e18, 1e18));
         vault.postEpoch(e, signed3);
 
         e = _fresh();
         e.tokens[2].downShock = 1e18 + 1;
         bytes[] memory signed4 = _signEpoch(e, _keys(0, 1));
-        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidTokenPrice.selector, address(gov), 1e18, 1e18 + 1));
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidTokenPrice.selector, address(gov), 1e18, 1e18 + 1, 1e18));
         vault.postEpoch(e, signed4);
+
+        // The stored table is one slot per token: a price or an up shock wider than its field
+        // is refused, not truncated.
+        e = _fresh();
+        e.tokens[2].price = uint256(type(uint128).max) + 1;
+        bytes[] memory signed5 = _signEpoch(e, _keys(0, 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                Errors.InvalidTokenPrice.selector, address(gov), uint256(type(uint128).max) + 1, 0.5e18, 1e18
+            )
+        );
+        vault.postEpoch(e, signed5);
+
+        e = _fresh();
+        e.tokens[2].upShock = uint256(type(uint64).max) + 1;
+        bytes[] memory signed6 = _signEpoch(e, _keys(0, 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                Errors.InvalidTokenPrice.selector, address(gov), 1e18, 0.5e18, uint256(type(uint64).max) + 1
+            )
+        );
+        vault.postEpoch(e, signed6);
+    }
+
+    function test_postEpoch_storesTheTableAtItsWidestValues() public {
+        Epoch memory e = _fresh();
+        e.tokens[2] = TokenPrice(address(gov), type(uint128).max, 1e18, type(uint64).max);
+        _postHeader(e);
+        TokenPrice[] memory t = vault.tokenPrices();
+        assertEq(t.length, 3);
+        assertEq(t[2].token, address(gov));
+        assertEq(t[2].price, type(uint128).max);
+        assertEq(t[2].downShock, 1e18);
+        assertEq(t[2].upShock, type(uint64).max);
+        assertEq(t[0].token, address(weth));
+        assertEq(t[0].price, 3000e18);
     }
 
     function test_postEpoch_setsFundingIndex() public {

@@ -41,7 +41,7 @@ contract SafeModeTest is BaseTest {
         vault.depositInsurance(1e6);
         vm.prank(alice);
         vault.cancelQuote(99);
-        vault.applyFunding(alice);
+        vault.applyFunding(aliceAcct);
     }
 
     function test_safeMode_blocksWithdrawalsNeedingALeaf() public {
@@ -49,14 +49,14 @@ contract SafeModeTest is BaseTest {
         vm.warp(block.timestamp + MAX_AGE + 1);
         vm.startPrank(alice);
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.withdraw(address(weth), 1e18, mp);
+        vault.withdraw(aliceAcct, address(weth), 1e18, mp);
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.withdrawCash(1e6, mp);
+        vault.withdrawCash(aliceAcct, 1e6, mp);
         vm.stopPrank();
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.imSurplusLo(alice, mp);
+        vault.imSurplusLo(aliceAcct, mp);
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.mmSurplusHi(alice, mp);
+        vault.mmSurplusHi(aliceAcct, mp);
     }
 
     function test_safeMode_debtFreeAccountWithoutPositionsCanLeave() public {
@@ -66,10 +66,10 @@ contract SafeModeTest is BaseTest {
         _deposit(dave, gov, 1000e18);
         vm.warp(block.timestamp + MAX_AGE + 1);
         vm.startPrank(dave);
-        vault.withdraw(address(gov), 1000e18, _emptyProof());
-        vault.withdrawCash(500e6, _emptyProof());
+        vault.withdraw(acctOf[dave], address(gov), 1000e18, _emptyProof());
+        vault.withdrawCash(acctOf[dave], 500e6, _emptyProof());
         vm.expectRevert(Errors.SafeMode.selector); // borrowing needs prices
-        vault.withdrawCash(1, _emptyProof());
+        vault.withdrawCash(acctOf[dave], 1, _emptyProof());
         vm.stopPrank();
         assertEq(_cash(dave), 0);
     }
@@ -84,9 +84,9 @@ contract SafeModeTest is BaseTest {
         vm.warp(block.timestamp + MAX_AGE + 1);
         vm.prank(alice);
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.executeQuote(q, sig, ips, b, a);
+        vault.executeQuote(q, sig, ips, b, aliceAcct, a);
         vm.prank(carol);
         vm.expectRevert(Errors.SafeMode.selector);
-        vault.liquidate(alice, a, _emptyProof(), type(int256).max);
+        vault.liquidate(aliceAcct, a, 1e6, type(int256).max);
     }
 }

@@ -52,15 +52,15 @@ contract SnapshotWindowTest is BaseTest {
     function _withdrawCash(address who, uint256 amount6) internal {
         MarginProof memory mp = _mp(who);
         vm.prank(who);
-        vault.withdrawCash(amount6, mp);
+        vault.withdrawCash(acctOf[who], amount6, mp);
     }
 
     function test_withdrawCash_revertsAfterDepositInSnapshotWindow() public {
         _depositInWindow(alice);
         MarginProof memory mp = _mp(alice);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.BoundsFromPreviousPrices.selector, alice, 4));
-        vault.withdrawCash(1000e6, mp);
+        vm.expectRevert(abi.encodeWithSelector(Errors.BoundsFromPreviousPrices.selector, aliceAcct, 4));
+        vault.withdrawCash(aliceAcct, 1000e6, mp);
         // the next epoch's snapshot follows the deposit: its leaf prices it
         vm.roll(block.number + 1);
         _postLeaves();
@@ -72,24 +72,24 @@ contract SnapshotWindowTest is BaseTest {
     function test_withdraw_revertsWhenChangedInWindowAndAgainAfterPost() public {
         _depositInWindow(alice);
         _deposit(alice, weth, 1e18); // after the post: does not clear the window's change
-        (,, uint64 tainted) = vault.boundChange(alice);
+        (,, uint64 tainted) = vault.boundChange(aliceAcct);
         assertEq(tainted, 3);
         MarginProof memory mp = _mp(alice);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.BoundsFromPreviousPrices.selector, alice, 4));
-        vault.withdraw(address(weth), 1e18, mp);
+        vm.expectRevert(abi.encodeWithSelector(Errors.BoundsFromPreviousPrices.selector, aliceAcct, 4));
+        vault.withdraw(aliceAcct, address(weth), 1e18, mp);
         vm.roll(block.number + 1);
         _postLeaves();
         vm.roll(block.number + 1);
         mp = _mp(alice);
         vm.prank(alice);
-        vault.withdraw(address(weth), 1e18, mp);
-        assertEq(vault.collateralBalance(alice, address(weth)), 1e18);
+        vault.withdraw(aliceAcct, address(weth), 1e18, mp);
+        assertEq(vault.collateralBalance(aliceAcct, address(weth)), 1e18);
     }
 
     function test_executeQuote_revertsAfterDepositInSnapshotWindow() public {
         _depositInWindow(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.BoundsFromPreviousPrices.selector, alice, 4));
+        vm.expectRevert(abi.encodeWithSelector(Errors.BoundsFromPreviousPrices.selector, aliceAcct, 4));
         this.fillExternal();
     }
 
@@ -116,8 +116,8 @@ contract SnapshotWindowTest is BaseTest {
         vm.roll(block.number + 1);
         MarginProof memory mp = _mp(alice);
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(Errors.BoundsFromPreviousPrices.selector, alice, 4));
-        vault.withdrawCash(1000e6, mp);
+        vm.expectRevert(abi.encodeWithSelector(Errors.BoundsFromPreviousPrices.selector, aliceAcct, 4));
+        vault.withdrawCash(aliceAcct, 1000e6, mp);
     }
 
     function test_withdrawCash_flatAccountUnaffectedByWindow() public {
@@ -127,10 +127,10 @@ contract SnapshotWindowTest is BaseTest {
     }
 
     function test_applyFunding_byAnyoneDoesNotMarkTheAccount() public {
-        (uint64 blockBefore,,) = vault.boundChange(alice);
+        (uint64 blockBefore,,) = vault.boundChange(aliceAcct);
         vm.prank(carol);
-        vault.applyFunding(alice);
-        (uint64 blockAfter,,) = vault.boundChange(alice);
+        vault.applyFunding(aliceAcct);
+        (uint64 blockAfter,,) = vault.boundChange(aliceAcct);
         assertEq(blockAfter, blockBefore);
     }
 }

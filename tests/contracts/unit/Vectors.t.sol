@@ -49,7 +49,7 @@ contract VectorsTest is Test {
         for (uint256 i; i < n; ++i) {
             string memory p = _at(".account", i, "");
             AccountLeaf memory l = AccountLeaf(
-                vm.parseJsonAddress(json, string.concat(p, ".account")),
+                _u(json, string.concat(p, ".account")),
                 uint64(_u(json, string.concat(p, ".stateNonce"))),
                 _i(json, string.concat(p, ".cumLo")),
                 _i(json, string.concat(p, ".cumHi")),
@@ -137,6 +137,7 @@ contract VectorsTest is Test {
     function _quote(string memory json, uint256 k) internal pure returns (Quote memory q) {
         string memory p = _at(".quotes", k, "");
         q.maker = vm.parseJsonAddress(json, string.concat(p, ".maker"));
+        q.makerAccount = _u(json, string.concat(p, ".makerAccount"));
         q.taker = vm.parseJsonAddress(json, string.concat(p, ".taker"));
         q.legs = new Leg[](_u(json, string.concat(p, ".nLegs")));
         for (uint256 i; i < q.legs.length; ++i) {
@@ -232,7 +233,7 @@ contract VectorsTest is Test {
         for (uint256 k; k < n; ++k) {
             string memory p = _at(".liquidations", k, "");
             AccountLeaf memory leaf = AccountLeaf(
-                address(1),
+                1,
                 0,
                 _i(json, string.concat(p, ".leafCumLo")),
                 _i(json, string.concat(p, ".leafCumHi")),
@@ -247,7 +248,8 @@ contract VectorsTest is Test {
                 LiquidationLib.Params(
                     _u(json, string.concat(p, ".liquidationPenalty")),
                     _u(json, string.concat(p, ".insuranceShare")),
-                    _u(json, string.concat(p, ".insuranceFund"))
+                    _u(json, string.concat(p, ".insuranceFund")),
+                    1e12 // USDC
                 )
             );
             assertEq(r.mmSurplusHi, _i(json, string.concat(p, ".mmSurplusHi")), p);
@@ -259,12 +261,9 @@ contract VectorsTest is Test {
             assertEq(r.covered, _u(json, string.concat(p, ".covered")), p);
             assertEq(r.uncovered, _u(json, string.concat(p, ".uncovered")), p);
             assertEq(r.netCashPaid, _i(json, string.concat(p, ".netCashPaid")), p);
-            uint256 buffer = _u(json, string.concat(p, ".takeoverBuffer"));
-            assertEq(
-                MarginBounds.takeoverLo(r.imSurplusLo, r.netCashPaid, buffer),
-                _i(json, string.concat(p, ".takeoverLo")),
-                p
-            );
+            // The liquidator's deposit that leaves the subaccount at IM, in whole USDC units.
+            int256 need = r.netCashPaid - r.imSurplusLo;
+            assertEq(r.minDeposit6, need > 0 ? (uint256(need) + 1e12 - 1) / 1e12 : 0, p);
         }
     }
 }

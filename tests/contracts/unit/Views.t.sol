@@ -17,10 +17,10 @@ contract ViewsTest is BaseTest {
         _deposit(alice, wbtc, 2e8);
         _post2(_leaf(alice, 100_000e18, 0, 0), _leaf(bob, 100_000e18, 0, 0));
         _fill(_quote(alice, bob, ethPerp, -2e18, 3000e18, 1), aliceKey, bob);
-        address[] memory who = new address[](3);
-        who[0] = alice;
-        who[1] = bob;
-        who[2] = carol;
+        uint256[] memory who = new uint256[](3);
+        who[0] = aliceAcct;
+        who[1] = bobAcct;
+        who[2] = carolAcct;
         AccountState[] memory s = vault.accountStates(who);
         assertEq(s.length, 3);
         assertEq(s[0].cash, 106_000e18);
@@ -33,7 +33,7 @@ contract ViewsTest is BaseTest {
         assertEq(s[2].cash, 0);
         assertEq(s[2].instruments.length, 0);
         assertEq(s[2].collateralBalances.length, 3);
-        (int256 cash,, int256 lo, int256 hi,,,,) = vault.accountState(alice);
+        (int256 cash,, int256 lo, int256 hi,,,,) = vault.accountState(aliceAcct);
         assertEq(cash, s[0].cash);
         assertEq(lo, s[0].cumLo);
         assertEq(hi, s[0].cumHi);
@@ -75,7 +75,7 @@ contract ViewsTest is BaseTest {
         _deposit(alice, weth, 1e18); // 2400 after haircut
         _deposit(alice, wbtc, 1e8); // 51000 after haircut
         _deposit(alice, gov, 1000e18); // 500 after haircut
-        assertEq(vault.imSurplusLo(alice, _emptyProof()), 100e18 + 2400e18 + 51_000e18 + 500e18);
+        assertEq(vault.imSurplusLo(aliceAcct, _emptyProof()), 100e18 + 2400e18 + 51_000e18 + 500e18);
     }
 
     /// The fixture's tree builder (used by every test and the invariant suite) gives the same
@@ -111,19 +111,19 @@ contract ViewsTest is BaseTest {
         evil.approve(address(vault), type(uint256).max);
         // During deposit's transferFrom the token calls back into the vault: any entry point
         // behind the lock is refused while the deposit holds it.
-        evil.arm(address(vault), abi.encodeCall(vault.depositCash, (0)));
+        evil.arm(address(vault), abi.encodeCall(vault.depositCash, (aliceAcct, 0)));
         vm.prank(alice);
         vm.expectRevert(ReentrancyGuard.ReentrancyGuardReentrantCall.selector);
-        vault.deposit(address(evil), 1e18);
+        vault.deposit(aliceAcct, address(evil), 1e18);
         // And during a withdrawal's transfer, re-entering the exchange module is refused too.
         evil.disarm();
         vm.prank(alice);
-        vault.deposit(address(evil), 1e18); // disarmed: works
+        vault.deposit(aliceAcct, address(evil), 1e18); // disarmed: works
         MarginProof memory none;
-        evil.arm(address(vault), abi.encodeCall(vault.liquidate, (alice, none, none, 0)));
+        evil.arm(address(vault), abi.encodeCall(vault.liquidate, (bobAcct, none, 0, 0)));
         vm.prank(alice);
         vm.expectRevert(ReentrancyGuard.ReentrancyGuardReentrantCall.selector);
-        vault.withdraw(address(evil), 1e18, none);
-        assertEq(vault.collateralBalance(alice, address(evil)), 1e18);
+        vault.withdraw(aliceAcct, address(evil), 1e18, none);
+        assertEq(vault.collateralBalance(aliceAcct, address(evil)), 1e18);
     }
 }

@@ -1,14 +1,17 @@
 """A crash scenario on a private Anvil for the liquidator bot.
 
-Accounts (cash in USD, trades against a well-funded maker at the start prices):
+Subaccounts (one per key, cash in USD, trades against a well-funded maker at the start
+prices):
 
 - ``victim``: 10 naked short ETH puts (strike 3,000) on 8,000 cash: healthy before the crash,
   below maintenance (with positive equity) after ETH -30 % with a vol spike;
 - ``hedged``: the same puts plus 5 short ETH perps on 9,000 cash: the perps' gain covers
   the puts' loss, so the crash leaves it well above maintenance;
 - ``edge``: the same book as the victim; after the crash epoch it deposits just enough cash
-  that its MM surplus upper bound (the contract's number) is +5 USD: just above;
-- ``liquidator``: 200,000 cash, no positions; ``pauper``: a liquidator with 100 cash.
+  that its MM surplus upper bound (the contract's number) is +5 USD: just above.
+
+Liquidators hold no subaccount, only USDC in their wallet (what they deposit into the
+subaccount they take over): ``liquidator`` 200,000, ``pauper`` 100.
 
 The simulator runs at ``time_scale=1e-6`` (market seconds per clock second): between two
 epochs the market moves only by the shocks the test pushes, so "just above" stays above.
@@ -64,11 +67,23 @@ class Crash:
     def shock(self) -> None:
         self.feed.push_shock({"BTC": -0.30, "ETH": -0.30}, vol_spike=0.4)
 
+    def id(self, who: LocalAccount) -> int:
+        """``who``'s subaccount."""
+        return self.world.account(who)
+
     def positions(self, who: LocalAccount) -> list[int]:
         return list(self.world.state(who)["sizes"])
 
+    def owner(self, who: LocalAccount) -> str:
+        """The owner of ``who``'s subaccount now (the liquidator's after a takeover)."""
+        return self.world.owner_of(self.id(who))
+
+    def wallet6(self, who: LocalAccount) -> int:
+        """USDC in ``who``'s wallet (6 decimals)."""
+        return int(self.world.usdc.functions.balanceOf(who.address).call())
+
     def leaf(self, who: LocalAccount, epoch: int) -> MarginProof:
-        return account_leaf(self.store, who, epoch)
+        return account_leaf(self.store, self.id(who), epoch)
 
     def bound(self, who: LocalAccount, epoch: int) -> int:
         """The contract's MM surplus upper bound of ``who`` now, from its leaf in ``epoch``."""
@@ -103,7 +118,7 @@ class Crash:
     def deposit_cash(self, who: LocalAccount, amount6: int) -> None:
         """Mint and deposit ``amount6`` USDC (6 decimals) as cash (approval done at setup)."""
         self.world.tx(self.world.usdc.functions.mint(who.address, amount6), who)
-        self.world.tx(self.world.vault.functions.depositCash(amount6), who)
+        self.world.tx(self.world.vault.functions.depositCash(self.id(who), amount6), who)
 
     def liquidation_txs(self) -> list[Any]:
         return [t for t in self.store.txs() if t.purpose == "liquidate"]
@@ -117,15 +132,10 @@ def crash(anvil: AnvilNode, tmp_path: Path) -> Iterator[Crash]:
     pipeline = make_pipeline(world, store, feed=feed)
     names = ("maker", "victim", "hedged", "edge", "liquidator", "pauper")
     maker, victim, hedged, edge, liquidator, pauper = (world.actor(n) for n in names)
-    for who, usd in (
-        (maker, 1_000_000),
-        (victim, 8_000),
-        (hedged, 9_000),
-        (edge, 8_000),
-        (liquidator, 200_000),
-        (pauper, 100),
-    ):
+    for who, usd in ((maker, 1_000_000), (victim, 8_000), (hedged, 9_000), (edge, 8_000)):
         world.fund_cash(who, usd)
+    world.fund_wallet(liquidator, 200_000)
+    world.fund_wallet(pauper, 100)
     c = Crash(
         world, store, pipeline, feed, maker, victim, hedged, edge, liquidator, pauper, tmp_path
     )

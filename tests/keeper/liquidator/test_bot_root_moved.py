@@ -65,7 +65,7 @@ def test_epoch_posted_before_the_view_is_reread_and_liquidated_in_the_same_tick(
     e = _crashed(crash)
     seen: list[str] = []
 
-    def keeper_posts(stage: str, account: str) -> None:
+    def keeper_posts(stage: str, account: int) -> None:
         seen.append(stage)
         if seen == ["bound"]:  # after the bot read epoch e, before its checkLiquidation
             assert _post(crash) == e + 1
@@ -75,18 +75,18 @@ def test_epoch_posted_before_the_view_is_reread_and_liquidated_in_the_same_tick(
     with caplog.at_level(logging.INFO, logger="keeper.liquidator"):
         report = bot.tick()
     assert report.rereads == 1 and report.epoch == e + 1
-    assert report.liquidated == (crash.victim.address,)
+    assert report.liquidated == (crash.id(crash.victim),)
     (o,) = report.outcomes
     assert o.status == "liquidated" and o.reason is None
     assert seen == ["bound", "bound", "checked", "sent"]
-    assert crash.positions(crash.victim) == [] and _used_epoch(crash) == e + 1
+    assert crash.owner(crash.victim) == crash.liquidator.address and _used_epoch(crash) == e + 1
     assert crash.positions(crash.hedged) != []
     assert _root_moved(bot, "view") == 1
     (rec,) = [r for r in caplog.records if r.getMessage().startswith("root moved")]
     assert rec.reason == "root_moved" and rec.stage == "view"  # type: ignore[attr-defined]
     assert rec.epoch_read == e and rec.epoch_now == e + 1  # type: ignore[attr-defined]
     assert "InvalidAccountProof" in rec.error  # type: ignore[attr-defined]
-    assert rec.account == crash.victim.address  # type: ignore[attr-defined]
+    assert rec.account == crash.id(crash.victim)  # type: ignore[attr-defined]
 
 
 def test_epoch_posted_before_the_simulation_is_reread_and_liquidated_in_the_same_tick(
@@ -95,14 +95,14 @@ def test_epoch_posted_before_the_simulation_is_reread_and_liquidated_in_the_same
     e = _crashed(crash)
     seen: list[str] = []
 
-    def keeper_posts(stage: str, account: str) -> None:
+    def keeper_posts(stage: str, account: int) -> None:
         seen.append(stage)
         if seen == ["bound", "checked"]:  # the view passed on epoch e; the send is next
             assert _post(crash) == e + 1
 
     bot = crash.bot(hook=keeper_posts)
     report = bot.tick()
-    assert report.rereads == 1 and report.liquidated == (crash.victim.address,)
+    assert report.rereads == 1 and report.liquidated == (crash.id(crash.victim),)
     assert seen == ["bound", "checked", "bound", "checked", "sent"]
     assert _root_moved(bot, "simulation") == 1 and _root_moved(bot, "view") == 0
     assert _used_epoch(crash) == e + 1
@@ -114,7 +114,7 @@ def test_rereads_are_bounded_and_the_account_is_left_to_the_next_tick(crash: Cra
     e = _crashed(crash)
     posting = [True]
 
-    def keeper_posts_every_time(stage: str, account: str) -> None:
+    def keeper_posts_every_time(stage: str, account: int) -> None:
         if stage == "bound" and posting[0]:
             _post(crash)
 
@@ -123,7 +123,7 @@ def test_rereads_are_bounded_and_the_account_is_left_to_the_next_tick(crash: Cra
     report = bot.tick()
     assert report.rereads == 1 and _epoch_now(crash) == e + 2
     (o,) = report.outcomes
-    assert o.status == "skipped" and o.account == crash.victim.address
+    assert o.status == "skipped" and o.account == crash.id(crash.victim)
     assert o.reason is not None and o.reason.startswith(f"root_moved: epoch {e + 1} -> {e + 2}")
     assert "InvalidAccountProof" in o.reason and "next tick" in o.reason
     assert crash.liquidation_txs() == []
@@ -141,14 +141,14 @@ def test_rereads_are_bounded_and_the_account_is_left_to_the_next_tick(crash: Cra
     assert crash.liquidation_txs() == []
     # the next tick, with no post in between, liquidates
     posting[0] = False
-    assert bot.tick().liquidated == (crash.victim.address,)
+    assert bot.tick().liquidated == (crash.id(crash.victim),)
 
 
 def test_healthy_after_the_reread_is_not_sent(crash: Crash) -> None:
     e = _crashed(crash)
     seen: list[str] = []
 
-    def race(stage: str, account: str) -> None:
+    def race(stage: str, account: int) -> None:
         seen.append(stage)
         if seen == ["bound"]:
             _post(crash)  # the root moves; the victim is still under water in the new leaf
@@ -162,7 +162,7 @@ def test_healthy_after_the_reread_is_not_sent(crash: Crash) -> None:
     report = bot.tick()
     assert report.rereads == 1 and report.epoch == e + 1
     (c,) = report.candidates
-    assert c.account == crash.victim.address and c.mm_surplus_hi < 0
+    assert c.account == crash.id(crash.victim) and c.mm_surplus_hi < 0
     (o,) = report.outcomes
     assert o.status == "skipped" and (o.reason or "").startswith("view_healthy")
     assert seen == ["bound", "bound"]
@@ -174,7 +174,7 @@ def test_healthy_after_the_reread_is_not_sent(crash: Crash) -> None:
 def test_healthy_in_the_new_epoch_is_no_longer_a_candidate(crash: Crash) -> None:
     e = _crashed(crash)
 
-    def rescue_then_post(stage: str, account: str) -> None:
+    def rescue_then_post(stage: str, account: int) -> None:
         if stage == "bound" and _epoch_now(crash) == e:
             crash.deposit_cash(crash.victim, 5_000 * 10**6)
             crash.epoch()  # the new leaf carries the deposit
@@ -196,7 +196,7 @@ class _Late(StoreLeafSource):
         self.ready_at = float("inf")
         self.refused = 0
 
-    def account_leaves(self, epoch: int, root: bytes, accounts: Any) -> dict[str, MarginProof]:
+    def account_leaves(self, epoch: int, root: bytes, accounts: Any) -> dict[int, MarginProof]:
         if epoch > self.upto and time.monotonic() < self.ready_at:
             self.refused += 1
             raise LeafSourceError(f"no epoch {epoch} yet")
@@ -208,7 +208,7 @@ def test_lagging_source_is_waited_for_then_left_to_the_next_tick(crash: Crash) -
     # the source serves the new epoch 0.3 s after the post: a 2 s wait covers it
     late = _Late(crash, upto=e)
 
-    def post(stage: str, account: str) -> None:
+    def post(stage: str, account: int) -> None:
         if stage == "bound" and _epoch_now(crash) == e:
             _post(crash)
             late.ready_at = time.monotonic() + 0.3
@@ -216,7 +216,7 @@ def test_lagging_source_is_waited_for_then_left_to_the_next_tick(crash: Crash) -
     bot = crash.bot(source=late, hook=post, reread_wait_seconds=2.0)
     t0 = time.monotonic()
     report = bot.tick()
-    assert report.liquidated == (crash.victim.address,) and report.rereads == 1
+    assert report.liquidated == (crash.id(crash.victim),) and report.rereads == 1
     assert late.refused >= 2 and time.monotonic() - t0 >= 0.3
 
 
@@ -224,7 +224,7 @@ def test_lagging_source_past_the_wait_skips_with_the_reason(crash: Crash) -> Non
     e = _crashed(crash)
     late = _Late(crash, upto=e)  # never serves a newer epoch
 
-    def post(stage: str, account: str) -> None:
+    def post(stage: str, account: int) -> None:
         if stage == "bound" and _epoch_now(crash) == e:
             _post(crash)
 
@@ -240,21 +240,26 @@ def test_lagging_source_past_the_wait_skips_with_the_reason(crash: Crash) -> Non
     assert crash.liquidation_txs() == []
     # once the source serves it, the next tick liquidates
     late.ready_at = 0.0
-    assert bot.tick().liquidated == (crash.victim.address,)
+    assert bot.tick().liquidated == (crash.id(crash.victim),)
 
 
-def test_proof_error_without_a_root_move_is_not_reread(crash: Crash) -> None:
+def test_a_rivals_takeover_without_a_root_move_is_not_reread(crash: Crash) -> None:
     e = _crashed(crash)
-    rival = crash.bot()
+    rival_key = crash.world.actor("rival liquidator")
+    crash.world.fund_wallet(rival_key, 200_000)
+    rival = crash.bot(rival_key)
 
-    def rival_first(stage: str, account: str) -> None:
-        if stage == "bound" and crash.positions(crash.victim):
-            assert rival.tick().liquidated == (crash.victim.address,)
+    def rival_first(stage: str, account: int) -> None:
+        if stage == "bound" and crash.owner(crash.victim) == crash.victim.address:
+            assert rival.tick().liquidated == (crash.id(crash.victim),)
 
     bot = crash.bot(hook=rival_first)
+    nonce = crash.world.w3.eth.get_transaction_count(crash.liquidator.address)
     report = bot.tick()
+    # the rival brought the subaccount to IM on the same leaf: the view calls it healthy
     assert _epoch_now(crash) == e and report.rereads == 0
     (o,) = report.outcomes
-    assert o.status == "skipped" and (o.reason or "").startswith("view_reverted")
-    assert "StaleStateNonce" in (o.reason or "")
+    assert o.status == "skipped" and (o.reason or "").startswith("view_healthy")
     assert _root_moved(bot, "view") == 0
+    assert crash.owner(crash.victim) == rival_key.address
+    assert crash.world.w3.eth.get_transaction_count(crash.liquidator.address) == nonce

@@ -103,15 +103,26 @@ def test_run_once_from_the_command_line(crash: Crash) -> None:
     runner = CliRunner()
     dry = runner.invoke(liquidator_cli, ["run", "--once", "--dry-run"], env=_env(crash))
     assert dry.exit_code == 0, dry.output
-    assert [o["status"] for o in json.loads(dry.stdout)["outcomes"]] == ["simulated"]
-    assert crash.positions(crash.victim) == [-10 * WAD]
+    victim = crash.id(crash.victim)
+    doc = json.loads(dry.stdout)
+    assert [o["status"] for o in doc["outcomes"]] == ["simulated"]
+    # each candidate's capital need: IM deficit + pay + fee - covered = minDeposit6
+    (c,) = doc["candidates"]
+    need = c["capitalNeed"]
+    assert c["account"] == victim and need["min_deposit6"] > 0
+    parts = need["im_deficit_usd"] + need["pay_usd"] + need["fee_usd"] - need["covered_usd"]
+    assert need["total_usd"] == pytest.approx(parts, abs=1e-5) and need["im_deficit_usd"] > 0
+    (line,) = [ln for ln in dry.stderr.splitlines() if ln.startswith(f"subaccount {victim}:")]
+    assert f"capital need {need['total_usd']:,.2f} USD = IM deficit" in line
+    assert "+ pay" in line and "+ fee" in line and "- covered" in line
+    assert crash.owner(crash.victim) == crash.victim.address
     out = runner.invoke(liquidator_cli, ["run", "--once"], env=_env(crash))
     assert out.exit_code == 0, out.output
     report = json.loads(out.stdout)
     (o,) = report["outcomes"]
-    assert o["status"] == "liquidated" and o["account"] == crash.victim.address
-    assert o["profit_usd"] > 0
-    assert crash.positions(crash.victim) == []
+    assert o["status"] == "liquidated" and o["account"] == victim
+    assert o["profit_usd"] > 0 and o["deposit6"] >= o["capital_need"]["min_deposit6"]
+    assert crash.owner(crash.victim) == crash.liquidator.address
 
 
 @pytest.mark.anvil
@@ -127,9 +138,10 @@ def test_lifecycle_job_liquidates_while_the_keeper_posts(
         crash.shock()
         crash.lift_edge(crash.epoch())
         deadline = time.monotonic() + 30
-        while crash.positions(crash.victim) and time.monotonic() < deadline:
+        taken = crash.liquidator.address
+        while crash.owner(crash.victim) != taken and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert crash.positions(crash.victim) == []
+        assert crash.owner(crash.victim) == taken
         crash.epoch()
         time.sleep(0.6)  # a few more ticks over the next epoch
     finally:

@@ -38,16 +38,15 @@ contract MarketHandler is HandlerBase {
         model.count("warp");
     }
 
-    function applyFunding(uint256 actorSeed) external {
-        address who = model.actor(actorSeed);
-        vault.applyFunding(who);
+    function applyFunding(uint256 accountSeed) external {
+        vault.applyFunding(model.accountAt(accountSeed));
         model.recordRounding(8);
         model.count("applyFunding");
     }
 
-    /// @notice Settles the first option of `who` that has a settlement price.
-    function settle(uint256 actorSeed) external {
-        address who = model.actor(actorSeed);
+    /// @notice Settles the first option of a subaccount that has a settlement price.
+    function settle(uint256 accountSeed) external {
+        uint256 who = model.accountAt(accountSeed);
         (,,,, uint32[] memory ids, int256[] memory sizes,,) = vault.accountState(who);
         for (uint256 i; i < ids.length; ++i) {
             Instrument memory ins = vault.instrument(ids[i]);

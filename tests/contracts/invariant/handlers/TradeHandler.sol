@@ -12,12 +12,13 @@ import {
     Quote
 } from "../../../../contracts/interfaces/IMarginVault.sol";
 
-/// @notice Concern: RFQ trades. A maker (test key) signs a 1- or 2-leg quote with vm.sign and
-/// another actor takes it; sizes are drawn around what both sides' IM lower bounds allow, so
+/// @notice Concern: RFQ trades between two subaccounts (maybe of one owner). The maker
+/// subaccount's owner (test key) signs a 1- or 2-leg quote with vm.sign and the taker
+/// subaccount's owner takes it; sizes are drawn around what both sides' IM lower bounds allow, so
 /// that fills and IM rejections both happen. Checks INV-9 (both sides keep a true IM surplus
 /// >= 0) after every fill. Also cancels quotes and replays filled ones (INV-10).
 contract TradeHandler is HandlerBase {
-    /// @dev abi-encoded (Quote, signature) of every fill, for replays.
+    /// @dev abi-encoded (Quote, signature, taker subaccount) of every fill, for replays.
     bytes[] internal _filled;
 
     constructor(VaultModel model_) HandlerBase(model_) {}
@@ -31,55 +32,70 @@ contract TradeHandler is HandlerBase {
         bool twoLegs
     ) external {
         if (vault.isSafeMode()) return;
-        (address maker, address taker) = _pair(makerSeed, takerSeed);
+        (uint256 makerAccount, uint256 takerAccount) = _pair(makerSeed, takerSeed);
+        Quote memory q = _buildQuote(makerAccount, takerAccount, idSeed, sizeSeed, priceSeed, twoLegs);
+        if (q.legs.length == 0) return;
+        bytes memory sig = model.signQuote(q);
+        InstrumentProof[] memory ips = new InstrumentProof[](q.legs.length);
+        for (uint256 i; i < q.legs.length; ++i) {
+            ips[i] = model.ip(q.legs[i].instrument);
+        }
+        MarginProof memory mpMaker = model.mp(makerAccount);
+        MarginProof memory mpTaker = model.mp(takerAccount);
+        vm.prank(q.taker);
+        vault.executeQuote(q, sig, ips, mpMaker, takerAccount, mpTaker);
+
+        _filled.push(abi.encode(q, sig, takerAccount));
+        // each leg may apply funding once per side
+        model.recordRounding(2 * q.legs.length);
+        if (model.imSurplus(makerAccount, true) < 0) model.flag("INV-9: a trade left the maker below its true IM");
+        if (model.imSurplus(takerAccount, true) < 0) model.flag("INV-9: a trade left the taker below its true IM");
+        model.count(q.legs.length == 2 ? bytes32("trade2") : bytes32("trade1"));
+    }
+
+    /// @dev The quote of the maker subaccount's owner to the taker subaccount's owner (no legs:
+    /// nothing tradable).
+    function _buildQuote(
+        uint256 makerAccount,
+        uint256 takerAccount,
+        uint256 idSeed,
+        uint256 sizeSeed,
+        uint256 priceSeed,
+        bool twoLegs
+    ) internal returns (Quote memory q) {
         uint32[] memory ids = _tradable();
-        if (ids.length == 0) return;
+        if (ids.length == 0) return q;
         uint256 nLegs = twoLegs && ids.length > 1 ? 2 : 1;
-        int256 budget = _min(_surplusLo(maker), _surplusLo(taker));
+        int256 budget = _min(_surplusLo(makerAccount), _surplusLo(takerAccount));
         // No room: try a small trade anyway; the vault refuses it unless it reduces risk.
         if (budget <= 0) budget = 20_000e18;
-
-        Quote memory q;
-        q.maker = maker;
-        q.taker = taker;
+        q.maker = vault.ownerOf(makerAccount);
+        q.makerAccount = makerAccount;
+        q.taker = vault.ownerOf(takerAccount);
         q.legs = new Leg[](nLegs);
         for (uint256 i; i < nLegs; ++i) {
             uint32 id = ids[(idSeed + i) % ids.length];
             uint256 seed = i == 0 ? sizeSeed : uint256(keccak256(abi.encode(sizeSeed, i)));
             q.legs[i] = _leg(id, uint256(budget) / nLegs, seed, priceSeed);
         }
-        q.nonce = model.takeNonce(maker);
+        q.nonce = model.takeNonce(q.maker);
         q.deadline = uint64(block.timestamp + 600);
-        bytes memory sig = model.signQuote(q);
-        InstrumentProof[] memory ips = new InstrumentProof[](nLegs);
-        for (uint256 i; i < nLegs; ++i) {
-            ips[i] = model.ip(q.legs[i].instrument);
-        }
-        MarginProof memory mpMaker = model.mp(maker);
-        MarginProof memory mpTaker = model.mp(taker);
-        vm.prank(taker);
-        vault.executeQuote(q, sig, ips, mpMaker, mpTaker);
-
-        _filled.push(abi.encode(q, sig));
-        // each leg may apply funding once per side
-        model.recordRounding(2 * nLegs);
-        if (model.imSurplus(maker, true) < 0) model.flag("INV-9: a trade left the maker below its true IM");
-        if (model.imSurplus(taker, true) < 0) model.flag("INV-9: a trade left the taker below its true IM");
-        model.count(nLegs == 2 ? bytes32("trade2") : bytes32("trade1"));
     }
 
     /// @notice Replays a filled quote: the vault must refuse it (INV-10).
     function replay(uint256 seed) external {
         if (_filled.length == 0) return;
-        (Quote memory q, bytes memory sig) = abi.decode(_filled[seed % _filled.length], (Quote, bytes));
+        (Quote memory q, bytes memory sig, uint256 takerAccount) =
+            abi.decode(_filled[seed % _filled.length], (Quote, bytes, uint256));
         InstrumentProof[] memory ips = new InstrumentProof[](q.legs.length);
         for (uint256 i; i < q.legs.length; ++i) {
             ips[i] = model.ip(q.legs[i].instrument);
         }
-        MarginProof memory mpMaker = model.mp(q.maker);
-        MarginProof memory mpTaker = model.mp(q.taker);
-        vm.prank(q.taker);
-        try vault.executeQuote(q, sig, ips, mpMaker, mpTaker) {
+        MarginProof memory mpMaker = model.mp(q.makerAccount);
+        MarginProof memory mpTaker = model.mp(takerAccount);
+        // sent by the taker subaccount's owner now (a transfer may have moved it since)
+        vm.prank(vault.ownerOf(takerAccount));
+        try vault.executeQuote(q, sig, ips, mpMaker, takerAccount, mpTaker) {
             model.flag("INV-10: a filled quote was executed twice");
         } catch {}
         model.count("replay");
@@ -124,8 +140,8 @@ contract TradeHandler is HandlerBase {
         }
     }
 
-    function _surplusLo(address who) internal view returns (int256) {
-        try vault.imSurplusLo(who, model.mp(who)) returns (int256 s) {
+    function _surplusLo(uint256 account) internal view returns (int256) {
+        try vault.imSurplusLo(account, model.mp(account)) returns (int256 s) {
             return s;
         } catch {
             return 0; // stale leaf after a liquidation: wait for the next epoch
