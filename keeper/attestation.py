@@ -207,8 +207,8 @@ def encode_leaves(leaves: Sequence[Leaf]) -> list[tuple[list[int], merkle.U8Arra
     """The leaves' :meth:`~AccountLeaf.encode` as one array of rows per leaf type, with the
     leaves' positions: each field's column to ABI words (``keeper/merkle.py``).
 
-    A leaf's ABI tuple is its dataclass fields in order (``to_abi``), after the type tag,
-    an address as its ``0x`` hex; the tests compare every row with the per-leaf encoding.
+    A leaf's ABI tuple is its dataclass fields in order (``to_abi``), after the type tag;
+    the tests compare every row with the per-leaf encoding.
     """
     out = []
     for tag, kind in ((LEAF_ACCOUNT, AccountLeaf), (LEAF_INSTRUMENT, InstrumentLeaf)):
@@ -216,7 +216,7 @@ def encode_leaves(leaves: Sequence[Leaf]) -> list[tuple[list[int], merkle.U8Arra
         if not where:
             continue
         group = [leaves[i] for i in where]
-        columns: list[Sequence[int] | Sequence[str]] = [[tag] * len(where)]
+        columns: list[Sequence[int]] = [[tag] * len(where)]
         columns += [list(map(attrgetter(f.name), group)) for f in fields(kind)]
         out.append((where, merkle.abi_words(columns)))
     return out

@@ -343,16 +343,8 @@ def _word_bytes(value: int) -> bytes:
         raise AttestationError(f"{value} does not fit a 32-byte ABI word") from None
 
 
-def _column_words(column: Sequence[int] | Sequence[str]) -> U8Array:
-    n = len(column)
-    if isinstance(column[0], str):
-        # 0x-hex of an unsigned number (an address): 64 hex digits per word, one parse
-        digits = "".join([h[2:].rjust(64, "0") for h in cast(Sequence[str], column)])
-        try:
-            return np.frombuffer(bytes.fromhex(digits), dtype=np.uint8).reshape(n, 32)
-        except ValueError:
-            raise AttestationError(f"not a 0x-hex 32-byte word in {column[:3]!r}..") from None
-    ints = cast(Sequence[int], column)
+def _column_words(ints: Sequence[int]) -> U8Array:
+    n = len(ints)
     try:
         small = np.array(ints, dtype=np.int64)
     except OverflowError:
@@ -365,14 +357,13 @@ def _column_words(column: Sequence[int] | Sequence[str]) -> U8Array:
     return words
 
 
-def abi_words(columns: Sequence[Sequence[int] | Sequence[str]]) -> U8Array:
+def abi_words(columns: Sequence[Sequence[int]]) -> U8Array:
     """``abi.encode`` of rows of static integer values, given column by column.
 
     Every static ABI integer type (``uint8``, ``uint32``, ``uint64``, ``address`` as its
     uint160, ``int256``, ``uint256``) is one 32-byte big-endian word, signed ones in two's
     complement; so row ``i`` is ``abi.encode(columns[0][i], columns[1][i], ...)``, shape
-    ``(n, 32 * len(columns))``. A column of ``0x`` hex strings (addresses) holds unsigned
-    numbers. The caller's values fit their Solidity types (the leaf
+    ``(n, 32 * len(columns))``. The caller's values fit their Solidity types (the leaf
     types check at construction); a value no 32-byte word holds raises
     :class:`~keeper.errors.AttestationError`.
     """

@@ -96,16 +96,6 @@ def test_abi_words_refuses_a_value_no_word_holds_and_no_column() -> None:
         merkle.abi_words([[-(2**255) - 1]])
     with pytest.raises(AttestationError, match="one column"):
         merkle.abi_words([])
-    with pytest.raises(AttestationError, match="0x-hex"):
-        merkle.abi_words([["0x" + "zz" * 20]])
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.integers(0, 2**160 - 1), min_size=1, max_size=20))
-def test_abi_words_reads_a_hex_column_as_addresses(values: list[int]) -> None:
-    column = ["0x" + v.to_bytes(20, "big").hex() for v in values]
-    words = merkle.abi_words([column])
-    assert [r.tobytes() for r in words] == [encode(["address"], [a]) for a in column]
 
 
 ACCOUNT_LEAVES = st.builds(
