@@ -17,12 +17,16 @@ JavaScript); readers accept either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
+import numpy as np
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
+from keeper import merkle
 from keeper._abi_checks import (
     UINT32_MAX,
     UINT64_MAX,
@@ -199,6 +203,38 @@ def instrument_leaf_hash(
     return InstrumentLeaf(instrument, mark, loss_per_unit_long, loss_per_unit_short).hash()
 
 
+def encode_leaves(leaves: Sequence[Leaf]) -> list[tuple[list[int], merkle.U8Array]]:
+    """The leaves' :meth:`~AccountLeaf.encode` as one array of rows per leaf type, with the
+    leaves' positions: each field's column to ABI words (``keeper/merkle.py``).
+
+    A leaf's ABI tuple is its dataclass fields in order (``to_abi``), after the type tag;
+    the tests compare every row with the per-leaf encoding.
+    """
+    out = []
+    for tag, kind in ((LEAF_ACCOUNT, AccountLeaf), (LEAF_INSTRUMENT, InstrumentLeaf)):
+        where = [i for i, leaf in enumerate(leaves) if isinstance(leaf, kind)]
+        if not where:
+            continue
+        group = [leaves[i] for i in where]
+        columns: list[Sequence[int]] = [[tag] * len(where)]
+        columns += [list(map(attrgetter(f.name), group)) for f in fields(kind)]
+        out.append((where, merkle.abi_words(columns)))
+    return out
+
+
+def hash_leaves(leaves: Sequence[Leaf]) -> list[bytes]:
+    """Every leaf's :meth:`~AccountLeaf.hash`, in order, from one compiled call per leaf
+    type (the same bytes as the per-leaf code, which the tests compare it with)."""
+    out = [b""] * len(leaves)
+    for where, words in encode_leaves(leaves):
+        blob = merkle.leaf_hashes(words).tobytes()
+        for j, i in enumerate(where):
+            out[i] = blob[32 * j : 32 * j + 32]
+    if b"" in out:
+        raise AttestationError(f"not a leaf: {leaves[out.index(b'')]!r}")
+    return out
+
+
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
@@ -270,29 +306,37 @@ class MerkleTree:
     """
 
     def __init__(self, leaves: Iterable[Leaf | bytes]) -> None:
-        hashes = [leaf if isinstance(leaf, bytes) else leaf.hash() for leaf in leaves]
-        if not hashes:
-            raise AttestationError("an empty Merkle tree is not allowed (protocol §3)")
-        for h in hashes:
-            check_bytes32("leaf hash", h)
-        if len(set(hashes)) != len(hashes):
-            raise AttestationError("duplicate leaf in Merkle tree")
-        self.leaves: tuple[bytes, ...] = tuple(sorted(hashes))
-        n = len(self.leaves)
-        tree: list[bytes] = [b""] * (2 * n - 1)
-        for i, h in enumerate(self.leaves):
-            tree[len(tree) - 1 - i] = h
-        for i in range(len(tree) - 1 - n, -1, -1):
-            tree[i] = hash_pair(tree[2 * i + 1], tree[2 * i + 2])
-        self._tree = tuple(tree)
-        self._index = {h: len(tree) - 1 - i for i, h in enumerate(self.leaves)}
+        items = list(leaves)
+        batch = iter(hash_leaves([x for x in items if not isinstance(x, bytes)]))
+        hashes = [x if isinstance(x, bytes) else next(batch) for x in items]
+        if set(map(len, hashes)) - {32}:
+            check_bytes32("leaf hash", next(h for h in hashes if len(h) != 32))
+        # The nodes are hashed in one compiled call (keeper/merkle.py); ``hash_pair`` and
+        # the tests' references say what it computes.
+        rows = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), 32)
+        self._layers = merkle.build(rows)
+
+    @cached_property
+    def _tree(self) -> tuple[bytes, ...]:
+        blob = self._layers.tree.tobytes()
+        return tuple(blob[i : i + 32] for i in range(0, len(blob), 32))
+
+    @cached_property
+    def _index(self) -> dict[bytes, int]:
+        n = len(self)
+        return {self._tree[r]: r for r in range(n - 1, 2 * n - 1)}
+
+    @property
+    def leaves(self) -> tuple[bytes, ...]:
+        """The leaf hashes, sorted ascending."""
+        return self._tree[len(self) - 1 :][::-1]
 
     @property
     def root(self) -> bytes:
-        return self._tree[0]
+        return self._layers.root
 
     def __len__(self) -> int:
-        return len(self.leaves)
+        return len(self._layers)
 
     def __contains__(self, leaf: object) -> bool:
         h = leaf.hash() if isinstance(leaf, AccountLeaf | InstrumentLeaf) else leaf

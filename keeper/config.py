@@ -31,6 +31,8 @@ Environment overrides (each wins over the file):
 ``PM_FEED_SEED``           ``feed.seed``
 ``PM_FEED_PATH``           ``feed.path``
 ``PM_METRICS_PORT``        ``metrics_port``
+``PM_COMPUTE_BACKEND``     ``compute.backend`` (``local`` / ``dask``)
+``PM_COMPUTE_SCHEDULER``   ``compute.scheduler`` (``tcp://host:8786``)
 =========================  ===================================================
 
 ``load_config(path, env)`` returns a frozen :class:`Config` or raises
@@ -58,6 +60,7 @@ from keeper.feeds.composite import CompositeSettings
 __all__ = [
     "ApiConfig",
     "ChainConfig",
+    "ComputeConfig",
     "Config",
     "FeedConfig",
     "FeesConfig",
@@ -68,6 +71,7 @@ __all__ = [
     "load_keystores",
     "parse_api_section",
     "parse_chain_section",
+    "parse_compute_section",
     "parse_feed_section",
     "parse_fees_section",
     "parse_float",
@@ -85,11 +89,22 @@ SignerMode = Literal["local", "remote"]
 FeedKind = Literal["sim", "replay", "composite"]
 SourceKind = Literal["deribit", "binance", "coinbase", "chainlink"]
 _SOURCE_KINDS = ("deribit", "binance", "coinbase", "chainlink")
+ComputeBackend = Literal["local", "dask"]
 
 ANVIL_CHAIN_ID = 31337
 
 # `liquidator` is read by keeper/liquidator/config.py from the same file; the keeper ignores it.
-_SECTIONS = {"chain", "keeper", "signers", "fees", "api", "feed", "metrics_port", "liquidator"}
+_SECTIONS = {
+    "chain",
+    "keeper",
+    "signers",
+    "fees",
+    "api",
+    "feed",
+    "compute",
+    "metrics_port",
+    "liquidator",
+}
 
 
 @dataclass(frozen=True)
@@ -242,6 +257,16 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    """Where the epoch's risk engine runs (``keeper/compute.py``; docs/operations.md, "A
+    compute cluster"): ``local`` (this process) or ``dask`` (the Dask scheduler at
+    ``scheduler``, e.g. ``tcp://10.0.0.5:8786``)."""
+
+    backend: ComputeBackend = "local"
+    scheduler: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole keeper configuration. Build it with :func:`load_config`."""
 
@@ -251,6 +276,7 @@ class Config:
     fees: FeesConfig = FeesConfig()
     api: ApiConfig = ApiConfig()
     feed: FeedConfig = FeedConfig()
+    compute: ComputeConfig = ComputeConfig()
     metrics_port: int = 9108
 
     @property
@@ -640,6 +666,20 @@ def parse_feed_section(table: Mapping[str, Any], env: Mapping[str, str]) -> Feed
     return feed
 
 
+def parse_compute_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ComputeConfig:
+    """The ``[compute]`` table with ``PM_COMPUTE_BACKEND`` / ``PM_COMPUTE_SCHEDULER``."""
+    _reject_unknown(table, "compute", {"backend", "scheduler"})
+    backend = pick_setting(table, "backend", "PM_COMPUTE_BACKEND", env) or "local"
+    if backend not in ("local", "dask"):
+        raise ConfigError("compute.backend", f"expected 'local' or 'dask', got {backend!r}")
+    raw = pick_setting(table, "scheduler", "PM_COMPUTE_SCHEDULER", env)
+    scheduler = None if raw in (None, "") else parse_url(raw, "compute.scheduler", ("tcp", "tls"))
+    if backend == "dask" and scheduler is None:
+        # a keeper that silently computed locally would miss its deadline at cluster scale
+        raise ConfigError("compute.scheduler", "backend 'dask' needs the scheduler's address")
+    return ComputeConfig(backend="local" if backend == "local" else "dask", scheduler=scheduler)
+
+
 def read_toml(path: Path | str | None) -> dict[str, Any]:
     """The TOML file at ``path`` as a dict (empty when ``path`` is None). Raises
     :class:`~keeper.errors.ConfigError` (field ``config``) when it cannot be read or parsed."""
@@ -768,6 +808,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     # api, feed, metrics
     api = parse_api_section(api_t, env)
     feed = parse_feed_section(feed_t, env)
+    compute = parse_compute_section(section_table(data, "compute"), env)
     metrics_raw = env.get("PM_METRICS_PORT", data.get("metrics_port", 9108))
     metrics_port = parse_port(metrics_raw, "metrics_port")
     if chain.vault_address is None and chain.deployments_file is None:
@@ -782,5 +823,6 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         fees=fees,
         api=api,
         feed=feed,
+        compute=compute,
         metrics_port=metrics_port,
     )

@@ -62,10 +62,12 @@ from keeper.attestation import (
     LeafRecord,
     MarginProof,
     MerkleTree,
+    hash_leaves,
     hash_to_json,
 )
 from keeper.bounds import mul_wad_down, mul_wad_up
 from keeper.chain import AccountState, ChainSnapshot, InstrumentInfo, TokenInfo
+from keeper.compute import MarginFn
 from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
 from keeper.errors import EpochRefusedError, FeedError
@@ -399,10 +401,12 @@ def compute_epoch(
     epoch: int,
     token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
     funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
+    margin: MarginFn = compute_margin,
 ) -> EpochBuild:
     """The epoch of ``snapshot`` in ``market`` (see the module docstring). Pure.
 
-    The header's ``timestamp`` is ``market.timestamp``. Raises
+    The header's ``timestamp`` is ``market.timestamp``. ``margin`` runs the risk engine
+    (``keeper/compute.py``: here or on a cluster, with the same bits). Raises
     :class:`~keeper.errors.EpochRefusedError`.
     """
     t0 = time.perf_counter()
@@ -415,7 +419,7 @@ def compute_epoch(
     )
     try:
         engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
-        result = compute_margin(portfolios, engine.snapshot, params)
+        result = margin(portfolios, engine.snapshot, params)
         account_leaves = margin_leaves(accounts, result)
         ileaves = instrument_leaves(inputs.live, result)
         tokens = token_table(snapshot.tokens, result)
@@ -425,7 +429,7 @@ def compute_epoch(
         raise EpochRefusedError(str(exc), reason="feed") from exc
     t1 = time.perf_counter()
     leaves: tuple[Leaf, ...] = (*account_leaves, *ileaves)
-    hashes = tuple(leaf.hash() for leaf in leaves)
+    hashes = tuple(hash_leaves(leaves))
     tree = MerkleTree(hashes)
     header = epoch_header(
         snapshot,
