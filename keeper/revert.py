@@ -93,7 +93,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "InstrumentLeafMismatch": "the INSTRUMENT leaf is for another instrument than the leg",
     "TooManyPositions": "account has the maximum number of open positions",
     "BoundsFromPreviousPrices": "account changed between the current epoch's snapshot and its "
-    "post (bounds at the previous prices): withdrawals and trades wait for epoch untilEpoch",
+    "post (bounds at the previous prices): withdrawals and trades wait for epoch {untilEpoch}",
     # attestation
     "InvalidSignature": "epoch signature at this index is malformed",
     "UnknownSigner": "epoch signed by an address outside the current signer set",
@@ -268,6 +268,8 @@ def decode_revert_data(data: bytes | str | None, abi: Iterable[Mapping[str, Any]
         for n, p, v in zip(names, inputs, values, strict=True)
     )
     description = ERROR_DESCRIPTIONS.get(name)
+    if description and "{" in description:  # a field named in the text shows its value
+        description = description.format(**{n: v for n, v in args})
     message = f"{name}({shown})" + (f": {description}" if description else "")
     return DecodedRevert(name, args, message, selector)
 

@@ -122,6 +122,9 @@ def pm() -> None:
     help="TOML file of EXISTING token addresses ([settlement], [[collateral]]) to register "
     "instead of deploying mocks (a live chain; docs/operations.md).",
 )
+@click.option(
+    "--force", is_flag=True, help="Overwrite a deployment file whose vault is still live."
+)
 @dry_run_option
 def deploy(
     rpc_url: str,
@@ -135,6 +138,7 @@ def deploy(
     dry_run: bool,
     max_fee_gwei: float,
     tokens_file: Path | None,
+    force: bool,
 ) -> None:
     """Deploy mock tokens (USDC 6, WETH 18, WBTC 8, GOV 18), the vault, the default
     instruments (perps BTC/ETH/SOL, calls and puts on BTC/ETH) and the signer set; write
@@ -203,6 +207,8 @@ def deploy(
             )
         click.echo(f"  would set signers {', '.join(signer_list)} with quorum {q}; nothing sent")
         return
+    if not force:  # after the dry run: a rehearsal writes nothing, so it overwrites nothing
+        _refuse_live_deployment(w3, out or client.deployments_dir() / f"{chain_id}.json")
     dep = deploy_protocol(
         w3,
         owner=owner,
@@ -220,6 +226,24 @@ def deploy(
         click.echo(f"instrument {i.id}: {i.name}")
     click.echo(f"signers    {', '.join(dep.signers)} (quorum {dep.quorum})")
     click.echo(f"wrote {path}")
+
+
+def _refuse_live_deployment(w3: Any, path: Path) -> None:
+    """Refuse to overwrite ``path`` while its vault still has code on this chain: the file
+    is how every user and the keeper find that vault. A stale file (an Anvil restarted
+    empty) is overwritten."""
+    if not path.is_file():
+        return
+    try:
+        vault = json.loads(path.read_text())["vault"]
+        live = bool(bytes(w3.eth.get_code(to_checksum_address(vault))))
+    except (OSError, ValueError, KeyError, TypeError):
+        live = True  # unreadable: not ours to destroy either
+    if live:
+        raise CliError(
+            f"{path} already holds a live deployment on this chain: pass --force to "
+            "overwrite it, or --out FILE to write another"
+        )
 
 
 # ----------------------------------------------------------------------------- trader
@@ -256,20 +280,35 @@ def faucet(to: str | None, **kw: Unpack[SessionOptions]) -> None:
     drip(_session(kw), _address(to, "--to") if to else None)
 
 
+def _approve_max_option(fn: F) -> F:
+    return click.option(
+        "--approve-max",
+        is_flag=True,
+        help="Approve the vault for unlimited spending (default: exactly the amount).",
+    )(fn)
+
+
 @pm.command()
 @network_options
 @key_options
 @dry_run_option
 @account_option
+@_approve_max_option
 @click.argument("token")
 @click.argument("amount")
-def deposit(token: str, amount: str, account: int | None, **kw: Unpack[SessionOptions]) -> None:
-    """Deposit AMOUNT of collateral TOKEN (symbol or address; approves the vault first) into
-    a subaccount you own or operate. Without --account: your lowest subaccount, or a new
-    first one if you hold none."""
+def deposit(
+    token: str,
+    amount: str,
+    account: int | None,
+    approve_max: bool,
+    **kw: Unpack[SessionOptions],
+) -> None:
+    """Deposit AMOUNT of collateral TOKEN (symbol or address; approves the vault for
+    exactly AMOUNT first) into a subaccount you own or operate. Without --account: your
+    lowest subaccount, or a new first one if you hold none."""
     from scripts.funds import deposit as run
 
-    run(_session(kw), token, amount, account)
+    run(_session(kw), token, amount, account, approve_max=approve_max)
 
 
 @pm.command("deposit-cash")
@@ -277,13 +316,16 @@ def deposit(token: str, amount: str, account: int | None, **kw: Unpack[SessionOp
 @key_options
 @dry_run_option
 @account_option
+@_approve_max_option
 @click.argument("amount")
-def deposit_cash(amount: str, account: int | None, **kw: Unpack[SessionOptions]) -> None:
+def deposit_cash(
+    amount: str, account: int | None, approve_max: bool, **kw: Unpack[SessionOptions]
+) -> None:
     """Deposit AMOUNT of the settlement token (USDC) as cash; repays debt if cash < 0.
     Without --account: your lowest subaccount, or a new first one if you hold none."""
     from scripts.funds import deposit_cash as run
 
-    run(_session(kw), amount, account)
+    run(_session(kw), amount, account, approve_max=approve_max)
 
 
 @pm.command()

@@ -50,15 +50,22 @@ def _wallet_check(session: Session, token: TokenInfo, contract: Contract, amount
         )
 
 
-def ensure_allowance(session: Session, token: TokenInfo, amount: int) -> None:
-    """Approve the vault for ``amount`` of ``token`` if the allowance is lower. In a dry run
-    the approval is only simulated (the deposit itself then cannot be simulated)."""
+def ensure_allowance(
+    session: Session, token: TokenInfo, amount: int, *, approve_max: bool = False
+) -> None:
+    """Approve the vault for exactly ``amount`` of ``token`` if the allowance is lower (an
+    unlimited approval would let a compromised vault take the whole wallet; ``approve_max``
+    opts in to MAX_UINT256, one approval for all later deposits). In a dry run the approval
+    is only simulated (the deposit itself then cannot be simulated)."""
     contract = session.token(token.address)
     allowance = int(contract.functions.allowance(session.address, session.deployment.vault).call())
     if allowance >= amount:
         return
+    value = MAX_UINT256 if approve_max else amount
+    shown = "unlimited" if approve_max else format_units(amount, token.decimals)
     session.send(
-        contract.functions.approve(session.deployment.vault, MAX_UINT256), f"approve {token.symbol}"
+        contract.functions.approve(session.deployment.vault, value),
+        f"approve {shown} {token.symbol}",
     )
 
 
@@ -104,7 +111,12 @@ def _deposit_target(session: Session, account: int | None) -> int | None:
 
 
 def deposit(
-    session: Session, token_name: str, amount_text: str, account: int | None = None
+    session: Session,
+    token_name: str,
+    amount_text: str,
+    account: int | None = None,
+    *,
+    approve_max: bool = False,
 ) -> None:
     """Deposit collateral ``token_name`` (a registered collateral symbol or address) into
     subaccount ``account`` (see the module docstring for the default)."""
@@ -116,7 +128,7 @@ def deposit(
         raise CliError("amount must be > 0")
     _wallet_check(session, token, session.token(token.address), amount)
     target = _deposit_target(session, account)
-    ensure_allowance(session, token, amount)
+    ensure_allowance(session, token, amount, approve_max=approve_max)
     if target is None or _simulated_without_approval(session, token, amount):
         return
     session.send(
@@ -125,7 +137,9 @@ def deposit(
     )
 
 
-def deposit_cash(session: Session, amount_text: str, account: int | None = None) -> None:
+def deposit_cash(
+    session: Session, amount_text: str, account: int | None = None, *, approve_max: bool = False
+) -> None:
     """Deposit settlement tokens as cash into ``account`` (a repayment when its cash is
     negative)."""
     token = session.deployment.settlement
@@ -134,7 +148,7 @@ def deposit_cash(session: Session, amount_text: str, account: int | None = None)
         raise CliError("amount must be > 0")
     _wallet_check(session, token, session.token(token.address), amount)
     target = _deposit_target(session, account)
-    ensure_allowance(session, token, amount)
+    ensure_allowance(session, token, amount, approve_max=approve_max)
     if target is None or _simulated_without_approval(session, token, amount):
         return
     session.send(
