@@ -55,13 +55,15 @@ def keeper_cli(
     setup_logging(log_format, log_level)
 
 
-def _config(ctx: click.Context, config_path: Path | None = None) -> Config:
+def _config(
+    ctx: click.Context, config_path: Path | None = None, *, require_keys: bool = True
+) -> Config:
     """The configuration from the subcommand's ``--config`` if given, else the group's:
     ``keeper run --config F`` and ``keeper --config F run`` mean the same."""
     from keeper.config import load_config
 
     try:
-        return load_config(config_path or ctx.obj["config_path"])
+        return load_config(config_path or ctx.obj["config_path"], require_keys=require_keys)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
 
@@ -84,7 +86,15 @@ def run(ctx: click.Context, dry_run: bool, config_path: Path | None) -> None:
     from keeper.daemon import EXIT_CHAIN_RESET, build_keeper
     from keeper.errors import ChainResetError
 
-    keeper = build_keeper(_config(ctx, config_path), dry_run=dry_run)
+    config = _config(ctx, config_path)
+    keeper = build_keeper(config, dry_run=dry_run)
+    node_chain = int(keeper.w3.eth.chain_id)
+    if node_chain != config.chain.chain_id:  # transactions signed for another chain are dropped
+        keeper.close()
+        raise click.ClickException(
+            f"configuration: chain.chain_id is {config.chain.chain_id} but the node at "
+            f"{config.chain.rpc_url} serves chain {node_chain}"
+        )
     try:
         code = keeper.run()
     except ChainResetError as exc:
@@ -107,7 +117,7 @@ def verify(ctx: click.Context, number: int, config_path: Path | None) -> None:
     from keeper.verify import verify_epoch
     from risk_engine import load_params
 
-    config = _config(ctx, config_path)
+    config = _config(ctx, config_path, require_keys=False)  # an auditor holds no key
     store = Store(config.keeper.db_path, epochs_dir=config.keeper.epochs_dir)
     try:
         chain = ChainAdapter(

@@ -654,11 +654,19 @@ def read_toml(path: Path | str | None) -> dict[str, Any]:
         raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
 
 
-def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` (TOML; optional) and apply the ``PM_*`` variables of ``env``.
+def load_config(
+    path: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_keys: bool = True,
+) -> Config:
+    """``require_keys=False``: a local-mode configuration without signer keys is accepted
+        (``keeper verify``: a third party audits an epoch without holding any key).
 
-    ``env`` defaults to ``os.environ``; tests pass a dict. Raises
-    :class:`~keeper.errors.ConfigError` naming the first invalid field.
+    Read ``path`` (TOML; optional) and apply the ``PM_*`` variables of ``env``.
+
+        ``env`` defaults to ``os.environ``; tests pass a dict. Raises
+        :class:`~keeper.errors.ConfigError` naming the first invalid field.
     """
     env = dict(os.environ if env is None else env)
     data = read_toml(path)
@@ -751,7 +759,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     addresses = [Account.from_key(k).address for k in keys]
     if len(set(addresses)) != len(addresses):
         raise ConfigError("signers.keys", "the same signer key is given twice")
-    if mode == "local" and not keys:
+    if mode == "local" and not keys and require_keys:
         raise ConfigError("signers.keys", "mode 'local' needs keys (PM_SIGNER_KEYS or PM_KEYSTORE)")
     if mode == "remote" and not urls:
         raise ConfigError("signers.remote_urls", "mode 'remote' needs at least one signer URL")
