@@ -643,6 +643,19 @@ def margin(
                 {"name": p.name, "kind": p.kind, "size": p.size, "mark": p.mark}
                 for p in v.positions
             ],
+            "maxWithdrawableCash6": None
+            if v.max_withdrawable_cash6 is None
+            else str(v.max_withdrawable_cash6),
+            "liquidation": [
+                {"underlying": d.underlying, "spot": d.spot, "down": d.down, "up": d.up}
+                for d in v.liquidation
+            ],
+            "greeks": None
+            if v.greeks is None
+            else {
+                u: {"delta": t[0], "deltaUsd": t[1], "gamma": t[2], "vega": t[3], "theta": t[4]}
+                for u, t in v.greeks.totals.items()
+            },
         }
         click.echo(json.dumps(doc, indent=2))
         return
@@ -674,6 +687,27 @@ def margin(
         f"MM surplus upper bound {_fmt_wad(v.mm_surplus_hi).strip()}"
         + (f"  [{v.bounds_note}]" if v.bounds_note else "")
     )
+    mw = v.max_withdrawable_cash6
+    if mw is not None:
+        click.echo(
+            f"max withdrawable now: {mw / 10**6:,.2f} USDC cash (the IM surplus bound; "
+            "a token withdrawal costs its value x (1 + upShock))"
+        )
+    for d in v.liquidation:
+        down = "none within -95%" if d.down is None else f"{d.down:+.1%} (at {d.price_down:,.2f})"
+        up = "none within +300%" if d.up is None else f"{d.up:+.1%} (at {d.price_up:,.2f})"
+        click.echo(
+            f"liquidation if {d.underlying} moves (others held, spot {d.spot:,.2f}): "
+            f"down {down}, up {up}"
+        )
+    if v.greeks is not None:
+        click.echo("greeks (delta in units, gamma per USD, vega USD/vol pt, theta USD/day):")
+        for u, (dl, dusd, gm, vg, th) in v.greeks.totals.items():
+            theta = "n/a" if th is None else f"{th:,.2f}"
+            click.echo(
+                f"  {u:<6} delta {dl:,.4f} ({dusd:,.0f} USD)  gamma {gm:.6f}  "
+                f"vega {vg:,.2f}  theta {theta}"
+            )
     click.echo("positions:")
     for p in v.positions:
         mark = "n/a" if p.mark is None else f"{p.mark:,.2f}"

@@ -25,6 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from keeper.account_view import (
+    AccountGreeks,
+    LiquidationDistance,
+    account_greeks,
+    liquidation_distances,
+    max_withdrawable_cash6,
+)
 from keeper.attestation import MarginProof
 from keeper.chain import AccountState, Position
 from keeper.chain import InstrumentInfo as ChainInstrument
@@ -106,6 +113,16 @@ class MarginView:
     report: AccountReport | None
     grid: RiskGrid | None
     engine_note: str
+    greeks: AccountGreeks | None = None
+    liquidation: tuple[LiquidationDistance, ...] = ()
+
+    @property
+    def max_withdrawable_cash6(self) -> int | None:
+        """Settlement-token units a ``withdraw-cash`` passes with now (the vault's IM
+        surplus bound), ``None`` when the bound is unavailable."""
+        if self.im_surplus_lo is None:
+            return None
+        return max_withdrawable_cash6(self.im_surplus_lo)
 
 
 def _leaf_numbers(leaf: LeafWithProof | None) -> dict[str, int] | None:
@@ -152,7 +169,7 @@ def collateral_order(session: Session) -> list[TokenInfo]:
 
 def _engine(
     session: Session, state: VaultAccountState, market: MarketState, params_file: Path | None
-) -> tuple[AccountReport, RiskGrid]:
+) -> tuple[AccountReport, RiskGrid, AccountGreeks, tuple[LiquidationDistance, ...]]:
     """Engine inputs from chain state: held instruments + collateral tokens as SPOT, mapped
     by the keeper's own :func:`keeper.engine_input.engine_input` (feed underlyings +
     token-only underlyings at the token price, one smile slice per held option expiry), so
@@ -188,6 +205,8 @@ def _engine(
         params = load_params(params_file)
         arrays = build_risk_arrays(table, snap, params)
         rep = explain(ports, snap, params, 0, arrays=arrays)
+        greeks = account_greeks(ports, snap, params, 0)
+        distances = liquidation_distances(ports, snap, params, 0)
     except (RiskEngineError, OSError) as exc:
         raise CliError(f"risk engine refused the account: {exc}") from None
     scen = arrays.scenarios
@@ -206,7 +225,7 @@ def _engine(
         extreme=tuple(abs(f) > 1.0 + 1e-12 for f in fractions),
         ranges={u: float(r) for u, r in zip(scen.underlyings, scen.ranges, strict=True)},
     )
-    return rep, grid
+    return rep, grid, greeks, distances
 
 
 def _positions(session: Session, api: KeeperApi, state: VaultAccountState) -> list[PositionLine]:
@@ -277,7 +296,8 @@ def margin_view(
             note = f"the vault's bound views reverted: {str(exc).splitlines()[0][:120]}"
         if not has_positions and not note:
             note = "no open positions: IM bound valued on chain (haircut collateral + cash)"
-    report = grid = None
+    report = grid = greeks = None
+    distances: tuple[LiquidationDistance, ...] = ()
     engine_note = ""
     if epoch == 0:
         engine_note = "no epoch posted yet: nothing to price against"
@@ -286,7 +306,7 @@ def margin_view(
     else:
         market, engine_note = _load_market(epoch, market_file, keeper_data)
         if market is not None:
-            report, grid = _engine(session, state, market, params_file)
+            report, grid, greeks, distances = _engine(session, state, market, params_file)
     return MarginView(
         account=account,
         owner=session.owner_of(account),
@@ -303,6 +323,8 @@ def margin_view(
         report=report,
         grid=grid,
         engine_note=engine_note,
+        greeks=greeks,
+        liquidation=distances,
     )
 
 

@@ -573,6 +573,11 @@ def test_margin_and_report(
     )
     names = {p["name"] for p in doc["positions"]}
     assert "ETH-PERP" in names and "WETH" in names
+    # keeper/account_view.py: max withdrawable is the IM bound in whole USDC units
+    assert int(doc["maxWithdrawableCash6"]) == max(0, int(doc["imSurplusLo"])) // 10**12
+    (eth,) = [d for d in doc["liquidation"] if d["underlying"] == "ETH"]
+    assert eth["spot"] > 0 and (eth["down"] is None or -0.95 <= eth["down"] <= 0.0)
+    assert "ETH" in doc["greeks"] and doc["greeks"]["ETH"]["delta"] != 0.0
     r = cli_env.inproc("margin", key=MAKER)  # the key's lowest subaccount
     assert r.code == 0, r.err
     for word in (
@@ -583,6 +588,9 @@ def test_margin_and_report(
         "risk array",
         "vol up",
         "vol down",
+        "max withdrawable now",
+        "liquidation if ETH moves",
+        "greeks",
     ):
         assert word in r.out, word
     out = tmp_path / "maker.html"
