@@ -16,6 +16,7 @@ from __future__ import annotations
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from keeper.account_view import CASH_SCALE, max_withdrawable_cash6, max_withdrawable_token
 from keeper.attestation import MarginProof
 from scripts.client import (
     KeeperApi,
@@ -181,6 +182,17 @@ def withdraw(
             f"{format_units(have, token.decimals)}, asked {amount_text}"
         )
     mp = _proof_if_needed(session, api, target, "withdraw")
+    surplus = _im_surplus_lo(session, target, mp)
+    prices = {str(p[0]): p for p in session.vault.functions.tokenPrices().call()}
+    price = prices.get(token.address)
+    if surplus is not None and price is not None:
+        most = max_withdrawable_token(surplus, have, int(price[1]), int(price[3]), token.decimals)
+        if amount > most:
+            raise CliError(
+                f"withdraw {amount_text} {token.symbol} from subaccount {target} refused: the "
+                f"margin allows at most {format_units(most, token.decimals)} {token.symbol} now "
+                f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
+            )
     session.send(
         session.vault.functions.withdraw(target, token.address, amount, mp.to_abi()),
         f"withdraw {amount_text} {token.symbol} from subaccount {target} to {owner}",
@@ -202,10 +214,27 @@ def withdraw_cash(
     cash_after = int(state["cash"]) - amount * 10 ** (18 - token.decimals)
     needs_check = bool(state["instruments"]) or cash_after < 0
     mp = _proof_if_needed(session, api, target, "withdraw-cash", needs_check=needs_check)
+    surplus = _im_surplus_lo(session, target, mp)
+    if surplus is not None and amount * CASH_SCALE > surplus:
+        most = max_withdrawable_cash6(surplus)
+        raise CliError(
+            f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} refused: the "
+            f"margin allows at most {format_units(most, token.decimals)} {token.symbol} now "
+            f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
+        )
     session.send(
         session.vault.functions.withdrawCash(target, amount, mp.to_abi()),
         f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} to {owner}",
     )
+
+
+def _im_surplus_lo(session: Session, account: int, mp: MarginProof) -> int | None:
+    """The vault's IM surplus lower bound (WAD USD) with ``mp``, before the action; ``None``
+    when the view reverts (the send's simulation then reports why)."""
+    try:
+        return int(session.vault.functions.imSurplusLo(account, mp.to_abi()).call())
+    except Exception:  # noqa: BLE001 - a reverted view: leave the verdict to the simulation
+        return None
 
 
 def _proof_if_needed(

@@ -504,7 +504,9 @@ def test_withdraw_with_positions_uses_the_keeper_proof(
     cli_env.ok("withdraw", "WETH", "0.1", key=MAKER)
     assert vault.functions.collateralBalance(maker, weth).call() == held - WAD // 10
     before = _state(cli_env, TAKER)
-    cli_env.fails("withdraw-cash", "90000", key=TAKER, sub=True, match="InsufficientMargin")
+    r = cli_env.fails("withdraw-cash", "90000", key=TAKER, sub=True, match="allows at most")
+    most = r.err.split("allows at most ")[1].split(" ")[0].replace(",", "")
+    assert 0 <= float(most) < 90000  # the maximum itself, not a raw revert
     assert _state(cli_env, TAKER) == before
     cli_env.fails(
         "withdraw",
