@@ -36,8 +36,9 @@ from keeper.attestation import MarginProof
 from keeper.chain import AccountState, Position
 from keeper.chain import InstrumentInfo as ChainInstrument
 from keeper.chain import TokenInfo as ChainToken
+from keeper.config import keeper_data_dir
 from keeper.engine_input import engine_input
-from keeper.errors import FeedError
+from keeper.errors import ConfigError, FeedError
 from keeper.feeds.base import MarketState
 from risk_engine import (
     AccountReport,
@@ -57,6 +58,7 @@ from scripts.client import (
 )
 from scripts.errors import CliError
 from scripts.protocol_deploy import instrument_name
+from scripts.toolchain.paths import REPO_ROOT
 
 __all__ = [
     "HistoryPoint",
@@ -138,7 +140,7 @@ def _load_market(
     if market_file is not None:
         path = market_file
     else:
-        data_dir = keeper_data or Path(os.environ.get("PM_DATA_DIR", "var/keeper"))
+        data_dir = keeper_data or _default_data_dir()
         path = data_dir / "epochs" / f"{epoch}.json"
         if not path.is_file():
             return None, (
@@ -159,6 +161,20 @@ def _load_market(
         return MarketState.from_json(json.dumps(doc)), f"market of epoch {epoch} from {path}"
     except FeedError as exc:
         raise CliError(f"market snapshot {path} is invalid: {exc}") from None
+
+
+def _default_data_dir() -> Path:
+    """The keeper's data directory: from its configuration file ``$PM_CONFIG`` (relative
+    paths against that file), else ``$PM_DATA_DIR``, else ``var/keeper`` in the repository
+    (never the working directory: ``pm margin`` runs from anywhere)."""
+    config = os.environ.get("PM_CONFIG")
+    if config:
+        try:
+            return keeper_data_dir(config, os.environ)
+        except ConfigError as exc:
+            raise CliError(f"$PM_CONFIG {config}: {exc}") from None
+    env = os.environ.get("PM_DATA_DIR")
+    return Path(env) if env else REPO_ROOT / "var" / "keeper"
 
 
 def collateral_order(session: Session) -> list[TokenInfo]:

@@ -55,3 +55,38 @@ def test_seeded_metrics_show_the_last_epoch_and_its_lag_before_any_new_epoch() -
     text = m.render().decode()
     assert "pm_keeper_epoch_last 7.0" in text
     assert "pm_keeper_epoch_lag_seconds 600.0" in text
+
+
+def test_a_relative_data_dir_in_the_config_file_is_relative_to_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keeper.config import keeper_data_dir, load_config
+
+    monkeypatch.delenv("PM_DATA_DIR", raising=False)
+    monkeypatch.setenv("PM_SIGNER_KEYS", KEY)
+    (tmp_path / "etc").mkdir()
+    cfg = tmp_path / "etc" / "keeper.toml"
+    cfg.write_text(
+        f'[chain]\nrpc_url = "http://127.0.0.1:8545"\nvault_address = "{VAULT}"\n'
+        '[keeper]\ndata_dir = "../data"\n'
+    )
+    monkeypatch.chdir("/")
+    want = (tmp_path / "etc" / ".." / "data").resolve()
+    assert load_config(cfg).keeper.data_dir.resolve() == want
+    assert keeper_data_dir(cfg, {}).resolve() == want
+    assert keeper_data_dir(cfg, {"PM_DATA_DIR": "x"}) == Path("x")  # the variable wins
+
+
+def test_pm_margin_finds_the_epochs_through_pm_config_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scripts.margin_view import _default_data_dir
+
+    cfg = tmp_path / "keeper.toml"
+    cfg.write_text('[keeper]\ndata_dir = "var/k"\n')
+    monkeypatch.setenv("PM_CONFIG", str(cfg))
+    monkeypatch.chdir("/")
+    assert _default_data_dir() == tmp_path.resolve() / "var/k"
+    monkeypatch.delenv("PM_CONFIG")
+    monkeypatch.delenv("PM_DATA_DIR", raising=False)
+    assert _default_data_dir().is_absolute()  # the repository's var/keeper, not the cwd's
