@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -209,7 +210,15 @@ def _fmt(name: str, typ: str, value: Any, wad: bool = False) -> str:
         return f"{_wad(value)} [{value}]"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_fmt(name, typ.rstrip("[]"), v) for v in value) + "]"
+    # from 2001 on: a small number is a test value or a count, not a date
+    if isinstance(value, int) and name in _TIME_PARAMS and 10**9 <= value < 2**40:
+        when = datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{value} ({when})"
     return str(value)
+
+
+#: Arguments that are unix seconds: shown with their UTC date as well.
+_TIME_PARAMS = frozenset({"deadline", "expiry", "timestamp", "blockTimestamp", "lastTimestamp"})
 
 
 def _as_bytes(data: bytes | str | None) -> bytes:

@@ -203,7 +203,7 @@ def deploy(
         for spec in default_instruments(now):
             click.echo(
                 f"  would register instrument kind {spec.kind} {spec.underlying} "
-                f"strike {spec.strike // WAD} expiry {spec.expiry}"
+                f"strike {spec.strike // WAD} expiry {client.utc(spec.expiry)}"
             )
         click.echo(f"  would set signers {', '.join(signer_list)} with quorum {q}; nothing sent")
         return

@@ -85,3 +85,12 @@ def test_the_license_is_an_spdx_expression_setuptools_does_not_warn_about() -> N
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     assert project["project"]["license"] == "MIT"
     assert "setuptools>=77" in project["build-system"]["requires"][0]
+
+
+def test_times_in_messages_are_utc_dates() -> None:
+    from scripts.client import utc
+
+    assert utc(1_733_338_702) == "2024-12-04 18:58:22 UTC"
+    selector = keccak(text="QuoteExpired(uint64,uint256)")[:4]
+    msg = decode_revert(selector + encode(["uint64", "uint256"], [1_733_338_702, 5]), vault_abi())
+    assert "deadline=1733338702 (2024-12-04 18:58:22 UTC)" in msg
