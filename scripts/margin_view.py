@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,6 +275,14 @@ def _positions(session: Session, api: KeeperApi, state: VaultAccountState) -> li
     return out
 
 
+class _RootMoved(Exception):
+    """The vault took a new epoch while the view was being read."""
+
+
+#: Reads of a margin view before giving up when a new root lands mid-read each time.
+ROOT_RACE_ATTEMPTS = 4
+
+
 def margin_view(
     session: Session,
     api: KeeperApi,
@@ -283,7 +292,37 @@ def margin_view(
     keeper_data: Path | None = None,
     params_file: Path | None = None,
 ) -> MarginView:
-    """Collect the three views of ``account`` (see the module docstring)."""
+    """Collect the three views of ``account`` (see the module docstring). A new root landing
+    mid-read (the leaf then fails the vault's proof check, ``InvalidAccountProof``) is read
+    again, up to :data:`ROOT_RACE_ATTEMPTS` times; it never shows as a reverted view."""
+    for attempt in range(ROOT_RACE_ATTEMPTS):
+        try:
+            return _margin_view_once(
+                session,
+                api,
+                account,
+                market_file=market_file,
+                keeper_data=keeper_data,
+                params_file=params_file,
+            )
+        except _RootMoved:
+            time.sleep(0.5 * (attempt + 1))  # let the keeper API serve the new epoch
+    raise CliError(
+        f"subaccount {account}: the keeper API's leaf and the vault's epoch disagreed in each "
+        f"of {ROOT_RACE_ATTEMPTS} reads (a new root each time, or an API serving another "
+        "deployment): wait for the keeper, or check --api-url"
+    )
+
+
+def _margin_view_once(
+    session: Session,
+    api: KeeperApi,
+    account: int,
+    *,
+    market_file: Path | None = None,
+    keeper_data: Path | None = None,
+    params_file: Path | None = None,
+) -> MarginView:
     vault = session.vault
     state = session.account_state(account)
     epoch, _ = current_root(session)
@@ -291,10 +330,7 @@ def margin_view(
     safe = bool(vault.functions.isSafeMode().call())
     leaf = api.account(account) if epoch > 0 else None
     if leaf is not None and leaf.epoch != epoch:
-        raise CliError(
-            f"the keeper API serves epoch {leaf.epoch} but the vault holds epoch {epoch}: "
-            "wait for the keeper, or check --api-url"
-        )
+        raise _RootMoved  # the API not yet at the vault's epoch (or past a stale read)
     has_positions = bool(state["instruments"])
     im_lo = mm_hi = None
     note = ""
@@ -309,6 +345,8 @@ def margin_view(
             if has_positions:
                 mm_hi = int(vault.functions.mmSurplusHi(account, mp.to_abi()).call())
         except Exception as exc:  # noqa: BLE001 - a reverted view: report, do not fail
+            if current_root(session)[0] != epoch or "InvalidAccountProof" in str(exc):
+                raise _RootMoved from None
             note = f"the vault's bound views reverted: {str(exc).splitlines()[0][:120]}"
         if not has_positions and not note:
             note = "no open positions: IM bound valued on chain (haircut collateral + cash)"
