@@ -6,6 +6,7 @@ The click group is :data:`keeper_cli`; :func:`main` is the console entry point.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,6 @@ from keeper._click import common_group_options, setup_logging
 from keeper.errors import ConfigError
 
 if TYPE_CHECKING:  # the commands import the heavy modules only when they run
-    from collections.abc import Callable
-
     from keeper.config import Config
     from keeper.feeds.base import MarketState
 
@@ -56,23 +55,46 @@ def keeper_cli(
     setup_logging(log_format, log_level)
 
 
-def _config(ctx: click.Context) -> Config:
+def _config(
+    ctx: click.Context, config_path: Path | None = None, *, require_keys: bool = True
+) -> Config:
+    """The configuration from the subcommand's ``--config`` if given, else the group's:
+    ``keeper run --config F`` and ``keeper --config F run`` mean the same."""
     from keeper.config import load_config
 
     try:
-        return load_config(ctx.obj["config_path"])
+        return load_config(config_path or ctx.obj["config_path"], require_keys=require_keys)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
 
 
+def _config_option(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TOML configuration file (same as the group's --config, which it overrides).",
+    )(fn)
+
+
 @keeper_cli.command(help="Run the daemon: epochs every interval, proof API, metrics.")
 @click.option("--dry-run", is_flag=True, help="Build, store and sign every epoch; send nothing.")
+@_config_option
 @click.pass_context
-def run(ctx: click.Context, dry_run: bool) -> None:
+def run(ctx: click.Context, dry_run: bool, config_path: Path | None) -> None:
     from keeper.daemon import EXIT_CHAIN_RESET, build_keeper
     from keeper.errors import ChainResetError
 
-    keeper = build_keeper(_config(ctx), dry_run=dry_run)
+    config = _config(ctx, config_path)
+    keeper = build_keeper(config, dry_run=dry_run)
+    node_chain = int(keeper.w3.eth.chain_id)
+    if node_chain != config.chain.chain_id:  # transactions signed for another chain are dropped
+        keeper.close()
+        raise click.ClickException(
+            f"configuration: chain.chain_id is {config.chain.chain_id} but the node at "
+            f"{config.chain.rpc_url} serves chain {node_chain}"
+        )
     try:
         code = keeper.run()
     except ChainResetError as exc:
@@ -85,8 +107,9 @@ def run(ctx: click.Context, dry_run: bool) -> None:
 
 @keeper_cli.command(help="Recompute epoch N's root from chain state and the stored market.")
 @click.option("--epoch", "number", type=int, required=True, help="Epoch number.")
+@_config_option
 @click.pass_context
-def verify(ctx: click.Context, number: int) -> None:
+def verify(ctx: click.Context, number: int, config_path: Path | None) -> None:
     from web3 import Web3
 
     from keeper.chain import ChainAdapter
@@ -94,7 +117,7 @@ def verify(ctx: click.Context, number: int) -> None:
     from keeper.verify import verify_epoch
     from risk_engine import load_params
 
-    config = _config(ctx)
+    config = _config(ctx, config_path, require_keys=False)  # an auditor holds no key
     store = Store(config.keeper.db_path, epochs_dir=config.keeper.epochs_dir)
     try:
         chain = ChainAdapter(

@@ -694,11 +694,42 @@ def read_toml(path: Path | str | None) -> dict[str, Any]:
         raise ConfigError("config", f"{path} is not valid TOML: {exc}") from exc
 
 
-def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` (TOML; optional) and apply the ``PM_*`` variables of ``env``.
+def resolve_data_dir(raw: object, config_path: Path | str | None, *, from_env: bool) -> Path:
+    """``keeper.data_dir``: a relative path in a TOML file is relative to that file's
+    directory (so ``pm margin --config F`` finds the keeper's epochs from any working
+    directory); from ``PM_DATA_DIR`` or the default it is relative to the working directory."""
+    if raw is None:
+        return KeeperConfig.data_dir
+    d = Path(parse_str(raw, "keeper.data_dir"))
+    if not from_env and config_path is not None and not d.is_absolute():
+        return Path(config_path).resolve().parent / d
+    return d
 
-    ``env`` defaults to ``os.environ``; tests pass a dict. Raises
-    :class:`~keeper.errors.ConfigError` naming the first invalid field.
+
+def keeper_data_dir(config_path: Path | str, env: Mapping[str, str]) -> Path:
+    """The data directory a keeper run with ``config_path`` and ``env`` uses (no other
+    section is read: a trader's ``pm margin`` needs no vault or key settings)."""
+    table = section_table(read_toml(config_path), "keeper")
+    return resolve_data_dir(
+        pick_setting(table, "data_dir", "PM_DATA_DIR", env),
+        config_path,
+        from_env="PM_DATA_DIR" in env,
+    )
+
+
+def load_config(
+    path: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_keys: bool = True,
+) -> Config:
+    """``require_keys=False``: a local-mode configuration without signer keys is accepted
+        (``keeper verify``: a third party audits an epoch without holding any key).
+
+    Read ``path`` (TOML; optional) and apply the ``PM_*`` variables of ``env``.
+
+        ``env`` defaults to ``os.environ``; tests pass a dict. Raises
+        :class:`~keeper.errors.ConfigError` naming the first invalid field.
     """
     env = dict(os.environ if env is None else env)
     data = read_toml(path)
@@ -763,9 +794,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         epoch_max_age_seconds=parse_int(
             300 if max_age is None else max_age, "keeper.epoch_max_age_seconds", minimum=1
         ),
-        data_dir=Path(parse_str(data_dir, "keeper.data_dir"))
-        if data_dir is not None
-        else KeeperConfig.data_dir,
+        data_dir=resolve_data_dir(data_dir, path, from_env="PM_DATA_DIR" in env),
     )
 
     # signers
@@ -791,7 +820,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     addresses = [Account.from_key(k).address for k in keys]
     if len(set(addresses)) != len(addresses):
         raise ConfigError("signers.keys", "the same signer key is given twice")
-    if mode == "local" and not keys:
+    if mode == "local" and not keys and require_keys:
         raise ConfigError("signers.keys", "mode 'local' needs keys (PM_SIGNER_KEYS or PM_KEYSTORE)")
     if mode == "remote" and not urls:
         raise ConfigError("signers.remote_urls", "mode 'remote' needs at least one signer URL")

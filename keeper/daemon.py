@@ -142,6 +142,9 @@ def build_keeper(
         confirmations=config.chain.confirmations,
     )
     metrics = KeeperMetrics()
+    last = store.latest_epoch(status="mined")
+    if last is not None:  # lag right after a restart (keeper/metrics.py: seed)
+        metrics.seed(last.number, last.timestamp)
     sender = Account.from_key(config.sender_key)
     tx = TxManager(
         w3,

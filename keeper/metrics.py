@@ -144,6 +144,15 @@ class KeeperMetrics:
         self.accounts.set(accounts)
         self.update_lag()
 
+    def seed(self, number: int, timestamp: int) -> None:
+        """At start, from the store's last mined epoch: ``epoch_last`` and the lag are
+        right from the first scrape after a restart, not 0 until a new epoch is mined
+        (the failure "alert on lag" exists for)."""
+        self.epoch_last.set(number)
+        self.epoch_last_timestamp.set(timestamp)
+        self._last_timestamp = float(timestamp)
+        self.update_lag()
+
     def update_lag(self, now: float | None = None) -> None:
         """Set ``epoch_lag_seconds`` from the last mined timestamp (call on every tick so
         the lag grows while nothing is posted)."""

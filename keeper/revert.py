@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -93,7 +94,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "InstrumentLeafMismatch": "the INSTRUMENT leaf is for another instrument than the leg",
     "TooManyPositions": "account has the maximum number of open positions",
     "BoundsFromPreviousPrices": "account changed between the current epoch's snapshot and its "
-    "post (bounds at the previous prices): withdrawals and trades wait for epoch untilEpoch",
+    "post (bounds at the previous prices): withdrawals and trades wait for epoch {untilEpoch}",
     # attestation
     "InvalidSignature": "epoch signature at this index is malformed",
     "UnknownSigner": "epoch signed by an address outside the current signer set",
@@ -209,7 +210,15 @@ def _fmt(name: str, typ: str, value: Any, wad: bool = False) -> str:
         return f"{_wad(value)} [{value}]"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_fmt(name, typ.rstrip("[]"), v) for v in value) + "]"
+    # from 2001 on: a small number is a test value or a count, not a date
+    if isinstance(value, int) and name in _TIME_PARAMS and 10**9 <= value < 2**40:
+        when = datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{value} ({when})"
     return str(value)
+
+
+#: Arguments that are unix seconds: shown with their UTC date as well.
+_TIME_PARAMS = frozenset({"deadline", "expiry", "timestamp", "blockTimestamp", "lastTimestamp"})
 
 
 def _as_bytes(data: bytes | str | None) -> bytes:
@@ -268,6 +277,8 @@ def decode_revert_data(data: bytes | str | None, abi: Iterable[Mapping[str, Any]
         for n, p, v in zip(names, inputs, values, strict=True)
     )
     description = ERROR_DESCRIPTIONS.get(name)
+    if description and "{" in description:  # a field named in the text shows its value
+        description = description.format(**{n: v for n, v in args})
     message = f"{name}({shown})" + (f": {description}" if description else "")
     return DecodedRevert(name, args, message, selector)
 

@@ -122,6 +122,9 @@ def pm() -> None:
     help="TOML file of EXISTING token addresses ([settlement], [[collateral]]) to register "
     "instead of deploying mocks (a live chain; docs/operations.md).",
 )
+@click.option(
+    "--force", is_flag=True, help="Overwrite a deployment file whose vault is still live."
+)
 @dry_run_option
 def deploy(
     rpc_url: str,
@@ -135,6 +138,7 @@ def deploy(
     dry_run: bool,
     max_fee_gwei: float,
     tokens_file: Path | None,
+    force: bool,
 ) -> None:
     """Deploy mock tokens (USDC 6, WETH 18, WBTC 8, GOV 18), the vault, the default
     instruments (perps BTC/ETH/SOL, calls and puts on BTC/ETH) and the signer set; write
@@ -199,10 +203,12 @@ def deploy(
         for spec in default_instruments(now):
             click.echo(
                 f"  would register instrument kind {spec.kind} {spec.underlying} "
-                f"strike {spec.strike // WAD} expiry {spec.expiry}"
+                f"strike {spec.strike // WAD} expiry {client.utc(spec.expiry)}"
             )
         click.echo(f"  would set signers {', '.join(signer_list)} with quorum {q}; nothing sent")
         return
+    if not force:  # after the dry run: a rehearsal writes nothing, so it overwrites nothing
+        _refuse_live_deployment(w3, out or client.deployments_dir() / f"{chain_id}.json")
     dep = deploy_protocol(
         w3,
         owner=owner,
@@ -220,6 +226,24 @@ def deploy(
         click.echo(f"instrument {i.id}: {i.name}")
     click.echo(f"signers    {', '.join(dep.signers)} (quorum {dep.quorum})")
     click.echo(f"wrote {path}")
+
+
+def _refuse_live_deployment(w3: Any, path: Path) -> None:
+    """Refuse to overwrite ``path`` while its vault still has code on this chain: the file
+    is how every user and the keeper find that vault. A stale file (an Anvil restarted
+    empty) is overwritten."""
+    if not path.is_file():
+        return
+    try:
+        vault = json.loads(path.read_text())["vault"]
+        live = bool(bytes(w3.eth.get_code(to_checksum_address(vault))))
+    except (OSError, ValueError, KeyError, TypeError):
+        live = True  # unreadable: not ours to destroy either
+    if live:
+        raise CliError(
+            f"{path} already holds a live deployment on this chain: pass --force to "
+            "overwrite it, or --out FILE to write another"
+        )
 
 
 # ----------------------------------------------------------------------------- trader
@@ -256,20 +280,35 @@ def faucet(to: str | None, **kw: Unpack[SessionOptions]) -> None:
     drip(_session(kw), _address(to, "--to") if to else None)
 
 
+def _approve_max_option(fn: F) -> F:
+    return click.option(
+        "--approve-max",
+        is_flag=True,
+        help="Approve the vault for unlimited spending (default: exactly the amount).",
+    )(fn)
+
+
 @pm.command()
 @network_options
 @key_options
 @dry_run_option
 @account_option
+@_approve_max_option
 @click.argument("token")
 @click.argument("amount")
-def deposit(token: str, amount: str, account: int | None, **kw: Unpack[SessionOptions]) -> None:
-    """Deposit AMOUNT of collateral TOKEN (symbol or address; approves the vault first) into
-    a subaccount you own or operate. Without --account: your lowest subaccount, or a new
-    first one if you hold none."""
+def deposit(
+    token: str,
+    amount: str,
+    account: int | None,
+    approve_max: bool,
+    **kw: Unpack[SessionOptions],
+) -> None:
+    """Deposit AMOUNT of collateral TOKEN (symbol or address; approves the vault for
+    exactly AMOUNT first) into a subaccount you own or operate. Without --account: your
+    lowest subaccount, or a new first one if you hold none."""
     from scripts.funds import deposit as run
 
-    run(_session(kw), token, amount, account)
+    run(_session(kw), token, amount, account, approve_max=approve_max)
 
 
 @pm.command("deposit-cash")
@@ -277,13 +316,16 @@ def deposit(token: str, amount: str, account: int | None, **kw: Unpack[SessionOp
 @key_options
 @dry_run_option
 @account_option
+@_approve_max_option
 @click.argument("amount")
-def deposit_cash(amount: str, account: int | None, **kw: Unpack[SessionOptions]) -> None:
+def deposit_cash(
+    amount: str, account: int | None, approve_max: bool, **kw: Unpack[SessionOptions]
+) -> None:
     """Deposit AMOUNT of the settlement token (USDC) as cash; repays debt if cash < 0.
     Without --account: your lowest subaccount, or a new first one if you hold none."""
     from scripts.funds import deposit_cash as run
 
-    run(_session(kw), amount, account)
+    run(_session(kw), amount, account, approve_max=approve_max)
 
 
 @pm.command()
@@ -515,7 +557,8 @@ def _inspect_options(fn: F) -> F:
         "--keeper-data",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Keeper data dir holding epochs/<n>.json (default $PM_DATA_DIR or var/keeper).",
+        help="Keeper data dir holding epochs/<n>.json (default: keeper.data_dir of the keeper "
+        "config $PM_CONFIG, else $PM_DATA_DIR, else <repo>/var/keeper).",
     )(fn)
     fn = click.option(
         "--params",
@@ -601,6 +644,19 @@ def margin(
                 {"name": p.name, "kind": p.kind, "size": p.size, "mark": p.mark}
                 for p in v.positions
             ],
+            "maxWithdrawableCash6": None
+            if v.max_withdrawable_cash6 is None
+            else str(v.max_withdrawable_cash6),
+            "liquidation": [
+                {"underlying": d.underlying, "spot": d.spot, "down": d.down, "up": d.up}
+                for d in v.liquidation
+            ],
+            "greeks": None
+            if v.greeks is None
+            else {
+                u: {"delta": t[0], "deltaUsd": t[1], "gamma": t[2], "vega": t[3], "theta": t[4]}
+                for u, t in v.greeks.totals.items()
+            },
         }
         click.echo(json.dumps(doc, indent=2))
         return
@@ -632,6 +688,27 @@ def margin(
         f"MM surplus upper bound {_fmt_wad(v.mm_surplus_hi).strip()}"
         + (f"  [{v.bounds_note}]" if v.bounds_note else "")
     )
+    mw = v.max_withdrawable_cash6
+    if mw is not None:
+        click.echo(
+            f"max withdrawable now: {mw / 10**6:,.2f} USDC cash (the IM surplus bound; "
+            "a token withdrawal costs its value x (1 + upShock))"
+        )
+    for d in v.liquidation:
+        down = "none within -95%" if d.down is None else f"{d.down:+.1%} (at {d.price_down:,.2f})"
+        up = "none within +300%" if d.up is None else f"{d.up:+.1%} (at {d.price_up:,.2f})"
+        click.echo(
+            f"liquidation if {d.underlying} moves (others held, spot {d.spot:,.2f}): "
+            f"down {down}, up {up}"
+        )
+    if v.greeks is not None:
+        click.echo("greeks (delta in units, gamma per USD, vega USD/vol pt, theta USD/day):")
+        for u, (dl, dusd, gm, vg, th) in v.greeks.totals.items():
+            theta = "n/a" if th is None else f"{th:,.2f}"
+            click.echo(
+                f"  {u:<6} delta {dl:,.4f} ({dusd:,.0f} USD)  gamma {gm:.6f}  "
+                f"vega {vg:,.2f}  theta {theta}"
+            )
     click.echo("positions:")
     for p in v.positions:
         mark = "n/a" if p.mark is None else f"{p.mark:,.2f}"

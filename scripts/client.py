@@ -26,6 +26,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -73,6 +74,7 @@ __all__ = [
     "deployments_dir",
     "dry_run_option",
     "format_units",
+    "utc",
     "key_options",
     "load_deployment",
     "load_key",
@@ -111,6 +113,11 @@ def parse_units(text: str, decimals: int, what: str = "amount") -> int:
     if scaled != scaled.to_integral_value(rounding=ROUND_DOWN):
         raise CliError(f"{what} {text} has more than {decimals} decimals")
     return int(scaled)
+
+
+def utc(ts: int) -> str:
+    """Unix seconds as a UTC date: ``1733338702`` -> ``"2024-12-04 18:58:22 UTC"``."""
+    return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def format_units(value: int, decimals: int, places: int | None = None) -> str:

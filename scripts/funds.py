@@ -16,6 +16,7 @@ from __future__ import annotations
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from keeper.account_view import CASH_SCALE, max_withdrawable_cash6, max_withdrawable_token
 from keeper.attestation import MarginProof
 from scripts.client import (
     KeeperApi,
@@ -50,15 +51,22 @@ def _wallet_check(session: Session, token: TokenInfo, contract: Contract, amount
         )
 
 
-def ensure_allowance(session: Session, token: TokenInfo, amount: int) -> None:
-    """Approve the vault for ``amount`` of ``token`` if the allowance is lower. In a dry run
-    the approval is only simulated (the deposit itself then cannot be simulated)."""
+def ensure_allowance(
+    session: Session, token: TokenInfo, amount: int, *, approve_max: bool = False
+) -> None:
+    """Approve the vault for exactly ``amount`` of ``token`` if the allowance is lower (an
+    unlimited approval would let a compromised vault take the whole wallet; ``approve_max``
+    opts in to MAX_UINT256, one approval for all later deposits). In a dry run the approval
+    is only simulated (the deposit itself then cannot be simulated)."""
     contract = session.token(token.address)
     allowance = int(contract.functions.allowance(session.address, session.deployment.vault).call())
     if allowance >= amount:
         return
+    value = MAX_UINT256 if approve_max else amount
+    shown = "unlimited" if approve_max else format_units(amount, token.decimals)
     session.send(
-        contract.functions.approve(session.deployment.vault, MAX_UINT256), f"approve {token.symbol}"
+        contract.functions.approve(session.deployment.vault, value),
+        f"approve {shown} {token.symbol}",
     )
 
 
@@ -104,7 +112,12 @@ def _deposit_target(session: Session, account: int | None) -> int | None:
 
 
 def deposit(
-    session: Session, token_name: str, amount_text: str, account: int | None = None
+    session: Session,
+    token_name: str,
+    amount_text: str,
+    account: int | None = None,
+    *,
+    approve_max: bool = False,
 ) -> None:
     """Deposit collateral ``token_name`` (a registered collateral symbol or address) into
     subaccount ``account`` (see the module docstring for the default)."""
@@ -116,7 +129,7 @@ def deposit(
         raise CliError("amount must be > 0")
     _wallet_check(session, token, session.token(token.address), amount)
     target = _deposit_target(session, account)
-    ensure_allowance(session, token, amount)
+    ensure_allowance(session, token, amount, approve_max=approve_max)
     if target is None or _simulated_without_approval(session, token, amount):
         return
     session.send(
@@ -125,7 +138,9 @@ def deposit(
     )
 
 
-def deposit_cash(session: Session, amount_text: str, account: int | None = None) -> None:
+def deposit_cash(
+    session: Session, amount_text: str, account: int | None = None, *, approve_max: bool = False
+) -> None:
     """Deposit settlement tokens as cash into ``account`` (a repayment when its cash is
     negative)."""
     token = session.deployment.settlement
@@ -134,7 +149,7 @@ def deposit_cash(session: Session, amount_text: str, account: int | None = None)
         raise CliError("amount must be > 0")
     _wallet_check(session, token, session.token(token.address), amount)
     target = _deposit_target(session, account)
-    ensure_allowance(session, token, amount)
+    ensure_allowance(session, token, amount, approve_max=approve_max)
     if target is None or _simulated_without_approval(session, token, amount):
         return
     session.send(
@@ -167,6 +182,17 @@ def withdraw(
             f"{format_units(have, token.decimals)}, asked {amount_text}"
         )
     mp = _proof_if_needed(session, api, target, "withdraw")
+    surplus = _im_surplus_lo(session, target, mp)
+    prices = {str(p[0]): p for p in session.vault.functions.tokenPrices().call()}
+    price = prices.get(token.address)
+    if surplus is not None and price is not None:
+        most = max_withdrawable_token(surplus, have, int(price[1]), int(price[3]), token.decimals)
+        if amount > most:
+            raise CliError(
+                f"withdraw {amount_text} {token.symbol} from subaccount {target} refused: the "
+                f"margin allows at most {format_units(most, token.decimals)} {token.symbol} now "
+                f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
+            )
     session.send(
         session.vault.functions.withdraw(target, token.address, amount, mp.to_abi()),
         f"withdraw {amount_text} {token.symbol} from subaccount {target} to {owner}",
@@ -188,10 +214,27 @@ def withdraw_cash(
     cash_after = int(state["cash"]) - amount * 10 ** (18 - token.decimals)
     needs_check = bool(state["instruments"]) or cash_after < 0
     mp = _proof_if_needed(session, api, target, "withdraw-cash", needs_check=needs_check)
+    surplus = _im_surplus_lo(session, target, mp)
+    if surplus is not None and amount * CASH_SCALE > surplus:
+        most = max_withdrawable_cash6(surplus)
+        raise CliError(
+            f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} refused: the "
+            f"margin allows at most {format_units(most, token.decimals)} {token.symbol} now "
+            f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
+        )
     session.send(
         session.vault.functions.withdrawCash(target, amount, mp.to_abi()),
         f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} to {owner}",
     )
+
+
+def _im_surplus_lo(session: Session, account: int, mp: MarginProof) -> int | None:
+    """The vault's IM surplus lower bound (WAD USD) with ``mp``, before the action; ``None``
+    when the view reverts (the send's simulation then reports why)."""
+    try:
+        return int(session.vault.functions.imSurplusLo(account, mp.to_abi()).call())
+    except Exception:  # noqa: BLE001 - a reverted view: leave the verdict to the simulation
+        return None
 
 
 def _proof_if_needed(

@@ -20,17 +20,26 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from keeper.account_view import (
+    AccountGreeks,
+    LiquidationDistance,
+    account_greeks,
+    liquidation_distances,
+    max_withdrawable_cash6,
+)
 from keeper.attestation import MarginProof
 from keeper.chain import AccountState, Position
 from keeper.chain import InstrumentInfo as ChainInstrument
 from keeper.chain import TokenInfo as ChainToken
+from keeper.config import keeper_data_dir
 from keeper.engine_input import engine_input
-from keeper.errors import FeedError
+from keeper.errors import ConfigError, FeedError
 from keeper.feeds.base import MarketState
 from risk_engine import (
     AccountReport,
@@ -50,6 +59,7 @@ from scripts.client import (
 )
 from scripts.errors import CliError
 from scripts.protocol_deploy import instrument_name
+from scripts.toolchain.paths import REPO_ROOT
 
 __all__ = [
     "HistoryPoint",
@@ -106,6 +116,16 @@ class MarginView:
     report: AccountReport | None
     grid: RiskGrid | None
     engine_note: str
+    greeks: AccountGreeks | None = None
+    liquidation: tuple[LiquidationDistance, ...] = ()
+
+    @property
+    def max_withdrawable_cash6(self) -> int | None:
+        """Settlement-token units a ``withdraw-cash`` passes with now (the vault's IM
+        surplus bound), ``None`` when the bound is unavailable."""
+        if self.im_surplus_lo is None:
+            return None
+        return max_withdrawable_cash6(self.im_surplus_lo)
 
 
 def _leaf_numbers(leaf: LeafWithProof | None) -> dict[str, int] | None:
@@ -121,7 +141,7 @@ def _load_market(
     if market_file is not None:
         path = market_file
     else:
-        data_dir = keeper_data or Path(os.environ.get("PM_DATA_DIR", "var/keeper"))
+        data_dir = keeper_data or _default_data_dir()
         path = data_dir / "epochs" / f"{epoch}.json"
         if not path.is_file():
             return None, (
@@ -144,6 +164,20 @@ def _load_market(
         raise CliError(f"market snapshot {path} is invalid: {exc}") from None
 
 
+def _default_data_dir() -> Path:
+    """The keeper's data directory: from its configuration file ``$PM_CONFIG`` (relative
+    paths against that file), else ``$PM_DATA_DIR``, else ``var/keeper`` in the repository
+    (never the working directory: ``pm margin`` runs from anywhere)."""
+    config = os.environ.get("PM_CONFIG")
+    if config:
+        try:
+            return keeper_data_dir(config, os.environ)
+        except ConfigError as exc:
+            raise CliError(f"$PM_CONFIG {config}: {exc}") from None
+    env = os.environ.get("PM_DATA_DIR")
+    return Path(env) if env else REPO_ROOT / "var" / "keeper"
+
+
 def collateral_order(session: Session) -> list[TokenInfo]:
     """The deployment's collateral tokens in the vault's registration order (the order of
     ``accountState``'s balances)."""
@@ -152,7 +186,7 @@ def collateral_order(session: Session) -> list[TokenInfo]:
 
 def _engine(
     session: Session, state: VaultAccountState, market: MarketState, params_file: Path | None
-) -> tuple[AccountReport, RiskGrid]:
+) -> tuple[AccountReport, RiskGrid, AccountGreeks, tuple[LiquidationDistance, ...]]:
     """Engine inputs from chain state: held instruments + collateral tokens as SPOT, mapped
     by the keeper's own :func:`keeper.engine_input.engine_input` (feed underlyings +
     token-only underlyings at the token price, one smile slice per held option expiry), so
@@ -188,6 +222,8 @@ def _engine(
         params = load_params(params_file)
         arrays = build_risk_arrays(table, snap, params)
         rep = explain(ports, snap, params, 0, arrays=arrays)
+        greeks = account_greeks(ports, snap, params, 0)
+        distances = liquidation_distances(ports, snap, params, 0)
     except (RiskEngineError, OSError) as exc:
         raise CliError(f"risk engine refused the account: {exc}") from None
     scen = arrays.scenarios
@@ -206,7 +242,7 @@ def _engine(
         extreme=tuple(abs(f) > 1.0 + 1e-12 for f in fractions),
         ranges={u: float(r) for u, r in zip(scen.underlyings, scen.ranges, strict=True)},
     )
-    return rep, grid
+    return rep, grid, greeks, distances
 
 
 def _positions(session: Session, api: KeeperApi, state: VaultAccountState) -> list[PositionLine]:
@@ -239,6 +275,14 @@ def _positions(session: Session, api: KeeperApi, state: VaultAccountState) -> li
     return out
 
 
+class _RootMoved(Exception):
+    """The vault took a new epoch while the view was being read."""
+
+
+#: Reads of a margin view before giving up when a new root lands mid-read each time.
+ROOT_RACE_ATTEMPTS = 4
+
+
 def margin_view(
     session: Session,
     api: KeeperApi,
@@ -248,7 +292,37 @@ def margin_view(
     keeper_data: Path | None = None,
     params_file: Path | None = None,
 ) -> MarginView:
-    """Collect the three views of ``account`` (see the module docstring)."""
+    """Collect the three views of ``account`` (see the module docstring). A new root landing
+    mid-read (the leaf then fails the vault's proof check, ``InvalidAccountProof``) is read
+    again, up to :data:`ROOT_RACE_ATTEMPTS` times; it never shows as a reverted view."""
+    for attempt in range(ROOT_RACE_ATTEMPTS):
+        try:
+            return _margin_view_once(
+                session,
+                api,
+                account,
+                market_file=market_file,
+                keeper_data=keeper_data,
+                params_file=params_file,
+            )
+        except _RootMoved:
+            time.sleep(0.5 * (attempt + 1))  # let the keeper API serve the new epoch
+    raise CliError(
+        f"subaccount {account}: the keeper API's leaf and the vault's epoch disagreed in each "
+        f"of {ROOT_RACE_ATTEMPTS} reads (a new root each time, or an API serving another "
+        "deployment): wait for the keeper, or check --api-url"
+    )
+
+
+def _margin_view_once(
+    session: Session,
+    api: KeeperApi,
+    account: int,
+    *,
+    market_file: Path | None = None,
+    keeper_data: Path | None = None,
+    params_file: Path | None = None,
+) -> MarginView:
     vault = session.vault
     state = session.account_state(account)
     epoch, _ = current_root(session)
@@ -256,10 +330,7 @@ def margin_view(
     safe = bool(vault.functions.isSafeMode().call())
     leaf = api.account(account) if epoch > 0 else None
     if leaf is not None and leaf.epoch != epoch:
-        raise CliError(
-            f"the keeper API serves epoch {leaf.epoch} but the vault holds epoch {epoch}: "
-            "wait for the keeper, or check --api-url"
-        )
+        raise _RootMoved  # the API not yet at the vault's epoch (or past a stale read)
     has_positions = bool(state["instruments"])
     im_lo = mm_hi = None
     note = ""
@@ -274,10 +345,13 @@ def margin_view(
             if has_positions:
                 mm_hi = int(vault.functions.mmSurplusHi(account, mp.to_abi()).call())
         except Exception as exc:  # noqa: BLE001 - a reverted view: report, do not fail
+            if current_root(session)[0] != epoch or "InvalidAccountProof" in str(exc):
+                raise _RootMoved from None
             note = f"the vault's bound views reverted: {str(exc).splitlines()[0][:120]}"
         if not has_positions and not note:
             note = "no open positions: IM bound valued on chain (haircut collateral + cash)"
-    report = grid = None
+    report = grid = greeks = None
+    distances: tuple[LiquidationDistance, ...] = ()
     engine_note = ""
     if epoch == 0:
         engine_note = "no epoch posted yet: nothing to price against"
@@ -286,7 +360,7 @@ def margin_view(
     else:
         market, engine_note = _load_market(epoch, market_file, keeper_data)
         if market is not None:
-            report, grid = _engine(session, state, market, params_file)
+            report, grid, greeks, distances = _engine(session, state, market, params_file)
     return MarginView(
         account=account,
         owner=session.owner_of(account),
@@ -303,6 +377,8 @@ def margin_view(
         report=report,
         grid=grid,
         engine_note=engine_note,
+        greeks=greeks,
+        liquidation=distances,
     )
 
 

@@ -44,6 +44,7 @@ from scripts.client import (
     format_units,
     parse_units,
     require_not_safe_mode,
+    utc,
 )
 from scripts.errors import CliError
 
@@ -149,7 +150,7 @@ def make_quote(
         )
     session.echo(
         f"quote nonce {nonce} signed by {maker} for subaccount {maker_account}, valid until "
-        f"{quote.deadline}: {out}"
+        f"{utc(quote.deadline)}: {out}"
     )
     return doc
 
@@ -223,7 +224,7 @@ def take_quote(session: Session, api: KeeperApi, path: Path, account: int | None
         )
     chain_now = int(session.w3.eth.get_block("latest")["timestamp"])
     if quote.deadline < chain_now:
-        raise CliError(f"the quote expired at {quote.deadline} (chain time {chain_now})")
+        raise CliError(f"the quote expired at {utc(quote.deadline)} (chain time {utc(chain_now)})")
     if session.vault.functions.nonceUsed(quote.maker, quote.nonce).call():
         raise CliError(f"quote nonce {quote.nonce} of {quote.maker} is already filled or cancelled")
     require_not_safe_mode(session, "trade")
