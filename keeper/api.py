@@ -19,6 +19,11 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
 ``GET /metrics``                       Prometheus text, when metrics are attached
 =====================================  =====================================================
 
+The dashboard, the front-end endpoints and ``POST /simulate`` are in keeper/web.py, handed
+in as ``extra`` (consulted first); ``/openapi.json`` describes every route. With
+``cors_origins`` set (``[api] cors_origins``) an allowed ``Origin`` gets
+``Access-Control-Allow-Origin`` and ``OPTIONS`` preflights are answered; by default none.
+
 Ids are JSON integers in ``/accounts`` and ``"account"``; a leaf's ``fields`` hold decimal
 strings (full precision for any client). Errors: 400 (malformed address / id / epoch), 404
 (no such epoch, an unknown subaccount id, or a subaccount created after the epoch's
@@ -33,10 +38,10 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from eth_utils.address import to_checksum_address
@@ -44,19 +49,39 @@ from eth_utils.address import to_checksum_address
 from keeper.metrics import KeeperMetrics
 from keeper.store import EpochRecord, Store
 
-__all__ = ["ProofApi"]
+__all__ = ["ExtraRoutes", "HttpError", "ProofApi", "Reply"]
 
 log = logging.getLogger("keeper.api")
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _UINT = re.compile(r"^[0-9]{1,10}$")
 _UINT256 = re.compile(r"^[0-9]{1,78}$")
+# a POST body larger than this is refused unread (a what-if request is a few legs)
+_MAX_BODY_BYTES = 64 * 1024
 
 
-class _HttpError(Exception):
+class HttpError(Exception):
+    """An answer other than 200, with its one-line reason (the body's ``error``)."""
+
     def __init__(self, status: HTTPStatus, message: str) -> None:
         self.status = status
         super().__init__(message)
+
+
+_HttpError = HttpError
+
+#: ``(status, body, content_type)``: a JSON-able body, or bytes sent as they are.
+Reply = tuple[HTTPStatus, Any, str]
+
+
+class ExtraRoutes(Protocol):
+    """More routes, consulted before the proof routes (keeper/web.py)."""
+
+    def handle(
+        self, method: str, parts: list[str], query: dict[str, list[str]], body: bytes
+    ) -> Reply | None:
+        """The reply, or None when no route of these matches. Raises :class:`HttpError`."""
+        ...
 
 
 class ProofApi:
@@ -74,6 +99,10 @@ class ProofApi:
         Seconds; a last mined epoch older than this marks the keeper degraded.
     metrics : KeeperMetrics, optional
         Also serve ``/metrics`` here.
+    extra : ExtraRoutes, optional
+        More routes (the dashboard and front-end API, keeper/web.py), consulted first.
+    cors_origins : sequence of str
+        Origins (or ``"*"``) allowed to read answers from a browser; empty: no CORS.
     """
 
     def __init__(
@@ -86,6 +115,8 @@ class ProofApi:
         max_epoch_age: float | None = None,
         metrics: KeeperMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        extra: ExtraRoutes | None = None,
+        cors_origins: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.host = host
@@ -94,6 +125,8 @@ class ProofApi:
         self.max_epoch_age = max_epoch_age
         self.metrics = metrics
         self._clock = clock
+        self.extra = extra
+        self.cors_origins = tuple(cors_origins)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -115,12 +148,22 @@ class ProofApi:
             server_version = "pm-keeper"
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                api._handle(self)
+                api._handle(self, "GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                api._handle(self, "POST")
+
+            def do_OPTIONS(self) -> None:  # noqa: N802 - a browser's CORS preflight
+                api._preflight(self)
 
             def _refuse(self) -> None:
-                api._send(self, HTTPStatus.METHOD_NOT_ALLOWED, {"error": "read-only API: GET"})
+                api._send(
+                    self,
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    {"error": "read-only API: GET (and POST /simulate)"},
+                )
 
-            do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
+            do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 log.debug("http %s", format % args)
@@ -169,24 +212,74 @@ class ProofApi:
         h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(len(data)))
         h.send_header("Cache-Control", "no-store")
+        self._cors_headers(h)
         h.end_headers()
         h.wfile.write(data)
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+    def _allowed_origin(self, h: BaseHTTPRequestHandler) -> str | None:
+        origin = h.headers.get("Origin")
+        if not origin or not self.cors_origins:
+            return None
+        if "*" in self.cors_origins:
+            return "*"
+        return origin if origin in self.cors_origins else None
+
+    def _cors_headers(self, h: BaseHTTPRequestHandler) -> None:
+        origin = self._allowed_origin(h)
+        if origin is not None:
+            h.send_header("Access-Control-Allow-Origin", origin)
+            h.send_header("Vary", "Origin")
+
+    def _preflight(self, h: BaseHTTPRequestHandler) -> None:
+        if self._allowed_origin(h) is None:
+            self._send(h, HTTPStatus.METHOD_NOT_ALLOWED, {"error": "CORS is not enabled"})
+            return
+        h.send_response(HTTPStatus.NO_CONTENT)
+        self._cors_headers(h)
+        h.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        h.send_header("Access-Control-Allow-Headers", "Content-Type")
+        h.send_header("Access-Control-Max-Age", "600")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str = "GET") -> None:
         url = urlparse(h.path)
         parts = [p for p in url.path.split("/") if p]
         query = parse_qs(url.query)
+        content_type = "application/json"
         try:
-            if parts == ["metrics"] and self.metrics is not None:
+            body_in = self._read_body(h) if method == "POST" else b""
+            reply = None if self.extra is None else self.extra.handle(method, parts, query, body_in)
+            if reply is not None:
+                status, body, content_type = reply
+            elif method != "GET":
+                raise _HttpError(
+                    HTTPStatus.METHOD_NOT_ALLOWED, f"no {method} route /{'/'.join(parts)}"
+                )
+            elif parts == ["metrics"] and self.metrics is not None:
                 self._send(h, HTTPStatus.OK, self.metrics.render(), "text/plain; version=0.0.4")
                 return
-            status, body = self._route(parts, query)
+            else:
+                status, body = self._route(parts, query)
         except _HttpError as exc:
-            status, body = exc.status, {"error": str(exc)}
+            status, body, content_type = exc.status, {"error": str(exc)}, "application/json"
         except Exception as exc:  # the API must answer, never kill its thread
             log.exception("api error")
             status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": type(exc).__name__}
-        self._send(h, status, body)
+            content_type = "application/json"
+        self._send(h, status, body, content_type)
+
+    @staticmethod
+    def _read_body(h: BaseHTTPRequestHandler) -> bytes:
+        try:
+            n = int(h.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise _HttpError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
+        if n > _MAX_BODY_BYTES:
+            raise _HttpError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {n} bytes > {_MAX_BODY_BYTES}"
+            )
+        return h.rfile.read(n) if n > 0 else b""
 
     def _route(self, parts: list[str], query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
         if parts == ["health"]:

@@ -41,6 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
@@ -57,6 +58,7 @@ from keeper.abi import erc20_abi, vault_abi
 from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
 from keeper.retry import RetryPolicy, call_with_retry
 from keeper.store import Store, SubaccountRecord
+from risk_engine.units import WAD
 
 __all__ = [
     "ACCOUNT_STATES_TYPE",
@@ -69,6 +71,7 @@ __all__ = [
     "Position",
     "TokenInfo",
     "decode_account_states",
+    "instrument_name",
     "load_deployment",
 ]
 
@@ -96,6 +99,16 @@ _CHECKPOINTS = 256
 # --------------------------------------------------------------------------- records
 
 
+def instrument_name(kind: int, underlying: str, strike: int, expiry: int) -> str:
+    """``BTC-PERP`` or ``ETH-C-3800-20261225`` (strike WAD shown in whole USD, expiry date
+    UTC): the one name of an instrument in ``pm``, the reports and the dashboard."""
+    if kind == 0:
+        return f"{underlying}-PERP"
+    day = datetime.fromtimestamp(expiry, tz=UTC).strftime("%Y%m%d")
+    k = strike // WAD if strike % WAD == 0 else strike / WAD
+    return f"{underlying}-{'C' if kind == 1 else 'P'}-{k}-{day}"
+
+
 @dataclass(frozen=True)
 class InstrumentInfo:
     """A registered instrument. ``kind`` 0 PERP, 1 CALL, 2 PUT; ``strike`` WAD USD per
@@ -107,6 +120,10 @@ class InstrumentInfo:
     underlying: str
     strike: int
     expiry: int
+
+    @property
+    def name(self) -> str:
+        return instrument_name(self.kind, self.underlying, self.strike, self.expiry)
 
     @property
     def is_option(self) -> bool:

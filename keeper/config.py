@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -157,6 +158,9 @@ class KeeperConfig:
     interval_seconds: float = 1.0
     epoch_max_age_seconds: int = 300
     data_dir: Path = Path("var/keeper")
+    # /health says degraded after this many refused epochs in a row: a feed that refuses
+    # every tick would otherwise look healthy until the last epoch ages out
+    max_refused_in_row: int = 3
 
     @property
     def db_path(self) -> Path:
@@ -212,10 +216,14 @@ class FeesConfig:
 
 @dataclass(frozen=True)
 class ApiConfig:
-    """Proof API listen address (``port = 0`` picks a free port)."""
+    """Proof API listen address (``port = 0`` picks a free port) and the origins a browser
+    front-end may call it from (``cors_origins``: exact origins or ``"*"``; empty, the
+    default, sends no CORS header so only same-origin pages such as the keeper's own
+    dashboard can read the answers)."""
 
     host: str = "127.0.0.1"
     port: int = 9545
+    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -499,7 +507,18 @@ def parse_api_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiCo
             pick_setting(table, "host", "PM_API_HOST", env) or ApiConfig.host, "api.host"
         ),
         port=parse_port(ApiConfig.port if port is None else port, "api.port"),
+        cors_origins=_cors_origins(table.get("cors_origins", [])),
     )
+
+
+def _cors_origins(raw: object) -> tuple[str, ...]:
+    """``api.cors_origins``: ``"*"`` or ``scheme://host[:port]`` origins, no path."""
+    if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
+        raise ConfigError("api.cors_origins", f"expected a list of origins, got {raw!r}")
+    for o in raw:
+        if o != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?", o):
+            raise ConfigError("api.cors_origins", f"not an origin (scheme://host[:port]): {o!r}")
+    return tuple(raw)
 
 
 _FEED_KEYS = {"kind", "seed", "path", "time_scale", "sources", "composite", "check"}
@@ -759,7 +778,11 @@ def load_config(
             "start_block",
         },
     )
-    _reject_unknown(keeper_t, "keeper", {"interval_seconds", "epoch_max_age_seconds", "data_dir"})
+    _reject_unknown(
+        keeper_t,
+        "keeper",
+        {"interval_seconds", "epoch_max_age_seconds", "data_dir", "max_refused_in_row"},
+    )
     _reject_unknown(signers_t, "signers", {"mode", "remote_urls"})
     _reject_unknown(
         fees_t,
@@ -772,7 +795,7 @@ def load_config(
             "receipt_timeout_seconds",
         },
     )
-    _reject_unknown(api_t, "api", {"host", "port"})
+    _reject_unknown(api_t, "api", {"host", "port", "cors_origins"})
 
     def pick(table: dict[str, Any], key: str, var: str) -> object:
         return pick_setting(table, key, var, env)
@@ -795,6 +818,11 @@ def load_config(
             300 if max_age is None else max_age, "keeper.epoch_max_age_seconds", minimum=1
         ),
         data_dir=resolve_data_dir(data_dir, path, from_env="PM_DATA_DIR" in env),
+        max_refused_in_row=parse_int(
+            keeper_t.get("max_refused_in_row", KeeperConfig.max_refused_in_row),
+            "keeper.max_refused_in_row",
+            minimum=1,
+        ),
     )
 
     # signers

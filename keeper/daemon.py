@@ -35,6 +35,7 @@ from keeper.pipeline import EpochPipeline, EpochResult
 from keeper.signers import EpochSigner, LocalSigner, RemoteSigners
 from keeper.store import Store
 from keeper.txmanager import TxManager
+from keeper.web import WebRoutes
 from risk_engine import RiskParams, load_params
 
 __all__ = ["EXIT_CHAIN_RESET", "Keeper", "build_feed", "build_keeper", "build_signer"]
@@ -82,21 +83,32 @@ class Keeper:
     metrics: KeeperMetrics
     lifecycle: Lifecycle
     exit_code: int = 0
+    refused_in_row: int = 0  # epochs refused since the last one that was not
 
     def health(self) -> Mapping[str, Any]:
         last = self.pipeline.last_result
-        return {
-            "ok": self.exit_code == 0,
+        limit = self.config.keeper.max_refused_in_row
+        body: dict[str, Any] = {
+            "ok": self.exit_code == 0 and self.refused_in_row < limit,
+            "refusedInRow": self.refused_in_row,
             "lastResult": None if last is None else last.status,
             "lastRefusal": self.pipeline.last_refusal,
             "indexedBlock": self.chain.indexed_block,
             "accountsKnown": len(self.chain.accounts),  # subaccounts indexed
         }
+        if self.refused_in_row >= limit:
+            body["reason"] = (
+                f"{self.refused_in_row} epochs refused in a row (keeper.max_refused_in_row = "
+                f"{limit}): {self.pipeline.last_refusal}"
+            )
+        return body
 
     def epoch_job(self) -> EpochResult | None:
         """The periodic job: one epoch; a reset chain stops the daemon."""
         try:
-            return self.pipeline.run_epoch()
+            result = self.pipeline.run_epoch()
+            self.refused_in_row = self.refused_in_row + 1 if result.status == "refused" else 0
+            return result
         except ChainResetError as exc:
             self.exit_code = EXIT_CHAIN_RESET
             log.critical("chain reset detected; stopping", extra={"why": str(exc)})
@@ -183,6 +195,8 @@ def build_keeper(
             max_epoch_age=config.keeper.epoch_max_age_seconds,
             metrics=metrics,
             health=lambda: holder[0].health(),
+            extra=WebRoutes(store, chain, pipeline.params, pipeline.token_underlyings),
+            cors_origins=config.api.cors_origins,
         ),
         metrics=metrics,
         lifecycle=lifecycle,

@@ -31,13 +31,13 @@ import sys
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from eth_utils.address import is_hex_address, to_checksum_address
 from web3 import Web3
 
 from keeper.abi import erc20_abi
+from keeper.chain import instrument_name
 from keeper.feeds.sim import default_expiries
 from risk_engine.units import WAD
 from scripts.client import (
@@ -103,15 +103,6 @@ class InstrumentSpec:
     underlying: str
     strike: int  # WAD USD per unit
     expiry: int  # unix seconds
-
-
-def instrument_name(kind: int, underlying: str, strike: int, expiry: int) -> str:
-    """``BTC-PERP`` or ``ETH-C-3800-20261225`` (strike in whole USD, expiry date UTC)."""
-    if kind == 0:
-        return f"{underlying}-PERP"
-    day = datetime.fromtimestamp(expiry, tz=UTC).strftime("%Y%m%d")
-    k = strike // WAD if strike % WAD == 0 else strike / WAD
-    return f"{underlying}-{'C' if kind == 1 else 'P'}-{k}-{day}"
 
 
 def default_instruments(now: int) -> tuple[InstrumentSpec, ...]:
