@@ -12,13 +12,7 @@ export FOUNDRY_PROFILE
 
 .PHONY: setup abi test test-py test-forge lint format demo bench backtest calibrate efficiency gas clean
 
-setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium
-
-# Debian's chromium and chromedriver for the dashboard's browser test (tests/keeper/web/) and
-# its screenshot (scripts/toolchain/screenshot.py); never a browser downloaded from elsewhere.
-# Skipped once both are installed (we run as root on Debian, as CI does).
-/usr/bin/chromium:
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

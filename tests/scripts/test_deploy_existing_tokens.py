@@ -89,9 +89,12 @@ underlying = "BTC"
     holder = w3.eth.accounts[7]
     weth = token_at(w3, tokens["WETH"])
     send(weth.functions.mint(holder, 3 * 10**18), w3.eth.accounts[5])
-    send(weth.functions.approve(vault.address, 2**256 - 1), holder)
-    send(vault.functions.deposit(weth.address, 10**18), holder)
-    assert vault.functions.collateralBalance(holder, weth.address).call() == 10**18
+    send(weth.functions.approve(vault.address, 10**18), holder)
+    send(vault.functions.createSubaccount(), holder)
+    account = vault.functions.subaccountCount().call()
+    assert vault.functions.ownerOf(account).call() == holder
+    send(vault.functions.deposit(account, weth.address, 10**18), holder)
+    assert vault.functions.collateralBalance(account, weth.address).call() == 10**18
 
 
 def test_a_token_config_with_an_address_without_code_is_refused(
