@@ -17,9 +17,10 @@
   capped: along instrument ``i`` it changes by at most ``k_u * |d_i|`` per unit, where
   ``d_i`` is the instrument's delta notional per unit. That slope is folded into the
   instrument's published loss per unit (leaves.py), which keeps docs/protocol.md §5
-  sound for the whole requirement. For the liquidator takeover check
-  ``req(L + A) <= req(L) + im_A`` the concentration term can exceed the sum by at most
-  ``k_u * T_u`` per underlying (:func:`takeover_gap_bound`).
+  sound for the whole requirement. Merged into one book, two books' concentration
+  terms can exceed their sum by at most ``k_u * T_u`` per underlying
+  (:func:`concentration_gap_bound`; no protocol check relies on it: a liquidation
+  transfers a whole subaccount and merges nothing).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def concentration_slope(
     return out
 
 
-def takeover_gap_bound(rate: Float64Array, threshold: Float64Array) -> float:
+def concentration_gap_bound(rate: Float64Array, threshold: Float64Array) -> float:
     """Largest ``conc(A + B) - conc(A) - conc(B)`` (USD): ``sum_u rate_u * T_u``."""
     return float(np.sum(rate * threshold))
 
@@ -108,5 +109,5 @@ __all__ = [
     "confidence_rate",
     "minimum_charge",
     "short_option_minimum",
-    "takeover_gap_bound",
+    "concentration_gap_bound",
 ]

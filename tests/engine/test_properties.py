@@ -27,7 +27,7 @@ from risk_engine import (
     compute_margin,
     load_params,
 )
-from risk_engine.addons import takeover_gap_bound
+from risk_engine.addons import concentration_gap_bound
 from risk_engine.margin import MarginResult, per_underlying
 from risk_engine.synthetic import random_portfolios
 
@@ -88,7 +88,7 @@ def test_subadditivity_im_and_mm(ws: int, s1: int, s2: int, tight: bool) -> None
     sub_mm = lambda r: r.mm - r.arrays.mm_scale * r.concentration  # noqa: E731
     assert np.all(sub_mm(rab) <= sub_mm(ra) + sub_mm(rb) + tol)
     # the whole requirement, up to the documented concentration gap
-    gap = takeover_gap_bound(arrays.concentration_rate, arrays.concentration_threshold)
+    gap = concentration_gap_bound(arrays.concentration_rate, arrays.concentration_threshold)
     assert np.all(rab.im <= ra.im + rb.im + gap + tol)
     assert np.all(rab.mm <= ra.mm + rb.mm + gap + tol)
     # where no book is concentrated the whole IM and MM are subadditive
@@ -304,7 +304,7 @@ def test_subadditive_part_is_exact_on_a_concentrated_example() -> None:
     gap = r.im[1] - 2 * r.im[0]
     expected = arrays.concentration_rate[u] * arrays.concentration_threshold[u]
     assert abs(gap - expected) <= 1e-6 * expected
-    assert gap <= takeover_gap_bound(arrays.concentration_rate, arrays.concentration_threshold)
+    assert gap <= concentration_gap_bound(arrays.concentration_rate, arrays.concentration_threshold)
     del market
 
 
