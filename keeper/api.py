@@ -46,6 +46,7 @@ from urllib.parse import parse_qs, urlparse
 
 from eth_utils.address import to_checksum_address
 
+from keeper.errors import HttpError
 from keeper.metrics import KeeperMetrics
 from keeper.store import EpochRecord, Store
 
@@ -58,14 +59,6 @@ _UINT = re.compile(r"^[0-9]{1,10}$")
 _UINT256 = re.compile(r"^[0-9]{1,78}$")
 # a POST body larger than this is refused unread (a what-if request is a few legs)
 _MAX_BODY_BYTES = 64 * 1024
-
-
-class HttpError(Exception):
-    """An answer other than 200, with its one-line reason (the body's ``error``)."""
-
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        self.status = status
-        super().__init__(message)
 
 
 _HttpError = HttpError

@@ -9,6 +9,7 @@ are grouped by the module that raises them; the decoding of vault reverts into a
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ __all__ = [
     "EpochRefusedError",
     "FeeCapExceededError",
     "FeedError",
+    "HttpError",
     "KeeperError",
     "LeafSourceError",
     "NonceError",
@@ -38,6 +40,7 @@ __all__ = [
     "UnauthenticatedError",
     "VaultRevert",
     "VerifyError",
+    "ViewError",
 ]
 
 
@@ -216,3 +219,23 @@ class VerifyError(KeeperError):
 
 class LeafSourceError(KeeperError):
     """The leaf source cannot serve the epoch the vault holds (lagging, unreachable)."""
+
+
+# --------------------------------------------------------------------------- API, views
+
+
+class HttpError(KeeperError):
+    """An API answer other than 200, with its one-line reason (the body's ``error``)."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ViewError(KeeperError):
+    """A view that cannot be answered from what the keeper holds (no mined epoch yet, an
+    unknown instrument in a what-if leg): the API answers 404 or 400 with the message."""
+
+    def __init__(self, message: str, *, not_found: bool = False) -> None:
+        self.not_found = not_found
+        super().__init__(message)

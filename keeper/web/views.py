@@ -30,7 +30,7 @@ from keeper.attestation import AccountLeaf, MarginProof, proof_from_json
 from keeper.chain import AccountState, ChainAdapter, InstrumentInfo, Position
 from keeper.engine_input import EngineInput, engine_input
 from keeper.epoch_build import DEFAULT_FUNDING_RULE
-from keeper.errors import KeeperError
+from keeper.errors import ViewError
 from keeper.feeds.base import MarketState
 from keeper.store import EpochRecord, Store
 from risk_engine import InstrumentKind, RiskParams, compute_margin, explain
@@ -59,15 +59,6 @@ HISTORY_EVENTS: Mapping[str, tuple[str, ...]] = {
     "Liquidated": ("account",),
     "FundingApplied": ("account",),
 }
-
-
-class ViewError(KeeperError):
-    """A view that cannot be answered from what the keeper holds (no mined epoch yet, an
-    unknown instrument in a what-if leg): the API answers 404 or 400 with the message."""
-
-    def __init__(self, message: str, *, not_found: bool = False) -> None:
-        self.not_found = not_found
-        super().__init__(message)
 
 
 def _usd(wad: int) -> dict[str, Any]:

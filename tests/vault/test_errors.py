@@ -711,7 +711,9 @@ def _check(m: Market, scenario_name: str) -> None:
     assert revert.name == name, str(revert)
     message = str(revert)
     assert message == decode_revert(revert.data, m.abi)
-    assert message.startswith(f"{name}(") and message.endswith(ERROR_DESCRIPTIONS[name])
+    assert message.startswith(f"{name}(") and message.endswith(
+        ERROR_DESCRIPTIONS[name].format(**revert.args_by_name)
+    )
     assert "\n" not in message
     for key, value in expected.items():
         assert revert.args_by_name[key] == value, f"{key}: {message}"
