@@ -27,13 +27,13 @@ from keeper.account_view import (
     position_pnl,
 )
 from keeper.attestation import AccountLeaf, MarginProof, proof_from_json
-from keeper.chain import AccountState, ChainAdapter, InstrumentInfo, Position
+from keeper.chain import AccountState, ChainAdapter, InstrumentInfo, Position, TokenInfo
 from keeper.engine_input import EngineInput, engine_input
 from keeper.epoch_build import DEFAULT_FUNDING_RULE
 from keeper.errors import ViewError
 from keeper.feeds.base import MarketState
 from keeper.store import EpochRecord, Store
-from risk_engine import InstrumentKind, RiskParams, compute_margin, explain
+from risk_engine import InstrumentKind, RiskParams, build_risk_arrays, compute_margin, explain
 from risk_engine.units import WAD
 
 __all__ = [
@@ -172,16 +172,25 @@ class Leg:
     size: float
 
 
-def _with_legs(state: AccountState, legs: Sequence[Leg]) -> AccountState:
+def _with_legs(
+    state: AccountState, legs: Sequence[Leg], marks: Mapping[int, float]
+) -> AccountState:
+    """``state`` after trading ``legs`` at ``marks`` (USD per unit, by instrument id): sizes
+    change and cash pays ``size x mark`` per leg, as a fill at that price would (the vault
+    moves the price times the size through cash, for perps and options alike), so the
+    equity the engine computes does not move. Cash is rounded to the nearest WAD unit: a
+    what-if, not a settlement."""
     sizes = {p.instrument: p for p in state.positions}
+    cash = state.cash
     for leg in legs:
         p = sizes.get(leg.instrument, Position(leg.instrument, 0, 0))
         sizes[leg.instrument] = Position(
             p.instrument, p.size + round(leg.size * WAD), p.funding_index
         )
+        cash -= round(leg.size * marks[leg.instrument] * WAD)
     return AccountState(
         account=state.account,
-        cash=state.cash,
+        cash=cash,
         state_nonce=state.state_nonce,
         cum_lo=state.cum_lo,
         cum_hi=state.cum_hi,
@@ -383,7 +392,7 @@ def simulate_body(
 ) -> dict[str, Any]:
     """IM / MM and the liquidation prices of ``account`` (None: an empty account) before
     and after ``legs``, on the latest mined epoch's market (no trade price: the legs are
-    taken at the mark, so equity does not move)."""
+    taken at the engine's mark, cash paying for them, so equity does not move)."""
     lm = latest_market(store, chain)
     live = {i.id for i in lm.live}
     for leg in legs:
@@ -393,8 +402,12 @@ def simulate_body(
         state = AccountState(0, 0, 0, 0, 0, (), tuple(0 for _ in chain.tokens()))
     else:
         (state,) = chain.account_states([account])
-    before = _risk(_engine(lm, chain, state, token_underlyings), params)
-    after = _risk(_engine(lm, chain, _with_legs(state, legs), token_underlyings), params)
+    ei = _engine(lm, chain, state, token_underlyings)
+    # the engine's own marks (its instrument columns are lm.live, in order)
+    engine_marks = build_risk_arrays(ei.portfolios.instruments, ei.market, params).mark
+    marks = {ins.id: float(engine_marks[j]) for j, ins in enumerate(lm.live)}
+    before = _risk(ei, params)
+    after = _risk(_engine(lm, chain, _with_legs(state, legs, marks), token_underlyings), params)
     return {
         "account": account,
         "epoch": lm.epoch.number,
@@ -411,6 +424,7 @@ def history_body(
     times (unix seconds), within ``[start, end]`` when given."""
     rows: list[dict[str, Any]] = []
     times: dict[int, int] = {}
+    tokens = {t.address.lower(): t for t in chain.tokens()}
     for ev in _vault_logs(chain, account):
         n = int(ev["blockNumber"])
         if n not in times:
@@ -424,13 +438,13 @@ def history_body(
                 "time": t,
                 "block": n,
                 "tx": ev["transactionHash"].to_0x_hex(),
-                **_event_fields(ev, account),
+                **_event_fields(ev, account, tokens),
             }
         )
     return {"account": account, "from": start, "to": end, "events": rows}
 
 
-def _event_fields(ev: EventData, account: int) -> dict[str, Any]:
+def _event_fields(ev: EventData, account: int, tokens: Mapping[str, TokenInfo]) -> dict[str, Any]:
     a = ev["args"]
     name = ev["event"]
     if name == "Trade":
@@ -444,7 +458,14 @@ def _event_fields(ev: EventData, account: int) -> dict[str, Any]:
     if name in ("CashDeposited", "CashWithdrawn"):
         return {"amount": a["amount6"] / 10**6}
     if name in ("Deposited", "Withdrawn"):
-        return {"token": a["token"], "amountRaw": str(a["amount"])}
+        t = tokens.get(str(a["token"]).lower())
+        return {
+            "token": a["token"],
+            "amountRaw": str(a["amount"]),
+            # the registered token's symbol and the amount in its units (None: unknown token)
+            "symbol": None if t is None else t.symbol,
+            "amount": None if t is None else a["amount"] / 10**t.decimals,
+        }
     if name == "Liquidated":
         return {"liquidator": a["liquidator"], "mmSurplusHi": a["mmSurplusHi"] / WAD}
     if name == "FundingApplied":

@@ -62,6 +62,8 @@ def test_markets_positions_history_and_a_what_if_leg_are_served(
         ).json()
         assert sim["before"]["im"] == pytest.approx(0.0, abs=1e-9)
         assert sim["after"]["im"] > 0.0
+        # the leg is paid at the mark from cash: equity does not move
+        assert sim["after"]["equity"] == pytest.approx(sim["before"]["equity"], abs=1e-6)
         assert sim["after"]["liquidation"][0]["underlying"] == "ETH"
         bad = requests.post(f"{url}/simulate", data=b"{", timeout=10)
         assert bad.status_code == 400
