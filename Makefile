@@ -12,7 +12,14 @@ export FOUNDRY_PROFILE
 
 .PHONY: setup abi test test-py test-forge lint format demo bench backtest calibrate efficiency gas clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium
+
+# Debian's chromium and chromedriver for the dashboard's browser test
+# (tests/keeper/web/test_dashboard_browser.py) and its screenshot (scripts/screenshot_dashboard.py);
+# never a browser downloaded from elsewhere. Skipped once installed (we run as root on Debian, as
+# CI does).
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -19,7 +19,7 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
 ``GET /metrics``                       Prometheus text, when metrics are attached
 =====================================  =====================================================
 
-The dashboard, the front-end endpoints and ``POST /simulate`` are in keeper/web.py, handed
+The dashboard, the front-end endpoints and ``POST /simulate`` are in keeper/web/, handed
 in as ``extra`` (consulted first); ``/openapi.json`` describes every route. With
 ``cors_origins`` set (``[api] cors_origins``) an allowed ``Origin`` gets
 ``Access-Control-Allow-Origin`` and ``OPTIONS`` preflights are answered; by default none.
@@ -68,7 +68,7 @@ Reply = tuple[HTTPStatus, Any, str]
 
 
 class ExtraRoutes(Protocol):
-    """More routes, consulted before the proof routes (keeper/web.py)."""
+    """More routes, consulted before the proof routes (keeper/web/)."""
 
     def handle(
         self, method: str, parts: list[str], query: dict[str, list[str]], body: bytes
@@ -93,7 +93,7 @@ class ProofApi:
     metrics : KeeperMetrics, optional
         Also serve ``/metrics`` here.
     extra : ExtraRoutes, optional
-        More routes (the dashboard and front-end API, keeper/web.py), consulted first.
+        More routes (the dashboard and front-end API, keeper/web/), consulted first.
     cors_origins : sequence of str
         Origins (or ``"*"``) allowed to read answers from a browser; empty: no CORS.
     """

@@ -11,6 +11,7 @@ from keeper.api import HttpError, Reply
 from keeper.chain import ChainAdapter
 from keeper.store import Store
 from keeper.web import views
+from keeper.web.assets import DASHBOARD, asset
 from risk_engine import RiskParams
 
 __all__ = ["WebRoutes"]
@@ -25,8 +26,9 @@ def _uint(text: str, name: str) -> int:
 
 
 class WebRoutes:
-    """``GET /markets``, ``/instruments``, ``/positions/<id>``, ``/history/<id>[?from=&to=]``
-    and ``POST /simulate`` (``{"account": id|null, "legs": [{"instrument", "size"}]}``)."""
+    """The dashboard (``GET /``, ``/dashboard``, ``/static/<file>``), ``GET /markets``,
+    ``/instruments``, ``/positions/<id>``, ``/history/<id>[?from=&to=]`` and ``POST /simulate``
+    (``{"account": id|null, "legs": [{"instrument", "size"}]}``)."""
 
     def __init__(
         self,
@@ -56,6 +58,10 @@ class WebRoutes:
             return HTTPStatus.OK, self._simulate(body), _JSON
         if method != "GET":
             return None
+        if parts in ([], ["dashboard"]):
+            return self._static(DASHBOARD)
+        if len(parts) == 2 and parts[0] == "static":
+            return self._static(parts[1])
         if parts == ["markets"]:
             return HTTPStatus.OK, views.markets_body(self.store, self.chain), _JSON
         if parts == ["instruments"]:
@@ -72,6 +78,14 @@ class WebRoutes:
             end = _uint(query["to"][0], "to") if "to" in query else None
             return HTTPStatus.OK, views.history_body(self.chain, account, start, end), _JSON
         return None
+
+    @staticmethod
+    def _static(name: str) -> Reply:
+        found = asset(name)
+        if found is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no static file {name!r}")
+        content, content_type = found
+        return HTTPStatus.OK, content, content_type
 
     def _simulate(self, body: bytes) -> object:
         try:
