@@ -64,7 +64,7 @@ from risk_engine.units import WAD
 from scripts.client import InstrumentInfo, Session, format_units
 from scripts.demo_stack import Stack, StackSettings, demo_key
 from scripts.errors import CliError, ScenarioError
-from scripts.funds import deposit_cash, withdraw_cash
+from scripts.funds import deposit_cash, withdraw_cash, withdrawable_cash6
 from scripts.seed import SeedPlan, seed_account
 from scripts.trading import make_quote, take_quote
 
@@ -333,17 +333,31 @@ def _leaf_numbers(
 def _set_capital(stack: Stack, book: Book, settings: Settings) -> None:
     """Keep ``capital_multiple`` x the portfolio IM as equity: withdraw the rest of the
     opening cash, or deposit what is missing."""
-    nums = _leaf_numbers(stack, book.subaccount)
-    if nums is None:
-        raise ScenarioError(f"no ACCOUNT leaf for {book.label} after its trade")
-    equity, im, _ = nums
-    target = Decimal(im) / WAD * settings.capital_multiple
-    move = (Decimal(equity) / WAD - target).quantize(Decimal("0.01"), ROUND_FLOOR)
+
+    def excess() -> Decimal:
+        nums = _leaf_numbers(stack, book.subaccount)
+        if nums is None:
+            raise ScenarioError(f"no ACCOUNT leaf for {book.label} after its trade")
+        equity, im, _ = nums
+        target = Decimal(im) / WAD * settings.capital_multiple
+        return (Decimal(equity) / WAD - target).quantize(Decimal("0.01"), ROUND_FLOOR)
+
+    def withdraw_excess() -> Decimal:
+        # Recomputed on every attempt from the latest leaf, and capped by the vault's own
+        # bound: on a loaded machine the epoch (and the bound) can move between the two.
+        move = excess()
+        most = withdrawable_cash6(book.session, stack.api, book.subaccount)
+        if most is not None:
+            unit = Decimal(10) ** stack.deployment.settlement.decimals
+            move = min(move, (Decimal(most) / unit).quantize(Decimal("0.01"), ROUND_FLOOR))
+        if move <= 0:
+            return Decimal(0)
+        withdraw_cash(book.session, stack.api, str(move), book.subaccount)
+        return move
+
+    move = excess()
     if move > 0:
-        stack.retrying(
-            f"{book.label} withdraw",
-            lambda: withdraw_cash(book.session, stack.api, str(move), book.subaccount),
-        )
+        move = stack.retrying(f"{book.label} withdraw", withdraw_excess)
     elif move < 0:
         try:
             deposit_cash(book.session, str(-move), book.subaccount)

@@ -228,6 +228,17 @@ def withdraw_cash(
     )
 
 
+def withdrawable_cash6(session: Session, api: KeeperApi, account: int) -> int | None:
+    """Settlement-token units a ``withdraw-cash`` from ``account`` passes with now (the
+    vault's IM surplus lower bound with the latest proof); ``None`` when the vault checks
+    no margin (no positions: only the cash balance limits it) or the view reverts."""
+    state = session.account_state(account)
+    if not state["instruments"]:
+        return None
+    surplus = _im_surplus_lo(session, account, account_proof(session, api, account, required=True))
+    return None if surplus is None else max_withdrawable_cash6(surplus)
+
+
 def _im_surplus_lo(session: Session, account: int, mp: MarginProof) -> int | None:
     """The vault's IM surplus lower bound (WAD USD) with ``mp``, before the action; ``None``
     when the view reverts (the send's simulation then reports why)."""
