@@ -7,9 +7,10 @@ behind the ``tools/solc`` shim, driven through py-solc-x's standard-JSON interfa
 
 Import resolution is done here, not by the compiler: every source unit reachable from
 ``contracts/`` is read and put into the standard-JSON input under its import name, with
-``@openzeppelin/contracts/`` mapped onto ``node_modules/@openzeppelin/contracts/`` (the
-same remapping as ``foundry.toml``). The compiler then needs no file system access, and
-the cache key (sha256 of that whole input) changes exactly when a compiled byte could.
+``@openzeppelin/contracts/`` mapped onto ``node_modules/@openzeppelin/contracts/`` and
+``solady/`` onto ``node_modules/solady/src/`` (the same remappings as ``foundry.toml``).
+The compiler then needs no file system access, and the cache key (sha256 of that whole
+input) changes exactly when a compiled byte could.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from scripts.errors import CompileError
 from scripts.toolchain import paths as toolchain
 
 #: Import prefix -> folder (relative to the repository root), as in foundry.toml.
-REMAPPINGS: dict[str, str] = {"@openzeppelin/contracts/": "node_modules/@openzeppelin/contracts/"}
+REMAPPINGS: dict[str, str] = {
+    "@openzeppelin/contracts/": "node_modules/@openzeppelin/contracts/",
+    "solady/": "node_modules/solady/src/",
+}
 #: Compiler settings; part of the cache key.
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {Black76} from "../../../contracts/libraries/Black76.sol";
+import {NormalCdf} from "../../../contracts/libraries/NormalCdf.sol";
+import {InstrumentMarket, ScenarioGrid, VolShock, ScenarioLoss} from "../../../contracts/libraries/ScenarioLoss.sol";
+
+/// @notice External entry points over the internal pricing libraries: each call runs in its own
+/// memory (the accuracy test makes thousands), and its gas is one call's (docs/gas.md).
+contract Black76Harness {
+    function premium(uint256 forward, uint256 strike, uint256 tenor, uint256 sigma, int256 rate, bool isCall)
+        external
+        pure
+        returns (uint256)
+    {
+        return Black76.premiumApprox(forward, strike, tenor, sigma, rate, isCall);
+    }
+
+    function cdf(int256 x) external pure returns (uint256) {
+        return NormalCdf.cdfApprox(x);
+    }
+
+    function losses(InstrumentMarket calldata m, ScenarioGrid calldata g, VolShock calldata v)
+        external
+        pure
+        returns (uint256 mark, int256[] memory loss)
+    {
+        return ScenarioLoss.lossesApprox(m, g, v);
+    }
+}
