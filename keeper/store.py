@@ -12,7 +12,8 @@ What it holds and why:
   used: the vault needs increasing, not contiguous, epoch numbers; the abandoned root
   stays on record.
 - ``market_snapshots``: the market JSON each epoch was computed from (``keeper verify``
-  recomputes the root from it).
+  recomputes the root from it), zlib-compressed (from v4; a text row of an older store
+  reads as it was).
 - leaves: one columnar file per epoch, ``<epochs_dir>/<n>.leaves`` (``keeper/leaf_file.py``:
   the ABI words of every ACCOUNT / INSTRUMENT leaf, sorted by id, and the Merkle tree's
   node array), written once when the epoch is built; ``epochs`` indexes it (file name,
@@ -27,9 +28,9 @@ What it holds and why:
   creation block (the proof API's ``GET /accounts?owner=``); rewritten by the indexer.
 - ``capped_values``: per epoch, each value capped instead of refusing the epoch (name, raw,
   capped; docs/operations.md, "Refuse or cap"), also in the epoch file as ``capped``.
-- ``<epochs_dir>/<n>.json``: the epoch's header, status, market snapshot and capped
-  values (no leaves), written when the epoch is final (mined or abandoned) for a reader
-  without sqlite (``scripts/margin_view.py``).
+- ``<epochs_dir>/<n>.json``: the epoch's header, status, capped values and leaf counts
+  (no leaves, no market: both are in the store once), written when the epoch is final
+  (mined or abandoned), for a reader without sqlite.
 - ``transactions``: every transaction sent (hash, nonce, fees, status, ``replaced_by``).
 - ``cursors``: the event indexer's last block and its hash (reorg detection).
 - ``chain_binding``: chain id, genesis hash and vault this store belongs to; a different
@@ -57,6 +58,7 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -604,17 +606,18 @@ class Store:
                 "SELECT json FROM market_snapshots WHERE epoch = ?", (epoch,)
             ).fetchone()
             if row is not None:
-                if row["json"] != market_json:
+                if _market_text(row["json"]) != market_json:
                     raise StoreError(f"epoch {epoch} already has a different market snapshot")
                 return
+            packed = zlib.compress(market_json.encode(), 6)
             try:
-                db.execute("INSERT INTO market_snapshots VALUES (?, ?)", (epoch, market_json))
+                db.execute("INSERT INTO market_snapshots VALUES (?, ?)", (epoch, packed))
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"no epoch {epoch} reserved: {exc}") from exc
 
     def get_market_snapshot(self, epoch: int) -> str | None:
         rows = self._query("SELECT json FROM market_snapshots WHERE epoch = ?", (epoch,))
-        return rows[0]["json"] if rows else None
+        return _market_text(rows[0]["json"]) if rows else None
 
     # ---------------------------------------------------------------- capped values
 
@@ -776,15 +779,13 @@ class Store:
         return self.epochs_dir / f"{epoch}.json"
 
     def write_epoch_file(self, epoch: int) -> Path:
-        """Write (atomically: temp file + rename) the epoch's header, status, market
-        snapshot and values capped to ``<epochs_dir>/<n>.json``; the leaves stay in their
-        own file (``leavesFile``), untouched."""
+        """Write (atomically: temp file + rename) the epoch's header, status, values capped
+        and leaf counts to ``<epochs_dir>/<n>.json``; the leaves stay in their own file
+        (``leavesFile``), untouched, and the market in sqlite."""
         record = self.get_epoch(epoch)
         if record is None:
             raise StoreError(f"no epoch {epoch}")
-        market = self.get_market_snapshot(epoch)
         doc = record.to_dict()
-        doc["market"] = json.loads(market) if market is not None else None
         doc["capped"] = [
             {"name": c.name, "raw": c.raw, "capped": c.capped} for c in self.get_capped(epoch)
         ]
@@ -981,6 +982,11 @@ def _epoch(row: sqlite3.Row) -> EpochRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def _market_text(value: str | bytes) -> str:
+    """A stored market snapshot: zlib-compressed bytes (v4), or text (older rows)."""
+    return zlib.decompress(value).decode() if isinstance(value, bytes) else value
 
 
 def _subaccount(row: sqlite3.Row) -> SubaccountRecord:
