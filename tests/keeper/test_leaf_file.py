@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keeper import merkle
-from keeper.attestation import AccountLeaf, InstrumentLeaf, MerkleTree
+from keeper.attestation import AccountLeaf, InstrumentLeaf, MerkleTree, encode_leaves
 from keeper.errors import StoreError
 from keeper.leaf_file import MAGIC, EpochLeaves
 
@@ -70,6 +70,12 @@ def test_proofFromFile_equalsProofFromMemory_equalsMerkleProof_andVerifies(
         assert np.array_equal(merkle.leaf_hashes(words), disk.tree[disk.account_rows])
     assert sorted(bytes(r) for r in disk.tree[n - 1 :]) == sorted(tree.leaves)
     assert disk.mm_surplus() == [a.equity - a.mm for a in sorted(accounts, key=lambda a: a.account)]
+    # the pipeline's own encodings (keeper/attestation.py) give the same columns
+    a_rows = encode_leaves(accounts)[0][1] if accounts else None
+    i_rows = encode_leaves(instruments)[0][1]
+    again = EpochLeaves.from_leaves(7, accounts, instruments, tree.layers, (a_rows, i_rows))
+    for name, array in again._arrays().items():
+        assert np.array_equal(array, memory._arrays()[name]), name
 
 
 def test_absentIds_areNotFound() -> None:
@@ -90,9 +96,16 @@ def test_aTreeOfOtherLeaves_andAFileThatIsNotOne_areRefused(tmp_path: Path) -> N
     bigger = MerkleTree([*accounts, AccountLeaf(6, 0, 0, 0, 0, 0, 0)])
     with pytest.raises(StoreError, match="2 leaves, the epoch 1"):
         EpochLeaves.from_leaves(1, accounts, [], bigger.layers)
+    with pytest.raises(StoreError, match=r"encodings of shape \(1, 224\), expected \(1, 256\)"):
+        EpochLeaves.from_leaves(1, accounts, [], None, (np.zeros((1, 224), np.uint8), None))
     bad = tmp_path / "1.leaves"
     bad.write_bytes(b"not a leaf file at all")
     with pytest.raises(StoreError, match="bad magic"):
+        EpochLeaves.open(bad)
+    whole = EpochLeaves.from_leaves(1, accounts, [])
+    whole.write(bad)
+    bad.write_bytes(bad.read_bytes()[:-64])  # torn: the tree's last block lost
+    with pytest.raises(StoreError, match="not a whole leaf file"):
         EpochLeaves.open(bad)
     with pytest.raises(StoreError, match="cannot read"):
         EpochLeaves.open(tmp_path / "missing.leaves")
