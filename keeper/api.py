@@ -9,6 +9,8 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
                                        "ageSeconds", ...}``; 503 when degraded
 ``GET /epoch/latest``                  the last MINED epoch (the root the vault holds)
 ``GET /epoch/<n>``                     epoch ``n`` in any status
+``GET /epoch/<n>/market``              the ``MarketState`` JSON epoch ``n`` was computed
+                                       from (``keeper verify``'s input)
 ``GET /proof/<id>[?epoch=n]``          ``{"epoch", "root", "account", "leaf": {kind, key,
                                        fields, leaf, proof}}``: subaccount ``id``'s ACCOUNT
                                        leaf in the last mined epoch (or ``n``)
@@ -310,6 +312,12 @@ class ProofApi:
                 if rec is None:
                     raise _HttpError(HTTPStatus.NOT_FOUND, f"no epoch {parts[1]}")
             return HTTPStatus.OK, self._epoch_body(rec)
+        if len(parts) == 3 and parts[0] == "epoch" and parts[2] == "market":
+            n = self._uint(parts[1], "epoch")
+            market = self.store.get_market_snapshot(n)
+            if market is None:
+                raise _HttpError(HTTPStatus.NOT_FOUND, f"no market snapshot for epoch {n}")
+            return HTTPStatus.OK, json.loads(market)
         if len(parts) == 2 and parts[0] == "proof":
             return HTTPStatus.OK, self._proof_body(self._account_id(parts[1]), query)
         if len(parts) == 2 and parts[0] == "instrument":

@@ -95,18 +95,20 @@ class ApiLeafSource(LeafSource):
 class WatchListLeafSource(ApiLeafSource):
     """The keeper's watch list, ``GET /liquidatable?margin_usd=`` (keeper/api.py): one
     request per tick, only the leaves whose MM surplus ``equity - mm`` is below
-    ``margin_usd`` (USD). A subaccount whose bound fell since the snapshot (a withdrawal
-    lowers ``cumHi``) is missed unless the margin covers the fall, so a bot that must not
-    miss one keeps a margin, or uses :class:`ApiLeafSource`."""
+    ``margin_usd`` (USD; None: the keeper's ``[api] liquidatable_margin_usd``). A
+    subaccount whose bound fell since the snapshot (a withdrawal lowers ``cumHi``) is
+    missed unless the margin covers the fall, so a bot that must not miss one keeps a
+    margin, or uses :class:`ApiLeafSource`."""
 
-    def __init__(self, url: str, *, margin_usd: float = 0.0, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, margin_usd: float | None = None, timeout: float = 5.0) -> None:
         super().__init__(url, timeout=timeout)
         self.margin_usd = margin_usd
 
     def account_leaves(
         self, epoch: int, root: bytes, accounts: Sequence[int]
     ) -> dict[int, MarginProof]:
-        r = self._get(f"/liquidatable?margin_usd={self.margin_usd:.6f}&limit=100000")
+        margin = "" if self.margin_usd is None else f"&margin_usd={self.margin_usd:.6f}"
+        r = self._get(f"/liquidatable?limit=100000{margin}")
         if r.status_code != 200:
             raise LeafSourceError(f"keeper watch list: {r.status_code}: {r.text[:200]}")
         body = r.json()

@@ -81,6 +81,11 @@ def test_endpoints(store):
         assert body["leaf"]["proof"] == ["0x" + InstrumentLeaf(3, 1, 0, 0).hash().hex()]
         status, body = get(api.url + f"/proof/{ACCT}?epoch=2")
         assert status == 200 and body["leaf"]["fields"]["equity"] == str(10**30 + 2)
+        status, body = get(api.url + "/epoch/1/market")
+        assert status == 404 and body["error"] == "no market snapshot for epoch 1"
+        store.save_market_snapshot(1, '{"spot": 1.5}')
+        status, body = get(api.url + "/epoch/1/market")
+        assert status == 200 and body == {"spot": 1.5}
         status, body = get(api.url + "/instrument/3")
         assert status == 200 and body["leaf"]["fields"]["mark"] == "1"
         status, text = get(api.url + "/metrics")
