@@ -19,7 +19,13 @@ checkpointed, plus the epoch's files), averaged over ``--epochs`` epochs. Then o
 ``get_leaf`` of a subaccount from an epoch in memory, and from an epoch on disk only (a
 fresh store, the file memory-mapped), best of 50 ids.
 
-Usage: ``python -m scripts.bench_store [--leaves 1000 10000 100000] [--epochs 3]``
+``--world N``: instead, the keeper itself on Anvil (the test world of
+``scripts/pipeline_world.py``: 4 funded subaccounts, 4 instruments), N epochs after 3 of
+warm-up, and the bytes per epoch by kind of file (sqlite: market snapshot, epoch and
+transaction rows; the epoch files).
+
+Usage: ``python -m scripts.bench_store [--leaves 1000 10000 100000] [--epochs 3]``,
+``python -m scripts.bench_store --world 20``
 """
 
 from __future__ import annotations
@@ -240,12 +246,58 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
+def _sizes(d: Path) -> dict[str, int]:
+    checkpointed(d / "keeper.sqlite")
+    out = {"sqlite": 0, "json": 0, "leaves": 0}
+    for p in d.rglob("*"):
+        if p.is_file():
+            kind = {".json": "json", ".leaves": "leaves"}.get(p.suffix, "sqlite")
+            out[kind] += p.stat().st_size
+    return out
+
+
+def world(epochs: int) -> None:
+    """Bytes per epoch of the keeper's data directory on the test world (Anvil)."""
+    from scripts.anvil import start_anvil
+    from scripts.pipeline_world import build_world, make_pipeline
+
+    node = start_anvil()
+    try:
+        w = build_world(node.web3())
+        with tempfile.TemporaryDirectory() as tmp_s:
+            d = Path(tmp_s)
+            store = Store(d / "keeper.sqlite", epochs_dir=d / "epochs")
+            pipeline = make_pipeline(w, store)
+            for name in ("alice", "bob", "carol", "dave"):
+                w.fund_cash(w.actor(name), 10_000)
+            for _ in range(3):
+                assert pipeline.run_epoch().status == "mined"
+            before = _sizes(d)
+            for _ in range(epochs):
+                r = pipeline.run_epoch()
+                assert r.status == "mined", r
+            after = _sizes(d)
+            per = {k: (after[k] - before[k]) / epochs for k in before}
+            print(
+                f"{epochs} epochs, leaves {store.leaf_counts(r.epoch or 0)}: bytes per epoch "
+                f"{sum(per.values()):,.0f} (sqlite {per['sqlite']:,.0f}, epoch JSON "
+                f"{per['json']:,.0f}, leaf file {per['leaves']:,.0f})"
+            )
+            store.close()
+    finally:
+        node.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--leaves", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--world", type=int, default=0, help="epochs of the keeper on Anvil")
     args = ap.parse_args(argv)
+    if args.world:
+        world(args.world)
+        return
     rng = np.random.default_rng(args.seed)
     print(f"load average: {os.getloadavg()[0]:.2f} (2 cores)")
     print(
