@@ -44,12 +44,11 @@ class StoreLeafSource(LeafSource):
         rec = self.store.get_epoch(epoch)
         if rec is None or rec.root.lower() != "0x" + root.hex():
             raise LeafSourceError(f"store has no epoch {epoch} with root 0x{root.hex()}")
-        wanted = set(accounts)
         out: dict[int, MarginProof] = {}
-        for r in self.store.get_leaves(epoch, "account"):
-            proof = MarginProof.from_json(r.to_dict())
-            if proof.leaf.account in wanted:
-                out[proof.leaf.account] = proof
+        for a in accounts:  # one binary search and log2(n) tree rows each (keeper/store.py)
+            r = self.store.get_leaf(epoch, "account", int(a))
+            if r is not None:
+                out[int(a)] = MarginProof.from_json(r.to_dict())
         return out
 
 
