@@ -18,8 +18,9 @@ What it holds and why:
   the ABI words of every ACCOUNT / INSTRUMENT leaf, sorted by id, and the Merkle tree's
   node array), written once when the epoch is built; ``epochs`` indexes it (file name,
   leaf counts, bytes). A status change never touches it. The last ``cache_epochs`` epochs
-  are kept in memory (an LRU) and an older file is memory-mapped, so one proof reads
-  ``log2(n)`` tree rows and one leaf row, never every leaf.
+  are kept in memory (an LRU) and an older file is memory-mapped, so one proof reads a
+  binary search's ``log2(n)`` ids, one leaf row and ``log2(n)`` tree rows, never every
+  leaf.
 - retention (``keep_last``, ``keep_every``; docs/operations.md, "Data directory"): after
   each epoch's leaves are stored, every epoch that is not among the last ``keep_last``,
   not a multiple of ``keep_every`` and not the last mined one is deleted (its files and its
