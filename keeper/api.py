@@ -9,6 +9,8 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
                                        "ageSeconds", ...}``; 503 when degraded
 ``GET /epoch/latest``                  the last MINED epoch (the root the vault holds)
 ``GET /epoch/<n>``                     epoch ``n`` in any status
+``GET /epoch/<n>/market``              the ``MarketState`` JSON epoch ``n`` was computed
+                                       from (``keeper verify``'s input)
 ``GET /proof/<id>[?epoch=n]``          ``{"epoch", "root", "account", "leaf": {kind, key,
                                        fields, leaf, proof}}``: subaccount ``id``'s ACCOUNT
                                        leaf in the last mined epoch (or ``n``)
@@ -16,8 +18,23 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
 ``GET /accounts?owner=<address>``      ``{"owner", "accounts": [{"account", "owner",
                                        "createdBlock"}]}``: the owner's subaccounts as the
                                        indexer last read them, lowest id first
+``GET /liquidatable[?margin_usd=x]``   ``{"epoch", "root", "snapshotBlock", "marginUsd",
+``[&limit=n]``                         "marginWad", "accounts": [{"account",
+                                       "mmSurplusHi", "leaf"}]}``: subaccounts whose MM
+                                       surplus upper bound in the last mined epoch is below
+                                       ``margin_usd`` (default ``[api]
+                                       liquidatable_margin_usd``, 0: below zero), most
+                                       negative first, at most ``limit`` (1000)
 ``GET /metrics``                       Prometheus text, when metrics are attached
 =====================================  =====================================================
+
+``/liquidatable`` is for liquidators that do not index the chain. ``mmSurplusHi`` is
+``equity - mm`` of the leaf (WAD USD), the vault's bound ``(equity - mm) + (cumHi_now -
+leaf.cumHi)`` at the snapshot block (docs/protocol.md §5): a loss booked since (funding,
+a trade) moves it on chain only, so the list is where to look, ``checkLiquidation`` is
+what decides. A leaf without a maintenance requirement (no positions) is never listed.
+Each ``leaf`` is the ``/proof`` leaf: ``MarginProof.from_json(leaf)`` is the
+``liquidate`` / ``checkLiquidation`` argument (keeper/liquidator/bot.py).
 
 The dashboard, the front-end endpoints and ``POST /simulate`` are in keeper/web/, handed
 in as ``extra`` (consulted first); ``/openapi.json`` describes every route. With
@@ -49,6 +66,7 @@ from eth_utils.address import to_checksum_address
 from keeper.errors import HttpError
 from keeper.metrics import KeeperMetrics
 from keeper.store import EpochRecord, Store
+from risk_engine.units import WAD, to_wad_up
 
 __all__ = ["ExtraRoutes", "HttpError", "ProofApi", "Reply"]
 
@@ -59,6 +77,9 @@ _UINT = re.compile(r"^[0-9]{1,10}$")
 _UINT256 = re.compile(r"^[0-9]{1,78}$")
 # a POST body larger than this is refused unread (a what-if request is a few legs)
 _MAX_BODY_BYTES = 64 * 1024
+# /liquidatable answers at most this many subaccounts by default (a proof is ~1 KB)
+_LIQUIDATABLE_LIMIT = 1000
+_DECIMAL_USD = re.compile(r"^[0-9]{1,15}(\.[0-9]{1,18})?$")
 
 
 _HttpError = HttpError
@@ -96,6 +117,8 @@ class ProofApi:
         More routes (the dashboard and front-end API, keeper/web/), consulted first.
     cors_origins : sequence of str
         Origins (or ``"*"``) allowed to read answers from a browser; empty: no CORS.
+    liquidatable_margin_usd : float
+        ``GET /liquidatable`` lists MM surplus upper bounds below this (USD, >= 0).
     """
 
     def __init__(
@@ -110,8 +133,10 @@ class ProofApi:
         clock: Callable[[], float] = time.time,
         extra: ExtraRoutes | None = None,
         cors_origins: Sequence[str] = (),
+        liquidatable_margin_usd: float = 0.0,
     ) -> None:
         self.store = store
+        self.liquidatable_margin_usd = liquidatable_margin_usd
         self.host = host
         self._port = port
         self._health = health
@@ -287,6 +312,12 @@ class ProofApi:
                 if rec is None:
                     raise _HttpError(HTTPStatus.NOT_FOUND, f"no epoch {parts[1]}")
             return HTTPStatus.OK, self._epoch_body(rec)
+        if len(parts) == 3 and parts[0] == "epoch" and parts[2] == "market":
+            n = self._uint(parts[1], "epoch")
+            market = self.store.get_market_snapshot(n)
+            if market is None:
+                raise _HttpError(HTTPStatus.NOT_FOUND, f"no market snapshot for epoch {n}")
+            return HTTPStatus.OK, json.loads(market)
         if len(parts) == 2 and parts[0] == "proof":
             return HTTPStatus.OK, self._proof_body(self._account_id(parts[1]), query)
         if len(parts) == 2 and parts[0] == "instrument":
@@ -300,6 +331,8 @@ class ProofApi:
             return HTTPStatus.OK, {"epoch": rec.number, "root": rec.root, "leaf": leaf.to_dict()}
         if parts == ["accounts"]:
             return HTTPStatus.OK, self._accounts_body(query)
+        if parts == ["liquidatable"]:
+            return HTTPStatus.OK, self._liquidatable_body(query)
         if parts and parts[0] == "account":
             raise _HttpError(
                 HTTPStatus.NOT_FOUND,
@@ -343,6 +376,52 @@ class ProofApi:
             "leaf": leaf.to_dict(),
         }
 
+    def _liquidatable_body(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        # rounded up: a margin is a watch list's width, wider is the safe side
+        margin_usd = self.liquidatable_margin_usd
+        margin_wad = int(to_wad_up(margin_usd, field="margin_usd"))
+        if "margin_usd" in query:
+            text = query["margin_usd"][0]
+            if not _DECIMAL_USD.match(text):
+                raise _HttpError(
+                    HTTPStatus.BAD_REQUEST, f"margin_usd must be a non-negative decimal: {text!r}"
+                )
+            # exact from the decimal text (18 places at most: nothing to round)
+            whole, _, frac = text.partition(".")
+            margin_usd, margin_wad = float(text), int(whole) * WAD + int(frac.ljust(18, "0"))
+        limit = _LIQUIDATABLE_LIMIT
+        if "limit" in query:
+            limit = self._uint(query["limit"][0], "limit")
+        rec = self.store.latest_epoch(status="mined")
+        if rec is None:
+            raise _HttpError(HTTPStatus.NOT_FOUND, "no epoch mined yet")
+        leaves = self.store.epoch_leaves(rec.number)
+        if leaves is None:
+            raise _HttpError(HTTPStatus.NOT_FOUND, f"epoch {rec.number} has no stored leaves")
+        surplus = leaves.mm_surplus()
+        rows = sorted(
+            (i for i, s in enumerate(surplus) if s < margin_wad and leaves.mm(i) > 0),
+            key=lambda i: surplus[i],
+        )[:limit]
+        accounts = []
+        for i in rows:
+            record = leaves.record("account", i)
+            accounts.append(
+                {
+                    "account": int(record.key),
+                    "mmSurplusHi": str(surplus[i]),
+                    "leaf": record.to_dict(),
+                }
+            )
+        return {
+            "epoch": rec.number,
+            "root": rec.root,
+            "snapshotBlock": rec.snapshot_block,
+            "marginUsd": margin_usd,
+            "marginWad": str(margin_wad),
+            "accounts": accounts,
+        }
+
     def _accounts_body(self, query: dict[str, list[str]]) -> dict[str, Any]:
         owner = query.get("owner", [""])[0]
         if not _ADDRESS.match(owner):
@@ -373,8 +452,7 @@ class ProofApi:
 
     def _epoch_body(self, rec: EpochRecord) -> dict[str, Any]:
         body = rec.to_dict()
-        body["accounts"] = len(self.store.get_leaves(rec.number, "account"))
-        body["instruments"] = len(self.store.get_leaves(rec.number, "instrument"))
+        body["accounts"], body["instruments"] = self.store.leaf_counts(rec.number) or (0, 0)
         return body
 
     def _health_body(self) -> tuple[HTTPStatus, dict[str, Any]]:

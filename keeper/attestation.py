@@ -327,6 +327,11 @@ class MerkleTree:
         return {self._tree[r]: r for r in range(n - 1, 2 * n - 1)}
 
     @property
+    def layers(self) -> merkle.MerkleLayers:
+        """The node array itself (``keeper/merkle.py``), as the store writes it."""
+        return self._layers
+
+    @property
     def leaves(self) -> tuple[bytes, ...]:
         """The leaf hashes, sorted ascending."""
         return self._tree[len(self) - 1 :][::-1]

@@ -28,7 +28,7 @@ Configuration: a TOML file (--config, see keeper.example.toml) plus PM_* environ
 variables, which win over the file. The important ones:
   PM_RPC_URL            node URL (chain.rpc_url)
   PM_VAULT_ADDRESS      the vault (or chain.deployments_file / PM_DEPLOYMENTS_FILE)
-  PM_DATA_DIR           sqlite store and epochs/<n>.json (keeper.data_dir)
+  PM_DATA_DIR           sqlite store and epochs/ (keeper.data_dir)
   PM_INTERVAL_SECONDS   epoch period (keeper.interval_seconds, 1 s default)
   PM_SIGNER_MODE        local (keys here) or remote (PM_SIGNER_URLS, comma-separated)
   PM_FEED_KIND          sim (PM_FEED_SEED) or replay (PM_FEED_PATH)

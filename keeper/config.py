@@ -57,6 +57,7 @@ from eth_utils.address import is_hex_address, to_checksum_address
 from keeper.epoch_check import MarketTolerances
 from keeper.errors import ConfigError
 from keeper.feeds.composite import CompositeSettings
+from keeper.store import Retention
 
 __all__ = [
     "ApiConfig",
@@ -103,6 +104,7 @@ _SECTIONS = {
     "api",
     "feed",
     "compute",
+    "store",
     "metrics_port",
     "liquidator",
 }
@@ -224,6 +226,9 @@ class ApiConfig:
     host: str = "127.0.0.1"
     port: int = 9545
     cors_origins: tuple[str, ...] = ()
+    #: ``GET /liquidatable`` also lists subaccounts whose MM surplus upper bound is below
+    #: this many USD (not only below zero); a request's ``?margin_usd=`` overrides it
+    liquidatable_margin_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,24 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """Data directory retention and memory (docs/operations.md, "Data directory").
+
+    ``keep_last``: the newest epochs kept (0: keep every epoch, nothing is deleted);
+    ``keep_every``: also keep each epoch whose number is a multiple of this (0: none);
+    ``cache_epochs``: epochs whose leaves and tree stay in memory for the proof API.
+    """
+
+    keep_last: int = 600
+    keep_every: int = 3600
+    cache_epochs: int = 4
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(self.keep_last or None, self.keep_every or None)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole keeper configuration. Build it with :func:`load_config`."""
 
@@ -285,6 +308,7 @@ class Config:
     api: ApiConfig = ApiConfig()
     feed: FeedConfig = FeedConfig()
     compute: ComputeConfig = ComputeConfig()
+    store: StoreConfig = StoreConfig()
     metrics_port: int = 9108
 
     @property
@@ -508,6 +532,11 @@ def parse_api_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ApiCo
         ),
         port=parse_port(ApiConfig.port if port is None else port, "api.port"),
         cors_origins=_cors_origins(table.get("cors_origins", [])),
+        liquidatable_margin_usd=parse_float(
+            table.get("liquidatable_margin_usd", ApiConfig.liquidatable_margin_usd),
+            "api.liquidatable_margin_usd",
+            minimum=0.0,
+        ),
     )
 
 
@@ -699,6 +728,19 @@ def parse_compute_section(table: Mapping[str, Any], env: Mapping[str, str]) -> C
     return ComputeConfig(backend="local" if backend == "local" else "dask", scheduler=scheduler)
 
 
+def parse_store_section(table: Mapping[str, Any]) -> StoreConfig:
+    """The ``[store]`` table."""
+    _reject_unknown(table, "store", {"keep_last", "keep_every", "cache_epochs"})
+    d = StoreConfig()
+    return StoreConfig(
+        keep_last=parse_int(table.get("keep_last", d.keep_last), "store.keep_last", minimum=0),
+        keep_every=parse_int(table.get("keep_every", d.keep_every), "store.keep_every", minimum=0),
+        cache_epochs=parse_int(
+            table.get("cache_epochs", d.cache_epochs), "store.cache_epochs", minimum=0
+        ),
+    )
+
+
 def read_toml(path: Path | str | None) -> dict[str, Any]:
     """The TOML file at ``path`` as a dict (empty when ``path`` is None). Raises
     :class:`~keeper.errors.ConfigError` (field ``config``) when it cannot be read or parsed."""
@@ -795,7 +837,7 @@ def load_config(
             "receipt_timeout_seconds",
         },
     )
-    _reject_unknown(api_t, "api", {"host", "port", "cors_origins"})
+    _reject_unknown(api_t, "api", {"host", "port", "cors_origins", "liquidatable_margin_usd"})
 
     def pick(table: dict[str, Any], key: str, var: str) -> object:
         return pick_setting(table, key, var, env)
@@ -866,6 +908,7 @@ def load_config(
     api = parse_api_section(api_t, env)
     feed = parse_feed_section(feed_t, env)
     compute = parse_compute_section(section_table(data, "compute"), env)
+    store = parse_store_section(section_table(data, "store"))
     metrics_raw = env.get("PM_METRICS_PORT", data.get("metrics_port", 9108))
     metrics_port = parse_port(metrics_raw, "metrics_port")
     if chain.vault_address is None and chain.deployments_file is None:
@@ -881,5 +924,6 @@ def load_config(
         api=api,
         feed=feed,
         compute=compute,
+        store=store,
         metrics_port=metrics_port,
     )

@@ -145,7 +145,12 @@ def build_keeper(
     """Assemble a :class:`Keeper` from ``config``; any part can be passed in instead.
     ``dry_run``: build, store and sign every epoch, send nothing."""
     w3 = w3 or Web3(Web3.HTTPProvider(config.chain.rpc_url, request_kwargs={"timeout": 10}))
-    store = Store(config.keeper.db_path, epochs_dir=config.keeper.epochs_dir)
+    store = Store(
+        config.keeper.db_path,
+        epochs_dir=config.keeper.epochs_dir,
+        retention=config.store.retention,
+        cache_epochs=config.store.cache_epochs,
+    )
     chain = ChainAdapter(
         w3,
         config.chain.resolve_vault_address(),
@@ -197,6 +202,7 @@ def build_keeper(
             health=lambda: holder[0].health(),
             extra=WebRoutes(store, chain, pipeline.params, pipeline.token_underlyings),
             cors_origins=config.api.cors_origins,
+            liquidatable_margin_usd=config.api.liquidatable_margin_usd,
         ),
         metrics=metrics,
         lifecycle=lifecycle,

@@ -12,14 +12,26 @@ What it holds and why:
   used: the vault needs increasing, not contiguous, epoch numbers; the abandoned root
   stays on record.
 - ``market_snapshots``: the market JSON each epoch was computed from (``keeper verify``
-  recomputes the root from it).
-- ``leaves``: per epoch, each ACCOUNT / INSTRUMENT leaf's fields, hash and proof, keyed
-  by the subaccount id / instrument id in decimal (a ``uint256`` id does not fit sqlite's
-  64-bit INTEGER).
+  recomputes the root from it), zlib-compressed (from v4; a text row of an older store
+  reads as it was).
+- leaves: one columnar file per epoch, ``<epochs_dir>/<n>.leaves`` (``keeper/leaf_file.py``:
+  the ABI words of every ACCOUNT / INSTRUMENT leaf, sorted by id, and the Merkle tree's
+  node array), written once when the epoch is built; ``epochs`` indexes it (file name,
+  leaf counts, bytes). A status change never touches it. The last ``cache_epochs`` epochs
+  are kept in memory (an LRU) and an older file is memory-mapped, so one proof reads a
+  binary search's ``log2(n)`` ids, one leaf row and ``log2(n)`` tree rows, never every
+  leaf.
+- retention (``keep_last``, ``keep_every``; docs/operations.md, "Data directory"): after
+  each epoch's leaves are stored, every epoch that is not among the last ``keep_last``,
+  not a multiple of ``keep_every`` and not the last mined one is deleted (its files and its
+  rows).
 - ``subaccounts``: every subaccount the indexer knows with its current owner and its
   creation block (the proof API's ``GET /accounts?owner=``); rewritten by the indexer.
 - ``capped_values``: per epoch, each value capped instead of refusing the epoch (name, raw,
   capped; docs/operations.md, "Refuse or cap"), also in the epoch file as ``capped``.
+- ``<epochs_dir>/<n>.json``: the epoch's header, status, capped values and leaf counts
+  (no leaves, no market: both are in the store once), written when the epoch is final
+  (mined or abandoned), for a reader without sqlite.
 - ``transactions``: every transaction sent (hash, nonce, fees, status, ``replaced_by``).
 - ``cursors``: the event indexer's last block and its hash (reorg detection).
 - ``chain_binding``: chain id, genesis hash and vault this store belongs to; a different
@@ -33,6 +45,10 @@ file in place. v3 (subaccounts, docs/protocol.md §2) rewrites the account leave
 older store from address keys to the same word as an id (``abi.encode`` of an address and
 of ``uint256(uint160(address))`` are one word, so the stored hashes and proofs stay
 valid); such a store stays bound to its pre-subaccount vault (``chain_binding``).
+v4 (columnar leaves) drops the ``leaves`` table; a store that holds leaf rows (written by
+a keeper before v4) is refused with :class:`~keeper.errors.StoreError` and left as it
+was: its epochs cannot be served without those rows, and the chain, not the store, is the
+source of truth, so the operator moves that data directory away (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -43,6 +59,8 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,8 +69,17 @@ from typing import Any, Literal
 
 from eth_utils.address import to_checksum_address
 
-from keeper.attestation import LeafRecord, ints_as_strings
+from keeper import merkle
+from keeper.attestation import (
+    AccountLeaf,
+    InstrumentLeaf,
+    LeafRecord,
+    MerkleTree,
+    hash_to_json,
+    ints_as_strings,
+)
 from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
+from keeper.leaf_file import EpochLeaves
 from risk_engine import CappedValue
 
 __all__ = [
@@ -62,6 +89,7 @@ __all__ = [
     "TX_STATUSES",
     "Cursor",
     "EpochRecord",
+    "Retention",
     "Store",
     "SubaccountRecord",
     "TxRecord",
@@ -116,6 +144,30 @@ def _v3_subaccounts(db: sqlite3.Connection) -> None:
             "WHERE epoch = ? AND kind = 'account' AND key = ?",
             (str(int(key, 16)), json.dumps(fields, sort_keys=True), epoch, key),
         )
+
+
+def _v4_columnar_leaves(db: sqlite3.Connection) -> None:
+    """Leaves leave sqlite for one file per epoch (``keeper/leaf_file.py``), indexed in
+    ``epochs``. A store holding leaf rows is refused unchanged (module docstring)."""
+    rows = db.execute("SELECT COUNT(*), MIN(epoch), MAX(epoch) FROM leaves").fetchone()
+    if rows[0]:
+        raise StoreError(
+            f"this data directory holds {rows[0]} leaf rows of epochs {rows[1]}..{rows[2]} in "
+            "the row-per-leaf format of keepers before store schema v4; this keeper writes one "
+            "columnar file per epoch and does not convert them. Move the data directory away "
+            "(the next epoch is rebuilt from the chain), or keep serving it with the older "
+            "keeper (docs/operations.md, 'Data directory')"
+        )
+    _run_sql(
+        db,
+        """
+        DROP TABLE leaves;
+        ALTER TABLE epochs ADD COLUMN leaves_file  TEXT;
+        ALTER TABLE epochs ADD COLUMN accounts     INTEGER;
+        ALTER TABLE epochs ADD COLUMN instruments  INTEGER;
+        ALTER TABLE epochs ADD COLUMN leaves_bytes INTEGER;
+        """,
+    )
 
 
 #: One step per schema version: SQL statements (``;``-separated) or a function of the
@@ -195,11 +247,10 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """,
     # v3: subaccounts (ids with owners); account leaves keyed by id
     _v3_subaccounts,
+    # v4: leaves in one columnar file per epoch, indexed in epochs
+    _v4_columnar_leaves,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-#: Leaves by kind, then by id as a number (decimal keys: shorter is smaller).
-_LEAF_ORDER = "kind, length(key), key"
 
 
 def _norm_hex(value: str, name: str) -> str:
@@ -287,6 +338,36 @@ class TxRecord:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """Which epochs the store keeps (docs/operations.md, "Data directory").
+
+    ``keep_last``: the newest this many epoch numbers (None: all); ``keep_every``: also
+    every epoch whose number is a multiple of it (None: no older one). The last mined
+    epoch (the root the vault holds, whose proofs users need) is always kept.
+    """
+
+    keep_last: int | None = None
+    keep_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_last is not None and self.keep_last < 1:
+            raise StoreError(f"keep_last must be >= 1 (the epoch posted), got {self.keep_last}")
+        if self.keep_every is not None and self.keep_every < 1:
+            raise StoreError(f"keep_every must be >= 1, got {self.keep_every}")
+
+    def kept(self, numbers: Sequence[int], last_mined: int | None) -> set[int]:
+        """The numbers of ``numbers`` to keep."""
+        if self.keep_last is None:
+            return set(numbers)
+        keep = set(sorted(numbers, reverse=True)[: self.keep_last])
+        if self.keep_every is not None:
+            keep |= {n for n in numbers if n % self.keep_every == 0}
+        if last_mined is not None:
+            keep.add(last_mined)
+        return keep & set(numbers)
+
+
+@dataclass(frozen=True)
 class Cursor:
     """Indexer position: last processed block and its hash (to detect a reorg)."""
 
@@ -303,13 +384,28 @@ class Store:
     path : Path
         The sqlite file (created with its parent directory).
     epochs_dir : Path, optional
-        Where ``<n>.json`` epoch files go; defaults to ``<path's dir>/epochs``.
+        Where the ``<n>.leaves`` and ``<n>.json`` epoch files go; defaults to
+        ``<path's dir>/epochs``.
+    retention : Retention
+        Which epochs to keep; the default keeps all.
+    cache_epochs : int
+        How many epochs' leaves and trees stay in memory (the newest stored or read).
     """
 
-    def __init__(self, path: Path | str, *, epochs_dir: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        epochs_dir: Path | str | None = None,
+        retention: Retention = Retention(),
+        cache_epochs: int = 4,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.epochs_dir = Path(epochs_dir) if epochs_dir else self.path.parent / "epochs"
+        self.retention = retention
+        self.cache_epochs = max(0, int(cache_epochs))
+        self._cache: OrderedDict[int, EpochLeaves] = OrderedDict()
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(
@@ -511,17 +607,18 @@ class Store:
                 "SELECT json FROM market_snapshots WHERE epoch = ?", (epoch,)
             ).fetchone()
             if row is not None:
-                if row["json"] != market_json:
+                if _market_text(row["json"]) != market_json:
                     raise StoreError(f"epoch {epoch} already has a different market snapshot")
                 return
+            packed = zlib.compress(market_json.encode(), 6)
             try:
-                db.execute("INSERT INTO market_snapshots VALUES (?, ?)", (epoch, market_json))
+                db.execute("INSERT INTO market_snapshots VALUES (?, ?)", (epoch, packed))
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"no epoch {epoch} reserved: {exc}") from exc
 
     def get_market_snapshot(self, epoch: int) -> str | None:
         rows = self._query("SELECT json FROM market_snapshots WHERE epoch = ?", (epoch,))
-        return rows[0]["json"] if rows else None
+        return _market_text(rows[0]["json"]) if rows else None
 
     # ---------------------------------------------------------------- capped values
 
@@ -546,86 +643,195 @@ class Store:
 
     # ---------------------------------------------------------------- leaves
 
-    def save_leaves(self, epoch: int, leaves: Sequence[LeafRecord]) -> Path:
-        """Store every leaf of ``epoch`` with its proof, then write ``<epochs_dir>/<n>.json``.
+    def save_tree(
+        self,
+        epoch: int,
+        accounts: Sequence[AccountLeaf],
+        instruments: Sequence[InstrumentLeaf],
+        tree: MerkleTree | merkle.MerkleLayers | None = None,
+        *,
+        encodings: tuple[merkle.U8Array | None, merkle.U8Array | None] = (None, None),
+    ) -> Path:
+        """Write ``epoch``'s leaves and tree to ``<epochs_dir>/<n>.leaves`` (once), index
+        it, keep it in memory, then apply the retention policy.
 
-        Idempotent: saving the same leaves again is a no-op, a different set is refused.
-        Returns the path of the epoch file.
+        ``tree``: the epoch's tree when already built (else built here); ``encodings``:
+        the leaves' ``abi.encode`` rows when already made (``EpochLeaves.from_leaves``).
+        The tree's root must be the root reserved for ``epoch``; saving again is a no-op
+        (one root, one set of leaves). Returns the file's path.
         """
-        rows = []
-        for leaf in leaves:
-            if leaf.kind not in ("account", "instrument"):
-                raise StoreError(f"unknown leaf kind {leaf.kind!r}")
-            key = _id_key(leaf.key, leaf.kind)
-            rows.append(
-                (
-                    epoch,
-                    leaf.kind,
-                    key,
-                    json.dumps(dict(leaf.fields), sort_keys=True),
-                    _norm_hex(leaf.leaf_hash, "leaf_hash"),
-                    json.dumps([_norm_hex(p, "proof") for p in leaf.proof]),
-                )
-            )
-        with self._tx() as db:
-            if db.execute("SELECT 1 FROM epochs WHERE number = ?", (epoch,)).fetchone() is None:
+        layers = tree.layers if isinstance(tree, MerkleTree) else tree
+        leaves = EpochLeaves.from_leaves(epoch, accounts, instruments, layers, encodings)
+        root = hash_to_json(leaves.root)
+        path = self.leaves_path(epoch)
+        with self._lock:
+            rec = self.get_epoch(epoch)
+            if rec is None:
                 raise StoreError(f"no epoch {epoch} reserved")
-            existing = db.execute(
-                "SELECT epoch, kind, key, fields_json, leaf_hash, proof_json FROM leaves "
-                f"WHERE epoch = ? ORDER BY {_LEAF_ORDER}",
-                (epoch,),
-            ).fetchall()
-            if existing:
-                if [tuple(r) for r in existing] != sorted(
-                    rows, key=lambda r: (r[1], len(r[2]), r[2])
-                ):
-                    raise StoreError(f"epoch {epoch} already has different leaves")
+            if rec.root != root:
+                raise StoreError(
+                    f"epoch {epoch} already has different leaves: their root {root} is not "
+                    f"its root {rec.root}"
+                )
+            row = self._query("SELECT leaves_file FROM epochs WHERE number = ?", (epoch,))
+            if row[0]["leaves_file"] is not None and path.exists():
+                return path
+            self.epochs_dir.mkdir(parents=True, exist_ok=True)
+            size = leaves.write(path)
+            with self._tx() as db:
+                db.execute(
+                    "UPDATE epochs SET leaves_file = ?, accounts = ?, instruments = ?, "
+                    "leaves_bytes = ? WHERE number = ?",
+                    (
+                        path.name,
+                        leaves.count("account"),
+                        leaves.count("instrument"),
+                        size,
+                        epoch,
+                    ),
+                )
+            self._remember(epoch, leaves)
+        self.prune()
+        return path
+
+    def save_leaves(self, epoch: int, leaves: Sequence[LeafRecord]) -> Path:
+        """:meth:`save_tree` from stored-format records (their ``fields``); each record's
+        ``leaf_hash`` must be its fields' hash. The proofs given are not kept: the tree
+        is rebuilt from the leaves and every proof read from it."""
+        accounts: list[AccountLeaf] = []
+        instruments: list[InstrumentLeaf] = []
+        for r in leaves:
+            if r.kind not in ("account", "instrument"):
+                raise StoreError(f"unknown leaf kind {r.kind!r}")
+            key = int(_id_key(r.key, r.kind))
+            try:
+                leaf = (
+                    AccountLeaf.from_json(r.fields)
+                    if r.kind == "account"
+                    else InstrumentLeaf.from_json(r.fields)
+                )
+            except (KeyError, ValueError, TypeError) as exc:
+                raise StoreError(f"{r.kind} leaf {r.key}: bad fields ({exc})") from exc
+            leaf_key = leaf.account if isinstance(leaf, AccountLeaf) else leaf.instrument
+            if leaf_key != key:
+                raise StoreError(f"{r.kind} leaf keyed {r.key} holds id {leaf_key}")
+            if hash_to_json(leaf.hash()) != _norm_hex(r.leaf_hash, "leaf_hash"):
+                raise StoreError(f"{r.kind} leaf {r.key}: leaf_hash is not its fields' hash")
+            if isinstance(leaf, AccountLeaf):
+                accounts.append(leaf)
             else:
-                db.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?, ?)", rows)
-        return self.write_epoch_file(epoch)
+                instruments.append(leaf)
+        return self.save_tree(epoch, accounts, instruments)
+
+    def leaves_path(self, epoch: int) -> Path:
+        return self.epochs_dir / f"{epoch}.leaves"
+
+    def _remember(self, epoch: int, leaves: EpochLeaves) -> None:
+        if self.cache_epochs == 0:
+            return
+        self._cache[epoch] = leaves
+        self._cache.move_to_end(epoch)
+        while len(self._cache) > self.cache_epochs:
+            self._cache.popitem(last=False)
+
+    def epoch_leaves(self, epoch: int) -> EpochLeaves | None:
+        """``epoch``'s leaves and tree: from memory, else its file memory-mapped (and
+        remembered); None if the epoch has none (not built, or deleted by retention)."""
+        with self._lock:
+            cached = self._cache.get(epoch)
+            if cached is not None:
+                self._cache.move_to_end(epoch)
+                return cached
+            rows = self._query("SELECT leaves_file FROM epochs WHERE number = ?", (epoch,))
+            if not rows or rows[0]["leaves_file"] is None:
+                return None
+            leaves = EpochLeaves.open(self.epochs_dir / rows[0]["leaves_file"])
+            if leaves.epoch != epoch:
+                raise StoreError(f"leaf file of epoch {epoch} holds epoch {leaves.epoch}")
+            self._remember(epoch, leaves)
+            return leaves
+
+    def leaf_counts(self, epoch: int) -> tuple[int, int] | None:
+        """``(accounts, instruments)`` of ``epoch``'s leaves (the index, no file read)."""
+        rows = self._query(
+            "SELECT accounts, instruments FROM epochs WHERE number = ? AND leaves_file IS NOT NULL",
+            (epoch,),
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def leaves_bytes(self, epoch: int) -> int | None:
+        """Size of ``epoch``'s leaf file in bytes (the index)."""
+        rows = self._query("SELECT leaves_bytes FROM epochs WHERE number = ?", (epoch,))
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
 
     def get_leaf(self, epoch: int, kind: LeafKind, key: int | str) -> LeafRecord | None:
-        """The leaf of ``key`` (a subaccount id, or an instrument id) in ``epoch``."""
-        key_n = _id_key(key, kind)
-        rows = self._query(
-            "SELECT * FROM leaves WHERE epoch = ? AND kind = ? AND key = ?", (epoch, kind, key_n)
-        )
-        return _leaf(rows[0]) if rows else None
+        """The leaf of ``key`` (a subaccount id, or an instrument id) in ``epoch``, with
+        its proof: one binary search, one row and ``log2(n)`` tree rows."""
+        key_n = int(_id_key(key, kind))
+        leaves = self.epoch_leaves(epoch)
+        if leaves is None:
+            return None
+        i = leaves.row(kind, key_n)
+        return None if i is None else leaves.record(kind, i)
 
     def get_leaves(self, epoch: int, kind: LeafKind | None = None) -> list[LeafRecord]:
-        if kind is None:
-            rows = self._query(
-                f"SELECT * FROM leaves WHERE epoch = ? ORDER BY {_LEAF_ORDER}", (epoch,)
-            )
-        else:
-            rows = self._query(
-                f"SELECT * FROM leaves WHERE epoch = ? AND kind = ? ORDER BY {_LEAF_ORDER}",
-                (epoch, kind),
-            )
-        return [_leaf(r) for r in rows]
+        """Every leaf of ``epoch`` (accounts then instruments, each by id; reads them all)."""
+        leaves = self.epoch_leaves(epoch)
+        return [] if leaves is None else leaves.records(kind)
 
     def epoch_file_path(self, epoch: int) -> Path:
         return self.epochs_dir / f"{epoch}.json"
 
     def write_epoch_file(self, epoch: int) -> Path:
-        """Write (atomically: temp file + rename) the epoch header, market snapshot, the
-        values capped and every leaf with its proof to ``<epochs_dir>/<n>.json``."""
+        """Write (atomically: temp file + rename) the epoch's header, status, values capped
+        and leaf counts to ``<epochs_dir>/<n>.json``; the leaves stay in their own file
+        (``leavesFile``), untouched, and the market in sqlite."""
         record = self.get_epoch(epoch)
         if record is None:
             raise StoreError(f"no epoch {epoch}")
-        market = self.get_market_snapshot(epoch)
         doc = record.to_dict()
-        doc["market"] = json.loads(market) if market is not None else None
         doc["capped"] = [
             {"name": c.name, "raw": c.raw, "capped": c.capped} for c in self.get_capped(epoch)
         ]
-        doc["leaves"] = [leaf.to_dict() for leaf in self.get_leaves(epoch)]
+        counts = self.leaf_counts(epoch)
+        doc["leavesFile"] = self.leaves_path(epoch).name if counts else None
+        doc["accounts"], doc["instruments"] = counts or (None, None)
         self.epochs_dir.mkdir(parents=True, exist_ok=True)
         path = self.epoch_file_path(epoch)
         tmp = path.with_suffix(f".json.tmp{os.getpid()}")
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
         os.replace(tmp, path)
         return path
+
+    # ---------------------------------------------------------------- retention
+
+    def prune(self) -> list[int]:
+        """Delete every epoch the retention policy does not keep: its rows (epoch, market
+        snapshot, capped values) and its files. Returns the numbers deleted, ascending.
+        Transactions stay (the record of gas spent)."""
+        if self.retention.keep_last is None:
+            return []
+        with self._lock:
+            numbers = [int(r[0]) for r in self._query("SELECT number FROM epochs")]
+            mined = self.latest_epoch(status="mined")
+            drop = sorted(
+                set(numbers) - self.retention.kept(numbers, mined.number if mined else None)
+            )
+            if not drop:
+                return []
+            marks = ",".join("?" * len(drop))
+            with self._tx() as db:
+                for table, col in (
+                    ("capped_values", "epoch"),
+                    ("market_snapshots", "epoch"),
+                    ("epochs", "number"),
+                ):
+                    db.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", drop)
+            for n in drop:
+                self._cache.pop(n, None)
+                for path in (self.leaves_path(n), self.epoch_file_path(n)):
+                    path.unlink(missing_ok=True)
+        return drop
 
     # ---------------------------------------------------------------- transactions
 
@@ -782,14 +988,9 @@ def _epoch(row: sqlite3.Row) -> EpochRecord:
     )
 
 
-def _leaf(row: sqlite3.Row) -> LeafRecord:
-    return LeafRecord(
-        kind=row["kind"],
-        key=row["key"],
-        fields=json.loads(row["fields_json"]),
-        leaf_hash=row["leaf_hash"],
-        proof=tuple(json.loads(row["proof_json"])),
-    )
+def _market_text(value: str | bytes) -> str:
+    """A stored market snapshot: zlib-compressed bytes (v4), or text (older rows)."""
+    return zlib.decompress(value).decode() if isinstance(value, bytes) else value
 
 
 def _subaccount(row: sqlite3.Row) -> SubaccountRecord:

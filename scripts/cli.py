@@ -557,7 +557,7 @@ def _inspect_options(fn: F) -> F:
         "--keeper-data",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Keeper data dir holding epochs/<n>.json (default: keeper.data_dir of the keeper "
+        help="Keeper data dir holding keeper.sqlite (default: keeper.data_dir of the keeper "
         "config $PM_CONFIG, else $PM_DATA_DIR, else <repo>/var/keeper).",
     )(fn)
     fn = click.option(

@@ -22,7 +22,6 @@ design, never real ones. Logs of the keeper and the bot go to ``<out>/stack.log`
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 import time
@@ -48,6 +47,7 @@ from keeper.feeds.sim import default_expiries
 from keeper.lifecycle import configure_logging
 from keeper.liquidator.config import load_liquidator_config
 from keeper.liquidator.daemon import LiquidatorService, build_liquidator
+from keeper.store import Store
 from risk_engine.units import WAD
 from scripts.anvil import AnvilNode, start_anvil
 from scripts.client import DeploymentInfo, KeeperApi, load_deployment
@@ -213,9 +213,12 @@ class Stack:
         raise AssertionError("unreachable")
 
     def market(self, epoch: int) -> MarketState:
-        """The market snapshot the keeper published with ``epoch`` (its epoch file)."""
-        doc = json.loads((self.data_dir / "epochs" / f"{epoch}.json").read_text())
-        return MarketState.from_json(json.dumps(doc["market"]))
+        """The market snapshot the keeper stored with ``epoch`` (its sqlite store)."""
+        with Store(self.data_dir / "keeper.sqlite") as store:
+            text = store.get_market_snapshot(epoch)
+        if text is None:
+            raise ScenarioError(f"the keeper stored no market snapshot for epoch {epoch}")
+        return MarketState.from_json(text)
 
     def stop(self, *, keep_chain: bool = False) -> None:
         """Stop the bot, then the keeper (each finishes its running job), then Anvil unless

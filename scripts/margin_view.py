@@ -10,7 +10,8 @@
    the IM bound on chain (haircut collateral + cash) and needs no leaf.
 3. **Engine now** (``risk_engine.explain``): the account's CURRENT chain positions,
    collateral and cash, in the epoch's market snapshot (the MarketState JSON the keeper
-   stored with the epoch: ``--market FILE``, or ``<keeper data dir>/epochs/<n>.json``). It
+   stored with the epoch: ``--market FILE``, or the keeper's store ``<keeper data
+   dir>/keeper.sqlite``, or an older keeper's ``<data dir>/epochs/<n>.json``). It
    gives the worst scenario, the IM breakdown and the risk array (P&L per price x vol
    scenario). Pending perp funding is not counted here (the leaf counts it), so the engine
    equity can differ from the attested one by the funding accrued since the last update.
@@ -39,8 +40,9 @@ from keeper.chain import InstrumentInfo as ChainInstrument
 from keeper.chain import TokenInfo as ChainToken
 from keeper.config import keeper_data_dir
 from keeper.engine_input import engine_input
-from keeper.errors import ConfigError, FeedError
+from keeper.errors import ConfigError, FeedError, StoreError
 from keeper.feeds.base import MarketState
+from keeper.store import Store
 from risk_engine import (
     AccountReport,
     RiskEngineError,
@@ -135,6 +137,23 @@ def _leaf_numbers(leaf: LeafWithProof | None) -> dict[str, int] | None:
     return {k: int(f[k]) for k in ("equity", "im", "mm", "stateNonce", "cumLo", "cumHi")}
 
 
+def _stored_market(db: Path, epoch: int) -> tuple[MarketState, str] | None:
+    """The market snapshot of ``epoch`` in the keeper's store, if it holds one."""
+    if not db.is_file():
+        return None
+    try:
+        with Store(db) as store:
+            text = store.get_market_snapshot(epoch)
+    except StoreError:
+        return None
+    if text is None:
+        return None
+    try:
+        return MarketState.from_json(text), f"market of epoch {epoch} from {db}"
+    except FeedError as exc:
+        raise CliError(f"market snapshot of epoch {epoch} in {db} is invalid: {exc}") from None
+
+
 def _load_market(
     epoch: int, market_file: Path | None, keeper_data: Path | None
 ) -> tuple[MarketState | None, str]:
@@ -142,6 +161,10 @@ def _load_market(
         path = market_file
     else:
         data_dir = keeper_data or _default_data_dir()
+        stored = _stored_market(data_dir / "keeper.sqlite", epoch)
+        if stored is not None:
+            return stored
+        # a data directory of a keeper before store schema v4 kept it in the epoch file
         path = data_dir / "epochs" / f"{epoch}.json"
         if not path.is_file():
             return None, (

@@ -10,7 +10,7 @@ environment (same ``[chain]``, ``[fees]``, ``[api]``, ``[keeper]`` tables and va
 ``[liquidator]`` key           environment                         default
 =============================  ==================================  ===========================
 ``interval_seconds``           ``PM_LIQUIDATOR_INTERVAL_SECONDS``  1.0
-``source``                     ``PM_LIQUIDATOR_SOURCE``            ``api`` (or ``store``)
+``source``                     ``PM_LIQUIDATOR_SOURCE``            ``api``, ``store``, ``watchlist``
 ``api_url``                    ``PM_LIQUIDATOR_API_URL``           ``http://<api.host>:<api.port>``
 ``data_dir``                   ``PM_LIQUIDATOR_DATA_DIR``          ``<keeper.data_dir>/liquidator``
 ``metrics_port``               ``PM_LIQUIDATOR_METRICS_PORT``      9109
@@ -28,8 +28,11 @@ The liquidator's key never comes from a file: ``PM_LIQUIDATOR_KEY`` (hex) or
 ``PM_LIQUIDATOR_KEYSTORE`` (an encrypted eth-account keystore) with
 ``PM_LIQUIDATOR_KEYSTORE_PASSWORD`` (or ``PM_KEYSTORE_PASSWORD``). ``source = "store"``
 reads the keeper's sqlite store at ``<keeper.data_dir>/keeper.sqlite`` (same machine);
-``api`` asks the keeper's proof API. The bot's own transactions are recorded in
-``<data_dir>/liquidator.sqlite`` (so that a restart takes back a liquidation in flight).
+``api`` asks the keeper's proof API (one ``/proof`` per subaccount with positions);
+``watchlist`` asks its ``GET /liquidatable`` once a tick, with the keeper's margin
+(keeper/liquidator/sources.py:WatchListLeafSource says what that may miss). The bot's own
+transactions are recorded in ``<data_dir>/liquidator.sqlite`` (so that a restart takes
+back a liquidation in flight).
 
 The keeper's ``load_config`` accepts the ``[liquidator]`` table and ignores it, so the keeper and
 the bot can share one file.
@@ -134,7 +137,7 @@ class LiquidatorSettings:
 # --------------------------------------------------------------------------- process config
 
 
-SourceKind = Literal["api", "store"]
+SourceKind = Literal["api", "store", "watchlist"]
 
 _LIQ_KEYS = {
     "interval_seconds",
@@ -234,8 +237,10 @@ def load_liquidator_config(
     )
     api = parse_api_section(api_t, env)
     source = pick(liq, "source", "PM_LIQUIDATOR_SOURCE") or "api"
-    if source not in ("api", "store"):
-        raise ConfigError("liquidator.source", f"expected 'api' or 'store', got {source!r}")
+    if source not in ("api", "store", "watchlist"):
+        raise ConfigError(
+            "liquidator.source", f"expected 'api', 'store' or 'watchlist', got {source!r}"
+        )
     api_url = pick(liq, "api_url", "PM_LIQUIDATOR_API_URL") or f"http://{api.host}:{api.port}"
     data_dir = pick(liq, "data_dir", "PM_LIQUIDATOR_DATA_DIR")
     interval = pick(liq, "interval_seconds", "PM_LIQUIDATOR_INTERVAL_SECONDS")
@@ -246,7 +251,7 @@ def load_liquidator_config(
         chain=chain,
         fees=fees,
         key=_liquidator_key(env),
-        source="api" if source == "api" else "store",
+        source="store" if source == "store" else "watchlist" if source == "watchlist" else "api",
         api_url=parse_url(api_url, "liquidator.api_url", ("http", "https")),
         keeper_db=keeper_dir / "keeper.sqlite",
         data_dir=Path(parse_str(data_dir, "liquidator.data_dir"))

@@ -23,7 +23,12 @@ from keeper.lifecycle import Lifecycle
 from keeper.liquidator.bot import LiquidatorBot
 from keeper.liquidator.config import LiquidatorConfig, LiquidatorSettings
 from keeper.liquidator.metrics import LiquidatorMetrics
-from keeper.liquidator.sources import ApiLeafSource, LeafSource, StoreLeafSource
+from keeper.liquidator.sources import (
+    ApiLeafSource,
+    LeafSource,
+    StoreLeafSource,
+    WatchListLeafSource,
+)
 from keeper.store import Store
 from keeper.txmanager import TxManager
 
@@ -65,7 +70,11 @@ def build_liquidator(
         closers.append(keeper_store.close)
         source = StoreLeafSource(keeper_store)
     else:
-        api = ApiLeafSource(config.api_url)
+        api = (
+            WatchListLeafSource(config.api_url)
+            if config.source == "watchlist"
+            else ApiLeafSource(config.api_url)
+        )
         closers.append(api.close)
         source = api
     chain = ChainAdapter(

@@ -1,6 +1,8 @@
 """Where the liquidator reads the ACCOUNT leaves of an epoch (one per subaccount id): the
-keeper's sqlite store (same machine) or its proof API. Every source serves only the epoch
-whose root the vault holds; the bot checks each proof against that root again.
+keeper's sqlite store (same machine), its proof API (one ``/proof`` request per subaccount
+with positions) or its watch list (``GET /liquidatable``: one request for the subaccounts
+whose leaf is below maintenance, or within a margin of it). Every source serves only the
+epoch whose root the vault holds; the bot checks each proof against that root again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from keeper.attestation import MarginProof
 from keeper.errors import LeafSourceError
 from keeper.store import Store
 
-__all__ = ["ApiLeafSource", "LeafSource", "StoreLeafSource"]
+__all__ = ["ApiLeafSource", "LeafSource", "StoreLeafSource", "WatchListLeafSource"]
 
 
 class LeafSource(abc.ABC):
@@ -42,12 +44,11 @@ class StoreLeafSource(LeafSource):
         rec = self.store.get_epoch(epoch)
         if rec is None or rec.root.lower() != "0x" + root.hex():
             raise LeafSourceError(f"store has no epoch {epoch} with root 0x{root.hex()}")
-        wanted = set(accounts)
         out: dict[int, MarginProof] = {}
-        for r in self.store.get_leaves(epoch, "account"):
-            proof = MarginProof.from_json(r.to_dict())
-            if proof.leaf.account in wanted:
-                out[proof.leaf.account] = proof
+        for a in accounts:  # one binary search and log2(n) tree rows each (keeper/store.py)
+            r = self.store.get_leaf(epoch, "account", int(a))
+            if r is not None:
+                out[int(a)] = MarginProof.from_json(r.to_dict())
         return out
 
 
@@ -88,3 +89,36 @@ class ApiLeafSource(LeafSource):
 
     def close(self) -> None:
         self._session.close()
+
+
+class WatchListLeafSource(ApiLeafSource):
+    """The keeper's watch list, ``GET /liquidatable?margin_usd=`` (keeper/api.py): one
+    request per tick, only the leaves whose MM surplus ``equity - mm`` is below
+    ``margin_usd`` (USD; None: the keeper's ``[api] liquidatable_margin_usd``). A
+    subaccount whose bound fell since the snapshot (a withdrawal lowers ``cumHi``) is
+    missed unless the margin covers the fall, so a bot that must not miss one keeps a
+    margin, or uses :class:`ApiLeafSource`."""
+
+    def __init__(self, url: str, *, margin_usd: float | None = None, timeout: float = 5.0) -> None:
+        super().__init__(url, timeout=timeout)
+        self.margin_usd = margin_usd
+
+    def account_leaves(
+        self, epoch: int, root: bytes, accounts: Sequence[int]
+    ) -> dict[int, MarginProof]:
+        margin = "" if self.margin_usd is None else f"&margin_usd={self.margin_usd:.6f}"
+        r = self._get(f"/liquidatable?limit=100000{margin}")
+        if r.status_code != 200:
+            raise LeafSourceError(f"keeper watch list: {r.status_code}: {r.text[:200]}")
+        body = r.json()
+        if int(body["epoch"]) != epoch or str(body["root"]).lower() != "0x" + root.hex():
+            raise LeafSourceError(
+                f"keeper watch list is of epoch {body['epoch']}, the vault holds {epoch}"
+            )
+        wanted = set(accounts)
+        out: dict[int, MarginProof] = {}
+        for entry in body["accounts"]:
+            proof = MarginProof.from_json(entry["leaf"])
+            if proof.leaf.account in wanted:
+                out[proof.leaf.account] = proof
+        return out

@@ -198,8 +198,9 @@ def test_proof_hex_round_trips() -> None:
 
 
 def test_a_stored_leaf_record_and_header_read_back_through_the_epoch_file(tmp_path: Path) -> None:
-    """What the pipeline writes (codec -> store -> epoch file with decimal strings) reads
-    back with the same codec into the proof the vault verifies."""
+    """What the pipeline writes (codec -> store -> leaf file, epoch file with the header;
+    the API's leaf dict with decimal strings) reads back with the same codec into the
+    proof the vault verifies."""
     leaves = [
         AccountLeaf(ALICE, 1, -WAD, 2 * WAD, 5 * WAD, WAD, WAD // 2),
         AccountLeaf(2, 0, 0, 0, 0, 0, 0),
@@ -219,13 +220,15 @@ def test_a_stored_leaf_record_and_header_read_back_through_the_epoch_file(tmp_pa
                 wire = tree.instrument_proof(leaf).to_json()
                 kind, key = "instrument", str(leaf.instrument)
             records.append((kind, key, wire, "0x" + leaf.hash().hex()))
-        path = store.save_leaves(
+        store.save_leaves(
             1, [LeafRecord(k, key, w["fields"], h, tuple(w["proof"])) for k, key, w, h in records]
         )
+        path = store.write_epoch_file(1)
+        served = [r.to_dict() for r in store.get_leaves(1)]
     doc = json.loads(path.read_text())
     assert Epoch.from_json(doc["header"]) == header
     assert doc["header"]["tokens"] == [] and doc["header"]["epoch"] == "1"
-    by_key = {x["key"]: x for x in doc["leaves"]}
+    by_key = {x["key"]: x for x in served}
     alice = MarginProof.from_json(by_key[str(ALICE)])
     assert alice == tree.margin_proof(leaves[0])
     assert MerkleTree.verify(header.root, alice.leaf, alice.proof)

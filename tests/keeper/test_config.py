@@ -176,3 +176,32 @@ def test_vaultFromDeploymentsFile(tmp_path):
     with pytest.raises(ConfigError) as exc:
         cfg.chain.resolve_vault_address()
     assert exc.value.field == "chain.deployments_file"
+
+
+def test_store_retention_and_the_watch_list_margin_are_read_and_checked(tmp_path):
+    rpc = '[chain]\nrpc_url = "http://a:1"\n'
+    path = write(
+        tmp_path,
+        rpc + "[store]\nkeep_last = 10\nkeep_every = 100\ncache_epochs = 2\n"
+        "[api]\nliquidatable_margin_usd = 250.5\n",
+    )
+    cfg = load_config(path, BASE_ENV)
+    assert (cfg.store.keep_last, cfg.store.keep_every, cfg.store.cache_epochs) == (10, 100, 2)
+    assert cfg.store.retention.keep_last == 10 and cfg.store.retention.keep_every == 100
+    assert cfg.api.liquidatable_margin_usd == 250.5
+    default = load_config(write(tmp_path, rpc), BASE_ENV)
+    assert (default.store.keep_last, default.store.keep_every) == (600, 3600)
+    assert default.api.liquidatable_margin_usd == 0.0
+    keep_all = load_config(
+        write(tmp_path, rpc + "[store]\nkeep_last = 0\nkeep_every = 0\n"), BASE_ENV
+    )
+    assert keep_all.store.retention.keep_last is None
+    for text, name in (
+        ("[store]\nkeep_last = -1\n", "store.keep_last"),
+        ("[store]\nkeep_every = 1.5\n", "store.keep_every"),
+        ("[store]\nkeep = 1\n", "store"),
+        ("[api]\nliquidatable_margin_usd = -1\n", "api.liquidatable_margin_usd"),
+    ):
+        with pytest.raises(ConfigError) as exc:
+            load_config(write(tmp_path, rpc + text), BASE_ENV)
+        assert exc.value.field.startswith(name), (text, exc.value.field)

@@ -5,7 +5,6 @@ withdrawal, a trade and a liquidation by transfer."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +66,10 @@ def test_epoch_posted_then_verify_matches(world: World, store: Store, tmp_path: 
     leaf = store.get_leaf(3, "account", world.account(alice))
     assert leaf is not None and leaf.fields["im"] > 1_000 * WAD
     assert leaf.fields["cumLo"] == world.state(alice)["cumLo"]
-    # the JSON file per epoch holds the same leaves
+    # the JSON file per epoch names its leaf file and counts; the leaves are in that file
     doc = json.loads(store.epoch_file_path(3).read_text())
-    assert doc["root"] == r3.root and len(doc["leaves"]) == 2 + 4
+    assert doc["root"] == r3.root and (doc["accounts"], doc["instruments"]) == (2, 4)
+    assert doc["leavesFile"] == "3.leaves" and len(store.get_leaves(3)) == 2 + 4
     # recomputed from chain state at snapshotBlock + the stored market snapshot
     res = verify_epoch(
         ChainAdapter(world.w3, world.vault.address),
@@ -95,20 +95,20 @@ def test_verify_names_the_first_differing_leaf(world: World, store: Store) -> No
     world.fund_cash(alice, 10_000)
     world.fund_cash(bob, 10_000)
     assert p.run_epoch().status == "mined"
-    # tamper with alice's stored equity behind the store's back
+    # tamper with alice's stored equity behind the store's back: one byte of her row in
+    # the epoch's leaf file (keeper/leaf_file.py), read by a fresh store
     key = str(world.account(alice))
-    db = sqlite3.connect(store.path)
-    row = db.execute(
-        "SELECT fields_json FROM leaves WHERE epoch = 1 AND kind = 'account' AND key = ?", (key,)
-    ).fetchone()
-    fields = json.loads(row[0])
-    fields["equity"] += 1
-    db.execute(
-        "UPDATE leaves SET fields_json = ? WHERE epoch = 1 AND kind = 'account' AND key = ?",
-        (json.dumps(fields), key),
-    )
-    db.commit()
-    db.close()
+    leaves = store.epoch_leaves(1)
+    assert leaves is not None
+    row = leaves.row("account", int(key))
+    assert row is not None
+    path = store.leaves_path(1)
+    blob = bytearray(path.read_bytes())
+    head = json.loads(blob[12 : 12 + int.from_bytes(blob[8:12], "little")])
+    at = head["arrays"]["account_words"][0] + 192 * row + 127  # equity's last byte
+    blob[at] ^= 1
+    path.write_bytes(bytes(blob))
+    store = Store(store.path, epochs_dir=store.epochs_dir, cache_epochs=0)
     res = verify_epoch(
         ChainAdapter(world.w3, world.vault.address),
         store,
@@ -120,6 +120,7 @@ def test_verify_names_the_first_differing_leaf(world: World, store: Store) -> No
     assert res.first_difference.startswith(f"account leaf {key} differs")
     assert "equity" in res.first_difference
     assert "MISMATCH" in res.render()
+    store.close()
 
 
 def test_api_proofs_accepted_for_withdraw_trade_and_liquidate(world: World, store: Store) -> None:

@@ -1,4 +1,4 @@
-"""The sqlite store: one root per epoch, status machine, leaves + files, restarts."""
+"""The store: one root per epoch, status machine, columnar leaf files, retention, restarts."""
 
 from __future__ import annotations
 
@@ -7,12 +7,29 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from keeper.attestation import LeafRecord
+from keeper.attestation import (
+    AccountLeaf,
+    InstrumentLeaf,
+    LeafRecord,
+    MerkleTree,
+    proof_from_json,
+)
 from keeper.errors import ChainMismatchError, EpochConflictError, StoreError
-from keeper.store import MIGRATIONS, SCHEMA_VERSION, Store, SubaccountRecord, TxRecord
+from keeper.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Retention,
+    Store,
+    SubaccountRecord,
+    TxRecord,
+)
+from risk_engine import CappedValue
 from scripts.toolchain.paths import REPO_ROOT
 
 ROOT_A = "0x" + "aa" * 32
@@ -21,17 +38,48 @@ ACCT = 12  # a subaccount id
 ADDR = "0x" + "11" * 20
 
 
-def leaves() -> list[LeafRecord]:
-    return [
-        LeafRecord(
-            "account",
-            str(ACCT),
-            {"account": ACCT, "stateNonce": 3, "cumLo": -(10**30), "equity": 2**255 - 1},
-            "0x" + "22" * 32,
-            ("0x" + "33" * 32, "0x" + "44" * 32),
-        ),
-        LeafRecord("instrument", "7", {"mark": 10**22}, "0x" + "55" * 32, ("0x" + "66" * 32,)),
+ALICE, BOB = 12, 2**255 + 3  # subaccount ids (any uint256)
+
+
+def book() -> tuple[list[AccountLeaf], list[InstrumentLeaf], MerkleTree]:
+    accounts = [
+        AccountLeaf(BOB, 1, 0, 0, 0, 0, 0),
+        AccountLeaf(ALICE, 3, -(10**30), 10**30, 2**255 - 1, 5, 7),
     ]
+    instruments = [InstrumentLeaf(7, 10**22, 10**20, 10**21), InstrumentLeaf(2, 1, 0, 0)]
+    return accounts, instruments, MerkleTree([*accounts, *instruments])
+
+
+def records(tree: MerkleTree, leaves: Sequence[AccountLeaf | InstrumentLeaf]) -> list[LeafRecord]:
+    """The stored-format records of ``leaves`` (as EpochBuild.leaf_records)."""
+    out = []
+    for leaf in leaves:
+        kind, key = (
+            ("account", leaf.account)
+            if isinstance(leaf, AccountLeaf)
+            else ("instrument", leaf.instrument)
+        )
+        out.append(
+            LeafRecord(
+                kind,
+                str(key),
+                leaf.to_json(),
+                "0x" + leaf.hash().hex(),
+                tuple("0x" + p.hex() for p in tree.proof(leaf)),
+            )
+        )
+    return out
+
+
+def stored(store: Store, n: int, *, mined: bool = False) -> MerkleTree:
+    """Epoch ``n`` of :func:`book` reserved and its leaves saved (and mined)."""
+    accounts, instruments, tree = book()
+    store.reserve_epoch(n, "0x" + tree.root.hex(), snapshot_block=10 * n, timestamp=100 * n)
+    store.save_tree(n, accounts, instruments, tree)
+    if mined:
+        for status in ("signed", "sent", "mined"):
+            store.set_epoch_status(n, status)  # type: ignore[arg-type]
+    return tree
 
 
 @pytest.fixture
@@ -103,41 +151,61 @@ def test_epochStatus_movesForwardOnly(store):
     assert store.max_epoch_number() == 1
 
 
-def test_leaves_storedWithProofs_andEpochFileWritten(store):
-    store.reserve_epoch(4, ROOT_A, snapshot_block=10, timestamp=100)
-    store.save_market_snapshot(4, '{"spot": 1.5}')
-    path = store.save_leaves(4, leaves())
-    assert path == store.epochs_dir / "4.json"
-    doc = json.loads(path.read_text())
-    assert doc["root"] == ROOT_A and doc["market"] == {"spot": 1.5}
-    acct = next(x for x in doc["leaves"] if x["kind"] == "account")
-    assert acct["key"] == str(ACCT) and acct["fields"]["equity"] == str(2**255 - 1)
-    assert acct["fields"]["cumLo"] == str(-(10**30)) and len(acct["proof"]) == 2
-    leaf = store.get_leaf(4, "account", ACCT)
-    assert leaf is not None and leaf.proof == ("0x" + "33" * 32, "0x" + "44" * 32)
+def test_leaves_roundTrip_withProofsFromTheTree_andSavingAgainIsANoOp(store):
+    accounts, instruments, tree = book()
+    store.reserve_epoch(4, "0x" + tree.root.hex(), snapshot_block=10, timestamp=100)
+    path = store.save_leaves(4, records(tree, [*accounts, *instruments]))
+    assert path == store.epochs_dir / "4.leaves" and store.leaf_counts(4) == (2, 2)
+    assert store.leaves_bytes(4) == path.stat().st_size
+    leaf = store.get_leaf(4, "account", ALICE)
+    assert leaf is not None and leaf.fields == accounts[1].to_json()
     assert leaf.fields["equity"] == 2**255 - 1 and leaf.fields["cumLo"] == -(10**30)
-    assert store.get_leaf(4, "instrument", "7").fields == {"mark": 10**22}  # type: ignore[union-attr]
+    assert leaf.leaf_hash == "0x" + accounts[1].hash().hex()
+    assert proof_from_json(leaf.proof) == tree.proof(accounts[1])
+    assert MerkleTree.verify(tree.root, accounts[1], proof_from_json(leaf.proof))
+    ins = store.get_leaf(4, "instrument", "7")
+    assert ins is not None and ins.fields == instruments[0].to_json()
     assert store.get_leaf(4, "instrument", "8") is None
-    store.save_leaves(4, leaves())  # same set again: fine
-    changed = leaves()
-    changed[1] = LeafRecord("instrument", "7", {"mark": 1}, "0x" + "55" * 32, ("0x" + "66" * 32,))
+    assert store.get_leaf(4, "account", 2**256 - 1) is None
+    assert store.get_leaf(5, "account", ALICE) is None  # no such epoch
+    # every leaf, by kind then by id, as the records saved
+    assert store.get_leaves(4) == sorted(
+        records(tree, [*accounts, *instruments]), key=lambda r: (r.kind, int(r.key))
+    )
+    store.save_leaves(4, records(tree, [*accounts, *instruments]))  # same set again: fine
+    store.save_tree(4, accounts, instruments)
+
+
+def test_saveLeaves_refusesAnotherRoot_aWrongHash_anUnknownKind_andNoEpoch(store):
+    accounts, instruments, tree = book()
+    store.reserve_epoch(4, "0x" + tree.root.hex(), snapshot_block=10, timestamp=100)
     with pytest.raises(StoreError, match="different leaves"):
-        store.save_leaves(4, changed)
-    with pytest.raises(StoreError, match="different market"):
-        store.save_market_snapshot(4, '{"spot": 2}')
-    with pytest.raises(StoreError):
-        store.save_leaves(5, leaves())  # epoch not reserved
-    with pytest.raises(StoreError):
+        store.save_tree(4, accounts, [InstrumentLeaf(7, 1, 0, 0), instruments[1]])
+    with pytest.raises(StoreError, match="not a AccountLeaf"):
+        store.save_tree(4, [*accounts, instruments[0]], instruments)  # type: ignore[list-item]
+    bad = records(tree, accounts)
+    bad[0] = LeafRecord("account", bad[0].key, bad[0].fields, "0x" + "22" * 32, ())
+    with pytest.raises(StoreError, match="not its fields' hash"):
+        store.save_leaves(4, bad)
+    with pytest.raises(StoreError, match="holds id"):
+        store.save_leaves(4, [LeafRecord("account", "99", accounts[0].to_json(), "0x", ())])
+    with pytest.raises(StoreError, match="no epoch 5"):
+        store.save_tree(5, accounts, instruments)
+    with pytest.raises(StoreError, match="unknown leaf kind"):
         store.save_leaves(4, [LeafRecord("quote", "1", {}, "0x00", ())])
+    with pytest.raises(StoreError, match="same id"):
+        store.save_tree(4, [accounts[0], accounts[0]], instruments)
+    with pytest.raises(StoreError, match="no leaf"):
+        store.save_tree(4, [], [])
+    assert store.get_leaves(4) == [] and not store.leaves_path(4).exists()
 
 
 def test_accountLeaves_areKeyedById_inNumericOrder_andAnAddressKeyIsRefused(store):
-    store.reserve_epoch(1, ROOT_A, snapshot_block=10, timestamp=100)
     ids = [10, 2, 1]
-    store.save_leaves(
-        1,
-        [LeafRecord("account", str(i), {"account": i}, "0x" + f"{i:02x}" * 32, ()) for i in ids],
-    )
+    accounts = [AccountLeaf(i, 0, 0, 0, 0, 0, 0) for i in ids]
+    tree = MerkleTree(accounts)
+    store.reserve_epoch(1, "0x" + tree.root.hex(), snapshot_block=10, timestamp=100)
+    store.save_leaves(1, records(tree, accounts))
     assert [r.key for r in store.get_leaves(1, "account")] == ["1", "2", "10"]
     assert store.get_leaf(1, "account", "10") == store.get_leaf(1, "account", 10)
     with pytest.raises(StoreError, match="decimal id"):
@@ -147,24 +215,41 @@ def test_accountLeaves_areKeyedById_inNumericOrder_andAnAddressKeyIsRefused(stor
         store.save_leaves(2, [LeafRecord("account", ADDR, {}, "0x" + "01" * 32, ())])
 
 
-def test_subaccounts_listedByOwner_updatedOnTransfer_andReplacedOnRebuild(store):
-    alice, bob = "0x" + "a1" * 20, "0x" + "b2" * 20
-    store.save_subaccounts(
-        [SubaccountRecord(1, alice, 5), SubaccountRecord(2, bob, 6), SubaccountRecord(10, alice, 9)]
+def test_statusChanges_neverRewriteTheLeafFile(store):
+    tree = stored(store, 1)
+    path = store.leaves_path(1)
+    before = path.stat()
+    blob = path.read_bytes()
+    store.set_epoch_status(1, "signed", header={"epoch": 1}, signatures=["0x01"])
+    store.set_epoch_status(1, "sent", tx_hash="0x" + "ab" * 32)
+    store.set_epoch_status(1, "mined")
+    summary = store.write_epoch_file(1)
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_size,
     )
-    mine = store.subaccounts_of(alice.upper().replace("0X", "0x"))
-    assert [r.account for r in mine] == [1, 10]  # lowest id first, owner case-insensitive
-    assert mine[0].to_dict() == {"account": 1, "owner": mine[0].owner, "createdBlock": 5}
-    store.save_subaccounts([SubaccountRecord(1, bob, 5)])  # transferred to bob
-    assert [r.account for r in store.subaccounts_of(bob)] == [1, 2]
-    assert store.get_subaccount(1).owner.lower() == bob  # type: ignore[union-attr]
-    store.save_subaccounts([SubaccountRecord(2, bob, 6)], replace=True)  # a rebuilt index
-    assert store.get_subaccount(1) is None and store.subaccounts_of(alice) == []
+    assert path.read_bytes() == blob
+    doc = json.loads(summary.read_text())
+    assert doc["status"] == "mined" and doc["root"] == "0x" + tree.root.hex()
+    assert doc["leavesFile"] == "1.leaves" and doc["accounts"] == 2 and "leaves" not in doc
 
 
-def test_v2Store_migratesAccountLeavesToTheIdOfTheSameWord(tmp_path):
-    """A store of the pre-subaccount vault: its address keys become the decimal id of the
-    same 32-byte word, so the stored leaf hashes and proofs still verify."""
+def test_leavesOfAnOlderEpoch_areReadFromTheFile_asFromMemory(tmp_path):
+    with Store(tmp_path / "k.sqlite", cache_epochs=1) as s:
+        stored(s, 1)
+        stored(s, 2)  # epoch 1 leaves the cache
+        memory = s.get_leaves(2)
+        from_file = s.get_leaves(1)
+    with Store(tmp_path / "k.sqlite", cache_epochs=0) as s:  # a reader process: files only
+        assert s.get_leaves(2) == memory and from_file == memory
+        assert s.get_leaf(2, "account", ALICE) == memory[0]
+
+
+def test_storeWithLeafRows_fromAnOlderKeeper_isRefused_andLeftAsItWas(tmp_path):
+    """A v2 store of the pre-subaccount vault with leaf rows: the v3 step (address keys to
+    ids) runs, the v4 step (columnar leaves) refuses and rolls back."""
     path = tmp_path / "k.sqlite"
     db = sqlite3.connect(path)
     for script in MIGRATIONS[:2]:
@@ -181,12 +266,92 @@ def test_v2Store_migratesAccountLeavesToTheIdOfTheSameWord(tmp_path):
     )
     db.commit()
     db.close()
+    with pytest.raises(StoreError, match="1 leaf rows of epochs 1..1.*Move the data directory"):
+        Store(path)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("SELECT key FROM leaves").fetchall() == [(str(int(ADDR, 16)),)]
+    db.close()
+
+
+def test_oldStoreWithoutLeafRows_migrates(tmp_path):
+    path = tmp_path / "k.sqlite"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        assert isinstance(script, str)
+        db.executescript(script)
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
     with Store(path) as s:
-        assert s.schema_version == SCHEMA_VERSION == 3
-        leaf = s.get_leaf(1, "account", int(ADDR, 16))
-        assert leaf is not None and leaf.key == str(int(ADDR, 16))
-        assert leaf.fields == {"account": int(ADDR, 16), "equity": 5}
-        assert s.subaccounts_of(ADDR) == []
+        assert s.schema_version == SCHEMA_VERSION == 4
+        stored(s, 1)
+        assert s.leaf_counts(1) == (2, 2)
+
+
+def expected_kept(numbers: list[int], keep_last: int, keep_every: int | None, mined: int | None):
+    """The retention rule written out: the newest ``keep_last``, the multiples of
+    ``keep_every``, the last mined."""
+    newest = sorted(numbers)[-keep_last:]
+    every = [n for n in numbers if keep_every and n % keep_every == 0]
+    return set(newest) | set(every) | ({mined} if mined is not None else set())
+
+
+@settings(max_examples=25)
+@given(
+    st.lists(st.integers(1, 60), min_size=1, max_size=14, unique=True),
+    st.integers(1, 6),
+    st.one_of(st.none(), st.integers(1, 7)),
+    st.data(),
+)
+def test_retention_keepsExactlyTheLastN_everyKth_andTheLastMined(
+    tmp_path_factory, numbers, keep_last, keep_every, data
+):
+    tmp = tmp_path_factory.mktemp("retention")
+    mined = data.draw(st.one_of(st.none(), st.sampled_from(sorted(numbers))))
+    with Store(tmp / "k.sqlite", retention=Retention(keep_last, keep_every)) as s:
+        for n in sorted(numbers):
+            # the vault's order: an epoch is mined before a later one is built
+            stored(s, n, mined=(n == mined))
+        kept = expected_kept(numbers, keep_last, keep_every, mined)
+        assert {r.number for r in s.list_epochs(limit=1000)} == kept
+        on_disk = {int(p.name.split(".")[0]) for p in (tmp / "epochs").iterdir()}
+        assert on_disk == kept
+        for n in numbers:
+            assert (s.get_market_snapshot(n) is None) or n in kept
+            assert (s.get_leaf(n, "account", ALICE) is not None) == (n in kept)
+
+
+def test_retention_deletesTheSummaryFile_theRows_andRefusesABadSetting(tmp_path):
+    with Store(tmp_path / "k.sqlite", retention=Retention(keep_last=1)) as s:
+        stored(s, 1, mined=True)
+        s.save_market_snapshot(1, "{}")
+        s.save_capped(1, [CappedValue("x", 2.0, 1.0)])
+        s.write_epoch_file(1)
+        stored(s, 2, mined=True)  # 1 is still the last mined while 2 is stored
+        assert s.get_epoch(1) is not None and s.leaves_path(1).exists()
+        stored(s, 3)
+        assert s.get_epoch(1) is None and s.get_capped(1) == [] and s.get_market_snapshot(1) is None
+        assert sorted(p.name for p in (tmp_path / "epochs").iterdir()) == ["2.leaves", "3.leaves"]
+    with pytest.raises(StoreError, match="keep_last"):
+        Retention(keep_last=0)
+    with pytest.raises(StoreError, match="keep_every"):
+        Retention(keep_last=1, keep_every=0)
+
+
+def test_subaccounts_listedByOwner_updatedOnTransfer_andReplacedOnRebuild(store):
+    alice, bob = "0x" + "a1" * 20, "0x" + "b2" * 20
+    store.save_subaccounts(
+        [SubaccountRecord(1, alice, 5), SubaccountRecord(2, bob, 6), SubaccountRecord(10, alice, 9)]
+    )
+    mine = store.subaccounts_of(alice.upper().replace("0X", "0x"))
+    assert [r.account for r in mine] == [1, 10]  # lowest id first, owner case-insensitive
+    assert mine[0].to_dict() == {"account": 1, "owner": mine[0].owner, "createdBlock": 5}
+    store.save_subaccounts([SubaccountRecord(1, bob, 5)])  # transferred to bob
+    assert [r.account for r in store.subaccounts_of(bob)] == [1, 2]
+    assert store.get_subaccount(1).owner.lower() == bob  # type: ignore[union-attr]
+    store.save_subaccounts([SubaccountRecord(2, bob, 6)], replace=True)  # a rebuilt index
+    assert store.get_subaccount(1) is None and store.subaccounts_of(alice) == []
 
 
 def test_transactions_andReplacementLinks(store):

@@ -35,6 +35,10 @@ def test_config_from_toml_and_env(tmp_path: Path) -> None:
     assert cfg.api_url == "http://127.0.0.1:7000" and cfg.source == "api"
     assert (cfg.slippage_usd, cfg.max_per_tick, cfg.min_headroom_usd) == (25.0, 2, 100.0)
     assert cfg.min_profit_usd == 0.0 and KEY not in repr(cfg)
+    watch = load_liquidator_config(
+        toml, {**BASE_ENV, "PM_LIQUIDATOR_KEY": KEY, "PM_LIQUIDATOR_SOURCE": "watchlist"}
+    )
+    assert watch.source == "watchlist" and watch.api_url == "http://127.0.0.1:7000"
     toml.write_text("[liquidator]\nbackstop = true\n")
     assert (
         load_liquidator_config(toml, {**BASE_ENV, "PM_LIQUIDATOR_KEY": KEY}).min_profit_usd is None
