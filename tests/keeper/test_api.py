@@ -99,7 +99,10 @@ def test_endpoints(store):
         ("/epoch/77", 404),
         (f"/proof/{ACCT}?epoch=x", 400),
         (f"/proof/{ACCT}?epoch=55", 404),
-        ("/accounts", 400),
+        ("/accounts?limit=0", 400),
+        ("/accounts?offset=x", 400),
+        ("/market?epoch=77", 404),
+        ("/market", 404),  # epoch 1 has no stored market
         ("/accounts?owner=0x12", 400),
         (f"/account/{OWNER}", 404),
         ("/nothing", 404),
