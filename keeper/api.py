@@ -15,9 +15,13 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
                                        fields, leaf, proof}}``: subaccount ``id``'s ACCOUNT
                                        leaf in the last mined epoch (or ``n``)
 ``GET /instrument/<id>[?epoch=n]``     ``{"epoch", "root", "leaf"}`` for an instrument
-``GET /accounts?owner=<address>``      ``{"owner", "accounts": [{"account", "owner",
-                                       "createdBlock"}]}``: the owner's subaccounts as the
-                                       indexer last read them, lowest id first
+``GET /accounts[?owner=<address>]``    ``{"total", "limit", "offset", "epoch", "accounts":
+``[&limit=n][&offset=k]``              [{"account", "owner", "createdBlock", "latest"}]}``:
+                                       subaccounts (every one, or the owner's) as the
+                                       indexer last read them, lowest id first, a page of
+                                       ``limit`` (100, at most 1000) from ``offset``;
+                                       ``latest``: equity / im / mm of the leaf in the last
+                                       mined epoch (null: none)
 ``GET /liquidatable[?margin_usd=x]``   ``{"epoch", "root", "snapshotBlock", "marginUsd",
 ``[&limit=n]``                         "marginWad", "accounts": [{"account",
                                        "mmSurplusHi", "leaf"}]}``: subaccounts whose MM
@@ -25,6 +29,9 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
                                        ``margin_usd`` (default ``[api]
                                        liquidatable_margin_usd``, 0: below zero), most
                                        negative first, at most ``limit`` (1000)
+``GET /market[?epoch=n]``              ``{"epoch", "root", "market"}``: the stored market
+                                       snapshot the epoch was computed on
+``GET /openapi.json``                  the OpenAPI 3.1 document of every route served
 ``GET /metrics``                       Prometheus text, when metrics are attached
 =====================================  =====================================================
 
@@ -37,14 +44,17 @@ Each ``leaf`` is the ``/proof`` leaf: ``MarginProof.from_json(leaf)`` is the
 ``liquidate`` / ``checkLiquidation`` argument (keeper/liquidator/bot.py).
 
 The dashboard, the front-end endpoints and ``POST /simulate`` are in keeper/web/, handed
-in as ``extra`` (consulted first); ``/openapi.json`` describes every route. With
-``cors_origins`` set (``[api] cors_origins``) an allowed ``Origin`` gets
+in as ``extra`` (consulted first). A request is answered only when its method and path are
+in keeper/openapi.py's route table (404 / 405 otherwise), the table ``/openapi.json`` is
+built from. With ``cors_origins`` set (``[api] cors_origins``) an allowed ``Origin`` gets
 ``Access-Control-Allow-Origin`` and ``OPTIONS`` preflights are answered; by default none.
 
 Ids are JSON integers in ``/accounts`` and ``"account"``; a leaf's ``fields`` hold decimal
-strings (full precision for any client). Errors: 400 (malformed address / id / epoch), 404
-(no such epoch, an unknown subaccount id, or a subaccount created after the epoch's
-snapshot block: it has a leaf from the next epoch on), 405 (not GET); the body is
+strings (full precision for any client, what the proof hashes) and its ``decimal`` the WAD
+fields as JSON numbers; other WAD amounts are ``{"wad": "<decimal string>", "decimal"}``.
+Errors: 400 (malformed address / id / epoch / page), 404 (no such route or epoch, an
+unknown subaccount id, or a subaccount created after the epoch's snapshot block: it has a
+leaf from the next epoch on), 405 (a method the path has no route for); the body is
 ``{"error": "<one line>"}``.
 """
 
@@ -63,8 +73,10 @@ from urllib.parse import parse_qs, urlparse
 
 from eth_utils.address import to_checksum_address
 
+from keeper.attestation import LeafRecord
 from keeper.errors import HttpError
 from keeper.metrics import KeeperMetrics
+from keeper.openapi import document, match
 from keeper.store import EpochRecord, Store
 from risk_engine.units import WAD, to_wad_up
 
@@ -80,6 +92,19 @@ _MAX_BODY_BYTES = 64 * 1024
 # /liquidatable answers at most this many subaccounts by default (a proof is ~1 KB)
 _LIQUIDATABLE_LIMIT = 1000
 _DECIMAL_USD = re.compile(r"^[0-9]{1,15}(\.[0-9]{1,18})?$")
+# /accounts pages: a row with its leaf numbers is ~300 bytes
+_ACCOUNTS_LIMIT, _ACCOUNTS_MAX_LIMIT = 100, 1000
+# the leaf fields in WAD (docs/protocol.md §1), given again as JSON numbers in ``decimal``
+_WAD_FIELDS = (
+    "cumLo",
+    "cumHi",
+    "equity",
+    "im",
+    "mm",
+    "mark",
+    "lossPerUnitLong",
+    "lossPerUnitShort",
+)
 
 
 _HttpError = HttpError
@@ -149,6 +174,15 @@ class ProofApi:
         self._thread: threading.Thread | None = None
 
     @property
+    def groups(self) -> frozenset[str]:
+        """The route groups of keeper/openapi.py this server answers."""
+        return frozenset(
+            {"proof"}
+            | ({"metrics"} if self.metrics is not None else set())
+            | ({"web"} if self.extra is not None else set())
+        )
+
+    @property
     def port(self) -> int:
         return int(self._server.server_address[1]) if self._server else self._port
 
@@ -174,12 +208,8 @@ class ProofApi:
             def do_OPTIONS(self) -> None:  # noqa: N802 - a browser's CORS preflight
                 api._preflight(self)
 
-            def _refuse(self) -> None:
-                api._send(
-                    self,
-                    HTTPStatus.METHOD_NOT_ALLOWED,
-                    {"error": "read-only API: GET (and POST /simulate)"},
-                )
+            def _refuse(self) -> None:  # no route has these methods: 405 or 404
+                api._handle(self, self.command)
 
             do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
 
@@ -266,14 +296,18 @@ class ProofApi:
         query = parse_qs(url.query)
         content_type = "application/json"
         try:
+            # only the routes of the table are answered: /openapi.json lists them all
+            route, path_known = match(method, parts, self.groups)
+            if route is None and path_known:
+                raise _HttpError(
+                    HTTPStatus.METHOD_NOT_ALLOWED, f"no {method} route /{'/'.join(parts)}"
+                )
+            if route is None:
+                raise _HttpError(HTTPStatus.NOT_FOUND, self._no_route(parts))
             body_in = self._read_body(h) if method == "POST" else b""
             reply = None if self.extra is None else self.extra.handle(method, parts, query, body_in)
             if reply is not None:
                 status, body, content_type = reply
-            elif method != "GET":
-                raise _HttpError(
-                    HTTPStatus.METHOD_NOT_ALLOWED, f"no {method} route /{'/'.join(parts)}"
-                )
             elif parts == ["metrics"] and self.metrics is not None:
                 self._send(h, HTTPStatus.OK, self.metrics.render(), "text/plain; version=0.0.4")
                 return
@@ -328,18 +362,25 @@ class ProofApi:
                 raise _HttpError(
                     HTTPStatus.NOT_FOUND, f"no instrument leaf for {key} in epoch {rec.number}"
                 )
-            return HTTPStatus.OK, {"epoch": rec.number, "root": rec.root, "leaf": leaf.to_dict()}
+            return HTTPStatus.OK, {"epoch": rec.number, "root": rec.root, "leaf": _leaf(leaf)}
         if parts == ["accounts"]:
             return HTTPStatus.OK, self._accounts_body(query)
         if parts == ["liquidatable"]:
             return HTTPStatus.OK, self._liquidatable_body(query)
+        if parts == ["market"]:
+            return HTTPStatus.OK, self._market_body(query)
+        if parts == ["openapi.json"]:
+            return HTTPStatus.OK, document(self.groups)
+        raise _HttpError(HTTPStatus.NOT_FOUND, self._no_route(parts))
+
+    @staticmethod
+    def _no_route(parts: list[str]) -> str:
         if parts and parts[0] == "account":
-            raise _HttpError(
-                HTTPStatus.NOT_FOUND,
+            return (
                 f"no route /{'/'.join(parts)}: leaves are per subaccount, GET /proof/<id> "
-                "(GET /accounts?owner=<address> lists an owner's ids)",
+                "(GET /accounts?owner=<address> lists an owner's ids)"
             )
-        raise _HttpError(HTTPStatus.NOT_FOUND, f"no route /{'/'.join(parts)}")
+        return f"no route /{'/'.join(parts)} (GET /openapi.json lists every route)"
 
     @staticmethod
     def _account_id(text: str) -> int:
@@ -373,7 +414,7 @@ class ProofApi:
             "epoch": rec.number,
             "root": rec.root,
             "account": account,
-            "leaf": leaf.to_dict(),
+            "leaf": _leaf(leaf),
         }
 
     def _liquidatable_body(self, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -409,8 +450,8 @@ class ProofApi:
             accounts.append(
                 {
                     "account": int(record.key),
-                    "mmSurplusHi": str(surplus[i]),
-                    "leaf": record.to_dict(),
+                    "mmSurplusHi": {"wad": str(surplus[i]), "decimal": surplus[i] / WAD},
+                    "leaf": _leaf(record),
                 }
             )
         return {
@@ -423,14 +464,56 @@ class ProofApi:
         }
 
     def _accounts_body(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        owner = query.get("owner", [""])[0]
-        if not _ADDRESS.match(owner):
-            raise _HttpError(HTTPStatus.BAD_REQUEST, f"owner must be a 0x address, got {owner!r}")
-        rows = self.store.subaccounts_of(owner)
-        return {
-            "owner": to_checksum_address(owner),
-            "accounts": [r.to_dict() for r in rows],
-        }
+        limit = self._uint(query.get("limit", [str(_ACCOUNTS_LIMIT)])[0], "limit")
+        offset = self._uint(query.get("offset", ["0"])[0], "offset")
+        if not 1 <= limit <= _ACCOUNTS_MAX_LIMIT:
+            raise _HttpError(
+                HTTPStatus.BAD_REQUEST, f"limit must be 1..{_ACCOUNTS_MAX_LIMIT}, got {limit}"
+            )
+        body: dict[str, Any] = {}
+        if "owner" in query:
+            owner = query["owner"][0]
+            if not _ADDRESS.match(owner):
+                raise _HttpError(
+                    HTTPStatus.BAD_REQUEST, f"owner must be a 0x address, got {owner!r}"
+                )
+            body["owner"] = to_checksum_address(owner)
+            every = self.store.subaccounts_of(owner)
+            total, rows = len(every), every[offset : offset + limit]
+        else:
+            total = self.store.count_subaccounts()
+            rows = self.store.subaccounts(limit=limit, offset=offset)
+        mined = self.store.latest_epoch(status="mined")
+        accounts = []
+        for r in rows:
+            leaf = (
+                None if mined is None else self.store.get_leaf(mined.number, "account", r.account)
+            )
+            accounts.append(
+                {
+                    **r.to_dict(),
+                    "latest": None
+                    if leaf is None
+                    else {k: _wad(int(leaf.fields[k])) for k in ("equity", "im", "mm")},
+                }
+            )
+        body.update(
+            {
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "epoch": None if mined is None else mined.number,
+                "accounts": accounts,
+            }
+        )
+        return body
+
+    def _market_body(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        rec = self._epoch_from_query(query)
+        raw = self.store.get_market_snapshot(rec.number)
+        if raw is None:
+            raise _HttpError(HTTPStatus.NOT_FOUND, f"epoch {rec.number} has no stored market")
+        return {"epoch": rec.number, "root": rec.root, "market": json.loads(raw)}
 
     @staticmethod
     def _uint(text: str, name: str) -> int:
@@ -477,3 +560,16 @@ class ProofApi:
             body["reason"] = body.get("reason") or "no recent mined epoch"
         body["status"] = "ok" if ok else "degraded"
         return (HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE), body
+
+
+def _wad(value: int) -> dict[str, Any]:
+    """A WAD integer as the exact decimal string and its value as a JSON number."""
+    return {"wad": str(value), "decimal": value / WAD}
+
+
+def _leaf(record: LeafRecord) -> dict[str, Any]:
+    """A leaf on the wire: ``fields`` exact (decimal strings, what the proof hashes), and
+    ``decimal``: its WAD fields as JSON numbers."""
+    body = record.to_dict()
+    body["decimal"] = {k: int(record.fields[k]) / WAD for k in _WAD_FIELDS if k in record.fields}
+    return body

@@ -1,35 +1,8 @@
 """Prometheus metrics of the keeper, on their own registry (no global state).
 
-Names (all prefixed ``pm_keeper_``):
-
-=====================================  =========  ==========================================
-``epoch_last``                         gauge      number of the last epoch mined
-``epoch_last_timestamp_seconds``       gauge      its ``timestamp`` (unix seconds)
-``epoch_lag_seconds``                  gauge      now - that timestamp (alert near maxAge)
-``stage_seconds{stage}``               histogram  time per pipeline stage (index, snapshot,
-                                                  compute, tree, sign, post...)
-``accounts``                           gauge      ACCOUNT leaves (one per subaccount) in
-                                                  the last epoch
-``gas_used_total{purpose}``            counter    gas of mined transactions
-``tx_total{purpose,outcome}``          counter    transactions by outcome (mined, reverted,
-                                                  replaced, timeout)
-``failures_total{reason}``             counter    failed jobs by reason (exception class or
-                                                  a named reason: feed, stale, conflict...)
-``capped_values_total{name}``          counter    values capped instead of refusing an epoch
-                                                  (``scan_range[GOV]``, ``return[GOV]``...),
-                                                  one per value per epoch built
-``capped_values_last_epoch``           gauge      how many the last epoch built capped
-``feed_source_dropped_total``          counter    a source's value left out of the composite
-``{source,reason}``                               feed (error, stale, deviation, frozen)
-``feed_confidence{symbol}``            gauge      the composite feed's confidence per symbol
-                                                  (below the risk parameters' threshold the
-                                                  engine adds IM)
-``feed_refusals_total{reason}``        counter    ticks the composite feed refused
-                                                  (``confidence``: below its hard floor or
-                                                  no agreeing source; ``returns``)
-``rpc_retries_total``                  counter    RPC calls retried
-``job_runs_total{job}``                counter    periodic job runs
-=====================================  =========  ==========================================
+Every metric (all prefixed ``pm_keeper_``) with its type, unit and meaning is in
+docs/operations.md, section 6; tests/keeper/test_metrics_doc.py checks that table against
+this registry, both ways.
 """
 
 from __future__ import annotations

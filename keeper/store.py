@@ -950,6 +950,17 @@ class Store:
         )
         return [_subaccount(r) for r in rows]
 
+    def subaccounts(self, *, limit: int, offset: int = 0) -> list[SubaccountRecord]:
+        """Every subaccount as last indexed, lowest id first: ``limit`` from ``offset``."""
+        rows = self._query(
+            "SELECT * FROM subaccounts ORDER BY length(account), account LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return [_subaccount(r) for r in rows]
+
+    def count_subaccounts(self) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM subaccounts")[0]["n"])
+
     # ---------------------------------------------------------------- cursors
 
     def get_cursor(self, name: str = "vault") -> Cursor | None:

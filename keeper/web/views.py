@@ -6,8 +6,9 @@ one the vault trusts) with the subaccount's CURRENT chain state, mapped by
 :func:`keeper.engine_input.engine_input` as the epoch build maps it; greeks, distances to
 liquidation, maximum withdrawable and entry price / P&L come from
 :mod:`keeper.account_view`, the same numbers ``pm margin`` prints. This module only reads
-(store, chain) and shapes JSON: USD amounts as JSON numbers (``decimal`` fields) beside
-the exact WAD integers as decimal strings (``...Wad`` fields) where the chain has one.
+(store, chain) and shapes JSON: USD amounts as JSON numbers; an integer the chain holds in
+WAD is ``{"wad": "<decimal string>", "decimal": <number>}`` (keeper/openapi.py's
+``WAD_AMOUNT``), the exact value beside its decimal one.
 """
 
 from __future__ import annotations
@@ -451,12 +452,13 @@ def _event_fields(ev: EventData, account: int, tokens: Mapping[str, TokenInfo]) 
         sign = 1 if a["makerAccount"] == account else -1
         return {
             "instrument": int(a["instrument"]),
-            "size": sign * a["size"] / WAD,
-            "price": a["price"] / WAD,
+            "size": _usd(sign * a["size"]),
+            "price": _usd(a["price"]),
             "side": "maker" if sign == 1 else "taker",
         }
     if name in ("CashDeposited", "CashWithdrawn"):
-        return {"amount": a["amount6"] / 10**6}
+        # the settlement token's 6-decimal amount, exact and in USD
+        return {"amount": a["amount6"] / 10**6, "amountRaw": str(a["amount6"])}
     if name in ("Deposited", "Withdrawn"):
         t = tokens.get(str(a["token"]).lower())
         return {
@@ -467,7 +469,7 @@ def _event_fields(ev: EventData, account: int, tokens: Mapping[str, TokenInfo]) 
             "amount": None if t is None else a["amount"] / 10**t.decimals,
         }
     if name == "Liquidated":
-        return {"liquidator": a["liquidator"], "mmSurplusHi": a["mmSurplusHi"] / WAD}
+        return {"liquidator": a["liquidator"], "mmSurplusHi": _usd(a["mmSurplusHi"])}
     if name == "FundingApplied":
-        return {"instrument": int(a["instrument"]), "payment": a["payment"] / WAD}
+        return {"instrument": int(a["instrument"]), "payment": _usd(a["payment"])}
     return {}

@@ -105,7 +105,10 @@ def test_endpoints(store):
         ("/epoch/77", 404),
         (f"/proof/{ACCT}?epoch=x", 400),
         (f"/proof/{ACCT}?epoch=55", 404),
-        ("/accounts", 400),
+        ("/accounts?limit=0", 400),
+        ("/accounts?offset=x", 400),
+        ("/market?epoch=77", 404),
+        ("/market", 404),  # epoch 1 has no stored market
         ("/accounts?owner=0x12", 400),
         (f"/account/{OWNER}", 404),
         ("/nothing", 404),
@@ -202,14 +205,14 @@ def test_liquidatable_lists_the_subaccounts_below_zero_most_negative_first_with_
         status, body = get(api.url + "/liquidatable")
     assert status == 200 and body["epoch"] == 1 and body["root"] == "0x" + tree.root.hex()
     assert body["snapshotBlock"] == 10 and body["marginWad"] == "0"
-    assert [(a["account"], a["mmSurplusHi"]) for a in body["accounts"]] == [
+    assert [(a["account"], a["mmSurplusHi"]["wad"]) for a in body["accounts"]] == [
         (1, str(-100 * WAD)),
         (2, "-1"),
     ]
     for entry in body["accounts"]:
         proof = MarginProof.from_json(entry["leaf"])  # the liquidate call's argument
         assert proof.leaf.account == entry["account"]
-        assert proof.leaf.equity - proof.leaf.mm == int(entry["mmSurplusHi"])
+        assert proof.leaf.equity - proof.leaf.mm == int(entry["mmSurplusHi"]["wad"])
         assert MerkleTree.verify(tree.root, proof.leaf, proof.proof)
 
 

@@ -234,7 +234,7 @@ const LANES = [
 function describe(e, names) {
   switch (e.event) {
     case "Trade":
-      return `${e.side} ${size(e.size)} ${names[e.instrument] || e.instrument} @ ${usd(e.price)}`;
+      return `${e.side} ${size(e.size.decimal)} ${names[e.instrument] || e.instrument} @ ${usd(e.price.decimal)}`;
     case "CashDeposited":
     case "CashWithdrawn":
       return `${usd(e.amount)} USD`;
@@ -244,7 +244,7 @@ function describe(e, names) {
     case "Liquidated":
       return `by ${e.liquidator}`;
     case "FundingApplied":
-      return `${usd(e.payment)} USD on ${names[e.instrument] || e.instrument}`;
+      return `${usd(e.payment.decimal)} USD on ${names[e.instrument] || e.instrument}`;
     default:
       return "";
   }

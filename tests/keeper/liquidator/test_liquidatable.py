@@ -43,7 +43,7 @@ def test_the_watch_list_names_the_crashed_books_with_proofs_the_vault_liquidates
             # nothing moved since the snapshot: the listed bound is the vault's, and the
             # vault's view takes the listed leaf and proof
             assert int(vault.mmSurplusHi(account, proof.to_abi()).call()) == int(
-                entry["mmSurplusHi"]
+                entry["mmSurplusHi"]["wad"]
             )
             liquidatable, *_ = vault.checkLiquidation(account, proof.to_abi()).call()
             assert liquidatable
