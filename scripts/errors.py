@@ -16,6 +16,7 @@ __all__ = [
     "ScenarioError",
     "ScriptError",
     "ToolchainError",
+    "TxSentError",
 ]
 
 
@@ -25,6 +26,11 @@ class ScriptError(Exception):
 
 class CliError(ScriptError):
     """A user-facing failure: ``str(exc)`` is the one-line reason printed on stderr."""
+
+
+class TxSentError(CliError):
+    """A transaction was sent and then failed or was not confirmed: never sent again by a
+    retry (it may still be mined)."""
 
 
 class DeploymentError(ScriptError):
