@@ -55,7 +55,7 @@ from keeper.gas import FeeHistoryStrategy
 from keeper.retry import RetryPolicy
 from keeper.revert import decode_revert
 from keeper.txmanager import TxManager, TxRequest, TxResult
-from scripts.errors import CliError, TxSentError
+from scripts.errors import CliError, StaleLeafError, TxSentError
 from scripts.toolchain.paths import REPO_ROOT
 
 __all__ = [
@@ -653,7 +653,9 @@ T = TypeVar("T")
 def retry_on_new_root(session: Session, attempt: Callable[[], T]) -> T:
     """Run ``attempt`` (read the leaves, check, simulate, send) again while a new epoch
     lands during it: the leaf it read is then stale (a ``stale`` refusal, or the simulation's
-    ``InvalidAccountProof``), through no fault of the user. A refusal with the epoch
+    ``InvalidAccountProof``), through no fault of the user. Also while the keeper API serves
+    a leaf of another root than the vault's (:class:`StaleLeafError`): the vault accepts an
+    epoch a moment before the keeper records it as mined. A refusal with the epoch
     unchanged, a sent transaction that failed (:class:`TxSentError`), or ``ROOT_RETRIES``
     re-reads end as the one-line error."""
     for i in range(ROOT_RETRIES + 1):
@@ -664,15 +666,15 @@ def retry_on_new_root(session: Session, attempt: Callable[[], T]) -> T:
             raise
         except CliError as exc:
             moved = current_root(session)[0] != epoch
-            if not moved or i == ROOT_RETRIES:
+            if not (moved or isinstance(exc, StaleLeafError)) or i == ROOT_RETRIES:
                 if moved:
                     raise CliError(
                         f"{exc} (the keeper posted a new root during each of "
                         f"{ROOT_RETRIES + 1} tries)"
                     ) from None
                 raise
-            session.echo(f"  epoch {epoch} replaced during the command: reading the leaves again")
-        time.sleep(0.2)
+            session.echo(f"  {exc}: reading the leaves again")
+        time.sleep(0.5)
     raise AssertionError("unreachable")
 
 
@@ -681,7 +683,7 @@ def check_fresh(session: Session, leaf: LeafWithProof, what: str) -> None:
     serves another deployment): the transaction would revert with an invalid proof."""
     epoch, root = current_root(session)
     if leaf.root != root:
-        raise CliError(
+        raise StaleLeafError(
             f"the keeper API's {what} is from epoch {leaf.epoch} (root {leaf.root[:10]}..) but "
             f"the vault holds epoch {epoch} (root {root[:10]}..): wait for the keeper, or check "
             "--api-url"

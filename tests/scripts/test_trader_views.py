@@ -13,7 +13,7 @@ import pytest
 
 from risk_engine.units import WAD
 from scripts import client
-from scripts.errors import CliError, TxSentError
+from scripts.errors import CliError, StaleLeafError, TxSentError
 from scripts.margin_view import RiskGrid
 from scripts.report import PAGE_WIDTH, cell_unit, heatmap_svg
 from scripts.trading import leg_vs_mark
@@ -119,6 +119,24 @@ def test_a_command_is_read_again_when_a_new_root_lands_during_it(
 
     assert client.retry_on_new_root(_Session(), attempt) == "sent"  # type: ignore[arg-type]
     assert len(calls) == 2
+
+
+def test_a_leaf_behind_the_vaults_root_is_read_again_while_the_keeper_records_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the vault accepted epoch 6 before the keeper's store marked it mined: the API still
+    # serves epoch 5's leaf, with the vault's epoch unchanged during the attempt
+    monkeypatch.setattr(client, "current_root", _Chain([6]))
+    calls: list[int] = []
+
+    def attempt() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise StaleLeafError("the keeper API's leaf of instrument 1 is from epoch 5")
+        return "sent"
+
+    assert client.retry_on_new_root(_Session(), attempt) == "sent"  # type: ignore[arg-type]
+    assert len(calls) == 3
 
 
 def test_a_refusal_with_the_root_unchanged_is_the_users_error_at_once(
