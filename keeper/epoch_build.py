@@ -191,7 +191,12 @@ def chain_inputs(
         if u is None:
             raise EpochRefusedError(f"token {tok.symbol} ({tok.address}) has no underlying mapping")
         if u not in derivs and tok.symbol not in market.token_prices:
-            raise EpochRefusedError(f"no market price for token {tok.symbol}", reason="feed")
+            priced = ", ".join(sorted(market.token_prices)) or "none"
+            raise EpochRefusedError(
+                f"no market price for token {tok.symbol} (the feed prices {priced}; a vault "
+                "collateral the feed cannot price stops every epoch)",
+                reason="feed",
+            )
         token_und.append(u)
     live: list[InstrumentInfo] = []
     settle_now: dict[int, int] = {}

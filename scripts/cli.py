@@ -28,6 +28,7 @@ from keeper.errors import KeeperError
 from risk_engine.units import WAD
 from scripts import client
 from scripts.client import (
+    DEFAULT_MARK_TOLERANCE,
     LOCAL_CHAIN_IDS,
     KeeperApi,
     SessionOptions,
@@ -123,6 +124,13 @@ def pm() -> None:
     "instead of deploying mocks (a live chain; docs/operations.md).",
 )
 @click.option(
+    "--collateral",
+    "collateral_symbols",
+    default=None,
+    help="Mock collateral to deploy, comma-separated (default: WETH,WBTC,GOV). The replay "
+    "feed has no GOV data: deploy --collateral WETH,WBTC for it (docs/operations.md §2).",
+)
+@click.option(
     "--force", is_flag=True, help="Overwrite a deployment file whose vault is still live."
 )
 @dry_run_option
@@ -138,6 +146,7 @@ def deploy(
     dry_run: bool,
     max_fee_gwei: float,
     tokens_file: Path | None,
+    collateral_symbols: str | None,
     force: bool,
 ) -> None:
     """Deploy mock tokens (USDC 6, WETH 18, WBTC 8, GOV 18), the vault, the default
@@ -146,6 +155,7 @@ def deploy(
     registered instead of mocks. On a local chain without a key, the node's first unlocked
     account deploys."""
     from scripts.protocol_deploy import (
+        COLLATERAL,
         default_instruments,
         deploy_protocol,
         load_token_config,
@@ -188,6 +198,19 @@ def deploy(
     if balance == 0:
         raise CliError(f"deployer {owner} has no ETH for gas on chain {chain_id}")
     existing = None if tokens_file is None else load_token_config(w3, tokens_file)
+    collateral = COLLATERAL
+    if collateral_symbols is not None:
+        if existing is not None:
+            raise CliError("--collateral picks mocks; with --tokens the file lists the collateral")
+        wanted = [x.strip().upper() for x in collateral_symbols.split(",") if x.strip()]
+        known = {spec[0]: spec for spec in COLLATERAL}
+        unknown = [x for x in wanted if x not in known]
+        if unknown or not wanted or len(set(wanted)) != len(wanted):
+            raise CliError(
+                f"--collateral {collateral_symbols!r}: give distinct symbols among "
+                f"{', '.join(known)}"
+            )
+        collateral = tuple(known[x] for x in wanted)
     compiled = compile_contracts()
     if dry_run:
         art = compiled["MockERC20"]
@@ -196,7 +219,8 @@ def deploy(
         now = int(w3.eth.get_block("latest")["timestamp"])
         click.echo(f"dry run: chain {chain_id}, deployer {owner} ({balance / WAD:.4f} ETH)")
         if existing is None:
-            click.echo(f"  would deploy USDC/WETH/WBTC/GOV mocks (first: gas {gas}) and the vault")
+            mocks = "/".join(["USDC", *(spec[0] for spec in collateral)])
+            click.echo(f"  would deploy {mocks} mocks (first: gas {gas}) and the vault")
         else:
             for t in (existing.settlement, *existing.collateral):
                 click.echo(f"  would register existing {t.symbol} {t.address} ({t.decimals} dp)")
@@ -217,6 +241,7 @@ def deploy(
         max_age=max_age,
         compiled=compiled,
         existing=existing,
+        collateral=collateral,
     )
     path = write_deployment(dep, out)
     click.echo(f"vault      {dep.vault}")
@@ -427,6 +452,29 @@ def account_operator(operator: str, revoke: bool, **kw: Unpack[SessionOptions]) 
     set_operator(_session(kw), _address(operator, "OPERATOR"), not revoke)
 
 
+@pm.command()
+@network_options
+@api_option
+@click.option(
+    "--account",
+    type=int,
+    default=None,
+    help="Wait until the keeper has attested this subaccount as it is now (its leaf in the "
+    "vault's root carries its current stateNonce).",
+)
+@click.option("--timeout", type=float, default=120, show_default=True, help="Seconds.")
+def wait(account: int | None, api_url: str, timeout: float, **kw: Unpack[SessionOptions]) -> None:
+    """Wait for the keeper: for the vault's next epoch, or (--account) until the leaf of a
+    subaccount you just changed is posted, which a withdrawal or trade with positions needs."""
+    session = _session(kw, need_key=False)
+    if account is None:
+        epoch, _ = client.current_root(session)
+        click.echo(f"epoch {client.wait_for_epoch(session, epoch, timeout)}")
+        return
+    epoch = client.wait_for_leaf(session, KeeperApi(api_url), account, timeout)
+    click.echo(f"subaccount {account} attested as it is now in epoch {epoch}")
+
+
 # ----------------------------------------------------------------------------- market maker
 
 
@@ -450,6 +498,14 @@ def account_operator(operator: str, revoke: bool, **kw: Unpack[SessionOptions]) 
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Quote file."
 )
+@api_option
+@click.option(
+    "--mark-tolerance",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MARK_TOLERANCE,
+    show_default=True,
+    help="Warn when a leg's price is further than this fraction from its mark.",
+)
 def quote(
     legs: tuple[str, ...],
     taker: str | None,
@@ -457,10 +513,13 @@ def quote(
     ttl: int,
     out: Path,
     account: int | None,
+    api_url: str,
+    mark_tolerance: float,
     **kw: Unpack[SessionOptions],
 ) -> None:
     """Sign a (multi-leg) RFQ quote for your subaccount as the maker and write it to a JSON
-    file. Sends nothing."""
+    file. Sends nothing. Each leg's price is shown against its mark (the keeper API's
+    INSTRUMENT leaf), with a warning beyond --mark-tolerance."""
     from scripts.trading import make_quote
 
     make_quote(
@@ -471,6 +530,8 @@ def quote(
         ttl_seconds=ttl,
         out=out,
         account=account,
+        api=KeeperApi(api_url),
+        mark_tolerance=mark_tolerance,
     )
 
 
@@ -480,13 +541,27 @@ def quote(
 @dry_run_option
 @api_option
 @account_option
+@click.option(
+    "--mark-tolerance",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MARK_TOLERANCE,
+    show_default=True,
+    help="Warn when a leg's price is further than this fraction from its mark.",
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def trade(file: Path, api_url: str, account: int | None, **kw: Unpack[SessionOptions]) -> None:
+def trade(
+    file: Path,
+    api_url: str,
+    account: int | None,
+    mark_tolerance: float,
+    **kw: Unpack[SessionOptions],
+) -> None:
     """Fill the quote in FILE into your subaccount as the taker (proofs of both subaccounts
-    and every leg come from the keeper API)."""
+    and every leg come from the keeper API). Shows first your side of each leg, its price
+    against the mark, and your IM before and after."""
     from scripts.trading import take_quote
 
-    take_quote(_session(kw), KeeperApi(api_url), file, account)
+    take_quote(_session(kw), KeeperApi(api_url), file, account, mark_tolerance)
 
 
 @pm.command()
@@ -605,6 +680,58 @@ def _fmt(x: float | None) -> str:
     return f"{'n/a':>16}" if x is None else f"{x:>16,.2f}"
 
 
+def _positions_doc(api_url: str, account: int) -> list[dict[str, Any]] | None:
+    """Entry price, unrealized / realized P&L and funding paid per position, from the
+    keeper's ``GET /positions/<id>`` (keeper/account_view.py replays the fills); None when
+    the keeper API cannot say."""
+    try:
+        doc = KeeperApi(api_url).positions(account)
+    except CliError:
+        return None
+    return None if doc is None else list(doc["positions"])
+
+
+def _pnl_by_name(api_url: str, account: int) -> dict[str, str]:
+    """``"  entry E  uP&L U  rP&L R  funding paid F"`` per position name, for the text view."""
+    rows = _positions_doc(api_url, account) or []
+
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:,.2f}"
+
+    return {
+        r["name"]: f"  entry {num(r['entryPrice'])}  uP&L {num(r['unrealizedPnl'])}  "
+        f"rP&L {num(r['realizedPnl'])}  funding paid {num(r['fundingPaid'])}"
+        for r in rows
+    }
+
+
+@pm.command()
+@api_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def markets(api_url: str, as_json: bool) -> None:
+    """Mark, implied vol and funding per live instrument, and spot per underlying, at the
+    keeper's latest mined epoch (the keeper API's GET /markets)."""
+    doc = KeeperApi(api_url).markets()
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(
+        f"epoch {doc['epoch']}, market of {client.utc(doc['timestamp'])} (feed {doc['source']})"
+    )
+    for u in doc["underlyings"]:
+        click.echo(
+            f"  {u['symbol']:<6} spot {u['spot']:>14,.2f}  perp mark {u['perpMark']:>14,.2f}"
+        )
+    click.echo(f"  {'instrument':<24} {'kind':<5} {'mark USD':>14} {'IV':>8}  funding/h USD")
+    for r in doc["markets"]:
+        iv = "" if r["iv"] is None else f"{r['iv']:.1%}"
+        fh = "" if r["fundingPerHour"] is None else f"{r['fundingPerHour']:+,.4f}"
+        expiry = f"  expires {client.utc(r['expiry'])}" if r.get("expiry") else ""
+        click.echo(
+            f"  {r['name']:<24} {r['kind']:<5} {r['mark']['decimal']:>14,.2f} {iv:>8}  {fh}{expiry}"
+        )
+
+
 @pm.command()
 @network_options
 @api_option
@@ -644,6 +771,7 @@ def margin(
                 {"name": p.name, "kind": p.kind, "size": p.size, "mark": p.mark}
                 for p in v.positions
             ],
+            "pnl": _positions_doc(api_url, v.account),
             "maxWithdrawableCash6": None
             if v.max_withdrawable_cash6 is None
             else str(v.max_withdrawable_cash6),
@@ -709,10 +837,13 @@ def margin(
                 f"  {u:<6} delta {dl:,.4f} ({dusd:,.0f} USD)  gamma {gm:.6f}  "
                 f"vega {vg:,.2f}  theta {theta}"
             )
+    pnl = _pnl_by_name(api_url, v.account)
     click.echo("positions:")
     for p in v.positions:
         mark = "n/a" if p.mark is None else f"{p.mark:,.2f}"
-        click.echo(f"  {p.name:<24} {p.kind:<10} {p.size:>14,.6g}  mark {mark}")
+        click.echo(
+            f"  {p.name:<24} {p.kind:<10} {p.size:>14,.6g}  mark {mark}{pnl.get(p.name, '')}"
+        )
     click.echo(f"  {'cash':<24} {'USD':<10} {v.cash:>14,.2f}")
     if rep is None or v.grid is None:
         click.echo(f"risk array unavailable: {v.engine_note}")

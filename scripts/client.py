@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -54,10 +55,15 @@ from keeper.gas import FeeHistoryStrategy
 from keeper.retry import RetryPolicy
 from keeper.revert import decode_revert
 from keeper.txmanager import TxManager, TxRequest, TxResult
-from scripts.errors import CliError
+from scripts.errors import CliError, StaleLeafError, TxSentError
 from scripts.toolchain.paths import REPO_ROOT
 
 __all__ = [
+    "DEFAULT_MARK_TOLERANCE",
+    "ROOT_RETRIES",
+    "retry_on_new_root",
+    "wait_for_epoch",
+    "wait_for_leaf",
     "DEFAULT_API_URL",
     "DEFAULT_RPC_URL",
     "LOCAL_CHAIN_IDS",
@@ -113,6 +119,12 @@ def parse_units(text: str, decimals: int, what: str = "amount") -> int:
     if scaled != scaled.to_integral_value(rounding=ROUND_DOWN):
         raise CliError(f"{what} {text} has more than {decimals} decimals")
     return int(scaled)
+
+
+#: A leg priced further than this from its mark (a fraction of the mark) gets a warning: a
+#: fat finger, or a mark the keeper has since moved. Only a warning: an RFQ may be meant
+#: off the mark, and the vault prices the fill at the quote (docs/protocol.md §7).
+DEFAULT_MARK_TOLERANCE = 0.05
 
 
 def utc(ts: int) -> str:
@@ -408,7 +420,7 @@ class Session:
         except SimulationError as exc:
             raise CliError(f"{purpose} would revert: {self._reason(exc, abi)}") from None
         except TxError as exc:
-            raise CliError(f"{purpose} failed: {_message_of(exc)}") from None
+            raise TxSentError(f"{purpose} failed: {_message_of(exc)}") from None
         self.echo(
             f"{purpose}: tx {result.tx_hash} mined in block {result.block_number} "
             f"(gas {result.gas_used})"
@@ -593,6 +605,39 @@ class KeeperApi:
         q = f"?epoch={epoch}" if epoch is not None else ""
         return self._leaf(f"/instrument/{int(instrument_id)}{q}")
 
+    def markets(self) -> dict[str, Any]:
+        """Mark, IV and funding per live instrument at the latest mined epoch
+        (``GET /markets``, keeper/web/views.py)."""
+        status, body = self._get("/markets")
+        if status != 200:
+            raise CliError(f"keeper API /markets: {body.get('error', status)}")
+        return dict(body)
+
+    def positions(self, account: int) -> dict[str, Any] | None:
+        """Subaccount ``account``'s positions with entry price, P&L and funding paid
+        (``GET /positions/<id>``); None before the first epoch."""
+        status, body = self._get(f"/positions/{int(account)}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise CliError(f"keeper API /positions/{account}: {body.get('error', status)}")
+        return dict(body)
+
+    def simulate(self, account: int | None, legs: list[tuple[int, float]]) -> dict[str, Any]:
+        """IM / MM of ``account`` before and after ``legs`` ((instrument id, size in units
+        from the account's side)) on the latest epoch's market (``POST /simulate``)."""
+        doc = {"account": account, "legs": [{"instrument": i, "size": s} for i, s in legs]}
+        try:
+            r = requests.post(f"{self.url}/simulate", json=doc, timeout=self.timeout)
+            body = r.json()
+        except requests.RequestException as exc:
+            raise CliError(f"keeper API unreachable at {self.url}: {type(exc).__name__}") from None
+        except ValueError:
+            raise CliError(f"keeper API at {self.url}/simulate answered non-JSON") from None
+        if r.status_code != 200:
+            raise CliError(f"keeper API /simulate: {body.get('error', r.status_code)}")
+        return dict(body)
+
 
 def current_root(session: Session) -> tuple[int, str]:
     """(epoch, root as lowercase 0x hex) the vault holds now."""
@@ -600,12 +645,45 @@ def current_root(session: Session) -> tuple[int, str]:
     return int(epoch), "0x" + bytes(root).hex()
 
 
+#: Times a command that read keeper leaves is run again when the vault's root moved under it.
+ROOT_RETRIES = 4
+T = TypeVar("T")
+
+
+def retry_on_new_root(session: Session, attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` (read the leaves, check, simulate, send) again while a new epoch
+    lands during it: the leaf it read is then stale (a ``stale`` refusal, or the simulation's
+    ``InvalidAccountProof``), through no fault of the user. Also while the keeper API serves
+    a leaf of another root than the vault's (:class:`StaleLeafError`): the vault accepts an
+    epoch a moment before the keeper records it as mined. A refusal with the epoch
+    unchanged, a sent transaction that failed (:class:`TxSentError`), or ``ROOT_RETRIES``
+    re-reads end as the one-line error."""
+    for i in range(ROOT_RETRIES + 1):
+        epoch, _ = current_root(session)
+        try:
+            return attempt()
+        except TxSentError:
+            raise
+        except CliError as exc:
+            moved = current_root(session)[0] != epoch
+            if not (moved or isinstance(exc, StaleLeafError)) or i == ROOT_RETRIES:
+                if moved:
+                    raise CliError(
+                        f"{exc} (the keeper posted a new root during each of "
+                        f"{ROOT_RETRIES + 1} tries)"
+                    ) from None
+                raise
+            session.echo(f"  {exc}: reading the leaves again")
+        time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def check_fresh(session: Session, leaf: LeafWithProof, what: str) -> None:
     """Refuse a leaf whose root is not the vault's current one (the keeper is behind, or
     serves another deployment): the transaction would revert with an invalid proof."""
     epoch, root = current_root(session)
     if leaf.root != root:
-        raise CliError(
+        raise StaleLeafError(
             f"the keeper API's {what} is from epoch {leaf.epoch} (root {leaf.root[:10]}..) but "
             f"the vault holds epoch {epoch} (root {root[:10]}..): wait for the keeper, or check "
             "--api-url"
@@ -645,6 +723,33 @@ def account_proof(session: Session, api: KeeperApi, account: int, *, required: b
             f"{mp.leaf.state_nonce}, the vault's is {nonce}): wait for the next epoch"
         )
     return mp
+
+
+def wait_for_epoch(session: Session, after: int, timeout: float) -> int:
+    """Block until the vault holds an epoch above ``after``; the new epoch number."""
+    deadline = time.monotonic() + timeout
+    while True:
+        epoch, _ = current_root(session)
+        if epoch > after:
+            return epoch
+        if time.monotonic() > deadline:
+            raise CliError(f"no epoch after {after} within {timeout:.0f} s: is the keeper running?")
+        time.sleep(0.2)
+
+
+def wait_for_leaf(session: Session, api: KeeperApi, account: int, timeout: float) -> int:
+    """Block until the keeper API serves subaccount ``account``'s leaf in the vault's current
+    root with its current ``stateNonce`` (what a withdrawal, a trade or a liquidation of it
+    needs after a change); the epoch of that leaf."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            account_proof(session, api, account, required=True)
+            return current_root(session)[0]
+        except CliError as exc:
+            if time.monotonic() > deadline:
+                raise CliError(f"after {timeout:.0f} s: {exc}") from None
+        time.sleep(0.2)
 
 
 # ------------------------------------------------------------------------------ options

@@ -15,7 +15,9 @@ __all__ = [
     "DeploymentError",
     "ScenarioError",
     "ScriptError",
+    "StaleLeafError",
     "ToolchainError",
+    "TxSentError",
 ]
 
 
@@ -25,6 +27,16 @@ class ScriptError(Exception):
 
 class CliError(ScriptError):
     """A user-facing failure: ``str(exc)`` is the one-line reason printed on stderr."""
+
+
+class TxSentError(CliError):
+    """A transaction was sent and then failed or was not confirmed: never sent again by a
+    retry (it may still be mined)."""
+
+
+class StaleLeafError(CliError):
+    """The keeper API's leaf is of another root than the vault's: the keeper is still
+    recording the epoch the vault just accepted (a moment), or is behind."""
 
 
 class DeploymentError(ScriptError):

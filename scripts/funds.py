@@ -26,6 +26,7 @@ from scripts.client import (
     format_units,
     parse_units,
     require_not_safe_mode,
+    retry_on_new_root,
 )
 from scripts.errors import CliError
 
@@ -181,22 +182,29 @@ def withdraw(
             f"too little {token.symbol} in subaccount {target}: have "
             f"{format_units(have, token.decimals)}, asked {amount_text}"
         )
-    mp = _proof_if_needed(session, api, target, "withdraw")
-    surplus = _im_surplus_lo(session, target, mp)
-    prices = {str(p[0]): p for p in session.vault.functions.tokenPrices().call()}
-    price = prices.get(token.address)
-    if surplus is not None and price is not None:
-        most = max_withdrawable_token(surplus, have, int(price[1]), int(price[3]), token.decimals)
-        if amount > most:
-            raise CliError(
-                f"withdraw {amount_text} {token.symbol} from subaccount {target} refused: the "
-                f"margin allows at most {format_units(most, token.decimals)} {token.symbol} now "
-                f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
+
+    def attempt() -> None:
+        mp = _proof_if_needed(session, api, target, "withdraw")
+        surplus = _im_surplus_lo(session, target, mp)
+        prices = {str(p[0]): p for p in session.vault.functions.tokenPrices().call()}
+        price = prices.get(token.address)
+        if surplus is not None and price is not None:
+            most = max_withdrawable_token(
+                surplus, have, int(price[1]), int(price[3]), token.decimals
             )
-    session.send(
-        session.vault.functions.withdraw(target, token.address, amount, mp.to_abi()),
-        f"withdraw {amount_text} {token.symbol} from subaccount {target} to {owner}",
-    )
+            if amount > most:
+                raise CliError(
+                    f"withdraw {amount_text} {token.symbol} from subaccount {target} refused: "
+                    f"the margin allows at most {format_units(most, token.decimals)} "
+                    f"{token.symbol} now "
+                    f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
+                )
+        session.send(
+            session.vault.functions.withdraw(target, token.address, amount, mp.to_abi()),
+            f"withdraw {amount_text} {token.symbol} from subaccount {target} to {owner}",
+        )
+
+    retry_on_new_root(session, attempt)
 
 
 def withdraw_cash(
@@ -210,22 +218,26 @@ def withdraw_cash(
         raise CliError("amount must be > 0")
     target = session.resolve_account(account)
     owner = session.require_can_act(target)
-    state = session.account_state(target)
-    cash_after = int(state["cash"]) - amount * 10 ** (18 - token.decimals)
-    needs_check = bool(state["instruments"]) or cash_after < 0
-    mp = _proof_if_needed(session, api, target, "withdraw-cash", needs_check=needs_check)
-    surplus = _im_surplus_lo(session, target, mp)
-    if surplus is not None and amount * CASH_SCALE > surplus:
-        most = max_withdrawable_cash6(surplus)
-        raise CliError(
-            f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} refused: the "
-            f"margin allows at most {format_units(most, token.decimals)} {token.symbol} now "
-            f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
+
+    def attempt() -> None:
+        state = session.account_state(target)
+        cash_after = int(state["cash"]) - amount * 10 ** (18 - token.decimals)
+        needs_check = bool(state["instruments"]) or cash_after < 0
+        mp = _proof_if_needed(session, api, target, "withdraw-cash", needs_check=needs_check)
+        surplus = _im_surplus_lo(session, target, mp)
+        if surplus is not None and amount * CASH_SCALE > surplus:
+            most = max_withdrawable_cash6(surplus)
+            raise CliError(
+                f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} refused: the "
+                f"margin allows at most {format_units(most, token.decimals)} {token.symbol} now "
+                f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
+            )
+        session.send(
+            session.vault.functions.withdrawCash(target, amount, mp.to_abi()),
+            f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} to {owner}",
         )
-    session.send(
-        session.vault.functions.withdrawCash(target, amount, mp.to_abi()),
-        f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} to {owner}",
-    )
+
+    retry_on_new_root(session, attempt)
 
 
 def withdrawable_cash6(session: Session, api: KeeperApi, account: int) -> int | None:

@@ -40,17 +40,47 @@ def _color(v: float, scale: float) -> str:
     return f"rgb(255,{fade},{fade})" if v < 0 else f"rgb({fade},255,{fade})"
 
 
+#: The page's content width (px, the ``max-width`` of ``_CSS``'s body): every figure fits it.
+PAGE_WIDTH = 1000
+
+
+def cell_unit(scale: float) -> tuple[float, str, int]:
+    """(divisor, suffix, decimals) for the heat map's cells, chosen by the largest |P&L|
+    ``scale`` (USD): at most ~6 characters a cell, and a small book keeps its digits (a
+    150 USD book shows ``-123``, not ``-0.1k``)."""
+    if scale < 1e3:
+        return 1.0, "", 0
+    if scale < 1e6:
+        return 1e3, "k", 2 if scale < 1e4 else 1 if scale < 1e5 else 0
+    return 1e6, "M", 2 if scale < 1e7 else 1 if scale < 1e8 else 0
+
+
+def _cell_text(v: float, unit: tuple[float, str, int]) -> str:
+    if not math.isfinite(v):
+        return ""
+    div, suffix, decimals = unit
+    text = f"{v / div:,.{decimals}f}"
+    if float(text.replace(",", "")) == 0:
+        return "0"  # never "-0" or "-0.00k"
+    return text + suffix
+
+
 def heatmap_svg(grid: RiskGrid) -> str:
-    """The risk array: columns = price moves (x scan range), rows = vol down / flat / up."""
-    cell_w, cell_h, left, top = 62, 36, 110, 40
+    """The risk array: columns = price moves (x scan range), rows = vol down / flat / up.
+    Cells are as wide as the page allows (``PAGE_WIDTH``), and the SVG scales down with a
+    narrower window (``viewBox``, ``max-width: 100%``)."""
+    left, top, cell_h = 70, 40, 32
     cols, rows = len(grid.fractions), len(grid.vol_states)
+    cell_w = max(36, min(62, (PAGE_WIDTH - left - 10) // max(cols, 1)))
     width, height = left + cols * cell_w + 10, top + rows * cell_h + 50
     finite = grid.pnl[np.isfinite(grid.pnl)]
     scale = float(np.max(np.abs(finite))) if finite.size else 0.0
+    unit = cell_unit(scale)
     worst = np.unravel_index(np.nanargmin(grid.pnl), grid.pnl.shape) if finite.size else None
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        'font-family="sans-serif" font-size="11" role="img" aria-label="risk array heat map">'
+        f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" '
+        'font-family="sans-serif" font-size="10" role="img" aria-label="risk array heat map">'
     ]
     labels = {-1: "vol down", 0: "vol flat", 1: "vol up"}
     for r, state in enumerate(reversed(grid.vol_states)):
@@ -72,7 +102,7 @@ def heatmap_svg(grid: RiskGrid) -> str:
                 f'<rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" '
                 f'fill="{_color(v, scale)}"{stroke}><title>P&amp;L {_usd(v)} USD</title></rect>'
             )
-            txt = "" if not math.isfinite(v) else f"{v / 1000:,.1f}k"
+            txt = _cell_text(v, unit)
             parts.append(
                 f'<text x="{x + cell_w / 2}" y="{y + cell_h / 2 + 4}" '
                 f'text-anchor="middle">{txt}</text>'
@@ -86,7 +116,8 @@ def heatmap_svg(grid: RiskGrid) -> str:
         )
     parts.append(
         f'<text x="{left}" y="{top + rows * cell_h + 36}">price move in multiples of the scan '
-        "range (* extreme move, P&amp;L at its cover fraction); cells: P&amp;L in kUSD</text>"
+        f"range (* extreme move, P&amp;L at its cover fraction); cells: P&amp;L in {unit[1]}USD"
+        "</text>"
     )
     parts.append(
         f'<text x="{left}" y="20" font-weight="bold">Risk array: P&amp;L by price x '
@@ -143,12 +174,12 @@ def history_svg(points: Sequence[HistoryPoint]) -> str:
 
 
 _CSS = """
-body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
+body{font-family:sans-serif;max-width:%dpx;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .note{color:#666;font-size:90%}
-"""
+""".replace("%dpx", f"{PAGE_WIDTH}px")
 
 
 def render_report(view: MarginView, history: Sequence[HistoryPoint]) -> str:

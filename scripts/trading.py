@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
 from eth_utils.address import to_checksum_address
 
 from keeper.attestation import ZERO_ADDRESS
@@ -36,6 +37,7 @@ from keeper.eip712 import Domain, Leg, Quote, quote_digest, recover_signer, sign
 from keeper.errors import AttestationError
 from risk_engine.units import WAD
 from scripts.client import (
+    DEFAULT_MARK_TOLERANCE,
     KeeperApi,
     Session,
     account_proof,
@@ -44,14 +46,46 @@ from scripts.client import (
     format_units,
     parse_units,
     require_not_safe_mode,
+    retry_on_new_root,
     utc,
 )
 from scripts.errors import CliError
 
-__all__ = ["QUOTE_FORMAT", "cancel", "load_quote", "make_quote", "parse_leg", "take_quote"]
+__all__ = [
+    "DEFAULT_MARK_TOLERANCE",
+    "QUOTE_FORMAT",
+    "cancel",
+    "leg_vs_mark",
+    "load_quote",
+    "make_quote",
+    "parse_leg",
+    "take_quote",
+]
 
 QUOTE_FORMAT = "pm-quote/2"  # /2: the maker names its subaccount (makerAccount)
 MAX_LEGS = 8  # keep in line with the vault's MAX_LEGS; the vault has the last word
+
+
+def leg_vs_mark(price: int, mark: int | None, tolerance: float) -> tuple[str, str | None]:
+    """(``"mark M, +d.dd%"``, a warning or None) for a leg at ``price`` against the
+    INSTRUMENT leaf's ``mark`` (both WAD USD per unit; None: no mark to compare with)."""
+    if mark is None:
+        return "no mark", None
+    m = f"mark {format_units(mark, 18, 2)}"
+    if mark == 0:
+        off = price != 0
+        return m, (f"priced at {format_units(price, 18, 2)} against a mark of 0" if off else None)
+    dev = (price - mark) / mark
+    text = f"{m}, {dev:+.2%}"
+    if abs(dev) <= tolerance:
+        return text, None
+    return text, f"{dev:+.1%} from its mark {format_units(mark, 18, 2)} (tolerance {tolerance:.0%})"
+
+
+def _mark(api: KeeperApi, instrument: int) -> int | None:
+    """The INSTRUMENT leaf's mark of the latest epoch, or None when the keeper has none."""
+    leaf = api.instrument(instrument)
+    return None if leaf is None else int(leaf.fields["mark"])
 
 
 def parse_leg(session: Session, text: str) -> tuple[Leg, str]:
@@ -87,10 +121,14 @@ def make_quote(
     ttl_seconds: int,
     out: Path,
     account: int | None = None,
+    api: KeeperApi | None = None,
+    mark_tolerance: float = DEFAULT_MARK_TOLERANCE,
 ) -> dict[str, Any]:
     """Sign a quote of ``legs`` for subaccount ``account`` (default: the key's lowest) with
     the session's key (the maker) and write it to ``out``. Nothing is sent: a quote is an
-    off-chain promise until a taker fills it."""
+    off-chain promise until a taker fills it. With ``api``, each leg's price is shown against
+    its mark and a leg beyond ``mark_tolerance`` is warned about (stderr); the keeper API
+    unreachable only drops that comparison (signing needs no keeper)."""
     if not legs:
         raise CliError("a quote needs at least one --leg")
     if len(legs) > MAX_LEGS:
@@ -142,12 +180,21 @@ def make_quote(
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
+    marks: dict[int, int | None] = {}
+    if api is not None:
+        try:
+            marks = {leg.instrument: _mark(api, leg.instrument) for leg, _ in parsed}
+        except CliError as exc:
+            session.echo(f"  marks unavailable ({exc}): prices not compared")
     for leg, name in parsed:
         side = "buys" if leg.size > 0 else "sells"
+        vs, warn = leg_vs_mark(leg.price, marks.get(leg.instrument), mark_tolerance)
         session.echo(
             f"  maker {side} {format_units(abs(leg.size), 18)} {name} at "
-            f"{format_units(leg.price, 18)} USD"
+            f"{format_units(leg.price, 18)} USD ({vs})"
         )
+        if warn is not None:
+            click.echo(f"warning: {name} {warn}", err=True)
     session.echo(
         f"quote nonce {nonce} signed by {maker} for subaccount {maker_account}, valid until "
         f"{utc(quote.deadline)}: {out}"
@@ -199,9 +246,18 @@ def load_quote(session: Session, path: Path) -> tuple[Quote, bytes]:
     return quote, sig
 
 
-def take_quote(session: Session, api: KeeperApi, path: Path, account: int | None = None) -> None:
+def take_quote(
+    session: Session,
+    api: KeeperApi,
+    path: Path,
+    account: int | None = None,
+    mark_tolerance: float = DEFAULT_MARK_TOLERANCE,
+) -> None:
     """Fill the quote in ``path`` into subaccount ``account`` (default: the key's lowest),
-    the session's key sending as the taker."""
+    the session's key sending as the taker. Before sending it shows the taker's side of each
+    leg, its price against the mark (a warning beyond ``mark_tolerance``) and the taker's
+    IM before and after (the keeper's ``POST /simulate``: the engine on the latest epoch's
+    market, legs at the mark)."""
     quote, sig = load_quote(session, path)
     taker = session.address
     if quote.taker not in (ZERO_ADDRESS, taker):
@@ -227,41 +283,84 @@ def take_quote(session: Session, api: KeeperApi, path: Path, account: int | None
         raise CliError(f"the quote expired at {utc(quote.deadline)} (chain time {utc(chain_now)})")
     if session.vault.functions.nonceUsed(quote.maker, quote.nonce).call():
         raise CliError(f"quote nonce {quote.nonce} of {quote.maker} is already filled or cancelled")
+
     require_not_safe_mode(session, "trade")
-    legs = []
     for leg in quote.legs:
-        lp = api.instrument(leg.instrument)
-        if lp is None:
-            epoch, _ = current_root(session)
-            raise CliError(
-                f"the keeper API has no INSTRUMENT leaf for {leg.instrument} in epoch {epoch}"
-            )
-        check_fresh(session, lp, f"leaf of instrument {leg.instrument}")
-        legs.append(lp.instrument_proof())
-    # A side that holds positions needs its leaf of the current root; a side without any is
-    # valued on chain before the fill plus the legs' bounds (docs/protocol.md §5): no leaf,
-    # so an account funded after the epoch's snapshot can trade at once.
-    maker_mp = account_proof(
-        session,
-        api,
-        quote.maker_account,
-        required=session.has_positions(quote.maker_account),
+        shown = api.instrument(leg.instrument)
+        _show_taker_leg(
+            session, leg, None if shown is None else int(shown.fields["mark"]), mark_tolerance
+        )
+    _show_im_change(session, api, taker_account, quote)
+
+    def attempt() -> None:
+        require_not_safe_mode(session, "trade")
+        legs = []
+        for leg in quote.legs:
+            lp = api.instrument(leg.instrument)
+            if lp is None:
+                epoch, _ = current_root(session)
+                raise CliError(
+                    f"the keeper API has no INSTRUMENT leaf for {leg.instrument} in epoch {epoch}"
+                )
+            check_fresh(session, lp, f"leaf of instrument {leg.instrument}")
+            legs.append(lp.instrument_proof())
+        # A side that holds positions needs its leaf of the current root; a side without any is
+        # valued on chain before the fill plus the legs' bounds (docs/protocol.md §5): no leaf,
+        # so an account funded after the epoch's snapshot can trade at once.
+        maker_mp = account_proof(
+            session,
+            api,
+            quote.maker_account,
+            required=session.has_positions(quote.maker_account),
+        )
+        taker_mp = account_proof(
+            session, api, taker_account, required=session.has_positions(taker_account)
+        )
+        notional = sum(abs(leg.size) * leg.price for leg in quote.legs) // WAD
+        session.send(
+            session.vault.functions.executeQuote(
+                quote.to_abi(),
+                sig,
+                [p.to_abi() for p in legs],
+                maker_mp.to_abi(),
+                taker_account,
+                taker_mp.to_abi(),
+            ),
+            f"trade quote {quote.nonce} of {quote.maker} (subaccount {quote.maker_account} -> "
+            f"{taker_account}, {len(quote.legs)} legs, "
+            f"{format_units(notional, 18, 2)} USD notional)",
+        )
+
+    retry_on_new_root(session, attempt)
+
+
+def _show_taker_leg(session: Session, leg: Leg, mark: int | None, tolerance: float) -> None:
+    try:
+        name = session.deployment.instrument(str(leg.instrument)).name
+    except CliError:  # registered after the deployment file was written
+        name = f"instrument {leg.instrument}"
+    side = "sell" if leg.size > 0 else "buy"  # the taker gets -size (docs/protocol.md §7)
+    vs, warn = leg_vs_mark(leg.price, mark, tolerance)
+    session.echo(
+        f"  you {side} {format_units(abs(leg.size), 18)} {name} at "
+        f"{format_units(leg.price, 18, 2)} USD ({vs})"
     )
-    taker_mp = account_proof(
-        session, api, taker_account, required=session.has_positions(taker_account)
-    )
-    notional = sum(abs(leg.size) * leg.price for leg in quote.legs) // WAD
-    session.send(
-        session.vault.functions.executeQuote(
-            quote.to_abi(),
-            sig,
-            [p.to_abi() for p in legs],
-            maker_mp.to_abi(),
-            taker_account,
-            taker_mp.to_abi(),
-        ),
-        f"trade quote {quote.nonce} of {quote.maker} (subaccount {quote.maker_account} -> "
-        f"{taker_account}, {len(quote.legs)} legs, {format_units(notional, 18, 2)} USD notional)",
+    if warn is not None:
+        click.echo(f"warning: {name} {warn}", err=True)
+
+
+def _show_im_change(session: Session, api: KeeperApi, account: int, quote: Quote) -> None:
+    legs = [(leg.instrument, -leg.size / WAD) for leg in quote.legs]
+    try:
+        sim = api.simulate(account, legs)
+    except CliError as exc:
+        session.echo(f"  IM before/after unavailable ({exc})")
+        return
+    b, a = sim["before"], sim["after"]
+    session.echo(
+        f"  subaccount {account} IM {b['im']:,.2f} -> {a['im']:,.2f} USD, MM {b['mm']:,.2f} -> "
+        f"{a['mm']:,.2f} USD (engine, epoch {sim['epoch']} market, legs at the mark; equity "
+        f"now {b['equity']:,.2f})"
     )
 
 

@@ -62,15 +62,23 @@ def liquidator_cli(
     help="One tick: each candidate's capital need on stderr, the report as JSON, exit.",
 )
 @click.option("--dry-run", is_flag=True, help="Simulate liquidations, send nothing.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML configuration file (same as the group's --config, which it overrides).",
+)
 @click.pass_context
-def run(ctx: click.Context, once: bool, dry_run: bool) -> None:
+def run(ctx: click.Context, once: bool, dry_run: bool, config_path: Path | None) -> None:
     from dataclasses import replace
 
     from keeper.liquidator.daemon import build_liquidator  # on use: --help stays fast
 
     opts: _Opts = ctx.obj
     try:
-        config = load_liquidator_config(opts.config_path)
+        # `liquidator run --config F` and `liquidator --config F run` mean the same
+        config = load_liquidator_config(config_path or opts.config_path)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
     if dry_run:

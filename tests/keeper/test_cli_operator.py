@@ -90,3 +90,37 @@ def test_pm_margin_finds_the_epochs_through_pm_config_from_any_directory(
     monkeypatch.delenv("PM_CONFIG")
     monkeypatch.delenv("PM_DATA_DIR", raising=False)
     assert _default_data_dir().is_absolute()  # the repository's var/keeper, not the cwd's
+
+
+def test_a_restarted_keeper_reports_its_last_epoch_and_lag_before_mining_a_new_one(
+    anvil: AnvilNode, tmp_path: Path
+) -> None:
+    from keeper.config import load_config
+    from keeper.daemon import build_keeper
+    from scripts.cli import main as pm_main
+
+    key0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # Anvil's 0
+    out = tmp_path / "deployment.json"
+    signer = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    assert pm_main(["deploy", "--rpc-url", anvil.url, "--out", str(out), "--signer", signer]) == 0
+    env = {
+        "PM_RPC_URL": anvil.url,
+        "PM_DEPLOYMENTS_FILE": str(out),
+        "PM_SIGNER_KEYS": key0,
+        "PM_DATA_DIR": str(tmp_path / "data"),
+        "PM_API_PORT": "0",
+    }
+    first = build_keeper(load_config(None, env), serve_metrics=False)
+    try:
+        mined = first.pipeline.run_epoch()
+    finally:
+        first.store.close()
+    assert mined.status == "mined", mined.reason
+    again = build_keeper(load_config(None, env), serve_metrics=False)  # the restart
+    try:
+        text = again.metrics.render().decode()
+    finally:
+        again.store.close()
+    assert f"pm_keeper_epoch_last {float(mined.epoch)}" in text
+    (lag,) = [ln for ln in text.splitlines() if ln.startswith("pm_keeper_epoch_lag_seconds ")]
+    assert float(lag.split()[1]) != 0.0  # the time since that epoch, not a fresh process's 0

@@ -10,6 +10,7 @@ inside an Anvil snapshot and reverts it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,8 @@ def test_help_on_every_command() -> None:
         "cancel",
         "margin",
         "report",
+        "markets",
+        "wait",
         "account",
         "liquidate",
         "keeper",
@@ -450,7 +453,10 @@ def test_trade_two_legs(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -
     r = cli_env.ok("trade", str(q), "--dry-run", key=taker)
     assert "simulates fine" in r.out
     assert _state(cli_env, maker) == before_maker
-    cli_env.ok("trade", str(q), key=taker)
+    r = cli_env.ok("trade", str(q), key=taker)
+    # the taker's side (the maker sells 1 ETH-PERP: the taker buys), price vs mark, IM
+    assert "you buy 1 ETH-PERP at 3,500.00 USD (mark " in r.out
+    assert re.search(r"subaccount \d+ IM [\d,.]+ -> [\d,.]+ USD", r.out), r.out
     vault = _vault(cli_env)
     call_id = next(
         i["id"] for i in cli_env.deployment["instruments"] if i["name"].startswith("ETH-C-")
@@ -462,6 +468,11 @@ def test_trade_two_legs(cli_env: CliEnv, keeper: KeeperHandle, tmp_path: Path) -
     assert vault.functions.position(m, call_id).call()[0] == 2 * WAD
     # the same file again: the nonce is used
     cli_env.fails("trade", str(q), key=taker, sub=True, match="already filled or cancelled")
+    # a price far from the mark is signed all the same, with a warning on stderr
+    far = tmp_path / "far.json"
+    r = cli_env.ok("quote", "--leg", "ETH-PERP:-1:1", "--out", str(far), key=maker)
+    assert "warning: ETH-PERP -100.0% from its mark" in r.err and far.exists()
+    assert "(mark " in r.out
 
 
 def test_trade_bad_files(
@@ -580,6 +591,9 @@ def test_margin_and_report(
     (eth,) = [d for d in doc["liquidation"] if d["underlying"] == "ETH"]
     assert eth["spot"] > 0 and (eth["down"] is None or -0.95 <= eth["down"] <= 0.0)
     assert "ETH" in doc["greeks"] and doc["greeks"]["ETH"]["delta"] != 0.0
+    # entry price and P&L from the keeper's GET /positions (the fills replayed)
+    (perp,) = [p for p in doc["pnl"] if p["name"] == "ETH-PERP"]
+    assert perp["entryPrice"] > 0 and perp["unrealizedPnl"] is not None
     r = cli_env.inproc("margin", key=MAKER)  # the key's lowest subaccount
     assert r.code == 0, r.err
     for word in (
@@ -593,6 +607,8 @@ def test_margin_and_report(
         "max withdrawable now",
         "liquidation if ETH moves",
         "greeks",
+        "entry ",
+        "uP&L",
     ):
         assert word in r.out, word
     out = tmp_path / "maker.html"

@@ -75,6 +75,17 @@ def test_keeper_takes_config_after_the_subcommand_too(tmp_path: Path) -> None:
     assert "configuration:" in r.output, r.output
 
 
+def test_liquidator_takes_config_after_the_subcommand_too(tmp_path: Path) -> None:
+    from keeper.liquidator.cli import liquidator_cli
+
+    bad = tmp_path / "keeper.toml"
+    bad.write_text("[chain]\nrpc_url = 'not a url'\n")
+    for args in (["run", "--once", "--config", str(bad)], ["--config", str(bad), "run", "--once"]):
+        r = CliRunner().invoke(liquidator_cli, args, obj=None)
+        assert r.exit_code != 0
+        assert "configuration:" in r.output, r.output  # the file was read, in both places
+
+
 def test_a_revert_message_shows_the_epoch_number_not_the_field_name() -> None:
     selector = keccak(text="BoundsFromPreviousPrices(uint256,uint64)")[:4]
     msg = decode_revert(selector + encode(["uint256", "uint64"], [3, 42]), vault_abi())
