@@ -117,7 +117,9 @@ class ChainConfig:
     ``"MarginVault"`` (top level or inside ``"contracts"``).
     ``confirmations`` is the depth below the head at which the keeper reads state (0 on
     Anvil, where blocks are final); ``start_block`` is where event indexing starts when the
-    deployments file does not say.
+    deployments file does not say; ``state_check_epochs``: every this many epochs the
+    account state kept from events is compared with ``accountStates`` (0 = never;
+    docs/operations.md, "Account state from events").
     """
 
     rpc_url: str
@@ -126,6 +128,7 @@ class ChainConfig:
     deployments_file: Path | None = None
     confirmations: int = 0
     start_block: int = 0
+    state_check_epochs: int = 600
 
     def resolve_vault_address(self) -> str:
         """The vault address, from the config or the deployments file (checksummed)."""
@@ -459,6 +462,9 @@ def parse_chain_section(table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
             "chain.start_block",
             minimum=0,
         ),
+        state_check_epochs=parse_int(
+            table.get("state_check_epochs", 600), "chain.state_check_epochs", minimum=0
+        ),
     )
 
 
@@ -776,6 +782,7 @@ def load_config(
             "deployments_file",
             "confirmations",
             "start_block",
+            "state_check_epochs",
         },
     )
     _reject_unknown(

@@ -178,6 +178,7 @@ def build_keeper(
         params or load_params(),
         tx=None if dry_run else tx,
         metrics=metrics,
+        state_check_epochs=config.chain.state_check_epochs,
     )
     lifecycle = Lifecycle(metrics=metrics)
     holder: list[Keeper] = []

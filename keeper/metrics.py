@@ -27,6 +27,11 @@ Names (all prefixed ``pm_keeper_``):
 ``feed_refusals_total{reason}``        counter    ticks the composite feed refused
                                                   (``confidence``: below its hard floor or
                                                   no agreeing source; ``returns``)
+``state_checks_total``                 counter    full re-reads of every account compared
+                                                  with the state kept from events
+``state_mismatches_total``             counter    accounts whose state from events differed
+                                                  from ``accountStates`` at a check (the
+                                                  chain's state is adopted; docs/operations.md)
 ``rpc_retries_total``                  counter    RPC calls retried
 ``job_runs_total{job}``                counter    periodic job runs
 =====================================  =========  ==========================================
@@ -119,6 +124,14 @@ class KeeperMetrics:
             "pm_keeper_feed_refusals",
             "Composite feed ticks refused, by reason",
             ["reason"],
+            registry=r,
+        )
+        self.state_checks = Counter(
+            "pm_keeper_state_checks", "Full re-reads of the state kept from events", registry=r
+        )
+        self.state_mismatches = Counter(
+            "pm_keeper_state_mismatches",
+            "Accounts whose state from events differed from accountStates at a check",
             registry=r,
         )
         self.rpc_retries = Counter("pm_keeper_rpc_retries", "RPC calls retried", registry=r)

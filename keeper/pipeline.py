@@ -109,6 +109,11 @@ class EpochPipeline:
         Sends of one epoch number before it is abandoned for the next number.
     hook : callable, optional
         ``hook(stage, epoch)`` after ``built`` / ``signed`` / ``sent`` (fault injection).
+    state_check_epochs : int
+        Every this many epochs built, re-read every account with ``accountStates`` and
+        compare it with the state the indexer keeps from events
+        (:meth:`~keeper.chain.ChainAdapter.check_state`; timed as stage ``check``, counted in
+        ``pm_keeper_state_mismatches_total``); 0 = never.
     """
 
     def __init__(
@@ -126,6 +131,7 @@ class EpochPipeline:
         funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
         max_attempts: int = 3,
         hook: Hook | None = None,
+        state_check_epochs: int = 0,
     ) -> None:
         self.chain = chain
         self.feed = feed
@@ -139,6 +145,8 @@ class EpochPipeline:
         self.funding_rule = funding_rule
         self.max_attempts = max_attempts
         self.hook = hook
+        self.state_check_epochs = state_check_epochs
+        self._epochs_unchecked = 0
         self._attempts: dict[int, int] = {}
         #: postEpoch transactions still in flight, by epoch number (waited on, never re-sent
         #: under a new nonce while they may still be mined).
@@ -235,6 +243,7 @@ class EpochPipeline:
                 return self._refuse("chain", "chain has no history yet", timings)
             chain.index(to_block=snapshot_block)
             latest = chain.current_epoch("latest")
+        self._maybe_check_state(snapshot_block, timings)
         with self._stage("snapshot", timings):
             snap = chain.snapshot(snapshot_block)
             # Who signs is checked when the epoch is POSTED: take the signer set, quorum and
@@ -303,6 +312,22 @@ class EpochPipeline:
             len(build.account_leaves),
             market=market_json,
         )
+
+    def _maybe_check_state(self, block: int, timings: dict[str, float]) -> None:
+        """Every ``state_check_epochs``: the full re-read that audits the state from events
+        (docs/operations.md, "Account state from events")."""
+        if not self.state_check_epochs:
+            return
+        self._epochs_unchecked += 1
+        # (the index ends above the snapshot block only right after startup)
+        if self._epochs_unchecked < self.state_check_epochs or self.chain.indexed_block != block:
+            return
+        with self._stage("check", timings):
+            differ = self.chain.check_state(block)
+        self._epochs_unchecked = 0
+        if self.metrics is not None:
+            self.metrics.state_checks.inc()
+            self.metrics.state_mismatches.inc(len(differ))
 
     def _report_capped(self, number: int, build: EpochBuild) -> None:
         """One log line and one count per capped value: the epoch is posted, but an
