@@ -28,6 +28,7 @@ from eth_typing import HexStr
 from web3.types import TxReceipt
 
 from keeper.chain import ChainAdapter, ChainSnapshot
+from keeper.compute import MarginFn
 from keeper.eip712 import Domain, Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
@@ -51,7 +52,7 @@ from keeper.revert import decode_revert
 from keeper.signers import EpochSigner
 from keeper.store import EpochStatus, Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest
-from risk_engine import RiskParams
+from risk_engine import RiskParams, compute_margin
 
 __all__ = ["STAGES", "EpochPipeline", "EpochResult", "Hook"]
 
@@ -109,6 +110,9 @@ class EpochPipeline:
         Sends of one epoch number before it is abandoned for the next number.
     hook : callable, optional
         ``hook(stage, epoch)`` after ``built`` / ``signed`` / ``sent`` (fault injection).
+    margin : MarginFn, optional
+        Runs the risk engine (``keeper/compute.py``: this process by default, or
+        :class:`~keeper.compute.DaskMargin` on a cluster, with the same bits).
     state_check_epochs : int
         Every this many epochs built, re-read every account with ``accountStates`` and
         compare it with the state the indexer keeps from events
@@ -131,6 +135,7 @@ class EpochPipeline:
         funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
         max_attempts: int = 3,
         hook: Hook | None = None,
+        margin: MarginFn = compute_margin,
         state_check_epochs: int = 0,
     ) -> None:
         self.chain = chain
@@ -145,6 +150,7 @@ class EpochPipeline:
         self.funding_rule = funding_rule
         self.max_attempts = max_attempts
         self.hook = hook
+        self.margin = margin
         self.state_check_epochs = state_check_epochs
         self._epochs_unchecked = 0
         self._attempts: dict[int, int] = {}
@@ -270,6 +276,7 @@ class EpochPipeline:
                 epoch=number,
                 token_underlyings=self.token_underlyings,
                 funding_rule=self.funding_rule,
+                margin=self.margin,
             )
         except EpochRefusedError as exc:
             return self._refuse(exc.reason, str(exc), timings)
