@@ -54,9 +54,11 @@ from urllib.parse import urlparse
 from eth_account import Account
 from eth_utils.address import is_hex_address, to_checksum_address
 
+from keeper.epoch_build import DEFAULT_FUNDING_RULE
 from keeper.epoch_check import MarketTolerances
 from keeper.errors import ConfigError
 from keeper.feeds.composite import CompositeSettings
+from keeper.post_policy import PostPolicy
 
 __all__ = [
     "ApiConfig",
@@ -103,6 +105,7 @@ _SECTIONS = {
     "api",
     "feed",
     "compute",
+    "post",
     "metrics_port",
     "liquidator",
 }
@@ -288,6 +291,7 @@ class Config:
     api: ApiConfig = ApiConfig()
     feed: FeedConfig = FeedConfig()
     compute: ComputeConfig = ComputeConfig()
+    post: PostPolicy = PostPolicy()
     metrics_port: int = 9108
 
     @property
@@ -691,6 +695,48 @@ def parse_feed_section(table: Mapping[str, Any], env: Mapping[str, str]) -> Feed
     return feed
 
 
+def parse_post_section(table: Mapping[str, Any]) -> PostPolicy:
+    """The ``[post]`` table: when a built epoch is posted (keeper/post_policy.py)."""
+    _reject_unknown(
+        table,
+        "post",
+        {
+            "mode",
+            "tolerance_rel",
+            "tolerance_usd",
+            "heartbeat_fraction",
+            "funding_interval_seconds",
+        },
+    )
+    mode = parse_str(table.get("mode", "always"), "post.mode")
+    if mode not in ("always", "on_change"):
+        raise ConfigError("post.mode", f"expected 'always' or 'on_change', got {mode!r}")
+    # the funding rule charges at most this many seconds per epoch (keeper/epoch_build.py)
+    max_funding = DEFAULT_FUNDING_RULE.max_elapsed_seconds
+    return PostPolicy(
+        mode="always" if mode == "always" else "on_change",
+        tolerance_rel=parse_float(
+            table.get("tolerance_rel", 0.001), "post.tolerance_rel", minimum=0.0
+        ),
+        tolerance_usd=parse_float(
+            table.get("tolerance_usd", 1.0), "post.tolerance_usd", minimum=0.0
+        ),
+        heartbeat_fraction=parse_float(
+            table.get("heartbeat_fraction", 0.5),
+            "post.heartbeat_fraction",
+            minimum=0.0,
+            strict_min=True,
+            maximum=0.9,
+        ),
+        funding_interval_seconds=parse_int(
+            table.get("funding_interval_seconds", 900),
+            "post.funding_interval_seconds",
+            minimum=1,
+            maximum=max_funding,
+        ),
+    )
+
+
 def parse_compute_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ComputeConfig:
     """The ``[compute]`` table with ``PM_COMPUTE_BACKEND`` / ``PM_COMPUTE_SCHEDULER``."""
     _reject_unknown(table, "compute", {"backend", "scheduler"})
@@ -873,6 +919,7 @@ def load_config(
     api = parse_api_section(api_t, env)
     feed = parse_feed_section(feed_t, env)
     compute = parse_compute_section(section_table(data, "compute"), env)
+    post = parse_post_section(section_table(data, "post"))
     metrics_raw = env.get("PM_METRICS_PORT", data.get("metrics_port", 9108))
     metrics_port = parse_port(metrics_raw, "metrics_port")
     if chain.vault_address is None and chain.deployments_file is None:
@@ -888,5 +935,6 @@ def load_config(
         api=api,
         feed=feed,
         compute=compute,
+        post=post,
         metrics_port=metrics_port,
     )

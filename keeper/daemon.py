@@ -181,6 +181,7 @@ def build_keeper(
         tx=None if dry_run else tx,
         metrics=metrics,
         state_check_epochs=config.chain.state_check_epochs,
+        post_policy=config.post,
     )
     lifecycle = Lifecycle(metrics=metrics)
     # compute.backend (docs/operations.md, "A compute cluster"): a dask client connects at

@@ -27,6 +27,12 @@ Names (all prefixed ``pm_keeper_``):
 ``feed_refusals_total{reason}``        counter    ticks the composite feed refused
                                                   (``confidence``: below its hard floor or
                                                   no agreeing source; ``returns``)
+``posts_total{reason}``                counter    epochs built and sent to be posted, by the
+                                                  reason of the post policy (``always``,
+                                                  ``heartbeat``, ``account``...)
+``epochs_skipped_total``               counter    epochs built and not posted: nothing moved
+                                                  beyond the tolerances (``post.mode =
+                                                  "on_change"``)
 ``state_checks_total``                 counter    full re-reads of every account compared
                                                   with the state kept from events
 ``state_mismatches_total``             counter    accounts whose state from events differed
@@ -125,6 +131,12 @@ class KeeperMetrics:
             "Composite feed ticks refused, by reason",
             ["reason"],
             registry=r,
+        )
+        self.posts = Counter(
+            "pm_keeper_posts", "Epochs sent to be posted, by reason", ["reason"], registry=r
+        )
+        self.epochs_skipped = Counter(
+            "pm_keeper_epochs_skipped", "Epochs built and not posted (nothing moved)", registry=r
         )
         self.state_checks = Counter(
             "pm_keeper_state_checks", "Full re-reads of the state kept from events", registry=r

@@ -48,6 +48,7 @@ from keeper.errors import (
 )
 from keeper.feeds.base import MarketFeed
 from keeper.metrics import KeeperMetrics
+from keeper.post_policy import PostPolicy, post_reason
 from keeper.revert import decode_revert
 from keeper.signers import EpochSigner
 from keeper.store import EpochStatus, Store
@@ -57,6 +58,9 @@ from risk_engine import RiskParams, compute_margin
 __all__ = ["STAGES", "EpochPipeline", "EpochResult", "Hook"]
 
 log = logging.getLogger("keeper.pipeline")
+
+#: The default post policy: every epoch built is posted.
+ALWAYS_POST = PostPolicy()
 
 STAGES = ("index", "snapshot", "market", "compute", "tree", "store", "sign", "post")
 
@@ -69,8 +73,10 @@ class EpochResult:
     """Outcome of one :meth:`EpochPipeline.run_epoch`.
 
     ``status``: ``mined`` (posted and mined), ``built`` (dry run: stored and signed, not
-    sent), ``refused`` (bad input; nothing stored), ``pending`` (sent or to be re-sent
-    next tick), ``failed`` (the epoch number was abandoned; the next tick builds anew).
+    sent), ``refused`` (bad input; nothing stored), ``skipped`` (built, but nothing moved
+    enough to post it: keeper/post_policy.py; nothing stored), ``pending`` (sent or to be
+    re-sent next tick), ``failed`` (the epoch number was abandoned; the next tick builds
+    anew).
     ``timings``: seconds per stage (:data:`STAGES`).
     """
 
@@ -110,6 +116,8 @@ class EpochPipeline:
         Sends of one epoch number before it is abandoned for the next number.
     hook : callable, optional
         ``hook(stage, epoch)`` after ``built`` / ``signed`` / ``sent`` (fault injection).
+    post_policy : PostPolicy
+        When a built epoch is posted (``keeper/post_policy.py``; default: always).
     margin : MarginFn, optional
         Runs the risk engine (``keeper/compute.py``: this process by default, or
         :class:`~keeper.compute.DaskMargin` on a cluster, with the same bits).
@@ -137,6 +145,7 @@ class EpochPipeline:
         hook: Hook | None = None,
         margin: MarginFn = compute_margin,
         state_check_epochs: int = 0,
+        post_policy: PostPolicy = ALWAYS_POST,
     ) -> None:
         self.chain = chain
         self.feed = feed
@@ -151,6 +160,9 @@ class EpochPipeline:
         self.max_attempts = max_attempts
         self.hook = hook
         self.margin = margin
+        self.post_policy = post_policy
+        #: the last build this process posted (what the post policy compares with)
+        self._last_posted: EpochBuild | None = None
         self.state_check_epochs = state_check_epochs
         self._epochs_unchecked = 0
         self._attempts: dict[int, int] = {}
@@ -284,6 +296,26 @@ class EpochPipeline:
             timings[k] = v
             if self.metrics is not None:
                 self.metrics.stage_seconds.labels(stage=k).observe(v)
+        why = post_reason(
+            self.post_policy,
+            build,
+            self._last_posted,
+            onchain_timestamp=latest.timestamp,
+            max_age=snap.max_age,
+        )
+        if why is None:
+            if self.metrics is not None:
+                self.metrics.epochs_skipped.inc()
+            log.debug("epoch skipped: nothing moved beyond the tolerances")
+            return EpochResult(
+                "skipped",
+                snapshot_block=snapshot_block,
+                accounts=len(build.account_leaves),
+                reason="nothing moved beyond the tolerances",
+                timings=dict(timings),
+            )
+        if self.metrics is not None:
+            self.metrics.posts.labels(reason=why).inc()
         header = build.header
         with self._stage("store", timings):
             self.store.reserve_epoch(
@@ -309,7 +341,7 @@ class EpochPipeline:
             },
         )
         self._fire("built", number)
-        return self._sign_and_post(
+        result = self._sign_and_post(
             number,
             header,
             (),
@@ -319,6 +351,9 @@ class EpochPipeline:
             len(build.account_leaves),
             market=market_json,
         )
+        if result.status == "mined":
+            self._last_posted = build
+        return result
 
     def _maybe_check_state(self, block: int, timings: dict[str, float]) -> None:
         """Every ``state_check_epochs``: the full re-read that audits the state from events
