@@ -245,7 +245,18 @@ def world_proof(leaves: dict[str, Any], key: str) -> Any:
 
 
 def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
-    node = start_anvil(extra_args=("--gas-limit", "1000000000", "--code-size-limit", "100000"))
+    # --prune-history: Anvil keeps every block's state in memory otherwise (8 GB by the
+    # first epoch at 100,000 accounts); the keeper reads at most a few blocks back.
+    node = start_anvil(
+        extra_args=(
+            "--gas-limit",
+            "1000000000",
+            "--code-size-limit",
+            "100000",
+            "--prune-history",
+            "64",
+        )
+    )
     try:
         w3 = node.web3()
         world = build_world(w3)
@@ -256,6 +267,7 @@ def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
         accounts = setup_accounts(world, node.url, bulk, n)
         _rpc_batch(node.url, [("evm_mine", [])])  # the last deposits below the snapshot
         setup_s = time.perf_counter() - t0
+        _progress(n, f"{len(accounts)} subaccounts opened in {setup_s:.0f} s")
         store = Store(data_dir / f"bench-{n}.sqlite")
         p = make_pipeline(world, store, batch_size=200)
         first = p.run_epoch()
@@ -265,11 +277,13 @@ def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
             world, node.url, bulk, accounts, maker, leaves_from_store(store, first.epoch or 0)
         )
         trade_s = time.perf_counter() - t0
+        _progress(n, f"{len(accounts)} fills in {trade_s:.0f} s")
         results: list[EpochResult] = []
         for _ in range(epochs + 1):
             r = p.run_epoch()
             assert r.status == "mined", r
             results.append(r)
+            _progress(n, f"epoch {r.epoch}: {sum(r.timings.values()):.2f} s")
         timed = results[1:]  # the first one still had the trade blocks to index
         with_positions = sum(1 for a in p.chain.account_states(p.chain.accounts) if a.has_positions)
         if with_positions != n + 1:
@@ -293,6 +307,10 @@ def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
         }
     finally:
         node.stop()
+
+
+def _progress(n: int, what: str) -> None:
+    print(f"  N={n}: {what}", flush=True)
 
 
 def _blas_line() -> str:
