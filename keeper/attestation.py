@@ -35,6 +35,7 @@ from keeper._abi_checks import (
     check_uint,
 )
 from keeper.errors import AttestationError
+from risk_engine.units import INT256_MAX, INT256_MIN, UINT256_MAX
 
 LEAF_ACCOUNT = 1
 LEAF_INSTRUMENT = 2
@@ -77,6 +78,26 @@ class AccountLeaf:
     mm: int
 
     def __post_init__(self) -> None:
+        # One expression for the common case (an epoch builds one leaf per subaccount);
+        # anything else goes through the named checks, which raise with the field.
+        a, n, lo, hi, e, im, mm = self.to_abi()
+        if (
+            type(a) is int
+            and type(n) is int
+            and type(lo) is int
+            and type(hi) is int
+            and type(e) is int
+            and type(im) is int
+            and type(mm) is int
+            and 0 <= a <= UINT256_MAX
+            and 0 <= n <= UINT64_MAX
+            and INT256_MIN <= lo <= INT256_MAX
+            and INT256_MIN <= hi <= INT256_MAX
+            and INT256_MIN <= e <= INT256_MAX
+            and 0 <= im <= UINT256_MAX
+            and 0 <= mm <= UINT256_MAX
+        ):
+            return
         check_uint("account", self.account)
         check_uint("state_nonce", self.state_nonce, UINT64_MAX)
         for name in ("cum_lo", "cum_hi", "equity"):

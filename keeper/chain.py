@@ -21,9 +21,24 @@
   the indexer walks back to the newest remembered block whose hash still matches (the
   safe block), forgets the subaccounts created and the owner changes seen after it, and
   re-reads from there; if none match, it rebuilds from the deployment block.
+- **state from events** (docs/operations.md, "Account state from events"): the indexer
+  also keeps every subaccount's state (cash, cumLo, cumHi, stateNonce, positions in the
+  vault's order, collateral) in memory. The vault's ``AccountUpdated``,
+  ``PositionUpdated`` and ``CollateralUpdated`` events carry the absolute values after
+  each change (contracts/interfaces/Events.sol), so the state is applied from them
+  exactly, without replaying the vault's math; the position list mirrors the vault's
+  swap-and-pop (``VaultBase._setSize``). The state is seeded once by ``accountStates`` at
+  the block the first scan ends at (startup, or a reorg below every checkpoint), and each
+  scan writes a before-image of every account it changes into a journal, so a reorg
+  restores the accounts to the safe block before re-reading from it. A snapshot at the
+  indexed block then costs one dictionary lookup per account; only the accounts changed
+  since the last epoch are re-frozen. :meth:`ChainAdapter.check_state` re-reads every
+  account with ``accountStates``, counts the accounts whose memory differs, logs them and
+  adopts the chain's state (the pipeline runs it every ``chain.state_check_epochs``).
 - **snapshot** (:meth:`ChainAdapter.snapshot`): every known subaccount's state at one
-  block via ``accountStates`` in batches, plus the instruments, tokens, funding indices,
-  settlement prices and the current epoch at that same block.
+  block (from memory when the index ends at that block, else ``accountStates`` in
+  batches), plus the instruments, tokens, funding indices, settlement prices and the
+  current epoch at that same block.
 
 Every RPC call goes through :func:`keeper.retry.call_with_retry`: a node unreachable
 for a few seconds is waited for (exponential backoff), longer raises
@@ -82,6 +97,11 @@ T = TypeVar("T")
 #: creation). Every subaccount is created by it before any other event names it.
 SUBACCOUNT_TRANSFERRED = "SubaccountTransferred(uint256,address,address)"
 _TRANSFER_TOPIC = "0x" + keccak(text=SUBACCOUNT_TRANSFERRED).hex()
+_ACCOUNT_TOPIC = "0x" + keccak(text="AccountUpdated(uint256,int256,int256,int256,uint64)").hex()
+_POSITION_TOPIC = "0x" + keccak(text="PositionUpdated(uint256,uint32,int256,int256)").hex()
+_COLLATERAL_TOPIC = "0x" + keccak(text="CollateralUpdated(uint256,address,uint256)").hex()
+#: Everything an account's state is applied from, in one ``eth_getLogs`` (chain order).
+_STATE_TOPICS = [_TRANSFER_TOPIC, _ACCOUNT_TOPIC, _POSITION_TOPIC, _COLLATERAL_TOPIC]
 _EPOCH_POSTED_TOPIC = HexStr(
     "0x" + keccak(text="EpochPosted(uint64,uint64,uint64,bytes32,uint64)").hex()
 )
@@ -94,6 +114,8 @@ ACCOUNT_STATES_TYPE = "(int256,uint64,int256,int256,uint32[],int256[],int256[],u
 
 #: Remembered (block, hash) checkpoints for reorg recovery; one per scan.
 _CHECKPOINTS = 256
+#: Scans whose account before-images are kept: a reorg deeper than these reseeds the state.
+_JOURNAL_SCANS = 64
 
 
 # --------------------------------------------------------------------------- records
@@ -287,6 +309,71 @@ def decode_account_states(data: bytes) -> list[tuple[Any, ...]]:
 # --------------------------------------------------------------------------- adapter
 
 
+def _signed(word: str) -> int:
+    v = int(word, 16)
+    return v - (1 << 256) if v >> 255 else v
+
+
+@dataclass
+class _Book:
+    """One subaccount's state as the events left it (mutable; frozen on demand).
+
+    ``positions``: ``[instrument, size, funding_index]`` in the vault's ``instruments``
+    order; ``collateral``: lowercase token address -> balance (token decimals).
+    """
+
+    cash: int = 0
+    state_nonce: int = 0
+    cum_lo: int = 0
+    cum_hi: int = 0
+    positions: list[list[int]] = field(default_factory=list)
+    collateral: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, state: AccountState, tokens: Sequence[TokenInfo]) -> _Book:
+        return cls(
+            state.cash,
+            state.state_nonce,
+            state.cum_lo,
+            state.cum_hi,
+            [[p.instrument, p.size, p.funding_index] for p in state.positions],
+            {t.address.lower(): b for t, b in zip(tokens, state.collateral, strict=False) if b},
+        )
+
+    def copy(self) -> _Book:
+        return _Book(
+            self.cash,
+            self.state_nonce,
+            self.cum_lo,
+            self.cum_hi,
+            [list(p) for p in self.positions],
+            dict(self.collateral),
+        )
+
+    def set_position(self, instrument: int, size: int, funding_index: int) -> None:
+        """``VaultBase._setSize``: append on open, swap-and-pop on close."""
+        at = next((i for i, p in enumerate(self.positions) if p[0] == instrument), None)
+        if at is None:
+            if size != 0:
+                self.positions.append([instrument, size, funding_index])
+        elif size == 0:
+            self.positions[at] = self.positions[-1]
+            self.positions.pop()
+        else:
+            self.positions[at] = [instrument, size, funding_index]
+
+    def freeze(self, account: int, tokens: Sequence[TokenInfo]) -> AccountState:
+        return AccountState(
+            account=account,
+            cash=self.cash,
+            state_nonce=self.state_nonce,
+            cum_lo=self.cum_lo,
+            cum_hi=self.cum_hi,
+            positions=tuple(Position(i, sz, f) for i, sz, f in self.positions),
+            collateral=tuple(self.collateral.get(t.address.lower(), 0) for t in tokens),
+        )
+
+
 @dataclass
 class _IndexState:
     #: subaccount id -> its owners, oldest first: ``(block, owner)``, the first entry its
@@ -294,6 +381,18 @@ class _IndexState:
     accounts: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     last_block: int | None = None
     checkpoints: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=_CHECKPOINTS))
+    #: subaccount id -> its state at ``last_block`` (None until seeded by ``accountStates``).
+    books: dict[int, _Book] | None = None
+    #: per scan, oldest first: ``(first block of the scan, {account: its state before the
+    #: scan, None if it had none})``; undone newest first when a reorg drops the scans after
+    #: the safe block (a safe block is always the end of a scan).
+    journal: deque[tuple[int, dict[int, _Book | None]]] = field(default_factory=deque)
+    #: the oldest safe block the journal can restore the state to.
+    restorable_from: int = 0
+    #: frozen states of the accounts unchanged since they were frozen, with the token count
+    #: they were frozen with.
+    frozen: dict[int, AccountState] = field(default_factory=dict)
+    frozen_tokens: int = -1
 
 
 class ChainAdapter:
@@ -315,6 +414,9 @@ class ChainAdapter:
         gas limit, ~25k gas per account with two tokens).
     log_range : int
         Blocks per ``eth_getLogs`` request.
+    track_state : bool
+        Keep every subaccount's state in memory from the events (module docstring); False
+        indexes the set of subaccounts only and every snapshot reads ``accountStates``.
     """
 
     def __init__(
@@ -328,6 +430,7 @@ class ChainAdapter:
         batch_size: int = 200,
         log_range: int = 5_000,
         retry: RetryPolicy = DEFAULT_READ_RETRY,
+        track_state: bool = True,
     ) -> None:
         self.w3 = w3
         self.address = to_checksum_address(vault)
@@ -337,6 +440,7 @@ class ChainAdapter:
         self.batch_size = batch_size
         self.log_range = log_range
         self.retry = retry
+        self.track_state = track_state
         # The exported ABIs (keeper/abi/, `make abi`): the daemon never compiles.
         self.abi = vault_abi()
         self.vault: Contract = w3.eth.contract(address=self.address, abi=self.abi)
@@ -487,12 +591,20 @@ class ChainAdapter:
             if self._hash_of(n) == h:
                 safe = (n, h)
                 break
-        if safe is None:
+        if safe is None or (st.books is not None and safe[0] < st.restorable_from):
             log.warning(
                 "reorg below every checkpoint; rebuilding the index", extra={"block": number}
             )
             self._index = _IndexState()
             return True
+        if st.books is not None:
+            while st.journal and st.journal[-1][0] > safe[0]:
+                for a, before in st.journal.pop()[1].items():
+                    if before is None:
+                        st.books.pop(a, None)
+                    else:
+                        st.books[a] = before
+                    st.frozen.pop(a, None)
         st.checkpoints.append(safe)
         st.last_block = safe[0]
         dropped = 0
@@ -524,24 +636,34 @@ class ChainAdapter:
         target = self.safe_head() if to_block is None else to_block
         st = self._index
         start = self.deployment_block if st.last_block is None else st.last_block + 1
+        # The first scan reads the owners only; the state is then seeded at its end block.
+        seeding = self.track_state and st.books is None
+        topics = [_STATE_TOPICS] if self.track_state and not seeding else [_TRANSFER_TOPIC]
         changed: set[int] = set()
+        befores: dict[int, _Book | None] = {}
         lo = start
         while lo <= target:
             hi = min(lo + self.log_range - 1, target)
-            # Raw RPC: web3's log formatters cost ~1 ms per entry, and only the topics and
-            # the block number are needed.
+            # Raw RPC: web3's log formatters cost ~1 ms per entry, and only the topics, the
+            # data and the block number are needed.
             params = {
                 "address": self.address,
                 "fromBlock": hex(lo),
                 "toBlock": hex(hi),
-                "topics": [_TRANSFER_TOPIC],
+                "topics": topics,
             }
-            # eth_getLogs returns entries in chain order: the last owner in a block wins.
+            # eth_getLogs returns entries in chain order: the last value in a block wins.
             for entry in self._raw("eth_getLogs", [params]):
-                account = int(entry["topics"][1], 16)
-                owner = to_checksum_address("0x" + entry["topics"][3][-40:])
-                st.accounts.setdefault(account, []).append((int(entry["blockNumber"], 16), owner))
-                changed.add(account)
+                t = entry["topics"]
+                account = int(t[1], 16)
+                if t[0] == _TRANSFER_TOPIC:
+                    owner = to_checksum_address("0x" + t[3][-40:])
+                    st.accounts.setdefault(account, []).append(
+                        (int(entry["blockNumber"], 16), owner)
+                    )
+                    changed.add(account)
+                else:
+                    self._apply(account, t, entry["data"], befores)
             lo = hi + 1
         if start <= target:
             block_hash = self._hash_of(target)
@@ -550,6 +672,13 @@ class ChainAdapter:
                 raise ChainResetError(f"block {target} vanished while indexing")
             st.last_block = target
             st.checkpoints.append((target, block_hash))
+            if seeding:
+                self._seed(target)
+            elif befores:
+                if len(st.journal) == _JOURNAL_SCANS:
+                    st.journal.popleft()
+                    st.restorable_from = st.journal[0][0] - 1
+                st.journal.append((start, befores))
             if self.store is not None and record:
                 self.store.set_cursor(target, block_hash)
         if self.store is not None and record and (changed or replace_owners):
@@ -562,6 +691,101 @@ class ChainAdapter:
                 replace=replace_owners,
             )
         return len(st.accounts)
+
+    def _apply(
+        self, account: int, topics: Sequence[str], data: str, befores: dict[int, _Book | None]
+    ) -> None:
+        """Apply one ``AccountUpdated`` / ``PositionUpdated`` / ``CollateralUpdated`` (absolute
+        values after the change) to ``account``'s state, journaling its state before the
+        scan's first change of it."""
+        st = self._index
+        assert st.books is not None
+        book = st.books.get(account)
+        if account not in befores:
+            befores[account] = None if book is None else book.copy()
+        if book is None:
+            book = st.books[account] = _Book()
+        st.frozen.pop(account, None)
+        words = [data[2 + 64 * i : 66 + 64 * i] for i in range((len(data) - 2) // 64)]
+        if topics[0] == _ACCOUNT_TOPIC:  # (cash, cumLo, cumHi, stateNonce)
+            book.cash, book.cum_lo, book.cum_hi = (_signed(w) for w in words[:3])
+            book.state_nonce = int(words[3], 16)
+        elif topics[0] == _POSITION_TOPIC:  # instrument indexed; (size, fundingIndex)
+            book.set_position(int(topics[2], 16), _signed(words[0]), _signed(words[1]))
+        else:  # token indexed; (balance)
+            book.collateral["0x" + topics[2][-40:].lower()] = int(words[0], 16)
+
+    def _seed(self, block: int) -> None:
+        """Take every indexed subaccount's state at ``block`` from ``accountStates``."""
+        st = self._index
+        tokens = self.tokens(block)
+        states = self.account_states(self.accounts_at(block), block)
+        st.books = {s.account: _Book.of(s, tokens) for s in states}
+        st.frozen = {s.account: s for s in states}
+        st.frozen_tokens = len(tokens)
+        st.journal.clear()
+        st.restorable_from = block
+
+    @property
+    def state_ready(self) -> bool:
+        """True when the in-memory state is seeded (snapshots at :attr:`indexed_block` read
+        no account from the node)."""
+        return self._index.books is not None
+
+    def states_at(
+        self, block: int, accounts: Sequence[int] | None = None
+    ) -> tuple[AccountState, ...]:
+        """The in-memory state of ``accounts`` (default: those created at or before
+        ``block``), which must be the block the index ends at. Only the accounts changed
+        since they were last frozen are frozen again."""
+        st = self._index
+        if st.books is None or st.last_block != block:
+            raise ChainCallError(
+                f"the in-memory state is at block {st.last_block}, not {block} "
+                f"(seeded: {st.books is not None})"
+            )
+        tokens = self.tokens(block)
+        if len(tokens) != st.frozen_tokens:  # a new token: every collateral tuple grows
+            st.frozen.clear()
+            st.frozen_tokens = len(tokens)
+        out: list[AccountState] = []
+        empty = _Book()
+        for a in self.accounts_at(block) if accounts is None else accounts:
+            fs = st.frozen.get(a)
+            if fs is None:
+                fs = st.frozen[a] = st.books.get(a, empty).freeze(a, tokens)
+            out.append(fs)
+        return tuple(out)
+
+    def check_state(self, block: int) -> list[int]:
+        """Re-read every account at ``block`` (the indexed block) with ``accountStates``,
+        compare it with the in-memory state, adopt the chain's state where they differ, and
+        return the accounts that differed (logged; the pipeline counts them,
+        ``pm_keeper_state_mismatches_total``)."""
+        cached = {s.account: s for s in self.states_at(block)}
+        theirs = self.account_states(list(cached), block)
+        tokens = self.tokens(block)
+        st = self._index
+        assert st.books is not None
+        empty = _Book()
+        differ: list[int] = []
+        for s in theirs:
+            # both the books and the frozen copies the snapshots read are audited
+            mine = st.books.get(s.account, empty).freeze(s.account, tokens)
+            if mine != s or cached[s.account] != s:
+                differ.append(s.account)
+                st.books[s.account] = _Book.of(s, tokens)
+                st.frozen[s.account] = s
+        if differ:
+            log.warning(
+                "account state from events differs from the chain; adopted the chain's",
+                extra={"block": block, "count": len(differ), "accounts": differ[:20]},
+            )
+        else:
+            log.info(
+                "account state from events checked", extra={"block": block, "accounts": len(theirs)}
+            )
+        return differ
 
     # ---------------------------------------------------------------- reads
 
@@ -655,15 +879,22 @@ class ChainAdapter:
                 if is_set:
                     settlements[ins.id] = int(price)
         f = self.vault.functions
+        if accounts is None:
+            from_memory = self.state_ready and self._index.last_block == block
+            states = (
+                self.states_at(block)
+                if from_memory
+                else self.account_states(self.accounts_at(block), block)
+            )
+        else:
+            states = self.account_states(list(accounts), block)
         return ChainSnapshot(
             block=block,
             block_hash=_hex(blk["hash"]),
             block_timestamp=int(blk["timestamp"]),
             chain_id=self.chain_id,
             vault=self.address,
-            accounts=self.account_states(
-                self.accounts_at(block) if accounts is None else list(accounts), block
-            ),
+            accounts=states,
             instruments=instruments,
             tokens=self.tokens(block),
             cum_funding=cum_funding,

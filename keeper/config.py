@@ -54,9 +54,11 @@ from urllib.parse import urlparse
 from eth_account import Account
 from eth_utils.address import is_hex_address, to_checksum_address
 
+from keeper.epoch_build import DEFAULT_FUNDING_RULE
 from keeper.epoch_check import MarketTolerances
 from keeper.errors import ConfigError
 from keeper.feeds.composite import CompositeSettings
+from keeper.post_policy import PostPolicy
 from keeper.store import Retention
 
 __all__ = [
@@ -105,6 +107,7 @@ _SECTIONS = {
     "feed",
     "compute",
     "store",
+    "post",
     "metrics_port",
     "liquidator",
 }
@@ -119,7 +122,9 @@ class ChainConfig:
     ``"MarginVault"`` (top level or inside ``"contracts"``).
     ``confirmations`` is the depth below the head at which the keeper reads state (0 on
     Anvil, where blocks are final); ``start_block`` is where event indexing starts when the
-    deployments file does not say.
+    deployments file does not say; ``state_check_epochs``: every this many epochs the
+    account state kept from events is compared with ``accountStates`` (0 = never;
+    docs/operations.md, "Account state from events").
     """
 
     rpc_url: str
@@ -128,6 +133,7 @@ class ChainConfig:
     deployments_file: Path | None = None
     confirmations: int = 0
     start_block: int = 0
+    state_check_epochs: int = 600
 
     def resolve_vault_address(self) -> str:
         """The vault address, from the config or the deployments file (checksummed)."""
@@ -309,6 +315,7 @@ class Config:
     feed: FeedConfig = FeedConfig()
     compute: ComputeConfig = ComputeConfig()
     store: StoreConfig = StoreConfig()
+    post: PostPolicy = PostPolicy()
     metrics_port: int = 9108
 
     @property
@@ -482,6 +489,9 @@ def parse_chain_section(table: Mapping[str, Any], env: Mapping[str, str]) -> Cha
             pick_setting(table, "start_block", "PM_START_BLOCK", env) or 0,
             "chain.start_block",
             minimum=0,
+        ),
+        state_check_epochs=parse_int(
+            table.get("state_check_epochs", 600), "chain.state_check_epochs", minimum=0
         ),
     )
 
@@ -714,6 +724,48 @@ def parse_feed_section(table: Mapping[str, Any], env: Mapping[str, str]) -> Feed
     return feed
 
 
+def parse_post_section(table: Mapping[str, Any]) -> PostPolicy:
+    """The ``[post]`` table: when a built epoch is posted (keeper/post_policy.py)."""
+    _reject_unknown(
+        table,
+        "post",
+        {
+            "mode",
+            "tolerance_rel",
+            "tolerance_usd",
+            "heartbeat_fraction",
+            "funding_interval_seconds",
+        },
+    )
+    mode = parse_str(table.get("mode", "always"), "post.mode")
+    if mode not in ("always", "on_change"):
+        raise ConfigError("post.mode", f"expected 'always' or 'on_change', got {mode!r}")
+    # the funding rule charges at most this many seconds per epoch (keeper/epoch_build.py)
+    max_funding = DEFAULT_FUNDING_RULE.max_elapsed_seconds
+    return PostPolicy(
+        mode="always" if mode == "always" else "on_change",
+        tolerance_rel=parse_float(
+            table.get("tolerance_rel", 0.001), "post.tolerance_rel", minimum=0.0
+        ),
+        tolerance_usd=parse_float(
+            table.get("tolerance_usd", 1.0), "post.tolerance_usd", minimum=0.0
+        ),
+        heartbeat_fraction=parse_float(
+            table.get("heartbeat_fraction", 0.5),
+            "post.heartbeat_fraction",
+            minimum=0.0,
+            strict_min=True,
+            maximum=0.9,
+        ),
+        funding_interval_seconds=parse_int(
+            table.get("funding_interval_seconds", 900),
+            "post.funding_interval_seconds",
+            minimum=1,
+            maximum=max_funding,
+        ),
+    )
+
+
 def parse_compute_section(table: Mapping[str, Any], env: Mapping[str, str]) -> ComputeConfig:
     """The ``[compute]`` table with ``PM_COMPUTE_BACKEND`` / ``PM_COMPUTE_SCHEDULER``."""
     _reject_unknown(table, "compute", {"backend", "scheduler"})
@@ -818,6 +870,7 @@ def load_config(
             "deployments_file",
             "confirmations",
             "start_block",
+            "state_check_epochs",
         },
     )
     _reject_unknown(
@@ -909,6 +962,7 @@ def load_config(
     feed = parse_feed_section(feed_t, env)
     compute = parse_compute_section(section_table(data, "compute"), env)
     store = parse_store_section(section_table(data, "store"))
+    post = parse_post_section(section_table(data, "post"))
     metrics_raw = env.get("PM_METRICS_PORT", data.get("metrics_port", 9108))
     metrics_port = parse_port(metrics_raw, "metrics_port")
     if chain.vault_address is None and chain.deployments_file is None:
@@ -925,5 +979,6 @@ def load_config(
         feed=feed,
         compute=compute,
         store=store,
+        post=post,
         metrics_port=metrics_port,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from web3 import Web3
 
 from keeper.api import ProofApi
 from keeper.chain import ChainAdapter
+from keeper.compute import margin_fn
 from keeper.config import Config
 from keeper.errors import ChainResetError
 from keeper.feeds import MarketFeed, ReplayFeed, SimConfig, SimulatedFeed, build_composite
@@ -183,8 +185,17 @@ def build_keeper(
         params or load_params(),
         tx=None if dry_run else tx,
         metrics=metrics,
+        state_check_epochs=config.chain.state_check_epochs,
+        post_policy=config.post,
     )
     lifecycle = Lifecycle(metrics=metrics)
+    # compute.backend (docs/operations.md, "A compute cluster"): a dask client connects at
+    # startup, before the first epoch, and is closed at shutdown
+    compute = ExitStack()
+
+    def connect_compute() -> None:
+        pipeline.margin = compute.enter_context(margin_fn(config.compute))
+
     holder: list[Keeper] = []
     keeper = Keeper(
         config=config,
@@ -208,10 +219,12 @@ def build_keeper(
         lifecycle=lifecycle,
     )
     holder.append(keeper)
+    lifecycle.on_startup(connect_compute)
     lifecycle.on_startup(pipeline.startup)
     lifecycle.on_startup(keeper.api.start)
     if serve_metrics:
         lifecycle.on_startup(lambda: metrics.serve(config.metrics_port))
     lifecycle.every(config.keeper.interval_seconds, keeper.epoch_job, name="epoch")
     lifecycle.on_shutdown(keeper.close)
+    lifecycle.on_shutdown(compute.close)
     return keeper

@@ -280,11 +280,11 @@ def margin_leaves(
 ) -> tuple[AccountLeaf, ...]:
     """One ACCOUNT leaf per subaccount: its id, chain counters and the engine's numbers in
     WAD (equity rounded down, requirements up)."""
-    out = []
-    for r, a in enumerate(accounts):
-        equity, im, mm = result.to_wad(r)
-        out.append(AccountLeaf(a.account, a.state_nonce, a.cum_lo, a.cum_hi, equity, im, mm))
-    return tuple(out)
+    equity, im, mm = result.to_wad_all()
+    return tuple(
+        AccountLeaf(a.account, a.state_nonce, a.cum_lo, a.cum_hi, e, i, m)
+        for a, e, i, m in zip(accounts, equity, im, mm, strict=True)
+    )
 
 
 def instrument_leaves(

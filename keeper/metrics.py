@@ -94,6 +94,20 @@ class KeeperMetrics:
             ["reason"],
             registry=r,
         )
+        self.posts = Counter(
+            "pm_keeper_posts", "Epochs sent to be posted, by reason", ["reason"], registry=r
+        )
+        self.epochs_skipped = Counter(
+            "pm_keeper_epochs_skipped", "Epochs built and not posted (nothing moved)", registry=r
+        )
+        self.state_checks = Counter(
+            "pm_keeper_state_checks", "Full re-reads of the state kept from events", registry=r
+        )
+        self.state_mismatches = Counter(
+            "pm_keeper_state_mismatches",
+            "Accounts whose state from events differed from accountStates at a check",
+            registry=r,
+        )
         self.rpc_retries = Counter("pm_keeper_rpc_retries", "RPC calls retried", registry=r)
         self.job_runs = Counter("pm_keeper_job_runs", "Periodic job runs", ["job"], registry=r)
         self._last_timestamp = 0.0

@@ -28,6 +28,7 @@ from eth_typing import HexStr
 from web3.types import TxReceipt
 
 from keeper.chain import ChainAdapter, ChainSnapshot
+from keeper.compute import MarginFn
 from keeper.eip712 import Domain, Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
@@ -47,15 +48,19 @@ from keeper.errors import (
 )
 from keeper.feeds.base import MarketFeed
 from keeper.metrics import KeeperMetrics
+from keeper.post_policy import PostPolicy, post_reason
 from keeper.revert import decode_revert
 from keeper.signers import EpochSigner
 from keeper.store import EpochStatus, Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest
-from risk_engine import RiskParams
+from risk_engine import RiskParams, compute_margin
 
 __all__ = ["STAGES", "EpochPipeline", "EpochResult", "Hook"]
 
 log = logging.getLogger("keeper.pipeline")
+
+#: The default post policy: every epoch built is posted.
+ALWAYS_POST = PostPolicy()
 
 STAGES = ("index", "snapshot", "market", "compute", "tree", "store", "sign", "post")
 
@@ -68,8 +73,10 @@ class EpochResult:
     """Outcome of one :meth:`EpochPipeline.run_epoch`.
 
     ``status``: ``mined`` (posted and mined), ``built`` (dry run: stored and signed, not
-    sent), ``refused`` (bad input; nothing stored), ``pending`` (sent or to be re-sent
-    next tick), ``failed`` (the epoch number was abandoned; the next tick builds anew).
+    sent), ``refused`` (bad input; nothing stored), ``skipped`` (built, but nothing moved
+    enough to post it: keeper/post_policy.py; nothing stored), ``pending`` (sent or to be
+    re-sent next tick), ``failed`` (the epoch number was abandoned; the next tick builds
+    anew).
     ``timings``: seconds per stage (:data:`STAGES`).
     """
 
@@ -109,6 +116,16 @@ class EpochPipeline:
         Sends of one epoch number before it is abandoned for the next number.
     hook : callable, optional
         ``hook(stage, epoch)`` after ``built`` / ``signed`` / ``sent`` (fault injection).
+    post_policy : PostPolicy
+        When a built epoch is posted (``keeper/post_policy.py``; default: always).
+    margin : MarginFn, optional
+        Runs the risk engine (``keeper/compute.py``: this process by default, or
+        :class:`~keeper.compute.DaskMargin` on a cluster, with the same bits).
+    state_check_epochs : int
+        Every this many epochs built, re-read every account with ``accountStates`` and
+        compare it with the state the indexer keeps from events
+        (:meth:`~keeper.chain.ChainAdapter.check_state`; timed as stage ``check``, counted in
+        ``pm_keeper_state_mismatches_total``); 0 = never.
     """
 
     def __init__(
@@ -126,6 +143,9 @@ class EpochPipeline:
         funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
         max_attempts: int = 3,
         hook: Hook | None = None,
+        margin: MarginFn = compute_margin,
+        state_check_epochs: int = 0,
+        post_policy: PostPolicy = ALWAYS_POST,
     ) -> None:
         self.chain = chain
         self.feed = feed
@@ -139,6 +159,12 @@ class EpochPipeline:
         self.funding_rule = funding_rule
         self.max_attempts = max_attempts
         self.hook = hook
+        self.margin = margin
+        self.post_policy = post_policy
+        #: the last build this process posted (what the post policy compares with)
+        self._last_posted: EpochBuild | None = None
+        self.state_check_epochs = state_check_epochs
+        self._epochs_unchecked = 0
         self._attempts: dict[int, int] = {}
         #: postEpoch transactions still in flight, by epoch number (waited on, never re-sent
         #: under a new nonce while they may still be mined).
@@ -235,6 +261,7 @@ class EpochPipeline:
                 return self._refuse("chain", "chain has no history yet", timings)
             chain.index(to_block=snapshot_block)
             latest = chain.current_epoch("latest")
+        self._maybe_check_state(snapshot_block, timings)
         with self._stage("snapshot", timings):
             snap = chain.snapshot(snapshot_block)
             # Who signs is checked when the epoch is POSTED: take the signer set, quorum and
@@ -261,6 +288,7 @@ class EpochPipeline:
                 epoch=number,
                 token_underlyings=self.token_underlyings,
                 funding_rule=self.funding_rule,
+                margin=self.margin,
             )
         except EpochRefusedError as exc:
             return self._refuse(exc.reason, str(exc), timings)
@@ -268,6 +296,26 @@ class EpochPipeline:
             timings[k] = v
             if self.metrics is not None:
                 self.metrics.stage_seconds.labels(stage=k).observe(v)
+        why = post_reason(
+            self.post_policy,
+            build,
+            self._last_posted,
+            onchain_timestamp=latest.timestamp,
+            max_age=snap.max_age,
+        )
+        if why is None:
+            if self.metrics is not None:
+                self.metrics.epochs_skipped.inc()
+            log.debug("epoch skipped: nothing moved beyond the tolerances")
+            return EpochResult(
+                "skipped",
+                snapshot_block=snapshot_block,
+                accounts=len(build.account_leaves),
+                reason="nothing moved beyond the tolerances",
+                timings=dict(timings),
+            )
+        if self.metrics is not None:
+            self.metrics.posts.labels(reason=why).inc()
         header = build.header
         with self._stage("store", timings):
             self.store.reserve_epoch(
@@ -293,7 +341,7 @@ class EpochPipeline:
             },
         )
         self._fire("built", number)
-        return self._sign_and_post(
+        result = self._sign_and_post(
             number,
             header,
             (),
@@ -303,6 +351,25 @@ class EpochPipeline:
             len(build.account_leaves),
             market=market_json,
         )
+        if result.status == "mined":
+            self._last_posted = build
+        return result
+
+    def _maybe_check_state(self, block: int, timings: dict[str, float]) -> None:
+        """Every ``state_check_epochs``: the full re-read that audits the state from events
+        (docs/operations.md, "Account state from events")."""
+        if not self.state_check_epochs:
+            return
+        self._epochs_unchecked += 1
+        # (the index ends above the snapshot block only right after startup)
+        if self._epochs_unchecked < self.state_check_epochs or self.chain.indexed_block != block:
+            return
+        with self._stage("check", timings):
+            differ = self.chain.check_state(block)
+        self._epochs_unchecked = 0
+        if self.metrics is not None:
+            self.metrics.state_checks.inc()
+            self.metrics.state_mismatches.inc(len(differ))
 
     def _report_capped(self, number: int, build: EpochBuild) -> None:
         """One log line and one count per capped value: the epoch is posted, but an
@@ -454,7 +521,8 @@ class EpochPipeline:
         if rec.status == "failed" and (rec.reason or "").startswith("abandoned"):
             return None
         number = rec.number
-        accounts = len(self.store.get_leaves(number, "account"))
+        counts = self.store.leaf_counts(number)  # the index: no leaf file read
+        accounts = counts[0] if counts is not None else 0
         if rec.header is None:
             return self._abandon(
                 number, "stored without a header (crashed while building)", timings
@@ -496,7 +564,7 @@ class EpochPipeline:
                 return EpochResult(
                     "mined", epoch=number, root=rec.root, resumed=True, tx_hash=mined_hash
                 )
-        if not self.store.get_leaves(number) or self.store.get_market_snapshot(number) is None:
+        if counts is None or self.store.get_market_snapshot(number) is None:
             return self._abandon(number, "leaves or market snapshot missing", timings)
         head_ts = int(self.chain.block("latest")["timestamp"])
         max_age = int(self.chain.rpc(self.chain.vault.functions.maxAge().call, "maxAge"))

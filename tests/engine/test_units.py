@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from risk_engine import (
     InvalidInputError,
+    compute_margin,
+    load_params,
     to_signed_wad_down,
     to_signed_wad_up,
     to_wad_down,
     to_wad_up,
 )
+from risk_engine.leaves import wad_account_values, wad_account_values_many
+from risk_engine.synthetic import random_portfolios, synthetic_instruments, synthetic_market
 from risk_engine.units import UINT256_MAX, WAD, many_to_wad_up
 
 finite = st.floats(min_value=-1e30, max_value=1e30, allow_nan=False, allow_infinity=False)
@@ -70,3 +75,37 @@ def test_many_names_the_element() -> None:
     with pytest.raises(InvalidInputError) as e:
         many_to_wad_up([1.0, float("nan")], field="loss_long")
     assert e.value.field == "loss_long[1]"
+
+
+ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
+ROWS = st.lists(st.tuples(finite, finite, finite, st.floats(0, 1e6)), min_size=1, max_size=20)
+
+
+def _scalar_or_error(rows: list[tuple[float, float, float, float]]) -> object:
+    try:
+        return [wad_account_values(*r) for r in rows]
+    except InvalidInputError as exc:
+        return type(exc), str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ROWS, st.lists(st.tuples(ANY_FLOAT, ANY_FLOAT, ANY_FLOAT, finite), min_size=1)))
+def test_account_values_of_many_equal_the_scalar_one_by_one(
+    rows: list[tuple[float, float, float, float]],
+) -> None:
+    cols = [np.array(c, dtype=np.float64) for c in zip(*rows, strict=True)]
+    want = _scalar_or_error(rows)
+    try:
+        got: object = [tuple(t) for t in zip(*wad_account_values_many(*cols), strict=True)]
+    except InvalidInputError as exc:
+        got = type(exc), str(exc)
+    assert got == want
+
+
+def test_margin_result_to_wad_all_is_to_wad_of_every_account() -> None:
+    rng = np.random.default_rng(5)
+    m = synthetic_market(rng)
+    book = random_portfolios(rng, synthetic_instruments(m), m, 2_000, 10)
+    result = compute_margin(book, m, load_params())
+    equity, im, mm = result.to_wad_all()
+    assert list(zip(equity, im, mm, strict=True)) == [result.to_wad(r) for r in range(2_000)]

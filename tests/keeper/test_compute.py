@@ -1,22 +1,32 @@
 """keeper.compute: the risk engine sharded on a Dask LocalCluster (2 worker processes)
-gives the local run's numbers bit for bit; the ``[compute]`` config section."""
+gives the local run's numbers bit for bit; the pipeline on Anvil posts, and the daemon
+with ``compute.backend = "dask"`` posts, epochs whose leaves a local recomputation
+matches; the ``[compute]`` config section."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-from keeper.chain import Position
+from keeper.chain import ChainAdapter, Position
 from keeper.compute import MIN_SHARD_ACCOUNTS, DaskMargin, join_shards, margin_fn
 from keeper.config import ComputeConfig, load_config
+from keeper.daemon import build_keeper
 from keeper.epoch_build import compute_epoch
 from keeper.errors import ConfigError
+from keeper.store import Store
+from keeper.verify import verify_epoch
 from risk_engine import MarginResult, Portfolios, compute_margin, load_params
 from risk_engine.synthetic import random_portfolios, synthetic_instruments, synthetic_market
+from scripts.anvil import AnvilNode
+from scripts.pipeline_world import World, leaves_from_store, make_feed, make_pipeline
 from tests.keeper.test_epoch_build import ALICE, BOB, account, market, snapshot
 
 PARAMS = load_params()
@@ -149,3 +159,84 @@ def test_compute_section_refuses_dask_without_scheduler_and_bad_values(tmp_path:
         with pytest.raises(ConfigError) as err:
             load_config(write(tmp_path, text), BASE)
         assert err.value.field.startswith(field), text
+
+
+# --------------------------------------------------------------------------- on Anvil
+
+
+def traded_world(world: World, tmp: Path) -> None:
+    """Four subaccounts, three holding positions from two fills, and one epoch mined."""
+    maker, *takers = (world.actor(n) for n in ("maker", "alice", "bob", "carol"))
+    world.fund_cash(maker, 1_000_000)
+    for t in takers:
+        world.fund_cash(t, 50_000)
+    store = Store(tmp / "setup.sqlite")
+    p = make_pipeline(world, store)
+    p.run_epoch()
+    last = p.run_epoch().epoch or 0
+    leaves = leaves_from_store(store, last)
+    fills: list[list[tuple[str, float, float]]] = [
+        [("ETH-PERP", -2, 3_500), ("ETH-C-3500", -1, 150)],
+        [("BTC-PERP", 0.3, 65_000), ("ETH-P-3000", -2, 90)],
+    ]
+    for i, (t, legs) in enumerate(zip(takers[:2], fills, strict=True)):
+        q, sig = world.quote(maker, t, legs, nonce=i + 1)
+        world.execute(q, sig, t, leaves)
+    store.close()
+
+
+@pytest.mark.anvil
+def test_pipeline_on_the_cluster_posts_the_leaves_of_a_local_run(
+    client: Any, world: World, store: Store, tmp_path: Path
+) -> None:
+    traded_world(world, tmp_path)
+    # one account per shard: the book is spread over both workers
+    p = make_pipeline(world, store)
+    p.margin = DaskMargin(client, shard_accounts=1)
+    mined = [r for r in (p.run_epoch() for _ in range(3)) if r.status == "mined"]
+    assert len(mined) == 3
+    for r in mined:
+        assert r.epoch is not None and r.accounts == 4
+        check = verify_epoch(ChainAdapter(world.w3, world.vault.address), store, r.epoch, PARAMS)
+        # recomputed here with the local engine: same leaves, same root, and it is on chain
+        assert check.match and check.first_difference is None, check
+        assert check.onchain_root == r.root
+
+
+@pytest.mark.anvil
+def test_daemon_with_the_dask_backend_computes_on_the_cluster(
+    cluster: LocalCluster, world: World, anvil: AnvilNode, tmp_path: Path
+) -> None:
+    traded_world(world, tmp_path)
+    config = load_config(
+        None,
+        env={
+            "PM_RPC_URL": anvil.url,
+            "PM_VAULT_ADDRESS": world.vault.address,
+            "PM_DATA_DIR": str(tmp_path / "data"),
+            "PM_SIGNER_KEYS": ",".join(world.signer_keys),
+            "PM_SENDER_KEY": "0x" + bytes(world.sender.key).hex(),
+            "PM_INTERVAL_SECONDS": "0.5",
+            "PM_API_PORT": "0",
+            "PM_COMPUTE_BACKEND": "dask",
+            "PM_COMPUTE_SCHEDULER": cluster.scheduler_address,
+        },
+    )
+    keeper = build_keeper(config, feed=make_feed(world), serve_metrics=False)
+    assert not isinstance(keeper.pipeline.margin, DaskMargin)  # connected at startup
+    t = threading.Thread(target=lambda: keeper.run(install_signals=False))
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and world.vault.functions.currentEpoch().call()[0] < 5:
+            time.sleep(0.2)
+        assert isinstance(keeper.pipeline.margin, DaskMargin)
+    finally:
+        keeper.lifecycle.request_stop()
+        t.join(timeout=30)
+    last = keeper.pipeline.last_result
+    assert last is not None and last.status == "mined" and last.epoch is not None
+    with Store(config.keeper.db_path) as store:
+        chain = ChainAdapter(world.w3, world.vault.address)
+        assert verify_epoch(chain, store, last.epoch, PARAMS).match
+    assert keeper.pipeline.margin.client.status == "closed"  # closed at shutdown
