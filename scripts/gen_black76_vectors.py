@@ -118,7 +118,7 @@ def price_vectors(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _market(rng: np.random.Generator, m: int) -> MarketSnapshot:
+def seeded_market(rng: np.random.Generator, m: int) -> MarketSnapshot:
     """A seeded market: random spots, rate, smiles; market 0 is a crash (wide, capped ranges)."""
     timestamp = 1_719_792_000 + 7 * 86_400 * m + int(rng.integers(0, 86_400))
     n_u = len(UNDERLYINGS)
@@ -155,7 +155,7 @@ def _market(rng: np.random.Generator, m: int) -> MarketSnapshot:
     return MarketSnapshot(timestamp, UNDERLYINGS, spot, perp, rate, surface, returns)
 
 
-def _exact(market: MarketSnapshot) -> MarketSnapshot:
+def exact_market(market: MarketSnapshot) -> MarketSnapshot:
     """The same market with every input replaced by the float of its WAD (what the chain sees)."""
 
     def q(a: np.ndarray) -> np.ndarray:
@@ -176,7 +176,7 @@ def _exact(market: MarketSnapshot) -> MarketSnapshot:
     )
 
 
-def _instruments(rng: np.random.Generator, market: MarketSnapshot) -> InstrumentTable:
+def seeded_instruments(rng: np.random.Generator, market: MarketSnapshot) -> InstrumentTable:
     """Mostly options at a random slice and strike (K/F in [0.3, 3]), some perps and spots."""
     kinds: list[int] = []
     unds: list[str] = []
@@ -212,8 +212,8 @@ def _instruments(rng: np.random.Generator, market: MarketSnapshot) -> Instrument
 def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> dict[str, Any]:
     """Marks and scenario loss rows of ``build_risk_arrays`` for seeded market ``m``."""
     cols = _Columns()
-    market = _exact(_market(rng, m))
-    inst = _instruments(rng, market)
+    market = exact_market(seeded_market(rng, m))
+    inst = seeded_instruments(rng, market)
     arrays = build_risk_arrays(inst, market, params)
     scen = arrays.scenarios
     fraction = scen.fraction.tolist()
