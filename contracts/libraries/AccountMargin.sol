@@ -55,7 +55,7 @@ struct Requirements {
 /// @dev Warning: the caller must check the vectors and parameters against the epoch's commitments;
 /// this library trusts them. Collateral tokens are positions in SPOT instruments (their balance in
 /// whole tokens, valued at spot), as in the engine (docs/margin-method.md §1). Rounding is against
-/// the account: equity down, every requirement term up (`mulWadFloor` / `mulWadCeil` per product).
+/// the account: equity down, every requirement term up (`_mulWadFloor` / `_mulWadCeil` / `_mulWadUp` per product).
 library AccountMargin {
     /// @dev Declared here, not in Errors (the vault's ABI), until the vault calls this library.
     error PositionCountMismatch(uint256 sizes, uint256 vectors);
@@ -75,7 +75,7 @@ library AccountMargin {
         if (sizes.length != vectors.length) revert PositionCountMismatch(sizes.length, vectors.length);
         equity = cash;
         for (uint256 j; j < sizes.length; ++j) {
-            equity += FixedPoint.mulWadFloor(sizes[j], FixedPoint.toInt(vectors[j].mark));
+            equity += _mulWadFloor(sizes[j], FixedPoint.toInt(vectors[j].mark));
         }
     }
 
@@ -119,12 +119,12 @@ library AccountMargin {
             uint256 dFloor = FixedPoint.abs(pu.deltaFloor[u]);
             if (dFloor > d) d = dFloor;
             if (d > p.concentrationThreshold[u]) {
-                r.concentrationUp += FixedPoint.mulWadUp(p.concentrationRate[u], d - p.concentrationThreshold[u]);
+                r.concentrationUp += _mulWadUp(p.concentrationRate[u], d - p.concentrationThreshold[u]);
             }
         }
         uint256 addOns = r.basisUp + r.shortOptionUp + r.minimumUp + r.concentrationUp;
         r.imUp = r.scanImUp + addOns;
-        r.mmUp = r.scanMmUp + FixedPoint.mulWadUp(p.mmScale, addOns);
+        r.mmUp = r.scanMmUp + _mulWadUp(p.mmScale, addOns);
     }
 
     /// @dev Per-underlying sums of one account (USD WAD): the basis losses and the delta notional
@@ -153,17 +153,17 @@ library AccountMargin {
         uint256 nScenarios
     ) private pure {
         for (uint256 k; k < nScenarios; ++k) {
-            col[k] += FixedPoint.mulWadCeil(x, v.loss[k]);
+            col[k] += _mulWadCeil(x, v.loss[k]);
         }
         for (uint256 j; j < imCopies.length; ++j) {
-            col[nScenarios + j] += FixedPoint.mulWadCeil(x, v.loss[imCopies[j]]);
+            col[nScenarios + j] += _mulWadCeil(x, v.loss[imCopies[j]]);
         }
         // a short position and a linear instrument carry no pad (§3)
         if (x <= 0 || v.pad.length == 0) return;
         // forge-lint: disable-next-line(unsafe-typecast)
         uint256 size = uint256(x); // x > 0
         for (uint256 k; k < col.length; ++k) {
-            col[k] += FixedPoint.toInt(FixedPoint.mulWadUp(size, v.pad[k]));
+            col[k] += FixedPoint.toInt(_mulWadUp(size, v.pad[k]));
         }
     }
 
@@ -174,14 +174,14 @@ library AccountMargin {
         pure
     {
         uint256 u = v.underlying;
-        pu.basisUp[u] += FixedPoint.mulWadCeil(x, v.basisUp);
-        pu.basisDown[u] += FixedPoint.mulWadCeil(x, v.basisDown);
-        pu.deltaCeil[u] += FixedPoint.mulWadCeil(x, v.delta);
-        pu.deltaFloor[u] += FixedPoint.mulWadFloor(x, v.delta);
+        pu.basisUp[u] += _mulWadCeil(x, v.basisUp);
+        pu.basisDown[u] += _mulWadCeil(x, v.basisDown);
+        pu.deltaCeil[u] += _mulWadCeil(x, v.delta);
+        pu.deltaFloor[u] += _mulWadFloor(x, v.delta);
         uint256 size = FixedPoint.abs(x);
-        if (x < 0) r.shortOptionUp += FixedPoint.mulWadUp(size, v.shortOptionCharge);
-        r.minimumUp += FixedPoint.mulWadUp(size, v.minimumCharge);
-        r.grossNotionalUp += FixedPoint.mulWadUp(size, v.notional);
+        if (x < 0) r.shortOptionUp += _mulWadUp(size, v.shortOptionCharge);
+        r.minimumUp += _mulWadUp(size, v.minimumCharge);
+        r.grossNotionalUp += _mulWadUp(size, v.notional);
     }
 
     /// @dev `scan = sum_c weight(c) max(0, max_k sum_{u in c} L_u(k))` over every scan column (IM)
@@ -206,8 +206,40 @@ library AccountMargin {
             for (uint256 k = p.nMm; k < s.length; ++k) {
                 if (s[k] > worstIm) worstIm = s[k];
             }
-            scanIm += FixedPoint.mulWadUp(w, FixedPoint.positivePart(worstIm));
-            scanMm += FixedPoint.mulWadUp(w, FixedPoint.positivePart(worstMm));
+            scanIm += _mulWadUp(w, FixedPoint.positivePart(worstIm));
+            scanMm += _mulWadUp(w, FixedPoint.positivePart(worstMm));
+        }
+    }
+
+    /// @dev `x y / 1e18` rounded toward +inf. One multiplication and one division when `x y` fits
+    /// in int256 (always, for sizes and losses below 1e20 units and 1e20 USD); FixedPoint's 512-bit
+    /// path otherwise, which reverts only if the result itself does not fit.
+    function _mulWadCeil(int256 x, int256 y) private pure returns (int256 z) {
+        unchecked {
+            int256 p = x * y;
+            if (x != 0 && (p / x != y || (x == -1 && y == type(int256).min))) return FixedPoint.mulWadCeil(x, y);
+            z = p / 1e18; // toward zero
+            if (p > 0 && z * 1e18 != p) ++z;
+        }
+    }
+
+    /// @dev `x y / 1e18` rounded up (as `_mulWadCeil`, unsigned).
+    function _mulWadUp(uint256 x, uint256 y) private pure returns (uint256 z) {
+        unchecked {
+            uint256 p = x * y;
+            if (x != 0 && p / x != y) return FixedPoint.mulWadUp(x, y);
+            z = p / 1e18;
+            if (z * 1e18 != p) ++z;
+        }
+    }
+
+    /// @dev `x y / 1e18` rounded toward -inf (as `_mulWadCeil`).
+    function _mulWadFloor(int256 x, int256 y) private pure returns (int256 z) {
+        unchecked {
+            int256 p = x * y;
+            if (x != 0 && (p / x != y || (x == -1 && y == type(int256).min))) return FixedPoint.mulWadFloor(x, y);
+            z = p / 1e18; // toward zero
+            if (p < 0 && z * 1e18 != p) --z;
         }
     }
 
