@@ -55,7 +55,8 @@ struct Requirements {
 /// @dev Warning: the caller must check the vectors and parameters against the epoch's commitments;
 /// this library trusts them. Collateral tokens are positions in SPOT instruments (their balance in
 /// whole tokens, valued at spot), as in the engine (docs/margin-method.md §1). Rounding is against
-/// the account: equity down, every requirement term up (`_mulWadFloor` / `_mulWadCeil` / `_mulWadUp` per product).
+/// the account: equity down, every requirement term up (`_mulWadFloor`, `_mulWadCeil`, `_mulWadUp`
+/// on each product).
 library AccountMargin {
     /// @dev Declared here, not in Errors (the vault's ABI), until the vault calls this library.
     error PositionCountMismatch(uint256 sizes, uint256 vectors);

@@ -36,11 +36,7 @@ contract AccountMarginGasTest is Test {
     }
 
     /// @dev The first `n` instruments of the file that have a pad (options), long and short in turn.
-    function _book(string memory json, uint256 n)
-        internal
-        pure
-        returns (int256[] memory sizes, RiskVector[] memory v)
-    {
+    function _book(string memory json, uint256 n) internal pure returns (int256[] memory sizes, RiskVector[] memory v) {
         uint256 nScen = vm.parseJsonUint(json, ".instruments.nScenarios");
         uint256 nScan = vm.parseJsonUint(json, ".instruments.nScan");
         bool[] memory hasPad = vm.parseJsonBoolArray(json, ".instruments.hasPad");
@@ -63,7 +59,18 @@ contract AccountMarginGasTest is Test {
             for (uint256 k; k < nScan; ++k) {
                 pd[k] = pad[i * nScan + k];
             }
-            v[j] = RiskVector(und[i], mark[i], l, pd, -int256(mark[i] / 100), int256(mark[i] / 100), delta[i], notional[i] / 1000, notional[i] * 3 / 1000, notional[i]);
+            v[j] = RiskVector(
+                und[i],
+                mark[i],
+                l,
+                pd,
+                -int256(mark[i] / 100),
+                int256(mark[i] / 100),
+                delta[i],
+                notional[i] / 1000,
+                notional[i] * 3 / 1000,
+                notional[i]
+            );
             sizes[j] = j % 2 == 0 ? int256(3e18 + j * 1e17) : -int256(2e18 + j * 1e17);
             ++j;
         }

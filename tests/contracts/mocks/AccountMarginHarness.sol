@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {AccountMargin, AggregationParams, Requirements, RiskVector} from "../../../contracts/libraries/AccountMargin.sol";
+import {
+    AccountMargin,
+    AggregationParams,
+    Requirements,
+    RiskVector
+} from "../../../contracts/libraries/AccountMargin.sol";
 
 /// @notice External entry point over AccountMargin: the vectors arrive in calldata, as in a
 /// dispute, and each call runs in its own memory (the accuracy test makes a thousand; docs/gas.md).

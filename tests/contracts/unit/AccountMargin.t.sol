@@ -142,8 +142,7 @@ contract AccountMarginTest is Test {
         assertEq(long.scanMmUp, 176e18);
         assertEq(long.scanImUp, 180e18);
         (, Requirements memory short_) = h.account(0, _one(-1e18), _vector(o), _params());
-        (, Requirements memory shortPlain) =
-            h.account(0, _one(-1e18), _vector(_perp(0, 1_000e18, 17e16)), _params());
+        (, Requirements memory shortPlain) = h.account(0, _one(-1e18), _vector(_perp(0, 1_000e18, 17e16)), _params());
         assertEq(short_.scanImUp, shortPlain.scanImUp);
         assertEq(short_.shortOptionUp, 3e18);
     }

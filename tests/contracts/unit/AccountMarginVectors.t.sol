@@ -11,8 +11,8 @@ import {AccountMarginHarness} from "../mocks/AccountMarginHarness.sol";
 /// tests/vectors/accounts/ (scripts/gen_account_vectors.py): every account's equity, IM and MM
 /// (and each term) must lie within the tolerance of docs/margin-method.md §10. The largest
 /// differences are logged (-vv), also those in the account's favour alone (the float engine's own
-/// rounding can leave the chain's number a few ulps on the account's side). Each market file is checked in its own external
-/// call, so that its parsed arrays are freed before the next.
+/// rounding can leave the chain's number a few ulps on the account's side). Each market file is
+/// checked in its own external call, so that its parsed arrays are freed before the next.
 contract AccountMarginVectorsTest is Test {
     string internal constant DIR = "tests/vectors/accounts/";
     uint256 internal constant N_FILES = 12;
