@@ -83,6 +83,9 @@ class _Columns:
     range_: list[int] = field(default_factory=list)
     mark: list[int] = field(default_factory=list)
     loss: list[int] = field(default_factory=list)
+    basis_up: list[int] = field(default_factory=list)
+    basis_down: list[int] = field(default_factory=list)
+    delta: list[int] = field(default_factory=list)
 
 
 def price_vectors(rng: np.random.Generator) -> dict[str, Any]:
@@ -210,7 +213,8 @@ def seeded_instruments(rng: np.random.Generator, market: MarketSnapshot) -> Inst
 
 
 def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> dict[str, Any]:
-    """Marks and scenario loss rows of ``build_risk_arrays`` for seeded market ``m``."""
+    """Marks, scenario loss rows, basis losses and delta notionals of ``build_risk_arrays`` for
+    seeded market ``m``."""
     cols = _Columns()
     market = exact_market(seeded_market(rng, m))
     inst = seeded_instruments(rng, market)
@@ -256,6 +260,9 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
                 c.append(0)
         cols.mark.append(_wad(float(arrays.mark[i])))
         cols.loss.extend(_wad(float(x)) for x in arrays.loss[i, :n_t].tolist())
+        cols.basis_up.append(_wad(float(arrays.loss[i, arrays.col_basis_up])))
+        cols.basis_down.append(_wad(float(arrays.loss[i, arrays.col_basis_down])))
+        cols.delta.append(_wad(float(arrays.loss[i, arrays.col_delta])))
     v = params.vol
     return {
         "n": len(cols.kind),
@@ -266,6 +273,10 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
             "cover": _s(map(_wad, cover)),
             "maxDownMove": str(_wad(params.scan.max_down_move)),
             "horizonSeconds": str(round(params.horizon_days * 86_400)),
+        },
+        "basis": {
+            "perp": str(_wad(params.basis.perp)),
+            "forwardPerSqrtYear": str(_wad(params.basis.forward_per_sqrt_year)),
         },
         "volShock": {
             "up": str(_wad(v.up)),
@@ -289,6 +300,9 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         "range": _s(cols.range_),
         "mark": _s(cols.mark),
         "loss": [str(x) for x in cols.loss],
+        "basisUp": [str(x) for x in cols.basis_up],
+        "basisDown": [str(x) for x in cols.basis_down],
+        "delta": [str(x) for x in cols.delta],
     }
 
 

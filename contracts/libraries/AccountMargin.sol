@@ -11,7 +11,7 @@ struct RiskVector {
     uint256 mark; // USD per unit
     int256[] loss; // the template scenario losses (x cover): ScenarioLoss.lossesApprox's vector
     uint256[] pad; // continuous-range pad of each scan column (n_scan_columns); empty = no pad (linear)
-    int256 basisUp; // loss per unit of the basis-up shock
+    int256 basisUp; // loss per unit of the basis-up shock (ScenarioLoss.basisDeltaApprox)
     int256 basisDown; // loss per unit of the basis-down shock
     int256 delta; // delta notional per unit (USD)
     uint256 minimumCharge; // per unit of |size|: minimum_charge.rate x spot + the confidence add-on

@@ -5,6 +5,7 @@ import {Test} from "forge-std/Test.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {
+    BasisShock,
     InstrumentMarket,
     ScenarioGrid,
     VolShock,
@@ -84,6 +85,8 @@ contract Black76GasTest is Test {
         console2.log("69-scenario vector, 1-year put", put365);
         console2.log("69-scenario vector, call expiring within the horizon", withinHorizon);
         console2.log("69-scenario vector, perp", perpGas);
+        h.basisDelta(_btcOption(KIND_CALL, 60_000e18, 30 days), BasisShock(1e16, 45e15), shock.floor);
+        console2.log("basis losses and delta notional, 30-day call", vm.lastCallGas().gasTotalUsed);
         assertLe(call30, INSTRUMENT_GOAL);
         assertLe(put365, INSTRUMENT_GOAL);
     }

@@ -5,7 +5,13 @@ import {Test} from "forge-std/Test.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {Black76} from "../../../contracts/libraries/Black76.sol";
-import {InstrumentMarket, ScenarioGrid, VolShock, ScenarioLoss} from "../../../contracts/libraries/ScenarioLoss.sol";
+import {
+    BasisShock,
+    InstrumentMarket,
+    ScenarioGrid,
+    VolShock,
+    ScenarioLoss
+} from "../../../contracts/libraries/ScenarioLoss.sol";
 
 /// @notice The on-chain Black-76 and scenario loss vectors against the Python engine on the shared
 /// vectors of tests/vectors/black76/ (scripts/gen_black76_vectors.py). Every result must lie
@@ -122,6 +128,9 @@ contract Black76VectorsTest is Test {
         uint256[] range;
         uint256[] mark;
         int256[] loss;
+        int256[] basisUp;
+        int256[] basisDown;
+        int256[] delta;
     }
 
     function _columns(string memory json) internal pure returns (Columns memory c) {
@@ -138,6 +147,9 @@ contract Black76VectorsTest is Test {
         c.range = vm.parseJsonUintArray(json, ".instruments.range");
         c.mark = vm.parseJsonUintArray(json, ".instruments.mark");
         c.loss = vm.parseJsonIntArray(json, ".instruments.loss");
+        c.basisUp = vm.parseJsonIntArray(json, ".instruments.basisUp");
+        c.basisDown = vm.parseJsonIntArray(json, ".instruments.basisDown");
+        c.delta = vm.parseJsonIntArray(json, ".instruments.delta");
     }
 
     function _market(Columns memory c, uint256 i) internal pure returns (InstrumentMarket memory) {
@@ -165,24 +177,36 @@ contract Black76VectorsTest is Test {
     function test_vectors_scenarioLosses() public view {
         Worst memory wMark;
         Worst memory wLoss;
+        Worst memory wBasis;
         uint256 instruments;
         for (uint256 f; f < N_INSTRUMENT_FILES; ++f) {
             string memory name = string.concat(DIR, "instruments_", f < 10 ? "0" : "", vm.toString(f), ".json");
-            (Worst memory m, Worst memory l) = this.checkInstrumentFile(name);
+            (Worst memory m, Worst memory l, Worst memory b) = this.checkInstrumentFile(name);
             _merge(wMark, m);
             _merge(wLoss, l);
+            _merge(wBasis, b);
             instruments += m.n;
         }
         assertGe(instruments, 1000);
         _log("instrument marks", wMark);
         _log("scenario losses", wLoss);
+        _log("basis losses and delta notionals", wBasis);
     }
 
-    /// @notice Every instrument of one file: its mark and its scenario losses (external: see above).
-    function checkInstrumentFile(string memory path) external view returns (Worst memory wMark, Worst memory wLoss) {
+    /// @notice Every instrument of one file: its mark, its scenario losses, its basis losses and its
+    /// delta notional (external: see above).
+    function checkInstrumentFile(string memory path)
+        external
+        view
+        returns (Worst memory wMark, Worst memory wLoss, Worst memory wBasis)
+    {
         string memory json = vm.readFile(path);
         (ScenarioGrid memory g, VolShock memory v) = _grid(json);
         Columns memory c = _columns(json);
+        BasisShock memory bs = BasisShock({
+            perp: vm.parseJsonUint(json, ".instruments.basis.perp"),
+            forwardPerSqrtYear: vm.parseJsonUint(json, ".instruments.basis.forwardPerSqrtYear")
+        });
         uint256 n = c.kind.length;
         uint256 nScen = g.fraction.length;
         assertGt(n, 0);
@@ -197,6 +221,10 @@ contract Black76VectorsTest is Test {
             for (uint256 s; s < nScen; ++s) {
                 _record(wLoss, loss[s], c.loss[i * nScen + s], scale, "loss of instrument", i);
             }
+            (int256 up, int256 down, int256 delta) = ScenarioLoss.basisDeltaApprox(_market(c, i), bs, v.floor);
+            _record(wBasis, up, c.basisUp[i], scale, "basis up of instrument", i);
+            _record(wBasis, down, c.basisDown[i], scale, "basis down of instrument", i);
+            _record(wBasis, delta, c.delta[i], scale, "delta of instrument", i);
         }
     }
 }
