@@ -1,10 +1,10 @@
 """Write the on-chain recomputation vectors ``tests/vectors/black76/*.json`` (deterministic).
 
 Every expected value comes from the Python engine: single premiums from
-``risk_engine.pricing.black76``, instrument marks and per-unit scenario loss vectors from
-``risk_engine.build_risk_arrays`` on seeded markets. Forge
-(``tests/contracts/unit/Black76Vectors.t.sol``) recomputes each with ``Black76`` /
-``ScenarioLoss`` and reports the largest differences; pytest
+``risk_engine.pricing.black76``, instrument marks, per-unit scenario loss vectors, basis
+losses, delta notionals and continuous-range pads from ``risk_engine.build_risk_arrays`` on
+seeded markets. Forge (``tests/contracts/unit/Black76Vectors.t.sol``) recomputes each with
+``Black76``, ``ScenarioLoss`` and ``ContinuousRangePad`` and reports the largest differences; pytest
 (``tests/scripts/test_gen_black76_vectors.py``) checks the file is current. The tolerance
 that follows is in docs/margin-method.md §10.
 
@@ -86,6 +86,7 @@ class _Columns:
     basis_up: list[int] = field(default_factory=list)
     basis_down: list[int] = field(default_factory=list)
     delta: list[int] = field(default_factory=list)
+    pad: list[int] = field(default_factory=list)
 
 
 def price_vectors(rng: np.random.Generator) -> dict[str, Any]:
@@ -213,8 +214,8 @@ def seeded_instruments(rng: np.random.Generator, market: MarketSnapshot) -> Inst
 
 
 def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> dict[str, Any]:
-    """Marks, scenario loss rows, basis losses and delta notionals of ``build_risk_arrays`` for
-    seeded market ``m``."""
+    """Marks, scenario loss rows, basis losses, delta notionals and continuous-range pads (every
+    scan column, zeros for a perp or spot) of ``build_risk_arrays`` for seeded market ``m``."""
     cols = _Columns()
     market = exact_market(seeded_market(rng, m))
     inst = seeded_instruments(rng, market)
@@ -263,6 +264,7 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         cols.basis_up.append(_wad(float(arrays.loss[i, arrays.col_basis_up])))
         cols.basis_down.append(_wad(float(arrays.loss[i, arrays.col_basis_down])))
         cols.delta.append(_wad(float(arrays.loss[i, arrays.col_delta])))
+        cols.pad.extend(_wad(float(x)) for x in arrays.pad[i, : scen.n_scan_columns].tolist())
     v = params.vol
     return {
         "n": len(cols.kind),
@@ -273,6 +275,13 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
             "cover": _s(map(_wad, cover)),
             "maxDownMove": str(_wad(params.scan.max_down_move)),
             "horizonSeconds": str(round(params.horizon_days * 86_400)),
+        },
+        "padLayout": {
+            "lo": [str(int(k)) for k in scen.interval_lo.tolist()],
+            "hi": [str(int(k)) for k in scen.interval_hi.tolist()],
+            "nMm": scen.n_mm,
+            "nMmIntervals": scen.n_mm_intervals,
+            "imCopies": [str(int(k)) for k in scen.mm_boundary.tolist()],
         },
         "basis": {
             "perp": str(_wad(params.basis.perp)),
@@ -303,6 +312,7 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         "basisUp": [str(x) for x in cols.basis_up],
         "basisDown": [str(x) for x in cols.basis_down],
         "delta": [str(x) for x in cols.delta],
+        "pad": [str(x) for x in cols.pad],
     }
 
 

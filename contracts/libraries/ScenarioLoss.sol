@@ -115,7 +115,7 @@ library ScenarioLoss {
         uint256 tenorSeconds = m.expiry - m.timestamp;
         uint256 sigma = smileVolApprox(m, v.floor);
         mark = Black76.premiumApprox(m.forward, m.strike, tenorSeconds * WAD / SECONDS_PER_YEAR, sigma, m.rate, isCall);
-        OptionScenarioTerms memory t = _scenarioTerms(m, g, v, sigma, tenorSeconds);
+        OptionScenarioTerms memory t = scenarioTermsApprox(m, g, v, sigma, tenorSeconds);
         int256 markInt = _toInt(mark);
         for (uint256 s; s < n; ++s) {
             int256 value = _toInt(_optionValue(m, g, t, s, isCall));
@@ -192,13 +192,16 @@ library ScenarioLoss {
         return uint256(r); // exp is >= 0
     }
 
-    function _scenarioTerms(
+    /// @notice The per-option terms of every scenario: the three shocked total standard deviations
+    /// `sigma_v sqrt(T - h)`, the scenario discount factor, or that the option expires within the
+    /// horizon (valued at its payoff).
+    function scenarioTermsApprox(
         InstrumentMarket memory m,
         ScenarioGrid memory g,
         VolShock memory v,
         uint256 sigma,
         uint256 tenorSeconds
-    ) private pure returns (OptionScenarioTerms memory t) {
+    ) internal pure returns (OptionScenarioTerms memory t) {
         if (tenorSeconds <= g.horizonSeconds) {
             t.expiresInHorizon = true; // T - h <= 0: valued at its payoff, undiscounted
             return t;
@@ -231,6 +234,12 @@ library ScenarioLoss {
         if (t.expiresInHorizon) return Black76.intrinsic(fs, m.strike, isCall);
         uint256 sd = g.volState[s] > 0 ? t.sdUp : (g.volState[s] < 0 ? t.sdDown : t.sdFlat);
         return FixedPointMathLib.mulWad(t.discount, Black76.undiscountedApprox(fs, m.strike, sd, isCall));
+    }
+
+    /// @notice `price (1 + max(fraction(s) R, -maxDownMove))`: a price in scenario `s` (USD WAD, > 0).
+    function scenarioPrice(uint256 price, ScenarioGrid memory g, uint256 s) internal pure returns (uint256) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint256(_moved(price, _move(g, s))); // > 0: the move is >= -maxDownMove > -1
     }
 
     /// @dev `max(fraction R, -maxDownMove)` (WAD, signed).

@@ -10,6 +10,7 @@ import {
     VolShock,
     ScenarioLoss
 } from "../../../contracts/libraries/ScenarioLoss.sol";
+import {ContinuousRangePad, PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
 
 /// @notice External entry points over the internal pricing libraries: each call runs in its own
 /// memory (the accuracy test makes thousands), and its gas is one call's (docs/gas.md).
@@ -40,5 +41,16 @@ contract Black76Harness {
         returns (int256 basisUp, int256 basisDown, int256 delta)
     {
         return ScenarioLoss.basisDeltaApprox(m, b, volFloor);
+    }
+
+    /// @dev The mark and losses are recomputed first, as a dispute would (the gas covers both).
+    function lossesAndPads(
+        InstrumentMarket calldata m,
+        ScenarioGrid calldata g,
+        VolShock calldata v,
+        PadLayout calldata l
+    ) external pure returns (uint256[] memory pad) {
+        (uint256 mark, int256[] memory loss) = ScenarioLoss.lossesApprox(m, g, v);
+        return ContinuousRangePad.padsApprox(m, g, v, l, mark, loss);
     }
 }
