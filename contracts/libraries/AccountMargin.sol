@@ -10,7 +10,7 @@ struct RiskVector {
     uint256 underlying; // index into AggregationParams' per-underlying arrays (and tree leaves)
     uint256 mark; // USD per unit
     int256[] loss; // the template scenario losses (x cover): ScenarioLoss.lossesApprox's vector
-    uint256[] pad; // continuous-range pad of each scan column (n_scan_columns); empty = no pad (linear)
+    uint256[] pad; // continuous-range pad of each scan column (ContinuousRangePad); empty = none (linear)
     int256 basisUp; // loss per unit of the basis-up shock (ScenarioLoss.basisDeltaApprox)
     int256 basisDown; // loss per unit of the basis-down shock
     int256 delta; // delta notional per unit (USD)

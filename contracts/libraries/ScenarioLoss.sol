@@ -70,8 +70,8 @@ struct BasisShock {
 /// time advanced by the horizon (docs/margin-method.md §3, §4). What a dispute of an INSTRUMENT
 /// vector recomputes (docs/margin-method.md §10).
 /// @dev Not directed: each entry is within the tolerance of docs/margin-method.md §10 of the
-/// engine's float64 value. `basisDeltaApprox` gives the basis and delta columns; the
-/// continuous-range pads and the per-unit add-on charges are not recomputed yet.
+/// engine's float64 value. `basisDeltaApprox` gives the basis and delta columns,
+/// ContinuousRangePad the pads; the per-unit add-on charges are not recomputed yet.
 library ScenarioLoss {
     /// @dev Declared here, not in Errors (the vault's ABI), until the vault calls this library.
     error ScenarioGridMismatch(uint256 fractions, uint256 volStates, uint256 covers);
