@@ -1,10 +1,10 @@
 """Write the on-chain recomputation vectors ``tests/vectors/black76/*.json`` (deterministic).
 
 Every expected value comes from the Python engine: single premiums from
-``risk_engine.pricing.black76``, instrument marks and per-unit scenario loss vectors from
-``risk_engine.build_risk_arrays`` on seeded markets. Forge
-(``tests/contracts/unit/Black76Vectors.t.sol``) recomputes each with ``Black76`` /
-``ScenarioLoss`` and reports the largest differences; pytest
+``risk_engine.pricing.black76``, instrument marks, per-unit scenario loss vectors, basis
+losses, delta notionals and continuous-range pads from ``risk_engine.build_risk_arrays`` on
+seeded markets. Forge (``tests/contracts/unit/Black76Vectors.t.sol``) recomputes each with
+``Black76``, ``ScenarioLoss`` and ``ContinuousRangePad`` and reports the largest differences; pytest
 (``tests/scripts/test_gen_black76_vectors.py``) checks the file is current. The tolerance
 that follows is in docs/margin-method.md §10.
 
@@ -83,6 +83,10 @@ class _Columns:
     range_: list[int] = field(default_factory=list)
     mark: list[int] = field(default_factory=list)
     loss: list[int] = field(default_factory=list)
+    basis_up: list[int] = field(default_factory=list)
+    basis_down: list[int] = field(default_factory=list)
+    delta: list[int] = field(default_factory=list)
+    pad: list[int] = field(default_factory=list)
 
 
 def price_vectors(rng: np.random.Generator) -> dict[str, Any]:
@@ -118,7 +122,7 @@ def price_vectors(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _market(rng: np.random.Generator, m: int) -> MarketSnapshot:
+def seeded_market(rng: np.random.Generator, m: int) -> MarketSnapshot:
     """A seeded market: random spots, rate, smiles; market 0 is a crash (wide, capped ranges)."""
     timestamp = 1_719_792_000 + 7 * 86_400 * m + int(rng.integers(0, 86_400))
     n_u = len(UNDERLYINGS)
@@ -155,7 +159,7 @@ def _market(rng: np.random.Generator, m: int) -> MarketSnapshot:
     return MarketSnapshot(timestamp, UNDERLYINGS, spot, perp, rate, surface, returns)
 
 
-def _exact(market: MarketSnapshot) -> MarketSnapshot:
+def exact_market(market: MarketSnapshot) -> MarketSnapshot:
     """The same market with every input replaced by the float of its WAD (what the chain sees)."""
 
     def q(a: np.ndarray) -> np.ndarray:
@@ -176,7 +180,7 @@ def _exact(market: MarketSnapshot) -> MarketSnapshot:
     )
 
 
-def _instruments(rng: np.random.Generator, market: MarketSnapshot) -> InstrumentTable:
+def seeded_instruments(rng: np.random.Generator, market: MarketSnapshot) -> InstrumentTable:
     """Mostly options at a random slice and strike (K/F in [0.3, 3]), some perps and spots."""
     kinds: list[int] = []
     unds: list[str] = []
@@ -210,10 +214,11 @@ def _instruments(rng: np.random.Generator, market: MarketSnapshot) -> Instrument
 
 
 def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> dict[str, Any]:
-    """Marks and scenario loss rows of ``build_risk_arrays`` for seeded market ``m``."""
+    """Marks, scenario loss rows, basis losses, delta notionals and continuous-range pads (every
+    scan column, zeros for a perp or spot) of ``build_risk_arrays`` for seeded market ``m``."""
     cols = _Columns()
-    market = _exact(_market(rng, m))
-    inst = _instruments(rng, market)
+    market = exact_market(seeded_market(rng, m))
+    inst = seeded_instruments(rng, market)
     arrays = build_risk_arrays(inst, market, params)
     scen = arrays.scenarios
     fraction = scen.fraction.tolist()
@@ -256,6 +261,10 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
                 c.append(0)
         cols.mark.append(_wad(float(arrays.mark[i])))
         cols.loss.extend(_wad(float(x)) for x in arrays.loss[i, :n_t].tolist())
+        cols.basis_up.append(_wad(float(arrays.loss[i, arrays.col_basis_up])))
+        cols.basis_down.append(_wad(float(arrays.loss[i, arrays.col_basis_down])))
+        cols.delta.append(_wad(float(arrays.loss[i, arrays.col_delta])))
+        cols.pad.extend(_wad(float(x)) for x in arrays.pad[i, : scen.n_scan_columns].tolist())
     v = params.vol
     return {
         "n": len(cols.kind),
@@ -266,6 +275,17 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
             "cover": _s(map(_wad, cover)),
             "maxDownMove": str(_wad(params.scan.max_down_move)),
             "horizonSeconds": str(round(params.horizon_days * 86_400)),
+        },
+        "padLayout": {
+            "lo": [str(int(k)) for k in scen.interval_lo.tolist()],
+            "hi": [str(int(k)) for k in scen.interval_hi.tolist()],
+            "nMm": scen.n_mm,
+            "nMmIntervals": scen.n_mm_intervals,
+            "imCopies": [str(int(k)) for k in scen.mm_boundary.tolist()],
+        },
+        "basis": {
+            "perp": str(_wad(params.basis.perp)),
+            "forwardPerSqrtYear": str(_wad(params.basis.forward_per_sqrt_year)),
         },
         "volShock": {
             "up": str(_wad(v.up)),
@@ -289,6 +309,10 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         "range": _s(cols.range_),
         "mark": _s(cols.mark),
         "loss": [str(x) for x in cols.loss],
+        "basisUp": [str(x) for x in cols.basis_up],
+        "basisDown": [str(x) for x in cols.basis_down],
+        "delta": [str(x) for x in cols.delta],
+        "pad": [str(x) for x in cols.pad],
     }
 
 

@@ -6,6 +6,7 @@ import {FixedPointMathLib} from "solady/utils/FixedPointMathLib.sol";
 import {Errors} from "../interfaces/Errors.sol";
 import {FixedPoint, WAD} from "./FixedPoint.sol";
 import {Black76} from "./Black76.sol";
+import {NormalCdf} from "./NormalCdf.sol";
 
 // Kinds as the engine numbers them: the chain's PERP = 0, CALL = 1, PUT = 2, and SPOT = 3
 // (a collateral token's column, engine only: docs/margin-method.md §1).
@@ -54,6 +55,13 @@ struct VolShock {
     uint256 floor;
 }
 
+/// @notice Basis shocks (risk_engine/params.py:BasisParams), WAD: the perp mark moves `+-perp` against
+/// spot, an option's forward `+-forwardPerSqrtYear sqrt(T)`.
+struct BasisShock {
+    uint256 perp;
+    uint256 forwardPerSqrtYear;
+}
+
 /// @title ScenarioLoss
 /// @notice An instrument's mark and per-unit scenario loss vector, as risk_engine/risk_arrays.py:
 /// build_risk_arrays computes them: `loss[s] = (mark - V(s)) * cover(s)` (USD WAD per unit LONG,
@@ -62,8 +70,8 @@ struct VolShock {
 /// time advanced by the horizon (docs/margin-method.md §3, §4). What a dispute of an INSTRUMENT
 /// vector recomputes (docs/margin-method.md §10).
 /// @dev Not directed: each entry is within the tolerance of docs/margin-method.md §10 of the
-/// engine's float64 value. The continuous-range pads, basis columns and add-ons are not part of
-/// this vector.
+/// engine's float64 value. `basisDeltaApprox` gives the basis and delta columns,
+/// ContinuousRangePad the pads; the per-unit add-on charges are not recomputed yet.
 library ScenarioLoss {
     /// @dev Declared here, not in Errors (the vault's ABI), until the vault calls this library.
     error ScenarioGridMismatch(uint256 fractions, uint256 volStates, uint256 covers);
@@ -107,12 +115,61 @@ library ScenarioLoss {
         uint256 tenorSeconds = m.expiry - m.timestamp;
         uint256 sigma = smileVolApprox(m, v.floor);
         mark = Black76.premiumApprox(m.forward, m.strike, tenorSeconds * WAD / SECONDS_PER_YEAR, sigma, m.rate, isCall);
-        OptionScenarioTerms memory t = _scenarioTerms(m, g, v, sigma, tenorSeconds);
+        OptionScenarioTerms memory t = scenarioTermsApprox(m, g, v, sigma, tenorSeconds);
         int256 markInt = _toInt(mark);
         for (uint256 s; s < n; ++s) {
             int256 value = _toInt(_optionValue(m, g, t, s, isCall));
             loss[s] = FixedPointMathLib.sMulWad(markInt - value, _toInt(g.cover[s]));
         }
+    }
+
+    /// @notice The basis-up and basis-down losses and the delta notional per unit LONG (USD WAD), the
+    /// columns `col_basis_up`, `col_basis_down` and `col_delta` of risk_engine/risk_arrays.py:
+    /// build_risk_arrays (docs/margin-method.md §4): a perp's `-+perp x mark` and its mark, a spot's
+    /// 0 and its price, an option's `mark - V(F (1 +- b))` with `b = forwardPerSqrtYear sqrt(T)`
+    /// (re-priced at the base vol and tenor) and `dV/dF x F`.
+    /// @dev Not directed, as `lossesApprox` (docs/margin-method.md §10).
+    function basisDeltaApprox(InstrumentMarket memory m, BasisShock memory b, uint256 volFloor)
+        internal
+        pure
+        returns (int256 basisUp, int256 basisDown, int256 delta)
+    {
+        if (m.kind == KIND_SPOT) return (0, 0, _toInt(m.price));
+        if (m.kind == KIND_PERP) {
+            int256 shock = _toInt(FixedPointMathLib.mulWad(m.price, b.perp));
+            return (-shock, shock, _toInt(m.price));
+        }
+        if (m.kind != KIND_CALL && m.kind != KIND_PUT) revert Errors.InvalidInstrument(m.kind, m.strike, m.expiry);
+        if (m.expiry <= m.timestamp) revert OptionExpiredAt(m.expiry, m.timestamp);
+        uint256 tenor = (m.expiry - m.timestamp) * WAD / SECONDS_PER_YEAR;
+        uint256 sigma = smileVolApprox(m, volFloor);
+        uint256 rootT = FixedPointMathLib.sqrtWad(tenor);
+        uint256 shift = FixedPointMathLib.mulWad(b.forwardPerSqrtYear, rootT);
+        int256 mark = _premiumAt(m, m.forward, tenor, sigma);
+        basisUp = mark - _premiumAt(m, FixedPointMathLib.mulWad(m.forward, WAD + shift), tenor, sigma);
+        basisDown = mark - _premiumAt(m, FixedPointMathLib.mulWad(m.forward, WAD - shift), tenor, sigma);
+        delta = _deltaNotional(m, tenor, FixedPointMathLib.mulWad(sigma, rootT));
+    }
+
+    /// @dev The option's Black-76 premium at `forward` (its base vol and tenor).
+    function _premiumAt(InstrumentMarket memory m, uint256 forward, uint256 tenor, uint256 sigma)
+        private
+        pure
+        returns (int256)
+    {
+        return _toInt(Black76.premiumApprox(forward, m.strike, tenor, sigma, m.rate, m.kind == KIND_CALL));
+    }
+
+    /// @dev `dV/dF x F`: `dV/dF = df N(d1)` (call) or `df (N(d1) - 1)` (put),
+    /// `d1 = (ln(F/K) + sd^2/2) / sd`, `sd = sigma sqrt(T) > 0` (the vol floor is > 0).
+    function _deltaNotional(InstrumentMarket memory m, uint256 tenor, uint256 sd) private pure returns (int256) {
+        int256 s = _toInt(sd);
+        int256 lnFk = FixedPointMathLib.lnWad(_toInt(FixedPointMathLib.divWad(m.forward, m.strike)));
+        int256 d1 = FixedPointMathLib.sDivWad(lnFk + FixedPointMathLib.sMulWad(s, s) / 2, s);
+        int256 n = _toInt(NormalCdf.cdfApprox(d1));
+        if (m.kind == KIND_PUT) n -= _toInt(WAD);
+        int256 dvdf = FixedPointMathLib.sMulWad(_toInt(Black76.discountApprox(m.rate, tenor)), n);
+        return FixedPointMathLib.sMulWad(dvdf, _toInt(m.forward));
     }
 
     /// @notice The smile vol at the option's strike: `max(floor, atm + skew k + curvature k^2)`,
@@ -135,13 +192,16 @@ library ScenarioLoss {
         return uint256(r); // exp is >= 0
     }
 
-    function _scenarioTerms(
+    /// @notice The per-option terms of every scenario: the three shocked total standard deviations
+    /// `sigma_v sqrt(T - h)`, the scenario discount factor, or that the option expires within the
+    /// horizon (valued at its payoff).
+    function scenarioTermsApprox(
         InstrumentMarket memory m,
         ScenarioGrid memory g,
         VolShock memory v,
         uint256 sigma,
         uint256 tenorSeconds
-    ) private pure returns (OptionScenarioTerms memory t) {
+    ) internal pure returns (OptionScenarioTerms memory t) {
         if (tenorSeconds <= g.horizonSeconds) {
             t.expiresInHorizon = true; // T - h <= 0: valued at its payoff, undiscounted
             return t;
@@ -174,6 +234,12 @@ library ScenarioLoss {
         if (t.expiresInHorizon) return Black76.intrinsic(fs, m.strike, isCall);
         uint256 sd = g.volState[s] > 0 ? t.sdUp : (g.volState[s] < 0 ? t.sdDown : t.sdFlat);
         return FixedPointMathLib.mulWad(t.discount, Black76.undiscountedApprox(fs, m.strike, sd, isCall));
+    }
+
+    /// @notice `price (1 + max(fraction(s) R, -maxDownMove))`: a price in scenario `s` (USD WAD, > 0).
+    function scenarioPrice(uint256 price, ScenarioGrid memory g, uint256 s) internal pure returns (uint256) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint256(_moved(price, _move(g, s))); // > 0: the move is >= -maxDownMove > -1
     }
 
     /// @dev `max(fraction R, -maxDownMove)` (WAD, signed).

@@ -5,6 +5,7 @@ import {Test} from "forge-std/Test.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {
+    BasisShock,
     InstrumentMarket,
     ScenarioGrid,
     VolShock,
@@ -12,6 +13,7 @@ import {
     KIND_PUT,
     KIND_PERP
 } from "../../../contracts/libraries/ScenarioLoss.sol";
+import {PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
 import {Black76Harness} from "../mocks/Black76Harness.sol";
 
 /// @notice Gas of the on-chain recomputation (docs/gas.md, docs/margin-method.md §10): one
@@ -25,6 +27,7 @@ contract Black76GasTest is Test {
     Black76Harness internal h;
     ScenarioGrid internal grid;
     VolShock internal shock;
+    PadLayout internal layout;
 
     function setUp() public {
         h = new Black76Harness();
@@ -38,6 +41,11 @@ contract Black76GasTest is Test {
         grid.range = 136e15;
         grid.maxDownMove = vm.parseJsonUint(json, ".instruments.grid.maxDownMove");
         grid.horizonSeconds = uint64(vm.parseJsonUint(json, ".instruments.grid.horizonSeconds"));
+        layout.lo = vm.parseJsonUintArray(json, ".instruments.padLayout.lo");
+        layout.hi = vm.parseJsonUintArray(json, ".instruments.padLayout.hi");
+        layout.nMm = vm.parseJsonUint(json, ".instruments.padLayout.nMm");
+        layout.nMmIntervals = vm.parseJsonUint(json, ".instruments.padLayout.nMmIntervals");
+        layout.imCopies = vm.parseJsonUintArray(json, ".instruments.padLayout.imCopies");
         shock = VolShock(5e17, 3e17, 30e18, 3e17, 13e16, 1e18, 5e16);
     }
 
@@ -84,6 +92,15 @@ contract Black76GasTest is Test {
         console2.log("69-scenario vector, 1-year put", put365);
         console2.log("69-scenario vector, call expiring within the horizon", withinHorizon);
         console2.log("69-scenario vector, perp", perpGas);
+        h.basisDelta(_btcOption(KIND_CALL, 60_000e18, 30 days), BasisShock(1e16, 45e15), shock.floor);
+        console2.log("basis losses and delta notional, 30-day call", vm.lastCallGas().gasTotalUsed);
+        h.lossesAndPads(_btcOption(KIND_CALL, 60_000e18, 30 days), grid, shock, layout);
+        uint256 pads30 = vm.lastCallGas().gasTotalUsed;
+        h.lossesAndPads(_btcOption(KIND_CALL, 60_000e18, 12 hours), grid, shock, layout);
+        uint256 padsWithin = vm.lastCallGas().gasTotalUsed;
+        console2.log("mark, 69 losses and 75 pads, 30-day call", pads30);
+        console2.log("mark, 69 losses and 75 pads, call expiring within the horizon", padsWithin);
+        assertLe(pads30, INSTRUMENT_GOAL);
         assertLe(call30, INSTRUMENT_GOAL);
         assertLe(put365, INSTRUMENT_GOAL);
     }

@@ -3,7 +3,14 @@ pragma solidity 0.8.28;
 
 import {Black76} from "../../../contracts/libraries/Black76.sol";
 import {NormalCdf} from "../../../contracts/libraries/NormalCdf.sol";
-import {InstrumentMarket, ScenarioGrid, VolShock, ScenarioLoss} from "../../../contracts/libraries/ScenarioLoss.sol";
+import {
+    BasisShock,
+    InstrumentMarket,
+    ScenarioGrid,
+    VolShock,
+    ScenarioLoss
+} from "../../../contracts/libraries/ScenarioLoss.sol";
+import {ContinuousRangePad, PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
 
 /// @notice External entry points over the internal pricing libraries: each call runs in its own
 /// memory (the accuracy test makes thousands), and its gas is one call's (docs/gas.md).
@@ -26,5 +33,24 @@ contract Black76Harness {
         returns (uint256 mark, int256[] memory loss)
     {
         return ScenarioLoss.lossesApprox(m, g, v);
+    }
+
+    function basisDelta(InstrumentMarket calldata m, BasisShock calldata b, uint256 volFloor)
+        external
+        pure
+        returns (int256 basisUp, int256 basisDown, int256 delta)
+    {
+        return ScenarioLoss.basisDeltaApprox(m, b, volFloor);
+    }
+
+    /// @dev The mark and losses are recomputed first, as a dispute would (the gas covers both).
+    function lossesAndPads(
+        InstrumentMarket calldata m,
+        ScenarioGrid calldata g,
+        VolShock calldata v,
+        PadLayout calldata l
+    ) external pure returns (uint256[] memory pad) {
+        (uint256 mark, int256[] memory loss) = ScenarioLoss.lossesApprox(m, g, v);
+        return ContinuousRangePad.padsApprox(m, g, v, l, mark, loss);
     }
 }

@@ -7,13 +7,15 @@ import {Errors} from "../../../contracts/interfaces/Errors.sol";
 import {Black76} from "../../../contracts/libraries/Black76.sol";
 import {NormalCdf} from "../../../contracts/libraries/NormalCdf.sol";
 import {
+    BasisShock,
     InstrumentMarket,
     ScenarioGrid,
     VolShock,
     ScenarioLoss,
     KIND_PERP,
     KIND_CALL,
-    KIND_PUT
+    KIND_PUT,
+    KIND_SPOT
 } from "../../../contracts/libraries/ScenarioLoss.sol";
 import {Black76Harness} from "../mocks/Black76Harness.sol";
 
@@ -216,5 +218,46 @@ contract Black76Test is Test {
         InstrumentMarket memory m = _option(4, 30 days);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidInstrument.selector, 4, m.strike, m.expiry));
         h.losses(m, g, v);
+    }
+
+    function test_basisDeltaApprox_perpAndSpot() public pure {
+        InstrumentMarket memory m = _option(KIND_PERP, 0);
+        m.price = 3_000e18;
+        (int256 up, int256 down, int256 delta) = ScenarioLoss.basisDeltaApprox(m, BasisShock(1e16, 45e15), 5e16);
+        assertEq(up, -30e18); // the perp mark up 1 %: a long unit gains 30
+        assertEq(down, 30e18);
+        assertEq(delta, 3_000e18);
+        m.kind = KIND_SPOT;
+        (up, down, delta) = ScenarioLoss.basisDeltaApprox(m, BasisShock(1e16, 45e15), 5e16);
+        assertEq(up, 0);
+        assertEq(down, 0);
+        assertEq(delta, 3_000e18);
+    }
+
+    /// The call's and the put's basis losses differ by the forward's shift (parity), and their
+    /// delta notionals by `df F`.
+    function test_basisDeltaApprox_callAndPutFollowParity() public pure {
+        BasisShock memory b = BasisShock(1e16, 45e15);
+        (int256 cu, int256 cd, int256 cDelta) = ScenarioLoss.basisDeltaApprox(_option(KIND_CALL, 365 days), b, 5e16);
+        (int256 pu, int256 pd, int256 pDelta) = ScenarioLoss.basisDeltaApprox(_option(KIND_PUT, 365 days), b, 5e16);
+        int256 df = int256(Black76.discountApprox(3e16, WAD));
+        assertApproxEqAbs(cDelta - pDelta, df * 61_000, 1e9); // df x F, F = 61,000
+        // b = 4.5 % at T = 1 year: the forward moves +-2,745; the call loses (C - P) change = -df 2,745
+        assertApproxEqAbs(cu - pu, -df * 2_745, 1e9);
+        assertApproxEqAbs(cd - pd, df * 2_745, 1e9);
+        assertGt(cDelta, 0);
+        assertLt(pDelta, 0);
+    }
+
+    function test_basisDeltaApprox_revertsWhenOptionExpired() public {
+        InstrumentMarket memory m = _option(KIND_CALL, 0);
+        vm.expectRevert(abi.encodeWithSelector(ScenarioLoss.OptionExpiredAt.selector, m.expiry, m.timestamp));
+        h.basisDelta(m, BasisShock(1e16, 45e15), 5e16);
+    }
+
+    function test_basisDeltaApprox_revertsWhenKindUnknown() public {
+        InstrumentMarket memory m = _option(4, 30 days);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidInstrument.selector, 4, m.strike, m.expiry));
+        h.basisDelta(m, BasisShock(1e16, 45e15), 5e16);
     }
 }

@@ -5,7 +5,14 @@ import {Test} from "forge-std/Test.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {Black76} from "../../../contracts/libraries/Black76.sol";
-import {InstrumentMarket, ScenarioGrid, VolShock, ScenarioLoss} from "../../../contracts/libraries/ScenarioLoss.sol";
+import {
+    BasisShock,
+    InstrumentMarket,
+    ScenarioGrid,
+    VolShock,
+    ScenarioLoss
+} from "../../../contracts/libraries/ScenarioLoss.sol";
+import {ContinuousRangePad, PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
 
 /// @notice The on-chain Black-76 and scenario loss vectors against the Python engine on the shared
 /// vectors of tests/vectors/black76/ (scripts/gen_black76_vectors.py). Every result must lie
@@ -122,6 +129,10 @@ contract Black76VectorsTest is Test {
         uint256[] range;
         uint256[] mark;
         int256[] loss;
+        int256[] basisUp;
+        int256[] basisDown;
+        int256[] delta;
+        uint256[] pad;
     }
 
     function _columns(string memory json) internal pure returns (Columns memory c) {
@@ -138,6 +149,10 @@ contract Black76VectorsTest is Test {
         c.range = vm.parseJsonUintArray(json, ".instruments.range");
         c.mark = vm.parseJsonUintArray(json, ".instruments.mark");
         c.loss = vm.parseJsonIntArray(json, ".instruments.loss");
+        c.basisUp = vm.parseJsonIntArray(json, ".instruments.basisUp");
+        c.basisDown = vm.parseJsonIntArray(json, ".instruments.basisDown");
+        c.delta = vm.parseJsonIntArray(json, ".instruments.delta");
+        c.pad = vm.parseJsonUintArray(json, ".instruments.pad");
     }
 
     function _market(Columns memory c, uint256 i) internal pure returns (InstrumentMarket memory) {
@@ -162,41 +177,107 @@ contract Black76VectorsTest is Test {
         into.n += w.n;
     }
 
-    function test_vectors_scenarioLosses() public view {
+    function test_vectors_scenarioLosses() public {
+        // 1,080 vectors with their pads exceed a test's gas limit; gas: tests/contracts/gas/Black76Gas.t.sol
+        vm.pauseGasMetering();
         Worst memory wMark;
         Worst memory wLoss;
+        Worst memory wBasis;
+        Worst memory wPad;
         uint256 instruments;
         for (uint256 f; f < N_INSTRUMENT_FILES; ++f) {
             string memory name = string.concat(DIR, "instruments_", f < 10 ? "0" : "", vm.toString(f), ".json");
-            (Worst memory m, Worst memory l) = this.checkInstrumentFile(name);
-            _merge(wMark, m);
-            _merge(wLoss, l);
-            instruments += m.n;
+            Worsts memory w = this.checkInstrumentFile(name);
+            _merge(wMark, w.mark);
+            _merge(wLoss, w.loss);
+            _merge(wBasis, w.basis);
+            _merge(wPad, w.pad);
+            instruments += w.mark.n;
         }
         assertGe(instruments, 1000);
         _log("instrument marks", wMark);
         _log("scenario losses", wLoss);
+        _log("basis losses and delta notionals", wBasis);
+        _log("continuous-range pads (options)", wPad);
     }
 
-    /// @notice Every instrument of one file: its mark and its scenario losses (external: see above).
-    function checkInstrumentFile(string memory path) external view returns (Worst memory wMark, Worst memory wLoss) {
+    /// @notice Every instrument of one file: its mark, its scenario losses, its basis losses, its
+    /// delta notional and an option's pads (external: see above).
+    function checkInstrumentFile(string memory path) external view returns (Worsts memory w) {
         string memory json = vm.readFile(path);
-        (ScenarioGrid memory g, VolShock memory v) = _grid(json);
-        Columns memory c = _columns(json);
-        uint256 n = c.kind.length;
-        uint256 nScen = g.fraction.length;
+        File memory f;
+        (f.g, f.v) = _grid(json);
+        f.c = _columns(json);
+        f.bs = BasisShock({
+            perp: vm.parseJsonUint(json, ".instruments.basis.perp"),
+            forwardPerSqrtYear: vm.parseJsonUint(json, ".instruments.basis.forwardPerSqrtYear")
+        });
+        f.layout = _layout(json);
+        uint256 n = f.c.kind.length;
         assertGt(n, 0);
-        assertEq(c.loss.length, n * nScen);
+        assertEq(f.c.loss.length, n * f.g.fraction.length);
         for (uint256 i; i < n; ++i) {
-            g.range = c.range[i];
-            (uint256 mark, int256[] memory loss) = ScenarioLoss.lossesApprox(_market(c, i), g, v);
-            // the scale: the forward (option) or price (perp, spot), or the strike if larger
-            uint256 scale = c.kind[i] == 1 || c.kind[i] == 2 ? c.forward[i] : c.price[i];
-            if (c.strike[i] > scale) scale = c.strike[i];
-            _record(wMark, int256(mark), int256(c.mark[i]), scale, "mark of instrument", i);
-            for (uint256 s; s < nScen; ++s) {
-                _record(wLoss, loss[s], c.loss[i * nScen + s], scale, "loss of instrument", i);
+            _checkInstrument(f, i, w);
+        }
+    }
+
+    struct Worsts {
+        Worst mark;
+        Worst loss;
+        Worst basis;
+        Worst pad;
+    }
+
+    /// @dev One file's parsed inputs (a struct: the checks would not fit the stack otherwise).
+    struct File {
+        ScenarioGrid g;
+        VolShock v;
+        Columns c;
+        BasisShock bs;
+        PadLayout layout;
+    }
+
+    function _checkInstrument(File memory f, uint256 i, Worsts memory w) internal pure {
+        Columns memory c = f.c;
+        uint256 nScen = f.g.fraction.length;
+        f.g.range = c.range[i];
+        (uint256 mark, int256[] memory loss) = ScenarioLoss.lossesApprox(_market(c, i), f.g, f.v);
+        // the scale: the forward (option) or price (perp, spot), or the strike if larger
+        uint256 scale = c.kind[i] == 1 || c.kind[i] == 2 ? c.forward[i] : c.price[i];
+        if (c.strike[i] > scale) scale = c.strike[i];
+        _record(w.mark, int256(mark), int256(c.mark[i]), scale, "mark of instrument", i);
+        for (uint256 s; s < nScen; ++s) {
+            _record(w.loss, loss[s], c.loss[i * nScen + s], scale, "loss of instrument", i);
+        }
+        (int256 up, int256 down, int256 delta) = ScenarioLoss.basisDeltaApprox(_market(c, i), f.bs, f.v.floor);
+        _record(w.basis, up, c.basisUp[i], scale, "basis up of instrument", i);
+        _record(w.basis, down, c.basisDown[i], scale, "basis down of instrument", i);
+        _record(w.basis, delta, c.delta[i], scale, "delta of instrument", i);
+        _checkPads(w.pad, f, i, mark, loss, scale);
+    }
+
+    function _layout(string memory json) internal pure returns (PadLayout memory l) {
+        l.lo = vm.parseJsonUintArray(json, ".instruments.padLayout.lo");
+        l.hi = vm.parseJsonUintArray(json, ".instruments.padLayout.hi");
+        l.nMm = vm.parseJsonUint(json, ".instruments.padLayout.nMm");
+        l.nMmIntervals = vm.parseJsonUint(json, ".instruments.padLayout.nMmIntervals");
+        l.imCopies = vm.parseJsonUintArray(json, ".instruments.padLayout.imCopies");
+    }
+
+    /// @dev An option's pads against the engine's; a perp or spot has none (engine: zeros).
+    function _checkPads(Worst memory w, File memory f, uint256 i, uint256 mark, int256[] memory loss, uint256 scale)
+        internal
+        pure
+    {
+        uint256[] memory pad = ContinuousRangePad.padsApprox(_market(f.c, i), f.g, f.v, f.layout, mark, loss);
+        uint256 nScan = loss.length + f.layout.imCopies.length;
+        for (uint256 k; k < nScan; ++k) {
+            uint256 engine = f.c.pad[i * nScan + k];
+            if (pad.length == 0) {
+                assertEq(engine, 0, "pad of a linear instrument");
+                continue;
             }
+            _record(w, int256(pad[k]), int256(engine), scale, "pad of instrument", i);
         }
     }
 }
