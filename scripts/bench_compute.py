@@ -99,8 +99,10 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     best, out = float("inf"), None
     for _ in range(repeat):
         t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
+        got = fn()
+        wall = time.perf_counter() - t
+        if wall < best:
+            best, out = wall, got
     return best, out
 
 
