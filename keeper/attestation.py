@@ -105,6 +105,25 @@ class AccountLeaf:
         check_uint("im", self.im)
         check_uint("mm", self.mm)
 
+    @classmethod
+    def trusted(
+        cls, account: int, state_nonce: int, cum_lo: int, cum_hi: int, equity: int, im: int, mm: int
+    ) -> AccountLeaf:
+        """The leaf without the per-field checks, for values already checked column by
+        column (``keeper/epoch_columns.py:check_leaf_columns``; an epoch builds 100,000
+        leaves, and the checks were half their cost). Equal to ``AccountLeaf(...)``."""
+        leaf = object.__new__(cls)
+        leaf.__dict__.update(
+            account=account,
+            state_nonce=state_nonce,
+            cum_lo=cum_lo,
+            cum_hi=cum_hi,
+            equity=equity,
+            im=im,
+            mm=mm,
+        )
+        return leaf
+
     def to_abi(self) -> tuple[Any, ...]:
         """The Solidity ``AccountLeaf`` struct tuple."""
         return (
@@ -325,6 +344,14 @@ class MerkleTree:
     ``StandardMerkleTree.of(values, types).root`` of ``@openzeppelin/merkle-tree`` for the
     same leaves, and every proof verifies with ``MerkleProof.verify``.
     """
+
+    @classmethod
+    def of_rows(cls, rows: merkle.U8Array) -> MerkleTree:
+        """The tree over leaf hashes given as rows (shape ``(n, 32)``), as
+        ``MerkleTree([bytes(r) for r in rows])`` without the round trip through bytes."""
+        tree = object.__new__(cls)
+        tree._layers = merkle.build(rows)
+        return tree
 
     def __init__(self, leaves: Iterable[Leaf | bytes]) -> None:
         items = list(leaves)

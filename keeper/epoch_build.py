@@ -50,10 +50,15 @@ refused: an extreme market value or engine range is capped and listed in
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from keeper import merkle
 from keeper.attestation import (
     AccountLeaf,
     InstrumentLeaf,
@@ -70,6 +75,15 @@ from keeper.chain import AccountState, ChainSnapshot, InstrumentInfo, TokenInfo
 from keeper.compute import MarginFn
 from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
+from keeper.epoch_columns import (
+    account_columns,
+    account_leaf_rows,
+    cash_columns,
+    check_leaf_columns,
+    payoff,
+    portfolios_of_columns,
+    trusted_account_leaves,
+)
 from keeper.errors import EpochRefusedError, FeedError
 from keeper.feeds.base import MarketState
 from risk_engine import (
@@ -93,6 +107,7 @@ __all__ = [
     "account_cash",
     "chain_inputs",
     "compute_epoch",
+    "compute_epoch_reference",
     "epoch_header",
     "funding_indices",
     "margin_leaves",
@@ -135,13 +150,6 @@ class FundingRule:
 
 
 DEFAULT_FUNDING_RULE = FundingRule()
-
-
-def _payoff(ins: InstrumentInfo, price: int) -> int:
-    """Option payoff per unit at settlement ``price`` (WAD), as the vault's ``settle``."""
-    if ins.kind == 1:
-        return max(price - ins.strike, 0)
-    return max(ins.strike - price, 0)
 
 
 def _mul_wad_floor(x: int, y: int) -> int:
@@ -264,7 +272,7 @@ def account_cash(
             if ins.kind == int(InstrumentKind.PERP):
                 c -= _mul_wad_ceil(p.size, funding[ins.id] - p.funding_index)
             if ins.id not in live_ids:  # expired option: its payoff in cash, no risk left
-                c += _mul_wad_floor(p.size, _payoff(ins, settle_price[ins.id]))
+                c += _mul_wad_floor(p.size, payoff(ins, settle_price[ins.id]))
         out.append(c)
     return out
 
@@ -409,6 +417,143 @@ def compute_epoch(
     margin: MarginFn = compute_margin,
 ) -> EpochBuild:
     """The epoch of ``snapshot`` in ``market`` (see the module docstring). Pure.
+
+    The header's ``timestamp`` is ``market.timestamp``. ``margin`` runs the risk engine
+    (``keeper/compute.py``: here or on a cluster, with the same bits). Raises
+    :class:`~keeper.errors.EpochRefusedError`. The per-account steps run column-wise
+    (``keeper/epoch_columns.py``); :func:`compute_epoch_reference` is the same build one
+    account at a time. ``timings``: ``compute`` and ``tree`` (seconds), and within them
+    ``columns``, ``portfolios``, ``engine``, ``leaves``, ``hash``, ``merkle``.
+
+    Python's cyclic garbage collector is paused during the build: it allocates a few
+    million acyclic objects (ints, leaves, hashes), and each allocation burst made the
+    collector walk every live object, the 100,000-account snapshot included (a third of
+    the compute stage at 100,000 accounts, docs/benchmarks.md "Compute stage"); nothing
+    is lost, it runs again after.
+    """
+    with _collector_paused():
+        return _compute_epoch(
+            snapshot,
+            market,
+            params,
+            epoch=epoch,
+            token_underlyings=token_underlyings,
+            funding_rule=funding_rule,
+            margin=margin,
+        )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compute_epoch(
+    snapshot: ChainSnapshot,
+    market: MarketState,
+    params: RiskParams,
+    *,
+    epoch: int,
+    token_underlyings: Mapping[str, str],
+    funding_rule: FundingRule,
+    margin: MarginFn,
+) -> EpochBuild:
+    t0 = time.perf_counter()
+    inputs = chain_inputs(snapshot, market, token_underlyings)
+    funding = funding_indices(snapshot, market, funding_rule)
+    cols = account_columns(snapshot.accounts)
+    ta = time.perf_counter()
+    cash = cash_columns(cols, snapshot.instruments, inputs.live, funding, inputs.settle_price)
+    portfolios = portfolios_of_columns(
+        cols, cash, inputs.live, snapshot.tokens, inputs.token_underlyings
+    )
+    tb = time.perf_counter()
+    try:
+        engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
+        result = margin(portfolios, engine.snapshot, params)
+        tc = time.perf_counter()
+        equity, im, mm = result.to_wad_all()
+        columns: dict[str, Sequence[int]] = {
+            "account": cols.account,
+            "state_nonce": cols.state_nonce,
+            "cum_lo": cols.cum_lo,
+            "cum_hi": cols.cum_hi,
+            "equity": equity,
+            "im": im,
+            "mm": mm,
+        }
+        check_leaf_columns(columns)
+        account_leaves = trusted_account_leaves(columns)
+        ileaves = instrument_leaves(inputs.live, result)
+        tokens = token_table(snapshot.tokens, result)
+    except RiskEngineError as exc:
+        raise EpochRefusedError(f"risk engine refused the input: {exc}") from exc
+    except FeedError as exc:
+        raise EpochRefusedError(str(exc), reason="feed") from exc
+    t1 = time.perf_counter()
+    rows = np.concatenate(
+        [merkle.leaf_hashes(account_leaf_rows(columns)), _instrument_hash_rows(ileaves)]
+    )
+    th = time.perf_counter()
+    tree = MerkleTree.of_rows(rows)
+    header = epoch_header(
+        snapshot,
+        epoch=epoch,
+        timestamp=int(market.timestamp),
+        tree=tree,
+        tokens=tokens,
+        funding=funding,
+        settle_now=inputs.settle_now,
+    )
+    blob = rows.tobytes()
+    hashes = tuple(blob[i : i + 32] for i in range(0, len(blob), 32))
+    t2 = time.perf_counter()
+    return EpochBuild(
+        header=header,
+        tree=tree,
+        account_leaves=account_leaves,
+        instrument_leaves=ileaves,
+        market=market,
+        timings={
+            "compute": t1 - t0,
+            "tree": t2 - t1,
+            "columns": ta - t0,
+            "portfolios": tb - ta,
+            "engine": tc - tb,
+            "leaves": t1 - tc,
+            "hash": th - t1,
+            "merkle": t2 - th,
+        },
+        hashes=hashes,
+        capped=engine.capped + result.capped,
+    )
+
+
+def _instrument_hash_rows(leaves: Sequence[InstrumentLeaf]) -> merkle.U8Array:
+    """The INSTRUMENT leaves' hashes as rows, shape ``(n, 32)``."""
+    blob = b"".join(hash_leaves(leaves))
+    return np.frombuffer(blob, dtype=np.uint8).reshape(len(leaves), 32)
+
+
+def compute_epoch_reference(
+    snapshot: ChainSnapshot,
+    market: MarketState,
+    params: RiskParams,
+    *,
+    epoch: int,
+    token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
+    funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
+    margin: MarginFn = compute_margin,
+) -> EpochBuild:
+    """:func:`compute_epoch` one subaccount at a time, with an object per account and
+    per leaf: the slow, obvious reference the tests and scripts/bench_compute.py compare
+    the column-wise build with (the same header, tree and leaves).
 
     The header's ``timestamp`` is ``market.timestamp``. ``margin`` runs the risk engine
     (``keeper/compute.py``: here or on a cluster, with the same bits). Raises

@@ -345,15 +345,34 @@ def _word_bytes(value: int) -> bytes:
 
 def _column_words(ints: Sequence[int]) -> U8Array:
     n = len(ints)
+    words = np.empty((n, 32), dtype=np.uint8)
     try:
         small = np.array(ints, dtype=np.int64)
     except OverflowError:
-        # WAD amounts pass 2**63 from about 9.2 USD: one Python call per value.
-        joined = b"".join([_word_bytes(v) for v in ints])
-        return np.frombuffer(joined, dtype=np.uint8).reshape(n, 32)
-    words = np.empty((n, 32), dtype=np.uint8)
-    words[:, :24] = np.where(small < 0, 0xFF, 0).astype(np.uint8)[:, None]  # sign extension
-    words[:, 24:] = small.astype(">i8").view(np.uint8).reshape(n, 8)
+        pass
+    else:
+        words[:, :24] = np.where(small < 0, 0xFF, 0).astype(np.uint8)[:, None]  # sign extension
+        words[:, 24:] = small.astype(">i8").view(np.uint8).reshape(n, 8)
+        return words
+    # WAD amounts pass 2**63 from about 9.2 USD. Below 2**127 in size (1.7e20 USD), a value
+    # is two 64-bit halves, split by Python's & and >> on an object array (numpy's C loop;
+    # & of a negative int gives its two's complement bits).
+    values = np.empty(n, dtype=object)
+    values[:] = ints
+    try:
+        high = (values >> 64).astype(np.int64)
+        low = (values & 0xFFFF_FFFF_FFFF_FFFF).astype(np.uint64)
+    except (OverflowError, TypeError):
+        # One Python call per value, through the checked _word_bytes only if a value is
+        # not an int256 (a uint256 above it).
+        try:
+            joined = b"".join([v.to_bytes(32, "big", signed=True) for v in ints])
+        except OverflowError:
+            joined = b"".join([_word_bytes(v) for v in ints])
+        return np.frombuffer(joined, dtype=np.uint8).reshape(n, 32).copy()
+    words[:, :16] = np.where(high < 0, 0xFF, 0).astype(np.uint8)[:, None]  # sign extension
+    words[:, 16:24] = high.astype(">i8").view(np.uint8).reshape(n, 8)
+    words[:, 24:] = low.astype(">u8").view(np.uint8).reshape(n, 8)
     return words
 
 

@@ -27,12 +27,14 @@ at most 1 wei per unit, is inside the loss pad).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ._typing import BoolArray, Float64Array, Int64Array
 from .errors import UnsoundBoundError
-from .units import WAD, Wad, many_to_wad_up, to_wad_down, to_wad_up
+from .units import Wad, many_to_wad_up, to_wad_down, to_wad_up
 
 LOSS_PAD_REL = 1e-9
 LOSS_PAD_SPOT = 1e-12
@@ -185,10 +187,40 @@ def wad_account_values_many(
             for e, i, m, p in zip(equity, im, mm, pad, strict=True)
         ]
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-    down = [Wad((n * WAD) // d) for n, d in map(float.as_integer_ratio, eq.tolist())]
-    up_im = [Wad(-((-n * WAD) // d)) for n, d in map(float.as_integer_ratio, req_im.tolist())]
-    up_mm = [Wad(-((-n * WAD) // d)) for n, d in map(float.as_integer_ratio, req_mm.tolist())]
-    return down, up_im, up_mm
+    return _wad_floor_many(eq), _wad_ceil_many(req_im), _wad_ceil_many(req_mm)
+
+
+#: 1e18 = 2**18 * 5**18: a float times 2**18 stays exact, 5**18 < 2**42 is the rest.
+_FIVE_18 = 5**18
+
+
+def _scaled_mantissa(x: Float64Array) -> tuple[npt.NDArray[np.object_], Int64Array]:
+    """``x * 1e18 == m * 2**e`` exactly, ``m`` a Python int (object array), ``e`` int64:
+    ``x = mant * 2**exp`` with a 53-bit integer ``mant`` (``np.frexp``), times ``5**18``
+    on Python ints, times ``2**18`` in the exponent."""
+    mant, exp = np.frexp(x)
+    m = np.ldexp(mant, 53).astype(np.int64).astype(object) * _FIVE_18
+    return m, exp.astype(np.int64) - 53 + 18
+
+
+def _shift_floor(m: npt.NDArray[np.object_], e: Int64Array) -> npt.NDArray[np.object_]:
+    """``floor(m * 2**e)`` of every element (Python's ``>>`` floors, also below zero)."""
+    out = np.empty(len(m), dtype=object)
+    left = e >= 0
+    out[left] = m[left] << e[left].astype(object)
+    out[~left] = m[~left] >> (-e[~left]).astype(object)
+    return out
+
+
+def _wad_floor_many(x: Float64Array) -> list[Wad]:
+    """``floor(x * 1e18)`` of every (finite) float, exact: :func:`to_signed_wad_down`'s
+    ``(n * WAD) // d`` of its integer ratio, on whole arrays."""
+    return cast("list[Wad]", _shift_floor(*_scaled_mantissa(x)).tolist())
+
+
+def _wad_ceil_many(x: Float64Array) -> list[Wad]:
+    """``ceil(x * 1e18)`` of every (finite) float, exact: ``-floor(-x * 1e18)``."""
+    return cast("list[Wad]", (-_shift_floor(*_scaled_mantissa(-x))).tolist())
 
 
 __all__ = [

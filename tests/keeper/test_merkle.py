@@ -89,6 +89,16 @@ def test_abi_words_equals_eth_abi_encode_row_by_row(values: list[tuple[int, int,
         assert row.tobytes() == encode(["int256", "uint256", "int64"], list(v))
 
 
+def test_abi_words_at_the_edges_of_its_int64_and_two_halves_paths() -> None:
+    # int64, then two 64-bit halves below 2**127 in size, then one to_bytes per value
+    edges = [2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**64 - 1, 2**64, -(2**64)]
+    edges += [2**127 - 1, -(2**127), 2**127, -(2**127) - 1, 2**255 - 1, -(2**255), 0, -1]
+    for column in (edges[:2], edges[:9], edges[:11], edges, [2**256 - 1, 5]):
+        words = merkle.abi_words([column])
+        kind = "uint256" if column[0] == 2**256 - 1 else "int256"
+        assert [w.tobytes() for w in words] == [encode([kind], [v]) for v in column]
+
+
 def test_abi_words_refuses_a_value_no_word_holds_and_no_column() -> None:
     with pytest.raises(AttestationError, match="does not fit"):
         merkle.abi_words([[2**256]])

@@ -1,0 +1,261 @@
+"""The epoch build's per-account steps, column-wise: the fast path of ``compute_epoch``.
+
+:func:`keeper.epoch_build.compute_epoch` prices 100,000 subaccounts each epoch; the
+per-account steps (cash after pending funding and settlements, the engine's portfolios,
+the ACCOUNT leaves and their ``abi.encode`` rows) were a Python loop of objects per
+account, ten times the engine's own time (docs/benchmarks.md, "Compute stage"). Here the
+snapshot's accounts are read once into columns (:func:`account_columns`), and every step
+works on whole columns:
+
+- WAD arithmetic stays exact: integers that pass int64 are numpy ``object`` arrays of
+  Python ints, so ``size * (F_new - F_last)`` and the divisions round as
+  ``keeper/bounds.py`` does, value by value, in numpy's C loop;
+- WAD -> float is Python's ``int / int`` (correctly rounded) on the same object arrays,
+  so the engine gets the bits of the per-account code;
+- the ACCOUNT leaves are checked once per column against their Solidity types
+  (:func:`check_leaf_columns`) and built without per-leaf checks
+  (:meth:`~keeper.attestation.AccountLeaf.trusted`); their ABI rows go to
+  ``keeper/merkle.py`` straight from the columns.
+
+:func:`keeper.epoch_build.compute_epoch_reference` is the per-account code this replaces;
+tests/keeper/test_epoch_columns.py checks both give the same leaves, tree and header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from keeper import merkle
+from keeper._abi_checks import UINT64_MAX
+from keeper.attestation import LEAF_ACCOUNT, AccountLeaf
+from keeper.chain import AccountState, InstrumentInfo, TokenInfo
+from keeper.errors import AttestationError
+from risk_engine import InstrumentKind, InstrumentTable, Portfolios
+from risk_engine.units import INT256_MAX, INT256_MIN, UINT256_MAX, WAD
+
+__all__ = [
+    "AccountColumns",
+    "account_columns",
+    "account_leaf_rows",
+    "cash_columns",
+    "check_leaf_columns",
+    "portfolios_of_columns",
+    "trusted_account_leaves",
+]
+
+IntpArray = npt.NDArray[np.intp]
+ObjectArray = npt.NDArray[np.object_]
+
+
+def payoff(ins: InstrumentInfo, price: int) -> int:
+    """Option payoff per unit at settlement ``price`` (WAD), as the vault's ``settle``."""
+    if ins.kind == 1:
+        return max(price - ins.strike, 0)
+    return max(ins.strike - price, 0)
+
+
+@dataclass(frozen=True)
+class AccountColumns:
+    """The snapshot's subaccounts column-wise, in snapshot order.
+
+    Per subaccount (length ``n``): ``account``, ``state_nonce``, ``cum_lo``, ``cum_hi``,
+    ``cash`` (int256 WAD USD, Python ints). Per non-zero position, in account order:
+    ``pos_row`` (the subaccount's row), ``pos_instrument``, ``pos_size`` (WAD units) and
+    ``pos_funding`` (WAD USD per unit) as object arrays. Per non-zero collateral balance:
+    ``coll_row``, ``coll_token`` (token index), ``coll_balance`` (token decimals).
+    """
+
+    account: list[int]
+    state_nonce: list[int]
+    cum_lo: list[int]
+    cum_hi: list[int]
+    cash: list[int]
+    pos_row: IntpArray
+    pos_instrument: IntpArray
+    pos_size: ObjectArray
+    pos_funding: ObjectArray
+    coll_row: IntpArray
+    coll_token: IntpArray
+    coll_balance: ObjectArray
+
+    def __len__(self) -> int:
+        return len(self.account)
+
+
+def _objects(values: list[int]) -> ObjectArray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def account_columns(accounts: Sequence[AccountState]) -> AccountColumns:
+    """One pass over the subaccounts (the only per-account Python loop of the build)."""
+    pos_row: list[int] = []
+    pos_ins: list[int] = []
+    pos_size: list[int] = []
+    pos_fund: list[int] = []
+    coll_row: list[int] = []
+    coll_tok: list[int] = []
+    coll_bal: list[int] = []
+    for r, a in enumerate(accounts):
+        for p in a.positions:
+            if p.size:
+                pos_row.append(r)
+                pos_ins.append(p.instrument)
+                pos_size.append(p.size)
+                pos_fund.append(p.funding_index)
+        for k, bal in enumerate(a.collateral):
+            if bal:
+                coll_row.append(r)
+                coll_tok.append(k)
+                coll_bal.append(bal)
+    return AccountColumns(
+        account=[a.account for a in accounts],
+        state_nonce=[a.state_nonce for a in accounts],
+        cum_lo=[a.cum_lo for a in accounts],
+        cum_hi=[a.cum_hi for a in accounts],
+        cash=[a.cash for a in accounts],
+        pos_row=np.array(pos_row, dtype=np.intp),
+        pos_instrument=np.array(pos_ins, dtype=np.intp),
+        pos_size=_objects(pos_size),
+        pos_funding=_objects(pos_fund),
+        coll_row=np.array(coll_row, dtype=np.intp),
+        coll_token=np.array(coll_tok, dtype=np.intp),
+        coll_balance=_objects(coll_bal),
+    )
+
+
+def _by_instrument(
+    cols: AccountColumns, instruments: Sequence[InstrumentInfo], values: Mapping[int, int]
+) -> ObjectArray:
+    """``values[instrument]`` of every position (0 where absent), as Python ints."""
+    table = np.zeros(max((ins.id for ins in instruments), default=0) + 1, dtype=object)
+    for i, v in values.items():
+        if i < len(table):
+            table[i] = v
+    return table[cols.pos_instrument]
+
+
+def cash_columns(
+    cols: AccountColumns,
+    instruments: Sequence[InstrumentInfo],
+    live: Sequence[InstrumentInfo],
+    funding: Mapping[int, int],
+    settle_price: Mapping[int, int],
+) -> ObjectArray:
+    """:func:`keeper.epoch_build.account_cash` on the columns (the same integers): pending
+    perp funding ``-ceil(size * (F_new - F_last) / WAD)``, expired options'
+    ``floor(size * payoff / WAD)``; Python ints in an object array."""
+    cash = _objects(cols.cash)
+    if not len(cols.pos_row):
+        return cash
+    perps = {ins.id for ins in instruments if ins.kind == int(InstrumentKind.PERP)}
+    live_ids = {ins.id for ins in live}
+    expired = {
+        ins.id: payoff(ins, settle_price[ins.id])
+        for ins in instruments
+        if ins.id not in live_ids and ins.id not in perps
+    }
+    is_perp = np.isin(cols.pos_instrument, list(perps))
+    if is_perp.any():
+        f_new = _by_instrument(cols, instruments, funding)[is_perp]
+        owed = cols.pos_size[is_perp] * (f_new - cols.pos_funding[is_perp])
+        np.add.at(cash, cols.pos_row[is_perp], (-owed) // WAD)  # -ceil(owed / WAD)
+    is_expired = np.isin(cols.pos_instrument, list(expired))
+    if is_expired.any():
+        paid = cols.pos_size[is_expired] * _by_instrument(cols, instruments, expired)[is_expired]
+        np.add.at(cash, cols.pos_row[is_expired], paid // WAD)  # floor, as settle pays
+    return cash
+
+
+def _to_float(values: ObjectArray, scale: ObjectArray | int) -> npt.NDArray[np.float64]:
+    """``value / scale`` of Python ints, correctly rounded as ``int / int`` is."""
+    return np.asarray(values / scale, dtype=np.float64) if len(values) else np.zeros(0)
+
+
+def portfolios_of_columns(
+    cols: AccountColumns,
+    cash: ObjectArray,
+    instruments: Sequence[InstrumentInfo],
+    tokens: Sequence[TokenInfo],
+    token_und: Sequence[str],
+) -> Portfolios:
+    """:func:`keeper.engine_input.engine_portfolios` on the columns: the same table, the
+    same sparse matrix (entries in the same order: an account's positions, then its
+    collateral), the same cash floats."""
+    n_ins = len(instruments)
+    table = InstrumentTable.build(
+        kind=[ins.kind for ins in instruments] + [int(InstrumentKind.SPOT)] * len(token_und),
+        underlying=[ins.underlying for ins in instruments] + list(token_und),
+        strike=[ins.strike / WAD for ins in instruments] + [0.0] * len(token_und),
+        expiry=[ins.expiry if ins.is_option else 0 for ins in instruments] + [0] * len(token_und),
+    )
+    col_of = np.full(
+        max([ins.id for ins in instruments] + [int(cols.pos_instrument.max(initial=0))]) + 1,
+        -1,
+        dtype=np.intp,
+    )
+    col_of[[ins.id for ins in instruments]] = np.arange(n_ins)
+    pos_col = col_of[cols.pos_instrument]
+    keep = pos_col >= 0
+    decimals = _objects([10**t.decimals for t in tokens])
+    rows = np.concatenate([cols.pos_row[keep], cols.coll_row])
+    order = np.argsort(rows, kind="stable")
+    data = np.concatenate(
+        [
+            _to_float(cols.pos_size[keep], WAD),
+            _to_float(cols.coll_balance, decimals[cols.coll_token]),
+        ]
+    )
+    columns = np.concatenate([pos_col[keep], n_ins + cols.coll_token])
+    return Portfolios(
+        table,
+        sp.csr_array(
+            (data[order], (rows[order], columns[order])),
+            shape=(len(cols), table.n_instruments),
+        ),
+        _to_float(cash, WAD),
+    )
+
+
+#: Each ACCOUNT leaf field's Solidity range (docs/protocol.md §3), as AccountLeaf checks.
+_RANGES = {
+    "account": (0, UINT256_MAX),
+    "state_nonce": (0, UINT64_MAX),
+    "cum_lo": (INT256_MIN, INT256_MAX),
+    "cum_hi": (INT256_MIN, INT256_MAX),
+    "equity": (INT256_MIN, INT256_MAX),
+    "im": (0, UINT256_MAX),
+    "mm": (0, UINT256_MAX),
+}
+
+
+def check_leaf_columns(columns: Mapping[str, Sequence[int]]) -> None:
+    """Every value of every ACCOUNT leaf column is an ``int`` in its Solidity range, as
+    :class:`~keeper.attestation.AccountLeaf` checks one leaf. Raises
+    :class:`~keeper.errors.AttestationError` naming the field (through the per-leaf check
+    of the first bad row)."""
+    for name, (lo, hi) in _RANGES.items():
+        col = columns[name]
+        if not col:
+            continue
+        if set(map(type, col)) != {int} or min(col) < lo or max(col) > hi:
+            bad = next(i for i, v in enumerate(col) if type(v) is not int or not lo <= v <= hi)
+            AccountLeaf(**{k: columns[k][bad] for k in _RANGES})  # raises with the field
+            raise AttestationError(f"ACCOUNT leaf field {name} out of range at row {bad}")
+
+
+def trusted_account_leaves(columns: Mapping[str, Sequence[int]]) -> tuple[AccountLeaf, ...]:
+    """The ACCOUNT leaves of columns :func:`check_leaf_columns` accepted."""
+    return tuple(map(AccountLeaf.trusted, *(columns[k] for k in _RANGES)))
+
+
+def account_leaf_rows(columns: Mapping[str, Sequence[int]]) -> merkle.U8Array:
+    """``AccountLeaf.encode()`` of every row, shape ``(n, 256)``, from the columns."""
+    n = len(columns["account"])
+    return merkle.abi_words([[LEAF_ACCOUNT] * n, *(columns[k] for k in _RANGES)])
