@@ -366,6 +366,10 @@ class EpochBuild:
     #: Values capped instead of refusing the epoch: the market input's
     #: (``keeper/engine_input.py``), then the engine's (``MarginResult.capped``).
     capped: tuple[CappedValue, ...] = ()
+    #: The account leaves' ``abi.encode`` rows (shape ``(n, 256)``, in ``account_leaves``'
+    #: order) when the build made them: the store takes them instead of encoding the
+    #: leaves' WAD values a second time (``Store.save_tree``'s ``encodings``).
+    account_rows: merkle.U8Array | None = None
 
     def _hashes(self) -> list[bytes]:
         if self.hashes:
@@ -497,9 +501,8 @@ def _compute_epoch(
     except FeedError as exc:
         raise EpochRefusedError(str(exc), reason="feed") from exc
     t1 = time.perf_counter()
-    rows = np.concatenate(
-        [merkle.leaf_hashes(account_leaf_rows(columns)), _instrument_hash_rows(ileaves)]
-    )
+    account_rows = account_leaf_rows(columns, result.widened_all())
+    rows = np.concatenate([merkle.leaf_hashes(account_rows), _instrument_hash_rows(ileaves)])
     th = time.perf_counter()
     tree = MerkleTree.of_rows(rows)
     header = epoch_header(
@@ -532,6 +535,7 @@ def _compute_epoch(
         },
         hashes=hashes,
         capped=engine.capped + result.capped,
+        account_rows=account_rows,
     )
 
 

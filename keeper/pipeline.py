@@ -328,7 +328,13 @@ class EpochPipeline:
             market_json = market.to_json()
             self.store.save_market_snapshot(number, market_json)
             self.store.save_capped(number, build.capped)  # before the epoch file is written
-            self.store.save_tree(number, build.account_leaves, build.instrument_leaves, build.tree)
+            self.store.save_tree(
+                number,
+                build.account_leaves,
+                build.instrument_leaves,
+                build.tree,
+                encodings=(build.account_rows, None),
+            )
         self._report_capped(number, build)
         log.info(
             "epoch built",

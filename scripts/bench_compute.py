@@ -5,7 +5,9 @@
 perp and an ETH call; one flat subaccount), a seeded simulator market, and times
 :func:`keeper.epoch_build.compute_epoch` (its ``compute`` and ``tree`` timings) against the
 per-account reference :func:`keeper.epoch_build.compute_epoch_reference`, the sub-stages of
-the fast path, and checks that both give the same root. Figures go to docs/benchmarks.md
+the fast path, and checks that both give the same root. Then the store stage's leaf file
+(``Store.save_tree`` into a temporary data directory, as ``keeper/pipeline.py`` calls it):
+handed the build's ABI rows, and encoding the leaves again. Figures go to docs/benchmarks.md
 ("Keeper epoch pipeline", "Compute stage"). ``--profile`` prints cProfile's top entries.
 """
 
@@ -15,6 +17,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -32,6 +35,7 @@ from keeper.chain import (
 )
 from keeper.epoch_build import EpochBuild, compute_epoch, compute_epoch_reference
 from keeper.feeds import MarketState, SimConfig, SimulatedFeed
+from keeper.store import Store
 from risk_engine import load_params
 from risk_engine.units import WAD
 
@@ -141,6 +145,34 @@ def run(n: int, *, repeat: int, profile: bool) -> None:
     print(", ".join(f"{k} {v:.3f}" for k, v in fast.timings.items()))
     if not same:
         raise SystemExit("the fast path disagrees with the reference")
+    given, again = _store_seconds(fast, repeat)
+    print(f"store (save_tree): {given:.3f} s handed the build's ABI rows, {again:.3f} s encoding")
+
+
+def _store_seconds(build: EpochBuild, repeat: int) -> tuple[float, float]:
+    """Best ``Store.save_tree`` wall time with and without the build's account rows."""
+    best = {True: float("inf"), False: float("inf")}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"{tmp}/bench.sqlite")
+        number = 0
+        for _ in range(repeat):
+            for given in (True, False):
+                number += 1
+                store.reserve_epoch(
+                    number, "0x" + build.header.root.hex(), snapshot_block=1, timestamp=1
+                )
+                rows = (build.account_rows, None) if given else (None, None)
+                t = time.perf_counter()
+                store.save_tree(
+                    number,
+                    build.account_leaves,
+                    build.instrument_leaves,
+                    build.tree,
+                    encodings=rows,
+                )
+                best[given] = min(best[given], time.perf_counter() - t)
+        store.close()
+    return best[True], best[False]
 
 
 def main(argv: list[str] | None = None) -> None:
