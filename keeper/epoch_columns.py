@@ -35,7 +35,9 @@ from keeper._abi_checks import UINT64_MAX
 from keeper.attestation import LEAF_ACCOUNT, AccountLeaf
 from keeper.chain import AccountState, InstrumentInfo, TokenInfo
 from keeper.errors import AttestationError
+from keeper.wad_words import wad_words
 from risk_engine import InstrumentKind, InstrumentTable, Portfolios
+from risk_engine._typing import Float64Array
 from risk_engine.units import INT256_MAX, INT256_MIN, UINT256_MAX, WAD
 
 __all__ = [
@@ -255,7 +257,23 @@ def trusted_account_leaves(columns: Mapping[str, Sequence[int]]) -> tuple[Accoun
     return tuple(map(AccountLeaf.trusted, *(columns[k] for k in _RANGES)))
 
 
-def account_leaf_rows(columns: Mapping[str, Sequence[int]]) -> merkle.U8Array:
-    """``AccountLeaf.encode()`` of every row, shape ``(n, 256)``, from the columns."""
+def account_leaf_rows(
+    columns: Mapping[str, Sequence[int]],
+    widened: tuple[Float64Array, Float64Array, Float64Array] | None = None,
+) -> merkle.U8Array:
+    """``AccountLeaf.encode()`` of every row, shape ``(n, 256)``, from the columns.
+
+    ``widened``: the floats whose WAD values are the equity, im and mm columns
+    (``MarginResult.widened_all``); their words then come from the floats in one compiled
+    pass (``keeper/wad_words.py``, the same integers) instead of from the Python ints.
+    """
     n = len(columns["account"])
-    return merkle.abi_words([[LEAF_ACCOUNT] * n, *(columns[k] for k in _RANGES)])
+    if widened is None:
+        return merkle.abi_words([[LEAF_ACCOUNT] * n, *(columns[k] for k in _RANGES)])
+    equity, im, mm = widened
+    head = merkle.abi_words(
+        [[LEAF_ACCOUNT] * n, *(columns[k] for k in ("account", "state_nonce", "cum_lo", "cum_hi"))]
+    )
+    return np.hstack(
+        [head, wad_words(equity, up=False), wad_words(im, up=True), wad_words(mm, up=True)]
+    )

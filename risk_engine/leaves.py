@@ -176,18 +176,29 @@ def wad_account_values_many(
     the per-call checks and names done once for the arrays. Any value the checks would
     refuse sends the whole call through the scalar path, which raises with its name.
     """
-    eq = equity - pad
-    req_im = np.maximum(im + pad, 0.0)
-    req_mm = np.maximum(mm + pad, 0.0)
-    # |x| < 5e58 keeps x * 1e18 inside int256 and uint256 (2**255 ~ 5.79e76)
-    ok = all(bool(np.all(np.isfinite(a) & (np.abs(a) < 5e58))) for a in (eq, req_im, req_mm))
-    if not ok:
+    widened = widened_account_values(equity, im, mm, pad)
+    if widened is None:
         rows = [
             wad_account_values(float(e), float(i), float(m), float(p))
             for e, i, m, p in zip(equity, im, mm, pad, strict=True)
         ]
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    eq, req_im, req_mm = widened
     return _wad_floor_many(eq), _wad_ceil_many(req_im), _wad_ceil_many(req_mm)
+
+
+def widened_account_values(
+    equity: Float64Array, im: Float64Array, mm: Float64Array, pad: Float64Array
+) -> tuple[Float64Array, Float64Array, Float64Array] | None:
+    """The floats :func:`wad_account_values_many` converts: ``equity - pad`` (to round
+    down), ``max(im + pad, 0)`` and ``max(mm + pad, 0)`` (to round up); None when a value
+    is not finite or ``|x| >= 5e58`` (``x * 1e18`` would leave int256 and uint256)."""
+    eq = equity - pad
+    req_im = np.maximum(im + pad, 0.0)
+    req_mm = np.maximum(mm + pad, 0.0)
+    # |x| < 5e58 keeps x * 1e18 inside int256 and uint256 (2**255 ~ 5.79e76)
+    ok = all(bool(np.all(np.isfinite(a) & (np.abs(a) < 5e58))) for a in (eq, req_im, req_mm))
+    return (eq, req_im, req_mm) if ok else None
 
 
 #: 1e18 = 2**18 * 5**18: a float times 2**18 stays exact, 5**18 < 2**42 is the rest.
@@ -234,4 +245,5 @@ __all__ = [
     "token_table",
     "wad_account_values",
     "wad_account_values_many",
+    "widened_account_values",
 ]

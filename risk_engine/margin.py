@@ -34,7 +34,13 @@ from ._typing import Float64Array, Int64Array
 from .addons import concentration_charge, minimum_charge, short_option_minimum
 from .errors import InvalidInputError
 from .instruments import Portfolios, validate_portfolios
-from .leaves import InstrumentLeaves, TokenTable, wad_account_values, wad_account_values_many
+from .leaves import (
+    InstrumentLeaves,
+    TokenTable,
+    wad_account_values,
+    wad_account_values_many,
+    widened_account_values,
+)
 from .market import MarketSnapshot
 from .params import RiskParams
 from .risk_arrays import RiskArrays, build_risk_arrays
@@ -119,6 +125,12 @@ class MarginResult:
         integers, computed in one pass (``wad_account_values_many``)."""
         pad = ACCOUNT_PAD_REL * (self.gross_notional + np.abs(self.cash))
         return wad_account_values_many(self.equity, self.im, self.mm, pad)
+
+    def widened_all(self) -> tuple[Float64Array, Float64Array, Float64Array] | None:
+        """The floats :meth:`to_wad_all` rounds (equity down, im and mm up), or None when
+        one is out of range (:meth:`to_wad_all` then raises)."""
+        pad = ACCOUNT_PAD_REL * (self.gross_notional + np.abs(self.cash))
+        return widened_account_values(self.equity, self.im, self.mm, pad)
 
 
 def _check_arrays(
