@@ -76,6 +76,7 @@ from keeper.compute import MarginFn
 from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
 from keeper.epoch_columns import (
+    ColumnCache,
     account_columns,
     account_leaf_rows,
     cash_columns,
@@ -419,6 +420,7 @@ def compute_epoch(
     token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
     funding_rule: FundingRule = DEFAULT_FUNDING_RULE,
     margin: MarginFn = compute_margin,
+    columns_cache: ColumnCache | None = None,
 ) -> EpochBuild:
     """The epoch of ``snapshot`` in ``market`` (see the module docstring). Pure.
 
@@ -428,6 +430,9 @@ def compute_epoch(
     (``keeper/epoch_columns.py``); :func:`compute_epoch_reference` is the same build one
     account at a time. ``timings``: ``compute`` and ``tree`` (seconds), and within them
     ``columns``, ``portfolios``, ``engine``, ``leaves``, ``hash``, ``merkle``.
+    ``columns_cache``: the pipeline's :class:`~keeper.epoch_columns.ColumnCache`, so that
+    only the subaccounts that changed since the last epoch are read again (the result is
+    the same).
 
     Python's cyclic garbage collector is paused during the build: it allocates a few
     million acyclic objects (ints, leaves, hashes), and each allocation burst made the
@@ -444,6 +449,7 @@ def compute_epoch(
             token_underlyings=token_underlyings,
             funding_rule=funding_rule,
             margin=margin,
+            columns_cache=columns_cache,
         )
 
 
@@ -467,11 +473,12 @@ def _compute_epoch(
     token_underlyings: Mapping[str, str],
     funding_rule: FundingRule,
     margin: MarginFn,
+    columns_cache: ColumnCache | None,
 ) -> EpochBuild:
     t0 = time.perf_counter()
     inputs = chain_inputs(snapshot, market, token_underlyings)
     funding = funding_indices(snapshot, market, funding_rule)
-    cols = account_columns(snapshot.accounts)
+    cols = account_columns(snapshot.accounts, columns_cache)
     ta = time.perf_counter()
     cash = cash_columns(cols, snapshot.instruments, inputs.live, funding, inputs.settle_price)
     portfolios = portfolios_of_columns(
@@ -501,7 +508,7 @@ def _compute_epoch(
     except FeedError as exc:
         raise EpochRefusedError(str(exc), reason="feed") from exc
     t1 = time.perf_counter()
-    account_rows = account_leaf_rows(columns, result.widened_all())
+    account_rows = account_leaf_rows(columns, result.widened_all(), head=cols.head_words)
     rows = np.concatenate([merkle.leaf_hashes(account_rows), _instrument_hash_rows(ileaves)])
     th = time.perf_counter()
     tree = MerkleTree.of_rows(rows)

@@ -24,7 +24,10 @@ tests/keeper/test_epoch_columns.py checks both give the same leaves, tree and he
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import chain
+from operator import is_
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +45,7 @@ from risk_engine.units import INT256_MAX, INT256_MIN, UINT256_MAX, WAD
 
 __all__ = [
     "AccountColumns",
+    "ColumnCache",
     "account_columns",
     "account_leaf_rows",
     "cash_columns",
@@ -84,6 +88,10 @@ class AccountColumns:
     coll_row: IntpArray
     coll_token: IntpArray
     coll_balance: ObjectArray
+    #: ``abi.encode(LEAF_ACCOUNT, account, state_nonce, cum_lo, cum_hi)`` of every row,
+    #: shape ``(n, 160)``: the ACCOUNT leaf words that do not depend on the market, kept
+    #: by :class:`ColumnCache` across epochs (None: encoded with the leaves).
+    head_words: merkle.U8Array | None = None
 
     def __len__(self) -> int:
         return len(self.account)
@@ -95,8 +103,94 @@ def _objects(values: list[int]) -> ObjectArray:
     return out
 
 
-def account_columns(accounts: Sequence[AccountState]) -> AccountColumns:
-    """One pass over the subaccounts (the only per-account Python loop of the build)."""
+def account_columns(
+    accounts: Sequence[AccountState], cache: ColumnCache | None = None
+) -> AccountColumns:
+    """One pass over the subaccounts (the only per-account Python loop of the build);
+    with ``cache``, only over the blocks of subaccounts that changed since its last call."""
+    if cache is not None:
+        return cache.columns(accounts)
+    return _read_columns(accounts)
+
+
+class ColumnCache:
+    """:func:`account_columns` across epochs: a block of ``block`` subaccounts is read
+    again only when one of its states is not the very object it held last time.
+
+    The keeper's indexer hands out the same frozen ``AccountState`` object for a subaccount
+    until an event changes it (``ChainAdapter.states_at``), and a frozen dataclass never
+    changes, so identity means the same state: at 100,000 subaccounts the columns and the
+    market-free leaf words (:attr:`AccountColumns.head_words`) of unchanged blocks are
+    reused (docs/benchmarks.md, "Compute stage"). The cache holds the states it compares,
+    so an identity is never that of a freed object. One cache per pipeline.
+    """
+
+    def __init__(self, block: int = 32) -> None:
+        if block < 1:
+            raise ValueError("block must be >= 1")
+        self.block = block
+        self._blocks: list[tuple[tuple[AccountState, ...], AccountColumns]] = []
+        #: blocks read again at the last call (tests and the benchmark read it)
+        self.last_misses = 0
+
+    def columns(self, accounts: Sequence[AccountState]) -> AccountColumns:
+        """The columns of ``accounts`` (what :func:`account_columns` returns)."""
+        blocks: list[tuple[tuple[AccountState, ...], AccountColumns]] = []
+        misses = 0
+        for b, start in enumerate(range(0, len(accounts), self.block)):
+            part = tuple(accounts[start : start + self.block])
+            old = self._blocks[b] if b < len(self._blocks) else None
+            if old is not None and len(old[0]) == len(part) and all(map(is_, old[0], part)):
+                blocks.append(old)
+                continue
+            misses += 1
+            cols = _read_columns(part)
+            blocks.append((part, replace(cols, head_words=_head_words(cols))))
+        self._blocks = blocks
+        self.last_misses = misses
+        return _concat([c for _, c in blocks], self.block)
+
+
+def _head_words(cols: AccountColumns) -> merkle.U8Array:
+    n = len(cols)
+    return merkle.abi_words(
+        [[LEAF_ACCOUNT] * n, cols.account, cols.state_nonce, cols.cum_lo, cols.cum_hi]
+    )
+
+
+def _concat(blocks: Sequence[AccountColumns], size: int) -> AccountColumns:
+    """The blocks' columns end to end (block ``b`` starts at row ``b * size``)."""
+    if not blocks:
+        return _read_columns(())
+
+    def joined(name: str) -> list[int]:
+        return list(chain.from_iterable(getattr(c, name) for c in blocks))
+
+    def stacked(name: str) -> npt.NDArray[Any]:
+        return np.concatenate([getattr(c, name) for c in blocks])
+
+    def rows(name: str) -> IntpArray:
+        return np.concatenate([getattr(c, name) + b * size for b, c in enumerate(blocks)])
+
+    heads = [c.head_words for c in blocks if c.head_words is not None]
+    return AccountColumns(
+        account=joined("account"),
+        state_nonce=joined("state_nonce"),
+        cum_lo=joined("cum_lo"),
+        cum_hi=joined("cum_hi"),
+        cash=joined("cash"),
+        pos_row=rows("pos_row"),
+        pos_instrument=stacked("pos_instrument"),
+        pos_size=stacked("pos_size"),
+        pos_funding=stacked("pos_funding"),
+        coll_row=rows("coll_row"),
+        coll_token=stacked("coll_token"),
+        coll_balance=stacked("coll_balance"),
+        head_words=np.concatenate(heads) if len(heads) == len(blocks) else None,
+    )
+
+
+def _read_columns(accounts: Sequence[AccountState]) -> AccountColumns:
     pos_row: list[int] = []
     pos_ins: list[int] = []
     pos_size: list[int] = []
@@ -260,20 +354,26 @@ def trusted_account_leaves(columns: Mapping[str, Sequence[int]]) -> tuple[Accoun
 def account_leaf_rows(
     columns: Mapping[str, Sequence[int]],
     widened: tuple[Float64Array, Float64Array, Float64Array] | None = None,
+    head: merkle.U8Array | None = None,
 ) -> merkle.U8Array:
     """``AccountLeaf.encode()`` of every row, shape ``(n, 256)``, from the columns.
 
     ``widened``: the floats whose WAD values are the equity, im and mm columns
     (``MarginResult.widened_all``); their words then come from the floats in one compiled
     pass (``keeper/wad_words.py``, the same integers) instead of from the Python ints.
+    ``head``: the rows' first five words when already made (``AccountColumns.head_words``).
     """
     n = len(columns["account"])
     if widened is None:
         return merkle.abi_words([[LEAF_ACCOUNT] * n, *(columns[k] for k in _RANGES)])
     equity, im, mm = widened
-    head = merkle.abi_words(
-        [[LEAF_ACCOUNT] * n, *(columns[k] for k in ("account", "state_nonce", "cum_lo", "cum_hi"))]
-    )
+    if head is None:
+        head = merkle.abi_words(
+            [
+                [LEAF_ACCOUNT] * n,
+                *(columns[k] for k in ("account", "state_nonce", "cum_lo", "cum_hi")),
+            ]
+        )
     return np.hstack(
         [head, wad_words(equity, up=False), wad_words(im, up=True), wad_words(mm, up=True)]
     )

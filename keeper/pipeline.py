@@ -37,6 +37,7 @@ from keeper.epoch_build import (
     FundingRule,
     compute_epoch,
 )
+from keeper.epoch_columns import ColumnCache
 from keeper.errors import (
     EpochRefusedError,
     FeedError,
@@ -163,6 +164,8 @@ class EpochPipeline:
         self.post_policy = post_policy
         #: the last build this process posted (what the post policy compares with)
         self._last_posted: EpochBuild | None = None
+        #: the columns of unchanged subaccounts, kept across epochs (keeper/epoch_columns.py)
+        self._columns = ColumnCache()
         self.state_check_epochs = state_check_epochs
         self._epochs_unchecked = 0
         self._attempts: dict[int, int] = {}
@@ -289,6 +292,7 @@ class EpochPipeline:
                 token_underlyings=self.token_underlyings,
                 funding_rule=self.funding_rule,
                 margin=self.margin,
+                columns_cache=self._columns,
             )
         except EpochRefusedError as exc:
             return self._refuse(exc.reason, str(exc), timings)

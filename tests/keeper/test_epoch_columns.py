@@ -21,6 +21,7 @@ from keeper.epoch_build import (
     funding_indices,
 )
 from keeper.epoch_columns import (
+    ColumnCache,
     account_columns,
     cash_columns,
     check_leaf_columns,
@@ -113,6 +114,55 @@ def test_compute_epoch_equals_the_per_account_reference(
     assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
     assert a.data.tobytes() == b.data.tobytes()
     assert fast.cash.tobytes() == ref.cash.tobytes()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    ACCOUNTS,
+    st.lists(
+        st.tuples(st.sampled_from(["change", "append", "drop", "same"]), st.integers(0, 11)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(1, 4),  # block size
+)
+def test_column_cache_across_epochs_equals_a_fresh_build(
+    drawn: list[tuple[int, int, list[tuple[int, int, int]], tuple[int, int]]],
+    steps: list[tuple[str, int]],
+    block: int,
+) -> None:
+    """A pipeline's ColumnCache over a run of snapshots (subaccounts changed, added,
+    dropped, or none) gives every epoch the build of a fresh read, and reads no block
+    again when no state object changed."""
+    cache = ColumnCache(block)
+    accounts = list(_accounts(drawn))
+    m = market()
+    for what, k in [("same", 0), *steps]:
+        i = k % len(accounts)
+        if what == "change":  # a new state object: the vault's nonce moved, cash changed
+            a = accounts[i]
+            accounts[i] = AccountState(
+                a.account,
+                a.cash + 7 * WAD,
+                a.state_nonce + 1,
+                a.cum_lo,
+                a.cum_hi,
+                a.positions[1:],
+                a.collateral,
+            )
+        elif what == "append":
+            accounts.append(AccountState(len(accounts) + 1, WAD, 0, 0, 2 * WAD, (), (WAD, 0)))
+        elif what == "drop" and len(accounts) > 1:
+            accounts.pop(i)
+        snap = snapshot(tuple(accounts))
+        cached = compute_epoch(snap, m, PARAMS, epoch=2, columns_cache=cache)
+        _assert_same(cached, compute_epoch_reference(snap, m, PARAMS, epoch=2))
+        assert cached.account_rows is not None
+        assert cached.account_rows.tobytes() == b"".join(
+            leaf.encode() for leaf in cached.account_leaves
+        )
+    compute_epoch(snapshot(tuple(accounts)), m, PARAMS, epoch=2, columns_cache=cache)
+    assert cache.last_misses == 0
 
 
 def test_compute_epoch_equals_the_reference_at_20000_accounts() -> None:
