@@ -135,20 +135,48 @@ class ColumnCache:
 
     def columns(self, accounts: Sequence[AccountState]) -> AccountColumns:
         """The columns of ``accounts`` (what :func:`account_columns` returns)."""
-        blocks: list[tuple[tuple[AccountState, ...], AccountColumns]] = []
-        misses = 0
+        parts: list[tuple[AccountState, ...]] = []
+        blocks: list[AccountColumns | None] = []
         for b, start in enumerate(range(0, len(accounts), self.block)):
             part = tuple(accounts[start : start + self.block])
             old = self._blocks[b] if b < len(self._blocks) else None
-            if old is not None and len(old[0]) == len(part) and all(map(is_, old[0], part)):
-                blocks.append(old)
-                continue
-            misses += 1
-            cols = _read_columns(part)
-            blocks.append((part, replace(cols, head_words=_head_words(cols))))
-        self._blocks = blocks
-        self.last_misses = misses
-        return _concat([c for _, c in blocks], self.block)
+            same = old is not None and len(old[0]) == len(part) and all(map(is_, old[0], part))
+            parts.append(part)
+            blocks.append(old[1] if same and old is not None else None)
+        dirty = [b for b, c in enumerate(blocks) if c is None]
+        if dirty:
+            # the changed blocks are read in one pass, then cut back into blocks
+            fresh = _read_columns([a for b in dirty for a in parts[b]])
+            fresh = replace(fresh, head_words=_head_words(fresh))
+            start = 0
+            for b in dirty:
+                blocks[b] = _rows(fresh, start, start + len(parts[b]))
+                start += len(parts[b])
+        done = [c for c in blocks if c is not None]
+        self._blocks = list(zip(parts, done, strict=True))
+        self.last_misses = len(dirty)
+        return _concat(done, self.block)
+
+
+def _rows(cols: AccountColumns, lo: int, hi: int) -> AccountColumns:
+    """Rows ``lo`` to ``hi`` of ``cols`` (their positions and collateral renumbered from 0)."""
+    p = slice(*np.searchsorted(cols.pos_row, [lo, hi]))
+    c = slice(*np.searchsorted(cols.coll_row, [lo, hi]))
+    return AccountColumns(
+        account=cols.account[lo:hi],
+        state_nonce=cols.state_nonce[lo:hi],
+        cum_lo=cols.cum_lo[lo:hi],
+        cum_hi=cols.cum_hi[lo:hi],
+        cash=cols.cash[lo:hi],
+        pos_row=cols.pos_row[p] - lo,
+        pos_instrument=cols.pos_instrument[p],
+        pos_size=cols.pos_size[p],
+        pos_funding=cols.pos_funding[p],
+        coll_row=cols.coll_row[c] - lo,
+        coll_token=cols.coll_token[c],
+        coll_balance=cols.coll_balance[c],
+        head_words=None if cols.head_words is None else cols.head_words[lo:hi],
+    )
 
 
 def _head_words(cols: AccountColumns) -> merkle.U8Array:

@@ -144,14 +144,15 @@ def test_column_cache_across_epochs_equals_a_fresh_build(
             accounts[i] = AccountState(
                 a.account,
                 a.cash + 7 * WAD,
-                a.state_nonce + 1,
+                (a.state_nonce + 1) % 2**64,
                 a.cum_lo,
                 a.cum_hi,
                 a.positions[1:],
                 a.collateral,
             )
         elif what == "append":
-            accounts.append(AccountState(len(accounts) + 1, WAD, 0, 0, 2 * WAD, (), (WAD, 0)))
+            new_id = max(a.account for a in accounts) + 1
+            accounts.append(AccountState(new_id, WAD, 0, 0, 2 * WAD, (), (WAD, 0)))
         elif what == "drop" and len(accounts) > 1:
             accounts.pop(i)
         snap = snapshot(tuple(accounts))
