@@ -24,7 +24,6 @@ import {LiquidationLib} from "./libraries/LiquidationLib.sol";
 import {Errors} from "./interfaces/Errors.sol";
 import {Events} from "./interfaces/Events.sol";
 import {VaultBase} from "./modules/VaultBase.sol";
-import {EpochModule} from "./modules/EpochModule.sol";
 import {ExchangeModule} from "./modules/ExchangeModule.sol";
 
 /// @title MarginVault
@@ -56,15 +55,30 @@ contract MarginVault is IMarginVault, VaultBase {
 
     /* CONSTRUCTOR */
 
-    constructor(address owner_, address settlementToken_, uint64 maxAge_, uint64 futureTolerance_) VaultBase(owner_) {
+    /// @dev The modules are deployed first and passed in (docs/security.md §6): created here,
+    /// their code would sit inside the vault's initcode, past EIP-3860's 49,152 bytes.
+    constructor(
+        address owner_,
+        address settlementToken_,
+        uint64 maxAge_,
+        uint64 futureTolerance_,
+        address epochModule_,
+        address exchangeModule_
+    ) VaultBase(owner_) {
         if (settlementToken_ == address(0)) revert Errors.ZeroAddress();
         uint8 dec = IERC20Metadata(settlementToken_).decimals();
         if (dec > 18) revert Errors.InvalidToken(settlementToken_);
         settlementToken = settlementToken_;
         uint256 cashScale = 10 ** (18 - dec);
         CASH_SCALE = cashScale;
-        epochModule = address(new EpochModule());
-        exchangeModule = address(new ExchangeModule(settlementToken_, cashScale));
+        // A delegatecall to an address without code succeeds and does nothing: refuse it. The
+        // exchange module's constants must be this vault's.
+        if (epochModule_.code.length == 0) revert Errors.InvalidModule(epochModule_);
+        if (exchangeModule_.code.length == 0) revert Errors.InvalidModule(exchangeModule_);
+        (address token, uint256 scale) = ExchangeModule(exchangeModule_).cashConfig();
+        if (token != settlementToken_ || scale != cashScale) revert Errors.InvalidModule(exchangeModule_);
+        epochModule = epochModule_;
+        exchangeModule = exchangeModule_;
         _setRiskConfig(maxAge_, futureTolerance_, DEFAULT_LIQUIDATION_PENALTY, DEFAULT_INSURANCE_SHARE);
     }
 

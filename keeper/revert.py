@@ -65,6 +65,8 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "TokenAlreadyRegistered": "this token is already registered as collateral",
     "TooManyTokens": "the collateral token table is full",
     "InvalidToken": "token cannot be collateral (settlement token or unsupported decimals)",
+    "InvalidModule": "module {module} has no code, or is an exchange module built for another "
+    "settlement token",
     "InvalidInstrument": "instrument spec invalid (perp: no strike/expiry; option: strike > 0 "
     "and future expiry)",
     "DuplicateInstrument": "an instrument with this kind, underlying, strike and expiry is "

@@ -205,8 +205,26 @@ def deploy_protocol(
     else:
         cash = existing.settlement
         collateral = [(t.symbol, t.decimals, t.underlying or "") for t in existing.collateral]
+    # The modules first: the vault's constructor takes their addresses and checks them
+    # (docs/protocol.md §1; created by the vault, their code would push its initcode past
+    # EIP-3860's limit).
+    epoch_module = deploy_contract(w3, compiled, "EpochModule", [], owner)
+    exchange_module = deploy_contract(
+        w3, compiled, "ExchangeModule", [cash.address, 10 ** max(18 - cash.decimals, 0)], owner
+    )
     vault = deploy_contract(
-        w3, compiled, "MarginVault", [owner, cash.address, max_age, future_tolerance], owner
+        w3,
+        compiled,
+        "MarginVault",
+        [
+            owner,
+            cash.address,
+            max_age,
+            future_tolerance,
+            epoch_module.address,
+            exchange_module.address,
+        ],
+        owner,
     )
     abi = list(compiled["MarginVault"].abi)
     tokens = [cash]

@@ -18,6 +18,7 @@ interface Errors {
     error TokenAlreadyRegistered(address token);
     error TooManyTokens(uint256 max);
     error InvalidToken(address token); // settlement token or unsupported decimals
+    error InvalidModule(address module); // no code, or an exchange module built for another settlement token
     error InvalidInstrument(uint8 kind, uint256 strike, uint64 expiry);
     error DuplicateInstrument(uint32 existingId); // same kind, underlying, strike and expiry
 

@@ -43,6 +43,12 @@ contract ExchangeModule is VaultModule {
         CASH_SCALE = cashScale_;
     }
 
+    /// @notice The settlement token and cash scale this code was built for; the vault's
+    /// constructor checks them against its own.
+    function cashConfig() external view returns (address settlementToken, uint256 cashScale) {
+        return (SETTLEMENT_TOKEN, CASH_SCALE);
+    }
+
     /* TRADING */
 
     /// @dev The body of `IMarginVault.executeQuote` (natspec there), run by the vault's

@@ -147,6 +147,17 @@ def _(m: Market) -> Result:
     return r, {"token": m.usdc.address}
 
 
+@scenario("InvalidModule")
+def _(m: Market) -> Result:
+    art = m.compiled["MarginVault"]
+    factory = m.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+    em, xm = m.vault.functions.epochModule().call(), m.vault.functions.exchangeModule().call()
+    assert m.w3.eth.get_code(xm)  # the vault's own modules deploy (scripts/protocol_deploy.py)
+    # an exchange module is an address with code; the owner's wallet has none
+    fn = factory.constructor(m.owner, m.usdc.address, 3_600, 60, em, m.owner)
+    return m.revert_of(fn, m.owner), {"module": m.owner}
+
+
 @scenario("InvalidInstrument")
 def _(m: Market) -> Result:
     r = m.revert_of(m.vault.functions.registerInstrument(0, ETH, 1, 0), m.owner)

@@ -4,6 +4,8 @@ pragma solidity 0.8.28;
 import {Test} from "forge-std/Test.sol";
 
 import {MarginVault} from "../../../contracts/MarginVault.sol";
+import {EpochModule} from "../../../contracts/modules/EpochModule.sol";
+import {ExchangeModule} from "../../../contracts/modules/ExchangeModule.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {
     AccountLeaf,
@@ -26,6 +28,26 @@ import {
 /// Leaves are hashed here from the spec's formula, not through `Leaves`, so that the tests
 /// check the vault's encoding instead of reusing it.
 abstract contract BaseTest is Test {
+    /// @dev The vault's modules for settlement token `token` (deployed apart, as
+    /// scripts/protocol_deploy.py does; the vault's constructor checks them).
+    function modulesFor(address token) internal returns (address epochModule, address exchangeModule) {
+        uint256 scale = 1;
+        if (token.code.length != 0) {
+            uint8 dec = MockERC20(token).decimals();
+            if (dec <= 18) scale = 10 ** (18 - dec);
+        }
+        epochModule = address(new EpochModule());
+        exchangeModule = address(new ExchangeModule(token, scale));
+    }
+
+    function newVault(address owner_, address token, uint64 maxAge, uint64 futureTolerance)
+        internal
+        returns (MarginVault)
+    {
+        (address em, address xm) = modulesFor(token);
+        return new MarginVault(owner_, token, maxAge, futureTolerance, em, xm);
+    }
+
     uint64 internal constant MAX_AGE = 1 hours;
     uint64 internal constant FUTURE_TOLERANCE = 60;
     uint64 internal constant START_TIME = 1_700_000_000;
@@ -83,7 +105,7 @@ abstract contract BaseTest is Test {
         weth = new MockERC20("Wrapped Ether", "WETH", 18);
         wbtc = new MockERC20("Wrapped BTC", "WBTC", 8);
         gov = new MockERC20("Governance", "GOV", 18);
-        vault = new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE);
+        vault = newVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE);
 
         vault.registerToken(address(weth));
         vault.registerToken(address(wbtc));

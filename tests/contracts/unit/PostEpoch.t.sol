@@ -66,7 +66,7 @@ contract PostEpochTest is BaseTest {
     }
 
     function test_postEpoch_revertsWhenNoSignerSetYet() public {
-        MarginVault v = new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE);
+        MarginVault v = newVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE);
         Epoch memory e = _fresh();
         e.tokens = new TokenPrice[](0);
         e.configVersion = 0;
@@ -128,7 +128,7 @@ contract PostEpochTest is BaseTest {
     }
 
     function test_postEpoch_revertsWhenSignedForAnotherVault() public {
-        MarginVault other = new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE);
+        MarginVault other = newVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE);
         Epoch memory e = _fresh();
         bytes32 digest = other.hashEpoch(e);
         assertTrue(digest != vault.hashEpoch(e));

@@ -6,6 +6,8 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {MarginVault} from "../../../contracts/MarginVault.sol";
+import {EpochModule} from "../../../contracts/modules/EpochModule.sol";
+import {ExchangeModule} from "../../../contracts/modules/ExchangeModule.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {Leaves} from "../../../contracts/libraries/Leaves.sol";
 import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
@@ -98,7 +100,9 @@ contract VectorsTest is Test {
         vm.chainId(_u(json, ".chainId"));
         address at = vm.parseJsonAddress(json, ".vault");
         MockERC20 usdc = new MockERC20("USD Coin", "USDC", 6);
-        deployCodeTo("MarginVault.sol:MarginVault", abi.encode(address(this), address(usdc), 3600, 60), at);
+        address em = address(new EpochModule());
+        address xm = address(new ExchangeModule(address(usdc), 1e12));
+        deployCodeTo("MarginVault.sol:MarginVault", abi.encode(address(this), address(usdc), 3600, 60, em, xm), at);
         v = MarginVault(at);
     }
 

@@ -65,7 +65,7 @@ contract ViewsTest is BaseTest {
         assertEq(vault.domainSeparator(), expected);
         vm.chainId(10);
         assertTrue(vault.domainSeparator() != expected);
-        MarginVault other = new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE);
+        MarginVault other = newVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE);
         assertTrue(other.domainSeparator() != vault.domainSeparator());
     }
 
