@@ -20,6 +20,9 @@ interface Errors {
     error InvalidToken(address token); // settlement token or unsupported decimals
     error InvalidInstrument(uint8 kind, uint256 strike, uint64 expiry);
     error DuplicateInstrument(uint32 existingId); // same kind, underlying, strike and expiry
+    /// aggregator with code and <= 18 decimals, 0 < maxDeviation <= 1e18, 0 < maxStaleness <= 3 days
+    error InvalidPriceReference(address token, address aggregator, uint256 maxDeviation, uint256 maxStaleness);
+    error PriceReferencesForAnotherVault(address references, address vault); // its vault() is not this one
 
     /* LOOKUPS */
     error UnknownToken(address token);
@@ -67,6 +70,10 @@ interface Errors {
     error NotExpired(uint32 instrument, uint64 expiry, uint64 timestamp);
     error SettlementAlreadySet(uint32 instrument);
     error EmptyRoot();
+    /// |price - referencePrice| / referencePrice > maxDeviation (all WAD; deviation rounded up)
+    error PriceDeviatesFromReference(
+        address token, uint256 price, uint256 referencePrice, uint256 deviation, uint256 maxDeviation
+    );
     error NotDelegated();
 
     /* QUOTES */
