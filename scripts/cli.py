@@ -224,6 +224,10 @@ def deploy(
                 f"{', '.join(known)}"
             )
         collateral = tuple(known[x] for x in wanted)
+    symbols = [t.symbol for t in existing.collateral] if existing else [c[0] for c in collateral]
+    unknown = sorted({r.symbol for r in reference_specs} - {s.upper() for s in symbols})
+    if unknown:  # before anything is sent
+        raise CliError(f"--reference for {', '.join(unknown)}: not a collateral token")
     compiled = compile_contracts()
     if dry_run:
         art = compiled["MockERC20"]

@@ -149,9 +149,16 @@ def parse_reference(text: str) -> PriceReferenceSpec:
         raise DeploymentError(f"--reference {text!r}: {aggregator!r} is not an address")
     try:
         dev_wad = Decimal(deviation) * WAD
+    except InvalidOperation as exc:
+        raise DeploymentError(
+            f"--reference {text!r}: max deviation {deviation!r} is not a fraction (0.05 is 5 %)"
+        ) from exc
+    try:
         seconds = int(staleness)
-    except (InvalidOperation, ValueError) as exc:
-        raise DeploymentError(f"--reference {text!r}: {exc}") from exc
+    except ValueError as exc:
+        raise DeploymentError(
+            f"--reference {text!r}: max staleness {staleness!r} is not whole seconds"
+        ) from exc
     if dev_wad != dev_wad.to_integral_value() or not 0 < dev_wad <= WAD:
         raise DeploymentError(f"--reference {text!r}: max deviation must be in (0, 1]")
     if not 0 < seconds <= 3 * 86_400:
@@ -173,15 +180,16 @@ def deploy_price_references(
     """Deploy a ``PriceReferences`` contract for ``vault`` owned by ``owner``, set each
     reference (``tokens``: symbol -> address of a registered token), then the vault's
     ``setPriceReferences``. Returns its address. A reverted setting raises with the
-    vault's readable reason (``InvalidPriceReference``...)."""
-    unknown = sorted({r.symbol for r in references} - set(tokens))
+    vault's readable reason (``InvalidPriceReference``...). Symbols match in any case."""
+    by_symbol = {symbol.upper(): address for symbol, address in tokens.items()}
+    unknown = sorted({r.symbol for r in references} - set(by_symbol))
     if unknown:
         raise DeploymentError(f"--reference for {', '.join(unknown)}: not a collateral token")
     abi = list(compiled["MarginVault"].abi)
     refs = deploy_contract(w3, compiled, "PriceReferences", [vault.address, owner], owner)
     for r in references:
         fn = refs.functions.setPriceReference(
-            tokens[r.symbol], r.aggregator, r.max_deviation, r.max_staleness
+            by_symbol[r.symbol], r.aggregator, r.max_deviation, r.max_staleness
         )
         send(fn, owner, abi)
     send(vault.functions.setPriceReferences(refs.address), owner, abi)
