@@ -25,6 +25,7 @@ import {Errors} from "./interfaces/Errors.sol";
 import {Events} from "./interfaces/Events.sol";
 import {VaultBase} from "./modules/VaultBase.sol";
 import {ExchangeModule} from "./modules/ExchangeModule.sol";
+import {IPriceReferences} from "./interfaces/IPriceReferences.sol";
 
 /// @title MarginVault
 /// @notice The portfolio-margin core: state (in `VaultBase`) and entry points; the math lives
@@ -148,6 +149,17 @@ contract MarginVault is IMarginVault, VaultBase {
         uint256 newInsuranceShare
     ) external onlyOwner {
         _setRiskConfig(newMaxAge, newFutureTolerance, newLiquidationPenalty, newInsuranceShare);
+    }
+
+    /// @inheritdoc IMarginVault
+    function setPriceReferences(address references) external onlyOwner {
+        if (references != address(0)) {
+            // Bound to another vault, it would check that vault's prices.
+            address bound = IPriceReferences(references).vault();
+            if (bound != address(this)) revert Errors.PriceReferencesForAnotherVault(references, bound);
+        }
+        _priceReferences = references;
+        emit Events.PriceReferencesSet(references);
     }
 
     /// @dev Disabled: a vault without an owner could never rotate a compromised signer set.
@@ -443,6 +455,11 @@ contract MarginVault is IMarginVault, VaultBase {
         TokenConfig memory c = _tokenConfig[token];
         if (c.registered && c.index < _prices.length) price = _tokenPrice(c.index);
         return (c.registered, c.index, c.decimals, price);
+    }
+
+    /// @inheritdoc IMarginVault
+    function priceReferences() external view returns (address) {
+        return _priceReferences;
     }
 
     /// @inheritdoc IMarginVault

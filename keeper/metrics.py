@@ -94,6 +94,12 @@ class KeeperMetrics:
             ["reason"],
             registry=r,
         )
+        self.post_refusals = Counter(
+            "pm_keeper_post_refusals",
+            "postEpoch refused by the vault when simulated, by custom error",
+            ["error"],
+            registry=r,
+        )
         self.posts = Counter(
             "pm_keeper_posts", "Epochs sent to be posted, by reason", ["reason"], registry=r
         )

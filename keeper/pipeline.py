@@ -50,7 +50,7 @@ from keeper.errors import (
 from keeper.feeds.base import MarketFeed
 from keeper.metrics import KeeperMetrics
 from keeper.post_policy import PostPolicy, post_reason
-from keeper.revert import decode_revert
+from keeper.revert import decode_revert_data
 from keeper.signers import EpochSigner
 from keeper.store import EpochStatus, Store
 from keeper.txmanager import PendingTx, TxManager, TxRequest
@@ -456,8 +456,7 @@ class EpochPipeline:
             try:
                 pending = self.tx.submit(request)
             except SimulationError as exc:
-                why = decode_revert(exc.data, self.chain.abi) if exc.data else str(exc)
-                return self._abandon(number, f"postEpoch simulation reverted: {why}", timings)
+                return self._refused_by_vault(number, exc, timings)
             except RpcUnavailableError:
                 raise
             except TxError as exc:
@@ -514,6 +513,23 @@ class EpochPipeline:
         self._attempts.pop(number, None)
         if self.metrics is not None:
             self.metrics.epoch_mined(number, header.timestamp, accounts)
+
+    def _refused_by_vault(
+        self, number: int, exc: SimulationError, timings: dict[str, float]
+    ) -> EpochResult:
+        """The vault refused the post in simulation: the decoded reason is logged and counted
+        by error name (``pm_keeper_post_refusals_total{error}``; a
+        ``PriceDeviatesFromReference`` says the market feed and the on-chain reference
+        disagree: docs/operations.md), then the epoch number is abandoned."""
+        decoded = decode_revert_data(exc.data, self.chain.abi) if exc.data else None
+        error = decoded.name if decoded is not None and decoded.name else "unknown"
+        why = decoded.message if decoded is not None else str(exc)
+        log.error(
+            "postEpoch refused by the vault", extra={"epoch": number, "error": error, "why": why}
+        )
+        if self.metrics is not None:
+            self.metrics.post_refusals.labels(error=error).inc()
+        return self._abandon(number, f"postEpoch simulation reverted: {why}", timings)
 
     def _abandon(self, number: int, why: str, timings: dict[str, float]) -> EpochResult:
         reason = f"abandoned: {why}"

@@ -72,6 +72,10 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "DuplicateInstrument": "an instrument with this kind, underlying, strike and expiry is "
     "already registered as existingId",
     "NotDelegated": "a vault module was called directly; call the vault",
+    "InvalidPriceReference": "reference feed refused: an AggregatorV3 contract with <= 18 "
+    "decimals, 0 < maxDeviation <= 100% and 0 < maxStaleness <= 3 days",
+    "PriceReferencesForAnotherVault": "that PriceReferences contract checks another vault's "
+    "prices (its vault())",
     # subaccounts
     "UnknownSubaccount": "no subaccount with this id (ids start at 1; `pm account list` "
     "shows yours)",
@@ -118,6 +122,9 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "NotExpired": "settlement for an option that has not expired at the epoch timestamp",
     "SettlementAlreadySet": "settlement price already posted (it is final)",
     "EmptyRoot": "epoch root is zero",
+    "PriceDeviatesFromReference": "epoch refused: the token's price is further than "
+    "maxDeviation from its on-chain reference feed (check the market feed, or the reference: "
+    "docs/operations.md)",
     # quotes
     "QuoteExpired": "quote deadline has passed",
     "WrongTaker": "quote is reserved for another taker",
@@ -151,6 +158,9 @@ _WAD_PARAMS: set[str] = {
     "strike",
     "liquidationPenalty",
     "insuranceShare",
+    "referencePrice",
+    "deviation",
+    "maxDeviation",
 }
 
 _PANIC_CODES = {

@@ -131,6 +131,15 @@ def pm() -> None:
     "feed has no GOV data: deploy --collateral WETH,WBTC for it (docs/operations.md §2).",
 )
 @click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    metavar="SYMBOL=AGGREGATOR:MAX_DEVIATION:MAX_STALENESS",
+    help="On-chain reference feed of a collateral token (repeat), e.g. "
+    "WETH=0x5f4e...:0.05:3900: postEpoch refuses a price more than 5% from the Chainlink "
+    "answer, and skips an answer older than 3,900 s (docs/operations.md).",
+)
+@click.option(
     "--force", is_flag=True, help="Overwrite a deployment file whose vault is still live."
 )
 @dry_run_option
@@ -147,6 +156,7 @@ def deploy(
     max_fee_gwei: float,
     tokens_file: Path | None,
     collateral_symbols: str | None,
+    references: tuple[str, ...],
     force: bool,
 ) -> None:
     """Deploy mock tokens (USDC 6, WETH 18, WBTC 8, GOV 18), the vault, the default
@@ -159,9 +169,12 @@ def deploy(
         default_instruments,
         deploy_protocol,
         load_token_config,
+        parse_reference,
         write_deployment,
     )
     from scripts.toolchain.compile import compile_contracts
+
+    reference_specs = [parse_reference(r) for r in references]  # DeploymentError: a CLI error
 
     w3 = client.connect(rpc_url)
     chain_id = int(w3.eth.chain_id)
@@ -211,6 +224,10 @@ def deploy(
                 f"{', '.join(known)}"
             )
         collateral = tuple(known[x] for x in wanted)
+    symbols = [t.symbol for t in existing.collateral] if existing else [c[0] for c in collateral]
+    unknown = sorted({r.symbol for r in reference_specs} - {s.upper() for s in symbols})
+    if unknown:  # before anything is sent
+        raise CliError(f"--reference for {', '.join(unknown)}: not a collateral token")
     compiled = compile_contracts()
     if dry_run:
         art = compiled["MockERC20"]
@@ -229,6 +246,11 @@ def deploy(
                 f"  would register instrument kind {spec.kind} {spec.underlying} "
                 f"strike {spec.strike // WAD} expiry {client.utc(spec.expiry)}"
             )
+        for r in reference_specs:
+            click.echo(
+                f"  would check {r.symbol} against {r.aggregator} (max deviation "
+                f"{r.max_deviation / WAD:.2%}, max staleness {r.max_staleness} s)"
+            )
         click.echo(f"  would set signers {', '.join(signer_list)} with quorum {q}; nothing sent")
         return
     if not force:  # after the dry run: a rehearsal writes nothing, so it overwrites nothing
@@ -242,6 +264,7 @@ def deploy(
         compiled=compiled,
         existing=existing,
         collateral=collateral,
+        references=reference_specs,
     )
     path = write_deployment(dep, out)
     click.echo(f"vault      {dep.vault}")
@@ -250,6 +273,13 @@ def deploy(
     for i in dep.instruments:
         click.echo(f"instrument {i.id}: {i.name}")
     click.echo(f"signers    {', '.join(dep.signers)} (quorum {dep.quorum})")
+    if reference_specs:
+        from scripts.deploy import vault_at
+
+        references_at = vault_at(w3, dep.vault).functions.priceReferences().call()
+        click.echo(f"references {references_at}")
+        for r in reference_specs:
+            click.echo(f"  {r.symbol:<8} {r.aggregator} max deviation {r.max_deviation / WAD:.2%}")
     click.echo(f"wrote {path}")
 
 

@@ -15,6 +15,11 @@ adds what a usable market needs and returns what the deployment file holds:
    hash, tokens with decimals and the underlying each is priced as, instruments with their
    names, the faucet amounts, the signers.
 
+Reference prices (docs/protocol.md §4): ``references`` (``pm deploy --reference
+WETH=<aggregator>:<max deviation>:<max staleness>``, :func:`parse_reference`) deploys a
+``PriceReferences`` contract for the vault, sets each token's Chainlink feed in it and has the
+vault check every epoch's prices against them (:func:`deploy_price_references`).
+
 On a live chain the tokens already exist: :func:`load_token_config` reads their addresses
 from a deployment config file (``pm deploy --tokens FILE``), with each token's symbol and
 decimals read from the chain, and :func:`deploy_protocol` registers them instead of
@@ -29,12 +34,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from eth_utils.address import is_hex_address, to_checksum_address
 from web3 import Web3
+from web3.contract import Contract
 
 from keeper.abi import erc20_abi
 from keeper.chain import instrument_name
@@ -64,10 +71,13 @@ __all__ = [
     "FAUCET_AMOUNTS",
     "PERP_UNDERLYINGS",
     "InstrumentSpec",
+    "PriceReferenceSpec",
     "default_instruments",
+    "deploy_price_references",
     "deploy_protocol",
     "instrument_name",
     "load_token_config",
+    "parse_reference",
     "write_deployment",
 ]
 
@@ -110,6 +120,80 @@ def default_instruments(now: int) -> tuple[InstrumentSpec, ...]:
     perps = tuple(InstrumentSpec(0, u, 0, 0) for u in PERP_UNDERLYINGS)
     options = tuple(InstrumentSpec(k, u, s * WAD, expiry) for k, u, s in DEFAULT_OPTIONS)
     return perps + options
+
+
+@dataclass(frozen=True)
+class PriceReferenceSpec:
+    """A collateral token's on-chain reference feed (docs/protocol.md §4, "Reference
+    prices"): postEpoch refuses a price further than ``max_deviation`` from the feed's
+    answer, and skips a feed whose answer is older than ``max_staleness``."""
+
+    symbol: str
+    aggregator: str  # Chainlink AggregatorV3Interface, USD per whole token
+    max_deviation: int  # WAD fraction, 0 < . <= 1e18
+    max_staleness: int  # seconds, 0 < . <= 3 days
+
+
+def parse_reference(text: str) -> PriceReferenceSpec:
+    """``SYMBOL=AGGREGATOR:MAX_DEVIATION:MAX_STALENESS``, e.g. ``WETH=0x5f4e...:0.05:3900``
+    (deviation a fraction: 0.05 is 5 %; staleness in seconds). Raises
+    :class:`DeploymentError` naming what is wrong (the vault checks the ranges again)."""
+    symbol, sep, rest = text.partition("=")
+    parts = rest.split(":")
+    if not sep or not symbol.strip() or len(parts) != 3:
+        raise DeploymentError(
+            f"--reference {text!r}: expected SYMBOL=AGGREGATOR:MAX_DEVIATION:MAX_STALENESS"
+        )
+    aggregator, deviation, staleness = (p.strip() for p in parts)
+    if not is_hex_address(aggregator):
+        raise DeploymentError(f"--reference {text!r}: {aggregator!r} is not an address")
+    try:
+        dev_wad = Decimal(deviation) * WAD
+    except InvalidOperation as exc:
+        raise DeploymentError(
+            f"--reference {text!r}: max deviation {deviation!r} is not a fraction (0.05 is 5 %)"
+        ) from exc
+    try:
+        seconds = int(staleness)
+    except ValueError as exc:
+        raise DeploymentError(
+            f"--reference {text!r}: max staleness {staleness!r} is not whole seconds"
+        ) from exc
+    if dev_wad != dev_wad.to_integral_value() or not 0 < dev_wad <= WAD:
+        raise DeploymentError(f"--reference {text!r}: max deviation must be in (0, 1]")
+    if not 0 < seconds <= 3 * 86_400:
+        raise DeploymentError(f"--reference {text!r}: max staleness must be 1..259200 seconds")
+    return PriceReferenceSpec(
+        symbol.strip().upper(), to_checksum_address(aggregator), int(dev_wad), seconds
+    )
+
+
+def deploy_price_references(
+    w3: Web3,
+    compiled: CompileResult,
+    *,
+    vault: Contract,
+    owner: str,
+    references: Sequence[PriceReferenceSpec],
+    tokens: Mapping[str, str],
+) -> str:
+    """Deploy a ``PriceReferences`` contract for ``vault`` owned by ``owner``, set each
+    reference (``tokens``: symbol -> address of a registered token), then the vault's
+    ``setPriceReferences``. Returns its address. A reverted setting raises with the
+    vault's readable reason (``InvalidPriceReference``...). Symbols match in any case."""
+    by_symbol = {symbol.upper(): address for symbol, address in tokens.items()}
+    unknown = sorted({r.symbol for r in references} - set(by_symbol))
+    if unknown:
+        raise DeploymentError(f"--reference for {', '.join(unknown)}: not a collateral token")
+    abi = list(compiled["MarginVault"].abi)
+    refs = deploy_contract(w3, compiled, "PriceReferences", [vault.address, owner], owner)
+    for r in references:
+        fn = refs.functions.setPriceReference(
+            by_symbol[r.symbol], r.aggregator, r.max_deviation, r.max_staleness
+        )
+        send(fn, owner, abi)
+    send(vault.functions.setPriceReferences(refs.address), owner, abi)
+    return str(refs.address)
 
 
 @dataclass(frozen=True)
@@ -185,6 +269,7 @@ def deploy_protocol(
     future_tolerance: int = DEFAULT_FUTURE_TOLERANCE,
     compiled: CompileResult | None = None,
     existing: ExistingTokens | None = None,
+    references: Sequence[PriceReferenceSpec] = (),
 ) -> DeploymentInfo:
     """Deploy the settlement mock (USDC, 6 decimals), one mock per ``collateral`` entry and
     the vault owned by ``owner``; register the collateral in order, the ``instruments``
@@ -195,7 +280,8 @@ def deploy_protocol(
     ``owner`` must be able to send through ``w3`` (an unlocked node account, or a local key
     behind web3's signing middleware). ``compiled`` gives the bytecode (default: compile,
     cached on disk). ``existing``: tokens already on chain (:func:`load_token_config`),
-    registered instead of deploying mocks (``collateral`` is then ignored)."""
+    registered instead of deploying mocks (``collateral`` is then ignored). ``references``:
+    reference feeds of collateral tokens by symbol (:func:`deploy_price_references`)."""
     compiled = compiled or compile_contracts()
     owner = to_checksum_address(owner)
     start_block = int(w3.eth.block_number) + 1
@@ -238,6 +324,15 @@ def deploy_protocol(
             address = existing.collateral[i].address
         send(vault.functions.registerToken(address), owner, abi)
         tokens.append(TokenInfo(symbol, address, decimals, underlying))
+    if references:
+        deploy_price_references(
+            w3,
+            compiled,
+            vault=vault,
+            owner=owner,
+            references=references,
+            tokens={t.symbol: t.address for t in tokens[1:]},
+        )
     now = int(w3.eth.get_block("latest")["timestamp"])
     specs = tuple(instruments) if instruments is not None else default_instruments(now)
     infos: list[InstrumentInfo] = []

@@ -21,6 +21,9 @@ interface Errors {
     error InvalidModule(address module); // no code, or an exchange module built for another settlement token
     error InvalidInstrument(uint8 kind, uint256 strike, uint64 expiry);
     error DuplicateInstrument(uint32 existingId); // same kind, underlying, strike and expiry
+    /// aggregator with code and <= 18 decimals, 0 < maxDeviation <= 1e18, 0 < maxStaleness <= 3 days
+    error InvalidPriceReference(address token, address aggregator, uint256 maxDeviation, uint256 maxStaleness);
+    error PriceReferencesForAnotherVault(address references, address vault); // its vault() is not this one
 
     /* LOOKUPS */
     error UnknownToken(address token);
@@ -68,6 +71,10 @@ interface Errors {
     error NotExpired(uint32 instrument, uint64 expiry, uint64 timestamp);
     error SettlementAlreadySet(uint32 instrument);
     error EmptyRoot();
+    /// |price - referencePrice| / referencePrice > maxDeviation (all WAD; deviation rounded up)
+    error PriceDeviatesFromReference(
+        address token, uint256 price, uint256 referencePrice, uint256 deviation, uint256 maxDeviation
+    );
     error NotDelegated();
 
     /* QUOTES */

@@ -59,6 +59,17 @@ interface Events {
     event TokenPriceSet(uint64 indexed epoch, address indexed token, uint256 price, uint256 downShock, uint256 upShock);
     event FundingIndexSet(uint64 indexed epoch, uint32 indexed instrument, int256 cumFunding);
     event SettlementPriceSet(uint64 indexed epoch, uint32 indexed instrument, uint256 price);
+    /// the vault's `PriceReferences` contract (0: none, no price is checked)
+    event PriceReferencesSet(address references);
+    /// aggregator 0: the reference is removed (docs/protocol.md §4, "Reference prices")
+    event PriceReferenceSet(
+        address indexed token, address aggregator, uint64 maxDeviation, uint32 maxStaleness, uint8 decimals
+    );
+    /// The token's reference could not be read (reason 1: it reverted, 2: answer <= 0 or
+    /// >= 2^128, 3: older than maxStaleness), so this epoch's price went unchecked against it.
+    event PriceReferenceSkipped(
+        uint64 indexed epoch, address indexed token, uint8 reason, int256 answer, uint256 updatedAt
+    );
 
     /* LIQUIDATION */
     /// @dev The insurance fund after it is `insuranceFund()` (a view, not a field: one word

@@ -174,6 +174,13 @@ interface IMarginVault {
     function setRiskConfig(uint64 maxAge, uint64 futureTolerance, uint256 liquidationPenalty, uint256 insuranceShare)
         external;
 
+    /// @notice Sets the `PriceReferences` contract that checks every later epoch's token prices
+    /// against their reference feeds (docs/protocol.md §4, "Reference prices"); 0 removes it.
+    /// It must be bound to this vault (`PriceReferencesForAnotherVault`).
+    /// @dev Warning: the contract is called (not delegatecalled) by postEpoch: it cannot touch
+    /// the vault's state, but a reverting one refuses every epoch until it is removed.
+    function setPriceReferences(address references) external;
+
     /// @notice Moves `amount6` settlement tokens out of the insurance fund to `to`.
     /// @dev Warning: the only owner action that moves tokens out of the vault. It can only
     /// take what the insurance fund holds, never user balances.
@@ -267,8 +274,13 @@ interface IMarginVault {
 
     /// @notice Posts a new epoch signed by at least `quorum` current signers, sorted by
     /// signer address ascending. A settlement needs `expiry <= min(header.timestamp,
-    /// block.timestamp)`, so a settled option can no longer trade.
-    /// @dev Warning: anyone may post; the signatures are what is trusted.
+    /// block.timestamp)`, so a settled option can no longer trade. With a `PriceReferences`
+    /// contract set (`setPriceReferences`), each token with a reference feed must be priced
+    /// within its maxDeviation of the feed's answer (`PriceDeviatesFromReference`); a feed that
+    /// reverts, answers <= 0 or is stale is skipped with `PriceReferenceSkipped`
+    /// (docs/protocol.md §4, "Reference prices").
+    /// @dev Warning: anyone may post; the signatures are what is trusted. A reference bounds
+    /// only the token spot prices, within maxDeviation, and only while its feed answers.
     function postEpoch(Epoch calldata header, bytes[] calldata signatures) external;
 
     /* LIQUIDATION */
@@ -388,6 +400,9 @@ interface IMarginVault {
         external
         view
         returns (bool registered, uint8 index, uint8 decimals, TokenPrice memory price);
+
+    /// @notice The `PriceReferences` contract that checks each posted epoch's token prices (0: none).
+    function priceReferences() external view returns (address);
 
     /// @notice The current epoch's token table, in registration order (stored packed, one slot
     /// per token; docs/protocol.md §4).

@@ -7,12 +7,14 @@ import {Epoch, FundingUpdate, Settlement, TokenPrice, Instrument, InstrumentKind
 import {WAD} from "../libraries/FixedPoint.sol";
 import {TypedDataHashing} from "../libraries/TypedDataHashing.sol";
 import {Errors} from "../interfaces/Errors.sol";
+import {IPriceReferences} from "../interfaces/IPriceReferences.sol";
 import {Events} from "../interfaces/Events.sol";
 import {VaultModule} from "./VaultBase.sol";
 
 /// @title EpochModule
 /// @notice `postEpoch`: verifies an attested epoch (docs/protocol.md §4) and stores its root,
-/// token table, funding indices and settlement prices. Delegatecalled by `MarginVault`.
+/// token table, funding indices and settlement prices, and has the token prices checked
+/// against their reference feeds where the owner set them. Delegatecalled by `MarginVault`.
 contract EpochModule is VaultModule {
     /// @dev The body of `IMarginVault.postEpoch` (natspec there), run by the vault's delegatecall.
     function postEpoch(Epoch calldata header, bytes[] calldata signatures) external onlyDelegated {
@@ -23,6 +25,7 @@ contract EpochModule is VaultModule {
         _timestamp = header.timestamp;
         _root = header.root;
         _storePrices(header);
+        _checkReferencePrices();
         _storeFunding(header);
         _storeSettlements(header);
         emit Events.EpochPosted(header.epoch, header.snapshotBlock, header.timestamp, header.root, _configVersion);
@@ -78,6 +81,14 @@ contract EpochModule is VaultModule {
             else _prices.push(packed);
             emit Events.TokenPriceSet(h.epoch, t.token, t.price, t.downShock, t.upShock);
         }
+    }
+
+    /// @dev The prices just stored, checked against their reference feeds by the owner-set
+    /// `PriceReferences` contract (docs/protocol.md §4, "Reference prices"); its revert
+    /// (`PriceDeviatesFromReference`) refuses the epoch. One storage read when none is set.
+    function _checkReferencePrices() internal {
+        address references = _priceReferences;
+        if (references != address(0)) IPriceReferences(references).checkPrices();
     }
 
     function _storeFunding(Epoch calldata h) internal {

@@ -119,6 +119,10 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     /// so that one contract is listed once (docs/protocol.md §2).
     mapping(bytes32 => uint32) internal _instrumentIdByKey;
 
+    /// @dev The `PriceReferences` contract that checks each posted epoch's token prices (0: none, no
+    /// check). The one word postEpoch reads when none is set (docs/gas.md).
+    address internal _priceReferences;
+
     constructor(address owner_) Ownable(owner_) EIP712("PortfolioMarginVault", "1") {}
 
     /* LOOKUPS */

@@ -232,6 +232,44 @@ def test_deploy_with_a_key_and_dry_run(cli_env: CliEnv, tmp_path: Path) -> None:
     assert d["vault"] != cli_env.deployment["vault"]  # the shared deployment is untouched
 
 
+def test_deploy_with_a_reference_feed(cli_env: CliEnv, tmp_path: Path) -> None:
+    from scripts.deploy import deploy_contract, vault_at
+    from scripts.toolchain.compile import compile_contracts
+
+    funder = cli_env.w3.eth.accounts[0]
+    feed = deploy_contract(
+        cli_env.w3, compile_contracts(), "MockAggregatorV3", [8, 3_500 * 10**8], funder
+    )
+    out = tmp_path / "referenced.json"
+    cli_env.fails(
+        "deploy",
+        "--out",
+        str(out),
+        "--reference",
+        f"WETH={feed.address}:5%:3600",
+        match="max deviation '5%' is not a fraction",
+    )
+    cli_env.fails(
+        "deploy",
+        "--out",
+        str(out),
+        "--reference",
+        f"SOL={feed.address}:0.05:3600",
+        match="SOL: not a collateral token",
+    )
+    r = cli_env.ok("deploy", "--dry-run", "--reference", f"WETH={feed.address}:0.05:3600")
+    assert "would check WETH against" in r.out and "5.00%" in r.out
+    r = cli_env.ok("deploy", "--out", str(out), "--reference", f"weth={feed.address}:0.05:3600")
+    d = json.loads(out.read_text())
+    refs_address = vault_at(cli_env.w3, d["vault"]).functions.priceReferences().call()
+    assert f"references {refs_address}" in r.out
+    refs = cli_env.w3.eth.contract(
+        address=refs_address, abi=compile_contracts()["PriceReferences"].abi
+    )
+    weth = d["collateral"]["WETH"]
+    assert refs.functions.priceReference(weth).call() == [feed.address, 5 * WAD // 100, 3600, 8]
+
+
 def test_seed_account_flow(cli_env: CliEnv) -> None:
     from scripts.client import Session, load_deployment
     from scripts.seed import SeedPlan, seed_account

@@ -10,6 +10,8 @@ from keeper import bounds
 from keeper.attestation import AccountLeaf, InstrumentLeaf
 from keeper.eip712 import Leg, Quote, sign_quote
 from risk_engine.units import WAD
+from scripts.deploy import deploy_contract
+from scripts.protocol_deploy import PriceReferenceSpec, deploy_price_references
 
 from .conftest import USDC6, Market
 
@@ -102,3 +104,29 @@ def leg_bounds(q: Quote, sign: int) -> tuple[int, int]:
         )
         lo, hi = lo + b.lo, hi + b.hi
     return lo, hi
+
+
+#: The reference of WETH in the price-reference scenarios: 5 %, 1 hour.
+REFERENCE_MAX_DEVIATION = 5 * WAD // 100
+REFERENCE_MAX_STALENESS = 3_600
+
+
+def price_references(m: Market, *, answer: int = 3_000 * 10**8) -> tuple[Any, Any]:
+    """A ``MockAggregatorV3`` (8 decimals, as Chainlink's USD feeds) answering ``answer``
+    and a ``PriceReferences`` contract for the vault, with WETH referenced to the mock
+    (5 %, 1 hour) and set on the vault, as ``pm deploy --reference`` does. Returns
+    (feed, references) as web3 contracts."""
+    feed = deploy_contract(m.w3, m.compiled, "MockAggregatorV3", [8, answer], m.owner)
+    spec = PriceReferenceSpec(
+        "WETH", feed.address, REFERENCE_MAX_DEVIATION, REFERENCE_MAX_STALENESS
+    )
+    address = deploy_price_references(
+        m.w3,
+        m.compiled,
+        vault=m.vault,
+        owner=m.owner,
+        references=[spec],
+        tokens={"WETH": m.weth.address},
+    )
+    refs = m.w3.eth.contract(address=address, abi=m.compiled["PriceReferences"].abi)
+    return feed, refs

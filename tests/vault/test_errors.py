@@ -45,6 +45,7 @@ from .scenario import (
     execute_args,
     fund_all,
     post_epoch_1,
+    price_references,
     trade,
 )
 
@@ -168,6 +169,24 @@ def _(m: Market) -> Result:
 def _(m: Market) -> Result:
     r = m.revert_of(m.vault.functions.registerInstrument(0, ETH, 0, 0), m.owner)
     return r, {"existingId": m.perp}
+
+
+@scenario("InvalidPriceReference")
+def _(m: Market) -> Result:
+    feed, refs = price_references(m)
+    fn = refs.functions.setPriceReference(m.weth.address, feed.address, 0, 3_600)
+    r = m.revert_of(fn, m.owner)
+    expected = {"token": m.weth.address, "aggregator": feed.address, "maxDeviation": 0}
+    return r, {**expected, "maxStaleness": 3_600}
+
+
+@scenario("PriceReferencesForAnotherVault")
+def _(m: Market) -> Result:
+    foreign = deploy_contract(
+        m.w3, m.compiled, "PriceReferences", [m.usdc.address, m.owner], m.owner
+    )
+    r = m.revert_of(m.vault.functions.setPriceReferences(foreign.address), m.owner)
+    return r, {"references": foreign.address, "vault": m.usdc.address}
 
 
 # ---------------------------------------------------------------------- lookups, amounts
@@ -517,6 +536,16 @@ def _(m: Market) -> Result:
     header = m.header([PERP_LEAF], down=WAD + 1)
     r = m.revert_of(_post_fn(m, header), m.owner)
     return r, {"token": m.weth.address, "price": 3_000 * WAD, "downShock": WAD + 1}
+
+
+@scenario("PriceDeviatesFromReference")
+def _(m: Market) -> Result:
+    price_references(m)  # WETH's feed answers 3,000; at most 5 % off
+    fund_all(m)
+    header = m.header([PERP_LEAF, CALL_LEAF], weth_price=3_300 * WAD)
+    r = m.revert_of(_post_fn(m, header), m.owner)
+    expected = {"token": m.weth.address, "price": 3_300 * WAD, "referencePrice": 3_000 * WAD}
+    return r, {**expected, "deviation": WAD // 10, "maxDeviation": 5 * WAD // 100}
 
 
 @scenario("NotAPerp")

@@ -5,6 +5,8 @@ import {Vm} from "forge-std/Vm.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {BaseTest} from "../unit/BaseTest.sol";
+import {PriceReferences} from "../../../contracts/PriceReferences.sol";
+import {MockAggregatorV3} from "../../../contracts/mocks/MockAggregatorV3.sol";
 import {
     AccountLeaf,
     Epoch,
@@ -192,7 +194,7 @@ abstract contract GasBase is BaseTest {
 
     /// @dev Storage of the vault and tokens cold again, as at the start of a transaction (the
     /// test runs as one transaction, which would warm every slot it touched before).
-    function _cool() internal {
+    function _cool() internal virtual {
         address[7] memory a = [
             address(vault),
             vault.epochModule(),
@@ -277,6 +279,55 @@ contract EpochGasTest is GasBase {
         console2.log("postEpoch over 10 / 1,000 / 100,000 accounts:", g10, g1k, g100k);
         assertEq(g10, g1k, "posting gas grew with the number of accounts");
         assertEq(g1k, g100k, "posting gas grew with the number of accounts");
+    }
+}
+
+/// @notice postEpoch with reference prices (docs/protocol.md §4, "Reference prices"): the
+/// header of `EpochGasTest`, with a `PriceReferences` contract set and one, then all three,
+/// tokens referenced to a Chainlink-style feed (cold, as in a fresh transaction). Without a
+/// `PriceReferences` contract the check is one storage read: `EpochGasTest`'s figure.
+contract EpochReferenceGasTest is GasBase {
+    PriceReferences internal refs;
+    MockAggregatorV3[3] internal feeds;
+
+    function setUp() public override {
+        super.setUp();
+        refs = new PriceReferences(address(vault), address(this));
+        vault.setPriceReferences(address(refs));
+        for (uint256 i; i < 3; ++i) {
+            feeds[i] = new MockAggregatorV3(8, 1); // 8 decimals, as Chainlink's USD feeds
+        }
+        _postRoot(_rootOver(11), _twoPerps(), 1e18); // warm-up, as EpochGasTest
+    }
+
+    function _cool() internal override {
+        super._cool();
+        vm.cool(address(refs));
+        for (uint256 i; i < 3; ++i) {
+            vm.cool(address(feeds[i]));
+        }
+    }
+
+    function _reference(uint256 n) internal {
+        for (uint256 i; i < n; ++i) {
+            // the next post moves each price by +1 USD: the feed answers that price
+            feeds[i].setAnswer(int256((prices[i].price + 1e18) / 1e10));
+            refs.setPriceReference(prices[i].token, address(feeds[i]), 0.05e18, 1 hours);
+        }
+    }
+
+    function test_gas_postEpoch_oneReference() public {
+        _reference(1);
+        _measuring = true;
+        uint256 g = _postRoot(_rootOver(10), _twoPerps(), 1e18);
+        console2.log("postEpoch, 1 of 3 tokens referenced:", g);
+    }
+
+    function test_gas_postEpoch_allReferences() public {
+        _reference(3);
+        _measuring = true;
+        uint256 g = _postRoot(_rootOver(10), _twoPerps(), 1e18);
+        console2.log("postEpoch, 3 of 3 tokens referenced:", g);
     }
 }
 
