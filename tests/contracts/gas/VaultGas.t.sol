@@ -13,7 +13,8 @@ import {
     InstrumentProof,
     Leg,
     MarginProof,
-    Quote
+    Quote,
+    Settlement
 } from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice Shared fixture of the gas tests (docs/gas.md). Every measured test does its
@@ -496,5 +497,47 @@ contract LiquidationGasTest is GasBase {
         uint256 lo = g1 < g20 ? (g1 < g64 ? g1 : g64) : (g20 < g64 ? g20 : g64);
         uint256 hi = g1 > g20 ? (g1 > g64 ? g1 : g64) : (g20 > g64 ? g20 : g64);
         assertLe(hi * 10, lo * 11, "liquidation gas grew with the number of positions");
+    }
+}
+
+/// @notice The two open actions that change an account without a proof: `applyFunding` (alice
+/// holds two perps whose funding index moved) and `settle` (alice's expired call). With the
+/// rows above, every kind of action whose state change the state chain commits
+/// (docs/protocol.md §9).
+contract FundingSettleGasTest is GasBase {
+    function setUp() public override {
+        super.setUp();
+        _depositCash(alice, 1_000_000e6);
+        _depositCash(bob, 1_000_000e6);
+        _post2(_leaf(alice, 1_000_000e18, 0, 0), _leaf(bob, 1_000_000e18, 0, 0));
+        Quote memory q = _quote(alice, bob, btcPerp, 1e18, 60_000e18, 1);
+        q.legs = new Leg[](3);
+        q.legs[0] = Leg(btcPerp, 1e18, 60_000e18);
+        q.legs[1] = Leg(ethPerp, -2e18, 3000e18);
+        q.legs[2] = Leg(btcCall, 1e18, 2000e18);
+        _fill(q, aliceKey, bob);
+        vm.warp(EXPIRY);
+        vm.roll(block.number + 1);
+        Epoch memory e = _buildEpoch(new AccountLeaf[](0));
+        e.timestamp = uint64(block.timestamp);
+        e.funding = new FundingUpdate[](2);
+        e.funding[0] = FundingUpdate(btcPerp, 10e18);
+        e.funding[1] = FundingUpdate(ethPerp, -3e18);
+        e.settlements = new Settlement[](1);
+        e.settlements[0] = Settlement(btcCall, 65_000e18);
+        _postHeader(e);
+        vm.roll(block.number + 1);
+    }
+
+    function test_gas_applyFunding_twoPerps() public {
+        _cool();
+        vault.applyFunding(aliceAcct);
+        _report("applyFunding (2 perps due, 1 option)", abi.encodeCall(vault.applyFunding, (aliceAcct)));
+    }
+
+    function test_gas_settle() public {
+        _cool();
+        vault.settle(aliceAcct, btcCall);
+        _report("settle (expired call)", abi.encodeCall(vault.settle, (aliceAcct, btcCall)));
     }
 }
