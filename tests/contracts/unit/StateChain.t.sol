@@ -68,6 +68,50 @@ contract StateChainTest is BaseTest {
         _post2(_leaf(alice, 1e24, 0, 0), _leaf(bob, 1e24, 0, 0));
     }
 
+    /* SHARED VECTORS (tests/vectors/state_chain.json, scripts/gen_vectors.py) */
+
+    function test_vectors_stepAndHashStateMatchPython() public view {
+        string memory json = vm.readFile("tests/vectors/state_chain.json");
+        bytes32 w;
+        uint256 i;
+        for (; vm.keyExistsJson(json, string.concat("$.steps[", vm.toString(i), "]")); ++i) {
+            string memory p = string.concat("$.steps[", vm.toString(i), "]");
+            w = StateChain.step(
+                w,
+                uint8(vm.parseJsonUint(json, string.concat(p, ".kind"))),
+                vm.parseJsonUint(json, string.concat(p, ".key")),
+                vm.parseJsonInt(json, string.concat(p, ".oldA")),
+                vm.parseJsonInt(json, string.concat(p, ".oldB")),
+                vm.parseJsonInt(json, string.concat(p, ".newA")),
+                vm.parseJsonInt(json, string.concat(p, ".newB"))
+            );
+            assertEq(w, vm.parseJsonBytes32(json, string.concat(p, ".word")), p);
+        }
+        assertEq(i, 7, "steps read");
+        for (uint256 k; k < 2; ++k) {
+            string memory p = string.concat("$.states[", vm.toString(k), "]");
+            CommittedState memory st;
+            st.cash = vm.parseJsonInt(json, string.concat(p, ".cash"));
+            uint256 np = k == 0 ? 0 : 2;
+            st.positions = new StatePosition[](np);
+            st.collateral = new StateCollateral[](np);
+            for (i = 0; i < np; ++i) {
+                string memory q = string.concat(p, ".positions[", vm.toString(i), "]");
+                st.positions[i] = StatePosition(
+                    uint32(vm.parseJsonUint(json, string.concat(q, ".instrument"))),
+                    vm.parseJsonInt(json, string.concat(q, ".size")),
+                    vm.parseJsonInt(json, string.concat(q, ".fundingIndex"))
+                );
+                string memory c = string.concat(p, ".collateral[", vm.toString(i), "]");
+                st.collateral[i] = StateCollateral(
+                    vm.parseJsonAddress(json, string.concat(c, ".token")),
+                    vm.parseJsonUint(json, string.concat(c, ".amount"))
+                );
+            }
+            assertEq(StateChain.hashState(st), vm.parseJsonBytes32(json, string.concat(p, ".hash")), p);
+        }
+    }
+
     /* ONE KIND OF DELTA EACH */
 
     function test_step_matchesTheDocumentedEncoding() public pure {
