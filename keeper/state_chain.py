@@ -27,7 +27,7 @@ part of the state and moves without an event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ __all__ = [
     "POSITION",
     "STATE_CHAIN_TOPICS",
     "books_from_logs",
+    "delta_of_event",
     "CommittedState",
     "StateChainBook",
     "StateDelta",
@@ -198,25 +199,13 @@ class StateChainBook:
     def apply_event(self, topics: Sequence[str], data: str) -> StateDelta | None:
         """Apply one vault event (raw ``eth_getLogs`` topics and data, hex strings) of this
         subaccount; returns the delta it makes, None for an event that changes no state."""
-        words = [data[2 + 64 * i : 66 + 64 * i] for i in range((len(data) - 2) // 64)]
-        t = topics[0]
-        d: StateDelta | None = None
-        if t == _ACCOUNT_TOPIC:
-            cash = _signed(words[0])
-            if cash != self.cash:
-                d = StateDelta(CASH, 0, self.cash, 0, cash, 0)
-        elif t == FUNDING_APPLIED_TOPIC:
-            d = StateDelta(CASH, 0, self.cash, 0, self.cash - _signed(words[0]), 0)
-        elif t == _POSITION_TOPIC:
-            instrument = int(topics[2], 16)
-            size, index = _signed(words[0]), _signed(words[1])
-            old = self.positions.get(instrument, (0, 0))
-            d = StateDelta(POSITION, instrument, *old, size, index if size else 0)
-        elif t == _COLLATERAL_TOPIC:
-            token = "0x" + topics[2][-40:].lower()
-            d = StateDelta(
-                COLLATERAL, int(token, 16), self.collateral.get(token, 0), 0, int(words[0], 16), 0
-            )
+        d = delta_of_event(
+            self.cash,
+            lambda i: self.positions.get(i, (0, 0)),
+            lambda t: self.collateral.get(t, 0),
+            topics,
+            data,
+        )
         if d is not None:
             self.apply(d)
         return d
@@ -226,6 +215,33 @@ class StateChainBook:
         next proof."""
         self.deltas = []
         return self.seq, chain_of(self.word), self.state()
+
+
+def delta_of_event(
+    cash: int,
+    position: Callable[[int], tuple[int, int]],
+    balance: Callable[[str], int],
+    topics: Sequence[str],
+    data: str,
+) -> StateDelta | None:
+    """The delta one vault event (raw topics and data, hex strings) makes, its old value
+    taken from the running state: ``cash``, ``position(instrument)`` (``(0, 0)`` when not
+    open) and ``balance(lowercase token)``. None for an event that changes no state."""
+    words = [data[2 + 64 * i : 66 + 64 * i] for i in range((len(data) - 2) // 64)]
+    t = topics[0]
+    if t == _ACCOUNT_TOPIC:
+        new_cash = _signed(words[0])
+        return None if new_cash == cash else StateDelta(CASH, 0, cash, 0, new_cash, 0)
+    if t == FUNDING_APPLIED_TOPIC:
+        return StateDelta(CASH, 0, cash, 0, cash - _signed(words[0]), 0)
+    if t == _POSITION_TOPIC:
+        instrument = int(topics[2], 16)
+        size, index = _signed(words[0]), _signed(words[1])
+        return StateDelta(POSITION, instrument, *position(instrument), size, index if size else 0)
+    if t == _COLLATERAL_TOPIC:
+        token = "0x" + topics[2][-40:].lower()
+        return StateDelta(COLLATERAL, int(token, 16), balance(token), 0, int(words[0], 16), 0)
+    return None
 
 
 def books_from_logs(entries: Iterable[dict[str, Any]]) -> dict[int, StateChainBook]:
