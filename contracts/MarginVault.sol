@@ -218,10 +218,12 @@ contract MarginVault is IMarginVault, VaultBase {
         TokenConfig memory c = _requireToken(token);
         if (amount == 0) revert Errors.ZeroAmount();
         Account storage a = _accounts[account];
-        a.collateral[token] += amount;
+        uint256 balance = a.collateral[token];
+        a.collateral[token] = balance + amount;
+        _commitCollateral(a, token, balance, balance + amount);
         (int256 lo, int256 hi) = _collateralBounds(c, amount, true);
         _addBounds(account, a, lo, hi);
-        emit Events.CollateralUpdated(account, token, a.collateral[token]);
+        emit Events.CollateralUpdated(account, token, balance + amount);
         emit Events.Deposited(account, token, amount);
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -235,6 +237,7 @@ contract MarginVault is IMarginVault, VaultBase {
         uint256 balance = a.collateral[token];
         if (amount > balance) revert Errors.InsufficientBalance(account, token, balance, amount);
         a.collateral[token] = balance - amount;
+        _commitCollateral(a, token, balance, balance - amount);
         (int256 lo, int256 hi) = _collateralBounds(c, amount, false);
         _addBounds(account, a, lo, hi);
         _requireImSurplus(account, a, mp);
@@ -250,6 +253,7 @@ contract MarginVault is IMarginVault, VaultBase {
         Account storage a = _accounts[account];
         int256 c = FixedPoint.toInt(amount6 * CASH_SCALE);
         a.cash += c;
+        _commitCash(a, a.cash - c);
         _addBounds(account, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
         emit Events.CashDeposited(account, amount6);
         IERC20(settlementToken).safeTransferFrom(msg.sender, address(this), amount6);
@@ -262,6 +266,7 @@ contract MarginVault is IMarginVault, VaultBase {
         Account storage a = _accounts[account];
         int256 c = -FixedPoint.toInt(amount6 * CASH_SCALE);
         a.cash += c;
+        _commitCash(a, a.cash - c);
         _addBounds(account, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
         _requireImSurplus(account, a, mp);
         emit Events.CashWithdrawn(account, amount6);
@@ -321,6 +326,8 @@ contract MarginVault is IMarginVault, VaultBase {
         int256 cashDelta = FixedPoint.mulWadFloor(size, FixedPoint.toInt(payoff)); // against the account
         a.cash += cashDelta;
         _setSize(account, a, id, 0);
+        // after the position's delta: the order of PositionUpdated and AccountUpdated
+        if (cashDelta != 0) _commitCash(a, a.cash - cashDelta);
         // Price-free (the payoff is exact): not a bound change, so anyone's settle call
         // cannot hold back the account's withdrawals (docs/protocol.md §5).
         a.cumLo += MarginBounds.roundingLo();
@@ -579,6 +586,11 @@ contract MarginVault is IMarginVault, VaultBase {
     /// @inheritdoc IMarginVault
     function payoutOf(address owner_) external view returns (uint256) {
         return _payouts[owner_];
+    }
+
+    /// @inheritdoc IMarginVault
+    function stateChain(uint256 account) external view returns (bytes32) {
+        return _accounts[account].stateChain;
     }
 
     /// @inheritdoc IMarginVault

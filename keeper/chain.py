@@ -72,6 +72,7 @@ from web3.types import BlockData, BlockParams, FilterParams, RPCEndpoint
 from keeper.abi import erc20_abi, vault_abi
 from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
 from keeper.retry import RetryPolicy, call_with_retry
+from keeper.state_chain import FUNDING_APPLIED_TOPIC, CommittedState, delta_of_event, step
 from keeper.store import Store, SubaccountRecord
 from risk_engine.units import WAD
 
@@ -100,8 +101,15 @@ _TRANSFER_TOPIC = "0x" + keccak(text=SUBACCOUNT_TRANSFERRED).hex()
 _ACCOUNT_TOPIC = "0x" + keccak(text="AccountUpdated(uint256,int256,int256,int256,uint64)").hex()
 _POSITION_TOPIC = "0x" + keccak(text="PositionUpdated(uint256,uint32,int256,int256)").hex()
 _COLLATERAL_TOPIC = "0x" + keccak(text="CollateralUpdated(uint256,address,uint256)").hex()
-#: Everything an account's state is applied from, in one ``eth_getLogs`` (chain order).
-_STATE_TOPICS = [_TRANSFER_TOPIC, _ACCOUNT_TOPIC, _POSITION_TOPIC, _COLLATERAL_TOPIC]
+#: Everything an account's state (and its state chain, ``FundingApplied`` for the order of
+#: cash deltas) is applied from, in one ``eth_getLogs`` (chain order).
+_STATE_TOPICS = [
+    _TRANSFER_TOPIC,
+    _ACCOUNT_TOPIC,
+    _POSITION_TOPIC,
+    _COLLATERAL_TOPIC,
+    FUNDING_APPLIED_TOPIC,
+]
 _EPOCH_POSTED_TOPIC = HexStr(
     "0x" + keccak(text="EpochPosted(uint64,uint64,uint64,bytes32,uint64)").hex()
 )
@@ -328,6 +336,9 @@ class _Book:
     cum_hi: int = 0
     positions: list[list[int]] = field(default_factory=list)
     collateral: dict[str, int] = field(default_factory=dict)
+    #: the vault's ``stateChain`` word (docs/protocol.md §9), folded from the events; None
+    #: for a book seeded from ``accountStates`` until it is read (:meth:`ChainAdapter.state_chain`)
+    word: bytes | None = bytes(32)
 
     @classmethod
     def of(cls, state: AccountState, tokens: Sequence[TokenInfo]) -> _Book:
@@ -338,6 +349,7 @@ class _Book:
             state.cum_hi,
             [[p.instrument, p.size, p.funding_index] for p in state.positions],
             {t.address.lower(): b for t, b in zip(tokens, state.collateral, strict=False) if b},
+            None,
         )
 
     def copy(self) -> _Book:
@@ -348,6 +360,24 @@ class _Book:
             self.cum_hi,
             [list(p) for p in self.positions],
             dict(self.collateral),
+            self.word,
+        )
+
+    def position(self, instrument: int) -> tuple[int, int]:
+        """``(size, funding_index)`` of an open position, ``(0, 0)`` otherwise."""
+        p = next((p for p in self.positions if p[0] == instrument and p[1] != 0), None)
+        return (0, 0) if p is None else (p[1], p[2])
+
+    def committed(self) -> CommittedState:
+        """The state in the canonical order of the state chain (docs/protocol.md §9)."""
+        return CommittedState(
+            self.cash,
+            tuple(sorted((i, sz, f) for i, sz, f in self.positions if sz != 0)),
+            tuple(
+                sorted(
+                    ((t, b) for t, b in self.collateral.items() if b), key=lambda x: int(x[0], 16)
+                )
+            ),
         )
 
     def set_position(self, instrument: int, size: int, funding_index: int) -> None:
@@ -706,8 +736,16 @@ class ChainAdapter:
         if book is None:
             book = st.books[account] = _Book()
         st.frozen.pop(account, None)
+        if book.word is not None:
+            d = delta_of_event(
+                book.cash, book.position, lambda t: book.collateral.get(t, 0), topics, data
+            )
+            if d is not None:
+                book.word = step(book.word, d)
         words = [data[2 + 64 * i : 66 + 64 * i] for i in range((len(data) - 2) // 64)]
-        if topics[0] == _ACCOUNT_TOPIC:  # (cash, cumLo, cumHi, stateNonce)
+        if topics[0] == FUNDING_APPLIED_TOPIC:  # (payment, fundingIndex): the AccountUpdated
+            book.cash -= _signed(words[0])  # that follows shows this cash too
+        elif topics[0] == _ACCOUNT_TOPIC:  # (cash, cumLo, cumHi, stateNonce)
             book.cash, book.cum_lo, book.cum_hi = (_signed(w) for w in words[:3])
             book.state_nonce = int(words[3], 16)
         elif topics[0] == _POSITION_TOPIC:  # instrument indexed; (size, fundingIndex)
@@ -725,6 +763,21 @@ class ChainAdapter:
         st.frozen_tokens = len(tokens)
         st.journal.clear()
         st.restorable_from = block
+
+    def state_chain(self, block: int, account: int) -> tuple[bytes, CommittedState]:
+        """``account``'s state chain word and canonical state at ``block``, the block the
+        index ends at (docs/protocol.md §9), from the events; a book seeded from
+        ``accountStates`` reads its word once with ``stateChain`` at that block."""
+        st = self._index
+        if st.books is None or st.last_block != block:
+            raise ChainCallError(f"the in-memory state is at block {st.last_block}, not {block}")
+        book = st.books.get(account)
+        if book is None:
+            book = st.books[account] = _Book()
+        if book.word is None:
+            fn = self.vault.functions.stateChain(account)
+            book.word = bytes(self._call(fn, block, "stateChain"))
+        return book.word, book.committed()
 
     @property
     def state_ready(self) -> bool:

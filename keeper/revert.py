@@ -145,6 +145,14 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "LiquidationDepositTooSmall": "the deposit does not bring the subaccount to its IM "
     "after the liquidation; deposit at least minDeposit6 (settlement token units)",
     "NothingToClaim": "no liquidation payout to claim for this address",
+    # state commitment (docs/protocol.md §9): StateLens.proveStateAt
+    "NonCanonicalState": "the state is not canonical: positions by ascending instrument and "
+    "collateral by ascending token, none zero (index counts positions, then collateral)",
+    "StateChainMismatch": "the deltas from this sequence number do not lead to the vault's "
+    "state chain now: a delta is missing, extra or altered, or the start is wrong",
+    "StateDeltaMismatch": "this delta's old value is not the value the state and the earlier "
+    "deltas give: the state is not the account's state at that sequence number",
+    "StateMismatch": "the state with the deltas applied is not the account's live state",
 }
 
 #: Parameter names whose value is a WAD (1e18) fixed-point number (USD, price or fraction).

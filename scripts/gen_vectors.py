@@ -37,6 +37,7 @@ from keeper.eip712 import (
     sign_epoch,
     sign_quote,
 )
+from keeper.state_chain import CommittedState, StateDelta, hash_state, step
 from risk_engine.units import WAD
 from scripts.toolchain.paths import REPO_ROOT
 
@@ -242,11 +243,65 @@ def bounds_vectors() -> dict[str, Any]:
     return bounds.vector_cases()
 
 
+def state_chain_vectors() -> dict[str, Any]:
+    """The state chain (docs/protocol.md §9): each delta with the chain word after it, from
+    the word 0; and canonical states with H(S). Extremes of int256 and a high address."""
+    token = "0xfffffffffffffffffffffffffffffffffffffffe"
+    deltas = [
+        StateDelta(1, 0, 0, 0, 100 * WAD, 0),
+        StateDelta(3, int(token, 16), 0, 0, UINT256_MAX >> 1, 0),
+        StateDelta(2, 7, 0, 0, -3 * WAD, 11 * WAD),
+        StateDelta(2, 7, -3 * WAD, 11 * WAD, -3 * WAD, INT256_MIN),
+        StateDelta(1, 0, 100 * WAD, 0, INT256_MIN, 0),
+        StateDelta(2, 2**32 - 1, 0, 0, INT256_MAX, -1),
+        StateDelta(2, 7, -3 * WAD, INT256_MIN, 0, 0),
+    ]
+    word = bytes(32)
+    steps = []
+    for d in deltas:
+        word = step(word, d)
+        steps.append(
+            {
+                "kind": d.kind,
+                "key": _s(d.key),
+                "oldA": _s(d.old_a),
+                "oldB": _s(d.old_b),
+                "newA": _s(d.new_a),
+                "newB": _s(d.new_b),
+                "word": _h(word),
+            }
+        )
+    states = [
+        CommittedState(0),
+        CommittedState(
+            INT256_MIN,
+            ((1, WAD, -(5 * WAD)), (2**32 - 1, INT256_MAX, INT256_MIN)),
+            (("0x0000000000000000000000000000000000000001", 1), (token, UINT256_MAX)),
+        ),
+    ]
+    return {
+        "steps": steps,
+        "states": [
+            {
+                "cash": _s(st.cash),
+                "positions": [
+                    {"instrument": i, "size": _s(z), "fundingIndex": _s(f)}
+                    for i, z, f in st.positions
+                ],
+                "collateral": [{"token": t, "amount": _s(a)} for t, a in st.collateral],
+                "hash": _h(hash_state(st)),
+            }
+            for st in states
+        ],
+    }
+
+
 GENERATORS = {
     "leaves.json": leaves_vectors,
     "merkle.json": merkle_vectors,
     "eip712.json": eip712_vectors,
     "bounds.json": bounds_vectors,
+    "state_chain.json": state_chain_vectors,
 }
 
 

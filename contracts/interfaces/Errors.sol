@@ -97,4 +97,10 @@ interface Errors {
     error NothingToLiquidate(uint256 account);
     error LiquidationCostTooHigh(int256 netCashPaid, int256 maxCashOut);
     error LiquidationDepositTooSmall(uint256 deposit6, uint256 minDeposit6);
+
+    /* STATE COMMITMENT (docs/protocol.md §9) */
+    error NonCanonicalState(uint256 index); // entry `index` (positions, then collateral) out of order or zero
+    error StateChainMismatch(bytes32 stored, bytes32 computed); // the deltas do not lead to the stored chain word
+    error StateDeltaMismatch(uint256 index); // delta `index`'s old value is not the running value
+    error StateMismatch(); // the state after the deltas is not the account's live state
 }

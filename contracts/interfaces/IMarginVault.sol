@@ -112,6 +112,40 @@ struct AccountState {
     uint256[] collateralBalances; // in registered token order
 }
 
+/// @notice One open position of a `CommittedState` (docs/protocol.md §9).
+struct StatePosition {
+    uint32 instrument;
+    int256 size; // WAD units, != 0
+    int256 fundingIndex; // WAD USD per unit, as the vault stores it
+}
+
+/// @notice One non-zero collateral balance of a `CommittedState`.
+struct StateCollateral {
+    address token;
+    uint256 amount; // token decimals, != 0
+}
+
+/// @notice Everything a subaccount's margin depends on, in canonical order: positions by
+/// ascending instrument id, collateral by ascending token address (docs/protocol.md §9).
+struct CommittedState {
+    int256 cash; // WAD USD
+    StatePosition[] positions;
+    StateCollateral[] collateral;
+}
+
+/// @notice One state change as the vault folds it into a subaccount's state chain
+/// (docs/protocol.md §9). `kind`: 1 cash (key 0, value (cash, 0)), 2 position (key instrument
+/// id, value (size, fundingIndex), (0, 0) when closed), 3 collateral (key uint160(token),
+/// value (balance, 0)); `old*` the value before, `new*` after.
+struct StateDelta {
+    uint8 kind;
+    uint256 key;
+    int256 oldA;
+    int256 oldB;
+    int256 newA;
+    int256 newB;
+}
+
 /// @notice Amounts of a liquidation as `checkLiquidation` and `liquidate` compute them.
 struct LiquidationQuote {
     bool liquidatable;
@@ -500,6 +534,12 @@ interface IMarginVault {
     /// @notice Liquidation payouts `owner` can claim (`claimPayout`).
     /// @return WAD USD.
     function payoutOf(address owner) external view returns (uint256);
+
+    /// @notice `account`'s state chain word (docs/protocol.md §9): the high 24 bytes are a
+    /// hash chain over every change of its cash, positions and collateral, the low 8 bytes the
+    /// number of changes so far (its state sequence number). 0 for an account never changed.
+    /// `StateLens.proveStateAt` proves the state at an older sequence number against it.
+    function stateChain(uint256 account) external view returns (bytes32);
 
     /// @notice Block and epoch of `account`'s last bound change, and the epoch (if it is the
     /// current one) in which its leaf-based withdrawals and trades revert

@@ -150,6 +150,7 @@ contract ExchangeModule is VaultModule {
         _applyFunding(account, a, id);
         _setSize(account, a, id, a.positions[id].size + q);
         a.cash += cashDelta;
+        if (cashDelta != 0) _commitCash(a, a.cash - cashDelta); // shown by the AccountUpdated below
         _addBounds(account, a, MarginBounds.legLo(q, cashDelta, leaf), MarginBounds.legHi(q, cashDelta, leaf));
     }
 
@@ -202,6 +203,7 @@ contract ExchangeModule is VaultModule {
     ) internal {
         int256 cashDelta = FixedPoint.toInt(deposit6 * cashScale) - r.netCashPaid;
         a.cash += cashDelta;
+        if (cashDelta != 0) _commitCash(a, a.cash - cashDelta);
         a.cumLo += cashDelta;
         a.cumHi += cashDelta;
         // A pull payment: a push to a reverting or blacklisted owner must never block this.

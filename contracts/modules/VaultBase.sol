@@ -19,6 +19,7 @@ import {FixedPoint} from "../libraries/FixedPoint.sol";
 import {MarginBounds} from "../libraries/MarginBounds.sol";
 import {Leaves} from "../libraries/Leaves.sol";
 import {LiquidationLib} from "../libraries/LiquidationLib.sol";
+import {StateChain} from "../libraries/StateChain.sol";
 import {Errors} from "../interfaces/Errors.sol";
 import {Events} from "../interfaces/Events.sol";
 
@@ -64,6 +65,11 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         uint32[] instruments; // open positions, at most MAX_POSITIONS
         mapping(uint32 => Position) positions;
         mapping(address => uint256) collateral; // token's own decimals
+        /// @dev The state chain (docs/protocol.md §9): high 24 bytes a hash chain over every
+        /// change of cash, positions and collateral, low 8 bytes the number of changes. In the
+        /// struct (its own slot, at the end) rather than a mapping at the end of VaultBase: the
+        /// account's base slot is already computed, so no second keccak for the location.
+        bytes32 stateChain;
     }
 
     /// @dev A token's price and shocks of the current epoch in one slot (docs/protocol.md §4);
@@ -246,11 +252,31 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         }
     }
 
+    /* STATE CHAIN */
+
+    /// @dev Folds one delta into the account's state chain (docs/protocol.md §9). Called at
+    /// every change of cash, a position or a collateral balance, in the order of the events
+    /// that show the change, so that the keeper rebuilds the same chain from the log.
+    function _commit(Account storage a, uint8 kind, uint256 key, int256 oldA, int256 oldB, int256 newA, int256 newB)
+        internal
+    {
+        a.stateChain = StateChain.step(a.stateChain, kind, key, oldA, oldB, newA, newB);
+    }
+
+    function _commitCash(Account storage a, int256 oldCash) internal {
+        _commit(a, StateChain.CASH, 0, oldCash, 0, a.cash, 0);
+    }
+
+    function _commitCollateral(Account storage a, address token, uint256 oldBalance, uint256 newBalance) internal {
+        _commit(a, StateChain.COLLATERAL, uint160(token), int256(oldBalance), 0, int256(newBalance), 0);
+    }
+
     /* POSITIONS AND FUNDING */
 
     /// @dev Keeps `instruments` equal to the set of non-zero positions (swap and pop).
     function _setSize(uint256 account, Account storage a, uint32 id, int256 newSize) internal {
         Position storage p = a.positions[id];
+        int256 oldSize = p.size;
         if (p.slot == 0 && newSize != 0) {
             if (a.instruments.length >= MAX_POSITIONS) revert Errors.TooManyPositions(account, MAX_POSITIONS);
             a.instruments.push(id);
@@ -263,7 +289,10 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
             p.slot = 0;
         }
         p.size = newSize;
-        emit Events.PositionUpdated(account, id, newSize, p.fundingIndex);
+        // A closed position is (0, 0) in the state: its stale index is not part of it.
+        int256 f = p.fundingIndex;
+        _commit(a, StateChain.POSITION, id, oldSize, oldSize == 0 ? int256(0) : f, newSize, newSize == 0 ? int256(0) : f);
+        emit Events.PositionUpdated(account, id, newSize, f);
     }
 
     /// @dev Charges `size * (F_now - F_last)` rounded against the account, then moves the
@@ -278,8 +307,12 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         p.fundingIndex = f;
         if (p.size == 0) return;
         int256 payment = FixedPoint.mulWadCeil(p.size, f - last);
-        a.cash -= payment;
+        int256 cash0 = a.cash;
+        a.cash = cash0 - payment;
         a.cumLo += MarginBounds.roundingLo();
+        // A fresh position (size 0 above) changes no state: its index is not part of it.
+        _commitCash(a, cash0);
+        _commit(a, StateChain.POSITION, id, p.size, last, p.size, f);
         emit Events.FundingApplied(account, id, payment, f);
         emit Events.PositionUpdated(account, id, p.size, f);
     }

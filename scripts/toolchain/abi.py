@@ -36,6 +36,8 @@ EXPORTED: dict[str, str] = {
     ),
     # the mint of the test tokens: `pm faucet` on a mock deployment only
     "MockERC20": "contracts/mocks/MockERC20.sol:MockERC20",
+    # proof of a subaccount's older state against the vault (docs/protocol.md §9): disputes
+    "StateLens": "contracts/StateLens.sol:StateLens",
 }
 
 

@@ -1,5 +1,6 @@
 """The account state the indexer keeps from the vault's events (docs/operations.md, "Account
-state from events"): equal to ``accountStates`` after every epoch through deposits,
+state from events"), and the state chain it folds from them (docs/protocol.md §9): equal to
+``accountStates`` and ``stateChain`` after every epoch through deposits,
 withdrawals, trades (opening and closing positions), funding, a liquidation and a transfer;
 restored across a reorg; audited by the full re-read, which counts a tampered state."""
 
@@ -18,6 +19,7 @@ from keeper.attestation import MarginProof
 from keeper.chain import AccountState, ChainAdapter
 from keeper.metrics import KeeperMetrics
 from keeper.pipeline import EpochPipeline
+from keeper.state_chain import CommittedState
 from keeper.store import Store
 from risk_engine.units import WAD
 from scripts.pipeline_world import World, leaves_from_store, make_pipeline
@@ -36,7 +38,25 @@ def assert_state_is_the_chains(chain: ChainAdapter) -> None:
     assert block is not None and chain.state_ready
     accounts = chain.accounts_at(block)
     node = ChainAdapter(chain.w3, chain.address, track_state=False)
-    assert chain.states_at(block) == node.account_states(accounts, block)
+    theirs = node.account_states(accounts, block)
+    assert chain.states_at(block) == theirs
+    # the state chain folded from the same events is the vault's (docs/protocol.md §9)
+    tokens = [t.address.lower() for t in node.tokens(block)]
+    for s in theirs:
+        word, committed = chain.state_chain(block, s.account)
+        assert word == bytes(
+            node.vault.functions.stateChain(s.account).call(block_identifier=block)
+        )
+        assert committed == CommittedState(
+            s.cash,
+            tuple(sorted((p.instrument, p.size, p.funding_index) for p in s.positions)),
+            tuple(
+                sorted(
+                    ((t, b) for t, b in zip(tokens, s.collateral, strict=True) if b),
+                    key=lambda x: int(x[0], 16),
+                )
+            ),
+        )
 
 
 def epoch(p: EpochPipeline) -> int:

@@ -33,6 +33,7 @@ from keeper.eip712 import (
 )
 from keeper.errors import VaultRevert
 from keeper.revert import ERROR_DESCRIPTIONS, decode_revert
+from keeper.state_chain import CommittedState, StateDelta
 from risk_engine.units import WAD
 from scripts.deploy import deploy_contract
 from scripts.toolchain.compile import CompileResult
@@ -311,6 +312,39 @@ def _(m: Market) -> Result:
     target = m.tree.margin_proof(stale).to_abi()
     r = m.revert_of_call(m.vault.functions.checkLiquidation(m.acct(m.alice), target))
     return r, {"account": m.acct(m.alice), "expected": 0, "leafNonce": 1}
+
+
+def _prove_fn(m: Market, seq: int, state: CommittedState, deltas: list[StateDelta]) -> Any:
+    lens = deploy_contract(m.w3, m.compiled, "StateLens", [m.vault.address], m.owner)
+    return lens.functions.proveStateAt(
+        m.acct(m.alice), seq, bytes(24), state.to_abi(), [d.to_abi() for d in deltas]
+    )
+
+
+@scenario("NonCanonicalState")
+def _(m: Market) -> Result:
+    zero = CommittedState(0, ((m.perp, 0, 0),))  # a position of size 0
+    return m.revert_of_call(_prove_fn(m, 0, zero, [])), {"index": 0}
+
+
+@scenario("StateChainMismatch")
+def _(m: Market) -> Result:
+    # alice never changed: her word is 0, not the word at sequence number 1
+    r = m.revert_of_call(_prove_fn(m, 1, CommittedState(0), []))
+    return r, {"stored": bytes(32)}
+
+
+@scenario("StateDeltaMismatch")
+def _(m: Market) -> Result:
+    m.fund_usdc(m.alice, 100 * USDC6)  # one delta: cash 0 -> 100
+    real = StateDelta(1, 0, 0, 0, 100 * WAD, 0)
+    return m.revert_of_call(_prove_fn(m, 0, CommittedState(5), [real])), {"index": 0}
+
+
+@scenario("StateMismatch")
+def _(m: Market) -> Result:
+    held = CommittedState(0, (), ((m.weth.address.lower(), WAD),))  # alice holds no weth
+    return m.revert_of_call(_prove_fn(m, 0, held, [])), {}
 
 
 def _min_deposit6(m: Market, leaf: AccountLeaf, tree: Any) -> int:

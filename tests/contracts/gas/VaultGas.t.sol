@@ -7,6 +7,9 @@ import {console2} from "forge-std/console2.sol";
 import {BaseTest} from "../unit/BaseTest.sol";
 import {PriceReferences} from "../../../contracts/PriceReferences.sol";
 import {MockAggregatorV3} from "../../../contracts/mocks/MockAggregatorV3.sol";
+import {StateChainGhost} from "../mocks/StateChainGhost.sol";
+import {StateLens} from "../../../contracts/StateLens.sol";
+import {StateChain} from "../../../contracts/libraries/StateChain.sol";
 import {
     AccountLeaf,
     Epoch,
@@ -15,7 +18,10 @@ import {
     InstrumentProof,
     Leg,
     MarginProof,
-    Quote
+    Quote,
+    Settlement,
+    CommittedState,
+    StateDelta
 } from "../../../contracts/interfaces/IMarginVault.sol";
 
 /// @notice Shared fixture of the gas tests (docs/gas.md). Every measured test does its
@@ -547,5 +553,124 @@ contract LiquidationGasTest is GasBase {
         uint256 lo = g1 < g20 ? (g1 < g64 ? g1 : g64) : (g20 < g64 ? g20 : g64);
         uint256 hi = g1 > g20 ? (g1 > g64 ? g1 : g64) : (g20 > g64 ? g20 : g64);
         assertLe(hi * 10, lo * 11, "liquidation gas grew with the number of positions");
+    }
+}
+
+/// @notice The two open actions that change an account without a proof: `applyFunding` (alice
+/// holds two perps whose funding index moved) and `settle` (alice's expired call). With the
+/// rows above, every kind of action whose state change the state chain commits
+/// (docs/protocol.md §9).
+contract FundingSettleGasTest is GasBase {
+    function setUp() public override {
+        super.setUp();
+        _depositCash(alice, 1_000_000e6);
+        _depositCash(bob, 1_000_000e6);
+        _post2(_leaf(alice, 1_000_000e18, 0, 0), _leaf(bob, 1_000_000e18, 0, 0));
+        Quote memory q = _quote(alice, bob, btcPerp, 1e18, 60_000e18, 1);
+        q.legs = new Leg[](3);
+        q.legs[0] = Leg(btcPerp, 1e18, 60_000e18);
+        q.legs[1] = Leg(ethPerp, -2e18, 3000e18);
+        q.legs[2] = Leg(btcCall, 1e18, 2000e18);
+        _fill(q, aliceKey, bob);
+        vm.warp(EXPIRY);
+        vm.roll(block.number + 1);
+        Epoch memory e = _buildEpoch(new AccountLeaf[](0));
+        e.timestamp = uint64(block.timestamp);
+        e.funding = new FundingUpdate[](2);
+        e.funding[0] = FundingUpdate(btcPerp, 10e18);
+        e.funding[1] = FundingUpdate(ethPerp, -3e18);
+        e.settlements = new Settlement[](1);
+        e.settlements[0] = Settlement(btcCall, 65_000e18);
+        _postHeader(e);
+        vm.roll(block.number + 1);
+    }
+
+    function test_gas_applyFunding_twoPerps() public {
+        _cool();
+        vault.applyFunding(aliceAcct);
+        _report("applyFunding (2 perps due, 1 option)", abi.encodeCall(vault.applyFunding, (aliceAcct)));
+    }
+
+    function test_gas_settle() public {
+        _cool();
+        vault.settle(aliceAcct, btcCall);
+        _report("settle (expired call)", abi.encodeCall(vault.settle, (aliceAcct, btcCall)));
+    }
+}
+
+/// @notice What proving an older state costs a disputer (docs/gas.md, docs/security.md):
+/// `StateLens.proveStateAt` over 8 and 40 deltas after the checkpoint, for cash-only deltas
+/// (depositCash) and for trade deltas on a subaccount holding 20 positions (each delta's old
+/// value is searched among the open positions). The marginal gas per delta is the
+/// difference over 32 deltas.
+contract StateProofGasTest is GasBase {
+    StateLens internal lens;
+    StateChainGhost internal ghost;
+
+    function setUp() public override {
+        vm.recordLogs(); // from the start: the ghost must see every state event
+        super.setUp();
+        lens = new StateLens(address(vault));
+        ghost = new StateChainGhost(vault);
+        _depositCash(alice, 1_000_000e6);
+        _depositCash(bob, 1_000_000e6);
+        _post2(_leaf(alice, 1e24, 0, 0), _leaf(bob, 1e24, 0, 0));
+    }
+
+    function _prove(uint256 account, string memory what) internal returns (uint256 exec) {
+        ghost.ingest(vm.getRecordedLogs());
+        (uint64 seq, bytes24 chain, CommittedState memory s, StateDelta[] memory d) = ghost.proofInput(account);
+        _cool();
+        bytes32 h = lens.proveStateAt(account, seq, chain, s, d);
+        exec = _report(what, abi.encodeCall(lens.proveStateAt, (account, seq, chain, s, d)));
+        assertEq(h, StateChain.hashState(s));
+    }
+
+    function _cashDeltas(uint256 n) internal returns (uint256) {
+        ghost.ingest(vm.getRecordedLogs());
+        ghost.checkpoint(aliceAcct);
+        for (uint256 i; i < n; ++i) {
+            _depositCash(alice, 1e6);
+        }
+        return _prove(aliceAcct, string.concat("proveStateAt, ", vm.toString(n), " cash deltas"));
+    }
+
+    function test_gas_proveStateAt_cashDeltas() public {
+        uint256 g8 = _cashDeltas(8);
+        uint256 g40 = _cashDeltas(40);
+        console2.log("proveStateAt per cash delta (40 vs 8): execution", (g40 - g8) / 32);
+    }
+
+    /// @dev alice opens 20 positions (one leg per instrument, in quotes of 8 legs), then
+    /// trades 1 unit more of the first `legs` of them: 2 deltas per leg.
+    function _tradeDeltas(uint256 legs) internal returns (uint256) {
+        ghost.ingest(vm.getRecordedLogs());
+        ghost.checkpoint(aliceAcct);
+        for (uint256 start; start < legs; start += 8) {
+            uint256 m = legs - start < 8 ? legs - start : 8;
+            Quote memory q = _quote(alice, bob, btcPerp, 1e18, 60_000e18, ++_quoteNonce);
+            q.legs = new Leg[](m);
+            for (uint256 i; i < m; ++i) {
+                uint32 id = _ids[(start + i) % _ids.length];
+                q.legs[i] = Leg(id, 1e15, instLeaf[id].mark);
+            }
+            _fill(q, aliceKey, bob);
+        }
+        return _prove(aliceAcct, string.concat("proveStateAt, 20 positions, ", vm.toString(2 * legs), " trade deltas"));
+    }
+
+    uint32[] internal _ids;
+    uint256 internal _quoteNonce = 1000;
+
+    function test_gas_proveStateAt_tradeDeltas20Positions() public {
+        for (uint32 id = 1; id <= vault.instrumentCount() && _ids.length < 20; ++id) {
+            if (id != btcCall && id != btcPut) _ids.push(id);
+        }
+        assertEq(_ids.length, 20);
+        _post2(_leaf(alice, 1e24, 0, 0), _leaf(bob, 1e24, 0, 0));
+        _tradeDeltas(_ids.length); // opens the 20 positions
+        uint256 g8 = _tradeDeltas(4);
+        uint256 g40 = _tradeDeltas(20);
+        console2.log("proveStateAt per trade delta at 20 positions (40 vs 8):", (g40 - g8) / 32);
     }
 }

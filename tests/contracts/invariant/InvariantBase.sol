@@ -10,7 +10,10 @@ import {MarketHandler} from "./handlers/MarketHandler.sol";
 import {LiquidationHandler} from "./handlers/LiquidationHandler.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
-import {AccountState, MarginProof} from "../../../contracts/interfaces/IMarginVault.sol";
+import {
+    AccountState, CommittedState, MarginProof, StateDelta
+} from "../../../contracts/interfaces/IMarginVault.sol";
+import {StateChain} from "../../../contracts/libraries/StateChain.sol";
 
 /// @notice The world of the invariant suite: the model (vault, actors, truth, ghosts) and
 /// one handler per concern. The suite and the scenario tests both start from it.
@@ -50,6 +53,7 @@ abstract contract InvariantBase is Test {
         _ghostChecks(g);
         _INV11_boundsSandwichTruth(st);
         _INV12_onlyPostedEpochs(g);
+        _INV16_17_stateChain();
     }
 
     /// @notice INV-1: each collateral token held by the vault covers every subaccount's balance,
@@ -120,6 +124,23 @@ abstract contract InvariantBase is Test {
             if (!r[i].live) continue;
             assertLe(r[i].imSurplusLo, r[i].trueImUp, "INV-11: imSurplusLo above the true IM surplus");
             assertGe(r[i].mmSurplusHi, r[i].trueMmDown - DUST, "INV-11: mmSurplusHi below the true MM surplus");
+        }
+    }
+
+    /// @notice INV-16: every subaccount's stored state chain equals the one the ghost rebuilt
+    /// from the logs (the keeper's rule, docs/protocol.md §9). INV-17: the ghost's checkpoint
+    /// state (up to a few calls old) proves against live storage with the deltas since.
+    function _INV16_17_stateChain() internal view {
+        uint256[] memory ids = model.accounts();
+        for (uint256 i; i < ids.length; ++i) {
+            assertEq(vault.stateChain(ids[i]), model.stateGhost().word(ids[i]), "INV-16: state chain differs from the events'");
+            (uint64 seq, bytes24 chain, CommittedState memory s, StateDelta[] memory d) =
+                model.stateGhost().proofInput(ids[i]);
+            assertEq(
+                model.stateLens().proveStateAt(ids[i], seq, chain, s, d),
+                StateChain.hashState(s),
+                "INV-17: a true older state did not prove"
+            );
         }
     }
 

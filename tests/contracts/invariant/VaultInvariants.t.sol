@@ -10,7 +10,7 @@ import {TradeHandler} from "./handlers/TradeHandler.sol";
 import {MarketHandler} from "./handlers/MarketHandler.sol";
 import {LiquidationHandler} from "./handlers/LiquidationHandler.sol";
 
-/// @notice The vault's invariants (docs/invariants.md, INV-1 .. INV-15), checked per
+/// @notice The vault's invariants (docs/invariants.md, INV-1 .. INV-17), checked per
 /// subaccount after every
 /// call of a random sequence over four handlers: collateral, trades, market/epochs,
 /// liquidation. INV-6 .. INV-10 are ghost checks that the handlers run at the moment of the

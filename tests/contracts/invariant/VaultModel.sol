@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {Vm} from "forge-std/Vm.sol";
+
 import {BaseTest} from "../unit/BaseTest.sol";
+import {StateChainGhost} from "../mocks/StateChainGhost.sol";
+import {StateLens} from "../../../contracts/StateLens.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {WAD} from "../../../contracts/libraries/FixedPoint.sol";
@@ -86,8 +90,19 @@ contract VaultModel is BaseTest {
     /// @notice The first ghost check that failed, empty while none has (INV-6 .. INV-9).
     string public violation;
 
+    /// @notice The keeper's state chain rebuilt from the vault's logs (INV-16, INV-17), and
+    /// the lens that proves its checkpoints.
+    StateChainGhost public stateGhost;
+    StateLens public stateLens;
+    /// @dev A checkpoint moves to the state now once this many deltas follow it, so that every
+    /// check proves a window of up to this many deltas (plus one call's).
+    uint256 internal constant STATE_WINDOW = 8;
+
     function setUp() public override {
         super.setUp();
+        stateGhost = new StateChainGhost(vault);
+        stateLens = new StateLens(address(vault));
+        vm.recordLogs();
         _actors.push(alice);
         _actors.push(bob);
         _actors.push(carol);
@@ -132,6 +147,18 @@ contract VaultModel is BaseTest {
             ghostNetCash += 200_000e18;
         }
         postTruthfulEpoch();
+        observeLogs(vm.getRecordedLogs());
+        for (uint256 i; i < _accountIds.length; ++i) {
+            stateGhost.checkpoint(_accountIds[i]);
+        }
+    }
+
+    /// @notice The handlers pass the logs of their successful vault calls (INV-16).
+    function observeLogs(Vm.Log[] memory logs) public {
+        stateGhost.ingest(logs);
+        for (uint256 i; i < _accountIds.length; ++i) {
+            if (stateGhost.pending(_accountIds[i]) >= STATE_WINDOW) stateGhost.checkpoint(_accountIds[i]);
+        }
     }
 
     /* ACCESSORS FOR THE HANDLERS AND THE SUITE */

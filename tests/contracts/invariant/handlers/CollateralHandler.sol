@@ -13,7 +13,7 @@ import {AccountState, MarginProof} from "../../../../contracts/interfaces/IMargi
 contract CollateralHandler is HandlerBase {
     constructor(VaultModel model_) HandlerBase(model_) {}
 
-    function deposit(uint256 accountSeed, uint256 tokenSeed, uint256 amount) external {
+    function deposit(uint256 accountSeed, uint256 tokenSeed, uint256 amount) external observed {
         uint256 account = model.accountAt(accountSeed);
         MockERC20 token = _token(tokenSeed);
         amount = _bound(amount, 1, _maxDeposit(tokenSeed));
@@ -23,7 +23,7 @@ contract CollateralHandler is HandlerBase {
         model.count("deposit");
     }
 
-    function withdraw(uint256 accountSeed, uint256 tokenSeed, uint256 amount) external {
+    function withdraw(uint256 accountSeed, uint256 tokenSeed, uint256 amount) external observed {
         uint256 account = model.accountAt(accountSeed);
         MockERC20 token = _token(tokenSeed);
         uint256 bal = vault.collateralBalance(account, address(token));
@@ -37,7 +37,7 @@ contract CollateralHandler is HandlerBase {
         model.count("withdraw");
     }
 
-    function depositCash(uint256 accountSeed, uint256 amount6) external {
+    function depositCash(uint256 accountSeed, uint256 amount6) external observed {
         uint256 account = model.accountAt(accountSeed);
         amount6 = _bound(amount6, 1, 500_000e6);
         vm.prank(vault.ownerOf(account));
@@ -48,7 +48,7 @@ contract CollateralHandler is HandlerBase {
 
     /// @dev Sizes the withdrawal up to 1.5x the larger of the account's cash and its IM
     /// lower bound, so that the IM gate and the token balance are both tried.
-    function withdrawCash(uint256 accountSeed, uint256 amount6) external {
+    function withdrawCash(uint256 accountSeed, uint256 amount6) external observed {
         uint256 account = model.accountAt(accountSeed);
         (int256 cash,,,,,,,) = vault.accountState(account);
         int256 room = cash;
@@ -90,7 +90,7 @@ contract CollateralHandler is HandlerBase {
 
     /// @notice The owner gives a subaccount to another actor. INV-13: a transfer changes no
     /// balance, cash, position, bound or nonce.
-    function transfer(uint256 accountSeed, uint256 toSeed) external {
+    function transfer(uint256 accountSeed, uint256 toSeed) external observed {
         uint256 account = model.accountAt(accountSeed);
         address from = vault.ownerOf(account);
         address to = _otherActor(from, toSeed);

@@ -13,6 +13,19 @@ abstract contract HandlerBase is Test {
     VaultModel internal immutable model;
     MarginVault internal immutable vault;
 
+    /// @dev INV-16: the logs of the vault calls this handler call made go to the model's state
+    /// chain ghost. A `catch` of a refused vault call must `_dropLogs()` (a reverted call's
+    /// logs are recorded too); no handler makes a successful vault call before such a `try`.
+    modifier observed() {
+        vm.recordLogs();
+        _;
+        model.observeLogs(vm.getRecordedLogs());
+    }
+
+    function _dropLogs() internal {
+        vm.getRecordedLogs();
+    }
+
     constructor(VaultModel model_) {
         model = model_;
         vault = model_.getVault();

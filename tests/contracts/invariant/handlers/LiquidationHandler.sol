@@ -27,7 +27,7 @@ contract LiquidationHandler is HandlerBase {
 
     /// @param liquidatorSeed picks the liquidator among the other actors (low byte) and the
     /// deposit above the minimum (the rest, up to $1,000).
-    function liquidate(uint256 targetSeed, uint256 liquidatorSeed) external {
+    function liquidate(uint256 targetSeed, uint256 liquidatorSeed) external observed {
         if (vault.isSafeMode()) return;
         uint256 target = model.accountAt(targetSeed);
         if (!model.leafLive(target)) return;
@@ -47,6 +47,7 @@ contract LiquidationHandler is HandlerBase {
         try vault.liquidate(target, mpT, deposit6, type(int256).max) {
             _afterLiquidation(target, mpT, liquidator, deposit6, p);
         } catch {
+            _dropLogs();
             model.count("liquidateRefused");
         }
     }
@@ -56,7 +57,9 @@ contract LiquidationHandler is HandlerBase {
         vm.prank(liquidator);
         try vault.liquidate(target, mpT, deposit6, type(int256).max) {
             model.flag("INV-14: a deposit below minDeposit6 was accepted");
-        } catch {}
+        } catch {
+            _dropLogs();
+        }
     }
 
     /// @dev INV-7: right after an epoch (no action that moved cumHi since the leaf) an account

@@ -38,14 +38,14 @@ contract MarketHandler is HandlerBase {
         model.count("warp");
     }
 
-    function applyFunding(uint256 accountSeed) external {
+    function applyFunding(uint256 accountSeed) external observed {
         vault.applyFunding(model.accountAt(accountSeed));
         model.recordRounding(8);
         model.count("applyFunding");
     }
 
     /// @notice Settles the first option of a subaccount that has a settlement price.
-    function settle(uint256 accountSeed) external {
+    function settle(uint256 accountSeed) external observed {
         uint256 who = model.accountAt(accountSeed);
         (,,,, uint32[] memory ids, int256[] memory sizes,,) = vault.accountState(who);
         for (uint256 i; i < ids.length; ++i) {
