@@ -332,6 +332,24 @@ abstract contract BaseTest is Test {
         _postHeader(e);
     }
 
+    /// @dev An epoch in the next block that only sets perp `id`'s funding index.
+    function _postFunding(uint32 id, int256 f) internal {
+        vm.roll(block.number + 1);
+        Epoch memory e = _buildEpoch(new AccountLeaf[](0));
+        e.funding = new FundingUpdate[](1);
+        e.funding[0] = FundingUpdate(id, f);
+        _postHeader(e);
+    }
+
+    /// @dev An epoch in the next block that only sets option `id`'s settlement price.
+    function _postSettlement(uint32 id, uint256 price) internal {
+        vm.roll(block.number + 1);
+        Epoch memory e = _buildEpoch(new AccountLeaf[](0));
+        e.settlements = new Settlement[](1);
+        e.settlements[0] = Settlement(id, price);
+        _postHeader(e);
+    }
+
     function _postHeader(Epoch memory e) internal {
         vault.postEpoch(e, _signEpoch(e, _quorumKeys()));
         nextEpoch = e.epoch + 1;

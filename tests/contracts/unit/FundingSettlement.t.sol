@@ -24,22 +24,6 @@ contract FundingSettlementTest is BaseTest {
         _post2(_leaf(alice, 100_000e18, 0, 0), _leaf(bob, 100_000e18, 0, 0));
     }
 
-    function _postFunding(uint32 id, int256 f) internal {
-        vm.roll(block.number + 1);
-        Epoch memory e = _buildEpoch(new AccountLeaf[](0));
-        e.funding = new FundingUpdate[](1);
-        e.funding[0] = FundingUpdate(id, f);
-        _postHeader(e);
-    }
-
-    function _postSettlement(uint32 id, uint256 price) internal {
-        vm.roll(block.number + 1);
-        Epoch memory e = _buildEpoch(new AccountLeaf[](0));
-        e.settlements = new Settlement[](1);
-        e.settlements[0] = Settlement(id, price);
-        _postHeader(e);
-    }
-
     /* FUNDING */
 
     function test_applyFunding_longPaysShortReceives() public {

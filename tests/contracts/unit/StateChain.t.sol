@@ -167,14 +167,6 @@ contract StateChainTest is BaseTest {
         _assertGhost(bobAcct);
     }
 
-    function _postFunding(uint32 id, int256 f) internal {
-        vm.roll(block.number + 1);
-        Epoch memory e = _buildEpoch(new AccountLeaf[](0));
-        e.funding = new FundingUpdate[](1);
-        e.funding[0] = FundingUpdate(id, f);
-        _postHeader(e);
-    }
-
     function test_applyFunding_foldsCashThenPosition() public {
         _depositCash(alice, 100_000e6);
         _depositCash(bob, 100_000e6);
