@@ -93,6 +93,19 @@ def trade(m: Market) -> Traded:
     return Traded(alice, bob, carol, q, receipt)
 
 
+def post_crash_epoch(m: Market) -> tuple[AccountLeaf, AccountLeaf, AccountLeaf]:
+    """After :func:`trade`: ten minutes on, WETH at 2,500, epoch 2 shows alice's MM above her
+    equity (she is liquidatable). Returns the leaves of alice, bob and carol; the tree is
+    ``m.tree``."""
+    m.chain.advance(600)
+    alice = m.leaf(m.alice, equity=2_000 * WAD, im=9_000 * WAD, mm=7_200 * WAD)
+    bob = m.leaf(m.bob, equity=52_000 * WAD, im=8_000 * WAD, mm=6_400 * WAD)
+    carol = m.leaf(m.carol, equity=100_000 * WAD, im=0, mm=0)
+    m.post(m.header([alice, bob, carol, PERP_LEAF, CALL_LEAF], weth_price=2_500 * WAD))
+    assert m.tree is not None
+    return alice, bob, carol
+
+
 def leg_bounds(q: Quote, sign: int) -> tuple[int, int]:
     """Sum of the leg bounds for the maker (sign=+1) or the taker (sign=-1)."""
     leaves = {1: PERP_LEAF, 2: CALL_LEAF}

@@ -36,6 +36,7 @@ from .scenario import (
     execute_args,
     fund_all,
     leg_bounds,
+    post_crash_epoch,
     post_epoch_1,
     trade,
 )
@@ -239,11 +240,7 @@ def test_liquidation_transfers_the_whole_subaccount(market: Market) -> None:
     m = market
     trade(m)
     # alice withdrew nothing; the market moves against her: epoch 2 shows MM below zero
-    m.chain.advance(600)
-    alice = m.leaf(m.alice, equity=2_000 * WAD, im=9_000 * WAD, mm=7_200 * WAD)
-    bob = m.leaf(m.bob, equity=52_000 * WAD, im=8_000 * WAD, mm=6_400 * WAD)
-    carol = m.leaf(m.carol, equity=100_000 * WAD, im=0, mm=0)
-    m.post(m.header([alice, bob, carol, PERP_LEAF, CALL_LEAF], weth_price=2_500 * WAD))
+    alice, bob, _ = post_crash_epoch(m)
     assert m.tree is not None
     target = m.tree.margin_proof(alice)
     a_id = m.acct(m.alice)

@@ -31,6 +31,7 @@ from .scenario import (
     alice_quote,
     execute_args,
     fund_all,
+    post_crash_epoch,
     post_epoch_1,
     trade,
 )
@@ -109,11 +110,7 @@ def trade_only(m: Market, alice: AccountLeaf, bob: AccountLeaf) -> Any:
 def test_chain_from_events_follows_a_liquidation(anvil_market: Market) -> None:
     m = anvil_market
     trade(m)
-    m.chain.advance(600)
-    alice = m.leaf(m.alice, equity=2_000 * WAD, im=9_000 * WAD, mm=7_200 * WAD)
-    bob = m.leaf(m.bob, equity=52_000 * WAD, im=8_000 * WAD, mm=6_400 * WAD)
-    carol = m.leaf(m.carol, equity=100_000 * WAD, im=0, mm=0)
-    m.post(m.header([alice, bob, carol, PERP_LEAF, CALL_LEAF], weth_price=2_500 * WAD))
+    alice, _, _ = post_crash_epoch(m)
     assert m.tree is not None
     target = m.tree.margin_proof(alice).to_abi()
     a_id = m.acct(m.alice)
