@@ -147,7 +147,8 @@ class ColumnCache:
         if dirty:
             # the changed blocks are read in one pass, then cut back into blocks
             fresh = _read_columns([a for b in dirty for a in parts[b]])
-            fresh = replace(fresh, head_words=_head_words(fresh))
+            head = _head_words(*(getattr(fresh, k) for k in _HEAD))
+            fresh = replace(fresh, head_words=head)
             start = 0
             for b in dirty:
                 blocks[b] = _rows(fresh, start, start + len(parts[b]))
@@ -179,11 +180,13 @@ def _rows(cols: AccountColumns, lo: int, hi: int) -> AccountColumns:
     )
 
 
-def _head_words(cols: AccountColumns) -> merkle.U8Array:
-    n = len(cols)
-    return merkle.abi_words(
-        [[LEAF_ACCOUNT] * n, cols.account, cols.state_nonce, cols.cum_lo, cols.cum_hi]
-    )
+#: The ACCOUNT leaf fields that do not depend on the market (after the type tag).
+_HEAD = ("account", "state_nonce", "cum_lo", "cum_hi")
+
+
+def _head_words(*columns: Sequence[int]) -> merkle.U8Array:
+    """``abi.encode(LEAF_ACCOUNT, *row)`` of the :data:`_HEAD` columns, shape ``(n, 160)``."""
+    return merkle.abi_words([[LEAF_ACCOUNT] * len(columns[0]), *columns])
 
 
 def _concat(blocks: Sequence[AccountColumns], size: int) -> AccountColumns:
@@ -396,12 +399,7 @@ def account_leaf_rows(
         return merkle.abi_words([[LEAF_ACCOUNT] * n, *(columns[k] for k in _RANGES)])
     equity, im, mm = widened
     if head is None:
-        head = merkle.abi_words(
-            [
-                [LEAF_ACCOUNT] * n,
-                *(columns[k] for k in ("account", "state_nonce", "cum_lo", "cum_hi")),
-            ]
-        )
+        head = _head_words(*(columns[k] for k in _HEAD))
     return np.hstack(
         [head, wad_words(equity, up=False), wad_words(im, up=True), wad_words(mm, up=True)]
     )
