@@ -25,6 +25,7 @@ import {Errors} from "./interfaces/Errors.sol";
 import {Events} from "./interfaces/Events.sol";
 import {VaultBase} from "./modules/VaultBase.sol";
 import {ExchangeModule} from "./modules/ExchangeModule.sol";
+import {FinalityModule} from "./modules/FinalityModule.sol";
 import {IPriceReferences} from "./interfaces/IPriceReferences.sol";
 
 /// @title MarginVault
@@ -53,6 +54,10 @@ contract MarginVault is IMarginVault, VaultBase {
     address public immutable epochModule;
     /// @notice Code of `executeQuote` and `liquidate`.
     address public immutable exchangeModule;
+    /// @notice Code of `withdraw`, `withdrawCash` and of every function the vault does not
+    /// declare (its fallback): the bond, the challenge window, queued withdrawals and fraud
+    /// proofs (`IFinality`, docs/protocol.md §10).
+    address public immutable finalityModule;
 
     /* CONSTRUCTOR */
 
@@ -64,7 +69,8 @@ contract MarginVault is IMarginVault, VaultBase {
         uint64 maxAge_,
         uint64 futureTolerance_,
         address epochModule_,
-        address exchangeModule_
+        address exchangeModule_,
+        address finalityModule_
     ) VaultBase(owner_) {
         if (settlementToken_ == address(0)) revert Errors.ZeroAddress();
         uint8 dec = IERC20Metadata(settlementToken_).decimals();
@@ -78,8 +84,12 @@ contract MarginVault is IMarginVault, VaultBase {
         if (exchangeModule_.code.length == 0) revert Errors.InvalidModule(exchangeModule_);
         (address token, uint256 scale) = ExchangeModule(exchangeModule_).cashConfig();
         if (token != settlementToken_ || scale != cashScale) revert Errors.InvalidModule(exchangeModule_);
+        if (finalityModule_.code.length == 0) revert Errors.InvalidModule(finalityModule_);
+        (token, scale) = FinalityModule(finalityModule_).cashConfig();
+        if (token != settlementToken_ || scale != cashScale) revert Errors.InvalidModule(finalityModule_);
         epochModule = epochModule_;
         exchangeModule = exchangeModule_;
+        finalityModule = finalityModule_;
         _setRiskConfig(maxAge_, futureTolerance_, DEFAULT_LIQUIDATION_PENALTY, DEFAULT_INSURANCE_SHARE);
     }
 
@@ -229,21 +239,8 @@ contract MarginVault is IMarginVault, VaultBase {
     }
 
     /// @inheritdoc IMarginVault
-    function withdraw(uint256 account, address token, uint256 amount, MarginProof calldata mp) external nonReentrant {
-        address owner_ = _requireAuthorized(account, msg.sender);
-        TokenConfig memory c = _requireToken(token);
-        if (amount == 0) revert Errors.ZeroAmount();
-        Account storage a = _accounts[account];
-        uint256 balance = a.collateral[token];
-        if (amount > balance) revert Errors.InsufficientBalance(account, token, balance, amount);
-        a.collateral[token] = balance - amount;
-        _commitCollateral(a, token, balance, balance - amount);
-        (int256 lo, int256 hi) = _collateralBounds(c, amount, false);
-        _addBounds(account, a, lo, hi);
-        _requireImSurplus(account, a, mp);
-        emit Events.CollateralUpdated(account, token, balance - amount);
-        emit Events.Withdrawn(account, token, amount);
-        IERC20(token).safeTransfer(owner_, amount); // to the owner: an operator trades, it does not take
+    function withdraw(uint256, address, uint256, MarginProof calldata) external nonReentrant {
+        _delegate(finalityModule);
     }
 
     /// @inheritdoc IMarginVault
@@ -260,17 +257,8 @@ contract MarginVault is IMarginVault, VaultBase {
     }
 
     /// @inheritdoc IMarginVault
-    function withdrawCash(uint256 account, uint256 amount6, MarginProof calldata mp) external nonReentrant {
-        address owner_ = _requireAuthorized(account, msg.sender);
-        if (amount6 == 0) revert Errors.ZeroAmount();
-        Account storage a = _accounts[account];
-        int256 c = -FixedPoint.toInt(amount6 * CASH_SCALE);
-        a.cash += c;
-        _commitCash(a, a.cash - c);
-        _addBounds(account, a, MarginBounds.cashBound(c), MarginBounds.cashBound(c));
-        _requireImSurplus(account, a, mp);
-        emit Events.CashWithdrawn(account, amount6);
-        IERC20(settlementToken).safeTransfer(owner_, amount6);
+    function withdrawCash(uint256, uint256, MarginProof calldata) external nonReentrant {
+        _delegate(finalityModule);
     }
 
     /// @inheritdoc IMarginVault
@@ -618,24 +606,14 @@ contract MarginVault is IMarginVault, VaultBase {
         emit Events.RiskConfigSet(maxAge_, futureTolerance_, penalty, share);
     }
 
-    /* INTERNAL: BOUNDS AND MARGIN */
-
-    /// @dev Without a fresh price (safe mode, or a token registered after the current epoch)
-    /// a deposit adds (0, UNBOUNDED) and a withdrawal (-UNBOUNDED, 0): always valid, since a
-    /// token's haircut is at most its value (downShock <= 1).
-    function _collateralBounds(TokenConfig memory c, uint256 amount, bool isDeposit)
-        internal
-        view
-        returns (int256 lo, int256 hi)
-    {
-        if (_isSafeMode() || c.index >= _prices.length) {
-            return isDeposit ? (int256(0), MarginBounds.UNBOUNDED) : (-MarginBounds.UNBOUNDED, int256(0));
+    /// @dev Every selector the vault does not declare runs in the finality module (`IFinality`);
+    /// one that module does not declare either reverts there, with no data.
+    fallback() external {
+        _delegate(finalityModule);
+        assembly ("memory-safe") {
+            returndatacopy(0, 0, returndatasize())
+            return(0, returndatasize())
         }
-        TokenPrice memory p = _tokenPrice(c.index);
-        if (isDeposit) {
-            return (MarginBounds.depositLo(amount, p, c.decimals), MarginBounds.depositHi(amount, p, c.decimals));
-        }
-        return (MarginBounds.withdrawLo(amount, p, c.decimals), MarginBounds.withdrawHi(amount, p, c.decimals));
     }
 
     /* INTERNAL */

@@ -103,4 +103,19 @@ interface Errors {
     error StateChainMismatch(bytes32 stored, bytes32 computed); // the deltas do not lead to the stored chain word
     error StateDeltaMismatch(uint256 index); // delta `index`'s old value is not the running value
     error StateMismatch(); // the state after the deltas is not the account's live state
+
+    /* FINALITY AND DISPUTES (docs/protocol.md §10) */
+    error InvalidChallengeWindow(uint64 window, uint64 max);
+    error BondTooLow(uint256 bond, uint256 minBond); // postEpoch while the window is not 0
+    error BondLocked(uint256 amount, uint256 withdrawable);
+    error EpochHistoryFull(uint64 epochInSlot); // the ring slot still holds a root inside its window
+    error SignersNotRotated(uint256 oldSignersInSet, uint8 quorum); // restoring after a fraud
+    error EpochNotDisputable(uint64 epoch); // not recorded (window 0 at its post, or overwritten)
+    error EpochAlreadyJudged(uint64 epoch, uint64 judgedThrough);
+    error ChallengeWindowOver(uint64 epoch, uint256 closedAt);
+    error NotADuplicate(uint256 account); // the two leaves are the same leaf
+    error UnknownWithdrawal(uint256 id); // never queued, or already claimed or returned
+    error WithdrawalNotReady(uint256 id, uint64 readyAt);
+    error WithdrawalVoid(uint256 id); // a fraud was declared during its window: returnWithdrawal
+    error WithdrawalNotVoid(uint256 id);
 }

@@ -87,4 +87,18 @@ interface Events {
     );
     event BadDebt(uint256 indexed account, uint256 uncovered, uint256 totalBadDebt);
     event PayoutClaimed(address indexed owner, uint256 amount6);
+
+    /* FINALITY AND DISPUTES (docs/protocol.md §10) */
+    event DisputeConfigSet(uint64 challengeWindow, uint256 minBond6);
+    event BondPosted(address indexed from, uint256 amount6, uint256 bond);
+    event BondWithdrawn(address indexed to, uint256 amount6, uint256 bond);
+    /// @dev `reward` (WAD USD) is credited to the disputer's claimable payout, `toInsurance`
+    /// to the insurance fund; the vault is in safe mode until `SafeModeLifted`.
+    event FraudProven(uint64 indexed epoch, address indexed disputer, uint256 reward, uint256 toInsurance);
+    event SafeModeLifted(uint64 indexed epoch, uint64 configVersion);
+    event WithdrawalQueued(
+        uint256 indexed id, uint256 indexed account, address to, address token, uint256 amount, uint64 readyAt
+    );
+    event WithdrawalClaimed(uint256 indexed id, address indexed to, address token, uint256 amount);
+    event WithdrawalReturned(uint256 indexed id, uint256 indexed account);
 }

@@ -20,6 +20,7 @@ contract EpochModule is VaultModule {
     function postEpoch(Epoch calldata header, bytes[] calldata signatures) external onlyDelegated {
         _checkHeader(header);
         _checkSignatures(_hashTypedDataV4(TypedDataHashing.hashEpoch(header)), signatures);
+        _checkFinality(header);
         _epoch = header.epoch;
         _snapshotBlock = header.snapshotBlock;
         _timestamp = header.timestamp;
@@ -47,6 +48,31 @@ contract EpochModule is VaultModule {
             revert Errors.StaleTimestamp(h.timestamp, block.timestamp);
         }
         if (h.root == bytes32(0)) revert Errors.EmptyRoot();
+    }
+
+    /// @dev docs/protocol.md §10. After a proven fraud, the first epoch must come from a rotated
+    /// signer set (the old set's members fewer than the quorum): it lifts the safe mode. While
+    /// the challenge window is not 0, a bond of at least the minimum must be posted and the root
+    /// is recorded for disputes in its ring slot, which must not hold a root still disputable.
+    /// One SLOAD (the window and the fraud epoch share a slot) when disputes are off.
+    function _checkFinality(Epoch calldata h) internal {
+        if (_fraudEpoch != 0) {
+            uint256 old;
+            for (uint256 i; i < _fraudSigners.length; ++i) {
+                if (_isSigner[_fraudSigners[i]]) ++old;
+            }
+            if (old >= _quorum) revert Errors.SignersNotRotated(old, _quorum);
+            _fraudEpoch = 0;
+            emit Events.SafeModeLifted(h.epoch, _configVersion);
+        }
+        uint64 window = _challengeWindow;
+        if (window == 0) return;
+        if (_bond < _minBond) revert Errors.BondTooLow(_bond, _minBond);
+        EpochRecord storage r = _epochHistory[h.epoch % EPOCH_HISTORY];
+        if (r.epoch != 0 && block.timestamp <= uint256(r.postedAt) + window) revert Errors.EpochHistoryFull(r.epoch);
+        r.root = h.root;
+        r.epoch = h.epoch;
+        r.postedAt = uint64(block.timestamp);
     }
 
     /// @dev Signatures sorted by signer, strictly ascending: a duplicate fails the order check

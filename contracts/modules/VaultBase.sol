@@ -15,6 +15,7 @@ import {
     TokenPrice,
     LiquidationQuote
 } from "../interfaces/IMarginVault.sol";
+import {PendingWithdrawal} from "../interfaces/IFinality.sol";
 import {FixedPoint} from "../libraries/FixedPoint.sol";
 import {MarginBounds} from "../libraries/MarginBounds.sol";
 import {Leaves} from "../libraries/Leaves.sol";
@@ -38,6 +39,9 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     uint256 internal constant MAX_POSITIONS = 64;
     uint256 internal constant MAX_SIGNERS = 32;
     uint256 internal constant MAX_LEGS = 8;
+    /// @dev Roots kept for disputes; a post whose slot still holds a root inside its window
+    /// reverts `EpochHistoryFull` (docs/protocol.md §10).
+    uint256 internal constant EPOCH_HISTORY = 8192;
 
     /* STORAGE TYPES */
 
@@ -78,6 +82,14 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         uint128 price; // WAD USD per whole token
         uint64 downShock; // WAD fraction, <= 1e18
         uint64 upShock; // WAD fraction
+    }
+
+    /// @dev A posted root kept for its challenge window (docs/protocol.md §10), in a ring of
+    /// `EPOCH_HISTORY` slots by epoch number. Written only while the window is not 0.
+    struct EpochRecord {
+        bytes32 root;
+        uint64 epoch;
+        uint64 postedAt; // block.timestamp of the postEpoch
     }
 
     struct InstrumentState {
@@ -129,12 +141,27 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     /// check). The one word postEpoch reads when none is set (docs/gas.md).
     address internal _priceReferences;
 
+    /* FINALITY AND DISPUTES (docs/protocol.md §10) */
+
+    /// @dev 0: disputes off, every root final when posted, withdrawals paid at once. One slot
+    /// with the fraud state, so that postEpoch reads them with one SLOAD.
+    uint64 internal _challengeWindow;
+    uint64 internal _fraudEpoch; // != 0: safe mode since a dispute proved this epoch wrong
+    uint64 internal _disputedThrough; // epochs <= this were judged: no dispute of them any more
+    uint256 internal _bond; // WAD USD of settlement tokens held for the signer set
+    uint256 internal _minBond; // WAD USD; postEpoch needs `_bond >= _minBond` while the window is not 0
+    mapping(uint256 => EpochRecord) internal _epochHistory; // by epoch % EPOCH_HISTORY
+    uint64[] internal _fraudTimes; // block.timestamp of every fraud declaration, ascending
+    address[] internal _fraudSigners; // the signer set at the last declaration
+    uint256 internal _pendingCount; // ids run from 1 to this
+    mapping(uint256 => PendingWithdrawal) internal _pending;
+
     constructor(address owner_) Ownable(owner_) EIP712("PortfolioMarginVault", "1") {}
 
     /* LOOKUPS */
 
     function _isSafeMode() internal view returns (bool) {
-        return _epoch == 0 || block.timestamp > uint256(_timestamp) + _maxAge;
+        return _epoch == 0 || _fraudEpoch != 0 || block.timestamp > uint256(_timestamp) + _maxAge;
     }
 
     function _requireNotSafeMode() internal view {
@@ -196,6 +223,24 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
     /// it only at the next change). For an action that reads the leaf without changing bounds.
     function _boundsFromPreviousPrices(Account storage a) internal view returns (bool) {
         return a.taintedEpoch == _epoch || (a.boundEpoch < _epoch && a.boundBlock > _snapshotBlock);
+    }
+
+    /// @dev Without a fresh price (safe mode, or a token registered after the current epoch)
+    /// a deposit adds (0, UNBOUNDED) and a withdrawal (-UNBOUNDED, 0): always valid, since a
+    /// token's haircut is at most its value (downShock <= 1).
+    function _collateralBounds(TokenConfig memory c, uint256 amount, bool isDeposit)
+        internal
+        view
+        returns (int256 lo, int256 hi)
+    {
+        if (_isSafeMode() || c.index >= _prices.length) {
+            return isDeposit ? (int256(0), MarginBounds.UNBOUNDED) : (-MarginBounds.UNBOUNDED, int256(0));
+        }
+        TokenPrice memory p = _tokenPrice(c.index);
+        if (isDeposit) {
+            return (MarginBounds.depositLo(amount, p, c.decimals), MarginBounds.depositHi(amount, p, c.decimals));
+        }
+        return (MarginBounds.withdrawLo(amount, p, c.decimals), MarginBounds.withdrawHi(amount, p, c.decimals));
     }
 
     function _emitAccount(uint256 account, Account storage a) internal {

@@ -10,6 +10,7 @@ import {MockAggregatorV3} from "../../../contracts/mocks/MockAggregatorV3.sol";
 import {StateChainGhost} from "../mocks/StateChainGhost.sol";
 import {StateLens} from "../../../contracts/StateLens.sol";
 import {StateChain} from "../../../contracts/libraries/StateChain.sol";
+import {IFinality} from "../../../contracts/interfaces/IFinality.sol";
 import {
     AccountLeaf,
     Epoch,
@@ -201,10 +202,11 @@ abstract contract GasBase is BaseTest {
     /// @dev Storage of the vault and tokens cold again, as at the start of a transaction (the
     /// test runs as one transaction, which would warm every slot it touched before).
     function _cool() internal virtual {
-        address[7] memory a = [
+        address[8] memory a = [
             address(vault),
             vault.epochModule(),
             vault.exchangeModule(),
+            vault.finalityModule(),
             address(usdc),
             address(weth),
             address(wbtc),
@@ -672,5 +674,76 @@ contract StateProofGasTest is GasBase {
         uint256 g8 = _tradeDeltas(4);
         uint256 g40 = _tradeDeltas(20);
         console2.log("proveStateAt per trade delta at 20 positions (40 vs 8):", (g40 - g8) / 32);
+    }
+}
+
+/// @notice The finality path with a challenge window (docs/protocol.md §10): postEpoch recording
+/// its root (first fill of a ring slot, and the steady state that rewrites one), a withdrawal
+/// queued and claimed, and a duplicate-leaf fraud proof in a tree of 10,000 accounts (proof
+/// depth 14). alice holds a BTC perp, so her withdrawals rest on her leaf.
+contract FinalityGasTest is GasBase {
+    IFinality internal fin;
+    AccountLeaf internal dupA;
+    AccountLeaf internal dupB;
+    bytes32[] internal proofA;
+    bytes32[] internal proofB;
+
+    function setUp() public override {
+        super.setUp();
+        fin = IFinality(address(vault));
+        fin.setDisputeConfig(1 hours, 100_000e6);
+        vm.prank(carol);
+        fin.postBond(100_000e6);
+        _fill(_quote(alice, bob, btcPerp, 1e18, 60_000e18, 1), aliceKey, bob);
+        _deposit(alice, weth, 10e18);
+        AccountLeaf[] memory real = new AccountLeaf[](4);
+        real[0] = _leaf(alice, 1_030_000e18, 6000e18, 3000e18);
+        real[1] = _leaf(bob, 1_000_000e18, 6000e18, 3000e18);
+        real[2] = _leaf(carol, 5_000_000e18, 0, 0);
+        real[3] = _leaf(alice, 9_000_000e18, 6000e18, 3000e18); // the duplicate
+        Tree memory t = _tree(real, TREE_ACCOUNTS);
+        _postRoot(_root(t), _twoPerps(), 1e18);
+        _storeProofs(t, real);
+        dupA = real[0];
+        dupB = real[3];
+        proofA = _accountProof(t, real, 0).proof;
+        proofB = _accountProof(t, real, 3).proof;
+        _mpStore[aliceAcct] = _accountProof(t, real, 0);
+    }
+
+    function test_gas_postEpoch_recordingTheRoot() public {
+        _measuring = true;
+        uint256 first = _postRoot(_rootOver(12), _twoPerps(), 1e18); // a new ring slot
+        console2.log("postEpoch with a window, ring slot first written:", first);
+        // 8,192 epochs later the slot is rewritten: the steady state
+        vm.warp(block.timestamp + 1 hours + 1);
+        nextEpoch += 8191;
+        uint256 steady = _postRoot(_rootOver(13), _twoPerps(), 1e18);
+        console2.log("postEpoch with a window, ring slot rewritten:", steady);
+        assertLt(steady, first);
+    }
+
+    function test_gas_withdrawCash_queued() public {
+        MarginProof memory mp = _mpStore[aliceAcct];
+        _cool();
+        vm.prank(alice);
+        vault.withdrawCash(aliceAcct, 1000e6, mp);
+        _report("withdrawCash queued (proof depth 14)", abi.encodeCall(vault.withdrawCash, (aliceAcct, 1000e6, mp)));
+        vm.warp(block.timestamp + 1 hours);
+        _cool();
+        fin.claimWithdrawal(1);
+        _report("claimWithdrawal", abi.encodeCall(fin.claimWithdrawal, (1)));
+    }
+
+    function test_gas_disputeDuplicateLeaf() public {
+        uint64 epoch = nextEpoch - 1;
+        _cool();
+        vm.prank(bob);
+        fin.disputeDuplicateLeaf(epoch, dupA, proofA, dupB, proofB);
+        _report(
+            "disputeDuplicateLeaf (proof depth 14)",
+            abi.encodeCall(fin.disputeDuplicateLeaf, (epoch, dupA, proofA, dupB, proofB))
+        );
+        assertTrue(vault.isSafeMode());
     }
 }

@@ -6,6 +6,7 @@ import {Test} from "forge-std/Test.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {EpochModule} from "../../../contracts/modules/EpochModule.sol";
 import {ExchangeModule} from "../../../contracts/modules/ExchangeModule.sol";
+import {FinalityModule} from "../../../contracts/modules/FinalityModule.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {
     AccountLeaf,
@@ -30,7 +31,10 @@ import {
 abstract contract BaseTest is Test {
     /// @dev The vault's modules for settlement token `token` (deployed apart, as
     /// scripts/protocol_deploy.py does; the vault's constructor checks them).
-    function modulesFor(address token) internal returns (address epochModule, address exchangeModule) {
+    function modulesFor(address token)
+        internal
+        returns (address epochModule, address exchangeModule, address finalityModule)
+    {
         uint256 scale = 1;
         if (token.code.length != 0) {
             uint8 dec = MockERC20(token).decimals();
@@ -38,14 +42,15 @@ abstract contract BaseTest is Test {
         }
         epochModule = address(new EpochModule());
         exchangeModule = address(new ExchangeModule(token, scale));
+        finalityModule = address(new FinalityModule(token, scale));
     }
 
     function newVault(address owner_, address token, uint64 maxAge, uint64 futureTolerance)
         internal
         returns (MarginVault)
     {
-        (address em, address xm) = modulesFor(token);
-        return new MarginVault(owner_, token, maxAge, futureTolerance, em, xm);
+        (address em, address xm, address fm) = modulesFor(token);
+        return new MarginVault(owner_, token, maxAge, futureTolerance, em, xm, fm);
     }
 
     uint64 internal constant MAX_AGE = 1 hours;

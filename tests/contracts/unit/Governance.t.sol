@@ -28,38 +28,44 @@ contract GovernanceTest is BaseTest {
     }
 
     function test_constructor_revertsWhenSettlementTokenInvalid() public {
-        (address em, address xm) = modulesFor(address(usdc));
+        (address em, address xm, address fm) = modulesFor(address(usdc));
         vm.expectRevert(Errors.ZeroAddress.selector);
-        new MarginVault(owner, address(0), MAX_AGE, FUTURE_TOLERANCE, em, xm);
+        new MarginVault(owner, address(0), MAX_AGE, FUTURE_TOLERANCE, em, xm, fm);
         MockERC20 odd = new MockERC20("X", "X", 19);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidToken.selector, address(odd)));
-        new MarginVault(owner, address(odd), MAX_AGE, FUTURE_TOLERANCE, em, xm);
+        new MarginVault(owner, address(odd), MAX_AGE, FUTURE_TOLERANCE, em, xm, fm);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableInvalidOwner.selector, address(0)));
-        new MarginVault(address(0), address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, xm);
+        new MarginVault(address(0), address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, xm, fm);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidRiskConfig.selector, 0, 0.3e18, 0.5e18));
-        new MarginVault(owner, address(usdc), 0, FUTURE_TOLERANCE, em, xm);
+        new MarginVault(owner, address(usdc), 0, FUTURE_TOLERANCE, em, xm, fm);
     }
 
     function test_constructor_revertsOnModulesItCannotUse() public {
-        (address em, address xm) = modulesFor(address(usdc));
+        (address em, address xm, address fm) = modulesFor(address(usdc));
         // no code: a delegatecall there would succeed and do nothing
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidModule.selector, alice));
-        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, alice, xm);
+        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, alice, xm, fm);
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidModule.selector, alice));
-        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, alice);
+        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, alice, fm);
         // an exchange module built for another settlement token, or another cash scale
-        (, address forWeth) = modulesFor(address(weth));
+        (, address forWeth, address fmWeth) = modulesFor(address(weth));
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidModule.selector, forWeth));
-        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, forWeth);
+        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, forWeth, fm);
         MockERC20 usd18 = new MockERC20("USD 18", "USD18", 18);
-        (, address scale1) = modulesFor(address(usd18));
+        (, address scale1, address fm18) = modulesFor(address(usd18));
         address wrongScale = address(new ExchangeModule(address(usdc), 1));
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidModule.selector, wrongScale));
-        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, wrongScale);
+        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, wrongScale, fm);
         // the right pair deploys, and the vault delegates to exactly those
-        MarginVault v = new MarginVault(owner, address(usd18), MAX_AGE, FUTURE_TOLERANCE, em, scale1);
+        // a finality module for another settlement token, or none
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidModule.selector, fmWeth));
+        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, xm, fmWeth);
+        vm.expectRevert(abi.encodeWithSelector(Errors.InvalidModule.selector, alice));
+        new MarginVault(owner, address(usdc), MAX_AGE, FUTURE_TOLERANCE, em, xm, alice);
+        MarginVault v = new MarginVault(owner, address(usd18), MAX_AGE, FUTURE_TOLERANCE, em, scale1, fm18);
         assertEq(v.epochModule(), em);
         assertEq(v.exchangeModule(), scale1);
+        assertEq(v.finalityModule(), fm18);
     }
 
     /* TOKENS */
@@ -271,9 +277,9 @@ contract GovernanceTest is BaseTest {
         // never more ahead than an epoch may be old
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidFutureTolerance.selector, 61, 60));
         vault.setRiskConfig(60, 61, 0, 0);
-        (address em, address xm) = modulesFor(address(usdc));
+        (address em, address xm, address fm) = modulesFor(address(usdc));
         vm.expectRevert(abi.encodeWithSelector(Errors.InvalidFutureTolerance.selector, 5 minutes + 1, 5 minutes));
-        new MarginVault(owner, address(usdc), MAX_AGE, 5 minutes + 1, em, xm);
+        new MarginVault(owner, address(usdc), MAX_AGE, 5 minutes + 1, em, xm, fm);
         assertEq(vault.futureTolerance(), 5 minutes);
     }
 

@@ -8,6 +8,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {EpochModule} from "../../../contracts/modules/EpochModule.sol";
 import {ExchangeModule} from "../../../contracts/modules/ExchangeModule.sol";
+import {FinalityModule} from "../../../contracts/modules/FinalityModule.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {Leaves} from "../../../contracts/libraries/Leaves.sol";
 import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
@@ -102,7 +103,8 @@ contract VectorsTest is Test {
         MockERC20 usdc = new MockERC20("USD Coin", "USDC", 6);
         address em = address(new EpochModule());
         address xm = address(new ExchangeModule(address(usdc), 1e12));
-        deployCodeTo("MarginVault.sol:MarginVault", abi.encode(address(this), address(usdc), 3600, 60, em, xm), at);
+        address fm = address(new FinalityModule(address(usdc), 1e12));
+        deployCodeTo("MarginVault.sol:MarginVault", abi.encode(address(this), address(usdc), 3600, 60, em, xm, fm), at);
         v = MarginVault(at);
     }
 
