@@ -153,6 +153,32 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "StateDeltaMismatch": "this delta's old value is not the value the state and the earlier "
     "deltas give: the state is not the account's state at that sequence number",
     "StateMismatch": "the state with the deltas applied is not the account's live state",
+    # finality and disputes (docs/protocol.md §10): FinalityModule, EpochModule._checkFinality
+    "InvalidChallengeWindow": "challenge window {window} s is above the maximum {max} s",
+    "BondTooLow": "the signers' bond {bond} USD is below the minimum {minBond} USD: post a bond "
+    "(postBond) before posting epochs",
+    "BondLocked": "{amount} USD of the bond cannot be withdrawn now: {withdrawable} USD can (the "
+    "minimum stays while a root is disputable, none in a fraud's safe mode)",
+    "EpochHistoryFull": "the ring slot of this epoch still holds epoch {epochInSlot}, inside its "
+    "challenge window: post later or with a shorter window",
+    "SignersNotRotated": "after a proven fraud the next epoch needs a rotated signer set: "
+    "{oldSignersInSet} members of the caught set remain, quorum {quorum}",
+    "EpochNotDisputable": "epoch {epoch} has no recorded root (posted with the window off, or "
+    "overwritten in the ring)",
+    "EpochAlreadyJudged": "epoch {epoch} was judged by an earlier fraud declaration (through "
+    "epoch {judgedThrough}): it cannot be disputed again",
+    "ChallengeWindowOver": "the challenge window of epoch {epoch} closed at {closedAt}: the root "
+    "is final",
+    "NotADuplicate": "the two leaves of subaccount {account} are the same leaf",
+    "UnknownWithdrawal": "no pending withdrawal {id}: never queued, or already claimed or returned",
+    "WithdrawalNotReady": "pending withdrawal {id} can be claimed from {readyAt} (its challenge "
+    "window)",
+    "WithdrawalVoid": "pending withdrawal {id} is void (a fraud was declared during its window): "
+    "returnWithdrawal credits it back",
+    "WithdrawalNotVoid": "pending withdrawal {id} is not void: claim it once it is ready",
+    # OpenZeppelin Ownable2Step, inherited by the vault (docs/security.md §3)
+    "OwnableUnauthorizedAccount": "only the vault's owner may do this; the sender {account} is "
+    "not the owner",
 }
 
 #: Parameter names whose value is a WAD (1e18) fixed-point number (USD, price or fraction).
@@ -169,6 +195,8 @@ _WAD_PARAMS: set[str] = {
     "referencePrice",
     "deviation",
     "maxDeviation",
+    "bond",
+    "minBond",
 }
 
 _PANIC_CODES = {
@@ -212,7 +240,10 @@ def _wad(value: int) -> str:
 
 #: Per-error WAD parameters whose names are ambiguous elsewhere (``amount`` is in token
 #: units in ``InsufficientBalance``, in WAD USD here).
-_WAD_PARAMS_BY_ERROR: dict[str, set[str]] = {"InsufficientInsurance": {"fund", "amount"}}
+_WAD_PARAMS_BY_ERROR: dict[str, set[str]] = {
+    "InsufficientInsurance": {"fund", "amount"},
+    "BondLocked": {"amount", "withdrawable"},
+}
 
 
 def _fmt(name: str, typ: str, value: Any, wad: bool = False) -> str:

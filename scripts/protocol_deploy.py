@@ -61,6 +61,7 @@ from scripts.deploy import (
     send,
 )
 from scripts.errors import DeploymentError
+from scripts.toolchain.abi import vault_abi_of
 from scripts.toolchain.compile import CompileResult, compile_contracts
 
 __all__ = [
@@ -185,7 +186,7 @@ def deploy_price_references(
     unknown = sorted({r.symbol for r in references} - set(by_symbol))
     if unknown:
         raise DeploymentError(f"--reference for {', '.join(unknown)}: not a collateral token")
-    abi = list(compiled["MarginVault"].abi)
+    abi = vault_abi_of(compiled)
     refs = deploy_contract(w3, compiled, "PriceReferences", [vault.address, owner], owner)
     for r in references:
         fn = refs.functions.setPriceReference(
@@ -295,8 +296,12 @@ def deploy_protocol(
     # (docs/protocol.md §1; created by the vault, their code would push its initcode past
     # EIP-3860's limit).
     epoch_module = deploy_contract(w3, compiled, "EpochModule", [], owner)
+    cash_scale = 10 ** max(18 - cash.decimals, 0)
     exchange_module = deploy_contract(
-        w3, compiled, "ExchangeModule", [cash.address, 10 ** max(18 - cash.decimals, 0)], owner
+        w3, compiled, "ExchangeModule", [cash.address, cash_scale], owner
+    )
+    finality_module = deploy_contract(
+        w3, compiled, "FinalityModule", [cash.address, cash_scale], owner
     )
     vault = deploy_contract(
         w3,
@@ -309,10 +314,12 @@ def deploy_protocol(
             future_tolerance,
             epoch_module.address,
             exchange_module.address,
+            finality_module.address,
         ],
         owner,
     )
-    abi = list(compiled["MarginVault"].abi)
+    abi = vault_abi_of(compiled)
+    vault = w3.eth.contract(address=vault.address, abi=abi)
     tokens = [cash]
     for i, (symbol, decimals, underlying) in enumerate(collateral):
         address: str

@@ -17,11 +17,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from scripts.toolchain.compile import CompileResult, compile_contracts
 from scripts.toolchain.paths import REPO_ROOT
 
-__all__ = ["ABI_DIR", "EXPORTED", "abi_files", "main", "write_abis"]
+__all__ = ["ABI_DIR", "EXPORTED", "abi_files", "main", "vault_abi_of", "write_abis"]
 
 ABI_DIR = REPO_ROOT / "keeper" / "abi"
 #: File stem -> qualified contract (``<source unit>:<name>``): qualified so that a
@@ -41,13 +42,39 @@ EXPORTED: dict[str, str] = {
 }
 
 
+#: The functions the vault runs in its finality module through its fallback
+#: (docs/protocol.md §10): callable on the vault's address, so part of its ABI.
+VAULT_FALLBACK_INTERFACE = "contracts/interfaces/IFinality.sol:IFinality"
+
+
+def _signature(entry: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    inputs = tuple(str(i.get("type")) for i in entry.get("inputs", []))
+    return (str(entry.get("type")), str(entry.get("name", "")), inputs)
+
+
+def vault_abi_of(compiled: CompileResult) -> list[dict[str, Any]]:
+    """The vault's whole ABI: ``MarginVault``'s own entries in the compiler's order, then
+    the functions of ``IFinality`` that its fallback delegates (their events and errors are
+    already the vault's: both inherit ``Events`` and ``Errors``)."""
+    own = list(compiled.qualified[EXPORTED["MarginVault"]].abi)
+    seen = {_signature(e) for e in own}
+    extra = [
+        e for e in compiled.qualified[VAULT_FALLBACK_INTERFACE].abi if _signature(e) not in seen
+    ]
+    return own + extra
+
+
 def abi_files(compiled: CompileResult) -> dict[str, str]:
     """File name -> content of every exported ABI: a JSON list in the compiler's order
-    (the deployment file's ``abi_hash`` depends on it), two-space indented, newline-ended."""
-    return {
-        f"{stem}.json": json.dumps(list(compiled.qualified[name].abi), indent=2) + "\n"
-        for stem, name in EXPORTED.items()
-    }
+    (the deployment file's ``abi_hash`` depends on it), two-space indented, newline-ended.
+    The vault's is :func:`vault_abi_of`."""
+    files = {}
+    for stem, name in EXPORTED.items():
+        abi = (
+            vault_abi_of(compiled) if stem == "MarginVault" else list(compiled.qualified[name].abi)
+        )
+        files[f"{stem}.json"] = json.dumps(abi, indent=2) + "\n"
+    return files
 
 
 def write_abis(compiled: CompileResult, out_dir: Path = ABI_DIR) -> list[str]:

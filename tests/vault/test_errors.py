@@ -156,7 +156,8 @@ def _(m: Market) -> Result:
     em, xm = m.vault.functions.epochModule().call(), m.vault.functions.exchangeModule().call()
     assert m.w3.eth.get_code(xm)  # the vault's own modules deploy (scripts/protocol_deploy.py)
     # an exchange module is an address with code; the owner's wallet has none
-    fn = factory.constructor(m.owner, m.usdc.address, 3_600, 60, em, m.owner)
+    fm = m.vault.functions.finalityModule().call()
+    fn = factory.constructor(m.owner, m.usdc.address, 3_600, 60, em, m.owner, fm)
     return m.revert_of(fn, m.owner), {"module": m.owner}
 
 
@@ -774,6 +775,142 @@ def _(m: Market) -> Result:
     m.ready(header)
     fn = module.functions.postEpoch(header.to_abi(), sign_epoch(header, m.signers[:2], m.domain))
     return m.revert_of(fn, m.owner), {}
+
+
+# ------------------------------------------------------------- finality (protocol.md §10)
+
+WINDOW = 3_600
+
+
+def _disputes_on(m: Market, *, window: int = WINDOW, min_bond6: int = 0) -> None:
+    m.tx(m.vault.functions.setDisputeConfig(window, min_bond6), m.owner)
+
+
+def _post_duplicate(m: Market) -> tuple[int, Any]:
+    """Epoch 1 (disputes on, no bond needed) whose root holds two leaves of alice; returns
+    the epoch and the ``disputeDuplicateLeaf`` call."""
+    fund_all(m)
+    _disputes_on(m)
+    a = m.leaf(m.alice, equity=50_000 * WAD, im=4_500 * WAD, mm=3_600 * WAD)
+    b = m.leaf(m.alice, equity=5_000_000 * WAD, im=4_500 * WAD, mm=3_600 * WAD)
+    m.post(m.header([a, b, PERP_LEAF, CALL_LEAF]))
+    tree = m.tree
+    assert tree is not None
+    fn = m.vault.functions.disputeDuplicateLeaf(
+        m.epoch, a.to_abi(), list(tree.proof(a)), b.to_abi(), list(tree.proof(b))
+    )
+    return m.epoch, fn
+
+
+def _alice_borrows(m: Market) -> None:
+    """alice (10 WETH, no cash after) borrows 1,000 USDC: queued while disputes are on."""
+    fund_all(m)
+    _disputes_on(m)
+    post_epoch_1(m)
+    cash6 = m.state(m.alice)["cash"] // 10**12
+    fn = m.vault.functions.withdrawCash(m.acct(m.alice), cash6 + 1_000 * USDC6, _empty(1))
+    m.tx(fn, m.alice)
+    assert int(m.vault.functions.pendingWithdrawalCount().call()) == 1
+
+
+@scenario("InvalidChallengeWindow")
+def _(m: Market) -> Result:
+    r = m.revert_of(m.vault.functions.setDisputeConfig(7 * 86_400 + 1, 0), m.owner)
+    return r, {"window": 7 * 86_400 + 1, "max": 7 * 86_400}
+
+
+@scenario("BondTooLow")
+def _(m: Market) -> Result:
+    header = _epoch_ready(m)
+    _disputes_on(m, min_bond6=1_000 * USDC6)
+    return m.revert_of(_post_fn(m, header), m.owner), {"bond": 0, "minBond": 1_000 * WAD}
+
+
+@scenario("BondLocked")
+def _(m: Market) -> Result:
+    fn = m.vault.functions.withdrawBond(1, m.owner)
+    return m.revert_of(fn, m.owner), {"amount": 10**12, "withdrawable": 0}
+
+
+@scenario("EpochHistoryFull")
+def _(m: Market) -> Result:
+    fund_all(m)
+    _disputes_on(m)
+    post_epoch_1(m)
+    header = m.header([PERP_LEAF, CALL_LEAF], epoch=1 + 8_192)
+    return m.revert_of(_post_fn(m, header), m.owner), {"epochInSlot": 1}
+
+
+@scenario("SignersNotRotated")
+def _(m: Market) -> Result:
+    _, dispute = _post_duplicate(m)
+    m.tx(dispute, m.bob)
+    header = m.header([PERP_LEAF, CALL_LEAF])
+    return m.revert_of(_post_fn(m, header), m.owner), {"oldSignersInSet": 3, "quorum": 2}
+
+
+@scenario("EpochNotDisputable")
+def _(m: Market) -> Result:
+    leaf = AccountLeaf(1, 0, 0, 0, 0, 0, 0).to_abi()
+    fn = m.vault.functions.disputeDuplicateLeaf(5, leaf, [], leaf, [])
+    return m.revert_of(fn, m.bob), {"epoch": 5}
+
+
+@scenario("EpochAlreadyJudged")
+def _(m: Market) -> Result:
+    epoch, dispute = _post_duplicate(m)
+    m.tx(dispute, m.bob)
+    return m.revert_of(dispute, m.carol), {"epoch": epoch, "judgedThrough": epoch}
+
+
+@scenario("ChallengeWindowOver")
+def _(m: Market) -> Result:
+    epoch, dispute = _post_duplicate(m)
+    m.chain.advance(WINDOW + 60)
+    return m.revert_of(dispute, m.bob), {"epoch": epoch}
+
+
+@scenario("NotADuplicate")
+def _(m: Market) -> Result:
+    fund_all(m)
+    _disputes_on(m)
+    alice, _, _ = post_epoch_1(m)
+    assert m.tree is not None
+    proof = list(m.tree.proof(alice))
+    fn = m.vault.functions.disputeDuplicateLeaf(1, alice.to_abi(), proof, alice.to_abi(), proof)
+    return m.revert_of(fn, m.bob), {"account": m.acct(m.alice)}
+
+
+@scenario("UnknownWithdrawal")
+def _(m: Market) -> Result:
+    return m.revert_of(m.vault.functions.claimWithdrawal(7), m.bob), {"id": 7}
+
+
+@scenario("WithdrawalNotReady")
+def _(m: Market) -> Result:
+    _alice_borrows(m)
+    return m.revert_of(m.vault.functions.claimWithdrawal(1), m.bob), {"id": 1}
+
+
+@scenario("WithdrawalVoid")
+def _(m: Market) -> Result:
+    _alice_borrows(m)
+    a = m.leaf(m.bob, equity=50_000 * WAD, im=0, mm=0)
+    b = m.leaf(m.bob, equity=60_000 * WAD, im=0, mm=0)
+    m.post(m.header([a, b, PERP_LEAF, CALL_LEAF]))
+    assert m.tree is not None
+    dispute = m.vault.functions.disputeDuplicateLeaf(
+        m.epoch, a.to_abi(), list(m.tree.proof(a)), b.to_abi(), list(m.tree.proof(b))
+    )
+    m.tx(dispute, m.carol)
+    m.chain.advance(WINDOW)
+    return m.revert_of(m.vault.functions.claimWithdrawal(1), m.bob), {"id": 1}
+
+
+@scenario("WithdrawalNotVoid")
+def _(m: Market) -> Result:
+    _alice_borrows(m)
+    return m.revert_of(m.vault.functions.returnWithdrawal(1), m.bob), {"id": 1}
 
 
 # --------------------------------------------------------------------------------- tests

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from keeper.abi import erc20_abi, load_abi, mock_erc20_abi, vault_abi
-from scripts.toolchain.abi import ABI_DIR, EXPORTED, abi_files, write_abis
+from scripts.toolchain.abi import ABI_DIR, EXPORTED, abi_files, vault_abi_of, write_abis
 from scripts.toolchain.compile import CompileResult, compile_contracts
 
 
@@ -35,7 +35,7 @@ def test_abi_dir_holds_only_the_exported_abis() -> None:
 
 
 def test_keeper_loads_the_exported_abis(fresh: CompileResult) -> None:
-    assert vault_abi() == list(fresh["MarginVault"].abi)
+    assert vault_abi() == vault_abi_of(fresh)
     names = {e.get("name") for e in erc20_abi()}
     assert {"symbol", "decimals", "balanceOf", "allowance", "approve"} <= names
     assert "mint" not in names  # the interface, not the mock
@@ -55,7 +55,16 @@ def test_write_abis_rewrites_a_stale_file_and_deletes_an_unknown_one(
     (tmp_path / "Old.json").write_text("[]\n")
     assert sorted(write_abis(fresh, tmp_path)) == ["MarginVault.json", "Old.json"]
     assert write_abis(fresh, tmp_path) == []
-    assert json.loads((tmp_path / "MarginVault.json").read_text()) == list(fresh["MarginVault"].abi)
+    assert json.loads((tmp_path / "MarginVault.json").read_text()) == vault_abi_of(fresh)
+
+
+def test_vault_abi_adds_the_functions_its_fallback_delegates(fresh: CompileResult) -> None:
+    names = {e.get("name") for e in vault_abi_of(fresh) if e["type"] == "function"}
+    own = {e.get("name") for e in fresh["MarginVault"].abi if e["type"] == "function"}
+    assert {"disputeDuplicateLeaf", "postBond", "claimWithdrawal", "fraudState"} <= names - own
+    # each entry once: the vault's own `withdraw` is not repeated from the interface
+    sigs = [(e["type"], e.get("name"), len(e.get("inputs", []))) for e in vault_abi_of(fresh)]
+    assert len(sigs) == len(set(sigs))
 
 
 def test_the_keeper_daemon_and_bot_never_import_the_compiler() -> None:
