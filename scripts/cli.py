@@ -419,6 +419,115 @@ def withdraw_cash(
     run(_session(kw), KeeperApi(api_url), amount, account)
 
 
+# ------------------------------------------------------ finality (docs/protocol.md §10)
+
+
+@pm.command()
+@network_options
+@key_options
+@click.option("--owner", default=None, help="whose withdrawals (default: your key's address)")
+@click.option("--all", "everyone", is_flag=True, help="every pending withdrawal")
+def withdrawals(owner: str | None, everyone: bool, **kw: Unpack[SessionOptions]) -> None:
+    """List pending withdrawals (queued while the challenge window is on): id, subaccount,
+    amount, and whether it is waiting, ready to claim, or void."""
+    from scripts.finality import list_withdrawals
+
+    who = _address(owner, "--owner") if owner else None
+    list_withdrawals(_session(kw, need_key=who is None and not everyone), who, everyone=everyone)
+
+
+@pm.command("claim-withdrawal")
+@network_options
+@key_options
+@dry_run_option
+@click.argument("withdrawal_id", type=int)
+def claim_withdrawal(withdrawal_id: int, **kw: Unpack[SessionOptions]) -> None:
+    """Pay pending withdrawal ID to the owner it was made for, once its challenge window
+    has passed (anyone may send it)."""
+    from scripts.finality import claim_withdrawal as run
+
+    run(_session(kw), withdrawal_id)
+
+
+@pm.command("return-withdrawal")
+@network_options
+@key_options
+@dry_run_option
+@click.argument("withdrawal_id", type=int)
+def return_withdrawal(withdrawal_id: int, **kw: Unpack[SessionOptions]) -> None:
+    """Credit void withdrawal ID (a fraud was proven during its window) back to its
+    subaccount (anyone may send it)."""
+    from scripts.finality import return_withdrawal as run
+
+    run(_session(kw), withdrawal_id)
+
+
+@pm.command("claim-payout")
+@network_options
+@key_options
+@dry_run_option
+def claim_payout(**kw: Unpack[SessionOptions]) -> None:
+    """Pay your key what a liquidation of your subaccount or a won dispute credited to it."""
+    from scripts.finality import claim_payout as run
+
+    run(_session(kw))
+
+
+@pm.group()
+def bond() -> None:
+    """The signers' bond that a proven fraud slashes (docs/protocol.md §10)."""
+
+
+@bond.command("show")
+@network_options
+def bond_show(**kw: Unpack[SessionOptions]) -> None:
+    """The challenge window, the bond and its minimum, and any fraud's safe mode."""
+    from scripts.finality import bond_status
+
+    bond_status(_session(kw, need_key=False))
+
+
+@bond.command("post")
+@network_options
+@key_options
+@dry_run_option
+@_approve_max_option
+@click.argument("amount")
+def bond_post(amount: str, approve_max: bool, **kw: Unpack[SessionOptions]) -> None:
+    """Add AMOUNT of USDC from your wallet to the signers' bond."""
+    from scripts.finality import post_bond
+
+    post_bond(_session(kw), amount, approve_max=approve_max)
+
+
+@bond.command("withdraw")
+@network_options
+@key_options
+@dry_run_option
+@click.option("--to", default=None, help="recipient (default: your key's address)")
+@click.argument("amount")
+def bond_withdraw(amount: str, to: str | None, **kw: Unpack[SessionOptions]) -> None:
+    """Owner: take AMOUNT of USDC of the bond (above the minimum while a root is
+    disputable; all of it once the newest root is final)."""
+    from scripts.finality import withdraw_bond
+
+    withdraw_bond(_session(kw), amount, _address(to, "--to") if to else None)
+
+
+@pm.command("dispute-config")
+@network_options
+@key_options
+@dry_run_option
+@click.argument("window", type=int)
+@click.argument("min_bond")
+def dispute_config(window: int, min_bond: str, **kw: Unpack[SessionOptions]) -> None:
+    """Owner: set the challenge window (seconds, 0 = off) and the minimum bond (USDC) that
+    postEpoch requires while the window is on."""
+    from scripts.finality import set_dispute_config
+
+    set_dispute_config(_session(kw), window, min_bond)
+
+
 # ----------------------------------------------------------------------------- subaccounts
 
 

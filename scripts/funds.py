@@ -13,11 +13,14 @@ typed (``"1.5"``), converted exactly into the token's decimals.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from web3.contract import Contract
 from web3.logs import DISCARD
 
 from keeper.account_view import CASH_SCALE, max_withdrawable_cash6, max_withdrawable_token
 from keeper.attestation import MarginProof
+from keeper.txmanager import TxResult
 from scripts.client import (
     KeeperApi,
     Session,
@@ -35,11 +38,29 @@ __all__ = [
     "deposit",
     "deposit_cash",
     "ensure_allowance",
+    "report_queued",
     "withdraw",
     "withdraw_cash",
 ]
 
 MAX_UINT256 = 2**256 - 1
+
+
+def report_queued(session: Session, result: TxResult | None) -> None:
+    """After a withdrawal: say where the tokens are when the vault queued them."""
+    if result is None:
+        return
+    events = session.vault.events.WithdrawalQueued().process_receipt(result.receipt, errors=DISCARD)
+    for ev in events:
+        a = ev["args"]
+        session.echo(
+            f"queued as withdrawal {a['id']} (challenge window): claimable from "
+            f"{_utc(int(a['readyAt']))} with `pm claim-withdrawal {a['id']}`"
+        )
+
+
+def _utc(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _wallet_check(session: Session, token: TokenInfo, contract: Contract, amount: int) -> None:
@@ -199,10 +220,11 @@ def withdraw(
                     f"{token.symbol} now "
                     f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
                 )
-        session.send(
+        result = session.send(
             session.vault.functions.withdraw(target, token.address, amount, mp.to_abi()),
             f"withdraw {amount_text} {token.symbol} from subaccount {target} to {owner}",
         )
+        report_queued(session, result)
 
     retry_on_new_root(session, attempt)
 
@@ -232,10 +254,11 @@ def withdraw_cash(
                 f"margin allows at most {format_units(most, token.decimals)} {token.symbol} now "
                 f"(IM surplus lower bound {surplus / 10**18:,.2f} USD)"
             )
-        session.send(
+        result = session.send(
             session.vault.functions.withdrawCash(target, amount, mp.to_abi()),
             f"withdraw-cash {amount_text} {token.symbol} from subaccount {target} to {owner}",
         )
+        report_queued(session, result)
 
     retry_on_new_root(session, attempt)
 
