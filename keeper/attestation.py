@@ -16,11 +16,12 @@ JavaScript); readers accept either.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 from operator import attrgetter
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from eth_abi.abi import encode as abi_encode
@@ -105,25 +106,6 @@ class AccountLeaf:
         check_uint("im", self.im)
         check_uint("mm", self.mm)
 
-    @classmethod
-    def trusted(
-        cls, account: int, state_nonce: int, cum_lo: int, cum_hi: int, equity: int, im: int, mm: int
-    ) -> AccountLeaf:
-        """The leaf without the per-field checks, for values already checked column by
-        column (``keeper/epoch_columns.py:check_leaf_columns``; an epoch builds 100,000
-        leaves, and the checks were half their cost). Equal to ``AccountLeaf(...)``."""
-        leaf = object.__new__(cls)
-        leaf.__dict__.update(
-            account=account,
-            state_nonce=state_nonce,
-            cum_lo=cum_lo,
-            cum_hi=cum_hi,
-            equity=equity,
-            im=im,
-            mm=mm,
-        )
-        return leaf
-
     def to_abi(self) -> tuple[Any, ...]:
         """The Solidity ``AccountLeaf`` struct tuple."""
         return (
@@ -171,6 +153,83 @@ class AccountLeaf:
             int(f["im"]),
             int(f["mm"]),
         )
+
+
+#: An ACCOUNT leaf's ``abi.encode`` row: the type tag, then the seven fields, one word each.
+ACCOUNT_ROW_BYTES = 32 * 8
+
+
+class AccountLeafRows(Sequence[AccountLeaf]):
+    """ACCOUNT leaves held as their ``abi.encode`` rows, shape ``(n, 256)``: a leaf object
+    is made only when one is read.
+
+    An epoch has a leaf per subaccount; what the pipeline does with its 100,000 leaves
+    (hash them, store them) needs only the rows, and making an object per leaf was a fifth
+    of the epoch's build (docs/benchmarks.md, "Compute stage"). Reading leaf ``i`` decodes
+    row ``i`` through the checked :class:`AccountLeaf`, so a row never gives a leaf that
+    would not encode back to it. Equal to any sequence of the same leaves (a tuple of
+    :class:`AccountLeaf` included). The caller makes the rows as ``AccountLeaf.encode`` does
+    (``keeper/epoch_columns.py:account_leaf_rows``).
+    """
+
+    __slots__ = ("rows",)
+    __hash__ = None  # type: ignore[assignment]  # equal to tuples, which hash otherwise
+
+    def __init__(self, rows: merkle.U8Array) -> None:
+        if rows.ndim != 2 or rows.shape[1] != ACCOUNT_ROW_BYTES or rows.dtype != np.uint8:
+            raise AttestationError(
+                f"ACCOUNT leaf rows must be uint8 of shape (n, {ACCOUNT_ROW_BYTES}), "
+                f"got {rows.dtype} {rows.shape}"
+            )
+        view = rows.view()
+        view.flags.writeable = False  # the leaves are immutable, as AccountLeaf is
+        self.rows = view
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    @overload
+    def __getitem__(self, index: int) -> AccountLeaf: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[AccountLeaf, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> AccountLeaf | tuple[AccountLeaf, ...]:
+        if isinstance(index, slice):
+            return tuple(_leaf_of_row(r) for r in self.rows[index])
+        n = len(self)
+        i = operator.index(index)
+        if not -n <= i < n:
+            raise IndexError(f"ACCOUNT leaf {index} of {n}")
+        return _leaf_of_row(self.rows[i])
+
+    def __iter__(self) -> Iterator[AccountLeaf]:
+        return map(_leaf_of_row, self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AccountLeafRows):
+            return bool(np.array_equal(self.rows, other.rows))
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(other) == len(self) and all(map(operator.eq, self, other))
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"AccountLeafRows(<{len(self)} leaves>)"
+
+
+def _leaf_of_row(row: merkle.U8Array) -> AccountLeaf:
+    """The leaf of one ``abi.encode`` row: uint words read unsigned, int256 words signed."""
+    blob = row.tobytes()
+    word = [blob[k : k + 32] for k in range(32, ACCOUNT_ROW_BYTES, 32)]
+    return AccountLeaf(
+        int.from_bytes(word[0], "big"),
+        int.from_bytes(word[1], "big"),
+        int.from_bytes(word[2], "big", signed=True),
+        int.from_bytes(word[3], "big", signed=True),
+        int.from_bytes(word[4], "big", signed=True),
+        int.from_bytes(word[5], "big"),
+        int.from_bytes(word[6], "big"),
+    )
 
 
 @dataclass(frozen=True)

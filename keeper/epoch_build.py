@@ -55,12 +55,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from keeper import merkle
 from keeper.attestation import (
     AccountLeaf,
+    AccountLeafRows,
     InstrumentLeaf,
     InstrumentProof,
     Leaf,
@@ -83,7 +85,6 @@ from keeper.epoch_columns import (
     check_leaf_columns,
     payoff,
     portfolios_of_columns,
-    trusted_account_leaves,
 )
 from keeper.errors import EpochRefusedError, FeedError
 from keeper.feeds.base import MarketState
@@ -357,26 +358,35 @@ class EpochBuild:
 
     header: Epoch
     tree: MerkleTree
-    account_leaves: tuple[AccountLeaf, ...]
+    #: One per subaccount: a tuple (the reference), or the rows the build hashed
+    #: (:class:`~keeper.attestation.AccountLeafRows`, a leaf object made when read).
+    account_leaves: Sequence[AccountLeaf]
     instrument_leaves: tuple[InstrumentLeaf, ...]
     market: MarketState
     timings: Mapping[str, float] = field(default_factory=dict)
-    #: Leaf hashes, account leaves then instrument leaves (computed once: ABI-encoding
-    #: 10,000 leaves is most of the tree's cost).
-    hashes: tuple[bytes, ...] = ()
+    #: Leaf hashes as rows (shape ``(n, 32)``), account leaves then instrument leaves
+    #: (computed once: ABI-encoding 10,000 leaves is most of the tree's cost).
+    hash_rows: merkle.U8Array | None = field(default=None, compare=False)
     #: Values capped instead of refusing the epoch: the market input's
     #: (``keeper/engine_input.py``), then the engine's (``MarginResult.capped``).
     capped: tuple[CappedValue, ...] = ()
     #: The account leaves' ``abi.encode`` rows (shape ``(n, 256)``, in ``account_leaves``'
     #: order) when the build made them: the store takes them instead of encoding the
     #: leaves' WAD values a second time (``Store.save_tree``'s ``encodings``).
-    account_rows: merkle.U8Array | None = None
+    account_rows: merkle.U8Array | None = field(default=None, compare=False)
+
+    @cached_property
+    def hashes(self) -> tuple[bytes, ...]:
+        """The leaf hashes as ``bytes``, account leaves then instrument leaves (made when
+        first read: the pipeline needs only :attr:`hash_rows`)."""
+        if self.hash_rows is None:
+            leaves: tuple[Leaf, ...] = (*self.account_leaves, *self.instrument_leaves)
+            return tuple(leaf.hash() for leaf in leaves)
+        blob = self.hash_rows.tobytes()
+        return tuple(blob[i : i + 32] for i in range(0, len(blob), 32))
 
     def _hashes(self) -> list[bytes]:
-        if self.hashes:
-            return list(self.hashes)
-        leaves: tuple[Leaf, ...] = (*self.account_leaves, *self.instrument_leaves)
-        return [leaf.hash() for leaf in leaves]
+        return list(self.hashes)
 
     def leaf_records(self) -> list[LeafRecord]:
         """Every leaf with its proof, in the store's format (the proof's wire codec)."""
@@ -489,18 +499,19 @@ def _compute_epoch(
         engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
         result = margin(portfolios, engine.snapshot, params)
         tc = time.perf_counter()
-        equity, im, mm = result.to_wad_all()
         columns: dict[str, Sequence[int]] = {
             "account": cols.account,
             "state_nonce": cols.state_nonce,
             "cum_lo": cols.cum_lo,
             "cum_hi": cols.cum_hi,
-            "equity": equity,
-            "im": im,
-            "mm": mm,
         }
-        check_leaf_columns(columns)
-        account_leaves = trusted_account_leaves(columns)
+        widened = result.widened_all()
+        if widened is None:
+            # a value past 5e58 USD (or not finite): the exact ints, which refuse what
+            # leaves int256 / uint256 (InvalidInputError names it)
+            equity, im, mm = result.to_wad_all()
+            columns |= {"equity": equity, "im": im, "mm": mm}
+            check_leaf_columns(columns)
         ileaves = instrument_leaves(inputs.live, result)
         tokens = token_table(snapshot.tokens, result)
     except RiskEngineError as exc:
@@ -508,7 +519,9 @@ def _compute_epoch(
     except FeedError as exc:
         raise EpochRefusedError(str(exc), reason="feed") from exc
     t1 = time.perf_counter()
-    account_rows = account_leaf_rows(columns, result.widened_all(), head=cols.head_words)
+    # the leaves stay rows: a leaf object is made only where one is read (proofs, verify)
+    account_rows = account_leaf_rows(columns, widened, head=cols.head_words)
+    account_leaves = AccountLeafRows(account_rows)
     rows = np.concatenate([merkle.leaf_hashes(account_rows), _instrument_hash_rows(ileaves)])
     th = time.perf_counter()
     tree = MerkleTree.of_rows(rows)
@@ -521,8 +534,6 @@ def _compute_epoch(
         funding=funding,
         settle_now=inputs.settle_now,
     )
-    blob = rows.tobytes()
-    hashes = tuple(blob[i : i + 32] for i in range(0, len(blob), 32))
     t2 = time.perf_counter()
     return EpochBuild(
         header=header,
@@ -540,7 +551,7 @@ def _compute_epoch(
             "hash": th - t1,
             "merkle": t2 - th,
         },
-        hashes=hashes,
+        hash_rows=rows,
         capped=engine.capped + result.capped,
         account_rows=account_rows,
     )
@@ -609,6 +620,6 @@ def compute_epoch_reference(
         instrument_leaves=ileaves,
         market=market,
         timings={"compute": t1 - t0, "tree": t2 - t1},
-        hashes=hashes,
+        hash_rows=np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), 32),
         capped=engine.capped + result.capped,
     )

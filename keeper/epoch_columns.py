@@ -12,10 +12,11 @@ works on whole columns:
   ``keeper/bounds.py`` does, value by value, in numpy's C loop;
 - WAD -> float is Python's ``int / int`` (correctly rounded) on the same object arrays,
   so the engine gets the bits of the per-account code;
-- the ACCOUNT leaves are checked once per column against their Solidity types
-  (:func:`check_leaf_columns`) and built without per-leaf checks
-  (:meth:`~keeper.attestation.AccountLeaf.trusted`); their ABI rows go to
-  ``keeper/merkle.py`` straight from the columns.
+- the ACCOUNT leaves are never objects: their market-free words are checked once per
+  column against their Solidity types (:func:`check_leaf_columns`) and encoded, their
+  equity, im and mm words come straight from the engine's floats
+  (:func:`account_leaf_rows`), and the rows go to ``keeper/merkle.py`` and the store as
+  they are (:class:`~keeper.attestation.AccountLeafRows` makes a leaf when one is read).
 
 :func:`keeper.epoch_build.compute_epoch_reference` is the per-account code this replaces;
 tests/keeper/test_epoch_columns.py checks both give the same leaves, tree and header.
@@ -35,7 +36,7 @@ import scipy.sparse as sp
 
 from keeper import merkle
 from keeper._abi_checks import UINT64_MAX
-from keeper.attestation import LEAF_ACCOUNT, AccountLeaf
+from keeper.attestation import LEAF_ACCOUNT
 from keeper.chain import AccountState, InstrumentInfo, TokenInfo
 from keeper.errors import AttestationError
 from keeper.wad_words import wad_words
@@ -51,7 +52,6 @@ __all__ = [
     "cash_columns",
     "check_leaf_columns",
     "portfolios_of_columns",
-    "trusted_account_leaves",
 ]
 
 IntpArray = npt.NDArray[np.intp]
@@ -185,7 +185,9 @@ _HEAD = ("account", "state_nonce", "cum_lo", "cum_hi")
 
 
 def _head_words(*columns: Sequence[int]) -> merkle.U8Array:
-    """``abi.encode(LEAF_ACCOUNT, *row)`` of the :data:`_HEAD` columns, shape ``(n, 160)``."""
+    """``abi.encode(LEAF_ACCOUNT, *row)`` of the :data:`_HEAD` columns, shape ``(n, 160)``,
+    each column first checked against its Solidity type (:func:`check_leaf_columns`)."""
+    check_leaf_columns(dict(zip(_HEAD, columns, strict=True)))
     return merkle.abi_words([[LEAF_ACCOUNT] * len(columns[0]), *columns])
 
 
@@ -363,23 +365,19 @@ _RANGES = {
 
 
 def check_leaf_columns(columns: Mapping[str, Sequence[int]]) -> None:
-    """Every value of every ACCOUNT leaf column is an ``int`` in its Solidity range, as
-    :class:`~keeper.attestation.AccountLeaf` checks one leaf. Raises
-    :class:`~keeper.errors.AttestationError` naming the field (through the per-leaf check
-    of the first bad row)."""
-    for name, (lo, hi) in _RANGES.items():
-        col = columns[name]
+    """Every value of every ACCOUNT leaf column given (by field name) is an ``int`` in its
+    Solidity range, as :class:`~keeper.attestation.AccountLeaf` checks one leaf. Raises
+    :class:`~keeper.errors.AttestationError` naming the field and the row."""
+    for name, col in columns.items():
+        lo, hi = _RANGES[name]
         if not col:
             continue
         if set(map(type, col)) != {int} or min(col) < lo or max(col) > hi:
             bad = next(i for i, v in enumerate(col) if type(v) is not int or not lo <= v <= hi)
-            AccountLeaf(**{k: columns[k][bad] for k in _RANGES})  # raises with the field
-            raise AttestationError(f"ACCOUNT leaf field {name} out of range at row {bad}")
-
-
-def trusted_account_leaves(columns: Mapping[str, Sequence[int]]) -> tuple[AccountLeaf, ...]:
-    """The ACCOUNT leaves of columns :func:`check_leaf_columns` accepted."""
-    return tuple(map(AccountLeaf.trusted, *(columns[k] for k in _RANGES)))
+            raise AttestationError(
+                f"ACCOUNT leaf field {name} must be an integer in [{lo}, {hi}], "
+                f"got {col[bad]!r} at row {bad}"
+            )
 
 
 def account_leaf_rows(
@@ -389,10 +387,12 @@ def account_leaf_rows(
 ) -> merkle.U8Array:
     """``AccountLeaf.encode()`` of every row, shape ``(n, 256)``, from the columns.
 
-    ``widened``: the floats whose WAD values are the equity, im and mm columns
-    (``MarginResult.widened_all``); their words then come from the floats in one compiled
-    pass (``keeper/wad_words.py``, the same integers) instead of from the Python ints.
-    ``head``: the rows' first five words when already made (``AccountColumns.head_words``).
+    Without ``widened``: from the seven ACCOUNT leaf columns (Python ints, checked by the
+    caller). ``widened``: the floats whose WAD values are the equity, im and mm
+    (``MarginResult.widened_all``: finite, ``|x| < 5e58``, so every word fits its type);
+    their words then come from the floats in one compiled pass (``keeper/wad_words.py``,
+    the same integers) and only the :data:`_HEAD` columns are read. ``head``: the rows'
+    first five words when already made (``AccountColumns.head_words``, checked then).
     """
     n = len(columns["account"])
     if widened is None:

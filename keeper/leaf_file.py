@@ -51,6 +51,7 @@ from keeper.attestation import (
     LEAF_ACCOUNT,
     LEAF_INSTRUMENT,
     AccountLeaf,
+    AccountLeafRows,
     InstrumentLeaf,
     LeafRecord,
     hash_to_json,
@@ -88,10 +89,15 @@ def _sorted_by_id(ids: U8Array) -> npt.NDArray[np.intp]:
 
 def _columns(leaves: Sequence[Any], kind: type, encoded: U8Array | None) -> tuple[U8Array, U8Array]:
     """(id words, the other words) of ``leaves`` of dataclass ``kind``, in the leaves' order;
-    from ``encoded`` (their ``abi.encode`` rows, type tag first) when given."""
-    for leaf in leaves:
-        if not isinstance(leaf, kind):
-            raise StoreError(f"not a {kind.__name__}: {leaf!r}")
+    from ``encoded`` (their ``abi.encode`` rows, type tag first) when given, or from the
+    rows that hold ``leaves`` (:class:`~keeper.attestation.AccountLeafRows`: no leaf object
+    is made)."""
+    if isinstance(leaves, AccountLeafRows) and kind is AccountLeaf:
+        encoded = leaves.rows if encoded is None else encoded
+    else:
+        for leaf in leaves:
+            if not isinstance(leaf, kind):
+                raise StoreError(f"not a {kind.__name__}: {leaf!r}")
     width = 32 * len(fields(kind))
     if not leaves:
         return np.empty((0, 32), np.uint8), np.empty((0, width - 32), np.uint8)

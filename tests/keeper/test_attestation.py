@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keeper.attestation import (
     ZERO_ADDRESS,
     AccountLeaf,
+    AccountLeafRows,
     InstrumentLeaf,
     MerkleTree,
     account_leaf_hash,
@@ -32,6 +36,7 @@ from keeper.eip712 import (
     sign_quote,
 )
 from keeper.errors import AttestationError, KeeperError
+from risk_engine.units import INT256_MAX, INT256_MIN, UINT256_MAX
 
 ALICE = 0xA11CE  # a subaccount id
 VAULT = "0x00000000000000000000000000000000000fA017"
@@ -94,6 +99,48 @@ def test_account_leaf_rejects_out_of_range_field(kwargs: dict[str, object]) -> N
 def test_instrument_leaf_rejects_instrument_beyond_uint32() -> None:
     with pytest.raises(AttestationError, match="instrument"):
         InstrumentLeaf(2**32, 1, 1, 1)
+
+
+_UINT = st.integers(0, UINT256_MAX)
+_INT = st.integers(INT256_MIN, INT256_MAX)
+_LEAVES = st.lists(
+    st.builds(AccountLeaf, _UINT, st.integers(0, 2**64 - 1), _INT, _INT, _INT, _UINT, _UINT),
+    max_size=6,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(_LEAVES)
+def test_account_leaf_rows_read_back_the_leaves_they_encode(leaves: list[AccountLeaf]) -> None:
+    """Every field at its type's edges: a leaf read from its row is the leaf, and the rows
+    are equal to the tuple of leaves (either way round), sliced or indexed from the end."""
+    blob = b"".join(leaf.encode() for leaf in leaves)
+    rows = AccountLeafRows(np.frombuffer(blob, dtype=np.uint8).reshape(len(leaves), 256))
+    assert len(rows) == len(leaves)
+    assert list(rows) == leaves and rows == tuple(leaves) and tuple(leaves) == rows
+    assert rows[1:3] == tuple(leaves[1:3])
+    if leaves:
+        assert rows[-1] == leaves[-1] and rows[0].encode() == leaves[0].encode()
+        assert rows != tuple(leaves[:-1])
+    with pytest.raises(IndexError):
+        rows[len(leaves)]
+    assert not rows.rows.flags.writeable
+
+
+def test_account_leaf_rows_refuse_rows_of_another_shape_or_type() -> None:
+    with pytest.raises(AttestationError, match="shape"):
+        AccountLeafRows(np.zeros((2, 160), dtype=np.uint8))
+    with pytest.raises(AttestationError, match="uint8"):
+        AccountLeafRows(np.zeros((2, 256), dtype=np.int64))
+
+
+def test_account_leaf_rows_check_the_leaf_a_row_decodes_to() -> None:
+    """A row whose state nonce does not fit uint64 is no leaf: reading it raises."""
+    row = bytearray(AccountLeaf(ALICE, 1, 0, 0, 0, 0, 0).encode())
+    row[64 + 7] = 1  # a byte above the nonce's 64 bits
+    rows = AccountLeafRows(np.frombuffer(bytes(row), dtype=np.uint8).reshape(1, 256))
+    with pytest.raises(AttestationError, match="state_nonce"):
+        rows[0]
 
 
 def test_attestation_error_derives_from_keeper_error() -> None:

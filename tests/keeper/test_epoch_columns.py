@@ -186,3 +186,27 @@ def test_check_leaf_columns_refuses_a_value_out_of_its_solidity_type(
     columns[field] = [*columns[field][:2], value]
     with pytest.raises(AttestationError, match=field):
         check_leaf_columns(columns)
+
+
+@pytest.mark.parametrize("cache", [None, ColumnCache()])
+def test_compute_epoch_refuses_a_chain_value_out_of_its_leaf_type_as_the_reference(
+    cache: ColumnCache | None,
+) -> None:
+    """The leaves are never objects on the fast path: their market-free words are checked
+    column by column, with or without the pipeline's cache, as each reference leaf is."""
+    bad = AccountState(1, WAD, 2**64, 0, 2 * WAD, (), (WAD, 0))  # nonce past uint64
+    snap, m = snapshot((bad,)), market()
+    with pytest.raises(AttestationError, match="state_nonce"):
+        compute_epoch_reference(snap, m, PARAMS, epoch=2)
+    with pytest.raises(AttestationError, match="state_nonce"):
+        compute_epoch(snap, m, PARAMS, epoch=2, columns_cache=cache)
+
+
+def test_compute_epoch_equals_the_reference_for_equity_past_the_compiled_words_range() -> None:
+    """Equity of 5.5e58 USD is past what keeper/wad_words.py converts (|x| < 5e58) but
+    inside int256: the leaves then come from the exact ints, equal to the reference's."""
+    rich = AccountState(1, 55 * 10**75, 0, 0, 2 * WAD, (), (WAD, 0))
+    snap, m = snapshot((rich, AccountState(2, WAD, 0, 0, 0, (), (0, 0)))), market()
+    _assert_same(
+        compute_epoch(snap, m, PARAMS, epoch=2), compute_epoch_reference(snap, m, PARAMS, epoch=2)
+    )

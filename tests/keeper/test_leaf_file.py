@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keeper import merkle
-from keeper.attestation import AccountLeaf, InstrumentLeaf, MerkleTree, encode_leaves
+from keeper.attestation import (
+    AccountLeaf,
+    AccountLeafRows,
+    InstrumentLeaf,
+    MerkleTree,
+    encode_leaves,
+)
 from keeper.errors import StoreError
 from keeper.leaf_file import MAGIC, EpochLeaves
 
@@ -76,6 +82,12 @@ def test_proofFromFile_equalsProofFromMemory_equalsMerkleProof_andVerifies(
     again = EpochLeaves.from_leaves(7, accounts, instruments, tree.layers, (a_rows, i_rows))
     for name, array in again._arrays().items():
         assert np.array_equal(array, memory._arrays()[name]), name
+    # the epoch build's leaves held as rows: their rows are taken, no leaf made
+    if accounts:
+        assert a_rows is not None
+        held = EpochLeaves.from_leaves(7, AccountLeafRows(a_rows), instruments, tree.layers)
+        for name, array in held._arrays().items():
+            assert np.array_equal(array, memory._arrays()[name]), name
 
 
 def test_absentIds_areNotFound() -> None:
