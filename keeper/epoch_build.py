@@ -488,7 +488,8 @@ def _compute_epoch(
     t0 = time.perf_counter()
     inputs = chain_inputs(snapshot, market, token_underlyings)
     funding = funding_indices(snapshot, market, funding_rule)
-    cols = account_columns(snapshot.accounts, columns_cache)
+    decimals = [t.decimals for t in snapshot.tokens]
+    cols = account_columns(snapshot.accounts, decimals, columns_cache)
     ta = time.perf_counter()
     cash = cash_columns(cols, snapshot.instruments, inputs.live, funding, inputs.settle_price)
     portfolios = portfolios_of_columns(

@@ -72,8 +72,12 @@ class AccountColumns:
     Per subaccount (length ``n``): ``account``, ``state_nonce``, ``cum_lo``, ``cum_hi``,
     ``cash`` (int256 WAD USD, Python ints). Per non-zero position, in account order:
     ``pos_row`` (the subaccount's row), ``pos_instrument``, ``pos_size`` (WAD units) and
-    ``pos_funding`` (WAD USD per unit) as object arrays. Per non-zero collateral balance:
-    ``coll_row``, ``coll_token`` (token index), ``coll_balance`` (token decimals).
+    ``pos_funding`` (WAD USD per unit) as object arrays, and ``pos_units`` (the size in
+    units, ``size / 1e18`` correctly rounded). Per non-zero collateral balance: ``coll_row``,
+    ``coll_token`` (token index), ``coll_balance`` (token decimals) and ``coll_units`` (whole
+    tokens, ``balance / 10**decimals[token]`` correctly rounded), ``decimals`` being each
+    token's decimals as read. The floats are what the engine gets (market-free, so
+    :class:`ColumnCache` keeps them with the rest).
     """
 
     account: list[int]
@@ -88,6 +92,9 @@ class AccountColumns:
     coll_row: IntpArray
     coll_token: IntpArray
     coll_balance: ObjectArray
+    pos_units: Float64Array
+    coll_units: Float64Array
+    decimals: tuple[int, ...]
     #: ``abi.encode(LEAF_ACCOUNT, account, state_nonce, cum_lo, cum_hi)`` of every row,
     #: shape ``(n, 160)``: the ACCOUNT leaf words that do not depend on the market, kept
     #: by :class:`ColumnCache` across epochs (None: encoded with the leaves).
@@ -104,13 +111,14 @@ def _objects(values: list[int]) -> ObjectArray:
 
 
 def account_columns(
-    accounts: Sequence[AccountState], cache: ColumnCache | None = None
+    accounts: Sequence[AccountState], decimals: Sequence[int], cache: ColumnCache | None = None
 ) -> AccountColumns:
     """One pass over the subaccounts (the only per-account Python loop of the build);
-    with ``cache``, only over the blocks of subaccounts that changed since its last call."""
+    with ``cache``, only over the blocks of subaccounts that changed since its last call.
+    ``decimals``: each collateral token's decimals, in token order."""
     if cache is not None:
-        return cache.columns(accounts)
-    return _read_columns(accounts)
+        return cache.columns(accounts, decimals)
+    return _read_columns(accounts, tuple(decimals))
 
 
 class ColumnCache:
@@ -130,11 +138,14 @@ class ColumnCache:
             raise ValueError("block must be >= 1")
         self.block = block
         self._blocks: list[tuple[tuple[AccountState, ...], AccountColumns]] = []
+        self._decimals: tuple[int, ...] = ()
         #: blocks read again at the last call (tests and the benchmark read it)
         self.last_misses = 0
 
-    def columns(self, accounts: Sequence[AccountState]) -> AccountColumns:
+    def columns(self, accounts: Sequence[AccountState], decimals: Sequence[int]) -> AccountColumns:
         """The columns of ``accounts`` (what :func:`account_columns` returns)."""
+        if tuple(decimals) != self._decimals:  # other tokens: every collateral float anew
+            self._blocks, self._decimals = [], tuple(decimals)
         parts: list[tuple[AccountState, ...]] = []
         blocks: list[AccountColumns | None] = []
         for b, start in enumerate(range(0, len(accounts), self.block)):
@@ -146,7 +157,7 @@ class ColumnCache:
         dirty = [b for b, c in enumerate(blocks) if c is None]
         if dirty:
             # the changed blocks are read in one pass, then cut back into blocks
-            fresh = _read_columns([a for b in dirty for a in parts[b]])
+            fresh = _read_columns([a for b in dirty for a in parts[b]], self._decimals)
             head = _head_words(*(getattr(fresh, k) for k in _HEAD))
             fresh = replace(fresh, head_words=head)
             start = 0
@@ -156,7 +167,7 @@ class ColumnCache:
         done = [c for c in blocks if c is not None]
         self._blocks = list(zip(parts, done, strict=True))
         self.last_misses = len(dirty)
-        return _concat(done, self.block)
+        return _concat(done, self.block, self._decimals)
 
 
 def _rows(cols: AccountColumns, lo: int, hi: int) -> AccountColumns:
@@ -176,6 +187,9 @@ def _rows(cols: AccountColumns, lo: int, hi: int) -> AccountColumns:
         coll_row=cols.coll_row[c] - lo,
         coll_token=cols.coll_token[c],
         coll_balance=cols.coll_balance[c],
+        pos_units=cols.pos_units[p],
+        coll_units=cols.coll_units[c],
+        decimals=cols.decimals,
         head_words=None if cols.head_words is None else cols.head_words[lo:hi],
     )
 
@@ -191,10 +205,12 @@ def _head_words(*columns: Sequence[int]) -> merkle.U8Array:
     return merkle.abi_words([[LEAF_ACCOUNT] * len(columns[0]), *columns])
 
 
-def _concat(blocks: Sequence[AccountColumns], size: int) -> AccountColumns:
+def _concat(
+    blocks: Sequence[AccountColumns], size: int, decimals: tuple[int, ...]
+) -> AccountColumns:
     """The blocks' columns end to end (block ``b`` starts at row ``b * size``)."""
     if not blocks:
-        return _read_columns(())
+        return _read_columns((), decimals)
 
     def joined(name: str) -> list[int]:
         return list(chain.from_iterable(getattr(c, name) for c in blocks))
@@ -219,11 +235,14 @@ def _concat(blocks: Sequence[AccountColumns], size: int) -> AccountColumns:
         coll_row=rows("coll_row"),
         coll_token=stacked("coll_token"),
         coll_balance=stacked("coll_balance"),
+        pos_units=stacked("pos_units"),
+        coll_units=stacked("coll_units"),
+        decimals=decimals,
         head_words=np.concatenate(heads) if len(heads) == len(blocks) else None,
     )
 
 
-def _read_columns(accounts: Sequence[AccountState]) -> AccountColumns:
+def _read_columns(accounts: Sequence[AccountState], decimals: tuple[int, ...]) -> AccountColumns:
     pos_row: list[int] = []
     pos_ins: list[int] = []
     pos_size: list[int] = []
@@ -243,6 +262,9 @@ def _read_columns(accounts: Sequence[AccountState]) -> AccountColumns:
                 coll_row.append(r)
                 coll_tok.append(k)
                 coll_bal.append(bal)
+    sizes, balances = _objects(pos_size), _objects(coll_bal)
+    scale = _objects([10**d for d in decimals])
+    tokens = np.array(coll_tok, dtype=np.intp)
     return AccountColumns(
         account=[a.account for a in accounts],
         state_nonce=[a.state_nonce for a in accounts],
@@ -251,11 +273,14 @@ def _read_columns(accounts: Sequence[AccountState]) -> AccountColumns:
         cash=[a.cash for a in accounts],
         pos_row=np.array(pos_row, dtype=np.intp),
         pos_instrument=np.array(pos_ins, dtype=np.intp),
-        pos_size=_objects(pos_size),
+        pos_size=sizes,
         pos_funding=_objects(pos_fund),
         coll_row=np.array(coll_row, dtype=np.intp),
-        coll_token=np.array(coll_tok, dtype=np.intp),
-        coll_balance=_objects(coll_bal),
+        coll_token=tokens,
+        coll_balance=balances,
+        pos_units=_to_float(sizes, WAD),
+        coll_units=_to_float(balances, scale[tokens]),
+        decimals=decimals,
     )
 
 
@@ -316,7 +341,9 @@ def portfolios_of_columns(
 ) -> Portfolios:
     """:func:`keeper.engine_input.engine_portfolios` on the columns: the same table, the
     same sparse matrix (entries in the same order: an account's positions, then its
-    collateral), the same cash floats."""
+    collateral), the same cash floats. ``cols`` were read with ``tokens``' decimals."""
+    if cols.decimals != tuple(t.decimals for t in tokens):
+        raise ValueError(f"columns read for token decimals {cols.decimals}, not these tokens'")
     n_ins = len(instruments)
     table = InstrumentTable.build(
         kind=[ins.kind for ins in instruments] + [int(InstrumentKind.SPOT)] * len(token_und),
@@ -332,15 +359,9 @@ def portfolios_of_columns(
     col_of[[ins.id for ins in instruments]] = np.arange(n_ins)
     pos_col = col_of[cols.pos_instrument]
     keep = pos_col >= 0
-    decimals = _objects([10**t.decimals for t in tokens])
     rows = np.concatenate([cols.pos_row[keep], cols.coll_row])
     order = np.argsort(rows, kind="stable")
-    data = np.concatenate(
-        [
-            _to_float(cols.pos_size[keep], WAD),
-            _to_float(cols.coll_balance, decimals[cols.coll_token]),
-        ]
-    )
+    data = np.concatenate([cols.pos_units[keep], cols.coll_units])
     columns = np.concatenate([pos_col[keep], n_ins + cols.coll_token])
     return Portfolios(
         table,

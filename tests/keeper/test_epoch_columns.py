@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -104,7 +106,7 @@ def test_compute_epoch_equals_the_per_account_reference(
     funding = funding_indices(snap, m, DEFAULT_FUNDING_RULE)
     cash = account_cash(snap.accounts, snap.instruments, inputs.live, funding, inputs.settle_price)
     ref = engine_portfolios(snap.accounts, inputs.live, snap.tokens, inputs.token_underlyings, cash)
-    cols = account_columns(snap.accounts)
+    cols = account_columns(snap.accounts, [t.decimals for t in snap.tokens])
     fast_cash = cash_columns(cols, snap.instruments, inputs.live, funding, inputs.settle_price)
     assert list(fast_cash) == cash
     fast = portfolios_of_columns(
@@ -210,3 +212,17 @@ def test_compute_epoch_equals_the_reference_for_equity_past_the_compiled_words_r
     _assert_same(
         compute_epoch(snap, m, PARAMS, epoch=2), compute_epoch_reference(snap, m, PARAMS, epoch=2)
     )
+
+
+def test_column_cache_reads_every_block_again_when_a_token_has_other_decimals() -> None:
+    """The cached collateral floats are balances in whole tokens: a token list with other
+    decimals (the same state objects) must not reuse them."""
+    cache = ColumnCache(2)
+    accounts = tuple(AccountState(i + 1, WAD, 0, 0, WAD, (), (WAD, 10**7)) for i in range(5))
+    snap, m = snapshot(accounts), market()
+    compute_epoch(snap, m, PARAMS, epoch=2, columns_cache=cache)
+    weth, wbtc = snap.tokens
+    other = dataclasses.replace(snap, tokens=(weth, dataclasses.replace(wbtc, decimals=6)))
+    cached = compute_epoch(other, m, PARAMS, epoch=2, columns_cache=cache)
+    assert cache.last_misses == 3
+    _assert_same(cached, compute_epoch_reference(other, m, PARAMS, epoch=2))
