@@ -74,6 +74,7 @@ from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
 from keeper.retry import RetryPolicy, call_with_retry
 from keeper.state_chain import FUNDING_APPLIED_TOPIC, CommittedState, delta_of_event, step
 from keeper.store import Store, SubaccountRecord
+from keeper.view_batch import ViewCall, ViewFunctions, read_batch
 from risk_engine.units import WAD
 
 __all__ = [
@@ -255,6 +256,35 @@ class ChainSnapshot:
 
 def _decode_bytes32(raw: bytes) -> str:
     return bytes(raw).rstrip(b"\0").decode("utf-8", errors="replace")
+
+
+#: The vault settings a snapshot reads at its block, in :meth:`ChainAdapter.snapshot`'s order.
+_SNAPSHOT_SETTINGS = ("instrumentCount", "tokens", "currentEpoch", "maxAge", "futureTolerance")
+#: Who signs an epoch, in :func:`_governance`'s order.
+_GOVERNANCE = ("configVersion", "quorum", "signers")
+
+
+def _block_tag(block: int | BlockParams) -> str:
+    """A block number or tag as JSON-RPC takes it."""
+    return block if isinstance(block, str) else hex(block)
+
+
+def _is_empty_code(code: str) -> bool:
+    return code in ("0x", "", None)
+
+
+def _epoch_on_chain(row: tuple[Any, ...]) -> EpochOnChain:
+    """``currentEpoch()``'s (epoch, snapshotBlock, timestamp, root)."""
+    e, snap, ts, root = row
+    return EpochOnChain(int(e), int(snap), int(ts), bytes(root))
+
+
+def _governance(version: int, quorum: int, signers: Sequence[str]) -> Governance:
+    return {
+        "config_version": int(version),
+        "quorum": int(quorum),
+        "signers": tuple(to_checksum_address(s) for s in signers),
+    }
 
 
 def _hex(value: bytes | str) -> str:
@@ -474,6 +504,7 @@ class ChainAdapter:
         # The exported ABIs (keeper/abi/, `make abi`): the daemon never compiles.
         self.abi = vault_abi()
         self.vault: Contract = w3.eth.contract(address=self.address, abi=self.abi)
+        self._views = ViewFunctions(self.address, self.abi)
         self._erc20_abi = erc20_abi()
         self._index = _IndexState()
         self._instruments: dict[int, InstrumentInfo] = {}  # immutable once registered
@@ -786,18 +817,24 @@ class ChainAdapter:
         return self._index.books is not None
 
     def states_at(
-        self, block: int, accounts: Sequence[int] | None = None
+        self,
+        block: int,
+        accounts: Sequence[int] | None = None,
+        *,
+        tokens: tuple[TokenInfo, ...] | None = None,
     ) -> tuple[AccountState, ...]:
         """The in-memory state of ``accounts`` (default: those created at or before
         ``block``), which must be the block the index ends at. Only the accounts changed
-        since they were last frozen are frozen again."""
+        since they were last frozen are frozen again. ``tokens``: the vault's tokens at
+        ``block`` when the caller read them already."""
         st = self._index
         if st.books is None or st.last_block != block:
             raise ChainCallError(
                 f"the in-memory state is at block {st.last_block}, not {block} "
                 f"(seeded: {st.books is not None})"
             )
-        tokens = self.tokens(block)
+        if tokens is None:
+            tokens = self.tokens(block)
         if len(tokens) != st.frozen_tokens:  # a new token: every collateral tuple grows
             st.frozen.clear()
             st.frozen_tokens = len(tokens)
@@ -845,38 +882,58 @@ class ChainAdapter:
     def _call(self, fn: ContractFunction, block: int | BlockParams, what: str) -> Any:
         return self.rpc(lambda: fn.call(block_identifier=block), what)
 
+    def _views_at(self, calls: Sequence[ViewCall], block: int | BlockParams) -> list[Any]:
+        """The decoded answers of ``calls`` at ``block``, read in one JSON-RPC batch
+        (``keeper/view_batch.py``), retried as one."""
+        tag = _block_tag(block)
+        results = self.rpc(
+            lambda: read_batch(self.w3, [c.request(tag) for c in calls]),
+            f"{len(calls)} view calls",
+        )
+        return [c.decode(r) for c, r in zip(calls, results, strict=True)]
+
     def instruments(self, block: int | BlockParams = "latest") -> tuple[InstrumentInfo, ...]:
         """Every registered instrument at ``block`` (ids 1..count)."""
-        count = int(self._call(self.vault.functions.instrumentCount(), block, "instrumentCount"))
-        out = []
-        for i in range(1, count + 1):
-            if i not in self._instruments:
-                kind, und, strike, expiry = self._call(
-                    self.vault.functions.instrument(i), block, "instrument"
-                )
-                self._instruments[i] = InstrumentInfo(
-                    i, int(kind), _decode_bytes32(und), int(strike), int(expiry)
-                )
-            out.append(self._instruments[i])
-        return tuple(out)
+        (count,) = self._views_at([self._views.call("instrumentCount")], block)
+        return self._instruments_upto(int(count), block)
+
+    def _instruments_upto(self, count: int, block: int | BlockParams) -> tuple[InstrumentInfo, ...]:
+        """Instruments 1..``count``; those not known yet read in one batch (an instrument
+        never changes once registered)."""
+        new = [i for i in range(1, count + 1) if i not in self._instruments]
+        rows = self._views_at([self._views.call("instrument", i) for i in new], block)
+        for i, (kind, und, strike, expiry) in zip(new, rows, strict=True):
+            self._instruments[i] = InstrumentInfo(
+                i, int(kind), _decode_bytes32(und), int(strike), int(expiry)
+            )
+        return tuple(self._instruments[i] for i in range(1, count + 1))
 
     def tokens(self, block: int | BlockParams = "latest") -> tuple[TokenInfo, ...]:
         """Registered collateral tokens at ``block``, in registration order."""
-        addresses = self._call(self.vault.functions.tokens(), block, "tokens")
-        out = []
-        for i, raw in enumerate(addresses):
-            addr = to_checksum_address(raw)
-            if addr not in self._tokens:
-                erc20 = self.w3.eth.contract(address=addr, abi=self._erc20_abi)
-                symbol = str(self._call(erc20.functions.symbol(), block, "symbol"))
-                decimals = int(self._call(erc20.functions.decimals(), block, "decimals"))
-                self._tokens[addr] = TokenInfo(addr, symbol, decimals, i)
-            out.append(self._tokens[addr])
-        return tuple(out)
+        (addresses,) = self._views_at([self._views.call("tokens")], block)
+        return self._tokens_of(addresses, block)
+
+    def _tokens_of(
+        self, addresses: Sequence[str], block: int | BlockParams
+    ) -> tuple[TokenInfo, ...]:
+        """The tokens at ``addresses`` (registration order); the symbol and decimals of
+        those not known yet read in one batch."""
+        checksummed = [to_checksum_address(a) for a in addresses]
+        new = [a for a in dict.fromkeys(checksummed) if a not in self._tokens]
+        calls = []
+        for addr in new:
+            erc20 = ViewFunctions(addr, self._erc20_abi)
+            calls += [erc20.call("symbol"), erc20.call("decimals")]
+        answers = self._views_at(calls, block)
+        for k, addr in enumerate(new):
+            symbol, decimals = answers[2 * k], answers[2 * k + 1]
+            index = checksummed.index(addr)
+            self._tokens[addr] = TokenInfo(addr, str(symbol), int(decimals), index)
+        return tuple(self._tokens[a] for a in checksummed)
 
     def current_epoch(self, block: int | BlockParams = "latest") -> EpochOnChain:
-        e, snap, ts, root = self._call(self.vault.functions.currentEpoch(), block, "currentEpoch")
-        return EpochOnChain(int(e), int(snap), int(ts), bytes(root))
+        (row,) = self._views_at([self._views.call("currentEpoch")], block)
+        return _epoch_on_chain(row)
 
     def account_states(
         self, accounts: Sequence[int], block: int | str = "latest"
@@ -909,33 +966,58 @@ class ChainAdapter:
                 )
         return tuple(out)
 
-    def snapshot(self, block: int, accounts: Iterable[int] | None = None) -> ChainSnapshot:
+    def snapshot(
+        self,
+        block: int,
+        accounts: Iterable[int] | None = None,
+        *,
+        governance_block: int | BlockParams | None = None,
+    ) -> ChainSnapshot:
         """Everything the pipeline needs, read at ``block`` (see :class:`ChainSnapshot`).
 
         ``accounts`` defaults to every indexed subaccount created at or before ``block``;
         the caller must have indexed up to ``block`` at least.
+        ``governance_block``: where the signer set, quorum and config version are read
+        (default ``block``; the pipeline reads them at ``latest``, where the epoch is
+        checked). The small reads go in a few JSON-RPC batches (``keeper/view_batch.py``):
+        the vault's code, the block, counts and settings at once, then what depends on them.
         """
-        self.check_deployed(block)
-        blk = self.block(block)
-        instruments = self.instruments(block)
+        tag = _block_tag(block)
+        gov_tag = tag if governance_block is None else _block_tag(governance_block)
+        v = self._views
+        settings = [v.call(name) for name in _SNAPSHOT_SETTINGS]
+        governance = [v.call(name) for name in _GOVERNANCE]
+        requests: list[tuple[str, list[Any]]] = [
+            ("eth_getCode", [self.address, tag]),
+            ("eth_getBlockByNumber", [tag, False]),
+            *(c.request(tag) for c in settings),
+            *(c.request(gov_tag) for c in governance),
+        ]
+        code, blk, *answers = self.rpc(lambda: read_batch(self.w3, requests), "snapshot reads")
+        if _is_empty_code(code):
+            self.check_deployed(block)  # raises ChainResetError with the explanation
+        if blk is None:
+            raise ChainCallError(f"block {block} not found")
+        count, addresses, epoch, max_age, tolerance, *gov = (
+            c.decode(r) for c, r in zip([*settings, *governance], answers, strict=True)
+        )
+        instruments = self._instruments_upto(int(count), block)
+        tokens = self._tokens_of(addresses, block)
+        reads = [
+            v.call("cumFunding", ins.id) if ins.kind == 0 else v.call("settlementPrice", ins.id)
+            for ins in instruments
+        ]
         cum_funding: dict[int, int] = {}
         settlements: dict[int, int] = {}
-        for ins in instruments:
+        for ins, value in zip(instruments, self._views_at(reads, block), strict=True):
             if ins.kind == 0:
-                cum_funding[ins.id] = int(
-                    self._call(self.vault.functions.cumFunding(ins.id), block, "cumFunding")
-                )
-            else:
-                price, is_set = self._call(
-                    self.vault.functions.settlementPrice(ins.id), block, "settlementPrice"
-                )
-                if is_set:
-                    settlements[ins.id] = int(price)
-        f = self.vault.functions
+                cum_funding[ins.id] = int(value)
+            elif value[1]:  # (price, is_set)
+                settlements[ins.id] = int(value[0])
         if accounts is None:
             from_memory = self.state_ready and self._index.last_block == block
             states = (
-                self.states_at(block)
+                self.states_at(block, tokens=tokens)
                 if from_memory
                 else self.account_states(self.accounts_at(block), block)
             )
@@ -944,31 +1026,24 @@ class ChainAdapter:
         return ChainSnapshot(
             block=block,
             block_hash=_hex(blk["hash"]),
-            block_timestamp=int(blk["timestamp"]),
+            block_timestamp=int(blk["timestamp"], 16),
             chain_id=self.chain_id,
             vault=self.address,
             accounts=states,
             instruments=instruments,
-            tokens=self.tokens(block),
+            tokens=tokens,
             cum_funding=cum_funding,
             settlements=settlements,
-            current_epoch=self.current_epoch(block),
-            **self.governance(block),
-            max_age=int(self._call(f.maxAge(), block, "maxAge")),
-            future_tolerance=int(self._call(f.futureTolerance(), block, "futureTolerance")),
+            current_epoch=_epoch_on_chain(epoch),
+            **_governance(*gov),
+            max_age=int(max_age),
+            future_tolerance=int(tolerance),
         )
 
     def governance(self, block: int | BlockParams = "latest") -> Governance:
         """``config_version``, ``quorum`` and ``signers`` at ``block`` (the
-        :class:`ChainSnapshot` field names)."""
-        f = self.vault.functions
-        return {
-            "config_version": int(self._call(f.configVersion(), block, "configVersion")),
-            "quorum": int(self._call(f.quorum(), block, "quorum")),
-            "signers": tuple(
-                to_checksum_address(s) for s in self._call(f.signers(), block, "signers")
-            ),
-        }
+        :class:`ChainSnapshot` field names), read in one batch."""
+        return _governance(*self._views_at([self._views.call(n) for n in _GOVERNANCE], block))
 
     def epoch_posted_root(self, epoch: int, from_block: int | None = None) -> bytes | None:
         """Root of ``EpochPosted(epoch)`` on chain, or None if that epoch was never posted."""

@@ -16,7 +16,6 @@ stored with the epoch, and the epoch is posted (docs/operations.md, "Refuse or c
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import time
@@ -270,10 +269,9 @@ class EpochPipeline:
             latest = chain.current_epoch("latest")
         self._maybe_check_state(snapshot_block, timings)
         with self._stage("snapshot", timings):
-            snap = chain.snapshot(snapshot_block)
             # Who signs is checked when the epoch is POSTED: take the signer set, quorum and
             # configVersion of the latest block, not of the snapshot block.
-            snap = dataclasses.replace(snap, **chain.governance("latest"))
+            snap = chain.snapshot(snapshot_block, governance_block="latest")
         if snapshot_block < latest.snapshot_block:
             return self._refuse(
                 "chain", f"snapshot block {snapshot_block} below {latest.snapshot_block}", timings
