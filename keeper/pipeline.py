@@ -340,6 +340,7 @@ class EpochPipeline:
                 build.instrument_leaves,
                 build.tree,
                 encodings=(build.account_rows, None),
+                hashes=build.hash_rows,
             )
         self._report_capped(number, build)
         log.info(

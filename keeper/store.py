@@ -651,17 +651,19 @@ class Store:
         tree: MerkleTree | merkle.MerkleLayers | None = None,
         *,
         encodings: tuple[merkle.U8Array | None, merkle.U8Array | None] = (None, None),
+        hashes: merkle.U8Array | None = None,
     ) -> Path:
         """Write ``epoch``'s leaves and tree to ``<epochs_dir>/<n>.leaves`` (once), index
         it, keep it in memory, then apply the retention policy.
 
         ``tree``: the epoch's tree when already built (else built here); ``encodings``:
-        the leaves' ``abi.encode`` rows when already made (``EpochLeaves.from_leaves``).
+        the leaves' ``abi.encode`` rows when already made, ``hashes`` their leaf hashes
+        (``EpochLeaves.from_leaves``).
         The tree's root must be the root reserved for ``epoch``; saving again is a no-op
         (one root, one set of leaves). Returns the file's path.
         """
         layers = tree.layers if isinstance(tree, MerkleTree) else tree
-        leaves = EpochLeaves.from_leaves(epoch, accounts, instruments, layers, encodings)
+        leaves = EpochLeaves.from_leaves(epoch, accounts, instruments, layers, encodings, hashes)
         root = hash_to_json(leaves.root)
         path = self.leaves_path(epoch)
         with self._lock:

@@ -7,8 +7,9 @@ perp and an ETH call; one flat subaccount), a seeded simulator market, and times
 per-account reference :func:`keeper.epoch_build.compute_epoch_reference`, the sub-stages of
 the fast path, and checks that both give the same root. Then the store stage's leaf file
 (``Store.save_tree`` into a temporary data directory, as ``keeper/pipeline.py`` calls it):
-handed the build's ABI rows, and encoding the leaves again. Figures go to docs/benchmarks.md
-("Keeper epoch pipeline", "Compute stage"). ``--profile`` prints cProfile's top entries.
+handed the build's ABI rows and leaf hashes, and encoding and hashing the leaves again.
+Figures go to docs/benchmarks.md ("Keeper epoch pipeline", "Compute stage"). ``--profile``
+prints cProfile's top entries.
 """
 
 from __future__ import annotations
@@ -149,7 +150,10 @@ def run(n: int, *, repeat: int, profile: bool) -> None:
         raise SystemExit("the fast path disagrees with the reference")
     _cached_rows(snap, m, params, repeat)
     given, again = _store_seconds(fast, repeat)
-    print(f"store (save_tree): {given:.3f} s handed the build's ABI rows, {again:.3f} s encoding")
+    print(
+        f"store (save_tree): {given:.3f} s handed the build's ABI rows and hashes, "
+        f"{again:.3f} s encoding and hashing"
+    )
 
 
 def _cached_rows(snap: ChainSnapshot, m: MarketState, params: Any, repeat: int) -> None:
@@ -193,7 +197,8 @@ def _cached_rows(snap: ChainSnapshot, m: MarketState, params: Any, repeat: int) 
 
 
 def _store_seconds(build: EpochBuild, repeat: int) -> tuple[float, float]:
-    """Best ``Store.save_tree`` wall time with and without the build's account rows."""
+    """Best ``Store.save_tree`` wall time with and without the build's account rows and
+    leaf hashes."""
     best = {True: float("inf"), False: float("inf")}
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"{tmp}/bench.sqlite")
@@ -212,6 +217,7 @@ def _store_seconds(build: EpochBuild, repeat: int) -> tuple[float, float]:
                     build.instrument_leaves,
                     build.tree,
                     encodings=rows,
+                    hashes=build.hash_rows if given else None,
                 )
                 best[given] = min(best[given], time.perf_counter() - t)
         store.close()

@@ -121,3 +121,43 @@ def test_aTreeOfOtherLeaves_andAFileThatIsNotOne_areRefused(tmp_path: Path) -> N
         EpochLeaves.open(bad)
     with pytest.raises(StoreError, match="cannot read"):
         EpochLeaves.open(tmp_path / "missing.leaves")
+
+
+@settings(max_examples=30)
+@given(ACCOUNTS, INSTRUMENTS)
+def test_givenHashes_giveTheColumnsOfHashingAgain(
+    accounts: list[AccountLeaf], instruments: list[InstrumentLeaf]
+) -> None:
+    """The epoch build hands the store its leaf hashes (accounts then instruments, in the
+    leaves' order): the same file as hashing the rows again."""
+    tree = MerkleTree([*accounts, *instruments])
+    hashes = np.frombuffer(
+        b"".join(leaf.hash() for leaf in [*accounts, *instruments]), dtype=np.uint8
+    ).reshape(-1, 32)
+    again = EpochLeaves.from_leaves(7, accounts, instruments, tree.layers)
+    given_ = EpochLeaves.from_leaves(7, accounts, instruments, tree.layers, hashes=hashes)
+    for name, array in given_._arrays().items():
+        assert np.array_equal(array, again._arrays()[name]), name
+
+
+def test_givenHashes_theTreeMustHoldThem_andTheirShapeMatch() -> None:
+    accounts = [AccountLeaf(5, 0, 0, 0, 0, 0, 0), AccountLeaf(6, 0, 0, 0, 0, 0, 0)]
+    tree = MerkleTree(accounts)
+    wrong = np.zeros((2, 32), np.uint8)
+    wrong[1, 0] = 1
+    with pytest.raises(StoreError, match="does not hold"):
+        EpochLeaves.from_leaves(1, accounts, [], tree.layers, hashes=wrong)
+    with pytest.raises(StoreError, match="shape"):
+        EpochLeaves.from_leaves(1, accounts, [], tree.layers, hashes=wrong[:1])
+
+
+def test_leavesSharingTheirFirst8Bytes_areFoundOnAll32() -> None:
+    """The row search reads 8-byte prefixes unless two leaves share one: then all 32 bytes
+    (hashes made up here, as a caller's given hashes are trusted)."""
+    accounts = [AccountLeaf(i, 0, 0, 0, 0, 0, 0) for i in range(1, 5)]
+    hashes = np.zeros((4, 32), np.uint8)
+    hashes[:, 31] = [9, 3, 7, 1]  # one prefix (zeros), four leaves
+    hashes[3, 0] = 0xFF  # one leaf of another prefix
+    layers = merkle.build(hashes)
+    leaves = EpochLeaves.from_leaves(1, accounts, [], layers, hashes=hashes)
+    assert np.array_equal(leaves.tree[leaves.account_rows], hashes)
