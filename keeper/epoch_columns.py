@@ -129,7 +129,8 @@ class ColumnCache:
     until an event changes it (``ChainAdapter.states_at``), and a frozen dataclass never
     changes, so identity means the same state: at 100,000 subaccounts the columns and the
     market-free leaf words (:attr:`AccountColumns.head_words`) of unchanged blocks are
-    reused (docs/benchmarks.md, "Compute stage"). The cache holds the states it compares,
+    reused (docs/benchmarks.md, "Compute stage"); when no block changed (a quiet epoch) the
+    last call's columns are returned as they are. The cache holds the states it compares,
     so an identity is never that of a freed object. One cache per pipeline.
     """
 
@@ -139,13 +140,14 @@ class ColumnCache:
         self.block = block
         self._blocks: list[tuple[tuple[AccountState, ...], AccountColumns]] = []
         self._decimals: tuple[int, ...] = ()
+        self._joined: AccountColumns | None = None  # the last call's columns
         #: blocks read again at the last call (tests and the benchmark read it)
         self.last_misses = 0
 
     def columns(self, accounts: Sequence[AccountState], decimals: Sequence[int]) -> AccountColumns:
         """The columns of ``accounts`` (what :func:`account_columns` returns)."""
         if tuple(decimals) != self._decimals:  # other tokens: every collateral float anew
-            self._blocks, self._decimals = [], tuple(decimals)
+            self._blocks, self._decimals, self._joined = [], tuple(decimals), None
         parts: list[tuple[AccountState, ...]] = []
         blocks: list[AccountColumns | None] = []
         for b, start in enumerate(range(0, len(accounts), self.block)):
@@ -164,10 +166,13 @@ class ColumnCache:
             for b in dirty:
                 blocks[b] = _rows(fresh, start, start + len(parts[b]))
                 start += len(parts[b])
+        self.last_misses = len(dirty)
+        if not dirty and len(parts) == len(self._blocks) and self._joined is not None:
+            return self._joined  # every block the very one of the last call, none dropped
         done = [c for c in blocks if c is not None]
         self._blocks = list(zip(parts, done, strict=True))
-        self.last_misses = len(dirty)
-        return _concat(done, self.block, self._decimals)
+        self._joined = _concat(done, self.block, self._decimals)
+        return self._joined
 
 
 def _rows(cols: AccountColumns, lo: int, hi: int) -> AccountColumns:
