@@ -365,9 +365,20 @@ def max_withdrawable_token(
         return int(balance)
     per_unit = int(price_wad) * (int(WAD) + int(up_shock_wad))  # WAD^2 USD / 10**decimals
     guess: int = min(int(balance), surplus * int(WAD) * 10**decimals // per_unit)
-    while guess > 0 and _withdraw_cost_wad(guess, price_wad, up_shock_wad, decimals) > surplus:
-        guess -= 1  # the rounding up costs at most a couple of units
-    return guess
+    if _withdraw_cost_wad(guess, price_wad, up_shock_wad, decimals) <= surplus:
+        return guess
+    # The two roundings up add up to ~2 WAD-units of cost; when a token unit is worth far
+    # less than one (price_wad * (1 + up) << 10**decimals) that is billions of units, too
+    # many to step down one at a time (it hung): bisect. The cost does not fall as the
+    # amount grows, and cost(0) = 0 <= surplus < cost(guess).
+    lo, hi = 0, guess
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _withdraw_cost_wad(mid, price_wad, up_shock_wad, decimals) <= surplus:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 # ------------------------------------------------------------------------------ P&L

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from keeper.account_view import (
@@ -110,6 +110,7 @@ def test_max_withdrawable_cash_is_the_im_bound_in_whole_units() -> None:
     assert max_withdrawable_cash6(-1) == 0
 
 
+@example(surplus=251511378, balance=10**24, price=251511378, up=251511378, decimals=18)
 @given(
     surplus=st.integers(min_value=-(10**24), max_value=10**26),
     balance=st.integers(min_value=0, max_value=10**24),
