@@ -28,7 +28,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from keeper.attestation import AccountLeaf, InstrumentLeaf
+import numpy as np
+import numpy.typing as npt
+
+from keeper import merkle
+from keeper.attestation import AccountLeaf, AccountLeafRows, InstrumentLeaf
 from keeper.eip712 import TokenPrice
 from keeper.epoch_build import EpochBuild
 from risk_engine.units import WAD
@@ -72,6 +76,10 @@ def _moved(new: int, old: int, rel: float, abs_wad: int = 0) -> bool:
 def _accounts_moved(
     new: Sequence[AccountLeaf], old: Sequence[AccountLeaf], policy: PostPolicy
 ) -> bool:
+    if isinstance(new, AccountLeafRows) and isinstance(old, AccountLeafRows):
+        moved = _rows_moved(new.rows, old.rows, policy)
+        if moved is not None:
+            return moved
     before = {leaf.account: leaf for leaf in old}
     abs_wad = int(policy.tolerance_usd * WAD)
     rel = policy.tolerance_rel
@@ -90,6 +98,65 @@ def _accounts_moved(
         ):
             return True
     return False
+
+
+def _rows_moved(new: merkle.U8Array, old: merkle.U8Array, policy: PostPolicy) -> bool | None:
+    """:func:`_accounts_moved` on two builds' ACCOUNT leaf rows (``abi.encode``, shape
+    ``(n, 256)``), the same answer without a leaf object per row: iterating
+    :class:`AccountLeafRows` decodes and checks every leaf, ~25x the leaf-by-leaf loop on
+    tuples (2 x 100,000 leaves per epoch). Each new row is matched with the old row of its
+    account (the last one, as the loop's dict does); equal words are equal values, so only
+    the rows whose equity, IM or MM words differ are read as ints. None when an account id
+    does not fit 64 bits (the loop decides then)."""
+    if len(new) == 0:
+        return False
+    if len(old) == 0:
+        return True
+    # words: type tag, account, stateNonce, cumLo, cumHi, equity, im, mm (32 bytes each)
+    if new[:, 32:56].any() or old[:, 32:56].any():
+        return None
+    new_ids = new[:, 56:64].copy().view(">u8").ravel()
+    old_ids = old[:, 56:64].copy().view(">u8").ravel()
+    order = np.argsort(old_ids, kind="stable")
+    sorted_ids = old_ids[order]
+    at = np.searchsorted(sorted_ids, new_ids, side="right") - 1
+    if (at < 0).any() or (sorted_ids[np.maximum(at, 0)] != new_ids).any():
+        return True  # a new subaccount needs its leaf
+    prev = old[order[at]]
+    if (new[:, 64:160] != prev[:, 64:160]).any():
+        return True  # stateNonce, cumLo or cumHi changed on chain
+    changed = np.flatnonzero((new[:, 160:256] != prev[:, 160:256]).any(axis=1))
+    abs_wad = int(policy.tolerance_usd * WAD)
+    rel = policy.tolerance_rel
+    # in floats first (a few ulps off): a row is read as ints only when its move is within
+    # 1e-9 of the tolerance (or past it, to be sure of the answer)
+    unsure = np.zeros(len(changed), dtype=bool)
+    for w, signed in ((160, True), (192, False), (224, False)):
+        a = _word_floats(new[changed, w : w + 32], signed=signed)
+        b = _word_floats(prev[changed, w : w + 32], signed=signed)
+        move, tolerance = np.abs(a - b), abs_wad + rel * np.abs(b)
+        slack = 1e-9 * (np.abs(a) + np.abs(b)) + 1.0
+        unsure |= move >= tolerance - slack
+    words_new = new[changed[unsure], 160:256].tobytes()
+    words_old = prev[changed[unsure], 160:256].tobytes()
+    for k in range(0, len(words_new), 96):
+        for w, signed in ((0, True), (32, False), (64, False)):
+            a_int = int.from_bytes(words_new[k + w : k + w + 32], "big", signed=signed)
+            b_int = int.from_bytes(words_old[k + w : k + w + 32], "big", signed=signed)
+            if _moved(a_int, b_int, rel, abs_wad):
+                return True
+    return False
+
+
+def _word_floats(words: merkle.U8Array, *, signed: bool) -> npt.NDArray[np.float64]:
+    """32-byte big-endian words, shape ``(m, 32)``, as the nearest-ish float64 (a few ulps:
+    four 64-bit limbs rounded and summed); ``signed``: two's complement (int256)."""
+    negative = words[:, 0] >= 0x80 if signed else np.zeros(len(words), dtype=bool)
+    # a negative x is -(~x + 1), and ~x is the inverted bytes
+    magnitude = np.where(negative[:, None], 0xFF - words, words).astype(np.uint8)
+    limbs = np.ascontiguousarray(magnitude).view(">u8").astype(np.float64)
+    x = ((limbs[:, 0] * 2.0**64 + limbs[:, 1]) * 2.0**64 + limbs[:, 2]) * 2.0**64 + limbs[:, 3]
+    return np.where(negative, -(x + 1.0), x)
 
 
 def _instruments_moved(

@@ -5,16 +5,21 @@ and posts again on a deposit; the ``[post]`` config section."""
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from keeper.attestation import AccountLeaf, AccountLeafRows
 from keeper.chain import AccountState, Position
 from keeper.config import load_config
 from keeper.epoch_build import EpochBuild, compute_epoch
 from keeper.errors import ConfigError
 from keeper.metrics import KeeperMetrics
-from keeper.post_policy import PostPolicy, post_reason
+from keeper.post_policy import PostPolicy, _accounts_moved, post_reason
 from keeper.store import Store
 from risk_engine.units import WAD
 from scripts.pipeline_world import World, make_pipeline
@@ -161,3 +166,61 @@ def test_post_section_defaults_and_bounds(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             load_config(toml, env=env, require_keys=False)
         assert err.value.field.startswith(field), (bad, err.value.field)
+
+
+def _rows(leaves: list[AccountLeaf]) -> AccountLeafRows:
+    blob = b"".join(leaf.encode() for leaf in leaves)
+    return AccountLeafRows(np.frombuffer(blob, dtype=np.uint8).reshape(len(leaves), 256))
+
+
+_VALUE = st.one_of(
+    st.integers(-(10**30), 10**30),
+    st.sampled_from([0, 1, -1, WAD, -WAD, 2**255 - 1, -(2**255)]),
+)
+
+
+@settings(max_examples=300)
+@given(
+    old=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from([0, 7]), _VALUE, _VALUE, _VALUE),
+        min_size=0,
+        max_size=6,
+    ),
+    moves=st.lists(st.tuples(st.integers(0, 2), _VALUE, st.booleans()), max_size=4),
+    extra=st.sampled_from([None, 6, 2**64 + 1]),
+    rel=st.sampled_from([0.0, 0.001, 0.5]),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_account_rows_move_exactly_when_the_leaves_do(
+    old: list[tuple[int, int, int, int, int]],
+    moves: list[tuple[int, int, bool]],
+    extra: int | None,
+    rel: float,
+    shuffle: random.Random,
+) -> None:
+    """The column-wise check on the build's rows (``AccountLeafRows``) gives the
+    leaf-by-leaf loop's answer: moves just inside and past the tolerance, int256 extremes,
+    a new subaccount, a counter changed, a repeated id and ids past 64 bits."""
+
+    def leaf(a: int, nonce: int, e: int, i: int, m: int) -> AccountLeaf:
+        return AccountLeaf(a, nonce, 0, 0, e, abs(i), abs(m))
+
+    before = [leaf(*row) for row in old]
+    after = list(before)
+    for k, (field, value, near) in enumerate(moves):
+        if not after:
+            break
+        j = k % len(after)
+        prev = after[j]
+        base = abs([prev.equity, prev.im, prev.mm][field])
+        tolerance = WAD + rel * base  # tolerance_usd = 1: the move tried lands on its edge
+        step = int(tolerance) + (value % 3 - 1) if near else value
+        values = [prev.equity, prev.im, prev.mm]
+        values[field] = max(min(values[field] + step, 2**255 - 1), -(2**255) if field == 0 else 0)
+        after[j] = dataclasses.replace(prev, equity=values[0], im=values[1], mm=values[2])
+    if extra is not None:
+        after.append(leaf(extra, 0, 0, 0, 0))
+    shuffle.shuffle(after)
+    policy = PostPolicy(mode="on_change", tolerance_rel=rel, tolerance_usd=1.0)
+    expected = _accounts_moved(tuple(after), tuple(before), policy)
+    assert _accounts_moved(_rows(after), _rows(before), policy) is expected
