@@ -4,6 +4,11 @@ The direction is in the name and always goes against the account: requirements, 
 and shocks round UP, equity rounds DOWN. Conversions are exact: a float is a dyadic
 rational, so ``x * 10**18`` is computed in integers from ``float.as_integer_ratio`` and
 then floored or ceiled; no decimal or binary rounding is hidden in between.
+
+One conversion has no side: :func:`to_signed_wad_nearest`, for the risk vectors and
+aggregation parameters a dispute recomputes from (docs/margin-method.md §10). The chain
+compares what it computes from them with a tolerance, not with a bound, so they are
+rounded to the nearest WAD integer.
 """
 
 from __future__ import annotations
@@ -81,6 +86,17 @@ def to_signed_wad_down(x: float, *, field: str = "value") -> Wad:
     return Wad(w)
 
 
+def to_signed_wad_nearest(x: float, *, field: str = "value") -> Wad:
+    """The int256 WAD integer nearest to ``x * 1e18``, a tie rounded up (risk vectors,
+    aggregation parameters: compared with a tolerance, not a bound)."""
+    n, d = _ratio(x, field)
+    q, r = divmod(n * WAD, d)
+    w = q + (1 if 2 * r >= d else 0)
+    if not INT256_MIN <= w <= INT256_MAX:
+        raise InvalidInputError(field, "exceeds int256")
+    return Wad(w)
+
+
 def many_to_wad_up(xs: Iterable[float], *, field: str = "value") -> list[Wad]:
     """:func:`to_wad_up` of each element (``field[i]`` names a bad element)."""
     return [to_wad_up(float(x), field=f"{field}[{i}]") for i, x in enumerate(xs)]
@@ -106,6 +122,7 @@ __all__ = [
     "many_to_signed_wad_down",
     "many_to_wad_up",
     "to_signed_wad_down",
+    "to_signed_wad_nearest",
     "to_signed_wad_up",
     "to_wad_down",
     "to_wad_up",

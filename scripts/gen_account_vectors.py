@@ -6,8 +6,11 @@ also markets whose feed confidence is low), the file holds the epoch's aggregati
 the risk vector of every instrument (its row of ``RiskArrays``: mark, template losses, pads,
 basis, delta notional, per-unit charges) and ``ACCOUNTS_PER_MARKET`` random accounts (1 to 20
 positions over the market's instruments, collateral tokens as SPOT positions, cash) with the
-engine's ``compute_margin`` numbers. Forge (``tests/contracts/unit/AccountMarginVectors.t.sol``)
-recomputes every account with ``AccountMargin`` and reports the largest differences; pytest
+engine's ``compute_margin`` numbers and the ACCOUNT leaf values the keeper would post. Forge
+(``tests/contracts/unit/AccountMarginVectors.t.sol``) recomputes every account with
+``AccountMargin`` and reports the largest differences, and
+``tests/contracts/unit/AccountDispute.t.sol`` judges the posted values and checks the hash of
+every vector and of the parameters (``keeper/dispute_encoding.py``, written here); pytest
 (``tests/scripts/test_gen_account_vectors.py``) checks the files are current. The tolerance
 that follows is in docs/margin-method.md §10.
 
@@ -30,12 +33,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from keeper.dispute_encoding import AggregationParamsWad, RiskVectorWad, hash_params, hash_vector
 from risk_engine import build_risk_arrays, compute_margin, load_params
 from risk_engine.instruments import InstrumentKind, Portfolios
 from risk_engine.margin import MarginResult
 from risk_engine.market import MarketSnapshot
 from risk_engine.params import RiskParams
 from risk_engine.risk_arrays import RiskArrays
+from risk_engine.units import to_signed_wad_nearest
 from scripts.gen_black76_vectors import (
     N_MARKETS,
     exact_market,
@@ -57,9 +62,7 @@ WAD = 10**18
 
 def _wad(x: float) -> int:
     """The WAD integer nearest to the float ``x`` (exact: a float is a dyadic rational)."""
-    num, den = float(x).as_integer_ratio()
-    q, r = divmod(num * WAD, den)
-    return q + (1 if 2 * r >= den else 0)
+    return int(to_signed_wad_nearest(float(x)))
 
 
 def _s(values: Any) -> list[str]:
@@ -74,43 +77,43 @@ def _market(rng: np.random.Generator, m: int) -> MarketSnapshot:
 
 
 def _params(arrays: RiskArrays) -> dict[str, Any]:
-    """The aggregation weights and add-on parameters (AccountMargin's AggregationParams)."""
-    tree = arrays.tree
-    n_u = arrays.n_underlyings
-    merges = [c for c in tree.children[n_u:] if c is not None]
-    assert len(merges) == len(tree.members) - n_u
+    """The aggregation weights and add-on parameters (AccountMargin's AggregationParams) and
+    their hash (``AccountDispute.hashParams``)."""
+    p = AggregationParamsWad.from_arrays(arrays)
     return {
-        "nMm": arrays.scenarios.n_mm,
-        "imCopies": [str(int(k)) for k in arrays.scenarios.mm_boundary.tolist()],
-        "mmScale": str(_wad(arrays.mm_scale)),
-        "concentrationRate": _s(arrays.concentration_rate),
-        "concentrationThreshold": _s(arrays.concentration_threshold),
-        "nodeWeight": _s(tree.weight),
-        "left": [str(a) for a, _ in merges],
-        "right": [str(b) for _, b in merges],
+        "nMm": p.n_mm,
+        "imCopies": [str(k) for k in p.im_copies],
+        "mmScale": str(p.mm_scale),
+        "concentrationRate": [str(x) for x in p.concentration_rate],
+        "concentrationThreshold": [str(x) for x in p.concentration_threshold],
+        "nodeWeight": [str(x) for x in p.node_weight],
+        "left": [str(a) for a in p.left],
+        "right": [str(b) for b in p.right],
+        "hash": "0x" + hash_params(p).hex(),
     }
 
 
 def _instrument_vectors(arrays: RiskArrays) -> dict[str, Any]:
-    """Every instrument's risk vector (``RiskVector``), column-wise; pads flat, zeros when none."""
-    n_t = arrays.n_scenarios
+    """Every instrument's risk vector (``RiskVector``), column-wise; pads flat, zeros when none;
+    each vector's hash (``AccountDispute.hashVector``)."""
     n_scan = arrays.n_scan_columns
-    loss = arrays.loss
+    vectors = [RiskVectorWad.from_arrays(arrays, i) for i in range(arrays.n_instruments)]
     return {
         "n": arrays.n_instruments,
-        "nScenarios": n_t,
+        "nScenarios": arrays.n_scenarios,
         "nScan": n_scan,
-        "underlying": [str(int(u)) for u in arrays.underlying_index.tolist()],
-        "mark": _s(arrays.mark),
-        "loss": _s(loss[:, :n_t].ravel()),
-        "hasPad": [bool(b) for b in arrays.has_pad.tolist()],
-        "pad": _s(arrays.pad[:, :n_scan].ravel()),
-        "basisUp": _s(loss[:, arrays.col_basis_up]),
-        "basisDown": _s(loss[:, arrays.col_basis_down]),
-        "delta": _s(loss[:, arrays.col_delta]),
-        "minimumCharge": _s(arrays.minimum_charge),
-        "shortOptionCharge": _s(arrays.short_option_charge),
-        "notional": _s(arrays.unit_notional),
+        "underlying": [str(v.underlying) for v in vectors],
+        "mark": [str(v.mark) for v in vectors],
+        "loss": [str(x) for v in vectors for x in v.loss],
+        "hasPad": [bool(v.pad) for v in vectors],
+        "pad": [str(x) for v in vectors for x in (v.pad or (0,) * n_scan)],
+        "basisUp": [str(v.basis_up) for v in vectors],
+        "basisDown": [str(v.basis_down) for v in vectors],
+        "delta": [str(v.delta) for v in vectors],
+        "minimumCharge": [str(v.minimum_charge) for v in vectors],
+        "shortOptionCharge": [str(v.short_option_charge) for v in vectors],
+        "notional": [str(v.notional) for v in vectors],
+        "hash": ["0x" + hash_vector(v).hex() for v in vectors],
     }
 
 
@@ -147,6 +150,7 @@ def _portfolios(rng: np.random.Generator, arrays: RiskArrays) -> Portfolios:
 
 def _accounts(p: Portfolios, result: MarginResult) -> dict[str, Any]:
     pos = p.positions
+    leaf_equity, leaf_im, leaf_mm = result.to_wad_all()
     return {
         "n": p.n_accounts,
         "start": [str(int(x)) for x in pos.indptr.tolist()],
@@ -163,6 +167,11 @@ def _accounts(p: Portfolios, result: MarginResult) -> dict[str, Any]:
         "minimum": _s(result.minimum),
         "concentration": _s(result.concentration),
         "grossNotional": _s(result.gross_notional),
+        # what an honest ACCOUNT leaf posts: widened by the engine's pad, rounded against the
+        # account (MarginResult.to_wad_all); AccountDispute.judge must accept it
+        "leafEquity": [str(x) for x in leaf_equity],
+        "leafIm": [str(x) for x in leaf_im],
+        "leafMm": [str(x) for x in leaf_mm],
     }
 
 
@@ -182,7 +191,8 @@ def market_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> dict
 
 _COMMENT = (
     "written by scripts/gen_account_vectors.py; checked by "
-    "tests/contracts/unit/AccountMarginVectors.t.sol (docs/margin-method.md §10)"
+    "tests/contracts/unit/AccountMarginVectors.t.sol and AccountDispute.t.sol "
+    "(docs/margin-method.md §10)"
 )
 
 

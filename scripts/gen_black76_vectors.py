@@ -1,10 +1,12 @@
 """Write the on-chain recomputation vectors ``tests/vectors/black76/*.json`` (deterministic).
 
 Every expected value comes from the Python engine: single premiums from
-``risk_engine.pricing.black76``, instrument marks, per-unit scenario loss vectors, basis
-losses, delta notionals and continuous-range pads from ``risk_engine.build_risk_arrays`` on
-seeded markets. Forge (``tests/contracts/unit/Black76Vectors.t.sol``) recomputes each with
-``Black76``, ``ScenarioLoss`` and ``ContinuousRangePad`` and reports the largest differences; pytest
+``risk_engine.pricing.black76``, and every instrument's whole risk vector (its row of
+``risk_engine.build_risk_arrays`` on seeded markets: underlying, mark, per-unit scenario
+losses, continuous-range pads, basis losses, delta notional, minimum charge with the
+confidence add-on, short option minimum and unit notional). Forge
+(``tests/contracts/unit/Black76Vectors.t.sol``) recomputes each with ``Black76`` and
+``InstrumentVector`` and reports the largest differences per field; pytest
 (``tests/scripts/test_gen_black76_vectors.py``) checks the file is current. The tolerance
 that follows is in docs/margin-method.md §10.
 
@@ -20,6 +22,7 @@ Run: ``python -m scripts.gen_black76_vectors`` (``--check`` exits 1 if a file wo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -55,6 +58,9 @@ CHAIN_KIND = {
     InstrumentKind.SPOT: 3,
 }
 WAD = 10**18
+#: Feed confidence of the markets ``m % 3 == 2`` (BTC, ETH, SOL, GOV): below the threshold
+#: (0.55), exactly at it (no add-on: the engine's test is strict), none at all, above it.
+LOW_CONFIDENCE = (0.3, 0.55, 0.0, 0.9)
 
 
 def _wad(x: float) -> int:
@@ -87,6 +93,10 @@ class _Columns:
     basis_down: list[int] = field(default_factory=list)
     delta: list[int] = field(default_factory=list)
     pad: list[int] = field(default_factory=list)
+    underlying: list[int] = field(default_factory=list)
+    minimum_charge: list[int] = field(default_factory=list)
+    short_option_charge: list[int] = field(default_factory=list)
+    notional: list[int] = field(default_factory=list)
 
 
 def price_vectors(rng: np.random.Generator) -> dict[str, Any]:
@@ -214,10 +224,13 @@ def seeded_instruments(rng: np.random.Generator, market: MarketSnapshot) -> Inst
 
 
 def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> dict[str, Any]:
-    """Marks, scenario loss rows, basis losses, delta notionals and continuous-range pads (every
-    scan column, zeros for a perp or spot) of ``build_risk_arrays`` for seeded market ``m``."""
+    """Every instrument's risk vector of ``build_risk_arrays`` for seeded market ``m``: marks,
+    scenario loss rows, continuous-range pads (every scan column, zeros for a perp or spot),
+    basis losses, delta notionals and the per-unit charges, with the inputs they follow from."""
     cols = _Columns()
     market = exact_market(seeded_market(rng, m))
+    if m % 3 == 2:
+        market = dataclasses.replace(market, confidence=np.array(LOW_CONFIDENCE))
     inst = seeded_instruments(rng, market)
     arrays = build_risk_arrays(inst, market, params)
     scen = arrays.scenarios
@@ -265,7 +278,12 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         cols.basis_down.append(_wad(float(arrays.loss[i, arrays.col_basis_down])))
         cols.delta.append(_wad(float(arrays.loss[i, arrays.col_delta])))
         cols.pad.extend(_wad(float(x)) for x in arrays.pad[i, : scen.n_scan_columns].tolist())
+        cols.underlying.append(int(u))
+        cols.minimum_charge.append(_wad(float(arrays.minimum_charge[i])))
+        cols.short_option_charge.append(_wad(float(arrays.short_option_charge[i])))
+        cols.notional.append(_wad(float(arrays.unit_notional[i])))
     v = params.vol
+    confidence = market.confidence_or_full()
     return {
         "n": len(cols.kind),
         "nScenarios": len(fraction),
@@ -296,6 +314,16 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
             "minTenorDays": str(_wad(v.min_tenor_days)),
             "floor": str(_wad(v.floor)),
         },
+        "charges": {
+            "minimumRate": str(_wad(params.minimum.rate)),
+            "shortOptionMinimum": str(_wad(params.addons.short_option_minimum)),
+            "confidenceThreshold": str(_wad(params.confidence.threshold)),
+            "confidenceRate": str(_wad(params.confidence.rate)),
+        },
+        "underlyings": {
+            "spot": _s(map(_wad, market.spot.tolist())),
+            "confidence": _s(map(_wad, confidence.tolist())),
+        },
         "kind": [str(k) for k in cols.kind],
         "price": _s(cols.price),
         "strike": _s(cols.strike),
@@ -313,6 +341,10 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         "basisDown": [str(x) for x in cols.basis_down],
         "delta": [str(x) for x in cols.delta],
         "pad": [str(x) for x in cols.pad],
+        "underlying": [str(x) for x in cols.underlying],
+        "minimumCharge": _s(cols.minimum_charge),
+        "shortOptionCharge": _s(cols.short_option_charge),
+        "notional": _s(cols.notional),
     }
 
 

@@ -4,7 +4,8 @@ pragma solidity 0.8.28;
 import {FixedPoint} from "./FixedPoint.sol";
 
 /// @notice One instrument's risk vector: its row of risk_engine's RiskArrays (docs/margin-method.md
-/// §4), everything the aggregation of §5 reads per instrument. USD WAD per unit LONG unless said
+/// §4), everything the aggregation of §5 reads per instrument; InstrumentVector.riskVectorApprox
+/// recomputes it from the committed market inputs (§10). USD WAD per unit LONG unless said
 /// otherwise; positive = loss.
 struct RiskVector {
     uint256 underlying; // index into AggregationParams' per-underlying arrays (and tree leaves)
@@ -14,8 +15,8 @@ struct RiskVector {
     int256 basisUp; // loss per unit of the basis-up shock (ScenarioLoss.basisDeltaApprox)
     int256 basisDown; // loss per unit of the basis-down shock
     int256 delta; // delta notional per unit (USD)
-    uint256 minimumCharge; // per unit of |size|: minimum_charge.rate x spot + the confidence add-on
-    uint256 shortOptionCharge; // per unit short (0 unless an option)
+    uint256 minimumCharge; // per unit of |size|: minimum_charge.rate x spot + the confidence add-on (InstrumentVector)
+    uint256 shortOptionCharge; // per unit short (0 unless an option; InstrumentVector)
     uint256 notional; // spot of the underlying: gross notional of one unit (the tolerance's scale)
 }
 

@@ -71,7 +71,7 @@ struct BasisShock {
 /// vector recomputes (docs/margin-method.md §10).
 /// @dev Not directed: each entry is within the tolerance of docs/margin-method.md §10 of the
 /// engine's float64 value. `basisDeltaApprox` gives the basis and delta columns,
-/// ContinuousRangePad the pads; the per-unit add-on charges are not recomputed yet.
+/// ContinuousRangePad the pads, InstrumentVector the per-unit charges and the whole risk vector.
 library ScenarioLoss {
     /// @dev Declared here, not in Errors (the vault's ABI), until the vault calls this library.
     error ScenarioGridMismatch(uint256 fractions, uint256 volStates, uint256 covers);

@@ -20,7 +20,7 @@ from risk_engine import (
 )
 from risk_engine.leaves import wad_account_values, wad_account_values_many
 from risk_engine.synthetic import random_portfolios, synthetic_instruments, synthetic_market
-from risk_engine.units import UINT256_MAX, WAD, many_to_wad_up
+from risk_engine.units import UINT256_MAX, WAD, many_to_wad_up, to_signed_wad_nearest
 
 finite = st.floats(min_value=-1e30, max_value=1e30, allow_nan=False, allow_infinity=False)
 
@@ -41,6 +41,24 @@ def test_signed_rounding_is_exact_floor_and_ceil(x: float) -> None:
 def test_unsigned_up_never_below_and_down_never_above(x: float) -> None:
     exact = Fraction(x) * WAD
     assert to_wad_down(x) <= exact <= to_wad_up(x)
+
+
+@settings(max_examples=300, deadline=None)
+@given(finite)
+def test_nearest_is_within_half_a_wei_and_one_of_floor_and_ceil(x: float) -> None:
+    exact = Fraction(x) * WAD
+    w = to_signed_wad_nearest(x)
+    assert abs(w - exact) <= Fraction(1, 2)
+    assert w in (to_signed_wad_down(x), to_signed_wad_up(x))
+
+
+def test_nearest_rounds_a_tie_up() -> None:
+    # 2**-19 WAD = 1907348632812.5 exactly: a tie on either sign goes toward +inf
+    assert to_signed_wad_nearest(2.0**-19) == 1907348632813
+    assert to_signed_wad_nearest(-(2.0**-19)) == -1907348632812
+    assert to_signed_wad_nearest(0.1) == 100000000000000006  # 0.1000000000000000055511...
+    with pytest.raises(InvalidInputError, match="int256"):
+        to_signed_wad_nearest(float(UINT256_MAX), field="loss")
 
 
 def test_examples() -> None:

@@ -1,7 +1,10 @@
 """The Python side of the account recomputation vectors (tests/vectors/accounts/; forge checks the
 Solidity side in tests/contracts/unit/AccountMarginVectors.t.sol): the files are the engine's
 current output, the stored vectors and parameters alone give the stored numbers (the layout
-forge reads), and the accounts reach every term of the aggregation (docs/margin-method.md §10)."""
+forge reads), the stored hashes are those of the stored integers (keeper/dispute_encoding.py;
+forge's AccountDispute.t.sol recomputes them with AccountDispute), the stored leaf values are
+the engine's widened by its pad, and the accounts reach every term of the aggregation
+(docs/margin-method.md §10)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from keeper.dispute_encoding import AggregationParamsWad, RiskVectorWad, hash_params, hash_vector
 from scripts import gen_account_vectors as gen
 
 WAD = 10**18
@@ -86,6 +90,58 @@ def test_stored_vectors_and_parameters_give_the_stored_account_numbers(
         got = _recompute(f)
         for k in ("equity", "im", "mm"):
             assert np.all(np.abs(got[k] - _floats(acc[k])) <= 1e-12 * scale + 1e-14), k
+
+
+def test_stored_hashes_are_those_of_the_stored_integers(files: list[dict[str, Any]]) -> None:
+    for f in files:
+        p, ins = f["params"], f["instruments"]
+        params = AggregationParamsWad(
+            n_mm=p["nMm"],
+            im_copies=tuple(int(x) for x in p["imCopies"]),
+            mm_scale=int(p["mmScale"]),
+            concentration_rate=tuple(int(x) for x in p["concentrationRate"]),
+            concentration_threshold=tuple(int(x) for x in p["concentrationThreshold"]),
+            node_weight=tuple(int(x) for x in p["nodeWeight"]),
+            left=tuple(int(x) for x in p["left"]),
+            right=tuple(int(x) for x in p["right"]),
+        )
+        assert "0x" + hash_params(params).hex() == p["hash"]
+        n_t, n_scan = ins["nScenarios"], ins["nScan"]
+        for i in range(ins["n"]):
+            v = RiskVectorWad(
+                underlying=int(ins["underlying"][i]),
+                mark=int(ins["mark"][i]),
+                loss=tuple(int(x) for x in ins["loss"][i * n_t : (i + 1) * n_t]),
+                pad=tuple(int(x) for x in ins["pad"][i * n_scan : (i + 1) * n_scan])
+                if ins["hasPad"][i]
+                else (),
+                basis_up=int(ins["basisUp"][i]),
+                basis_down=int(ins["basisDown"][i]),
+                delta=int(ins["delta"][i]),
+                minimum_charge=int(ins["minimumCharge"][i]),
+                short_option_charge=int(ins["shortOptionCharge"][i]),
+                notional=int(ins["notional"][i]),
+            )
+            assert "0x" + hash_vector(v).hex() == ins["hash"][i]
+
+
+def test_stored_leaf_values_are_the_engines_widened_by_its_pad(
+    files: list[dict[str, Any]],
+) -> None:
+    for f in files:
+        acc = f["accounts"]
+        pad = 1e-12 * (_floats(acc["grossNotional"]) + np.abs(_floats(acc["cash"])))
+        for key, leaf, sign in (
+            ("equity", "leafEquity", -1),
+            ("im", "leafIm", 1),
+            ("mm", "leafMm", 1),
+        ):
+            engine = np.array([int(x) for x in acc[key]], dtype=object)
+            posted = np.array([int(x) for x in acc[leaf]], dtype=object)
+            moved = (posted - engine) * sign  # equity moves down, requirements up
+            # the pad, up to the float rounding of the widened value and two WAD roundings
+            slack = np.abs(engine.astype(float)) * 2.0**-52 + 2
+            assert np.all(np.abs(moved.astype(float) - pad * gen.WAD) <= slack), key
 
 
 def test_accounts_reach_every_term_of_the_aggregation(files: list[dict[str, Any]]) -> None:

@@ -1,6 +1,7 @@
 """The Python side of the on-chain recomputation vectors (tests/vectors/black76/; forge checks
 the Solidity side in tests/contracts/unit/Black76Vectors.t.sol): the files are the engine's
-current output, and they reach every branch of the on-chain code (docs/margin-method.md §10)."""
+current output, the stored charges follow from the stored inputs as the engine charges them,
+and the files reach every branch of the on-chain code (docs/margin-method.md §10)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from risk_engine.addons import confidence_rate
 from risk_engine.pricing import black76
 from scripts import gen_black76_vectors as gen
 
@@ -86,3 +88,37 @@ def test_instrument_vectors_reach_every_branch_of_the_scenario_loss() -> None:
             at_floor += smile <= floor
     # options valued at their payoff, moves floored at -max_down_move, smiles at the vol floor
     assert within_horizon > 0 and floored > 0 and at_floor > 0
+
+
+def test_stored_charges_follow_from_the_stored_spot_confidence_and_parameters() -> None:
+    for f in _instruments():
+        c, und = f["charges"], f["underlyings"]
+        spot = _floats(und["spot"])
+        conf = confidence_rate(
+            _floats(und["confidence"]),
+            int(c["confidenceThreshold"]) / WAD,
+            int(c["confidenceRate"]) / WAD,
+        )
+        u = np.array([int(x) for x in f["underlying"]])
+        option = np.isin(np.array([int(k) for k in f["kind"]]), (1, 2))
+        minimum = int(c["minimumRate"]) / WAD * spot[u] + conf[u] * spot[u]
+        short = np.where(option, int(c["shortOptionMinimum"]) / WAD * spot[u], 0.0)
+        np.testing.assert_allclose(_floats(f["minimumCharge"]), minimum, rtol=1e-15, atol=1e-18)
+        np.testing.assert_allclose(_floats(f["shortOptionCharge"]), short, rtol=1e-15, atol=1e-18)
+        np.testing.assert_array_equal(_floats(f["notional"]), spot[u])
+
+
+def test_instrument_vectors_reach_every_branch_of_the_charges() -> None:
+    files = _instruments()
+    threshold = {int(f["charges"]["confidenceThreshold"]) for f in files}
+    assert len(threshold) == 1
+    conf = {int(x) for f in files for x in f["underlyings"]["confidence"]}
+    # the add-on charged (below), not charged at the threshold exactly (strict) and above it
+    assert min(conf) < min(threshold) and min(threshold) in conf and WAD in conf
+    for f in files:
+        u = {int(x) for x in f["underlying"]}
+        assert u == set(range(len(f["underlyings"]["spot"])))
+    kinds = [int(k) for f in files for k in f["kind"]]
+    short = [int(x) for f in files for x in f["shortOptionCharge"]]
+    assert any(k in (1, 2) and s > 0 for k, s in zip(kinds, short, strict=True))
+    assert all(s == 0 for k, s in zip(kinds, short, strict=True) if k in (0, 3))

@@ -14,11 +14,12 @@ import {
     KIND_PERP
 } from "../../../contracts/libraries/ScenarioLoss.sol";
 import {PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
+import {ChargeParams, UnderlyingMarket, VectorParams} from "../../../contracts/libraries/InstrumentVector.sol";
 import {Black76Harness} from "../mocks/Black76Harness.sol";
 
 /// @notice Gas of the on-chain recomputation (docs/gas.md, docs/margin-method.md §10): one
-/// Black-76 premium, one N(x), and one instrument's scenario loss vector on the engine's 69-scenario
-/// template (read from tests/vectors/black76/instruments_00.json). Each figure is the execution gas
+/// Black-76 premium, one N(x), one instrument's scenario loss vector on the engine's 69-scenario
+/// template and one instrument's whole risk vector (read from tests/vectors/black76/instruments_00.json). Each figure is the execution gas
 /// of one call to Black76Harness (`vm.lastCallGas().gasTotalUsed`), calldata decoding included.
 contract Black76GasTest is Test {
     uint256 internal constant WAD = 1e18;
@@ -103,5 +104,46 @@ contract Black76GasTest is Test {
         assertLe(pads30, INSTRUMENT_GOAL);
         assertLe(call30, INSTRUMENT_GOAL);
         assertLe(put365, INSTRUMENT_GOAL);
+    }
+
+    function _calldataGas(bytes memory data) internal pure returns (uint256 gas) {
+        for (uint256 i; i < data.length; ++i) {
+            gas += data[i] == 0 ? 4 : 16;
+        }
+    }
+
+    /// @dev One whole risk vector (InstrumentVector.riskVectorApprox): its execution gas and the
+    /// intrinsic gas and size of its calldata (16 per non-zero byte, 4 per zero byte).
+    function _measureVector(InstrumentMarket memory m, UnderlyingMarket memory u)
+        internal
+        view
+        returns (uint256 execution, uint256 data, uint256 bytes_)
+    {
+        // default parameters (risk_engine/params/default.toml); the confidence add-on charged
+        VectorParams memory p =
+            VectorParams(grid, shock, BasisShock(1e16, 45e15), layout, ChargeParams(1e15, 3e15, 55e16, 2e16));
+        h.riskVector(m, u, p);
+        execution = vm.lastCallGas().gasTotalUsed;
+        bytes memory call = abi.encodeCall(Black76Harness.riskVector, (m, u, p));
+        data = _calldataGas(call);
+        bytes_ = call.length;
+    }
+
+    function test_gas_riskVector() public view {
+        UnderlyingMarket memory btc = UnderlyingMarket(0, 60_500e18, 4e17);
+        (uint256 call30, uint256 callData, uint256 callBytes) =
+            _measureVector(_btcOption(KIND_CALL, 60_000e18, 30 days), btc);
+        (uint256 within,,) = _measureVector(_btcOption(KIND_CALL, 60_000e18, 12 hours), btc);
+        InstrumentMarket memory perp = _btcOption(KIND_PERP, 0, 0);
+        perp.price = 61_000e18;
+        (uint256 perpGas, uint256 perpData, uint256 perpBytes) = _measureVector(perp, btc);
+        console2.log("whole risk vector, 30-day call: execution", call30);
+        console2.log("whole risk vector, 30-day call: calldata bytes", callBytes);
+        console2.log("whole risk vector, 30-day call: calldata gas", callData);
+        console2.log("whole risk vector, call expiring within the horizon: execution", within);
+        console2.log("whole risk vector, perp: execution", perpGas);
+        console2.log("whole risk vector, perp: calldata bytes", perpBytes);
+        console2.log("whole risk vector, perp: calldata gas", perpData);
+        assertLe(call30 + callData, INSTRUMENT_GOAL);
     }
 }

@@ -11,6 +11,8 @@ import {
     ScenarioLoss
 } from "../../../contracts/libraries/ScenarioLoss.sol";
 import {ContinuousRangePad, PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
+import {RiskVector} from "../../../contracts/libraries/AccountMargin.sol";
+import {InstrumentVector, UnderlyingMarket, VectorParams} from "../../../contracts/libraries/InstrumentVector.sol";
 
 /// @notice External entry points over the internal pricing libraries: each call runs in its own
 /// memory (the accuracy test makes thousands), and its gas is one call's (docs/gas.md).
@@ -52,5 +54,14 @@ contract Black76Harness {
     ) external pure returns (uint256[] memory pad) {
         (uint256 mark, int256[] memory loss) = ScenarioLoss.lossesApprox(m, g, v);
         return ContinuousRangePad.padsApprox(m, g, v, l, mark, loss);
+    }
+
+    /// @dev The whole risk vector, as a dispute of an instrument vector recomputes it.
+    function riskVector(InstrumentMarket calldata m, UnderlyingMarket calldata u, VectorParams calldata p)
+        external
+        pure
+        returns (RiskVector memory)
+    {
+        return InstrumentVector.riskVectorApprox(m, u, p);
     }
 }

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {Test} from "forge-std/Test.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {AggregationParams, Requirements, RiskVector} from "../../../contracts/libraries/AccountMargin.sol";
 import {AccountMarginHarness} from "../mocks/AccountMarginHarness.sol";
+import {AccountVectors} from "./AccountVectors.sol";
 
 /// @notice The on-chain account recomputation against the Python engine on the shared vectors of
 /// tests/vectors/accounts/ (scripts/gen_account_vectors.py): every account's equity, IM and MM
@@ -13,9 +13,7 @@ import {AccountMarginHarness} from "../mocks/AccountMarginHarness.sol";
 /// differences are logged (-vv), also those in the account's favour alone (the float engine's own
 /// rounding can leave the chain's number a few ulps on the account's side). Each market file is
 /// checked in its own external call, so that its parsed arrays are freed before the next.
-contract AccountMarginVectorsTest is Test {
-    string internal constant DIR = "tests/vectors/accounts/";
-    uint256 internal constant N_FILES = 12;
+contract AccountMarginVectorsTest is AccountVectors {
     /// @dev docs/margin-method.md §10: |chain - engine| <= TOL_SCALE x (gross notional + |cash|) + TOL_WEI.
     uint256 internal constant TOL_SCALE = 1e6; // 1e-12, in WAD
     uint256 internal constant TOL_WEI = 1e4; // 1e-14 USD
@@ -32,39 +30,6 @@ contract AccountMarginVectorsTest is Test {
         uint256 rel; // largest |chain - engine| / |engine| where |engine| >= 1e-9 of the scale (WAD)
         uint256 favour; // largest difference in the account's favour (a requirement below the engine's, equity above)
         uint256 n;
-    }
-
-    struct Instruments {
-        uint256[] underlying;
-        uint256[] mark;
-        int256[] loss;
-        bool[] hasPad;
-        uint256[] pad;
-        int256[] basisUp;
-        int256[] basisDown;
-        int256[] delta;
-        uint256[] minimumCharge;
-        uint256[] shortOptionCharge;
-        uint256[] notional;
-        uint256 nScenarios;
-        uint256 nScan;
-    }
-
-    struct Accounts {
-        uint256[] start;
-        uint256[] instrument;
-        int256[] size;
-        int256[] cash;
-        int256[] equity;
-        uint256[] im;
-        uint256[] mm;
-        uint256[] scanIm;
-        uint256[] scanMm;
-        uint256[] basis;
-        uint256[] shortOption;
-        uint256[] minimum;
-        uint256[] concentration;
-        uint256[] grossNotional;
     }
 
     /// @dev The worst differences of one file: equity, IM, MM, then the terms (scan IM, scan MM,
@@ -132,8 +97,7 @@ contract AccountMarginVectorsTest is Test {
         vm.pauseGasMetering();
         FileWorst memory all;
         for (uint256 f; f < N_FILES; ++f) {
-            string memory name = string.concat(DIR, "accounts_", f < 10 ? "0" : "", vm.toString(f), ".json");
-            FileWorst memory w = this.checkFile(name);
+            FileWorst memory w = this.checkFile(_file(f));
             _merge(all.equity, w.equity);
             _merge(all.im, w.im);
             _merge(all.mm, w.mm);
@@ -177,14 +141,8 @@ contract AccountMarginVectorsTest is Test {
         RiskVector[] memory all,
         AggregationParams memory p
     ) internal view {
-        uint256 n = a.start[i + 1] - a.start[i];
-        int256[] memory sizes = new int256[](n);
-        RiskVector[] memory vectors = new RiskVector[](n);
-        for (uint256 j; j < n; ++j) {
-            sizes[j] = a.size[a.start[i] + j];
-            vectors[j] = all[a.instrument[a.start[i] + j]];
-        }
-        w.positions += n;
+        (int256[] memory sizes, RiskVector[] memory vectors) = _book(a, i, all);
+        w.positions += sizes.length;
         (int256 equity, Requirements memory r) = h.account(a.cash[i], sizes, vectors, p);
         uint256 scale = a.grossNotional[i] + _abs(a.cash[i]);
         _record(w.equity, equity, a.equity[i], scale, false, "equity", i);
@@ -196,77 +154,5 @@ contract AccountMarginVectorsTest is Test {
         _record(w.terms, int256(r.shortOptionUp), int256(a.shortOption[i]), scale, true, "short option", i);
         _record(w.terms, int256(r.minimumUp), int256(a.minimum[i]), scale, true, "minimum", i);
         _record(w.terms, int256(r.concentrationUp), int256(a.concentration[i]), scale, true, "concentration", i);
-    }
-
-    function _params(string memory json) internal pure returns (AggregationParams memory p) {
-        p.nMm = vm.parseJsonUint(json, ".params.nMm");
-        p.imCopies = vm.parseJsonUintArray(json, ".params.imCopies");
-        p.mmScale = vm.parseJsonUint(json, ".params.mmScale");
-        p.concentrationRate = vm.parseJsonUintArray(json, ".params.concentrationRate");
-        p.concentrationThreshold = vm.parseJsonUintArray(json, ".params.concentrationThreshold");
-        p.nodeWeight = vm.parseJsonUintArray(json, ".params.nodeWeight");
-        p.left = vm.parseJsonUintArray(json, ".params.left");
-        p.right = vm.parseJsonUintArray(json, ".params.right");
-    }
-
-    function _instruments(string memory json) internal pure returns (Instruments memory c) {
-        c.nScenarios = vm.parseJsonUint(json, ".instruments.nScenarios");
-        c.nScan = vm.parseJsonUint(json, ".instruments.nScan");
-        c.underlying = vm.parseJsonUintArray(json, ".instruments.underlying");
-        c.mark = vm.parseJsonUintArray(json, ".instruments.mark");
-        c.loss = vm.parseJsonIntArray(json, ".instruments.loss");
-        c.hasPad = vm.parseJsonBoolArray(json, ".instruments.hasPad");
-        c.pad = vm.parseJsonUintArray(json, ".instruments.pad");
-        c.basisUp = vm.parseJsonIntArray(json, ".instruments.basisUp");
-        c.basisDown = vm.parseJsonIntArray(json, ".instruments.basisDown");
-        c.delta = vm.parseJsonIntArray(json, ".instruments.delta");
-        c.minimumCharge = vm.parseJsonUintArray(json, ".instruments.minimumCharge");
-        c.shortOptionCharge = vm.parseJsonUintArray(json, ".instruments.shortOptionCharge");
-        c.notional = vm.parseJsonUintArray(json, ".instruments.notional");
-    }
-
-    /// @dev One RiskVector per instrument; a linear instrument's pad is empty (it has none).
-    function _vectors(Instruments memory c) internal pure returns (RiskVector[] memory v) {
-        uint256 n = c.mark.length;
-        v = new RiskVector[](n);
-        for (uint256 i; i < n; ++i) {
-            int256[] memory loss = new int256[](c.nScenarios);
-            for (uint256 k; k < c.nScenarios; ++k) {
-                loss[k] = c.loss[i * c.nScenarios + k];
-            }
-            uint256[] memory pad = new uint256[](c.hasPad[i] ? c.nScan : 0);
-            for (uint256 k; k < pad.length; ++k) {
-                pad[k] = c.pad[i * c.nScan + k];
-            }
-            v[i] = RiskVector({
-                underlying: c.underlying[i],
-                mark: c.mark[i],
-                loss: loss,
-                pad: pad,
-                basisUp: c.basisUp[i],
-                basisDown: c.basisDown[i],
-                delta: c.delta[i],
-                minimumCharge: c.minimumCharge[i],
-                shortOptionCharge: c.shortOptionCharge[i],
-                notional: c.notional[i]
-            });
-        }
-    }
-
-    function _accounts(string memory json) internal pure returns (Accounts memory a) {
-        a.start = vm.parseJsonUintArray(json, ".accounts.start");
-        a.instrument = vm.parseJsonUintArray(json, ".accounts.instrument");
-        a.size = vm.parseJsonIntArray(json, ".accounts.size");
-        a.cash = vm.parseJsonIntArray(json, ".accounts.cash");
-        a.equity = vm.parseJsonIntArray(json, ".accounts.equity");
-        a.im = vm.parseJsonUintArray(json, ".accounts.im");
-        a.mm = vm.parseJsonUintArray(json, ".accounts.mm");
-        a.scanIm = vm.parseJsonUintArray(json, ".accounts.scanIm");
-        a.scanMm = vm.parseJsonUintArray(json, ".accounts.scanMm");
-        a.basis = vm.parseJsonUintArray(json, ".accounts.basis");
-        a.shortOption = vm.parseJsonUintArray(json, ".accounts.shortOption");
-        a.minimum = vm.parseJsonUintArray(json, ".accounts.minimum");
-        a.concentration = vm.parseJsonUintArray(json, ".accounts.concentration");
-        a.grossNotional = vm.parseJsonUintArray(json, ".accounts.grossNotional");
     }
 }

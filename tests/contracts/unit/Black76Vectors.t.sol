@@ -5,27 +5,29 @@ import {Test} from "forge-std/Test.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {Black76} from "../../../contracts/libraries/Black76.sol";
+import {BasisShock, InstrumentMarket, ScenarioGrid, VolShock} from "../../../contracts/libraries/ScenarioLoss.sol";
+import {PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
+import {RiskVector} from "../../../contracts/libraries/AccountMargin.sol";
 import {
-    BasisShock,
-    InstrumentMarket,
-    ScenarioGrid,
-    VolShock,
-    ScenarioLoss
-} from "../../../contracts/libraries/ScenarioLoss.sol";
-import {ContinuousRangePad, PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
+    ChargeParams,
+    InstrumentVector,
+    UnderlyingMarket,
+    VectorParams
+} from "../../../contracts/libraries/InstrumentVector.sol";
 
-/// @notice The on-chain Black-76 and scenario loss vectors against the Python engine on the shared
-/// vectors of tests/vectors/black76/ (scripts/gen_black76_vectors.py). Every result must lie
-/// within the tolerance of docs/margin-method.md §10; the largest differences are logged (-vv).
+/// @notice The on-chain Black-76 and instruments' whole risk vectors (InstrumentVector.riskVectorApprox)
+/// against the Python engine on the shared vectors of tests/vectors/black76/
+/// (scripts/gen_black76_vectors.py). Every field must lie within the tolerance of
+/// docs/margin-method.md §10; the largest differences per field are logged (-vv).
 /// Each instrument file is checked in its own external call, so that its parsed arrays (forge
 /// copies the whole file into memory at every parse) are freed before the next.
 contract Black76VectorsTest is Test {
     string internal constant DIR = "tests/vectors/black76/";
     uint256 internal constant N_INSTRUMENT_FILES = 12;
     /// @dev The tolerance of docs/margin-method.md §10: |chain - engine| <= TOL_SCALE x the
-    /// instrument's price scale (the forward for an option, the price for a perp or spot) + TOL_WEI.
-    uint256 internal constant TOL_SCALE = 1e6; // 1e-12 of the scale, in WAD
-    uint256 internal constant TOL_WEI = 1e4; // 1e-14 USD
+    /// price scale (InstrumentVector.toleranceScale for an instrument) + TOL_WEI.
+    uint256 internal constant TOL_SCALE = InstrumentVector.TOLERANCE_PER_SCALE; // 1e-12 of the scale, in WAD
+    uint256 internal constant TOL_WEI = InstrumentVector.TOLERANCE_WEI; // 1e-14 USD
 
     struct Worst {
         uint256 abs; // largest |chain - engine| (USD WAD)
@@ -133,6 +135,10 @@ contract Black76VectorsTest is Test {
         int256[] basisDown;
         int256[] delta;
         uint256[] pad;
+        uint256[] underlying;
+        uint256[] minimumCharge;
+        uint256[] shortOptionCharge;
+        uint256[] notional;
     }
 
     function _columns(string memory json) internal pure returns (Columns memory c) {
@@ -153,6 +159,10 @@ contract Black76VectorsTest is Test {
         c.basisDown = vm.parseJsonIntArray(json, ".instruments.basisDown");
         c.delta = vm.parseJsonIntArray(json, ".instruments.delta");
         c.pad = vm.parseJsonUintArray(json, ".instruments.pad");
+        c.underlying = vm.parseJsonUintArray(json, ".instruments.underlying");
+        c.minimumCharge = vm.parseJsonUintArray(json, ".instruments.minimumCharge");
+        c.shortOptionCharge = vm.parseJsonUintArray(json, ".instruments.shortOptionCharge");
+        c.notional = vm.parseJsonUintArray(json, ".instruments.notional");
     }
 
     function _market(Columns memory c, uint256 i) internal pure returns (InstrumentMarket memory) {
@@ -177,83 +187,126 @@ contract Black76VectorsTest is Test {
         into.n += w.n;
     }
 
-    function test_vectors_scenarioLosses() public {
-        // 1,080 vectors with their pads exceed a test's gas limit; gas: tests/contracts/gas/Black76Gas.t.sol
+    function test_vectors_instrumentRiskVectors() public {
+        // 1,080 whole vectors exceed a test's gas limit; gas: tests/contracts/gas/Black76Gas.t.sol
         vm.pauseGasMetering();
-        Worst memory wMark;
-        Worst memory wLoss;
-        Worst memory wBasis;
-        Worst memory wPad;
-        uint256 instruments;
+        Worsts memory all;
         for (uint256 f; f < N_INSTRUMENT_FILES; ++f) {
             string memory name = string.concat(DIR, "instruments_", f < 10 ? "0" : "", vm.toString(f), ".json");
             Worsts memory w = this.checkInstrumentFile(name);
-            _merge(wMark, w.mark);
-            _merge(wLoss, w.loss);
-            _merge(wBasis, w.basis);
-            _merge(wPad, w.pad);
-            instruments += w.mark.n;
+            _merge(all.mark, w.mark);
+            _merge(all.loss, w.loss);
+            _merge(all.pad, w.pad);
+            _merge(all.basisUp, w.basisUp);
+            _merge(all.basisDown, w.basisDown);
+            _merge(all.delta, w.delta);
+            _merge(all.minimumCharge, w.minimumCharge);
+            _merge(all.shortOptionCharge, w.shortOptionCharge);
+            _merge(all.notional, w.notional);
+            all.underlying += w.underlying;
         }
-        assertGe(instruments, 1000);
-        _log("instrument marks", wMark);
-        _log("scenario losses", wLoss);
-        _log("basis losses and delta notionals", wBasis);
-        _log("continuous-range pads (options)", wPad);
+        assertGe(all.mark.n, 1000);
+        assertEq(all.underlying, all.mark.n);
+        console2.log("instrument risk vectors (underlying index: exact)", all.underlying);
+        _log("mark", all.mark);
+        _log("scenario losses", all.loss);
+        _log("continuous-range pads (options)", all.pad);
+        _log("basis-up losses", all.basisUp);
+        _log("basis-down losses", all.basisDown);
+        _log("delta notionals", all.delta);
+        _log("minimum charges (with the confidence add-on)", all.minimumCharge);
+        _log("short option minimums", all.shortOptionCharge);
+        _log("unit notionals", all.notional);
     }
 
-    /// @notice Every instrument of one file: its mark, its scenario losses, its basis losses, its
-    /// delta notional and an option's pads (external: see above).
+    /// @notice Every instrument of one file: its whole risk vector, field by field (external: see
+    /// above).
     function checkInstrumentFile(string memory path) external view returns (Worsts memory w) {
         string memory json = vm.readFile(path);
         File memory f;
-        (f.g, f.v) = _grid(json);
+        (f.p.grid, f.p.vol) = _grid(json);
         f.c = _columns(json);
-        f.bs = BasisShock({
+        f.p.basis = BasisShock({
             perp: vm.parseJsonUint(json, ".instruments.basis.perp"),
             forwardPerSqrtYear: vm.parseJsonUint(json, ".instruments.basis.forwardPerSqrtYear")
         });
-        f.layout = _layout(json);
+        f.p.layout = _layout(json);
+        f.p.charges = ChargeParams({
+            minimumRate: vm.parseJsonUint(json, ".instruments.charges.minimumRate"),
+            shortOptionMinimum: vm.parseJsonUint(json, ".instruments.charges.shortOptionMinimum"),
+            confidenceThreshold: vm.parseJsonUint(json, ".instruments.charges.confidenceThreshold"),
+            confidenceRate: vm.parseJsonUint(json, ".instruments.charges.confidenceRate")
+        });
+        f.spot = vm.parseJsonUintArray(json, ".instruments.underlyings.spot");
+        f.confidence = vm.parseJsonUintArray(json, ".instruments.underlyings.confidence");
         uint256 n = f.c.kind.length;
         assertGt(n, 0);
-        assertEq(f.c.loss.length, n * f.g.fraction.length);
+        assertEq(f.c.loss.length, n * f.p.grid.fraction.length);
         for (uint256 i; i < n; ++i) {
             _checkInstrument(f, i, w);
         }
     }
 
+    /// @dev The worst differences per field of RiskVector (the underlying index: exact matches).
     struct Worsts {
         Worst mark;
         Worst loss;
-        Worst basis;
         Worst pad;
+        Worst basisUp;
+        Worst basisDown;
+        Worst delta;
+        Worst minimumCharge;
+        Worst shortOptionCharge;
+        Worst notional;
+        uint256 underlying;
     }
 
     /// @dev One file's parsed inputs (a struct: the checks would not fit the stack otherwise).
     struct File {
-        ScenarioGrid g;
-        VolShock v;
+        VectorParams p;
         Columns c;
-        BasisShock bs;
-        PadLayout layout;
+        uint256[] spot; // per underlying
+        uint256[] confidence; // per underlying
     }
 
     function _checkInstrument(File memory f, uint256 i, Worsts memory w) internal pure {
         Columns memory c = f.c;
-        uint256 nScen = f.g.fraction.length;
-        f.g.range = c.range[i];
-        (uint256 mark, int256[] memory loss) = ScenarioLoss.lossesApprox(_market(c, i), f.g, f.v);
-        // the scale: the forward (option) or price (perp, spot), or the strike if larger
-        uint256 scale = c.kind[i] == 1 || c.kind[i] == 2 ? c.forward[i] : c.price[i];
-        if (c.strike[i] > scale) scale = c.strike[i];
-        _record(w.mark, int256(mark), int256(c.mark[i]), scale, "mark of instrument", i);
+        uint256 u = c.underlying[i];
+        f.p.grid.range = c.range[i];
+        InstrumentMarket memory m = _market(c, i);
+        RiskVector memory v = InstrumentVector.riskVectorApprox(
+            m, UnderlyingMarket({index: u, spot: f.spot[u], confidence: f.confidence[u]}), f.p
+        );
+        uint256 scale = InstrumentVector.toleranceScale(m);
+        assertEq(v.underlying, u, "underlying");
+        ++w.underlying;
+        _record(w.mark, int256(v.mark), int256(c.mark[i]), scale, "mark of instrument", i);
+        uint256 nScen = f.p.grid.fraction.length;
+        assertEq(v.loss.length, nScen);
         for (uint256 s; s < nScen; ++s) {
-            _record(w.loss, loss[s], c.loss[i * nScen + s], scale, "loss of instrument", i);
+            _record(w.loss, v.loss[s], c.loss[i * nScen + s], scale, "loss of instrument", i);
         }
-        (int256 up, int256 down, int256 delta) = ScenarioLoss.basisDeltaApprox(_market(c, i), f.bs, f.v.floor);
-        _record(w.basis, up, c.basisUp[i], scale, "basis up of instrument", i);
-        _record(w.basis, down, c.basisDown[i], scale, "basis down of instrument", i);
-        _record(w.basis, delta, c.delta[i], scale, "delta of instrument", i);
-        _checkPads(w.pad, f, i, mark, loss, scale);
+        _checkPads(w.pad, f, i, v.pad, scale);
+        _record(w.basisUp, v.basisUp, c.basisUp[i], scale, "basis up of instrument", i);
+        _record(w.basisDown, v.basisDown, c.basisDown[i], scale, "basis down of instrument", i);
+        _record(w.delta, v.delta, c.delta[i], scale, "delta of instrument", i);
+        _record(
+            w.minimumCharge,
+            int256(v.minimumCharge),
+            int256(c.minimumCharge[i]),
+            scale,
+            "minimum charge of instrument",
+            i
+        );
+        _record(
+            w.shortOptionCharge,
+            int256(v.shortOptionCharge),
+            int256(c.shortOptionCharge[i]),
+            scale,
+            "short option minimum of instrument",
+            i
+        );
+        _record(w.notional, int256(v.notional), int256(c.notional[i]), scale, "notional of instrument", i);
     }
 
     function _layout(string memory json) internal pure returns (PadLayout memory l) {
@@ -265,15 +318,13 @@ contract Black76VectorsTest is Test {
     }
 
     /// @dev An option's pads against the engine's; a perp or spot has none (engine: zeros).
-    function _checkPads(Worst memory w, File memory f, uint256 i, uint256 mark, int256[] memory loss, uint256 scale)
-        internal
-        pure
-    {
-        uint256[] memory pad = ContinuousRangePad.padsApprox(_market(f.c, i), f.g, f.v, f.layout, mark, loss);
-        uint256 nScan = loss.length + f.layout.imCopies.length;
+    function _checkPads(Worst memory w, File memory f, uint256 i, uint256[] memory pad, uint256 scale) internal pure {
+        uint256 nScan = f.p.grid.fraction.length + f.p.layout.imCopies.length;
+        bool option = f.c.kind[i] == 1 || f.c.kind[i] == 2;
+        assertEq(pad.length, option ? nScan : 0, "pad length");
         for (uint256 k; k < nScan; ++k) {
             uint256 engine = f.c.pad[i * nScan + k];
-            if (pad.length == 0) {
+            if (!option) {
                 assertEq(engine, 0, "pad of a linear instrument");
                 continue;
             }
