@@ -231,9 +231,9 @@ contract MarginVault is IMarginVault, VaultBase {
         uint256 balance = a.collateral[token];
         a.collateral[token] = balance + amount;
         _commitCollateral(a, token, balance, balance + amount);
+        emit Events.CollateralUpdated(account, token, balance + amount); // before the bounds' delta
         (int256 lo, int256 hi) = _collateralBounds(c, amount, true);
         _addBounds(account, a, lo, hi);
-        emit Events.CollateralUpdated(account, token, balance + amount);
         emit Events.Deposited(account, token, amount);
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -318,7 +318,9 @@ contract MarginVault is IMarginVault, VaultBase {
         if (cashDelta != 0) _commitCash(a, a.cash - cashDelta);
         // Price-free (the payoff is exact): not a bound change, so anyone's settle call
         // cannot hold back the account's withdrawals (docs/protocol.md §5).
-        a.cumLo += MarginBounds.roundingLo();
+        int256 lo0 = a.cumLo;
+        a.cumLo = lo0 + MarginBounds.roundingLo();
+        _commitBounds(a, lo0, a.cumHi);
         _emitAccount(account, a);
         emit Events.OptionSettled(account, id, size, st.settlementPrice, cashDelta);
     }

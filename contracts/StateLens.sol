@@ -27,7 +27,7 @@ contract StateLens is IStateLens {
         IMarginVault v = IMarginVault(vault);
         StateChain.Live memory live;
         live.word = v.stateChain(account);
-        (live.cash,,,, live.instruments, live.sizes, live.fundingIndices, live.balances) = v.accountState(account);
+        (live.cash,, live.cumLo, live.cumHi, live.instruments, live.sizes, live.fundingIndices, live.balances) = v.accountState(account);
         live.tokens = v.tokens();
         return StateChain.prove(live, seq, chainAtSeq, state, deltas);
     }

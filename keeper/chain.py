@@ -72,7 +72,13 @@ from web3.types import BlockData, BlockParams, FilterParams, RPCEndpoint
 from keeper.abi import erc20_abi, vault_abi
 from keeper.errors import ChainCallError, ChainMismatchError, ChainResetError
 from keeper.retry import RetryPolicy, call_with_retry
-from keeper.state_chain import FUNDING_APPLIED_TOPIC, CommittedState, delta_of_event, step
+from keeper.state_chain import (
+    FUNDING_APPLIED_TOPIC,
+    ROUNDING_LO,
+    CommittedState,
+    deltas_of_event,
+    step,
+)
 from keeper.store import Store, SubaccountRecord
 from keeper.view_batch import ViewCall, ViewFunctions, read_batch
 from risk_engine.units import WAD
@@ -408,6 +414,8 @@ class _Book:
                     ((t, b) for t, b in self.collateral.items() if b), key=lambda x: int(x[0], 16)
                 )
             ),
+            self.cum_lo,
+            self.cum_hi,
         )
 
     def set_position(self, instrument: int, size: int, funding_index: int) -> None:
@@ -768,14 +776,19 @@ class ChainAdapter:
             book = st.books[account] = _Book()
         st.frozen.pop(account, None)
         if book.word is not None:
-            d = delta_of_event(
-                book.cash, book.position, lambda t: book.collateral.get(t, 0), topics, data
-            )
-            if d is not None:
+            for d in deltas_of_event(
+                book.cash,
+                (book.cum_lo, book.cum_hi),
+                book.position,
+                lambda t: book.collateral.get(t, 0),
+                topics,
+                data,
+            ):
                 book.word = step(book.word, d)
         words = [data[2 + 64 * i : 66 + 64 * i] for i in range((len(data) - 2) // 64)]
         if topics[0] == FUNDING_APPLIED_TOPIC:  # (payment, fundingIndex): the AccountUpdated
             book.cash -= _signed(words[0])  # that follows shows this cash too
+            book.cum_lo += ROUNDING_LO  # and these bounds
         elif topics[0] == _ACCOUNT_TOPIC:  # (cash, cumLo, cumHi, stateNonce)
             book.cash, book.cum_lo, book.cum_hi = (_signed(w) for w in words[:3])
             book.state_nonce = int(words[3], 16)

@@ -1,8 +1,9 @@
 """The vault's state chain off chain (docs/protocol.md §9), exactly as
 ``contracts/libraries/StateChain.sol``.
 
-Every change of a subaccount's cash, of one of its positions (size, funding index) or of one
-of its collateral balances is a :class:`StateDelta` ``(kind, key, old, new)``; the vault folds
+Every change of a subaccount's cash, of one of its positions (size, funding index), of one
+of its collateral balances or of its running bounds (``cumLo``, ``cumHi``) is a
+:class:`StateDelta` ``(kind, key, old, new)``; the vault folds
 each into the subaccount's chain word, one storage word: the high 24 bytes a hash chain, the
 low 8 bytes the number of deltas so far (the state sequence number)::
 
@@ -13,12 +14,14 @@ ACCOUNT leaf will commit; :class:`StateChainBook` rebuilds one subaccount's chai
 vault's events, taking each delta's old value from its own running state:
 
 - ``FundingApplied(account, instrument, payment, index)``: a cash delta ``cash -> cash -
-  payment`` (the ``PositionUpdated`` that follows is the position's delta);
+  payment``, then a bounds delta ``cumLo -> cumLo + ROUNDING_LO`` (the 1-wei rounding; the
+  ``PositionUpdated`` that follows is the position's delta);
 - ``PositionUpdated(account, instrument, size, index)``: a position delta, a closed position
   being ``(0, 0)``;
 - ``CollateralUpdated(account, token, balance)``: a collateral delta;
-- ``AccountUpdated(account, cash, ...)``: a cash delta when ``cash`` differs from the running
-  cash (every other cash change is shown first by one of these).
+- ``AccountUpdated(account, cash, cumLo, cumHi, ...)``: a cash delta when ``cash`` differs
+  from the running cash, then a bounds delta when ``(cumLo, cumHi)`` differs from the running
+  bounds (every other change of either is shown first by one of these).
 
 The vault commits the deltas in this order (``VaultBase._commit`` sits next to each event), so
 the same log gives the same chain. The funding index of a position that is not open is not
@@ -36,12 +39,14 @@ from eth_utils.crypto import keccak
 
 __all__ = [
     "CASH",
+    "BOUNDS",
     "COLLATERAL",
     "FUNDING_APPLIED_TOPIC",
     "POSITION",
+    "ROUNDING_LO",
     "STATE_CHAIN_TOPICS",
     "books_from_logs",
-    "delta_of_event",
+    "deltas_of_event",
     "CommittedState",
     "StateChainBook",
     "StateDelta",
@@ -55,6 +60,10 @@ __all__ = [
 CASH = 1  # key 0, value (cash, 0)
 POSITION = 2  # key instrument id, value (size, funding index); (0, 0) when closed
 COLLATERAL = 3  # key uint160(token), value (balance, 0)
+BOUNDS = 4  # key 0, value (cumLo, cumHi)
+#: What the vault adds to cumLo when it applies funding or settles an option
+#: (``MarginBounds.roundingLo``).
+ROUNDING_LO = -1
 
 _SEQ_MASK = (1 << 64) - 1
 _WORD = 1 << 256
@@ -98,15 +107,22 @@ class CommittedState:
     ``positions`` ``(instrument, size, funding_index)`` by ascending instrument, sizes != 0;
     ``collateral`` ``(token, amount)`` by ascending token address, amounts != 0. Cash and the
     funding index WAD, amounts in token decimals; ``token`` a checksummed or lowercase
-    address."""
+    address; ``cum_lo``/``cum_hi`` the running bounds (WAD USD; last here, first after the cash
+    in the ABI and in H(S))."""
 
     cash: int
     positions: tuple[tuple[int, int, int], ...] = ()
     collateral: tuple[tuple[str, int], ...] = ()
+    cum_lo: int = 0
+    cum_hi: int = 0
 
-    def to_abi(self) -> tuple[int, list[tuple[int, int, int]], list[tuple[Any, int]]]:
+    def to_abi(
+        self,
+    ) -> tuple[int, int, int, list[tuple[int, int, int]], list[tuple[Any, int]]]:
         return (
             self.cash,
+            self.cum_lo,
+            self.cum_hi,
             list(self.positions),
             [(to_checksum_address(t), a) for t, a in self.collateral],
         )
@@ -140,9 +156,9 @@ def step(word: bytes, d: StateDelta) -> bytes:
 
 
 def hash_state(s: CommittedState) -> bytes:
-    """H(S) = keccak256(cash ‖ P ‖ (instrument ‖ size ‖ index) x P ‖ K ‖ (token ‖ amount) x K),
-    each a 32-byte word (``StateChain.hashState``)."""
-    parts = [_word(s.cash), _word(len(s.positions))]
+    """H(S) = keccak256(cash ‖ cumLo ‖ cumHi ‖ P ‖ (instrument ‖ size ‖ index) x P ‖ K ‖
+    (token ‖ amount) x K), each a 32-byte word (``StateChain.hashState``)."""
+    parts = [_word(s.cash), _word(s.cum_lo), _word(s.cum_hi), _word(len(s.positions))]
     for instrument, size, index in s.positions:
         parts += [_word(instrument), _word(size), _word(index)]
     parts.append(_word(len(s.collateral)))
@@ -162,6 +178,8 @@ class StateChainBook:
 
     word: bytes = bytes(32)
     cash: int = 0
+    cum_lo: int = 0
+    cum_hi: int = 0
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)
     collateral: dict[str, int] = field(default_factory=dict)
     deltas: list[StateDelta] = field(default_factory=list)
@@ -176,6 +194,8 @@ class StateChainBook:
             self.cash,
             tuple((i, s, f) for i, (s, f) in sorted(self.positions.items())),
             tuple(sorted(self.collateral.items(), key=lambda kv: int(kv[0], 16))),
+            self.cum_lo,
+            self.cum_hi,
         )
 
     def apply(self, d: StateDelta) -> None:
@@ -184,6 +204,8 @@ class StateChainBook:
         self.deltas.append(d)
         if d.kind == CASH:
             self.cash = d.new_a
+        elif d.kind == BOUNDS:
+            self.cum_lo, self.cum_hi = d.new_a, d.new_b
         elif d.kind == POSITION:
             if d.new_a == 0:
                 self.positions.pop(d.key, None)
@@ -196,19 +218,21 @@ class StateChainBook:
             else:
                 self.collateral[token] = d.new_a
 
-    def apply_event(self, topics: Sequence[str], data: str) -> StateDelta | None:
+    def apply_event(self, topics: Sequence[str], data: str) -> tuple[StateDelta, ...]:
         """Apply one vault event (raw ``eth_getLogs`` topics and data, hex strings) of this
-        subaccount; returns the delta it makes, None for an event that changes no state."""
-        d = delta_of_event(
+        subaccount; returns the deltas it makes, in order (none for an event that changes no
+        state)."""
+        ds = deltas_of_event(
             self.cash,
+            (self.cum_lo, self.cum_hi),
             lambda i: self.positions.get(i, (0, 0)),
             lambda t: self.collateral.get(t, 0),
             topics,
             data,
         )
-        if d is not None:
+        for d in ds:
             self.apply(d)
-        return d
+        return ds
 
     def mark(self) -> tuple[int, bytes, CommittedState]:
         """Forget the deltas so far; returns ``(seq, chain, state)`` now, the start of the
@@ -217,31 +241,43 @@ class StateChainBook:
         return self.seq, chain_of(self.word), self.state()
 
 
-def delta_of_event(
+def deltas_of_event(
     cash: int,
+    bounds: tuple[int, int],
     position: Callable[[int], tuple[int, int]],
     balance: Callable[[str], int],
     topics: Sequence[str],
     data: str,
-) -> StateDelta | None:
-    """The delta one vault event (raw topics and data, hex strings) makes, its old value
-    taken from the running state: ``cash``, ``position(instrument)`` (``(0, 0)`` when not
-    open) and ``balance(lowercase token)``. None for an event that changes no state."""
+) -> tuple[StateDelta, ...]:
+    """The deltas one vault event (raw topics and data, hex strings) makes, in the vault's
+    order, their old values taken from the running state: ``cash``, ``bounds`` ``(cumLo,
+    cumHi)``, ``position(instrument)`` (``(0, 0)`` when not open) and ``balance(lowercase
+    token)``. Empty for an event that changes no state."""
     words = [data[2 + 64 * i : 66 + 64 * i] for i in range((len(data) - 2) // 64)]
     t = topics[0]
+    lo, hi = bounds
     if t == _ACCOUNT_TOPIC:
-        new_cash = _signed(words[0])
-        return None if new_cash == cash else StateDelta(CASH, 0, cash, 0, new_cash, 0)
+        new_cash, new_lo, new_hi = (_signed(w) for w in words[:3])
+        out: list[StateDelta] = []
+        if new_cash != cash:
+            out.append(StateDelta(CASH, 0, cash, 0, new_cash, 0))
+        if (new_lo, new_hi) != (lo, hi):
+            out.append(StateDelta(BOUNDS, 0, lo, hi, new_lo, new_hi))
+        return tuple(out)
     if t == FUNDING_APPLIED_TOPIC:
-        return StateDelta(CASH, 0, cash, 0, cash - _signed(words[0]), 0)
+        return (
+            StateDelta(CASH, 0, cash, 0, cash - _signed(words[0]), 0),
+            StateDelta(BOUNDS, 0, lo, hi, lo + ROUNDING_LO, hi),
+        )
     if t == _POSITION_TOPIC:
         instrument = int(topics[2], 16)
         size, index = _signed(words[0]), _signed(words[1])
-        return StateDelta(POSITION, instrument, *position(instrument), size, index if size else 0)
+        d = StateDelta(POSITION, instrument, *position(instrument), size, index if size else 0)
+        return (d,)
     if t == _COLLATERAL_TOPIC:
         token = "0x" + topics[2][-40:].lower()
-        return StateDelta(COLLATERAL, int(token, 16), balance(token), 0, int(words[0], 16), 0)
-    return None
+        return (StateDelta(COLLATERAL, int(token, 16), balance(token), 0, int(words[0], 16), 0),)
+    return ()
 
 
 def books_from_logs(entries: Iterable[dict[str, Any]]) -> dict[int, StateChainBook]:

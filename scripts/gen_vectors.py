@@ -255,6 +255,8 @@ def state_chain_vectors() -> dict[str, Any]:
         StateDelta(1, 0, 100 * WAD, 0, INT256_MIN, 0),
         StateDelta(2, 2**32 - 1, 0, 0, INT256_MAX, -1),
         StateDelta(2, 7, -3 * WAD, INT256_MIN, 0, 0),
+        StateDelta(4, 0, 0, 0, -(10**36), 10**36),
+        StateDelta(4, 0, -(10**36), 10**36, INT256_MIN, INT256_MAX),
     ]
     word = bytes(32)
     steps = []
@@ -277,13 +279,18 @@ def state_chain_vectors() -> dict[str, Any]:
             INT256_MIN,
             ((1, WAD, -(5 * WAD)), (2**32 - 1, INT256_MAX, INT256_MIN)),
             (("0x0000000000000000000000000000000000000001", 1), (token, UINT256_MAX)),
+            INT256_MAX,
+            INT256_MIN,
         ),
+        CommittedState(5 * WAD, (), (), -(10**36), 3),
     ]
     return {
         "steps": steps,
         "states": [
             {
                 "cash": _s(st.cash),
+                "cumLo": _s(st.cum_lo),
+                "cumHi": _s(st.cum_hi),
                 "positions": [
                     {"instrument": i, "size": _s(z), "fundingIndex": _s(f)}
                     for i, z, f in st.positions

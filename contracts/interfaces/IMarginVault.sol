@@ -125,10 +125,12 @@ struct StateCollateral {
     uint256 amount; // token decimals, != 0
 }
 
-/// @notice Everything a subaccount's margin depends on, in canonical order: positions by
+/// @notice Everything a subaccount's margin depends on, and its running bounds, in canonical order: positions by
 /// ascending instrument id, collateral by ascending token address (docs/protocol.md §9).
 struct CommittedState {
     int256 cash; // WAD USD
+    int256 cumLo; // the running bounds (docs/protocol.md §5), WAD USD
+    int256 cumHi;
     StatePosition[] positions;
     StateCollateral[] collateral;
 }
@@ -136,7 +138,8 @@ struct CommittedState {
 /// @notice One state change as the vault folds it into a subaccount's state chain
 /// (docs/protocol.md §9). `kind`: 1 cash (key 0, value (cash, 0)), 2 position (key instrument
 /// id, value (size, fundingIndex), (0, 0) when closed), 3 collateral (key uint160(token),
-/// value (balance, 0)); `old*` the value before, `new*` after.
+/// value (balance, 0)), 4 bounds (key 0, value (cumLo, cumHi)); `old*` the value before,
+/// `new*` after.
 struct StateDelta {
     uint8 kind;
     uint256 key;

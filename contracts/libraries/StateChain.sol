@@ -16,6 +16,7 @@ library StateChain {
     uint8 internal constant CASH = 1; // key 0, value (cash, 0)
     uint8 internal constant POSITION = 2; // key instrument id, value (size, fundingIndex); (0, 0) when closed
     uint8 internal constant COLLATERAL = 3; // key uint160(token), value (balance, 0)
+    uint8 internal constant BOUNDS = 4; // key 0, value (cumLo, cumHi)
 
     uint256 private constant SEQ_MASK = 0xffffffffffffffff; // the low 64 bits of a chain word
 
@@ -24,6 +25,8 @@ library StateChain {
     struct Live {
         bytes32 word;
         int256 cash;
+        int256 cumLo;
+        int256 cumHi;
         uint32[] instruments;
         int256[] sizes;
         int256[] fundingIndices;
@@ -57,14 +60,16 @@ library StateChain {
         return step(word, d.kind, d.key, d.oldA, d.oldB, d.newA, d.newB);
     }
 
-    /// @notice H(S) = keccak256(cash, P, (instrument, size, fundingIndex) x P, K, (token,
-    /// amount) x K), each a 32-byte word (docs/protocol.md §9). `s` must be canonical.
+    /// @notice H(S) = keccak256(cash, cumLo, cumHi, P, (instrument, size, fundingIndex) x P, K,
+    /// (token, amount) x K), each a 32-byte word (docs/protocol.md §9). `s` must be canonical.
     function hashState(CommittedState memory s) internal pure returns (bytes32 h) {
         uint256 p = s.positions.length;
         uint256 k = s.collateral.length;
-        bytes memory buf = new bytes(32 * (3 + 3 * p + 2 * k));
+        bytes memory buf = new bytes(32 * (5 + 3 * p + 2 * k));
         uint256 o = 32;
         o = _put(buf, o, uint256(s.cash));
+        o = _put(buf, o, uint256(s.cumLo));
+        o = _put(buf, o, uint256(s.cumHi));
         o = _put(buf, o, p);
         for (uint256 i; i < p; ++i) {
             StatePosition memory x = s.positions[i];
@@ -132,6 +137,8 @@ library StateChain {
     /// every delta to add an entry; an entry whose value becomes 0 is swapped out.
     struct Running {
         int256 cash;
+        int256 cumLo;
+        int256 cumHi;
         uint256[] posKeys;
         int256[] sizes;
         int256[] fIdx;
@@ -156,6 +163,9 @@ library StateChain {
                 ok = _applyPosition(r, d);
             } else if (d.kind == COLLATERAL) {
                 ok = _applyCollateral(r, d);
+            } else if (d.kind == BOUNDS) {
+                ok = d.key == 0 && d.oldA == r.cumLo && d.oldB == r.cumHi;
+                (r.cumLo, r.cumHi) = (d.newA, d.newB);
             }
             if (!ok) revert Errors.StateDeltaMismatch(i);
         }
@@ -165,7 +175,7 @@ library StateChain {
     function _running(CommittedState memory s, uint256 extra) private pure returns (Running memory r) {
         uint256 p = s.positions.length;
         uint256 k = s.collateral.length;
-        r.cash = s.cash;
+        (r.cash, r.cumLo, r.cumHi) = (s.cash, s.cumLo, s.cumHi);
         r.posKeys = new uint256[](p + extra);
         r.sizes = new int256[](p + extra);
         r.fIdx = new int256[](p + extra);
@@ -227,7 +237,8 @@ library StateChain {
     /// @dev Every live entry equals the running one and the counts agree, so the two sets
     /// are equal (running keys are distinct by construction, live instruments by the vault's).
     function _equalsLive(Running memory r, Live memory live) private pure returns (bool) {
-        if (r.cash != live.cash || r.posCount != live.instruments.length) return false;
+        if (r.cash != live.cash || r.cumLo != live.cumLo || r.cumHi != live.cumHi) return false;
+        if (r.posCount != live.instruments.length) return false;
         for (uint256 i; i < live.instruments.length; ++i) {
             uint256 j = _find(r.posKeys, r.posCount, live.instruments[i]);
             if (j == type(uint256).max || r.sizes[j] != live.sizes[i] || r.fIdx[j] != live.fundingIndices[i]) {

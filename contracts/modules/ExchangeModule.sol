@@ -203,9 +203,12 @@ contract ExchangeModule is VaultModule {
     ) internal {
         int256 cashDelta = FixedPoint.toInt(deposit6 * cashScale) - r.netCashPaid;
         a.cash += cashDelta;
-        if (cashDelta != 0) _commitCash(a, a.cash - cashDelta);
-        a.cumLo += cashDelta;
-        a.cumHi += cashDelta;
+        if (cashDelta != 0) {
+            _commitCash(a, a.cash - cashDelta);
+            (int256 lo0, int256 hi0) = (a.cumLo, a.cumHi);
+            (a.cumLo, a.cumHi) = (lo0 + cashDelta, hi0 + cashDelta);
+            _commitBounds(a, lo0, hi0);
+        }
         // A pull payment: a push to a reverting or blacklisted owner must never block this.
         _payouts[previousOwner] += r.pay;
         _insuranceFund = _insuranceFund + r.fee - r.covered;

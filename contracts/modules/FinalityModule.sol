@@ -56,10 +56,10 @@ contract FinalityModule is IFinality, VaultModule {
         if (amount > balance) revert Errors.InsufficientBalance(account, token, balance, amount);
         a.collateral[token] = balance - amount;
         _commitCollateral(a, token, balance, balance - amount);
+        emit Events.CollateralUpdated(account, token, balance - amount); // before the bounds' delta
         (int256 lo, int256 hi) = _collateralBounds(c, amount, false);
         _addBounds(account, a, lo, hi);
         _requireImSurplus(account, a, mp);
-        emit Events.CollateralUpdated(account, token, balance - amount);
         emit Events.Withdrawn(account, token, amount);
         // to the owner: an operator trades, it does not take
         _payOrQueue(account, a, owner_, token, amount, false);
@@ -121,9 +121,9 @@ contract FinalityModule is IFinality, VaultModule {
             uint256 balance = a.collateral[w.token];
             a.collateral[w.token] = balance + w.amount;
             _commitCollateral(a, w.token, balance, balance + w.amount);
+            emit Events.CollateralUpdated(w.account, w.token, balance + w.amount);
             (int256 lo, int256 hi) = _collateralBounds(_tokenConfig[w.token], w.amount, true);
             _addBounds(w.account, a, lo, hi);
-            emit Events.CollateralUpdated(w.account, w.token, balance + w.amount);
         }
         emit Events.WithdrawalReturned(id, w.account);
     }

@@ -213,8 +213,12 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         if (a.boundEpoch < _epoch && a.boundBlock > _snapshotBlock) a.taintedEpoch = _epoch;
         a.boundBlock = uint64(block.number);
         a.boundEpoch = _epoch;
-        a.cumLo += lo;
-        a.cumHi += hi;
+        if (lo != 0 || hi != 0) {
+            (int256 oldLo, int256 oldHi) = (a.cumLo, a.cumHi);
+            a.cumLo = oldLo + lo;
+            a.cumHi = oldHi + hi;
+            _commitBounds(a, oldLo, oldHi);
+        }
         _emitAccount(account, a);
     }
 
@@ -316,6 +320,12 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         _commit(a, StateChain.COLLATERAL, uint160(token), int256(oldBalance), 0, int256(newBalance), 0);
     }
 
+    /// @dev After a change of cumLo/cumHi. Shown by the AccountUpdated that follows (after the
+    /// cash delta it shows), or by FundingApplied (the 1-wei rounding, after its cash delta).
+    function _commitBounds(Account storage a, int256 oldLo, int256 oldHi) internal {
+        _commit(a, StateChain.BOUNDS, 0, oldLo, oldHi, a.cumLo, a.cumHi);
+    }
+
     /* POSITIONS AND FUNDING */
 
     /// @dev Keeps `instruments` equal to the set of non-zero positions (swap and pop).
@@ -354,9 +364,11 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         int256 payment = FixedPoint.mulWadCeil(p.size, f - last);
         int256 cash0 = a.cash;
         a.cash = cash0 - payment;
-        a.cumLo += MarginBounds.roundingLo();
+        int256 lo0 = a.cumLo;
+        a.cumLo = lo0 + MarginBounds.roundingLo();
         // A fresh position (size 0 above) changes no state: its index is not part of it.
         _commitCash(a, cash0);
+        _commitBounds(a, lo0, a.cumHi);
         _commit(a, StateChain.POSITION, id, p.size, last, p.size, f);
         emit Events.FundingApplied(account, id, payment, f);
         emit Events.PositionUpdated(account, id, p.size, f);

@@ -56,6 +56,8 @@ def assert_state_is_the_chains(chain: ChainAdapter) -> None:
                     key=lambda x: int(x[0], 16),
                 )
             ),
+            s.cum_lo,
+            s.cum_hi,
         )
 
 

@@ -8,10 +8,12 @@ import json
 from eth_utils.crypto import keccak
 
 from keeper.state_chain import (
+    BOUNDS,
     CASH,
     COLLATERAL,
     FUNDING_APPLIED_TOPIC,
     POSITION,
+    ROUNDING_LO,
     CommittedState,
     StateChainBook,
     StateDelta,
@@ -62,6 +64,8 @@ def test_steps_and_state_hashes_match_the_shared_vectors() -> None:
                 (p["instrument"], int(p["size"]), int(p["fundingIndex"])) for p in s["positions"]
             ),
             tuple((c["token"], int(c["amount"])) for c in s["collateral"]),
+            int(s["cumLo"]),
+            int(s["cumHi"]),
         )
         assert "0x" + hash_state(st).hex() == s["hash"]
 
@@ -69,31 +73,38 @@ def test_steps_and_state_hashes_match_the_shared_vectors() -> None:
 def test_events_give_deltas_with_old_values_from_the_running_state() -> None:
     b = StateChainBook()
     acct = _topic(5)
-    assert b.apply_event([COLLATERAL_T, acct, _topic(TOKEN)], _data(3 * WAD)) == StateDelta(
-        COLLATERAL, int(TOKEN, 16), 0, 0, 3 * WAD, 0
+    assert b.apply_event([COLLATERAL_T, acct, _topic(TOKEN)], _data(3 * WAD)) == (
+        StateDelta(COLLATERAL, int(TOKEN, 16), 0, 0, 3 * WAD, 0),
     )
-    # a bound change that leaves cash alone is no delta; a cash change is
-    assert b.apply_event([ACCOUNT, acct], _data(0, 1, 2, 0)) is None
-    assert b.apply_event([ACCOUNT, acct], _data(100 * WAD, 1, 2, 0)) == StateDelta(
-        CASH, 0, 0, 0, 100 * WAD, 0
+    # cash first, then the bounds, each only when it changed
+    assert b.apply_event([ACCOUNT, acct], _data(0, 1, 2, 0)) == (StateDelta(BOUNDS, 0, 0, 0, 1, 2),)
+    assert b.apply_event([ACCOUNT, acct], _data(0, 1, 2, 0)) == ()
+    assert b.apply_event([ACCOUNT, acct], _data(100 * WAD, 1, 2, 0)) == (
+        StateDelta(CASH, 0, 0, 0, 100 * WAD, 0),
     )
-    # a position opens from (0, 0), funding is cash then the index, closing is (0, 0)
-    assert b.apply_event([POSITION_T, acct, _topic(7)], _data(-2 * WAD, 4)) == StateDelta(
-        POSITION, 7, 0, 0, -2 * WAD, 4
+    assert b.apply_event([ACCOUNT, acct], _data(90 * WAD, -4, 7, 0)) == (
+        StateDelta(CASH, 0, 100 * WAD, 0, 90 * WAD, 0),
+        StateDelta(BOUNDS, 0, 1, 2, -4, 7),
     )
-    assert b.apply_event([FUNDING_APPLIED_TOPIC, acct, _topic(7)], _data(-WAD, 9)) == StateDelta(
-        CASH, 0, 100 * WAD, 0, 101 * WAD, 0
+    # a position opens from (0, 0); funding is cash, the 1-wei rounding of cumLo, then the
+    # index; closing is (0, 0)
+    assert b.apply_event([POSITION_T, acct, _topic(7)], _data(-2 * WAD, 4)) == (
+        StateDelta(POSITION, 7, 0, 0, -2 * WAD, 4),
     )
-    assert b.apply_event([POSITION_T, acct, _topic(7)], _data(-2 * WAD, 9)) == StateDelta(
-        POSITION, 7, -2 * WAD, 4, -2 * WAD, 9
+    assert b.apply_event([FUNDING_APPLIED_TOPIC, acct, _topic(7)], _data(-WAD, 9)) == (
+        StateDelta(CASH, 0, 90 * WAD, 0, 91 * WAD, 0),
+        StateDelta(BOUNDS, 0, -4, 7, -4 + ROUNDING_LO, 7),
     )
-    # the AccountUpdated after funding shows the cash already counted: no second delta
-    assert b.apply_event([ACCOUNT, acct], _data(101 * WAD, 1, 2, 0)) is None
-    assert b.state() == CommittedState(101 * WAD, ((7, -2 * WAD, 9),), ((TOKEN, 3 * WAD),))
+    assert b.apply_event([POSITION_T, acct, _topic(7)], _data(-2 * WAD, 9)) == (
+        StateDelta(POSITION, 7, -2 * WAD, 4, -2 * WAD, 9),
+    )
+    # the AccountUpdated after funding shows the cash and bounds already counted: no delta
+    assert b.apply_event([ACCOUNT, acct], _data(91 * WAD, -5, 7, 0)) == ()
+    assert b.state() == CommittedState(91 * WAD, ((7, -2 * WAD, 9),), ((TOKEN, 3 * WAD),), -5, 7)
     seq, chain, older = b.mark()
-    assert seq == b.seq == 5 and b.deltas == []
-    assert b.apply_event([POSITION_T, acct, _topic(7)], _data(0, 9)) == StateDelta(
-        POSITION, 7, -2 * WAD, 9, 0, 0
+    assert seq == b.seq == 9 and b.deltas == []
+    assert b.apply_event([POSITION_T, acct, _topic(7)], _data(0, 9)) == (
+        StateDelta(POSITION, 7, -2 * WAD, 9, 0, 0),
     )
     assert b.state().positions == () and older.positions == ((7, -2 * WAD, 9),)
     assert chain != bytes(24)

@@ -337,9 +337,9 @@ def _(m: Market) -> Result:
 
 @scenario("StateDeltaMismatch")
 def _(m: Market) -> Result:
-    m.fund_usdc(m.alice, 100 * USDC6)  # one delta: cash 0 -> 100
-    real = StateDelta(1, 0, 0, 0, 100 * WAD, 0)
-    return m.revert_of_call(_prove_fn(m, 0, CommittedState(5), [real])), {"index": 0}
+    m.fund_usdc(m.alice, 100 * USDC6)  # two deltas: cash 0 -> 100, bounds (0, 0) -> (100, 100)
+    real = [StateDelta(1, 0, 0, 0, 100 * WAD, 0), StateDelta(4, 0, 0, 0, 100 * WAD, 100 * WAD)]
+    return m.revert_of_call(_prove_fn(m, 0, CommittedState(5), real)), {"index": 0}
 
 
 @scenario("StateMismatch")
@@ -824,6 +824,12 @@ def _(m: Market) -> Result:
     header = _epoch_ready(m)
     _disputes_on(m, min_bond6=1_000 * USDC6)
     return m.revert_of(_post_fn(m, header), m.owner), {"bond": 0, "minBond": 1_000 * WAD}
+
+
+@scenario("OwnableUnauthorizedAccount")
+def _(m: Market) -> Result:
+    fn = m.vault.functions.setDisputeConfig(60, 0)  # an owner function, sent by alice
+    return m.revert_of(fn, m.alice), {"account": m.alice.address}
 
 
 @scenario("BondLocked")

@@ -74,12 +74,12 @@ def test_chain_from_events_follows_every_action(anvil_market: Market) -> None:
     m = anvil_market
     fund_all(m)  # deposit (collateral), depositCash
     books = _check_chains(m)
-    assert books[m.acct(m.alice)].seq == 2  # weth, cash
+    assert books[m.acct(m.alice)].seq == 4  # weth, bounds, cash, bounds
     alice, bob, carol = post_epoch_1(m)
     trade_receipt = trade_only(m, alice, bob)
     assert trade_receipt["status"] == 1
     books = _check_chains(m)  # executeQuote: both sides, two legs
-    assert books[m.acct(m.bob)].seq == 1 + 2 * 2
+    assert books[m.acct(m.bob)].seq == 2 + 2 * 3  # cash, bounds; per leg position, cash, bounds
     assert m.tree is not None
     proof = m.tree.margin_proof(alice).to_abi()
     m.tx(m.vault.functions.withdraw(m.acct(m.alice), m.weth.address, WAD, proof), m.alice)
@@ -121,9 +121,15 @@ def test_chain_from_events_follows_a_liquidation(anvil_market: Market) -> None:
     seq_before = _check_chains(m)[a_id].seq
     m.tx(m.vault.functions.liquidate(a_id, target, deposit6, 2**255 - 1), m.carol)
     books = _check_chains(m)
-    # the transfer changes no state; the liquidator's deposit net of the payments is one delta
-    assert books[a_id].seq == seq_before + 1
-    assert books[a_id].deltas[-1] == StateDelta(1, 0, before, 0, m.state(a_id)["cash"], 0)
+    # the transfer changes no state; the liquidator's deposit net of the payments is a cash
+    # delta, and the same move of both bounds
+    after = m.state(a_id)
+    moved = after["cash"] - before
+    assert books[a_id].seq == seq_before + 2
+    assert books[a_id].deltas[-2] == StateDelta(1, 0, before, 0, after["cash"], 0)
+    assert books[a_id].deltas[-1] == StateDelta(
+        4, 0, after["cumLo"] - moved, after["cumHi"] - moved, after["cumLo"], after["cumHi"]
+    )
 
 
 def _lens(m: Market) -> Contract:
@@ -154,7 +160,8 @@ def test_prove_state_at_accepts_the_true_older_state_and_refuses_tampering(
                 ["0x" + bytes(t).hex() for t in e["topics"]], "0x" + bytes(e["data"]).hex()
             )
     deltas = list(book.deltas)
-    assert seq == 2 and len(deltas) == 6  # 2 legs x (position, cash); funding: cash, position
+    # 2 legs x (position, cash, bounds); funding: cash, bounds, position
+    assert seq == 4 and len(deltas) == 9
     assert book.word == bytes(m.vault.functions.stateChain(a).call())
 
     def prove(s: Any = older, d: list[StateDelta] = deltas, q: int = seq) -> Any:
@@ -175,7 +182,10 @@ def test_prove_state_at_accepts_the_true_older_state_and_refuses_tampering(
     assert r.name == "StateDeltaMismatch" and r.args_by_name["index"] == 1  # the first cash delta
     extra = replace(older, positions=((m.call, WAD, 0),))  # opened only after the mark
     r = m.revert_of_call(prove(s=extra))
-    assert r.name == "StateDeltaMismatch" and r.args_by_name["index"] == 2  # the call's delta
+    assert r.name == "StateDeltaMismatch" and r.args_by_name["index"] == 3  # the call's delta
+    wrong_bounds = replace(older, cum_lo=older.cum_lo - 1)
+    r = m.revert_of_call(prove(s=wrong_bounds))
+    assert r.name == "StateDeltaMismatch" and r.args_by_name["index"] == 2  # the first bounds
     more_coll = replace(older, collateral=((m.weth.address.lower(), 10 * WAD + 1),))
     assert m.revert_of_call(prove(s=more_coll)).name == "StateMismatch"  # untouched: live tells
     never = replace(older, positions=((99, WAD, 0),))  # an extra position no delta touches

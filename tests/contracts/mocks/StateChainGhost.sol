@@ -21,6 +21,8 @@ contract StateChainGhost {
     struct Book {
         bytes32 word;
         int256 cash;
+        int256 cumLo;
+        int256 cumHi;
         mapping(uint32 => int256[2]) pos; // (size, fundingIndex); (0, 0) when closed
         mapping(address => uint256) col;
     }
@@ -49,11 +51,16 @@ contract StateChainGhost {
             uint256 account = uint256(l.topics[1]);
             Book storage b = _book[account];
             if (t == Events.AccountUpdated.selector) {
-                (int256 cash,,,) = abi.decode(l.data, (int256, int256, int256, uint64));
+                (int256 cash, int256 lo, int256 hi,) = abi.decode(l.data, (int256, int256, int256, uint64));
                 if (cash != b.cash) _delta(account, StateDelta(StateChain.CASH, 0, b.cash, 0, cash, 0));
+                if (lo != b.cumLo || hi != b.cumHi) {
+                    _delta(account, StateDelta(StateChain.BOUNDS, 0, b.cumLo, b.cumHi, lo, hi));
+                }
             } else if (t == Events.FundingApplied.selector) {
                 (int256 payment,) = abi.decode(l.data, (int256, int256));
                 _delta(account, StateDelta(StateChain.CASH, 0, b.cash, 0, b.cash - payment, 0));
+                // the vault's 1-wei rounding of cumLo (MarginBounds.roundingLo)
+                _delta(account, StateDelta(StateChain.BOUNDS, 0, b.cumLo, b.cumHi, b.cumLo - 1, b.cumHi));
             } else if (t == Events.PositionUpdated.selector) {
                 uint32 id = uint32(uint256(l.topics[2]));
                 (int256 size, int256 f) = abi.decode(l.data, (int256, int256));
@@ -75,6 +82,7 @@ contract StateChainGhost {
         b.word = StateChain.stepDelta(b.word, d);
         _since[account].push(d);
         if (d.kind == StateChain.CASH) b.cash = d.newA;
+        else if (d.kind == StateChain.BOUNDS) (b.cumLo, b.cumHi) = (d.newA, d.newB);
         else if (d.kind == StateChain.POSITION) b.pos[uint32(d.key)] = [d.newA, d.newB];
         else b.col[address(uint160(d.key))] = uint256(d.newA);
     }
@@ -85,6 +93,7 @@ contract StateChainGhost {
         Book storage c = _checkpoint[account];
         c.word = b.word;
         c.cash = b.cash;
+        (c.cumLo, c.cumHi) = (b.cumLo, b.cumHi);
         uint32 n = vault.instrumentCount();
         for (uint32 id = 1; id <= n; ++id) {
             c.pos[id] = b.pos[id];
@@ -115,7 +124,7 @@ contract StateChainGhost {
     }
 
     function _canonical(Book storage b) internal view returns (CommittedState memory s) {
-        s.cash = b.cash;
+        (s.cash, s.cumLo, s.cumHi) = (b.cash, b.cumLo, b.cumHi);
         uint32 n = vault.instrumentCount();
         uint256 p;
         for (uint32 id = 1; id <= n; ++id) {

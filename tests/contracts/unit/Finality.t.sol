@@ -179,8 +179,8 @@ contract FinalityTest is BaseTest {
         (, uint256[] memory after_) = _balances(aliceAcct);
         assertEq(after_[0], 1e18);
         assertEq(_cash(alice), 0);
-        // each return is a state change: two deltas folded into the chain
-        assertEq(uint64(uint256(vault.stateChain(aliceAcct))), uint64(uint256(chain0)) + 2);
+        // two returns, each a balance delta and a bounds delta: four deltas
+        assertEq(uint64(uint256(vault.stateChain(aliceAcct))), uint64(uint256(chain0)) + 4);
         vm.expectRevert(abi.encodeWithSelector(Errors.UnknownWithdrawal.selector, 2));
         fin.returnWithdrawal(2);
     }

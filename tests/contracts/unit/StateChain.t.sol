@@ -29,6 +29,7 @@ contract StateChainTest is BaseTest {
     uint8 internal constant CASH = 1;
     uint8 internal constant POSITION = 2;
     uint8 internal constant COLLATERAL = 3;
+    uint8 internal constant BOUNDS = 4;
 
     StateLens internal lens;
     StateChainGhost internal ghost;
@@ -51,6 +52,17 @@ contract StateChainTest is BaseTest {
         returns (bytes32)
     {
         return StateChain.step(w, kind, key, oA, oB, nA, nB);
+    }
+
+    function _cum(uint256 account) internal view returns (int256[2] memory b) {
+        (,, b[0], b[1],,,,) = vault.accountState(account);
+    }
+
+    /// @dev The BOUNDS delta from `before` to the account's bounds now (docs/protocol.md §9).
+    function _stepBounds(bytes32 w, int256[2] memory before, uint256 account) internal view returns (bytes32) {
+        int256[2] memory b = _cum(account);
+        assertTrue(b[0] != before[0] || b[1] != before[1], "the action moved the bounds");
+        return _step(w, BOUNDS, 0, before[0], before[1], b[0], b[1]);
     }
 
     function _seq(uint256 account) internal view returns (uint64) {
@@ -87,12 +99,14 @@ contract StateChainTest is BaseTest {
             );
             assertEq(w, vm.parseJsonBytes32(json, string.concat(p, ".word")), p);
         }
-        assertEq(i, 7, "steps read");
-        for (uint256 k; k < 2; ++k) {
+        assertEq(i, 9, "steps read");
+        for (uint256 k; k < 3; ++k) {
             string memory p = string.concat("$.states[", vm.toString(k), "]");
             CommittedState memory st;
             st.cash = vm.parseJsonInt(json, string.concat(p, ".cash"));
-            uint256 np = k == 0 ? 0 : 2;
+            st.cumLo = vm.parseJsonInt(json, string.concat(p, ".cumLo"));
+            st.cumHi = vm.parseJsonInt(json, string.concat(p, ".cumHi"));
+            uint256 np = k == 1 ? 2 : 0;
             st.positions = new StatePosition[](np);
             st.collateral = new StateCollateral[](np);
             for (i = 0; i < np; ++i) {
@@ -121,31 +135,39 @@ contract StateChainTest is BaseTest {
         assertEq(StateChain.step(w, 2, 7, -1, 2, 3, -4), expected);
     }
 
-    function test_deposit_foldsCollateralDelta() public {
+    function test_deposit_foldsCollateralThenBounds() public {
+        int256[2] memory b0 = _cum(aliceAcct);
         _deposit(alice, weth, 2e18);
-        _deposit(alice, weth, 1e18);
         bytes32 w = _step(0, COLLATERAL, uint160(address(weth)), 0, 0, 2e18, 0);
+        w = _stepBounds(w, b0, aliceAcct);
+        int256[2] memory b1 = _cum(aliceAcct);
+        _deposit(alice, weth, 1e18);
         w = _step(w, COLLATERAL, uint160(address(weth)), 2e18, 0, 3e18, 0);
+        w = _stepBounds(w, b1, aliceAcct);
         assertEq(vault.stateChain(aliceAcct), w);
-        assertEq(_seq(aliceAcct), 2);
+        assertEq(_seq(aliceAcct), 4);
         _assertGhost(aliceAcct);
     }
 
-    function test_withdraw_foldsCollateralDelta() public {
+    function test_withdraw_foldsCollateralThenBounds() public {
         _deposit(alice, weth, 2e18);
         bytes32 w = vault.stateChain(aliceAcct);
+        int256[2] memory b0 = _cum(aliceAcct);
         vm.prank(alice);
         vault.withdraw(aliceAcct, address(weth), 2e18, _emptyProof());
-        assertEq(vault.stateChain(aliceAcct), _step(w, COLLATERAL, uint160(address(weth)), 2e18, 0, 0, 0));
+        w = _step(w, COLLATERAL, uint160(address(weth)), 2e18, 0, 0, 0);
+        assertEq(vault.stateChain(aliceAcct), _stepBounds(w, b0, aliceAcct));
         _assertGhost(aliceAcct);
     }
 
-    function test_depositCashAndWithdrawCash_foldCashDeltas() public {
+    function test_depositCashAndWithdrawCash_foldCashThenBounds() public {
         _depositCash(alice, 100e6);
+        bytes32 w = _step(0, CASH, 0, 0, 0, 100e18, 0);
+        w = _step(w, BOUNDS, 0, 0, 0, 100e18, 100e18);
         vm.prank(alice);
         vault.withdrawCash(aliceAcct, 40e6, _emptyProof());
-        bytes32 w = _step(0, CASH, 0, 0, 0, 100e18, 0);
         w = _step(w, CASH, 0, 100e18, 0, 60e18, 0);
+        w = _step(w, BOUNDS, 0, 100e18, 100e18, 60e18, 60e18);
         assertEq(vault.stateChain(aliceAcct), w);
         _assertGhost(aliceAcct);
     }
@@ -156,11 +178,14 @@ contract StateChainTest is BaseTest {
         _postTwo();
         bytes32 wa = vault.stateChain(aliceAcct);
         bytes32 wb = vault.stateChain(bobAcct);
+        (int256[2] memory ba, int256[2] memory bb) = (_cum(aliceAcct), _cum(bobAcct));
         _fill(_quote(alice, bob, btcPerp, 1e18, 60_000e18, 1), aliceKey, bob);
         wa = _step(wa, POSITION, btcPerp, 0, 0, 1e18, 0);
         wa = _step(wa, CASH, 0, 100_000e18, 0, 40_000e18, 0);
+        wa = _stepBounds(wa, ba, aliceAcct);
         wb = _step(wb, POSITION, btcPerp, 0, 0, -1e18, 0);
         wb = _step(wb, CASH, 0, 100_000e18, 0, 160_000e18, 0);
+        wb = _stepBounds(wb, bb, bobAcct);
         assertEq(vault.stateChain(aliceAcct), wa);
         assertEq(vault.stateChain(bobAcct), wb);
         _assertGhost(aliceAcct);
@@ -175,8 +200,10 @@ contract StateChainTest is BaseTest {
         _postFunding(btcPerp, 10e18);
         bytes32 w = vault.stateChain(aliceAcct);
         int256 c = _cash(alice);
+        int256[2] memory b = _cum(aliceAcct);
         vault.applyFunding(aliceAcct);
         w = _step(w, CASH, 0, c, 0, c - 20e18, 0);
+        w = _step(w, BOUNDS, 0, b[0], b[1], b[0] - 1, b[1]); // the 1-wei rounding of cumLo
         w = _step(w, POSITION, btcPerp, 2e18, 0, 2e18, 10e18);
         assertEq(vault.stateChain(aliceAcct), w);
         vault.applyFunding(aliceAcct); // nothing due: no delta
@@ -192,9 +219,11 @@ contract StateChainTest is BaseTest {
         _postTwo();
         _postFunding(btcPerp, 7e18);
         bytes32 w = vault.stateChain(aliceAcct);
+        int256[2] memory b = _cum(aliceAcct);
         _fill(_quote(alice, bob, btcPerp, 1e18, 60_000e18, 1), aliceKey, bob);
         w = _step(w, POSITION, btcPerp, 0, 0, 1e18, 7e18);
         w = _step(w, CASH, 0, 100_000e18, 0, 40_000e18, 0);
+        w = _stepBounds(w, b, aliceAcct);
         assertEq(vault.stateChain(aliceAcct), w);
         _assertGhost(aliceAcct);
     }
@@ -212,14 +241,16 @@ contract StateChainTest is BaseTest {
         _postHeader(e);
         bytes32 w = vault.stateChain(aliceAcct);
         int256 c = _cash(alice);
+        int256[2] memory b = _cum(aliceAcct);
         vault.settle(aliceAcct, btcCall);
         w = _step(w, POSITION, btcCall, 1e18, 0, 0, 0);
         w = _step(w, CASH, 0, c, 0, c + 5000e18, 0);
+        w = _step(w, BOUNDS, 0, b[0], b[1], b[0] - 1, b[1]);
         assertEq(vault.stateChain(aliceAcct), w);
         _assertGhost(aliceAcct);
     }
 
-    function test_liquidate_foldsOnlyTheCashChange() public {
+    function test_liquidate_foldsTheCashChangeThenTheBounds() public {
         _depositCash(alice, 10_000e6);
         _depositCash(bob, 100_000e6);
         _depositCash(carol, 100_000e6);
@@ -232,10 +263,14 @@ contract StateChainTest is BaseTest {
         assertTrue(ok);
         bytes32 w = vault.stateChain(aliceAcct);
         int256 c = _cash(alice);
+        int256[2] memory b = _cum(aliceAcct);
         MarginProof memory t = _mp(alice);
         vm.prank(carol);
         vault.liquidate(aliceAcct, t, minDeposit6, type(int256).max);
-        assertEq(vault.stateChain(aliceAcct), _step(w, CASH, 0, c, 0, _cash(alice), 0));
+        int256 moved = _cash(alice) - c; // the bounds move by the cash change, both
+        w = _step(w, CASH, 0, c, 0, _cash(alice), 0);
+        w = _step(w, BOUNDS, 0, b[0], b[1], b[0] + moved, b[1] + moved);
+        assertEq(vault.stateChain(aliceAcct), w);
         _assertGhost(aliceAcct);
     }
 
@@ -276,8 +311,9 @@ contract StateChainTest is BaseTest {
     function test_proveStateAt_acceptsTheTrueOlderState() public {
         _history();
         (uint64 seq, bytes24 chain, CommittedState memory s, StateDelta[] memory d) = ghost.proofInput(aliceAcct);
-        assertEq(seq, 4); // cash, weth, ETH position, cash
-        assertEq(d.length, 5); // BTC trade: position, cash; BTC funding: cash, position; wbtc
+        assertEq(seq, 7); // cash, bounds, weth, bounds, ETH position, cash, bounds
+        // BTC trade: position, cash, bounds; BTC funding: cash, bounds, position; wbtc, bounds
+        assertEq(d.length, 8);
         assertEq(s.positions.length, 1);
         assertEq(s.collateral.length, 1);
         assertEq(_prove(seq, chain, s, d), StateChain.hashState(s));
@@ -321,6 +357,28 @@ contract StateChainTest is BaseTest {
         (uint64 seq, bytes24 chain, CommittedState memory s, StateDelta[] memory d) = ghost.proofInput(aliceAcct);
         s.cash += 1; // the trade's cash delta starts from the real cash
         vm.expectRevert(abi.encodeWithSelector(Errors.StateDeltaMismatch.selector, 1));
+        _prove(seq, chain, s, d);
+    }
+
+    /// @dev The bounds are part of the state: a leaf's cumLo/cumHi can be checked against it.
+    function test_proveStateAt_revertsWhenBoundsAreWrong() public {
+        _history();
+        (uint64 seq, bytes24 chain, CommittedState memory s, StateDelta[] memory d) = ghost.proofInput(aliceAcct);
+        s.cumLo -= 1; // the trade's bounds delta starts from the real cumLo
+        vm.expectRevert(abi.encodeWithSelector(Errors.StateDeltaMismatch.selector, 2));
+        _prove(seq, chain, s, d);
+    }
+
+    function test_proveStateAt_revertsWhenUntouchedBoundsAreWrong() public {
+        _depositCash(alice, 100e6);
+        _deposit(alice, weth, 1e18); // in safe mode: cumHi moves, cumLo does not
+        _sync();
+        ghost.checkpoint(aliceAcct);
+        (uint64 seq, bytes24 chain, CommittedState memory s, StateDelta[] memory d) = ghost.proofInput(aliceAcct);
+        assertEq(d.length, 0);
+        assertEq(_prove(seq, chain, s, d), StateChain.hashState(s));
+        s.cumHi -= 1; // no delta touches it: the live bounds tell
+        vm.expectRevert(Errors.StateMismatch.selector);
         _prove(seq, chain, s, d);
     }
 
