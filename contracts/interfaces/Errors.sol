@@ -118,4 +118,13 @@ interface Errors {
     error WithdrawalNotReady(uint256 id, uint64 readyAt);
     error WithdrawalVoid(uint256 id); // a fraud was declared during its window: returnWithdrawal
     error WithdrawalNotVoid(uint256 id);
+
+    /* ACCOUNT DISPUTES (docs/protocol.md §11) */
+    error InputsMismatch(uint64 epoch, bytes32 committed, bytes32 given); // params, token vectors, market hash
+    error LeafIsHonest(uint256 account, int256 equity, uint256 im, uint256 mm, uint256 tolerance);
+    error StateWordIsReal(uint256 account, bytes32 stateWord);
+    error ClaimShapeMismatch(uint256 count, uint256 expected);
+    error VectorMismatch(uint256 index); // a vector's hash is not the committed one
+    error SizeMismatch(uint256 index, int256 expected, int256 given);
+    error EngineCashMismatch(int256 expected, int256 given);
 }

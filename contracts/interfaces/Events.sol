@@ -101,4 +101,12 @@ interface Events {
     );
     event WithdrawalClaimed(uint256 indexed id, address indexed to, address token, uint256 amount);
     event WithdrawalReturned(uint256 indexed id, uint256 indexed account);
+
+    /// @notice An ACCOUNT leaf of `epoch` proven wrong (docs/protocol.md §11). `reason`: 0 its
+    /// state word is not the account's, 1 its bounds are not its state's, 2 its numbers.
+    event AccountLeafDisproven(uint64 indexed epoch, uint256 indexed account, uint8 reason);
+    /// @notice What `disputeAccount` recomputed (USD WAD), with the tolerance it applied.
+    event AccountLeafRecomputed(
+        uint64 indexed epoch, uint256 indexed account, int256 equity, uint256 im, uint256 mm, uint256 tolerance
+    );
 }

@@ -29,6 +29,7 @@ struct AccountLeaf {
     int256 equity; // WAD USD, rounded down
     uint256 im; // WAD USD, rounded up
     uint256 mm; // WAD USD, rounded up
+    bytes32 stateWord; // the account's state chain word at snapshotBlock: the state the numbers are of (§9)
 }
 
 /// @notice INSTRUMENT leaf of the attested tree (docs/protocol.md §3).
@@ -37,6 +38,8 @@ struct InstrumentLeaf {
     uint256 mark; // WAD USD per unit
     uint256 lossPerUnitLong; // WAD USD per unit, rounded up
     uint256 lossPerUnitShort; // WAD USD per unit, rounded up
+    int256 fundingIndex; // a perp: the cumulative funding index this epoch posts (0 otherwise)
+    bytes32 vectorHash; // keccak256(abi.encode(RiskVector)) of the instrument's engine row (§11)
 }
 
 /// @notice An ACCOUNT leaf with its Merkle proof against the current root.
@@ -77,6 +80,7 @@ struct Epoch {
     uint64 snapshotBlock;
     uint64 timestamp;
     bytes32 root;
+    bytes32 inputsHash; // the engine's committed inputs (docs/protocol.md §11)
     uint64 configVersion;
     TokenPrice[] tokens;
     FundingUpdate[] funding;

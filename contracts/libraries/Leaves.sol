@@ -14,14 +14,22 @@ library Leaves {
     function hashAccount(AccountLeaf memory l) internal pure returns (bytes32) {
         return keccak256(
             bytes.concat(
-                keccak256(abi.encode(ACCOUNT, l.account, l.stateNonce, l.cumLo, l.cumHi, l.equity, l.im, l.mm))
+                keccak256(
+                    abi.encode(ACCOUNT, l.account, l.stateNonce, l.cumLo, l.cumHi, l.equity, l.im, l.mm, l.stateWord)
+                )
             )
         );
     }
 
     function hashInstrument(InstrumentLeaf memory l) internal pure returns (bytes32) {
         return keccak256(
-            bytes.concat(keccak256(abi.encode(INSTRUMENT, l.instrument, l.mark, l.lossPerUnitLong, l.lossPerUnitShort)))
+            bytes.concat(
+                keccak256(
+                    abi.encode(
+                        INSTRUMENT, l.instrument, l.mark, l.lossPerUnitLong, l.lossPerUnitShort, l.fundingIndex, l.vectorHash
+                    )
+                )
+            )
         );
     }
 }

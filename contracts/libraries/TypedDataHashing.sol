@@ -14,7 +14,7 @@ library TypedDataHashing {
     bytes32 internal constant FUNDING_UPDATE_TYPEHASH = keccak256("FundingUpdate(uint32 instrument,int256 cumFunding)");
     bytes32 internal constant SETTLEMENT_TYPEHASH = keccak256("Settlement(uint32 instrument,uint256 price)");
     bytes32 internal constant EPOCH_TYPEHASH = keccak256(
-        "Epoch(uint64 epoch,uint64 snapshotBlock,uint64 timestamp,bytes32 root,uint64 configVersion,"
+        "Epoch(uint64 epoch,uint64 snapshotBlock,uint64 timestamp,bytes32 root,bytes32 inputsHash,uint64 configVersion,"
         "TokenPrice[] tokens,FundingUpdate[] funding,Settlement[] settlements)"
         "FundingUpdate(uint32 instrument,int256 cumFunding)" "Settlement(uint32 instrument,uint256 price)"
         "TokenPrice(address token,uint256 price,uint256 downShock,uint256 upShock)"
@@ -33,6 +33,7 @@ library TypedDataHashing {
                 e.snapshotBlock,
                 e.timestamp,
                 e.root,
+                e.inputsHash,
                 e.configVersion,
                 _hashTokens(e.tokens),
                 _hashFunding(e.funding),

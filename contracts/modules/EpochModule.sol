@@ -73,6 +73,8 @@ contract EpochModule is VaultModule {
         r.root = h.root;
         r.epoch = h.epoch;
         r.postedAt = uint64(block.timestamp);
+        r.timestamp = h.timestamp;
+        r.inputsHash = h.inputsHash;
     }
 
     /// @dev Signatures sorted by signer, strictly ascending: a duplicate fails the order check

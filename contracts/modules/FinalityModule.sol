@@ -29,10 +29,30 @@ contract FinalityModule is IFinality, VaultModule {
 
     address private immutable SETTLEMENT_TOKEN;
     uint256 private immutable CASH_SCALE;
+    /// @notice The account disputes (`IDispute`), too large to live here: this module's fallback
+    /// delegates to it, on the vault's storage (docs/protocol.md §11).
+    address public immutable disputeModule;
 
-    constructor(address settlementToken_, uint256 cashScale_) {
+    constructor(address settlementToken_, uint256 cashScale_, address disputeModule_) {
+        if (disputeModule_.code.length == 0) revert Errors.InvalidModule(disputeModule_);
         SETTLEMENT_TOKEN = settlementToken_;
         CASH_SCALE = cashScale_;
+        disputeModule = disputeModule_;
+    }
+
+    /// @dev Every selector this module does not declare runs in the dispute module (reached
+    /// through the vault's fallback, so still on the vault's storage); one it does not declare
+    /// either reverts there, with no data.
+    fallback() external onlyDelegated {
+        address m = disputeModule;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            calldatacopy(p, 0, calldatasize())
+            let ok := delegatecall(gas(), m, p, calldatasize(), 0, 0)
+            returndatacopy(p, 0, returndatasize())
+            if iszero(ok) { revert(p, returndatasize()) }
+            return(p, returndatasize())
+        }
     }
 
     /// @notice The settlement token and cash scale this module was built for: the vault's
@@ -191,7 +211,7 @@ contract FinalityModule is IFinality, VaultModule {
         AccountLeaf calldata b,
         bytes32[] calldata proofB
     ) external onlyDelegated nonReentrant {
-        bytes32 root = _disputableRoot(epoch);
+        bytes32 root = _disputableRecord(epoch).root;
         if (a.account != b.account) revert Errors.LeafAccountMismatch(a.account, b.account);
         bytes32 ha = Leaves.hashAccount(a);
         bytes32 hb = Leaves.hashAccount(b);
@@ -200,40 +220,6 @@ contract FinalityModule is IFinality, VaultModule {
             revert Errors.InvalidAccountProof(a.account);
         }
         _declareFraud(epoch);
-    }
-
-    /// @dev The root of `epoch`, if it may still be disputed: recorded (posted while the window
-    /// was not 0, and not overwritten in the ring), not judged by an earlier declaration, and
-    /// inside its window.
-    function _disputableRoot(uint64 epoch) internal view returns (bytes32) {
-        EpochRecord storage r = _epochHistory[epoch % EPOCH_HISTORY];
-        if (epoch == 0 || r.epoch != epoch) revert Errors.EpochNotDisputable(epoch);
-        if (epoch <= _disputedThrough) revert Errors.EpochAlreadyJudged(epoch, _disputedThrough);
-        uint256 closesAt = uint256(r.postedAt) + _challengeWindow;
-        if (block.timestamp > closesAt) revert Errors.ChallengeWindowOver(epoch, closesAt);
-        return r.root;
-    }
-
-    /// @dev A proven fraud: safe mode until an epoch signed by a rotated signer set (the old
-    /// set's members fewer than the new quorum, checked by postEpoch); every epoch posted so
-    /// far is judged (none can be disputed again, nor posted in between: the quorum is out);
-    /// every withdrawal whose window is open now is void (`returnWithdrawal`); the bond is
-    /// slashed, half to the disputer's claimable payout (`claimPayout`), half to the insurance
-    /// fund.
-    function _declareFraud(uint64 epoch) internal {
-        _fraudEpoch = epoch;
-        _disputedThrough = _epoch;
-        _fraudTimes.push(uint64(block.timestamp));
-        delete _fraudSigners;
-        for (uint256 i; i < _signers.length; ++i) {
-            _fraudSigners.push(_signers[i]);
-        }
-        uint256 bond = _bond;
-        uint256 reward = bond / 2;
-        _bond = 0;
-        _payouts[msg.sender] += reward;
-        _insuranceFund += bond - reward;
-        emit Events.FraudProven(epoch, msg.sender, reward, bond - reward);
     }
 
     /* VIEWS */

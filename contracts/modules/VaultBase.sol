@@ -90,6 +90,8 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         bytes32 root;
         uint64 epoch;
         uint64 postedAt; // block.timestamp of the postEpoch
+        uint64 timestamp; // the header's: an option with expiry <= it had expired (§11)
+        bytes32 inputsHash; // the header's commitment to the engine's inputs (§11)
     }
 
     struct InstrumentState {
@@ -299,6 +301,41 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         if (!MerkleProof.verifyCalldata(ip.proof, _root, Leaves.hashInstrument(ip.leaf))) {
             revert Errors.InvalidInstrumentProof(id);
         }
+    }
+
+    /* DISPUTES (docs/protocol.md §10, §11): shared by the finality and dispute modules */
+
+    /// @dev The record of `epoch`, if it may still be disputed: recorded (posted while the window
+    /// was not 0, and not overwritten in the ring), not judged by an earlier declaration, and
+    /// inside its window.
+    function _disputableRecord(uint64 epoch) internal view returns (EpochRecord storage r) {
+        r = _epochHistory[epoch % EPOCH_HISTORY];
+        if (epoch == 0 || r.epoch != epoch) revert Errors.EpochNotDisputable(epoch);
+        if (epoch <= _disputedThrough) revert Errors.EpochAlreadyJudged(epoch, _disputedThrough);
+        uint256 closesAt = uint256(r.postedAt) + _challengeWindow;
+        if (block.timestamp > closesAt) revert Errors.ChallengeWindowOver(epoch, closesAt);
+    }
+
+    /// @dev A proven fraud: safe mode until an epoch signed by a rotated signer set (the old
+    /// set's members fewer than the new quorum, checked by postEpoch); every epoch posted so
+    /// far is judged (none can be disputed again, nor posted in between: the quorum is out);
+    /// every withdrawal whose window is open now is void (`returnWithdrawal`); the bond is
+    /// slashed, half to the disputer's claimable payout (`claimPayout`), half to the insurance
+    /// fund.
+    function _declareFraud(uint64 epoch) internal {
+        _fraudEpoch = epoch;
+        _disputedThrough = _epoch;
+        _fraudTimes.push(uint64(block.timestamp));
+        delete _fraudSigners;
+        for (uint256 i; i < _signers.length; ++i) {
+            _fraudSigners.push(_signers[i]);
+        }
+        uint256 bond = _bond;
+        uint256 reward = bond / 2;
+        _bond = 0;
+        _payouts[msg.sender] += reward;
+        _insuranceFund += bond - reward;
+        emit Events.FraudProven(epoch, msg.sender, reward, bond - reward);
     }
 
     /* STATE CHAIN */

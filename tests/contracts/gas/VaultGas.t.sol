@@ -44,7 +44,7 @@ abstract contract GasBase is BaseTest {
         super.setUp();
         for (uint32 i; i < EXTRA_PERPS; ++i) {
             uint32 id = vault.registerInstrument(0, bytes32(bytes.concat("P", bytes(vm.toString(i)))), 0, 0);
-            instLeaf[id] = InstrumentLeaf(id, 100e18, 10e18, 10e18);
+            instLeaf[id] = InstrumentLeaf(id, 100e18, 10e18, 10e18, 0, bytes32(0));
         }
         _depositCash(alice, 1_000_000e6);
         _depositCash(bob, 1_000_000e6);
@@ -57,7 +57,7 @@ abstract contract GasBase is BaseTest {
     /* TREES OVER MANY ACCOUNTS */
 
     function _fillerLeaf(uint256 i) internal pure returns (bytes32) {
-        return _hashAccountLeaf(AccountLeaf(0x1000000 + i, 0, 0, 0, 1e18, 0, 0));
+        return _hashAccountLeaf(AccountLeaf(0x1000000 + i, 0, 0, 0, 1e18, 0, 0, bytes32(0)));
     }
 
     /// @dev Leaves: every instrument, then `real`, then `fillers` filler accounts. Pairs are

@@ -370,10 +370,10 @@ contract VaultModel is BaseTest {
         uint256 s = ins.underlying == bytes32("BTC") ? btcSpot : ethSpot;
         if (ins.kind == InstrumentKind.PERP) {
             uint256 loss = s * (ins.underlying == bytes32("BTC") ? 10 : 12) / 100;
-            return InstrumentLeaf(id, s, loss, loss);
+            return InstrumentLeaf(id, s, loss, loss, 0, bytes32(0));
         }
         if (modelSettled[id]) {
-            return InstrumentLeaf(id, _payoff(ins, modelSettlementPrice[id]), 0, 0);
+            return InstrumentLeaf(id, _payoff(ins, modelSettlementPrice[id]), 0, 0, 0, bytes32(0));
         }
         l.mark = _payoff(ins, s) + s / 50;
         l.lossPerUnitLong = l.mark;

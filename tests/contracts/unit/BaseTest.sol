@@ -7,6 +7,7 @@ import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {EpochModule} from "../../../contracts/modules/EpochModule.sol";
 import {ExchangeModule} from "../../../contracts/modules/ExchangeModule.sol";
 import {FinalityModule} from "../../../contracts/modules/FinalityModule.sol";
+import {DisputeModule} from "../../../contracts/modules/DisputeModule.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {
     AccountLeaf,
@@ -42,7 +43,7 @@ abstract contract BaseTest is Test {
         }
         epochModule = address(new EpochModule());
         exchangeModule = address(new ExchangeModule(token, scale));
-        finalityModule = address(new FinalityModule(token, scale));
+        finalityModule = address(new FinalityModule(token, scale, address(new DisputeModule())));
     }
 
     function newVault(address owner_, address token, uint64 maxAge, uint64 futureTolerance)
@@ -123,10 +124,10 @@ abstract contract BaseTest is Test {
         ethPerp = vault.registerInstrument(0, "ETH", 0, 0);
         btcCall = vault.registerInstrument(1, "BTC", 60_000e18, EXPIRY);
         btcPut = vault.registerInstrument(2, "BTC", 60_000e18, EXPIRY);
-        instLeaf[btcPerp] = InstrumentLeaf(btcPerp, 60_000e18, 6000e18, 6000e18);
-        instLeaf[ethPerp] = InstrumentLeaf(ethPerp, 3000e18, 300e18, 300e18);
-        instLeaf[btcCall] = InstrumentLeaf(btcCall, 2000e18, 2000e18, 8000e18);
-        instLeaf[btcPut] = InstrumentLeaf(btcPut, 1500e18, 1500e18, 8000e18);
+        instLeaf[btcPerp] = InstrumentLeaf(btcPerp, 60_000e18, 6000e18, 6000e18, 0, bytes32(0));
+        instLeaf[ethPerp] = InstrumentLeaf(ethPerp, 3000e18, 300e18, 300e18, 0, bytes32(0));
+        instLeaf[btcCall] = InstrumentLeaf(btcCall, 2000e18, 2000e18, 8000e18, 0, bytes32(0));
+        instLeaf[btcPut] = InstrumentLeaf(btcPut, 1500e18, 1500e18, 8000e18, 0, bytes32(0));
 
         for (uint256 i; i < 3; ++i) {
             (address a, uint256 k) = makeAddrAndKey(string.concat("signer", vm.toString(i)));
@@ -177,14 +178,22 @@ abstract contract BaseTest is Test {
     function _hashAccountLeaf(AccountLeaf memory l) internal pure returns (bytes32) {
         return keccak256(
             bytes.concat(
-                keccak256(abi.encode(uint8(1), l.account, l.stateNonce, l.cumLo, l.cumHi, l.equity, l.im, l.mm))
+                keccak256(
+                    abi.encode(uint8(1), l.account, l.stateNonce, l.cumLo, l.cumHi, l.equity, l.im, l.mm, l.stateWord)
+                )
             )
         );
     }
 
     function _hashInstrumentLeaf(InstrumentLeaf memory l) internal pure returns (bytes32) {
         return keccak256(
-            bytes.concat(keccak256(abi.encode(uint8(2), l.instrument, l.mark, l.lossPerUnitLong, l.lossPerUnitShort)))
+            bytes.concat(
+                keccak256(
+                    abi.encode(
+                        uint8(2), l.instrument, l.mark, l.lossPerUnitLong, l.lossPerUnitShort, l.fundingIndex, l.vectorHash
+                    )
+                )
+            )
         );
     }
 
@@ -264,7 +273,7 @@ abstract contract BaseTest is Test {
         returns (AccountLeaf memory l)
     {
         (, uint64 nonce, int256 cumLo, int256 cumHi,,,,) = vault.accountState(account);
-        l = AccountLeaf(account, nonce, cumLo, cumHi, equity, im, mm);
+        l = AccountLeaf(account, nonce, cumLo, cumHi, equity, im, mm, vault.stateChain(account));
     }
 
     /* EPOCHS */

@@ -304,7 +304,7 @@ contract ExecuteQuoteTest is BaseTest {
         Quote memory q = _quote(alice, bob, 77, 1e18, 1e18, 1);
         bytes memory sig = _signQuote(q, aliceKey);
         InstrumentProof[] memory ips = new InstrumentProof[](1);
-        ips[0].leaf = InstrumentLeaf(77, 1, 1, 1);
+        ips[0].leaf = InstrumentLeaf(77, 1, 1, 1, 0, bytes32(0));
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(Errors.UnknownInstrument.selector, 77));
         vault.executeQuote(q, sig, ips, _emptyProof(), bobAcct, _emptyProof());
@@ -498,7 +498,7 @@ contract ExecuteQuoteTest is BaseTest {
     function test_executeQuote_revertsWhenOverPositionLimit() public {
         for (uint256 i; i < 61; ++i) {
             uint32 id = vault.registerInstrument(0, bytes32(abi.encodePacked("X", vm.toString(i))), 0, 0);
-            instLeaf[id] = InstrumentLeaf(id, 1e18, 0.1e18, 0.1e18);
+            instLeaf[id] = InstrumentLeaf(id, 1e18, 0.1e18, 0.1e18, 0, bytes32(0));
         }
         _postAll(100_000e18, 0, 0);
         uint32 n = vault.instrumentCount(); // 65

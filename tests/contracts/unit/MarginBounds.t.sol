@@ -79,7 +79,7 @@ contract MarginBoundsTest is Test {
         price = bound(price, 0, 1e30);
         lossLong = bound(lossLong, 0, 1e30);
         lossShort = bound(lossShort, 0, 1e30);
-        InstrumentLeaf memory l = InstrumentLeaf(1, mark, lossLong, lossShort);
+        InstrumentLeaf memory l = InstrumentLeaf(1, mark, lossLong, lossShort, 0, bytes32(0));
         uint256 absQ = uint256(q > 0 ? q : -q);
         // cash as the vault rounds it: the buyer pays mulWadUp(|q|, p), the seller receives it.
         int256 amount = int256((absQ * price + 1e18 - 1) / 1e18);
@@ -95,7 +95,7 @@ contract MarginBoundsTest is Test {
     }
 
     function test_legBounds_example() public pure {
-        InstrumentLeaf memory l = InstrumentLeaf(1, 60_000e18, 6000e18, 5000e18);
+        InstrumentLeaf memory l = InstrumentLeaf(1, 60_000e18, 6000e18, 5000e18, 0, bytes32(0));
         // buy 1 at 61k: cash -61k; lo = 60k - 61k - 6k, hi = 60k - 61k + 5k
         assertEq(MarginBounds.legLo(1e18, -61_000e18, l), -7000e18);
         assertEq(MarginBounds.legHi(1e18, -61_000e18, l), 4000e18);
@@ -115,7 +115,7 @@ contract MarginBoundsTest is Test {
         int128 dLo,
         int128 dHi
     ) public pure {
-        AccountLeaf memory leaf = AccountLeaf(1, 0, leafLo, leafHi, equity, im, mm);
+        AccountLeaf memory leaf = AccountLeaf(1, 0, leafLo, leafHi, equity, im, mm, bytes32(0));
         int256 cumLo = int256(leafLo) + dLo;
         int256 cumHi = int256(leafHi) + dHi;
         assertEq(MarginBounds.imSurplusLo(leaf, cumLo), int256(equity) - int256(uint256(im)) + dLo);
@@ -139,7 +139,7 @@ contract MarginBoundsTest is Test {
         penalty = bound(penalty, 0, 1e18);
         share = bound(share, 0, 1e18);
         vm.assume(dLo <= dHi);
-        AccountLeaf memory leaf = AccountLeaf(1, 0, 0, 0, equity, im, mm);
+        AccountLeaf memory leaf = AccountLeaf(1, 0, 0, 0, equity, im, mm, bytes32(0));
         LiquidationQuote memory r =
             LiquidationLib.quote(leaf, dLo, dHi, LiquidationLib.Params(penalty, share, fund, 1e12));
         assertEq(r.liquidatable, r.mmSurplusHi < 0);
@@ -162,7 +162,7 @@ contract MarginBoundsTest is Test {
     }
 
     function test_liquidationQuote_example() public pure {
-        AccountLeaf memory leaf = AccountLeaf(1, 0, 0, 0, 4000e18, 6000e18, 4800e18);
+        AccountLeaf memory leaf = AccountLeaf(1, 0, 0, 0, 4000e18, 6000e18, 4800e18, bytes32(0));
         LiquidationQuote memory r = LiquidationLib.quote(leaf, 0, 0, LiquidationLib.Params(0.3e18, 0.5e18, 0, 1e12));
         assertTrue(r.liquidatable);
         assertEq(r.penalty, 1440e18);

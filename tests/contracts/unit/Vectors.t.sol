@@ -9,6 +9,7 @@ import {MarginVault} from "../../../contracts/MarginVault.sol";
 import {EpochModule} from "../../../contracts/modules/EpochModule.sol";
 import {ExchangeModule} from "../../../contracts/modules/ExchangeModule.sol";
 import {FinalityModule} from "../../../contracts/modules/FinalityModule.sol";
+import {DisputeModule} from "../../../contracts/modules/DisputeModule.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {Leaves} from "../../../contracts/libraries/Leaves.sol";
 import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
@@ -58,7 +59,8 @@ contract VectorsTest is Test {
                 _i(json, string.concat(p, ".cumHi")),
                 _i(json, string.concat(p, ".equity")),
                 _u(json, string.concat(p, ".im")),
-                _u(json, string.concat(p, ".mm"))
+                _u(json, string.concat(p, ".mm")),
+                vm.parseJsonBytes32(json, string.concat(p, ".stateWord"))
             );
             assertEq(Leaves.hashAccount(l), vm.parseJsonBytes32(json, string.concat(p, ".hash")), p);
         }
@@ -70,7 +72,9 @@ contract VectorsTest is Test {
                 uint32(_u(json, string.concat(p, ".instrument"))),
                 _u(json, string.concat(p, ".mark")),
                 _u(json, string.concat(p, ".lossPerUnitLong")),
-                _u(json, string.concat(p, ".lossPerUnitShort"))
+                _u(json, string.concat(p, ".lossPerUnitShort")),
+                _i(json, string.concat(p, ".fundingIndex")),
+                vm.parseJsonBytes32(json, string.concat(p, ".vectorHash"))
             );
             assertEq(Leaves.hashInstrument(l), vm.parseJsonBytes32(json, string.concat(p, ".hash")), p);
         }
@@ -103,7 +107,7 @@ contract VectorsTest is Test {
         MockERC20 usdc = new MockERC20("USD Coin", "USDC", 6);
         address em = address(new EpochModule());
         address xm = address(new ExchangeModule(address(usdc), 1e12));
-        address fm = address(new FinalityModule(address(usdc), 1e12));
+        address fm = address(new FinalityModule(address(usdc), 1e12, address(new DisputeModule())));
         deployCodeTo("MarginVault.sol:MarginVault", abi.encode(address(this), address(usdc), 3600, 60, em, xm, fm), at);
         v = MarginVault(at);
     }
@@ -114,6 +118,7 @@ contract VectorsTest is Test {
         e.snapshotBlock = uint64(_u(json, string.concat(p, ".snapshotBlock")));
         e.timestamp = uint64(_u(json, string.concat(p, ".timestamp")));
         e.root = vm.parseJsonBytes32(json, string.concat(p, ".root"));
+        e.inputsHash = vm.parseJsonBytes32(json, string.concat(p, ".inputsHash"));
         e.configVersion = uint64(_u(json, string.concat(p, ".configVersion")));
         e.tokens = new TokenPrice[](_u(json, string.concat(p, ".nTokens")));
         for (uint256 i; i < e.tokens.length; ++i) {
@@ -220,7 +225,9 @@ contract VectorsTest is Test {
                 1,
                 _u(json, string.concat(p, ".mark")),
                 _u(json, string.concat(p, ".lossPerUnitLong")),
-                _u(json, string.concat(p, ".lossPerUnitShort"))
+                _u(json, string.concat(p, ".lossPerUnitShort")),
+                0,
+                bytes32(0)
             );
             // The vault's cash for the leg: the buyer pays mulWadUp(|size|, price).
             uint256 absSize = uint256(size > 0 ? size : -size);
@@ -246,7 +253,8 @@ contract VectorsTest is Test {
                 _i(json, string.concat(p, ".leafCumHi")),
                 _i(json, string.concat(p, ".equity")),
                 _u(json, string.concat(p, ".im")),
-                _u(json, string.concat(p, ".mm"))
+                _u(json, string.concat(p, ".mm")),
+                bytes32(0)
             );
             LiquidationQuote memory r = LiquidationLib.quote(
                 leaf,
