@@ -176,6 +176,20 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "WithdrawalVoid": "pending withdrawal {id} is void (a fraud was declared during its window): "
     "returnWithdrawal credits it back",
     "WithdrawalNotVoid": "pending withdrawal {id} is not void: claim it once it is ready",
+    "InputsMismatch": "the parameters, token vectors and market hash given do not hash to the "
+    "inputs epoch {epoch} committed ({committed}; given {given})",
+    "LeafIsHonest": "the leaf of subaccount {account} follows from its state: recomputed equity "
+    "{equity} USD, IM {im} USD, MM {mm} USD, each posted number within the tolerance {tolerance} "
+    "USD",
+    "StateWordIsReal": "the leaf's state word {stateWord} is subaccount {account}'s real word at "
+    "its sequence number: dispute its numbers with disputeAccount instead",
+    "ClaimShapeMismatch": "the dispute's lists do not match the state: {count} given, {expected} "
+    "expected (one instrument leaf per live position, one vector per size, one hash per token)",
+    "VectorMismatch": "risk vector {index} does not hash to the committed one (its INSTRUMENT "
+    "leaf's, or its token's in the epoch's inputs)",
+    "SizeMismatch": "engine size {index} is {given}, the state's is {expected}",
+    "EngineCashMismatch": "the engine cash given is {given} USD; the state's cash after pending "
+    "funding and expired options' payoffs is {expected} USD",
     # OpenZeppelin Ownable2Step, inherited by the vault (docs/security.md §3)
     "OwnableUnauthorizedAccount": "only the vault's owner may do this; the sender {account} is "
     "not the owner",
@@ -243,6 +257,8 @@ def _wad(value: int) -> str:
 _WAD_PARAMS_BY_ERROR: dict[str, set[str]] = {
     "InsufficientInsurance": {"fund", "amount"},
     "BondLocked": {"amount", "withdrawable"},
+    "LeafIsHonest": {"equity", "im", "mm", "tolerance"},
+    "EngineCashMismatch": {"expected", "given"},
 }
 
 

@@ -300,8 +300,9 @@ def deploy_protocol(
     exchange_module = deploy_contract(
         w3, compiled, "ExchangeModule", [cash.address, cash_scale], owner
     )
+    dispute_module = deploy_contract(w3, compiled, "DisputeModule", [], owner)
     finality_module = deploy_contract(
-        w3, compiled, "FinalityModule", [cash.address, cash_scale], owner
+        w3, compiled, "FinalityModule", [cash.address, cash_scale, dispute_module.address], owner
     )
     vault = deploy_contract(
         w3,

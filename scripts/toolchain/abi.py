@@ -43,8 +43,17 @@ EXPORTED: dict[str, str] = {
 
 
 #: The functions the vault runs in its finality module through its fallback
-#: (docs/protocol.md §10): callable on the vault's address, so part of its ABI.
-VAULT_FALLBACK_INTERFACE = "contracts/interfaces/IFinality.sol:IFinality"
+#: (docs/protocol.md §10), and in the dispute module through the finality module's
+#: (§11): callable on the vault's address, so part of its ABI.
+VAULT_FALLBACK_INTERFACES = (
+    "contracts/interfaces/IFinality.sol:IFinality",
+    "contracts/interfaces/IDispute.sol:IDispute",
+)
+#: The modules behind the fallbacks: the events and errors only their code emits.
+VAULT_FALLBACK_MODULES = (
+    "contracts/modules/FinalityModule.sol:FinalityModule",
+    "contracts/modules/DisputeModule.sol:DisputeModule",
+)
 
 
 def _signature(entry: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
@@ -54,13 +63,22 @@ def _signature(entry: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
 
 def vault_abi_of(compiled: CompileResult) -> list[dict[str, Any]]:
     """The vault's whole ABI: ``MarginVault``'s own entries in the compiler's order, then
-    the functions of ``IFinality`` that its fallback delegates (their events and errors are
-    already the vault's: both inherit ``Events`` and ``Errors``)."""
+    the functions of ``IFinality`` and ``IDispute`` that its fallback delegates, then the
+    events and errors that only the modules behind the fallback emit (for instance
+    ``AccountLeafDisproven``, ``LeafIsHonest``)."""
     own = list(compiled.qualified[EXPORTED["MarginVault"]].abi)
     seen = {_signature(e) for e in own}
-    extra = [
-        e for e in compiled.qualified[VAULT_FALLBACK_INTERFACE].abi if _signature(e) not in seen
-    ]
+    extra: list[dict[str, Any]] = []
+    for name in VAULT_FALLBACK_INTERFACES:
+        for e in compiled.qualified[name].abi:
+            if _signature(e) not in seen:
+                seen.add(_signature(e))
+                extra.append(e)
+    for name in VAULT_FALLBACK_MODULES:
+        for e in compiled.qualified[name].abi:
+            if e.get("type") in ("event", "error") and _signature(e) not in seen:
+                seen.add(_signature(e))
+                extra.append(e)
     return own + extra
 
 

@@ -634,17 +634,18 @@ contract StateProofGasTest is GasBase {
         for (uint256 i; i < n; ++i) {
             _depositCash(alice, 1e6);
         }
-        return _prove(aliceAcct, string.concat("proveStateAt, ", vm.toString(n), " cash deltas"));
+        // two deltas per depositCash: the cash, then the bounds (docs/protocol.md §9)
+        return _prove(aliceAcct, string.concat("proveStateAt, ", vm.toString(2 * n), " deltas of depositCash"));
     }
 
     function test_gas_proveStateAt_cashDeltas() public {
-        uint256 g8 = _cashDeltas(8);
-        uint256 g40 = _cashDeltas(40);
-        console2.log("proveStateAt per cash delta (40 vs 8): execution", (g40 - g8) / 32);
+        uint256 g8 = _cashDeltas(4);
+        uint256 g40 = _cashDeltas(20);
+        console2.log("proveStateAt per delta of depositCash (40 vs 8): execution", (g40 - g8) / 32);
     }
 
     /// @dev alice opens 20 positions (one leg per instrument, in quotes of 8 legs), then
-    /// trades 1 unit more of the first `legs` of them: 2 deltas per leg.
+    /// trades 1 unit more of the first `legs` of them: 3 deltas per leg (position, cash, bounds).
     function _tradeDeltas(uint256 legs) internal returns (uint256) {
         ghost.ingest(vm.getRecordedLogs());
         ghost.checkpoint(aliceAcct);
@@ -658,7 +659,7 @@ contract StateProofGasTest is GasBase {
             }
             _fill(q, aliceKey, bob);
         }
-        return _prove(aliceAcct, string.concat("proveStateAt, 20 positions, ", vm.toString(2 * legs), " trade deltas"));
+        return _prove(aliceAcct, string.concat("proveStateAt, 20 positions, ", vm.toString(3 * legs), " trade deltas"));
     }
 
     uint32[] internal _ids;
@@ -671,9 +672,9 @@ contract StateProofGasTest is GasBase {
         assertEq(_ids.length, 20);
         _post2(_leaf(alice, 1e24, 0, 0), _leaf(bob, 1e24, 0, 0));
         _tradeDeltas(_ids.length); // opens the 20 positions
-        uint256 g8 = _tradeDeltas(4);
-        uint256 g40 = _tradeDeltas(20);
-        console2.log("proveStateAt per trade delta at 20 positions (40 vs 8):", (g40 - g8) / 32);
+        uint256 g12 = _tradeDeltas(4);
+        uint256 g60 = _tradeDeltas(20);
+        console2.log("proveStateAt per trade delta at 20 positions (60 vs 12):", (g60 - g12) / 48);
     }
 }
 
