@@ -67,7 +67,8 @@ class AccountLeaf:
     ``account`` is the subaccount id (``uint256``; encoded as one word, as an address
     was). ``cum_lo`` / ``cum_hi`` / ``state_nonce`` are the vault's values at the snapshot;
     ``equity`` (WAD USD, rounded down), ``im`` and ``mm`` (WAD USD, rounded up) come from
-    the risk engine.
+    the risk engine. ``state_word`` is the subaccount's state chain word at the snapshot
+    (docs/protocol.md §9, §11): the state the numbers are of, which a dispute proves.
     """
 
     account: int
@@ -77,13 +78,16 @@ class AccountLeaf:
     equity: int
     im: int
     mm: int
+    state_word: bytes = bytes(32)
 
     def __post_init__(self) -> None:
         # One expression for the common case (an epoch builds one leaf per subaccount);
         # anything else goes through the named checks, which raise with the field.
-        a, n, lo, hi, e, im, mm = self.to_abi()
+        a, n, lo, hi, e, im, mm, w = self.to_abi()
         if (
-            type(a) is int
+            type(w) is bytes
+            and len(w) == 32
+            and type(a) is int
             and type(n) is int
             and type(lo) is int
             and type(hi) is int
@@ -105,6 +109,7 @@ class AccountLeaf:
             check_int(name, getattr(self, name))
         check_uint("im", self.im)
         check_uint("mm", self.mm)
+        check_bytes32("state_word", self.state_word)
 
     def to_abi(self) -> tuple[Any, ...]:
         """The Solidity ``AccountLeaf`` struct tuple."""
@@ -116,11 +121,22 @@ class AccountLeaf:
             self.equity,
             self.im,
             self.mm,
+            self.state_word,
         )
 
     def encode(self) -> bytes:
         return abi_encode(
-            ["uint8", "uint256", "uint64", "int256", "int256", "int256", "uint256", "uint256"],
+            [
+                "uint8",
+                "uint256",
+                "uint64",
+                "int256",
+                "int256",
+                "int256",
+                "uint256",
+                "uint256",
+                "bytes32",
+            ],
             [LEAF_ACCOUNT, *self.to_abi()],
         )
 
@@ -138,6 +154,7 @@ class AccountLeaf:
             "equity": self.equity,
             "im": self.im,
             "mm": self.mm,
+            "stateWord": hash_to_json(self.state_word),
         }
 
     @classmethod
@@ -152,11 +169,20 @@ class AccountLeaf:
             int(f["equity"]),
             int(f["im"]),
             int(f["mm"]),
+            _bytes32_of(f.get("stateWord")),
         )
 
 
-#: An ACCOUNT leaf's ``abi.encode`` row: the type tag, then the seven fields, one word each.
-ACCOUNT_ROW_BYTES = 32 * 8
+def _bytes32_of(text: Any) -> bytes:
+    """A ``0x`` hex word from the wire (absent: 0, as a leaf stored before it)."""
+    if text is None:
+        return bytes(32)
+    s = str(text)
+    return bytes.fromhex(s[2:] if s.startswith("0x") else s)
+
+
+#: An ACCOUNT leaf's ``abi.encode`` row: the type tag, then the eight fields, one word each.
+ACCOUNT_ROW_BYTES = 32 * 9
 
 
 class AccountLeafRows(Sequence[AccountLeaf]):
@@ -229,6 +255,7 @@ def _leaf_of_row(row: merkle.U8Array) -> AccountLeaf:
         int.from_bytes(word[4], "big", signed=True),
         int.from_bytes(word[5], "big"),
         int.from_bytes(word[6], "big"),
+        word[7],
     )
 
 
@@ -236,27 +263,41 @@ def _leaf_of_row(row: merkle.U8Array) -> AccountLeaf:
 class InstrumentLeaf:
     """INSTRUMENT leaf: mark and standalone worst-case loss per unit, long and short.
 
-    All three in WAD USD per unit; the losses are rounded up by the engine.
+    All three in WAD USD per unit; the losses are rounded up by the engine. For disputes
+    (docs/protocol.md §11): ``funding_index``, a perp's cumulative funding index this epoch
+    posts (0 otherwise), and ``vector_hash``, the hash of the instrument's engine row
+    (:func:`keeper.dispute_encoding.hash_vector`).
     """
 
     instrument: int
     mark: int
     loss_per_unit_long: int
     loss_per_unit_short: int
+    funding_index: int = 0
+    vector_hash: bytes = bytes(32)
 
     def __post_init__(self) -> None:
         check_uint("instrument", self.instrument, UINT32_MAX)
         check_uint("mark", self.mark)
         check_uint("loss_per_unit_long", self.loss_per_unit_long)
         check_uint("loss_per_unit_short", self.loss_per_unit_short)
+        check_int("funding_index", self.funding_index)
+        check_bytes32("vector_hash", self.vector_hash)
 
     def to_abi(self) -> tuple[Any, ...]:
         """The Solidity ``InstrumentLeaf`` struct tuple."""
-        return (self.instrument, self.mark, self.loss_per_unit_long, self.loss_per_unit_short)
+        return (
+            self.instrument,
+            self.mark,
+            self.loss_per_unit_long,
+            self.loss_per_unit_short,
+            self.funding_index,
+            self.vector_hash,
+        )
 
     def encode(self) -> bytes:
         return abi_encode(
-            ["uint8", "uint32", "uint256", "uint256", "uint256"],
+            ["uint8", "uint32", "uint256", "uint256", "uint256", "int256", "bytes32"],
             [LEAF_INSTRUMENT, *self.to_abi()],
         )
 
@@ -271,6 +312,8 @@ class InstrumentLeaf:
             "mark": self.mark,
             "lossPerUnitLong": self.loss_per_unit_long,
             "lossPerUnitShort": self.loss_per_unit_short,
+            "fundingIndex": self.funding_index,
+            "vectorHash": hash_to_json(self.vector_hash),
         }
 
     @classmethod
@@ -282,6 +325,8 @@ class InstrumentLeaf:
             int(f["mark"]),
             int(f["lossPerUnitLong"]),
             int(f["lossPerUnitShort"]),
+            int(f.get("fundingIndex", 0)),
+            _bytes32_of(f.get("vectorHash")),
         )
 
 
@@ -315,9 +360,20 @@ def encode_leaves(leaves: Sequence[Leaf]) -> list[tuple[list[int], merkle.U8Arra
         if not where:
             continue
         group = [leaves[i] for i in where]
-        columns: list[Sequence[int]] = [[tag] * len(where)]
-        columns += [list(map(attrgetter(f.name), group)) for f in fields(kind)]
+        columns: list[Sequence[int]] = [[tag] * len(where), *leaf_columns(group, kind)]
         out.append((where, merkle.abi_words(columns)))
+    return out
+
+
+def leaf_columns(leaves: Sequence[Leaf], kind: type) -> list[list[int]]:
+    """The leaves' fields of dataclass ``kind`` as integer columns, in field order, for
+    :func:`keeper.merkle.abi_words`: a bytes32 field is its word read as a uint256."""
+    out: list[list[int]] = []
+    for f in fields(kind):
+        col = list(map(attrgetter(f.name), leaves))
+        if col and isinstance(col[0], bytes):
+            col = [int.from_bytes(v, "big") for v in col]
+        out.append(col)
     return out
 
 

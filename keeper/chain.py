@@ -196,7 +196,9 @@ class AccountState:
     """A subaccount as the vault stores it at the snapshot block.
 
     ``account``: the subaccount id; ``cash``, ``cum_lo``, ``cum_hi``: int256 WAD USD;
-    ``collateral``: balances in each token's decimals, in registered token order.
+    ``collateral``: balances in each token's decimals, in registered token order;
+    ``state_word``: its ``stateChain`` word (docs/protocol.md §9), which its ACCOUNT leaf
+    commits (§11).
     """
 
     account: int
@@ -206,6 +208,7 @@ class AccountState:
     cum_hi: int
     positions: tuple[Position, ...]
     collateral: tuple[int, ...]
+    state_word: bytes = bytes(32)
 
     @property
     def has_positions(self) -> bool:
@@ -385,7 +388,7 @@ class _Book:
             state.cum_hi,
             [[p.instrument, p.size, p.funding_index] for p in state.positions],
             {t.address.lower(): b for t, b in zip(tokens, state.collateral, strict=False) if b},
-            None,
+            state.state_word,
         )
 
     def copy(self) -> _Book:
@@ -439,6 +442,7 @@ class _Book:
             cum_hi=self.cum_hi,
             positions=tuple(Position(i, sz, f) for i, sz, f in self.positions),
             collateral=tuple(self.collateral.get(t.address.lower(), 0) for t in tokens),
+            state_word=bytes(32) if self.word is None else self.word,
         )
 
 
@@ -956,13 +960,17 @@ class ChainAdapter:
         nested arrays costs more than the node's work). An id the vault does not know
         reads as an empty account (``accountStates`` does not check owners)."""
         out: list[AccountState] = []
-        tag = block if isinstance(block, str) else hex(block)
+        if isinstance(block, str):  # one block for the states and their words
+            block = int(self._raw("eth_getBlockByNumber", [block, False])["number"], 16)
+        tag = hex(block)
         for start in range(0, len(accounts), self.batch_size):
             chunk = [int(a) for a in accounts[start : start + self.batch_size]]
             data = _ACCOUNT_STATES_SELECTOR + abi_encode(["uint256[]"], [chunk])
             raw = self._raw("eth_call", [{"to": self.address, "data": "0x" + data.hex()}, tag])
             rows = decode_account_states(bytes.fromhex(raw[2:]))
-            for account, row in zip(chunk, rows, strict=True):
+            # each state chain word in the same block (one JSON-RPC batch): the leaves commit it
+            words = self._views_at([self._views.call("stateChain", a) for a in chunk], block)
+            for account, row, word in zip(chunk, rows, words, strict=True):
                 cash, nonce, lo, hi, ids, sizes, findex, coll = row
                 out.append(
                     AccountState(
@@ -975,6 +983,7 @@ class ChainAdapter:
                             Position(i, sz, f) for i, sz, f in zip(ids, sizes, findex, strict=True)
                         ),
                         collateral=tuple(coll),
+                        state_word=bytes(word),
                     )
                 )
         return tuple(out)

@@ -114,12 +114,16 @@ class Epoch:
     tokens: tuple[TokenPrice, ...] = ()
     funding: tuple[FundingUpdate, ...] = ()
     settlements: tuple[Settlement, ...] = ()
+    #: The engine's committed inputs (docs/protocol.md §11); after ``root`` in the ABI and in
+    #: the EIP-712 type, last here so that a header without disputes needs no value.
+    inputs_hash: bytes = bytes(32)
 
     def __post_init__(self) -> None:
         check_uint("epoch", self.epoch, UINT64_MAX)
         check_uint("snapshot_block", self.snapshot_block, UINT64_MAX)
         check_uint("timestamp", self.timestamp, UINT64_MAX)
         check_bytes32("root", self.root)
+        check_bytes32("inputs_hash", self.inputs_hash)
         check_uint("config_version", self.config_version, UINT64_MAX)
         for name in ("tokens", "funding", "settlements"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -130,6 +134,7 @@ class Epoch:
             self.snapshot_block,
             self.timestamp,
             self.root,
+            self.inputs_hash,
             self.config_version,
             [t.to_abi() for t in self.tokens],
             [f.to_abi() for f in self.funding],
@@ -142,6 +147,7 @@ class Epoch:
             "snapshotBlock": self.snapshot_block,
             "timestamp": self.timestamp,
             "root": self.root,
+            "inputsHash": self.inputs_hash,
             "configVersion": self.config_version,
             "tokens": [t.to_eip712() for t in self.tokens],
             "funding": [f.to_eip712() for f in self.funding],
@@ -156,6 +162,7 @@ class Epoch:
             "snapshotBlock": self.snapshot_block,
             "timestamp": self.timestamp,
             "root": hash_to_json(self.root),
+            "inputsHash": hash_to_json(self.inputs_hash),
             "configVersion": self.config_version,
             "tokens": [[t.token, t.price, t.down_shock, t.up_shock] for t in self.tokens],
             "funding": [[f.instrument, f.cum_funding] for f in self.funding],
@@ -165,8 +172,9 @@ class Epoch:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Epoch:
         """Inverse of :meth:`to_json`; ints as ints or decimal strings, root with or
-        without ``0x``."""
+        without ``0x``; a header stored before the inputs hash has it 0."""
         root = str(d["root"])
+        inputs = str(d.get("inputsHash", "0x" + "00" * 32))
         return cls(
             epoch=int(d["epoch"]),
             snapshot_block=int(d["snapshotBlock"]),
@@ -178,6 +186,7 @@ class Epoch:
             ),
             funding=tuple(FundingUpdate(int(i), int(c)) for i, c in d["funding"]),
             settlements=tuple(Settlement(int(i), int(p)) for i, p in d["settlements"]),
+            inputs_hash=bytes.fromhex(inputs[2:] if inputs.startswith("0x") else inputs),
         )
 
 
@@ -255,6 +264,7 @@ EPOCH_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "snapshotBlock", "type": "uint64"},
         {"name": "timestamp", "type": "uint64"},
         {"name": "root", "type": "bytes32"},
+        {"name": "inputsHash", "type": "bytes32"},
         {"name": "configVersion", "type": "uint64"},
         {"name": "tokens", "type": "TokenPrice[]"},
         {"name": "funding", "type": "FundingUpdate[]"},

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from eth_utils.crypto import keccak
 
 from keeper import merkle
 from keeper.attestation import (
@@ -75,6 +76,12 @@ from keeper.attestation import (
 from keeper.bounds import mul_wad_down, mul_wad_up
 from keeper.chain import AccountState, ChainSnapshot, InstrumentInfo, TokenInfo
 from keeper.compute import MarginFn
+from keeper.dispute_encoding import (
+    AggregationParamsWad,
+    RiskVectorWad,
+    hash_params,
+    hash_vector,
+)
 from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
 from keeper.epoch_columns import (
@@ -292,18 +299,74 @@ def margin_leaves(
     WAD (equity rounded down, requirements up)."""
     equity, im, mm = result.to_wad_all()
     return tuple(
-        AccountLeaf(a.account, a.state_nonce, a.cum_lo, a.cum_hi, e, i, m)
+        AccountLeaf(a.account, a.state_nonce, a.cum_lo, a.cum_hi, e, i, m, a.state_word)
         for a, e, i, m in zip(accounts, equity, im, mm, strict=True)
     )
 
 
+@dataclass(frozen=True)
+class DisputeCommitments:
+    """What an epoch commits for the disputes (docs/protocol.md §11): the hash of every
+    live instrument's engine row (by live index) and of every token's SPOT row (registration
+    order), the aggregation parameters' hash, the market snapshot's hash, and the header's
+    ``inputs_hash`` over the last three."""
+
+    vector_hashes: tuple[bytes, ...]
+    token_vector_hashes: tuple[bytes, ...]
+    params_hash: bytes
+    market_hash: bytes
+    inputs_hash: bytes
+
+
+def inputs_hash(
+    params_hash: bytes, token_vector_hashes: Sequence[bytes], market_hash: bytes
+) -> bytes:
+    """``keccak256(abi.encode(paramsHash, keccak256(abi.encodePacked(tokenVectorHashes)),
+    marketHash))``, as ``DisputeModule.disputeAccount`` checks it."""
+    return keccak(params_hash + keccak(b"".join(token_vector_hashes)) + market_hash)
+
+
+def market_hash(market: MarketState) -> bytes:
+    """The hash of the market snapshot the keeper publishes with the epoch (the JSON the
+    signers receive, ``MarketState.to_json``)."""
+    return keccak(market.to_json().encode())
+
+
+def dispute_commitments(
+    n_live: int, n_tokens: int, result: MarginResult, market: MarketState
+) -> DisputeCommitments:
+    """The engine rows of the epoch's risk arrays (the live instruments first, then one
+    SPOT row per token, as ``keeper/engine_input.py`` lays them out), hashed as the
+    dispute module hashes a ``RiskVector``."""
+    arrays = result.arrays
+    rows = [hash_vector(RiskVectorWad.from_arrays(arrays, i)) for i in range(n_live + n_tokens)]
+    params = hash_params(AggregationParamsWad.from_arrays(arrays))
+    mh = market_hash(market)
+    tokens = tuple(rows[n_live:])
+    return DisputeCommitments(
+        tuple(rows[:n_live]), tokens, params, mh, inputs_hash(params, tokens, mh)
+    )
+
+
 def instrument_leaves(
-    live: Sequence[InstrumentInfo], result: MarginResult
+    live: Sequence[InstrumentInfo],
+    result: MarginResult,
+    funding: Mapping[int, int] | None = None,
+    vector_hashes: Sequence[bytes] | None = None,
 ) -> tuple[InstrumentLeaf, ...]:
-    """One INSTRUMENT leaf per live instrument the engine values (WAD, losses up)."""
+    """One INSTRUMENT leaf per live instrument the engine values (WAD, losses up), with the
+    perp's funding index this epoch posts and the hash of its engine row."""
     wad = result.leaves.to_wad()
+    funding = funding or {}
     return tuple(
-        InstrumentLeaf(live[j].id, mark, lo, ls)
+        InstrumentLeaf(
+            live[j].id,
+            mark,
+            lo,
+            ls,
+            funding.get(live[j].id, 0) if live[j].kind == 0 else 0,
+            vector_hashes[j] if vector_hashes is not None else bytes(32),
+        )
         for j, mark, lo, ls in zip(
             wad.instrument_index, wad.mark, wad.loss_long, wad.loss_short, strict=True
         )
@@ -338,8 +401,10 @@ def epoch_header(
     tokens: Sequence[TokenPrice],
     funding: Mapping[int, int],
     settle_now: Mapping[int, int],
+    inputs_hash: bytes = bytes(32),
 ) -> Epoch:
-    """The header the signers sign: funding and settlements by instrument id."""
+    """The header the signers sign: funding and settlements by instrument id, and the
+    hash of the engine's committed inputs (docs/protocol.md §11)."""
     return Epoch(
         epoch=epoch,
         snapshot_block=snapshot.block,
@@ -349,6 +414,7 @@ def epoch_header(
         tokens=tuple(tokens),
         funding=tuple(FundingUpdate(i, f) for i, f in sorted(funding.items())),
         settlements=tuple(Settlement(i, p) for i, p in sorted(settle_now.items())),
+        inputs_hash=inputs_hash,
     )
 
 
@@ -513,7 +579,8 @@ def _compute_epoch(
             equity, im, mm = result.to_wad_all()
             columns |= {"equity": equity, "im": im, "mm": mm}
             check_leaf_columns(columns)
-        ileaves = instrument_leaves(inputs.live, result)
+        commit = dispute_commitments(len(inputs.live), len(snapshot.tokens), result, market)
+        ileaves = instrument_leaves(inputs.live, result, funding, commit.vector_hashes)
         tokens = token_table(snapshot.tokens, result)
     except RiskEngineError as exc:
         raise EpochRefusedError(f"risk engine refused the input: {exc}") from exc
@@ -521,7 +588,9 @@ def _compute_epoch(
         raise EpochRefusedError(str(exc), reason="feed") from exc
     t1 = time.perf_counter()
     # the leaves stay rows: a leaf object is made only where one is read (proofs, verify)
-    account_rows = account_leaf_rows(columns, widened, head=cols.head_words)
+    account_rows = account_leaf_rows(
+        columns, widened, head=cols.head_words, state_words=cols.state_word
+    )
     account_leaves = AccountLeafRows(account_rows)
     rows = np.concatenate([merkle.leaf_hashes(account_rows), _instrument_hash_rows(ileaves)])
     th = time.perf_counter()
@@ -534,6 +603,7 @@ def _compute_epoch(
         tokens=tokens,
         funding=funding,
         settle_now=inputs.settle_now,
+        inputs_hash=commit.inputs_hash,
     )
     t2 = time.perf_counter()
     return EpochBuild(
@@ -594,7 +664,8 @@ def compute_epoch_reference(
         engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
         result = margin(portfolios, engine.snapshot, params)
         account_leaves = margin_leaves(accounts, result)
-        ileaves = instrument_leaves(inputs.live, result)
+        commit = dispute_commitments(len(inputs.live), len(snapshot.tokens), result, market)
+        ileaves = instrument_leaves(inputs.live, result, funding, commit.vector_hashes)
         tokens = token_table(snapshot.tokens, result)
     except RiskEngineError as exc:
         raise EpochRefusedError(f"risk engine refused the input: {exc}") from exc
@@ -612,6 +683,7 @@ def compute_epoch_reference(
         tokens=tokens,
         funding=funding,
         settle_now=inputs.settle_now,
+        inputs_hash=commit.inputs_hash,
     )
     t2 = time.perf_counter()
     return EpochBuild(

@@ -25,7 +25,7 @@ tests/keeper/test_epoch_columns.py checks both give the same leaves, tree and he
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from operator import is_
 from typing import Any
@@ -99,6 +99,9 @@ class AccountColumns:
     #: shape ``(n, 160)``: the ACCOUNT leaf words that do not depend on the market, kept
     #: by :class:`ColumnCache` across epochs (None: encoded with the leaves).
     head_words: merkle.U8Array | None = None
+    #: Each subaccount's state chain word at the snapshot (the ACCOUNT leaf's last word,
+    #: docs/protocol.md §11); empty: zero words.
+    state_word: list[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.account)
@@ -196,6 +199,7 @@ def _rows(cols: AccountColumns, lo: int, hi: int) -> AccountColumns:
         coll_units=cols.coll_units[c],
         decimals=cols.decimals,
         head_words=None if cols.head_words is None else cols.head_words[lo:hi],
+        state_word=cols.state_word[lo:hi],
     )
 
 
@@ -223,6 +227,9 @@ def _concat(
     def stacked(name: str) -> npt.NDArray[Any]:
         return np.concatenate([getattr(c, name) for c in blocks])
 
+    def joined_bytes(name: str) -> list[bytes]:
+        return list(chain.from_iterable(getattr(c, name) for c in blocks))
+
     def rows(name: str) -> IntpArray:
         return np.concatenate([getattr(c, name) + b * size for b, c in enumerate(blocks)])
 
@@ -244,6 +251,7 @@ def _concat(
         coll_units=stacked("coll_units"),
         decimals=decimals,
         head_words=np.concatenate(heads) if len(heads) == len(blocks) else None,
+        state_word=joined_bytes("state_word"),
     )
 
 
@@ -286,6 +294,7 @@ def _read_columns(accounts: Sequence[AccountState], decimals: tuple[int, ...]) -
         pos_units=_to_float(sizes, WAD),
         coll_units=_to_float(balances, scale[tokens]),
         decimals=decimals,
+        state_word=[a.state_word for a in accounts],
     )
 
 
@@ -410,8 +419,10 @@ def account_leaf_rows(
     columns: Mapping[str, Sequence[int]],
     widened: tuple[Float64Array, Float64Array, Float64Array] | None = None,
     head: merkle.U8Array | None = None,
+    state_words: Sequence[bytes] | None = None,
 ) -> merkle.U8Array:
-    """``AccountLeaf.encode()`` of every row, shape ``(n, 256)``, from the columns.
+    """``AccountLeaf.encode()`` of every row, shape ``(n, 288)``, from the columns and each
+    row's state chain word (``state_words``, 32 bytes each; None: zero words).
 
     Without ``widened``: from the seven ACCOUNT leaf columns (Python ints, checked by the
     caller). ``widened``: the floats whose WAD values are the equity, im and mm
@@ -421,11 +432,23 @@ def account_leaf_rows(
     first five words when already made (``AccountColumns.head_words``, checked then).
     """
     n = len(columns["account"])
+    words = _state_word_rows(state_words, n)
     if widened is None:
-        return merkle.abi_words([[LEAF_ACCOUNT] * n, *(columns[k] for k in _RANGES)])
+        base = merkle.abi_words([[LEAF_ACCOUNT] * n, *(columns[k] for k in _RANGES)])
+        return np.hstack([base, words])
     equity, im, mm = widened
     if head is None:
         head = _head_words(*(columns[k] for k in _HEAD))
     return np.hstack(
-        [head, wad_words(equity, up=False), wad_words(im, up=True), wad_words(mm, up=True)]
+        [head, wad_words(equity, up=False), wad_words(im, up=True), wad_words(mm, up=True), words]
     )
+
+
+def _state_word_rows(words: Sequence[bytes] | None, n: int) -> merkle.U8Array:
+    """The state words as rows, shape ``(n, 32)``; each must be 32 bytes."""
+    if not words:
+        return np.zeros((n, 32), dtype=np.uint8)
+    blob = b"".join(words)
+    if len(words) != n or len(blob) != 32 * n:
+        raise AttestationError(f"{len(words)} state words of {len(blob)} bytes for {n} leaves")
+    return np.frombuffer(blob, dtype=np.uint8).reshape(n, 32)

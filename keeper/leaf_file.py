@@ -39,7 +39,6 @@ import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +54,7 @@ from keeper.attestation import (
     InstrumentLeaf,
     LeafRecord,
     hash_to_json,
+    leaf_columns,
 )
 from keeper.errors import StoreError
 
@@ -68,11 +68,26 @@ _ALIGN = 64
 U8Array = npt.NDArray[np.uint8]
 U32Array = npt.NDArray[np.uint32]
 
-#: Per kind: the leaf type, its wire field names after the id, and which words are signed.
-_ACCOUNT_NAMES: tuple[str, ...] = ("stateNonce", "cumLo", "cumHi", "equity", "im", "mm")
-_ACCOUNT_SIGNED: tuple[bool, ...] = (False, True, True, True, False, False)
-_INSTRUMENT_NAMES: tuple[str, ...] = ("mark", "lossPerUnitLong", "lossPerUnitShort")
-_INSTRUMENT_SIGNED: tuple[bool, ...] = (False, False, False)
+#: Per kind: the leaf type, its wire field names after the id, and how each word reads:
+#: False unsigned, True signed, None a bytes32 (on the wire as ``0x`` hex).
+_ACCOUNT_NAMES: tuple[str, ...] = (
+    "stateNonce",
+    "cumLo",
+    "cumHi",
+    "equity",
+    "im",
+    "mm",
+    "stateWord",
+)
+_ACCOUNT_SIGNED: tuple[bool | None, ...] = (False, True, True, True, False, False, None)
+_INSTRUMENT_NAMES: tuple[str, ...] = (
+    "mark",
+    "lossPerUnitLong",
+    "lossPerUnitShort",
+    "fundingIndex",
+    "vectorHash",
+)
+_INSTRUMENT_SIGNED: tuple[bool | None, ...] = (False, False, False, True, None)
 
 
 def _word(value: int) -> bytes:
@@ -102,7 +117,7 @@ def _columns(leaves: Sequence[Any], kind: type, encoded: U8Array | None) -> tupl
     if not leaves:
         return np.empty((0, 32), np.uint8), np.empty((0, width - 32), np.uint8)
     if encoded is None:
-        words = merkle.abi_words([list(map(attrgetter(f.name), leaves)) for f in fields(kind)])
+        words = merkle.abi_words(leaf_columns(leaves, kind))
     elif encoded.shape != (len(leaves), 32 + width) or encoded.dtype != np.uint8:
         raise StoreError(
             f"{kind.__name__} encodings of shape {encoded.shape}, expected "
@@ -302,7 +317,7 @@ class EpochLeaves:
             return None
         return i
 
-    def fields(self, kind: LeafKind, i: int) -> dict[str, int]:
+    def fields(self, kind: LeafKind, i: int) -> dict[str, int | str]:
         """Row ``i``'s fields by protocol name (``AccountLeaf.to_json`` / ``InstrumentLeaf``)."""
         if kind == "account":
             ids, words, names, signed = (
@@ -321,9 +336,10 @@ class EpochLeaves:
             )
             head = "instrument"
         raw = bytes(words[i])
-        out = {head: int.from_bytes(bytes(ids[i]), "big")}
+        out: dict[str, int | str] = {head: int.from_bytes(bytes(ids[i]), "big")}
         for k, (name, s) in enumerate(zip(names, signed, strict=True)):
-            out[name] = int.from_bytes(raw[32 * k : 32 * k + 32], "big", signed=s)
+            w = raw[32 * k : 32 * k + 32]
+            out[name] = hash_to_json(w) if s is None else int.from_bytes(w, "big", signed=s)
         return out
 
     def tree_row(self, kind: LeafKind, i: int) -> int:

@@ -10,7 +10,8 @@ Response schemas are JSON Schema 2020-12 (OpenAPI 3.1's dialect), inlined so tha
 validator reads one route's schema without resolving references. Amounts follow one rule:
 USD amounts are JSON numbers; an integer the chain holds in WAD (1e18) is
 ``{"wad": "<decimal string>", "decimal": <number>}`` (:data:`WAD_AMOUNT`), and a leaf's
-``fields`` (exact decimal strings, what a proof hashes) come with ``decimal``: the WAD
+``fields`` (exact decimal strings, what a proof hashes; the bytes32 ``stateWord`` and
+``vectorHash`` as ``0x`` hex) come with ``decimal``: the WAD
 fields as numbers.
 """
 
@@ -62,7 +63,8 @@ _LEAF = _obj(
     {
         "kind": {"enum": ["account", "instrument"]},
         "key": _DEC_STR,
-        "fields": {"type": "object", "additionalProperties": _DEC_STR},
+        # integers as exact decimal strings; the bytes32 words (stateWord, vectorHash) as 0x hex
+        "fields": {"type": "object", "additionalProperties": {"anyOf": [_DEC_STR, _HEX]}},
         "decimal": {"type": "object", "additionalProperties": _NUM},
         "leaf": _HEX,
         "proof": _arr(_HEX),

@@ -90,6 +90,7 @@ def _first_difference(
         "epoch",
         "snapshotBlock",
         "timestamp",
+        "inputsHash",
         "configVersion",
         "tokens",
         "funding",
@@ -108,12 +109,19 @@ def _first_difference(
             a = stored[k]
             return f"{a[0]} leaf {a[1]} stored but not recomputed: {a[2]}"
         a, b = stored[k], recomputed[k]
-        fa = {n: int(v) for n, v in a[2].items()}
-        fb = {n: int(v) for n, v in b[2].items()}
+        fa = {n: _field_value(v) for n, v in a[2].items()}
+        fb = {n: _field_value(v) for n, v in b[2].items()}
         if fa != fb:
             diff = {n: (fa.get(n), fb.get(n)) for n in fa if fa.get(n) != fb.get(n)}
             return f"{a[0]} leaf {a[1]} differs (field: stored, recomputed): {diff}"
     return None
+
+
+def _field_value(v: object) -> int:
+    """A leaf field on the wire as an integer: a decimal string or int, or a ``0x`` hex
+    word (``stateWord``, ``vectorHash``)."""
+    text = str(v)
+    return int(text, 16) if text.startswith("0x") else int(text)
 
 
 def verify_epoch(

@@ -74,15 +74,19 @@ def _h(b: bytes) -> str:
 #: but the encoding must not care).
 ACCOUNT_LEAVES = [
     AccountLeaf(1, 0, 0, 0, 10_000 * WAD, 1_500 * WAD, 1_200 * WAD),
-    AccountLeaf(7_042, 7, -3 * WAD, 25 * WAD, -12_345_678_901_234_567_890, 0, 0),
-    AccountLeaf(UINT256_MAX, UINT64_MAX, INT256_MIN, INT256_MAX, INT256_MIN, UINT256_MAX, 1),
-    AccountLeaf(0, 1, -1, 1, 1, 1, 0),
+    AccountLeaf(
+        7_042, 7, -3 * WAD, 25 * WAD, -12_345_678_901_234_567_890, 0, 0, keccak(text="word-7042")
+    ),
+    AccountLeaf(
+        UINT256_MAX, UINT64_MAX, INT256_MIN, INT256_MAX, INT256_MIN, UINT256_MAX, 1, b"\xff" * 32
+    ),
+    AccountLeaf(0, 1, -1, 1, 1, 1, 0, bytes(24) + (5).to_bytes(8, "big")),
 ]
 INSTRUMENT_LEAVES = [
-    InstrumentLeaf(1, 60_000 * WAD, 9_000 * WAD, 9_600 * WAD),
+    InstrumentLeaf(1, 60_000 * WAD, 9_000 * WAD, 9_600 * WAD, -7 * WAD, keccak(text="vec-1")),
     InstrumentLeaf(2, 3_000 * WAD, 540 * WAD, 600 * WAD),
-    InstrumentLeaf(3, 125_500_000_000_000_001, 125_500_000_000_000_001, 4_100 * WAD),
-    InstrumentLeaf(2**32 - 1, 0, 0, UINT256_MAX),
+    InstrumentLeaf(3, 125_500_000_000_000_001, 125_500_000_000_000_001, 4_100 * WAD, INT256_MAX),
+    InstrumentLeaf(2**32 - 1, 0, 0, UINT256_MAX, INT256_MIN, b"\xff" * 32),
 ]
 
 
@@ -142,6 +146,7 @@ EPOCHS = [
         ),
         funding=(FundingUpdate(1, -1_234_567_890_123), FundingUpdate(4, 5 * WAD)),
         settlements=(Settlement(2, 2_950 * WAD), Settlement(3, 1)),
+        inputs_hash=keccak(text="inputs-42"),
     ),
     Epoch(
         UINT64_MAX,
@@ -151,6 +156,7 @@ EPOCHS = [
         UINT64_MAX,
         tokens=(TokenPrice(TOKENS[0], UINT256_MAX, WAD, UINT256_MAX),),
         funding=(FundingUpdate(2**32 - 1, INT256_MIN),),
+        inputs_hash=b"\xff" * 32,
     ),
 ]
 SIGNER_LABELS = ("signer-0", "signer-1", "signer-2")
@@ -188,6 +194,7 @@ def eip712_vectors() -> dict[str, Any]:
                 "snapshotBlock": _s(e.snapshot_block),
                 "timestamp": _s(e.timestamp),
                 "root": _h(e.root),
+                "inputsHash": _h(e.inputs_hash),
                 "configVersion": _s(e.config_version),
                 "nTokens": _s(len(e.tokens)),
                 "tokens": [_token_json(t) for t in e.tokens],

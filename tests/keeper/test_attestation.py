@@ -54,16 +54,26 @@ def _word(v: int) -> bytes:
 def test_account_leaf_hash_matches_hand_packed_words() -> None:
     # abi.encode of static types is one 32-byte word per field; pack by hand, not eth_abi.
     fields = [1, ALICE, 3, -5 * 10**18, 7 * 10**18, -(10**18), 2 * 10**18, 10**18]
-    raw = b"".join(_word(v) for v in fields)
+    word = keccak(text="a state chain word")
+    raw = b"".join(_word(v) for v in fields) + word
     expected = keccak(keccak(raw))
+    leaf = AccountLeaf(ALICE, 3, -5 * 10**18, 7 * 10**18, -(10**18), 2 * 10**18, 10**18, word)
+    assert leaf.hash() == expected
+    # without a state word (the default) the last word is 0
+    zero = b"".join(_word(v) for v in fields) + bytes(32)
     assert account_leaf_hash(ALICE, 3, -5 * 10**18, 7 * 10**18, -(10**18), 2 * 10**18, 10**18) == (
-        expected
+        keccak(keccak(zero))
     )
 
 
 def test_instrument_leaf_hash_matches_hand_packed_words() -> None:
-    raw = b"".join(_word(v) for v in [2, 4, 3000 * 10**18, 450 * 10**18, 480 * 10**18])
-    assert instrument_leaf_hash(4, 3000 * 10**18, 450 * 10**18, 480 * 10**18) == keccak(keccak(raw))
+    vector = keccak(text="a risk vector")
+    head = b"".join(_word(v) for v in [2, 4, 3000 * 10**18, 450 * 10**18, 480 * 10**18])
+    raw = head + _word(-7 * 10**18) + vector
+    leaf = InstrumentLeaf(4, 3000 * 10**18, 450 * 10**18, 480 * 10**18, -7 * 10**18, vector)
+    assert leaf.hash() == keccak(keccak(raw))
+    zero = head + bytes(64)
+    assert instrument_leaf_hash(4, 3000 * 10**18, 450 * 10**18, 480 * 10**18) == keccak(keccak(zero))
 
 
 def test_leaf_types_are_domain_separated() -> None:
@@ -115,7 +125,7 @@ def test_account_leaf_rows_read_back_the_leaves_they_encode(leaves: list[Account
     """Every field at its type's edges: a leaf read from its row is the leaf, and the rows
     are equal to the tuple of leaves (either way round), sliced or indexed from the end."""
     blob = b"".join(leaf.encode() for leaf in leaves)
-    rows = AccountLeafRows(np.frombuffer(blob, dtype=np.uint8).reshape(len(leaves), 256))
+    rows = AccountLeafRows(np.frombuffer(blob, dtype=np.uint8).reshape(len(leaves), 288))
     assert len(rows) == len(leaves)
     assert list(rows) == leaves and rows == tuple(leaves) and tuple(leaves) == rows
     assert rows[1:3] == tuple(leaves[1:3])
@@ -131,14 +141,14 @@ def test_account_leaf_rows_refuse_rows_of_another_shape_or_type() -> None:
     with pytest.raises(AttestationError, match="shape"):
         AccountLeafRows(np.zeros((2, 160), dtype=np.uint8))
     with pytest.raises(AttestationError, match="uint8"):
-        AccountLeafRows(np.zeros((2, 256), dtype=np.int64))
+        AccountLeafRows(np.zeros((2, 288), dtype=np.int64))
 
 
 def test_account_leaf_rows_check_the_leaf_a_row_decodes_to() -> None:
     """A row whose state nonce does not fit uint64 is no leaf: reading it raises."""
     row = bytearray(AccountLeaf(ALICE, 1, 0, 0, 0, 0, 0).encode())
     row[64 + 7] = 1  # a byte above the nonce's 64 bits
-    rows = AccountLeafRows(np.frombuffer(bytes(row), dtype=np.uint8).reshape(1, 256))
+    rows = AccountLeafRows(np.frombuffer(bytes(row), dtype=np.uint8).reshape(1, 288))
     with pytest.raises(AttestationError, match="state_nonce"):
         rows[0]
 
@@ -205,8 +215,8 @@ TOKEN_PRICE_T = "TokenPrice(address token,uint256 price,uint256 downShock,uint25
 FUNDING_T = "FundingUpdate(uint32 instrument,int256 cumFunding)"
 SETTLEMENT_T = "Settlement(uint32 instrument,uint256 price)"
 EPOCH_T = (
-    "Epoch(uint64 epoch,uint64 snapshotBlock,uint64 timestamp,bytes32 root,uint64 configVersion,"
-    "TokenPrice[] tokens,FundingUpdate[] funding,Settlement[] settlements)"
+    "Epoch(uint64 epoch,uint64 snapshotBlock,uint64 timestamp,bytes32 root,bytes32 inputsHash,"
+    "uint64 configVersion,TokenPrice[] tokens,FundingUpdate[] funding,Settlement[] settlements)"
     + FUNDING_T
     + SETTLEMENT_T
     + TOKEN_PRICE_T
@@ -254,6 +264,7 @@ def _ref_epoch_hash(e: Epoch) -> bytes:
         + _word(e.snapshot_block)
         + _word(e.timestamp)
         + e.root
+        + e.inputs_hash
         + _word(e.config_version)
         + keccak(tokens)
         + keccak(funding)

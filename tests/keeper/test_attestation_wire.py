@@ -243,4 +243,4 @@ def test_empty_margin_proof_is_the_all_zero_leaf_without_siblings() -> None:
     assert MarginProof.empty() == MarginProof(AccountLeaf(0, 0, 0, 0, 0, 0, 0), ())
     mine = MarginProof.empty(ALICE)
     assert mine.leaf.account == ALICE and mine.proof == ()
-    assert mine.to_abi() == ((ALICE, 0, 0, 0, 0, 0, 0), [])
+    assert mine.to_abi() == ((ALICE, 0, 0, 0, 0, 0, 0, bytes(32)), [])

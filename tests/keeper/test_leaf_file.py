@@ -108,7 +108,7 @@ def test_aTreeOfOtherLeaves_andAFileThatIsNotOne_areRefused(tmp_path: Path) -> N
     bigger = MerkleTree([*accounts, AccountLeaf(6, 0, 0, 0, 0, 0, 0)])
     with pytest.raises(StoreError, match="2 leaves, the epoch 1"):
         EpochLeaves.from_leaves(1, accounts, [], bigger.layers)
-    with pytest.raises(StoreError, match=r"encodings of shape \(1, 224\), expected \(1, 256\)"):
+    with pytest.raises(StoreError, match=r"encodings of shape \(1, 224\), expected \(1, 288\)"):
         EpochLeaves.from_leaves(1, accounts, [], None, (np.zeros((1, 224), np.uint8), None))
     bad = tmp_path / "1.leaves"
     bad.write_bytes(b"not a leaf file at all")

@@ -183,7 +183,7 @@ def test_merkle_tree_of_encodings_equals_the_tree_of_the_leaves(
     leaves: list[Leaf] = [*dict.fromkeys(accounts), *dict.fromkeys(instruments)]
     blocks = [
         rows([leaf.encode() for leaf in leaves if isinstance(leaf, kind)], width)
-        for kind, width in ((AccountLeaf, 256), (InstrumentLeaf, 160))
+        for kind, width in ((AccountLeaf, 288), (InstrumentLeaf, 224))
     ]
     layers = merkle.merkle_tree(blocks)
     assert layers.root == merkle.reference_tree([leaf.hash() for leaf in leaves])[0]

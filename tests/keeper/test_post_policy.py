@@ -170,7 +170,7 @@ def test_post_section_defaults_and_bounds(tmp_path: Path) -> None:
 
 def _rows(leaves: list[AccountLeaf]) -> AccountLeafRows:
     blob = b"".join(leaf.encode() for leaf in leaves)
-    return AccountLeafRows(np.frombuffer(blob, dtype=np.uint8).reshape(len(leaves), 256))
+    return AccountLeafRows(np.frombuffer(blob, dtype=np.uint8).reshape(len(leaves), 288))
 
 
 _VALUE = st.one_of(
