@@ -99,6 +99,7 @@ from risk_engine import (
     CappedValue,
     InstrumentKind,
     MarginResult,
+    RiskArrays,
     RiskEngineError,
     RiskParams,
     compute_margin,
@@ -333,12 +334,11 @@ def market_hash(market: MarketState) -> bytes:
 
 
 def dispute_commitments(
-    n_live: int, n_tokens: int, result: MarginResult, market: MarketState
+    n_live: int, n_tokens: int, arrays: RiskArrays, market: MarketState
 ) -> DisputeCommitments:
     """The engine rows of the epoch's risk arrays (the live instruments first, then one
     SPOT row per token, as ``keeper/engine_input.py`` lays them out), hashed as the
     dispute module hashes a ``RiskVector``."""
-    arrays = result.arrays
     rows = [hash_vector(RiskVectorWad.from_arrays(arrays, i)) for i in range(n_live + n_tokens)]
     params = hash_params(AggregationParamsWad.from_arrays(arrays))
     mh = market_hash(market)
@@ -433,6 +433,9 @@ class EpochBuild:
     #: Leaf hashes as rows (shape ``(n, 32)``), account leaves then instrument leaves
     #: (computed once: ABI-encoding 10,000 leaves is most of the tree's cost).
     hash_rows: merkle.U8Array | None = field(default=None, compare=False)
+    #: The engine's risk arrays (the rows and parameters the dispute commitments hash;
+    #: ``pm dispute`` builds a claim from them), when the build computed them.
+    arrays: RiskArrays | None = field(default=None, compare=False, repr=False)
     #: Values capped instead of refusing the epoch: the market input's
     #: (``keeper/engine_input.py``), then the engine's (``MarginResult.capped``).
     capped: tuple[CappedValue, ...] = ()
@@ -579,7 +582,7 @@ def _compute_epoch(
             equity, im, mm = result.to_wad_all()
             columns |= {"equity": equity, "im": im, "mm": mm}
             check_leaf_columns(columns)
-        commit = dispute_commitments(len(inputs.live), len(snapshot.tokens), result, market)
+        commit = dispute_commitments(len(inputs.live), len(snapshot.tokens), result.arrays, market)
         ileaves = instrument_leaves(inputs.live, result, funding, commit.vector_hashes)
         tokens = token_table(snapshot.tokens, result)
     except RiskEngineError as exc:
@@ -623,6 +626,7 @@ def _compute_epoch(
             "merkle": t2 - th,
         },
         hash_rows=rows,
+        arrays=result.arrays,
         capped=engine.capped + result.capped,
         account_rows=account_rows,
     )
@@ -664,7 +668,7 @@ def compute_epoch_reference(
         engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
         result = margin(portfolios, engine.snapshot, params)
         account_leaves = margin_leaves(accounts, result)
-        commit = dispute_commitments(len(inputs.live), len(snapshot.tokens), result, market)
+        commit = dispute_commitments(len(inputs.live), len(snapshot.tokens), result.arrays, market)
         ileaves = instrument_leaves(inputs.live, result, funding, commit.vector_hashes)
         tokens = token_table(snapshot.tokens, result)
     except RiskEngineError as exc:
@@ -694,5 +698,6 @@ def compute_epoch_reference(
         market=market,
         timings={"compute": t1 - t0, "tree": t2 - t1},
         hash_rows=np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), 32),
+        arrays=result.arrays,
         capped=engine.capped + result.capped,
     )

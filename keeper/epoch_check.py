@@ -170,7 +170,7 @@ def first_header_difference(header: Epoch, recomputed: Epoch) -> str | None:
     """The first field where ``header`` differs from ``recomputed`` (token table, funding,
     settlements, then root; entries named by position and address/instrument), or None."""
     mine, theirs = recomputed.to_json(), header.to_json()
-    for name in ("epoch", "snapshotBlock", "timestamp", "configVersion"):
+    for name in ("epoch", "snapshotBlock", "timestamp", "configVersion", "inputsHash"):
         if mine[name] != theirs[name]:
             return f"header.{name}: header {theirs[name]} recomputed {mine[name]}"
     for name in ("tokens", "funding", "settlements"):

@@ -462,6 +462,22 @@ def return_withdrawal(withdrawal_id: int, **kw: Unpack[SessionOptions]) -> None:
     run(_session(kw), withdrawal_id)
 
 
+@pm.command()
+@network_options
+@key_options
+@dry_run_option
+@api_option
+@click.option("--epoch", type=int, default=None, help="the epoch to check (default: the latest)")
+def dispute(api_url: str, epoch: int | None, **kw: Unpack[SessionOptions]) -> None:
+    """Check an epoch as `keeper verify` does (your node, the market snapshot the keeper
+    published, the default risk parameters) and prove the first wrong ACCOUNT leaf on chain:
+    the bond's reward is yours, the vault goes to safe mode (docs/protocol.md §11)."""
+    from risk_engine import load_params
+    from scripts.dispute import dispute as run
+
+    run(_session(kw), KeeperApi(api_url), load_params(), epoch=epoch)
+
+
 @pm.command("claim-payout")
 @network_options
 @key_options

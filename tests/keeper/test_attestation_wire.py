@@ -67,7 +67,8 @@ HEADER = Epoch(
 
 
 def test_account_leaf_fields_are_the_protocol_names_with_ints() -> None:
-    leaf = AccountLeaf(ALICE, 3, -5 * WAD, 7 * WAD, -WAD, 2 * WAD, WAD)
+    word = bytes(range(32))
+    leaf = AccountLeaf(ALICE, 3, -5 * WAD, 7 * WAD, -WAD, 2 * WAD, WAD, word)
     assert leaf.to_json() == {
         "account": ALICE,
         "stateNonce": 3,
@@ -76,16 +77,23 @@ def test_account_leaf_fields_are_the_protocol_names_with_ints() -> None:
         "equity": -WAD,
         "im": 2 * WAD,
         "mm": WAD,
+        "stateWord": "0x" + word.hex(),
     }
+    assert AccountLeaf.from_json(leaf.to_json()) == leaf
 
 
 def test_instrument_leaf_fields_are_the_protocol_names_with_ints() -> None:
-    assert InstrumentLeaf(4, 3_000 * WAD, 450 * WAD, 480 * WAD).to_json() == {
+    vector = bytes([7]) * 32
+    leaf = InstrumentLeaf(4, 3_000 * WAD, 450 * WAD, 480 * WAD, -3, vector)
+    assert leaf.to_json() == {
         "instrument": 4,
         "mark": 3_000 * WAD,
         "lossPerUnitLong": 450 * WAD,
         "lossPerUnitShort": 480 * WAD,
+        "fundingIndex": -3,
+        "vectorHash": "0x" + vector.hex(),
     }
+    assert InstrumentLeaf.from_json(leaf.to_json()) == leaf
 
 
 def test_proof_is_fields_and_lowercase_hex_siblings() -> None:
@@ -100,6 +108,7 @@ def test_header_arrays_follow_the_abi_struct_order() -> None:
         "snapshotBlock": 123,
         "timestamp": 1_800_000_000,
         "root": "0x" + bytes(range(32)).hex(),
+        "inputsHash": "0x" + "00" * 32,
         "configVersion": 2,
         "tokens": [[WETH, 3_000 * WAD, WAD // 5, WAD // 4]],
         "funding": [[1, -5 * 10**15]],

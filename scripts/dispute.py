@@ -1,0 +1,276 @@
+"""``pm dispute``: check a posted epoch and prove a wrong ACCOUNT leaf on chain
+(docs/protocol.md §11).
+
+A watcher needs no keeper of its own, only a node and the keeper API that published the
+epoch. :func:`find_wrong_leaf` recomputes the epoch as ``keeper verify`` and a signer service
+do (``keeper/epoch_check.py``): the vault's state at the header's snapshot block read from the
+watcher's node, the market snapshot the keeper published (``GET /epoch/<n>/market``), the same
+engine and parameters; it requires the header's ``inputsHash`` to be the recomputation's (the
+same parameters, token rows and market: otherwise there is nothing this watcher can prove)
+and compares each posted ACCOUNT leaf (``GET /proof/<id>?epoch=n``) with its own.
+:func:`account_claim` builds ``disputeAccount``'s argument for a leaf whose numbers or bounds
+differ: the state at the leaf's ``stateWord`` and the vault's deltas since (rebuilt from the
+logs, ``keeper/state_chain.py``), the posted INSTRUMENT leaves and proofs, the engine's cash,
+sizes and rows (``keeper/dispute_encoding.py``). :func:`dispute` simulates and sends it.
+A leaf whose ``stateWord`` is not the account's is reported, not yet disputed by this command
+(``disputeAccountState`` on chain).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from keeper.attestation import AccountLeaf, InstrumentLeaf
+from keeper.chain import AccountState, ChainAdapter, ChainSnapshot
+from keeper.dispute_encoding import AggregationParamsWad, RiskVectorWad
+from keeper.eip712 import Epoch
+from keeper.epoch_build import (
+    DEFAULT_FUNDING_RULE,
+    DEFAULT_TOKEN_UNDERLYINGS,
+    EpochBuild,
+    account_cash,
+    chain_inputs,
+    compute_epoch,
+    dispute_commitments,
+    funding_indices,
+)
+from keeper.errors import EpochRefusedError
+from keeper.feeds.base import MarketState
+from keeper.state_chain import STATE_CHAIN_TOPICS, StateChainBook, StateDelta
+from risk_engine import RiskParams
+from scripts.client import KeeperApi, Session
+from scripts.errors import CliError
+
+__all__ = ["Finding", "account_claim", "dispute", "find_wrong_leaf"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The first ACCOUNT leaf of epoch ``epoch`` whose posted fields differ from the
+    recomputation's (``posted`` / ``mine``), with what the claim needs."""
+
+    epoch: int
+    posted: AccountLeaf
+    proof: tuple[bytes, ...]
+    mine: AccountLeaf
+    build: EpochBuild
+    snapshot: ChainSnapshot
+    header: Epoch
+
+
+def _market_json(api: KeeperApi, n: int) -> str:
+    status, body = api._get(f"/epoch/{n}/market")
+    if status != 200:
+        raise CliError(f"keeper API /epoch/{n}/market: {body.get('error', status)}")
+    return json.dumps(body)
+
+
+def find_wrong_leaf(
+    session: Session,
+    api: KeeperApi,
+    params: RiskParams,
+    epoch: int,
+    *,
+    token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
+) -> Finding | None:
+    """Recompute ``epoch`` and return the first posted ACCOUNT leaf that differs, or None
+    when every posted leaf is the recomputation's. Raises :class:`CliError` when the epoch
+    cannot be checked (not recorded for disputes, no published header or market, other
+    parameters)."""
+    vault = session.vault
+    root, _posted_at = vault.functions.epochRecord(epoch).call()
+    if bytes(root) == bytes(32):
+        raise CliError(
+            f"epoch {epoch} is not recorded for disputes (window off when it was posted, or "
+            "overwritten in the ring)"
+        )
+    rec = api.epoch(epoch)
+    if rec is None or not rec.get("header"):
+        raise CliError(f"the keeper API has no header for epoch {epoch}")
+    header = Epoch.from_json(rec["header"])
+    if header.root != bytes(root):
+        raise CliError(
+            f"the keeper API's header of epoch {epoch} has root 0x{header.root.hex()}, the vault "
+            f"recorded 0x{bytes(root).hex()}"
+        )
+    market = MarketState.from_json(_market_json(api, epoch))
+    chain = ChainAdapter(session.w3, session.deployment.vault, track_state=True)
+    chain.index(to_block=header.snapshot_block, record=False)
+    snapshot = dataclasses.replace(
+        chain.snapshot(header.snapshot_block), config_version=header.config_version
+    )
+    try:
+        build = compute_epoch(
+            snapshot, market, params, epoch=epoch, token_underlyings=token_underlyings
+        )
+    except EpochRefusedError as exc:
+        raise CliError(f"cannot recompute epoch {epoch}: {exc}") from exc
+    if build.header.inputs_hash != header.inputs_hash:
+        raise CliError(
+            f"epoch {epoch} committed other engine inputs than this recomputation (inputsHash "
+            f"0x{header.inputs_hash.hex()}, here 0x{build.header.inputs_hash.hex()}): other "
+            "risk parameters or market; no account dispute can be built on them"
+        )
+    if build.tree.root == header.root:
+        return None
+    for mine in build.account_leaves:
+        got = api.account(mine.account, epoch)
+        if got is None:
+            continue  # not published: the watcher cannot prove it (docs/security.md §1)
+        posted = AccountLeaf.from_json(got.fields)
+        if posted != mine:
+            return Finding(epoch, posted, got.proof, mine, build, snapshot, header)
+    return None
+
+
+def _state_of(a: AccountState, snapshot: ChainSnapshot) -> StateChainBook:
+    """The book of ``a`` at the snapshot: its word, state and bounds."""
+    return StateChainBook(
+        word=a.state_word,
+        cash=a.cash,
+        cum_lo=a.cum_lo,
+        cum_hi=a.cum_hi,
+        positions={p.instrument: (p.size, p.funding_index) for p in a.positions if p.size},
+        collateral={
+            t.address.lower(): b for t, b in zip(snapshot.tokens, a.collateral, strict=True) if b
+        },
+    )
+
+
+def _deltas_since(
+    session: Session, account: int, book: StateChainBook, block: int
+) -> list[StateDelta]:
+    """The vault's deltas of ``account`` after ``block``, folded into ``book`` (which must
+    then reach the live word: checked)."""
+    logs = session.w3.eth.get_logs(
+        {
+            "address": to_checksum_address(session.deployment.vault),
+            "fromBlock": block + 1,
+            "toBlock": "latest",
+            "topics": [list(STATE_CHAIN_TOPICS), "0x" + account.to_bytes(32, "big").hex()],
+        }
+    )
+    book.deltas = []
+    for e in logs:
+        topics = ["0x" + bytes(t).hex() for t in e["topics"]]
+        book.apply_event(topics, "0x" + bytes(e["data"]).hex())
+    live = bytes(session.vault.functions.stateChain(account).call())
+    if book.word != live:
+        raise CliError(
+            f"subaccount {account}'s state chain rebuilt from the logs (0x{book.word.hex()}) is "
+            f"not the vault's (0x{live.hex()}): the node's logs are incomplete"
+        )
+    return list(book.deltas)
+
+
+def account_claim(session: Session, api: KeeperApi, f: Finding) -> tuple[Any, ...]:
+    """``disputeAccount``'s ``AccountClaim`` tuple for the finding's leaf."""
+    arrays = f.build.arrays
+    if arrays is None:
+        raise CliError("the recomputation kept no risk arrays")
+    account = f.posted.account
+    state = next((a for a in f.snapshot.accounts if a.account == account), None)
+    if state is None:
+        raise CliError(f"subaccount {account} is not in the snapshot")
+    if state.state_word != f.posted.state_word:
+        raise CliError(
+            f"the posted leaf of subaccount {account} names state word "
+            f"0x{f.posted.state_word.hex()}, the account's was 0x{state.state_word.hex()}: a "
+            "disputeAccountState case, not built by this command yet"
+        )
+    market = f.build.market
+    inputs = chain_inputs(f.snapshot, market, DEFAULT_TOKEN_UNDERLYINGS)
+    funding = funding_indices(f.snapshot, market, DEFAULT_FUNDING_RULE)
+    (cash,) = account_cash(
+        [state], f.snapshot.instruments, inputs.live, funding, inputs.settle_price
+    )
+    live_index = {ins.id: j for j, ins in enumerate(inputs.live)}
+    book = _state_of(state, f.snapshot)
+    committed = book.state()
+    sizes: list[int] = []
+    vectors: list[Any] = []
+    instruments: list[tuple[Any, ...]] = []
+    proofs: list[list[bytes]] = []
+    for instrument, size, _index in committed.positions:
+        if instrument not in live_index:
+            continue  # expired at the epoch: its payoff is in the cash
+        got = api.instrument(instrument, f.epoch)
+        if got is None:
+            raise CliError(f"the keeper API has no INSTRUMENT leaf {instrument} in epoch {f.epoch}")
+        instruments.append(InstrumentLeaf.from_json(got.fields).to_abi())
+        proofs.append(list(got.proof))
+        sizes.append(size)
+        vectors.append(RiskVectorWad.from_arrays(arrays, live_index[instrument]).to_abi())
+    token_of = {t.address.lower(): (k, t) for k, t in enumerate(f.snapshot.tokens)}
+    for token, amount in committed.collateral:
+        k, t = token_of[token.lower()]
+        sizes.append(
+            amount * 10 ** (18 - t.decimals)
+            if t.decimals <= 18
+            else amount // 10 ** (t.decimals - 18)
+        )
+        vectors.append(RiskVectorWad.from_arrays(arrays, len(inputs.live) + k).to_abi())
+    commit = dispute_commitments(len(inputs.live), len(f.snapshot.tokens), arrays, market)
+    deltas = _deltas_since(session, account, book, f.header.snapshot_block)
+    return (
+        f.epoch,
+        f.posted.to_abi(),
+        list(f.proof),
+        committed.to_abi(),
+        [d.to_abi() for d in deltas],
+        instruments,
+        proofs,
+        cash,
+        sizes,
+        vectors,
+        AggregationParamsWad.from_arrays(arrays).to_abi(),
+        list(commit.token_vector_hashes),
+        commit.market_hash,
+    )
+
+
+def dispute(
+    session: Session,
+    api: KeeperApi,
+    params: RiskParams,
+    *,
+    epoch: int | None = None,
+) -> None:
+    """Check ``epoch`` (default: the latest the keeper API published) and dispute the first
+    wrong ACCOUNT leaf; say so when every leaf is right."""
+    if epoch is None:
+        latest = api.latest_epoch()
+        if latest is None:
+            raise CliError("the keeper API has no mined epoch")
+        epoch = int(latest["number"]) if "number" in latest else int(latest["epoch"])
+    f = find_wrong_leaf(session, api, params, epoch)
+    if f is None:
+        session.echo(
+            f"epoch {epoch}: every ACCOUNT leaf is this recomputation's; nothing to dispute"
+        )
+        return
+    diff = {
+        k: (v, f.mine.to_json()[k])
+        for k, v in f.posted.to_json().items()
+        if f.mine.to_json()[k] != v
+    }
+    session.echo(
+        f"epoch {epoch}: subaccount {f.posted.account}'s leaf differs (posted, recomputed): {diff}"
+    )
+    claim = account_claim(session, api, f)
+    session.send(
+        session.vault.functions.disputeAccount(claim),
+        f"dispute subaccount {f.posted.account}'s leaf of epoch {epoch}",
+    )
+    if not session.dry_run:
+        due = int(session.vault.functions.payoutOf(session.address).call())
+        session.echo(
+            f"fraud proven: the vault is in safe mode; {due / 10**18:,.2f} USD of the bond is "
+            f"yours (`pm claim-payout`)"
+        )

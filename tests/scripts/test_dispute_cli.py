@@ -1,0 +1,171 @@
+"""The acceptance of issue 15 on Anvil (docs/protocol.md §10, §11), with the real keeper:
+
+1. a quorum posts a root in which one account's equity is inflated (the keeper's engine is
+   wrapped to add 1,000,000 USD to the first subaccount's equity; the local signer signs
+   what it is given, as a colluding quorum would);
+2. a watcher with only a node and the keeper API runs ``pm dispute`` and wins half the bond;
+3. the vault is in safe mode;
+4. an honest epoch from a rotated signer set (a second keeper with a new key) restores it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from risk_engine.units import WAD
+
+from .cli_support import SIGNER, CliEnv, KeeperHandle, Result, key
+
+pytestmark = pytest.mark.anvil
+
+OWNER = key("dispute owner")
+MAKER = key("dispute maker")
+TAKER = key("dispute taker")
+WATCHER = key("dispute watcher")
+NEW_SIGNER = key("dispute new signer")
+WINDOW = 3600
+INFLATION_USD = 1_000_000.0
+
+
+def _keeper(cli_env: CliEnv, out: Path, signer: LocalAccount, data: Path) -> Any:
+    from keeper.config import load_config
+    from keeper.daemon import build_keeper
+
+    config = load_config(
+        None,
+        {
+            "PM_RPC_URL": cli_env.node.url,
+            "PM_DEPLOYMENTS_FILE": str(out),
+            "PM_SIGNER_KEYS": "0x" + bytes(signer.key).hex(),
+            "PM_DATA_DIR": str(data),
+            "PM_API_PORT": "0",
+            "PM_FEED_SEED": "7",
+        },
+    )
+    k = build_keeper(config, serve_metrics=False)
+    k.api.start()
+    return k
+
+
+@pytest.fixture(scope="module")
+def world(
+    cli_env: CliEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, KeeperHandle, Path]]:
+    tmp = tmp_path_factory.mktemp("dispute")
+    out = tmp / "deployment.json"
+    for who in (OWNER, WATCHER, NEW_SIGNER):
+        cli_env.w3.provider.make_request("anvil_setBalance", [who.address, hex(100 * WAD)])  # type: ignore[arg-type]
+    cli_env.ok(
+        "deploy", "--out", str(out), "--signer", SIGNER.address, "--quorum", "1",
+        "--max-age", "3600", key=OWNER,
+    )  # fmt: skip
+    k = _keeper(cli_env, out, SIGNER, tmp / "keeper")
+    try:
+        yield out, KeeperHandle(k, k.api.url), tmp
+    finally:
+        k.api.stop()
+        k.store.close()
+
+
+def _pm(ce: CliEnv, where: Path, url: str, *args: str, **kw: Any) -> Result:
+    r = ce.inproc(*args, "--deployment", str(where), env={"PM_API_URL": url}, **kw)
+    assert r.code == 0, f"pm {' '.join(args)} failed ({r.code}): {r.err}\n{r.out}"
+    return r
+
+
+def test_a_watcher_proves_an_inflated_equity_and_a_rotated_set_restores(
+    cli_env: CliEnv, world: tuple[Path, KeeperHandle, Path], tmp_path: Path
+) -> None:
+    from keeper.abi import vault_abi
+
+    where, kp, tmp = world
+    w3 = cli_env.w3
+    vault = w3.eth.contract(address=json.loads(where.read_text())["vault"], abi=vault_abi())
+    _pm(cli_env, where, kp.url, "dispute-config", str(WINDOW), "100", key=OWNER)
+    _pm(cli_env, where, kp.url, "faucet", key=SIGNER)
+    _pm(cli_env, where, kp.url, "bond", "post", "150", key=SIGNER)
+    for who, deposits in (
+        (MAKER, (("deposit", "WETH", "5"), ("deposit-cash", "50000"))),
+        (TAKER, (("deposit-cash", "50000"),)),
+    ):
+        for args in (("faucet",), *deposits):
+            _pm(cli_env, where, kp.url, *args, key=who)
+    kp.epoch()
+    q = tmp_path / "q.json"
+    _pm(cli_env, where, kp.url, "quote", "--leg", "ETH-PERP:-1:3500", "--out", str(q), key=MAKER)
+    _pm(cli_env, where, kp.url, "trade", str(q), key=TAKER)
+    kp.epoch()
+    from scripts.client import Session, load_deployment
+
+    maker = Session(w3, load_deployment(w3, where), None).subaccounts_of(MAKER.address)[0]
+
+    # An honest epoch: nothing to dispute.
+    honest = kp.epoch()
+    r = _pm(cli_env, where, kp.url, "dispute", "--epoch", str(honest), key=WATCHER)
+    assert "nothing to dispute" in r.out
+
+    # 1. the quorum signs a root with the first subaccount's equity inflated
+    pipeline = kp.keeper.pipeline
+    engine = pipeline.margin
+
+    def inflated(portfolios: Any, snapshot: Any, params: Any) -> Any:
+        result = engine(portfolios, snapshot, params)
+        result.equity[0] += INFLATION_USD
+        return result
+
+    pipeline.margin = inflated
+    try:
+        bad = kp.epoch()
+    finally:
+        pipeline.margin = engine
+    leaf = kp.keeper.store.get_leaf(bad, "account", maker)
+    assert leaf is not None and int(leaf.fields["equity"]) > 900_000 * WAD
+
+    # 2. the watcher proves it and takes half the bond
+    r = _pm(cli_env, where, kp.url, "dispute", "--epoch", str(bad), key=WATCHER)
+    assert f"subaccount {maker}'s leaf differs" in r.out, r.out
+    assert "fraud proven" in r.out
+    assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
+
+    # 3. safe mode: the caught set cannot post again, the epoch cannot be disputed twice
+    assert vault.functions.isSafeMode().call()
+    assert vault.functions.fraudState().call()[0] == bad
+    with pytest.raises(AssertionError, match="SignersNotRotated"):
+        kp.epoch()
+    r = cli_env.inproc(
+        "dispute", "--epoch", str(bad), "--deployment", str(where),
+        env={"PM_API_URL": kp.url}, key=WATCHER,
+    )  # fmt: skip
+    assert r.code != 0
+
+    # 4. the owner rotates the signers; the new set posts its bond and an honest epoch
+    fn = vault.functions.setSigners([NEW_SIGNER.address], 1)
+    tx = fn.build_transaction(
+        {"from": OWNER.address, "nonce": w3.eth.get_transaction_count(OWNER.address)}
+    )
+    signed = OWNER.sign_transaction(tx)
+    assert (
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))[
+            "status"
+        ]
+        == 1
+    )
+    _pm(cli_env, where, kp.url, "faucet", key=NEW_SIGNER)
+    _pm(cli_env, where, kp.url, "bond", "post", "100", key=NEW_SIGNER)
+    k2 = _keeper(cli_env, where, NEW_SIGNER, tmp / "keeper2")
+    try:
+        restored = KeeperHandle(k2, k2.api.url).epoch()
+    finally:
+        k2.api.stop()
+        k2.store.close()
+    assert restored > bad
+    assert not vault.functions.isSafeMode().call()
+    assert vault.functions.fraudState().call()[0] == 0
+    _pm(cli_env, where, kp.url, "claim-payout", key=WATCHER)
+    assert vault.functions.payoutOf(WATCHER.address).call() == 0
