@@ -258,6 +258,9 @@ class ChainSnapshot:
     signers: tuple[str, ...]
     max_age: int
     future_tolerance: int
+    #: the vault's challenge window (seconds, 0: disputes off, docs/protocol.md §10); the
+    #: epoch carries the dispute commitments only when it is on (§11)
+    dispute_window: int = 0
 
     def instrument(self, instrument_id: int) -> InstrumentInfo:
         return self.instruments[instrument_id - 1]
@@ -268,7 +271,14 @@ def _decode_bytes32(raw: bytes) -> str:
 
 
 #: The vault settings a snapshot reads at its block, in :meth:`ChainAdapter.snapshot`'s order.
-_SNAPSHOT_SETTINGS = ("instrumentCount", "tokens", "currentEpoch", "maxAge", "futureTolerance")
+_SNAPSHOT_SETTINGS = (
+    "instrumentCount",
+    "tokens",
+    "currentEpoch",
+    "maxAge",
+    "futureTolerance",
+    "disputeConfig",
+)
 #: Who signs an epoch, in :func:`_governance`'s order.
 _GOVERNANCE = ("configVersion", "quorum", "signers")
 
@@ -1020,7 +1030,7 @@ class ChainAdapter:
             self.check_deployed(block)  # raises ChainResetError with the explanation
         if blk is None:
             raise ChainCallError(f"block {block} not found")
-        count, addresses, epoch, max_age, tolerance, *gov = (
+        count, addresses, epoch, max_age, tolerance, dispute, *gov = (
             c.decode(r) for c, r in zip([*settings, *governance], answers, strict=True)
         )
         instruments = self._instruments_upto(int(count), block)
@@ -1060,6 +1070,7 @@ class ChainAdapter:
             **_governance(*gov),
             max_age=int(max_age),
             future_tolerance=int(tolerance),
+            dispute_window=int(dispute[0]),
         )
 
     def governance(self, block: int | BlockParams = "latest") -> Governance:

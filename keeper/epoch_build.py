@@ -348,6 +348,18 @@ def dispute_commitments(
     )
 
 
+def _commitments_if_disputable(
+    snapshot: ChainSnapshot, n_live: int, result: MarginResult, market: MarketState
+) -> DisputeCommitments | None:
+    """The epoch's dispute commitments when the vault's challenge window is on at the
+    snapshot block; None (zero words in the leaves and header) when it is off: no epoch is
+    disputable then, and hashing every row costs about 2 ms per instrument
+    (docs/protocol.md §11)."""
+    if not snapshot.dispute_window:
+        return None
+    return dispute_commitments(n_live, len(snapshot.tokens), result.arrays, market)
+
+
 def instrument_leaves(
     live: Sequence[InstrumentInfo],
     result: MarginResult,
@@ -582,8 +594,10 @@ def _compute_epoch(
             equity, im, mm = result.to_wad_all()
             columns |= {"equity": equity, "im": im, "mm": mm}
             check_leaf_columns(columns)
-        commit = dispute_commitments(len(inputs.live), len(snapshot.tokens), result.arrays, market)
-        ileaves = instrument_leaves(inputs.live, result, funding, commit.vector_hashes)
+        commit = _commitments_if_disputable(snapshot, len(inputs.live), result, market)
+        ileaves = instrument_leaves(
+            inputs.live, result, funding, None if commit is None else commit.vector_hashes
+        )
         tokens = token_table(snapshot.tokens, result)
     except RiskEngineError as exc:
         raise EpochRefusedError(f"risk engine refused the input: {exc}") from exc
@@ -606,7 +620,7 @@ def _compute_epoch(
         tokens=tokens,
         funding=funding,
         settle_now=inputs.settle_now,
-        inputs_hash=commit.inputs_hash,
+        inputs_hash=bytes(32) if commit is None else commit.inputs_hash,
     )
     t2 = time.perf_counter()
     return EpochBuild(
@@ -668,8 +682,10 @@ def compute_epoch_reference(
         engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
         result = margin(portfolios, engine.snapshot, params)
         account_leaves = margin_leaves(accounts, result)
-        commit = dispute_commitments(len(inputs.live), len(snapshot.tokens), result.arrays, market)
-        ileaves = instrument_leaves(inputs.live, result, funding, commit.vector_hashes)
+        commit = _commitments_if_disputable(snapshot, len(inputs.live), result, market)
+        ileaves = instrument_leaves(
+            inputs.live, result, funding, None if commit is None else commit.vector_hashes
+        )
         tokens = token_table(snapshot.tokens, result)
     except RiskEngineError as exc:
         raise EpochRefusedError(f"risk engine refused the input: {exc}") from exc
@@ -687,7 +703,7 @@ def compute_epoch_reference(
         tokens=tokens,
         funding=funding,
         settle_now=inputs.settle_now,
-        inputs_hash=commit.inputs_hash,
+        inputs_hash=bytes(32) if commit is None else commit.inputs_hash,
     )
     t2 = time.perf_counter()
     return EpochBuild(
