@@ -358,8 +358,8 @@ def test_sign_quote_recovers_maker_and_refuses_other_key() -> None:
 
 
 def test_to_abi_orders_fields_as_the_solidity_structs() -> None:
-    assert EPOCH.to_abi()[:5] == (3, 120, 1_700_000_000, keccak(b"root"), 2)
-    assert EPOCH.to_abi()[5][0] == EPOCH.tokens[0].to_abi()
+    assert EPOCH.to_abi()[:6] == (3, 120, 1_700_000_000, keccak(b"root"), bytes(32), 2)
+    assert EPOCH.to_abi()[6][0] == EPOCH.tokens[0].to_abi()
     assert QUOTE.to_abi()[1] == 3 and QUOTE.to_abi()[2] == ZERO_ADDRESS
     assert QUOTE.to_abi()[3][0] == (
         1,
@@ -367,4 +367,4 @@ def test_to_abi_orders_fields_as_the_solidity_structs() -> None:
         3000 * 10**18,
     )
     leaf = AccountLeaf(ALICE, 1, 2, 3, 4, 5, 6)
-    assert leaf.to_abi() == (ALICE, 1, 2, 3, 4, 5, 6)
+    assert leaf.to_abi() == (ALICE, 1, 2, 3, 4, 5, 6, bytes(32))

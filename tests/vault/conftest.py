@@ -207,9 +207,13 @@ class Market:
         return int(self.vault.functions.position(self.acct(who), instrument).call()[0])
 
     def leaf(self, who: Who, *, equity: int, im: int, mm: int) -> AccountLeaf:
-        """An ACCOUNT leaf with the vault's current nonce and running sums (the snapshot)."""
+        """An ACCOUNT leaf with the vault's current nonce, running sums and state chain word
+        (the snapshot)."""
         s = self.state(who)
-        return AccountLeaf(self.acct(who), s["stateNonce"], s["cumLo"], s["cumHi"], equity, im, mm)
+        word = bytes(self.vault.functions.stateChain(self.acct(who)).call())
+        return AccountLeaf(
+            self.acct(who), s["stateNonce"], s["cumLo"], s["cumHi"], equity, im, mm, word
+        )
 
     def header(
         self,

@@ -20,6 +20,8 @@ from eth_utils import keccak
 
 from keeper import bounds
 from keeper.attestation import AccountLeaf, InstrumentLeaf, InstrumentProof, MarginProof
+from keeper.dispute_encoding import AggregationParamsWad, RiskVectorWad, hash_params
+from keeper.dispute_encoding import hash_vector as hash_v
 from keeper.eip712 import (
     Epoch,
     FundingUpdate,
@@ -885,6 +887,112 @@ def _(m: Market) -> Result:
     proof = list(m.tree.proof(alice))
     fn = m.vault.functions.disputeDuplicateLeaf(1, alice.to_abi(), proof, alice.to_abi(), proof)
     return m.revert_of(fn, m.bob), {"account": m.acct(m.alice)}
+
+
+# ---------------------------------------------------- account disputes (protocol.md §11)
+
+
+def _claim_world(m: Market, *, committed: bool = True, equity_delta: int = 0) -> tuple[Any, ...]:
+    """alice (collateral only) in epoch 1 with disputes on; one flat vector for every token
+    (price 3,000, no loss) and one underlying, committed in the header unless not
+    ``committed``; her leaf holds the numbers those give (plus ``equity_delta``). Returns
+    ``disputeAccount``'s claim tuple."""
+    fund_all(m)
+    _disputes_on(m)
+    vec = RiskVectorWad(0, 3_000 * WAD, (0, 0, 0), (), 0, 0, 3_000 * WAD, 0, 0, 3_000 * WAD)
+    params = AggregationParamsWad(1, (), WAD, (0,), (0,), (WAD,), (), ())
+    tokens = list(m.vault.functions.tokens().call())
+    token_hashes = [hash_v(vec)] * len(tokens)
+    market = keccak(text="market")
+    inputs = keccak(hash_params(params) + keccak(b"".join(token_hashes)) + market)
+    s = m.state(m.alice)
+    assert not s["instruments"]
+    held = sorted(
+        ((t.lower(), int(b)) for t, b in zip(tokens, s["coll"], strict=True) if b),
+        key=lambda x: int(x[0], 16),
+    )
+    decimals = {t.lower(): 18 for t in tokens}  # the test tokens of Market
+    sizes = [b * 10 ** (18 - decimals[t]) for t, b in held]
+    equity = s["cash"] + sum(z * 3_000 for z in sizes) + equity_delta
+    alice = m.leaf(m.alice, equity=equity, im=0, mm=0)
+    header = m.header([alice, PERP_LEAF, CALL_LEAF])
+    if committed:
+        header = dataclasses.replace(header, inputs_hash=inputs)
+    m.post(header)
+    assert m.tree is not None
+    state = CommittedState(s["cash"], (), tuple(held), s["cumLo"], s["cumHi"])
+    return (
+        m.epoch,
+        alice.to_abi(),
+        list(m.tree.proof(alice)),
+        state.to_abi(),
+        [],
+        [],
+        [],
+        s["cash"],
+        sizes,
+        [vec.to_abi()] * len(sizes),
+        params.to_abi(),
+        token_hashes,
+        market,
+    )
+
+
+def _with(claim: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
+    return (*claim[:index], value, *claim[index + 1 :])
+
+
+@scenario("InputsMismatch")
+def _(m: Market) -> Result:
+    claim = _claim_world(m, committed=False)
+    r = m.revert_of(m.vault.functions.disputeAccount(claim), m.bob)
+    return r, {"epoch": 1, "committed": bytes(32)}
+
+
+@scenario("LeafIsHonest")
+def _(m: Market) -> Result:
+    claim = _claim_world(m)
+    r = m.revert_of(m.vault.functions.disputeAccount(claim), m.bob)
+    return r, {"account": m.acct(m.alice), "equity": claim[1][4], "im": 0, "mm": 0}
+
+
+@scenario("ClaimShapeMismatch")
+def _(m: Market) -> Result:
+    claim = _claim_world(m)
+    n = len(claim[8])
+    r = m.revert_of(m.vault.functions.disputeAccount(_with(claim, 9, claim[9][:-1])), m.bob)
+    return r, {"count": n, "expected": n - 1}
+
+
+@scenario("VectorMismatch")
+def _(m: Market) -> Result:
+    claim = _claim_world(m)
+    other = (claim[9][0][0], claim[9][0][1] + 1, *claim[9][0][2:])  # another mark
+    r = m.revert_of(m.vault.functions.disputeAccount(_with(claim, 9, [other])), m.bob)
+    return r, {"index": 0}
+
+
+@scenario("SizeMismatch")
+def _(m: Market) -> Result:
+    claim = _claim_world(m)
+    size = claim[8][0]
+    r = m.revert_of(m.vault.functions.disputeAccount(_with(claim, 8, [size + 1])), m.bob)
+    return r, {"index": 0, "expected": size, "given": size + 1}
+
+
+@scenario("EngineCashMismatch")
+def _(m: Market) -> Result:
+    claim = _claim_world(m)
+    r = m.revert_of(m.vault.functions.disputeAccount(_with(claim, 7, claim[7] + 1)), m.bob)
+    return r, {"expected": claim[7], "given": claim[7] + 1}
+
+
+@scenario("StateWordIsReal")
+def _(m: Market) -> Result:
+    claim = _claim_world(m)
+    leaf = claim[1]
+    fn = m.vault.functions.disputeAccountState(1, leaf, claim[2], leaf[7][:24], claim[3], [])
+    return m.revert_of(fn, m.bob), {"account": m.acct(m.alice), "stateWord": leaf[7]}
 
 
 @scenario("UnknownWithdrawal")

@@ -84,6 +84,7 @@ def _epoch(x: dict[str, Any]) -> Epoch:
         ),
         tuple(FundingUpdate(int(f["instrument"]), int(f["cumFunding"])) for f in x["funding"]),
         tuple(Settlement(int(s["instrument"]), int(s["price"])) for s in x["settlements"]),
+        _b(x["inputsHash"]),
     )
 
 
