@@ -73,7 +73,9 @@ def test_instrument_leaf_hash_matches_hand_packed_words() -> None:
     leaf = InstrumentLeaf(4, 3000 * 10**18, 450 * 10**18, 480 * 10**18, -7 * 10**18, vector)
     assert leaf.hash() == keccak(keccak(raw))
     zero = head + bytes(64)
-    assert instrument_leaf_hash(4, 3000 * 10**18, 450 * 10**18, 480 * 10**18) == keccak(keccak(zero))
+    assert instrument_leaf_hash(4, 3000 * 10**18, 450 * 10**18, 480 * 10**18) == keccak(
+        keccak(zero)
+    )
 
 
 def test_leaf_types_are_domain_separated() -> None:
