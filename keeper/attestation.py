@@ -186,7 +186,7 @@ ACCOUNT_ROW_BYTES = 32 * 9
 
 
 class AccountLeafRows(Sequence[AccountLeaf]):
-    """ACCOUNT leaves held as their ``abi.encode`` rows, shape ``(n, 256)``: a leaf object
+    """ACCOUNT leaves held as their ``abi.encode`` rows, shape ``(n, 288)``: a leaf object
     is made only when one is read.
 
     An epoch has a leaf per subaccount; what the pipeline does with its 100,000 leaves

@@ -102,7 +102,7 @@ def _accounts_moved(
 
 def _rows_moved(new: merkle.U8Array, old: merkle.U8Array, policy: PostPolicy) -> bool | None:
     """:func:`_accounts_moved` on two builds' ACCOUNT leaf rows (``abi.encode``, shape
-    ``(n, 256)``), the same answer without a leaf object per row: iterating
+    ``(n, 288)``), the same answer without a leaf object per row: iterating
     :class:`AccountLeafRows` decodes and checks every leaf, ~25x the leaf-by-leaf loop on
     tuples (2 x 100,000 leaves per epoch). Each new row is matched with the old row of its
     account (the last one, as the loop's dict does); equal words are equal values, so only
