@@ -112,7 +112,7 @@ def _rows_moved(new: merkle.U8Array, old: merkle.U8Array, policy: PostPolicy) ->
         return False
     if len(old) == 0:
         return True
-    # words: type tag, account, stateNonce, cumLo, cumHi, equity, im, mm (32 bytes each)
+    # words: type tag, account, stateNonce, cumLo, cumHi, equity, im, mm, stateWord (32 each)
     if new[:, 32:56].any() or old[:, 32:56].any():
         return None
     new_ids = new[:, 56:64].copy().view(">u8").ravel()
