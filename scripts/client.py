@@ -582,6 +582,16 @@ class KeeperApi:
             raise CliError(f"keeper API /epoch/{n}: {body.get('error', status)}")
         return dict(body)
 
+    def market_snapshot(self, n: int) -> str | None:
+        """The market snapshot epoch ``n`` was computed on, as JSON text
+        (``GET /epoch/<n>/market``); None when the keeper has none."""
+        status, body = self._get(f"/epoch/{n}/market")
+        if status == 404:
+            return None
+        if status != 200:
+            raise CliError(f"keeper API /epoch/{n}/market: {body.get('error', status)}")
+        return json.dumps(body)
+
     def _leaf(self, path: str) -> LeafWithProof | None:
         status, body = self._get(path)
         if status == 404:

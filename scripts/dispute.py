@@ -19,7 +19,6 @@ A leaf whose ``stateWord`` is not the account's is reported, not yet disputed by
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,13 +63,6 @@ class Finding:
     header: Epoch
 
 
-def _market_json(api: KeeperApi, n: int) -> str:
-    status, body = api._get(f"/epoch/{n}/market")
-    if status != 200:
-        raise CliError(f"keeper API /epoch/{n}/market: {body.get('error', status)}")
-    return json.dumps(body)
-
-
 def find_wrong_leaf(
     session: Session,
     api: KeeperApi,
@@ -99,7 +91,10 @@ def find_wrong_leaf(
             f"the keeper API's header of epoch {epoch} has root 0x{header.root.hex()}, the vault "
             f"recorded 0x{bytes(root).hex()}"
         )
-    market = MarketState.from_json(_market_json(api, epoch))
+    market_json = api.market_snapshot(epoch)
+    if market_json is None:
+        raise CliError(f"the keeper API has no market snapshot for epoch {epoch}")
+    market = MarketState.from_json(market_json)
     chain = ChainAdapter(session.w3, session.deployment.vault, track_state=True)
     chain.index(to_block=header.snapshot_block, record=False)
     snapshot = dataclasses.replace(

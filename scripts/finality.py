@@ -11,10 +11,9 @@ a liquidation or a won dispute credited to the key.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from scripts.client import Session, format_units, parse_units
+from scripts.client import Session, format_units, parse_units, utc
 from scripts.errors import CliError
 from scripts.funds import ensure_allowance
 
@@ -31,10 +30,6 @@ __all__ = [
 
 WAD = 10**18
 MAX_WINDOW = 7 * 86_400
-
-
-def _when(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _usd(wad: int) -> str:
@@ -73,7 +68,7 @@ def list_withdrawals(session: Session, owner: str | None = None, *, everyone: bo
         elif now >= int(w["readyAt"]):
             status = "ready: `pm claim-withdrawal`"
         else:
-            status = f"waiting until {_when(int(w['readyAt']))}"
+            status = f"waiting until {utc(int(w['readyAt']))}"
         session.echo(
             f"withdrawal {wid}: subaccount {w['account']}, "
             f"{format_units(int(w['amount']), decimals)} {symbol} to {w['to']}, {status}"

@@ -13,8 +13,6 @@ typed (``"1.5"``), converted exactly into the token's decimals.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from web3.contract import Contract
 from web3.logs import DISCARD
 
@@ -30,6 +28,7 @@ from scripts.client import (
     parse_units,
     require_not_safe_mode,
     retry_on_new_root,
+    utc,
 )
 from scripts.errors import CliError
 
@@ -55,12 +54,8 @@ def report_queued(session: Session, result: TxResult | None) -> None:
         a = ev["args"]
         session.echo(
             f"queued as withdrawal {a['id']} (challenge window): claimable from "
-            f"{_utc(int(a['readyAt']))} with `pm claim-withdrawal {a['id']}`"
+            f"{utc(int(a['readyAt']))} with `pm claim-withdrawal {a['id']}`"
         )
-
-
-def _utc(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _wallet_check(session: Session, token: TokenInfo, contract: Contract, amount: int) -> None:
