@@ -97,6 +97,14 @@ class CliEnv:
             os.environ.update(saved)
         return Result(code, out.getvalue(), err.getvalue())
 
+    def ok_at(self, deployment: Path, api_url: str, *args: str, **kw: Any) -> Result:
+        """``pm args`` in process against another deployment file and keeper API, which
+        must succeed."""
+        env = {"PM_API_URL": api_url}
+        r = self.inproc(*args, "--deployment", str(deployment), env=env, **kw)
+        assert r.code == 0, f"pm {' '.join(args)} failed ({r.code}): {r.err}\n{r.out}"
+        return r
+
     def ok(self, *args: str, **kw: Any) -> Result:
         r = self.pm(*args, **kw)
         assert r.code == 0, f"pm {' '.join(args)} failed ({r.code}): {r.err}\n{r.out}"
@@ -127,3 +135,26 @@ class KeeperHandle:
         result = self.keeper.pipeline.run_epoch()
         assert result.status == "mined", result
         return int(result.epoch)
+
+
+def start_keeper(node_url: str, deployment: Path, signer: LocalAccount, data_dir: Path) -> Any:
+    """helper-7's keeper assembled in process (``keeper.daemon.build_keeper``: real pipeline,
+    sim feed seed 7) for ``deployment``, signing with ``signer``, its proof API started on a
+    free port. The caller stops the API and closes the store."""
+    from keeper.config import load_config
+    from keeper.daemon import build_keeper
+
+    config = load_config(
+        None,
+        {
+            "PM_RPC_URL": node_url,
+            "PM_DEPLOYMENTS_FILE": str(deployment),
+            "PM_SIGNER_KEYS": "0x" + bytes(signer.key).hex(),
+            "PM_DATA_DIR": str(data_dir),
+            "PM_API_PORT": "0",
+            "PM_FEED_SEED": "7",
+        },
+    )
+    k = build_keeper(config, serve_metrics=False)
+    k.api.start()
+    return k

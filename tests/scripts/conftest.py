@@ -15,7 +15,7 @@ from risk_engine.units import WAD
 from scripts.anvil import start_anvil
 from scripts.toolchain.paths import REPO_ROOT
 
-from .cli_support import SIGNER, CliEnv, KeeperHandle
+from .cli_support import SIGNER, CliEnv, KeeperHandle, start_keeper
 
 
 @pytest.fixture(scope="session")
@@ -50,22 +50,9 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliEnv]:
 @pytest.fixture(scope="session")
 def keeper(cli_env: CliEnv) -> Iterator[KeeperHandle]:
     """helper-7's keeper assembled in process; its API serves the CLI subprocesses."""
-    from keeper.config import load_config
-    from keeper.daemon import build_keeper
-
-    config = load_config(
-        None,
-        {
-            "PM_RPC_URL": cli_env.node.url,
-            "PM_DEPLOYMENTS_FILE": str(cli_env.deployments / "31337.json"),
-            "PM_SIGNER_KEYS": "0x" + bytes(SIGNER.key).hex(),
-            "PM_DATA_DIR": str(cli_env.tmp / "keeper"),
-            "PM_API_PORT": "0",
-            "PM_FEED_SEED": "7",
-        },
+    k = start_keeper(
+        cli_env.node.url, cli_env.deployments / "31337.json", SIGNER, cli_env.tmp / "keeper"
     )
-    k = build_keeper(config, serve_metrics=False)
-    k.api.start()
     url = k.api.url
     cli_env.base_env["PM_API_URL"] = url
     try:

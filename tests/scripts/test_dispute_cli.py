@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from risk_engine.units import WAD
 
-from .cli_support import SIGNER, CliEnv, KeeperHandle, Result, key
+from .cli_support import SIGNER, CliEnv, KeeperHandle, Result, key, start_keeper
 
 pytestmark = pytest.mark.anvil
 
@@ -31,26 +30,6 @@ WATCHER = key("dispute watcher")
 NEW_SIGNER = key("dispute new signer")
 WINDOW = 3600
 INFLATION_USD = 1_000_000.0
-
-
-def _keeper(cli_env: CliEnv, out: Path, signer: LocalAccount, data: Path) -> Any:
-    from keeper.config import load_config
-    from keeper.daemon import build_keeper
-
-    config = load_config(
-        None,
-        {
-            "PM_RPC_URL": cli_env.node.url,
-            "PM_DEPLOYMENTS_FILE": str(out),
-            "PM_SIGNER_KEYS": "0x" + bytes(signer.key).hex(),
-            "PM_DATA_DIR": str(data),
-            "PM_API_PORT": "0",
-            "PM_FEED_SEED": "7",
-        },
-    )
-    k = build_keeper(config, serve_metrics=False)
-    k.api.start()
-    return k
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +44,7 @@ def world(
         "deploy", "--out", str(out), "--signer", SIGNER.address, "--quorum", "1",
         "--max-age", "3600", key=OWNER,
     )  # fmt: skip
-    k = _keeper(cli_env, out, SIGNER, tmp / "keeper")
+    k = start_keeper(cli_env.node.url, out, SIGNER, tmp / "keeper")
     try:
         yield out, KeeperHandle(k, k.api.url), tmp
     finally:
@@ -74,9 +53,7 @@ def world(
 
 
 def _pm(ce: CliEnv, where: Path, url: str, *args: str, **kw: Any) -> Result:
-    r = ce.inproc(*args, "--deployment", str(where), env={"PM_API_URL": url}, **kw)
-    assert r.code == 0, f"pm {' '.join(args)} failed ({r.code}): {r.err}\n{r.out}"
-    return r
+    return ce.ok_at(where, url, *args, **kw)
 
 
 def test_a_watcher_proves_an_inflated_equity_and_a_rotated_set_restores(
@@ -158,7 +135,7 @@ def test_a_watcher_proves_an_inflated_equity_and_a_rotated_set_restores(
     )
     _pm(cli_env, where, kp.url, "faucet", key=NEW_SIGNER)
     _pm(cli_env, where, kp.url, "bond", "post", "100", key=NEW_SIGNER)
-    k2 = _keeper(cli_env, where, NEW_SIGNER, tmp / "keeper2")
+    k2 = start_keeper(cli_env.node.url, where, NEW_SIGNER, tmp / "keeper2")
     try:
         restored = KeeperHandle(k2, k2.api.url).epoch()
     finally:

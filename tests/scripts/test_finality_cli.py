@@ -14,7 +14,7 @@ import pytest
 
 from risk_engine.units import WAD
 
-from .cli_support import SIGNER, CliEnv, KeeperHandle, Result, key
+from .cli_support import SIGNER, CliEnv, KeeperHandle, Result, key, start_keeper
 
 pytestmark = pytest.mark.anvil
 
@@ -29,9 +29,6 @@ WINDOW = 600
 def fresh(
     cli_env: CliEnv, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, KeeperHandle]]:
-    from keeper.config import load_config
-    from keeper.daemon import build_keeper
-
     tmp = tmp_path_factory.mktemp("finality")
     out = tmp / "deployment.json"
     for who in (OWNER, CLAIMER):
@@ -40,19 +37,7 @@ def fresh(
         "deploy", "--out", str(out), "--signer", SIGNER.address, "--quorum", "1",
         "--max-age", "3600", key=OWNER,
     )  # fmt: skip
-    config = load_config(
-        None,
-        {
-            "PM_RPC_URL": cli_env.node.url,
-            "PM_DEPLOYMENTS_FILE": str(out),
-            "PM_SIGNER_KEYS": "0x" + bytes(SIGNER.key).hex(),
-            "PM_DATA_DIR": str(tmp / "keeper"),
-            "PM_API_PORT": "0",
-            "PM_FEED_SEED": "7",
-        },
-    )
-    k = build_keeper(config, serve_metrics=False)
-    k.api.start()
+    k = start_keeper(cli_env.node.url, out, SIGNER, tmp / "keeper")
     try:
         yield out, KeeperHandle(k, k.api.url)
     finally:
@@ -63,9 +48,7 @@ def fresh(
 def _pm(ce: CliEnv, where: Path, kp: KeeperHandle, *args: str, **kw: object) -> Result:
     """``pm args`` in process (the CLI's own ``main``; subprocesses are covered in
     test_cli.py), which must succeed."""
-    r = ce.inproc(*args, "--deployment", str(where), env={"PM_API_URL": kp.url}, **kw)  # type: ignore[arg-type]
-    assert r.code == 0, f"pm {' '.join(args)} failed ({r.code}): {r.err}\n{r.out}"
-    return r
+    return ce.ok_at(where, kp.url, *args, **kw)
 
 
 def _fails(ce: CliEnv, where: Path, kp: KeeperHandle, *args: str, match: str, **kw: object) -> None:
