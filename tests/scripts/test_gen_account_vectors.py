@@ -16,6 +16,7 @@ import pytest
 
 from keeper.dispute_encoding import AggregationParamsWad, RiskVectorWad, hash_params, hash_vector
 from scripts import gen_account_vectors as gen
+from tests.vector_files import assert_current
 
 WAD = 10**18
 
@@ -35,7 +36,9 @@ def test_vector_files_are_the_engines_current_output() -> None:
     rendered = gen.render()
     assert sorted(rendered) == sorted(p.name for p in gen.DIR.glob("*.json"))
     for name, text in rendered.items():
-        assert (gen.DIR / name).read_text() == text, f"{name} is stale: run gen_account_vectors"
+        assert_current(
+            (gen.DIR / name).read_text(), text, name, "python -m scripts.gen_account_vectors"
+        )
 
 
 def _recompute(f: dict[str, Any]) -> dict[str, np.ndarray]:
