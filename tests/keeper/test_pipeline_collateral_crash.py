@@ -5,7 +5,10 @@ is liquidated by the bot, which takes the subaccount over by transfer (docs/oper
 
 The simulator runs at ``time_scale=86_400`` (one market day per clock second), so the
 crash enters the daily return history at the next day boundary: the EWMA vol of GOV then
-jumps and the engine caps the vol-scaled range and haircut at ``scan.max_range``.
+jumps and the engine caps the vol-scaled range and haircut at ``scan.max_range``. Each
+epoch here first moves the chain's clock 2 s on (two market days): the day boundaries then
+fall where the test expects them however fast the machine runs the epochs (on a fast one,
+six epochs took under a second of wall clock and crossed no boundary).
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class GovCrash:
     liquidator: LocalAccount
 
     def epoch(self) -> int:
+        """Move the chain's clock 2 s (two market days) on, then run one epoch."""
+        self.world.w3.provider.make_request("evm_increaseTime", [2])  # type: ignore[arg-type]
+        self.world.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
         return mined_epoch(self.pipeline)
 
     def positions(self, who: LocalAccount) -> list[int]:
