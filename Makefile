@@ -50,13 +50,16 @@ test-forge: setup
 	$(FORGE) test
 
 # Tests run in a random order (pytest-randomly) so that no test leans on another's leftovers;
-# the seed is printed, and `make test-py SEED=N` replays an order.
+# the seed is printed, and `make test-py SEED=N` replays an order. They run on one worker
+# process per core (pytest-xdist; each worker starts its own Anvil nodes on free ports):
+# `make test-py WORKERS=0` runs them in this one process.
 ifndef SEED
 SEED := $(shell echo $$RANDOM)
 endif
+WORKERS ?= auto
 test-py: setup
 	@echo "pytest random order: --randomly-seed=$(SEED) (replay with make test-py SEED=$(SEED))"
-	$(VENV)/bin/pytest -q -p randomly --randomly-seed=$(SEED)
+	$(VENV)/bin/pytest -q -p randomly --randomly-seed=$(SEED) -n $(WORKERS)
 
 test: lint test-forge test-py
 
