@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -97,6 +98,9 @@ class _Columns:
     minimum_charge: list[int] = field(default_factory=list)
     short_option_charge: list[int] = field(default_factory=list)
     notional: list[int] = field(default_factory=list)
+    leaf_mark: list[int] = field(default_factory=list)
+    loss_long: list[int] = field(default_factory=list)
+    loss_short: list[int] = field(default_factory=list)
 
 
 def price_vectors(rng: np.random.Generator) -> dict[str, Any]:
@@ -282,6 +286,12 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         cols.minimum_charge.append(_wad(float(arrays.minimum_charge[i])))
         cols.short_option_charge.append(_wad(float(arrays.short_option_charge[i])))
         cols.notional.append(_wad(float(arrays.unit_notional[i])))
+        # the INSTRUMENT leaf's numbers as the keeper posts them (mark down, losses up); a
+        # spot row has no leaf
+        leaves = arrays.leaves
+        cols.leaf_mark.append(math.floor(Fraction(float(leaves.mark[i])) * WAD))
+        cols.loss_long.append(math.ceil(Fraction(float(leaves.loss_long[i])) * WAD))
+        cols.loss_short.append(math.ceil(Fraction(float(leaves.loss_short[i])) * WAD))
     v = params.vol
     confidence = market.confidence_or_full()
     return {
@@ -323,6 +333,7 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         "underlyings": {
             "spot": _s(map(_wad, market.spot.tolist())),
             "confidence": _s(map(_wad, confidence.tolist())),
+            "concentrationRate": _s(map(_wad, arrays.concentration_rate.tolist())),
         },
         "kind": [str(k) for k in cols.kind],
         "price": _s(cols.price),
@@ -345,6 +356,9 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
         "minimumCharge": _s(cols.minimum_charge),
         "shortOptionCharge": _s(cols.short_option_charge),
         "notional": _s(cols.notional),
+        "leafMark": _s(cols.leaf_mark),
+        "lossLong": _s(cols.loss_long),
+        "lossShort": _s(cols.loss_short),
     }
 
 

@@ -300,7 +300,10 @@ def deploy_protocol(
     exchange_module = deploy_contract(
         w3, compiled, "ExchangeModule", [cash.address, cash_scale], owner
     )
-    dispute_module = deploy_contract(w3, compiled, "DisputeModule", [], owner)
+    instrument_dispute_module = deploy_contract(w3, compiled, "InstrumentDisputeModule", [], owner)
+    dispute_module = deploy_contract(
+        w3, compiled, "DisputeModule", [instrument_dispute_module.address], owner
+    )
     finality_module = deploy_contract(
         w3, compiled, "FinalityModule", [cash.address, cash_scale, dispute_module.address], owner
     )

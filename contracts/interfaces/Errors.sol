@@ -127,4 +127,7 @@ interface Errors {
     error VectorMismatch(uint256 index); // a vector's hash is not the committed one
     error SizeMismatch(uint256 index, int256 expected, int256 given);
     error EngineCashMismatch(int256 expected, int256 given);
+
+    /* INSTRUMENT DISPUTES (docs/protocol.md §11) */
+    error InstrumentLeafIsHonest(uint32 instrument, uint256 tolerance);
 }

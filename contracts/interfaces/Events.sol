@@ -109,4 +109,7 @@ interface Events {
     event AccountLeafRecomputed(
         uint64 indexed epoch, uint256 indexed account, int256 equity, uint256 im, uint256 mm, uint256 tolerance
     );
+    /// @notice An INSTRUMENT leaf of `epoch` proven wrong (docs/protocol.md §11): `field` is the
+    /// first that does not follow from the committed market (InstrumentVector.FIELD_*).
+    event InstrumentLeafDisproven(uint64 indexed epoch, uint32 indexed instrument, uint8 field);
 }

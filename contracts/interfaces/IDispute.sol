@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {AccountLeaf, InstrumentLeaf, CommittedState, StateDelta} from "./IMarginVault.sol";
 import {AggregationParams, RiskVector} from "../libraries/AccountMargin.sol";
+import {VectorParams} from "../libraries/InstrumentVector.sol";
 
 /// @notice Everything `disputeAccount` needs to recompute one ACCOUNT leaf (docs/protocol.md
 /// §11): the leaf and its proof, the account's state at the leaf's `stateWord` with the deltas
@@ -22,6 +23,48 @@ struct AccountClaim {
     AggregationParams params;
     bytes32[] tokenVectorHashes; // one per registered token, in registration order
     bytes32 marketHash;
+}
+
+/// @notice One underlying of the engine's market (risk_engine/market.py:MarketSnapshot, after the
+/// keeper's caps), in the snapshot's order: its position is the `underlying` index of the vectors.
+struct MarketUnderlying {
+    bytes32 symbol; // as Instrument.underlying: bytes32("BTC"), right-padded
+    uint256 spot; // USD WAD
+    uint256 perpMark; // USD WAD: a perp's price
+    uint256 confidence; // WAD in [0, 1e18]; 1e18 when the feed gave none
+    uint256 range; // the scan range R_u (fraction of price, WAD): from the returns (docs/margin-method.md §3)
+}
+
+/// @notice One smile slice: the options of `underlying` (index) expiring at `expiry` are priced on it.
+struct MarketSlice {
+    uint256 underlying;
+    uint64 expiry;
+    uint256 forward; // USD WAD
+    uint256 atmVol; // WAD
+    int256 skew; // WAD
+    int256 curvature; // WAD
+}
+
+/// @notice The engine's market inputs of an epoch, as the keeper commits them in the market hash
+/// (docs/protocol.md §11): `marketHash = keccak256(abi.encode(snapshotHash, keccak256(abi.encode(market)),
+/// keccak256(abi.encode(vectorParams))))`, `snapshotHash` the hash of the published snapshot's JSON.
+struct MarketInputs {
+    int256 rate; // the continuously compounded discount rate, WAD
+    MarketUnderlying[] underlyings;
+    MarketSlice[] slices;
+}
+
+/// @notice Everything `disputeInstrument` needs to recompute one INSTRUMENT leaf's vector.
+struct InstrumentClaim {
+    uint64 epoch;
+    InstrumentLeaf leaf;
+    bytes32[] proof;
+    RiskVector vector; // the committed vector: keccak256(abi.encode(vector)) == leaf.vectorHash
+    MarketInputs market;
+    VectorParams vectorParams; // grid.range is set per underlying from the market (committed as given)
+    bytes32 snapshotHash;
+    AggregationParams params; // the header's params hash; concentrationRate[u] enters the leaf's losses
+    bytes32 tokenVectorsHash; // keccak256(abi.encodePacked(tokenVectorHashes))
 }
 
 /// @title IDispute
@@ -47,4 +90,19 @@ interface IDispute {
         CommittedState calldata state,
         StateDelta[] calldata deltas
     ) external;
+}
+
+/// @title IInstrumentDispute
+/// @notice The fraud proof against one INSTRUMENT leaf, run in the vault's `InstrumentDisputeModule`
+/// (through the vault's, the finality module's and the dispute module's fallbacks): call it on the
+/// vault's address. A proven fraud has the effects of `IFinality.disputeDuplicateLeaf`.
+interface IInstrumentDispute {
+    /// @notice Proves that an INSTRUMENT leaf's vector, mark or per-unit losses do not follow from
+    /// the epoch's committed market inputs: recomputes the instrument's risk vector on chain
+    /// (InstrumentVector, Black-76 in fixed point) from its on-chain terms (kind, strike, expiry),
+    /// its underlying's entry and its slice in `c.market`, and `c.vectorParams`, after checking them
+    /// against the header's `inputsHash`. A field beyond `InstrumentVector.toleranceOf` (either side),
+    /// or a leaf mark or loss beyond the leaf tolerance, is a fraud. Reverts `InstrumentLeafIsHonest`
+    /// when none is.
+    function disputeInstrument(InstrumentClaim calldata c) external;
 }

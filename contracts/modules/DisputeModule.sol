@@ -19,12 +19,36 @@ import {VaultModule} from "./VaultBase.sol";
 /// @notice The fraud proofs against one ACCOUNT leaf (docs/protocol.md §11): its numbers do not
 /// follow from the state it commits (`disputeAccount`), or the state it commits is not the
 /// account's (`disputeAccountState`). Delegatecalled by the finality module's fallback, itself
-/// delegatecalled by the vault's: the vault's storage, msg.sender the disputer.
+/// delegatecalled by the vault's: the vault's storage, msg.sender the disputer. Its fallback
+/// reaches the instrument dispute (InstrumentDisputeModule).
 contract DisputeModule is IDispute, VaultModule {
     /// @dev `AccountLeafDisproven.reason`.
     uint8 internal constant REASON_STATE = 0;
     uint8 internal constant REASON_BOUNDS = 1;
     uint8 internal constant REASON_NUMBERS = 2;
+
+    /// @notice The INSTRUMENT leaf dispute (`IInstrumentDispute`), too large to live here: this
+    /// module's fallback delegates to it, on the vault's storage (docs/protocol.md §11).
+    address public immutable instrumentDisputeModule;
+
+    constructor(address instrumentDisputeModule_) {
+        if (instrumentDisputeModule_.code.length == 0) revert Errors.InvalidModule(instrumentDisputeModule_);
+        instrumentDisputeModule = instrumentDisputeModule_;
+    }
+
+    /// @dev Every selector this module does not declare runs in the instrument dispute module; one
+    /// it does not declare either reverts there, with no data.
+    fallback() external onlyDelegated {
+        address m = instrumentDisputeModule;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            calldatacopy(p, 0, calldatasize())
+            let ok := delegatecall(gas(), m, p, calldatasize(), 0, 0)
+            returndatacopy(p, 0, returndatasize())
+            if iszero(ok) { revert(p, returndatasize()) }
+            return(p, returndatasize())
+        }
+    }
 
     /// @inheritdoc IDispute
     function disputeAccount(AccountClaim calldata c) external onlyDelegated nonReentrant {

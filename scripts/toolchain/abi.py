@@ -43,16 +43,19 @@ EXPORTED: dict[str, str] = {
 
 
 #: The functions the vault runs in its finality module through its fallback
-#: (docs/protocol.md §10), and in the dispute module through the finality module's
-#: (§11): callable on the vault's address, so part of its ABI.
+#: (docs/protocol.md §10), in the dispute module through the finality module's and in the
+#: instrument dispute module through the dispute module's (§11): callable on the vault's
+#: address, so part of its ABI.
 VAULT_FALLBACK_INTERFACES = (
     "contracts/interfaces/IFinality.sol:IFinality",
     "contracts/interfaces/IDispute.sol:IDispute",
+    "contracts/interfaces/IDispute.sol:IInstrumentDispute",
 )
 #: The modules behind the fallbacks: the events and errors only their code emits.
 VAULT_FALLBACK_MODULES = (
     "contracts/modules/FinalityModule.sol:FinalityModule",
     "contracts/modules/DisputeModule.sol:DisputeModule",
+    "contracts/modules/InstrumentDisputeModule.sol:InstrumentDisputeModule",
 )
 
 

@@ -8,6 +8,7 @@ import {EpochModule} from "../../../contracts/modules/EpochModule.sol";
 import {ExchangeModule} from "../../../contracts/modules/ExchangeModule.sol";
 import {FinalityModule} from "../../../contracts/modules/FinalityModule.sol";
 import {DisputeModule} from "../../../contracts/modules/DisputeModule.sol";
+import {InstrumentDisputeModule} from "../../../contracts/modules/InstrumentDisputeModule.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {
     AccountLeaf,
@@ -43,7 +44,7 @@ abstract contract BaseTest is Test {
         }
         epochModule = address(new EpochModule());
         exchangeModule = address(new ExchangeModule(token, scale));
-        finalityModule = address(new FinalityModule(token, scale, address(new DisputeModule())));
+        finalityModule = address(new FinalityModule(token, scale, address(new DisputeModule(address(new InstrumentDisputeModule())))));
     }
 
     function newVault(address owner_, address token, uint64 maxAge, uint64 futureTolerance)

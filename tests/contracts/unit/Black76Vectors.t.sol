@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {Test} from "forge-std/Test.sol";
+import {InstrumentVectorFile} from "./InstrumentVectorFile.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {Black76} from "../../../contracts/libraries/Black76.sol";
@@ -21,7 +21,7 @@ import {
 /// docs/margin-method.md §10; the largest differences per field are logged (-vv).
 /// Each instrument file is checked in its own external call, so that its parsed arrays (forge
 /// copies the whole file into memory at every parse) are freed before the next.
-contract Black76VectorsTest is Test {
+contract Black76VectorsTest is InstrumentVectorFile {
     string internal constant DIR = "tests/vectors/black76/";
     uint256 internal constant N_INSTRUMENT_FILES = 12;
     /// @dev The tolerance of docs/margin-method.md §10: |chain - engine| <= TOL_SCALE x the
@@ -92,93 +92,9 @@ contract Black76VectorsTest is Test {
         _log("Black-76 premiums", w);
     }
 
-    function _grid(string memory json) internal pure returns (ScenarioGrid memory g, VolShock memory v) {
-        int256[] memory vs = vm.parseJsonIntArray(json, ".instruments.grid.volState");
-        int8[] memory states = new int8[](vs.length);
-        for (uint256 s; s < vs.length; ++s) {
-            states[s] = int8(vs[s]);
-        }
-        g = ScenarioGrid({
-            fraction: vm.parseJsonIntArray(json, ".instruments.grid.fraction"),
-            volState: states,
-            cover: vm.parseJsonUintArray(json, ".instruments.grid.cover"),
-            range: 0,
-            maxDownMove: vm.parseJsonUint(json, ".instruments.grid.maxDownMove"),
-            horizonSeconds: uint64(vm.parseJsonUint(json, ".instruments.grid.horizonSeconds"))
-        });
-        v = VolShock({
-            up: vm.parseJsonUint(json, ".instruments.volShock.up"),
-            down: vm.parseJsonUint(json, ".instruments.volShock.down"),
-            referenceDays: vm.parseJsonUint(json, ".instruments.volShock.referenceDays"),
-            exponentShort: vm.parseJsonUint(json, ".instruments.volShock.exponentShort"),
-            exponentLong: vm.parseJsonUint(json, ".instruments.volShock.exponentLong"),
-            minTenorDays: vm.parseJsonUint(json, ".instruments.volShock.minTenorDays"),
-            floor: vm.parseJsonUint(json, ".instruments.volShock.floor")
-        });
-    }
 
-    struct Columns {
-        uint256[] kind;
-        uint256[] price;
-        uint256[] strike;
-        uint256[] expiry;
-        uint256[] timestamp;
-        uint256[] forward;
-        uint256[] atmVol;
-        int256[] skew;
-        int256[] curvature;
-        int256[] rate;
-        uint256[] range;
-        uint256[] mark;
-        int256[] loss;
-        int256[] basisUp;
-        int256[] basisDown;
-        int256[] delta;
-        uint256[] pad;
-        uint256[] underlying;
-        uint256[] minimumCharge;
-        uint256[] shortOptionCharge;
-        uint256[] notional;
-    }
 
-    function _columns(string memory json) internal pure returns (Columns memory c) {
-        c.kind = vm.parseJsonUintArray(json, ".instruments.kind");
-        c.price = vm.parseJsonUintArray(json, ".instruments.price");
-        c.strike = vm.parseJsonUintArray(json, ".instruments.strike");
-        c.expiry = vm.parseJsonUintArray(json, ".instruments.expiry");
-        c.timestamp = vm.parseJsonUintArray(json, ".instruments.timestamp");
-        c.forward = vm.parseJsonUintArray(json, ".instruments.forward");
-        c.atmVol = vm.parseJsonUintArray(json, ".instruments.atmVol");
-        c.skew = vm.parseJsonIntArray(json, ".instruments.skew");
-        c.curvature = vm.parseJsonIntArray(json, ".instruments.curvature");
-        c.rate = vm.parseJsonIntArray(json, ".instruments.rate");
-        c.range = vm.parseJsonUintArray(json, ".instruments.range");
-        c.mark = vm.parseJsonUintArray(json, ".instruments.mark");
-        c.loss = vm.parseJsonIntArray(json, ".instruments.loss");
-        c.basisUp = vm.parseJsonIntArray(json, ".instruments.basisUp");
-        c.basisDown = vm.parseJsonIntArray(json, ".instruments.basisDown");
-        c.delta = vm.parseJsonIntArray(json, ".instruments.delta");
-        c.pad = vm.parseJsonUintArray(json, ".instruments.pad");
-        c.underlying = vm.parseJsonUintArray(json, ".instruments.underlying");
-        c.minimumCharge = vm.parseJsonUintArray(json, ".instruments.minimumCharge");
-        c.shortOptionCharge = vm.parseJsonUintArray(json, ".instruments.shortOptionCharge");
-        c.notional = vm.parseJsonUintArray(json, ".instruments.notional");
-    }
 
-    function _market(Columns memory c, uint256 i) internal pure returns (InstrumentMarket memory) {
-        return InstrumentMarket({
-            kind: uint8(c.kind[i]),
-            price: c.price[i],
-            strike: c.strike[i],
-            expiry: uint64(c.expiry[i]),
-            timestamp: uint64(c.timestamp[i]),
-            forward: c.forward[i],
-            atmVol: c.atmVol[i],
-            skew: c.skew[i],
-            curvature: c.curvature[i],
-            rate: c.rate[i]
-        });
-    }
 
     function _merge(Worst memory into, Worst memory w) internal pure {
         if (w.abs > into.abs) into.abs = w.abs;
@@ -223,22 +139,7 @@ contract Black76VectorsTest is Test {
     /// above).
     function checkInstrumentFile(string memory path) external view returns (Worsts memory w) {
         string memory json = vm.readFile(path);
-        File memory f;
-        (f.p.grid, f.p.vol) = _grid(json);
-        f.c = _columns(json);
-        f.p.basis = BasisShock({
-            perp: vm.parseJsonUint(json, ".instruments.basis.perp"),
-            forwardPerSqrtYear: vm.parseJsonUint(json, ".instruments.basis.forwardPerSqrtYear")
-        });
-        f.p.layout = _layout(json);
-        f.p.charges = ChargeParams({
-            minimumRate: vm.parseJsonUint(json, ".instruments.charges.minimumRate"),
-            shortOptionMinimum: vm.parseJsonUint(json, ".instruments.charges.shortOptionMinimum"),
-            confidenceThreshold: vm.parseJsonUint(json, ".instruments.charges.confidenceThreshold"),
-            confidenceRate: vm.parseJsonUint(json, ".instruments.charges.confidenceRate")
-        });
-        f.spot = vm.parseJsonUintArray(json, ".instruments.underlyings.spot");
-        f.confidence = vm.parseJsonUintArray(json, ".instruments.underlyings.confidence");
+        File memory f = _file(json);
         uint256 n = f.c.kind.length;
         assertGt(n, 0);
         assertEq(f.c.loss.length, n * f.p.grid.fraction.length);
@@ -261,13 +162,6 @@ contract Black76VectorsTest is Test {
         uint256 underlying;
     }
 
-    /// @dev One file's parsed inputs (a struct: the checks would not fit the stack otherwise).
-    struct File {
-        VectorParams p;
-        Columns c;
-        uint256[] spot; // per underlying
-        uint256[] confidence; // per underlying
-    }
 
     function _checkInstrument(File memory f, uint256 i, Worsts memory w) internal pure {
         Columns memory c = f.c;
@@ -309,13 +203,6 @@ contract Black76VectorsTest is Test {
         _record(w.notional, int256(v.notional), int256(c.notional[i]), scale, "notional of instrument", i);
     }
 
-    function _layout(string memory json) internal pure returns (PadLayout memory l) {
-        l.lo = vm.parseJsonUintArray(json, ".instruments.padLayout.lo");
-        l.hi = vm.parseJsonUintArray(json, ".instruments.padLayout.hi");
-        l.nMm = vm.parseJsonUint(json, ".instruments.padLayout.nMm");
-        l.nMmIntervals = vm.parseJsonUint(json, ".instruments.padLayout.nMmIntervals");
-        l.imCopies = vm.parseJsonUintArray(json, ".instruments.padLayout.imCopies");
-    }
 
     /// @dev An option's pads against the engine's; a perp or spot has none (engine: zeros).
     function _checkPads(Worst memory w, File memory f, uint256 i, uint256[] memory pad, uint256 scale) internal pure {

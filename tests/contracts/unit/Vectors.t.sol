@@ -10,6 +10,7 @@ import {EpochModule} from "../../../contracts/modules/EpochModule.sol";
 import {ExchangeModule} from "../../../contracts/modules/ExchangeModule.sol";
 import {FinalityModule} from "../../../contracts/modules/FinalityModule.sol";
 import {DisputeModule} from "../../../contracts/modules/DisputeModule.sol";
+import {InstrumentDisputeModule} from "../../../contracts/modules/InstrumentDisputeModule.sol";
 import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
 import {Leaves} from "../../../contracts/libraries/Leaves.sol";
 import {MarginBounds} from "../../../contracts/libraries/MarginBounds.sol";
@@ -107,7 +108,7 @@ contract VectorsTest is Test {
         MockERC20 usdc = new MockERC20("USD Coin", "USDC", 6);
         address em = address(new EpochModule());
         address xm = address(new ExchangeModule(address(usdc), 1e12));
-        address fm = address(new FinalityModule(address(usdc), 1e12, address(new DisputeModule())));
+        address fm = address(new FinalityModule(address(usdc), 1e12, address(new DisputeModule(address(new InstrumentDisputeModule())))));
         deployCodeTo("MarginVault.sol:MarginVault", abi.encode(address(this), address(usdc), 3600, 60, em, xm, fm), at);
         v = MarginVault(at);
     }
