@@ -1,4 +1,5 @@
-"""The commitments an account dispute checks its inputs against (docs/margin-method.md §10).
+"""The commitments the account and instrument disputes check their inputs against
+(docs/margin-method.md §10, docs/protocol.md §11).
 
 An account's equity, IM and MM are recomputed on chain (``contracts/libraries/AccountDispute.sol``)
 from one risk vector per position and the epoch's aggregation parameters. The dispute trusts
@@ -7,7 +8,10 @@ vector's hash, the epoch header the parameters' hash. Here are those two structs
 contracts declare them (``AccountMargin.sol:RiskVector``, ``AggregationParams``), built from
 the engine's :class:`~risk_engine.risk_arrays.RiskArrays`, and their hashes,
 ``keccak256(abi.encode(struct))``, equal to ``AccountDispute.hashVector`` and
-``hashParams`` (tests/vectors/accounts/ carries both sides' figures).
+``hashParams`` (tests/vectors/accounts/ carries both sides' figures); and the market hash
+over the published snapshot, the engine's market inputs (``IDispute.sol:MarketInputs``) and
+the vector parameters (``InstrumentVector.sol:VectorParams``) that ``disputeInstrument``
+recomputes a vector from.
 
 Every engine float becomes the nearest WAD integer (``risk_engine.units.to_signed_wad_nearest``,
 the conversion of ``scripts/gen_account_vectors.py``): the chain compares what it computes
@@ -25,16 +29,23 @@ from eth_utils.crypto import keccak
 
 from keeper._abi_checks import check_int, check_uint
 from keeper.errors import AttestationError
+from risk_engine.market import MarketSnapshot
 from risk_engine.risk_arrays import RiskArrays
 from risk_engine.units import Wad, to_signed_wad_nearest
 
 __all__ = [
     "AGGREGATION_PARAMS_ABI",
+    "MARKET_INPUTS_ABI",
     "RISK_VECTOR_ABI",
+    "VECTOR_PARAMS_ABI",
     "AggregationParamsWad",
+    "MarketInputsWad",
     "RiskVectorWad",
+    "VectorParamsWad",
     "hash_params",
     "hash_vector",
+    "market_hash_of",
+    "symbol_word",
 ]
 
 #: ``AccountMargin.sol:RiskVector`` as an ABI tuple (field order of the struct).
@@ -237,3 +248,176 @@ def hash_params(p: AggregationParamsWad) -> bytes:
     """``AccountDispute.hashParams``: ``keccak256(abi.encode(p))``, 32 bytes (the commitment the
     epoch header will carry)."""
     return keccak(p.encode())
+
+
+# ------------------------------------------------------------------ the market's commitment
+
+#: ``IDispute.sol:MarketInputs`` as an ABI tuple: the rate, the underlyings
+#: ``(symbol, spot, perpMark, confidence, range)`` and the smile slices
+#: ``(underlying, expiry, forward, atmVol, skew, curvature)``.
+MARKET_INPUTS_ABI = (
+    "(int256,(bytes32,uint256,uint256,uint256,uint256)[],"
+    "(uint256,uint64,uint256,uint256,int256,int256)[])"
+)
+#: ``InstrumentVector.sol:VectorParams`` as an ABI tuple: the scenario grid, vol shock, basis
+#: shock, pad layout and per-unit charge parameters.
+VECTOR_PARAMS_ABI = (
+    "((int256[],int8[],uint256[],uint256,uint256,uint64),"
+    "(uint256,uint256,uint256,uint256,uint256,uint256,uint256),"
+    "(uint256,uint256),"
+    "(uint256[],uint256[],uint256,uint256,uint256[]),"
+    "(uint256,uint256,uint256,uint256))"
+)
+
+
+def symbol_word(symbol: str) -> bytes:
+    """An underlying's symbol as the vault's ``Instrument.underlying``: ASCII, right-padded
+    to 32 bytes."""
+    raw = symbol.encode()
+    if len(raw) > 32:
+        raise AttestationError(f"underlying symbol longer than 32 bytes: {symbol!r}")
+    return raw.ljust(32, b"\0")
+
+
+@dataclass(frozen=True)
+class MarketInputsWad:
+    """The engine's market inputs of an epoch (``MarketInputs``), WAD: what an INSTRUMENT
+    vector is recomputed from on chain (docs/protocol.md §11). ``underlyings`` rows are
+    ``(symbol word, spot, perp mark, confidence, scan range)`` in the engine's order (the
+    vectors' ``underlying`` index), ``slices`` rows ``(underlying index, expiry, forward,
+    ATM vol, skew, curvature)`` in the surface's order."""
+
+    rate: int
+    underlyings: tuple[tuple[bytes, int, int, int, int], ...]
+    slices: tuple[tuple[int, int, int, int, int, int], ...]
+
+    @classmethod
+    def from_engine(cls, market: MarketSnapshot, arrays: RiskArrays) -> MarketInputsWad:
+        """The engine snapshot ``market`` (after the keeper's caps) with the scan ranges the
+        engine derived from its returns (``arrays.scenarios.ranges``), nearest WAD."""
+        index = {u: k for k, u in enumerate(market.underlyings)}
+        conf = market.confidence_or_full()
+        ranges = arrays.scenarios.ranges
+        s = market.surface
+        return cls(
+            rate=to_signed_wad_nearest(float(market.rate), field="rate"),
+            underlyings=tuple(
+                (
+                    symbol_word(u),
+                    to_signed_wad_nearest(float(market.spot[k]), field=f"spot[{u}]"),
+                    to_signed_wad_nearest(float(market.perp_mark[k]), field=f"perp_mark[{u}]"),
+                    to_signed_wad_nearest(float(conf[k]), field=f"confidence[{u}]"),
+                    to_signed_wad_nearest(float(ranges[k]), field=f"range[{u}]"),
+                )
+                for k, u in enumerate(market.underlyings)
+            ),
+            slices=tuple(
+                (
+                    index[s.underlying[j]],
+                    int(s.expiry[j]),
+                    to_signed_wad_nearest(float(s.forward[j]), field="forward"),
+                    to_signed_wad_nearest(float(s.atm_vol[j]), field="atm_vol"),
+                    to_signed_wad_nearest(float(s.skew[j]), field="skew"),
+                    to_signed_wad_nearest(float(s.curvature[j]), field="curvature"),
+                )
+                for j in range(s.n_slices)
+            ),
+        )
+
+    def to_abi(self) -> tuple[Any, ...]:
+        return (self.rate, [list(u) for u in self.underlyings], [list(s) for s in self.slices])
+
+    def encode(self) -> bytes:
+        """``abi.encode(market)``."""
+        return abi_encode([MARKET_INPUTS_ABI], [self.to_abi()])
+
+
+@dataclass(frozen=True)
+class VectorParamsWad:
+    """The parameters every instrument vector follows from (``VectorParams``), WAD, with the
+    grid's ``range`` 0: the contract sets it from the instrument's underlying."""
+
+    fraction: tuple[int, ...]
+    vol_state: tuple[int, ...]
+    cover: tuple[int, ...]
+    max_down_move: int
+    horizon_seconds: int
+    vol: tuple[int, int, int, int, int, int, int]
+    basis: tuple[int, int]
+    interval_lo: tuple[int, ...]
+    interval_hi: tuple[int, ...]
+    n_mm: int
+    n_mm_intervals: int
+    im_copies: tuple[int, ...]
+    charges: tuple[int, int, int, int]
+
+    @classmethod
+    def from_arrays(cls, arrays: RiskArrays) -> VectorParamsWad:
+        """The scenario template of ``arrays`` and the parameters it was built with."""
+        p, scen = arrays.params, arrays.scenarios
+        v = p.vol
+
+        def w(x: float, field: str) -> int:
+            return to_signed_wad_nearest(float(x), field=field)
+
+        return cls(
+            fraction=tuple(w(x, "fraction") for x in scen.fraction.tolist()),
+            vol_state=tuple(int(x) for x in scen.vol_state.tolist()),
+            cover=tuple(w(x, "cover") for x in scen.cover.tolist()),
+            max_down_move=w(p.scan.max_down_move, "max_down_move"),
+            horizon_seconds=round(p.horizon_days * 86_400),
+            vol=(
+                w(v.up, "vol.up"),
+                w(v.down, "vol.down"),
+                w(v.reference_days, "vol.reference_days"),
+                w(v.exponent_short, "vol.exponent_short"),
+                w(v.exponent_long, "vol.exponent_long"),
+                w(v.min_tenor_days, "vol.min_tenor_days"),
+                w(v.floor, "vol.floor"),
+            ),
+            basis=(w(p.basis.perp, "basis.perp"), w(p.basis.forward_per_sqrt_year, "basis.fwd")),
+            interval_lo=tuple(int(k) for k in scen.interval_lo.tolist()),
+            interval_hi=tuple(int(k) for k in scen.interval_hi.tolist()),
+            n_mm=int(scen.n_mm),
+            n_mm_intervals=int(scen.n_mm_intervals),
+            im_copies=tuple(int(k) for k in scen.mm_boundary.tolist()),
+            charges=(
+                w(p.minimum.rate, "minimum.rate"),
+                w(p.addons.short_option_minimum, "short_option_minimum"),
+                w(p.confidence.threshold, "confidence.threshold"),
+                w(p.confidence.rate, "confidence.rate"),
+            ),
+        )
+
+    def to_abi(self) -> tuple[Any, ...]:
+        return (
+            (
+                list(self.fraction),
+                list(self.vol_state),
+                list(self.cover),
+                0,
+                self.max_down_move,
+                self.horizon_seconds,
+            ),
+            self.vol,
+            self.basis,
+            (
+                list(self.interval_lo),
+                list(self.interval_hi),
+                self.n_mm,
+                self.n_mm_intervals,
+                list(self.im_copies),
+            ),
+            self.charges,
+        )
+
+    def encode(self) -> bytes:
+        """``abi.encode(params)``."""
+        return abi_encode([VECTOR_PARAMS_ABI], [self.to_abi()])
+
+
+def market_hash_of(snapshot_hash: bytes, market: MarketInputsWad, params: VectorParamsWad) -> bytes:
+    """The header's market commitment: ``keccak256(abi.encode(snapshotHash,
+    keccak256(abi.encode(market)), keccak256(abi.encode(params))))``, as
+    ``InstrumentDisputeModule`` recomputes it (``snapshot_hash``: the published JSON's)."""
+    return keccak(snapshot_hash + keccak(market.encode()) + keccak(params.encode()))

@@ -78,9 +78,12 @@ from keeper.chain import AccountState, ChainSnapshot, InstrumentInfo, TokenInfo
 from keeper.compute import MarginFn
 from keeper.dispute_encoding import (
     AggregationParamsWad,
+    MarketInputsWad,
     RiskVectorWad,
+    VectorParamsWad,
     hash_params,
     hash_vector,
+    market_hash_of,
 )
 from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
@@ -99,6 +102,7 @@ from risk_engine import (
     CappedValue,
     InstrumentKind,
     MarginResult,
+    MarketSnapshot,
     RiskArrays,
     RiskEngineError,
     RiskParams,
@@ -309,14 +313,19 @@ def margin_leaves(
 class DisputeCommitments:
     """What an epoch commits for the disputes (docs/protocol.md §11): the hash of every
     live instrument's engine row (by live index) and of every token's SPOT row (registration
-    order), the aggregation parameters' hash, the market snapshot's hash, and the header's
-    ``inputs_hash`` over the last three."""
+    order), the aggregation parameters' hash, the market hash, and the header's
+    ``inputs_hash`` over the last three. The market hash covers the published snapshot's
+    JSON (``snapshot_hash``), the engine's market inputs and the vector parameters (what
+    ``disputeInstrument`` recomputes a vector from)."""
 
     vector_hashes: tuple[bytes, ...]
     token_vector_hashes: tuple[bytes, ...]
     params_hash: bytes
     market_hash: bytes
     inputs_hash: bytes
+    snapshot_hash: bytes = bytes(32)
+    market_inputs: MarketInputsWad | None = field(default=None, compare=False, repr=False)
+    vector_params: VectorParamsWad | None = field(default=None, compare=False, repr=False)
 
 
 def inputs_hash(
@@ -327,29 +336,49 @@ def inputs_hash(
     return keccak(params_hash + keccak(b"".join(token_vector_hashes)) + market_hash)
 
 
-def market_hash(market: MarketState) -> bytes:
+def snapshot_hash(market: MarketState) -> bytes:
     """The hash of the market snapshot the keeper publishes with the epoch (the JSON the
     signers receive, ``MarketState.to_json``)."""
     return keccak(market.to_json().encode())
 
 
 def dispute_commitments(
-    n_live: int, n_tokens: int, arrays: RiskArrays, market: MarketState
+    n_live: int,
+    n_tokens: int,
+    arrays: RiskArrays,
+    market: MarketState,
+    engine_market: MarketSnapshot,
 ) -> DisputeCommitments:
     """The engine rows of the epoch's risk arrays (the live instruments first, then one
     SPOT row per token, as ``keeper/engine_input.py`` lays them out), hashed as the
-    dispute module hashes a ``RiskVector``."""
+    dispute module hashes a ``RiskVector``; the market hash over the published snapshot
+    ``market``, the engine's market inputs ``engine_market`` (with the scan ranges of
+    ``arrays``) and the vector parameters."""
     rows = [hash_vector(RiskVectorWad.from_arrays(arrays, i)) for i in range(n_live + n_tokens)]
     params = hash_params(AggregationParamsWad.from_arrays(arrays))
-    mh = market_hash(market)
+    snap = snapshot_hash(market)
+    mkt = MarketInputsWad.from_engine(engine_market, arrays)
+    vparams = VectorParamsWad.from_arrays(arrays)
+    mh = market_hash_of(snap, mkt, vparams)
     tokens = tuple(rows[n_live:])
     return DisputeCommitments(
-        tuple(rows[:n_live]), tokens, params, mh, inputs_hash(params, tokens, mh)
+        tuple(rows[:n_live]),
+        tokens,
+        params,
+        mh,
+        inputs_hash(params, tokens, mh),
+        snap,
+        mkt,
+        vparams,
     )
 
 
 def _commitments_if_disputable(
-    snapshot: ChainSnapshot, n_live: int, result: MarginResult, market: MarketState
+    snapshot: ChainSnapshot,
+    n_live: int,
+    result: MarginResult,
+    market: MarketState,
+    engine_market: MarketSnapshot,
 ) -> DisputeCommitments | None:
     """The epoch's dispute commitments when the vault's challenge window is on at the
     snapshot block; None (zero words in the leaves and header) when it is off: no epoch is
@@ -357,7 +386,7 @@ def _commitments_if_disputable(
     (docs/protocol.md §11)."""
     if not snapshot.dispute_window:
         return None
-    return dispute_commitments(n_live, len(snapshot.tokens), result.arrays, market)
+    return dispute_commitments(n_live, len(snapshot.tokens), result.arrays, market, engine_market)
 
 
 def instrument_leaves(
@@ -455,6 +484,9 @@ class EpochBuild:
     #: order) when the build made them: the store takes them instead of encoding the
     #: leaves' WAD values a second time (``Store.save_tree``'s ``encodings``).
     account_rows: merkle.U8Array | None = field(default=None, compare=False)
+    #: The dispute commitments the header's ``inputs_hash`` is over, when the vault's
+    #: challenge window was on (``pm dispute`` builds its claims from them).
+    commitments: DisputeCommitments | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def hashes(self) -> tuple[bytes, ...]:
@@ -594,7 +626,9 @@ def _compute_epoch(
             equity, im, mm = result.to_wad_all()
             columns |= {"equity": equity, "im": im, "mm": mm}
             check_leaf_columns(columns)
-        commit = _commitments_if_disputable(snapshot, len(inputs.live), result, market)
+        commit = _commitments_if_disputable(
+            snapshot, len(inputs.live), result, market, engine.snapshot
+        )
         ileaves = instrument_leaves(
             inputs.live, result, funding, None if commit is None else commit.vector_hashes
         )
@@ -643,6 +677,7 @@ def _compute_epoch(
         arrays=result.arrays,
         capped=engine.capped + result.capped,
         account_rows=account_rows,
+        commitments=commit,
     )
 
 
@@ -682,7 +717,9 @@ def compute_epoch_reference(
         engine = engine_market_of(market, inputs.live, snapshot.tokens, inputs.token_underlyings)
         result = margin(portfolios, engine.snapshot, params)
         account_leaves = margin_leaves(accounts, result)
-        commit = _commitments_if_disputable(snapshot, len(inputs.live), result, market)
+        commit = _commitments_if_disputable(
+            snapshot, len(inputs.live), result, market, engine.snapshot
+        )
         ileaves = instrument_leaves(
             inputs.live, result, funding, None if commit is None else commit.vector_hashes
         )
@@ -716,4 +753,5 @@ def compute_epoch_reference(
         hash_rows=np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), 32),
         arrays=result.arrays,
         capped=engine.capped + result.capped,
+        commitments=commit,
     )

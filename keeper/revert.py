@@ -190,6 +190,9 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "SizeMismatch": "engine size {index} is {given}, the state's is {expected}",
     "EngineCashMismatch": "the engine cash given is {given} USD; the state's cash after pending "
     "funding and expired options' payoffs is {expected} USD",
+    "InstrumentLeafIsHonest": "instrument {instrument}'s leaf follows from the committed market: "
+    "every field of its vector, its mark and its per-unit losses are within the tolerance "
+    "({tolerance} USD) of the chain's recomputation",
     # OpenZeppelin Ownable2Step, inherited by the vault (docs/security.md §3)
     "OwnableUnauthorizedAccount": "only the vault's owner may do this; the sender {account} is "
     "not the owner",
@@ -259,6 +262,7 @@ _WAD_PARAMS_BY_ERROR: dict[str, set[str]] = {
     "BondLocked": {"amount", "withdrawable"},
     "LeafIsHonest": {"equity", "im", "mm", "tolerance"},
     "EngineCashMismatch": {"expected", "given"},
+    "InstrumentLeafIsHonest": {"tolerance"},
 }
 
 

@@ -470,8 +470,9 @@ def return_withdrawal(withdrawal_id: int, **kw: Unpack[SessionOptions]) -> None:
 @click.option("--epoch", type=int, default=None, help="the epoch to check (default: the latest)")
 def dispute(api_url: str, epoch: int | None, **kw: Unpack[SessionOptions]) -> None:
     """Check an epoch as `keeper verify` does (your node, the market snapshot the keeper
-    published, the default risk parameters) and prove the first wrong ACCOUNT leaf on chain:
-    the bond's reward is yours, the vault goes to safe mode (docs/protocol.md §11)."""
+    published, the default risk parameters) and prove the first wrong ACCOUNT leaf, else the
+    first wrong INSTRUMENT leaf, on chain: the bond's reward is yours, the vault goes to safe
+    mode (docs/protocol.md §11)."""
     from risk_engine import load_params
     from scripts.dispute import dispute as run
 

@@ -1,5 +1,5 @@
-"""``pm dispute``: check a posted epoch and prove a wrong ACCOUNT leaf on chain
-(docs/protocol.md §11).
+"""``pm dispute``: check a posted epoch and prove a wrong ACCOUNT or INSTRUMENT leaf on
+chain (docs/protocol.md §11).
 
 A watcher needs no keeper of its own, only a node and the keeper API that published the
 epoch. :func:`find_wrong_leaf` recomputes the epoch as ``keeper verify`` and a signer service
@@ -11,7 +11,10 @@ and compares each posted ACCOUNT leaf (``GET /proof/<id>?epoch=n``) with its own
 :func:`account_claim` builds ``disputeAccount``'s argument for a leaf whose numbers or bounds
 differ: the state at the leaf's ``stateWord`` and the vault's deltas since (rebuilt from the
 logs, ``keeper/state_chain.py``), the posted INSTRUMENT leaves and proofs, the engine's cash,
-sizes and rows (``keeper/dispute_encoding.py``). :func:`dispute` simulates and sends it.
+sizes and rows (``keeper/dispute_encoding.py``). When every ACCOUNT leaf is its own, the
+first INSTRUMENT leaf that differs (``GET /instrument/<id>?epoch=n``) is disputed with
+:func:`instrument_claim`: its vector (which must be the recomputation's), the committed
+market inputs and parameters. :func:`dispute` simulates and sends the claim.
 A leaf whose ``stateWord`` is not the account's is reported, not yet disputed by this command
 (``disputeAccountState`` on chain).
 """
@@ -24,10 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from keeper.attestation import AccountLeaf, InstrumentLeaf
 from keeper.chain import AccountState, ChainAdapter, ChainSnapshot
-from keeper.dispute_encoding import AggregationParamsWad, RiskVectorWad
+from keeper.dispute_encoding import AggregationParamsWad, RiskVectorWad, hash_vector
 from keeper.eip712 import Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
@@ -36,7 +40,6 @@ from keeper.epoch_build import (
     account_cash,
     chain_inputs,
     compute_epoch,
-    dispute_commitments,
     funding_indices,
 )
 from keeper.errors import EpochRefusedError
@@ -46,7 +49,15 @@ from risk_engine import RiskParams
 from scripts.client import KeeperApi, Session
 from scripts.errors import CliError
 
-__all__ = ["Finding", "account_claim", "dispute", "find_wrong_leaf"]
+__all__ = [
+    "Finding",
+    "InstrumentFinding",
+    "account_claim",
+    "dispute",
+    "find_wrong_leaf",
+    "instrument_claim",
+    "recompute_epoch",
+]
 
 
 @dataclass(frozen=True)
@@ -63,18 +74,29 @@ class Finding:
     header: Epoch
 
 
-def find_wrong_leaf(
+@dataclass(frozen=True)
+class InstrumentFinding:
+    """The first INSTRUMENT leaf of epoch ``epoch`` whose posted fields differ from the
+    recomputation's (every ACCOUNT leaf being the recomputation's)."""
+
+    epoch: int
+    posted: InstrumentLeaf
+    proof: tuple[bytes, ...]
+    mine: InstrumentLeaf
+    build: EpochBuild
+
+
+def recompute_epoch(
     session: Session,
     api: KeeperApi,
     params: RiskParams,
     epoch: int,
     *,
     token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
-) -> Finding | None:
-    """Recompute ``epoch`` and return the first posted ACCOUNT leaf that differs, or None
-    when every posted leaf is the recomputation's. Raises :class:`CliError` when the epoch
-    cannot be checked (not recorded for disputes, no published header or market, other
-    parameters)."""
+) -> tuple[EpochBuild, ChainSnapshot, Epoch]:
+    """Recompute ``epoch`` from the watcher's node and the published market: the build, the
+    vault's snapshot and the posted header. Raises :class:`CliError` when the epoch cannot be
+    checked (not recorded for disputes, no published header or market, other parameters)."""
     vault = session.vault
     root, _posted_at = vault.functions.epochRecord(epoch).call()
     if bytes(root) == bytes(32):
@@ -112,6 +134,23 @@ def find_wrong_leaf(
             f"0x{header.inputs_hash.hex()}, here 0x{build.header.inputs_hash.hex()}): other "
             "risk parameters or market; no account dispute can be built on them"
         )
+    return build, snapshot, header
+
+
+def find_wrong_leaf(
+    session: Session,
+    api: KeeperApi,
+    params: RiskParams,
+    epoch: int,
+    *,
+    token_underlyings: Mapping[str, str] = DEFAULT_TOKEN_UNDERLYINGS,
+) -> Finding | InstrumentFinding | None:
+    """Recompute ``epoch`` (:func:`recompute_epoch`) and return the first posted ACCOUNT leaf
+    that differs, else the first INSTRUMENT leaf, or None when every posted leaf is the
+    recomputation's."""
+    build, snapshot, header = recompute_epoch(
+        session, api, params, epoch, token_underlyings=token_underlyings
+    )
     if build.tree.root == header.root:
         return None
     for mine in build.account_leaves:
@@ -121,7 +160,52 @@ def find_wrong_leaf(
         posted = AccountLeaf.from_json(got.fields)
         if posted != mine:
             return Finding(epoch, posted, got.proof, mine, build, snapshot, header)
+    for mine_i in build.instrument_leaves:
+        got = api.instrument(mine_i.instrument, epoch)
+        if got is None:
+            continue
+        posted_i = InstrumentLeaf.from_json(got.fields)
+        if posted_i != mine_i:
+            return InstrumentFinding(epoch, posted_i, got.proof, mine_i, build)
     return None
+
+
+def instrument_claim(
+    build: EpochBuild, epoch: int, posted: InstrumentLeaf, proof: tuple[bytes, ...]
+) -> tuple[Any, ...]:
+    """``disputeInstrument``'s ``InstrumentClaim`` tuple for ``posted`` (with its ``proof``)
+    from the recomputation ``build`` of ``epoch``: the posted leaf's vector must be this
+    recomputation's (a vector the quorum did not publish cannot be passed: docs/security.md
+    §1), the committed market inputs and parameters. Raises :class:`CliError`."""
+    commit, arrays = build.commitments, build.arrays
+    if commit is None or commit.market_inputs is None or commit.vector_params is None:
+        raise CliError(
+            f"epoch {epoch} was recomputed without dispute commitments: the vault's "
+            "challenge window was off at its snapshot block"
+        )
+    if arrays is None:
+        raise CliError("the recomputation kept no risk arrays")
+    index = {leaf.instrument: j for j, leaf in enumerate(build.instrument_leaves)}
+    if posted.instrument not in index:
+        raise CliError(f"instrument {posted.instrument} is not live in epoch {epoch}")
+    vector = RiskVectorWad.from_arrays(arrays, index[posted.instrument])
+    if hash_vector(vector) != posted.vector_hash:
+        raise CliError(
+            f"instrument {posted.instrument}'s posted vector hash 0x{posted.vector_hash.hex()} "
+            f"is not this recomputation's (0x{hash_vector(vector).hex()}) and the quorum did not "
+            "publish its vector: it cannot be disputed from here"
+        )
+    return (
+        epoch,
+        posted.to_abi(),
+        list(proof),
+        vector.to_abi(),
+        commit.market_inputs.to_abi(),
+        commit.vector_params.to_abi(),
+        commit.snapshot_hash,
+        AggregationParamsWad.from_arrays(arrays).to_abi(),
+        keccak(b"".join(commit.token_vector_hashes)),
+    )
 
 
 def _state_of(a: AccountState, snapshot: ChainSnapshot) -> StateChainBook:
@@ -211,7 +295,12 @@ def account_claim(session: Session, api: KeeperApi, f: Finding) -> tuple[Any, ..
             else amount // 10 ** (t.decimals - 18)
         )
         vectors.append(RiskVectorWad.from_arrays(arrays, len(inputs.live) + k).to_abi())
-    commit = dispute_commitments(len(inputs.live), len(f.snapshot.tokens), arrays, market)
+    commit = f.build.commitments
+    if commit is None:
+        raise CliError(
+            f"epoch {f.epoch} was recomputed without dispute commitments: the vault's "
+            "challenge window was off at its snapshot block"
+        )
     deltas = _deltas_since(session, account, book, f.header.snapshot_block)
     return (
         f.epoch,
@@ -247,22 +336,33 @@ def dispute(
     f = find_wrong_leaf(session, api, params, epoch)
     if f is None:
         session.echo(
-            f"epoch {epoch}: every ACCOUNT leaf is this recomputation's; nothing to dispute"
+            f"epoch {epoch}: every ACCOUNT and INSTRUMENT leaf is this recomputation's; nothing "
+            "to dispute"
         )
         return
-    diff = {
-        k: (v, f.mine.to_json()[k])
-        for k, v in f.posted.to_json().items()
-        if f.mine.to_json()[k] != v
-    }
-    session.echo(
-        f"epoch {epoch}: subaccount {f.posted.account}'s leaf differs (posted, recomputed): {diff}"
-    )
-    claim = account_claim(session, api, f)
-    session.send(
-        session.vault.functions.disputeAccount(claim),
-        f"dispute subaccount {f.posted.account}'s leaf of epoch {epoch}",
-    )
+    posted_json, mine_json = f.posted.to_json(), f.mine.to_json()
+    diff = {k: (v, mine_json[k]) for k, v in posted_json.items() if mine_json[k] != v}
+    if isinstance(f, InstrumentFinding):
+        session.echo(
+            f"epoch {epoch}: instrument {f.posted.instrument}'s leaf differs (posted, "
+            f"recomputed): {diff}"
+        )
+        session.send(
+            session.vault.functions.disputeInstrument(
+                instrument_claim(f.build, epoch, f.posted, f.proof)
+            ),
+            f"dispute instrument {f.posted.instrument}'s leaf of epoch {epoch}",
+        )
+    else:
+        session.echo(
+            f"epoch {epoch}: subaccount {f.posted.account}'s leaf differs (posted, "
+            f"recomputed): {diff}"
+        )
+        claim = account_claim(session, api, f)
+        session.send(
+            session.vault.functions.disputeAccount(claim),
+            f"dispute subaccount {f.posted.account}'s leaf of epoch {epoch}",
+        )
     if not session.dry_run:
         due = int(session.vault.functions.payoutOf(session.address).call())
         session.echo(

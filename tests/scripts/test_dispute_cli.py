@@ -32,10 +32,11 @@ WINDOW = 3600
 INFLATION_USD = 1_000_000.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def world(
     cli_env: CliEnv, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, KeeperHandle, Path]]:
+    """A fresh deployment (each test ends in safe mode) with its keeper."""
     tmp = tmp_path_factory.mktemp("dispute")
     out = tmp / "deployment.json"
     for who in (OWNER, WATCHER, NEW_SIGNER):
@@ -56,12 +57,11 @@ def _pm(ce: CliEnv, where: Path, url: str, *args: str, **kw: Any) -> Result:
     return ce.ok_at(where, url, *args, **kw)
 
 
-def test_a_watcher_proves_an_inflated_equity_and_a_rotated_set_restores(
-    cli_env: CliEnv, world: tuple[Path, KeeperHandle, Path], tmp_path: Path
-) -> None:
+def _open_books(cli_env: CliEnv, where: Path, kp: KeeperHandle, tmp_path: Path) -> Any:
+    """The window on, the signer's bond posted, a maker (WETH and cash) short 1 ETH-PERP to a
+    taker, two epochs mined; the vault contract."""
     from keeper.abi import vault_abi
 
-    where, kp, tmp = world
     w3 = cli_env.w3
     vault = w3.eth.contract(address=json.loads(where.read_text())["vault"], abi=vault_abi())
     _pm(cli_env, where, kp.url, "dispute-config", str(WINDOW), "100", key=OWNER)
@@ -78,6 +78,71 @@ def test_a_watcher_proves_an_inflated_equity_and_a_rotated_set_restores(
     _pm(cli_env, where, kp.url, "quote", "--leg", "ETH-PERP:-1:3500", "--out", str(q), key=MAKER)
     _pm(cli_env, where, kp.url, "trade", str(q), key=TAKER)
     kp.epoch()
+    return vault
+
+
+def test_every_honest_instrument_leaf_is_judged_honest_and_an_understated_loss_is_proven(
+    cli_env: CliEnv, world: tuple[Path, KeeperHandle, Path], tmp_path: Path
+) -> None:
+    from eth_utils.crypto import keccak
+    from web3.exceptions import ContractCustomError
+
+    from risk_engine import load_params
+    from scripts.client import KeeperApi, Session, load_deployment
+    from scripts.dispute import instrument_claim, recompute_epoch
+
+    where, kp, _tmp = world
+    w3 = cli_env.w3
+    vault = _open_books(cli_env, where, kp, tmp_path)
+    session = Session(w3, load_deployment(w3, where), None)
+    api = KeeperApi(kp.url)
+
+    # every live instrument's leaf of an honest epoch: the chain's recomputation from the
+    # committed market agrees with the keeper's engine (the call reverts InstrumentLeafIsHonest)
+    honest = kp.epoch()
+    build, _snapshot, _header = recompute_epoch(session, api, load_params(), honest)
+    honest_selector = keccak(b"InstrumentLeafIsHonest(uint32,uint256)")[:4]
+    assert len(build.instrument_leaves) >= 3
+    for leaf in build.instrument_leaves:
+        got = api.instrument(leaf.instrument, honest)
+        assert got is not None
+        claim = instrument_claim(build, honest, leaf, got.proof)
+        with pytest.raises(ContractCustomError) as exc:
+            vault.functions.disputeInstrument(claim).call({"from": WATCHER.address})
+        data = exc.value.data if isinstance(exc.value.data, str) else str(exc.value.args[0])
+        assert bytes.fromhex(data.removeprefix("0x"))[:4] == honest_selector, data
+    assert not vault.functions.isSafeMode().call()
+
+    # the quorum halves the first instrument's per-unit loss of a short unit: the account
+    # leaves are the same, the INSTRUMENT leaf is not; the watcher proves it
+    pipeline = kp.keeper.pipeline
+    engine = pipeline.margin
+
+    def understated(portfolios: Any, snapshot: Any, params: Any) -> Any:
+        result = engine(portfolios, snapshot, params)
+        result.leaves.loss_short[0] *= 0.5
+        return result
+
+    pipeline.margin = understated
+    try:
+        bad = kp.epoch()
+    finally:
+        pipeline.margin = engine
+    r = _pm(cli_env, where, kp.url, "dispute", "--epoch", str(bad), key=WATCHER)
+    assert "instrument " in r.out and "'s leaf differs" in r.out, r.out
+    assert "fraud proven" in r.out, r.out
+    assert vault.functions.isSafeMode().call()
+    assert vault.functions.fraudState().call()[0] == bad
+    assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
+
+
+def test_a_watcher_proves_an_inflated_equity_and_a_rotated_set_restores(
+    cli_env: CliEnv, world: tuple[Path, KeeperHandle, Path], tmp_path: Path
+) -> None:
+
+    where, kp, tmp = world
+    w3 = cli_env.w3
+    vault = _open_books(cli_env, where, kp, tmp_path)
     from scripts.client import Session, load_deployment
 
     maker = Session(w3, load_deployment(w3, where), None).subaccounts_of(MAKER.address)[0]

@@ -987,6 +987,58 @@ def _(m: Market) -> Result:
     return r, {"expected": claim[7], "given": claim[7] + 1}
 
 
+@scenario("InstrumentLeafIsHonest")
+def _(m: Market) -> Result:
+    """The perp's leaf and vector are the engine's for a committed one-underlying market: the
+    chain's recomputation agrees."""
+    import numpy as np
+
+    from keeper.dispute_encoding import MarketInputsWad, VectorParamsWad, market_hash_of
+    from risk_engine import build_risk_arrays, load_params
+    from risk_engine.instruments import InstrumentKind, InstrumentTable
+    from risk_engine.market import MarketSnapshot, VolSurface
+
+    fund_all(m)
+    _disputes_on(m)
+    empty = np.array([], dtype=np.float64)
+    market = MarketSnapshot(
+        int(m.w3.eth.get_block("latest")["timestamp"]),
+        ("ETH",),
+        np.array([3_000.0]),
+        np.array([3_001.5]),
+        0.03,
+        VolSurface((), np.array([], dtype=np.int64), empty, empty, empty, empty),
+        np.random.default_rng(7).normal(0.0, 0.03, (250, 1)),
+    )
+    perp = InstrumentTable(
+        np.array([int(InstrumentKind.PERP)], dtype=np.int8), ("ETH",), np.zeros(1), np.zeros(1)
+    )
+    arrays = build_risk_arrays(perp, market, load_params())
+    vec = RiskVectorWad.from_arrays(arrays, 0)
+    w = arrays.leaves.to_wad()
+    leaf = InstrumentLeaf(1, w.mark[0], w.loss_long[0], w.loss_short[0], 0, hash_v(vec))
+    mkt, vparams = MarketInputsWad.from_engine(market, arrays), VectorParamsWad.from_arrays(arrays)
+    params = AggregationParamsWad.from_arrays(arrays)
+    snapshot, tokens = keccak(text="market"), keccak(text="token vectors")
+    mh = market_hash_of(snapshot, mkt, vparams)
+    header = m.header([m.leaf(m.alice, equity=0, im=0, mm=0), leaf, CALL_LEAF])
+    m.post(dataclasses.replace(header, inputs_hash=keccak(hash_params(params) + tokens + mh)))
+    assert m.tree is not None
+    claim = (
+        m.epoch,
+        leaf.to_abi(),
+        list(m.tree.proof(leaf)),
+        vec.to_abi(),
+        mkt.to_abi(),
+        vparams.to_abi(),
+        snapshot,
+        params.to_abi(),
+        tokens,
+    )
+    r = m.revert_of(m.vault.functions.disputeInstrument(claim), m.bob)
+    return r, {"instrument": 1}
+
+
 @scenario("StateWordIsReal")
 def _(m: Market) -> Result:
     claim = _claim_world(m)
