@@ -21,30 +21,35 @@ from these numbers with a tolerance, so they have no side to round against.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
 from keeper._abi_checks import check_int, check_uint
 from keeper.errors import AttestationError
 from risk_engine.market import MarketSnapshot
+from risk_engine.params import RiskParams
 from risk_engine.risk_arrays import RiskArrays
 from risk_engine.units import Wad, to_signed_wad_nearest
 
 __all__ = [
     "AGGREGATION_PARAMS_ABI",
     "MARKET_INPUTS_ABI",
+    "RANGE_PARAMS_ABI",
     "RISK_VECTOR_ABI",
     "VECTOR_PARAMS_ABI",
     "AggregationParamsWad",
     "MarketInputsWad",
+    "RangeParamsWad",
     "RiskVectorWad",
     "VectorParamsWad",
     "hash_params",
     "hash_vector",
     "market_hash_of",
+    "returns_hash",
     "symbol_word",
 ]
 
@@ -253,12 +258,14 @@ def hash_params(p: AggregationParamsWad) -> bytes:
 # ------------------------------------------------------------------ the market's commitment
 
 #: ``IDispute.sol:MarketInputs`` as an ABI tuple: the rate, the underlyings
-#: ``(symbol, spot, perpMark, confidence, range)`` and the smile slices
-#: ``(underlying, expiry, forward, atmVol, skew, curvature)``.
+#: ``(symbol, spot, perpMark, confidence, range, scanRangeFloor, returnsHash)`` and the smile
+#: slices ``(underlying, expiry, forward, atmVol, skew, curvature)``.
 MARKET_INPUTS_ABI = (
-    "(int256,(bytes32,uint256,uint256,uint256,uint256)[],"
+    "(int256,(bytes32,uint256,uint256,uint256,uint256,uint256,bytes32)[],"
     "(uint256,uint64,uint256,uint256,int256,int256)[])"
 )
+#: ``ScanRange.sol:RangeParams`` as an ABI tuple.
+RANGE_PARAMS_ABI = "(uint256,uint256,uint256,uint256,uint256,uint256)"
 #: ``InstrumentVector.sol:VectorParams`` as an ABI tuple: the scenario grid, vol shock, basis
 #: shock, pad layout and per-unit charge parameters.
 VECTOR_PARAMS_ABI = (
@@ -279,26 +286,39 @@ def symbol_word(symbol: str) -> bytes:
     return raw.ljust(32, b"\0")
 
 
+def returns_hash(returns: Sequence[int]) -> bytes:
+    """``keccak256(abi.encodePacked(int256[] returns))`` (``MarketUnderlying.returnsHash``)."""
+    return keccak(b"".join(r.to_bytes(32, "big", signed=True) for r in returns))
+
+
 @dataclass(frozen=True)
 class MarketInputsWad:
     """The engine's market inputs of an epoch (``MarketInputs``), WAD: what an INSTRUMENT
     vector is recomputed from on chain (docs/protocol.md §11). ``underlyings`` rows are
-    ``(symbol word, spot, perp mark, confidence, scan range)`` in the engine's order (the
-    vectors' ``underlying`` index), ``slices`` rows ``(underlying index, expiry, forward,
-    ATM vol, skew, curvature)`` in the surface's order."""
+    ``(symbol word, spot, perp mark, confidence, scan range, scan range floor, returns
+    hash)`` in the engine's order (the vectors' ``underlying`` index), ``slices`` rows
+    ``(underlying index, expiry, forward, ATM vol, skew, curvature)`` in the surface's order;
+    ``returns`` (not in the struct: its hash is) each underlying's daily log returns, oldest
+    first, nearest WAD: what ``disputeRange`` recomputes a range from."""
 
     rate: int
-    underlyings: tuple[tuple[bytes, int, int, int, int], ...]
+    underlyings: tuple[tuple[bytes, int, int, int, int, int, bytes], ...]
     slices: tuple[tuple[int, int, int, int, int, int], ...]
+    returns: tuple[tuple[int, ...], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def from_engine(cls, market: MarketSnapshot, arrays: RiskArrays) -> MarketInputsWad:
         """The engine snapshot ``market`` (after the keeper's caps) with the scan ranges the
-        engine derived from its returns (``arrays.scenarios.ranges``), nearest WAD."""
+        engine derived from its returns (``arrays.scenarios.ranges``) and their floors
+        (``arrays.params``), nearest WAD."""
         index = {u: k for k, u in enumerate(market.underlyings)}
         conf = market.confidence_or_full()
         ranges = arrays.scenarios.ranges
         s = market.surface
+        returns = tuple(
+            tuple(to_signed_wad_nearest(float(x), field="returns") for x in column.tolist())
+            for column in np.asarray(market.returns, dtype=np.float64).T
+        )
         return cls(
             rate=to_signed_wad_nearest(float(market.rate), field="rate"),
             underlyings=tuple(
@@ -308,6 +328,10 @@ class MarketInputsWad:
                     to_signed_wad_nearest(float(market.perp_mark[k]), field=f"perp_mark[{u}]"),
                     to_signed_wad_nearest(float(conf[k]), field=f"confidence[{u}]"),
                     to_signed_wad_nearest(float(ranges[k]), field=f"range[{u}]"),
+                    to_signed_wad_nearest(
+                        arrays.params.underlying(u).scan_range, field=f"scan_range[{u}]"
+                    ),
+                    returns_hash(returns[k]),
                 )
                 for k, u in enumerate(market.underlyings)
             ),
@@ -322,6 +346,7 @@ class MarketInputsWad:
                 )
                 for j in range(s.n_slices)
             ),
+            returns=returns,
         )
 
     def to_abi(self) -> tuple[Any, ...]:
@@ -416,8 +441,61 @@ class VectorParamsWad:
         return abi_encode([VECTOR_PARAMS_ABI], [self.to_abi()])
 
 
-def market_hash_of(snapshot_hash: bytes, market: MarketInputsWad, params: VectorParamsWad) -> bytes:
+@dataclass(frozen=True)
+class RangeParamsWad:
+    """What a scan range follows from besides the returns (``RangeParams``), WAD: the EWMA
+    decay, the range's vol multiple, the horizon in days, the anti-procyclicality buffer and
+    stress ratio, the cap."""
+
+    ewma_lambda: int
+    range_vol_multiple: int
+    horizon_days: int
+    apc_buffer: int
+    apc_stress_ratio: int
+    max_range: int
+
+    @classmethod
+    def from_params(cls, p: RiskParams) -> RangeParamsWad:
+        def w(x: float, name: str) -> int:
+            return to_signed_wad_nearest(float(x), field=name)
+
+        return cls(
+            w(p.correlation.ewma_lambda, "ewma_lambda"),
+            w(p.scan.range_vol_multiple, "range_vol_multiple"),
+            w(p.horizon_days, "horizon_days"),
+            w(p.apc.buffer, "apc.buffer"),
+            w(p.apc.stress_ratio, "apc.stress_ratio"),
+            w(p.scan.max_range, "max_range"),
+        )
+
+    def to_abi(self) -> tuple[int, ...]:
+        return (
+            self.ewma_lambda,
+            self.range_vol_multiple,
+            self.horizon_days,
+            self.apc_buffer,
+            self.apc_stress_ratio,
+            self.max_range,
+        )
+
+    def encode(self) -> bytes:
+        """``abi.encode(rangeParams)``."""
+        return abi_encode([RANGE_PARAMS_ABI], [self.to_abi()])
+
+
+def market_hash_of(
+    snapshot_hash: bytes,
+    market: MarketInputsWad,
+    params: VectorParamsWad,
+    range_params: RangeParamsWad,
+) -> bytes:
     """The header's market commitment: ``keccak256(abi.encode(snapshotHash,
-    keccak256(abi.encode(market)), keccak256(abi.encode(params))))``, as
-    ``InstrumentDisputeModule`` recomputes it (``snapshot_hash``: the published JSON's)."""
-    return keccak(snapshot_hash + keccak(market.encode()) + keccak(params.encode()))
+    keccak256(abi.encode(market)), keccak256(abi.encode(params)),
+    keccak256(abi.encode(rangeParams))))``, as ``InstrumentDisputeModule`` recomputes it
+    (``snapshot_hash``: the published JSON's)."""
+    return keccak(
+        snapshot_hash
+        + keccak(market.encode())
+        + keccak(params.encode())
+        + keccak(range_params.encode())
+    )

@@ -79,6 +79,7 @@ from keeper.compute import MarginFn
 from keeper.dispute_encoding import (
     AggregationParamsWad,
     MarketInputsWad,
+    RangeParamsWad,
     RiskVectorWad,
     VectorParamsWad,
     hash_params,
@@ -326,6 +327,7 @@ class DisputeCommitments:
     snapshot_hash: bytes = bytes(32)
     market_inputs: MarketInputsWad | None = field(default=None, compare=False, repr=False)
     vector_params: VectorParamsWad | None = field(default=None, compare=False, repr=False)
+    range_params: RangeParamsWad | None = field(default=None, compare=False, repr=False)
 
 
 def inputs_hash(
@@ -359,17 +361,19 @@ def dispute_commitments(
     snap = snapshot_hash(market)
     mkt = MarketInputsWad.from_engine(engine_market, arrays)
     vparams = VectorParamsWad.from_arrays(arrays)
-    mh = market_hash_of(snap, mkt, vparams)
+    rparams = RangeParamsWad.from_params(arrays.params)
+    mh = market_hash_of(snap, mkt, vparams, rparams)
     tokens = tuple(rows[n_live:])
     return DisputeCommitments(
-        tuple(rows[:n_live]),
-        tokens,
-        params,
-        mh,
-        inputs_hash(params, tokens, mh),
-        snap,
-        mkt,
-        vparams,
+        vector_hashes=tuple(rows[:n_live]),
+        token_vector_hashes=tokens,
+        params_hash=params,
+        market_hash=mh,
+        inputs_hash=inputs_hash(params, tokens, mh),
+        snapshot_hash=snap,
+        market_inputs=mkt,
+        vector_params=vparams,
+        range_params=rparams,
     )
 
 

@@ -190,6 +190,10 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "SizeMismatch": "engine size {index} is {given}, the state's is {expected}",
     "EngineCashMismatch": "the engine cash given is {given} USD; the state's cash after pending "
     "funding and expired options' payoffs is {expected} USD",
+    "ScanRangeIsHonest": "underlying {underlying}'s committed scan range follows from its "
+    "committed returns: recomputed {recomputed}, within the tolerance {tolerance}",
+    "ReturnsMismatch": "the returns given for underlying {underlying} do not hash to its committed "
+    "returnsHash",
     "InstrumentLeafIsHonest": "instrument {instrument}'s leaf follows from the committed market: "
     "every field of its vector, its mark and its per-unit losses are within the tolerance "
     "({tolerance} USD) of the chain's recomputation",
@@ -263,6 +267,7 @@ _WAD_PARAMS_BY_ERROR: dict[str, set[str]] = {
     "LeafIsHonest": {"equity", "im", "mm", "tolerance"},
     "EngineCashMismatch": {"expected", "given"},
     "InstrumentLeafIsHonest": {"tolerance"},
+    "ScanRangeIsHonest": {"recomputed", "tolerance"},
 }
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "dispute",
     "find_wrong_leaf",
     "instrument_claim",
+    "range_claim",
     "recompute_epoch",
 ]
 
@@ -178,7 +179,12 @@ def instrument_claim(
     recomputation's (a vector the quorum did not publish cannot be passed: docs/security.md
     §1), the committed market inputs and parameters. Raises :class:`CliError`."""
     commit, arrays = build.commitments, build.arrays
-    if commit is None or commit.market_inputs is None or commit.vector_params is None:
+    if (
+        commit is None
+        or commit.market_inputs is None
+        or commit.vector_params is None
+        or commit.range_params is None
+    ):
         raise CliError(
             f"epoch {epoch} was recomputed without dispute commitments: the vault's "
             "challenge window was off at its snapshot block"
@@ -204,6 +210,38 @@ def instrument_claim(
         commit.vector_params.to_abi(),
         commit.snapshot_hash,
         AggregationParamsWad.from_arrays(arrays).to_abi(),
+        keccak(b"".join(commit.token_vector_hashes)),
+        keccak(commit.range_params.encode()),
+    )
+
+
+def range_claim(build: EpochBuild, epoch: int, underlying: int) -> tuple[Any, ...]:
+    """``disputeRange``'s ``RangeClaim`` tuple for engine underlying ``underlying`` (its index)
+    from the recomputation ``build`` of ``epoch``: its returns, the committed market inputs
+    and parameters. Raises :class:`CliError`."""
+    commit = build.commitments
+    if (
+        commit is None
+        or commit.market_inputs is None
+        or commit.vector_params is None
+        or commit.range_params is None
+    ):
+        raise CliError(
+            f"epoch {epoch} was recomputed without dispute commitments: the vault's "
+            "challenge window was off at its snapshot block"
+        )
+    market = commit.market_inputs
+    if not 0 <= underlying < len(market.underlyings):
+        raise CliError(f"epoch {epoch} has no underlying {underlying}")
+    return (
+        epoch,
+        underlying,
+        list(market.returns[underlying]),
+        market.to_abi(),
+        keccak(commit.vector_params.encode()),
+        commit.range_params.to_abi(),
+        commit.snapshot_hash,
+        commit.params_hash,
         keccak(b"".join(commit.token_vector_hashes)),
     )
 

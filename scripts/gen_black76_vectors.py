@@ -334,6 +334,20 @@ def instrument_vectors(rng: np.random.Generator, params: RiskParams, m: int) -> 
             "spot": _s(map(_wad, market.spot.tolist())),
             "confidence": _s(map(_wad, confidence.tolist())),
             "concentrationRate": _s(map(_wad, arrays.concentration_rate.tolist())),
+            # the scan range of each underlying and what it follows from (contracts/libraries/
+            # ScanRange.sol): the floor, the daily log returns (oldest first, underlying-major)
+            "range": _s(map(_wad, scen.ranges.tolist())),
+            "scanRangeFloor": _s(_wad(params.underlying(u).scan_range) for u in market.underlyings),
+            "returns": [str(_wad(float(x))) for x in market.returns.T.ravel().tolist()],
+            "nReturns": market.returns.shape[0],
+        },
+        "rangeParams": {
+            "ewmaLambda": str(_wad(params.correlation.ewma_lambda)),
+            "rangeVolMultiple": str(_wad(params.scan.range_vol_multiple)),
+            "horizonDays": str(_wad(params.horizon_days)),
+            "apcBuffer": str(_wad(params.apc.buffer)),
+            "apcStressRatio": str(_wad(params.apc.stress_ratio)),
+            "maxRange": str(_wad(params.scan.max_range)),
         },
         "kind": [str(k) for k in cols.kind],
         "price": _s(cols.price),

@@ -130,4 +130,6 @@ interface Errors {
 
     /* INSTRUMENT DISPUTES (docs/protocol.md §11) */
     error InstrumentLeafIsHonest(uint32 instrument, uint256 tolerance);
+    error ScanRangeIsHonest(uint256 underlying, uint256 recomputed, uint256 tolerance);
+    error ReturnsMismatch(uint256 underlying); // the returns given do not hash to the entry's returnsHash
 }

@@ -112,4 +112,7 @@ interface Events {
     /// @notice An INSTRUMENT leaf of `epoch` proven wrong (docs/protocol.md §11): `field` is the
     /// first that does not follow from the committed market (InstrumentVector.FIELD_*).
     event InstrumentLeafDisproven(uint64 indexed epoch, uint32 indexed instrument, uint8 field);
+    /// @notice An underlying's committed scan range of `epoch` proven wrong: what it committed and
+    /// what its committed returns give (WAD).
+    event ScanRangeDisproven(uint64 indexed epoch, uint256 indexed underlying, uint256 committed, uint256 recomputed);
 }

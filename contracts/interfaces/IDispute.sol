@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {AccountLeaf, InstrumentLeaf, CommittedState, StateDelta} from "./IMarginVault.sol";
 import {AggregationParams, RiskVector} from "../libraries/AccountMargin.sol";
 import {VectorParams} from "../libraries/InstrumentVector.sol";
+import {RangeParams} from "../libraries/ScanRange.sol";
 
 /// @notice Everything `disputeAccount` needs to recompute one ACCOUNT leaf (docs/protocol.md
 /// §11): the leaf and its proof, the account's state at the leaf's `stateWord` with the deltas
@@ -33,6 +34,8 @@ struct MarketUnderlying {
     uint256 perpMark; // USD WAD: a perp's price
     uint256 confidence; // WAD in [0, 1e18]; 1e18 when the feed gave none
     uint256 range; // the scan range R_u (fraction of price, WAD): from the returns (docs/margin-method.md §3)
+    uint256 scanRangeFloor; // the underlying's scan_range parameter: R_u's floor
+    bytes32 returnsHash; // keccak256(abi.encodePacked(int256[] returns)): its daily log returns, oldest first, WAD
 }
 
 /// @notice One smile slice: the options of `underlying` (index) expiring at `expiry` are priced on it.
@@ -47,7 +50,8 @@ struct MarketSlice {
 
 /// @notice The engine's market inputs of an epoch, as the keeper commits them in the market hash
 /// (docs/protocol.md §11): `marketHash = keccak256(abi.encode(snapshotHash, keccak256(abi.encode(market)),
-/// keccak256(abi.encode(vectorParams))))`, `snapshotHash` the hash of the published snapshot's JSON.
+/// keccak256(abi.encode(vectorParams)), keccak256(abi.encode(rangeParams))))`, `snapshotHash` the hash
+/// of the published snapshot's JSON.
 struct MarketInputs {
     int256 rate; // the continuously compounded discount rate, WAD
     MarketUnderlying[] underlyings;
@@ -65,6 +69,20 @@ struct InstrumentClaim {
     bytes32 snapshotHash;
     AggregationParams params; // the header's params hash; concentrationRate[u] enters the leaf's losses
     bytes32 tokenVectorsHash; // keccak256(abi.encodePacked(tokenVectorHashes))
+    bytes32 rangeParamsHash; // keccak256(abi.encode(RangeParams))
+}
+
+/// @notice Everything `disputeRange` needs to recompute one underlying's committed scan range.
+struct RangeClaim {
+    uint64 epoch;
+    uint256 underlying; // its index in market.underlyings
+    int256[] returns_; // its daily log returns, oldest first: hash to the entry's returnsHash
+    MarketInputs market;
+    bytes32 vectorParamsHash; // keccak256(abi.encode(VectorParams))
+    RangeParams rangeParams;
+    bytes32 snapshotHash;
+    bytes32 paramsHash; // keccak256(abi.encode(AggregationParams))
+    bytes32 tokenVectorsHash;
 }
 
 /// @title IDispute
@@ -105,4 +123,11 @@ interface IInstrumentDispute {
     /// or a leaf mark or loss beyond the leaf tolerance, is a fraud. Reverts `InstrumentLeafIsHonest`
     /// when none is.
     function disputeInstrument(InstrumentClaim calldata c) external;
+
+    /// @notice Proves that a committed underlying's scan range R_u does not follow from its committed
+    /// returns and the committed range parameters: recomputes it (ScanRange.rangeApprox) after
+    /// checking the returns against the entry's `returnsHash` and the market against the header's
+    /// `inputsHash`. Beyond `ScanRange.toleranceOf`, either side, is a fraud; reverts
+    /// `ScanRangeIsHonest` otherwise.
+    function disputeRange(RangeClaim calldata c) external;
 }

@@ -4,7 +4,15 @@ pragma solidity 0.8.28;
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {Instrument, InstrumentKind} from "../interfaces/IMarginVault.sol";
-import {IInstrumentDispute, InstrumentClaim, MarketInputs, MarketSlice, MarketUnderlying} from "../interfaces/IDispute.sol";
+import {
+    IInstrumentDispute,
+    InstrumentClaim,
+    MarketInputs,
+    MarketSlice,
+    MarketUnderlying,
+    RangeClaim
+} from "../interfaces/IDispute.sol";
+import {ScanRange} from "../libraries/ScanRange.sol";
 import {AccountDispute} from "../libraries/AccountDispute.sol";
 import {RiskVector} from "../libraries/AccountMargin.sol";
 import {InstrumentVector, UnderlyingMarket, VectorParams} from "../libraries/InstrumentVector.sol";
@@ -15,8 +23,9 @@ import {Events} from "../interfaces/Events.sol";
 import {VaultModule} from "./VaultBase.sol";
 
 /// @title InstrumentDisputeModule
-/// @notice The fraud proof against one INSTRUMENT leaf (docs/protocol.md §11): its risk vector,
-/// mark or per-unit losses do not follow from the epoch's committed market inputs. Delegatecalled
+/// @notice The fraud proofs against one INSTRUMENT leaf (docs/protocol.md §11): its risk vector,
+/// mark or per-unit losses do not follow from the epoch's committed market inputs; and against one
+/// committed scan range: it does not follow from the underlying's committed returns. Delegatecalled
 /// by the dispute module's fallback (itself reached through the finality module's and the vault's):
 /// the vault's storage, msg.sender the disputer.
 contract InstrumentDisputeModule is IInstrumentDispute, VaultModule {
@@ -66,9 +75,38 @@ contract InstrumentDisputeModule is IInstrumentDispute, VaultModule {
     /// market_hash): the aggregation parameters' hash, the token vectors' hash and the market hash
     /// over the snapshot's hash, the market inputs and the vector parameters.
     function _inputsHash(InstrumentClaim calldata c) internal pure returns (bytes32) {
-        bytes32 marketHash =
-            keccak256(abi.encode(c.snapshotHash, keccak256(abi.encode(c.market)), keccak256(abi.encode(c.vectorParams))));
+        bytes32 marketHash = keccak256(
+            abi.encode(
+                c.snapshotHash,
+                keccak256(abi.encode(c.market)),
+                keccak256(abi.encode(c.vectorParams)),
+                c.rangeParamsHash
+            )
+        );
         return keccak256(abi.encode(AccountDispute.hashParams(c.params), c.tokenVectorsHash, marketHash));
+    }
+
+    /// @inheritdoc IInstrumentDispute
+    function disputeRange(RangeClaim calldata c) external onlyDelegated nonReentrant {
+        EpochRecord storage r = _disputableRecord(c.epoch);
+        bytes32 marketHash = keccak256(
+            abi.encode(
+                c.snapshotHash, keccak256(abi.encode(c.market)), c.vectorParamsHash, keccak256(abi.encode(c.rangeParams))
+            )
+        );
+        bytes32 inputs = keccak256(abi.encode(c.paramsHash, c.tokenVectorsHash, marketHash));
+        if (inputs != r.inputsHash) revert Errors.InputsMismatch(c.epoch, r.inputsHash, inputs);
+        if (c.underlying >= c.market.underlyings.length) {
+            revert Errors.ClaimShapeMismatch(c.underlying, c.market.underlyings.length);
+        }
+        MarketUnderlying calldata mu = c.market.underlyings[c.underlying];
+        if (keccak256(abi.encodePacked(c.returns_)) != mu.returnsHash) revert Errors.ReturnsMismatch(c.underlying);
+        uint256 want = ScanRange.rangeApprox(c.returns_, mu.scanRangeFloor, c.rangeParams);
+        uint256 tol = ScanRange.toleranceOf(want);
+        uint256 gap = want > mu.range ? want - mu.range : mu.range - want;
+        if (gap <= tol) revert Errors.ScanRangeIsHonest(c.underlying, want, tol);
+        emit Events.ScanRangeDisproven(c.epoch, c.underlying, mu.range, want);
+        _declareFraud(c.epoch);
     }
 
     /// @dev Instrument `id`'s pricing inputs: its terms from the vault, the first underlying of the

@@ -81,7 +81,7 @@ def _open_books(cli_env: CliEnv, where: Path, kp: KeeperHandle, tmp_path: Path) 
     return vault
 
 
-def test_every_honest_instrument_leaf_is_judged_honest_and_an_understated_loss_is_proven(
+def test_honest_instrument_leaves_and_ranges_are_judged_honest_and_a_low_loss_is_proven(
     cli_env: CliEnv, world: tuple[Path, KeeperHandle, Path], tmp_path: Path
 ) -> None:
     from eth_utils.crypto import keccak
@@ -89,7 +89,7 @@ def test_every_honest_instrument_leaf_is_judged_honest_and_an_understated_loss_i
 
     from risk_engine import load_params
     from scripts.client import KeeperApi, Session, load_deployment
-    from scripts.dispute import instrument_claim, recompute_epoch
+    from scripts.dispute import instrument_claim, range_claim, recompute_epoch
 
     where, kp, _tmp = world
     w3 = cli_env.w3
@@ -111,6 +111,18 @@ def test_every_honest_instrument_leaf_is_judged_honest_and_an_understated_loss_i
             vault.functions.disputeInstrument(claim).call({"from": WATCHER.address})
         data = exc.value.data if isinstance(exc.value.data, str) else str(exc.value.args[0])
         assert bytes.fromhex(data.removeprefix("0x"))[:4] == honest_selector, data
+    # and every underlying's committed scan range follows from its committed returns
+    commit = build.commitments
+    assert commit is not None and commit.market_inputs is not None
+    range_selector = keccak(b"ScanRangeIsHonest(uint256,uint256,uint256)")[:4]
+    assert len(commit.market_inputs.underlyings) >= 2
+    for u in range(len(commit.market_inputs.underlyings)):
+        with pytest.raises(ContractCustomError) as exc:
+            vault.functions.disputeRange(range_claim(build, honest, u)).call(
+                {"from": WATCHER.address}
+            )
+        data = exc.value.data if isinstance(exc.value.data, str) else str(exc.value.args[0])
+        assert bytes.fromhex(data.removeprefix("0x"))[:4] == range_selector, data
     assert not vault.functions.isSafeMode().call()
 
     # the quorum halves the first instrument's per-unit loss of a short unit: the account

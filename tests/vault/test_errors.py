@@ -987,13 +987,17 @@ def _(m: Market) -> Result:
     return r, {"expected": claim[7], "given": claim[7] + 1}
 
 
-@scenario("InstrumentLeafIsHonest")
-def _(m: Market) -> Result:
-    """The perp's leaf and vector are the engine's for a committed one-underlying market: the
-    chain's recomputation agrees."""
+def _perp_world(m: Market) -> dict[str, Any]:
+    """Disputes on; the perp's leaf and vector are the engine's for a committed one-underlying
+    market (250 seeded daily returns): posted in an epoch whose inputs hash commits them."""
     import numpy as np
 
-    from keeper.dispute_encoding import MarketInputsWad, VectorParamsWad, market_hash_of
+    from keeper.dispute_encoding import (
+        MarketInputsWad,
+        RangeParamsWad,
+        VectorParamsWad,
+        market_hash_of,
+    )
     from risk_engine import build_risk_arrays, load_params
     from risk_engine.instruments import InstrumentKind, InstrumentTable
     from risk_engine.market import MarketSnapshot, VolSurface
@@ -1013,30 +1017,82 @@ def _(m: Market) -> Result:
     perp = InstrumentTable(
         np.array([int(InstrumentKind.PERP)], dtype=np.int8), ("ETH",), np.zeros(1), np.zeros(1)
     )
-    arrays = build_risk_arrays(perp, market, load_params())
+    params = load_params()
+    arrays = build_risk_arrays(perp, market, params)
     vec = RiskVectorWad.from_arrays(arrays, 0)
     w = arrays.leaves.to_wad()
     leaf = InstrumentLeaf(1, w.mark[0], w.loss_long[0], w.loss_short[0], 0, hash_v(vec))
     mkt, vparams = MarketInputsWad.from_engine(market, arrays), VectorParamsWad.from_arrays(arrays)
-    params = AggregationParamsWad.from_arrays(arrays)
+    rparams = RangeParamsWad.from_params(params)
+    agg = AggregationParamsWad.from_arrays(arrays)
     snapshot, tokens = keccak(text="market"), keccak(text="token vectors")
-    mh = market_hash_of(snapshot, mkt, vparams)
+    mh = market_hash_of(snapshot, mkt, vparams, rparams)
     header = m.header([m.leaf(m.alice, equity=0, im=0, mm=0), leaf, CALL_LEAF])
-    m.post(dataclasses.replace(header, inputs_hash=keccak(hash_params(params) + tokens + mh)))
+    m.post(dataclasses.replace(header, inputs_hash=keccak(hash_params(agg) + tokens + mh)))
+    assert m.tree is not None
+    return {
+        "leaf": leaf,
+        "vec": vec,
+        "market": mkt,
+        "vparams": vparams,
+        "rparams": rparams,
+        "agg": agg,
+        "snapshot": snapshot,
+        "tokens": tokens,
+    }
+
+
+@scenario("InstrumentLeafIsHonest")
+def _(m: Market) -> Result:
+    """The chain's recomputation of the perp's vector agrees with the engine's."""
+    p = _perp_world(m)
     assert m.tree is not None
     claim = (
         m.epoch,
-        leaf.to_abi(),
-        list(m.tree.proof(leaf)),
-        vec.to_abi(),
-        mkt.to_abi(),
-        vparams.to_abi(),
-        snapshot,
-        params.to_abi(),
-        tokens,
+        p["leaf"].to_abi(),
+        list(m.tree.proof(p["leaf"])),
+        p["vec"].to_abi(),
+        p["market"].to_abi(),
+        p["vparams"].to_abi(),
+        p["snapshot"],
+        p["agg"].to_abi(),
+        p["tokens"],
+        keccak(p["rparams"].encode()),
     )
     r = m.revert_of(m.vault.functions.disputeInstrument(claim), m.bob)
     return r, {"instrument": 1}
+
+
+def _range_claim(m: Market, p: dict[str, Any], returns: list[int]) -> tuple[Any, ...]:
+    return (
+        m.epoch,
+        0,
+        returns,
+        p["market"].to_abi(),
+        keccak(p["vparams"].encode()),
+        p["rparams"].to_abi(),
+        p["snapshot"],
+        hash_params(p["agg"]),
+        p["tokens"],
+    )
+
+
+@scenario("ScanRangeIsHonest")
+def _(m: Market) -> Result:
+    """ETH's committed scan range is what its committed returns give."""
+    p = _perp_world(m)
+    claim = _range_claim(m, p, list(p["market"].returns[0]))
+    r = m.revert_of(m.vault.functions.disputeRange(claim), m.bob)
+    return r, {"underlying": 0}
+
+
+@scenario("ReturnsMismatch")
+def _(m: Market) -> Result:
+    p = _perp_world(m)
+    returns = list(p["market"].returns[0])
+    returns[0] += 1
+    r = m.revert_of(m.vault.functions.disputeRange(_range_claim(m, p, returns)), m.bob)
+    return r, {"underlying": 0}
 
 
 @scenario("StateWordIsReal")

@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {InstrumentVectorFile} from "./InstrumentVectorFile.sol";
+import {ScanRange} from "../../../contracts/libraries/ScanRange.sol";
 import {console2} from "forge-std/console2.sol";
 
 import {Black76} from "../../../contracts/libraries/Black76.sol";
@@ -101,6 +102,33 @@ contract Black76VectorsTest is InstrumentVectorFile {
         if (w.scaled > into.scaled) into.scaled = w.scaled;
         if (w.rel > into.rel) into.rel = w.rel;
         into.n += w.n;
+    }
+
+    /// @notice Every underlying's scan range of every file from its returns (ScanRange.rangeApprox)
+    /// against the engine's: market 0 is a crash (ranges capped), the others calm or stressed.
+    function test_vectors_scanRanges() public view {
+        uint256 worst;
+        uint256 worstScaled;
+        uint256 n;
+        uint256 capped;
+        for (uint256 k; k < N_INSTRUMENT_FILES; ++k) {
+            string memory name = string.concat(DIR, "instruments_", k < 10 ? "0" : "", vm.toString(k), ".json");
+            File memory f = _file(vm.readFile(name));
+            for (uint256 u; u < f.range.length; ++u) {
+                uint256 chain = ScanRange.rangeApprox(f.returns_[u], f.scanRangeFloor[u], f.rangeParams);
+                uint256 d = _diff(int256(chain), int256(f.range[u]));
+                assertLe(d, ScanRange.toleranceOf(f.range[u]), string.concat(name, " underlying ", vm.toString(u)));
+                if (d > worst) worst = d;
+                if (d * 1e18 / f.range[u] > worstScaled) worstScaled = d * 1e18 / f.range[u];
+                if (f.range[u] == f.rangeParams.maxRange) ++capped;
+                ++n;
+            }
+        }
+        assertGe(n, 48);
+        assertGt(capped, 0);
+        console2.log("scan ranges compared (capped)", n, capped);
+        console2.log("  max |chain - engine| (WAD)", worst);
+        console2.log("  max |chain - engine| / range (WAD)", worstScaled);
     }
 
     function test_vectors_instrumentRiskVectors() public {

@@ -13,7 +13,8 @@ import {
     InstrumentClaim,
     MarketInputs,
     MarketSlice,
-    MarketUnderlying
+    MarketUnderlying,
+    RangeClaim
 } from "../../../contracts/interfaces/IDispute.sol";
 import {AccountLeaf, Epoch, InstrumentLeaf} from "../../../contracts/interfaces/IMarginVault.sol";
 import {AggregationParams, RiskVector} from "../../../contracts/libraries/AccountMargin.sol";
@@ -88,12 +89,20 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
         m.rate = f.c.rate[0];
         m.underlyings = new MarketUnderlying[](nU);
         for (uint256 u; u < nU; ++u) {
-            m.underlyings[u] = MarketUnderlying(_symbol(u), f.spot[u], f.spot[u], f.confidence[u], 0);
+            m.underlyings[u] = MarketUnderlying(
+                _symbol(u),
+                f.spot[u],
+                f.spot[u],
+                f.confidence[u],
+                f.range[u],
+                f.scanRangeFloor[u],
+                keccak256(abi.encodePacked(f.returns_[u]))
+            );
         }
         uint256 nSlices;
         for (uint256 i; i < n; ++i) {
             MarketUnderlying memory mu = m.underlyings[f.c.underlying[i]];
-            mu.range = f.c.range[i];
+            assertEq(mu.range, f.c.range[i]);
             if (f.c.kind[i] == 0) mu.perpMark = f.c.price[i];
             if (f.c.kind[i] == 1 || f.c.kind[i] == 2) ++nSlices;
         }
@@ -118,7 +127,11 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
     }
 
     function _inputsHash(MarketInputs memory m) internal view returns (bytes32) {
-        bytes32 market = keccak256(abi.encode(SNAPSHOT, keccak256(abi.encode(m)), keccak256(abi.encode(f.p))));
+        bytes32 market = keccak256(
+            abi.encode(
+                SNAPSHOT, keccak256(abi.encode(m)), keccak256(abi.encode(f.p)), keccak256(abi.encode(f.rangeParams))
+            )
+        );
         return keccak256(abi.encode(keccak256(abi.encode(_params())), TOKEN_VECTORS, market));
     }
 
@@ -145,6 +158,19 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
         c.vectorParams = f.p;
         c.snapshotHash = SNAPSHOT;
         c.params = _params();
+        c.tokenVectorsHash = TOKEN_VECTORS;
+        c.rangeParamsHash = keccak256(abi.encode(f.rangeParams));
+    }
+
+    function _rangeClaim(uint64 epoch, uint256 u, MarketInputs memory m) internal view returns (RangeClaim memory c) {
+        c.epoch = epoch;
+        c.underlying = u;
+        c.returns_ = f.returns_[u];
+        c.market = m;
+        c.vectorParamsHash = keccak256(abi.encode(f.p));
+        c.rangeParams = f.rangeParams;
+        c.snapshotHash = SNAPSHOT;
+        c.paramsHash = keccak256(abi.encode(_params()));
         c.tokenVectorsHash = TOKEN_VECTORS;
     }
 
@@ -236,6 +262,49 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
         vm.prank(dave);
         dis.disputeInstrument(c);
         _assertFraud(epoch);
+    }
+
+    /* scan ranges */
+
+    function test_honestRanges_cannotBeDisputed() public {
+        uint64 epoch = _postMarket().epoch;
+        MarketInputs memory m = _marketInputs();
+        for (uint256 u; u < m.underlyings.length; ++u) {
+            RangeClaim memory c = _rangeClaim(epoch, u, m);
+            uint256 g = gasleft();
+            vm.prank(dave);
+            try dis.disputeRange(c) {
+                fail();
+            } catch (bytes memory err) {
+                assertEq(bytes4(err), Errors.ScanRangeIsHonest.selector);
+            }
+            if (u == 0) console2.log("disputeRange gas (honest, reverted), 250 returns", g - gasleft());
+        }
+        assertFalse(vault.isSafeMode());
+    }
+
+    function test_aLoweredRange_isProven() public {
+        MarketInputs memory m = _marketInputs();
+        uint256 honest = m.underlyings[1].range;
+        m.underlyings[1].range = honest * 95 / 100; // every vector of the underlying 5 % narrower
+        uint64 epoch = _postWith(m).epoch;
+        vm.expectEmit(true, true, false, false, address(vault)); // the recomputed range: below
+        emit Events.ScanRangeDisproven(epoch, 1, honest * 95 / 100, 0);
+        vm.recordLogs();
+        vm.prank(dave);
+        dis.disputeRange(_rangeClaim(epoch, 1, m));
+        _assertFraud(epoch);
+        (, uint256 recomputed) = abi.decode(vm.getRecordedLogs()[0].data, (uint256, uint256));
+        assertApproxEqAbs(recomputed, honest, honest / 1e12 + 1e4);
+    }
+
+    function test_returnsNotCommitted_revert() public {
+        uint64 epoch = _postMarket().epoch;
+        RangeClaim memory c = _rangeClaim(epoch, 2, _marketInputs());
+        c.returns_[0] += 1;
+        vm.prank(dave);
+        vm.expectRevert(abi.encodeWithSelector(Errors.ReturnsMismatch.selector, 2));
+        dis.disputeRange(c);
     }
 
     /* disputes that fail */

@@ -7,6 +7,7 @@ import {BasisShock, InstrumentMarket, ScenarioGrid, VolShock} from "../../../con
 import {PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
 import {ChargeParams, VectorParams} from "../../../contracts/libraries/InstrumentVector.sol";
 import {RiskVector} from "../../../contracts/libraries/AccountMargin.sol";
+import {RangeParams} from "../../../contracts/libraries/ScanRange.sol";
 
 /// @notice The reader of tests/vectors/black76/instruments_*.json (scripts/gen_black76_vectors.py):
 /// each instrument's inputs, its engine risk vector (column-wise) and its INSTRUMENT leaf, with the
@@ -46,6 +47,10 @@ abstract contract InstrumentVectorFile is Test {
         uint256[] leafMark; // per instrument: the INSTRUMENT leaf the keeper posts
         uint256[] lossLong;
         uint256[] lossShort;
+        uint256[] range; // per underlying: the engine's scan range
+        uint256[] scanRangeFloor; // per underlying
+        int256[][] returns_; // per underlying: its daily log returns, oldest first
+        RangeParams rangeParams;
     }
 
     /// @dev Every input and engine value of one instrument vector file.
@@ -69,6 +74,30 @@ abstract contract InstrumentVectorFile is Test {
         f.leafMark = vm.parseJsonUintArray(json, ".instruments.leafMark");
         f.lossLong = vm.parseJsonUintArray(json, ".instruments.lossLong");
         f.lossShort = vm.parseJsonUintArray(json, ".instruments.lossShort");
+        f.range = vm.parseJsonUintArray(json, ".instruments.underlyings.range");
+        f.scanRangeFloor = vm.parseJsonUintArray(json, ".instruments.underlyings.scanRangeFloor");
+        f.returns_ = _returns(json, f.spot.length);
+        f.rangeParams = RangeParams({
+            ewmaLambda: vm.parseJsonUint(json, ".instruments.rangeParams.ewmaLambda"),
+            rangeVolMultiple: vm.parseJsonUint(json, ".instruments.rangeParams.rangeVolMultiple"),
+            horizonDays: vm.parseJsonUint(json, ".instruments.rangeParams.horizonDays"),
+            apcBuffer: vm.parseJsonUint(json, ".instruments.rangeParams.apcBuffer"),
+            apcStressRatio: vm.parseJsonUint(json, ".instruments.rangeParams.apcStressRatio"),
+            maxRange: vm.parseJsonUint(json, ".instruments.rangeParams.maxRange")
+        });
+    }
+
+    /// @dev The returns column-major in the file (underlying by underlying), split per underlying.
+    function _returns(string memory json, uint256 nU) internal pure returns (int256[][] memory r) {
+        int256[] memory all = vm.parseJsonIntArray(json, ".instruments.underlyings.returns");
+        uint256 n = vm.parseJsonUint(json, ".instruments.underlyings.nReturns");
+        r = new int256[][](nU);
+        for (uint256 u; u < nU; ++u) {
+            r[u] = new int256[](n);
+            for (uint256 k; k < n; ++k) {
+                r[u][k] = all[u * n + k];
+            }
+        }
     }
 
     function _columns(string memory json) internal pure returns (Columns memory c) {
