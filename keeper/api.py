@@ -9,6 +9,8 @@ JSON except ``/metrics``. Integers of leaves are decimal strings (full precision
                                        "ageSeconds", ...}``; 503 when degraded
 ``GET /epoch/latest``                  the last MINED epoch (the root the vault holds)
 ``GET /epoch/<n>``                     epoch ``n`` in any status
+``GET /epoch/<n>/inputs``              the dispute inputs epoch ``n`` committed (its header's
+                                      ``inputsHash``; docs/protocol.md §11)
 ``GET /epoch/<n>/market``              the ``MarketState`` JSON epoch ``n`` was computed
                                        from (``keeper verify``'s input)
 ``GET /proof/<id>[?epoch=n]``          ``{"epoch", "root", "account", "leaf": {kind, key,
@@ -346,6 +348,15 @@ class ProofApi:
                 if rec is None:
                     raise _HttpError(HTTPStatus.NOT_FOUND, f"no epoch {parts[1]}")
             return HTTPStatus.OK, self._epoch_body(rec)
+        if len(parts) == 3 and parts[0] == "epoch" and parts[2] == "inputs":
+            n = self._uint(parts[1], "epoch")
+            inputs = self.store.get_dispute_inputs(n)
+            if inputs is None:
+                raise _HttpError(
+                    HTTPStatus.NOT_FOUND,
+                    f"no dispute inputs for epoch {n} (posted with the challenge window off?)",
+                )
+            return HTTPStatus.OK, json.loads(inputs)
         if len(parts) == 3 and parts[0] == "epoch" and parts[2] == "market":
             n = self._uint(parts[1], "epoch")
             market = self.store.get_market_snapshot(n)

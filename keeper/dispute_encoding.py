@@ -48,7 +48,9 @@ __all__ = [
     "VectorParamsWad",
     "hash_params",
     "hash_vector",
+    "PublishedInputs",
     "market_hash_of",
+    "published_inputs",
     "returns_hash",
     "symbol_word",
 ]
@@ -499,3 +501,91 @@ def market_hash_of(
         + keccak(params.encode())
         + keccak(range_params.encode())
     )
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def published_inputs(
+    snapshot_hash: bytes,
+    market: MarketInputsWad,
+    vector_params: VectorParamsWad,
+    range_params: RangeParamsWad,
+    params: AggregationParamsWad,
+    token_vector_hashes: Sequence[bytes],
+) -> dict[str, Any]:
+    """What the keeper publishes per epoch (``GET /epoch/<n>/inputs``) so that anyone can pass
+    the committed inputs to ``disputeInstrument`` and ``disputeRange`` without recomputing
+    them: each struct ``abi.encode``d (hex), the returns as decimal strings, the hashes."""
+    return {
+        "snapshotHash": _hex(snapshot_hash),
+        "market": _hex(market.encode()),
+        "returns": [[str(r) for r in column] for column in market.returns],
+        "vectorParams": _hex(vector_params.encode()),
+        "rangeParams": _hex(range_params.encode()),
+        "aggregationParams": _hex(params.encode()),
+        "tokenVectorHashes": [_hex(h) for h in token_vector_hashes],
+    }
+
+
+@dataclass(frozen=True)
+class PublishedInputs:
+    """:func:`published_inputs` read back: the ABI tuples a claim passes, and the hashes."""
+
+    snapshot_hash: bytes
+    market: tuple[Any, ...]
+    returns: tuple[tuple[int, ...], ...]
+    vector_params: tuple[Any, ...]
+    vector_params_hash: bytes
+    range_params: tuple[Any, ...]
+    range_params_hash: bytes
+    aggregation_params: tuple[Any, ...]
+    params_hash: bytes
+    token_vectors_hash: bytes
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PublishedInputs:
+        from eth_abi.abi import decode as abi_decode
+
+        def raw(name: str) -> bytes:
+            text = str(d[name])
+            return bytes.fromhex(text.removeprefix("0x"))
+
+        try:
+            market, vparams, rparams, agg = (
+                raw("market"),
+                raw("vectorParams"),
+                raw("rangeParams"),
+                raw("aggregationParams"),
+            )
+            return cls(
+                snapshot_hash=raw("snapshotHash"),
+                market=abi_decode([MARKET_INPUTS_ABI], market)[0],
+                returns=tuple(tuple(int(r) for r in col) for col in d["returns"]),
+                vector_params=abi_decode([VECTOR_PARAMS_ABI], vparams)[0],
+                vector_params_hash=keccak(vparams),
+                range_params=abi_decode([RANGE_PARAMS_ABI], rparams)[0],
+                range_params_hash=keccak(rparams),
+                aggregation_params=abi_decode([AGGREGATION_PARAMS_ABI], agg)[0],
+                params_hash=keccak(agg),
+                token_vectors_hash=keccak(
+                    b"".join(
+                        bytes.fromhex(str(h).removeprefix("0x")) for h in d["tokenVectorHashes"]
+                    )
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AttestationError(f"published dispute inputs unreadable: {exc}") from exc
+
+    def market_hash(self) -> bytes:
+        return keccak(
+            self.snapshot_hash
+            + keccak(abi_encode([MARKET_INPUTS_ABI], [self.market]))
+            + self.vector_params_hash
+            + self.range_params_hash
+        )
+
+    def inputs_hash(self) -> bytes:
+        """The header's ``inputsHash`` these inputs give (``keeper/epoch_build.py:inputs_hash``)."""
+        return keccak(self.params_hash + self.token_vectors_hash + self.market_hash())

@@ -56,6 +56,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from eth_utils.crypto import keccak
@@ -85,6 +86,7 @@ from keeper.dispute_encoding import (
     hash_params,
     hash_vector,
     market_hash_of,
+    published_inputs,
 )
 from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
@@ -501,6 +503,27 @@ class EpochBuild:
             return tuple(leaf.hash() for leaf in leaves)
         blob = self.hash_rows.tobytes()
         return tuple(blob[i : i + 32] for i in range(0, len(blob), 32))
+
+    def published_inputs(self) -> dict[str, Any] | None:
+        """The dispute inputs the keeper publishes with this epoch (``GET /epoch/<n>/inputs``),
+        when it committed them (the vault's challenge window on)."""
+        c = self.commitments
+        if (
+            c is None
+            or self.arrays is None
+            or c.market_inputs is None
+            or c.vector_params is None
+            or c.range_params is None
+        ):
+            return None
+        return published_inputs(
+            c.snapshot_hash,
+            c.market_inputs,
+            c.vector_params,
+            c.range_params,
+            AggregationParamsWad.from_arrays(self.arrays),
+            c.token_vector_hashes,
+        )
 
     def _hashes(self) -> list[bytes]:
         return list(self.hashes)

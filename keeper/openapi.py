@@ -399,6 +399,27 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/epoch/{n}/inputs",
+        "proof",
+        "the dispute inputs epoch n committed in its header's inputsHash (docs/protocol.md §11): "
+        "the market inputs, vector, range and aggregation parameters ABI-encoded, the returns, "
+        "the token vectors' hashes; only for an epoch posted with the challenge window on",
+        _obj(
+            {
+                "snapshotHash": _HEX,
+                "market": _HEX,
+                "returns": _arr(_arr(_DEC_STR)),
+                "vectorParams": _HEX,
+                "rangeParams": _HEX,
+                "aggregationParams": _HEX,
+                "tokenVectorHashes": _arr(_HEX),
+            }
+        ),
+        params=(Param("n", "path", {"type": "integer", "minimum": 0}, "epoch number"),),
+        errors=(400, 404),
+    ),
+    Route(
+        "GET",
         "/epoch/{n}/market",
         "proof",
         "the MarketState JSON epoch n was computed from, as stored (keeper verify's input)",

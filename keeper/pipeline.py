@@ -17,6 +17,7 @@ stored with the epoch, and the epoch is posted (docs/operations.md, "Refuse or c
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -333,6 +334,9 @@ class EpochPipeline:
             self.store.set_epoch_status(number, "built", header=header.to_json())
             market_json = market.to_json()
             self.store.save_market_snapshot(number, market_json)
+            inputs = build.published_inputs()
+            if inputs is not None:
+                self.store.save_dispute_inputs(number, json.dumps(inputs))
             self.store.save_capped(number, build.capped)  # before the epoch file is written
             self.store.save_tree(
                 number,

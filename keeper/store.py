@@ -14,6 +14,8 @@ What it holds and why:
 - ``market_snapshots``: the market JSON each epoch was computed from (``keeper verify``
   recomputes the root from it), zlib-compressed (from v4; a text row of an older store
   reads as it was).
+- ``dispute_inputs`` (v5): the committed dispute inputs of an epoch posted with the vault's
+  challenge window on (``keeper/dispute_encoding.py:published_inputs``), zlib-compressed.
 - leaves: one columnar file per epoch, ``<epochs_dir>/<n>.leaves`` (``keeper/leaf_file.py``:
   the ABI words of every ACCOUNT / INSTRUMENT leaf, sorted by id, and the Merkle tree's
   node array), written once when the epoch is built; ``epochs`` indexes it (file name,
@@ -249,6 +251,13 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     _v3_subaccounts,
     # v4: leaves in one columnar file per epoch, indexed in epochs
     _v4_columnar_leaves,
+    # v5: the committed dispute inputs of each epoch (GET /epoch/<n>/inputs)
+    """
+    CREATE TABLE dispute_inputs (
+        epoch INTEGER PRIMARY KEY REFERENCES epochs(number),
+        json  BLOB NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -620,6 +629,23 @@ class Store:
         rows = self._query("SELECT json FROM market_snapshots WHERE epoch = ?", (epoch,))
         return _market_text(rows[0]["json"]) if rows else None
 
+    # ---------------------------------------------------------------- dispute inputs
+
+    def save_dispute_inputs(self, epoch: int, inputs_json: str) -> None:
+        """Store the committed dispute inputs of ``epoch`` (``keeper/dispute_encoding.py:
+        published_inputs``, JSON), compressed; a second save replaces the first."""
+        json.loads(inputs_json)  # must be JSON
+        packed = zlib.compress(inputs_json.encode(), 6)
+        with self._tx() as db:
+            try:
+                db.execute("INSERT OR REPLACE INTO dispute_inputs VALUES (?, ?)", (epoch, packed))
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"no epoch {epoch} reserved: {exc}") from exc
+
+    def get_dispute_inputs(self, epoch: int) -> str | None:
+        rows = self._query("SELECT json FROM dispute_inputs WHERE epoch = ?", (epoch,))
+        return zlib.decompress(rows[0]["json"]).decode() if rows else None
+
     # ---------------------------------------------------------------- capped values
 
     def save_capped(self, epoch: int, capped: Sequence[CappedValue]) -> None:
@@ -826,6 +852,7 @@ class Store:
                 for table, col in (
                     ("capped_values", "epoch"),
                     ("market_snapshots", "epoch"),
+                    ("dispute_inputs", "epoch"),
                     ("epochs", "number"),
                 ):
                     db.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", drop)

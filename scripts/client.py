@@ -582,6 +582,16 @@ class KeeperApi:
             raise CliError(f"keeper API /epoch/{n}: {body.get('error', status)}")
         return dict(body)
 
+    def dispute_inputs(self, n: int) -> dict[str, Any] | None:
+        """The dispute inputs epoch ``n`` committed (``GET /epoch/<n>/inputs``); None when the
+        keeper published none."""
+        status, body = self._get(f"/epoch/{n}/inputs")
+        if status == 404:
+            return None
+        if status != 200:
+            raise CliError(f"keeper API /epoch/{n}/inputs: {body.get('error', status)}")
+        return dict(body)
+
     def market_snapshot(self, n: int) -> str | None:
         """The market snapshot epoch ``n`` was computed on, as JSON text
         (``GET /epoch/<n>/market``); None when the keeper has none."""

@@ -26,12 +26,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from web3.exceptions import ContractLogicError
 
 from keeper.attestation import AccountLeaf, InstrumentLeaf
 from keeper.chain import AccountState, ChainAdapter, ChainSnapshot
-from keeper.dispute_encoding import AggregationParamsWad, RiskVectorWad, hash_vector
+from keeper.dispute_encoding import (
+    MARKET_INPUTS_ABI,
+    AggregationParamsWad,
+    PublishedInputs,
+    RiskVectorWad,
+    hash_vector,
+)
 from keeper.eip712 import Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
@@ -42,7 +50,7 @@ from keeper.epoch_build import (
     compute_epoch,
     funding_indices,
 )
-from keeper.errors import EpochRefusedError
+from keeper.errors import AttestationError, EpochRefusedError
 from keeper.feeds.base import MarketState
 from keeper.state_chain import STATE_CHAIN_TOPICS, StateChainBook, StateDelta
 from risk_engine import RiskParams
@@ -73,6 +81,14 @@ class Finding:
     build: EpochBuild
     snapshot: ChainSnapshot
     header: Epoch
+
+
+class _InputsDiffer(CliError):
+    """The epoch's header commits other engine inputs than the recomputation's."""
+
+    def __init__(self, epoch: int, build: EpochBuild, header: Epoch, message: str) -> None:
+        super().__init__(message)
+        self.epoch, self.build, self.header = epoch, build, header
 
 
 @dataclass(frozen=True)
@@ -130,10 +146,13 @@ def recompute_epoch(
     except EpochRefusedError as exc:
         raise CliError(f"cannot recompute epoch {epoch}: {exc}") from exc
     if build.header.inputs_hash != header.inputs_hash:
-        raise CliError(
+        raise _InputsDiffer(
+            epoch,
+            build,
+            header,
             f"epoch {epoch} committed other engine inputs than this recomputation (inputsHash "
             f"0x{header.inputs_hash.hex()}, here 0x{build.header.inputs_hash.hex()}): other "
-            "risk parameters or market; no account dispute can be built on them"
+            "risk parameters or market; no account or instrument dispute can be built on them",
         )
     return build, snapshot, header
 
@@ -371,7 +390,11 @@ def dispute(
         if latest is None:
             raise CliError("the keeper API has no mined epoch")
         epoch = int(latest["number"]) if "number" in latest else int(latest["epoch"])
-    f = find_wrong_leaf(session, api, params, epoch)
+    try:
+        f = find_wrong_leaf(session, api, params, epoch)
+    except _InputsDiffer as differ:
+        _dispute_inputs(session, api, differ)
+        return
     if f is None:
         session.echo(
             f"epoch {epoch}: every ACCOUNT and INSTRUMENT leaf is this recomputation's; nothing "
@@ -407,3 +430,71 @@ def dispute(
             f"fraud proven: the vault is in safe mode; {due / 10**18:,.2f} USD of the bond is "
             f"yours (`pm claim-payout`)"
         )
+
+
+def _dispute_inputs(session: Session, api: KeeperApi, d: _InputsDiffer) -> None:
+    """The epoch committed other inputs than the recomputation's: read the inputs the keeper
+    published (``GET /epoch/<n>/inputs``), check them against the header's ``inputsHash``, say
+    what differs, and dispute the first committed scan range that does not follow from its
+    committed returns (the one derived input provable on chain, docs/protocol.md §11).
+    Raises :class:`CliError` when nothing is provable."""
+    raw = api.dispute_inputs(d.epoch)
+    if raw is None:
+        raise CliError(f"{d}; the keeper API publishes no dispute inputs for it")
+    try:
+        pub = PublishedInputs.from_json(raw)
+    except AttestationError as exc:
+        raise CliError(f"epoch {d.epoch}: {exc}") from None
+    if pub.inputs_hash() != d.header.inputs_hash:
+        raise CliError(
+            f"{d}; the keeper API's dispute inputs of epoch {d.epoch} do not hash to its "
+            "header's inputsHash either"
+        )
+    mine = d.build.commitments
+    if mine is not None and mine.market_inputs is not None and mine.range_params is not None:
+        published_market = keccak(abi_encode([MARKET_INPUTS_ABI], [pub.market]))
+        pairs = (
+            ("market inputs", published_market, keccak(mine.market_inputs.encode())),
+            ("range parameters", pub.range_params_hash, keccak(mine.range_params.encode())),
+            ("aggregation parameters", pub.params_hash, mine.params_hash),
+            ("token vectors", pub.token_vectors_hash, keccak(b"".join(mine.token_vector_hashes))),
+        )
+        differs = [name for name, theirs, ours in pairs if theirs != ours]
+        session.echo(
+            f"epoch {d.epoch}: its committed inputs differ from this recomputation's in: "
+            f"{', '.join(differs) or 'the vector parameters or the snapshot hash'}"
+        )
+    vault = session.vault
+    for u in range(len(pub.market[1])):
+        claim = (
+            d.epoch,
+            u,
+            list(pub.returns[u]),
+            pub.market,
+            pub.vector_params_hash,
+            pub.range_params,
+            pub.snapshot_hash,
+            pub.params_hash,
+            pub.token_vectors_hash,
+        )
+        try:
+            vault.functions.disputeRange(claim).call({"from": session.address})
+        except ContractLogicError:
+            continue  # honest (ScanRangeIsHonest), or not disputable
+        symbol = bytes(pub.market[1][u][0]).rstrip(b"\0").decode(errors="replace")
+        session.echo(f"epoch {d.epoch}: the committed scan range of {symbol} is not its returns'")
+        session.send(
+            vault.functions.disputeRange(claim),
+            f"dispute {symbol}'s scan range of epoch {d.epoch}",
+        )
+        if not session.dry_run:
+            due = int(vault.functions.payoutOf(session.address).call())
+            session.echo(
+                f"fraud proven: the vault is in safe mode; {due / 10**18:,.2f} USD of the bond "
+                "is yours (`pm claim-payout`)"
+            )
+        return
+    raise CliError(
+        f"{d}; every committed scan range follows from its committed returns: what differs is "
+        "not provable on chain (docs/protocol.md §11, docs/security.md §1)"
+    )

@@ -141,6 +141,16 @@ class World:
         self.tx(self.usdc.functions.approve(self.vault.address, 2**256 - 1), acct)
         self.tx(self.vault.functions.depositCash(account, amount6), acct)
 
+    def disputes_on(self, window: int = 3_600, bond_usd: int = 100) -> None:
+        """The owner turns the challenge window on (``window`` seconds, a ``bond_usd`` minimum
+        bond) and an actor posts that bond: epochs are disputable from the next one
+        (docs/protocol.md §10)."""
+        self.tx(self.vault.functions.setDisputeConfig(window, bond_usd * USDC6), self.owner)
+        bonder = self.actor("bonder")
+        self.tx(self.usdc.functions.mint(bonder.address, bond_usd * USDC6), bonder)
+        self.tx(self.usdc.functions.approve(self.vault.address, bond_usd * USDC6), bonder)
+        self.tx(self.vault.functions.postBond(bond_usd * USDC6), bonder)
+
     def fund_wallet(self, who: LocalAccount, usd: int) -> None:
         """Mint ``usd`` USDC to ``who``'s wallet (not deposited): a liquidator's capital."""
         self.tx(self.usdc.functions.mint(who.address, usd * USDC6), who)

@@ -138,6 +138,7 @@ EXAMPLES = {
     ("GET", "/accounts"): "/accounts?limit=10",
     ("GET", "/market"): "/market",
     ("GET", "/epoch/{n}/market"): "/epoch/1/market",
+    ("GET", "/epoch/{n}/inputs"): "/epoch/4/inputs",  # posted with the challenge window on
     ("GET", "/liquidatable"): "/liquidatable?margin_usd=1000000",
     ("GET", "/openapi.json"): "/openapi.json",
     ("GET", "/metrics"): "/metrics",
@@ -218,6 +219,8 @@ def test_every_route_of_the_document_answers_a_live_stack_as_its_schema_says(
         assert keeper.pipeline.run_epoch().status == "mined"
         world.tx(world.vault.functions.applyFunding(a), bob)
         assert keeper.pipeline.run_epoch().status == "mined"
+        world.disputes_on()
+        assert keeper.pipeline.run_epoch().status == "mined"  # epoch 4: disputable
 
         doc = requests.get(f"{url}/openapi.json", timeout=10).json()
         validate(doc)
@@ -270,7 +273,7 @@ def test_every_route_of_the_document_answers_a_live_stack_as_its_schema_says(
         assert before["events"] == []
 
         market = requests.get(f"{url}/market", timeout=10).json()
-        assert market["epoch"] == 3
+        assert market["epoch"] == 4
         eth = next(u for u in market["market"]["underlyings"] if u["symbol"] == "ETH")
         assert eth["spot"] > 0 and eth["smiles"], "spot and vol inputs of the latest epoch"
         listed = requests.get(f"{url}/accounts", timeout=10).json()

@@ -284,7 +284,7 @@ def test_oldStoreWithoutLeafRows_migrates(tmp_path):
     db.commit()
     db.close()
     with Store(path) as s:
-        assert s.schema_version == SCHEMA_VERSION == 4
+        assert s.schema_version == SCHEMA_VERSION == 5
         stored(s, 1)
         assert s.leaf_counts(1) == (2, 2)
 
@@ -322,16 +322,32 @@ def test_retention_keepsExactlyTheLastN_everyKth_andTheLastMined(
             assert (s.get_leaf(n, "account", ALICE) is not None) == (n in kept)
 
 
+def test_disputeInputs_roundTrip_replace_andNeedAReservedEpoch(tmp_path):
+    with Store(tmp_path / "k.sqlite") as s:
+        stored(s, 1)
+        assert s.get_dispute_inputs(1) is None
+        s.save_dispute_inputs(1, '{"market": "0x01"}')
+        assert json.loads(s.get_dispute_inputs(1)) == {"market": "0x01"}
+        s.save_dispute_inputs(1, '{"market": "0x02"}')
+        assert json.loads(s.get_dispute_inputs(1)) == {"market": "0x02"}
+        with pytest.raises(StoreError, match="no epoch 9 reserved"):
+            s.save_dispute_inputs(9, "{}")
+        with pytest.raises(json.JSONDecodeError):
+            s.save_dispute_inputs(1, "not json")
+
+
 def test_retention_deletesTheSummaryFile_theRows_andRefusesABadSetting(tmp_path):
     with Store(tmp_path / "k.sqlite", retention=Retention(keep_last=1)) as s:
         stored(s, 1, mined=True)
         s.save_market_snapshot(1, "{}")
+        s.save_dispute_inputs(1, '{"market": "0x"}')
         s.save_capped(1, [CappedValue("x", 2.0, 1.0)])
         s.write_epoch_file(1)
         stored(s, 2, mined=True)  # 1 is still the last mined while 2 is stored
         assert s.get_epoch(1) is not None and s.leaves_path(1).exists()
         stored(s, 3)
         assert s.get_epoch(1) is None and s.get_capped(1) == [] and s.get_market_snapshot(1) is None
+        assert s.get_dispute_inputs(1) is None
         assert sorted(p.name for p in (tmp_path / "epochs").iterdir()) == ["2.leaves", "3.leaves"]
     with pytest.raises(StoreError, match="keep_last"):
         Retention(keep_last=0)

@@ -223,3 +223,48 @@ def test_a_watcher_proves_an_inflated_equity_and_a_rotated_set_restores(
     assert vault.functions.fraudState().call()[0] == 0
     _pm(cli_env, where, kp.url, "claim-payout", key=WATCHER)
     assert vault.functions.payoutOf(WATCHER.address).call() == 0
+
+
+def test_a_lowered_scan_range_is_proven_from_the_published_inputs(
+    cli_env: CliEnv, world: tuple[Path, KeeperHandle, Path], tmp_path: Path
+) -> None:
+    """The quorum commits one underlying's scan range 10 % below what its returns give (the
+    vectors are still the true range's). The watcher's recomputation commits other inputs,
+    so it reads the inputs the keeper published, which hash to the header's ``inputsHash``,
+    and proves the range on chain."""
+    from keeper.dispute_encoding import PublishedInputs
+    from keeper.eip712 import Epoch
+    from scripts.client import KeeperApi
+
+    where, kp, _tmp = world
+    vault = _open_books(cli_env, where, kp, tmp_path)
+    api = KeeperApi(kp.url)
+    honest = kp.epoch()
+    rec = api.epoch(honest)
+    assert rec is not None
+    published = api.dispute_inputs(honest)
+    assert published is not None
+    assert (
+        PublishedInputs.from_json(published).inputs_hash()
+        == Epoch.from_json(rec["header"]).inputs_hash
+    )
+
+    pipeline = kp.keeper.pipeline
+    engine = pipeline.margin
+
+    def lowered(portfolios: Any, snapshot: Any, params: Any) -> Any:
+        result = engine(portfolios, snapshot, params)
+        result.arrays.scenarios.ranges[0] *= 0.9
+        return result
+
+    pipeline.margin = lowered
+    try:
+        bad = kp.epoch()
+    finally:
+        pipeline.margin = engine
+    r = _pm(cli_env, where, kp.url, "dispute", "--epoch", str(bad), key=WATCHER)
+    assert "differ from this recomputation's in: market inputs" in r.out, r.out
+    assert "scan range of" in r.out and "fraud proven" in r.out, r.out
+    assert vault.functions.isSafeMode().call()
+    assert vault.functions.fraudState().call()[0] == bad
+    assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
