@@ -13,6 +13,11 @@ over the published snapshot, the engine's market inputs (``IDispute.sol:MarketIn
 the vector parameters (``InstrumentVector.sol:VectorParams``) that ``disputeInstrument``
 recomputes a vector from.
 
+:func:`vector_hashes` is the epoch's path: every row's ``hash_vector`` at once, encoded
+column-wise and hashed compiled (``keeper/wad_words.py``, ``keeper/merkle.py``); the
+per-row :class:`RiskVectorWad` stays as its readable reference, and the tests hold both to
+the same bytes.
+
 Every engine float becomes the nearest WAD integer (``risk_engine.units.to_signed_wad_nearest``,
 the conversion of ``scripts/gen_account_vectors.py``): the chain compares what it computes
 from these numbers with a tolerance, so they have no side to round against.
@@ -30,6 +35,10 @@ from eth_utils.crypto import keccak
 
 from keeper._abi_checks import check_int, check_uint
 from keeper.errors import AttestationError
+from keeper.merkle import U8Array, keccak256_rows
+from keeper.wad_words import NEAREST_INT256_LIMIT, nearest_wad_words
+from risk_engine._typing import BoolArray, Int64Array
+from risk_engine.errors import InvalidInputError
 from risk_engine.market import MarketSnapshot
 from risk_engine.params import RiskParams
 from risk_engine.risk_arrays import RiskArrays
@@ -53,6 +62,7 @@ __all__ = [
     "published_inputs",
     "returns_hash",
     "symbol_word",
+    "vector_hashes",
 ]
 
 #: ``AccountMargin.sol:RiskVector`` as an ABI tuple (field order of the struct).
@@ -255,6 +265,109 @@ def hash_params(p: AggregationParamsWad) -> bytes:
     """``AccountDispute.hashParams``: ``keccak256(abi.encode(p))``, 32 bytes (the commitment the
     epoch header will carry)."""
     return keccak(p.encode())
+
+
+# ------------------------------------------------------------------ every row at once
+
+#: Word positions in ``abi.encode(RiskVector)`` (one word is 32 bytes): the offset to the
+#: tuple, the tuple's 10 head slots (``loss`` and ``pad`` by their offset from the tuple's
+#: start), then ``loss`` (its length, its elements) and ``pad`` (its length, its elements).
+_W_UNDERLYING, _W_MARK, _W_LOSS_AT, _W_PAD_AT = 1, 2, 3, 4
+_W_BASIS_UP, _W_BASIS_DOWN, _W_DELTA = 5, 6, 7
+_W_MINIMUM, _W_SHORT_OPTION, _W_NOTIONAL = 8, 9, 10
+_W_LOSS_LEN = 11
+_HEAD_SLOTS = 10
+
+
+def _word(value: int) -> U8Array:
+    return np.frombuffer(value.to_bytes(32, "big"), dtype=np.uint8)
+
+
+def _vector_rows(arrays: RiskArrays, rows: Int64Array, n_pad: int) -> tuple[U8Array, BoolArray]:
+    """``RiskVectorWad.from_arrays(arrays, i).encode()`` of every ``i`` in ``rows``, all with
+    ``n_pad`` pads (0 or ``n_scan_columns``): shape ``(len(rows), 32 * (13 + n_scenarios +
+    n_pad))``; and the rows ``RiskVectorWad`` refuses (a float not finite or past int256, a
+    negative unsigned field), whose encodings are not to be used."""
+    n_t = arrays.n_scenarios
+    k = len(rows)
+    n_words = _W_LOSS_LEN + 1 + n_t + 1 + n_pad
+    loss = arrays.loss[rows]
+    x = np.zeros((k, n_words), dtype=np.float64)
+    x[:, _W_MARK] = arrays.mark[rows]
+    x[:, _W_BASIS_UP] = loss[:, arrays.col_basis_up]
+    x[:, _W_BASIS_DOWN] = loss[:, arrays.col_basis_down]
+    x[:, _W_DELTA] = loss[:, arrays.col_delta]
+    x[:, _W_MINIMUM] = arrays.minimum_charge[rows]
+    x[:, _W_SHORT_OPTION] = arrays.short_option_charge[rows]
+    x[:, _W_NOTIONAL] = arrays.unit_notional[rows]
+    x[:, _W_LOSS_LEN + 1 : _W_LOSS_LEN + 1 + n_t] = loss[:, :n_t]
+    x[:, n_words - n_pad :] = arrays.pad[rows, :n_pad]
+
+    fits = np.abs(x) < NEAREST_INT256_LIMIT  # False for NaN and +-inf too
+    refused: BoolArray = ~np.all(fits, axis=1)
+    words = nearest_wad_words(np.where(fits, x, 0.0)).reshape(k, n_words, 32)
+    unsigned = [_W_MARK, _W_MINIMUM, _W_SHORT_OPTION, _W_NOTIONAL, *range(n_words - n_pad, n_words)]
+    refused |= np.any(words[:, unsigned, 0] >= 0x80, axis=1)  # the sign bit: below zero
+    underlying = np.asarray(arrays.underlying_index[rows], dtype=np.int64)
+    refused |= underlying < 0
+
+    words[:, 0] = _word(32)
+    words[:, _W_UNDERLYING] = 0
+    words[:, _W_UNDERLYING, 24:] = underlying.astype(">u8").view(np.uint8).reshape(k, 8)
+    words[:, _W_LOSS_AT] = _word(32 * _HEAD_SLOTS)
+    words[:, _W_PAD_AT] = _word(32 * (_HEAD_SLOTS + 1 + n_t))
+    words[:, _W_LOSS_LEN] = _word(n_t)
+    words[:, _W_LOSS_LEN + 1 + n_t] = _word(n_pad)
+    return words.reshape(k, 32 * n_words), refused
+
+
+def _refuse_row(arrays: RiskArrays, i: int) -> None:
+    """Raise what ``RiskVectorWad.from_arrays(arrays, i)`` raises, the row named."""
+    try:
+        RiskVectorWad.from_arrays(arrays, i)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"risk_vector[{i}].{exc.field}", exc.reason) from exc
+    except AttestationError as exc:
+        raise AttestationError(f"risk_vector[{i}]: {exc}") from exc
+    raise AttestationError(f"risk_vector[{i}] refused column-wise but not by RiskVectorWad")
+
+
+def vector_hashes(arrays: RiskArrays, n: int) -> tuple[bytes, ...]:
+    """``hash_vector(RiskVectorWad.from_arrays(arrays, i))`` of the first ``n`` rows of
+    ``arrays``, computed for all rows at once (docs/protocol.md §11).
+
+    Rows without a pad (``has_pad`` false) and rows with ``n_scan_columns`` pads have two
+    encoding lengths: each group is one uint8 matrix of ``abi.encode(RiskVector)`` rows, its
+    floats the nearest WAD words (``keeper/wad_words.py:nearest_wad_words``, the same
+    integers as ``to_signed_wad_nearest``), hashed by ``keeper/merkle.py:keccak256_rows``.
+
+    Raises
+    ------
+    InvalidInputError
+        A float of a row is not finite or its nearest WAD does not fit int256.
+    AttestationError
+        ``n`` is outside ``[0, n_instruments]``, or an unsigned field of a row is negative.
+        Either error is the reference's for the first row it refuses, the row named
+        (``risk_vector[i]``).
+    """
+    if not 0 <= n <= arrays.n_instruments:
+        raise AttestationError(f"{n} risk vectors asked of {arrays.n_instruments} rows")
+    has_pad = np.asarray(arrays.has_pad[:n], dtype=np.bool_)
+    refused = np.zeros(n, dtype=np.bool_)
+    groups = []
+    for padded, n_pad in ((False, 0), (True, arrays.n_scan_columns)):
+        rows = np.flatnonzero(has_pad == padded)
+        if rows.size:
+            encodings, bad = _vector_rows(arrays, rows, n_pad)
+            refused[rows] = bad
+            groups.append((rows, encodings))
+    if refused.any():
+        _refuse_row(arrays, int(np.argmax(refused)))
+    out = np.empty((n, 32), dtype=np.uint8)
+    for rows, encodings in groups:
+        out[rows] = keccak256_rows(encodings)
+    blob = out.tobytes()
+    return tuple(blob[32 * i : 32 * i + 32] for i in range(n))
 
 
 # ------------------------------------------------------------------ the market's commitment

@@ -81,12 +81,11 @@ from keeper.dispute_encoding import (
     AggregationParamsWad,
     MarketInputsWad,
     RangeParamsWad,
-    RiskVectorWad,
     VectorParamsWad,
     hash_params,
-    hash_vector,
     market_hash_of,
     published_inputs,
+    vector_hashes,
 )
 from keeper.eip712 import Epoch, FundingUpdate, Settlement, TokenPrice
 from keeper.engine_input import engine_market_of, engine_portfolios
@@ -355,10 +354,11 @@ def dispute_commitments(
 ) -> DisputeCommitments:
     """The engine rows of the epoch's risk arrays (the live instruments first, then one
     SPOT row per token, as ``keeper/engine_input.py`` lays them out), hashed as the
-    dispute module hashes a ``RiskVector``; the market hash over the published snapshot
+    dispute module hashes a ``RiskVector`` (all rows at once,
+    ``keeper/dispute_encoding.py:vector_hashes``); the market hash over the published snapshot
     ``market``, the engine's market inputs ``engine_market`` (with the scan ranges of
     ``arrays``) and the vector parameters."""
-    rows = [hash_vector(RiskVectorWad.from_arrays(arrays, i)) for i in range(n_live + n_tokens)]
+    rows = vector_hashes(arrays, n_live + n_tokens)
     params = hash_params(AggregationParamsWad.from_arrays(arrays))
     snap = snapshot_hash(market)
     mkt = MarketInputsWad.from_engine(engine_market, arrays)
@@ -388,8 +388,8 @@ def _commitments_if_disputable(
 ) -> DisputeCommitments | None:
     """The epoch's dispute commitments when the vault's challenge window is on at the
     snapshot block; None (zero words in the leaves and header) when it is off: no epoch is
-    disputable then, and hashing every row costs about 2 ms per instrument
-    (docs/protocol.md §11)."""
+    disputable then, so no row is hashed (about 6 us per instrument, all rows at once;
+    docs/protocol.md §11)."""
     if not snapshot.dispute_window:
         return None
     return dispute_commitments(n_live, len(snapshot.tokens), result.arrays, market, engine_market)

@@ -10,6 +10,7 @@ from the engine's arrays is the nearest WAD of each float.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from keeper.dispute_encoding import (
     AGGREGATION_PARAMS_ABI,
@@ -26,11 +28,16 @@ from keeper.dispute_encoding import (
     RiskVectorWad,
     hash_params,
     hash_vector,
+    vector_hashes,
 )
 from keeper.errors import AttestationError
+from keeper.wad_words import NEAREST_INT256_LIMIT
 from risk_engine import build_risk_arrays, load_params
+from risk_engine.errors import InvalidInputError
+from risk_engine.risk_arrays import RiskArrays
 from risk_engine.synthetic import synthetic_instruments, synthetic_market
 from risk_engine.units import to_signed_wad_nearest
+from scripts.gen_black76_vectors import LOW_CONFIDENCE, seeded_instruments, seeded_market
 
 UINT = st.integers(min_value=0, max_value=2**256 - 1)
 INT = st.integers(min_value=-(2**255), max_value=2**255 - 1)
@@ -191,3 +198,178 @@ def test_params_from_the_engine_list_the_tree_children_first(arrays: Any) -> Non
     assert all(k < p.n_mm for k in p.im_copies)
     assert p.mm_scale == to_signed_wad_nearest(float(arrays.mm_scale))
     assert p.node_weight == tuple(to_signed_wad_nearest(float(w)) for w in arrays.tree.weight)
+
+
+# ------------------------------------------------------------------ vector_hashes
+
+
+def _reference_hashes(arrays: RiskArrays, n: int) -> tuple[bytes, ...]:
+    return tuple(hash_vector(RiskVectorWad.from_arrays(arrays, i)) for i in range(n))
+
+
+def _assert_same_as_reference(arrays: RiskArrays, n: int) -> None:
+    """Equal hashes, or the reference's error (type and message) for the first bad row."""
+    try:
+        want = _reference_hashes(arrays, n)
+    except (InvalidInputError, AttestationError) as exc:
+        with pytest.raises(type(exc)) as got:
+            vector_hashes(arrays, n)
+        assert str(exc) in str(got.value)
+        assert "risk_vector[" in str(got.value)
+    else:
+        assert vector_hashes(arrays, n) == want
+
+
+@settings(max_examples=12)
+@given(st.integers(0, 11), st.integers(0, 2**32 - 1))
+def test_vector_hashes_are_the_reference_on_seeded_markets(m: int, seed: int) -> None:
+    # options (padded rows), perps and spots (none); market 0 is a crash (capped ranges),
+    # m % 3 == 2 has low feed confidence (add-ons)
+    rng = np.random.default_rng(seed)
+    market = seeded_market(rng, m)
+    if m % 3 == 2:
+        market = dataclasses.replace(market, confidence=np.array(LOW_CONFIDENCE))
+    arrays = build_risk_arrays(seeded_instruments(rng, market), market, load_params())
+    assert vector_hashes(arrays, arrays.n_instruments) == _reference_hashes(
+        arrays, arrays.n_instruments
+    )
+
+
+def test_vector_hashes_of_the_first_rows_only(arrays: Any) -> None:
+    for n in (0, 1, 7, arrays.n_instruments):
+        assert vector_hashes(arrays, n) == _reference_hashes(arrays, n)
+
+
+# Floats the conversion must get right: WAD ties (x * 1e18 = k + 1/2 exactly: x = q / 2**19,
+# q odd), the floats either side of one, signed zeros, the tiniest and the largest values.
+INSIDE = math.nextafter(NEAREST_INT256_LIMIT, 0.0)
+TIES = st.integers(-(2**40), 2**40).map(lambda q: (2 * q + 1) / 2**19)
+NEAR_TIES = st.builds(
+    lambda x, up: math.nextafter(x, math.inf if up else -math.inf), TIES, st.booleans()
+)
+VALUES = st.one_of(
+    st.sampled_from([0.0, -0.0, 5e-19, -5e-19, 1e-18, math.ldexp(1.0, -1074), INSIDE, -INSIDE]),
+    TIES,
+    NEAR_TIES,
+    st.floats(-1e-15, 1e-15),
+    st.floats(-1e12, 1e12),
+)
+#: A negative float whose nearest WAD is 0 is an unsigned field's value too (-0.5 rounds up).
+UNSIGNED = st.one_of(VALUES.map(abs), st.sampled_from([-0.0, -1e-19, -math.ldexp(1.0, -61)]))
+#: One number a row may be refused for: not finite, past int256, below zero (-5e-19 is a
+#: float a little below -0.5e-18: its nearest WAD is -1).
+POISON = st.tuples(
+    st.sampled_from(["mark", "loss", "pad", "minimum_charge", "unit_notional"]),
+    st.sampled_from([math.nan, math.inf, NEAREST_INT256_LIMIT, -NEAREST_INT256_LIMIT, -5e-19]),
+)
+
+
+def _with(arrays: RiskArrays, field: str, row: int, value: float, col: int = 0) -> RiskArrays:
+    """``arrays`` with one number changed: ``field[row]`` (or ``field[row, col]``)."""
+    a = np.array(getattr(arrays, field))
+    if a.ndim == 2:
+        a[row, col] = value
+    else:
+        a[row] = value
+    return dataclasses.replace(arrays, **{field: a})
+
+
+@st.composite
+def drawn_rows(draw: st.DrawFn, base: RiskArrays) -> RiskArrays:
+    """``base`` (its scenarios, parameters) with 1 to 6 rows of drawn floats: some rows with
+    pads (``has_pad``: a pad above zero), the others with pads at or below zero; and maybe
+    one :data:`POISON` number."""
+    k = draw(st.integers(1, 6))
+    shape = (k, base.loss.shape[1])
+
+    def column(elements: st.SearchStrategy[float]) -> np.ndarray:
+        return draw(hnp.arrays(np.float64, k, elements=elements))
+
+    padded = draw(hnp.arrays(np.bool_, k))
+    pad = np.abs(draw(hnp.arrays(np.float64, shape, elements=VALUES)))
+    drawn = dataclasses.replace(
+        base,
+        underlying_index=draw(hnp.arrays(np.int64, k, elements=st.integers(0, 7))),
+        mark=column(UNSIGNED),
+        loss=draw(hnp.arrays(np.float64, shape, elements=VALUES)),
+        pad=np.where(padded[:, None], pad, -pad),
+        minimum_charge=column(UNSIGNED),
+        short_option_charge=column(UNSIGNED),
+        unit_notional=column(UNSIGNED),
+    )
+    poison = draw(st.none() | POISON)
+    if poison is None:
+        return drawn
+    field, value = poison
+    return _with(drawn, field, draw(st.integers(0, k - 1)), value, col=draw(st.integers(0, 3)))
+
+
+@settings(max_examples=80)
+@given(st.data())
+def test_vector_hashes_are_the_reference_on_drawn_rows(arrays: Any, data: st.DataObject) -> None:
+    drawn = data.draw(drawn_rows(arrays))
+    _assert_same_as_reference(drawn, drawn.n_instruments)
+
+
+def _padded_row(arrays: RiskArrays) -> int:
+    return int(np.flatnonzero(arrays.has_pad)[0])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "message"),
+    [
+        (
+            "mark",
+            NEAREST_INT256_LIMIT,
+            InvalidInputError,
+            r"risk_vector\[5\]\.mark: exceeds int256",
+        ),
+        ("mark", -1.0, AttestationError, r"risk_vector\[5\]: mark must be an integer in"),
+        ("loss", -NEAREST_INT256_LIMIT, InvalidInputError, r"\[5\]\.loss\[0\]: exceeds int256"),
+        ("loss", math.nan, InvalidInputError, r"risk_vector\[5\]\.loss\[0\]: not finite"),
+        ("unit_notional", math.inf, InvalidInputError, r"\[5\]\.notional: not finite"),
+        ("unit_notional", -1e-18, AttestationError, r"risk_vector\[5\]: notional must be"),
+        ("minimum_charge", -2e-18, AttestationError, r"\[5\]: minimum_charge must be"),
+        ("underlying_index", -1, AttestationError, r"risk_vector\[5\]: underlying must be"),
+    ],
+)
+def test_vector_hashes_refuse_a_value_outside_its_type(
+    arrays: Any, field: str, value: float, error: type[Exception], message: str
+) -> None:
+    bad = _with(arrays, field, 5, value)
+    with pytest.raises(error, match=message):
+        vector_hashes(bad, bad.n_instruments)
+    with pytest.raises(error):
+        RiskVectorWad.from_arrays(bad, 5)
+
+
+def test_vector_hashes_refuse_a_negative_pad_of_a_padded_row_only(arrays: Any) -> None:
+    i = _padded_row(arrays)
+    bad = _with(arrays, "pad", i, -1.0, col=1)
+    assert bad.has_pad[i]
+    with pytest.raises(AttestationError, match=rf"risk_vector\[{i}\]: pad\[1\] must be"):
+        vector_hashes(bad, bad.n_instruments)
+    # a row without pads ignores them: a NaN or negative pad there is no error
+    j = int(np.flatnonzero(~arrays.has_pad)[0])
+    ignored = _with(_with(arrays, "pad", j, math.nan, col=0), "pad", j, -1.0, col=1)
+    assert not ignored.has_pad[j]
+    assert vector_hashes(ignored, ignored.n_instruments) == _reference_hashes(
+        ignored, ignored.n_instruments
+    )
+
+
+def test_vector_hashes_name_the_first_refused_row(arrays: Any) -> None:
+    i = _padded_row(arrays)
+    j = int(np.flatnonzero(~arrays.has_pad)[0])
+    first, last = sorted((i, j))
+    bad = _with(_with(arrays, "mark", first, -1.0), "mark", last, math.nan)
+    with pytest.raises(AttestationError, match=rf"risk_vector\[{first}\]: mark"):
+        vector_hashes(bad, bad.n_instruments)
+    # rows past n are not read
+    assert vector_hashes(bad, first) == _reference_hashes(bad, first)
+
+
+@pytest.mark.parametrize("n", [-1, 10**6])
+def test_vector_hashes_refuse_a_row_count_outside_the_arrays(arrays: Any, n: int) -> None:
+    with pytest.raises(AttestationError, match="risk vectors asked"):
+        vector_hashes(arrays, n)

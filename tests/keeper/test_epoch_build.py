@@ -16,6 +16,7 @@ from keeper.chain import (
     Position,
     TokenInfo,
 )
+from keeper.dispute_encoding import RiskVectorWad, hash_vector
 from keeper.engine_input import engine_input
 from keeper.epoch_build import (
     FundingRule,
@@ -23,6 +24,7 @@ from keeper.epoch_build import (
     chain_inputs,
     compute_epoch,
     funding_indices,
+    inputs_hash,
 )
 from keeper.errors import EpochRefusedError
 from keeper.feeds import MarketState, SimConfig, SimulatedFeed
@@ -183,6 +185,23 @@ def test_same_inputs_same_root() -> None:
         compute_epoch(snap, m, PARAMS, epoch=2).header
         == compute_epoch(snap, again, PARAMS, epoch=2).header
     )
+
+
+def test_with_the_dispute_window_on_every_row_hash_is_the_per_row_reference() -> None:
+    snap = snapshot((account(ALICE, Position(1, WAD, 0), Position(2, -WAD, 0)),))
+    b = compute_epoch(dataclasses.replace(snap, dispute_window=3600), market(), PARAMS, epoch=2)
+    c, arrays = b.commitments, b.arrays
+    assert c is not None and arrays is not None
+    n_live = len(b.instrument_leaves)
+    assert n_live + len(snap.tokens) == arrays.n_instruments == 5
+    rows = [hash_vector(RiskVectorWad.from_arrays(arrays, i)) for i in range(n_live + 2)]
+    assert [leaf.vector_hash for leaf in b.instrument_leaves] == rows[:n_live]
+    assert c.vector_hashes == tuple(rows[:n_live])
+    assert c.token_vector_hashes == tuple(rows[n_live:])
+    assert b.header.inputs_hash == inputs_hash(c.params_hash, rows[n_live:], c.market_hash)
+    # with the window off nothing is committed
+    off = compute_epoch(snap, market(), PARAMS, epoch=2)
+    assert off.commitments is None and off.header.inputs_hash == bytes(32)
 
 
 # --------------------------------------------------------------------------- named steps
