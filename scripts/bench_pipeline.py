@@ -19,7 +19,9 @@ compute (engine: risk arrays + aggregation + WAD conversion), tree (Merkle tree)
 send, receipt; "post: keeper CPU" is the keeper process's own CPU time in it, the rest
 being the node's simulation and mining). Also the full index rebuild from the deployment
 block (owners, then every account's state seeded by ``accountStates``), postEpoch gas and
-the process's peak RSS.
+the process's peak RSS. ``--disputes`` then turns the vault's challenge window on and times
+as many epochs again on the same world (a second row per N): the keeper then also hashes
+the engine rows, commits the market inputs and stores the published dispute inputs.
 """
 
 from __future__ import annotations
@@ -246,7 +248,34 @@ def world_proof(leaves: dict[str, Any], key: str) -> Any:
     return InstrumentProof.from_json(leaves[key]).to_abi()
 
 
-def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
+def _timed_epochs(p: Any, n: int, epochs: int) -> dict[str, Any]:
+    """``epochs + 1`` epochs; the medians of the last ``epochs`` (the first still indexes
+    what came before)."""
+    results: list[EpochResult] = []
+    post_cpu: list[float] = []
+    for _ in range(epochs + 1):
+        cpu_before = p.stage_cpu.get("post", 0.0)
+        r = p.run_epoch()
+        assert r.status == "mined", r
+        results.append(r)
+        post_cpu.append(p.stage_cpu.get("post", 0.0) - cpu_before)
+        _progress(n, f"epoch {r.epoch}: {_seconds(r):.2f} s")
+    timed = results[1:]
+    return {
+        "accounts": results[-1].accounts,
+        "stages": {s: statistics.median(r.timings.get(s, 0.0) for r in timed) for s in STAGES},
+        "total": statistics.median(_seconds(r) for r in timed),
+        # the keeper's own CPU in the post stage (encode, sign, send, poll); the rest of
+        # the stage's wall time is the node simulating and mining the transaction
+        "post_cpu": statistics.median(post_cpu[1:]),
+        "gas": [r.gas_used for r in timed],
+        # ru_maxrss is KiB on Linux; the process's peak so far (N ascending: this N's)
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def bench(n: int, epochs: int, data_dir: Path, *, disputes: bool = False) -> list[dict[str, Any]]:
+    """The rows of ``n`` accounts: the challenge window off, then (``disputes``) on."""
     # --prune-history: Anvil keeps every block's state in memory otherwise (8 GB by the
     # first epoch at 100,000 accounts); the keeper reads at most a few blocks back.
     node = start_anvil(
@@ -280,16 +309,7 @@ def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
         )
         trade_s = time.perf_counter() - t0
         _progress(n, f"{len(accounts)} fills in {trade_s:.0f} s")
-        results: list[EpochResult] = []
-        post_cpu: list[float] = []
-        for _ in range(epochs + 1):
-            cpu_before = p.stage_cpu.get("post", 0.0)
-            r = p.run_epoch()
-            assert r.status == "mined", r
-            results.append(r)
-            post_cpu.append(p.stage_cpu.get("post", 0.0) - cpu_before)
-            _progress(n, f"epoch {r.epoch}: {_seconds(r):.2f} s")
-        timed = results[1:]  # the first one still had the trade blocks to index
+        off = _timed_epochs(p, n, epochs)
         with_positions = sum(1 for a in p.chain.account_states(p.chain.accounts) if a.has_positions)
         if with_positions != n + 1:
             raise RuntimeError(f"only {with_positions} of {n + 1} accounts hold positions")
@@ -297,22 +317,18 @@ def bench(n: int, epochs: int, data_dir: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         fresh.rebuild()
         rebuild_s = time.perf_counter() - t0
-        stages = {s: statistics.median(r.timings.get(s, 0.0) for r in timed) for s in STAGES}
-        return {
-            "accounts": results[-1].accounts,
+        common = {
             "with_positions": with_positions,
-            "stages": stages,
-            "total": statistics.median(_seconds(r) for r in timed),
-            # the keeper's own CPU in the post stage (encode, sign, send, poll); the rest of
-            # the stage's wall time is the node simulating and mining the transaction
-            "post_cpu": statistics.median(post_cpu[1:]),
-            "gas": [r.gas_used for r in timed],
             "rebuild_index": rebuild_s,
             "setup_s": setup_s,
             "trade_s": trade_s,
-            # ru_maxrss is KiB on Linux; the process's peak so far (N ascending: this N's)
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
+        rows = [{**off, **common, "window": "off"}]
+        if disputes:  # the same world with the challenge window on: the commitments' cost
+            world.disputes_on()
+            on = _timed_epochs(p, n, epochs)
+            rows.append({**on, **common, "window": "on"})
+        return rows
     finally:
         node.stop()
 
@@ -342,28 +358,37 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--accounts", type=int, nargs="+", default=[1_000, 10_000])
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument(
+        "--disputes",
+        action="store_true",
+        help="then turn the vault's challenge window on and time as many epochs again (the "
+        "keeper commits and publishes the dispute inputs, docs/protocol.md §11)",
+    )
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.accounts:
-            r = bench(n, args.epochs, Path(tmp))
-            rows.append(r)
+            got = bench(n, args.epochs, Path(tmp), disputes=args.disputes)
+            rows.extend(got)
+            r = got[0]
             print(
                 f"N={n}: {r['accounts']} leaves ({r['with_positions']} with positions); "
                 f"setup {r['setup_s']:.0f} s, trades {r['trade_s']:.0f} s",
                 flush=True,
             )
     header = (
-        "| accounts | " + " | ".join(STAGES) + " | total | total without post | "
+        "| accounts | window | " + " | ".join(STAGES) + " | total | total without post | "
         "post: keeper CPU | peak RSS (MB) | index rebuild | gas/epoch |"
     )
     print()
     print(header)
-    print("|" + "---|" * (len(STAGES) + 7))
+    print("|" + "---|" * (len(STAGES) + 8))
     for r in rows:
         cells = [f"{r['stages'][s]:.3f}" for s in STAGES]
         print(
-            f"| {r['accounts']:,} | " + " | ".join(cells) + f" | {r['total']:.2f} | "
+            f"| {r['accounts']:,} | {r['window']} | "
+            + " | ".join(cells)
+            + f" | {r['total']:.2f} | "
             f"{r['total'] - r['stages']['post']:.2f} | {r['post_cpu']:.3f} | "
             f"{r['peak_rss_mb']:.0f} | "
             f"{r['rebuild_index']:.2f} | {statistics.median(r['gas']):,.0f} |"

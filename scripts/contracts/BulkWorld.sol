@@ -53,7 +53,7 @@ contract BulkWorld {
         MarginProof memory empty;
         for (uint256 i; i < takers.length; ++i) {
             base.nonce = nonce0 + i;
-            empty.leaf = AccountLeaf(takers[i], 0, 0, 0, 0, 0, 0);
+            empty.leaf = AccountLeaf(takers[i], 0, 0, 0, 0, 0, 0, bytes32(0));
             vault.executeQuote(base, signatures[65 * i:65 * (i + 1)], legProofs, makerProof, takers[i], empty);
         }
     }

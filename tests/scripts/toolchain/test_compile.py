@@ -51,6 +51,15 @@ def test_compiles_the_project_vault_and_mock() -> None:
     assert "MarginVault" in result and "Nope" not in result
 
 
+def test_the_benchmark_helper_contract_compiles_against_the_vault_it_drives() -> None:
+    # scripts/contracts/BulkWorld.sol builds scripts/bench_pipeline.py's world through the
+    # vault's structs: it once fell behind a new leaf field, and the benchmark did not run
+    from scripts.bench_pipeline import BULK_SOURCE
+
+    result = compile_contracts(contracts_dir=BULK_SOURCE.parent)
+    assert result["BulkWorld"].bytecode
+
+
 def test_every_error_of_errors_sol_is_in_the_vault_abi() -> None:
     # decode_revert works from the vault's ABI: an error missing there would print as unknown.
     declared = set(
