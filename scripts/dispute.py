@@ -15,8 +15,9 @@ sizes and rows (``keeper/dispute_encoding.py``). When every ACCOUNT leaf is its 
 first INSTRUMENT leaf that differs (``GET /instrument/<id>?epoch=n``) is disputed with
 :func:`instrument_claim`: its vector (which must be the recomputation's), the committed
 market inputs and parameters. :func:`dispute` simulates and sends the claim.
-A leaf whose ``stateWord`` is not the account's is reported, not yet disputed by this command
-(``disputeAccountState`` on chain).
+A leaf whose ``stateWord`` is not the account's word at its sequence number is disputed with
+``disputeAccountState`` (:func:`state_claim`: the account's history replayed from the logs);
+one that names a real older state is reported.
 """
 
 from __future__ import annotations
@@ -52,7 +53,14 @@ from keeper.epoch_build import (
 )
 from keeper.errors import AttestationError, EpochRefusedError
 from keeper.feeds.base import MarketState
-from keeper.state_chain import STATE_CHAIN_TOPICS, StateChainBook, StateDelta
+from keeper.state_chain import (
+    STATE_CHAIN_TOPICS,
+    CommittedState,
+    StateChainBook,
+    StateDelta,
+    deltas_of_event,
+    seq_of,
+)
 from risk_engine import RiskParams
 from scripts.client import KeeperApi, Session
 from scripts.errors import CliError
@@ -65,6 +73,7 @@ __all__ = [
     "find_wrong_leaf",
     "instrument_claim",
     "range_claim",
+    "state_claim",
     "recompute_epoch",
 ]
 
@@ -305,6 +314,69 @@ def _deltas_since(
     return list(book.deltas)
 
 
+def _history(session: Session, account: int) -> list[tuple[list[str], str]]:
+    """The vault's state-changing events of ``account`` since the deployment block (raw
+    topics and data, chain order)."""
+    logs = session.w3.eth.get_logs(
+        {
+            "address": to_checksum_address(session.deployment.vault),
+            "fromBlock": session.deployment.block,
+            "toBlock": "latest",
+            "topics": [list(STATE_CHAIN_TOPICS), "0x" + account.to_bytes(32, "big").hex()],
+        }
+    )
+    return [
+        (["0x" + bytes(t).hex() for t in e["topics"]], "0x" + bytes(e["data"]).hex()) for e in logs
+    ]
+
+
+def state_claim(session: Session, f: Finding) -> tuple[Any, ...] | None:
+    """``disputeAccountState``'s arguments for the finding's leaf when its ``stateWord`` is
+    not the account's word at its sequence number (or names a number the account has not
+    reached); None when the word is real (the leaf names a real, maybe older, state). The
+    account's whole history is replayed from the logs (``keeper/state_chain.py``): the state
+    and chain at the leaf's sequence number, and the deltas from there to the live word."""
+    account = f.posted.account
+    seq = seq_of(f.posted.state_word)
+    book = StateChainBook()
+    at: tuple[int, bytes, CommittedState] | None = None
+    for topics, data in _history(session, account):
+        ds = deltas_of_event(
+            book.cash,
+            (book.cum_lo, book.cum_hi),
+            lambda i: book.positions.get(i, (0, 0)),
+            lambda t: book.collateral.get(t, 0),
+            topics,
+            data,
+        )
+        for d in ds:
+            if book.seq == seq and at is None:
+                at = book.mark()
+            book.apply(d)
+    if book.seq == seq and at is None:
+        at = book.mark()
+    live = bytes(session.vault.functions.stateChain(account).call())
+    if book.word != live:
+        raise CliError(
+            f"subaccount {account}'s state chain rebuilt from the logs (0x{book.word.hex()}) is "
+            f"not the vault's (0x{live.hex()}): the node's logs are incomplete"
+        )
+    if at is None:  # a sequence number beyond the live one: no proof needed
+        empty = CommittedState(0, (), (), 0, 0)
+        return (f.epoch, f.posted.to_abi(), list(f.proof), bytes(24), empty.to_abi(), [])
+    _seq, chain, state = at
+    if chain == f.posted.state_word[:24]:
+        return None
+    return (
+        f.epoch,
+        f.posted.to_abi(),
+        list(f.proof),
+        chain,
+        state.to_abi(),
+        [d.to_abi() for d in book.deltas],
+    )
+
+
 def account_claim(session: Session, api: KeeperApi, f: Finding) -> tuple[Any, ...]:
     """``disputeAccount``'s ``AccountClaim`` tuple for the finding's leaf."""
     arrays = f.build.arrays
@@ -419,11 +491,28 @@ def dispute(
             f"epoch {epoch}: subaccount {f.posted.account}'s leaf differs (posted, "
             f"recomputed): {diff}"
         )
-        claim = account_claim(session, api, f)
-        session.send(
-            session.vault.functions.disputeAccount(claim),
-            f"dispute subaccount {f.posted.account}'s leaf of epoch {epoch}",
-        )
+        if f.posted.state_word != f.mine.state_word:
+            args = state_claim(session, f)
+            if args is None:
+                raise CliError(
+                    f"subaccount {f.posted.account}'s leaf names the real state word "
+                    f"0x{f.posted.state_word.hex()} of an older state than the snapshot's: its "
+                    "numbers are that state's to check, which this command does not do yet"
+                )
+            session.echo(
+                f"epoch {epoch}: subaccount {f.posted.account}'s leaf names state word "
+                f"0x{f.posted.state_word.hex()}, which the account never had"
+            )
+            session.send(
+                session.vault.functions.disputeAccountState(*args),
+                f"dispute subaccount {f.posted.account}'s state word in epoch {epoch}",
+            )
+        else:
+            claim = account_claim(session, api, f)
+            session.send(
+                session.vault.functions.disputeAccount(claim),
+                f"dispute subaccount {f.posted.account}'s leaf of epoch {epoch}",
+            )
     if not session.dry_run:
         due = int(session.vault.functions.payoutOf(session.address).call())
         session.echo(

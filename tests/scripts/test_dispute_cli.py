@@ -268,3 +268,43 @@ def test_a_lowered_scan_range_is_proven_from_the_published_inputs(
     assert vault.functions.isSafeMode().call()
     assert vault.functions.fraudState().call()[0] == bad
     assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
+
+
+def test_a_state_word_the_account_never_had_is_proven(
+    cli_env: CliEnv, world: tuple[Path, KeeperHandle, Path], tmp_path: Path
+) -> None:
+    """The quorum posts the maker's leaf naming a state word of the right sequence number
+    that the account never had; the watcher replays the account's history from the logs and
+    proves it with ``disputeAccountState``."""
+    import dataclasses
+
+    from scripts.client import Session, load_deployment
+
+    where, kp, _tmp = world
+    w3 = cli_env.w3
+    vault = _open_books(cli_env, where, kp, tmp_path)
+    maker = Session(w3, load_deployment(w3, where), None).subaccounts_of(MAKER.address)[0]
+    chain = kp.keeper.pipeline.chain
+    real = chain.snapshot
+
+    def forged(*args: Any, **kwargs: Any) -> Any:
+        snap = real(*args, **kwargs)
+        accounts = tuple(
+            dataclasses.replace(a, state_word=b"\x5a" * 24 + a.state_word[24:])
+            if a.account == maker
+            else a
+            for a in snap.accounts
+        )
+        return dataclasses.replace(snap, accounts=accounts)
+
+    chain.snapshot = forged  # type: ignore[method-assign]
+    try:
+        bad = kp.epoch()
+    finally:
+        chain.snapshot = real  # type: ignore[method-assign]
+    r = _pm(cli_env, where, kp.url, "dispute", "--epoch", str(bad), key=WATCHER)
+    assert f"subaccount {maker}'s leaf names state word 0x{'5a' * 24}" in r.out, r.out
+    assert "which the account never had" in r.out and "fraud proven" in r.out, r.out
+    assert vault.functions.isSafeMode().call()
+    assert vault.functions.fraudState().call()[0] == bad
+    assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
