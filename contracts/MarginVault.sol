@@ -308,10 +308,7 @@ contract MarginVault is IMarginVault, VaultBase {
         Account storage a = _accounts[account];
         int256 size = a.positions[id].size;
         if (size == 0) revert Errors.NoPosition(account, id);
-        uint256 payoff = ins.kind == InstrumentKind.CALL
-            ? FixedPoint.positivePart(FixedPoint.toInt(st.settlementPrice) - FixedPoint.toInt(ins.strike))
-            : FixedPoint.positivePart(FixedPoint.toInt(ins.strike) - FixedPoint.toInt(st.settlementPrice));
-        int256 cashDelta = FixedPoint.mulWadFloor(size, FixedPoint.toInt(payoff)); // against the account
+        int256 cashDelta = FixedPoint.mulWadFloor(size, FixedPoint.toInt(_payoff(ins, id))); // against the account
         a.cash += cashDelta;
         _setSize(account, a, id, 0);
         // after the position's delta: the order of PositionUpdated and AccountUpdated

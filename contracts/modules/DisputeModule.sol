@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {
     AccountLeaf, CommittedState, Instrument, InstrumentKind, InstrumentLeaf, StateDelta, StatePosition
@@ -9,7 +8,6 @@ import {
 import {AccountClaim, IDispute} from "../interfaces/IDispute.sol";
 import {AccountDispute, Verdict} from "../libraries/AccountDispute.sol";
 import {FixedPoint} from "../libraries/FixedPoint.sol";
-import {Leaves} from "../libraries/Leaves.sol";
 import {StateChain} from "../libraries/StateChain.sol";
 import {Errors} from "../interfaces/Errors.sol";
 import {Events} from "../interfaces/Events.sol";
@@ -55,9 +53,7 @@ contract DisputeModule is IDispute, VaultModule {
         EpochRecord storage r = _disputableRecord(c.epoch);
         bytes32 root = r.root;
         uint256 account = c.leaf.account;
-        if (!MerkleProof.verifyCalldata(c.proof, root, Leaves.hashAccount(c.leaf))) {
-            revert Errors.InvalidAccountProof(account);
-        }
+        _requireAccountIn(root, c.leaf, c.proof);
         // The state the leaf commits, proven against the live storage: a word that is not in
         // the account's history cannot be proven here (disputeAccountState disproves it).
         StateChain.prove(
@@ -93,9 +89,7 @@ contract DisputeModule is IDispute, VaultModule {
     ) external onlyDelegated nonReentrant {
         bytes32 root = _disputableRecord(epoch).root;
         uint256 account = leaf.account;
-        if (!MerkleProof.verifyCalldata(proof, root, Leaves.hashAccount(leaf))) {
-            revert Errors.InvalidAccountProof(account);
-        }
+        _requireAccountIn(root, leaf, proof);
         uint64 seq = uint64(uint256(leaf.stateWord));
         if (seq <= uint64(uint256(_accounts[account].stateChain))) {
             StateChain.prove(_live(account), seq, chainAtSeq, state, deltas);
@@ -128,9 +122,7 @@ contract DisputeModule is IDispute, VaultModule {
             }
             InstrumentLeaf calldata il = c.instruments[k];
             if (il.instrument != p.instrument) revert Errors.InstrumentLeafMismatch(p.instrument, il.instrument);
-            if (!MerkleProof.verifyCalldata(c.instrumentProofs[k], root, Leaves.hashInstrument(il))) {
-                revert Errors.InvalidInstrumentProof(p.instrument);
-            }
+            _requireInstrumentIn(root, il, c.instrumentProofs[k]);
             if (AccountDispute.hashVector(c.vectors[k]) != il.vectorHash) revert Errors.VectorMismatch(k);
             if (c.sizes[k] != p.size) revert Errors.SizeMismatch(k, p.size, c.sizes[k]);
             if (ins.kind == InstrumentKind.PERP) cash -= FixedPoint.mulWadCeil(p.size, il.fundingIndex - p.fundingIndex);
@@ -153,15 +145,6 @@ contract DisputeModule is IDispute, VaultModule {
         }
         if (k != c.sizes.length) revert Errors.ClaimShapeMismatch(c.sizes.length, c.vectors.length);
         if (cash != c.cash) revert Errors.EngineCashMismatch(cash, c.cash);
-    }
-
-    /// @dev An option's payoff per unit at its settlement price; the keeper posts the price in
-    /// the epoch at which it expired (or before), so it is set when that epoch is disputed.
-    function _payoff(Instrument storage ins, uint32 id) internal view returns (uint256) {
-        if (!_instrumentState[id].settled) revert Errors.SettlementPriceNotSet(id);
-        int256 s = FixedPoint.toInt(_instrumentState[id].settlementPrice);
-        int256 k = FixedPoint.toInt(ins.strike);
-        return FixedPoint.positivePart(ins.kind == InstrumentKind.CALL ? s - k : k - s);
     }
 
     /// @dev The account's live state, as `StateChain.prove` compares it.

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {Instrument, InstrumentKind} from "../interfaces/IMarginVault.sol";
 import {
@@ -17,7 +16,6 @@ import {AccountDispute} from "../libraries/AccountDispute.sol";
 import {RiskVector} from "../libraries/AccountMargin.sol";
 import {InstrumentVector, UnderlyingMarket, VectorParams} from "../libraries/InstrumentVector.sol";
 import {InstrumentMarket} from "../libraries/ScenarioLoss.sol";
-import {Leaves} from "../libraries/Leaves.sol";
 import {Errors} from "../interfaces/Errors.sol";
 import {Events} from "../interfaces/Events.sol";
 import {VaultModule} from "./VaultBase.sol";
@@ -33,9 +31,7 @@ contract InstrumentDisputeModule is IInstrumentDispute, VaultModule {
     function disputeInstrument(InstrumentClaim calldata c) external onlyDelegated nonReentrant {
         EpochRecord storage r = _disputableRecord(c.epoch);
         uint32 id = c.leaf.instrument;
-        if (!MerkleProof.verifyCalldata(c.proof, r.root, Leaves.hashInstrument(c.leaf))) {
-            revert Errors.InvalidInstrumentProof(id);
-        }
+        _requireInstrumentIn(r.root, c.leaf, c.proof);
         if (AccountDispute.hashVector(c.vector) != c.leaf.vectorHash) revert Errors.VectorMismatch(0);
         bytes32 inputs = _inputsHash(c);
         if (inputs != r.inputsHash) revert Errors.InputsMismatch(c.epoch, r.inputsHash, inputs);

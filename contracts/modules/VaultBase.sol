@@ -7,6 +7,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {
+    AccountLeaf,
     Instrument,
     InstrumentKind,
     InstrumentLeaf,
@@ -291,16 +292,41 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         if (mp.leaf.stateNonce != a.stateNonce) {
             revert Errors.StaleStateNonce(account, a.stateNonce, mp.leaf.stateNonce);
         }
-        if (!MerkleProof.verifyCalldata(mp.proof, _root, Leaves.hashAccount(mp.leaf))) {
-            revert Errors.InvalidAccountProof(account);
-        }
+        _requireAccountIn(_root, mp.leaf, mp.proof);
     }
 
     function _requireInstrumentLeaf(InstrumentProof calldata ip, uint32 id) internal view {
         if (ip.leaf.instrument != id) revert Errors.InstrumentLeafMismatch(id, ip.leaf.instrument);
-        if (!MerkleProof.verifyCalldata(ip.proof, _root, Leaves.hashInstrument(ip.leaf))) {
-            revert Errors.InvalidInstrumentProof(id);
+        _requireInstrumentIn(_root, ip.leaf, ip.proof);
+    }
+
+    /// @dev `leaf` is in the tree of `root` (the current root, or a recorded epoch's for a
+    /// dispute); else `InvalidAccountProof`.
+    function _requireAccountIn(bytes32 root, AccountLeaf calldata leaf, bytes32[] calldata proof) internal pure {
+        if (!MerkleProof.verifyCalldata(proof, root, Leaves.hashAccount(leaf))) {
+            revert Errors.InvalidAccountProof(leaf.account);
         }
+    }
+
+    /// @dev `leaf` is in the tree of `root`; else `InvalidInstrumentProof`.
+    function _requireInstrumentIn(bytes32 root, InstrumentLeaf calldata leaf, bytes32[] calldata proof)
+        internal
+        pure
+    {
+        if (!MerkleProof.verifyCalldata(proof, root, Leaves.hashInstrument(leaf))) {
+            revert Errors.InvalidInstrumentProof(leaf.instrument);
+        }
+    }
+
+    /// @dev Option `id`'s payoff per unit at its settlement price (USD WAD), as `settle` pays it
+    /// and a dispute values an option that had expired at the epoch; `SettlementPriceNotSet`
+    /// before the price is posted.
+    function _payoff(Instrument storage ins, uint32 id) internal view returns (uint256) {
+        InstrumentState storage st = _instrumentState[id];
+        if (!st.settled) revert Errors.SettlementPriceNotSet(id);
+        int256 s = FixedPoint.toInt(st.settlementPrice);
+        int256 k = FixedPoint.toInt(ins.strike);
+        return FixedPoint.positivePart(ins.kind == InstrumentKind.CALL ? s - k : k - s);
     }
 
     /* DISPUTES (docs/protocol.md §10, §11): shared by the finality and dispute modules */
