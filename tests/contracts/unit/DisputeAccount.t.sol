@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {BaseTest} from "./BaseTest.sol";
+import {RiskFixtures} from "./RiskFixtures.sol";
 import {AccountDisputeHarness} from "../mocks/AccountDisputeHarness.sol";
 import {Errors} from "../../../contracts/interfaces/Errors.sol";
 import {Events} from "../../../contracts/interfaces/Events.sol";
@@ -24,7 +25,7 @@ import {Verdict} from "../../../contracts/libraries/AccountDispute.sol";
 /// instruments' risk vectors, the aggregation parameters and the token vectors. An honest leaf
 /// cannot be disputed; an inflated equity, bounds that are not the state's, or a state word
 /// that is not the account's are proven, with the bond paid and the vault in safe mode.
-contract DisputeAccountTest is BaseTest {
+contract DisputeAccountTest is BaseTest, RiskFixtures {
     uint64 internal constant WINDOW = 1 hours;
     uint256 internal constant BOND6 = 100_000e6;
     bytes32 internal constant MARKET = keccak256("the published market snapshot");
@@ -50,11 +51,11 @@ contract DisputeAccountTest is BaseTest {
         fin.setDisputeConfig(WINDOW, BOND6);
         vm.prank(carol);
         fin.postBond(BOND6);
-        _copy(vPerp, _linear(0, 60_000e18, 0.1e18));
+        _copy(vPerp, _perp(0, 60_000e18, 0.1e18));
         _copy(vCall, _option(0, 2000e18));
-        _copy(vWeth, _linear(1, 3000e18, 0.15e18));
-        _copy(vWbtc, _linear(0, 60_000e18, 0.1e18));
-        _copy(vGov, _linear(1, 1e18, 0.5e18));
+        _copy(vWeth, _perp(1, 3000e18, 0.15e18));
+        _copy(vWbtc, _perp(0, 60_000e18, 0.1e18));
+        _copy(vGov, _perp(1, 1e18, 0.5e18));
         instLeaf[btcPerp].vectorHash = judge.hashVector(vPerp);
         instLeaf[btcCall].vectorHash = judge.hashVector(vCall);
         // alice: long 1 BTC perp and 1 BTC call from bob, and 1 WETH
@@ -81,24 +82,6 @@ contract DisputeAccountTest is BaseTest {
         to.notional = v.notional;
     }
 
-    /// @dev Scenario moves 0, -+0.8, -+1, -+2 (35 % cover) of `range`; the MM grid the first 3.
-    function _linear(uint256 u, uint256 mark, uint256 range) internal pure returns (RiskVector memory v) {
-        int256[7] memory f = [int256(0), -8e17, 8e17, -1e18, 1e18, -2e18, 2e18];
-        uint256[7] memory c = [uint256(1e18), 1e18, 1e18, 1e18, 1e18, 35e16, 35e16];
-        v.underlying = u;
-        v.mark = mark;
-        v.loss = new int256[](7);
-        for (uint256 s; s < 7; ++s) {
-            int256 move = f[s] * int256(range) / 1e18;
-            v.loss[s] = -int256(mark) * move / 1e18 * int256(c[s]) / 1e18;
-        }
-        v.basisUp = -int256(mark / 100);
-        v.basisDown = int256(mark / 100);
-        v.delta = int256(mark);
-        v.minimumCharge = mark / 1000;
-        v.notional = mark;
-    }
-
     /// @dev A call-like vector: losses capped at the premium on the way down, pads on every
     /// scan column (7 scenarios + 1 IM copy).
     function _option(uint256 u, uint256 premium) internal pure returns (RiskVector memory v) {
@@ -118,26 +101,6 @@ contract DisputeAccountTest is BaseTest {
         v.minimumCharge = 60e18;
         v.shortOptionCharge = 600e18;
         v.notional = 60_000e18;
-    }
-
-    function _params() internal pure returns (AggregationParams memory p) {
-        p.nMm = 3;
-        p.imCopies = new uint256[](1);
-        p.imCopies[0] = 2;
-        p.mmScale = 98e16;
-        p.concentrationRate = new uint256[](2);
-        p.concentrationRate[0] = 2e16;
-        p.concentrationRate[1] = 2e16;
-        p.concentrationThreshold = new uint256[](2);
-        p.concentrationThreshold[0] = 5_000_000e18;
-        p.concentrationThreshold[1] = 3_000_000e18;
-        p.nodeWeight = new uint256[](3);
-        p.nodeWeight[0] = 36e16;
-        p.nodeWeight[1] = 36e16;
-        p.nodeWeight[2] = 64e16;
-        p.left = new uint256[](1);
-        p.right = new uint256[](1);
-        p.right[0] = 1;
     }
 
     /// @dev One per registered token, in registration order (weth, wbtc, gov).
