@@ -399,7 +399,7 @@ def instrument_leaves(
     live: Sequence[InstrumentInfo],
     result: MarginResult,
     funding: Mapping[int, int] | None = None,
-    vector_hashes: Sequence[bytes] | None = None,
+    row_hashes: Sequence[bytes] | None = None,
 ) -> tuple[InstrumentLeaf, ...]:
     """One INSTRUMENT leaf per live instrument the engine values (WAD, losses up), with the
     perp's funding index this epoch posts and the hash of its engine row."""
@@ -412,7 +412,7 @@ def instrument_leaves(
             lo,
             ls,
             funding.get(live[j].id, 0) if live[j].kind == 0 else 0,
-            vector_hashes[j] if vector_hashes is not None else bytes(32),
+            row_hashes[j] if row_hashes is not None else bytes(32),
         )
         for j, mark, lo, ls in zip(
             wad.instrument_index, wad.mark, wad.loss_long, wad.loss_short, strict=True
