@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -667,7 +668,29 @@ def current_root(session: Session) -> tuple[int, str]:
 
 #: Times a command that read keeper leaves is run again when the vault's root moved under it.
 ROOT_RETRIES = 4
+#: How long a command waits for the epoch a ``BoundsFromPreviousPrices`` refusal names.
+TAINT_WAIT_SECONDS = 60.0
 T = TypeVar("T")
+
+
+def tainted_until(message: str) -> int | None:
+    """The epoch a ``BoundsFromPreviousPrices`` refusal says to wait for, else None: the
+    subaccount changed between the current epoch's snapshot and its post, so its bounds are
+    at the previous prices until the next epoch (docs/protocol.md §5)."""
+    if "BoundsFromPreviousPrices" not in message:
+        return None
+    m = re.search(r"untilEpoch=(\d+)", message)
+    return int(m.group(1)) if m else None
+
+
+def _wait_for_epoch(session: Session, epoch: int, timeout: float) -> bool:
+    """Poll the vault until it holds ``epoch`` or later; False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while current_root(session)[0] < epoch:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
 
 
 def retry_on_new_root(session: Session, attempt: Callable[[], T]) -> T:
@@ -677,7 +700,9 @@ def retry_on_new_root(session: Session, attempt: Callable[[], T]) -> T:
     a leaf of another root than the vault's (:class:`StaleLeafError`): the vault accepts an
     epoch a moment before the keeper records it as mined. A refusal with the epoch
     unchanged, a sent transaction that failed (:class:`TxSentError`), or ``ROOT_RETRIES``
-    re-reads end as the one-line error."""
+    re-reads end as the one-line error. A ``BoundsFromPreviousPrices`` refusal (the subaccount
+    acted between the current epoch's snapshot and its post) waits, at most
+    :data:`TAINT_WAIT_SECONDS`, for the epoch it names, then tries again."""
     for i in range(ROOT_RETRIES + 1):
         epoch, _ = current_root(session)
         try:
@@ -685,6 +710,15 @@ def retry_on_new_root(session: Session, attempt: Callable[[], T]) -> T:
         except TxSentError:
             raise
         except CliError as exc:
+            until = tainted_until(str(exc))
+            if until is not None and i < ROOT_RETRIES:
+                session.echo(
+                    f"  the subaccount changed since the current epoch's snapshot: waiting for "
+                    f"epoch {until}"
+                )
+                if not _wait_for_epoch(session, until, TAINT_WAIT_SECONDS):
+                    raise
+                continue
             moved = current_root(session)[0] != epoch
             if not (moved or isinstance(exc, StaleLeafError)) or i == ROOT_RETRIES:
                 if moved:

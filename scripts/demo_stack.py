@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from keeper.liquidator.daemon import LiquidatorService, build_liquidator
 from keeper.store import Store
 from risk_engine.units import WAD
 from scripts.anvil import AnvilNode, start_anvil
-from scripts.client import DeploymentInfo, KeeperApi, load_deployment
+from scripts.client import DeploymentInfo, KeeperApi, load_deployment, tainted_until
 from scripts.deploy import send, token_at, vault_at
 from scripts.errors import CliError, ScenarioError
 from scripts.protocol_deploy import (
@@ -199,7 +198,7 @@ class Stack:
             try:
                 return action()
             except CliError as exc:
-                until = _tainted_until(str(exc))
+                until = tainted_until(str(exc))
                 if until is not None and attempt < attempts:
                     # The account acted between the snapshot and the post of the current
                     # epoch: the vault values it on the next leaf (protocol §5).
@@ -236,14 +235,6 @@ class Stack:
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler.close()
-
-
-def _tainted_until(message: str) -> int | None:
-    """The epoch a ``BoundsFromPreviousPrices`` revert says to wait for, else None."""
-    if "BoundsFromPreviousPrices" not in message:
-        return None
-    m = re.search(r"untilEpoch=(\d+)", message)
-    return int(m.group(1)) if m else None
 
 
 def _instrument_specs(now: int) -> tuple[tuple[InstrumentSpec, ...], int]:

@@ -182,3 +182,45 @@ def test_a_root_that_keeps_moving_ends_as_one_error_after_the_retries(
     with pytest.raises(CliError, match="new root during each of 5 tries"):
         client.retry_on_new_root(_Session(), attempt)  # type: ignore[arg-type]
     assert len(calls) == client.ROOT_RETRIES + 1
+
+
+_TAINTED = (
+    "withdraw 0.5 WETH from subaccount 2 would revert: BoundsFromPreviousPrices(account=2, "
+    "untilEpoch=14): withdrawals and trades wait for epoch 14"
+)
+
+
+def test_bounds_at_the_previous_prices_wait_for_the_epoch_they_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the subaccount acted between epoch 13's snapshot and its post: the vault refuses until
+    # epoch 14, which the command waits for (the vault at 13, 13, then 14), then sends
+    monkeypatch.setattr(client, "current_root", _Chain([13, 13, 13, 14]))
+    calls: list[int] = []
+
+    def attempt() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise CliError(_TAINTED)
+        return "sent"
+
+    assert client.tainted_until(_TAINTED) == 14
+    assert client.tainted_until("InsufficientMargin(account=2, surplus=-1)") is None
+    assert client.retry_on_new_root(_Session(), attempt) == "sent"  # type: ignore[arg-type]
+    assert len(calls) == 2
+
+
+def test_an_epoch_that_does_not_come_ends_the_wait_with_the_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client, "current_root", _Chain([13]))
+    monkeypatch.setattr(client, "TAINT_WAIT_SECONDS", 0.0)
+    calls: list[int] = []
+
+    def attempt() -> None:
+        calls.append(1)
+        raise CliError(_TAINTED)
+
+    with pytest.raises(CliError, match="untilEpoch=14"):
+        client.retry_on_new_root(_Session(), attempt)  # type: ignore[arg-type]
+    assert len(calls) == 1
