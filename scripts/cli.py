@@ -616,7 +616,8 @@ def account_operator(operator: str, revoke: bool, **kw: Unpack[SessionOptions]) 
     type=int,
     default=None,
     help="Wait until the keeper has attested this subaccount as it is now (its leaf in the "
-    "vault's root carries its current stateNonce).",
+    "vault's root carries its current stateNonce, and that epoch's snapshot came after its "
+    "last change).",
 )
 @click.option("--timeout", type=float, default=120, show_default=True, help="Seconds.")
 def wait(account: int | None, api_url: str, timeout: float, **kw: Unpack[SessionOptions]) -> None:

@@ -793,16 +793,26 @@ def wait_for_epoch(session: Session, after: int, timeout: float) -> int:
 
 def wait_for_leaf(session: Session, api: KeeperApi, account: int, timeout: float) -> int:
     """Block until the keeper API serves subaccount ``account``'s leaf in the vault's current
-    root with its current ``stateNonce`` (what a withdrawal, a trade or a liquidation of it
-    needs after a change); the epoch of that leaf."""
+    root with its current ``stateNonce``, and that epoch does not hold its bounds at the
+    previous prices (``boundChange``'s ``taintedEpoch``: the change came after the epoch's
+    snapshot, docs/protocol.md §5): what a withdrawal, a trade or a liquidation of it needs
+    after a change. The epoch of that leaf."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             account_proof(session, api, account, required=True)
-            return current_root(session)[0]
-        except CliError as exc:
-            if time.monotonic() > deadline:
-                raise CliError(f"after {timeout:.0f} s: {exc}") from None
+            epoch = current_root(session)[0]
+            tainted = int(session.vault.functions.boundChange(account).call()[2])
+            if tainted != epoch:
+                return epoch
+            exc = CliError(
+                f"subaccount {account} changed after epoch {epoch}'s snapshot: its bounds are "
+                f"at the previous prices until epoch {epoch + 1}"
+            )
+        except CliError as err:
+            exc = err
+        if time.monotonic() > deadline:
+            raise CliError(f"after {timeout:.0f} s: {exc}") from None
         time.sleep(0.2)
 
 

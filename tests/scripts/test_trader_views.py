@@ -224,3 +224,37 @@ def test_an_epoch_that_does_not_come_ends_the_wait_with_the_refusal(
     with pytest.raises(CliError, match="untilEpoch=14"):
         client.retry_on_new_root(_Session(), attempt)  # type: ignore[arg-type]
     assert len(calls) == 1
+
+
+class _BoundVault:
+    """``vault.functions.boundChange(account).call()`` answering taintedEpoch 13."""
+
+    class functions:  # noqa: N801 - the web3 attribute name
+        @staticmethod
+        def boundChange(_account: int) -> Any:  # noqa: N802 - the contract's name
+            class _Call:
+                def call(self) -> tuple[int, int, int]:
+                    return (100, 12, 13)
+
+            return _Call()
+
+
+class _WaitSession(_Session):
+    vault = _BoundVault()
+
+
+def test_wait_for_leaf_waits_past_an_epoch_that_holds_the_bounds_at_old_prices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the leaf is in epoch 13's root, but the subaccount changed after 13's snapshot: the
+    # wait goes on until epoch 14 (taintedEpoch 13 no longer current)
+    monkeypatch.setattr(client, "account_proof", lambda *_a, **_k: None)
+    monkeypatch.setattr(client, "current_root", _Chain([13, 13, 14]))
+    assert client.wait_for_leaf(_WaitSession(), None, 2, timeout=5) == 14  # type: ignore[arg-type]
+
+
+def test_wait_for_leaf_gives_up_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client, "account_proof", lambda *_a, **_k: None)
+    monkeypatch.setattr(client, "current_root", _Chain([13]))
+    with pytest.raises(CliError, match="after 0 s: subaccount 2 changed after epoch 13's snapshot"):
+        client.wait_for_leaf(_WaitSession(), None, 2, timeout=0)  # type: ignore[arg-type]
