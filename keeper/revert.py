@@ -190,6 +190,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "SizeMismatch": "engine size {index} is {given}, the state's is {expected}",
     "EngineCashMismatch": "the engine cash given is {given} USD; the state's cash after pending "
     "funding and expired options' payoffs is {expected} USD",
+    "FundingListMismatch": "the funding updates given are not epoch {epoch}'s header's",
     "ScanRangeIsHonest": "underlying {underlying}'s committed scan range follows from its "
     "committed returns: recomputed {recomputed}, within the tolerance {tolerance}",
     "ReturnsMismatch": "the returns given for underlying {underlying} do not hash to its committed "

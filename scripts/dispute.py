@@ -110,6 +110,7 @@ class InstrumentFinding:
     proof: tuple[bytes, ...]
     mine: InstrumentLeaf
     build: EpochBuild
+    header: Epoch
 
 
 def recompute_epoch(
@@ -195,17 +196,22 @@ def find_wrong_leaf(
             continue
         posted_i = InstrumentLeaf.from_json(got.fields)
         if posted_i != mine_i:
-            return InstrumentFinding(epoch, posted_i, got.proof, mine_i, build)
+            return InstrumentFinding(epoch, posted_i, got.proof, mine_i, build, header)
     return None
 
 
 def instrument_claim(
-    build: EpochBuild, epoch: int, posted: InstrumentLeaf, proof: tuple[bytes, ...]
+    build: EpochBuild,
+    epoch: int,
+    posted: InstrumentLeaf,
+    proof: tuple[bytes, ...],
+    header: Epoch,
 ) -> tuple[Any, ...]:
     """``disputeInstrument``'s ``InstrumentClaim`` tuple for ``posted`` (with its ``proof``)
     from the recomputation ``build`` of ``epoch``: the posted leaf's vector must be this
     recomputation's (a vector the quorum did not publish cannot be passed: docs/security.md
-    §1), the committed market inputs and parameters. Raises :class:`CliError`."""
+    §1), the committed market inputs and parameters, and the posted ``header``'s funding
+    updates. Raises :class:`CliError`."""
     commit, arrays = build.commitments, build.arrays
     if (
         commit is None
@@ -240,6 +246,7 @@ def instrument_claim(
         AggregationParamsWad.from_arrays(arrays).to_abi(),
         keccak(b"".join(commit.token_vector_hashes)),
         keccak(commit.range_params.encode()),
+        [f.to_abi() for f in header.funding],
     )
 
 
@@ -482,7 +489,7 @@ def dispute(
         )
         session.send(
             session.vault.functions.disputeInstrument(
-                instrument_claim(f.build, epoch, f.posted, f.proof)
+                instrument_claim(f.build, epoch, f.posted, f.proof, f.header)
             ),
             f"dispute instrument {f.posted.instrument}'s leaf of epoch {epoch}",
         )

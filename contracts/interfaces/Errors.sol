@@ -130,6 +130,7 @@ interface Errors {
 
     /* INSTRUMENT DISPUTES (docs/protocol.md §11) */
     error InstrumentLeafIsHonest(uint32 instrument, uint256 tolerance);
+    error FundingListMismatch(uint64 epoch); // the funding updates given are not the epoch header's
     error ScanRangeIsHonest(uint256 underlying, uint256 recomputed, uint256 tolerance);
     error ReturnsMismatch(uint256 underlying); // the returns given do not hash to the entry's returnsHash
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {AccountLeaf, InstrumentLeaf, CommittedState, StateDelta} from "./IMarginVault.sol";
+import {AccountLeaf, CommittedState, FundingUpdate, InstrumentLeaf, StateDelta} from "./IMarginVault.sol";
 import {AggregationParams, RiskVector} from "../libraries/AccountMargin.sol";
 import {VectorParams} from "../libraries/InstrumentVector.sol";
 import {RangeParams} from "../libraries/ScanRange.sol";
@@ -70,6 +70,7 @@ struct InstrumentClaim {
     AggregationParams params; // the header's params hash; concentrationRate[u] enters the leaf's losses
     bytes32 tokenVectorsHash; // keccak256(abi.encodePacked(tokenVectorHashes))
     bytes32 rangeParamsHash; // keccak256(abi.encode(RangeParams))
+    FundingUpdate[] funding; // the epoch header's funding updates (the vault keeps their hash)
 }
 
 /// @notice Everything `disputeRange` needs to recompute one underlying's committed scan range.

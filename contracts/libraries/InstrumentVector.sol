@@ -87,6 +87,9 @@ library InstrumentVector {
     /// @dev The committed market has no entry for the instrument's underlying, or no slice for the
     /// option's expiry: its leaf follows from nothing.
     uint8 internal constant FIELD_NOT_IN_MARKET = 14;
+    /// @dev The leaf's funding index is not the one its epoch's header posts for the perp (or not 0
+    /// for an option): the pending funding of every holder's engine cash follows from it.
+    uint8 internal constant FIELD_FUNDING_INDEX = 15;
 
     /// @notice The instrument's risk vector, field by field as build_risk_arrays writes its row:
     /// - `underlying`: `u.index`, exact;

@@ -75,6 +75,7 @@ contract EpochModule is VaultModule {
         r.postedAt = uint64(block.timestamp);
         r.timestamp = h.timestamp;
         r.inputsHash = h.inputsHash;
+        r.fundingHash = keccak256(abi.encode(h.funding));
     }
 
     /// @dev Signatures sorted by signer, strictly ascending: a duplicate fails the order check

@@ -35,6 +35,12 @@ contract InstrumentDisputeModule is IInstrumentDispute, VaultModule {
         if (AccountDispute.hashVector(c.vector) != c.leaf.vectorHash) revert Errors.VectorMismatch(0);
         bytes32 inputs = _inputsHash(c);
         if (inputs != r.inputsHash) revert Errors.InputsMismatch(c.epoch, r.inputsHash, inputs);
+        if (keccak256(abi.encode(c.funding)) != r.fundingHash) revert Errors.FundingListMismatch(c.epoch);
+        if (!_fundingIndexIsPosted(c, id)) {
+            emit Events.InstrumentLeafDisproven(c.epoch, id, InstrumentVector.FIELD_FUNDING_INDEX);
+            _declareFraud(c.epoch);
+            return;
+        }
         (bool found, InstrumentMarket memory m, UnderlyingMarket memory u, uint256 range) =
             _marketOf(id, c.market, r.timestamp);
         if (!found) {
@@ -54,6 +60,18 @@ contract InstrumentDisputeModule is IInstrumentDispute, VaultModule {
         if (field == InstrumentVector.FIELD_NONE) revert Errors.InstrumentLeafIsHonest(id, tol);
         emit Events.InstrumentLeafDisproven(c.epoch, id, field);
         _declareFraud(c.epoch);
+    }
+
+    /// @dev A perp's leaf carries the funding index its header posts for it (the keeper posts every
+    /// perp's, every epoch: a perp leaf without one in its header is wrong); any other leaf 0.
+    function _fundingIndexIsPosted(InstrumentClaim calldata c, uint32 id) internal view returns (bool) {
+        Instrument storage ins = _instruments[id];
+        if (ins.underlying == bytes32(0)) revert Errors.UnknownInstrument(id);
+        if (ins.kind != InstrumentKind.PERP) return c.leaf.fundingIndex == 0;
+        for (uint256 i; i < c.funding.length; ++i) {
+            if (c.funding[i].instrument == id) return c.funding[i].cumFunding == c.leaf.fundingIndex;
+        }
+        return false;
     }
 
     /// @dev The first field of the claimed vector, then of the leaf, that is not what `want` gives.

@@ -93,6 +93,7 @@ abstract contract VaultBase is Ownable2Step, ReentrancyGuard, EIP712, Errors, Ev
         uint64 postedAt; // block.timestamp of the postEpoch
         uint64 timestamp; // the header's: an option with expiry <= it had expired (§11)
         bytes32 inputsHash; // the header's commitment to the engine's inputs (§11)
+        bytes32 fundingHash; // keccak256(abi.encode(header.funding)): what perp leaves' indices must be (§11)
     }
 
     struct InstrumentState {

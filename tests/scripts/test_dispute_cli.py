@@ -100,13 +100,13 @@ def test_honest_instrument_leaves_and_ranges_are_judged_honest_and_a_low_loss_is
     # every live instrument's leaf of an honest epoch: the chain's recomputation from the
     # committed market agrees with the keeper's engine (the call reverts InstrumentLeafIsHonest)
     honest = kp.epoch()
-    build, _snapshot, _header = recompute_epoch(session, api, load_params(), honest)
+    build, _snapshot, header = recompute_epoch(session, api, load_params(), honest)
     honest_selector = keccak(b"InstrumentLeafIsHonest(uint32,uint256)")[:4]
     assert len(build.instrument_leaves) >= 3
     for leaf in build.instrument_leaves:
         got = api.instrument(leaf.instrument, honest)
         assert got is not None
-        claim = instrument_claim(build, honest, leaf, got.proof)
+        claim = instrument_claim(build, honest, leaf, got.proof, header)
         with pytest.raises(ContractCustomError) as exc:
             vault.functions.disputeInstrument(claim).call({"from": WATCHER.address})
         data = exc.value.data if isinstance(exc.value.data, str) else str(exc.value.args[0])

@@ -1027,7 +1027,9 @@ def _perp_world(m: Market) -> dict[str, Any]:
     agg = AggregationParamsWad.from_arrays(arrays)
     snapshot, tokens = keccak(text="market"), keccak(text="token vectors")
     mh = market_hash_of(snapshot, mkt, vparams, rparams)
-    header = m.header([m.leaf(m.alice, equity=0, im=0, mm=0), leaf, CALL_LEAF])
+    header = m.header(
+        [m.leaf(m.alice, equity=0, im=0, mm=0), leaf, CALL_LEAF], funding=(FundingUpdate(1, 0),)
+    )
     m.post(dataclasses.replace(header, inputs_hash=keccak(hash_params(agg) + tokens + mh)))
     assert m.tree is not None
     return {
@@ -1058,9 +1060,32 @@ def _(m: Market) -> Result:
         p["agg"].to_abi(),
         p["tokens"],
         keccak(p["rparams"].encode()),
+        [(1, 0)],
     )
     r = m.revert_of(m.vault.functions.disputeInstrument(claim), m.bob)
     return r, {"instrument": 1}
+
+
+@scenario("FundingListMismatch")
+def _(m: Market) -> Result:
+    """The claim's funding updates are not the header's (it posted the perp's index 0)."""
+    p = _perp_world(m)
+    assert m.tree is not None
+    claim = (
+        m.epoch,
+        p["leaf"].to_abi(),
+        list(m.tree.proof(p["leaf"])),
+        p["vec"].to_abi(),
+        p["market"].to_abi(),
+        p["vparams"].to_abi(),
+        p["snapshot"],
+        p["agg"].to_abi(),
+        p["tokens"],
+        keccak(p["rparams"].encode()),
+        [(1, 7)],
+    )
+    r = m.revert_of(m.vault.functions.disputeInstrument(claim), m.bob)
+    return r, {"epoch": m.epoch}
 
 
 def _range_claim(m: Market, p: dict[str, Any], returns: list[int]) -> tuple[Any, ...]:

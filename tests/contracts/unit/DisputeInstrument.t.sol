@@ -16,7 +16,7 @@ import {
     MarketUnderlying,
     RangeClaim
 } from "../../../contracts/interfaces/IDispute.sol";
-import {AccountLeaf, Epoch, InstrumentLeaf} from "../../../contracts/interfaces/IMarginVault.sol";
+import {AccountLeaf, Epoch, FundingUpdate, InstrumentLeaf} from "../../../contracts/interfaces/IMarginVault.sol";
 import {AggregationParams, RiskVector} from "../../../contracts/libraries/AccountMargin.sol";
 import {InstrumentVector} from "../../../contracts/libraries/InstrumentVector.sol";
 
@@ -142,7 +142,14 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
         vm.roll(block.number + 1);
         e = _buildEpoch(l);
         e.inputsHash = _inputsHash(m);
+        e.funding = _funding();
         _postHeader(e);
+    }
+
+    /// @dev The header's funding updates: the file's perp at index 0 (its leaf's).
+    function _funding() internal view returns (FundingUpdate[] memory f_) {
+        f_ = new FundingUpdate[](1);
+        f_[0] = FundingUpdate(perp_, 0);
     }
 
     function _postMarket() internal returns (Epoch memory) {
@@ -160,6 +167,7 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
         c.params = _params();
         c.tokenVectorsHash = TOKEN_VECTORS;
         c.rangeParamsHash = keccak256(abi.encode(f.rangeParams));
+        c.funding = _funding();
     }
 
     function _rangeClaim(uint64 epoch, uint256 u, MarketInputs memory m) internal view returns (RangeClaim memory c) {
@@ -245,6 +253,21 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
         instLeaf[perp_].mark += 100e18;
         uint64 epoch = _postMarket().epoch;
         _disputeExpectingField(epoch, perp_, InstrumentVector.FIELD_LEAF_MARK);
+    }
+
+    function test_aPerpLeafWithAnotherFundingIndexThanItsHeaders_isProven() public {
+        instLeaf[perp_].fundingIndex = 5e18; // the header posts 0
+        uint64 epoch = _postMarket().epoch;
+        _disputeExpectingField(epoch, perp_, InstrumentVector.FIELD_FUNDING_INDEX);
+    }
+
+    function test_aFundingListThatIsNotTheHeaders_reverts() public {
+        uint64 epoch = _postMarket().epoch;
+        InstrumentClaim memory c = _claim(epoch, perp_);
+        c.funding[0].cumFunding = 1;
+        vm.prank(dave);
+        vm.expectRevert(abi.encodeWithSelector(Errors.FundingListMismatch.selector, epoch));
+        dis.disputeInstrument(c);
     }
 
     function test_aMarketWithoutTheOptionsSlice_isProven() public {
