@@ -37,15 +37,7 @@ contract DisputeModule is IDispute, VaultModule {
     /// @dev Every selector this module does not declare runs in the instrument dispute module; one
     /// it does not declare either reverts there, with no data.
     fallback() external onlyDelegated {
-        address m = instrumentDisputeModule;
-        assembly ("memory-safe") {
-            let p := mload(0x40)
-            calldatacopy(p, 0, calldatasize())
-            let ok := delegatecall(gas(), m, p, calldatasize(), 0, 0)
-            returndatacopy(p, 0, returndatasize())
-            if iszero(ok) { revert(p, returndatasize()) }
-            return(p, returndatasize())
-        }
+        _forward(instrumentDisputeModule);
     }
 
     /// @inheritdoc IDispute

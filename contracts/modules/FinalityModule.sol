@@ -44,15 +44,7 @@ contract FinalityModule is IFinality, VaultModule {
     /// through the vault's fallback, so still on the vault's storage); one it does not declare
     /// either reverts there, with no data.
     fallback() external onlyDelegated {
-        address m = disputeModule;
-        assembly ("memory-safe") {
-            let p := mload(0x40)
-            calldatacopy(p, 0, calldatasize())
-            let ok := delegatecall(gas(), m, p, calldatasize(), 0, 0)
-            returndatacopy(p, 0, returndatasize())
-            if iszero(ok) { revert(p, returndatasize()) }
-            return(p, returndatasize())
-        }
+        _forward(disputeModule);
     }
 
     /// @notice The settlement token and cash scale this module was built for: the vault's

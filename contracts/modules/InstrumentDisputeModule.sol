@@ -89,26 +89,42 @@ contract InstrumentDisputeModule is IInstrumentDispute, VaultModule {
     /// market_hash): the aggregation parameters' hash, the token vectors' hash and the market hash
     /// over the snapshot's hash, the market inputs and the vector parameters.
     function _inputsHash(InstrumentClaim calldata c) internal pure returns (bytes32) {
-        bytes32 marketHash = keccak256(
-            abi.encode(
-                c.snapshotHash,
-                keccak256(abi.encode(c.market)),
-                keccak256(abi.encode(c.vectorParams)),
-                c.rangeParamsHash
-            )
+        return _inputsHashOf(
+            AccountDispute.hashParams(c.params),
+            c.tokenVectorsHash,
+            c.snapshotHash,
+            keccak256(abi.encode(c.market)),
+            keccak256(abi.encode(c.vectorParams)),
+            c.rangeParamsHash
         );
-        return keccak256(abi.encode(AccountDispute.hashParams(c.params), c.tokenVectorsHash, marketHash));
+    }
+
+    /// @dev `keccak256(abi.encode(paramsHash, tokenVectorsHash, marketHash))`, the market hash over
+    /// the snapshot's, the market inputs', the vector parameters' and the range parameters' hashes.
+    function _inputsHashOf(
+        bytes32 paramsHash,
+        bytes32 tokenVectorsHash,
+        bytes32 snapshotHash,
+        bytes32 marketInputsHash,
+        bytes32 vectorParamsHash,
+        bytes32 rangeParamsHash
+    ) internal pure returns (bytes32) {
+        bytes32 marketHash =
+            keccak256(abi.encode(snapshotHash, marketInputsHash, vectorParamsHash, rangeParamsHash));
+        return keccak256(abi.encode(paramsHash, tokenVectorsHash, marketHash));
     }
 
     /// @inheritdoc IInstrumentDispute
     function disputeRange(RangeClaim calldata c) external onlyDelegated nonReentrant {
         EpochRecord storage r = _disputableRecord(c.epoch);
-        bytes32 marketHash = keccak256(
-            abi.encode(
-                c.snapshotHash, keccak256(abi.encode(c.market)), c.vectorParamsHash, keccak256(abi.encode(c.rangeParams))
-            )
+        bytes32 inputs = _inputsHashOf(
+            c.paramsHash,
+            c.tokenVectorsHash,
+            c.snapshotHash,
+            keccak256(abi.encode(c.market)),
+            c.vectorParamsHash,
+            keccak256(abi.encode(c.rangeParams))
         );
-        bytes32 inputs = keccak256(abi.encode(c.paramsHash, c.tokenVectorsHash, marketHash));
         if (inputs != r.inputsHash) revert Errors.InputsMismatch(c.epoch, r.inputsHash, inputs);
         if (c.underlying >= c.market.underlyings.length) {
             revert Errors.ClaimShapeMismatch(c.underlying, c.market.underlyings.length);

@@ -458,4 +458,18 @@ abstract contract VaultModule is VaultBase {
         if (address(this) == _self) revert Errors.NotDelegated();
         _;
     }
+
+    /// @dev A module's fallback: runs the whole call in module `m` on the same storage and
+    /// returns or reverts with its data (the finality module forwards to the dispute module,
+    /// that one to the instrument dispute module).
+    function _forward(address m) internal {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            calldatacopy(p, 0, calldatasize())
+            let ok := delegatecall(gas(), m, p, calldatasize(), 0, 0)
+            returndatacopy(p, 0, returndatasize())
+            if iszero(ok) { revert(p, returndatasize()) }
+            return(p, returndatasize())
+        }
+    }
 }

@@ -8,6 +8,7 @@ import {AggregationParams, RiskVector} from "../../../contracts/libraries/Accoun
 import {AccountDisputeHarness} from "../mocks/AccountDisputeHarness.sol";
 import {AccountMarginHarness} from "../mocks/AccountMarginHarness.sol";
 import {AccountVectors} from "../unit/AccountVectors.sol";
+import {CalldataGas} from "../mocks/CalldataGas.sol";
 
 /// @notice Gas of the on-chain account recomputation (docs/gas.md, docs/margin-method.md §10): one
 /// account of 1 and of 20 positions, the options first, on the risk vectors of
@@ -75,12 +76,6 @@ contract AccountMarginGasTest is AccountVectors {
         }
     }
 
-    function _calldataGas(bytes memory data) internal pure returns (uint256 gas) {
-        for (uint256 i; i < data.length; ++i) {
-            gas += data[i] == 0 ? 4 : 16;
-        }
-    }
-
     function _measure(AggregationParams memory p, string memory json, uint256 n)
         internal
         view
@@ -90,7 +85,7 @@ contract AccountMarginGasTest is AccountVectors {
         h.account(1_000_000e18, sizes, v, p);
         execution = vm.lastCallGas().gasTotalUsed;
         bytes memory call = abi.encodeCall(AccountMarginHarness.account, (1_000_000e18, sizes, v, p));
-        data = _calldataGas(call);
+        data = CalldataGas.cost(call);
         bytes_ = call.length;
     }
 
@@ -127,7 +122,7 @@ contract AccountMarginGasTest is AccountVectors {
             call = abi.encodeCall(AccountDisputeHarness.judge, (1_000_000e18, sizes, v, p, r.equity, r.im, r.mm));
         }
         assertFalse(r.equityWrong || r.imWrong || r.mmWrong);
-        data = _calldataGas(call);
+        data = CalldataGas.cost(call);
         bytes_ = call.length;
     }
 

@@ -16,6 +16,7 @@ import {
 import {PadLayout} from "../../../contracts/libraries/ContinuousRangePad.sol";
 import {ChargeParams, UnderlyingMarket, VectorParams} from "../../../contracts/libraries/InstrumentVector.sol";
 import {Black76Harness} from "../mocks/Black76Harness.sol";
+import {CalldataGas} from "../mocks/CalldataGas.sol";
 
 /// @notice Gas of the on-chain recomputation (docs/gas.md, docs/margin-method.md §10): one
 /// Black-76 premium, one N(x), one instrument's scenario loss vector on the engine's 69-scenario
@@ -106,12 +107,6 @@ contract Black76GasTest is Test {
         assertLe(put365, INSTRUMENT_GOAL);
     }
 
-    function _calldataGas(bytes memory data) internal pure returns (uint256 gas) {
-        for (uint256 i; i < data.length; ++i) {
-            gas += data[i] == 0 ? 4 : 16;
-        }
-    }
-
     /// @dev One whole risk vector (InstrumentVector.riskVectorApprox): its execution gas and the
     /// intrinsic gas and size of its calldata (16 per non-zero byte, 4 per zero byte).
     function _measureVector(InstrumentMarket memory m, UnderlyingMarket memory u)
@@ -125,7 +120,7 @@ contract Black76GasTest is Test {
         h.riskVector(m, u, p);
         execution = vm.lastCallGas().gasTotalUsed;
         bytes memory call = abi.encodeCall(Black76Harness.riskVector, (m, u, p));
-        data = _calldataGas(call);
+        data = CalldataGas.cost(call);
         bytes_ = call.length;
     }
 

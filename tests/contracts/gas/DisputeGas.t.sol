@@ -18,6 +18,7 @@ import {
 } from "../../../contracts/interfaces/IMarginVault.sol";
 import {AggregationParams, RiskVector} from "../../../contracts/libraries/AccountMargin.sol";
 import {Verdict} from "../../../contracts/libraries/AccountDispute.sol";
+import {CalldataGas} from "../mocks/CalldataGas.sol";
 
 /// @notice Gas of `disputeAccount` (docs/gas.md, docs/protocol.md §11) for an account of 1 and of
 /// 20 option positions whose risk vectors are real engine rows (tests/vectors/accounts/, 69
@@ -40,12 +41,6 @@ contract DisputeGasTest is BaseTest, AccountVectors {
         IFinality(address(vault)).setDisputeConfig(1 hours, 1000e6);
         vm.prank(carol);
         IFinality(address(vault)).postBond(1000e6);
-    }
-
-    function _calldataGas(bytes memory data) internal pure returns (uint256 gas) {
-        for (uint256 i; i < data.length; ++i) {
-            gas += data[i] == 0 ? 4 : 16;
-        }
     }
 
     /// @dev `n` option instruments, each with a real engine row (the first `n` options of the
@@ -130,7 +125,7 @@ contract DisputeGasTest is BaseTest, AccountVectors {
         (uint64 fraudEpoch,) = IFinality(address(vault)).fraudState();
         assertEq(fraudEpoch, e.epoch, "the dispute was won");
         bytes memory call = abi.encodeCall(IDispute.disputeAccount, (c));
-        data = _calldataGas(call);
+        data = CalldataGas.cost(call);
         bytes_ = call.length;
     }
 

@@ -24,6 +24,7 @@ import {
     CommittedState,
     StateDelta
 } from "../../../contracts/interfaces/IMarginVault.sol";
+import {CalldataGas} from "../mocks/CalldataGas.sol";
 
 /// @notice Shared fixture of the gas tests (docs/gas.md). Every measured test does its
 /// preparation in `setUp`, so that the test's own figure in `.gas-snapshot` (`make gas`) is the
@@ -220,12 +221,6 @@ abstract contract GasBase is BaseTest {
         }
     }
 
-    function _calldataGas(bytes memory data) internal pure returns (uint256 g) {
-        for (uint256 i; i < data.length; ++i) {
-            g += data[i] == 0 ? 4 : 16;
-        }
-    }
-
     /// @dev Logs execution gas of the last call and the transaction estimate; returns the
     /// execution gas.
     function _report(string memory what, bytes memory data) internal view returns (uint256 exec) {
@@ -239,7 +234,7 @@ abstract contract GasBase is BaseTest {
                 ", calldata bytes ",
                 vm.toString(data.length),
                 ", tx total ~",
-                vm.toString(21_000 + _calldataGas(data) + exec)
+                vm.toString(21_000 + CalldataGas.cost(data) + exec)
             )
         );
     }

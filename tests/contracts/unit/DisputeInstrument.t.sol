@@ -5,6 +5,7 @@ import {console2} from "forge-std/console2.sol";
 
 import {BaseTest} from "./BaseTest.sol";
 import {InstrumentVectorFile} from "./InstrumentVectorFile.sol";
+import {CalldataGas} from "../mocks/CalldataGas.sol";
 import {Errors} from "../../../contracts/interfaces/Errors.sol";
 import {Events} from "../../../contracts/interfaces/Events.sol";
 import {IFinality} from "../../../contracts/interfaces/IFinality.sol";
@@ -209,11 +210,7 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
             _expectHonest(c);
             console2.log("disputeInstrument gas (honest, reverted), instrument kind", f.c.kind[rowOf[ids[k]]], g - gasleft());
             bytes memory data = abi.encodeCall(IInstrumentDispute.disputeInstrument, (c));
-            uint256 calldataGas;
-            for (uint256 b; b < data.length; ++b) {
-                calldataGas += data[b] == 0 ? 4 : 16;
-            }
-            console2.log("  calldata bytes, calldata gas", data.length, calldataGas);
+            console2.log("  calldata bytes, calldata gas", data.length, CalldataGas.cost(data));
         }
         assertFalse(vault.isSafeMode());
     }
@@ -221,11 +218,16 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
     /* frauds */
 
     function _disputeExpectingField(uint64 epoch, uint32 id, uint8 field) internal {
+        _disputeExpectingField(_claim(epoch, id), field);
+    }
+
+    /// @dev `c` proves its leaf wrong at `field`: the event, the bond paid, safe mode.
+    function _disputeExpectingField(InstrumentClaim memory c, uint8 field) internal {
         vm.expectEmit(address(vault));
-        emit Events.InstrumentLeafDisproven(epoch, id, field);
+        emit Events.InstrumentLeafDisproven(c.epoch, c.leaf.instrument, field);
         vm.prank(dave);
-        dis.disputeInstrument(_claim(epoch, id));
-        _assertFraud(epoch);
+        dis.disputeInstrument(c);
+        _assertFraud(c.epoch);
     }
 
     function test_wrongScenarioLoss_isProven() public {
@@ -236,11 +238,7 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
         uint64 epoch = _postMarket().epoch;
         InstrumentClaim memory c = _claim(epoch, id);
         c.vector = v;
-        vm.expectEmit(address(vault));
-        emit Events.InstrumentLeafDisproven(epoch, id, InstrumentVector.FIELD_LOSS);
-        vm.prank(dave);
-        dis.disputeInstrument(c);
-        _assertFraud(epoch);
+        _disputeExpectingField(c, InstrumentVector.FIELD_LOSS);
     }
 
     function test_understatedShortLoss_isProven() public {
@@ -280,11 +278,7 @@ contract DisputeInstrumentTest is BaseTest, InstrumentVectorFile {
         uint64 epoch = _postWith(m).epoch;
         InstrumentClaim memory c = _claim(epoch, call_);
         c.market = m;
-        vm.expectEmit(address(vault));
-        emit Events.InstrumentLeafDisproven(epoch, call_, InstrumentVector.FIELD_NOT_IN_MARKET);
-        vm.prank(dave);
-        dis.disputeInstrument(c);
-        _assertFraud(epoch);
+        _disputeExpectingField(c, InstrumentVector.FIELD_NOT_IN_MARKET);
     }
 
     /* scan ranges */
