@@ -58,6 +58,8 @@ __all__ = [
     "hash_params",
     "hash_vector",
     "PublishedInputs",
+    "inputs_hash_from",
+    "market_hash_from",
     "market_hash_of",
     "published_inputs",
     "returns_hash",
@@ -608,12 +610,25 @@ def market_hash_of(
     keccak256(abi.encode(market)), keccak256(abi.encode(params)),
     keccak256(abi.encode(rangeParams))))``, as ``InstrumentDisputeModule`` recomputes it
     (``snapshot_hash``: the published JSON's)."""
-    return keccak(
-        snapshot_hash
-        + keccak(market.encode())
-        + keccak(params.encode())
-        + keccak(range_params.encode())
+    return market_hash_from(
+        snapshot_hash,
+        keccak(market.encode()),
+        keccak(params.encode()),
+        keccak(range_params.encode()),
     )
+
+
+def market_hash_from(
+    snapshot_hash: bytes, market_hash: bytes, vector_params_hash: bytes, range_params_hash: bytes
+) -> bytes:
+    """:func:`market_hash_of` from the four hashes it is over."""
+    return keccak(snapshot_hash + market_hash + vector_params_hash + range_params_hash)
+
+
+def inputs_hash_from(params_hash: bytes, token_vectors_hash: bytes, market_hash: bytes) -> bytes:
+    """The header's ``inputsHash``: ``keccak256(abi.encode(paramsHash, tokenVectorsHash,
+    marketHash))``, ``tokenVectorsHash`` the hash of the token rows' hashes in order."""
+    return keccak(params_hash + token_vectors_hash + market_hash)
 
 
 def _hex(b: bytes) -> str:
@@ -692,13 +707,13 @@ class PublishedInputs:
             raise AttestationError(f"published dispute inputs unreadable: {exc}") from exc
 
     def market_hash(self) -> bytes:
-        return keccak(
-            self.snapshot_hash
-            + keccak(abi_encode([MARKET_INPUTS_ABI], [self.market]))
-            + self.vector_params_hash
-            + self.range_params_hash
+        return market_hash_from(
+            self.snapshot_hash,
+            keccak(abi_encode([MARKET_INPUTS_ABI], [self.market])),
+            self.vector_params_hash,
+            self.range_params_hash,
         )
 
     def inputs_hash(self) -> bytes:
-        """The header's ``inputsHash`` these inputs give (``keeper/epoch_build.py:inputs_hash``)."""
-        return keccak(self.params_hash + self.token_vectors_hash + self.market_hash())
+        """The header's ``inputsHash`` these inputs give."""
+        return inputs_hash_from(self.params_hash, self.token_vectors_hash, self.market_hash())

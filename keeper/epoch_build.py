@@ -83,6 +83,7 @@ from keeper.dispute_encoding import (
     RangeParamsWad,
     VectorParamsWad,
     hash_params,
+    inputs_hash_from,
     market_hash_of,
     published_inputs,
     vector_hashes,
@@ -336,7 +337,7 @@ def inputs_hash(
 ) -> bytes:
     """``keccak256(abi.encode(paramsHash, keccak256(abi.encodePacked(tokenVectorHashes)),
     marketHash))``, as ``DisputeModule.disputeAccount`` checks it."""
-    return keccak(params_hash + keccak(b"".join(token_vector_hashes)) + market_hash)
+    return inputs_hash_from(params_hash, keccak(b"".join(token_vector_hashes)), market_hash)
 
 
 def snapshot_hash(market: MarketState) -> bytes:

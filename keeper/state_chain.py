@@ -218,11 +218,11 @@ class StateChainBook:
             else:
                 self.collateral[token] = d.new_a
 
-    def apply_event(self, topics: Sequence[str], data: str) -> tuple[StateDelta, ...]:
-        """Apply one vault event (raw ``eth_getLogs`` topics and data, hex strings) of this
-        subaccount; returns the deltas it makes, in order (none for an event that changes no
-        state)."""
-        ds = deltas_of_event(
+    def deltas_of(self, topics: Sequence[str], data: str) -> tuple[StateDelta, ...]:
+        """The deltas one vault event (raw ``eth_getLogs`` topics and data, hex strings) of
+        this subaccount makes from the running state, in order, not applied (none for an
+        event that changes no state)."""
+        return deltas_of_event(
             self.cash,
             (self.cum_lo, self.cum_hi),
             lambda i: self.positions.get(i, (0, 0)),
@@ -230,6 +230,11 @@ class StateChainBook:
             topics,
             data,
         )
+
+    def apply_event(self, topics: Sequence[str], data: str) -> tuple[StateDelta, ...]:
+        """Apply one vault event (raw topics and data) of this subaccount; returns the deltas
+        it makes, in order (:meth:`deltas_of`)."""
+        ds = self.deltas_of(topics, data)
         for d in ds:
             self.apply(d)
         return ds

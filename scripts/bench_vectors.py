@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import numba
 import numpy as np
@@ -36,20 +33,7 @@ from risk_engine import build_risk_arrays, load_params
 from risk_engine.bench import _blas_info
 from risk_engine.risk_arrays import RiskArrays
 from risk_engine.synthetic import synthetic_instruments, synthetic_market
-
-T = TypeVar("T")
-
-
-def best_of(repeat: int, fn: Callable[[], T]) -> tuple[float, T]:
-    """Best wall time in seconds of ``repeat`` calls, and the last result."""
-    best = float("inf")
-    result: T | None = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    assert result is not None
-    return best, result
+from scripts.bench_merkle import best_of
 
 
 def universe(seed: int, strikes: int) -> RiskArrays:
@@ -87,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     def reference() -> tuple[bytes, ...]:
         return tuple(hash_vector(RiskVectorWad.from_arrays(arrays, i)) for i in range(n))
 
-    old, want = best_of(args.repeat_reference, reference)
-    new, got = best_of(args.repeat, lambda: vector_hashes(arrays, n))
+    old_ms, want = best_of(args.repeat_reference, reference)
+    new_ms, got = best_of(args.repeat, lambda: vector_hashes(arrays, n))
+    old, new = old_ms / 1e3, new_ms / 1e3
     if got != want:
         raise SystemExit("the column-wise hashes differ from the per-row reference")
     print()

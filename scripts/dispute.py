@@ -37,14 +37,18 @@ from keeper.chain import AccountState, ChainAdapter, ChainSnapshot
 from keeper.dispute_encoding import (
     MARKET_INPUTS_ABI,
     AggregationParamsWad,
+    MarketInputsWad,
     PublishedInputs,
+    RangeParamsWad,
     RiskVectorWad,
+    VectorParamsWad,
     hash_vector,
 )
 from keeper.eip712 import Epoch
 from keeper.epoch_build import (
     DEFAULT_FUNDING_RULE,
     DEFAULT_TOKEN_UNDERLYINGS,
+    DisputeCommitments,
     EpochBuild,
     account_cash,
     chain_inputs,
@@ -58,7 +62,6 @@ from keeper.state_chain import (
     CommittedState,
     StateChainBook,
     StateDelta,
-    deltas_of_event,
     seq_of,
 )
 from risk_engine import RiskParams
@@ -212,17 +215,8 @@ def instrument_claim(
     recomputation's (a vector the quorum did not publish cannot be passed: docs/security.md
     §1), the committed market inputs and parameters, and the posted ``header``'s funding
     updates. Raises :class:`CliError`."""
-    commit, arrays = build.commitments, build.arrays
-    if (
-        commit is None
-        or commit.market_inputs is None
-        or commit.vector_params is None
-        or commit.range_params is None
-    ):
-        raise CliError(
-            f"epoch {epoch} was recomputed without dispute commitments: the vault's "
-            "challenge window was off at its snapshot block"
-        )
+    commit, market, vparams, rparams = _commitments(build, epoch)
+    arrays = build.arrays
     if arrays is None:
         raise CliError("the recomputation kept no risk arrays")
     index = {leaf.instrument: j for j, leaf in enumerate(build.instrument_leaves)}
@@ -240,32 +234,36 @@ def instrument_claim(
         posted.to_abi(),
         list(proof),
         vector.to_abi(),
-        commit.market_inputs.to_abi(),
-        commit.vector_params.to_abi(),
+        market.to_abi(),
+        vparams.to_abi(),
         commit.snapshot_hash,
         AggregationParamsWad.from_arrays(arrays).to_abi(),
         keccak(b"".join(commit.token_vector_hashes)),
-        keccak(commit.range_params.encode()),
+        keccak(rparams.encode()),
         [f.to_abi() for f in header.funding],
     )
+
+
+def _commitments(
+    build: EpochBuild, epoch: int
+) -> tuple[DisputeCommitments, MarketInputsWad, VectorParamsWad, RangeParamsWad]:
+    """The dispute commitments of the recomputation ``build`` of ``epoch``, with the market
+    inputs and parameters they hash; :class:`CliError` when it made none (the vault's
+    challenge window was off at its snapshot block)."""
+    c = build.commitments
+    if c is None or c.market_inputs is None or c.vector_params is None or c.range_params is None:
+        raise CliError(
+            f"epoch {epoch} was recomputed without dispute commitments: the vault's "
+            "challenge window was off at its snapshot block"
+        )
+    return c, c.market_inputs, c.vector_params, c.range_params
 
 
 def range_claim(build: EpochBuild, epoch: int, underlying: int) -> tuple[Any, ...]:
     """``disputeRange``'s ``RangeClaim`` tuple for engine underlying ``underlying`` (its index)
     from the recomputation ``build`` of ``epoch``: its returns, the committed market inputs
     and parameters. Raises :class:`CliError`."""
-    commit = build.commitments
-    if (
-        commit is None
-        or commit.market_inputs is None
-        or commit.vector_params is None
-        or commit.range_params is None
-    ):
-        raise CliError(
-            f"epoch {epoch} was recomputed without dispute commitments: the vault's "
-            "challenge window was off at its snapshot block"
-        )
-    market = commit.market_inputs
+    commit, market, vparams, rparams = _commitments(build, epoch)
     if not 0 <= underlying < len(market.underlyings):
         raise CliError(f"epoch {epoch} has no underlying {underlying}")
     return (
@@ -273,8 +271,8 @@ def range_claim(build: EpochBuild, epoch: int, underlying: int) -> tuple[Any, ..
         underlying,
         list(market.returns[underlying]),
         market.to_abi(),
-        keccak(commit.vector_params.encode()),
-        commit.range_params.to_abi(),
+        keccak(vparams.encode()),
+        rparams.to_abi(),
         commit.snapshot_hash,
         commit.params_hash,
         keccak(b"".join(commit.token_vector_hashes)),
@@ -300,34 +298,30 @@ def _deltas_since(
 ) -> list[StateDelta]:
     """The vault's deltas of ``account`` after ``block``, folded into ``book`` (which must
     then reach the live word: checked)."""
-    logs = session.w3.eth.get_logs(
-        {
-            "address": to_checksum_address(session.deployment.vault),
-            "fromBlock": block + 1,
-            "toBlock": "latest",
-            "topics": [list(STATE_CHAIN_TOPICS), "0x" + account.to_bytes(32, "big").hex()],
-        }
-    )
     book.deltas = []
-    for e in logs:
-        topics = ["0x" + bytes(t).hex() for t in e["topics"]]
-        book.apply_event(topics, "0x" + bytes(e["data"]).hex())
+    for topics, data in _history(session, account, block + 1):
+        book.apply_event(topics, data)
+    _require_live(session, account, book)
+    return list(book.deltas)
+
+
+def _require_live(session: Session, account: int, book: StateChainBook) -> None:
+    """``book``, rebuilt from the logs, has reached the vault's live word of ``account``."""
     live = bytes(session.vault.functions.stateChain(account).call())
     if book.word != live:
         raise CliError(
             f"subaccount {account}'s state chain rebuilt from the logs (0x{book.word.hex()}) is "
             f"not the vault's (0x{live.hex()}): the node's logs are incomplete"
         )
-    return list(book.deltas)
 
 
-def _history(session: Session, account: int) -> list[tuple[list[str], str]]:
-    """The vault's state-changing events of ``account`` since the deployment block (raw
-    topics and data, chain order)."""
+def _history(session: Session, account: int, from_block: int) -> list[tuple[list[str], str]]:
+    """The vault's state-changing events of ``account`` from ``from_block`` (raw topics and
+    data, chain order)."""
     logs = session.w3.eth.get_logs(
         {
             "address": to_checksum_address(session.deployment.vault),
-            "fromBlock": session.deployment.block,
+            "fromBlock": from_block,
             "toBlock": "latest",
             "topics": [list(STATE_CHAIN_TOPICS), "0x" + account.to_bytes(32, "big").hex()],
         }
@@ -347,27 +341,14 @@ def state_claim(session: Session, f: Finding) -> tuple[Any, ...] | None:
     seq = seq_of(f.posted.state_word)
     book = StateChainBook()
     at: tuple[int, bytes, CommittedState] | None = None
-    for topics, data in _history(session, account):
-        ds = deltas_of_event(
-            book.cash,
-            (book.cum_lo, book.cum_hi),
-            lambda i: book.positions.get(i, (0, 0)),
-            lambda t: book.collateral.get(t, 0),
-            topics,
-            data,
-        )
-        for d in ds:
+    for topics, data in _history(session, account, session.deployment.block):
+        for d in book.deltas_of(topics, data):  # marked between two deltas of one event too
             if book.seq == seq and at is None:
                 at = book.mark()
             book.apply(d)
     if book.seq == seq and at is None:
         at = book.mark()
-    live = bytes(session.vault.functions.stateChain(account).call())
-    if book.word != live:
-        raise CliError(
-            f"subaccount {account}'s state chain rebuilt from the logs (0x{book.word.hex()}) is "
-            f"not the vault's (0x{live.hex()}): the node's logs are incomplete"
-        )
+    _require_live(session, account, book)
     if at is None:  # a sequence number beyond the live one: no proof needed
         empty = CommittedState(0, (), (), 0, 0)
         return (f.epoch, f.posted.to_abi(), list(f.proof), bytes(24), empty.to_abi(), [])
@@ -431,12 +412,7 @@ def account_claim(session: Session, api: KeeperApi, f: Finding) -> tuple[Any, ..
             else amount // 10 ** (t.decimals - 18)
         )
         vectors.append(RiskVectorWad.from_arrays(arrays, len(inputs.live) + k).to_abi())
-    commit = f.build.commitments
-    if commit is None:
-        raise CliError(
-            f"epoch {f.epoch} was recomputed without dispute commitments: the vault's "
-            "challenge window was off at its snapshot block"
-        )
+    commit = _commitments(f.build, f.epoch)[0]
     deltas = _deltas_since(session, account, book, f.header.snapshot_block)
     return (
         f.epoch,

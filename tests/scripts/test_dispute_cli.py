@@ -57,6 +57,14 @@ def _pm(ce: CliEnv, where: Path, url: str, *args: str, **kw: Any) -> Result:
     return ce.ok_at(where, url, *args, **kw)
 
 
+def _assert_proven(vault: Any, epoch: int) -> None:
+    """The fraud in ``epoch`` is declared: safe mode, and half the 150 USDC bond is the
+    watcher's."""
+    assert vault.functions.isSafeMode().call()
+    assert vault.functions.fraudState().call()[0] == epoch
+    assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
+
+
 def _open_books(cli_env: CliEnv, where: Path, kp: KeeperHandle, tmp_path: Path) -> Any:
     """The window on, the signer's bond posted, a maker (WETH and cash) short 1 ETH-PERP to a
     taker, two epochs mined; the vault contract."""
@@ -143,9 +151,7 @@ def test_honest_instrument_leaves_and_ranges_are_judged_honest_and_a_low_loss_is
     r = _pm(cli_env, where, kp.url, "dispute", "--epoch", str(bad), key=WATCHER)
     assert "instrument " in r.out and "'s leaf differs" in r.out, r.out
     assert "fraud proven" in r.out, r.out
-    assert vault.functions.isSafeMode().call()
-    assert vault.functions.fraudState().call()[0] == bad
-    assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
+    _assert_proven(vault, bad)
 
 
 def test_a_watcher_proves_an_inflated_equity_and_a_rotated_set_restores(
@@ -265,9 +271,7 @@ def test_a_lowered_scan_range_is_proven_from_the_published_inputs(
     r = _pm(cli_env, where, kp.url, "dispute", "--epoch", str(bad), key=WATCHER)
     assert "differ from this recomputation's in: market inputs" in r.out, r.out
     assert "scan range of" in r.out and "fraud proven" in r.out, r.out
-    assert vault.functions.isSafeMode().call()
-    assert vault.functions.fraudState().call()[0] == bad
-    assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
+    _assert_proven(vault, bad)
 
 
 def test_a_state_word_the_account_never_had_is_proven(
@@ -305,6 +309,4 @@ def test_a_state_word_the_account_never_had_is_proven(
     r = _pm(cli_env, where, kp.url, "dispute", "--epoch", str(bad), key=WATCHER)
     assert f"subaccount {maker}'s leaf names state word 0x{'5a' * 24}" in r.out, r.out
     assert "which the account never had" in r.out and "fraud proven" in r.out, r.out
-    assert vault.functions.isSafeMode().call()
-    assert vault.functions.fraudState().call()[0] == bad
-    assert vault.functions.payoutOf(WATCHER.address).call() == 75 * WAD
+    _assert_proven(vault, bad)

@@ -996,6 +996,7 @@ def _perp_world(m: Market) -> dict[str, Any]:
         MarketInputsWad,
         RangeParamsWad,
         VectorParamsWad,
+        inputs_hash_from,
         market_hash_of,
     )
     from risk_engine import build_risk_arrays, load_params
@@ -1030,7 +1031,7 @@ def _perp_world(m: Market) -> dict[str, Any]:
     header = m.header(
         [m.leaf(m.alice, equity=0, im=0, mm=0), leaf, CALL_LEAF], funding=(FundingUpdate(1, 0),)
     )
-    m.post(dataclasses.replace(header, inputs_hash=keccak(hash_params(agg) + tokens + mh)))
+    m.post(dataclasses.replace(header, inputs_hash=inputs_hash_from(hash_params(agg), tokens, mh)))
     assert m.tree is not None
     return {
         "leaf": leaf,
@@ -1044,12 +1045,13 @@ def _perp_world(m: Market) -> dict[str, Any]:
     }
 
 
-@scenario("InstrumentLeafIsHonest")
-def _(m: Market) -> Result:
-    """The chain's recomputation of the perp's vector agrees with the engine's."""
-    p = _perp_world(m)
+def _instrument_claim(
+    m: Market, p: dict[str, Any], funding: list[tuple[int, int]]
+) -> tuple[Any, ...]:
+    """``disputeInstrument``'s claim for the perp's leaf of :func:`_perp_world`'s epoch, with
+    ``funding`` as the header's funding updates."""
     assert m.tree is not None
-    claim = (
+    return (
         m.epoch,
         p["leaf"].to_abi(),
         list(m.tree.proof(p["leaf"])),
@@ -1060,8 +1062,14 @@ def _(m: Market) -> Result:
         p["agg"].to_abi(),
         p["tokens"],
         keccak(p["rparams"].encode()),
-        [(1, 0)],
+        funding,
     )
+
+
+@scenario("InstrumentLeafIsHonest")
+def _(m: Market) -> Result:
+    """The chain's recomputation of the perp's vector agrees with the engine's."""
+    claim = _instrument_claim(m, _perp_world(m), [(1, 0)])
     r = m.revert_of(m.vault.functions.disputeInstrument(claim), m.bob)
     return r, {"instrument": 1}
 
@@ -1069,21 +1077,7 @@ def _(m: Market) -> Result:
 @scenario("FundingListMismatch")
 def _(m: Market) -> Result:
     """The claim's funding updates are not the header's (it posted the perp's index 0)."""
-    p = _perp_world(m)
-    assert m.tree is not None
-    claim = (
-        m.epoch,
-        p["leaf"].to_abi(),
-        list(m.tree.proof(p["leaf"])),
-        p["vec"].to_abi(),
-        p["market"].to_abi(),
-        p["vparams"].to_abi(),
-        p["snapshot"],
-        p["agg"].to_abi(),
-        p["tokens"],
-        keccak(p["rparams"].encode()),
-        [(1, 7)],
-    )
+    claim = _instrument_claim(m, _perp_world(m), [(1, 7)])
     r = m.revert_of(m.vault.functions.disputeInstrument(claim), m.bob)
     return r, {"epoch": m.epoch}
 
